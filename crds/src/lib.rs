@@ -1,0 +1,1 @@
+//! The `FirewallRuleset` custom resource.

@@ -1,0 +1,24 @@
+//! # linx-netfilter
+//!
+//! nf_tables rulesets as plain Rust values, and the netlink transport that
+//! moves them in and out of the kernel — in any network namespace, without
+//! moving the rest of the process.
+//!
+//! ```no_run
+//! use linx_netfilter::{Netns, Socket};
+//! let mut sock = Socket::open(&"/run/netns/pod1".parse::<Netns>().unwrap())?;
+//! let generation = sock.generation()?;
+//! println!("ruleset generation {}", generation.id);
+//! # Ok::<(), linx_netfilter::Error>(())
+//! ```
+
+pub mod error;
+pub mod netlink;
+pub mod netns;
+pub mod sys;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{BatchFailure, DecodeError, Error, MessageFailure, Result};
+pub use netlink::{Batch, Generation, Socket};
+pub use netns::Netns;

@@ -1,0 +1,12 @@
+//! The netlink transport: framing, a namespace-bound socket, batches.
+
+pub mod attr;
+mod batch;
+pub mod describe;
+pub mod msg;
+mod socket;
+
+pub use attr::{Attr, Attrs, Writer};
+pub use batch::Batch;
+pub use msg::{KernelError, Msg, Msgs};
+pub use socket::{Dump, Generation, Socket};

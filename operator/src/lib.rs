@@ -1,0 +1,1 @@
+//! The cluster-level operator that validates FirewallRulesets.
