@@ -13,12 +13,18 @@
 //! ```
 
 pub mod error;
+pub mod expr;
+pub mod model;
 pub mod netlink;
 pub mod netns;
+pub mod object;
 pub mod sys;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use error::{BatchFailure, DecodeError, Error, MessageFailure, Result};
+pub use model::{
+    Chain, Element, Family, Flowtable, Hook, Object, Rule, Ruleset, Set, Table, Userdata,
+};
 pub use netlink::{Batch, Generation, Socket};
 pub use netns::Netns;

@@ -1,0 +1,177 @@
+//! Kernel expressions: one module per expression, each a typed struct that
+//! decodes the kernel's attributes and re-encodes them byte for byte.
+//!
+//! Field order in each struct is the order the kernel dumps attributes in,
+//! so `encode(decode(bytes)) == bytes`; attributes unknown here are kept in
+//! `unknown` and written back unchanged, and an expression whose name is
+//! unknown here is kept whole as [`Expr::Unknown`].
+
+mod data;
+mod value;
+
+pub use data::{Data, Verdict};
+pub use value::{for_each_attr, AttrValue, Bytes, RawAttr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::DecodeError;
+use crate::netlink::{Attr, Attrs, Writer};
+use crate::sys::*;
+
+macro_rules! expressions {
+    ( $( $(#[$m:meta])* $variant:ident ( $module:ident :: $ty:ident ) = $name:literal ),+ $(,)? ) => {
+        $( pub mod $module; )+
+
+        /// One kernel expression.
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum Expr {
+            $( $(#[$m])* $variant($module::$ty), )+
+            /// An expression this code does not know: its name and the raw
+            /// payload of its `NFTA_EXPR_DATA` (absent when the kernel sent none).
+            Unknown { name: String, data: Option<Bytes> },
+        }
+
+        impl Expr {
+            /// The kernel's name for this expression (`payload`, `cmp`, ...).
+            pub fn name(&self) -> &str {
+                match self {
+                    $( Expr::$variant(_) => $name, )+
+                    Expr::Unknown { name, .. } => name,
+                }
+            }
+
+            fn encode_data(&self, w: &mut Writer) {
+                match self {
+                    $( Expr::$variant(e) => {
+                        let start = w.begin_nest(NFTA_EXPR_DATA);
+                        e.encode_attrs(w);
+                        w.end_nest(start);
+                    } )+
+                    Expr::Unknown { data, .. } => {
+                        if let Some(d) = data {
+                            w.put(NFTA_EXPR_DATA, &d.0);
+                        }
+                    }
+                }
+            }
+
+            fn decode_data(name: &str, data: Option<Attr<'_>>) -> Result<Self, DecodeError> {
+                let attrs = data.map(|d| d.nested()).unwrap_or_else(|| Attrs::new(&[]));
+                Ok(match name {
+                    $( $name if data.is_some() || NO_DATA.contains(&$name) => Expr::$variant($module::$ty::decode_attrs(attrs)?), )+
+                    _ => Expr::Unknown { name: name.to_owned(), data: data.map(|d| Bytes(d.payload().to_vec())) },
+                })
+            }
+        }
+
+        $( impl From<$module::$ty> for Expr {
+            fn from(e: $module::$ty) -> Self { Expr::$variant(e) }
+        } )+
+    };
+}
+
+/// Expressions the kernel dumps without an `NFTA_EXPR_DATA` nest.
+const NO_DATA: &[&str] = &["notrack"];
+
+expressions! {
+    Immediate(immediate::Immediate) = "immediate",
+    Cmp(cmp::Cmp) = "cmp",
+    Payload(payload::Payload) = "payload",
+    Meta(meta::Meta) = "meta",
+    Bitwise(bitwise::Bitwise) = "bitwise",
+    Lookup(lookup::Lookup) = "lookup",
+    Counter(counter::Counter) = "counter",
+}
+
+impl Expr {
+    /// Writes this expression as one `NFTA_LIST_ELEM`.
+    pub fn encode(&self, w: &mut Writer) {
+        let start = w.begin_nest(NFTA_LIST_ELEM);
+        self.encode_body(w);
+        w.end_nest(start);
+    }
+
+    /// Writes `NFTA_EXPR_NAME` and `NFTA_EXPR_DATA` (no enclosing nest).
+    pub fn encode_body(&self, w: &mut Writer) {
+        w.put_str(NFTA_EXPR_NAME, self.name());
+        if !(NO_DATA.contains(&self.name()) && self.is_empty_data()) {
+            self.encode_data(w);
+        }
+    }
+
+    fn is_empty_data(&self) -> bool {
+        let mut w = Writer::new();
+        self.encode_data(&mut w);
+        w.len() <= 4
+    }
+
+    /// Reads `NFTA_EXPR_NAME` / `NFTA_EXPR_DATA` from one expression nest.
+    pub fn decode_body(attrs: Attrs<'_>) -> Result<Self, DecodeError> {
+        let (mut name, mut data) = (None, None);
+        for a in attrs {
+            let a = a?;
+            match a.kind() {
+                NFTA_EXPR_NAME => name = Some(a.str()?),
+                NFTA_EXPR_DATA => data = Some(a),
+                _ => {}
+            }
+        }
+        let name = name.ok_or(DecodeError::Missing {
+            object: "expression",
+            attr: "NFTA_EXPR_NAME",
+        })?;
+        Expr::decode_data(name, data)
+    }
+}
+
+/// Writes a list of expressions as consecutive `NFTA_LIST_ELEM`s.
+pub fn encode_list(exprs: &[Expr], w: &mut Writer) {
+    for e in exprs {
+        e.encode(w);
+    }
+}
+
+/// Reads consecutive `NFTA_LIST_ELEM`s.
+pub fn decode_list(attrs: Attrs<'_>) -> Result<Vec<Expr>, DecodeError> {
+    let mut out = Vec::new();
+    for a in attrs {
+        let a = a?;
+        if a.kind() != NFTA_LIST_ELEM {
+            return Err(DecodeError::Invalid {
+                object: "expression list",
+                field: "attribute type",
+                value: a.kind() as u64,
+            });
+        }
+        out.push(Expr::decode_body(a.nested())?);
+    }
+    Ok(out)
+}
+
+/// A nest holding a list of expressions (rules, dynset, set expressions).
+impl AttrValue for Vec<Expr> {
+    fn encode(&self, ty: u16, w: &mut Writer) {
+        let start = w.begin_nest(ty);
+        encode_list(self, w);
+        w.end_nest(start);
+    }
+    fn decode(a: &Attr<'_>) -> Result<Self, DecodeError> {
+        decode_list(a.nested())
+    }
+}
+
+/// A nest holding one expression's name and data (`NFTA_DYNSET_EXPR`, ...).
+impl AttrValue for Box<Expr> {
+    fn encode(&self, ty: u16, w: &mut Writer) {
+        let start = w.begin_nest(ty);
+        self.encode_body(w);
+        w.end_nest(start);
+    }
+    fn decode(a: &Attr<'_>) -> Result<Self, DecodeError> {
+        Expr::decode_body(a.nested()).map(Box::new)
+    }
+}
+
+#[cfg(test)]
+mod tests;

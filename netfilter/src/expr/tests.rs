@@ -1,0 +1,77 @@
+use super::*;
+use crate::netlink::Attrs;
+
+fn roundtrip(exprs: &[Expr]) {
+    let mut w = Writer::new();
+    encode_list(exprs, &mut w);
+    let back = decode_list(Attrs::new(w.as_bytes())).unwrap();
+    assert_eq!(back, exprs);
+    let mut w2 = Writer::new();
+    encode_list(&back, &mut w2);
+    assert_eq!(w.as_bytes(), w2.as_bytes());
+}
+
+#[test]
+fn accept_encodes_as_nft_sends_it() {
+    let e: Expr = immediate::Immediate {
+        dreg: Some(NFT_REG_VERDICT),
+        data: Some(Data::Verdict(Verdict::Accept)),
+        ..Default::default()
+    }
+    .into();
+    let mut w = Writer::new();
+    e.encode(&mut w);
+    // LIST_ELEM { NAME "immediate", DATA { DREG 0, DATA { VERDICT { CODE 1 } } } }
+    let want: &[u8] = &[
+        0x30, 0x00, 0x01, 0x00, // list elem, 48 bytes
+        0x0e, 0x00, 0x01, 0x00, b'i', b'm', b'm', b'e', b'd', b'i', b'a', b't', b'e', 0, 0,
+        0, // name
+        0x1c, 0x00, 0x02, 0x00, // data
+        0x08, 0x00, 0x01, 0x00, 0, 0, 0, 0, // dreg 0
+        0x10, 0x00, 0x02, 0x00, // immediate data
+        0x0c, 0x00, 0x02, 0x00, // verdict
+        0x08, 0x00, 0x01, 0x00, 0, 0, 0, 1, // code accept
+    ];
+    assert_eq!(w.as_bytes(), want);
+    roundtrip(&[e]);
+}
+
+#[test]
+fn unknown_expressions_and_attributes_survive() {
+    let mut w = Writer::new();
+    w.nest(NFTA_LIST_ELEM, |w| {
+        w.put_str(NFTA_EXPR_NAME, "frobnicate");
+        w.nest(NFTA_EXPR_DATA, |w| w.put_u32_be(1, 42));
+    });
+    w.nest(NFTA_LIST_ELEM, |w| {
+        w.put_str(NFTA_EXPR_NAME, "counter");
+        w.nest(NFTA_EXPR_DATA, |w| {
+            w.put_u64_be(NFTA_COUNTER_BYTES, 1);
+            w.put_u64_be(NFTA_COUNTER_PACKETS, 2);
+            w.put_u32_be(77, 9);
+        });
+    });
+    let exprs = decode_list(Attrs::new(w.as_bytes())).unwrap();
+    assert!(matches!(&exprs[0], Expr::Unknown { name, .. } if name == "frobnicate"));
+    let Expr::Counter(c) = &exprs[1] else {
+        panic!()
+    };
+    assert_eq!((c.bytes, c.packets, c.unknown.len()), (Some(1), Some(2), 1));
+    let mut again = Writer::new();
+    encode_list(&exprs, &mut again);
+    assert_eq!(again.as_bytes(), w.as_bytes());
+}
+
+#[test]
+fn malformed_expression_is_an_error() {
+    let mut w = Writer::new();
+    w.nest(NFTA_LIST_ELEM, |w| {
+        w.put_str(NFTA_EXPR_NAME, "cmp");
+        w.nest(NFTA_EXPR_DATA, |w| w.put_u16_be(NFTA_CMP_SREG, 1));
+    });
+    assert!(decode_list(Attrs::new(w.as_bytes())).is_err());
+    let bytes = w.as_bytes();
+    for cut in 0..bytes.len() {
+        let _ = decode_list(Attrs::new(&bytes[..cut]));
+    }
+}

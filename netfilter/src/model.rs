@@ -1,0 +1,350 @@
+//! A ruleset as plain values: tables → chains → ordered rules, plus sets
+//! and maps with their elements, named objects and flowtables.
+//!
+//! The kernel's answer decodes into these same types, so a pulled value
+//! and a built one compare with `==`. Kernel-assigned facts (handles, the
+//! owner's port id) are kept for information and ignored when pushing.
+
+use serde::{Deserialize, Serialize};
+
+use crate::expr::{Bytes, Data, Expr, RawAttr};
+use crate::sys::*;
+
+crate::kernel_enum! {
+    /// Address family of a table (`NFPROTO_*`).
+    pub enum Family: u8 {
+        Inet = NFPROTO_INET,
+        Ip = NFPROTO_IPV4,
+        Arp = NFPROTO_ARP,
+        Netdev = NFPROTO_NETDEV,
+        Bridge = NFPROTO_BRIDGE,
+        Ip6 = NFPROTO_IPV6,
+    }
+}
+
+impl Family {
+    /// nft's name for the family.
+    pub fn name(self) -> &'static str {
+        crate::netlink::describe::family_name(self.into())
+    }
+}
+
+/// A whole ruleset, or the part of it that names some tables.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ruleset {
+    #[serde(default)]
+    pub tables: Vec<Table>,
+}
+
+/// Userdata TLV types nft uses for comments (type 0 for tables, chains,
+/// rules, objects and elements; sets use 7).
+pub const UDATA_COMMENT: u8 = 0;
+pub const UDATA_SET_COMMENT: u8 = 7;
+
+/// nft's userdata: a list of one-byte-type, one-byte-length values.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Userdata(pub Bytes);
+
+impl Userdata {
+    /// Userdata holding one comment TLV of type `ty` (the NUL counted, as nft does).
+    pub fn with_comment(ty: u8, comment: &str) -> Self {
+        let mut v = Vec::with_capacity(comment.len() + 3);
+        v.push(ty);
+        v.push((comment.len() + 1).min(255) as u8);
+        v.extend_from_slice(&comment.as_bytes()[..comment.len().min(254)]);
+        v.push(0);
+        Userdata(Bytes(v))
+    }
+    /// Iterates the (type, value) pairs; stops at a malformed one.
+    pub fn tlvs(&self) -> impl Iterator<Item = (u8, &[u8])> {
+        let b = &self.0 .0;
+        let mut i = 0;
+        std::iter::from_fn(move || {
+            let ty = *b.get(i)?;
+            let len = *b.get(i + 1)? as usize;
+            let v = b.get(i + 2..i + 2 + len)?;
+            i += 2 + len;
+            Some((ty, v))
+        })
+    }
+    /// The comment stored under TLV type `ty`, without its NUL.
+    pub fn comment(&self, ty: u8) -> Option<&str> {
+        let (_, v) = self.tlvs().find(|(t, _)| *t == ty)?;
+        std::str::from_utf8(v.strip_suffix(&[0]).unwrap_or(v)).ok()
+    }
+}
+
+/// A table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Table {
+    pub family: Family,
+    pub name: String,
+    /// `NFT_TABLE_F_*`: dormant 0x1, owner 0x2, persist 0x4.
+    #[serde(default)]
+    pub flags: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userdata: Option<Userdata>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chains: Vec<Chain>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sets: Vec<Set>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<Object>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flowtables: Vec<Flowtable>,
+    /// Kernel-assigned; ignored when pushing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<u64>,
+    /// Netlink port id of the owning socket, for owned tables (kernel's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<RawAttr>,
+}
+
+impl Table {
+    pub fn new(family: Family, name: impl Into<String>) -> Self {
+        Table {
+            family,
+            name: name.into(),
+            flags: 0,
+            userdata: None,
+            chains: Vec::new(),
+            sets: Vec::new(),
+            objects: Vec::new(),
+            flowtables: Vec::new(),
+            handle: None,
+            owner: None,
+            unknown: Vec::new(),
+        }
+    }
+    pub fn comment(&self) -> Option<&str> {
+        self.userdata.as_ref()?.comment(UDATA_COMMENT)
+    }
+    pub fn chain(&self, name: &str) -> Option<&Chain> {
+        self.chains.iter().find(|c| c.name == name)
+    }
+    pub fn set(&self, name: &str) -> Option<&Set> {
+        self.sets.iter().find(|s| s.name == name)
+    }
+}
+
+/// Where a base chain attaches.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hook {
+    /// `NF_INET_*` / `NF_NETDEV_*` hook number.
+    pub num: u32,
+    pub priority: i32,
+    /// Devices (netdev family, and inet ingress).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
+    /// True when the kernel reported the device list with
+    /// `NFTA_HOOK_DEVS` rather than a single `NFTA_HOOK_DEV`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub device_list: bool,
+}
+
+/// A chain: regular, or a base chain when `hook` is set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chain {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook: Option<Hook>,
+    /// `filter`, `nat` or `route` (base chains).
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "type")]
+    pub chain_type: Option<String>,
+    /// `NF_ACCEPT` (1) or `NF_DROP` (0) (base chains).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<u32>,
+    /// `NFT_CHAIN_*` flags as the kernel reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flags: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userdata: Option<Userdata>,
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<RawAttr>,
+}
+
+impl Chain {
+    pub fn new(name: impl Into<String>) -> Self {
+        Chain {
+            name: name.into(),
+            hook: None,
+            chain_type: None,
+            policy: None,
+            flags: None,
+            userdata: None,
+            rules: Vec::new(),
+            handle: None,
+            unknown: Vec::new(),
+        }
+    }
+    pub fn comment(&self) -> Option<&str> {
+        self.userdata.as_ref()?.comment(UDATA_COMMENT)
+    }
+}
+
+/// A rule: expressions evaluated in order.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Rule {
+    pub exprs: Vec<Expr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userdata: Option<Userdata>,
+    /// Anonymous sets and maps this rule's expressions refer to (by the
+    /// kernel's `__set%d` / `__map%d` names); created with the rule.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sets: Vec<Set>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<RawAttr>,
+}
+
+impl Rule {
+    pub fn new(exprs: Vec<Expr>) -> Self {
+        Rule {
+            exprs,
+            userdata: None,
+            sets: Vec::new(),
+            handle: None,
+            unknown: Vec::new(),
+        }
+    }
+    pub fn comment(&self) -> Option<&str> {
+        self.userdata.as_ref()?.comment(UDATA_COMMENT)
+    }
+}
+
+/// Size hints and concatenation layout (`NFTA_SET_DESC`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SetDesc {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u32>,
+    /// Byte length of each field of a concatenated key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub concat: Vec<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<RawAttr>,
+}
+
+/// A set or a map (named, or anonymous inside a rule).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Set {
+    pub name: String,
+    /// `NFT_SET_*`: anonymous, constant, interval, map, timeout, eval, object, concat, expr.
+    #[serde(default)]
+    pub flags: u32,
+    pub key_type: u32,
+    pub key_len: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_type: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_len: Option<u32>,
+    /// For object maps: `NFT_OBJECT_*` of the values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub obj_type: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desc: Option<SetDesc>,
+    /// Default element timeout, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
+    /// Garbage collection interval, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gc_interval: Option<u32>,
+    /// nft's userdata: key/data byte order, `typeof` expressions, comment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userdata: Option<Userdata>,
+    /// Expressions attached to every element (`counter`, `limit`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exprs: Vec<Expr>,
+    #[serde(default)]
+    pub elements: Vec<Element>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<RawAttr>,
+}
+
+impl Set {
+    pub fn is_anonymous(&self) -> bool {
+        self.flags & NFT_SET_ANONYMOUS != 0
+    }
+    pub fn is_map(&self) -> bool {
+        self.flags & NFT_SET_MAP != 0
+    }
+    pub fn is_interval(&self) -> bool {
+        self.flags & NFT_SET_INTERVAL != 0
+    }
+}
+
+/// One element of a set or map.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Element {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Bytes>,
+    /// End of an interval (for interval sets using `NFTA_SET_ELEM_KEY_END`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_end: Option<Bytes>,
+    /// The mapped value (maps) or verdict (verdict maps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Data>,
+    /// Object name (object maps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objref: Option<String>,
+    /// `NFT_SET_ELEM_INTERVAL_END` (0x1), `NFT_SET_ELEM_CATCHALL` (0x2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flags: Option<u32>,
+    /// Milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
+    /// Milliseconds left (kernel state; ignored when comparing desired state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userdata: Option<Userdata>,
+    /// Per-element expressions (e.g. a counter).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exprs: Vec<Expr>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<RawAttr>,
+}
+
+/// A named stateful object: counter, quota, limit, ct helper, ...
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Object {
+    pub name: String,
+    /// `NFT_OBJECT_*`.
+    pub obj_type: u32,
+    /// The object's own attributes (`NFTA_OBJ_DATA`), decoded by type.
+    pub data: ObjectData,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userdata: Option<Userdata>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<RawAttr>,
+}
+
+/// The typed body of a named object. Filled in by `crate::object`.
+pub use crate::object::ObjectData;
+
+/// A flowtable (modelled; this kernel lacks them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flowtable {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook: Option<Hook>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flags: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<RawAttr>,
+}
