@@ -12,13 +12,20 @@
 //! # Ok::<(), linx_netfilter::Error>(())
 //! ```
 
+pub mod codec;
+pub mod diff;
 pub mod error;
 pub mod expr;
 pub mod model;
 pub mod netlink;
 pub mod netns;
 pub mod object;
+pub mod print;
+pub mod proto;
+pub mod pull;
+pub mod push;
 pub mod sys;
+pub mod syntax;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -1,0 +1,2 @@
+//! Model values <-> nf_tables netlink messages (tables, chains, rules,
+//! sets, elements, objects, flowtables).

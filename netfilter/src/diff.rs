@@ -1,0 +1,1 @@
+//! Diff: the minimal patch that turns one ruleset value into another.

@@ -1,0 +1,1 @@
+//! Values -> nft's own listing text (`nft list ruleset`).

@@ -1,0 +1,1 @@
+//! Pull: the kernel's ruleset (or some tables of it) into a value.

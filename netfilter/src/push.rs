@@ -1,0 +1,1 @@
+//! Push: a whole value into the kernel as one transaction.

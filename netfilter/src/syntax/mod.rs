@@ -1,0 +1,1 @@
+//! The nft language: lexer, parser, and compiler to kernel expressions.
