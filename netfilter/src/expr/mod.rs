@@ -7,6 +7,7 @@
 //! unknown here is kept whole as [`Expr::Unknown`].
 
 mod data;
+mod state;
 mod value;
 
 pub use data::{Data, Verdict};
