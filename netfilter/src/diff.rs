@@ -740,13 +740,10 @@ fn object_eq(a: &Object, b: &Object) -> bool {
         && object_data_without_state(&a.data) == object_data_without_state(&b.data)
 }
 
-/// An object's parameters without its runtime state (counter values).
+/// An object's parameters without its runtime state (counter values, quota use).
 fn object_data_without_state(d: &ObjectData) -> ObjectData {
     let mut d = d.clone();
-    if let ObjectData::Counter(c) = &mut d {
-        c.bytes = c.bytes.map(|_| 0);
-        c.packets = c.packets.map(|_| 0);
-    }
+    d.clear_state();
     d
 }
 
