@@ -138,6 +138,177 @@ impl Patch {
     pub fn len(&self) -> usize {
         self.ops.len()
     }
+
+    /// Applies the patch to a value in memory, as the kernel applies it.
+    /// `handles` gives the kernel handle of each added rule (by its
+    /// batch-local id, from the commit's echo); without one a rule keeps no
+    /// handle. Used to keep the kernel's state known after a push without
+    /// pulling it again.
+    pub fn apply_to(
+        &self,
+        value: &mut Ruleset,
+        handles: &HashMap<u32, u64>,
+    ) -> Result<(), ApplyError> {
+        for op in &self.ops {
+            apply_op(value, op, handles)?;
+        }
+        Ok(())
+    }
+}
+
+/// A patch that does not fit the value it is applied to.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("patch does not apply: {0}")]
+pub struct ApplyError(pub String);
+
+fn table_mut<'a>(
+    v: &'a mut Ruleset,
+    family: Family,
+    name: &str,
+) -> Result<&'a mut Table, ApplyError> {
+    v.tables
+        .iter_mut()
+        .find(|t| t.family == family && t.name == name)
+        .ok_or_else(|| ApplyError(format!("no table {} {name}", family.name())))
+}
+
+fn chain_mut<'a>(t: &'a mut Table, name: &str) -> Result<&'a mut Chain, ApplyError> {
+    let table = t.name.clone();
+    t.chains
+        .iter_mut()
+        .find(|c| c.name == name)
+        .ok_or_else(|| ApplyError(format!("no chain {name} in {table}")))
+}
+
+fn set_mut<'a>(t: &'a mut Table, name: &str) -> Result<&'a mut Set, ApplyError> {
+    let table = t.name.clone();
+    t.sets
+        .iter_mut()
+        .find(|s| s.name == name)
+        .ok_or_else(|| ApplyError(format!("no set {name} in {table}")))
+}
+
+fn apply_op(v: &mut Ruleset, op: &Op, handles: &HashMap<u32, u64>) -> Result<(), ApplyError> {
+    match op {
+        Op::AddTable { table } => v.tables.push(table.clone()),
+        Op::UpdateTable { table } => table_mut(v, table.family, &table.name)?.flags = table.flags,
+        Op::DeleteTable { family, name } => v
+            .tables
+            .retain(|t| !(t.family == *family && &t.name == name)),
+        Op::AddChain {
+            family,
+            table,
+            chain,
+        } => table_mut(v, *family, table)?.chains.push(chain.clone()),
+        Op::UpdateChain {
+            family,
+            table,
+            chain,
+        } => {
+            let c = chain_mut(table_mut(v, *family, table)?, &chain.name)?;
+            c.policy = chain.policy;
+        }
+        Op::DeleteChain {
+            family,
+            table,
+            name,
+        } => table_mut(v, *family, table)?
+            .chains
+            .retain(|c| &c.name != name),
+        Op::AddSet { family, table, set } => table_mut(v, *family, table)?.sets.push(set.clone()),
+        Op::DeleteSet {
+            family,
+            table,
+            name,
+        } => table_mut(v, *family, table)?
+            .sets
+            .retain(|s| &s.name != name),
+        Op::AddElements {
+            family,
+            table,
+            set,
+            elements,
+        } => set_mut(table_mut(v, *family, table)?, set)?
+            .elements
+            .extend(elements.iter().cloned()),
+        Op::DeleteElements {
+            family,
+            table,
+            set,
+            elements,
+        } => {
+            let s = set_mut(table_mut(v, *family, table)?, set)?;
+            let gone: HashSet<Cow<'_, Element>> = elements.iter().map(normalized_element).collect();
+            s.elements
+                .retain(|e| !gone.contains(&normalized_element(e)));
+        }
+        Op::AddObject {
+            family,
+            table,
+            object,
+        } => table_mut(v, *family, table)?.objects.push(object.clone()),
+        Op::DeleteObject {
+            family,
+            table,
+            name,
+            ..
+        } => table_mut(v, *family, table)?
+            .objects
+            .retain(|o| &o.name != name),
+        Op::AddFlowtable {
+            family,
+            table,
+            flowtable,
+        } => table_mut(v, *family, table)?
+            .flowtables
+            .push(flowtable.clone()),
+        Op::DeleteFlowtable {
+            family,
+            table,
+            name,
+        } => table_mut(v, *family, table)?
+            .flowtables
+            .retain(|f| &f.name != name),
+        Op::DeleteRule {
+            family,
+            table,
+            chain,
+            handle,
+        } => chain_mut(table_mut(v, *family, table)?, chain)?
+            .rules
+            .retain(|r| r.handle != Some(*handle)),
+        Op::AddRule {
+            family,
+            table,
+            chain,
+            rule,
+            position,
+            id,
+        } => {
+            let c = chain_mut(table_mut(v, *family, table)?, chain)?;
+            let new_handle = handles.get(id).copied();
+            let at = |h: u64| c.rules.iter().position(|r| r.handle == Some(h));
+            let index = match position {
+                Position::Append => c.rules.len(),
+                Position::After(h) => {
+                    at(*h).ok_or_else(|| ApplyError(format!("no rule handle {h} in {chain}")))? + 1
+                }
+                Position::Before(h) => {
+                    at(*h).ok_or_else(|| ApplyError(format!("no rule handle {h} in {chain}")))?
+                }
+                Position::AfterAdded(prev) => {
+                    let h = handles
+                        .get(prev)
+                        .ok_or_else(|| ApplyError(format!("no handle for added rule {prev}")))?;
+                    at(*h).ok_or_else(|| ApplyError(format!("no rule handle {h} in {chain}")))? + 1
+                }
+            };
+            let mut r = rule.clone();
+            r.handle = new_handle;
+            c.rules.insert(index, r);
+        }
+    }
+    Ok(())
 }
 
 /// Computes the patch that turns `current` into `desired`. Tables present

@@ -326,3 +326,61 @@ fn lcs_is_optimal_and_ordered_on_random_inputs() {
         }
     }
 }
+
+/// Strips what the kernel assigns, to compare values by intent.
+fn without_handles(mut v: Ruleset) -> Ruleset {
+    for t in &mut v.tables {
+        for c in &mut t.chains {
+            c.rules.iter_mut().for_each(|r| r.handle = None);
+        }
+    }
+    v
+}
+
+#[test]
+fn applying_the_patch_gives_the_desired_value() {
+    let mut cur = ruleset(vec![
+        with_handles(chain("a", (0..40).map(mark_rule).collect())),
+        with_handles(chain("gone", vec![mark_rule(1)])),
+    ]);
+    cur.tables[0].sets.push(ip_set("s", 10));
+    let mut want_rules: Vec<Rule> = (0..40).filter(|i| i % 7 != 3).map(mark_rule).collect();
+    want_rules.insert(0, mark_rule(1000));
+    want_rules.insert(5, mark_rule(1001));
+    want_rules.insert(6, mark_rule(1002));
+    want_rules.push(mark_rule(1003));
+    let mut want = ruleset(vec![
+        chain("a", want_rules),
+        chain("new", vec![mark_rule(7)]),
+    ]);
+    let mut s = ip_set("s", 12);
+    s.elements.remove(0);
+    want.tables[0].sets.push(s);
+    let p = diff(&cur, &want);
+    // Hand out handles as the kernel would, by added-rule id.
+    let handles: HashMap<u32, u64> = p
+        .ops
+        .iter()
+        .filter_map(|o| {
+            if let Op::AddRule { id, .. } = o {
+                Some((*id, 10_000 + *id as u64))
+            } else {
+                None
+            }
+        })
+        .collect();
+    let mut got = cur.clone();
+    p.apply_to(&mut got, &handles).unwrap();
+    let mut got_sorted = without_handles(got.clone());
+    let mut want_sorted = without_handles(want.clone());
+    for v in [&mut got_sorted, &mut want_sorted] {
+        for t in &mut v.tables {
+            for set in &mut t.sets {
+                set.elements.sort_by(|a, b| a.key.cmp(&b.key));
+            }
+        }
+    }
+    assert_eq!(got_sorted, want_sorted, "{p}");
+    // And now nothing is left to do.
+    assert!(diff(&got, &want).is_empty());
+}
