@@ -64,3 +64,10 @@ pub const NFT_MSG_DESTROYSETELEM: u32 = 30;
 pub const NFT_MSG_DESTROYOBJ: u32 = 31;
 pub const NFT_MSG_DESTROYFLOWTABLE: u32 = 32;
 pub const NFT_MSG_GETSETELEM_RESET: u32 = 33;
+
+// Set attributes added after Debian bookworm's headers (Linux 6.16+),
+// dumped by the kernel and refused on input.
+/// The set's backend (kernel's; never sent).
+pub const NFTA_SET_TYPE: u16 = 19;
+/// The number of elements in the set (kernel's; never sent).
+pub const NFTA_SET_COUNT: u16 = 20;
