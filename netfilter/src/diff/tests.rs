@@ -190,6 +190,8 @@ fn ip_set(name: &str, n: u32) -> Set {
             })
             .collect(),
         handle: None,
+        backend: None,
+        count: None,
         unknown: vec![],
     }
 }

@@ -72,3 +72,10 @@ pub const NFTA_INNER_TYPE: u16 = 2;
 pub const NFTA_INNER_FLAGS: u16 = 3;
 pub const NFTA_INNER_HDRSIZE: u16 = 4;
 pub const NFTA_INNER_EXPR: u16 = 5;
+
+// Set attributes added after Debian bookworm's headers (Linux 6.16+),
+// dumped by the kernel and refused on input.
+/// The set's backend (kernel's; never sent).
+pub const NFTA_SET_TYPE: u16 = 19;
+/// The number of elements in the set (kernel's; never sent).
+pub const NFTA_SET_COUNT: u16 = 20;
