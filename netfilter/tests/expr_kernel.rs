@@ -6,7 +6,7 @@
 //! re-encode byte for byte.
 
 use linx_netfilter::expr::bitwise::{Bitwise, BitwiseOp};
-use linx_netfilter::expr::inner::Inner;
+use linx_netfilter::expr::inner::{Inner, InnerType};
 use linx_netfilter::expr::last::Last;
 use linx_netfilter::expr::meta::{Meta, MetaKey};
 use linx_netfilter::expr::payload::{Payload, PayloadBase};
@@ -184,8 +184,8 @@ fn hand_made_forms_are_accepted_and_roundtrip() {
             IP,
             vec![Inner {
                 num: Some(0),
-                inner_type: Some(1), // NFT_INNER_VXLAN
-                flags: Some(0xf),    // HDRSIZE | LL | NH | TH
+                inner_type: Some(InnerType::Vxlan),
+                flags: Some(NFT_INNER_HDRSIZE | NFT_INNER_LL | NFT_INNER_NH | NFT_INNER_TH),
                 hdrsize: Some(8),
                 expr: Some(Box::new(
                     Payload {
