@@ -14,6 +14,7 @@ pub mod flowtable;
 mod hook;
 pub(crate) mod setref;
 pub mod object;
+mod quirks;
 pub mod rule;
 pub mod set;
 pub mod table;

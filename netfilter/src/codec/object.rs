@@ -5,6 +5,8 @@ use crate::error::DecodeError;
 use crate::expr::counter::Counter;
 use crate::expr::{Bytes, RawAttr};
 use crate::model::{Object, ObjectData};
+use super::quirks;
+use crate::netlink::attr::{NLA_F_NESTED, NLA_TYPE_MASK};
 use crate::netlink::{Attr, Msg, Writer};
 use crate::sys::*;
 
@@ -67,8 +69,18 @@ pub fn encode(w: &mut Writer, table: &str, o: &Object) {
     w.put_str(NFTA_OBJ_NAME, &o.name);
     w.put_u32_be(NFTA_OBJ_TYPE, o.obj_type);
     match &o.data {
-        ObjectData::Counter(c) => w.nest(NFTA_OBJ_DATA, |w| c.encode_attrs(w)),
-        ObjectData::Raw(attrs) => w.nest(NFTA_OBJ_DATA, |w| put_unknown(w, attrs)),
+        ObjectData::Counter(c) => w.nest(NFTA_OBJ_DATA | NLA_F_NESTED, |w| c.encode_attrs(w)),
+        ObjectData::Raw(attrs) => w.nest(NFTA_OBJ_DATA | NLA_F_NESTED, |w| {
+            for a in attrs {
+                match (o.obj_type, a.ty & NLA_TYPE_MASK, a.data.as_slice()) {
+                    (NFT_OBJECT_QUOTA, NFTA_QUOTA_FLAGS, &[b0, b1, b2, b3]) => {
+                        let flags = u32::from_be_bytes([b0, b1, b2, b3]);
+                        w.put_u32_be(a.ty, quirks::quota_flags(flags))
+                    }
+                    _ => a.encode(w),
+                }
+            }
+        }),
         ObjectData::Bytes(b) => w.put(NFTA_OBJ_DATA, b.as_slice()),
     }
     put_userdata(w, NFTA_OBJ_USERDATA, &o.userdata);

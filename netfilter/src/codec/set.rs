@@ -1,8 +1,9 @@
 //! Sets and maps (`NFT_MSG_NEWSET`), named or anonymous.
 
 use super::{message, put, put_unknown, put_userdata, required, userdata, Decoded};
+use super::quirks;
 use crate::error::DecodeError;
-use crate::expr::{decode_list, encode_list, Expr, RawAttr};
+use crate::expr::{decode_list, Expr, RawAttr};
 use crate::model::{Set, SetDesc};
 use crate::netlink::{Attr, Msg, Writer};
 use crate::sys::*;
@@ -128,8 +129,8 @@ pub fn encode(w: &mut Writer, table: &str, s: &Set, name: Option<&str>, id: Opti
     // The kernel dumps a single expression as EXPR, several as EXPRESSIONS.
     match s.exprs.as_slice() {
         [] => {}
-        [one] => w.nest(NFTA_SET_EXPR, |w| one.encode_body(w)),
-        many => w.nest(NFTA_SET_EXPRESSIONS, |w| encode_list(many, w)),
+        [one] => w.nest(NFTA_SET_EXPR, |w| quirks::sendable(one).encode_body(w)),
+        many => w.nest(NFTA_SET_EXPRESSIONS, |w| quirks::encode_list(many, w)),
     }
     if let Some(id) = id {
         w.put_u32_be(NFTA_SET_ID, id);
