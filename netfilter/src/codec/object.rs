@@ -2,12 +2,11 @@
 
 use super::{message, put_unknown, put_userdata, required, userdata, Decoded};
 use crate::error::DecodeError;
-use crate::expr::counter::Counter;
 use crate::expr::{Bytes, RawAttr};
 use crate::model::{Object, ObjectData};
 use super::quirks;
-use crate::netlink::attr::{NLA_F_NESTED, NLA_TYPE_MASK};
-use crate::netlink::{Attr, Msg, Writer};
+use crate::netlink::attr::NLA_F_NESTED;
+use crate::netlink::{Msg, Writer};
 use crate::sys::*;
 
 /// Decodes an object as dumped.
@@ -38,7 +37,10 @@ pub fn decode<'a>(msg: &Msg<'a>) -> Result<Decoded<'a, Object>, DecodeError> {
         }
     }
     if let Some(d) = data {
-        o.data = decode_data(o.obj_type, &d);
+        // A body that does not parse as attributes is kept as bytes rather
+        // than failing the whole pull.
+        o.data = ObjectData::decode(o.obj_type, d.nested())
+            .unwrap_or_else(|_| ObjectData::Bytes(Bytes(d.payload().to_vec())));
     }
     o.name = required(name, "object", "NFTA_OBJ_NAME")?.to_owned();
     Ok(Decoded {
@@ -49,39 +51,18 @@ pub fn decode<'a>(msg: &Msg<'a>) -> Result<Decoded<'a, Object>, DecodeError> {
     })
 }
 
-/// The object's body by its type; a body that does not parse as
-/// attributes is kept as bytes rather than failing the whole pull.
-fn decode_data(obj_type: u32, a: &Attr<'_>) -> ObjectData {
-    let typed = match obj_type {
-        NFT_OBJECT_COUNTER => Counter::decode_attrs(a.nested()).map(ObjectData::Counter),
-        _ => a
-            .nested()
-            .map(|r| r.map(|r| RawAttr::from_attr(&r)))
-            .collect::<Result<_, _>>()
-            .map(ObjectData::Raw),
-    };
-    typed.unwrap_or_else(|_| ObjectData::Bytes(Bytes(a.payload().to_vec())))
-}
-
 /// Writes the attributes nft sends to create object `o` in `table`.
 pub fn encode(w: &mut Writer, table: &str, o: &Object) {
     w.put_str(NFTA_OBJ_TABLE, table);
     w.put_str(NFTA_OBJ_NAME, &o.name);
     w.put_u32_be(NFTA_OBJ_TYPE, o.obj_type);
-    match &o.data {
-        ObjectData::Counter(c) => w.nest(NFTA_OBJ_DATA | NLA_F_NESTED, |w| c.encode_attrs(w)),
-        ObjectData::Raw(attrs) => w.nest(NFTA_OBJ_DATA | NLA_F_NESTED, |w| {
-            for a in attrs {
-                match (o.obj_type, a.ty & NLA_TYPE_MASK, a.data.as_slice()) {
-                    (NFT_OBJECT_QUOTA, NFTA_QUOTA_FLAGS, &[b0, b1, b2, b3]) => {
-                        let flags = u32::from_be_bytes([b0, b1, b2, b3]);
-                        w.put_u32_be(a.ty, quirks::quota_flags(flags))
-                    }
-                    _ => a.encode(w),
-                }
-            }
-        }),
+    let fixed = match &o.data {
+        ObjectData::Quota(q) => quirks::quota(q).map(ObjectData::Quota),
+        _ => None,
+    };
+    match fixed.as_ref().unwrap_or(&o.data) {
         ObjectData::Bytes(b) => w.put(NFTA_OBJ_DATA, b.as_slice()),
+        d => w.nest(NFTA_OBJ_DATA | NLA_F_NESTED, |w| d.encode_attrs(w)),
     }
     put_userdata(w, NFTA_OBJ_USERDATA, &o.userdata);
     put_unknown(w, &o.unknown);

@@ -9,40 +9,62 @@
 //!   source register);
 //! - `osf`: `NFTA_OSF_FLAGS` 0 (only the version flag is accepted);
 //! - `quota` (expression and object): the depleted bit of `NFTA_QUOTA_FLAGS`.
-// TODO(expr): move these into the typed expressions once they land.
 
 use std::borrow::Cow;
 
-use crate::expr::{Bytes, Expr};
-use crate::netlink::{Attrs, Writer};
+use crate::expr::quota::Quota;
+use crate::expr::Expr;
+use crate::netlink::Writer;
 use crate::sys::*;
 
-/// What to do with one attribute of a body.
-enum Fix {
-    Keep,
-    Drop,
-    Replace(u32),
+/// A copy of `e` fit to send, or `None` when `e` can be sent as is.
+fn fixed(e: &Expr) -> Option<Expr> {
+    Some(match e {
+        Expr::Dynset(d) => {
+            let drop_timeout = d.timeout == Some(0);
+            let flags = d.flags.unwrap_or(0);
+            let add_flag = d.exprs.is_some() && flags & NFT_DYNSET_F_EXPR == 0;
+            if !drop_timeout && !add_flag {
+                return None;
+            }
+            let mut d = d.clone();
+            if drop_timeout {
+                d.timeout = None;
+            }
+            if add_flag {
+                d.flags = Some(flags | NFT_DYNSET_F_EXPR);
+            }
+            Expr::Dynset(d)
+        }
+        Expr::Exthdr(x) if x.flags == Some(0) && x.sreg.is_some() => {
+            let mut x = x.clone();
+            x.flags = None;
+            Expr::Exthdr(x)
+        }
+        Expr::Osf(o) if o.flags == Some(0) => {
+            let mut o = o.clone();
+            o.flags = None;
+            Expr::Osf(o)
+        }
+        Expr::Quota(q) => Expr::Quota(quota(q)?),
+        _ => return None,
+    })
 }
 
-/// A copy of `e` fit to send, or `None` when `e` can be sent as is.
-pub(crate) fn expr(e: &Expr) -> Option<Expr> {
-    let Expr::Unknown {
-        name,
-        data: Some(data),
-    } = e
-    else {
+/// A quota without its depleted bit, or `None` when it has none.
+pub(crate) fn quota(q: &Quota) -> Option<Quota> {
+    let flags = q.flags?;
+    if flags & NFT_QUOTA_F_DEPLETED == 0 {
         return None;
-    };
-    let fixed = body(name, data)?;
-    Some(Expr::Unknown {
-        name: name.clone(),
-        data: Some(fixed),
-    })
+    }
+    let mut q = q.clone();
+    q.flags = Some(flags & !NFT_QUOTA_F_DEPLETED);
+    Some(q)
 }
 
 /// `e`, or its sendable copy.
 pub(crate) fn sendable(e: &Expr) -> Cow<'_, Expr> {
-    expr(e).map_or(Cow::Borrowed(e), Cow::Owned)
+    fixed(e).map_or(Cow::Borrowed(e), Cow::Owned)
 }
 
 /// Writes a list of expressions as `NFTA_LIST_ELEM`s, each sendable.
@@ -50,54 +72,4 @@ pub(crate) fn encode_list(exprs: &[Expr], w: &mut Writer) {
     for e in exprs {
         sendable(e).encode(w);
     }
-}
-
-/// A quota object's flags fit to send.
-pub(crate) fn quota_flags(flags: u32) -> u32 {
-    flags & !NFT_QUOTA_F_DEPLETED
-}
-
-fn body(name: &str, data: &Bytes) -> Option<Bytes> {
-    // Which attribute types the body has (all are below 32).
-    let mut present = 0u32;
-    for a in Attrs::new(data.as_slice()) {
-        let Ok(a) = a else { return None };
-        present |= 1u32.checked_shl(a.kind() as u32).unwrap_or(0);
-    }
-    let has = |kind: u16| present & (1 << kind) != 0;
-    let fix = |kind: u16, payload: &[u8]| -> Fix {
-        let v = <[u8; 8]>::try_from(payload)
-            .map(u64::from_be_bytes)
-            .ok()
-            .or_else(|| <[u8; 4]>::try_from(payload).map(|b| u32::from_be_bytes(b) as u64).ok());
-        match (name, kind, v) {
-            ("dynset", NFTA_DYNSET_TIMEOUT, Some(0)) => Fix::Drop,
-            ("dynset", NFTA_DYNSET_FLAGS, Some(f))
-                if has(NFTA_DYNSET_EXPRESSIONS) && f & NFT_DYNSET_F_EXPR as u64 == 0 =>
-            {
-                Fix::Replace(f as u32 | NFT_DYNSET_F_EXPR)
-            }
-            ("exthdr", NFTA_EXTHDR_FLAGS, Some(0)) if has(NFTA_EXTHDR_SREG) => Fix::Drop,
-            ("osf", NFTA_OSF_FLAGS, Some(0)) => Fix::Drop,
-            ("quota", NFTA_QUOTA_FLAGS, Some(f)) if f & NFT_QUOTA_F_DEPLETED as u64 != 0 => {
-                Fix::Replace(f as u32 & !NFT_QUOTA_F_DEPLETED)
-            }
-            _ => Fix::Keep,
-        }
-    };
-    let needed = Attrs::new(data.as_slice())
-        .flatten()
-        .any(|a| !matches!(fix(a.kind(), a.payload()), Fix::Keep));
-    if !needed {
-        return None;
-    }
-    let mut w = Writer::with_capacity(data.0.len());
-    for a in Attrs::new(data.as_slice()).flatten() {
-        match fix(a.kind(), a.payload()) {
-            Fix::Keep => w.put(a.raw_type(), a.payload()),
-            Fix::Drop => {}
-            Fix::Replace(v) => w.put_u32_be(a.raw_type(), v),
-        }
-    }
-    Some(Bytes(w.into_bytes()))
 }

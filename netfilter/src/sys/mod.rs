@@ -71,3 +71,11 @@ pub const NFT_MSG_GETSETELEM_RESET: u32 = 33;
 pub const NFTA_SET_TYPE: u16 = 19;
 /// The number of elements in the set (kernel's; never sent).
 pub const NFTA_SET_COUNT: u16 = 20;
+
+// `inner` expression attributes (Linux 6.2+, after bookworm's headers).
+pub const NFTA_INNER_UNSPEC: u16 = 0;
+pub const NFTA_INNER_NUM: u16 = 1;
+pub const NFTA_INNER_TYPE: u16 = 2;
+pub const NFTA_INNER_FLAGS: u16 = 3;
+pub const NFTA_INNER_HDRSIZE: u16 = 4;
+pub const NFTA_INNER_EXPR: u16 = 5;
