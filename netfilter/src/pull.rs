@@ -75,7 +75,10 @@ type Index = HashMap<(u8, String), usize>;
 
 fn pull_once(sock: &mut Socket, which: &Selector) -> Result<Ruleset> {
     let mut rs = Ruleset::default();
-    for m in sock.dump(NFT_MSG_GETTABLE, NFPROTO_UNSPEC as u8, |_| {})?.iter() {
+    for m in sock
+        .dump(NFT_MSG_GETTABLE, NFPROTO_UNSPEC as u8, |_| {})?
+        .iter()
+    {
         let t = codec::table::decode(&m?)?;
         if which.wants(t.family, &t.name) {
             rs.tables.push(t);
@@ -190,12 +193,15 @@ fn attach_anonymous_sets(t: &mut Table) {
     if !t.sets.iter().any(Set::is_anonymous) {
         return;
     }
-    let (anon, named): (Vec<Set>, Vec<Set>) =
-        std::mem::take(&mut t.sets).into_iter().partition(Set::is_anonymous);
+    let (anon, named): (Vec<Set>, Vec<Set>) = std::mem::take(&mut t.sets)
+        .into_iter()
+        .partition(Set::is_anonymous);
     t.sets = named;
     // name → (set, references left)
-    let mut anon: HashMap<String, (Option<Set>, usize)> =
-        anon.into_iter().map(|s| (s.name.clone(), (Some(s), 0))).collect();
+    let mut anon: HashMap<String, (Option<Set>, usize)> = anon
+        .into_iter()
+        .map(|s| (s.name.clone(), (Some(s), 0)))
+        .collect();
     visit(t, &mut |_, n| {
         if let Some(e) = anon.get_mut(n) {
             e.1 += 1;

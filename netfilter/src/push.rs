@@ -84,7 +84,9 @@ pub fn push(sock: &mut Socket, rs: &Ruleset, opts: &PushOptions) -> Result<Pushe
         Ok(_) => Ok(enc.summary),
         Err(Error::Batch(mut failure)) => {
             for f in &mut failure.0 {
-                if let Some(Some((t, c, r))) = f.index.checked_sub(1).and_then(|i| enc.origins.get(i)) {
+                if let Some(Some((t, c, r))) =
+                    f.index.checked_sub(1).and_then(|i| enc.origins.get(i))
+                {
                     f.object = describe_rule(rs, *t as usize, *c as usize, *r as usize, &f.object);
                 }
             }
@@ -147,7 +149,13 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn add(&mut self, msg: u32, flags: u16, family: u8, attrs: impl FnOnce(&mut crate::netlink::Writer)) {
+    fn add(
+        &mut self,
+        msg: u32,
+        flags: u16,
+        family: u8,
+        attrs: impl FnOnce(&mut crate::netlink::Writer),
+    ) {
         self.out.batch.add(msg, flags, family, attrs);
     }
 
@@ -158,7 +166,9 @@ impl Encoder {
             self.add(NFT_MSG_NEWTABLE, NLM_F_CREATE, f, |w| {
                 w.put_str(NFTA_TABLE_NAME, &t.name)
             });
-            self.add(NFT_MSG_DELTABLE, 0, f, |w| w.put_str(NFTA_TABLE_NAME, &t.name));
+            self.add(NFT_MSG_DELTABLE, 0, f, |w| {
+                w.put_str(NFTA_TABLE_NAME, &t.name)
+            });
         }
         self.add(NFT_MSG_NEWTABLE, NLM_F_CREATE | self.excl, f, |w| {
             codec::table::encode(w, t)
@@ -175,7 +185,9 @@ impl Encoder {
             });
         }
         for o in &t.objects {
-            self.add(NFT_MSG_NEWOBJ, flags, f, |w| codec::object::encode(w, &t.name, o));
+            self.add(NFT_MSG_NEWOBJ, flags, f, |w| {
+                codec::object::encode(w, &t.name, o)
+            });
         }
         for ft in &t.flowtables {
             self.add(NFT_MSG_NEWFLOWTABLE, flags, f, |w| {
@@ -192,7 +204,14 @@ impl Encoder {
     }
 
     /// A set and its elements; `anon` = (name template, set id).
-    fn set(&mut self, family: u8, table: &str, s: &Set, anon: Option<(&str, u32)>, origin: Option<(u32, u32, u32)>) {
+    fn set(
+        &mut self,
+        family: u8,
+        table: &str,
+        s: &Set,
+        anon: Option<(&str, u32)>,
+        origin: Option<(u32, u32, u32)>,
+    ) {
         let before = self.out.batch.len();
         // Every set gets a batch-local id, as nft sends (the kernel wants one).
         let (name, id) = match anon {
@@ -216,9 +235,7 @@ impl Encoder {
         codec::element::add_to_batch(&mut self.out.batch, NLM_F_CREATE, to, &s.elements);
         self.out.summary.sets += 1;
         self.out.summary.elements += s.elements.len();
-        self.out
-            .origins
-            .resize(before, None);
+        self.out.origins.resize(before, None);
         self.out.origins.resize(self.out.batch.len(), origin);
     }
 
@@ -256,9 +273,11 @@ impl Encoder {
         }
         for (ri, r) in t.chains[ci].rules.iter().enumerate() {
             for target in r.exprs.iter().filter_map(setref::jump_target) {
-                if let Some(bi) = t.chains.iter().position(|c| {
-                    c.name == target && c.flags.unwrap_or(0) & NFT_CHAIN_BINDING != 0
-                }) {
+                if let Some(bi) = t
+                    .chains
+                    .iter()
+                    .position(|c| c.name == target && c.flags.unwrap_or(0) & NFT_CHAIN_BINDING != 0)
+                {
                     self.chain_rules(ti, t, bi, done);
                 }
             }

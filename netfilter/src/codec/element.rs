@@ -1,8 +1,8 @@
 //! Set and map elements (`NFT_MSG_NEWSETELEM`): a message names its set
 //! and carries a list of elements.
 
-use super::{message, put, put_unknown, put_userdata, required, userdata, Decoded};
 use super::quirks;
+use super::{message, put, put_unknown, put_userdata, required, userdata, Decoded};
 use crate::error::DecodeError;
 use crate::expr::{decode_list, AttrValue, Bytes, Data, Expr, RawAttr};
 use crate::model::Element;

@@ -12,11 +12,11 @@ pub mod chain;
 pub mod element;
 pub mod flowtable;
 mod hook;
-pub(crate) mod setref;
 pub mod object;
 mod quirks;
 pub mod rule;
 pub mod set;
+pub(crate) mod setref;
 pub mod table;
 
 #[cfg(test)]
@@ -40,7 +40,11 @@ pub struct Decoded<'a, T> {
 }
 
 /// The family and attributes of an nf_tables message of the expected kind.
-fn message<'a>(msg: &Msg<'a>, want: u32, context: &'static str) -> Result<(u8, Attrs<'a>), DecodeError> {
+fn message<'a>(
+    msg: &Msg<'a>,
+    want: u32,
+    context: &'static str,
+) -> Result<(u8, Attrs<'a>), DecodeError> {
     if msg.nft_msg() != Some(want) {
         return Err(DecodeError::UnexpectedMessage {
             ty: msg.ty,
@@ -50,7 +54,11 @@ fn message<'a>(msg: &Msg<'a>, want: u32, context: &'static str) -> Result<(u8, A
     msg.nfgen()
 }
 
-fn required<'a>(v: Option<&'a str>, object: &'static str, attr: &'static str) -> Result<&'a str, DecodeError> {
+fn required<'a>(
+    v: Option<&'a str>,
+    object: &'static str,
+    attr: &'static str,
+) -> Result<&'a str, DecodeError> {
     v.ok_or(DecodeError::Missing { object, attr })
 }
 

@@ -1,10 +1,10 @@
 //! Named stateful objects (`NFT_MSG_NEWOBJ`).
 
+use super::quirks;
 use super::{message, put_unknown, put_userdata, required, userdata, Decoded};
 use crate::error::DecodeError;
 use crate::expr::{Bytes, RawAttr};
 use crate::model::{Object, ObjectData};
-use super::quirks;
 use crate::netlink::attr::NLA_F_NESTED;
 use crate::netlink::{Msg, Writer};
 use crate::sys::*;

@@ -1,8 +1,8 @@
 //! Rules (`NFT_MSG_NEWRULE`).
 
+use super::quirks;
 use super::{message, put_unknown, put_userdata, required, userdata, Decoded};
 use crate::error::DecodeError;
-use super::quirks;
 use crate::expr::{decode_list, RawAttr};
 use crate::model::Rule;
 use crate::netlink::{Msg, Writer};

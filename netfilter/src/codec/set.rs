@@ -1,7 +1,7 @@
 //! Sets and maps (`NFT_MSG_NEWSET`), named or anonymous.
 
-use super::{message, put, put_unknown, put_userdata, required, userdata, Decoded};
 use super::quirks;
+use super::{message, put, put_unknown, put_userdata, required, userdata, Decoded};
 use crate::error::DecodeError;
 use crate::expr::{decode_list, Expr, RawAttr};
 use crate::model::{Set, SetDesc};
@@ -27,8 +27,6 @@ pub fn decode<'a>(msg: &Msg<'a>) -> Result<Decoded<'a, Set>, DecodeError> {
         exprs: Vec::new(),
         elements: Vec::new(),
         handle: None,
-        backend: None,
-        count: None,
         unknown: Vec::new(),
     };
     let (mut table, mut name) = (None, None);
@@ -51,9 +49,9 @@ pub fn decode<'a>(msg: &Msg<'a>) -> Result<Decoded<'a, Set>, DecodeError> {
             NFTA_SET_USERDATA => s.userdata = Some(userdata(&a)),
             NFTA_SET_EXPR => s.exprs = vec![Expr::decode_body(a.nested())?],
             NFTA_SET_EXPRESSIONS => s.exprs = decode_list(a.nested())?,
-            NFTA_SET_TYPE => s.backend = Some(a.str()?.to_owned()),
-            NFTA_SET_COUNT => s.count = Some(a.u32_be()?),
-            NFTA_SET_PAD => {}
+            // The backend (a kernel-internal identity) and the element count
+            // (the value holds the elements) are the kernel's; not kept.
+            NFTA_SET_TYPE | NFTA_SET_COUNT | NFTA_SET_PAD => {}
             _ => s.unknown.push(RawAttr::from_attr(&a)),
         }
     }
@@ -81,11 +79,10 @@ fn decode_desc(a: &Attr<'_>) -> Result<SetDesc, DecodeError> {
                             len = Some(f.u32_be()?);
                         }
                     }
-                    d.concat
-                        .push(len.ok_or(DecodeError::Missing {
-                            object: "set concatenation field",
-                            attr: "NFTA_SET_FIELD_LEN",
-                        })?);
+                    d.concat.push(len.ok_or(DecodeError::Missing {
+                        object: "set concatenation field",
+                        attr: "NFTA_SET_FIELD_LEN",
+                    })?);
                 }
             }
             _ => d.unknown.push(RawAttr::from_attr(&a)),
