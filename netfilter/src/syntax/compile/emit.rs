@@ -73,21 +73,21 @@ pub fn meta_set(key: u32, sreg: u32) -> Expr {
 
 pub fn ct(key: u32, dir: Option<u32>, dreg: u32) -> Expr {
     raw("ct", |w| {
+        w.put_u32_be(NFTA_CT_DREG, dreg);
         w.put_u32_be(NFTA_CT_KEY, key);
         if let Some(d) = dir {
             w.put_u8(NFTA_CT_DIRECTION, d as u8);
         }
-        w.put_u32_be(NFTA_CT_DREG, dreg);
     })
 }
 
 pub fn ct_set(key: u32, dir: Option<u32>, sreg: u32) -> Expr {
     raw("ct", |w| {
+        w.put_u32_be(NFTA_CT_SREG, sreg);
         w.put_u32_be(NFTA_CT_KEY, key);
         if let Some(d) = dir {
             w.put_u8(NFTA_CT_DIRECTION, d as u8);
         }
-        w.put_u32_be(NFTA_CT_SREG, sreg);
     })
 }
 

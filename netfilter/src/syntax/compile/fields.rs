@@ -263,6 +263,7 @@ pub fn field(path: &[String], family_l3: Option<L3>) -> Option<Field> {
             }
             p(base, off, len, BE_INT.bits(len), Proto::None)
         }
+        [h @ ("hbh" | "dst" | "rt" | "frag" | "mh" | "srh" | "rt0" | "rt2"), f] if exthdr6(h, f).is_some() => exthdr6(h, f)?,
         ["meta", k] => meta(k)?,
         [k] => meta(k)?,
         ["ct", rest @ ..] => ct(rest, family_l3)?,
@@ -394,4 +395,36 @@ fn ct(rest: &[&str], family_l3: Option<L3>) -> Option<Field> {
         _ => return None,
     };
     Some(Field { load: Load::Ct { key, dir }, dt, proto: Proto::None })
+}
+
+/// IPv6 extension header fields (offsets in bits within the header).
+fn exthdr6(h: &str, f: &str) -> Option<Field> {
+    let (ty, off, len, dt) = match (h, f) {
+        ("hbh" | "dst" | "rt" | "frag" | "mh" | "srh", "nexthdr") => (0, 0, 8, INET_PROTO),
+        ("hbh" | "dst" | "rt" | "mh" | "srh", "hdrlength") => (0, 8, 8, BE_INT),
+        ("rt" | "srh", "type") => (0, 16, 8, BE_INT),
+        ("rt" | "srh", "seg-left") => (0, 24, 8, BE_INT),
+        ("srh", "last-entry") => (0, 32, 8, BE_INT),
+        ("srh", "flags") => (0, 40, 8, BE_INT),
+        ("srh", "tag") => (0, 48, 16, BE_INT),
+        ("frag", "reserved") => (0, 8, 8, BE_INT),
+        ("frag", "frag-off") => (0, 16, 13, BE_INT),
+        ("frag", "reserved2") => (0, 29, 2, BE_INT),
+        ("frag", "more-fragments") => (0, 31, 1, BE_INT),
+        ("frag", "id") => (0, 32, 32, BE_INT),
+        ("mh", "type") => (0, 16, 8, MH_TYPE),
+        ("mh", "reserved") => (0, 24, 8, BE_INT),
+        ("mh", "checksum") => (0, 32, 16, BE_INT),
+        _ => return None,
+    };
+    let _: u32 = ty;
+    let hdr = match h {
+        "hbh" => 0,
+        "rt" | "rt0" | "rt2" | "srh" => 43,
+        "frag" => 44,
+        "dst" => 60,
+        _ => 135,
+    };
+    let dt = if dt.kind == Kind::Int && dt.syms.is_empty() { dt.bits(len) } else { dt };
+    Some(Field { load: Load::Exthdr { op: 0, ty: hdr, off, len, flags: 0 }, dt, proto: Proto::Ip6 })
 }

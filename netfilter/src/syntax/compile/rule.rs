@@ -241,6 +241,27 @@ impl RuleCx<'_> {
                 };
                 Ok(Loaded { dt, len: nbytes, mask })
             }
+            Load::Exthdr { op, ty, off, len, flags } => {
+                let start = off / 8;
+                let end = (off + len).div_ceil(8);
+                let nbytes = (end - start) as usize;
+                self.exprs.push(emit::raw("exthdr", |w| {
+                    w.put_u32_be(NFTA_EXTHDR_DREG, reg);
+                    w.put_u8(NFTA_EXTHDR_TYPE, *ty);
+                    w.put_u32_be(NFTA_EXTHDR_OFFSET, start);
+                    w.put_u32_be(NFTA_EXTHDR_LEN, nbytes as u32);
+                    w.put_u32_be(NFTA_EXTHDR_FLAGS, *flags);
+                    w.put_u32_be(NFTA_EXTHDR_OP, *op);
+                }));
+                let mask = if off % 8 != 0 || len % 8 != 0 {
+                    let shift = end * 8 - (off + len);
+                    let m: u128 = ((1u128 << len) - 1) << shift;
+                    Some((types::int_bytes(m, nbytes, true).unwrap_or_default(), shift))
+                } else {
+                    None
+                };
+                Ok(Loaded { dt, len: nbytes, mask })
+            }
             Load::Meta(key) => {
                 self.exprs.push(emit::meta(*key, reg));
                 Ok(Loaded { dt, len: dt.bytes(), mask: None })

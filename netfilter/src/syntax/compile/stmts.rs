@@ -282,8 +282,8 @@ fn quota(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
     let bytes = bytes.ok_or_else(|| Diagnostic::new(span, "expected a quota size"))?;
     cx.push(emit::raw("quota", |w| {
         w.put_u64_be(NFTA_QUOTA_BYTES, bytes);
-        w.put_u32_be(NFTA_QUOTA_FLAGS, over as u32);
         w.put_u64_be(NFTA_QUOTA_CONSUMED, used);
+        w.put_u32_be(NFTA_QUOTA_FLAGS, over as u32);
     }));
     Ok(())
 }
