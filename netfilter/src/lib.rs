@@ -24,8 +24,8 @@ pub mod print;
 pub mod proto;
 pub mod pull;
 pub mod push;
-pub mod sys;
 pub mod syntax;
+pub mod sys;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -82,7 +82,9 @@ fn setup(rows: &[&Row], with_elements: bool) -> String {
                     continue;
                 }
                 let kind = if body.contains(" : ") { "map" } else { "set" };
-                let body = body.replace(" timeout ", "; timeout ").replace(" flags ", "; flags ");
+                let body = body
+                    .replace(" timeout ", "; timeout ")
+                    .replace(" flags ", "; flags ");
                 s += &format!("add {kind} {fam} {t} {name} {{ {body}; }}\n");
             } else if let Some(rest) = spec.strip_prefix('?') {
                 if with_elements {
@@ -194,14 +196,25 @@ fn kernel_sets(sock: &mut Socket, fam: u8, table: &str) -> HashMap<String, SetCo
                     continue;
                 }
                 for e in a.nested().flatten() {
-                    let mut ek = ElemKey { key: vec![], key_end: vec![], data: String::new(), flags: 0 };
+                    let mut ek = ElemKey {
+                        key: vec![],
+                        key_end: vec![],
+                        data: String::new(),
+                        flags: 0,
+                    };
                     for f in e.nested().flatten() {
-                        let val = || {
-                            <Data as linx_netfilter::expr::AttrValue>::decode(&f).ok()
-                        };
+                        let val = || <Data as linx_netfilter::expr::AttrValue>::decode(&f).ok();
                         match f.kind() {
-                            NFTA_SET_ELEM_KEY => ek.key = val().and_then(|d| d.as_value().map(|v| v.to_vec())).unwrap_or_default(),
-                            NFTA_SET_ELEM_KEY_END => ek.key_end = val().and_then(|d| d.as_value().map(|v| v.to_vec())).unwrap_or_default(),
+                            NFTA_SET_ELEM_KEY => {
+                                ek.key = val()
+                                    .and_then(|d| d.as_value().map(|v| v.to_vec()))
+                                    .unwrap_or_default()
+                            }
+                            NFTA_SET_ELEM_KEY_END => {
+                                ek.key_end = val()
+                                    .and_then(|d| d.as_value().map(|v| v.to_vec()))
+                                    .unwrap_or_default()
+                            }
                             NFTA_SET_ELEM_DATA => ek.data = data_str(&val()),
                             NFTA_SET_ELEM_FLAGS => ek.flags = f.u32_be().unwrap_or(0),
                             _ => {}
@@ -214,7 +227,12 @@ fn kernel_sets(sock: &mut Socket, fam: u8, table: &str) -> HashMap<String, SetCo
         elements.sort();
         out.insert(
             name,
-            SetContent { flags: flags & (NFT_SET_INTERVAL | NFT_SET_MAP | NFT_SET_CONCAT | NFT_SET_ANONYMOUS), key_len, elements },
+            SetContent {
+                flags: flags
+                    & (NFT_SET_INTERVAL | NFT_SET_MAP | NFT_SET_CONCAT | NFT_SET_ANONYMOUS),
+                key_len,
+                elements,
+            },
         );
     }
     out
@@ -245,7 +263,10 @@ fn kernel_rules(sock: &mut Socket, fam: u8, table: &str) -> Vec<(String, Vec<Exp
 fn set_ref(e: &Expr) -> Option<String> {
     let j = serde_json::to_value(e).ok()?;
     let v = j.get("lookup").or_else(|| j.get("dynset"))?;
-    v.get("set").or_else(|| v.get("set_name"))?.as_str().map(str::to_owned)
+    v.get("set")
+        .or_else(|| v.get("set_name"))?
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// Expressions with anonymous set names blanked (compared by content).
@@ -300,7 +321,10 @@ fn compiled_rules_equal_what_nft_loads() {
     let mut groups: BTreeMap<(String, String), Vec<Row>> = BTreeMap::new();
     for (r, ok) in all {
         if ok {
-            groups.entry((r.file.clone(), r.family.clone())).or_default().push(r);
+            groups
+                .entry((r.file.clone(), r.family.clone()))
+                .or_default()
+                .push(r);
         }
     }
     let mut stats: BTreeMap<String, (usize, usize)> = BTreeMap::new();
@@ -341,11 +365,15 @@ fn compiled_rules_equal_what_nft_loads() {
                 c.0 += 1;
                 continue;
             }
-            let Some(theirs) = krules.get_mut(&r.chain).and_then(|q| q.pop_front()) else { break };
+            let Some(theirs) = krules.get_mut(&r.chain).and_then(|q| q.pop_front()) else {
+                break;
+            };
             let table: Table = match &ctx {
                 Ok(rs) => rs.tables[0].clone(),
                 Err(e) => {
-                    let c = causes.entry(format!("context: {}", cause(&e.0[0].message))).or_default();
+                    let c = causes
+                        .entry(format!("context: {}", cause(&e.0[0].message)))
+                        .or_default();
                     c.0 += 1;
                     c.1 = format!("{file} {fam}: {}", e.0[0].message);
                     continue;
@@ -354,7 +382,9 @@ fn compiled_rules_equal_what_nft_loads() {
             let ours = match compile_rule(f, &table, &r.rule) {
                 Ok(o) => o,
                 Err(e) => {
-                    let c = causes.entry(format!("error: {}", cause(&e.0[0].message))).or_default();
+                    let c = causes
+                        .entry(format!("error: {}", cause(&e.0[0].message)))
+                        .or_default();
                     c.0 += 1;
                     c.1 = format!("{file} {fam}: {}  => {}", r.rule, e.0[0].message);
                     continue;
@@ -362,22 +392,34 @@ fn compiled_rules_equal_what_nft_loads() {
             };
             let (a, an) = normalized(&ours.exprs);
             let (b, bn) = normalized(&theirs);
-            let sets_equal = an.len() == bn.len()
-                && an.iter().zip(&bn).enumerate().all(|(j, (_, kn))| {
-                    ours.sets.get(j).map(content_of).as_ref() == kset.get(kn)
-                });
+            let sets_equal =
+                an.len() == bn.len()
+                    && an.iter().zip(&bn).enumerate().all(|(j, (_, kn))| {
+                        ours.sets.get(j).map(content_of).as_ref() == kset.get(kn)
+                    });
             if a == b && sets_equal {
                 st.1 += 1;
             } else {
-                let key = if a != b { first_diff(&ours.exprs, &theirs) } else { "anonymous set content".into() };
+                let key = if a != b {
+                    first_diff(&ours.exprs, &theirs)
+                } else {
+                    "anonymous set content".into()
+                };
                 let key = format!("{key} [{}]", r.file.rsplit('/').next().unwrap_or(""));
                 let c = causes.entry(key).or_default();
                 c.0 += 1;
                 c.1 = format!("{fam}: {}", r.rule);
-                if verbose.as_deref().is_some_and(|v| r.rule.contains(v) || v == "all") {
+                if verbose
+                    .as_deref()
+                    .is_some_and(|v| r.rule.contains(v) || v == "all")
+                {
                     eprintln!("--- {fam} {}\nours:\n{a}kernel:\n{b}", r.rule);
                     if !sets_equal {
-                        eprintln!("our sets: {:?}\nkernel sets: {:?}", ours.sets.iter().map(content_of).collect::<Vec<_>>(), bn.iter().map(|n| kset.get(n)).collect::<Vec<_>>());
+                        eprintln!(
+                            "our sets: {:?}\nkernel sets: {:?}",
+                            ours.sets.iter().map(content_of).collect::<Vec<_>>(),
+                            bn.iter().map(|n| kset.get(n)).collect::<Vec<_>>()
+                        );
                     }
                 }
             }
@@ -391,12 +433,15 @@ fn compiled_rules_equal_what_nft_loads() {
         println!("{fam:8} {n:5} {ok:6} {share:5.1}%");
     }
     let mut cs: Vec<_> = causes.into_iter().collect();
-    cs.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+    cs.sort_by_key(|c| std::cmp::Reverse(c.1 .0));
     println!("failures by cause:");
     for (c, (n, ex)) in cs.iter().take(60) {
         println!("{n:5}  {c}   e.g. {ex}");
     }
-    let floor: f64 = std::env::var("LINX_CONF_FLOOR").ok().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let floor: f64 = std::env::var("LINX_CONF_FLOOR")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
     assert!(worst >= floor, "a family is below {floor}%");
 }
 
@@ -412,7 +457,11 @@ fn failing_rules_are_refused() {
             accepted.push(format!("{} {}: {}", r.file, r.family, r.rule));
         }
     }
-    println!("{} of {} ;fail rows refused by the compiler", all.len() - accepted.len(), all.len());
+    println!(
+        "{} of {} ;fail rows refused by the compiler",
+        all.len() - accepted.len(),
+        all.len()
+    );
     for a in accepted.iter().take(40) {
         println!("  accepted: {a}");
     }
@@ -425,7 +474,10 @@ fn diagnostics_point_at_the_problem() {
     assert_eq!(e.0[0].message, "unknown set @blocked");
     assert_eq!((e.0[0].line, e.0[0].column), (1, 10));
     let shown = e.to_string();
-    assert!(shown.contains("ip saddr @blocked drop\n         ^^^^^^^^"), "{shown}");
+    assert!(
+        shown.contains("ip saddr @blocked drop\n         ^^^^^^^^"),
+        "{shown}"
+    );
     let e = compile_rule(Family::Inet, &t, "tcp dport 10.0.0.1").unwrap_err();
     assert_eq!(e.0[0].message, "type mismatch: inet_service vs ipv4_addr");
     let _ = Attrs::new(&[]);

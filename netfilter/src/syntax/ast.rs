@@ -35,7 +35,10 @@ pub struct Command {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Object {
     /// The table itself (flags and comment, for `add table`).
-    Table { flags: Vec<String>, comment: Option<String> },
+    Table {
+        flags: Vec<String>,
+        comment: Option<String>,
+    },
     Chain(ChainDecl),
     Rule {
         chain: String,
@@ -45,7 +48,10 @@ pub enum Object {
     },
     Set(SetDecl),
     /// `add element`, `delete element`: elements of a named set.
-    Elements { set: String, elements: Vec<Elem> },
+    Elements {
+        set: String,
+        elements: Vec<Elem>,
+    },
     Obj(ObjDecl),
     /// `flush ruleset` / `flush table` and similar whole-scope commands.
     Ruleset,
@@ -222,10 +228,18 @@ pub enum Stmt {
         span: Span,
     },
     /// `left vmap { ... }` / `left vmap @m`
-    Vmap { left: Expr, map: Expr, span: Span },
+    Vmap {
+        left: Expr,
+        map: Expr,
+        span: Span,
+    },
     Verdict(Verdict, Span),
     /// `left set value` (meta, ct, payload, exthdr)
-    Assign { left: Expr, value: Expr, span: Span },
+    Assign {
+        left: Expr,
+        value: Expr,
+        span: Span,
+    },
     /// Keyword statements (counter, log, limit, quota, reject, nat, ...):
     /// the keyword, its options as words/expressions in order.
     Keyword {

@@ -106,9 +106,7 @@ pub fn lex(src: &str) -> Result<Vec<Token>, Diagnostic> {
             let mut j = i + 1;
             loop {
                 match chars.get(j) {
-                    None | Some('\n') => {
-                        return Err(Diagnostic::new(start, "unterminated string"))
-                    }
+                    None | Some('\n') => return Err(Diagnostic::new(start, "unterminated string")),
                     Some('"') => break,
                     Some('\\') if j + 1 < chars.len() => {
                         s.push(chars[j + 1]);
@@ -135,7 +133,9 @@ pub fn lex(src: &str) -> Result<Vec<Token>, Diagnostic> {
                 .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_')
         {
             let mut j = i + 1;
-            while j < chars.len() && (chars[j].is_ascii_alphanumeric() || matches!(chars[j], '_' | '-' | '.')) {
+            while j < chars.len()
+                && (chars[j].is_ascii_alphanumeric() || matches!(chars[j], '_' | '-' | '.'))
+            {
                 j += 1;
             }
             // A trailing '.' belongs to a following concatenation, not the name.
@@ -145,7 +145,11 @@ pub fn lex(src: &str) -> Result<Vec<Token>, Diagnostic> {
             let name: String = chars[i + 1..j].iter().collect();
             let n = j - i;
             out.push(Token {
-                tok: if c == '$' { Tok::Var(name) } else { Tok::At(name) },
+                tok: if c == '$' {
+                    Tok::Var(name)
+                } else {
+                    Tok::At(name)
+                },
                 span: Span { len: n, ..start },
             });
             i = j;
@@ -197,7 +201,10 @@ pub fn lex(src: &str) -> Result<Vec<Token>, Diagnostic> {
             col += n;
             continue;
         }
-        return Err(Diagnostic::new(start, format!("unexpected character '{c}'")));
+        return Err(Diagnostic::new(
+            start,
+            format!("unexpected character '{c}'"),
+        ));
     }
     Ok(out)
 }
@@ -235,7 +242,14 @@ mod tests {
                 Tok::Word("drop".into())
             ]
         );
-        assert_eq!(words("@s $v \"a b\" # c")[..3], [Tok::At("s".into()), Tok::Var("v".into()), Tok::Str("a b".into())]);
+        assert_eq!(
+            words("@s $v \"a b\" # c")[..3],
+            [
+                Tok::At("s".into()),
+                Tok::Var("v".into()),
+                Tok::Str("a b".into())
+            ]
+        );
     }
 
     #[test]

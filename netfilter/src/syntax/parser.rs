@@ -12,36 +12,132 @@ pub const FAMILIES: &[&str] = &["ip", "ip6", "inet", "arp", "bridge", "netdev"];
 
 /// Words that begin a keyword statement.
 const STMT_KEYWORDS: &[&str] = &[
-    "accept", "drop", "continue", "return", "jump", "goto", "counter", "log", "limit", "quota",
-    "reject", "snat", "dnat", "masquerade", "redirect", "notrack", "queue", "dup", "fwd", "tproxy",
-    "synproxy", "comment", "meter",
+    "accept",
+    "drop",
+    "continue",
+    "return",
+    "jump",
+    "goto",
+    "counter",
+    "log",
+    "limit",
+    "quota",
+    "reject",
+    "snat",
+    "dnat",
+    "masquerade",
+    "redirect",
+    "notrack",
+    "queue",
+    "dup",
+    "fwd",
+    "tproxy",
+    "synproxy",
+    "comment",
+    "meter",
 ];
 
 /// Words that begin a selector, and the words that may follow them.
 fn selector_vocab(head: &str) -> Option<&'static [&'static str]> {
     const IP: &[&str] = &[
-        "version", "hdrlength", "dscp", "ecn", "length", "id", "frag-off", "ttl", "protocol",
-        "checksum", "saddr", "daddr", "option", "lsrr", "ssrr", "rr", "ra", "type", "ptr",
-        "value", "addr",
+        "version",
+        "hdrlength",
+        "dscp",
+        "ecn",
+        "length",
+        "id",
+        "frag-off",
+        "ttl",
+        "protocol",
+        "checksum",
+        "saddr",
+        "daddr",
+        "option",
+        "lsrr",
+        "ssrr",
+        "rr",
+        "ra",
+        "type",
+        "ptr",
+        "value",
+        "addr",
     ];
     const IP6: &[&str] = &[
-        "version", "dscp", "ecn", "flowlabel", "length", "nexthdr", "hoplimit", "saddr", "daddr",
+        "version",
+        "dscp",
+        "ecn",
+        "flowlabel",
+        "length",
+        "nexthdr",
+        "hoplimit",
+        "saddr",
+        "daddr",
     ];
     const TCP: &[&str] = &[
-        "sport", "dport", "sequence", "ackseq", "doff", "reserved", "flags", "window", "checksum",
-        "urgptr", "option", "eol", "nop", "maxseg", "mss", "window", "sack-perm", "sack-permitted",
-        "sack", "sack0", "sack1", "sack2", "sack3", "timestamp", "fastopen", "md5sig", "mptcp",
-        "kind", "length", "size", "count", "left", "right", "tsval", "tsecr", "subtype",
+        "sport",
+        "dport",
+        "sequence",
+        "ackseq",
+        "doff",
+        "reserved",
+        "flags",
+        "window",
+        "checksum",
+        "urgptr",
+        "option",
+        "eol",
+        "nop",
+        "maxseg",
+        "mss",
+        "window",
+        "sack-perm",
+        "sack-permitted",
+        "sack",
+        "sack0",
+        "sack1",
+        "sack2",
+        "sack3",
+        "timestamp",
+        "fastopen",
+        "md5sig",
+        "mptcp",
+        "kind",
+        "length",
+        "size",
+        "count",
+        "left",
+        "right",
+        "tsval",
+        "tsecr",
+        "subtype",
     ];
     const ICMP: &[&str] = &[
-        "type", "code", "checksum", "id", "sequence", "gateway", "mtu", "parameter-problem",
-        "packet-too-big", "max-delay", "taddr", "daddr",
+        "type",
+        "code",
+        "checksum",
+        "id",
+        "sequence",
+        "gateway",
+        "mtu",
+        "parameter-problem",
+        "packet-too-big",
+        "max-delay",
+        "taddr",
+        "daddr",
     ];
     Some(match head {
         "ether" => &["saddr", "daddr", "type"],
         "vlan" => &["id", "cfi", "dei", "pcp", "type"],
         "arp" => &[
-            "htype", "ptype", "hlen", "plen", "operation", "saddr", "daddr", "ip", "ether",
+            "htype",
+            "ptype",
+            "hlen",
+            "plen",
+            "operation",
+            "saddr",
+            "daddr",
+            "ip",
+            "ether",
         ],
         "ip" => IP,
         "ip6" => IP6,
@@ -50,12 +146,46 @@ fn selector_vocab(head: &str) -> Option<&'static [&'static str]> {
         "tcp" => TCP,
         "udp" | "udplite" => &["sport", "dport", "length", "csumcov", "checksum"],
         "sctp" => &[
-            "sport", "dport", "vtag", "checksum", "chunk", "data", "init", "init-ack", "sack",
-            "heartbeat", "heartbeat-ack", "abort", "shutdown", "shutdown-ack", "error",
-            "cookie-echo", "cookie-ack", "ecne", "cwr", "shutdown-complete", "asconf-ack",
-            "forward-tsn", "asconf", "type", "flags", "length", "tsn", "stream", "ssn", "ppid",
-            "init-tag", "a-rwnd", "num-outbound-streams", "num-inbound-streams", "initial-tsn",
-            "cum-tsn-ack", "num-gap-ack-blocks", "num-dup-tsns", "lowest-tsn", "seqno",
+            "sport",
+            "dport",
+            "vtag",
+            "checksum",
+            "chunk",
+            "data",
+            "init",
+            "init-ack",
+            "sack",
+            "heartbeat",
+            "heartbeat-ack",
+            "abort",
+            "shutdown",
+            "shutdown-ack",
+            "error",
+            "cookie-echo",
+            "cookie-ack",
+            "ecne",
+            "cwr",
+            "shutdown-complete",
+            "asconf-ack",
+            "forward-tsn",
+            "asconf",
+            "type",
+            "flags",
+            "length",
+            "tsn",
+            "stream",
+            "ssn",
+            "ppid",
+            "init-tag",
+            "a-rwnd",
+            "num-outbound-streams",
+            "num-inbound-streams",
+            "initial-tsn",
+            "cum-tsn-ack",
+            "num-gap-ack-blocks",
+            "num-dup-tsns",
+            "lowest-tsn",
+            "seqno",
             "new-cum-tsn",
         ],
         "dccp" => &["sport", "dport", "type"],
@@ -65,30 +195,74 @@ fn selector_vocab(head: &str) -> Option<&'static [&'static str]> {
         "th" => &["sport", "dport"],
         "hbh" | "dst" => &["nexthdr", "hdrlength"],
         "frag" => &[
-            "nexthdr", "reserved", "frag-off", "reserved2", "more-fragments", "id",
+            "nexthdr",
+            "reserved",
+            "frag-off",
+            "reserved2",
+            "more-fragments",
+            "id",
         ],
         "rt" | "rt0" | "rt2" | "srh" => &[
-            "nexthdr", "hdrlength", "type", "seg-left", "addr", "reserved", "last-entry",
-            "flags", "tag", "sid", "classid", "nexthop", "mtu", "ipsec", "ip", "ip6", "mark",
+            "nexthdr",
+            "hdrlength",
+            "type",
+            "seg-left",
+            "addr",
+            "reserved",
+            "last-entry",
+            "flags",
+            "tag",
+            "sid",
+            "classid",
+            "nexthop",
+            "mtu",
+            "ipsec",
+            "ip",
+            "ip6",
+            "mark",
         ],
         "mh" => &["nexthdr", "hdrlength", "type", "reserved", "checksum"],
         "exthdr" => &["hbh", "rt", "frag", "dst", "mh", "exists", "missing"],
         "meta" => META_KEYS,
         "ct" => &[
-            "original", "reply", "state", "direction", "status", "mark", "expiration", "helper",
-            "l3proto", "protocol", "saddr", "daddr", "proto-src", "proto-dst", "bytes",
-            "packets", "avgpkt", "zone", "label", "event", "id", "ip", "ip6", "count", "secmark",
-            "timeout", "expectation",
+            "original",
+            "reply",
+            "state",
+            "direction",
+            "status",
+            "mark",
+            "expiration",
+            "helper",
+            "l3proto",
+            "protocol",
+            "saddr",
+            "daddr",
+            "proto-src",
+            "proto-dst",
+            "bytes",
+            "packets",
+            "avgpkt",
+            "zone",
+            "label",
+            "event",
+            "id",
+            "ip",
+            "ip6",
+            "count",
+            "secmark",
+            "timeout",
+            "expectation",
         ],
         "numgen" => &["inc", "random", "mod", "offset"],
         "symhash" => &["mod", "offset"],
         "socket" => &["transparent", "mark", "wildcard", "cgroupv2", "level"],
         "osf" => &["ttl", "loose", "skip", "name", "version"],
         "fib" => &[
-            "saddr", "daddr", "mark", "iif", "oif", "oifname", "type", "check", "exists",
-            "missing",
+            "saddr", "daddr", "mark", "iif", "oif", "oifname", "type", "check", "exists", "missing",
         ],
-        "ipsec" => &["in", "out", "spnum", "reqid", "spi", "ip", "ip6", "saddr", "daddr"],
+        "ipsec" => &[
+            "in", "out", "spnum", "reqid", "spi", "ip", "ip6", "saddr", "daddr",
+        ],
         "gre" | "gretap" | "geneve" | "vxlan" => &[
             "flags", "version", "protocol", "vni", "type", "ip", "ip6", "tcp", "udp",
         ],
@@ -98,19 +272,77 @@ fn selector_vocab(head: &str) -> Option<&'static [&'static str]> {
 }
 
 pub const META_KEYS: &[&str] = &[
-    "length", "protocol", "priority", "mark", "iif", "oif", "iifname", "oifname", "iiftype",
-    "oiftype", "skuid", "skgid", "nftrace", "rtclassid", "secmark", "nfproto", "l4proto",
-    "ibriport", "obriport", "ibrname", "obrname", "pkttype", "cpu", "iifgroup", "oifgroup",
-    "cgroup", "random", "secpath", "ipsec", "iifkind", "oifkind", "ibrpvid", "ibrvproto",
-    "time", "day", "hour", "sdif", "sdifname", "broute",
+    "length",
+    "protocol",
+    "priority",
+    "mark",
+    "iif",
+    "oif",
+    "iifname",
+    "oifname",
+    "iiftype",
+    "oiftype",
+    "skuid",
+    "skgid",
+    "nftrace",
+    "rtclassid",
+    "secmark",
+    "nfproto",
+    "l4proto",
+    "ibriport",
+    "obriport",
+    "ibrname",
+    "obrname",
+    "pkttype",
+    "cpu",
+    "iifgroup",
+    "oifgroup",
+    "cgroup",
+    "random",
+    "secpath",
+    "ipsec",
+    "iifkind",
+    "oifkind",
+    "ibrpvid",
+    "ibrvproto",
+    "time",
+    "day",
+    "hour",
+    "sdif",
+    "sdifname",
+    "broute",
 ];
 
 /// Meta keys usable without `meta`.
 pub const META_SHORT: &[&str] = &[
-    "mark", "iif", "oif", "iifname", "oifname", "iiftype", "oiftype", "skuid", "skgid",
-    "nftrace", "rtclassid", "ibriport", "obriport", "ibrname", "obrname", "pkttype", "cpu",
-    "iifgroup", "oifgroup", "cgroup", "ipsec", "iifkind", "oifkind", "time", "day", "hour",
-    "priority", "random",
+    "mark",
+    "iif",
+    "oif",
+    "iifname",
+    "oifname",
+    "iiftype",
+    "oiftype",
+    "skuid",
+    "skgid",
+    "nftrace",
+    "rtclassid",
+    "ibriport",
+    "obriport",
+    "ibrname",
+    "obrname",
+    "pkttype",
+    "cpu",
+    "iifgroup",
+    "oifgroup",
+    "cgroup",
+    "ipsec",
+    "iifkind",
+    "oifkind",
+    "time",
+    "day",
+    "hour",
+    "priority",
+    "random",
 ];
 
 /// Parses a whole nft script.
@@ -138,7 +370,10 @@ pub fn parse_rule(src: &str) -> Result<RuleAst, Diagnostic> {
     let rule = p.rule()?;
     p.skip_separators();
     if let Some(t) = p.peek() {
-        return Err(Diagnostic::new(t.span, format!("unexpected {}", t.describe())));
+        return Err(Diagnostic::new(
+            t.span,
+            format!("unexpected {}", t.describe()),
+        ));
     }
     Ok(rule)
 }
@@ -158,7 +393,12 @@ fn expand_defines(toks: Vec<Token>) -> Result<Vec<Token>, Diagnostic> {
         if matches!(kw, "define" | "redefine" | "undefine") && at_stmt_start(&out) {
             let name = match toks.get(i + 1).map(|t| &t.tok) {
                 Some(Tok::Word(n)) => n.clone(),
-                _ => return Err(Diagnostic::new(t.span, "expected a variable name after define")),
+                _ => {
+                    return Err(Diagnostic::new(
+                        t.span,
+                        "expected a variable name after define",
+                    ))
+                }
             };
             i += 2;
             if kw == "undefine" {
@@ -188,7 +428,10 @@ fn expand_defines(toks: Vec<Token>) -> Result<Vec<Token>, Diagnostic> {
                 i += 1;
             }
             if value.is_empty() {
-                return Err(Diagnostic::new(t.span, format!("empty definition of ${name}")));
+                return Err(Diagnostic::new(
+                    t.span,
+                    format!("empty definition of ${name}"),
+                ));
             }
             defs.insert(name, value);
             continue;
@@ -235,11 +478,24 @@ impl Parser {
     fn here(&self) -> Span {
         self.peek()
             .map(|t| t.span)
-            .or_else(|| self.toks.last().map(|t| Span { column: t.span.column + t.span.len, len: 1, ..t.span }))
-            .unwrap_or(Span { line: 1, column: 1, len: 1 })
+            .or_else(|| {
+                self.toks.last().map(|t| Span {
+                    column: t.span.column + t.span.len,
+                    len: 1,
+                    ..t.span
+                })
+            })
+            .unwrap_or(Span {
+                line: 1,
+                column: 1,
+                len: 1,
+            })
     }
     fn unexpected<T>(&self, expected: &[&str]) -> R<T> {
-        let what = self.peek().map(|t| t.describe()).unwrap_or_else(|| "end of input".into());
+        let what = self
+            .peek()
+            .map(|t| t.describe())
+            .unwrap_or_else(|| "end of input".into());
         Err(Diagnostic::new(self.here(), format!("unexpected {what}")).expected(expected))
     }
     fn next(&mut self) -> Option<Token> {
@@ -273,7 +529,10 @@ impl Parser {
     }
     fn word(&mut self, what: &str) -> R<(String, Span)> {
         match self.peek() {
-            Some(Token { tok: Tok::Word(w), span }) => {
+            Some(Token {
+                tok: Tok::Word(w),
+                span,
+            }) => {
                 let r = (w.clone(), *span);
                 self.pos += 1;
                 Ok(r)
@@ -284,7 +543,10 @@ impl Parser {
     /// A name: a word or a quoted string.
     fn name(&mut self, what: &str) -> R<(String, Span)> {
         match self.peek() {
-            Some(Token { tok: Tok::Str(w), span }) => {
+            Some(Token {
+                tok: Tok::Str(w),
+                span,
+            }) => {
                 let r = (w.clone(), *span);
                 self.pos += 1;
                 Ok(r)
@@ -343,23 +605,44 @@ impl Parser {
                 return self.table_block(Op::Add, out);
             }
             "include" => {
-                return Err(Diagnostic::new(span, "include is not supported: inline the file"))
+                return Err(Diagnostic::new(
+                    span,
+                    "include is not supported: inline the file",
+                ))
             }
             _ => {
-                return Err(Diagnostic::new(span, format!("unknown command '{w}'")).expected(&[
-                    "table", "add", "create", "insert", "replace", "delete", "destroy", "flush",
-                    "define",
-                ]))
+                return Err(
+                    Diagnostic::new(span, format!("unknown command '{w}'")).expected(&[
+                        "table", "add", "create", "insert", "replace", "delete", "destroy",
+                        "flush", "define",
+                    ]),
+                )
             }
         };
         let (obj, ospan) = self.word("object")?;
         match obj.as_str() {
             "ruleset" => {
-                if let Some(f) = self.peek_word().filter(|w| FAMILIES.contains(w)).map(str::to_owned) {
+                if let Some(f) = self
+                    .peek_word()
+                    .filter(|w| FAMILIES.contains(w))
+                    .map(str::to_owned)
+                {
                     self.pos += 1;
-                    out.push(Command { op, family: f, table: String::new(), object: Object::Ruleset, span });
+                    out.push(Command {
+                        op,
+                        family: f,
+                        table: String::new(),
+                        object: Object::Ruleset,
+                        span,
+                    });
                 } else {
-                    out.push(Command { op, family: String::new(), table: String::new(), object: Object::Ruleset, span });
+                    out.push(Command {
+                        op,
+                        family: String::new(),
+                        table: String::new(),
+                        object: Object::Ruleset,
+                        span,
+                    });
                 }
                 self.end_of_command()
             }
@@ -371,24 +654,47 @@ impl Parser {
                     return self.table_block(op, out);
                 }
                 let (family, table) = self.family_and_name()?;
-                out.push(Command { op, family, table, object: Object::Table { flags: vec![], comment: None }, span });
+                out.push(Command {
+                    op,
+                    family,
+                    table,
+                    object: Object::Table {
+                        flags: vec![],
+                        comment: None,
+                    },
+                    span,
+                });
                 self.end_of_command()
             }
             "chain" => {
                 let (family, table) = self.family_and_name()?;
                 let (name, nspan) = self.name("chain name")?;
-                let mut decl = ChainDecl { name, span: nspan, ..Default::default() };
+                let mut decl = ChainDecl {
+                    name,
+                    span: nspan,
+                    ..Default::default()
+                };
                 let mut rules = Vec::new();
                 if self.eat_punct("{") {
                     self.chain_body(&mut decl, &mut rules)?;
                 }
-                out.push(Command { op, family: family.clone(), table: table.clone(), object: Object::Chain(decl.clone()), span });
+                out.push(Command {
+                    op,
+                    family: family.clone(),
+                    table: table.clone(),
+                    object: Object::Chain(decl.clone()),
+                    span,
+                });
                 for rule in rules {
                     out.push(Command {
                         op: Op::Add,
                         family: family.clone(),
                         table: table.clone(),
-                        object: Object::Rule { chain: decl.name.clone(), position: None, rule: rule.clone() },
+                        object: Object::Rule {
+                            chain: decl.name.clone(),
+                            position: None,
+                            rule: rule.clone(),
+                        },
                         span: rule.span,
                     });
                 }
@@ -398,27 +704,55 @@ impl Parser {
                 let (family, table) = self.family_and_name()?;
                 let (chain, _) = self.name("chain name")?;
                 let mut position = None;
-                if let Some(k) = self.peek_word().filter(|w| matches!(*w, "handle" | "position" | "index")) {
+                if let Some(k) = self
+                    .peek_word()
+                    .filter(|w| matches!(*w, "handle" | "position" | "index"))
+                {
                     let k = k.to_owned();
                     self.pos += 1;
                     position = Some((k, self.number("a number")?));
                 }
                 let rule = if matches!(op, Op::Delete | Op::Destroy) {
-                    RuleAst { stmts: vec![], comment: None, span }
+                    RuleAst {
+                        stmts: vec![],
+                        comment: None,
+                        span,
+                    }
                 } else {
                     self.rule()?
                 };
-                out.push(Command { op, family, table, object: Object::Rule { chain, position, rule }, span });
+                out.push(Command {
+                    op,
+                    family,
+                    table,
+                    object: Object::Rule {
+                        chain,
+                        position,
+                        rule,
+                    },
+                    span,
+                });
                 self.end_of_command()
             }
             "set" | "map" => {
                 let (family, table) = self.family_and_name()?;
                 let (name, nspan) = self.name("set name")?;
-                let mut decl = SetDecl { name, is_map: obj == "map", span: nspan, ..Default::default() };
+                let mut decl = SetDecl {
+                    name,
+                    is_map: obj == "map",
+                    span: nspan,
+                    ..Default::default()
+                };
                 if self.eat_punct("{") {
                     self.set_body(&mut decl)?;
                 }
-                out.push(Command { op, family, table, object: Object::Set(decl), span });
+                out.push(Command {
+                    op,
+                    family,
+                    table,
+                    object: Object::Set(decl),
+                    span,
+                });
                 self.end_of_command()
             }
             "element" => {
@@ -428,7 +762,13 @@ impl Parser {
                     Expr::Set(e, _) => e,
                     _ => vec![],
                 };
-                out.push(Command { op, family, table, object: Object::Elements { set, elements }, span });
+                out.push(Command {
+                    op,
+                    family,
+                    table,
+                    object: Object::Elements { set, elements },
+                    span,
+                });
                 self.end_of_command()
             }
             "counter" | "quota" | "limit" | "secmark" | "synproxy" | "ct" => {
@@ -440,7 +780,13 @@ impl Parser {
                 };
                 let (family, table) = self.family_and_name()?;
                 let (name, nspan) = self.name("object name")?;
-                let mut decl = ObjDecl { kind, name, args: vec![], comment: None, span: nspan };
+                let mut decl = ObjDecl {
+                    kind,
+                    name,
+                    args: vec![],
+                    comment: None,
+                    span: nspan,
+                };
                 if self.eat_punct("{") {
                     self.object_body(&mut decl)?;
                 } else {
@@ -448,13 +794,22 @@ impl Parser {
                         decl.args.extend(self.next());
                     }
                 }
-                out.push(Command { op, family, table, object: Object::Obj(decl), span });
+                out.push(Command {
+                    op,
+                    family,
+                    table,
+                    object: Object::Obj(decl),
+                    span,
+                });
                 self.end_of_command()
             }
             "flowtable" => Err(Diagnostic::new(ospan, "flowtables are not supported")),
-            _ => Err(Diagnostic::new(ospan, format!("unknown object '{obj}'")).expected(&[
-                "table", "chain", "rule", "set", "map", "element", "counter", "quota", "limit", "ct",
-            ])),
+            _ => Err(
+                Diagnostic::new(ospan, format!("unknown object '{obj}'")).expected(&[
+                    "table", "chain", "rule", "set", "map", "element", "counter", "quota", "limit",
+                    "ct",
+                ]),
+            ),
         }
     }
 
@@ -462,7 +817,9 @@ impl Parser {
     fn family_and_name(&mut self) -> R<(String, String)> {
         let first = self.name("table name")?;
         if FAMILIES.contains(&first.0.as_str())
-            && self.peek().is_some_and(|t| matches!(t.tok, Tok::Word(_) | Tok::Str(_)))
+            && self
+                .peek()
+                .is_some_and(|t| matches!(t.tok, Tok::Word(_) | Tok::Str(_)))
         {
             let (name, _) = self.name("table name")?;
             Ok((first.0, name))
@@ -477,7 +834,16 @@ impl Parser {
         let (family, table) = self.family_and_name()?;
         self.expect_punct("{")?;
         let idx = out.len();
-        out.push(Command { op, family: family.clone(), table: table.clone(), object: Object::Table { flags: vec![], comment: None }, span });
+        out.push(Command {
+            op,
+            family: family.clone(),
+            table: table.clone(),
+            object: Object::Table {
+                flags: vec![],
+                comment: None,
+            },
+            span,
+        });
         let mut pending_rules = Vec::new();
         loop {
             self.skip_separators();
@@ -488,7 +854,13 @@ impl Parser {
                 return self.unexpected(&["}"]);
             }
             let (w, wspan) = self.word("table item")?;
-            let mk = |object| Command { op: Op::Add, family: family.clone(), table: table.clone(), object, span: wspan };
+            let mk = |object| Command {
+                op: Op::Add,
+                family: family.clone(),
+                table: table.clone(),
+                object,
+                span: wspan,
+            };
             match w.as_str() {
                 "flags" => {
                     let flags = self.word_list()?;
@@ -504,7 +876,11 @@ impl Parser {
                 }
                 "chain" => {
                     let (name, nspan) = self.name("chain name")?;
-                    let mut decl = ChainDecl { name, span: nspan, ..Default::default() };
+                    let mut decl = ChainDecl {
+                        name,
+                        span: nspan,
+                        ..Default::default()
+                    };
                     self.expect_punct("{")?;
                     let mut rules = Vec::new();
                     self.chain_body(&mut decl, &mut rules)?;
@@ -516,13 +892,22 @@ impl Parser {
                             family: family.clone(),
                             table: table.clone(),
                             span: rule.span,
-                            object: Object::Rule { chain: chain.clone(), position: None, rule },
+                            object: Object::Rule {
+                                chain: chain.clone(),
+                                position: None,
+                                rule,
+                            },
                         });
                     }
                 }
                 "set" | "map" => {
                     let (name, nspan) = self.name("set name")?;
-                    let mut decl = SetDecl { name, is_map: w == "map", span: nspan, ..Default::default() };
+                    let mut decl = SetDecl {
+                        name,
+                        is_map: w == "map",
+                        span: nspan,
+                        ..Default::default()
+                    };
                     self.expect_punct("{")?;
                     self.set_body(&mut decl)?;
                     out.push(mk(Object::Set(decl)));
@@ -535,7 +920,13 @@ impl Parser {
                         w.clone()
                     };
                     let (name, nspan) = self.name("object name")?;
-                    let mut decl = ObjDecl { kind, name, args: vec![], comment: None, span: nspan };
+                    let mut decl = ObjDecl {
+                        kind,
+                        name,
+                        args: vec![],
+                        comment: None,
+                        span: nspan,
+                    };
                     self.expect_punct("{")?;
                     self.object_body(&mut decl)?;
                     out.push(mk(Object::Obj(decl)));
@@ -543,7 +934,10 @@ impl Parser {
                 "flowtable" => return Err(Diagnostic::new(wspan, "flowtables are not supported")),
                 _ => {
                     return Err(Diagnostic::new(wspan, format!("unexpected '{w}' in table"))
-                        .expected(&["chain", "set", "map", "flags", "comment", "counter", "quota", "limit", "ct"]))
+                        .expected(&[
+                            "chain", "set", "map", "flags", "comment", "counter", "quota", "limit",
+                            "ct",
+                        ]))
                 }
             }
         }
@@ -593,7 +987,14 @@ impl Parser {
                     self.pos += 1;
                     decl.policy = Some(self.word("accept or drop")?.0);
                 }
-                Some("comment") if self.peek_at(1).is_some_and(|t| matches!(t.tok, Tok::Str(_))) && self.peek_at(2).is_none_or(|t| t.tok == Tok::Newline || t.is_punct(";") || t.is_punct("}")) => {
+                Some("comment")
+                    if self
+                        .peek_at(1)
+                        .is_some_and(|t| matches!(t.tok, Tok::Str(_)))
+                        && self.peek_at(2).is_none_or(|t| {
+                            t.tok == Tok::Newline || t.is_punct(";") || t.is_punct("}")
+                        }) =>
+                {
                     self.pos += 1;
                     decl.comment = Some(self.string("comment")?);
                 }
@@ -636,13 +1037,23 @@ impl Parser {
             return Ok((None, if neg { -n } else { n }, span));
         }
         // `filter-10` lexes as one word.
-        if let Some((name, off)) = w.split_once(['+', '-']).filter(|(_, o)| parse_i64(o).is_some()) {
+        if let Some((name, off)) = w
+            .split_once(['+', '-'])
+            .filter(|(_, o)| parse_i64(o).is_some())
+        {
             let off = parse_i64(off).unwrap_or(0);
-            let sign = if w.as_bytes()[name.len()] == b'-' { -1 } else { 1 };
+            let sign = if w.as_bytes()[name.len()] == b'-' {
+                -1
+            } else {
+                1
+            };
             return Ok((Some(name.to_owned()), sign * off, wspan));
         }
         let mut off = 0;
-        if self.peek().is_some_and(|t| t.is_punct("+") || t.is_punct("-")) {
+        if self
+            .peek()
+            .is_some_and(|t| t.is_punct("+") || t.is_punct("-"))
+        {
             let minus = self.eat_punct("-");
             if !minus {
                 self.pos += 1;
@@ -697,9 +1108,12 @@ impl Parser {
                     }
                 }
                 _ => {
-                    return Err(Diagnostic::new(wspan, format!("unknown set property '{w}'")).expected(&[
-                        "type", "typeof", "flags", "timeout", "size", "policy", "comment", "elements", "counter",
-                    ]))
+                    return Err(
+                        Diagnostic::new(wspan, format!("unknown set property '{w}'")).expected(&[
+                            "type", "typeof", "flags", "timeout", "size", "policy", "comment",
+                            "elements", "counter",
+                        ]),
+                    )
                 }
             }
         }
@@ -712,13 +1126,20 @@ impl Parser {
                 self.pos += 1;
                 return Ok(KeySpec::Object(w));
             }
-            if w == "ct" && self.peek_at(1).is_some_and(|t| t.is_word("helper") || t.is_word("timeout") || t.is_word("expectation")) && self.peek_at(2).is_none_or(|t| !matches!(t.tok, Tok::Word(_))) {
+            if w == "ct"
+                && self.peek_at(1).is_some_and(|t| {
+                    t.is_word("helper") || t.is_word("timeout") || t.is_word("expectation")
+                })
+                && self
+                    .peek_at(2)
+                    .is_none_or(|t| !matches!(t.tok, Tok::Word(_)))
+            {
                 self.pos += 1;
                 let k = self.word("ct object")?.0;
                 return Ok(KeySpec::Object(format!("ct {k}")));
             }
         }
-        if typeof_ && !self.peek_word().is_some_and(|w| w == "verdict") {
+        if typeof_ && self.peek_word().is_none_or(|w| w != "verdict") {
             let mut v = vec![self.primary_sel()?];
             while self.eat_punct(".") {
                 v.push(self.primary_sel()?);
@@ -746,7 +1167,10 @@ impl Parser {
                     return Ok(());
                 }
                 depth -= 1;
-            } else if depth == 0 && t.is_word("comment") && self.peek().is_some_and(|t| matches!(t.tok, Tok::Str(_))) {
+            } else if depth == 0
+                && t.is_word("comment")
+                && self.peek().is_some_and(|t| matches!(t.tok, Tok::Str(_)))
+            {
                 decl.comment = Some(self.string("comment")?);
                 continue;
             }
@@ -771,7 +1195,11 @@ impl Parser {
         if stmts.is_empty() && comment.is_none() {
             return self.unexpected(&["statement"]);
         }
-        Ok(RuleAst { stmts, comment, span })
+        Ok(RuleAst {
+            stmts,
+            comment,
+            span,
+        })
     }
 
     fn stmt(&mut self) -> R<Stmt> {
@@ -784,7 +1212,9 @@ impl Parser {
             if STMT_KEYWORDS.contains(&w) {
                 return self.keyword_stmt();
             }
-            if matches!(w, "add" | "update" | "delete") && self.peek_at(1).is_some_and(|t| matches!(t.tok, Tok::At(_))) {
+            if matches!(w, "add" | "update" | "delete")
+                && self.peek_at(1).is_some_and(|t| matches!(t.tok, Tok::At(_)))
+            {
                 let op = w.to_owned();
                 self.pos += 1;
                 let set = match self.next().map(|t| t.tok) {
@@ -807,12 +1237,22 @@ impl Parser {
                         let s = self.here();
                         self.pos += 1;
                         let (t, ts) = self.word("timeout")?;
-                        stmts.push(Stmt::Keyword { name: "timeout".into(), args: vec![Arg::Word(t, ts)], span: s });
+                        stmts.push(Stmt::Keyword {
+                            name: "timeout".into(),
+                            args: vec![Arg::Word(t, ts)],
+                            span: s,
+                        });
                         continue;
                     }
                     stmts.push(self.stmt()?);
                 }
-                return Ok(Stmt::SetOp { op, set, key, stmts, span: span.to(self.prev_span()) });
+                return Ok(Stmt::SetOp {
+                    op,
+                    set,
+                    key,
+                    stmts,
+                    span: span.to(self.prev_span()),
+                });
             }
         }
         let left = self.expr()?;
@@ -825,27 +1265,50 @@ impl Parser {
                 }
                 let (w, s) = self.word("count")?;
                 args.push(Arg::Word(w, s));
-                return Ok(Stmt::Keyword { name: "ct count".into(), args, span });
+                return Ok(Stmt::Keyword {
+                    name: "ct count".into(),
+                    args,
+                    span,
+                });
             }
         }
         if self.eat_word("set") {
             let value = self.expr()?;
-            return Ok(Stmt::Assign { left, value, span: span.to(self.prev_span()) });
+            return Ok(Stmt::Assign {
+                left,
+                value,
+                span: span.to(self.prev_span()),
+            });
         }
         if self.eat_word("vmap") {
             let map = self.map_rhs()?;
-            return Ok(Stmt::Vmap { left, map, span: span.to(self.prev_span()) });
+            return Ok(Stmt::Vmap {
+                left,
+                map,
+                span: span.to(self.prev_span()),
+            });
         }
         let op = self.relop();
         if op == RelOp::Implicit && self.at_stmt_boundary() {
-            return Err(Diagnostic::new(left.span(), "expected a value after this expression"));
+            return Err(Diagnostic::new(
+                left.span(),
+                "expected a value after this expression",
+            ));
         }
         let right = self.rhs()?;
-        Ok(Stmt::Match { left, op, right, span: span.to(self.prev_span()) })
+        Ok(Stmt::Match {
+            left,
+            op,
+            right,
+            span: span.to(self.prev_span()),
+        })
     }
 
     fn prev_span(&self) -> Span {
-        self.toks.get(self.pos.saturating_sub(1)).map(|t| t.span).unwrap_or_default()
+        self.toks
+            .get(self.pos.saturating_sub(1))
+            .map(|t| t.span)
+            .unwrap_or_default()
     }
 
     fn at_stmt_boundary(&self) -> bool {
@@ -853,7 +1316,9 @@ impl Parser {
     }
 
     fn relop(&mut self) -> RelOp {
-        let Some(t) = self.peek() else { return RelOp::Implicit };
+        let Some(t) = self.peek() else {
+            return RelOp::Implicit;
+        };
         let op = match &t.tok {
             Tok::Punct("==") => RelOp::Eq,
             Tok::Punct("!=") => RelOp::Ne,
@@ -887,7 +1352,11 @@ impl Parser {
                 let jump = w == "jump";
                 self.pos += 1;
                 let (c, _) = self.name("chain name")?;
-                return Ok(Some(if jump { Verdict::Jump(c) } else { Verdict::Goto(c) }));
+                return Ok(Some(if jump {
+                    Verdict::Jump(c)
+                } else {
+                    Verdict::Goto(c)
+                }));
             }
             _ => return Ok(None),
         };
@@ -901,7 +1370,9 @@ impl Parser {
         let own: &[&str] = match name.as_str() {
             "reject" => &["with", "icmp", "icmpv6", "icmpx", "tcp", "type", "reset"],
             "log" => &["ip", "tcp", "ether", "options", "sequence", "skuid", "all"],
-            "snat" | "dnat" | "masquerade" | "redirect" | "tproxy" | "fwd" | "dup" => &["ip", "ip6"],
+            "snat" | "dnat" | "masquerade" | "redirect" | "tproxy" | "fwd" | "dup" => {
+                &["ip", "ip6"]
+            }
             "meter" => &[],
             _ => &[],
         };
@@ -920,12 +1391,18 @@ impl Parser {
                         break;
                     }
                     if !own.contains(&w.as_str())
-                        && (STMT_KEYWORDS.contains(&w.as_str()) || (selector_vocab(w).is_some() && !META_SHORT.contains(&w.as_str()) && !args.last().is_some_and(|a| matches!(a, Arg::Word(k, _) if takes_value(k)))))
+                        && (STMT_KEYWORDS.contains(&w.as_str())
+                            || (selector_vocab(w).is_some()
+                                && !META_SHORT.contains(&w.as_str())
+                                && !args.last().is_some_and(
+                                    |a| matches!(a, Arg::Word(k, _) if takes_value(k)),
+                                )))
                     {
                         break;
                     }
                     self.pos += 1;
-                    let is_to = matches!(w.as_str(), "to" | "device") && !matches!(name.as_str(), "queue");
+                    let is_to =
+                        matches!(w.as_str(), "to" | "device") && !matches!(name.as_str(), "queue");
                     args.push(Arg::Word(w.clone(), t.span));
                     if is_to || (w == "map" && name != "limit") {
                         args.push(Arg::Expr(self.expr()?));
@@ -1018,7 +1495,10 @@ impl Parser {
         let e = self.primary()?;
         match e {
             Expr::Sel(..) => Ok(e),
-            _ => Err(Diagnostic::new(e.span(), "expected an expression such as 'ip saddr'")),
+            _ => Err(Diagnostic::new(
+                e.span(),
+                "expected an expression such as 'ip saddr'",
+            )),
         }
     }
 
@@ -1041,7 +1521,9 @@ impl Parser {
             Tok::At(name) => {
                 self.pos += 1;
                 // Raw payload: `@nh,16,8`
-                if matches!(name.as_str(), "ll" | "nh" | "th" | "ih") && self.peek().is_some_and(|t| t.is_punct(",")) {
+                if matches!(name.as_str(), "ll" | "nh" | "th" | "ih")
+                    && self.peek().is_some_and(|t| t.is_punct(","))
+                {
                     let mut path = vec!["@".to_owned(), name.clone()];
                     let mut span = t.span;
                     while self.eat_punct(",") {
@@ -1059,9 +1541,15 @@ impl Parser {
             }
             Tok::Word(w) => {
                 if let Some(vocab) = selector_vocab(w) {
-                    let next_in_vocab = self.peek_at(1).and_then(|t| t.word()).is_some_and(|n| vocab.contains(&n));
+                    let next_in_vocab = self
+                        .peek_at(1)
+                        .and_then(|t| t.word())
+                        .is_some_and(|n| vocab.contains(&n));
                     let is_hash = matches!(w.as_str(), "jhash");
-                    if next_in_vocab || (vocab.is_empty() && META_SHORT.contains(&w.as_str())) || is_hash {
+                    if next_in_vocab
+                        || (vocab.is_empty() && META_SHORT.contains(&w.as_str()))
+                        || is_hash
+                    {
                         return self.selector();
                     }
                 }
@@ -1083,7 +1571,10 @@ impl Parser {
         if head == "jhash" {
             let e = self.concat()?;
             let mut args = vec![];
-            while let Some(k) = self.peek_word().filter(|w| matches!(*w, "mod" | "seed" | "offset")) {
+            while let Some(k) = self
+                .peek_word()
+                .filter(|w| matches!(*w, "mod" | "seed" | "offset"))
+            {
                 args.push(k.to_owned());
                 self.pos += 1;
                 let (n, s) = self.word("number")?;
@@ -1091,7 +1582,11 @@ impl Parser {
                 args.push(n);
             }
             path.extend(args);
-            return Ok(Expr::Map(Box::new(Expr::Sel(path, span)), Box::new(e), span));
+            return Ok(Expr::Map(
+                Box::new(Expr::Sel(path, span)),
+                Box::new(e),
+                span,
+            ));
         }
         let vocab = selector_vocab(&head).unwrap_or(&[]);
         while let Some(w) = self.peek_word().map(str::to_owned) {
@@ -1099,7 +1594,7 @@ impl Parser {
             if !vocab.contains(&w) {
                 break;
             }
-            let takes_num = matches!(w, "mod" | "offset" | "level" | "spnum") || false;
+            let takes_num = matches!(w, "mod" | "offset" | "level" | "spnum");
             path.push(w.to_owned());
             span = span.to(self.here());
             self.pos += 1;
@@ -1151,7 +1646,10 @@ impl Parser {
     fn rhs_item(&mut self) -> R<Expr> {
         let mut e = self.rhs_range()?;
         loop {
-            if self.peek().is_some_and(|t| t.is_punct("|") || t.is_punct("&") || t.is_punct("^")) {
+            if self
+                .peek()
+                .is_some_and(|t| t.is_punct("|") || t.is_punct("&") || t.is_punct("^"))
+            {
                 let op = match self.next().map(|t| t.tok) {
                     Some(Tok::Punct("|")) => BinOp::Or,
                     Some(Tok::Punct("&")) => BinOp::And,
@@ -1183,7 +1681,11 @@ impl Parser {
         if self.eat_punct("/") {
             let n = self.number("prefix length")?;
             let span = a.span().to(self.prev_span());
-            return Ok(Expr::Prefix(Box::new(a), n.min(u32::MAX as u64) as u32, span));
+            return Ok(Expr::Prefix(
+                Box::new(a),
+                n.min(u32::MAX as u64) as u32,
+                span,
+            ));
         }
         Ok(a)
     }
@@ -1202,7 +1704,15 @@ impl Parser {
             }
             let espan = self.here();
             let key = self.rhs_item()?;
-            let mut elem = Elem { key, data: None, timeout: None, expires: None, comment: None, counter: None, span: espan };
+            let mut elem = Elem {
+                key,
+                data: None,
+                timeout: None,
+                expires: None,
+                comment: None,
+                counter: None,
+                span: espan,
+            };
             self.elem_options(&mut elem)?;
             if self.eat_punct(":") {
                 let data = match self.verdict()? {
@@ -1258,7 +1768,25 @@ impl Parser {
 
 /// Option words of keyword statements that are followed by a value.
 fn takes_value(w: &str) -> bool {
-    matches!(w, "prefix" | "group" | "snaplen" | "queue-threshold" | "level" | "packets" | "bytes" | "name" | "num" | "mss" | "wscale" | "burst" | "used" | "type" | "flags" | "code")
+    matches!(
+        w,
+        "prefix"
+            | "group"
+            | "snaplen"
+            | "queue-threshold"
+            | "level"
+            | "packets"
+            | "bytes"
+            | "name"
+            | "num"
+            | "mss"
+            | "wscale"
+            | "burst"
+            | "used"
+            | "type"
+            | "flags"
+            | "code"
+    )
 }
 
 /// `123`, `0x1f`, `0o17`.
@@ -1296,13 +1824,20 @@ mod tests {
         let b = parse_script("add table inet t\nadd chain inet t c { type filter hook input priority filter + 10; policy drop; }").unwrap();
         assert_eq!(a.commands.len(), 2);
         let strip = |o: &Object| match o {
-            Object::Chain(c) => (c.name.clone(), c.hook.clone(), c.priority.as_ref().map(|p| (p.0.clone(), p.1))),
+            Object::Chain(c) => (
+                c.name.clone(),
+                c.hook.clone(),
+                c.priority.as_ref().map(|p| (p.0.clone(), p.1)),
+            ),
             _ => Default::default(),
         };
         assert_eq!(strip(&a.commands[1].object), strip(&b.commands[1].object));
         match &a.commands[1].object {
             Object::Chain(c) => {
-                assert_eq!(c.priority.as_ref().map(|p| (p.0.clone(), p.1)), Some((Some("filter".into()), 10)));
+                assert_eq!(
+                    c.priority.as_ref().map(|p| (p.0.clone(), p.1)),
+                    Some((Some("filter".into()), 10))
+                );
                 assert_eq!(c.policy.as_deref(), Some("drop"));
             }
             o => panic!("{o:?}"),
@@ -1311,7 +1846,10 @@ mod tests {
 
     #[test]
     fn rules_split_into_statements() {
-        let r = parse_rule("ip saddr . tcp dport { 10.0.0.1 . 22 } ct state new,established counter accept").unwrap();
+        let r = parse_rule(
+            "ip saddr . tcp dport { 10.0.0.1 . 22 } ct state new,established counter accept",
+        )
+        .unwrap();
         assert_eq!(r.stmts.len(), 4);
         assert!(matches!(&r.stmts[1], Stmt::Match { right: Expr::List(v, _), .. } if v.len() == 2));
         assert!(matches!(&r.stmts[3], Stmt::Verdict(Verdict::Accept, _)));
@@ -1323,6 +1861,9 @@ mod tests {
         assert_eq!(s.commands.len(), 1);
         let e = parse_script("include \"x.nft\"").unwrap_err();
         assert!(e.message.contains("include"));
-        assert!(parse_script("add rule ip t c tcp dport $nope").unwrap_err().message.contains("undefined"));
+        assert!(parse_script("add rule ip t c tcp dport $nope")
+            .unwrap_err()
+            .message
+            .contains("undefined"));
     }
 }

@@ -44,7 +44,14 @@ pub fn payload(dreg: u32, base: u32, off: u32, len: u32) -> Expr {
     })
 }
 
-pub fn payload_write(sreg: u32, base: u32, off: u32, len: u32, csum: Option<(u32, u32)>, flags: u32) -> Expr {
+pub fn payload_write(
+    sreg: u32,
+    base: u32,
+    off: u32,
+    len: u32,
+    csum: Option<(u32, u32)>,
+    flags: u32,
+) -> Expr {
     raw("payload", |w| {
         w.put_u32_be(NFTA_PAYLOAD_SREG, sreg);
         w.put_u32_be(NFTA_PAYLOAD_BASE, base);

@@ -30,16 +30,42 @@ pub enum L3 {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Load {
     /// Bits, relative to the header base.
-    Payload { base: u32, off: u32, len: u32 },
+    Payload {
+        base: u32,
+        off: u32,
+        len: u32,
+    },
     Meta(u32),
-    Ct { key: u32, dir: Option<u32> },
+    Ct {
+        key: u32,
+        dir: Option<u32>,
+    },
     /// IPv6 extension header / TCP option / IPv4 option.
-    Exthdr { op: u32, ty: u8, off: u32, len: u32, flags: u32 },
+    Exthdr {
+        op: u32,
+        ty: u8,
+        off: u32,
+        len: u32,
+        flags: u32,
+    },
     Rt(u32),
-    Socket { key: u32, level: Option<u32> },
-    Numgen { mode: u32, modulus: u32, offset: u32 },
-    Osf { ttl: u32, flags: u32 },
-    Fib { flags: u32, result: u32 },
+    Socket {
+        key: u32,
+        level: Option<u32>,
+    },
+    Numgen {
+        mode: u32,
+        modulus: u32,
+        offset: u32,
+    },
+    Osf {
+        ttl: u32,
+        flags: u32,
+    },
+    Fib {
+        flags: u32,
+        result: u32,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,7 +81,11 @@ fn p(base: u32, off: u32, len: u32, dt: Dtype, proto: Proto) -> Field {
     } else {
         dt
     };
-    Field { load: Load::Payload { base, off, len }, dt, proto }
+    Field {
+        load: Load::Payload { base, off, len },
+        dt,
+        proto,
+    }
 }
 
 const LL: u32 = NFT_PAYLOAD_LL_HEADER;
@@ -263,7 +293,12 @@ pub fn field(path: &[String], family_l3: Option<L3>) -> Option<Field> {
             }
             p(base, off, len, BE_INT.bits(len), Proto::None)
         }
-        [h @ ("hbh" | "dst" | "rt" | "frag" | "mh" | "srh" | "rt0" | "rt2"), f] if exthdr6(h, f).is_some() => exthdr6(h, f)?,
+        [h @ ("hbh" | "dst" | "rt" | "frag" | "mh" | "srh" | "rt0" | "rt2"), f]
+            if exthdr6(h, f).is_some() =>
+        {
+            exthdr6(h, f)?
+        }
+        ["tcp", "option", rest @ ..] => tcpopt(rest)?,
         ["meta", k] => meta(k)?,
         [k] => meta(k)?,
         ["ct", rest @ ..] => ct(rest, family_l3)?,
@@ -278,7 +313,11 @@ pub fn field(path: &[String], family_l3: Option<L3>) -> Option<Field> {
                 "ipsec" => (NFT_RT_XFRM, BOOLEAN),
                 _ => return None,
             };
-            Field { load: Load::Rt(key), dt, proto: Proto::None }
+            Field {
+                load: Load::Rt(key),
+                dt,
+                proto: Proto::None,
+            }
         }
         ["socket", k, rest @ ..] => {
             let (key, dt, level) = match *k {
@@ -288,7 +327,11 @@ pub fn field(path: &[String], family_l3: Option<L3>) -> Option<Field> {
                 "cgroupv2" => (3, CGROUPV2, rest.get(1).and_then(|l| l.parse().ok())),
                 _ => return None,
             };
-            Field { load: Load::Socket { key, level }, dt, proto: Proto::None }
+            Field {
+                load: Load::Socket { key, level },
+                dt,
+                proto: Proto::None,
+            }
         }
         ["numgen", mode, rest @ ..] => {
             let mode = match *mode {
@@ -305,7 +348,11 @@ pub fn field(path: &[String], family_l3: Option<L3>) -> Option<Field> {
                 }
             }
             Field {
-                load: Load::Numgen { mode, modulus: modulus? as u32, offset: offset as u32 },
+                load: Load::Numgen {
+                    mode,
+                    modulus: modulus? as u32,
+                    offset: offset as u32,
+                },
                 dt: INTEGER,
                 proto: Proto::None,
             }
@@ -354,7 +401,11 @@ fn meta(k: &str) -> Option<Field> {
         "broute" => (37, INTEGER.bits(8)),
         _ => return None,
     };
-    Some(Field { load: Load::Meta(key), dt, proto: Proto::None })
+    Some(Field {
+        load: Load::Meta(key),
+        dt,
+        proto: Proto::None,
+    })
 }
 
 fn ct(rest: &[&str], family_l3: Option<L3>) -> Option<Field> {
@@ -394,7 +445,11 @@ fn ct(rest: &[&str], family_l3: Option<L3>) -> Option<Field> {
         ["id"] => (NFT_CT_ID, BE_INT),
         _ => return None,
     };
-    Some(Field { load: Load::Ct { key, dir }, dt, proto: Proto::None })
+    Some(Field {
+        load: Load::Ct { key, dir },
+        dt,
+        proto: Proto::None,
+    })
 }
 
 /// IPv6 extension header fields (offsets in bits within the header).
@@ -425,6 +480,68 @@ fn exthdr6(h: &str, f: &str) -> Option<Field> {
         "dst" => 60,
         _ => 135,
     };
-    let dt = if dt.kind == Kind::Int && dt.syms.is_empty() { dt.bits(len) } else { dt };
-    Some(Field { load: Load::Exthdr { op: 0, ty: hdr, off, len, flags: 0 }, dt, proto: Proto::Ip6 })
+    let dt = if dt.kind == Kind::Int && dt.syms.is_empty() {
+        dt.bits(len)
+    } else {
+        dt
+    };
+    Some(Field {
+        load: Load::Exthdr {
+            op: 0,
+            ty: hdr,
+            off,
+            len,
+            flags: 0,
+        },
+        dt,
+        proto: Proto::Ip6,
+    })
+}
+
+/// TCP option fields: (kind, byte offset, byte length) within the option.
+fn tcpopt(rest: &[&str]) -> Option<Field> {
+    let (kind, off, len) = match rest {
+        [o, "kind"] => (tcpopt_kind(o)?, 0, 1),
+        [o, "length"] => (tcpopt_kind(o)?, 1, 1),
+        ["maxseg" | "mss", "size"] => (2, 2, 2),
+        ["window", "count"] => (3, 2, 1),
+        [s @ ("sack" | "sack0" | "sack1" | "sack2" | "sack3"), f @ ("left" | "right")] => {
+            let n: u32 = s
+                .strip_prefix("sack")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            (5, 2 + n * 8 + if *f == "right" { 4 } else { 0 }, 4)
+        }
+        ["timestamp", "tsval"] => (8, 2, 4),
+        ["timestamp", "tsecr"] => (8, 6, 4),
+        _ => return None,
+    };
+    Some(Field {
+        load: Load::Exthdr {
+            op: 1,
+            ty: kind,
+            off: off * 8,
+            len: len * 8,
+            flags: 0,
+        },
+        dt: BE_INT.bits(len * 8),
+        // The kernel's TCP option parser checks for TCP itself.
+        proto: Proto::None,
+    })
+}
+
+fn tcpopt_kind(o: &str) -> Option<u8> {
+    Some(match o {
+        "eol" => 0,
+        "nop" => 1,
+        "maxseg" | "mss" => 2,
+        "window" => 3,
+        "sack-perm" | "sack-permitted" => 4,
+        "sack" | "sack0" | "sack1" | "sack2" | "sack3" => 5,
+        "timestamp" => 8,
+        "fastopen" => 34,
+        "md5sig" => 19,
+        "mptcp" => 30,
+        _ => return None,
+    })
 }

@@ -11,7 +11,9 @@ mod values;
 use super::ast::{self, KeySpec, Object as AObj, Op};
 use super::diag::{Diagnostic, Diagnostics, Span};
 use super::parser;
-use crate::model::{Chain, Family, Hook, Rule, Ruleset, Set, Table, Userdata, UDATA_COMMENT, UDATA_SET_COMMENT};
+use crate::model::{
+    Chain, Family, Hook, Rule, Ruleset, Set, Table, Userdata, UDATA_COMMENT, UDATA_SET_COMMENT,
+};
 use crate::sys::*;
 use types::Dtype;
 
@@ -21,7 +23,8 @@ type R<T> = Result<T, Diagnostic>;
 pub fn compile_rule(family: Family, table: &Table, rule: &str) -> Result<Rule, Diagnostics> {
     let ast = parser::parse_rule(rule).map_err(|d| Diagnostics::one(d).with_source(rule))?;
     let mut n = 0;
-    rule::compile_rule_ast(family, table, &ast, &mut n).map_err(|d| Diagnostics::one(d).with_source(rule))
+    rule::compile_rule_ast(family, table, &ast, &mut n)
+        .map_err(|d| Diagnostics::one(d).with_source(rule))
 }
 
 /// Compiles a declarative nft script (table blocks, `add` commands) into
@@ -76,9 +79,15 @@ fn apply(rs: &mut Ruleset, cmd: &ast::Command, n: &mut u32) -> R<()> {
     }
     match &cmd.object {
         AObj::Table { flags, comment } => {
-            let exists = rs.tables.iter().any(|t| t.family == fam && t.name == cmd.table);
+            let exists = rs
+                .tables
+                .iter()
+                .any(|t| t.family == fam && t.name == cmd.table);
             if exists && cmd.op == Op::Create {
-                return Err(Diagnostic::new(span, format!("table {} {} exists", fam.name(), cmd.table)));
+                return Err(Diagnostic::new(
+                    span,
+                    format!("table {} {} exists", fam.name(), cmd.table),
+                ));
             }
             if !exists {
                 rs.tables.push(Table::new(fam, cmd.table.clone()));
@@ -101,7 +110,10 @@ fn apply(rs: &mut Ruleset, cmd: &ast::Command, n: &mut u32) -> R<()> {
             let chain = chain(fam, decl)?;
             let t = table_mut(rs, fam, &cmd.table, span)?;
             match t.chains.iter_mut().find(|c| c.name == chain.name) {
-                Some(_) if cmd.op == Op::Create => Err(Diagnostic::new(span, format!("chain {} exists", chain.name))),
+                Some(_) if cmd.op == Op::Create => Err(Diagnostic::new(
+                    span,
+                    format!("chain {} exists", chain.name),
+                )),
                 Some(c) => {
                     if chain.hook.is_some() {
                         c.hook = chain.hook;
@@ -119,14 +131,25 @@ fn apply(rs: &mut Ruleset, cmd: &ast::Command, n: &mut u32) -> R<()> {
                 }
             }
         }
-        AObj::Rule { chain, position, rule } => {
+        AObj::Rule {
+            chain,
+            position,
+            rule,
+        } => {
             let t = table_mut(rs, fam, &cmd.table, span)?;
             let r = rule::compile_rule_ast(fam, t, rule, n)?;
-            let c = t.chains.iter_mut().find(|c| &c.name == chain).ok_or_else(|| Diagnostic::new(span, format!("unknown chain {chain}")))?;
+            let c = t
+                .chains
+                .iter_mut()
+                .find(|c| &c.name == chain)
+                .ok_or_else(|| Diagnostic::new(span, format!("unknown chain {chain}")))?;
             match (cmd.op, position) {
                 (Op::Insert, None) => c.rules.insert(0, r),
                 (_, Some((_, _))) => {
-                    return Err(Diagnostic::new(span, "rule positions (handle/index) are not supported in declarative files"))
+                    return Err(Diagnostic::new(
+                        span,
+                        "rule positions (handle/index) are not supported in declarative files",
+                    ))
                 }
                 _ => c.rules.push(r),
             }
@@ -136,7 +159,9 @@ fn apply(rs: &mut Ruleset, cmd: &ast::Command, n: &mut u32) -> R<()> {
             let t = table_mut(rs, fam, &cmd.table, span)?;
             let set = named_set(fam, t, decl)?;
             match t.sets.iter_mut().find(|s| s.name == set.name) {
-                Some(_) if cmd.op == Op::Create => Err(Diagnostic::new(span, format!("set {} exists", set.name))),
+                Some(_) if cmd.op == Op::Create => {
+                    Err(Diagnostic::new(span, format!("set {} exists", set.name)))
+                }
                 Some(s) => {
                     s.elements.extend(set.elements);
                     Ok(())
@@ -149,14 +174,20 @@ fn apply(rs: &mut Ruleset, cmd: &ast::Command, n: &mut u32) -> R<()> {
         }
         AObj::Elements { set, elements } => {
             let t = table_mut(rs, fam, &cmd.table, span)?;
-            let s = t.set(set).ok_or_else(|| Diagnostic::new(span, format!("unknown set @{set}")))?.clone();
+            let s = t
+                .set(set)
+                .ok_or_else(|| Diagnostic::new(span, format!("unknown set @{set}")))?
+                .clone();
             let elems = set_elements(fam, t, &s, elements, span)?;
             if let Some(s) = t.sets.iter_mut().find(|x| &x.name == set) {
                 s.elements.extend(elems);
             }
             Ok(())
         }
-        AObj::Obj(decl) => Err(Diagnostic::new(decl.span, format!("named {} objects are not supported yet", decl.kind))),
+        AObj::Obj(decl) => Err(Diagnostic::new(
+            decl.span,
+            format!("named {} objects are not supported yet", decl.kind),
+        )),
         AObj::Ruleset => Ok(()),
     }
 }
@@ -173,16 +204,23 @@ fn delete(rs: &mut Ruleset, fam: Family, cmd: &ast::Command) -> R<()> {
                 }
                 return Ok(());
             }
-            rs.tables.retain(|t| !(t.family == fam && t.name == cmd.table));
+            rs.tables
+                .retain(|t| !(t.family == fam && t.name == cmd.table));
             if must && before == rs.tables.len() {
-                return Err(Diagnostic::new(span, format!("unknown table {}", cmd.table)));
+                return Err(Diagnostic::new(
+                    span,
+                    format!("unknown table {}", cmd.table),
+                ));
             }
             Ok(())
         }
         AObj::Chain(decl) => {
             let t = table_mut(rs, fam, &cmd.table, span)?;
             if cmd.op == Op::Flush {
-                t.chains.iter_mut().filter(|c| c.name == decl.name).for_each(|c| c.rules.clear());
+                t.chains
+                    .iter_mut()
+                    .filter(|c| c.name == decl.name)
+                    .for_each(|c| c.rules.clear());
             } else {
                 t.chains.retain(|c| c.name != decl.name);
             }
@@ -191,13 +229,19 @@ fn delete(rs: &mut Ruleset, fam: Family, cmd: &ast::Command) -> R<()> {
         AObj::Set(decl) => {
             let t = table_mut(rs, fam, &cmd.table, span)?;
             if cmd.op == Op::Flush {
-                t.sets.iter_mut().filter(|s| s.name == decl.name).for_each(|s| s.elements.clear());
+                t.sets
+                    .iter_mut()
+                    .filter(|s| s.name == decl.name)
+                    .for_each(|s| s.elements.clear());
             } else {
                 t.sets.retain(|s| s.name != decl.name);
             }
             Ok(())
         }
-        _ => Err(Diagnostic::new(span, "this delete is not supported in declarative files")),
+        _ => Err(Diagnostic::new(
+            span,
+            "this delete is not supported in declarative files",
+        )),
     }
 }
 
@@ -209,7 +253,12 @@ fn hook_num(fam: Family, hook: &str, span: Span) -> R<u32> {
         (Family::Arp, "output") => 1,
         (Family::Arp, "forward") => 2,
         (Family::Inet, "ingress") => 5,
-        (Family::Netdev | Family::Arp, _) => return Err(Diagnostic::new(span, format!("hook {hook} is not valid in {} tables", fam.name()))),
+        (Family::Netdev | Family::Arp, _) => {
+            return Err(Diagnostic::new(
+                span,
+                format!("hook {hook} is not valid in {} tables", fam.name()),
+            ))
+        }
         (_, "prerouting") => NF_INET_PRE_ROUTING,
         (_, "input") => NF_INET_LOCAL_IN,
         (_, "forward") => NF_INET_FORWARD,
@@ -231,24 +280,32 @@ fn priority(fam: Family, name: &str, span: Span) -> R<i32> {
         (_, "filter") => 0,
         (_, "security") => 50,
         (_, "srcnat") => 100,
-        _ => return Err(Diagnostic::new(span, format!("unknown priority name '{name}'"))),
+        _ => {
+            return Err(Diagnostic::new(
+                span,
+                format!("unknown priority name '{name}'"),
+            ))
+        }
     })
 }
 
 fn chain(fam: Family, d: &ast::ChainDecl) -> R<Chain> {
     let mut c = Chain::new(d.name.clone());
     if let Some(h) = &d.hook {
-        let (pname, off, pspan) = d.priority.clone().ok_or_else(|| Diagnostic::new(d.span, "base chain needs a priority"))?;
+        let (pname, off, pspan) = d
+            .priority
+            .clone()
+            .ok_or_else(|| Diagnostic::new(d.span, "base chain needs a priority"))?;
         let base = match pname {
             Some(n) => priority(fam, &n, pspan)?,
             None => 0,
         };
         let ty = d.chain_type.clone().unwrap_or_else(|| "filter".into());
         if !matches!(ty.as_str(), "filter" | "nat" | "route") {
-            return Err(Diagnostic::new(d.span, format!("unknown chain type '{ty}'")));
-        }
-        if matches!(fam, Family::Netdev) && d.devices.is_empty() && false {
-            return Err(Diagnostic::new(d.span, "netdev chains need a device"));
+            return Err(Diagnostic::new(
+                d.span,
+                format!("unknown chain type '{ty}'"),
+            ));
         }
         c.hook = Some(Hook {
             num: hook_num(fam, h, d.span)?,
@@ -277,7 +334,10 @@ fn key_types(fam: Family, spec: &KeySpec, span: Span) -> R<(Vec<Dtype>, Vec<usiz
     match spec {
         KeySpec::Types(names) => {
             for n in names {
-                dts.push(types::by_name(n).ok_or_else(|| Diagnostic::new(span, format!("unknown datatype '{n}'")))?);
+                dts.push(
+                    types::by_name(n)
+                        .ok_or_else(|| Diagnostic::new(span, format!("unknown datatype '{n}'")))?,
+                );
             }
         }
         KeySpec::Typeof(exprs) => {
@@ -289,7 +349,9 @@ fn key_types(fam: Family, spec: &KeySpec, span: Span) -> R<(Vec<Dtype>, Vec<usiz
                 let ast::Expr::Sel(p, s) = e else {
                     return Err(Diagnostic::new(e.span(), "expected an expression"));
                 };
-                let f = fields::field(p, l3).ok_or_else(|| Diagnostic::new(*s, format!("unknown expression '{}'", p.join(" "))))?;
+                let f = fields::field(p, l3).ok_or_else(|| {
+                    Diagnostic::new(*s, format!("unknown expression '{}'", p.join(" ")))
+                })?;
                 let mut dt = f.dt;
                 if let fields::Load::Payload { off, len, .. } = f.load {
                     let n = ((off + len).div_ceil(8) - off / 8) * 8;
@@ -331,7 +393,12 @@ fn named_set(fam: Family, t: &Table, d: &ast::SetDecl) -> R<Set> {
                     "ct expectation" => NFT_OBJECT_CT_EXPECT,
                     "secmark" => NFT_OBJECT_SECMARK,
                     "synproxy" => NFT_OBJECT_SYNPROXY,
-                    _ => return Err(Diagnostic::new(d.span, format!("unknown object type '{o}'"))),
+                    _ => {
+                        return Err(Diagnostic::new(
+                            d.span,
+                            format!("unknown object type '{o}'"),
+                        ))
+                    }
                 });
             }
             Some(spec @ KeySpec::Types(n)) if n.len() == 1 && n[0] == "verdict" => {
@@ -344,21 +411,40 @@ fn named_set(fam: Family, t: &Table, d: &ast::SetDecl) -> R<Set> {
                 flags |= NFT_SET_MAP;
                 let (ddts, dlens) = key_types(fam, spec, d.span)?;
                 let cat = ddts.len() > 1;
-                data_type = Some(ddts.iter().fold(0, |a, x| if cat { (a << 6) | x.id } else { x.id }));
-                data_len = Some(if cat { dlens.iter().map(|l| l.div_ceil(4) * 4).sum::<usize>() } else { dlens[0] } as u32);
+                data_type = Some(
+                    ddts.iter()
+                        .fold(0, |a, x| if cat { (a << 6) | x.id } else { x.id }),
+                );
+                data_len = Some(if cat {
+                    dlens.iter().map(|l| l.div_ceil(4) * 4).sum::<usize>()
+                } else {
+                    dlens[0]
+                } as u32);
             }
             None => return Err(Diagnostic::new(d.span, "map needs a value type")),
         }
     } else if d.data.is_some() {
-        return Err(Diagnostic::new(d.span, "a set has no value type; use a map"));
+        return Err(Diagnostic::new(
+            d.span,
+            "a set has no value type; use a map",
+        ));
     }
     if concat && flags & NFT_SET_INTERVAL != 0 {
         flags |= NFT_SET_CONCAT;
     }
-    let key_type = dts.iter().fold(0, |a, x| if concat { (a << 6) | x.id } else { x.id });
-    let key_len = if concat { lens.iter().map(|l| l.div_ceil(4) * 4).sum::<usize>() } else { lens[0] } as u32;
+    let key_type = dts
+        .iter()
+        .fold(0, |a, x| if concat { (a << 6) | x.id } else { x.id });
+    let key_len = if concat {
+        lens.iter().map(|l| l.div_ceil(4) * 4).sum::<usize>()
+    } else {
+        lens[0]
+    } as u32;
     let timeout = match &d.timeout {
-        Some(w) => Some(types::parse_duration_ms(w).ok_or_else(|| Diagnostic::new(d.span, format!("invalid timeout '{w}'")))?),
+        Some(w) => Some(
+            types::parse_duration_ms(w)
+                .ok_or_else(|| Diagnostic::new(d.span, format!("invalid timeout '{w}'")))?,
+        ),
         None => None,
     };
     let mut set = Set {
@@ -373,7 +459,10 @@ fn named_set(fam: Family, t: &Table, d: &ast::SetDecl) -> R<Set> {
         desc: None,
         timeout,
         gc_interval: None,
-        userdata: d.comment.as_ref().map(|c| Userdata::with_comment(UDATA_SET_COMMENT, c)),
+        userdata: d
+            .comment
+            .as_ref()
+            .map(|c| Userdata::with_comment(UDATA_SET_COMMENT, c)),
         exprs: vec![],
         elements: vec![],
         handle: None,
@@ -386,7 +475,16 @@ fn named_set(fam: Family, t: &Table, d: &ast::SetDecl) -> R<Set> {
 }
 
 /// Encodes elements for named set `s` (same encoding as anonymous sets).
-fn set_elements(fam: Family, t: &Table, s: &Set, elements: &[ast::Elem], span: Span) -> R<Vec<crate::model::Element>> {
+fn set_elements(
+    fam: Family,
+    t: &Table,
+    s: &Set,
+    elements: &[ast::Elem],
+    span: Span,
+) -> R<Vec<crate::model::Element>> {
     let _ = (fam, t, s, elements);
-    Err(Diagnostic::new(span, "elements of named sets are not supported yet"))
+    Err(Diagnostic::new(
+        span,
+        "elements of named sets are not supported yet",
+    ))
 }

@@ -86,7 +86,9 @@ impl RuleCx<'_> {
     }
 
     fn resolve(&self, path: &[String], span: Span) -> R<Field> {
-        field(path, self.family_l3()).ok_or_else(|| Diagnostic::new(span, format!("unknown expression '{}'", path.join(" "))))
+        field(path, self.family_l3()).ok_or_else(|| {
+            Diagnostic::new(span, format!("unknown expression '{}'", path.join(" ")))
+        })
     }
 
     // ---- dependencies -------------------------------------------------
@@ -96,13 +98,26 @@ impl RuleCx<'_> {
             if have == want {
                 return Ok(());
             }
-            if !matches!(self.family, Family::Inet | Family::Bridge | Family::Netdev) || self.l3.is_some() {
-                return err(span, format!("conflicting protocols specified: {} vs. {}", l3_name(have), l3_name(want)));
+            if !matches!(self.family, Family::Inet | Family::Bridge | Family::Netdev)
+                || self.l3.is_some()
+            {
+                return err(
+                    span,
+                    format!(
+                        "conflicting protocols specified: {} vs. {}",
+                        l3_name(have),
+                        l3_name(want)
+                    ),
+                );
             }
         }
         match self.family {
             Family::Inet => {
-                let v = if want == NFPROTO_ARP { return err(span, "arp is not supported in inet tables") } else { want as u8 };
+                let v = if want == NFPROTO_ARP {
+                    return err(span, "arp is not supported in inet tables");
+                } else {
+                    want as u8
+                };
                 self.exprs.push(emit::meta(NFT_META_NFPROTO, REG1));
                 self.exprs.push(emit::cmp(REG1, NFT_CMP_EQ, &[v]));
             }
@@ -113,13 +128,24 @@ impl RuleCx<'_> {
                     _ => 0x0806,
                 };
                 if self.vlan_seen {
-                    self.exprs.push(emit::payload(REG1, NFT_PAYLOAD_LL_HEADER, 16, 2));
+                    self.exprs
+                        .push(emit::payload(REG1, NFT_PAYLOAD_LL_HEADER, 16, 2));
                 } else {
                     self.exprs.push(emit::meta(NFT_META_PROTOCOL, REG1));
                 }
-                self.exprs.push(emit::cmp(REG1, NFT_CMP_EQ, &et.to_be_bytes()));
+                self.exprs
+                    .push(emit::cmp(REG1, NFT_CMP_EQ, &et.to_be_bytes()));
             }
-            _ => return err(span, format!("conflicting protocols specified: {} vs. {}", self.family.name(), l3_name(want))),
+            _ => {
+                return err(
+                    span,
+                    format!(
+                        "conflicting protocols specified: {} vs. {}",
+                        self.family.name(),
+                        l3_name(want)
+                    ),
+                )
+            }
         }
         self.l3 = Some(want);
         Ok(())
@@ -136,7 +162,8 @@ impl RuleCx<'_> {
                     return Ok(());
                 }
                 self.exprs.push(emit::meta(NFT_META_IIFTYPE, REG1));
-                self.exprs.push(emit::cmp(REG1, NFT_CMP_EQ, &1u16.to_ne_bytes()));
+                self.exprs
+                    .push(emit::cmp(REG1, NFT_CMP_EQ, &1u16.to_ne_bytes()));
                 self.ll_proto = Some(1);
                 Ok(())
             }
@@ -145,8 +172,10 @@ impl RuleCx<'_> {
                     if !matches!(self.family, Family::Bridge) {
                         self.dependency(Proto::Ether, span)?;
                     }
-                    self.exprs.push(emit::payload(REG1, NFT_PAYLOAD_LL_HEADER, 12, 2));
-                    self.exprs.push(emit::cmp(REG1, NFT_CMP_EQ, &0x8100u16.to_be_bytes()));
+                    self.exprs
+                        .push(emit::payload(REG1, NFT_PAYLOAD_LL_HEADER, 12, 2));
+                    self.exprs
+                        .push(emit::cmp(REG1, NFT_CMP_EQ, &0x8100u16.to_be_bytes()));
                     self.vlan_seen = true;
                 }
                 Ok(())
@@ -154,13 +183,27 @@ impl RuleCx<'_> {
             Proto::Th => Ok(()),
             Proto::L4(n, l3) => {
                 if let Some(l3) = l3 {
-                    self.need_l3(if l3 == L3::Ip { NFPROTO_IPV4 } else { NFPROTO_IPV6 }, span)?;
+                    self.need_l3(
+                        if l3 == L3::Ip {
+                            NFPROTO_IPV4
+                        } else {
+                            NFPROTO_IPV6
+                        },
+                        span,
+                    )?;
                 }
                 if let Some(have) = self.l4 {
                     if have == n {
                         return Ok(());
                     }
-                    return err(span, format!("conflicting protocols specified: {} vs. {}", proto_name(have), proto_name(n)));
+                    return err(
+                        span,
+                        format!(
+                            "conflicting protocols specified: {} vs. {}",
+                            proto_name(have),
+                            proto_name(n)
+                        ),
+                    );
                 }
                 self.exprs.push(emit::meta(NFT_META_L4PROTO, REG1));
                 self.exprs.push(emit::cmp(REG1, NFT_CMP_EQ, &[n]));
@@ -174,7 +217,9 @@ impl RuleCx<'_> {
     fn learn(&mut self, path: &[String], val: &[u8]) {
         let p: Vec<&str> = path.iter().map(String::as_str).collect();
         match p.as_slice() {
-            ["meta", "l4proto"] | ["ip", "protocol"] | ["ip6", "nexthdr"] if val.len() == 1 => self.l4 = Some(val[0]),
+            ["meta", "l4proto"] | ["ip", "protocol"] | ["ip6", "nexthdr"] if val.len() == 1 => {
+                self.l4 = Some(val[0])
+            }
             ["meta", "nfproto"] if val.len() == 1 => self.l3 = Some(val[0] as u32),
             ["meta", "protocol"] | ["ether", "type"] if val.len() == 2 => {
                 self.l3 = match u16::from_be_bytes([val[0], val[1]]) {
@@ -204,7 +249,11 @@ impl RuleCx<'_> {
                 match op {
                     BinOp::Shl | BinOp::Shr => {
                         let n = self.const_u64(r)? as u32;
-                        let bop = if *op == BinOp::Shl { NFT_BITWISE_LSHIFT } else { NFT_BITWISE_RSHIFT };
+                        let bop = if *op == BinOp::Shl {
+                            NFT_BITWISE_LSHIFT
+                        } else {
+                            NFT_BITWISE_RSHIFT
+                        };
                         self.exprs.push(emit::shift(reg, reg, len as u32, bop, n));
                     }
                     _ => {
@@ -220,7 +269,10 @@ impl RuleCx<'_> {
                 let _ = span;
                 Ok(Loaded { mask: None, ..left })
             }
-            other => err(other.span(), "expected an expression such as 'tcp dport' here"),
+            other => err(
+                other.span(),
+                "expected an expression such as 'tcp dport' here",
+            ),
         }
     }
 
@@ -231,7 +283,8 @@ impl RuleCx<'_> {
                 let start = off / 8;
                 let end = (off + len).div_ceil(8);
                 let nbytes = (end - start) as usize;
-                self.exprs.push(emit::payload(reg, *base, start, nbytes as u32));
+                self.exprs
+                    .push(emit::payload(reg, *base, start, nbytes as u32));
                 let mask = if off % 8 != 0 || len % 8 != 0 {
                     let shift = end * 8 - (off + len);
                     let m: u128 = ((1u128 << len) - 1) << shift;
@@ -239,9 +292,19 @@ impl RuleCx<'_> {
                 } else {
                     None
                 };
-                Ok(Loaded { dt, len: nbytes, mask })
+                Ok(Loaded {
+                    dt,
+                    len: nbytes,
+                    mask,
+                })
             }
-            Load::Exthdr { op, ty, off, len, flags } => {
+            Load::Exthdr {
+                op,
+                ty,
+                off,
+                len,
+                flags,
+            } => {
                 let start = off / 8;
                 let end = (off + len).div_ceil(8);
                 let nbytes = (end - start) as usize;
@@ -260,22 +323,38 @@ impl RuleCx<'_> {
                 } else {
                     None
                 };
-                Ok(Loaded { dt, len: nbytes, mask })
+                Ok(Loaded {
+                    dt,
+                    len: nbytes,
+                    mask,
+                })
             }
             Load::Meta(key) => {
                 self.exprs.push(emit::meta(*key, reg));
-                Ok(Loaded { dt, len: dt.bytes(), mask: None })
+                Ok(Loaded {
+                    dt,
+                    len: dt.bytes(),
+                    mask: None,
+                })
             }
             Load::Ct { key, dir } => {
                 self.exprs.push(emit::ct(*key, *dir, reg));
-                Ok(Loaded { dt, len: dt.bytes(), mask: None })
+                Ok(Loaded {
+                    dt,
+                    len: dt.bytes(),
+                    mask: None,
+                })
             }
             Load::Rt(key) => {
                 self.exprs.push(emit::raw("rt", |w| {
                     w.put_u32_be(NFTA_RT_KEY, *key);
                     w.put_u32_be(NFTA_RT_DREG, reg);
                 }));
-                Ok(Loaded { dt, len: dt.bytes(), mask: None })
+                Ok(Loaded {
+                    dt,
+                    len: dt.bytes(),
+                    mask: None,
+                })
             }
             Load::Socket { key, level } => {
                 self.exprs.push(emit::raw("socket", |w| {
@@ -285,16 +364,28 @@ impl RuleCx<'_> {
                         w.put_u32_be(3, *l);
                     }
                 }));
-                Ok(Loaded { dt, len: dt.bytes(), mask: None })
+                Ok(Loaded {
+                    dt,
+                    len: dt.bytes(),
+                    mask: None,
+                })
             }
-            Load::Numgen { mode, modulus, offset } => {
+            Load::Numgen {
+                mode,
+                modulus,
+                offset,
+            } => {
                 self.exprs.push(emit::raw("numgen", |w| {
                     w.put_u32_be(NFTA_NG_DREG, reg);
                     w.put_u32_be(NFTA_NG_MODULUS, *modulus);
                     w.put_u32_be(NFTA_NG_TYPE, *mode);
                     w.put_u32_be(NFTA_NG_OFFSET, *offset);
                 }));
-                Ok(Loaded { dt, len: 4, mask: None })
+                Ok(Loaded {
+                    dt,
+                    len: 4,
+                    mask: None,
+                })
             }
             _ => err(span, "expression not supported here"),
         }
@@ -302,7 +393,8 @@ impl RuleCx<'_> {
 
     fn const_u64(&self, e: &ast::Expr) -> R<u64> {
         match e {
-            ast::Expr::Word(w, s) => parse_u64(w).ok_or_else(|| Diagnostic::new(*s, format!("expected a number, got '{w}'"))),
+            ast::Expr::Word(w, s) => parse_u64(w)
+                .ok_or_else(|| Diagnostic::new(*s, format!("expected a number, got '{w}'"))),
             other => err(other.span(), "expected a number"),
         }
     }
@@ -322,11 +414,22 @@ impl RuleCx<'_> {
                 self.exprs.push(emit::verdict(&verdict(v)));
                 Ok(())
             }
-            Stmt::Match { left, op, right, span } => self.relational(left, *op, right, *span),
+            Stmt::Match {
+                left,
+                op,
+                right,
+                span,
+            } => self.relational(left, *op, right, *span),
             Stmt::Vmap { left, map, span } => self.map_lookup(left, map, None, *span),
             Stmt::Assign { left, value, span } => self.assign(left, value, *span),
             Stmt::Keyword { name, args, span } => super::stmts::keyword(self, name, args, *span),
-            Stmt::SetOp { op, set, key, stmts, span } => super::stmts::dynset(self, op, set, key, stmts, *span),
+            Stmt::SetOp {
+                op,
+                set,
+                key,
+                stmts,
+                span,
+            } => super::stmts::dynset(self, op, set, key, stmts, *span),
         }
     }
 
@@ -348,7 +451,18 @@ impl RuleCx<'_> {
             }
             ast::Expr::List(items, _) if dt.kind != Kind::Bitmask => {
                 let set = ast::Expr::Set(
-                    items.iter().map(|k| Elem { key: k.clone(), data: None, timeout: None, expires: None, comment: None, counter: None, span: k.span() }).collect(),
+                    items
+                        .iter()
+                        .map(|k| Elem {
+                            key: k.clone(),
+                            data: None,
+                            timeout: None,
+                            expires: None,
+                            comment: None,
+                            counter: None,
+                            span: k.span(),
+                        })
+                        .collect(),
                     right.span(),
                 );
                 return self.lookup_match(&set, &[dt], &[len], op, span);
@@ -364,10 +478,17 @@ impl RuleCx<'_> {
                         self.learn(path, &v);
                     }
                 }
-                if dt.kind == Kind::Bitmask && matches!(op, RelOp::Implicit | RelOp::Not) && !is_zero_literal(right) {
+                if dt.kind == Kind::Bitmask
+                    && matches!(op, RelOp::Implicit | RelOp::Not)
+                    && !is_zero_literal(right)
+                {
                     let zero = vec![0; len];
                     self.exprs.push(emit::bitwise(REG1, REG1, &v, &zero));
-                    let cop = if op == RelOp::Not { NFT_CMP_EQ } else { NFT_CMP_NEQ };
+                    let cop = if op == RelOp::Not {
+                        NFT_CMP_EQ
+                    } else {
+                        NFT_CMP_NEQ
+                    };
                     self.exprs.push(emit::cmp(REG1, cop, &zero));
                     return Ok(());
                 }
@@ -375,8 +496,12 @@ impl RuleCx<'_> {
                     self.exprs.push(emit::bitwise(REG1, REG1, m, &vec![0; len]));
                 }
                 let cop = cmp_op(op, span)?;
-                if !dt.be && matches!(cop, NFT_CMP_LT | NFT_CMP_LTE | NFT_CMP_GT | NFT_CMP_GTE) && len > 1 {
-                    self.exprs.push(emit::byteorder(REG1, len as u32, len as u32));
+                if !dt.be
+                    && matches!(cop, NFT_CMP_LT | NFT_CMP_LTE | NFT_CMP_GT | NFT_CMP_GTE)
+                    && len > 1
+                {
+                    self.exprs
+                        .push(emit::byteorder(REG1, len as u32, len as u32));
                     let mut v = v;
                     v.reverse();
                     self.exprs.push(emit::cmp(REG1, cop, &v));
@@ -387,19 +512,23 @@ impl RuleCx<'_> {
             }
             Val::Prefix(v, plen) => {
                 let full = len * 8;
-                if plen as usize % 8 == 0 && ld.mask.is_none() && matches!(left, ast::Expr::Sel(..)) {
+                if plen as usize % 8 == 0 && ld.mask.is_none() && matches!(left, ast::Expr::Sel(..))
+                {
                     // Whole bytes: load fewer bytes instead of masking.
                     let n = plen as usize / 8;
                     if let Some(Expr::Payload(_)) = self.exprs.last() {
                         let last = self.exprs.pop();
                         if let Some(Load::Payload { base, off, .. }) = self.sel_load(left) {
-                            self.exprs.push(emit::payload(REG1, base, off / 8, n as u32));
+                            self.exprs
+                                .push(emit::payload(REG1, base, off / 8, n as u32));
                         } else if let Some(l) = last {
                             self.exprs.push(l);
                         }
                     } else if n != len {
-                        let mask: Vec<u8> = (0..len).map(|i| if i < n { 0xff } else { 0 }).collect();
-                        self.exprs.push(emit::bitwise(REG1, REG1, &mask, &vec![0; len]));
+                        let mask: Vec<u8> =
+                            (0..len).map(|i| if i < n { 0xff } else { 0 }).collect();
+                        self.exprs
+                            .push(emit::bitwise(REG1, REG1, &mask, &vec![0; len]));
                         let cop = cmp_op(op, span)?;
                         self.exprs.push(emit::cmp(REG1, cop, &v));
                         return Ok(());
@@ -410,7 +539,8 @@ impl RuleCx<'_> {
                 }
                 let _ = full;
                 let mask = prefix_mask(len, plen);
-                self.exprs.push(emit::bitwise(REG1, REG1, &mask, &vec![0; len]));
+                self.exprs
+                    .push(emit::bitwise(REG1, REG1, &mask, &vec![0; len]));
                 let cop = cmp_op(op, span)?;
                 self.exprs.push(emit::cmp(REG1, cop, &v));
                 Ok(())
@@ -421,7 +551,8 @@ impl RuleCx<'_> {
                 }
                 let (mut lo, mut hi) = (lo, hi);
                 if !dt.be && len > 1 {
-                    self.exprs.push(emit::byteorder(REG1, len as u32, len as u32));
+                    self.exprs
+                        .push(emit::byteorder(REG1, len as u32, len as u32));
                     lo.reverse();
                     hi.reverse();
                 }
@@ -456,10 +587,15 @@ impl RuleCx<'_> {
         let mut off = 0usize;
         let (mut dts, mut lens) = (Vec::new(), Vec::new());
         for p in parts {
-            let reg = if off == 0 { REG1 } else { NFT_REG32_00 + (off / 4) as u32 };
+            let reg = if off == 0 {
+                REG1
+            } else {
+                NFT_REG32_00 + (off / 4) as u32
+            };
             let ld = self.load(p, reg)?;
             if let Some((m, _)) = &ld.mask {
-                self.exprs.push(emit::bitwise(reg, reg, m, &vec![0; ld.len]));
+                self.exprs
+                    .push(emit::bitwise(reg, reg, m, &vec![0; ld.len]));
             }
             off += ld.len.div_ceil(4) * 4;
             dts.push(ld.dt);
@@ -469,7 +605,14 @@ impl RuleCx<'_> {
     }
 
     /// `left { ... }` / `left @set`: a lookup, anonymous set made as needed.
-    fn lookup_match(&mut self, right: &ast::Expr, dts: &[Dtype], lens: &[usize], op: RelOp, span: Span) -> R<()> {
+    fn lookup_match(
+        &mut self,
+        right: &ast::Expr,
+        dts: &[Dtype],
+        lens: &[usize],
+        op: RelOp,
+        span: Span,
+    ) -> R<()> {
         let flags = match op {
             RelOp::Implicit | RelOp::Eq => 0,
             RelOp::Ne => NFT_LOOKUP_F_INV,
@@ -477,8 +620,20 @@ impl RuleCx<'_> {
         };
         let name = match right {
             ast::Expr::SetRef(name, s) => {
-                let set = self.table.set(name).ok_or_else(|| Diagnostic::new(*s, format!("unknown set @{name}")))?;
-                let want: u32 = lens.iter().map(|l| if lens.len() > 1 { l.div_ceil(4) * 4 } else { *l }).sum::<usize>() as u32;
+                let set = self
+                    .table
+                    .set(name)
+                    .ok_or_else(|| Diagnostic::new(*s, format!("unknown set @{name}")))?;
+                let want: u32 = lens
+                    .iter()
+                    .map(|l| {
+                        if lens.len() > 1 {
+                            l.div_ceil(4) * 4
+                        } else {
+                            *l
+                        }
+                    })
+                    .sum::<usize>() as u32;
                 if set.key_len != want {
                     return err(*s, format!("type mismatch: set @{name} has {}-byte keys, expression is {want} bytes", set.key_len));
                 }
@@ -490,20 +645,32 @@ impl RuleCx<'_> {
             ast::Expr::Set(elems, _) => self.anon_set(elems, dts, lens, None)?,
             _ => return err(right.span(), "expected a set"),
         };
+        self.swap_for_interval(dts, lens);
         self.exprs.push(emit::lookup(&name, REG1, None, flags));
         Ok(())
     }
 
     /// Builds an anonymous set (or map when `data` gives the value type).
-    pub(super) fn anon_set(&mut self, elems: &[Elem], dts: &[Dtype], lens: &[usize], data: Option<&MapData>) -> R<String> {
+    pub(super) fn anon_set(
+        &mut self,
+        elems: &[Elem],
+        dts: &[Dtype],
+        lens: &[usize],
+        data: Option<&MapData>,
+    ) -> R<String> {
         let concat = dts.len() > 1;
-        let mut keys: Vec<(Vec<u8>, Option<Vec<u8>>, &Elem)> = Vec::new();
+        let mut keys: Vec<KeyedElem<'_>> = Vec::new();
         let mut interval = false;
         for e in elems {
             let (k, kend) = if concat {
                 let parts = match &e.key {
                     ast::Expr::Concat(p, _) if p.len() == dts.len() => p,
-                    other => return err(other.span(), format!("expected {} concatenated values", dts.len())),
+                    other => {
+                        return err(
+                            other.span(),
+                            format!("expected {} concatenated values", dts.len()),
+                        )
+                    }
                 };
                 let (mut lo, mut hi) = (Vec::new(), Vec::new());
                 let mut is_iv = false;
@@ -543,10 +710,23 @@ impl RuleCx<'_> {
             };
             keys.push((k, kend, e));
         }
+        // Host-order intervals are matched after a byteorder conversion.
+        if interval && !concat && !dts[0].be && lens[0] > 1 {
+            for (k, kend, _) in keys.iter_mut() {
+                k.reverse();
+                if let Some(e) = kend {
+                    e.reverse();
+                }
+            }
+        }
         let is_map = data.is_some();
         let base_name = if is_map { "__map%d" } else { "__set%d" };
         let name = base_name.to_string();
-        let key_len: usize = if concat { lens.iter().map(|l| l.div_ceil(4) * 4).sum() } else { lens[0] };
+        let key_len: usize = if concat {
+            lens.iter().map(|l| l.div_ceil(4) * 4).sum()
+        } else {
+            lens[0]
+        };
         let mut flags = NFT_SET_ANONYMOUS | NFT_SET_CONSTANT;
         if interval {
             flags |= NFT_SET_INTERVAL;
@@ -557,7 +737,9 @@ impl RuleCx<'_> {
         if concat && interval {
             flags |= NFT_SET_CONCAT;
         }
-        let key_type = dts.iter().fold(0u32, |acc, d| if concat { (acc << 6) | d.id } else { d.id });
+        let key_type = dts
+            .iter()
+            .fold(0u32, |acc, d| if concat { (acc << 6) | d.id } else { d.id });
         let mut elements = Vec::new();
         let mk_data = |cx: &Self, e: &Elem| -> R<Option<Data>> {
             let Some(md) = data else { return Ok(None) };
@@ -571,22 +753,41 @@ impl RuleCx<'_> {
             }))
         };
         if interval && !concat {
-            let mut ivs: Vec<(Vec<u8>, Vec<u8>, &Elem)> = keys.iter().map(|(k, e, el)| (k.clone(), e.clone().unwrap_or_else(|| k.clone()), *el)).collect();
+            let mut ivs: Vec<(Vec<u8>, Vec<u8>, &Elem)> = keys
+                .iter()
+                .map(|(k, e, el)| (k.clone(), e.clone().unwrap_or_else(|| k.clone()), *el))
+                .collect();
             ivs.sort_by(|a, b| a.0.cmp(&b.0));
             if ivs.first().is_some_and(|f| f.0.iter().any(|x| *x != 0)) {
-                elements.push(Element { key: Some(b(&vec![0; key_len])), flags: Some(NFT_SET_ELEM_INTERVAL_END), ..Default::default() });
+                elements.push(Element {
+                    key: Some(b(&vec![0; key_len])),
+                    flags: Some(NFT_SET_ELEM_INTERVAL_END),
+                    ..Default::default()
+                });
             }
             for (i, (lo, hi, el)) in ivs.iter().enumerate() {
-                elements.push(Element { key: Some(b(lo)), data: mk_data(self, el)?, ..Default::default() });
+                elements.push(Element {
+                    key: Some(b(lo)),
+                    data: mk_data(self, el)?,
+                    ..Default::default()
+                });
                 if let Some(next) = incr(hi) {
                     if ivs.get(i + 1).is_none_or(|n| n.0 != next) {
-                        elements.push(Element { key: Some(b(&next)), flags: Some(NFT_SET_ELEM_INTERVAL_END), ..Default::default() });
+                        elements.push(Element {
+                            key: Some(b(&next)),
+                            flags: Some(NFT_SET_ELEM_INTERVAL_END),
+                            ..Default::default()
+                        });
                     }
                 }
             }
         } else {
             for (k, kend, el) in &keys {
-                let mut e = Element { key: Some(b(k)), data: mk_data(self, el)?, ..Default::default() };
+                let mut e = Element {
+                    key: Some(b(k)),
+                    data: mk_data(self, el)?,
+                    ..Default::default()
+                };
                 if k.is_empty() {
                     e.key = None;
                     e.flags = Some(NFT_SET_ELEM_CATCHALL);
@@ -624,6 +825,14 @@ impl RuleCx<'_> {
         Ok(name)
     }
 
+    fn swap_for_interval(&mut self, dts: &[Dtype], lens: &[usize]) {
+        let interval = self.sets.last().is_some_and(|s| s.is_interval());
+        if interval && dts.len() == 1 && !dts[0].be && lens[0] > 1 {
+            self.exprs
+                .push(emit::byteorder(REG1, lens[0] as u32, lens[0] as u32));
+        }
+    }
+
     fn map_value(&self, v: &ast::Expr, dt: &Dtype, len: usize) -> R<Vec<u8>> {
         match values::value(v, dt, len, self.table)? {
             Val::Bytes(v) => Ok(v),
@@ -632,13 +841,20 @@ impl RuleCx<'_> {
     }
 
     /// `key vmap {...}` (dreg = verdict) or `key map {...}` into `dreg`.
-    pub(super) fn map_lookup(&mut self, key: &ast::Expr, map: &ast::Expr, value: Option<(Dtype, usize, u32)>, span: Span) -> R<()> {
+    pub(super) fn map_lookup(
+        &mut self,
+        key: &ast::Expr,
+        map: &ast::Expr,
+        value: Option<(Dtype, usize, u32)>,
+        span: Span,
+    ) -> R<()> {
         let (dts, lens) = match key {
             ast::Expr::Concat(parts, _) => self.load_concat(parts)?,
             k => {
                 let ld = self.load(k, REG1)?;
                 if let Some((m, _)) = &ld.mask {
-                    self.exprs.push(emit::bitwise(REG1, REG1, m, &vec![0; ld.len]));
+                    self.exprs
+                        .push(emit::bitwise(REG1, REG1, m, &vec![0; ld.len]));
                 }
                 (vec![ld.dt], vec![ld.len])
             }
@@ -650,7 +866,10 @@ impl RuleCx<'_> {
         let name = match map {
             ast::Expr::Set(elems, _) => self.anon_set(elems, &dts, &lens, Some(&md))?,
             ast::Expr::SetRef(name, s) => {
-                let set = self.table.set(name).ok_or_else(|| Diagnostic::new(*s, format!("unknown map @{name}")))?;
+                let set = self
+                    .table
+                    .set(name)
+                    .ok_or_else(|| Diagnostic::new(*s, format!("unknown map @{name}")))?;
                 if !set.is_map() {
                     return err(*s, format!("@{name} is not a map"));
                 }
@@ -658,6 +877,9 @@ impl RuleCx<'_> {
             }
             other => return err(other.span(), "expected a map"),
         };
+        if matches!(map, ast::Expr::Set(..)) {
+            self.swap_for_interval(&dts, &lens);
+        }
         let _ = span;
         self.exprs.push(emit::lookup(&name, REG1, Some(dreg), 0));
         Ok(())
@@ -685,11 +907,14 @@ impl RuleCx<'_> {
             ast::Expr::Binop(op, l, r, _) => {
                 let a = self.const_value(l, dt, len)?;
                 let c = self.const_value(r, dt, len)?;
-                Ok(a.iter().zip(&c).map(|(x, y)| match op {
-                    BinOp::And => x & y,
-                    BinOp::Or => x | y,
-                    _ => x ^ y,
-                }).collect())
+                Ok(a.iter()
+                    .zip(&c)
+                    .map(|(x, y)| match op {
+                        BinOp::And => x & y,
+                        BinOp::Or => x | y,
+                        _ => x ^ y,
+                    })
+                    .collect())
             }
             _ => self.value_bytes(v, dt, len),
         }
@@ -722,7 +947,9 @@ impl RuleCx<'_> {
                 if off % 8 != 0 || len % 8 != 0 {
                     let shift = end * 8 - (off + len);
                     let v = values::value_shifted(value, &f.dt, n, shift, self.table)?;
-                    let Val::Bytes(v) = v else { return err(value.span(), "expected a value") };
+                    let Val::Bytes(v) = v else {
+                        return err(value.span(), "expected a value");
+                    };
                     let m: u128 = ((1u128 << len) - 1) << shift;
                     let mask = types::int_bytes(m, n, true).unwrap_or_default();
                     let inv: Vec<u8> = mask.iter().map(|x| !x).collect();
@@ -732,7 +959,9 @@ impl RuleCx<'_> {
                     self.eval_into(value, &f.dt, n, REG1)?;
                 }
                 let flags = 0;
-                self.exprs.push(emit::payload_write(REG1, *base, start, n as u32, csum, flags));
+                self.exprs.push(emit::payload_write(
+                    REG1, *base, start, n as u32, csum, flags,
+                ));
                 let _ = span;
                 Ok(())
             }
@@ -740,6 +969,9 @@ impl RuleCx<'_> {
         }
     }
 }
+
+/// An element's key bytes, interval end, and its source.
+type KeyedElem<'e> = (Vec<u8>, Option<Vec<u8>>, &'e Elem);
 
 pub enum MapData {
     Verdict,
@@ -786,7 +1018,11 @@ pub fn prefix_mask(len: usize, plen: u32) -> Vec<u8> {
     (0..len)
         .map(|i| {
             let bits = (plen as i64 - (i as i64) * 8).clamp(0, 8) as u32;
-            if bits == 0 { 0 } else { 0xffu8 << (8 - bits) }
+            if bits == 0 {
+                0
+            } else {
+                0xffu8 << (8 - bits)
+            }
         })
         .collect()
 }
@@ -824,7 +1060,12 @@ fn l3_name(p: u32) -> &'static str {
 }
 
 fn proto_name(n: u8) -> String {
-    INET_PROTO.syms.iter().find(|(_, v)| *v == n as u64).map(|(s, _)| s.to_string()).unwrap_or_else(|| n.to_string())
+    INET_PROTO
+        .syms
+        .iter()
+        .find(|(_, v)| *v == n as u64)
+        .map(|(s, _)| s.to_string())
+        .unwrap_or_else(|| n.to_string())
 }
 
 pub(super) fn arg_words(args: &[Arg]) -> Vec<(String, Span)> {
@@ -843,12 +1084,6 @@ impl RuleCx<'_> {
     }
     pub(super) fn family(&self) -> Family {
         self.family
-    }
-    pub(super) fn l3(&self) -> Option<u32> {
-        self.l3
-    }
-    pub(super) fn l4(&self) -> Option<u8> {
-        self.l4
     }
     pub(super) fn dep(&mut self, p: Proto, span: Span) -> R<()> {
         self.dependency(p, span)

@@ -19,7 +19,9 @@ fn err<T>(span: Span, msg: impl Into<String>) -> R<T> {
 
 fn num(w: Option<&(String, Span)>, span: Span, what: &str) -> R<u64> {
     match w {
-        Some((s, sp)) => parse_u64(s).ok_or_else(|| Diagnostic::new(*sp, format!("expected {what}, got '{s}'"))),
+        Some((s, sp)) => {
+            parse_u64(s).ok_or_else(|| Diagnostic::new(*sp, format!("expected {what}, got '{s}'")))
+        }
         None => err(span, format!("expected {what}")),
     }
 }
@@ -35,7 +37,9 @@ pub fn keyword(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<(
                     "packets" => p = num(it.next(), *s, "a packet count")?,
                     "bytes" => b = num(it.next(), *s, "a byte count")?,
                     "name" => {
-                        let (n, _) = it.next().ok_or_else(|| Diagnostic::new(*s, "expected a counter name"))?;
+                        let (n, _) = it
+                            .next()
+                            .ok_or_else(|| Diagnostic::new(*s, "expected a counter name"))?;
                         cx.push(objref(NFT_OBJECT_COUNTER, n));
                         return Ok(());
                     }
@@ -78,13 +82,20 @@ fn objref(ty: u32, name: &str) -> crate::expr::Expr {
 }
 
 fn log(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
-    let (mut prefix, mut group, mut snaplen, mut qthr, mut level, mut flags) = (None, None, None, None, None, 0u32);
+    let (mut prefix, mut group, mut snaplen, mut qthr, mut level, mut flags) =
+        (None, None, None, None, None, 0u32);
     let mut i = 0;
     while i < words.len() {
         let (w, s) = &words[i];
         let next = words.get(i + 1);
         match w.as_str() {
-            "prefix" => prefix = Some(next.ok_or_else(|| Diagnostic::new(*s, "expected a prefix"))?.0.clone()),
+            "prefix" => {
+                prefix = Some(
+                    next.ok_or_else(|| Diagnostic::new(*s, "expected a prefix"))?
+                        .0
+                        .clone(),
+                )
+            }
             "group" => group = Some(num(next, *s, "a group")?),
             "snaplen" => snaplen = Some(num(next, *s, "a length")?),
             "queue-threshold" => qthr = Some(num(next, *s, "a threshold")?),
@@ -100,7 +111,12 @@ fn log(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
                     "info" => 6,
                     "debug" => 7,
                     "audit" => 8,
-                    _ => return err(next.map(|n| n.1).unwrap_or(*s), format!("invalid log level '{l}'")),
+                    _ => {
+                        return err(
+                            next.map(|n| n.1).unwrap_or(*s),
+                            format!("invalid log level '{l}'"),
+                        )
+                    }
                 });
             }
             "flags" => {
@@ -112,7 +128,11 @@ fn log(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
                         "tcp" | "ip" | "," => {}
                         "sequence" => flags |= 0x1,
                         "options" => {
-                            let prev = words[..i].iter().rev().find(|p| p.0 == "tcp" || p.0 == "ip").map(|p| p.0.as_str());
+                            let prev = words[..i]
+                                .iter()
+                                .rev()
+                                .find(|p| p.0 == "tcp" || p.0 == "ip")
+                                .map(|p| p.0.as_str());
                             flags |= if prev == Some("ip") { 0x4 } else { 0x2 };
                         }
                         "skuid" => flags |= 0x8,
@@ -201,14 +221,22 @@ fn limit(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
             "over" => over = true,
             "until" => {}
             "name" => {
-                let n = toks.get(i + 1).ok_or_else(|| Diagnostic::new(*s, "expected a name"))?;
+                let n = toks
+                    .get(i + 1)
+                    .ok_or_else(|| Diagnostic::new(*s, "expected a name"))?;
                 cx.push(objref(NFT_OBJECT_LIMIT, &n.0));
                 return Ok(());
             }
             "burst" => {
                 let n = num(toks.get(i + 1), *s, "a burst")?;
                 i += 2;
-                let mult = toks.get(i).and_then(|u| if u.0 == "packets" { Some(1) } else { bytes_unit(&u.0) });
+                let mult = toks.get(i).and_then(|u| {
+                    if u.0 == "packets" {
+                        Some(1)
+                    } else {
+                        bytes_unit(&u.0)
+                    }
+                });
                 if let Some(m) = mult {
                     i += 1;
                     burst = Some(n * m);
@@ -228,7 +256,10 @@ fn limit(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
                 }
                 if toks.get(i).is_some_and(|t| t.0 == "/") {
                     i += 1;
-                    unit = toks.get(i).and_then(|u| unit_secs(&u.0)).ok_or_else(|| Diagnostic::new(*s, "expected a time unit"))?;
+                    unit = toks
+                        .get(i)
+                        .and_then(|u| unit_secs(&u.0))
+                        .ok_or_else(|| Diagnostic::new(*s, "expected a time unit"))?;
                     i += 1;
                 }
                 rate = Some(n * mult);
@@ -243,7 +274,14 @@ fn limit(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
         w.put_u64_be(NFTA_LIMIT_RATE, rate);
         w.put_u64_be(NFTA_LIMIT_UNIT, unit);
         w.put_u32_be(NFTA_LIMIT_BURST, burst as u32);
-        w.put_u32_be(NFTA_LIMIT_TYPE, if bytes { NFT_LIMIT_PKT_BYTES } else { NFT_LIMIT_PKTS });
+        w.put_u32_be(
+            NFTA_LIMIT_TYPE,
+            if bytes {
+                NFT_LIMIT_PKT_BYTES
+            } else {
+                NFT_LIMIT_PKTS
+            },
+        );
         w.put_u32_be(NFTA_LIMIT_FLAGS, over as u32);
     }));
     Ok(())
@@ -258,20 +296,28 @@ fn quota(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
             "over" => over = true,
             "until" => {}
             "name" => {
-                let n = words.get(i + 1).ok_or_else(|| Diagnostic::new(*s, "expected a name"))?;
+                let n = words
+                    .get(i + 1)
+                    .ok_or_else(|| Diagnostic::new(*s, "expected a name"))?;
                 cx.push(objref(NFT_OBJECT_QUOTA, &n.0));
                 return Ok(());
             }
             "used" => {
                 let n = num(words.get(i + 1), *s, "a size")?;
-                let m = words.get(i + 2).and_then(|u| bytes_unit(&u.0)).ok_or_else(|| Diagnostic::new(*s, "expected a unit"))?;
+                let m = words
+                    .get(i + 2)
+                    .and_then(|u| bytes_unit(&u.0))
+                    .ok_or_else(|| Diagnostic::new(*s, "expected a unit"))?;
                 used = n * m;
                 i += 3;
                 continue;
             }
             _ => {
                 let n = num(Some(&words[i]), *s, "a size")?;
-                let m = words.get(i + 1).and_then(|u| bytes_unit(&u.0)).ok_or_else(|| Diagnostic::new(*s, "expected bytes, kbytes or mbytes"))?;
+                let m = words
+                    .get(i + 1)
+                    .and_then(|u| bytes_unit(&u.0))
+                    .ok_or_else(|| Diagnostic::new(*s, "expected bytes, kbytes or mbytes"))?;
                 bytes = Some(n * m);
                 i += 2;
                 continue;
@@ -290,7 +336,12 @@ fn quota(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
 
 fn reject(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
     let fam = cx.family();
-    let (ty, code) = match words.iter().map(|w| w.0.as_str()).collect::<Vec<_>>().as_slice() {
+    let (ty, code) = match words
+        .iter()
+        .map(|w| w.0.as_str())
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         [] => match fam {
             Family::Ip => (NFT_REJECT_ICMP_UNREACH, 3),
             Family::Ip6 => (NFT_REJECT_ICMP_UNREACH, 4),
@@ -310,10 +361,18 @@ fn reject(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
                 "icmpv6" => ICMPV6_CODE,
                 _ => ICMPX_CODE,
             };
-            let v = dt.syms.iter().find(|(s, _)| *s == code).map(|(_, v)| *v).or_else(|| parse_u64(code)).ok_or_else(|| Diagnostic::new(span, format!("unknown {kind} code '{code}'")))?;
+            let v = dt
+                .syms
+                .iter()
+                .find(|(s, _)| *s == code)
+                .map(|(_, v)| *v)
+                .or_else(|| parse_u64(code))
+                .ok_or_else(|| Diagnostic::new(span, format!("unknown {kind} code '{code}'")))?;
             match (*kind, fam) {
                 ("icmpx", _) => (NFT_REJECT_ICMPX_UNREACH, v as u8),
-                ("icmp", Family::Ip6) | ("icmpv6", Family::Ip) => return err(span, "conflicting protocols specified"),
+                ("icmp", Family::Ip6) | ("icmpv6", Family::Ip) => {
+                    return err(span, "conflicting protocols specified")
+                }
                 ("icmp", Family::Inet | Family::Bridge | Family::Netdev) => {
                     cx.dep(Proto::Ip, span)?;
                     (NFT_REJECT_ICMP_UNREACH, v as u8)
@@ -325,7 +384,12 @@ fn reject(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
                 _ => (NFT_REJECT_ICMP_UNREACH, v as u8),
             }
         }
-        _ => return err(span, "expected 'with icmp|icmpv6|icmpx CODE' or 'with tcp reset'"),
+        _ => {
+            return err(
+                span,
+                "expected 'with icmp|icmpv6|icmpx CODE' or 'with tcp reset'",
+            )
+        }
     };
     cx.push(emit::raw("reject", |w| {
         w.put_u32_be(NFTA_REJECT_TYPE, ty);
@@ -357,7 +421,11 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
         (Some("ip6"), _) | (None, Family::Ip6) => NFPROTO_IPV6,
         _ => NFPROTO_IPV4,
     };
-    let (adt, alen) = if l3 == NFPROTO_IPV6 { (IPV6, 16) } else { (IPV4, 4) };
+    let (adt, alen) = if l3 == NFPROTO_IPV6 {
+        (IPV6, 16)
+    } else {
+        (IPV4, 4)
+    };
     let mut regs = (None, None, None, None);
     if let Some(e) = to {
         // Split `addr:port` forms.
@@ -365,10 +433,14 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
         if let Some(a) = addr {
             regs.0 = Some(NFT_REG_1);
             match &a {
-                ast::Expr::Word(w, s) if w.contains('-') && super::values::word(w, &adt, alen, 0).is_none() => {
+                ast::Expr::Word(w, s)
+                    if w.contains('-') && super::values::word(w, &adt, alen, 0).is_none() =>
+                {
                     let (lo, hi) = w.split_once('-').unwrap_or((w, w));
-                    let lo = super::values::word(lo, &adt, alen, 0).ok_or_else(|| Diagnostic::new(*s, "invalid address"))?;
-                    let hi = super::values::word(hi, &adt, alen, 0).ok_or_else(|| Diagnostic::new(*s, "invalid address"))?;
+                    let lo = super::values::word(lo, &adt, alen, 0)
+                        .ok_or_else(|| Diagnostic::new(*s, "invalid address"))?;
+                    let hi = super::values::word(hi, &adt, alen, 0)
+                        .ok_or_else(|| Diagnostic::new(*s, "invalid address"))?;
                     cx.push(emit::immediate(NFT_REG_1, &lo));
                     cx.push(emit::immediate(NFT_REG_1 + 1, &hi));
                     regs.1 = Some(NFT_REG_1 + 1);
@@ -377,12 +449,20 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
             }
         }
         if let Some(p) = port {
-            let preg = if regs.1.is_some() { NFT_REG_1 + 2 } else if regs.0.is_some() { NFT_REG_1 + 1 } else { NFT_REG_1 };
+            let preg = if regs.1.is_some() {
+                NFT_REG_1 + 2
+            } else if regs.0.is_some() {
+                NFT_REG_1 + 1
+            } else {
+                NFT_REG_1
+            };
             match &p {
                 ast::Expr::Word(w, s) if w.contains('-') => {
                     let (lo, hi) = w.split_once('-').unwrap_or((w, w));
-                    let lo = super::values::word(lo, &INET_SERVICE, 2, 0).ok_or_else(|| Diagnostic::new(*s, "invalid port"))?;
-                    let hi = super::values::word(hi, &INET_SERVICE, 2, 0).ok_or_else(|| Diagnostic::new(*s, "invalid port"))?;
+                    let lo = super::values::word(lo, &INET_SERVICE, 2, 0)
+                        .ok_or_else(|| Diagnostic::new(*s, "invalid port"))?;
+                    let hi = super::values::word(hi, &INET_SERVICE, 2, 0)
+                        .ok_or_else(|| Diagnostic::new(*s, "invalid port"))?;
                     cx.push(emit::immediate(preg, &lo));
                     cx.push(emit::immediate(preg + 1, &hi));
                     regs.2 = Some(preg);
@@ -395,8 +475,16 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
             }
         }
     }
-    if cx.family() == Family::Inet && name != "masquerade" && name != "redirect" && regs.0.is_some() {
-        cx.dep(if l3 == NFPROTO_IPV6 { Proto::Ip6 } else { Proto::Ip }, span)?;
+    if cx.family() == Family::Inet && name != "masquerade" && name != "redirect" && regs.0.is_some()
+    {
+        cx.dep(
+            if l3 == NFPROTO_IPV6 {
+                Proto::Ip6
+            } else {
+                Proto::Ip
+            },
+            span,
+        )?;
     }
     match name {
         "snat" | "dnat" => {
@@ -404,7 +492,14 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
                 regs.1 = None;
             }
             cx.push(emit::raw("nat", |w| {
-                w.put_u32_be(NFTA_NAT_TYPE, if name == "snat" { NFT_NAT_SNAT } else { NFT_NAT_DNAT });
+                w.put_u32_be(
+                    NFTA_NAT_TYPE,
+                    if name == "snat" {
+                        NFT_NAT_SNAT
+                    } else {
+                        NFT_NAT_DNAT
+                    },
+                );
                 w.put_u32_be(NFTA_NAT_FAMILY, l3);
                 if let Some(r) = regs.0 {
                     w.put_u32_be(NFTA_NAT_REG_ADDR_MIN, r);
@@ -414,7 +509,17 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
                     w.put_u32_be(NFTA_NAT_REG_PROTO_MIN, r);
                     w.put_u32_be(NFTA_NAT_REG_PROTO_MAX, regs.3.unwrap_or(r));
                 }
-                let f = flags | if regs.0.is_some() { NF_NAT_RANGE_MAP_IPS } else { 0 } | if regs.2.is_some() { NF_NAT_RANGE_PROTO_SPECIFIED } else { 0 };
+                let f = flags
+                    | if regs.0.is_some() {
+                        NF_NAT_RANGE_MAP_IPS
+                    } else {
+                        0
+                    }
+                    | if regs.2.is_some() {
+                        NF_NAT_RANGE_PROTO_SPECIFIED
+                    } else {
+                        0
+                    };
                 if f != 0 {
                     w.put_u32_be(NFTA_NAT_FLAGS, f);
                 }
@@ -422,16 +527,28 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
         }
         _ => {
             let (pmin, pmax) = (NFTA_MASQ_REG_PROTO_MIN, NFTA_MASQ_REG_PROTO_MAX);
-            let f = flags | if regs.2.is_some() { NF_NAT_RANGE_PROTO_SPECIFIED } else { 0 };
-            cx.push(emit::raw(if name == "masquerade" { "masq" } else { "redir" }, |w| {
-                if f != 0 {
-                    w.put_u32_be(NFTA_MASQ_FLAGS, f);
-                }
-                if let Some(r) = regs.2 {
-                    w.put_u32_be(pmin, r);
-                    w.put_u32_be(pmax, regs.3.unwrap_or(r));
-                }
-            }));
+            let f = flags
+                | if regs.2.is_some() {
+                    NF_NAT_RANGE_PROTO_SPECIFIED
+                } else {
+                    0
+                };
+            cx.push(emit::raw(
+                if name == "masquerade" {
+                    "masq"
+                } else {
+                    "redir"
+                },
+                |w| {
+                    if f != 0 {
+                        w.put_u32_be(NFTA_MASQ_FLAGS, f);
+                    }
+                    if let Some(r) = regs.2 {
+                        w.put_u32_be(pmin, r);
+                        w.put_u32_be(pmax, regs.3.unwrap_or(r));
+                    }
+                },
+            ));
         }
     }
     Ok(())
@@ -446,26 +563,50 @@ fn split_addr_port(e: &ast::Expr, v6: bool) -> (Option<ast::Expr>, Option<ast::E
         if v6 {
             if let Some(rest) = w.strip_prefix('[') {
                 if let Some((a, p)) = rest.split_once("]:") {
-                    return (Some(ast::Expr::Word(a.to_owned(), *s)), Some(ast::Expr::Word(p.to_owned(), *s)));
+                    return (
+                        Some(ast::Expr::Word(a.to_owned(), *s)),
+                        Some(ast::Expr::Word(p.to_owned(), *s)),
+                    );
                 }
-                return (Some(ast::Expr::Word(rest.trim_end_matches(']').to_owned(), *s)), None);
+                return (
+                    Some(ast::Expr::Word(rest.trim_end_matches(']').to_owned(), *s)),
+                    None,
+                );
             }
             return (Some(e.clone()), None);
         }
         if let Some((a, p)) = w.rsplit_once(':') {
-            return (Some(ast::Expr::Word(a.to_owned(), *s)), Some(ast::Expr::Word(p.to_owned(), *s)));
+            return (
+                Some(ast::Expr::Word(a.to_owned(), *s)),
+                Some(ast::Expr::Word(p.to_owned(), *s)),
+            );
         }
     }
     (Some(e.clone()), None)
 }
 
-pub fn dynset(cx: &mut RuleCx<'_>, op: &str, set: &str, key: &ast::Expr, stmts: &[Stmt], span: Span) -> R<()> {
-    let s = cx.table().set(set).ok_or_else(|| Diagnostic::new(span, format!("unknown set @{set}")))?.clone();
+pub fn dynset(
+    cx: &mut RuleCx<'_>,
+    op: &str,
+    set: &str,
+    key: &ast::Expr,
+    stmts: &[Stmt],
+    span: Span,
+) -> R<()> {
+    let s = cx
+        .table()
+        .set(set)
+        .ok_or_else(|| Diagnostic::new(span, format!("unknown set @{set}")))?
+        .clone();
     match key {
         ast::Expr::Concat(parts, _) => {
             let mut off = 0usize;
             for p in parts {
-                let reg = if off == 0 { NFT_REG_1 } else { NFT_REG32_00 + (off / 4) as u32 };
+                let reg = if off == 0 {
+                    NFT_REG_1
+                } else {
+                    NFT_REG32_00 + (off / 4) as u32
+                };
                 cx.eval_into(p, &BE_INT, 4, reg)?;
                 off += 4;
             }
@@ -478,7 +619,10 @@ pub fn dynset(cx: &mut RuleCx<'_>, op: &str, set: &str, key: &ast::Expr, stmts: 
         match st {
             Stmt::Keyword { name, args, span } if name == "timeout" => {
                 let w = arg_words(args);
-                let t = w.first().and_then(|(t, _)| parse_duration_ms(t)).ok_or_else(|| Diagnostic::new(*span, "invalid timeout"))?;
+                let t = w
+                    .first()
+                    .and_then(|(t, _)| parse_duration_ms(t))
+                    .ok_or_else(|| Diagnostic::new(*span, "invalid timeout"))?;
                 timeout = Some(t);
             }
             other => {
@@ -506,7 +650,9 @@ pub fn dynset(cx: &mut RuleCx<'_>, op: &str, set: &str, key: &ast::Expr, stmts: 
         if exprs.len() == 1 {
             w.nest(NFTA_DYNSET_EXPR, |w| exprs[0].encode_body(w));
         } else if !exprs.is_empty() {
-            w.nest(NFTA_DYNSET_EXPRESSIONS, |w| crate::expr::encode_list(&exprs, w));
+            w.nest(NFTA_DYNSET_EXPRESSIONS, |w| {
+                crate::expr::encode_list(&exprs, w)
+            });
         }
     }));
     Ok(())

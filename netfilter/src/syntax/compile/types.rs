@@ -33,7 +33,14 @@ pub struct Dtype {
 
 impl Dtype {
     pub const fn new(name: &'static str, id: u32, bits: u32, be: bool, kind: Kind) -> Self {
-        Dtype { name, id, bits, be, kind, syms: &[] }
+        Dtype {
+            name,
+            id,
+            bits,
+            be,
+            kind,
+            syms: &[],
+        }
     }
     pub const fn sym(mut self, syms: &'static [(&'static str, u64)]) -> Self {
         self.syms = syms;
@@ -271,7 +278,8 @@ pub const CT_STATE: Dtype = d("ct_state", 26, 32, false, Kind::Bitmask).sym(&[
     ("new", 8),
     ("untracked", 64),
 ]);
-pub const CT_DIR: Dtype = d("ct_dir", 27, 8, false, Kind::Int).sym(&[("original", 0), ("reply", 1)]);
+pub const CT_DIR: Dtype =
+    d("ct_dir", 27, 8, false, Kind::Int).sym(&[("original", 0), ("reply", 1)]);
 pub const CT_STATUS: Dtype = d("ct_status", 28, 32, false, Kind::Bitmask).sym(&[
     ("expected", 1),
     ("seen-reply", 2),
@@ -362,12 +370,8 @@ pub const DSCP: Dtype = d("dscp", 36, 6, true, Kind::Int).sym(&[
     ("va", 44),
     ("ef", 46),
 ]);
-pub const ECN: Dtype = d("ecn", 37, 2, true, Kind::Int).sym(&[
-    ("not-ect", 0),
-    ("ect1", 1),
-    ("ect0", 2),
-    ("ce", 3),
-]);
+pub const ECN: Dtype =
+    d("ecn", 37, 2, true, Kind::Int).sym(&[("not-ect", 0), ("ect1", 1), ("ect0", 2), ("ce", 3)]);
 pub const BOOLEAN: Dtype = d("boolean", 39, 1, false, Kind::Int).sym(&[
     ("exists", 1),
     ("missing", 0),
@@ -394,10 +398,7 @@ pub const IGMP_TYPE: Dtype = d("igmp_type", 42, 8, true, Kind::Int).sym(&[
     ("membership-report-v3", 0x22),
     ("leave-group", 0x17),
 ]);
-pub const NFPROTO: Dtype = d("nf_proto", 2, 8, false, Kind::Int).sym(&[
-    ("ipv4", 2),
-    ("ipv6", 10),
-]);
+pub const NFPROTO: Dtype = d("nf_proto", 2, 8, false, Kind::Int).sym(&[("ipv4", 2), ("ipv6", 10)]);
 pub const DAY: Dtype = d("day", 45, 8, false, Kind::Int).sym(&[
     ("sunday", 0),
     ("monday", 1),
@@ -515,7 +516,10 @@ pub fn parse_ipv4(w: &str) -> Option<[u8; 4]> {
 }
 
 pub fn parse_ipv6(w: &str) -> Option<[u8; 16]> {
-    let w = w.strip_prefix('[').and_then(|w| w.strip_suffix(']')).unwrap_or(w);
+    let w = w
+        .strip_prefix('[')
+        .and_then(|w| w.strip_suffix(']'))
+        .unwrap_or(w);
     w.parse::<std::net::Ipv6Addr>().ok().map(|a| a.octets())
 }
 
@@ -526,7 +530,13 @@ pub fn parse_ether(w: &str) -> Option<Vec<u8>> {
     }
     parts
         .iter()
-        .map(|p| if p.len() <= 2 { u8::from_str_radix(p, 16).ok() } else { None })
+        .map(|p| {
+            if p.len() <= 2 {
+                u8::from_str_radix(p, 16).ok()
+            } else {
+                None
+            }
+        })
         .collect()
 }
 

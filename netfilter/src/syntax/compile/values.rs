@@ -23,7 +23,9 @@ pub fn value(e: &Expr, dt: &Dtype, len: usize, t: &Table) -> R<Val> {
 /// header fields compare against the bytes that hold them).
 pub fn value_shifted(e: &Expr, dt: &Dtype, len: usize, shift: u32, t: &Table) -> R<Val> {
     let _ = t;
-    let one = |w: &str, span| -> R<Vec<u8>> { word(w, dt, len, shift).ok_or_else(|| mismatch(w, dt, span)) };
+    let one = |w: &str, span| -> R<Vec<u8>> {
+        word(w, dt, len, shift).ok_or_else(|| mismatch(w, dt, span))
+    };
     match e {
         Expr::Word(w, span) => {
             if let Some(v) = word(w, dt, len, shift) {
@@ -32,14 +34,20 @@ pub fn value_shifted(e: &Expr, dt: &Dtype, len: usize, shift: u32, t: &Table) ->
             if let Some((a, p)) = w.rsplit_once('/') {
                 if let (Some(v), Some(p)) = (word(a, dt, len, 0), p.parse::<u32>().ok()) {
                     if p as usize > len * 8 {
-                        return Err(Diagnostic::new(*span, format!("prefix length {p} is invalid for {}", dt.name)));
+                        return Err(Diagnostic::new(
+                            *span,
+                            format!("prefix length {p} is invalid for {}", dt.name),
+                        ));
                     }
                     return Ok(Val::Prefix(mask_bytes(&v, p), p));
                 }
             }
             // A range `a-b`: try each '-' as the separator.
             for (i, _) in w.match_indices('-') {
-                if let (Some(a), Some(b)) = (word(&w[..i], dt, len, shift), word(&w[i + 1..], dt, len, shift)) {
+                if let (Some(a), Some(b)) = (
+                    word(&w[..i], dt, len, shift),
+                    word(&w[i + 1..], dt, len, shift),
+                ) {
                     return range(a, b, dt, *span);
                 }
             }
@@ -52,7 +60,10 @@ pub fn value_shifted(e: &Expr, dt: &Dtype, len: usize, shift: u32, t: &Table) ->
             one(s, *span).map(Val::Bytes)
         }
         Expr::Range(a, b, span) => {
-            let (Val::Bytes(a), Val::Bytes(b)) = (value_shifted(a, dt, len, shift, t)?, value_shifted(b, dt, len, shift, t)?) else {
+            let (Val::Bytes(a), Val::Bytes(b)) = (
+                value_shifted(a, dt, len, shift, t)?,
+                value_shifted(b, dt, len, shift, t)?,
+            ) else {
                 return Err(Diagnostic::new(*span, "invalid range"));
             };
             range(a, b, dt, *span)
@@ -61,7 +72,9 @@ pub fn value_shifted(e: &Expr, dt: &Dtype, len: usize, shift: u32, t: &Table) ->
             Val::Bytes(v) if (*p as usize) <= len * 8 => Ok(Val::Prefix(mask_bytes(&v, *p), *p)),
             _ => Err(Diagnostic::new(*span, "invalid prefix")),
         },
-        Expr::List(items, _) | Expr::Concat(items, _) if dt.kind == Kind::Bitmask && matches!(e, Expr::List(..)) => {
+        Expr::List(items, _) | Expr::Concat(items, _)
+            if dt.kind == Kind::Bitmask && matches!(e, Expr::List(..)) =>
+        {
             let mut acc = vec![0u8; len];
             for i in items {
                 let Val::Bytes(v) = value_shifted(i, dt, len, shift, t)? else {
@@ -72,21 +85,39 @@ pub fn value_shifted(e: &Expr, dt: &Dtype, len: usize, shift: u32, t: &Table) ->
             Ok(Val::Bytes(acc))
         }
         Expr::Binop(op @ (BinOp::Or | BinOp::And | BinOp::Xor), a, b, span) => {
-            let (Val::Bytes(a), Val::Bytes(b)) = (value_shifted(a, dt, len, shift, t)?, value_shifted(b, dt, len, shift, t)?) else {
+            let (Val::Bytes(a), Val::Bytes(b)) = (
+                value_shifted(a, dt, len, shift, t)?,
+                value_shifted(b, dt, len, shift, t)?,
+            ) else {
                 return Err(Diagnostic::new(*span, "expected values"));
             };
-            Ok(Val::Bytes(a.iter().zip(&b).map(|(x, y)| match op {
-                BinOp::Or => x | y,
-                BinOp::And => x & y,
-                _ => x ^ y,
-            }).collect()))
+            Ok(Val::Bytes(
+                a.iter()
+                    .zip(&b)
+                    .map(|(x, y)| match op {
+                        BinOp::Or => x | y,
+                        BinOp::And => x & y,
+                        _ => x ^ y,
+                    })
+                    .collect(),
+            ))
         }
-        other => Err(Diagnostic::new(other.span(), format!("expected a value of type {}", dt.name))),
+        other => Err(Diagnostic::new(
+            other.span(),
+            format!("expected a value of type {}", dt.name),
+        )),
     }
 }
 
 fn range(a: Vec<u8>, b: Vec<u8>, dt: &Dtype, span: crate::syntax::diag::Span) -> R<Val> {
-    let (ka, kb) = if dt.be { (a.clone(), b.clone()) } else { (a.iter().rev().copied().collect(), b.iter().rev().copied().collect::<Vec<u8>>()) };
+    let (ka, kb) = if dt.be {
+        (a.clone(), b.clone())
+    } else {
+        (
+            a.iter().rev().copied().collect(),
+            b.iter().rev().copied().collect::<Vec<u8>>(),
+        )
+    };
     if ka > kb {
         return Err(Diagnostic::new(span, "range has zero or negative size"));
     }
@@ -102,7 +133,9 @@ fn mismatch(w: &str, dt: &Dtype, span: crate::syntax::diag::Span) -> Diagnostic 
         None
     };
     match what {
-        Some(t) if t != dt.name => Diagnostic::new(span, format!("type mismatch: {} vs {t}", dt.name)),
+        Some(t) if t != dt.name => {
+            Diagnostic::new(span, format!("type mismatch: {} vs {t}", dt.name))
+        }
         _ => Diagnostic::new(span, format!("could not parse '{w}' as {}", dt.name)),
     }
 }
@@ -143,11 +176,19 @@ pub fn word(w: &str, dt: &Dtype, len: usize, shift: u32) -> Option<Vec<u8>> {
         Kind::Verdict => None,
         Kind::Time => {
             let ms = parse_duration_ms(w)?;
-            let v = if dt.bits == 64 { ms as u128 * 1_000_000 } else { ms as u128 };
+            let v = if dt.bits == 64 {
+                ms as u128 * 1_000_000
+            } else {
+                ms as u128
+            };
             int_bytes(v, len, dt.be)
         }
         Kind::Int | Kind::Bitmask => {
-            let n: u128 = if let Some((_, v)) = dt.syms.iter().find(|(s, _)| *s == w) {
+            let n: u128 = if let Some((_, v)) = dt
+                .syms
+                .iter()
+                .find(|(s, _)| *s == w || (dt.name == "day" && s.eq_ignore_ascii_case(w)))
+            {
                 *v as u128
             } else if let Some(n) = parse_u64(w) {
                 n as u128
@@ -177,7 +218,15 @@ fn classid(w: &str) -> Option<u32> {
         _ => {}
     }
     let (a, b) = w.split_once(':')?;
-    let a = if a.is_empty() { 0 } else { u32::from_str_radix(a, 16).ok()? };
-    let b = if b.is_empty() { 0 } else { u32::from_str_radix(b, 16).ok()? };
+    let a = if a.is_empty() {
+        0
+    } else {
+        u32::from_str_radix(a, 16).ok()?
+    };
+    let b = if b.is_empty() {
+        0
+    } else {
+        u32::from_str_radix(b, 16).ok()?
+    };
     Some((a << 16) | (b & 0xffff))
 }
