@@ -99,9 +99,9 @@ crate::attr_struct! {
         id: u32 = NFTA_TUNNEL_KEY_ID,
         ip: TunnelIp = NFTA_TUNNEL_KEY_IP,
         ip6: TunnelIp6 = NFTA_TUNNEL_KEY_IP6,
-        flags: u32 = NFTA_TUNNEL_KEY_FLAGS,
         sport: u16 = NFTA_TUNNEL_KEY_SPORT,
         dport: u16 = NFTA_TUNNEL_KEY_DPORT,
+        flags: u32 = NFTA_TUNNEL_KEY_FLAGS,
         tos: u8 = NFTA_TUNNEL_KEY_TOS,
         ttl: u8 = NFTA_TUNNEL_KEY_TTL,
         /// vxlan / erspan / geneve options, as sent.
