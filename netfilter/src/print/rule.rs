@@ -98,6 +98,10 @@ pub(super) struct Decompiler<'a> {
     stmts: Vec<Stmt>,
     ctx: [Option<&'static Header>; 3],
     dep: [Option<usize>; 3],
+    /// Last `icmp type X` / `icmpv6 type X` match: (type, statement).
+    icmp_type: Option<(u8, usize)>,
+    /// Last `X >= a` match, to merge with a following `X <= b` into `X a-b`.
+    last_gte: Option<(usize, String, String)>,
 }
 
 /// Register number → index of its first 32-bit slot.
@@ -136,6 +140,8 @@ impl<'a> Decompiler<'a> {
             stmts: Vec::new(),
             ctx,
             dep: [None; 3],
+            icmp_type: None,
+            last_gte: None,
         }
     }
 
@@ -165,11 +171,19 @@ impl<'a> Decompiler<'a> {
         out
     }
 
+    /// Adds a match.
     pub fn push(&mut self, text: String) {
         self.stmts.push(Stmt {
             text,
             elided: false,
         });
+    }
+
+    /// Adds a statement that acts (sets, counts, mangles): nft keeps
+    /// protocol matches before it, so pending dependencies end here.
+    pub fn push_action(&mut self, text: String) {
+        self.dep = [None; 3];
+        self.push(text);
     }
 
     pub fn set_reg(&mut self, reg: u32, r: Reg) {
@@ -227,6 +241,21 @@ impl<'a> Decompiler<'a> {
                 let r = self.payload_reg(base, off, len);
                 self.set_reg(p.dreg.unwrap_or(0), r);
             }
+            Expr::Payload(p) if p.sreg.is_some() => {
+                let base = p.base.unwrap_or(PayloadBase::Network);
+                let (off, len) = (p.offset.unwrap_or(0), p.len.unwrap_or(0));
+                let layer = layer_of(base);
+                let (name, vt) = match self.resolve_field(layer, off * 8, len * 8) {
+                    Some((h, f)) => {
+                        self.used(layer, h);
+                        let r = self.field_reg(h, f, len, 0);
+                        (r.text, Some(r.vt))
+                    }
+                    None => (raw_text(base, off * 8, len * 8), None),
+                };
+                let v = self.value_text(p.sreg.unwrap_or(0), vt);
+                self.push_action(format!("{name} set {v}"));
+            }
             Expr::Meta(m) => {
                 let key: u32 = m.key.map(u32::from).unwrap_or(0);
                 if let Some(dreg) = m.dreg {
@@ -237,7 +266,7 @@ impl<'a> Decompiler<'a> {
                     let name = k.map(|k| k.name).unwrap_or("unknown");
                     let v = self.value_text(sreg, k.map(|k| self.key_vt(k)));
                     let text = format!("meta {name} set {v}");
-                    self.push(text);
+                    self.push_action(text);
                 }
             }
             Expr::Ct(c) => {
@@ -254,7 +283,7 @@ impl<'a> Decompiler<'a> {
                         .and_then(keys::ct_dir_name)
                         .map(|d| format!("{d} "))
                         .unwrap_or_default();
-                    self.push(format!("ct {d}{name} set {v}"));
+                    self.push_action(format!("ct {d}{name} set {v}"));
                 }
             }
             Expr::Immediate(im) => {
@@ -339,6 +368,9 @@ impl<'a> Decompiler<'a> {
         if matches!(k.key, NFT_META_NFPROTO | NFT_META_PROTOCOL) {
             r.defines = Some(Layer::Network);
         }
+        if k.key == NFT_META_IIFTYPE {
+            r.defines = Some(Layer::Link);
+        }
         r
     }
 
@@ -370,24 +402,54 @@ impl<'a> Decompiler<'a> {
 
     /// A packet load, resolved against the protocol context.
     fn payload_reg(&mut self, base: PayloadBase, off: u32, len: u32) -> Reg {
-        let layer = match base {
-            PayloadBase::LinkLayer => Layer::Link,
-            PayloadBase::Network => Layer::Network,
-            _ => Layer::Transport,
-        };
+        let layer = layer_of(base);
         let (boff, blen) = (off * 8, len * 8);
+        if let Some((h, f)) = self.icmp_field(layer, boff, blen) {
+            return self.field_reg(h, f, len, 0);
+        }
         if let Some((h, f)) = self.resolve_field(layer, boff, blen) {
             self.used(layer, h);
             return self.field_reg(h, f, len, 0);
         }
         let mut r = Reg::new(
             raw_text(base, boff, blen),
-            &dt::INTEGER,
+            &dt::BITMASK,
             ByteOrder::Big,
             len,
         );
         r.raw = Some((base, off, len));
         r
+    }
+
+    /// ICMP fields after the type word overlap; the type matched before
+    /// tells which one is meant, and that match is then implied.
+    fn icmp_field(
+        &mut self,
+        layer: Layer,
+        boff: u32,
+        blen: u32,
+    ) -> Option<(&'static Header, &'static header::Field)> {
+        let h = self.ctx[layer as usize].filter(|h| matches!(h.name, "icmp" | "icmpv6"))?;
+        if layer != Layer::Transport || boff < 32 {
+            return None;
+        }
+        let (ty, idx) = self.icmp_type?;
+        let name = match (h.name, ty, boff, blen) {
+            ("icmp", 5, 32, 32) => "gateway",
+            ("icmp", 3, 48, 16) => "mtu",
+            ("icmp", 0 | 8 | 13 | 14 | 15 | 16 | 17 | 18, 32, 16) => "id",
+            ("icmp", 0 | 8 | 13 | 14 | 15 | 16 | 17 | 18, 48, 16) => "sequence",
+            ("icmpv6", 2, 32, 32) => "mtu",
+            ("icmpv6", 4, 32, 32) => "param-problem",
+            ("icmpv6", 128 | 129, 32, 16) => "id",
+            ("icmpv6", 128 | 129, 48, 16) => "sequence",
+            ("icmpv6", 130..=132, 32, 16) => "max-delay",
+            _ => return None,
+        };
+        let f = h.field(name)?;
+        self.stmts[idx].elided = true;
+        self.used(layer, h);
+        Some((h, f))
     }
 
     fn resolve_field(
@@ -484,11 +546,7 @@ impl<'a> Decompiler<'a> {
                 // A raw load narrowed by a mask: a sub-byte field.
                 if let (Some((base, off, len)), true) = (r.raw, zero_xor) {
                     if let Some((lo, n)) = mask_bits(&mask) {
-                        let layer = match base {
-                            PayloadBase::LinkLayer => Layer::Link,
-                            PayloadBase::Network => Layer::Network,
-                            _ => Layer::Transport,
-                        };
+                        let layer = layer_of(base);
                         let boff = off * 8 + lo;
                         if let Some((h, f)) = self.resolve_field(layer, boff, n) {
                             self.used(layer, h);
@@ -606,62 +664,13 @@ impl<'a> Decompiler<'a> {
             self.push(format!("{} {ops}{v}", r.text));
             return;
         }
+        // Adjacent fields loaded at once (nft merges them): one match each.
+        if op == CmpOp::Eq && r.raw.is_some() && r.mask.is_none() && self.split_merged(&r, &data) {
+            return;
+        }
         let is_bitmask = r.vt.dtype.format == Format::Bitmask && !r.vt.dtype.symbols.is_empty();
         if let Some(mask) = r.mask.clone() {
-            let m = int_of(&mask, r.vt.byteorder);
-            let v = int_of(&data, r.vt.byteorder);
-            if is_bitmask {
-                let d = r.vt.dtype;
-                let text = match op {
-                    CmpOp::Neq if v == 0 => format!("{} {}", r.text, value::flags(m, d, ",")),
-                    CmpOp::Eq if v == 0 => format!("{} ! {}", r.text, value::flags(m, d, ",")),
-                    CmpOp::Eq | CmpOp::Neq if v == m && m.count_ones() == 1 => format!(
-                        "{} & {} {}= {}",
-                        r.text,
-                        value::flags(m, d, " | "),
-                        if op == CmpOp::Eq { "=" } else { "!" },
-                        value::flags(v, d, " | ")
-                    ),
-                    _ => format!(
-                        "{} {ops}{} / {}",
-                        r.text,
-                        value::flags(v, d, ","),
-                        value::flags(m, d, ",")
-                    ),
-                };
-                self.push(text);
-                return;
-            }
-            if let Some(plen) = prefix_len(&mask) {
-                if matches!(r.vt.dtype.format, Format::Ipv4 | Format::Ipv6) || plen % 8 != 0 || true
-                {
-                    if matches!(
-                        r.vt.dtype.format,
-                        Format::Ipv4 | Format::Ipv6 | Format::Lladdr
-                    ) {
-                        let t = format!("{} {ops}{}/{plen}", r.text, self.fmt(&r, &data));
-                        self.push(t);
-                        return;
-                    }
-                }
-            }
-            let mv = ValueType {
-                dtype: if r.vt.dtype.format == Format::Ipv4 || r.vt.dtype.format == Format::Ipv6 {
-                    r.vt.dtype
-                } else {
-                    r.vt.dtype
-                },
-                ..r.vt
-            };
-            let mt = match r.vt.dtype.format {
-                Format::Ipv4 | Format::Ipv6 | Format::Lladdr | Format::String => {
-                    value::format(&mask, mv, self.opts)
-                }
-                _ => value::number(m, mv, self.opts),
-            };
-            let eq = if op == CmpOp::Eq { "== " } else { ops };
-            let t = format!("{} & {mt} {eq}{}", r.text, self.fmt(&r, &data));
-            self.push(t);
+            self.masked_cmp(&r, op, ops, &mask, &data, is_bitmask);
             return;
         }
         let vtext = if is_bitmask {
@@ -675,6 +684,15 @@ impl<'a> Decompiler<'a> {
         } else {
             self.fmt(&r, &data)
         };
+        // `x >= a` then `x <= b` is how nft writes the range `x a-b`.
+        if op == CmpOp::Lte {
+            if let Some((idx, text, lo)) = self.last_gte.take() {
+                if text == r.text && idx + 1 == self.stmts.len() {
+                    self.stmts[idx].text = format!("{text} {lo}-{vtext}");
+                    return;
+                }
+            }
+        }
         let ops = if is_bitmask && op == CmpOp::Eq {
             "== "
         } else {
@@ -686,11 +704,120 @@ impl<'a> Decompiler<'a> {
             format!("{} {ops}{vtext}", r.text)
         };
         self.push(text);
+        if op == CmpOp::Gte {
+            self.last_gte = Some((self.stmts.len() - 1, r.text.clone(), vtext));
+        }
         if op == CmpOp::Eq {
+            if matches!(r.text.as_str(), "icmp type" | "icmpv6 type") {
+                let t = int_of(&data, ByteOrder::Big) as u8;
+                self.icmp_type = Some((t, self.stmts.len() - 1));
+            }
             if let Some(layer) = r.defines {
                 self.define(layer, &r, &data);
             }
         }
+    }
+
+    /// `load & mask OP value`: flags, prefixes, or a plain masked match.
+    fn masked_cmp(
+        &mut self,
+        r: &Reg,
+        op: CmpOp,
+        ops: &str,
+        mask: &[u8],
+        data: &[u8],
+        is_bitmask: bool,
+    ) {
+        let m = int_of(mask, r.vt.byteorder);
+        let v = int_of(data, r.vt.byteorder);
+        if is_bitmask {
+            let d = r.vt.dtype;
+            let text = match op {
+                CmpOp::Neq if v == 0 => format!("{} {}", r.text, value::flags(m, d, ",")),
+                CmpOp::Eq if v == 0 => format!("{} ! {}", r.text, value::flags(m, d, ",")),
+                CmpOp::Eq | CmpOp::Neq if v == m && m.count_ones() == 1 => format!(
+                    "{} & {} {}= {}",
+                    r.text,
+                    value::flags(m, d, " | "),
+                    if op == CmpOp::Eq { "=" } else { "!" },
+                    value::flags(v, d, " | ")
+                ),
+                _ => format!(
+                    "{} {ops}{} / {}",
+                    r.text,
+                    value::flags(v, d, ","),
+                    value::flags(m, d, ",")
+                ),
+            };
+            self.push(text);
+            return;
+        }
+        let bits = mask.len() as u32 * 8;
+        let plen = {
+            let ones = m.count_ones();
+            let full = if bits >= 128 {
+                u128::MAX
+            } else {
+                (1u128 << bits) - 1
+            };
+            let pm = if ones == 0 {
+                0
+            } else {
+                (full >> (bits - ones)) << (bits - ones)
+            };
+            (ones > 0 && m == pm).then_some(ones)
+        };
+        if let (Some(plen), None) = (plen, r.raw) {
+            let t = format!("{} {ops}{}/{plen}", r.text, self.fmt(r, data));
+            self.push(t);
+            return;
+        }
+        let mt = match r.vt.dtype.format {
+            Format::Ipv4 | Format::Ipv6 | Format::Lladdr | Format::String => {
+                value::format(mask, r.vt, self.opts)
+            }
+            _ => value::number(m, r.vt, self.opts),
+        };
+        let eq = if op == CmpOp::Eq { "== " } else { ops };
+        let t = format!("{} & {mt} {eq}{}", r.text, self.fmt(r, data));
+        self.push(t);
+    }
+
+    /// A raw load spanning whole adjacent fields of the header in
+    /// context, compared for equality: prints one match per field.
+    fn split_merged(&mut self, r: &Reg, data: &[u8]) -> bool {
+        let Some((base, off, len)) = r.raw else {
+            return false;
+        };
+        let layer = layer_of(base);
+        let Some(h) = self.ctx[layer as usize] else {
+            return false;
+        };
+        let (mut at, end) = (off * 8, (off + len) * 8);
+        let mut parts = Vec::new();
+        while at < end {
+            let Some(f) = h
+                .fields
+                .iter()
+                .filter(|f| f.offset == at && f.len % 8 == 0 && at + f.len <= end)
+                .max_by_key(|f| f.len)
+            else {
+                return false;
+            };
+            parts.push(f);
+            at += f.len;
+        }
+        if parts.len() < 2 {
+            return false;
+        }
+        self.used(layer, h);
+        for f in parts {
+            let o = ((f.offset - off * 8) / 8) as usize;
+            let fr = self.field_reg(h, f, f.len / 8, 0);
+            let v = self.fmt(&fr, &data[o..o + (f.len / 8) as usize]);
+            self.push(format!("{} {v}", fr.text));
+        }
+        true
     }
 
     /// An equality match on a protocol-selecting expression: sets the
@@ -711,10 +838,15 @@ impl<'a> Decompiler<'a> {
                     header::by_ether_type(v as u16)
                 }
             }
-            Layer::Link => None,
+            // `meta iiftype ether` guards link-layer header matches.
+            Layer::Link => (v == 1).then_some(&header::ETHER),
         };
         let idx = self.stmts.len() - 1;
         match h {
+            Some(h) if layer == Layer::Link => {
+                self.ctx[0] = Some(h);
+                self.dep[0] = Some(idx);
+            }
             Some(h) if h.name == "vlan" => {
                 self.dep[Layer::Link as usize] = (v == 0x8100).then_some(idx);
             }
@@ -797,6 +929,14 @@ impl<'a> Decompiler<'a> {
     }
 }
 
+fn layer_of(base: PayloadBase) -> Layer {
+    match base {
+        PayloadBase::LinkLayer => Layer::Link,
+        PayloadBase::Network => Layer::Network,
+        _ => Layer::Transport,
+    }
+}
+
 /// `@nh,16,8`-style raw payload text (bit offset and length).
 fn raw_text(base: PayloadBase, boff: u32, blen: u32) -> String {
     let b = match base {
@@ -820,12 +960,6 @@ fn mask_bits(mask: &[u8]) -> Option<(u32, u32)> {
     let ones = n.count_ones();
     let tz = n.trailing_zeros();
     (lz + ones + tz == total).then_some((lz, ones))
-}
-
-/// The prefix length when `mask` is leading ones then zeros.
-fn prefix_len(mask: &[u8]) -> Option<u32> {
-    let (lo, n) = mask_bits(mask)?;
-    (lo == 0).then_some(n)
 }
 
 /// nft's text for a verdict.

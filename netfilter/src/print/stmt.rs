@@ -401,7 +401,7 @@ pub(super) fn statement(d: &mut Decompiler<'_>, _rest: &[Expr], e: &Expr) -> usi
         Expr::Immediate(_) | Expr::Cmp(_) | Expr::Payload(_) => String::new(),
         other => format!("# {}", other.name()),
     };
-    d.push(s);
+    d.push_action(s);
     1
 }
 
@@ -708,6 +708,14 @@ fn exthdr_expr(d: &mut Decompiler<'_>, x: &crate::expr::exthdr::Exthdr) {
     let off = x.offset.unwrap_or(0);
     let len = x.len.unwrap_or(0);
     let present = x.flags.unwrap_or(0) & NFT_EXTHDR_F_PRESENT != 0;
+    // The header list implies its protocol: that match is a dependency.
+    match op {
+        exthdr::ExthdrOp::Ipv6 => d.use_header(Layer::Network, &crate::proto::header::IP6),
+        exthdr::ExthdrOp::Ipv4 => d.use_header(Layer::Network, &crate::proto::header::IP),
+        exthdr::ExthdrOp::TcpOpt => d.use_header(Layer::Transport, &crate::proto::header::TCP),
+        exthdr::ExthdrOp::Sctp => d.use_header(Layer::Transport, &crate::proto::header::SCTP),
+        exthdr::ExthdrOp::Dccp => d.use_header(Layer::Transport, &crate::proto::header::DCCP),
+    }
     let named = |h: &exthdr::Exthdr| match op {
         exthdr::ExthdrOp::Ipv6 => h.name.to_string(),
         _ => format!("{} {}", op.prefix(), h.name),
@@ -748,14 +756,14 @@ fn exthdr_expr(d: &mut Decompiler<'_>, x: &crate::expr::exthdr::Exthdr) {
     };
     if let Some(sreg) = x.sreg {
         let v = d.value_text(sreg, Some(r.vt));
-        d.push(format!("{} set {v}", r.text));
+        d.push_action(format!("{} set {v}", r.text));
         return;
     }
     if let Some(dreg) = x.dreg {
         d.set_reg(dreg, r);
     } else {
         // No register: `reset` of a TCP option.
-        d.push(format!("reset {}", r.text));
+        d.push_action(format!("reset {}", r.text));
     }
 }
 

@@ -43,6 +43,40 @@ pub fn time_ms(ms: u64) -> String {
     out
 }
 
+/// `YYYY-MM-DD HH:MM:SS` (UTC) for seconds since the epoch.
+pub fn date(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Gregorian, proleptic).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// The quoted name of interface `index` (in this process's namespace;
+/// the number when it has none).
+pub fn ifname(index: u32) -> String {
+    let mut buf = [0u8; libc::IF_NAMESIZE];
+    // SAFETY: buf holds IF_NAMESIZE bytes as if_indextoname requires.
+    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr().cast()) };
+    if p.is_null() {
+        return index.to_string();
+    }
+    let end = buf.iter().position(|&c| c == 0).unwrap_or(buf.len());
+    format!("\"{}\"", String::from_utf8_lossy(&buf[..end]))
+}
+
 pub fn ipv4(b: &[u8]) -> String {
     match b {
         [a, b, c, d, ..] => format!("{a}.{b}.{c}.{d}"),
@@ -79,7 +113,8 @@ pub fn string(b: &[u8]) -> String {
     let end = b.iter().position(|&c| c == 0);
     let s = String::from_utf8_lossy(&b[..end.unwrap_or(b.len())]);
     match end {
-        Some(_) => format!("\"{s}\""),
+        // A literal `*` in a full name is escaped; a bare one means prefix.
+        Some(_) => format!("\"{}\"", s.replace('*', "\\*")),
         None => format!("\"{s}*\""),
     }
 }
@@ -123,13 +158,28 @@ pub fn number(n: u128, t: ValueType, opts: &PrintOptions) -> String {
         }
         Format::Hex | Format::Bitmask => format!("0x{n:x}"),
         Format::Time => time_ms(n as u64),
+        Format::TcHandle => match n {
+            0 => "none".into(),
+            0xffff_ffff => "root".into(),
+            _ => format!("{:x}:{:x}", n >> 16, n & 0xffff),
+        },
+        Format::Date => format!("\"{}\"", date((n / 1_000_000_000) as i64)),
+        Format::Hour => {
+            let (h, m, s) = (n / 3600, n / 60 % 60, n % 60);
+            if s == 0 {
+                format!("\"{h:02}:{m:02}\"")
+            } else {
+                format!("\"{h:02}:{m:02}:{s:02}\"")
+            }
+        }
+        Format::Ifindex => ifname(n as u32),
         _ => n.to_string(),
     }
 }
 
-/// Device groups and realms print their names quoted.
+/// Device groups, realms and days print their names quoted.
 fn quote_symbol(d: &Datatype, s: &str) -> String {
-    if d.name == "devgroup" || d.name == "realm" {
+    if matches!(d.name, "devgroup" | "realm" | "day") {
         format!("\"{s}\"")
     } else {
         s.to_string()
@@ -200,6 +250,16 @@ mod tests {
             "\"eth*\""
         );
         assert_eq!(time_ms(67_000), "1m7s");
+        assert_eq!(date(1_656_673_200), "2022-07-01 11:00:00");
+        assert_eq!(date(12_341_234), "1970-05-23 22:07:14");
+        assert_eq!(
+            format(b"dummy*\0", vt(&dt::IFNAME, ByteOrder::Host), &P),
+            "\"dummy\\*\""
+        );
+        assert_eq!(
+            format(&[0x34, 0x12, 1, 0], vt(&dt::TC_HANDLE, ByteOrder::Host), &P),
+            "1:1234"
+        );
         assert_eq!(
             time_ms(4 * 86_400_000 + 23 * 3_600_000 + 59 * 60_000 + 59_000),
             "4d23h59m59s"
