@@ -15,6 +15,7 @@
 pub mod codec;
 pub mod diff;
 pub mod error;
+pub mod events;
 pub mod expr;
 pub mod model;
 pub mod netlink;

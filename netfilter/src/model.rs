@@ -96,6 +96,9 @@ pub struct Table {
     /// Kernel-assigned; ignored when pushing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handle: Option<u64>,
+    /// Number of references the kernel counts (`NFTA_*_USE`); kernel's, never sent.
+    #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
+    pub use_count: Option<u32>,
     /// Netlink port id of the owning socket, for owned tables (kernel's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<u32>,
@@ -115,6 +118,7 @@ impl Table {
             objects: Vec::new(),
             flowtables: Vec::new(),
             handle: None,
+            use_count: None,
             owner: None,
             unknown: Vec::new(),
         }
@@ -166,6 +170,9 @@ pub struct Chain {
     pub rules: Vec<Rule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handle: Option<u64>,
+    /// Number of references the kernel counts (`NFTA_*_USE`); kernel's, never sent.
+    #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
+    pub use_count: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknown: Vec<RawAttr>,
 }
@@ -181,6 +188,7 @@ impl Chain {
             userdata: None,
             rules: Vec::new(),
             handle: None,
+            use_count: None,
             unknown: Vec::new(),
         }
     }
@@ -268,6 +276,13 @@ pub struct Set {
     pub elements: Vec<Element>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handle: Option<u64>,
+    /// The kernel's backend for the set (`NFTA_SET_TYPE`); kernel's, never sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// Number of elements as the kernel counts them (`NFTA_SET_COUNT`);
+    /// kernel's, never sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknown: Vec<RawAttr>,
 }
@@ -328,6 +343,9 @@ pub struct Object {
     pub userdata: Option<Userdata>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handle: Option<u64>,
+    /// Number of references the kernel counts (`NFTA_*_USE`); kernel's, never sent.
+    #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
+    pub use_count: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknown: Vec<RawAttr>,
 }
@@ -345,6 +363,9 @@ pub struct Flowtable {
     pub flags: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handle: Option<u64>,
+    /// Number of references the kernel counts (`NFTA_*_USE`); kernel's, never sent.
+    #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
+    pub use_count: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknown: Vec<RawAttr>,
 }

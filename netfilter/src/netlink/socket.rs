@@ -422,6 +422,18 @@ impl Socket {
         Ok(())
     }
 
+    /// Sets the receive buffer to exactly `bytes` (may shrink it).
+    pub fn set_receive_buffer(&mut self, bytes: usize) -> Result<()> {
+        setsockopt(&self.fd(), sockopt::RcvBufForce, &bytes)
+            .or_else(|_| setsockopt(&self.fd(), sockopt::RcvBuf, &bytes))
+            .map_err(|e| Error::Io {
+                op: "SO_RCVBUF",
+                source: e.into(),
+            })?;
+        self.rcvbuf = bytes;
+        Ok(())
+    }
+
     /// Joins a multicast group (e.g. `NFNLGRP_NFTABLES` for ruleset events).
     pub fn subscribe(&mut self, group: u32) -> Result<()> {
         self.sock.add_membership(group).map_err(|source| Error::Io {

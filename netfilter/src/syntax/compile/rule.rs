@@ -820,6 +820,8 @@ impl RuleCx<'_> {
             exprs: vec![],
             elements,
             handle: None,
+            backend: None,
+            count: None,
             unknown: vec![],
         });
         Ok(name)
