@@ -407,8 +407,6 @@ impl Builder {
     fn add_set(&mut self, t: &Table, s: &Set) {
         let mut set = s.clone();
         set.handle = None;
-        set.backend = None;
-        set.count = None;
         self.add_objects.push(Op::AddSet {
             family: t.family,
             table: t.name.clone(),
@@ -896,7 +894,7 @@ fn chain_header_eq(a: &Chain, b: &Chain, strict: bool) -> bool {
 }
 
 /// Set definitions equal: everything but elements and kernel-only facts
-/// (handle, backend, element count). Field by field, so a million-element
+/// (handle, use count). Field by field, so a million-element
 /// set is never cloned.
 fn set_definition_eq(a: &Set, b: &Set) -> bool {
     a.name == b.name
@@ -960,8 +958,6 @@ fn normalized_rule(r: &Rule) -> Cow<'_, Rule> {
     for (i, s) in n.sets.iter_mut().enumerate() {
         s.name = format!("anonymous#{i}");
         s.handle = None;
-        s.backend = None;
-        s.count = None;
         for el in &mut s.elements {
             *el = normalized_element(el).into_owned();
         }

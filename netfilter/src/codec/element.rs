@@ -1,9 +1,10 @@
 //! Set and map elements (`NFT_MSG_NEWSETELEM`): a message names its set
 //! and carries a list of elements.
 
+use super::quirks;
 use super::{message, put, put_unknown, put_userdata, required, userdata, Decoded};
 use crate::error::DecodeError;
-use crate::expr::{decode_list, encode_list, AttrValue, Bytes, Data, Expr, RawAttr};
+use crate::expr::{decode_list, AttrValue, Bytes, Data, Expr, RawAttr};
 use crate::model::Element;
 use crate::netlink::{Attr, Batch, Msg, Writer};
 use crate::sys::*;
@@ -105,8 +106,8 @@ pub fn encode_element(w: &mut Writer, e: &Element) {
         put_userdata(w, NFTA_SET_ELEM_USERDATA, &e.userdata);
         match e.exprs.as_slice() {
             [] => {}
-            [one] => w.nest(NFTA_SET_ELEM_EXPR, |w| one.encode_body(w)),
-            many => w.nest(NFTA_SET_ELEM_EXPRESSIONS, |w| encode_list(many, w)),
+            [one] => w.nest(NFTA_SET_ELEM_EXPR, |w| quirks::sendable(one).encode_body(w)),
+            many => w.nest(NFTA_SET_ELEM_EXPRESSIONS, |w| quirks::encode_list(many, w)),
         }
         put_unknown(w, &e.unknown);
     });
@@ -124,10 +125,21 @@ pub struct Target<'a> {
 /// Appends `NEWSETELEM` messages adding `elems` to `to`, as many as the
 /// 64 KiB attribute limit needs; returns how many were added.
 pub fn add_to_batch(batch: &mut Batch, flags: u16, to: Target<'_>, elems: &[Element]) -> usize {
+    to_batch(batch, NFT_MSG_NEWSETELEM, flags, to, elems)
+}
+
+/// Appends `msg` (`NEWSETELEM` or `DELSETELEM`) messages for `elems`.
+pub fn to_batch(
+    batch: &mut Batch,
+    msg: u32,
+    flags: u16,
+    to: Target<'_>,
+    elems: &[Element],
+) -> usize {
     let mut next = 0;
     let mut messages = 0;
     while next < elems.len() {
-        batch.add(NFT_MSG_NEWSETELEM, flags, to.family, |w| {
+        batch.add(msg, flags, to.family, |w| {
             w.put_str(NFTA_SET_ELEM_LIST_TABLE, to.table);
             w.put_str(NFTA_SET_ELEM_LIST_SET, to.set);
             if let Some(id) = to.set_id {
