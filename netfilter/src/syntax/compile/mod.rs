@@ -466,8 +466,6 @@ fn named_set(fam: Family, t: &Table, d: &ast::SetDecl) -> R<Set> {
         exprs: vec![],
         elements: vec![],
         handle: None,
-        backend: None,
-        count: None,
         unknown: vec![],
     };
     if !d.elements.is_empty() {

@@ -820,8 +820,6 @@ impl RuleCx<'_> {
             exprs: vec![],
             elements,
             handle: None,
-            backend: None,
-            count: None,
             unknown: vec![],
         });
         Ok(name)
