@@ -166,7 +166,7 @@ fn data_text(d: &Decompiler<'_>, set: &Set, data: &Data) -> String {
 /// `{ e1, e2, ... }` for an anonymous set looked up with `key`.
 pub fn anon_elements(d: &Decompiler<'_>, set: &Set, key: &Reg) -> String {
     let layout = key.layout();
-    let sep = if key.mask.is_some() { " | " } else { "," };
+    let sep = " | ";
     let items = elements(d, set, &layout, sep);
     format!("{{ {} }}", items.join(", "))
 }
