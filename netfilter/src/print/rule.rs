@@ -109,6 +109,8 @@ pub(super) struct Decompiler<'a> {
     dep: [Option<usize>; 3],
     /// Last `icmp type X` / `icmpv6 type X` match: (type, statement).
     icmp_type: Option<(u8, usize)>,
+    /// The `meta iiftype ether` match, implied by any link-layer field.
+    iiftype: Option<usize>,
     /// Statements elided by the load whose match is not pushed yet.
     pending_elides: Vec<usize>,
     /// Bits the link-layer view moved by for each `vlan type 8021q` seen (QinQ).
@@ -154,6 +156,7 @@ impl<'a> Decompiler<'a> {
             ctx,
             dep: [None; 3],
             icmp_type: None,
+            iiftype: None,
             pending_elides: Vec::new(),
             vlan_shift: 0,
             last_gte: None,
@@ -467,6 +470,7 @@ impl<'a> Decompiler<'a> {
                 let mut r = self.field_reg(h, f, len, 0);
                 r.vt.bits = blen;
                 r.prefix_of = Some(f.len / 8);
+                r.raw = Some((base, off, len));
                 return r;
             }
         }
@@ -536,7 +540,9 @@ impl<'a> Decompiler<'a> {
         let f = h.field(name)?;
         // The echo fields' dependency is a set of types: kept in listings.
         if !matches!(name, "id" | "sequence") {
-            self.elide(idx);
+            if let Some(s) = self.stmts.get_mut(idx) {
+                s.elided = true;
+            }
         }
         self.used(layer, h);
         Some((h, f))
@@ -627,6 +633,11 @@ impl<'a> Decompiler<'a> {
                 self.elide(d);
             }
         }
+        if matches!(h.name, "vlan" | "ether") {
+            if let Some(d) = self.iiftype {
+                self.stmts[d].elided = true;
+            }
+        }
         // ICMP and IGMP only exist over one network protocol.
         let net = match h.name {
             "icmp" | "igmp" => Some(&header::IP),
@@ -670,6 +681,17 @@ impl<'a> Decompiler<'a> {
                     .unwrap_or(&[])
                     .to_vec();
                 let zero_xor = xor.iter().all(|&x| x == 0);
+                if r.prefix_of.take().is_some() {
+                    if let Some((base, off, len)) = r.raw {
+                        r.text = raw_text(base, off * 8, len * 8);
+                        r.vt = ValueType {
+                            dtype: &dt::BITMASK,
+                            byteorder: ByteOrder::Big,
+                            bits: len * 8,
+                        };
+                        r.defines = None;
+                    }
+                }
                 if zero_xor && mask.iter().all(|&x| x == 0xff) {
                     self.set_reg(dreg, r);
                     return;
@@ -836,7 +858,11 @@ impl<'a> Decompiler<'a> {
         }
         // Only the leading bytes compared: a prefix of the whole field.
         let full = r.prefix_of.unwrap_or(r.len);
-        if full > data.len() as u32 && matches!(op, CmpOp::Eq | CmpOp::Neq) && !data.is_empty() {
+        if full > data.len() as u32
+            && matches!(op, CmpOp::Eq | CmpOp::Neq)
+            && !data.is_empty()
+            && r.vt.dtype.format != Format::String
+        {
             let mut padded = data.clone();
             padded.resize(full as usize, 0);
             let mut fr = r.clone();
@@ -935,6 +961,12 @@ impl<'a> Decompiler<'a> {
             self.push(text);
             return;
         }
+        if r.vt.dtype.name == "ct_label" && v == 0 {
+            let neg = if op == CmpOp::Eq { "! " } else { "" };
+            let t = format!("{} {neg}{}", r.text, value::number(m, r.vt, self.opts));
+            self.push(t);
+            return;
+        }
         let bits = mask.len() as u32 * 8;
         let plen = {
             let ones = m.count_ones();
@@ -948,7 +980,7 @@ impl<'a> Decompiler<'a> {
             } else {
                 (full >> (bits - ones)) << (bits - ones)
             };
-            (ones > 0 && m == pm).then_some(ones)
+            (m == pm).then_some(ones)
         };
         if let (Some(plen), None) = (plen, r.raw) {
             let t = format!("{} {ops}{}/{plen}", r.text, self.fmt(r, data));
@@ -982,7 +1014,9 @@ impl<'a> Decompiler<'a> {
             let Some(f) = h
                 .fields
                 .iter()
-                .filter(|f| f.offset == at && f.len % 8 == 0 && at + f.len <= end)
+                .filter(|f| {
+                    f.offset == at && f.len % 8 == 0 && at + f.len <= end && self.allowed(h, f)
+                })
                 .max_by_key(|f| f.len)
             else {
                 return false;
@@ -1038,12 +1072,14 @@ impl<'a> Decompiler<'a> {
             Some(h) if layer == Layer::Link => {
                 self.ctx[0] = Some(h);
                 self.dep[0] = Some(idx);
+                self.iiftype = Some(idx);
             }
             Some(h) if h.name == "vlan" => {
                 if r.text == "vlan type" {
                     self.vlan_shift += 32;
                 }
-                self.dep[Layer::Link as usize] = (v == 0x8100).then_some(idx);
+                self.dep[Layer::Link as usize] =
+                    (v == 0x8100 && r.text == "ether type").then_some(idx);
             }
             Some(h) => {
                 self.ctx[layer as usize] = Some(h);
@@ -1126,9 +1162,10 @@ impl<'a> Decompiler<'a> {
         match l.dreg {
             Some(0) => self.push(format!("{lhs} {neg}vmap {body}")),
             Some(dreg) => {
-                let (dtype, dlen) = set
-                    .and_then(|s| Some((dt::by_id(s.data_type?)?, s.data_len.unwrap_or(4))))
-                    .unwrap_or((&dt::INTEGER, 4));
+                let dlen = set.and_then(|s| s.data_len).unwrap_or(4);
+                let dtype = set
+                    .and_then(|s| dt::by_id(s.data_type?))
+                    .unwrap_or(&dt::INTEGER);
                 let mut m = Reg::new(format!("{lhs} map {body}"), dtype, dtype.byteorder, dlen);
                 m.binop = true;
                 self.set_reg(dreg, m);

@@ -583,6 +583,7 @@ fn nat(d: &mut Decompiler<'_>, n: &crate::expr::nat::Nat) -> String {
     } else {
         kw
     };
+    let kw = if addr.is_empty() { "" } else { kw };
     let target = match (addr.is_empty(), port.is_empty()) {
         (false, true) => addr,
         (true, false) => format!(":{port}"),
@@ -605,13 +606,15 @@ fn netmask(lo: &str, hi: &str, v6: bool) -> Option<String> {
         let b: std::net::Ipv6Addr = hi.parse().ok()?;
         let x = u128::from(a) ^ u128::from(b);
         let p = x.leading_zeros();
-        (x.count_ones() + p == 128).then(|| format!("{lo}/{p}"))
+        let aligned = u128::from(a) & x == 0 && u128::from(b) & x == x;
+        (x.count_ones() + p == 128 && aligned).then(|| format!("{lo}/{p}"))
     } else {
         let a: std::net::Ipv4Addr = lo.parse().ok()?;
         let b: std::net::Ipv4Addr = hi.parse().ok()?;
         let x = u32::from(a) ^ u32::from(b);
         let p = x.leading_zeros();
-        (x.count_ones() + p == 32).then(|| format!("{lo}/{p}"))
+        let aligned = u32::from(a) & x == 0 && u32::from(b) & x == x;
+        (x.count_ones() + p == 32 && aligned).then(|| format!("{lo}/{p}"))
     }
 }
 
@@ -699,10 +702,34 @@ fn dynset(d: &mut Decompiler<'_>, ds: &crate::expr::dynset::Dynset) -> String {
         inner += &format!(" {t}");
     }
     if let Some(dr) = ds.sreg_data {
-        let dtype = set
-            .and_then(|s| dt::by_id(s.data_type?))
-            .unwrap_or(&dt::INTEGER);
-        let v = d.value_text(dr, Some(vt(dtype)));
+        let id = set.and_then(|s| s.data_type).unwrap_or(0);
+        let n = (1..6)
+            .take_while(|i| id >> (dt::TYPE_BITS * i) != 0)
+            .count()
+            + 1;
+        let v = match dt::split_concat(id, n).filter(|t| t.len() > 1) {
+            // Concatenated data: one register per member.
+            Some(types) => {
+                let len = set.and_then(|s| s.data_len);
+                match d.get_reg(dr, len) {
+                    Some(r) if r.parts.len() == types.len() => r
+                        .parts
+                        .iter()
+                        .zip(types)
+                        .map(|(p, t)| match &p.constant {
+                            Some(c) => value::format(c, vt(t), d.opts),
+                            None => p.text.clone(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" . "),
+                    _ => d.value_text(dr, None),
+                }
+            }
+            None => {
+                let dtype = dt::by_id(id).unwrap_or(&dt::INTEGER);
+                d.value_text(dr, Some(vt(dtype)))
+            }
+        };
         inner += &format!(" : {v}");
     }
     format!("{op} @{name} {{ {inner} }}")
