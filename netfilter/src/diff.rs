@@ -893,15 +893,24 @@ fn chain_header_eq(a: &Chain, b: &Chain, strict: bool) -> bool {
         && a.unknown == b.unknown
 }
 
+/// Set definitions equal: everything but elements and kernel-only facts
+/// (handle, use count). Field by field, so a million-element
+/// set is never cloned.
 fn set_definition_eq(a: &Set, b: &Set) -> bool {
-    let strip = |s: &Set| Set {
-        elements: Vec::new(),
-        handle: None,
-        ..s.clone()
-    };
-    // Avoid cloning element lists: compare headers field by field via clones
-    // of the (small) definition only.
-    a.name == b.name && strip(a) == strip(b)
+    a.name == b.name
+        && a.flags == b.flags
+        && a.key_type == b.key_type
+        && a.key_len == b.key_len
+        && a.data_type == b.data_type
+        && a.data_len == b.data_len
+        && a.obj_type == b.obj_type
+        && a.policy == b.policy
+        && a.desc == b.desc
+        && a.timeout == b.timeout
+        && a.gc_interval == b.gc_interval
+        && a.userdata == b.userdata
+        && a.exprs == b.exprs
+        && a.unknown == b.unknown
 }
 
 fn object_eq(a: &Object, b: &Object) -> bool {

@@ -20,6 +20,8 @@ struct Tally {
     /// family -> (rows checked, rows passed)
     per_family: BTreeMap<String, (usize, usize)>,
     failures: Vec<String>,
+    /// Files whose single batch failed and were loaded rule by rule.
+    fallbacks: Vec<String>,
     /// Expression names seen, with counts.
     seen: BTreeMap<String, usize>,
 }
@@ -36,7 +38,8 @@ fn run_file(g: &FileGroup, tally: &Mutex<Tally>) {
     // Rows that made it into the kernel, per chain, in load order.
     let mut loaded: HashMap<(String, String, String), Vec<&Row>> = HashMap::new();
     let mut failures = Vec::new();
-    if ns.nft_load(&script).is_ok() {
+    let batch_ok = ns.nft_load(&script).is_ok();
+    if batch_ok {
         for (k, (_, rows)) in &g.chains {
             loaded.insert(k.clone(), rows.iter().collect());
         }
@@ -66,6 +69,9 @@ fn run_file(g: &FileGroup, tally: &Mutex<Tally>) {
         }
     }
     t.failures.extend(failures);
+    if !batch_ok {
+        t.fallbacks.push(g.file.clone());
+    }
     for (k, rows) in &loaded {
         let got = dumped.get(k).map(Vec::as_slice).unwrap_or(&[]);
         if got.len() != rows.len() {
@@ -144,6 +150,7 @@ fn every_accepted_conformance_rule_roundtrips_byte_exact() {
     }
     println!("  total: {ok}/{all}");
     println!("expressions seen: {:?}", t.seen);
+    println!("files loaded rule by rule: {:?}", t.fallbacks);
     for f in t.failures.iter().take(60) {
         println!("FAIL {f}");
     }
