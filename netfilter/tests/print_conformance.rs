@@ -1,18 +1,16 @@
 //! Printer conformance against nft itself: every rule the corpus says
 //! nft 1.0.6 accepts is loaded with nft into a throwaway namespace,
-//! dumped back over netlink (rule expressions, anonymous sets and their
-//! elements), printed with `print::rule` as `nft -s -p` would, and
+//! pulled back (`linx_netfilter::pull`: rule expressions, anonymous sets
+//! and their elements), printed with `print::rule` as `nft -s -p` would, and
 //! compared with the listing nft printed (`listed` in rules.tsv).
 //! As upstream does, elements inside `{ ... }` may come in any order.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use linx_netfilter::expr::{decode_list, Bytes, Data};
-use linx_netfilter::model::{Element, Family, Rule, Set, SetDesc, Table, Userdata};
-use linx_netfilter::netlink::Attr;
+use linx_netfilter::model::{Family, Table};
 use linx_netfilter::print::{self, PrintOptions};
-use linx_netfilter::sys::*;
+use linx_netfilter::pull::{pull, Selector};
 use linx_netfilter::testing::TestNetns;
 use linx_netfilter::Socket;
 
@@ -24,177 +22,17 @@ const OPTS: PrintOptions = PrintOptions {
     numeric_protocol: true,
 };
 
-fn family(n: u8) -> Option<Family> {
-    Some(match n as u32 {
-        NFPROTO_IPV4 => Family::Ip,
-        NFPROTO_IPV6 => Family::Ip6,
-        NFPROTO_INET => Family::Inet,
-        NFPROTO_ARP => Family::Arp,
-        NFPROTO_BRIDGE => Family::Bridge,
-        NFPROTO_NETDEV => Family::Netdev,
-        _ => return None,
-    })
-}
-
-fn data(a: &Attr<'_>) -> Option<Data> {
-    use linx_netfilter::expr::AttrValue;
-    Data::decode(a).ok()
-}
-
-fn value(a: &Attr<'_>) -> Option<Bytes> {
-    match data(a)? {
-        Data::Value(b) => Some(b),
-        _ => None,
-    }
-}
-
-/// What one namespace holds: tables with their sets (elements filled in),
-/// and rules per (family, table, chain) in chain order.
-struct Dumped {
-    tables: HashMap<(Family, String), Table>,
-    rules: HashMap<(Family, String, String), Vec<Rule>>,
-}
-
-fn dump(ns: &TestNetns) -> Dumped {
+/// What one namespace holds, as `pull` reads it: tables by (family,
+/// name), each with its chains' rules (anonymous sets attached).
+fn dump(ns: &TestNetns) -> HashMap<(Family, String), Table> {
     let mut sock = Socket::open(&ns.netns()).expect("open socket");
-    let mut tables: HashMap<(Family, String), Table> = HashMap::new();
-    for m in sock
-        .dump(NFT_MSG_GETSET, NFPROTO_UNSPEC as u8, |_| {})
-        .expect("dump sets")
-        .iter()
-    {
-        let m = m.expect("message");
-        let (fam, attrs) = m.nfgen().expect("nfgenmsg");
-        let Some(fam) = family(fam) else { continue };
-        let mut s = Set {
-            name: String::new(),
-            flags: 0,
-            key_type: 0,
-            key_len: 0,
-            data_type: None,
-            data_len: None,
-            obj_type: None,
-            policy: None,
-            desc: None,
-            timeout: None,
-            gc_interval: None,
-            userdata: None,
-            exprs: Vec::new(),
-            elements: Vec::new(),
-            handle: None,
-            unknown: Vec::new(),
-        };
-        let mut table = String::new();
-        for a in attrs {
-            let a = a.expect("attribute");
-            match a.kind() {
-                NFTA_SET_TABLE => table = a.str().unwrap_or("").to_owned(),
-                NFTA_SET_NAME => s.name = a.str().unwrap_or("").to_owned(),
-                NFTA_SET_FLAGS => s.flags = a.u32_be().unwrap_or(0),
-                NFTA_SET_KEY_TYPE => s.key_type = a.u32_be().unwrap_or(0),
-                NFTA_SET_KEY_LEN => s.key_len = a.u32_be().unwrap_or(0),
-                NFTA_SET_DATA_TYPE => s.data_type = a.u32_be().ok(),
-                NFTA_SET_DATA_LEN => s.data_len = a.u32_be().ok(),
-                NFTA_SET_OBJ_TYPE => s.obj_type = a.u32_be().ok(),
-                NFTA_SET_TIMEOUT => s.timeout = a.u64_be().ok(),
-                NFTA_SET_USERDATA => s.userdata = Some(Userdata(Bytes(a.payload().to_vec()))),
-                NFTA_SET_DESC => {
-                    let mut d = SetDesc::default();
-                    for x in a.nested().flatten() {
-                        match x.kind() {
-                            NFTA_SET_DESC_SIZE => d.size = x.u32_be().ok(),
-                            NFTA_SET_DESC_CONCAT => {
-                                for f in x.nested().flatten() {
-                                    for l in f.nested().flatten() {
-                                        if l.kind() == NFTA_SET_FIELD_LEN {
-                                            d.concat.push(l.u32_be().unwrap_or(0));
-                                        }
-                                    }
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                    s.desc = Some(d);
-                }
-                _ => {}
-            }
-        }
-        let t = tables
-            .entry((fam, table.clone()))
-            .or_insert_with(|| Table::new(fam, table.clone()));
-        t.sets.push(s);
-    }
-    for ((fam, tname), t) in tables.iter_mut() {
-        for s in t.sets.iter_mut() {
-            let d = sock
-                .dump(NFT_MSG_GETSETELEM, u8::from(*fam), |w| {
-                    w.put_str(NFTA_SET_ELEM_LIST_TABLE, tname);
-                    w.put_str(NFTA_SET_ELEM_LIST_SET, &s.name);
-                })
-                .expect("dump set elements");
-            for m in d.iter() {
-                let m = m.expect("message");
-                let (_, attrs) = m.nfgen().expect("nfgenmsg");
-                for a in attrs.flatten() {
-                    if a.kind() != NFTA_SET_ELEM_LIST_ELEMENTS {
-                        continue;
-                    }
-                    for el in a.nested().flatten() {
-                        let mut e = Element::default();
-                        for x in el.nested().flatten() {
-                            match x.kind() {
-                                NFTA_SET_ELEM_KEY => e.key = value(&x),
-                                NFTA_SET_ELEM_KEY_END => e.key_end = value(&x),
-                                NFTA_SET_ELEM_DATA => e.data = data(&x),
-                                NFTA_SET_ELEM_FLAGS => e.flags = x.u32_be().ok(),
-                                NFTA_SET_ELEM_TIMEOUT => e.timeout = x.u64_be().ok(),
-                                NFTA_SET_ELEM_OBJREF => e.objref = x.str().ok().map(str::to_owned),
-                                NFTA_SET_ELEM_USERDATA => {
-                                    e.userdata = Some(Userdata(Bytes(x.payload().to_vec())))
-                                }
-                                _ => {}
-                            }
-                        }
-                        s.elements.push(e);
-                    }
-                }
-            }
-        }
-    }
-    let mut rules: HashMap<(Family, String, String), Vec<Rule>> = HashMap::new();
-    for m in sock
-        .dump(NFT_MSG_GETRULE, NFPROTO_UNSPEC as u8, |_| {})
-        .expect("dump rules")
-        .iter()
-    {
-        let m = m.expect("message");
-        let (fam, attrs) = m.nfgen().expect("nfgenmsg");
-        let Some(fam) = family(fam) else { continue };
-        let (mut table, mut chain) = (String::new(), String::new());
-        let mut r = Rule::new(Vec::new());
-        for a in attrs {
-            let a = a.expect("attribute");
-            match a.kind() {
-                NFTA_RULE_TABLE => table = a.str().unwrap_or("").to_owned(),
-                NFTA_RULE_CHAIN => chain = a.str().unwrap_or("").to_owned(),
-                NFTA_RULE_EXPRESSIONS => r.exprs = decode_list(a.nested()).expect("decode"),
-                NFTA_RULE_USERDATA => r.userdata = Some(Userdata(Bytes(a.payload().to_vec()))),
-                _ => {}
-            }
-        }
-        // Anonymous sets travel with the rule, as a pull delivers them.
-        if let Some(t) = tables.get(&(fam, table.clone())) {
-            r.sets = t
-                .sets
-                .iter()
-                .filter(|s| s.is_anonymous())
-                .cloned()
-                .collect();
-        }
-        rules.entry((fam, table, chain)).or_default().push(r);
-    }
-    Dumped { tables, rules }
+    let pulled = pull(&mut sock, &Selector::All).expect("pull");
+    pulled
+        .ruleset
+        .tables
+        .into_iter()
+        .map(|t| ((t.family, t.name.clone()), t))
+        .collect()
 }
 
 /// Text with every `{ ... }` element list sorted and whitespace collapsed:
@@ -304,13 +142,9 @@ fn run_file(g: &FileGroup, tally: &Mutex<Tally>) {
     }
     for ((fam, table, chain), rows) in &loaded {
         let f = family_of(fam);
-        let key = (f, table.clone(), chain.clone());
-        let got = d.rules.get(&key).map(Vec::as_slice).unwrap_or(&[]);
-        let tbl = d
-            .tables
-            .get(&(f, table.clone()))
-            .cloned()
-            .unwrap_or_else(|| Table::new(f, table.clone()));
+        let empty = Table::new(f, table.clone());
+        let tbl = d.get(&(f, table.clone())).unwrap_or(&empty);
+        let got = tbl.chain(chain).map(|c| c.rules.as_slice()).unwrap_or(&[]);
         for (i, r) in rows.iter().enumerate() {
             let e = t.per_family.entry(r.family.clone()).or_default();
             e.0 += 1;
@@ -318,7 +152,7 @@ fn run_file(g: &FileGroup, tally: &Mutex<Tally>) {
                 t.fail("rule missing from dump".into(), r.what());
                 continue;
             };
-            let text = print::rule(f, &tbl, rule, &OPTS);
+            let text = print::rule(f, tbl, rule, &OPTS);
             if normalize(&text) == normalize(&r.listed) {
                 t.per_family.get_mut(&r.family).unwrap().1 += 1;
             } else {

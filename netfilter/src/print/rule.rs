@@ -46,8 +46,12 @@ pub(super) struct Reg {
     pub constant: Option<Vec<u8>>,
     /// Concatenation members (for splitting set keys).
     pub parts: Vec<Reg>,
+    /// Loaded only the first bytes of a field this long (a prefix match).
+    pub prefix_of: Option<u32>,
     /// An exthdr load not matching a field exactly: (op, type, byte offset).
     pub exthdr: Option<(exthdr::ExthdrOp, u8, u32)>,
+    /// Mask and xor a bitwise applied to a raw load (for payload writes).
+    pub mangle: Option<(Vec<u8>, Vec<u8>)>,
     /// Binary operation text already folded into `text` (`ct mark & 0xff`).
     pub binop: bool,
 }
@@ -69,6 +73,8 @@ impl Reg {
             constant: None,
             parts: Vec::new(),
             exthdr: None,
+            prefix_of: None,
+            mangle: None,
             binop: false,
         }
     }
@@ -86,6 +92,9 @@ impl Reg {
 struct Stmt {
     text: String,
     elided: bool,
+    /// Dependencies this statement made redundant (restored if it is
+    /// itself dropped as a dependency).
+    elides: Vec<usize>,
 }
 
 /// Decompiles one rule.
@@ -100,6 +109,12 @@ pub(super) struct Decompiler<'a> {
     dep: [Option<usize>; 3],
     /// Last `icmp type X` / `icmpv6 type X` match: (type, statement).
     icmp_type: Option<(u8, usize)>,
+    /// The `meta iiftype ether` match, implied by any link-layer field.
+    iiftype: Option<usize>,
+    /// Statements elided by the load whose match is not pushed yet.
+    pending_elides: Vec<usize>,
+    /// Bits the link-layer view moved by for each `vlan type 8021q` seen (QinQ).
+    vlan_shift: u32,
     /// Last `X >= a` match, to merge with a following `X <= b` into `X a-b`.
     last_gte: Option<(usize, String, String)>,
 }
@@ -141,6 +156,9 @@ impl<'a> Decompiler<'a> {
             ctx,
             dep: [None; 3],
             icmp_type: None,
+            iiftype: None,
+            pending_elides: Vec::new(),
+            vlan_shift: 0,
             last_gte: None,
         }
     }
@@ -173,10 +191,27 @@ impl<'a> Decompiler<'a> {
 
     /// Adds a match.
     pub fn push(&mut self, text: String) {
+        let elides = std::mem::take(&mut self.pending_elides);
         self.stmts.push(Stmt {
             text,
             elided: false,
+            elides,
         });
+    }
+
+    /// Drops statement `i` as a dependency; what only it needed comes back.
+    fn elide(&mut self, i: usize) {
+        if i >= self.stmts.len() {
+            return;
+        }
+        self.stmts[i].elided = true;
+        for j in std::mem::take(&mut self.stmts[i].elides) {
+            if let Some(s) = self.stmts.get_mut(j) {
+                s.elided = false;
+            }
+        }
+        self.pending_elides.retain(|&j| j != i);
+        self.pending_elides.push(i);
     }
 
     /// Adds a statement that acts (sets, counts, mangles): nft keeps
@@ -245,6 +280,9 @@ impl<'a> Decompiler<'a> {
                 let base = p.base.unwrap_or(PayloadBase::Network);
                 let (off, len) = (p.offset.unwrap_or(0), p.len.unwrap_or(0));
                 let layer = layer_of(base);
+                if self.mangled_set(p.sreg.unwrap_or(0), base, off, len) {
+                    return 1;
+                }
                 let (name, vt) = match self.resolve_field(layer, off * 8, len * 8) {
                     Some((h, f)) => {
                         self.used(layer, h);
@@ -318,8 +356,8 @@ impl<'a> Decompiler<'a> {
                         "{}{} {}-{}",
                         reg.text,
                         if neg { " !=" } else { "" },
-                        self.fmt(&reg, from),
-                        self.fmt(&reg, to)
+                        self.fmt_range(&reg, from),
+                        self.fmt_range(&reg, to)
                     );
                     self.push(text);
                 }
@@ -382,10 +420,19 @@ impl<'a> Decompiler<'a> {
             .and_then(keys::ct_dir_name)
             .map(|d| format!("{d} "))
             .unwrap_or_default();
+        let mut name = k.name.to_string();
         let (dtype, bits) = if matches!(key, NFT_CT_SRC | NFT_CT_DST) {
-            match self.ctx[Layer::Network as usize].map(|h| h.name) {
-                Some("ip6") => (&dt::IPV6_ADDR, 128),
-                _ => (&dt::IPV4_ADDR, 32),
+            // Printed with the family the context (or its dependency) gives.
+            let net = self.ctx[Layer::Network as usize];
+            if let Some(h) = net {
+                self.used(Layer::Network, h);
+            }
+            let v6 = net.map(|h| h.name) == Some("ip6");
+            name = format!("{} {}", if v6 { "ip6" } else { "ip" }, k.name);
+            if v6 {
+                (&dt::IPV6_ADDR, 128)
+            } else {
+                (&dt::IPV4_ADDR, 32)
             }
         } else {
             (k.dtype, k.bits)
@@ -395,7 +442,7 @@ impl<'a> Decompiler<'a> {
         } else {
             dtype.byteorder
         };
-        let mut r = Reg::new(format!("ct {d}{}", k.name), dtype, bo, bits.div_ceil(8));
+        let mut r = Reg::new(format!("ct {d}{name}"), dtype, bo, bits.div_ceil(8));
         r.vt.bits = bits;
         r
     }
@@ -411,6 +458,22 @@ impl<'a> Decompiler<'a> {
             self.used(layer, h);
             return self.field_reg(h, f, len, 0);
         }
+        // A load of a field's leading bytes: nft's shortcut for a prefix.
+        if let Some(h) = self.ctx[layer as usize] {
+            if let Some(f) = h.fields.iter().find(|f| {
+                f.offset == boff
+                    && f.len > blen
+                    && f.len % 8 == 0
+                    && f.dtype.format != Format::Bitmask
+            }) {
+                self.used(layer, h);
+                let mut r = self.field_reg(h, f, len, 0);
+                r.vt.bits = blen;
+                r.prefix_of = Some(f.len / 8);
+                r.raw = Some((base, off, len));
+                return r;
+            }
+        }
         let mut r = Reg::new(
             raw_text(base, boff, blen),
             &dt::BITMASK,
@@ -419,6 +482,34 @@ impl<'a> Decompiler<'a> {
         );
         r.raw = Some((base, off, len));
         r
+    }
+
+    /// `load; bitwise (& keep) ^ new; write back`: how nft sets a field
+    /// narrower than the bytes it lives in. Prints `FIELD set VALUE`.
+    fn mangled_set(&mut self, sreg: u32, base: PayloadBase, off: u32, len: u32) -> bool {
+        let Some(r) = self.get_reg(sreg, None) else {
+            return false;
+        };
+        let Some((mask, xor)) = r.mangle.clone() else {
+            return false;
+        };
+        if mask.len() as u32 != len {
+            return false;
+        }
+        let inv: Vec<u8> = mask.iter().map(|b| !b).collect();
+        let Some((lo, n)) = mask_bits(&inv) else {
+            return false;
+        };
+        let layer = layer_of(base);
+        let Some((h, f)) = self.resolve_field(layer, off * 8 + lo, n) else {
+            return false;
+        };
+        self.used(layer, h);
+        let shift = len * 8 - lo - n;
+        let fr = self.field_reg(h, f, len, shift);
+        let v = self.fmt(&fr, &xor);
+        self.push_action(format!("{} set {v}", fr.text));
+        true
     }
 
     /// ICMP fields after the type word overlap; the type matched before
@@ -447,7 +538,12 @@ impl<'a> Decompiler<'a> {
             _ => return None,
         };
         let f = h.field(name)?;
-        self.stmts[idx].elided = true;
+        // The echo fields' dependency is a set of types: kept in listings.
+        if !matches!(name, "id" | "sequence") {
+            if let Some(s) = self.stmts.get_mut(idx) {
+                s.elided = true;
+            }
+        }
         self.used(layer, h);
         Some((h, f))
     }
@@ -469,11 +565,36 @@ impl<'a> Decompiler<'a> {
             _ => {}
         }
         for h in cands {
-            if let Some(f) = h.field_at(boff, blen) {
+            let off = if h.name == "vlan" {
+                boff.checked_sub(self.vlan_shift)?
+            } else {
+                boff
+            };
+            if let Some(f) = h
+                .fields
+                .iter()
+                .find(|f| f.offset == off && f.len == blen && self.allowed(h, f))
+            {
                 return Some((h, f));
             }
         }
         None
+    }
+
+    /// Whether `f` fits what is known about the packet (ICMP fields that
+    /// share bytes depend on the ICMP type matched before).
+    fn allowed(&self, h: &Header, f: &header::Field) -> bool {
+        let Some((ty, _)) = self.icmp_type else {
+            return true;
+        };
+        match (h.name, f.name) {
+            ("icmp", "gateway") => ty == 5,
+            ("icmp", "mtu") => ty == 3,
+            ("icmpv6", "mtu") => ty == 2,
+            ("icmpv6", "param-problem") => ty == 4,
+            ("icmpv6", "max-delay") => (130..=132).contains(&ty),
+            _ => true,
+        }
     }
 
     fn field_reg(
@@ -489,8 +610,7 @@ impl<'a> Decompiler<'a> {
         r.shift = shift;
         let is = |name: &str| f.name == name;
         r.defines = match h.name {
-            "ip" if is("protocol") => Some(Layer::Transport),
-            "ip6" if is("nexthdr") => Some(Layer::Transport),
+            "ip" | "ip6" if is("protocol") || is("nexthdr") => Some(Layer::Transport),
             "ether" if is("type") => Some(Layer::Network),
             "vlan" if is("type") => Some(Layer::Network),
             _ => None,
@@ -504,13 +624,31 @@ impl<'a> Decompiler<'a> {
         let li = layer as usize;
         if self.ctx[li].is_some_and(|c| std::ptr::eq(c, h)) {
             if let Some(d) = self.dep[li].take() {
-                self.stmts[d].elided = true;
+                self.elide(d);
             }
         }
         // vlan fields live at the link layer: an `ether type vlan` match is their dependency.
         if h.name == "vlan" {
             if let Some(d) = self.dep[Layer::Link as usize].take() {
+                self.elide(d);
+            }
+        }
+        if matches!(h.name, "vlan" | "ether") {
+            if let Some(d) = self.iiftype {
                 self.stmts[d].elided = true;
+            }
+        }
+        // ICMP and IGMP only exist over one network protocol.
+        let net = match h.name {
+            "icmp" | "igmp" => Some(&header::IP),
+            "icmpv6" => Some(&header::IP6),
+            _ => None,
+        };
+        if let Some(n) = net {
+            if self.ctx[1].is_some_and(|c| std::ptr::eq(c, n)) {
+                if let Some(d) = self.dep[1].take() {
+                    self.elide(d);
+                }
             }
         }
     }
@@ -543,6 +681,28 @@ impl<'a> Decompiler<'a> {
                     .unwrap_or(&[])
                     .to_vec();
                 let zero_xor = xor.iter().all(|&x| x == 0);
+                if r.prefix_of.take().is_some() {
+                    if let Some((base, off, len)) = r.raw {
+                        r.text = raw_text(base, off * 8, len * 8);
+                        r.vt = ValueType {
+                            dtype: &dt::BITMASK,
+                            byteorder: ByteOrder::Big,
+                            bits: len * 8,
+                        };
+                        r.defines = None;
+                    }
+                }
+                if zero_xor && mask.iter().all(|&x| x == 0xff) {
+                    self.set_reg(dreg, r);
+                    return;
+                }
+                if r.raw.is_some() {
+                    r.mangle = Some((mask.clone(), xor.clone()));
+                    if !zero_xor {
+                        self.set_reg(dreg, r);
+                        return;
+                    }
+                }
                 // A raw load narrowed by a mask: a sub-byte field.
                 if let (Some((base, off, len)), true) = (r.raw, zero_xor) {
                     if let Some((lo, n)) = mask_bits(&mask) {
@@ -551,7 +711,9 @@ impl<'a> Decompiler<'a> {
                         if let Some((h, f)) = self.resolve_field(layer, boff, n) {
                             self.used(layer, h);
                             let shift = len * 8 - lo - n;
-                            let nr = self.field_reg(h, f, len, shift);
+                            let mut nr = self.field_reg(h, f, len, shift);
+                            nr.mangle = r.mangle.clone();
+                            nr.raw = None;
                             self.set_reg(dreg, nr);
                             return;
                         }
@@ -613,7 +775,17 @@ impl<'a> Decompiler<'a> {
                     .map(|v| int_of(v, ByteOrder::Host))
                     .unwrap_or(0);
                 let sym = if op == BitwiseOp::Lshift { "<<" } else { ">>" };
-                r.text = format!("{} {sym} {n}", r.text);
+                // A right shift aligning a sub-byte field adds nothing to print.
+                if op == BitwiseOp::Rshift && r.shift as u128 == n && !r.binop {
+                    r.shift = 0;
+                    self.set_reg(dreg, r);
+                    return;
+                }
+                r.text = if r.binop {
+                    format!("({}) {sym} {n}", r.text)
+                } else {
+                    format!("{} {sym} {n}", r.text)
+                };
                 r.binop = true;
                 self.set_reg(dreg, r);
             }
@@ -621,6 +793,18 @@ impl<'a> Decompiler<'a> {
                 self.set_reg(dreg, r);
             }
         }
+    }
+
+    /// Formats one end of a range.
+    pub fn fmt_range(&self, reg: &Reg, b: &[u8]) -> String {
+        if matches!(
+            reg.vt.dtype.format,
+            Format::Ipv4 | Format::Ipv6 | Format::Lladdr | Format::String
+        ) {
+            return self.fmt(reg, b);
+        }
+        let n = int_of(b, reg.vt.byteorder) >> reg.shift;
+        value::range_end(n, reg.vt, self.opts)
     }
 
     /// Formats a value held for `reg`'s expression.
@@ -665,7 +849,32 @@ impl<'a> Decompiler<'a> {
             return;
         }
         // Adjacent fields loaded at once (nft merges them): one match each.
-        if op == CmpOp::Eq && r.raw.is_some() && r.mask.is_none() && self.split_merged(&r, &data) {
+        if matches!(op, CmpOp::Eq | CmpOp::Neq)
+            && r.raw.is_some()
+            && r.mask.is_none()
+            && self.split_merged(&r, &data, ops)
+        {
+            return;
+        }
+        // Only the leading bytes compared: a prefix of the whole field.
+        let full = r.prefix_of.unwrap_or(r.len);
+        if full > data.len() as u32
+            && matches!(op, CmpOp::Eq | CmpOp::Neq)
+            && !data.is_empty()
+            && r.vt.dtype.format != Format::String
+        {
+            let mut padded = data.clone();
+            padded.resize(full as usize, 0);
+            let mut fr = r.clone();
+            fr.len = full;
+            fr.vt.bits = full * 8;
+            let t = format!(
+                "{} {ops}{}/{}",
+                r.text,
+                self.fmt(&fr, &padded),
+                data.len() * 8
+            );
+            self.push(t);
             return;
         }
         let is_bitmask = r.vt.dtype.format == Format::Bitmask && !r.vt.dtype.symbols.is_empty();
@@ -752,6 +961,12 @@ impl<'a> Decompiler<'a> {
             self.push(text);
             return;
         }
+        if r.vt.dtype.name == "ct_label" && v == 0 {
+            let neg = if op == CmpOp::Eq { "! " } else { "" };
+            let t = format!("{} {neg}{}", r.text, value::number(m, r.vt, self.opts));
+            self.push(t);
+            return;
+        }
         let bits = mask.len() as u32 * 8;
         let plen = {
             let ones = m.count_ones();
@@ -765,7 +980,7 @@ impl<'a> Decompiler<'a> {
             } else {
                 (full >> (bits - ones)) << (bits - ones)
             };
-            (ones > 0 && m == pm).then_some(ones)
+            (m == pm).then_some(ones)
         };
         if let (Some(plen), None) = (plen, r.raw) {
             let t = format!("{} {ops}{}/{plen}", r.text, self.fmt(r, data));
@@ -785,7 +1000,7 @@ impl<'a> Decompiler<'a> {
 
     /// A raw load spanning whole adjacent fields of the header in
     /// context, compared for equality: prints one match per field.
-    fn split_merged(&mut self, r: &Reg, data: &[u8]) -> bool {
+    fn split_merged(&mut self, r: &Reg, data: &[u8], ops: &str) -> bool {
         let Some((base, off, len)) = r.raw else {
             return false;
         };
@@ -799,7 +1014,9 @@ impl<'a> Decompiler<'a> {
             let Some(f) = h
                 .fields
                 .iter()
-                .filter(|f| f.offset == at && f.len % 8 == 0 && at + f.len <= end)
+                .filter(|f| {
+                    f.offset == at && f.len % 8 == 0 && at + f.len <= end && self.allowed(h, f)
+                })
                 .max_by_key(|f| f.len)
             else {
                 return false;
@@ -814,8 +1031,12 @@ impl<'a> Decompiler<'a> {
         for f in parts {
             let o = ((f.offset - off * 8) / 8) as usize;
             let fr = self.field_reg(h, f, f.len / 8, 0);
-            let v = self.fmt(&fr, &data[o..o + (f.len / 8) as usize]);
-            self.push(format!("{} {v}", fr.text));
+            let part = &data[o..o + (f.len / 8) as usize];
+            let v = self.fmt(&fr, part);
+            self.push(format!("{} {ops}{v}", fr.text));
+            if let (Some(l), "") = (fr.defines, ops) {
+                self.define(l, &fr, part);
+            }
         }
         true
     }
@@ -842,17 +1063,31 @@ impl<'a> Decompiler<'a> {
             Layer::Link => (v == 1).then_some(&header::ETHER),
         };
         let idx = self.stmts.len() - 1;
+        // Any other transport protocol still has ports at the usual place.
+        let h = match (layer, h) {
+            (Layer::Transport, None) => Some(&header::TH),
+            (_, h) => h,
+        };
         match h {
             Some(h) if layer == Layer::Link => {
                 self.ctx[0] = Some(h);
                 self.dep[0] = Some(idx);
+                self.iiftype = Some(idx);
             }
             Some(h) if h.name == "vlan" => {
-                self.dep[Layer::Link as usize] = (v == 0x8100).then_some(idx);
+                if r.text == "vlan type" {
+                    self.vlan_shift += 32;
+                }
+                self.dep[Layer::Link as usize] =
+                    (v == 0x8100 && r.text == "ether type").then_some(idx);
             }
             Some(h) => {
                 self.ctx[layer as usize] = Some(h);
-                self.dep[layer as usize] = Some(idx);
+                // nft's own dependency there is `meta l4proto`: an explicit
+                // `ip protocol` stays in the listing.
+                let explicit = matches!(r.text.as_str(), "ip protocol" | "ip6 nexthdr")
+                    && matches!(self.family, Family::Inet | Family::Bridge | Family::Netdev);
+                self.dep[layer as usize] = (!explicit).then_some(idx);
                 // A new network protocol resets the transport context.
                 if layer == Layer::Network {
                     self.ctx[Layer::Transport as usize] = None;
@@ -904,6 +1139,16 @@ impl<'a> Decompiler<'a> {
             Some(s) if s.is_anonymous() => pset::anon_elements(self, s, &r),
             _ => format!("@{name}"),
         };
+        // `icmp type { echo-request, echo-reply }`: what follows is an echo field.
+        if matches!(r.text.as_str(), "icmp type" | "icmpv6 type") && l.dreg.is_none() && !inv {
+            let first = set
+                .and_then(|s| s.elements.first())
+                .and_then(|e| e.key.as_ref())
+                .and_then(|k| k.0.first().copied());
+            if let Some(t) = first {
+                self.icmp_type = Some((t, usize::MAX));
+            }
+        }
         let lhs = if let (Some(mask), false) = (&r.mask, r.binop) {
             let m = int_of(mask, r.vt.byteorder);
             if r.vt.dtype.format == Format::Bitmask {
@@ -917,9 +1162,10 @@ impl<'a> Decompiler<'a> {
         match l.dreg {
             Some(0) => self.push(format!("{lhs} {neg}vmap {body}")),
             Some(dreg) => {
-                let (dtype, dlen) = set
-                    .and_then(|s| Some((dt::by_id(s.data_type?)?, s.data_len.unwrap_or(4))))
-                    .unwrap_or((&dt::INTEGER, 4));
+                let dlen = set.and_then(|s| s.data_len).unwrap_or(4);
+                let dtype = set
+                    .and_then(|s| dt::by_id(s.data_type?))
+                    .unwrap_or(&dt::INTEGER);
                 let mut m = Reg::new(format!("{lhs} map {body}"), dtype, dtype.byteorder, dlen);
                 m.binop = true;
                 self.set_reg(dreg, m);

@@ -93,11 +93,13 @@ fn range_text(
             return format!("{}/{}", value::format(lo, vt, opts), bits - host);
         }
     }
-    format!(
-        "{}-{}",
-        fmt_field(vt, len, shift, lo, opts, ","),
-        fmt_field(vt, len, shift, hi, opts, ",")
-    )
+    let end = |b: &[u8]| match vt.dtype.format {
+        Format::Ipv4 | Format::Ipv6 | Format::Lladdr | Format::String => {
+            fmt_field(vt, len, shift, b, opts, ",")
+        }
+        _ => value::range_end(value::to_uint(b, vt.byteorder) >> shift, vt, opts),
+    };
+    format!("{}-{}", end(lo), end(hi))
 }
 
 fn minus_one(b: &[u8]) -> Vec<u8> {
@@ -148,6 +150,15 @@ fn data_text(d: &Decompiler<'_>, set: &Set, data: &Data) -> String {
                     return key_text(&layout, &b.0, d.opts, ",");
                 }
             }
+            let w = dtype.bytes() as usize;
+            if matches!(dtype.format, Format::Ipv4 | Format::Ipv6) && w > 0 && b.0.len() == 2 * w {
+                let vt = ValueType {
+                    dtype,
+                    byteorder: ByteOrder::Big,
+                    bits: dtype.bits,
+                };
+                return range_text(vt, w as u32, 0, &b.0[..w], &b.0[w..], d.opts);
+            }
             let vt = ValueType {
                 dtype,
                 byteorder: dtype.byteorder,
@@ -166,7 +177,7 @@ fn data_text(d: &Decompiler<'_>, set: &Set, data: &Data) -> String {
 /// `{ e1, e2, ... }` for an anonymous set looked up with `key`.
 pub fn anon_elements(d: &Decompiler<'_>, set: &Set, key: &Reg) -> String {
     let layout = key.layout();
-    let sep = if key.mask.is_some() { " | " } else { "," };
+    let sep = " | ";
     let items = elements(d, set, &layout, sep);
     format!("{{ {} }}", items.join(", "))
 }

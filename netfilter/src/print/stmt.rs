@@ -361,7 +361,7 @@ pub(super) fn statement(d: &mut Decompiler<'_>, _rest: &[Expr], e: &Expr) -> usi
                 .reg_port
                 .map(|r| d.value_text(r, Some(vt(&dt::INET_SERVICE))));
             let addr = match (addr, fam) {
-                (Some(a), 10) if port.is_some() => format!("[{a}]"),
+                (Some(a), 10) => format!("[{a}]"),
                 (Some(a), _) => a,
                 (None, _) => String::new(),
             };
@@ -424,19 +424,20 @@ pub fn limit_text(rate: u64, unit: u64, burst: u32, bytes: bool, over: bool) -> 
     }
 }
 
-fn rt_nexthop(d: &Decompiler<'_>, fam: &str) -> String {
-    if d.family == Family::Inet {
-        format!("rt {fam} nexthop")
-    } else {
-        "rt nexthop".into()
-    }
+fn rt_nexthop(_d: &Decompiler<'_>, fam: &str) -> String {
+    format!("rt {fam} nexthop")
 }
 
 fn reject(d: &mut Decompiler<'_>, r: &crate::expr::reject::Reject) -> String {
     use crate::expr::reject::RejectType;
     let code = r.icmp_code.unwrap_or(0) as u64;
     match r.reject_type {
-        Some(RejectType::TcpRst) => "reject with tcp reset".into(),
+        Some(RejectType::TcpRst) => {
+            if matches!(d.family, Family::Ip | Family::Ip6) {
+                d.use_header(Layer::Transport, &crate::proto::header::TCP);
+            }
+            "reject with tcp reset".into()
+        }
         Some(RejectType::IcmpxUnreach) => {
             if code == 1 {
                 "reject".into()
@@ -542,24 +543,27 @@ fn nat(d: &mut Decompiler<'_>, n: &crate::expr::nat::Nat) -> String {
     };
     let mut addr = String::new();
     let mut is_map = false;
+    let mut concat_map = false;
+    let addr_len = if v6 { 16 } else { 4 };
     if let Some(a) = n.reg_addr_min {
-        let from_map = d
-            .get_reg(a, None)
-            .map(|r| r.constant.is_none())
-            .unwrap_or(false);
-        is_map = from_map;
+        if let Some(r) = d.get_reg(a, None) {
+            is_map = r.constant.is_none();
+            concat_map = is_map && r.len > addr_len;
+        }
         addr = d.value_text(a, Some(vt(at)));
-        if let Some(b) = n.reg_addr_max.filter(|b| *b != a) {
+        if let Some(b) = n.reg_addr_max.filter(|b| *b != a && !concat_map) {
             let hi = d.value_text(b, Some(vt(at)));
-            if flags & NF_NAT_RANGE_NETMAP != 0 {
-                addr = netmask(&addr, &hi, v6).unwrap_or(format!("{addr}-{hi}"));
-            } else if hi != addr {
-                addr = format!("{addr}-{hi}");
+            if hi != addr {
+                addr = match netmask(&addr, &hi, v6) {
+                    Some(p) => p,
+                    None if v6 && n.reg_proto_min.is_some() => format!("{addr}]-[{hi}"),
+                    None => format!("{addr}-{hi}"),
+                };
             }
         }
     }
     let mut port = String::new();
-    if let Some(p) = n.reg_proto_min {
+    if let Some(p) = n.reg_proto_min.filter(|_| !concat_map) {
         let lo = d.value_text(p, Some(vt(&dt::INET_SERVICE)));
         port = lo.clone();
         if let Some(q) = n.reg_proto_max.filter(|q| *q != p) {
@@ -569,11 +573,17 @@ fn nat(d: &mut Decompiler<'_>, n: &crate::expr::nat::Nat) -> String {
             }
         }
     }
-    let kw = if is_map && kw.is_empty() && d.family != Family::Inet {
-        ""
+    // A map yielding address and port: nft names the family even in ip tables.
+    let kw = if concat_map {
+        if v6 {
+            " ip6"
+        } else {
+            " ip"
+        }
     } else {
         kw
     };
+    let kw = if addr.is_empty() { "" } else { kw };
     let target = match (addr.is_empty(), port.is_empty()) {
         (false, true) => addr,
         (true, false) => format!(":{port}"),
@@ -596,13 +606,15 @@ fn netmask(lo: &str, hi: &str, v6: bool) -> Option<String> {
         let b: std::net::Ipv6Addr = hi.parse().ok()?;
         let x = u128::from(a) ^ u128::from(b);
         let p = x.leading_zeros();
-        (x.count_ones() + p == 128).then(|| format!("{lo}/{p}"))
+        let aligned = u128::from(a) & x == 0 && u128::from(b) & x == x;
+        (x.count_ones() + p == 128 && aligned).then(|| format!("{lo}/{p}"))
     } else {
         let a: std::net::Ipv4Addr = lo.parse().ok()?;
         let b: std::net::Ipv4Addr = hi.parse().ok()?;
         let x = u32::from(a) ^ u32::from(b);
         let p = x.leading_zeros();
-        (x.count_ones() + p == 32).then(|| format!("{lo}/{p}"))
+        let aligned = u32::from(a) & x == 0 && u32::from(b) & x == x;
+        (x.count_ones() + p == 32 && aligned).then(|| format!("{lo}/{p}"))
     }
 }
 
@@ -690,10 +702,34 @@ fn dynset(d: &mut Decompiler<'_>, ds: &crate::expr::dynset::Dynset) -> String {
         inner += &format!(" {t}");
     }
     if let Some(dr) = ds.sreg_data {
-        let dtype = set
-            .and_then(|s| dt::by_id(s.data_type?))
-            .unwrap_or(&dt::INTEGER);
-        let v = d.value_text(dr, Some(vt(dtype)));
+        let id = set.and_then(|s| s.data_type).unwrap_or(0);
+        let n = (1..6)
+            .take_while(|i| id >> (dt::TYPE_BITS * i) != 0)
+            .count()
+            + 1;
+        let v = match dt::split_concat(id, n).filter(|t| t.len() > 1) {
+            // Concatenated data: one register per member.
+            Some(types) => {
+                let len = set.and_then(|s| s.data_len);
+                match d.get_reg(dr, len) {
+                    Some(r) if r.parts.len() == types.len() => r
+                        .parts
+                        .iter()
+                        .zip(types)
+                        .map(|(p, t)| match &p.constant {
+                            Some(c) => value::format(c, vt(t), d.opts),
+                            None => p.text.clone(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" . "),
+                    _ => d.value_text(dr, None),
+                }
+            }
+            None => {
+                let dtype = dt::by_id(id).unwrap_or(&dt::INTEGER);
+                d.value_text(dr, Some(vt(dtype)))
+            }
+        };
         inner += &format!(" : {v}");
     }
     format!("{op} @{name} {{ {inner} }}")
@@ -720,13 +756,17 @@ fn exthdr_expr(d: &mut Decompiler<'_>, x: &crate::expr::exthdr::Exthdr) {
         exthdr::ExthdrOp::Ipv6 => h.name.to_string(),
         _ => format!("{} {}", op.prefix(), h.name),
     };
+    let generic = |what: &str| match op {
+        exthdr::ExthdrOp::Ipv6 => format!("exthdr {what}"),
+        _ => format!("{} {what}", op.prefix()),
+    };
     let r = if present {
         let name = exthdr::by_type(op, ty)
             .map(|h| match op {
                 exthdr::ExthdrOp::Ipv6 => format!("exthdr {}", h.name),
                 _ => named(h),
             })
-            .unwrap_or_else(|| format!("{} {ty}", op.prefix()));
+            .unwrap_or_else(|| generic(&ty.to_string()));
         let mut r = Reg::new(name, &dt::BOOLEAN, ByteOrder::Host, 1);
         r.vt.bits = 8;
         r
@@ -744,8 +784,9 @@ fn exthdr_expr(d: &mut Decompiler<'_>, x: &crate::expr::exthdr::Exthdr) {
         let h = exthdr::by_type(op, ty);
         let mut r = Reg::new(
             match h {
-                Some(h) => format!("{} @{off},{len}", named(h)),
-                None => format!("exthdr {ty} @{off},{len}"),
+                Some(h) if len == 0 => named(h),
+                None if len == 0 => generic(&ty.to_string()),
+                _ => generic(&format!("@{ty},{},{}", off * 8, len * 8)),
             },
             &dt::INTEGER,
             ByteOrder::Big,

@@ -86,6 +86,10 @@ pub fn ipv4(b: &[u8]) -> String {
 
 pub fn ipv6(b: &[u8]) -> String {
     match <[u8; 16]>::try_from(b) {
+        // inet_ntop writes IPv4-compatible addresses (::a.b.c.d) dotted.
+        Ok(a) if a[..12].iter().all(|&x| x == 0) && a[12..14] != [0, 0] => {
+            format!("::{}", ipv4(&a[12..]))
+        }
         Ok(a) => std::net::Ipv6Addr::from(a).to_string(),
         Err(_) => hex(b),
     }
@@ -146,6 +150,9 @@ pub fn number(n: u128, t: ValueType, opts: &PrintOptions) -> String {
     if d.format == Format::Bitmask && !d.symbols.is_empty() {
         return flags(n, d, ",");
     }
+    if d.name == "ct_label" {
+        return label_bits(n);
+    }
     if sym_ok && n <= u64::MAX as u128 {
         if let Some(s) = d.symbol(n as u64) {
             return quote_symbol(d, s);
@@ -183,6 +190,25 @@ fn quote_symbol(d: &Datatype, s: &str) -> String {
         format!("\"{s}\"")
     } else {
         s.to_string()
+    }
+}
+
+/// Conntrack label bits by number (no `connlabel.conf` names here).
+fn label_bits(n: u128) -> String {
+    (0..128)
+        .filter(|b| n >> b & 1 == 1)
+        .map(|b| b.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One end of a range: symbolic types print their number, times their
+/// seconds (`60s-3600s`), everything else as usual.
+pub fn range_end(n: u128, t: ValueType, opts: &PrintOptions) -> String {
+    match t.dtype.format {
+        Format::Time => format!("{}s", n / 1000),
+        Format::Decimal if !t.dtype.symbols.is_empty() => n.to_string(),
+        _ => number(n, t, opts),
     }
 }
 

@@ -159,7 +159,7 @@ datatypes! {
     ICMPV6_CODE = 33, "icmpv6_code", 8, Big, Decimal, ICMPV6_CODE_SYMS;
     ICMPX_CODE = 34, "icmpx_code", 8, Big, Decimal, ICMPX_CODE_SYMS;
     DEVGROUP = 35, "devgroup", 32, Host, Decimal, DEVGROUP_SYMS;
-    DSCP = 36, "dscp", 6, Big, Hex, DSCP_SYMS;
+    DSCP = 36, "dscp", 6, Big, HexPadded, DSCP_SYMS;
     ECN = 37, "ecn", 2, Big, Hex, ECN_SYMS;
     FIB_ADDRTYPE = 38, "fib_addrtype", 32, Host, Decimal, FIB_ADDRTYPE_SYMS;
     BOOLEAN = 39, "boolean", 1, Host, Decimal, BOOLEAN_SYMS;
