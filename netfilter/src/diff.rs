@@ -893,15 +893,24 @@ fn chain_header_eq(a: &Chain, b: &Chain, strict: bool) -> bool {
         && a.unknown == b.unknown
 }
 
+/// Set definitions equal: everything but elements and kernel-only facts
+/// (handle, use count). Field by field, so a million-element
+/// set is never cloned.
 fn set_definition_eq(a: &Set, b: &Set) -> bool {
-    let strip = |s: &Set| Set {
-        elements: Vec::new(),
-        handle: None,
-        ..s.clone()
-    };
-    // Avoid cloning element lists: compare headers field by field via clones
-    // of the (small) definition only.
-    a.name == b.name && strip(a) == strip(b)
+    a.name == b.name
+        && a.flags == b.flags
+        && a.key_type == b.key_type
+        && a.key_len == b.key_len
+        && a.data_type == b.data_type
+        && a.data_len == b.data_len
+        && a.obj_type == b.obj_type
+        && a.policy == b.policy
+        && a.desc == b.desc
+        && a.timeout == b.timeout
+        && a.gc_interval == b.gc_interval
+        && a.userdata == b.userdata
+        && a.exprs == b.exprs
+        && a.unknown == b.unknown
 }
 
 fn object_eq(a: &Object, b: &Object) -> bool {
@@ -971,6 +980,20 @@ fn normalized_element(e: &Element) -> Cow<'_, Element> {
     Cow::Owned(n)
 }
 
+impl Patch {
+    /// One line per operation in nft syntax (`+ add rule inet fw input tcp
+    /// dport 22 accept`), rules printed in the context of `desired`'s
+    /// tables (so lookups into named sets and maps print fully).
+    pub fn render(&self, desired: &Ruleset) -> String {
+        let mut out = String::new();
+        for op in &self.ops {
+            out.push_str(&OpLine { op, context: Some(desired) }.to_string());
+            out.push('\n');
+        }
+        out
+    }
+}
+
 impl fmt::Display for Patch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for op in &self.ops {
@@ -982,8 +1005,20 @@ impl fmt::Display for Patch {
 
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        OpLine { op: self, context: None }.fmt(f)
+    }
+}
+
+/// An operation printed with (or without) the tables it applies to.
+struct OpLine<'a> {
+    op: &'a Op,
+    context: Option<&'a Ruleset>,
+}
+
+impl fmt::Display for OpLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let fam = |fam: &Family| fam.name();
-        match self {
+        match self.op {
             Op::AddTable { table } => {
                 write!(f, "+ add table {} {}", fam(&table.family), table.name)
             }
@@ -1105,8 +1140,16 @@ impl fmt::Display for Op {
                     Position::After(h) | Position::Before(h) => write!(f, " position {h}")?,
                     _ => {}
                 }
-                let names: Vec<&str> = rule.exprs.iter().map(Expr::name).collect();
-                write!(f, " [{}]", names.join(" "))
+                let empty;
+                let context = match self.context.and_then(|c| c.tables.iter().find(|t| t.family == *family && &t.name == table)) {
+                    Some(t) => t,
+                    None => {
+                        empty = Table::new(*family, table.clone());
+                        &empty
+                    }
+                };
+                let text = crate::print::rule(*family, context, rule, &crate::print::PrintOptions::default());
+                write!(f, " {text}")
             }
             Op::DeleteRule {
                 family,

@@ -25,6 +25,7 @@ pub mod print;
 pub mod proto;
 pub mod pull;
 pub mod push;
+pub mod reconcile;
 pub mod syntax;
 pub mod sys;
 #[cfg(feature = "testing")]

@@ -104,8 +104,79 @@ crate::attr_struct! {
         flags: u32 = NFTA_TUNNEL_KEY_FLAGS,
         tos: u8 = NFTA_TUNNEL_KEY_TOS,
         ttl: u8 = NFTA_TUNNEL_KEY_TTL,
-        /// vxlan / erspan / geneve options, as sent.
-        opts: Bytes = NFTA_TUNNEL_KEY_OPTS,
+        opts: TunnelOpts = NFTA_TUNNEL_KEY_OPTS,
+    }
+}
+
+crate::attr_struct! {
+    /// vxlan options: group-based policy id.
+    pub struct TunnelVxlan {
+        gbp: u32 = NFTA_TUNNEL_KEY_VXLAN_GBP,
+    }
+}
+
+crate::attr_struct! {
+    /// erspan options: version 1 uses `index`, version 2 `hwid` / `dir`.
+    pub struct TunnelErspan {
+        version: u32 = NFTA_TUNNEL_KEY_ERSPAN_VERSION,
+        v1_index: u32 = NFTA_TUNNEL_KEY_ERSPAN_V1_INDEX,
+        v2_hwid: u8 = NFTA_TUNNEL_KEY_ERSPAN_V2_HWID,
+        v2_dir: u8 = NFTA_TUNNEL_KEY_ERSPAN_V2_DIR,
+    }
+}
+
+crate::attr_struct! {
+    /// One geneve option (class, type, data).
+    pub struct TunnelGeneve {
+        class: u16 = NFTA_TUNNEL_KEY_GENEVE_CLASS,
+        opt_type: u8 = NFTA_TUNNEL_KEY_GENEVE_TYPE,
+        data: Bytes = NFTA_TUNNEL_KEY_GENEVE_DATA,
+    }
+}
+
+/// A tunnel's options: one vxlan or erspan nest, or any number of geneve
+/// option nests (the kernel takes one kind per tunnel).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TunnelOpts {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vxlan: Option<TunnelVxlan>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erspan: Option<TunnelErspan>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub geneve: Vec<TunnelGeneve>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<RawAttr>,
+}
+
+impl AttrValue for TunnelOpts {
+    fn encode(&self, ty: u16, w: &mut Writer) {
+        w.nest(ty, |w| {
+            if let Some(v) = &self.vxlan {
+                v.encode(NFTA_TUNNEL_KEY_OPTS_VXLAN, w);
+            }
+            if let Some(e) = &self.erspan {
+                e.encode(NFTA_TUNNEL_KEY_OPTS_ERSPAN, w);
+            }
+            // The kernel refuses geneve nests without NLA_F_NESTED, yet dumps
+            // them without it: we write what it accepts.
+            for g in &self.geneve {
+                g.encode(NFTA_TUNNEL_KEY_OPTS_GENEVE | NLA_F_NESTED, w);
+            }
+            self.unknown.iter().for_each(|r| r.encode(w));
+        });
+    }
+    fn decode(a: &Attr<'_>) -> Result<Self, DecodeError> {
+        let mut out = TunnelOpts::default();
+        for a in a.nested() {
+            let a = a?;
+            match a.kind() {
+                NFTA_TUNNEL_KEY_OPTS_VXLAN => out.vxlan = Some(AttrValue::decode(&a)?),
+                NFTA_TUNNEL_KEY_OPTS_ERSPAN => out.erspan = Some(AttrValue::decode(&a)?),
+                NFTA_TUNNEL_KEY_OPTS_GENEVE => out.geneve.push(AttrValue::decode(&a)?),
+                _ => out.unknown.push(RawAttr::from_attr(&a)),
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -122,7 +193,7 @@ pub enum ObjectData {
     CtExpect(CtExpect),
     Synproxy(Synproxy),
     Secmark(Secmark),
-    Tunnel(TunnelObj),
+    Tunnel(Box<TunnelObj>),
     /// Any object type not decoded here, kept as its raw attributes.
     Raw(Vec<RawAttr>),
     /// An object whose data nest could not be split into attributes.
@@ -143,7 +214,7 @@ impl ObjectData {
             NFT_OBJECT_CT_EXPECT => ObjectData::CtExpect(CtExpect::decode_attrs(attrs)?),
             NFT_OBJECT_SYNPROXY => ObjectData::Synproxy(Synproxy::decode_attrs(attrs)?),
             NFT_OBJECT_SECMARK => ObjectData::Secmark(Secmark::decode_attrs(attrs)?),
-            NFT_OBJECT_TUNNEL => ObjectData::Tunnel(TunnelObj::decode_attrs(attrs)?),
+            NFT_OBJECT_TUNNEL => ObjectData::Tunnel(Box::new(TunnelObj::decode_attrs(attrs)?)),
             _ => {
                 let bytes = attrs.rest();
                 match attrs
@@ -200,5 +271,60 @@ impl ObjectData {
             ObjectData::Quota(q) => q.clear_state(),
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(ty: u32, o: &ObjectData) {
+        let mut w = Writer::new();
+        o.encode_attrs(&mut w);
+        let back = ObjectData::decode(ty, Attrs::new(w.as_bytes())).unwrap();
+        assert_eq!(&back, o);
+        let mut again = Writer::new();
+        back.encode_attrs(&mut again);
+        assert_eq!(again.as_bytes(), w.as_bytes());
+    }
+
+    #[test]
+    fn secmark_and_unknown_types_roundtrip() {
+        let s = ObjectData::Secmark(Secmark {
+            ctx: Some("system_u:object_r:ssh_server_packet_t:s0".into()),
+            ..Default::default()
+        });
+        roundtrip(NFT_OBJECT_SECMARK, &s);
+        assert_eq!(s.obj_type(), Some(NFT_OBJECT_SECMARK));
+        let raw = ObjectData::Raw(vec![RawAttr {
+            ty: 1,
+            data: Bytes(vec![0, 0, 0, 9]),
+        }]);
+        roundtrip(99, &raw);
+        assert_eq!(raw.obj_type(), None);
+        // A body that is not attributes at all is kept as bytes.
+        let odd = ObjectData::decode(99, Attrs::new(&[1, 2, 3])).unwrap();
+        assert_eq!(odd, ObjectData::Bytes(Bytes(vec![1, 2, 3])));
+    }
+
+    #[test]
+    fn clear_state_zeroes_counter_and_quota_usage() {
+        let mut q = ObjectData::Quota(Quota {
+            bytes: Some(100),
+            consumed: Some(40),
+            flags: Some(0),
+            ..Default::default()
+        });
+        q.clear_state();
+        assert!(
+            matches!(&q, ObjectData::Quota(q) if q.consumed == Some(0) && q.bytes == Some(100))
+        );
+        let mut c = ObjectData::Counter(Counter {
+            bytes: Some(5),
+            packets: Some(1),
+            ..Default::default()
+        });
+        c.clear_state();
+        assert!(matches!(&c, ObjectData::Counter(c) if c.bytes == Some(0) && c.packets == Some(0)));
     }
 }

@@ -22,6 +22,7 @@
 //! element expiry) are never sent.
 
 use crate::codec::{self, element::Target, setref};
+use crate::diff::{Op, Patch, Position};
 use crate::error::{Error, Result};
 use crate::model::{Chain, Rule, Ruleset, Set, Table};
 use crate::netlink::{Batch, Socket};
@@ -140,6 +141,74 @@ pub fn encode(rs: &Ruleset, opts: &PushOptions) -> Encoded {
     }
     e.out.summary.messages = e.out.batch.len();
     e.out
+}
+
+/// Encodes a patch as one batch, in the patch's order (which the kernel
+/// accepts: see [`crate::diff`]).
+pub fn encode_patch(patch: &Patch) -> Encoded {
+    let mut e = Encoder {
+        out: Encoded::default(),
+        excl: 0,
+        next_set_id: 0,
+    };
+    for op in &patch.ops {
+        e.op(op);
+    }
+    e.out.summary.messages = e.out.batch.len();
+    e.out
+}
+
+/// What pushing a patch produced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PatchPushed {
+    /// The generation after the commit, when the push was guarded.
+    pub generation: Option<u32>,
+    /// Kernel handle of each added rule, by its batch-local id.
+    pub handles: std::collections::HashMap<u32, u64>,
+    pub messages: usize,
+}
+
+/// Pushes `patch` as one transaction, guarded by `generation` when given.
+/// Nothing is sent for an empty patch.
+pub fn push_patch(
+    sock: &mut Socket,
+    patch: &Patch,
+    generation: Option<u32>,
+) -> Result<PatchPushed> {
+    if patch.is_empty() {
+        return Ok(PatchPushed {
+            generation,
+            ..Default::default()
+        });
+    }
+    let mut enc = encode_patch(patch);
+    let (generation, echoes) = sock.commit_with_echo(&mut enc.batch, generation)?;
+    // The kernel echoes added rules in batch order: pair them with the
+    // patch's AddRule ops to learn each one's handle.
+    let ids = patch.ops.iter().filter_map(|o| {
+        if let Op::AddRule { id, .. } = o {
+            Some(*id)
+        } else {
+            None
+        }
+    });
+    let mut handles = std::collections::HashMap::new();
+    let echoed = echoes
+        .iter()
+        .filter_map(|m| m.ok())
+        .filter(|m| m.nft_msg() == Some(NFT_MSG_NEWRULE));
+    for (id, m) in ids.zip(echoed) {
+        if let Ok(d) = codec::rule::decode(&m) {
+            if let Some(h) = d.value.handle {
+                handles.insert(id, h);
+            }
+        }
+    }
+    Ok(PatchPushed {
+        generation,
+        handles,
+        messages: enc.summary.messages,
+    })
 }
 
 struct Encoder {
@@ -286,22 +355,41 @@ impl Encoder {
     }
 
     fn rule(&mut self, ti: usize, t: &Table, ci: usize, ri: usize, r: &Rule) {
-        let f: u8 = t.family.into();
-        let chain = &t.chains[ci].name;
         let origin = Some((ti as u32, ci as u32, ri as u32));
-        if r.sets.is_empty() {
-            self.add(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, f, |w| {
-                codec::rule::encode(w, &t.name, chain, r)
-            });
-        } else {
-            // Each anonymous set is created under a name template and an id;
-            // the rule's references are re-pointed at that id.
-            let mut rule = r.clone();
+        self.rule_at(
+            t.family.into(),
+            &t.name,
+            &t.chains[ci].name,
+            r,
+            origin,
+            NLM_F_APPEND,
+            |_| {},
+        );
+    }
+
+    /// A rule preceded by its anonymous sets: each is created under a name
+    /// template and a batch-local id, and the rule's references re-pointed
+    /// at that id. `place` writes position attributes after the rule's own.
+    #[allow(clippy::too_many_arguments)]
+    fn rule_at(
+        &mut self,
+        f: u8,
+        table: &str,
+        chain: &str,
+        r: &Rule,
+        origin: Option<(u32, u32, u32)>,
+        flags: u16,
+        place: impl FnOnce(&mut crate::netlink::Writer),
+    ) {
+        let mut anon_rule;
+        let mut rule = r;
+        if !r.sets.is_empty() {
+            anon_rule = r.clone();
             for s in &r.sets {
                 let id = self.set_id();
                 let template = setref::anonymous_template(&s.name);
-                self.set(f, &t.name, s, Some((&template, id)), origin);
-                for e in &mut rule.exprs {
+                self.set(f, table, s, Some((&template, id)), origin);
+                for e in &mut anon_rule.exprs {
                     setref::for_each_set_ref(e, |name, set_id| {
                         if *name == s.name {
                             name.clone_from(&template);
@@ -310,11 +398,157 @@ impl Encoder {
                     });
                 }
             }
-            self.add(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, f, |w| {
-                codec::rule::encode(w, &t.name, chain, &rule)
-            });
+            rule = &anon_rule;
         }
+        self.add(NFT_MSG_NEWRULE, NLM_F_CREATE | flags, f, |w| {
+            codec::rule::encode(w, table, chain, rule);
+            place(w);
+        });
         self.out.origins.resize(self.out.batch.len(), origin);
         self.out.summary.rules += 1;
+    }
+
+    /// One patch operation. Added rules ask for an echo (`NLM_F_ECHO`) so
+    /// the commit tells their handles.
+    fn op(&mut self, op: &Op) {
+        match op {
+            Op::AddTable { table } | Op::UpdateTable { table } => {
+                self.add(NFT_MSG_NEWTABLE, NLM_F_CREATE, table.family.into(), |w| {
+                    codec::table::encode(w, table)
+                });
+            }
+            Op::DeleteTable { family, name } => {
+                self.add(NFT_MSG_DELTABLE, 0, (*family).into(), |w| {
+                    w.put_str(NFTA_TABLE_NAME, name)
+                });
+            }
+            Op::AddChain {
+                family,
+                table,
+                chain,
+            }
+            | Op::UpdateChain {
+                family,
+                table,
+                chain,
+            } => {
+                self.add(NFT_MSG_NEWCHAIN, NLM_F_CREATE, (*family).into(), |w| {
+                    codec::chain::encode(w, table, chain)
+                });
+            }
+            Op::DeleteChain {
+                family,
+                table,
+                name,
+            } => self.add(NFT_MSG_DELCHAIN, 0, (*family).into(), |w| {
+                w.put_str(NFTA_CHAIN_TABLE, table);
+                w.put_str(NFTA_CHAIN_NAME, name);
+            }),
+            Op::AddSet { family, table, set } => self.set((*family).into(), table, set, None, None),
+            Op::DeleteSet {
+                family,
+                table,
+                name,
+            } => self.add(NFT_MSG_DELSET, 0, (*family).into(), |w| {
+                w.put_str(NFTA_SET_TABLE, table);
+                w.put_str(NFTA_SET_NAME, name);
+            }),
+            Op::AddElements {
+                family,
+                table,
+                set,
+                elements,
+            }
+            | Op::DeleteElements {
+                family,
+                table,
+                set,
+                elements,
+            } => {
+                let msg = if matches!(op, Op::AddElements { .. }) {
+                    NFT_MSG_NEWSETELEM
+                } else {
+                    NFT_MSG_DELSETELEM
+                };
+                let to = Target {
+                    family: (*family).into(),
+                    table,
+                    set,
+                    set_id: None,
+                };
+                codec::element::to_batch(&mut self.out.batch, msg, NLM_F_CREATE, to, elements);
+                self.out.summary.elements += elements.len();
+            }
+            Op::AddObject {
+                family,
+                table,
+                object,
+            } => {
+                self.add(NFT_MSG_NEWOBJ, NLM_F_CREATE, (*family).into(), |w| {
+                    codec::object::encode(w, table, object)
+                });
+            }
+            Op::DeleteObject {
+                family,
+                table,
+                name,
+                obj_type,
+            } => self.add(NFT_MSG_DELOBJ, 0, (*family).into(), |w| {
+                w.put_str(NFTA_OBJ_TABLE, table);
+                w.put_str(NFTA_OBJ_NAME, name);
+                w.put_u32_be(NFTA_OBJ_TYPE, *obj_type);
+            }),
+            Op::AddFlowtable {
+                family,
+                table,
+                flowtable,
+            } => self.add(NFT_MSG_NEWFLOWTABLE, NLM_F_CREATE, (*family).into(), |w| {
+                codec::flowtable::encode(w, table, flowtable)
+            }),
+            Op::DeleteFlowtable {
+                family,
+                table,
+                name,
+            } => self.add(NFT_MSG_DELFLOWTABLE, 0, (*family).into(), |w| {
+                w.put_str(NFTA_FLOWTABLE_TABLE, table);
+                w.put_str(NFTA_FLOWTABLE_NAME, name);
+            }),
+            Op::DeleteRule {
+                family,
+                table,
+                chain,
+                handle,
+            } => self.add(NFT_MSG_DELRULE, 0, (*family).into(), |w| {
+                w.put_str(NFTA_RULE_TABLE, table);
+                w.put_str(NFTA_RULE_CHAIN, chain);
+                w.put_u64_be(NFTA_RULE_HANDLE, *handle);
+            }),
+            Op::AddRule {
+                family,
+                table,
+                chain,
+                rule,
+                position,
+                id,
+            } => {
+                // Without NLM_F_APPEND a positioned rule goes before its anchor.
+                let flags = NLM_F_ECHO
+                    | if matches!(position, Position::Before(_)) {
+                        0
+                    } else {
+                        NLM_F_APPEND
+                    };
+                self.rule_at((*family).into(), table, chain, rule, None, flags, |w| {
+                    match position {
+                        Position::Append => {}
+                        Position::After(h) | Position::Before(h) => {
+                            w.put_u64_be(NFTA_RULE_POSITION, *h)
+                        }
+                        Position::AfterAdded(prev) => w.put_u32_be(NFTA_RULE_POSITION_ID, *prev),
+                    }
+                    w.put_u32_be(NFTA_RULE_ID, *id);
+                });
+            }
+        }
     }
 }

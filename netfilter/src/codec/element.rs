@@ -125,10 +125,21 @@ pub struct Target<'a> {
 /// Appends `NEWSETELEM` messages adding `elems` to `to`, as many as the
 /// 64 KiB attribute limit needs; returns how many were added.
 pub fn add_to_batch(batch: &mut Batch, flags: u16, to: Target<'_>, elems: &[Element]) -> usize {
+    to_batch(batch, NFT_MSG_NEWSETELEM, flags, to, elems)
+}
+
+/// Appends `msg` (`NEWSETELEM` or `DELSETELEM`) messages for `elems`.
+pub fn to_batch(
+    batch: &mut Batch,
+    msg: u32,
+    flags: u16,
+    to: Target<'_>,
+    elems: &[Element],
+) -> usize {
     let mut next = 0;
     let mut messages = 0;
     while next < elems.len() {
-        batch.add(NFT_MSG_NEWSETELEM, flags, to.family, |w| {
+        batch.add(msg, flags, to.family, |w| {
             w.put_str(NFTA_SET_ELEM_LIST_TABLE, to.table);
             w.put_str(NFTA_SET_ELEM_LIST_SET, to.set);
             if let Some(id) = to.set_id {

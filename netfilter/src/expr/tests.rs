@@ -195,3 +195,37 @@ fn clear_state_zeroes_runtime_values_only() {
     empty.clear_state();
     assert_eq!(empty, counter::Counter::default().into());
 }
+
+#[test]
+fn modelled_expressions_roundtrip_and_keep_their_names() {
+    // Forms this kernel cannot load (queue, flow_offload): the codec must
+    // still be lossless and name them as the kernel does.
+    let exprs: Vec<Expr> = vec![
+        queue::Queue {
+            num: Some(3),
+            total: Some(2),
+            flags: Some(NFT_QUEUE_FLAG_BYPASS as u16),
+            ..Default::default()
+        }
+        .into(),
+        queue::Queue {
+            sreg_qnum: Some(NFT_REG32_00),
+            flags: Some(0),
+            ..Default::default()
+        }
+        .into(),
+        flow_offload::FlowOffload {
+            table_name: Some("ft".into()),
+            ..Default::default()
+        }
+        .into(),
+        notrack::Notrack::default().into(),
+    ];
+    roundtrip(&exprs);
+    let names: Vec<_> = exprs.iter().map(Expr::name).collect();
+    assert_eq!(names, ["queue", "queue", "flow_offload", "notrack"]);
+    // notrack carries no data nest at all, as the kernel dumps it.
+    let mut w = Writer::new();
+    exprs[3].encode(&mut w);
+    assert_eq!(w.len(), 4 + 12);
+}
