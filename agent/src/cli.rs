@@ -1,12 +1,13 @@
 //! `linx-agent pull` / `linx-agent apply`: a ruleset value out of, or into,
 //! one network namespace, as YAML or JSON.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use linx_netfilter::pull::{pull, Selector};
-use linx_netfilter::push::{push, Existing, PushOptions, Pushed};
+use linx_netfilter::reconcile::{Mode, Options, Reconciler};
+use linx_netfilter::syntax::compile;
 use linx_netfilter::{Family, Netns, Ruleset, Socket};
 
 #[derive(Debug, Parser)]
@@ -18,7 +19,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the ruleset of a network namespace as a value.
+    /// Print the ruleset of a network namespace.
     Pull {
         /// Namespace: a path (`/run/netns/x`, `/proc/N/ns/net`) or `pid:N`.
         #[arg(long)]
@@ -29,36 +30,52 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Output::Yaml)]
         output: Output,
     },
-    /// Push a ruleset value (YAML or JSON) into a namespace, as one transaction.
+    /// Make a namespace's tables equal to FILE, pushing only the difference
+    /// in one generation-guarded transaction; prints the operations applied.
     Apply {
         #[arg(long)]
         netns: Netns,
-        /// The value file (`-` for standard input).
+        /// nft syntax (`.nft`), or a ruleset value as YAML/JSON (`-`: stdin).
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
-        /// What to do with tables that already exist.
-        #[arg(long, value_enum, default_value_t = OnExisting::Fail)]
-        existing: OnExisting,
-        /// Apply only if the ruleset is still at this generation.
+        #[arg(long, value_enum, default_value_t = ApplyMode::Reconcile)]
+        mode: ApplyMode,
+        /// Print the patch without applying it.
         #[arg(long)]
-        generation: Option<u32>,
+        dry_run: bool,
+        /// With --dry-run: also have the kernel validate the patch (nothing is committed).
+        #[arg(long)]
+        check: bool,
+        /// Take over same-named tables that Linx did not create.
+        #[arg(long)]
+        adopt: bool,
     },
+    /// Print the patch that `apply` would push. Exit status: 0 nothing to
+    /// do, 1 changes, 2 error.
+    Diff {
+        #[arg(long)]
+        netns: Netns,
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        #[arg(long)]
+        adopt: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ApplyMode {
+    /// Push the minimal patch.
+    Reconcile,
+    /// Delete and recreate the file's tables, atomically.
+    Replace,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Output {
     Yaml,
     Json,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum OnExisting {
-    /// Refuse (nothing applied).
-    Fail,
-    /// Add into it, as `nft -f` does.
-    Merge,
-    /// Replace it whole, atomically.
-    Replace,
+    /// As `nft list ruleset` prints it.
+    Nft,
 }
 
 /// `FAMILY:NAME`.
@@ -106,6 +123,10 @@ pub enum CliError {
     },
     #[error("{path}: not a ruleset value: {message}")]
     Parse { path: String, message: String },
+    /// Diagnostics, each line `FILE:LINE:COLUMN: message` with the source
+    /// line and a caret under it.
+    #[error("{diagnostics}")]
+    Syntax { path: String, diagnostics: String },
     #[error("encoding the value: {0}")]
     Encode(String),
 }
@@ -123,8 +144,20 @@ pub fn from_text(text: &str) -> Result<Ruleset, String> {
     serde_json::from_value(v).map_err(|e| e.to_string())
 }
 
-/// Runs one command; returns what to print on standard output.
-pub fn run(cli: Cli) -> Result<String, CliError> {
+/// What a command printed, and the process exit status.
+pub struct Done {
+    pub stdout: String,
+    pub status: i32,
+}
+
+impl Done {
+    fn ok(stdout: String) -> Self {
+        Done { stdout, status: 0 }
+    }
+}
+
+/// Runs one command.
+pub fn run(cli: Cli) -> Result<Done, CliError> {
     match cli.command {
         Command::Pull {
             netns,
@@ -147,47 +180,138 @@ pub fn run(cli: Cli) -> Result<String, CliError> {
                 Output::Json => serde_json::to_string_pretty(&pulled.ruleset)
                     .map(|s| s + "\n")
                     .map_err(|e| CliError::Encode(e.to_string())),
+                Output::Nft => Ok(linx_netfilter::print::ruleset(
+                    &pulled.ruleset,
+                    &Default::default(),
+                )),
             }
+            .map(Done::ok)
         }
         Command::Apply {
             netns,
             file,
-            existing,
-            generation,
+            mode,
+            dry_run,
+            check,
+            adopt,
         } => {
-            let path = file.display().to_string();
-            let text = if path == "-" {
-                std::io::read_to_string(std::io::stdin())
-            } else {
-                std::fs::read_to_string(&file)
-            }
-            .map_err(|source| CliError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            let rs = from_text(&text).map_err(|message| CliError::Parse { path, message })?;
+            let desired = load_desired(&file)?;
+            let mode = match mode {
+                ApplyMode::Reconcile => Mode::Reconcile,
+                ApplyMode::Replace => Mode::Replace,
+            };
             let err = |source| CliError::Netfilter {
                 netns: netns.to_string(),
                 source,
             };
-            let mut sock = Socket::open(&netns).map_err(err)?;
-            let opts = PushOptions {
-                generation,
-                existing: match existing {
-                    OnExisting::Fail => Existing::Fail,
-                    OnExisting::Merge => Existing::Merge,
-                    OnExisting::Replace => Existing::Replace,
+            let sock = Socket::open(&netns).map_err(err)?;
+            let mut r = Reconciler::new(
+                sock,
+                Options {
+                    mode,
+                    adopt,
+                    ..Default::default()
                 },
+            );
+            if dry_run {
+                let (patch, generation) = r.plan(&desired, check).map_err(err)?;
+                let verdict = if check {
+                    ", validated by the kernel"
+                } else {
+                    ""
+                };
+                return Ok(Done::ok(format!(
+                    "{}dry run: {} operation(s) against generation {generation}{verdict}; nothing applied\n",
+                    patch.render(&desired),
+                    patch.len()
+                )));
+            }
+            let out = r.reconcile(&desired).map_err(err)?;
+            let summary = if out.patch.is_empty() {
+                format!(
+                    "nothing to do: the namespace already matches (generation {})\n",
+                    out.generation
+                )
+            } else {
+                format!(
+                    "applied {} operation(s) in one transaction ({} messages), now at generation {}{}\n",
+                    out.patch.len(),
+                    out.messages,
+                    out.generation,
+                    if out.conflicts > 0 { format!(", after {} generation conflict(s)", out.conflicts) } else { String::new() }
+                )
             };
-            let pushed = push(&mut sock, &rs, &opts).map_err(err)?;
-            Ok(summary(&pushed))
+            Ok(Done::ok(out.patch.render(&desired) + &summary))
+        }
+        Command::Diff { netns, file, adopt } => {
+            let desired = load_desired(&file)?;
+            let err = |source| CliError::Netfilter {
+                netns: netns.to_string(),
+                source,
+            };
+            let sock = Socket::open(&netns).map_err(err)?;
+            let mut r = Reconciler::new(
+                sock,
+                Options {
+                    adopt,
+                    ..Default::default()
+                },
+            );
+            let (patch, _) = r.plan(&desired, false).map_err(err)?;
+            Ok(Done {
+                status: if patch.is_empty() { 0 } else { 1 },
+                stdout: patch.render(&desired),
+            })
         }
     }
 }
 
-fn summary(p: &Pushed) -> String {
-    format!(
-        "applied in one transaction ({} messages): {} tables, {} chains, {} rules, {} sets, {} elements, {} objects, {} flowtables\n",
-        p.messages, p.tables, p.chains, p.rules, p.sets, p.elements, p.objects, p.flowtables
-    )
+/// The desired value in `file`: nft syntax (`.nft`, or any text that is
+/// not YAML/JSON), or a ruleset value as YAML/JSON.
+pub fn load_desired(file: &Path) -> Result<Ruleset, CliError> {
+    let path = file.display().to_string();
+    let text = if path == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(file)
+    }
+    .map_err(|source| CliError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let is_nft = file.extension().is_some_and(|e| e == "nft");
+    if is_nft {
+        return compile(&text).map_err(|d| syntax_error(path, &d));
+    }
+    match from_text(&text) {
+        Ok(rs) => Ok(rs),
+        // Not a value: try nft syntax before giving up, and report the
+        // error of the form the text most resembles.
+        Err(message) => match compile(&text) {
+            Ok(rs) => Ok(rs),
+            Err(d) if text.trim_start().starts_with("table") => Err(syntax_error(path, &d)),
+            Err(_) => Err(CliError::Parse { path, message }),
+        },
+    }
+}
+
+/// Prefixes each diagnostic's `LINE:COLUMN:` with the file, as compilers do.
+fn syntax_error(path: String, d: &linx_netfilter::syntax::Diagnostics) -> CliError {
+    let mut out = String::new();
+    for line in d.to_string().lines() {
+        let located = line
+            .split(':')
+            .take(2)
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if located {
+            out.push_str(&path);
+            out.push(':');
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    CliError::Syntax {
+        path,
+        diagnostics: out.trim_end().to_owned(),
+    }
 }

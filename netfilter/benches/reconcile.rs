@@ -26,9 +26,18 @@ fn ms(d: Duration) -> String {
 struct Table(Vec<[String; 5]>);
 
 impl Table {
-    fn row(&mut self, case: impl Into<String>, linx: Duration, nft: Option<(Duration, &str)>, note: impl Into<String>) {
+    fn row(
+        &mut self,
+        case: impl Into<String>,
+        linx: Duration,
+        nft: Option<(Duration, &str)>,
+        note: impl Into<String>,
+    ) {
         let (nft_s, ratio) = match nft {
-            Some((d, what)) => (format!("{} ({what})", ms(d)), format!("{:.4}", linx.as_secs_f64() / d.as_secs_f64())),
+            Some((d, what)) => (
+                format!("{} ({what})", ms(d)),
+                format!("{:.4}", linx.as_secs_f64() / d.as_secs_f64()),
+            ),
             None => ("-".into(), "-".into()),
         };
         let r = [case.into(), ms(linx), nft_s, ratio, note.into()];
@@ -40,14 +49,25 @@ impl Table {
 /// The value nft makes of `script`, loaded into `ns` and pulled back.
 fn load_and_pull(ns: &TestNetns, script: &str) -> Ruleset {
     ns.load(script);
-    pull(&mut Socket::open(&ns.netns()).unwrap(), &Selector::All).unwrap().ruleset
+    pull(&mut Socket::open(&ns.netns()).unwrap(), &Selector::All)
+        .unwrap()
+        .ruleset
 }
 
 /// Changes the destination port compared by the rule at `index` of chain `chain`.
 fn change_one_rule(v: &mut Ruleset, chain: &str, index: usize) {
-    let c = v.tables[0].chains.iter_mut().find(|c| c.name == chain).unwrap();
+    let c = v.tables[0]
+        .chains
+        .iter_mut()
+        .find(|c| c.name == chain)
+        .unwrap();
     let rule = &mut c.rules[index];
-    let cmp = rule.exprs.iter_mut().rev().find_map(|e| if let Expr::Cmp(c) = e { Some(c) } else { None }).unwrap();
+    let cmp = rule
+        .exprs
+        .iter_mut()
+        .rev()
+        .find_map(|e| if let Expr::Cmp(c) = e { Some(c) } else { None })
+        .unwrap();
     cmp.data = Some(Data::value(vec![0xfe, 0xfe]));
 }
 
@@ -63,17 +83,31 @@ fn rules_case(t: &mut Table, n: usize) {
     let b = TestNetns::new();
     let value = load_and_pull(&a, &script);
     b.load(&script);
-    let mut r = Reconciler::new(Socket::open(&a.netns()).unwrap(), Options { adopt: true, ..Default::default() });
+    let mut r = Reconciler::new(
+        Socket::open(&a.netns()).unwrap(),
+        Options {
+            adopt: true,
+            ..Default::default()
+        },
+    );
     let (first, d) = reconcile(&mut r, &value);
     assert!(first.patch.is_empty());
-    t.row(format!("adopt {n} rules (first pull)"), d, None, format!("{} pulls", first.pulls));
+    t.row(
+        format!("adopt {n} rules (first pull)"),
+        d,
+        None,
+        format!("{} pulls", first.pulls),
+    );
 
     let (same, d) = reconcile(&mut r, &value);
     t.row(
         format!("no-change reconcile, {n} rules"),
         d,
         None,
-        format!("{} batch messages sent, {} pulls (one GETGEN)", same.messages, same.pulls),
+        format!(
+            "{} batch messages sent, {} pulls (one GETGEN)",
+            same.messages, same.pulls
+        ),
     );
     assert_eq!((same.messages, same.pulls), (0, 0));
 
@@ -82,23 +116,47 @@ fn rules_case(t: &mut Table, n: usize) {
     change_one_rule(&mut changed, &chain, per_chain / 2);
     let (one, d) = reconcile(&mut r, &changed);
     // nft: the same change as a full reload of the file, atomically.
-    let new_script = script.replacen(&format!("tcp dport {} counter", 1 + (n / 2) % 65535), "tcp dport 65278 counter", 1);
+    let new_script = script.replacen(
+        &format!("tcp dport {} counter", 1 + (n / 2) % 65535),
+        "tcp dport 65278 counter",
+        1,
+    );
     let reload = format!("delete table inet scale\n{new_script}");
     let (_, nft_reload) = timed(|| b.load(&reload));
     t.row(
         format!("one-rule change, {n} rules, known state"),
         d,
         Some((nft_reload, "nft -f full reload")),
-        format!("{} ops, {} messages, {} pulls", one.patch.len(), one.messages, one.pulls),
+        format!(
+            "{} ops, {} messages, {} pulls",
+            one.patch.len(),
+            one.messages,
+            one.pulls
+        ),
     );
-    let (_, nft_add) =
-        timed(|| b.nft(&["add", "rule", "inet", "scale", &chain, "ip", "saddr", "10.9.9.9", "tcp", "dport", "9", "accept"]).unwrap());
-    t.row(format!("one-rule change, {n} rules, known state"), d, Some((nft_add, "nft add rule")), "");
+    let (_, nft_add) = timed(|| {
+        b.nft(&[
+            "add", "rule", "inet", "scale", &chain, "ip", "saddr", "10.9.9.9", "tcp", "dport", "9",
+            "accept",
+        ])
+        .unwrap()
+    });
+    t.row(
+        format!("one-rule change, {n} rules, known state"),
+        d,
+        Some((nft_add, "nft add rule")),
+        "",
+    );
 
     // The same change when the known state is stale: pull + diff + push.
     r.forget();
     let (back, d) = reconcile(&mut r, &value);
-    t.row(format!("one-rule change, {n} rules, after a pull"), d, Some((nft_reload, "nft -f full reload")), format!("{} pulls", back.pulls));
+    t.row(
+        format!("one-rule change, {n} rules, after a pull"),
+        d,
+        Some((nft_reload, "nft -f full reload")),
+        format!("{} pulls", back.pulls),
+    );
 }
 
 fn diff_case(t: &mut Table, n: usize) {
@@ -107,7 +165,12 @@ fn diff_case(t: &mut Table, n: usize) {
     let mut other = value.clone();
     change_one_rule(&mut other, "c7", 500);
     let (p, d) = timed(|| diff(&value, &other));
-    t.row(format!("diff of two {n}-rule rulesets, one rule apart"), d, None, format!("{} ops", p.len()));
+    t.row(
+        format!("diff of two {n}-rule rulesets, one rule apart"),
+        d,
+        None,
+        format!("{} ops", p.len()),
+    );
 }
 
 fn interval_case(t: &mut Table, n: usize) {
@@ -117,12 +180,23 @@ fn interval_case(t: &mut Table, n: usize) {
     let mut value = load_and_pull(&small, &synthetic_interval_set(2));
     let set = &mut value.tables[0].sets[0];
     let template: Vec<Element> = set.elements.clone();
-    let key_of = |e: &Element| u32::from_be_bytes(e.key.as_ref().unwrap().0[..4].try_into().unwrap());
+    let key_of =
+        |e: &Element| u32::from_be_bytes(e.key.as_ref().unwrap().0[..4].try_into().unwrap());
     let base = 10u32 << 24;
-    let (starts, rest): (Vec<&Element>, Vec<&Element>) = template.iter().partition(|e| key_of(e) == base);
+    let (starts, rest): (Vec<&Element>, Vec<&Element>) =
+        template.iter().partition(|e| key_of(e) == base);
     let start = starts[0].clone();
-    let end = rest.iter().find(|e| key_of(e) == base + 1).cloned().unwrap().clone();
-    let fixed: Vec<Element> = rest.iter().filter(|e| !(base..base + 4).contains(&key_of(e))).map(|e| (*e).clone()).collect();
+    let end = rest
+        .iter()
+        .find(|e| key_of(e) == base + 1)
+        .cloned()
+        .unwrap()
+        .clone();
+    let fixed: Vec<Element> = rest
+        .iter()
+        .filter(|e| !(base..base + 4).contains(&key_of(e)))
+        .map(|e| (*e).clone())
+        .collect();
     let mut elements = fixed;
     for i in 0..n as u32 {
         let a = base + 2 * i;
@@ -138,7 +212,12 @@ fn interval_case(t: &mut Table, n: usize) {
     let ns = TestNetns::new();
     let mut r = Reconciler::new(Socket::open(&ns.netns()).unwrap(), Options::default());
     let (_, d) = reconcile(&mut r, &value);
-    t.row(format!("push a {n}-range interval set"), d, None, "whole set, one transaction");
+    t.row(
+        format!("push a {n}-range interval set"),
+        d,
+        None,
+        "whole set, one transaction",
+    );
 
     let mut plus = value.clone();
     let a = base + 2 * n as u32 + 8;
@@ -149,7 +228,17 @@ fn interval_case(t: &mut Table, n: usize) {
     plus.tables[0].sets[0].elements.extend([s, e]);
     let (out, d) = reconcile(&mut r, &plus);
     let addr = format!("{}.{}.{}.{}", a >> 24, a >> 16 & 255, a >> 8 & 255, a & 255);
-    let (_, nft_add) = timed(|| ns.nft(&["add", "element", "inet", "scale", "big", &format!("{{ {addr}/32 }}")]).unwrap());
+    let (_, nft_add) = timed(|| {
+        ns.nft(&[
+            "add",
+            "element",
+            "inet",
+            "scale",
+            "big",
+            &format!("{{ {addr}/32 }}"),
+        ])
+        .unwrap()
+    });
     t.row(
         format!("one element into a {n}-range interval set, known state"),
         d,
@@ -158,7 +247,12 @@ fn interval_case(t: &mut Table, n: usize) {
     );
     let (_, nft_list) = timed(|| ns.nft(&["list", "set", "inet", "scale", "big"]).unwrap());
     let (_, d) = timed(|| pull(&mut Socket::open(&ns.netns()).unwrap(), &Selector::All).unwrap());
-    t.row(format!("pull a {n}-range interval set"), d, Some((nft_list, "nft list set")), "");
+    t.row(
+        format!("pull a {n}-range interval set"),
+        d,
+        Some((nft_list, "nft list set")),
+        "",
+    );
 }
 
 fn main() {
@@ -167,7 +261,11 @@ fn main() {
     println!("| case | linx | nft | linx/nft | notes |");
     println!("| --- | --- | --- | --- | --- |");
     diff_case(&mut t, if quick { 10_000 } else { 100_000 });
-    for n in if quick { vec![10_000] } else { vec![10_000, 100_000] } {
+    for n in if quick {
+        vec![10_000]
+    } else {
+        vec![10_000, 100_000]
+    } {
         rules_case(&mut t, n);
     }
     interval_case(&mut t, if quick { 100_000 } else { 1_000_000 });

@@ -620,13 +620,17 @@ impl Builder {
         // Element lists usually agree but for a few elements: walk the
         // common prefix and suffix in order, and hash only what is between.
         let (a, b) = (&cur.elements[..], &want.elements[..]);
-        let same = |x: &Element, y: &Element| x == y || normalized_element(x) == normalized_element(y);
+        let same =
+            |x: &Element, y: &Element| x == y || normalized_element(x) == normalized_element(y);
         let mut pre = 0;
         while pre < a.len() && pre < b.len() && same(&a[pre], &b[pre]) {
             pre += 1;
         }
         let mut suf = 0;
-        while suf < a.len() - pre && suf < b.len() - pre && same(&a[a.len() - 1 - suf], &b[b.len() - 1 - suf]) {
+        while suf < a.len() - pre
+            && suf < b.len() - pre
+            && same(&a[a.len() - 1 - suf], &b[b.len() - 1 - suf])
+        {
             suf += 1;
         }
         let (a, b) = (&a[pre..a.len() - suf], &b[pre..b.len() - suf]);
@@ -634,10 +638,18 @@ impl Builder {
         let norm_want: Vec<Cow<'_, Element>> = b.iter().map(normalized_element).collect();
         let have: FxHashSet<&Element> = norm_cur.iter().map(|e| e.as_ref()).collect();
         let wanted: FxHashSet<&Element> = norm_want.iter().map(|e| e.as_ref()).collect();
-        let removed: Vec<Element> =
-            a.iter().zip(&norm_cur).filter(|(_, n)| !wanted.contains(n.as_ref())).map(|(e, _)| e.clone()).collect();
-        let added: Vec<Element> =
-            b.iter().zip(&norm_want).filter(|(_, n)| !have.contains(n.as_ref())).map(|(e, _)| e.clone()).collect();
+        let removed: Vec<Element> = a
+            .iter()
+            .zip(&norm_cur)
+            .filter(|(_, n)| !wanted.contains(n.as_ref()))
+            .map(|(e, _)| e.clone())
+            .collect();
+        let added: Vec<Element> = b
+            .iter()
+            .zip(&norm_want)
+            .filter(|(_, n)| !have.contains(n.as_ref()))
+            .map(|(e, _)| e.clone())
+            .collect();
         if !removed.is_empty() {
             self.del_elems.push(Op::DeleteElements {
                 family: t.family,
@@ -660,21 +672,13 @@ impl Builder {
         let cur_n: Vec<Cow<'_, Rule>> = cur.rules.iter().map(normalized_rule).collect();
         let want_n: Vec<Cow<'_, Rule>> = want.rules.iter().map(normalized_rule).collect();
         let hasher = rustc_hash::FxBuildHasher;
-        let cur_h: Vec<u64> = cur_n
-            .iter()
-            .map(|r| hasher.hash_one(RuleKey(r)))
-            .collect();
-        let want_h: Vec<u64> = want_n
-            .iter()
-            .map(|r| hasher.hash_one(RuleKey(r)))
-            .collect();
+        let cur_h: Vec<u64> = cur_n.iter().map(|r| hasher.hash_one(RuleKey(r))).collect();
+        let want_h: Vec<u64> = want_n.iter().map(|r| hasher.hash_one(RuleKey(r))).collect();
         // A rule referencing something recreated never matches: it must be
         // deleted before its dependency and added back after.
         let forced: Vec<bool> = want.rules.iter().map(|r| deps.touches(r)).collect();
         let eq = |i: usize, j: usize| {
-            cur_h[i] == want_h[j]
-                && !forced[j]
-                && RuleKey(&cur_n[i]) == RuleKey(&want_n[j])
+            cur_h[i] == want_h[j] && !forced[j] && RuleKey(&cur_n[i]) == RuleKey(&want_n[j])
         };
         let matches = lcs(cur.rules.len(), want.rules.len(), eq);
 
@@ -935,7 +939,6 @@ fn flowtable_eq(a: &Flowtable, b: &Flowtable) -> bool {
     a.hook == b.hook && a.flags == b.flags && a.unknown == b.unknown
 }
 
-
 /// A rule as compared: its content without handle, runtime state, or the
 /// kernel's `__set%d` numbering of its anonymous sets (named by position).
 /// Borrowed unless the rule has anonymous sets (rare): runtime state is
@@ -945,7 +948,12 @@ fn normalized_rule(r: &Rule) -> Cow<'_, Rule> {
         return Cow::Borrowed(r);
     }
     let mut n = r.clone();
-    let anon: HashMap<String, usize> = n.sets.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect();
+    let anon: HashMap<String, usize> = n
+        .sets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.clone(), i))
+        .collect();
     for e in &mut n.exprs {
         if let Some((name, id)) = e.set_refs_mut() {
             if let Some(i) = name.as_deref().and_then(|s| anon.get(s)) {
@@ -968,7 +976,10 @@ fn normalized_rule(r: &Rule) -> Cow<'_, Rule> {
 /// (counters and the like are small and own no heap data).
 fn stateless(e: &Expr) -> Cow<'_, Expr> {
     // Expressions whose attributes include runtime state.
-    if matches!(e, Expr::Counter(_) | Expr::Quota(_) | Expr::Last(_) | Expr::Dynset(_) | Expr::Inner(_)) {
+    if matches!(
+        e,
+        Expr::Counter(_) | Expr::Quota(_) | Expr::Last(_) | Expr::Dynset(_) | Expr::Inner(_)
+    ) {
         let mut c = e.clone();
         c.clear_state();
         Cow::Owned(c)
@@ -1000,7 +1011,10 @@ impl PartialEq for RuleKey<'_> {
             && a.userdata == b.userdata
             && a.unknown == b.unknown
             && a.sets == b.sets
-            && a.exprs.iter().zip(&b.exprs).all(|(x, y)| x == y || stateless(x) == stateless(y))
+            && a.exprs
+                .iter()
+                .zip(&b.exprs)
+                .all(|(x, y)| x == y || stateless(x) == stateless(y))
     }
 }
 

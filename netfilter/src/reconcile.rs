@@ -129,7 +129,14 @@ impl Reconciler {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1)
             | 1;
-        Reconciler { sock, opts, known: None, managed: BTreeSet::new(), unmarked: BTreeSet::new(), rng }
+        Reconciler {
+            sock,
+            opts,
+            known: None,
+            managed: BTreeSet::new(),
+            unmarked: BTreeSet::new(),
+            rng,
+        }
     }
 
     pub fn socket(&mut self) -> &mut Socket {
@@ -145,7 +152,11 @@ impl Reconciler {
     /// (after a restart: converge from what is there, never flush first).
     pub fn adopt_marked(&mut self) -> Result<usize> {
         let before = self.managed.len();
-        for m in self.sock.dump(NFT_MSG_GETTABLE, NFPROTO_UNSPEC as u8, |_| {})?.iter() {
+        for m in self
+            .sock
+            .dump(NFT_MSG_GETTABLE, NFPROTO_UNSPEC as u8, |_| {})?
+            .iter()
+        {
             let t = codec::table::decode(&m?)?;
             if is_marked(&t) {
                 self.managed.insert((t.family, t.name));
@@ -187,7 +198,9 @@ impl Reconciler {
                 }
             }
         }
-        Err(Error::Contention { attempts: out.attempts })
+        Err(Error::Contention {
+            attempts: out.attempts,
+        })
     }
 
     /// The patch a reconcile would push now, and the generation it is
@@ -203,7 +216,11 @@ impl Reconciler {
         };
         let absent = absent_tables(&current, desired);
         // Planning changes nothing: what was known stays known.
-        self.known = Some(Known { generation, state: current, absent });
+        self.known = Some(Known {
+            generation,
+            state: current,
+            absent,
+        });
         if validate && !patch.is_empty() {
             let mut enc = push::encode_patch(&patch);
             self.sock.check(&mut enc.batch, Some(generation))?;
@@ -219,18 +236,33 @@ impl Reconciler {
     /// the owner/persist flags it adds) are taken off, so it compares with a
     /// plain desired value; patches are decorated again before sending.
     fn current(&mut self, desired: &Ruleset, out: &mut Outcome) -> Result<(Ruleset, u32)> {
-        let tables: BTreeSet<TableId> = table_ids(desired).chain(self.managed.iter().cloned()).collect();
+        let tables: BTreeSet<TableId> = table_ids(desired)
+            .chain(self.managed.iter().cloned())
+            .collect();
         if let Some(k) = self.known.take() {
-            let covered = tables.iter().all(|id| k.absent.contains(id) || k.state.tables.iter().any(|t| is(t, id)));
+            let covered = tables
+                .iter()
+                .all(|id| k.absent.contains(id) || k.state.tables.iter().any(|t| is(t, id)));
             if covered && self.sock.generation()?.id == k.generation {
                 let mut state = k.state;
-                state.tables.retain(|t| tables.contains(&(t.family, t.name.clone())));
+                state
+                    .tables
+                    .retain(|t| tables.contains(&(t.family, t.name.clone())));
                 return Ok((state, k.generation));
             }
         }
-        let pulled = pull(&mut self.sock, &Selector::Tables(tables.into_iter().collect()))?;
+        let pulled = pull(
+            &mut self.sock,
+            &Selector::Tables(tables.into_iter().collect()),
+        )?;
         out.pulls += 1;
-        self.unmarked = pulled.ruleset.tables.iter().filter(|t| !is_marked(t)).map(|t| (t.family, t.name.clone())).collect();
+        self.unmarked = pulled
+            .ruleset
+            .tables
+            .iter()
+            .filter(|t| !is_marked(t))
+            .map(|t| (t.family, t.name.clone()))
+            .collect();
         let mut state = pulled.ruleset;
         for t in &mut state.tables {
             self.undecorate(t);
@@ -245,18 +277,31 @@ impl Reconciler {
         for id in table_ids(desired) {
             let exists = current.tables.iter().any(|t| is(t, &id));
             if exists && self.unmarked.contains(&id) && !self.managed.contains(&id) {
-                return Err(Error::NotOwned { family: id.0.name(), table: id.1 });
+                return Err(Error::NotOwned {
+                    family: id.0.name(),
+                    table: id.1,
+                });
             }
         }
         Ok(())
     }
 
-    fn push_patch(&mut self, current: Ruleset, desired: &Ruleset, generation: u32, out: &mut Outcome) -> Result<()> {
+    fn push_patch(
+        &mut self,
+        current: Ruleset,
+        desired: &Ruleset,
+        generation: u32,
+        out: &mut Outcome,
+    ) -> Result<()> {
         let absent = absent_tables(&current, desired);
         let patch = diff(&current, desired);
         out.generation = generation;
         if patch.is_empty() {
-            self.known = Some(Known { generation, state: current, absent });
+            self.known = Some(Known {
+                generation,
+                state: current,
+                absent,
+            });
             return Ok(());
         }
         let patch = self.decorate(patch);
@@ -265,27 +310,50 @@ impl Reconciler {
         out.messages = pushed.messages;
         // Every added rule's handle came back in the echo: the new state is
         // known without pulling. Otherwise, pull next time.
-        let added = patch.ops.iter().filter(|o| matches!(o, Op::AddRule { .. })).count();
+        let added = patch
+            .ops
+            .iter()
+            .filter(|o| matches!(o, Op::AddRule { .. }))
+            .count();
         if pushed.handles.len() == added {
             let mut state = current;
             patch.apply_to(&mut state, &pushed.handles)?;
             for t in &mut state.tables {
                 self.undecorate(t);
             }
-            self.known = Some(Known { generation: out.generation, state, absent: BTreeSet::new() });
+            self.known = Some(Known {
+                generation: out.generation,
+                state,
+                absent: BTreeSet::new(),
+            });
         }
         out.patch = patch;
         Ok(())
     }
 
-    fn push_replace(&mut self, current: &Ruleset, desired: &Ruleset, generation: u32, out: &mut Outcome) -> Result<()> {
+    fn push_replace(
+        &mut self,
+        current: &Ruleset,
+        desired: &Ruleset,
+        generation: u32,
+        out: &mut Outcome,
+    ) -> Result<()> {
         let desired = self.marked(desired);
-        let opts = PushOptions { generation: Some(generation), existing: Existing::Replace };
+        let opts = PushOptions {
+            generation: Some(generation),
+            existing: Existing::Replace,
+        };
         let mut enc = push::encode(&desired, &opts);
         // Managed tables no longer desired go in the same transaction.
         for t in &current.tables {
-            if !desired.tables.iter().any(|d| d.family == t.family && d.name == t.name) {
-                enc.batch.add(NFT_MSG_DELTABLE, 0, t.family.into(), |w| w.put_str(NFTA_TABLE_NAME, &t.name));
+            if !desired
+                .tables
+                .iter()
+                .any(|d| d.family == t.family && d.name == t.name)
+            {
+                enc.batch.add(NFT_MSG_DELTABLE, 0, t.family.into(), |w| {
+                    w.put_str(NFTA_TABLE_NAME, &t.name)
+                });
             }
         }
         self.sock.commit(&mut enc.batch, Some(generation))?;
@@ -360,7 +428,9 @@ fn is(t: &Table, id: &TableId) -> bool {
 
 /// Desired tables the current state lacks.
 fn absent_tables(current: &Ruleset, desired: &Ruleset) -> BTreeSet<TableId> {
-    table_ids(desired).filter(|id| !current.tables.iter().any(|t| is(t, id))).collect()
+    table_ids(desired)
+        .filter(|id| !current.tables.iter().any(|t| is(t, id)))
+        .collect()
 }
 
 /// The patch a replace amounts to: every existing table deleted, every
@@ -385,7 +455,10 @@ fn without_marker(u: Option<&Userdata>) -> Vec<u8> {
 
 /// Whether a table carries Linx's ownership marker.
 pub fn is_marked(t: &Table) -> bool {
-    t.userdata.as_ref().is_some_and(|u| u.tlvs().any(|(ty, v)| ty == MARKER_TLV && v == MARKER_VALUE))
+    t.userdata.as_ref().is_some_and(|u| {
+        u.tlvs()
+            .any(|(ty, v)| ty == MARKER_TLV && v == MARKER_VALUE)
+    })
 }
 
 /// Adds the ownership marker to a table's userdata (keeping its comment).
