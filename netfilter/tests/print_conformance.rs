@@ -215,7 +215,7 @@ fn printed_rules_match_nft_listing() {
     }
     println!("  total: {ok}/{all}");
     let mut causes: Vec<_> = t.causes.iter().collect();
-    causes.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+    causes.sort_by_key(|c| std::cmp::Reverse(c.1 .0));
     for (c, (n, ex)) in causes.iter().take(80) {
         println!("{n:>5}  {c}\n      e.g. {ex}");
     }

@@ -288,10 +288,7 @@ pub fn set_body(t: &Table, s: &Set, opts: &PrintOptions) -> Vec<String> {
         .and_then(udata::decode_typeof)
         .filter(|t| !matches!(t, TypeofExpr::Concat(p) if p.is_empty()));
     let data_typeof = udata::get(ud, udata::DATA_TYPEOF).and_then(udata::decode_typeof);
-    let key = match &key_typeof {
-        Some(k) => Some(typeof_text(k)),
-        None => None,
-    };
+    let key = key_typeof.as_ref().map(typeof_text);
     let data = if s.is_map() {
         Some(match (&data_typeof, s.data_type) {
             (Some(d), _) if key.is_some() => typeof_text(d),
