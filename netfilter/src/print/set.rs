@@ -236,42 +236,32 @@ pub fn elements(d: &Decompiler<'_>, set: &Set, layout: &KeyLayout, sep: &str) ->
             .cmp(&(b.key.as_ref().map(|k| &k.0), is_start(b)))
     });
     let mut open: Option<&Element> = None;
+    // Closes the interval started by `s` just before `next` (or at the
+    // end of the key space): `[start, next - 1]`.
+    let close = |s: &Element, next: Option<&[u8]>| {
+        let lo = s.key.as_ref().map(|k| k.0.as_slice()).unwrap_or(&[]);
+        let hi = match (&s.key_end, next) {
+            (Some(end), _) => end.0.clone(),
+            (None, Some(n)) => minus_one(n),
+            (None, None) => vec![0xff; lo.len()],
+        };
+        with_data(s, range_text(vt, len, sh, lo, &hi, opts))
+    };
     for e in elems {
-        let k = &e.key.as_ref().map(|k| k.0.clone()).unwrap_or_default();
-        let is_end = e.flags.unwrap_or(0) & NFT_SET_ELEM_INTERVAL_END != 0;
+        let k = e.key.as_ref().map(|k| k.0.as_slice()).unwrap_or(&[]);
         if e.flags.unwrap_or(0) & NFT_SET_ELEM_CATCHALL != 0 {
             out.push(with_data(e, "*".into()));
             continue;
         }
-        if is_end {
-            if let Some(s) = open.take() {
-                let lo = &s.key.as_ref().map(|k| k.0.clone()).unwrap_or_default();
-                let hi = match &s.key_end {
-                    Some(end) => end.0.clone(),
-                    None => minus_one(k),
-                };
-                out.push(with_data(s, range_text(vt, len, sh, lo, &hi, opts)));
-            }
-        } else {
-            if let Some(s) = open.take() {
-                // A start without an end: runs to the end of the key space.
-                let lo = &s.key.as_ref().map(|k| k.0.clone()).unwrap_or_default();
-                let hi = match &s.key_end {
-                    Some(end) => end.0.clone(),
-                    None => minus_one(k),
-                };
-                out.push(with_data(s, range_text(vt, len, sh, lo, &hi, opts)));
-            }
+        if let Some(s) = open.take() {
+            out.push(close(s, Some(k)));
+        }
+        if is_start(e) {
             open = Some(e);
         }
     }
     if let Some(s) = open {
-        let lo = &s.key.as_ref().map(|k| k.0.clone()).unwrap_or_default();
-        let hi = match &s.key_end {
-            Some(end) => end.0.clone(),
-            None => vec![0xff; lo.len()],
-        };
-        out.push(with_data(s, range_text(vt, len, sh, lo, &hi, opts)));
+        out.push(close(s, None));
     }
     out
 }
