@@ -739,11 +739,7 @@ impl<'a> Decompiler<'a> {
                 let all = vec![0xffu8; mask.len()];
                 let m = int_of(&mask, r.vt.byteorder);
                 let x = int_of(&xor, r.vt.byteorder);
-                let full = if bits >= 128 {
-                    u128::MAX
-                } else {
-                    (1u128 << bits) - 1
-                };
+                let full = value::low_mask(bits);
                 if zero_xor && r.binop {
                     return;
                 }
@@ -803,19 +799,15 @@ impl<'a> Decompiler<'a> {
         ) {
             return self.fmt(reg, b);
         }
-        let n = int_of(b, reg.vt.byteorder) >> reg.shift;
+        let n = value::shr(int_of(b, reg.vt.byteorder), reg.shift);
         value::range_end(n, reg.vt, self.opts)
     }
 
     /// Formats a value held for `reg`'s expression.
     pub fn fmt(&self, reg: &Reg, b: &[u8]) -> String {
         if reg.shift > 0 || reg.vt.bits < reg.len * 8 && reg.vt.dtype.format != Format::String {
-            let n = int_of(b, reg.vt.byteorder) >> reg.shift;
-            let n = if reg.vt.bits < 128 {
-                n & ((1u128 << reg.vt.bits) - 1)
-            } else {
-                n
-            };
+            let n = value::shr(int_of(b, reg.vt.byteorder), reg.shift);
+            let n = n & value::low_mask(reg.vt.bits);
             return value::number(n, reg.vt, self.opts);
         }
         value::format(b, reg.vt, self.opts)
@@ -970,16 +962,8 @@ impl<'a> Decompiler<'a> {
         let bits = mask.len() as u32 * 8;
         let plen = {
             let ones = m.count_ones();
-            let full = if bits >= 128 {
-                u128::MAX
-            } else {
-                (1u128 << bits) - 1
-            };
-            let pm = if ones == 0 {
-                0
-            } else {
-                (full >> (bits - ones)) << (bits - ones)
-            };
+            let full = value::low_mask(bits);
+            let pm = full & !value::low_mask(bits.saturating_sub(ones));
             (m == pm).then_some(ones)
         };
         if let (Some(plen), None) = (plen, r.raw) {
@@ -1031,7 +1015,9 @@ impl<'a> Decompiler<'a> {
         for f in parts {
             let o = ((f.offset - off * 8) / 8) as usize;
             let fr = self.field_reg(h, f, f.len / 8, 0);
-            let part = &data[o..o + (f.len / 8) as usize];
+            let Some(part) = data.get(o..o + (f.len / 8) as usize) else {
+                continue;
+            };
             let v = self.fmt(&fr, part);
             self.push(format!("{} {ops}{v}", fr.text));
             if let (Some(l), "") = (fr.defines, ops) {

@@ -214,7 +214,7 @@ fn field_count(s: &Set) -> usize {
         _ => {
             // Count the 6-bit type ids packed in key_type.
             let mut n = 1;
-            while s.key_type >> (TYPE_BITS * n as u32) != 0 {
+            while n < 6 && s.key_type.checked_shr(TYPE_BITS * n as u32).unwrap_or(0) != 0 {
                 n += 1;
             }
             n
@@ -295,7 +295,7 @@ pub fn set_body(t: &Table, s: &Set, opts: &PrintOptions) -> Vec<String> {
             (_, Some(NFT_DATA_VERDICT)) => "verdict".into(),
             (_, Some(id)) => type_names(id, {
                 let mut n = 1;
-                while id >> (TYPE_BITS * n as u32) != 0 {
+                while n < 6 && id.checked_shr(TYPE_BITS * n as u32).unwrap_or(0) != 0 {
                     n += 1;
                 }
                 n

@@ -40,16 +40,12 @@ fn fmt_field(
     flag_sep: &str,
 ) -> String {
     if vt.dtype.format == Format::Bitmask && !vt.dtype.symbols.is_empty() {
-        let n = value::to_uint(b, vt.byteorder) >> shift;
+        let n = value::shr(value::to_uint(b, vt.byteorder), shift);
         return value::flags(n, vt.dtype, flag_sep);
     }
     if shift > 0 || (vt.bits < len * 8 && vt.dtype.format != Format::String) {
-        let n = value::to_uint(b, vt.byteorder) >> shift;
-        let n = if vt.bits < 128 {
-            n & ((1u128 << vt.bits) - 1)
-        } else {
-            n
-        };
+        let n = value::shr(value::to_uint(b, vt.byteorder), shift);
+        let n = n & value::low_mask(vt.bits);
         return value::number(n, vt, opts);
     }
     value::format(b, vt, opts)
@@ -88,7 +84,7 @@ fn range_text(
         let bits = lo.len() as u32 * 8;
         let x = a ^ b;
         let host = 128 - x.leading_zeros();
-        let ones = if host == 0 { 0 } else { (1u128 << host) - 1 };
+        let ones = value::low_mask(host);
         if x == ones && a & ones == 0 && b & ones == ones {
             return format!("{}/{}", value::format(lo, vt, opts), bits - host);
         }
@@ -97,7 +93,7 @@ fn range_text(
         Format::Ipv4 | Format::Ipv6 | Format::Lladdr | Format::String => {
             fmt_field(vt, len, shift, b, opts, ",")
         }
-        _ => value::range_end(value::to_uint(b, vt.byteorder) >> shift, vt, opts),
+        _ => value::range_end(value::shr(value::to_uint(b, vt.byteorder), shift), vt, opts),
     };
     format!("{}-{}", end(lo), end(hi))
 }
@@ -124,7 +120,7 @@ fn data_text(d: &Decompiler<'_>, set: &Set, data: &Data) -> String {
                 .unwrap_or(&crate::proto::datatype::INTEGER);
             if set
                 .data_type
-                .is_some_and(|t| t >> crate::proto::datatype::TYPE_BITS != 0)
+                .is_some_and(|t| t.checked_shr(crate::proto::datatype::TYPE_BITS).unwrap_or(0) != 0)
             {
                 // Concatenated data (NAT maps: address . port).
                 let n = (b.0.len() / 4).max(1);
@@ -203,7 +199,24 @@ pub fn elements(d: &Decompiler<'_>, set: &Set, layout: &KeyLayout, sep: &str) ->
     };
     let interval = set.is_interval() && layout.0.len() == 1;
     if !interval {
-        for e in &set.elements {
+        // nft lists elements ordered by value, keys read as host-order
+        // numbers; the catch-all comes last.
+        let mut elems: Vec<&Element> = set.elements.iter().collect();
+        // Single keys compare as numbers in their type's byte order,
+        // concatenations as one host-order number.
+        let big = layout.0.len() == 1 && layout.0[0].0.byteorder == ByteOrder::Big;
+        let sort_key = |e: &Element| {
+            let catchall = e.flags.unwrap_or(0) & NFT_SET_ELEM_CATCHALL != 0;
+            let k = e.key.as_ref().map(|k| k.0.as_slice()).unwrap_or(&[]);
+            let k: Vec<u8> = if big {
+                k.to_vec()
+            } else {
+                k.iter().rev().copied().collect()
+            };
+            (catchall, k)
+        };
+        elems.sort_by_cached_key(|e| sort_key(e));
+        for e in elems {
             if e.flags.unwrap_or(0) & NFT_SET_ELEM_CATCHALL != 0 {
                 out.push(with_data(e, "*".into()));
                 continue;

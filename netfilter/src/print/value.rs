@@ -16,6 +16,16 @@ pub struct ValueType {
     pub bits: u32,
 }
 
+/// The lowest `bits` bits set (all of them from 128 on).
+pub fn low_mask(bits: u32) -> u128 {
+    1u128.checked_shl(bits).map_or(u128::MAX, |v| v - 1)
+}
+
+/// `n >> s`, zero once everything is shifted out.
+pub fn shr(n: u128, s: u32) -> u128 {
+    n.checked_shr(s).unwrap_or(0)
+}
+
 /// Interprets `b` as an unsigned number (up to 16 bytes).
 pub fn to_uint(b: &[u8], order: ByteOrder) -> u128 {
     let it: Box<dyn Iterator<Item = &u8>> = match order {

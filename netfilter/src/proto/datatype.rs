@@ -198,7 +198,7 @@ pub fn split_concat(key_type: u32, fields: usize) -> Option<Vec<&'static Datatyp
     let mask = (1 << TYPE_BITS) - 1;
     (0..fields)
         .rev()
-        .map(|i| by_id((key_type >> (TYPE_BITS * i as u32)) & mask))
+        .map(|i| by_id(key_type.checked_shr(TYPE_BITS * i as u32).unwrap_or(0) & mask))
         .collect()
 }
 
