@@ -78,6 +78,13 @@ fn range_text(
     if lo == hi {
         return fmt_field(vt, len, shift, lo, opts, ",");
     }
+    // Names sharing a prefix (`"eth*"`): the prefix padded with 0 to 0xff.
+    if vt.dtype.format == Format::String {
+        let p = lo.iter().zip(hi).take_while(|(a, b)| a == b).count();
+        if lo[p..].iter().all(|&c| c == 0) && hi[p..].iter().all(|&c| c == 0xff) {
+            return value::string(&lo[..p]);
+        }
+    }
     if matches!(vt.dtype.format, Format::Ipv4 | Format::Ipv6) && lo.len() == hi.len() {
         let a = value::to_uint(lo, ByteOrder::Big);
         let b = value::to_uint(hi, ByteOrder::Big);
@@ -118,31 +125,40 @@ fn data_text(d: &Decompiler<'_>, set: &Set, data: &Data) -> String {
                 .data_type
                 .and_then(crate::proto::datatype::by_id)
                 .unwrap_or(&crate::proto::datatype::INTEGER);
-            if set
-                .data_type
-                .is_some_and(|t| t.checked_shr(crate::proto::datatype::TYPE_BITS).unwrap_or(0) != 0)
-            {
-                // Concatenated data (NAT maps: address . port).
-                let n = (b.0.len() / 4).max(1);
-                if let Some(types) =
-                    crate::proto::datatype::split_concat(set.data_type.unwrap_or(0), n.min(2))
-                {
+            let id = set.data_type.unwrap_or(0);
+            let n = crate::proto::datatype::concat_len(id);
+            if n > 1 {
+                // Concatenated data (NAT maps: address . port); twice as
+                // long when it holds ranges: all minimums, then all maximums.
+                if let Some(types) = crate::proto::datatype::split_concat(id, n) {
                     let layout = KeyLayout(
                         types
                             .iter()
                             .map(|t| {
-                                (
-                                    ValueType {
-                                        dtype: t,
-                                        byteorder: t.byteorder,
-                                        bits: t.bits,
-                                    },
-                                    t.bytes(),
-                                    0,
-                                )
+                                let vt = ValueType {
+                                    dtype: t,
+                                    byteorder: t.byteorder,
+                                    bits: t.bits,
+                                };
+                                (vt, t.bytes(), 0)
                             })
                             .collect(),
                     );
+                    let total: usize = types
+                        .iter()
+                        .map(|t| t.bytes().next_multiple_of(4) as usize)
+                        .sum();
+                    if b.0.len() == 2 * total {
+                        let (lo, hi) = b.0.split_at(total);
+                        return layout
+                            .fields(lo)
+                            .iter()
+                            .zip(layout.fields(hi))
+                            .zip(&layout.0)
+                            .map(|((a, z), (vt, len, sh))| range_text(*vt, *len, *sh, a, z, d.opts))
+                            .collect::<Vec<_>>()
+                            .join(" . ");
+                    }
                     return key_text(&layout, &b.0, d.opts, ",");
                 }
             }
@@ -189,6 +205,10 @@ pub fn elements(d: &Decompiler<'_>, set: &Set, layout: &KeyLayout, sep: &str) ->
         if let Some(c) = e.userdata.as_ref().and_then(|u| u.comment(0)) {
             s += &format!(" comment \"{c}\"");
         }
+        let x = super::stmt::inline_exprs(&e.exprs, opts);
+        if !x.is_empty() {
+            s += &format!(" {x}");
+        }
         if let Some(dat) = &e.data {
             s += &format!(" : {}", data_text(d, set, dat));
         }
@@ -215,7 +235,9 @@ pub fn elements(d: &Decompiler<'_>, set: &Set, layout: &KeyLayout, sep: &str) ->
             };
             (catchall, k)
         };
-        elems.sort_by_cached_key(|e| sort_key(e));
+        if !set.elements.iter().any(|e| e.key_end.is_some()) {
+            elems.sort_by_cached_key(|e| sort_key(e));
+        }
         for e in elems {
             if e.flags.unwrap_or(0) & NFT_SET_ELEM_CATCHALL != 0 {
                 out.push(with_data(e, "*".into()));
@@ -241,7 +263,7 @@ pub fn elements(d: &Decompiler<'_>, set: &Set, layout: &KeyLayout, sep: &str) ->
     }
     // Interval sets hold starts and (exclusive) ends; sort and pair them.
     let (vt, len, sh) = layout.0[0];
-    let mut elems: Vec<&Element> = set.elements.iter().filter(|e| e.key.is_some()).collect();
+    let mut elems: Vec<&Element> = set.elements.iter().collect();
     // Ends sort before starts at the same key (adjacent intervals).
     let is_start = |e: &Element| e.flags.unwrap_or(0) & NFT_SET_ELEM_INTERVAL_END == 0;
     elems.sort_by(|a, b| {
@@ -249,6 +271,7 @@ pub fn elements(d: &Decompiler<'_>, set: &Set, layout: &KeyLayout, sep: &str) ->
             .cmp(&(b.key.as_ref().map(|k| &k.0), is_start(b)))
     });
     let mut open: Option<&Element> = None;
+    let mut catchall = Vec::new();
     // Closes the interval started by `s` just before `next` (or at the
     // end of the key space): `[start, next - 1]`.
     let close = |s: &Element, next: Option<&[u8]>| {
@@ -263,7 +286,7 @@ pub fn elements(d: &Decompiler<'_>, set: &Set, layout: &KeyLayout, sep: &str) ->
     for e in elems {
         let k = e.key.as_ref().map(|k| k.0.as_slice()).unwrap_or(&[]);
         if e.flags.unwrap_or(0) & NFT_SET_ELEM_CATCHALL != 0 {
-            out.push(with_data(e, "*".into()));
+            catchall.push(with_data(e, "*".into()));
             continue;
         }
         if let Some(s) = open.take() {
@@ -276,5 +299,6 @@ pub fn elements(d: &Decompiler<'_>, set: &Set, layout: &KeyLayout, sep: &str) ->
     if let Some(s) = open {
         out.push(close(s, None));
     }
+    out.extend(catchall);
     out
 }
