@@ -12,7 +12,7 @@ use crate::sys::*;
 
 use super::rule::Decompiler;
 use super::set::{elements, KeyLayout};
-use super::stmt::{bytes_unit, limit_text};
+use super::stmt::{bytes_unit, limit};
 use super::value::{self, ValueType};
 use super::PrintOptions;
 
@@ -501,16 +501,10 @@ fn object(o: &crate::model::Object, opts: &PrintOptions) -> String {
             "secmark",
             vec![format!("\"{}\"", sm.ctx.as_deref().unwrap_or(""))],
         ),
-        ObjectData::Limit(l) => {
-            let t = limit_text(
-                l.rate.unwrap_or(0),
-                l.unit.unwrap_or(1),
-                l.burst.unwrap_or(0),
-                l.limit_type.map(u32::from) == Some(NFT_LIMIT_PKT_BYTES),
-                l.flags.unwrap_or(0) & 1 != 0,
-            );
-            ("limit", vec![t.trim_start_matches("limit ").to_string()])
-        }
+        ObjectData::Limit(l) => (
+            "limit",
+            vec![limit(l).trim_start_matches("limit ").to_string()],
+        ),
         _ => ("object", vec![]),
     };
     let mut out = format!("\t{kind} {} {{\n", o.name);

@@ -115,13 +115,7 @@ pub(super) fn statement(d: &mut Decompiler<'_>, _rest: &[Expr], e: &Expr) -> usi
             }
             s
         }
-        Expr::Limit(l) => limit_text(
-            l.rate.unwrap_or(0),
-            l.unit.unwrap_or(1),
-            l.burst.unwrap_or(0),
-            matches!(l.limit_type, Some(crate::expr::limit::LimitType::Bytes)),
-            l.flags.unwrap_or(0) & 1 != 0,
-        ),
+        Expr::Limit(l) => limit(l),
         Expr::Quota(q) => {
             let over = if q.flags.unwrap_or(0) & 1 != 0 {
                 "over "
@@ -418,17 +412,7 @@ pub fn inline_exprs<'e>(exprs: impl IntoIterator<Item = &'e Expr>, opts: &PrintO
                 c.bytes.unwrap_or(0)
             ),
             Expr::Counter(_) => "counter".to_string(),
-            Expr::Limit(l) => {
-                let bytes = matches!(l.limit_type, Some(crate::expr::limit::LimitType::Bytes));
-                let t = limit_text(
-                    l.rate.unwrap_or(0),
-                    l.unit.unwrap_or(1),
-                    l.burst.unwrap_or(0),
-                    bytes,
-                    l.flags.unwrap_or(0) & 1 != 0,
-                );
-                t
-            }
+            Expr::Limit(l) => limit(l),
             Expr::Quota(q) => {
                 let over = if q.flags.unwrap_or(0) & 1 != 0 {
                     "over "
@@ -449,6 +433,17 @@ pub fn inline_exprs<'e>(exprs: impl IntoIterator<Item = &'e Expr>, opts: &PrintO
         });
     }
     out.join(" ")
+}
+
+/// A limit expression or object as nft writes it.
+pub fn limit(l: &crate::expr::limit::Limit) -> String {
+    limit_text(
+        l.rate.unwrap_or(0),
+        l.unit.unwrap_or(1),
+        l.burst.unwrap_or(0),
+        matches!(l.limit_type, Some(crate::expr::limit::LimitType::Bytes)),
+        l.flags.unwrap_or(0) & 1 != 0,
+    )
 }
 
 /// `limit rate [over] N/unit [burst B packets]` or its byte form.
