@@ -103,6 +103,8 @@ pub(super) struct Decompiler<'a> {
     pub table: &'a Table,
     pub rule: &'a Rule,
     pub opts: &'a PrintOptions,
+    /// Tabs before this rule in a listing (for inline bound chains).
+    pub depth: usize,
     regs: HashMap<u32, Reg>,
     stmts: Vec<Stmt>,
     ctx: [Option<&'static Header>; 3],
@@ -151,6 +153,7 @@ impl<'a> Decompiler<'a> {
             table,
             rule,
             opts,
+            depth: 2,
             regs: HashMap::new(),
             stmts: Vec::new(),
             ctx,
@@ -187,6 +190,32 @@ impl<'a> Decompiler<'a> {
             out.push_str(&format!("comment \"{c}\""));
         }
         out
+    }
+
+    /// A verdict; a jump or goto to a bound (anonymous) chain prints that
+    /// chain's rules inline, one level deeper.
+    fn verdict_text(&self, v: &Verdict) -> String {
+        let bound = match v {
+            Verdict::Jump(c) | Verdict::Goto(c) => self
+                .table
+                .chain(c)
+                .filter(|ch| ch.flags.unwrap_or(0) & NFT_CHAIN_BINDING != 0),
+            _ => None,
+        };
+        let Some(ch) = bound else {
+            return verdict(v);
+        };
+        let kw = if matches!(v, Verdict::Goto(_)) { "goto" } else { "jump" };
+        let indent = "\t".repeat(self.depth + 1);
+        let mut s = format!("{kw} {{\n");
+        for r in &ch.rules {
+            let mut d = Decompiler::new(self.family, self.table, r, self.opts);
+            d.depth = self.depth + 1;
+            s.push_str(&format!("{indent}{}\n", d.run()));
+        }
+        s.push_str(&"\t".repeat(self.depth));
+        s.push('}');
+        s
     }
 
     /// Adds a match.
@@ -328,7 +357,7 @@ impl<'a> Decompiler<'a> {
                 let dreg = im.dreg.unwrap_or(0);
                 match &im.data {
                     Some(Data::Verdict(v)) => {
-                        let t = verdict(v);
+                        let t = self.verdict_text(v);
                         self.push(t);
                     }
                     Some(Data::Value(b)) => {

@@ -51,7 +51,8 @@ fn table(out: &mut String, t: &Table, opts: &PrintOptions) {
     for s in t.sets.iter().filter(|s| !s.is_anonymous()) {
         blocks.push(named_set(t, s, opts));
     }
-    for c in &t.chains {
+    // Bound chains print inside the rule that jumps to them.
+    for c in t.chains.iter().filter(|c| c.flags.unwrap_or(0) & NFT_CHAIN_BINDING == 0) {
         blocks.push(chain(t, c, opts));
     }
     out.push_str(&head);
