@@ -770,6 +770,8 @@ impl<'a> Decompiler<'a> {
                 let x = int_of(&xor, r.vt.byteorder);
                 let full = value::low_mask(bits);
                 if zero_xor && r.binop {
+                    r.text = format!("{} & {}", r.text, value::number(m, r.vt, self.opts));
+                    self.set_reg(dreg, r);
                     return;
                 }
                 if zero_xor && mask != all {
@@ -1097,6 +1099,7 @@ impl<'a> Decompiler<'a> {
                     (v == 0x8100 && r.text == "ether type").then_some(idx);
             }
             Some(h) => {
+                let same = self.ctx[layer as usize].is_some_and(|c| std::ptr::eq(c, h));
                 self.ctx[layer as usize] = Some(h);
                 // nft's own dependency there is `meta l4proto`: an explicit
                 // `ip protocol` stays in the listing.
@@ -1104,7 +1107,7 @@ impl<'a> Decompiler<'a> {
                     && matches!(self.family, Family::Inet | Family::Bridge | Family::Netdev);
                 self.dep[layer as usize] = (!explicit).then_some(idx);
                 // A new network protocol resets the transport context.
-                if layer == Layer::Network {
+                if layer == Layer::Network && !same {
                     self.ctx[Layer::Transport as usize] = None;
                     self.dep[Layer::Transport as usize] = None;
                 }

@@ -242,7 +242,7 @@ fn layout(s: &Set) -> KeyLayout {
                 // Interval keys are kept in network order (nft converts
                 // them); plain integers follow the order nft recorded.
                 let byteorder = match (n, bo) {
-                    _ if s.is_interval() && n == 1 => ByteOrder::Big,
+                    _ if s.is_interval() => ByteOrder::Big,
                     (1, Some(b)) if t.id == dt::INTEGER.id => b,
                     _ => t.byteorder,
                 };
@@ -375,10 +375,10 @@ fn per_line(layout: &KeyLayout) -> usize {
     if layout.0.len() > 1 {
         return 1;
     }
-    match layout.0[0].0.dtype.bits {
-        0 | 33.. => 1,
-        17..=32 => 2,
-        _ => 5,
+    match layout.0[0].1 {
+        0..=2 => 5,
+        3..=4 => 2,
+        _ => 1,
     }
 }
 
