@@ -1099,7 +1099,8 @@ impl<'a> Decompiler<'a> {
                     (v == 0x8100 && r.text == "ether type").then_some(idx);
             }
             Some(h) => {
-                let same = self.ctx[layer as usize].is_some_and(|c| std::ptr::eq(c, h));
+                let prev = self.ctx[layer as usize];
+                let changed = prev.is_some_and(|c| !std::ptr::eq(c, h));
                 self.ctx[layer as usize] = Some(h);
                 // nft's own dependency there is `meta l4proto`: an explicit
                 // `ip protocol` stays in the listing.
@@ -1107,7 +1108,7 @@ impl<'a> Decompiler<'a> {
                     && matches!(self.family, Family::Inet | Family::Bridge | Family::Netdev);
                 self.dep[layer as usize] = (!explicit).then_some(idx);
                 // A new network protocol resets the transport context.
-                if layer == Layer::Network && !same {
+                if layer == Layer::Network && changed {
                     self.ctx[Layer::Transport as usize] = None;
                     self.dep[Layer::Transport as usize] = None;
                 }
