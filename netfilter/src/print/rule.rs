@@ -247,6 +247,7 @@ impl<'a> Decompiler<'a> {
     /// protocol matches before it, so pending dependencies end here.
     pub fn push_action(&mut self, text: String) {
         self.dep = [None; 3];
+        self.iiftype = None;
         self.push(text);
     }
 
@@ -769,8 +770,12 @@ impl<'a> Decompiler<'a> {
                 let m = int_of(&mask, r.vt.byteorder);
                 let x = int_of(&xor, r.vt.byteorder);
                 let full = value::low_mask(bits);
+                let operand = |n: u128, b: &[u8]| match r.vt.dtype.format {
+                    Format::Ipv4 | Format::Ipv6 | Format::Lladdr => value::format(b, r.vt, self.opts),
+                    _ => value::number(n, r.vt, self.opts),
+                };
                 if zero_xor && r.binop {
-                    r.text = format!("{} & {}", r.text, value::number(m, r.vt, self.opts));
+                    r.text = format!("{} & {}", r.text, operand(m, &mask));
                     self.set_reg(dreg, r);
                     return;
                 }
@@ -920,7 +925,8 @@ impl<'a> Decompiler<'a> {
         if op == CmpOp::Lte {
             if let Some((idx, text, lo)) = self.last_gte.take() {
                 if text == r.text && idx + 1 == self.stmts.len() {
-                    self.stmts[idx].text = format!("{text} {lo}-{vtext}");
+                    let hi = self.fmt_range(&r, &data);
+                    self.stmts[idx].text = format!("{text} {lo}-{hi}");
                     return;
                 }
             }
@@ -937,7 +943,8 @@ impl<'a> Decompiler<'a> {
         };
         self.push(text);
         if op == CmpOp::Gte {
-            self.last_gte = Some((self.stmts.len() - 1, r.text.clone(), vtext));
+            let lo = self.fmt_range(&r, &data);
+            self.last_gte = Some((self.stmts.len() - 1, r.text.clone(), lo));
         }
         if op == CmpOp::Eq {
             if matches!(r.text.as_str(), "icmp type" | "icmpv6 type") {
@@ -1172,6 +1179,8 @@ impl<'a> Decompiler<'a> {
             let m = int_of(mask, r.vt.byteorder);
             if r.vt.dtype.format == Format::Bitmask {
                 format!("{} & ({}) ==", r.text, value::flags(m, r.vt.dtype, " | "))
+            } else if matches!(r.vt.dtype.format, Format::Ipv4 | Format::Ipv6 | Format::Lladdr) {
+                format!("{} & {}", r.text, value::format(mask, r.vt, self.opts))
             } else {
                 format!("{} & {}", r.text, value::number(m, r.vt, self.opts))
             }

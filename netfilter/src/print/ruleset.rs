@@ -329,7 +329,8 @@ pub fn set_body(t: &Table, s: &Set, opts: &PrintOptions) -> Vec<String> {
         None => lines.push(format!("{kw} {ktext}")),
     }
     if let Some(size) = s.desc.as_ref().and_then(|d| d.size) {
-        if s.flags & NFT_SET_EVAL != 0 || size != 0 {
+        // Constant sets get a size from nft itself; it is not listed.
+        if s.flags & NFT_SET_CONSTANT == 0 && size != 0 {
             lines.push(format!("size {size}"));
         }
     }

@@ -169,7 +169,12 @@ fn data_text(d: &Decompiler<'_>, set: &Set, data: &Data) -> String {
                     byteorder: ByteOrder::Big,
                     bits: dtype.bits,
                 };
-                return range_text(vt, w as u32, 0, &b.0[..w], &b.0[w..], d.opts);
+                // A NAT range of one address still prints as a range: `/32`.
+                let (lo, hi) = b.0.split_at(w);
+                if lo == hi {
+                    return format!("{}/{}", value::format(lo, vt, d.opts), w * 8);
+                }
+                return range_text(vt, w as u32, 0, lo, hi, d.opts);
             }
             let vt = ValueType {
                 dtype,
