@@ -8,7 +8,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use linx_netfilter::model::{Family, Table};
+use linx_netfilter::expr::{Data, Expr};
+use linx_netfilter::model::{Family, Rule, Table};
 use linx_netfilter::print::{self, PrintOptions};
 use linx_netfilter::pull::{pull, Selector};
 use linx_netfilter::testing::TestNetns;
@@ -89,12 +90,56 @@ fn cause(want: &str, got: &str) -> String {
     )
 }
 
+/// Damaged copies of a rule (short or long values, odd offsets and
+/// lengths, missing expressions): the printer must cope without panicking.
+fn mutations(rule: &Rule) -> Vec<Rule> {
+    let mut out = Vec::new();
+    for i in 0..rule.exprs.len() {
+        let mut r = rule.clone();
+        r.exprs.remove(i);
+        out.push(r);
+        for variant in 0..3 {
+            let mut r = rule.clone();
+            match &mut r.exprs[i] {
+                Expr::Cmp(c) => {
+                    if let Some(Data::Value(b)) = &mut c.data {
+                        match variant {
+                            0 => b.0.truncate(1),
+                            1 => b.0.resize(b.0.len() + 20, 0xff),
+                            _ => b.0.clear(),
+                        }
+                    }
+                }
+                Expr::Payload(p) => {
+                    p.len = Some([0, 200, 3][variant]);
+                    p.offset = Some([1000, 0, 7][variant]);
+                }
+                Expr::Bitwise(b) => {
+                    b.mask = [
+                        None,
+                        Some(Data::value(vec![0xff; 40])),
+                        Some(Data::value(vec![])),
+                    ][variant]
+                        .clone();
+                }
+                Expr::Lookup(l) => l.sreg = Some([0, 30, 9][variant]),
+                _ => continue,
+            }
+            out.push(r);
+        }
+    }
+    out
+}
+
 #[derive(Default)]
 struct Tally {
     /// family -> (rows, equal)
     per_family: BTreeMap<String, (usize, usize)>,
     /// cause -> (count, example)
     causes: HashMap<String, (usize, String)>,
+    /// Damaged rules printed, and those that made the printer panic.
+    mutated: usize,
+    panics: Vec<String>,
 }
 
 impl Tally {
@@ -152,6 +197,13 @@ fn run_file(g: &FileGroup, tally: &Mutex<Tally>) {
                 t.fail("rule missing from dump".into(), r.what());
                 continue;
             };
+            for m in mutations(rule) {
+                t.mutated += 1;
+                if std::panic::catch_unwind(|| print::rule(f, tbl, &m, &OPTS)).is_err() {
+                    t.panics
+                        .push(format!("{} (damaged: {:?})", r.what(), m.exprs));
+                }
+            }
             let text = print::rule(f, tbl, rule, &OPTS);
             if normalize(&text) == normalize(&r.listed) {
                 t.per_family.get_mut(&r.family).unwrap().1 += 1;
@@ -204,6 +256,15 @@ fn printed_rules_match_nft_listing() {
     for (c, (n, ex)) in causes.iter().take(80) {
         println!("{n:>5}  {c}\n      e.g. {ex}");
     }
+    println!(
+        "damaged rules printed: {}, panics: {}",
+        t.mutated,
+        t.panics.len()
+    );
+    for p in t.panics.iter().take(5) {
+        println!("PANIC {p}");
+    }
+    assert!(t.panics.is_empty(), "the printer panicked on damaged rules");
     let min: f64 = std::env::var("LINX_PRINT_MIN_SHARE")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -205,7 +205,11 @@ impl<'a> Decompiler<'a> {
         let Some(ch) = bound else {
             return verdict(v);
         };
-        let kw = if matches!(v, Verdict::Goto(_)) { "goto" } else { "jump" };
+        let kw = if matches!(v, Verdict::Goto(_)) {
+            "goto"
+        } else {
+            "jump"
+        };
         let indent = "\t".repeat(self.depth + 1);
         let mut s = format!("{kw} {{\n");
         for r in &ch.rules {
@@ -265,15 +269,16 @@ impl<'a> Decompiler<'a> {
             _ => return Some(self.resolve(first)),
         };
         let mut parts = vec![self.resolve(first)];
-        let mut total = parts[0].len.next_multiple_of(4);
-        let mut at = s + parts[0].len.div_ceil(4);
+        let mut total = parts[0].len.next_multiple_of(4).max(4);
+        // Every member takes at least one register, so this ends.
+        let mut at = s + parts[0].len.div_ceil(4).max(1);
         while total < want {
             let Some(r) = self.regs.get(&at).cloned() else {
                 break;
             };
             let r = self.resolve(r);
-            total += r.len.next_multiple_of(4);
-            at += r.len.div_ceil(4);
+            total += r.len.next_multiple_of(4).max(4);
+            at += r.len.div_ceil(4).max(1);
             parts.push(r);
         }
         let text = parts
@@ -771,7 +776,9 @@ impl<'a> Decompiler<'a> {
                 let x = int_of(&xor, r.vt.byteorder);
                 let full = value::low_mask(bits);
                 let operand = |n: u128, b: &[u8]| match r.vt.dtype.format {
-                    Format::Ipv4 | Format::Ipv6 | Format::Lladdr => value::format(b, r.vt, self.opts),
+                    Format::Ipv4 | Format::Ipv6 | Format::Lladdr => {
+                        value::format(b, r.vt, self.opts)
+                    }
                     _ => value::number(n, r.vt, self.opts),
                 };
                 if zero_xor && r.binop {
@@ -1179,7 +1186,10 @@ impl<'a> Decompiler<'a> {
             let m = int_of(mask, r.vt.byteorder);
             if r.vt.dtype.format == Format::Bitmask {
                 format!("{} & ({}) ==", r.text, value::flags(m, r.vt.dtype, " | "))
-            } else if matches!(r.vt.dtype.format, Format::Ipv4 | Format::Ipv6 | Format::Lladdr) {
+            } else if matches!(
+                r.vt.dtype.format,
+                Format::Ipv4 | Format::Ipv6 | Format::Lladdr
+            ) {
                 format!("{} & {}", r.text, value::format(mask, r.vt, self.opts))
             } else {
                 format!("{} & {}", r.text, value::number(m, r.vt, self.opts))

@@ -52,7 +52,11 @@ fn table(out: &mut String, t: &Table, opts: &PrintOptions) {
         blocks.push(named_set(t, s, opts));
     }
     // Bound chains print inside the rule that jumps to them.
-    for c in t.chains.iter().filter(|c| c.flags.unwrap_or(0) & NFT_CHAIN_BINDING == 0) {
+    for c in t
+        .chains
+        .iter()
+        .filter(|c| c.flags.unwrap_or(0) & NFT_CHAIN_BINDING == 0)
+    {
         blocks.push(chain(t, c, opts));
     }
     out.push_str(&head);
