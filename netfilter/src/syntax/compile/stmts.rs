@@ -150,6 +150,9 @@ fn log(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
         }
         i += 2;
     }
+    if group.is_none() && (snaplen.is_some() || qthr.is_some()) {
+        return err(span, "snaplen and queue-threshold need a log group");
+    }
     if group.is_some() && (level.is_some() || flags != 0) {
         return err(span, "log group and log level/flags are mutually exclusive");
     }
@@ -238,6 +241,11 @@ fn limit(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
                     }
                 });
                 if let Some(m) = mult {
+                    // The burst is counted in the rate's unit.
+                    let is_bytes = toks[i].0 != "packets";
+                    if is_bytes != bytes {
+                        return err(toks[i].1, "burst unit must match the rate's unit");
+                    }
                     i += 1;
                     burst = Some(n * m);
                 } else {

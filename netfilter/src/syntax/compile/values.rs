@@ -54,6 +54,12 @@ pub fn value_shifted(e: &Expr, dt: &Dtype, len: usize, shift: u32, t: &Table) ->
             Err(mismatch(w, dt, *span))
         }
         Expr::Str(s, span) => {
+            if dt.kind == Kind::Str && (s.is_empty() || s.len() >= len) {
+                return Err(Diagnostic::new(
+                    *span,
+                    format!("string '{s}' must be 1 to {} characters", len - 1),
+                ));
+            }
             if dt.kind == Kind::Str || dt.kind == Kind::Int && dt.bits > 64 {
                 return Ok(Val::Bytes(string(s, len)));
             }
