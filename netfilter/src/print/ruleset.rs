@@ -204,6 +204,22 @@ fn typeof_text(e: &TypeofExpr) -> String {
             }
         }
         TypeofExpr::Exthdr { .. } => "exthdr".into(),
+        TypeofExpr::RawPayload { base, offset, len } => {
+            let b = ["?", "ll", "nh", "th", "ih"]
+                .get(*base as usize)
+                .copied()
+                .unwrap_or("?");
+            format!("@{b},{offset},{len}")
+        }
+        TypeofExpr::Xfrm { key, dir, spnum } => {
+            let d = if *dir == 0 { "in" } else { "out" };
+            let sp = if *spnum != 0 {
+                format!(" spnum {spnum}")
+            } else {
+                String::new()
+            };
+            format!("ipsec {d}{sp} {}", super::stmt::xfrm_key(*key).0)
+        }
         TypeofExpr::Concat(p) => p.iter().map(typeof_text).collect::<Vec<_>>().join(" . "),
         TypeofExpr::Unknown(n) => format!("typeof-{n}"),
     }
@@ -225,7 +241,23 @@ fn field_count(s: &Set) -> usize {
 /// Key layout of a named set from its declared types and lengths.
 fn layout(s: &Set) -> KeyLayout {
     let n = field_count(s);
-    let types = dt::split_concat(s.key_type, n).unwrap_or_else(|| vec![&dt::INTEGER; n]);
+    let mut types = dt::split_concat(s.key_type, n).unwrap_or_else(|| vec![&dt::INTEGER; n]);
+    // Raw payload members of a `typeof` print in hex.
+    let ud = s
+        .userdata
+        .as_ref()
+        .map(|u| u.0 .0.as_slice())
+        .unwrap_or(&[]);
+    let members = match udata::get(ud, udata::KEY_TYPEOF).and_then(udata::decode_typeof) {
+        Some(TypeofExpr::Concat(p)) => p,
+        Some(t) => vec![t],
+        None => Vec::new(),
+    };
+    for (t, m) in types.iter_mut().zip(&members) {
+        if matches!(m, TypeofExpr::RawPayload { .. }) {
+            *t = &dt::BITMASK;
+        }
+    }
     let bo = s
         .userdata
         .as_ref()
@@ -246,7 +278,7 @@ fn layout(s: &Set) -> KeyLayout {
                 // Interval keys are kept in network order (nft converts
                 // them); plain integers follow the order nft recorded.
                 let byteorder = match (n, bo) {
-                    _ if s.is_interval() => ByteOrder::Big,
+                    _ if s.is_interval() || t.id == dt::BITMASK.id => ByteOrder::Big,
                     (1, Some(b)) if t.id == dt::INTEGER.id => b,
                     _ => t.byteorder,
                 };

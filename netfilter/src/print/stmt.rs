@@ -272,15 +272,7 @@ pub(super) fn statement(d: &mut Decompiler<'_>, _rest: &[Expr], e: &Expr) -> usi
                 Some(n) if n != 0 => format!(" spnum {n}"),
                 _ => String::new(),
             };
-            let (k, dtype, bo, len) = match x.key.map(u32::from).unwrap_or(0) {
-                1 => ("ip daddr", &dt::IPV4_ADDR, ByteOrder::Big, 4),
-                2 => ("ip6 daddr", &dt::IPV6_ADDR, ByteOrder::Big, 16),
-                3 => ("ip saddr", &dt::IPV4_ADDR, ByteOrder::Big, 4),
-                4 => ("ip6 saddr", &dt::IPV6_ADDR, ByteOrder::Big, 16),
-                5 => ("reqid", &dt::INTEGER, ByteOrder::Host, 4),
-                6 => ("spi", &dt::INTEGER, ByteOrder::Big, 4),
-                _ => ("?", &dt::INTEGER, ByteOrder::Host, 4),
-            };
+            let (k, dtype, bo, len) = xfrm_key(x.key.map(u32::from).unwrap_or(0));
             let mut r = Reg::new(format!("ipsec {dir}{sp} {k}"), dtype, bo, len);
             r.vt.bits = len * 8;
             if let Some(dreg) = x.dreg {
@@ -433,6 +425,19 @@ pub fn inline_exprs<'e>(exprs: impl IntoIterator<Item = &'e Expr>, opts: &PrintO
         });
     }
     out.join(" ")
+}
+
+/// An `NFT_XFRM_KEY_*`: nft's name, datatype, byte order, length.
+pub fn xfrm_key(key: u32) -> (&'static str, &'static Datatype, ByteOrder, u32) {
+    match key {
+        1 => ("ip daddr", &dt::IPV4_ADDR, ByteOrder::Big, 4),
+        2 => ("ip6 daddr", &dt::IPV6_ADDR, ByteOrder::Big, 16),
+        3 => ("ip saddr", &dt::IPV4_ADDR, ByteOrder::Big, 4),
+        4 => ("ip6 saddr", &dt::IPV6_ADDR, ByteOrder::Big, 16),
+        5 => ("reqid", &dt::INTEGER, ByteOrder::Host, 4),
+        6 => ("spi", &dt::INTEGER, ByteOrder::Big, 4),
+        _ => ("?", &dt::INTEGER, ByteOrder::Host, 4),
+    }
 }
 
 /// A limit expression or object as nft writes it.
