@@ -74,6 +74,31 @@ pub fn date(secs: i64) -> String {
     )
 }
 
+extern "C" {
+    /// C library: (re)reads `TZ` (not bound by the libc crate).
+    fn tzset();
+}
+
+/// Seconds east of UTC of the local time zone at `secs` since the epoch.
+pub fn local_offset(secs: i64) -> i64 {
+    let t = secs as libc::time_t;
+    // SAFETY: tzset reads the environment; localtime_r writes only into `tm`.
+    unsafe {
+        tzset();
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return 0;
+        }
+        tm.tm_gmtoff as i64
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// The quoted name of interface `index` (in this process's namespace;
 /// the number when it has none).
 pub fn ifname(index: u32) -> String {
@@ -180,8 +205,13 @@ pub fn number(n: u128, t: ValueType, opts: &PrintOptions) -> String {
             0xffff_ffff => "root".into(),
             _ => format!("{:x}:{:x}", n >> 16, n & 0xffff),
         },
-        Format::Date => format!("\"{}\"", date((n / 1_000_000_000) as i64)),
+        // nft shows times in the local time zone (the `TZ` environment).
+        Format::Date => {
+            let secs = (n / 1_000_000_000) as i64;
+            format!("\"{}\"", date(secs + local_offset(secs)))
+        }
         Format::Hour => {
+            let n = (n as i64 + local_offset(now())).rem_euclid(86_400);
             let (h, m, s) = (n / 3600, n / 60 % 60, n % 60);
             if s == 0 {
                 format!("\"{h:02}:{m:02}\"")
