@@ -50,6 +50,9 @@ pub(super) struct Reg {
     pub prefix_of: Option<u32>,
     /// An exthdr load not matching a field exactly: (op, type, byte offset).
     pub exthdr: Option<(exthdr::ExthdrOp, u8, u32)>,
+    /// Right shift applied to align a sub-byte field (nft 1.0.6 still
+    /// shows it when the field is part of a concatenation).
+    pub aligned: u32,
     /// Mask and xor a bitwise applied to a raw load (for payload writes).
     pub mangle: Option<(Vec<u8>, Vec<u8>)>,
     /// Binary operation text already folded into `text` (`ct mark & 0xff`).
@@ -74,6 +77,7 @@ impl Reg {
             parts: Vec::new(),
             exthdr: None,
             prefix_of: None,
+            aligned: 0,
             mangle: None,
             binop: false,
         }
@@ -283,7 +287,10 @@ impl<'a> Decompiler<'a> {
         }
         let text = parts
             .iter()
-            .map(|p| p.text.as_str())
+            .map(|p| match p.aligned {
+                0 => p.text.clone(),
+                n => format!("{} >> {n}", p.text),
+            })
             .collect::<Vec<_>>()
             .join(" . ");
         let mut c = Reg::new(text, &dt::INVALID, ByteOrder::Big, total);
@@ -817,6 +824,7 @@ impl<'a> Decompiler<'a> {
                 // A right shift aligning a sub-byte field adds nothing to print.
                 if op == BitwiseOp::Rshift && r.shift as u128 == n && !r.binop {
                     r.shift = 0;
+                    r.aligned = n as u32;
                     self.set_reg(dreg, r);
                     return;
                 }
