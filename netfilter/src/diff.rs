@@ -407,8 +407,6 @@ impl Builder {
     fn add_set(&mut self, t: &Table, s: &Set) {
         let mut set = s.clone();
         set.handle = None;
-        set.backend = None;
-        set.count = None;
         self.add_objects.push(Op::AddSet {
             family: t.family,
             table: t.name.clone(),
@@ -896,7 +894,7 @@ fn chain_header_eq(a: &Chain, b: &Chain, strict: bool) -> bool {
 }
 
 /// Set definitions equal: everything but elements and kernel-only facts
-/// (handle, backend, element count). Field by field, so a million-element
+/// (handle, use count). Field by field, so a million-element
 /// set is never cloned.
 fn set_definition_eq(a: &Set, b: &Set) -> bool {
     a.name == b.name
@@ -960,8 +958,6 @@ fn normalized_rule(r: &Rule) -> Cow<'_, Rule> {
     for (i, s) in n.sets.iter_mut().enumerate() {
         s.name = format!("anonymous#{i}");
         s.handle = None;
-        s.backend = None;
-        s.count = None;
         for el in &mut s.elements {
             *el = normalized_element(el).into_owned();
         }
@@ -984,6 +980,26 @@ fn normalized_element(e: &Element) -> Cow<'_, Element> {
     Cow::Owned(n)
 }
 
+impl Patch {
+    /// One line per operation in nft syntax (`+ add rule inet fw input tcp
+    /// dport 22 accept`), rules printed in the context of `desired`'s
+    /// tables (so lookups into named sets and maps print fully).
+    pub fn render(&self, desired: &Ruleset) -> String {
+        let mut out = String::new();
+        for op in &self.ops {
+            out.push_str(
+                &OpLine {
+                    op,
+                    context: Some(desired),
+                }
+                .to_string(),
+            );
+            out.push('\n');
+        }
+        out
+    }
+}
+
 impl fmt::Display for Patch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for op in &self.ops {
@@ -995,8 +1011,24 @@ impl fmt::Display for Patch {
 
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        OpLine {
+            op: self,
+            context: None,
+        }
+        .fmt(f)
+    }
+}
+
+/// An operation printed with (or without) the tables it applies to.
+struct OpLine<'a> {
+    op: &'a Op,
+    context: Option<&'a Ruleset>,
+}
+
+impl fmt::Display for OpLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let fam = |fam: &Family| fam.name();
-        match self {
+        match self.op {
             Op::AddTable { table } => {
                 write!(f, "+ add table {} {}", fam(&table.family), table.name)
             }
@@ -1118,8 +1150,25 @@ impl fmt::Display for Op {
                     Position::After(h) | Position::Before(h) => write!(f, " position {h}")?,
                     _ => {}
                 }
-                let names: Vec<&str> = rule.exprs.iter().map(Expr::name).collect();
-                write!(f, " [{}]", names.join(" "))
+                let empty;
+                let context = match self.context.and_then(|c| {
+                    c.tables
+                        .iter()
+                        .find(|t| t.family == *family && &t.name == table)
+                }) {
+                    Some(t) => t,
+                    None => {
+                        empty = Table::new(*family, table.clone());
+                        &empty
+                    }
+                };
+                let text = crate::print::rule(
+                    *family,
+                    context,
+                    rule,
+                    &crate::print::PrintOptions::default(),
+                );
+                write!(f, " {text}")
             }
             Op::DeleteRule {
                 family,

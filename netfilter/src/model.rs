@@ -36,6 +36,36 @@ pub struct Ruleset {
     pub tables: Vec<Table>,
 }
 
+impl Ruleset {
+    /// Forgets what only the kernel knows or changes by itself: handles,
+    /// use counts, the owner's port id, elements' time to expiry, and
+    /// runtime state in expressions and objects (counter values, quota
+    /// consumed, ...). Two namespaces holding the same configuration
+    /// compare equal after this.
+    pub fn clear_kernel_state(&mut self) {
+        use crate::expr::clear_state_all;
+        for t in &mut self.tables {
+            (t.handle, t.use_count, t.owner) = (None, None, None);
+            for c in &mut t.chains {
+                (c.handle, c.use_count) = (None, None);
+                for r in &mut c.rules {
+                    r.handle = None;
+                    clear_state_all(&mut r.exprs);
+                    r.sets.iter_mut().for_each(Set::clear_kernel_state);
+                }
+            }
+            t.sets.iter_mut().for_each(Set::clear_kernel_state);
+            for o in &mut t.objects {
+                (o.handle, o.use_count) = (None, None);
+                o.data.clear_state();
+            }
+            for f in &mut t.flowtables {
+                (f.handle, f.use_count) = (None, None);
+            }
+        }
+    }
+}
+
 /// Userdata TLV types nft uses for comments (type 0 for tables, chains,
 /// rules, objects and elements; sets use 7).
 pub const UDATA_COMMENT: u8 = 0;
@@ -276,18 +306,20 @@ pub struct Set {
     pub elements: Vec<Element>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handle: Option<u64>,
-    /// The kernel's backend for the set (`NFTA_SET_TYPE`); kernel's, never sent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backend: Option<String>,
-    /// Number of elements as the kernel counts them (`NFTA_SET_COUNT`);
-    /// kernel's, never sent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub count: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknown: Vec<RawAttr>,
 }
 
 impl Set {
+    /// See [`Ruleset::clear_kernel_state`].
+    pub fn clear_kernel_state(&mut self) {
+        self.handle = None;
+        crate::expr::clear_state_all(&mut self.exprs);
+        for e in &mut self.elements {
+            e.expiration = None;
+            crate::expr::clear_state_all(&mut e.exprs);
+        }
+    }
     pub fn is_anonymous(&self) -> bool {
         self.flags & NFT_SET_ANONYMOUS != 0
     }

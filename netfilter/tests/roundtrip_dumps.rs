@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use linx_netfilter::pull::{pull, Selector};
 use linx_netfilter::push::{push, PushOptions};
 use linx_netfilter::testing::TestNetns;
-use linx_netfilter::{Ruleset, Socket};
+use linx_netfilter::{Ruleset, Set, Socket};
 
 const CORPUS: &str = "/work/shared/conformance";
 
@@ -54,6 +54,39 @@ fn loadable_dumps() -> Vec<String> {
         .collect()
 }
 
+/// Removes what two namespaces holding the same configuration may differ
+/// in: kernel state, the order of hash set elements (the kernel's), and the
+/// numbers the kernel picked for anonymous sets.
+fn canonical(rs: &mut Ruleset) {
+    rs.clear_kernel_state();
+    for t in &mut rs.tables {
+        let mut n = 0;
+        for c in &mut t.chains {
+            for r in &mut c.rules {
+                for s in &mut r.sets {
+                    let new = format!("__anon{n}");
+                    n += 1;
+                    for e in &mut r.exprs {
+                        if let Some((Some(name), _)) = e.set_refs_mut() {
+                            if *name == s.name {
+                                name.clone_from(&new);
+                            }
+                        }
+                    }
+                    s.name = new;
+                }
+                r.sets.iter_mut().for_each(sort_elements);
+            }
+        }
+        t.sets.iter_mut().for_each(sort_elements);
+    }
+}
+
+fn sort_elements(s: &mut Set) {
+    s.elements
+        .sort_by(|a, b| (&a.key, &a.key_end, a.flags).cmp(&(&b.key, &b.key_end, b.flags)));
+}
+
 /// Loads `file` into A, pulls, pushes into B, compares; `Err` says why not.
 fn roundtrip(file: &str) -> Result<(), String> {
     let script = std::fs::read_to_string(format!("{CORPUS}/{file}")).map_err(|e| e.to_string())?;
@@ -83,6 +116,34 @@ fn roundtrip(file: &str) -> Result<(), String> {
     let (la, lb) = (mask(&a.ruleset()), mask(&b.ruleset()));
     if la != lb {
         return Err(format!("listings differ\n--- A ---\n{la}--- B ---\n{lb}"));
+    }
+    // Lossless: B, pulled, holds the same value as A (kernel state aside).
+    let mut again = pull(&mut sb, &Selector::All).map_err(|e| format!("pull B: {e}"))?;
+    let mut want = pulled.ruleset;
+    canonical(&mut want);
+    canonical(&mut again.ruleset);
+    if again.ruleset != want {
+        let (w, g) = (
+            serde_json::to_string_pretty(&want).unwrap_or_default(),
+            serde_json::to_string_pretty(&again.ruleset).unwrap_or_default(),
+        );
+        let first = w
+            .lines()
+            .zip(g.lines())
+            .position(|(x, y)| x != y)
+            .unwrap_or(0);
+        let ctx = |s: &str| {
+            s.lines()
+                .skip(first.saturating_sub(8))
+                .take(16)
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        return Err(format!(
+            "pulled values differ at line {first}\n--- A ---\n{}\n--- B ---\n{}",
+            ctx(&w),
+            ctx(&g)
+        ));
     }
     Ok(())
 }

@@ -1,9 +1,10 @@
 //! Set and map elements (`NFT_MSG_NEWSETELEM`): a message names its set
 //! and carries a list of elements.
 
+use super::quirks;
 use super::{message, put, put_unknown, put_userdata, required, userdata, Decoded};
 use crate::error::DecodeError;
-use crate::expr::{decode_list, encode_list, AttrValue, Bytes, Data, Expr, RawAttr};
+use crate::expr::{decode_list, AttrValue, Bytes, Data, Expr, RawAttr};
 use crate::model::Element;
 use crate::netlink::{Attr, Batch, Msg, Writer};
 use crate::sys::*;
@@ -105,8 +106,8 @@ pub fn encode_element(w: &mut Writer, e: &Element) {
         put_userdata(w, NFTA_SET_ELEM_USERDATA, &e.userdata);
         match e.exprs.as_slice() {
             [] => {}
-            [one] => w.nest(NFTA_SET_ELEM_EXPR, |w| one.encode_body(w)),
-            many => w.nest(NFTA_SET_ELEM_EXPRESSIONS, |w| encode_list(many, w)),
+            [one] => w.nest(NFTA_SET_ELEM_EXPR, |w| quirks::sendable(one).encode_body(w)),
+            many => w.nest(NFTA_SET_ELEM_EXPRESSIONS, |w| quirks::encode_list(many, w)),
         }
         put_unknown(w, &e.unknown);
     });

@@ -29,12 +29,15 @@ pub(super) fn decode(a: &Attr<'_>, layout: &Layout) -> Result<Hook, DecodeError>
         devices: Vec::new(),
         device_list: false,
     };
+    // The kernel dumps a single device both as DEV and inside DEVS: the
+    // list, when present, is the whole truth.
+    let mut single = None;
     for a in a.nested() {
         let a = a?;
         match a.kind() {
             NFTA_HOOK_HOOKNUM => h.num = a.u32_be()?,
             NFTA_HOOK_PRIORITY => h.priority = a.u32_be()? as i32,
-            k if Some(k) == layout.dev => h.devices.push(a.str()?.to_owned()),
+            k if Some(k) == layout.dev => single = Some(a.str()?.to_owned()),
             k if k == layout.devs => {
                 h.device_list = true;
                 for d in a.nested() {
@@ -49,6 +52,9 @@ pub(super) fn decode(a: &Attr<'_>, layout: &Layout) -> Result<Hook, DecodeError>
                 })
             }
         }
+    }
+    if !h.device_list {
+        h.devices.extend(single);
     }
     Ok(h)
 }

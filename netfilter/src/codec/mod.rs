@@ -13,6 +13,7 @@ pub mod element;
 pub mod flowtable;
 mod hook;
 pub mod object;
+mod quirks;
 pub mod rule;
 pub mod set;
 pub(crate) mod setref;

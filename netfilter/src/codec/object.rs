@@ -1,10 +1,12 @@
 //! Named stateful objects (`NFT_MSG_NEWOBJ`).
 
+use super::quirks;
 use super::{message, put_unknown, put_userdata, required, userdata, Decoded};
 use crate::error::DecodeError;
 use crate::expr::{Bytes, RawAttr};
 use crate::model::{Object, ObjectData};
-use crate::netlink::{Attr, Msg, Writer};
+use crate::netlink::attr::NLA_F_NESTED;
+use crate::netlink::{Msg, Writer};
 use crate::sys::*;
 
 /// Decodes an object as dumped.
@@ -35,7 +37,10 @@ pub fn decode<'a>(msg: &Msg<'a>) -> Result<Decoded<'a, Object>, DecodeError> {
         }
     }
     if let Some(d) = data {
-        o.data = decode_data(o.obj_type, &d);
+        // A body that does not parse as attributes is kept as bytes rather
+        // than failing the whole pull.
+        o.data = ObjectData::decode(o.obj_type, d.nested())
+            .unwrap_or_else(|_| ObjectData::Bytes(Bytes(d.payload().to_vec())));
     }
     o.name = required(name, "object", "NFTA_OBJ_NAME")?.to_owned();
     Ok(Decoded {
@@ -46,21 +51,18 @@ pub fn decode<'a>(msg: &Msg<'a>) -> Result<Decoded<'a, Object>, DecodeError> {
     })
 }
 
-/// The object's body by its type; a body that does not parse as
-/// attributes is kept as bytes rather than failing the whole pull.
-fn decode_data(obj_type: u32, a: &Attr<'_>) -> ObjectData {
-    ObjectData::decode(obj_type, a.nested())
-        .unwrap_or_else(|_| ObjectData::Bytes(Bytes(a.payload().to_vec())))
-}
-
 /// Writes the attributes nft sends to create object `o` in `table`.
 pub fn encode(w: &mut Writer, table: &str, o: &Object) {
     w.put_str(NFTA_OBJ_TABLE, table);
     w.put_str(NFTA_OBJ_NAME, &o.name);
     w.put_u32_be(NFTA_OBJ_TYPE, o.obj_type);
-    match &o.data {
+    let fixed = match &o.data {
+        ObjectData::Quota(q) => quirks::quota(q).map(ObjectData::Quota),
+        _ => None,
+    };
+    match fixed.as_ref().unwrap_or(&o.data) {
         ObjectData::Bytes(b) => w.put(NFTA_OBJ_DATA, b.as_slice()),
-        data => w.nest(NFTA_OBJ_DATA, |w| data.encode_attrs(w)),
+        d => w.nest(NFTA_OBJ_DATA | NLA_F_NESTED, |w| d.encode_attrs(w)),
     }
     put_userdata(w, NFTA_OBJ_USERDATA, &o.userdata);
     put_unknown(w, &o.unknown);

@@ -1,8 +1,9 @@
 //! Rules (`NFT_MSG_NEWRULE`).
 
+use super::quirks;
 use super::{message, put_unknown, put_userdata, required, userdata, Decoded};
 use crate::error::DecodeError;
-use crate::expr::{decode_list, encode_list, RawAttr};
+use crate::expr::{decode_list, RawAttr};
 use crate::model::Rule;
 use crate::netlink::{Msg, Writer};
 use crate::sys::*;
@@ -39,7 +40,7 @@ pub fn decode<'a>(msg: &Msg<'a>) -> Result<Decoded<'a, Rule>, DecodeError> {
 pub fn encode(w: &mut Writer, table: &str, chain: &str, r: &Rule) {
     w.put_str(NFTA_RULE_TABLE, table);
     w.put_str(NFTA_RULE_CHAIN, chain);
-    w.nest(NFTA_RULE_EXPRESSIONS, |w| encode_list(&r.exprs, w));
+    w.nest(NFTA_RULE_EXPRESSIONS, |w| quirks::encode_list(&r.exprs, w));
     put_userdata(w, NFTA_RULE_USERDATA, &r.userdata);
     put_unknown(w, &r.unknown);
 }

@@ -1,8 +1,9 @@
 //! Sets and maps (`NFT_MSG_NEWSET`), named or anonymous.
 
+use super::quirks;
 use super::{message, put, put_unknown, put_userdata, required, userdata, Decoded};
 use crate::error::DecodeError;
-use crate::expr::{decode_list, encode_list, Expr, RawAttr};
+use crate::expr::{decode_list, Expr, RawAttr};
 use crate::model::{Set, SetDesc};
 use crate::netlink::{Attr, Msg, Writer};
 use crate::sys::*;
@@ -26,8 +27,6 @@ pub fn decode<'a>(msg: &Msg<'a>) -> Result<Decoded<'a, Set>, DecodeError> {
         exprs: Vec::new(),
         elements: Vec::new(),
         handle: None,
-        backend: None,
-        count: None,
         unknown: Vec::new(),
     };
     let (mut table, mut name) = (None, None);
@@ -50,9 +49,9 @@ pub fn decode<'a>(msg: &Msg<'a>) -> Result<Decoded<'a, Set>, DecodeError> {
             NFTA_SET_USERDATA => s.userdata = Some(userdata(&a)),
             NFTA_SET_EXPR => s.exprs = vec![Expr::decode_body(a.nested())?],
             NFTA_SET_EXPRESSIONS => s.exprs = decode_list(a.nested())?,
-            NFTA_SET_TYPE => s.backend = Some(a.str()?.to_owned()),
-            NFTA_SET_COUNT => s.count = Some(a.u32_be()?),
-            NFTA_SET_PAD => {}
+            // The backend (a kernel-internal identity) and the element count
+            // (the value holds the elements) are the kernel's; not kept.
+            NFTA_SET_TYPE | NFTA_SET_COUNT | NFTA_SET_PAD => {}
             _ => s.unknown.push(RawAttr::from_attr(&a)),
         }
     }
@@ -127,8 +126,8 @@ pub fn encode(w: &mut Writer, table: &str, s: &Set, name: Option<&str>, id: Opti
     // The kernel dumps a single expression as EXPR, several as EXPRESSIONS.
     match s.exprs.as_slice() {
         [] => {}
-        [one] => w.nest(NFTA_SET_EXPR, |w| one.encode_body(w)),
-        many => w.nest(NFTA_SET_EXPRESSIONS, |w| encode_list(many, w)),
+        [one] => w.nest(NFTA_SET_EXPR, |w| quirks::sendable(one).encode_body(w)),
+        many => w.nest(NFTA_SET_EXPRESSIONS, |w| quirks::encode_list(many, w)),
     }
     if let Some(id) = id {
         w.put_u32_be(NFTA_SET_ID, id);

@@ -190,8 +190,6 @@ fn ip_set(name: &str, n: u32) -> Set {
             })
             .collect(),
         handle: None,
-        backend: None,
-        count: None,
         unknown: vec![],
     }
 }

@@ -49,8 +49,16 @@ pub enum Format {
     Bitmask,
     /// Verdict (in verdict maps).
     Verdict,
-    /// Seconds as `1d2h3m4s` (nft's time type).
+    /// Milliseconds as `1d2h3m4s` (nft's time type).
     Time,
+    /// `major:minor` in hex, `none`/`root` for the special handles.
+    TcHandle,
+    /// Nanoseconds since the epoch as a quoted UTC date and time.
+    Date,
+    /// Seconds since midnight as a quoted `HH:MM[:SS]`.
+    Hour,
+    /// An interface index, printed as the interface's quoted name.
+    Ifindex,
 }
 
 /// A symbolic constant of a datatype.
@@ -135,10 +143,10 @@ datatypes! {
     MH_TYPE = 17, "mh_type", 8, Big, Decimal, MH_TYPE_SYMS;
     TIME = 18, "time", 64, Host, Time, &[];
     MARK = 19, "mark", 32, Host, HexPadded, &[];
-    IFACE_INDEX = 20, "iface_index", 32, Host, Decimal, &[];
+    IFACE_INDEX = 20, "iface_index", 32, Host, Ifindex, &[];
     ARPHRD = 21, "iface_type", 16, Host, Decimal, ARPHRD_SYMS;
-    REALM = 22, "realm", 32, Host, HexPadded, &[];
-    TC_HANDLE = 23, "classid", 32, Host, Hex, &[];
+    REALM = 22, "realm", 32, Host, HexPadded, REALM_SYMS;
+    TC_HANDLE = 23, "classid", 32, Host, TcHandle, &[];
     UID = 24, "uid", 32, Host, Decimal, &[];
     GID = 25, "gid", 32, Host, Decimal, &[];
     CT_STATE = 26, "ct_state", 32, Host, Bitmask, CT_STATE_SYMS;
@@ -151,15 +159,15 @@ datatypes! {
     ICMPV6_CODE = 33, "icmpv6_code", 8, Big, Decimal, ICMPV6_CODE_SYMS;
     ICMPX_CODE = 34, "icmpx_code", 8, Big, Decimal, ICMPX_CODE_SYMS;
     DEVGROUP = 35, "devgroup", 32, Host, Decimal, DEVGROUP_SYMS;
-    DSCP = 36, "dscp", 6, Big, Hex, DSCP_SYMS;
+    DSCP = 36, "dscp", 6, Big, HexPadded, DSCP_SYMS;
     ECN = 37, "ecn", 2, Big, Hex, ECN_SYMS;
     FIB_ADDRTYPE = 38, "fib_addrtype", 32, Host, Decimal, FIB_ADDRTYPE_SYMS;
     BOOLEAN = 39, "boolean", 1, Host, Decimal, BOOLEAN_SYMS;
     CT_EVENT = 40, "ct_event", 32, Host, Bitmask, CT_EVENT_SYMS;
     IFNAME = 41, "ifname", 128, Host, String, &[];
     IGMP_TYPE = 42, "igmp_type", 8, Big, Hex, IGMP_TYPE_SYMS;
-    TIME_DATE = 43, "time", 64, Host, Decimal, &[];
-    TIME_HOUR = 44, "hour", 32, Host, Decimal, &[];
+    TIME_DATE = 43, "time", 64, Host, Date, &[];
+    TIME_HOUR = 44, "hour", 32, Host, Hour, &[];
     DAY = 45, "day", 8, Host, Decimal, DAY_SYMS;
     CGROUPV2 = 46, "cgroupsv2", 64, Host, Decimal, &[];
 }
@@ -385,6 +393,8 @@ pub static PKTTYPE_SYMS: &[Symbol] = &[
     s("multicast", 2),
     s("other", 3),
 ];
+/// From iproute2's `rt_realms` file.
+pub static REALM_SYMS: &[Symbol] = &[s("cosmos", 0)];
 pub static DEVGROUP_SYMS: &[Symbol] = &[s("default", 0)];
 pub static DSCP_SYMS: &[Symbol] = &[
     s("cs0", 0x00),

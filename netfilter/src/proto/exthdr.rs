@@ -126,15 +126,6 @@ pub static IPV6: &[Exthdr] = &[
     ),
     x(
         Ipv6,
-        "rt0",
-        43,
-        &[
-            f("addr[1]", 64, 128, &IPV6_ADDR),
-            f("addr[2]", 192, 128, &IPV6_ADDR),
-        ],
-    ),
-    x(
-        Ipv6,
         "srh",
         43,
         &[
@@ -143,6 +134,15 @@ pub static IPV6: &[Exthdr] = &[
             f("tag", 48, 16, &INTEGER),
             f("sid[1]", 64, 128, &IPV6_ADDR),
             f("sid[2]", 192, 128, &IPV6_ADDR),
+        ],
+    ),
+    x(
+        Ipv6,
+        "rt0",
+        43,
+        &[
+            f("addr[1]", 64, 128, &IPV6_ADDR),
+            f("addr[2]", 192, 128, &IPV6_ADDR),
         ],
     ),
 ];

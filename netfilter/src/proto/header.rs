@@ -71,9 +71,8 @@ const fn f(name: &'static str, offset: u32, len: u32, dtype: &'static Datatype) 
 }
 
 use dt::{
-    ARPHRD, ARP_OP, DCCP_PKTTYPE, DSCP, ECN, ETHER_ADDR, ETHER_TYPE, ICMPV6_CODE, ICMPV6_TYPE,
-    ICMP_CODE, ICMP_TYPE, IGMP_TYPE, INET_PROTO, INET_SERVICE, INTEGER, IPV4_ADDR, IPV6_ADDR,
-    TCP_FLAG,
+    ARP_OP, DCCP_PKTTYPE, DSCP, ECN, ETHER_ADDR, ETHER_TYPE, ICMPV6_CODE, ICMPV6_TYPE, ICMP_CODE,
+    ICMP_TYPE, IGMP_TYPE, INET_PROTO, INET_SERVICE, INTEGER, IPV4_ADDR, IPV6_ADDR, TCP_FLAG,
 };
 
 pub static ETHER: Header = Header {
@@ -109,7 +108,7 @@ pub static ARP: Header = Header {
     desc_id: 15,
     len: 64,
     fields: &[
-        f("htype", 0, 16, &ARPHRD),
+        f("htype", 0, 16, &INTEGER),
         f("ptype", 16, 16, &ETHER_TYPE),
         f("hlen", 32, 8, &INTEGER),
         f("plen", 40, 8, &INTEGER),
@@ -171,7 +170,7 @@ pub static ICMP: Header = Header {
         f("checksum", 16, 16, &INTEGER),
         f("id", 32, 16, &INTEGER),
         f("sequence", 48, 16, &INTEGER),
-        f("gateway", 32, 32, &IPV4_ADDR),
+        f("gateway", 32, 32, &INTEGER),
         f("mtu", 48, 16, &INTEGER),
     ],
 };

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod corpus;
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
