@@ -1,5 +1,23 @@
 //! The node agent: finds each selected pod's network namespace and keeps
 //! its firewall equal to the FirewallRulesets that select it.
+//!
+//! - [`pod`]: what the agent knows of a pod; [`resolve`]: its namespace.
+//! - [`desired`]: the pluggable policy computing each pod's ruleset.
+//! - [`controller`]: one worker per pod ([`worker`]), bounded concurrency.
+//! - [`report`]: per-pod outcomes; [`metrics`]: Prometheus metrics.
 
 pub mod cli;
+pub mod controller;
+pub mod desired;
+pub mod metrics;
+pub mod pod;
+pub mod report;
 pub mod resolve;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod worker;
+
+pub use controller::{NodeController, Options};
+pub use desired::{Policy, Target};
+pub use pod::Pod;
+pub use report::{PodReport, PodState, Reports};
