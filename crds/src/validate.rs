@@ -4,9 +4,8 @@
 //! types, priorities, policies, devices, set types and flags, map values),
 //! what the references decide (jump/goto targets, `@set` names, named
 //! objects, jump loops, duplicates), and the text's shape (balanced braces
-//! and strings). Syntax and types of rule statements are the compiler's
-//! part: [`crate::convert`] runs it, and [`Validation::syntax_checked`] says
-//! whether it did.
+//! and strings). Then, when all that passed, the nft compiler
+//! (through [`crate::convert::to_ruleset`]) checks syntax and types.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,8 +24,6 @@ use crate::scan::{scan, Token, TokenKind};
 pub struct Validation {
     /// Every finding, in spec order.
     pub diagnostics: Vec<Diagnostic>,
-    /// True when the nft compiler checked rule syntax and types too.
-    pub syntax_checked: bool,
 }
 
 impl Validation {
@@ -35,8 +32,8 @@ impl Validation {
     }
 }
 
-/// Validates `spec` fully: structure, references, and (when the compiler is
-/// wired in [`crate::convert`]) the nft syntax of every rule.
+/// Validates `spec` fully: structure, references, then the nft syntax and
+/// types of every rule, set, map and object (by compiling it).
 ///
 /// ```
 /// use linx_crds::{validate, FirewallRulesetSpec};
@@ -54,29 +51,28 @@ impl Validation {
 /// assert_eq!(v.diagnostics[0].message, "jump to unknown chain \"nowhere\"");
 /// ```
 pub fn validate(spec: &FirewallRulesetSpec) -> Validation {
+    let mut out = check_structure(spec);
+    if out.is_empty() {
+        if let Err(d) = crate::convert::to_ruleset(spec) {
+            out.extend(d);
+        }
+    }
+    Validation { diagnostics: out }
+}
+
+/// The checks that need no compiler: structure, references, text shape.
+pub fn check_structure(spec: &FirewallRulesetSpec) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     check_selector(&spec.pod_selector, &mut out);
     match (&spec.tables, &spec.nft) {
-        (Some(_), Some(_)) => out.push(Diagnostic::new(
-            "spec",
-            "give exactly one of spec.tables and spec.nft",
-        )),
-        (None, None) => out.push(Diagnostic::new(
+        (Some(_), Some(_)) | (None, None) => out.push(Diagnostic::new(
             "spec",
             "give exactly one of spec.tables and spec.nft",
         )),
         (Some(tables), None) => check_tables(tables, &mut out),
         (None, Some(nft)) => check_nft(nft, &mut out),
     }
-    let syntax_checked = if out.is_empty() {
-        crate::convert::check_syntax(spec, &mut out)
-    } else {
-        false
-    };
-    Validation {
-        diagnostics: out,
-        syntax_checked,
-    }
+    out
 }
 
 fn check_selector(sel: &LabelSelector, out: &mut Vec<Diagnostic>) {

@@ -1,1 +1,1195 @@
 //! Diff: the minimal patch that turns one ruleset value into another.
+//!
+//! Objects are matched by identity (family, table, name) and compared by
+//! value, ignoring kernel-assigned handles and runtime state (counters,
+//! quota usage, element expiry). Rules are matched by content with a
+//! shortest-edit-script (Myers) per chain after trimming the common prefix
+//! and suffix, so untouched rules keep their handles and counters. Set
+//! elements are diffed as a delta. What the kernel cannot change in place
+//! is recreated, together with the rules that reference it, in the same
+//! transaction — so there is never a moment without protection.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+
+use serde::{Deserialize, Serialize};
+
+use crate::expr::{Data, Expr};
+use crate::model::{Chain, Element, Family, Flowtable, Object, Rule, Ruleset, Set, Table};
+use crate::object::ObjectData;
+
+/// Where an added rule goes in its chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Position {
+    /// At the end of the chain.
+    Append,
+    /// Right after the existing rule with this handle.
+    After(u64),
+    /// Right before the existing rule with this handle.
+    Before(u64),
+    /// Right after the rule added by this patch with this id.
+    AfterAdded(u32),
+}
+
+/// One operation of a patch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "op")]
+pub enum Op {
+    AddTable {
+        table: Table,
+    },
+    UpdateTable {
+        table: Table,
+    },
+    DeleteTable {
+        family: Family,
+        name: String,
+    },
+    AddChain {
+        family: Family,
+        table: String,
+        chain: Chain,
+    },
+    UpdateChain {
+        family: Family,
+        table: String,
+        chain: Chain,
+    },
+    DeleteChain {
+        family: Family,
+        table: String,
+        name: String,
+    },
+    AddSet {
+        family: Family,
+        table: String,
+        set: Set,
+    },
+    DeleteSet {
+        family: Family,
+        table: String,
+        name: String,
+    },
+    AddElements {
+        family: Family,
+        table: String,
+        set: String,
+        elements: Vec<Element>,
+    },
+    DeleteElements {
+        family: Family,
+        table: String,
+        set: String,
+        elements: Vec<Element>,
+    },
+    AddObject {
+        family: Family,
+        table: String,
+        object: Object,
+    },
+    DeleteObject {
+        family: Family,
+        table: String,
+        name: String,
+        obj_type: u32,
+    },
+    AddFlowtable {
+        family: Family,
+        table: String,
+        flowtable: Flowtable,
+    },
+    DeleteFlowtable {
+        family: Family,
+        table: String,
+        name: String,
+    },
+    /// `id` is this rule's batch-local id (`NFTA_RULE_ID`), so later
+    /// additions can be positioned after it.
+    AddRule {
+        family: Family,
+        table: String,
+        chain: String,
+        rule: Rule,
+        position: Position,
+        id: u32,
+    },
+    DeleteRule {
+        family: Family,
+        table: String,
+        chain: String,
+        handle: u64,
+    },
+}
+
+/// An ordered list of operations the kernel accepts in one transaction:
+/// nothing deleted while still referenced, nothing used before it exists.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Patch {
+    pub ops: Vec<Op>,
+}
+
+impl Patch {
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Applies the patch to a value in memory, as the kernel applies it.
+    /// `handles` gives the kernel handle of each added rule (by its
+    /// batch-local id, from the commit's echo); without one a rule keeps no
+    /// handle. Used to keep the kernel's state known after a push without
+    /// pulling it again.
+    pub fn apply_to(
+        &self,
+        value: &mut Ruleset,
+        handles: &HashMap<u32, u64>,
+    ) -> Result<(), ApplyError> {
+        for op in &self.ops {
+            apply_op(value, op, handles)?;
+        }
+        Ok(())
+    }
+}
+
+/// A patch that does not fit the value it is applied to.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("patch does not apply: {0}")]
+pub struct ApplyError(pub String);
+
+fn table_mut<'a>(
+    v: &'a mut Ruleset,
+    family: Family,
+    name: &str,
+) -> Result<&'a mut Table, ApplyError> {
+    v.tables
+        .iter_mut()
+        .find(|t| t.family == family && t.name == name)
+        .ok_or_else(|| ApplyError(format!("no table {} {name}", family.name())))
+}
+
+fn chain_mut<'a>(t: &'a mut Table, name: &str) -> Result<&'a mut Chain, ApplyError> {
+    let table = t.name.clone();
+    t.chains
+        .iter_mut()
+        .find(|c| c.name == name)
+        .ok_or_else(|| ApplyError(format!("no chain {name} in {table}")))
+}
+
+fn set_mut<'a>(t: &'a mut Table, name: &str) -> Result<&'a mut Set, ApplyError> {
+    let table = t.name.clone();
+    t.sets
+        .iter_mut()
+        .find(|s| s.name == name)
+        .ok_or_else(|| ApplyError(format!("no set {name} in {table}")))
+}
+
+fn apply_op(v: &mut Ruleset, op: &Op, handles: &HashMap<u32, u64>) -> Result<(), ApplyError> {
+    match op {
+        Op::AddTable { table } => v.tables.push(table.clone()),
+        Op::UpdateTable { table } => table_mut(v, table.family, &table.name)?.flags = table.flags,
+        Op::DeleteTable { family, name } => v
+            .tables
+            .retain(|t| !(t.family == *family && &t.name == name)),
+        Op::AddChain {
+            family,
+            table,
+            chain,
+        } => table_mut(v, *family, table)?.chains.push(chain.clone()),
+        Op::UpdateChain {
+            family,
+            table,
+            chain,
+        } => {
+            let c = chain_mut(table_mut(v, *family, table)?, &chain.name)?;
+            c.policy = chain.policy;
+        }
+        Op::DeleteChain {
+            family,
+            table,
+            name,
+        } => table_mut(v, *family, table)?
+            .chains
+            .retain(|c| &c.name != name),
+        Op::AddSet { family, table, set } => table_mut(v, *family, table)?.sets.push(set.clone()),
+        Op::DeleteSet {
+            family,
+            table,
+            name,
+        } => table_mut(v, *family, table)?
+            .sets
+            .retain(|s| &s.name != name),
+        Op::AddElements {
+            family,
+            table,
+            set,
+            elements,
+        } => set_mut(table_mut(v, *family, table)?, set)?
+            .elements
+            .extend(elements.iter().cloned()),
+        Op::DeleteElements {
+            family,
+            table,
+            set,
+            elements,
+        } => {
+            let s = set_mut(table_mut(v, *family, table)?, set)?;
+            let gone: HashSet<Cow<'_, Element>> = elements.iter().map(normalized_element).collect();
+            s.elements
+                .retain(|e| !gone.contains(&normalized_element(e)));
+        }
+        Op::AddObject {
+            family,
+            table,
+            object,
+        } => table_mut(v, *family, table)?.objects.push(object.clone()),
+        Op::DeleteObject {
+            family,
+            table,
+            name,
+            ..
+        } => table_mut(v, *family, table)?
+            .objects
+            .retain(|o| &o.name != name),
+        Op::AddFlowtable {
+            family,
+            table,
+            flowtable,
+        } => table_mut(v, *family, table)?
+            .flowtables
+            .push(flowtable.clone()),
+        Op::DeleteFlowtable {
+            family,
+            table,
+            name,
+        } => table_mut(v, *family, table)?
+            .flowtables
+            .retain(|f| &f.name != name),
+        Op::DeleteRule {
+            family,
+            table,
+            chain,
+            handle,
+        } => chain_mut(table_mut(v, *family, table)?, chain)?
+            .rules
+            .retain(|r| r.handle != Some(*handle)),
+        Op::AddRule {
+            family,
+            table,
+            chain,
+            rule,
+            position,
+            id,
+        } => {
+            let c = chain_mut(table_mut(v, *family, table)?, chain)?;
+            let new_handle = handles.get(id).copied();
+            let at = |h: u64| c.rules.iter().position(|r| r.handle == Some(h));
+            let index = match position {
+                Position::Append => c.rules.len(),
+                Position::After(h) => {
+                    at(*h).ok_or_else(|| ApplyError(format!("no rule handle {h} in {chain}")))? + 1
+                }
+                Position::Before(h) => {
+                    at(*h).ok_or_else(|| ApplyError(format!("no rule handle {h} in {chain}")))?
+                }
+                Position::AfterAdded(prev) => {
+                    let h = handles
+                        .get(prev)
+                        .ok_or_else(|| ApplyError(format!("no handle for added rule {prev}")))?;
+                    at(*h).ok_or_else(|| ApplyError(format!("no rule handle {h} in {chain}")))? + 1
+                }
+            };
+            let mut r = rule.clone();
+            r.handle = new_handle;
+            c.rules.insert(index, r);
+        }
+    }
+    Ok(())
+}
+
+/// Computes the patch that turns `current` into `desired`. Tables present
+/// in `current` but not in `desired` are deleted: callers pass only the
+/// tables they manage.
+pub fn diff(current: &Ruleset, desired: &Ruleset) -> Patch {
+    let mut b = Builder::default();
+    let cur: HashMap<(Family, &str), &Table> = current
+        .tables
+        .iter()
+        .map(|t| ((t.family, t.name.as_str()), t))
+        .collect();
+    let want: HashSet<(Family, &str)> = desired
+        .tables
+        .iter()
+        .map(|t| (t.family, t.name.as_str()))
+        .collect();
+    for t in &current.tables {
+        if !want.contains(&(t.family, t.name.as_str())) {
+            b.del_tables.push(Op::DeleteTable {
+                family: t.family,
+                name: t.name.clone(),
+            });
+        }
+    }
+    for t in &desired.tables {
+        match cur.get(&(t.family, t.name.as_str())) {
+            None => b.add_whole_table(t),
+            Some(c) => b.table(c, t),
+        }
+    }
+    b.finish()
+}
+
+/// Ops gathered by kind, concatenated in an order the kernel accepts.
+#[derive(Default)]
+struct Builder {
+    del_rules: Vec<Op>,
+    del_elems: Vec<Op>,
+    del_chains: Vec<Op>,
+    del_objects: Vec<Op>,
+    del_tables: Vec<Op>,
+    add_tables: Vec<Op>,
+    add_chains: Vec<Op>,
+    add_objects: Vec<Op>,
+    add_elems: Vec<Op>,
+    add_rules: Vec<Op>,
+    next_rule_id: u32,
+}
+
+impl Builder {
+    fn finish(self) -> Patch {
+        let mut ops = Vec::new();
+        for part in [
+            self.del_rules,
+            self.del_elems,
+            self.del_chains,
+            self.del_objects,
+            self.del_tables,
+            self.add_tables,
+            self.add_chains,
+            self.add_objects,
+            self.add_elems,
+            self.add_rules,
+        ] {
+            ops.extend(part);
+        }
+        Patch { ops }
+    }
+
+    fn add_rule(&mut self, t: &Table, chain: &str, rule: &Rule, position: Position) -> u32 {
+        self.next_rule_id += 1;
+        let id = self.next_rule_id;
+        self.add_rules.push(Op::AddRule {
+            family: t.family,
+            table: t.name.clone(),
+            chain: chain.to_owned(),
+            rule: without_handle(rule),
+            position,
+            id,
+        });
+        id
+    }
+
+    fn add_chain_with_rules(&mut self, t: &Table, c: &Chain) {
+        self.add_chains.push(Op::AddChain {
+            family: t.family,
+            table: t.name.clone(),
+            chain: chain_header(c),
+        });
+        for r in &c.rules {
+            self.add_rule(t, &c.name, r, Position::Append);
+        }
+    }
+
+    fn add_set(&mut self, t: &Table, s: &Set) {
+        let mut set = s.clone();
+        set.handle = None;
+        self.add_objects.push(Op::AddSet {
+            family: t.family,
+            table: t.name.clone(),
+            set,
+        });
+    }
+
+    fn add_object(&mut self, t: &Table, o: &Object) {
+        let mut object = o.clone();
+        object.handle = None;
+        self.add_objects.push(Op::AddObject {
+            family: t.family,
+            table: t.name.clone(),
+            object,
+        });
+    }
+
+    fn add_flowtable(&mut self, t: &Table, f: &Flowtable) {
+        let mut flowtable = f.clone();
+        flowtable.handle = None;
+        self.add_objects.push(Op::AddFlowtable {
+            family: t.family,
+            table: t.name.clone(),
+            flowtable,
+        });
+    }
+
+    fn add_whole_table(&mut self, t: &Table) {
+        self.add_tables.push(Op::AddTable {
+            table: table_header(t),
+        });
+        for s in &t.sets {
+            self.add_set(t, s);
+        }
+        for o in &t.objects {
+            self.add_object(t, o);
+        }
+        for f in &t.flowtables {
+            self.add_flowtable(t, f);
+        }
+        for c in &t.chains {
+            self.add_chain_with_rules(t, c);
+        }
+    }
+
+    fn table(&mut self, cur: &Table, want: &Table) {
+        if cur.userdata != want.userdata || cur.unknown != want.unknown {
+            // The kernel cannot change a table's userdata: recreate it whole,
+            // in the same transaction.
+            self.del_tables.push(Op::DeleteTable {
+                family: cur.family,
+                name: cur.name.clone(),
+            });
+            self.add_whole_table(want);
+            return;
+        }
+        if cur.flags != want.flags {
+            self.add_tables.push(Op::UpdateTable {
+                table: table_header(want),
+            });
+        }
+        let fam = want.family;
+        let tname = || want.name.clone();
+        // Things recreated here force the rules that reference them to be
+        // deleted first and added back after.
+        let mut recreated_sets: HashSet<&str> = HashSet::new();
+        let mut recreated_objects: HashSet<&str> = HashSet::new();
+        let mut recreated_chains: HashSet<&str> = HashSet::new();
+
+        let cur_sets: HashMap<&str, &Set> = cur.sets.iter().map(|s| (s.name.as_str(), s)).collect();
+        let want_sets: HashSet<&str> = want.sets.iter().map(|s| s.name.as_str()).collect();
+        for s in &cur.sets {
+            if !want_sets.contains(s.name.as_str()) {
+                self.del_objects.push(Op::DeleteSet {
+                    family: fam,
+                    table: tname(),
+                    name: s.name.clone(),
+                });
+            }
+        }
+        for s in &want.sets {
+            match cur_sets.get(s.name.as_str()) {
+                None => self.add_set(want, s),
+                Some(c) if set_definition_eq(c, s) => self.elements(want, c, s),
+                Some(c) => {
+                    recreated_sets.insert(&s.name);
+                    self.del_objects.push(Op::DeleteSet {
+                        family: fam,
+                        table: tname(),
+                        name: c.name.clone(),
+                    });
+                    self.add_set(want, s);
+                }
+            }
+        }
+
+        let cur_objs: HashMap<&str, &Object> =
+            cur.objects.iter().map(|o| (o.name.as_str(), o)).collect();
+        let want_objs: HashSet<&str> = want.objects.iter().map(|o| o.name.as_str()).collect();
+        for o in &cur.objects {
+            if !want_objs.contains(o.name.as_str()) {
+                self.del_objects.push(Op::DeleteObject {
+                    family: fam,
+                    table: tname(),
+                    name: o.name.clone(),
+                    obj_type: o.obj_type,
+                });
+            }
+        }
+        for o in &want.objects {
+            match cur_objs.get(o.name.as_str()) {
+                None => self.add_object(want, o),
+                Some(c) if object_eq(c, o) => {}
+                Some(c) => {
+                    recreated_objects.insert(&o.name);
+                    self.del_objects.push(Op::DeleteObject {
+                        family: fam,
+                        table: tname(),
+                        name: c.name.clone(),
+                        obj_type: c.obj_type,
+                    });
+                    self.add_object(want, o);
+                }
+            }
+        }
+
+        let cur_fts: HashMap<&str, &Flowtable> = cur
+            .flowtables
+            .iter()
+            .map(|f| (f.name.as_str(), f))
+            .collect();
+        let want_fts: HashSet<&str> = want.flowtables.iter().map(|f| f.name.as_str()).collect();
+        for f in &cur.flowtables {
+            if !want_fts.contains(f.name.as_str()) {
+                self.del_objects.push(Op::DeleteFlowtable {
+                    family: fam,
+                    table: tname(),
+                    name: f.name.clone(),
+                });
+            }
+        }
+        for f in &want.flowtables {
+            match cur_fts.get(f.name.as_str()) {
+                None => self.add_flowtable(want, f),
+                Some(c) if flowtable_eq(c, f) => {}
+                Some(c) => {
+                    self.del_objects.push(Op::DeleteFlowtable {
+                        family: fam,
+                        table: tname(),
+                        name: c.name.clone(),
+                    });
+                    self.add_flowtable(want, f);
+                }
+            }
+        }
+
+        let cur_chains: HashMap<&str, &Chain> =
+            cur.chains.iter().map(|c| (c.name.as_str(), c)).collect();
+        let want_chains: HashSet<&str> = want.chains.iter().map(|c| c.name.as_str()).collect();
+        for c in &cur.chains {
+            if !want_chains.contains(c.name.as_str()) {
+                self.del_chains.push(Op::DeleteChain {
+                    family: fam,
+                    table: tname(),
+                    name: c.name.clone(),
+                });
+            }
+        }
+        // Decide chain fates first: a recreated chain makes rules jumping
+        // to it dependents, wherever they are.
+        let mut kept: Vec<(&Chain, &Chain)> = Vec::new();
+        for w in &want.chains {
+            match cur_chains.get(w.name.as_str()) {
+                None => self.add_chain_with_rules(want, w),
+                Some(c) => {
+                    let header_same = chain_header_eq(c, w, true);
+                    if header_same || chain_header_eq(c, w, false) {
+                        if !header_same {
+                            self.add_chains.push(Op::UpdateChain {
+                                family: fam,
+                                table: tname(),
+                                chain: chain_header(w),
+                            });
+                        }
+                        kept.push((c, w));
+                    } else {
+                        recreated_chains.insert(&w.name);
+                        self.del_chains.push(Op::DeleteChain {
+                            family: fam,
+                            table: tname(),
+                            name: c.name.clone(),
+                        });
+                        self.add_chain_with_rules(want, w);
+                    }
+                }
+            }
+        }
+        let deps = Dependents {
+            sets: &recreated_sets,
+            objects: &recreated_objects,
+            chains: &recreated_chains,
+        };
+        for (c, w) in kept {
+            self.rules(want, c, w, &deps);
+        }
+    }
+
+    fn elements(&mut self, t: &Table, cur: &Set, want: &Set) {
+        let norm_cur: Vec<Cow<'_, Element>> = cur.elements.iter().map(normalized_element).collect();
+        let norm_want: Vec<Cow<'_, Element>> =
+            want.elements.iter().map(normalized_element).collect();
+        let have: HashSet<&Element> = norm_cur.iter().map(|e| e.as_ref()).collect();
+        let wanted: HashSet<&Element> = norm_want.iter().map(|e| e.as_ref()).collect();
+        let removed: Vec<Element> = cur
+            .elements
+            .iter()
+            .zip(&norm_cur)
+            .filter(|(_, n)| !wanted.contains(n.as_ref()))
+            .map(|(e, _)| e.clone())
+            .collect();
+        let added: Vec<Element> = want
+            .elements
+            .iter()
+            .zip(&norm_want)
+            .filter(|(_, n)| !have.contains(n.as_ref()))
+            .map(|(e, _)| e.clone())
+            .collect();
+        if !removed.is_empty() {
+            self.del_elems.push(Op::DeleteElements {
+                family: t.family,
+                table: t.name.clone(),
+                set: want.name.clone(),
+                elements: removed,
+            });
+        }
+        if !added.is_empty() {
+            self.add_elems.push(Op::AddElements {
+                family: t.family,
+                table: t.name.clone(),
+                set: want.name.clone(),
+                elements: added,
+            });
+        }
+    }
+
+    fn rules(&mut self, t: &Table, cur: &Chain, want: &Chain, deps: &Dependents<'_>) {
+        let cur_n: Vec<Cow<'_, Rule>> = cur.rules.iter().map(normalized_rule).collect();
+        let want_n: Vec<Cow<'_, Rule>> = want.rules.iter().map(normalized_rule).collect();
+        let hasher = std::collections::hash_map::RandomState::new();
+        let cur_h: Vec<u64> = cur_n
+            .iter()
+            .map(|r| hasher.hash_one(rule_content(r)))
+            .collect();
+        let want_h: Vec<u64> = want_n
+            .iter()
+            .map(|r| hasher.hash_one(rule_content(r)))
+            .collect();
+        // A rule referencing something recreated never matches: it must be
+        // deleted before its dependency and added back after.
+        let forced: Vec<bool> = want.rules.iter().map(|r| deps.touches(r)).collect();
+        let eq = |i: usize, j: usize| {
+            cur_h[i] == want_h[j]
+                && !forced[j]
+                && rule_content(&cur_n[i]) == rule_content(&want_n[j])
+        };
+        let matches = lcs(cur.rules.len(), want.rules.len(), eq);
+
+        let mut kept_cur = vec![false; cur.rules.len()];
+        let mut match_of_want: Vec<Option<usize>> = vec![None; want.rules.len()];
+        for &(i, j) in &matches {
+            kept_cur[i] = true;
+            match_of_want[j] = Some(i);
+        }
+        for (i, r) in cur.rules.iter().enumerate() {
+            if !kept_cur[i] {
+                if let Some(handle) = r.handle {
+                    self.del_rules.push(Op::DeleteRule {
+                        family: t.family,
+                        table: t.name.clone(),
+                        chain: cur.name.clone(),
+                        handle,
+                    });
+                }
+            }
+        }
+        // Position each new rule relative to its nearest kept neighbour.
+        let mut next_kept: Vec<Option<u64>> = vec![None; want.rules.len() + 1];
+        for j in (0..want.rules.len()).rev() {
+            next_kept[j] = match match_of_want[j] {
+                Some(i) => cur.rules[i].handle,
+                None => next_kept[j + 1],
+            };
+        }
+        let mut anchor: Option<Position> = None;
+        for (j, r) in want.rules.iter().enumerate() {
+            if let Some(i) = match_of_want[j] {
+                anchor = cur.rules[i].handle.map(Position::After);
+                continue;
+            }
+            let position = match anchor {
+                Some(p) => p,
+                None => next_kept[j]
+                    .map(Position::Before)
+                    .unwrap_or(Position::Append),
+            };
+            let id = self.add_rule(t, &want.name, r, position);
+            anchor = Some(Position::AfterAdded(id));
+        }
+    }
+}
+
+struct Dependents<'a> {
+    sets: &'a HashSet<&'a str>,
+    objects: &'a HashSet<&'a str>,
+    chains: &'a HashSet<&'a str>,
+}
+
+impl Dependents<'_> {
+    fn touches(&self, rule: &Rule) -> bool {
+        if self.sets.is_empty() && self.objects.is_empty() && self.chains.is_empty() {
+            return false;
+        }
+        let jumps_to_recreated = |d: &Option<Data>| match d {
+            Some(Data::Verdict(v)) => v.chain().is_some_and(|c| self.chains.contains(c)),
+            _ => false,
+        };
+        let mut hit = rule
+            .exprs
+            .iter()
+            .any(|e| matches!(e, Expr::Immediate(i) if jumps_to_recreated(&i.data)));
+        for s in &rule.sets {
+            for el in &s.elements {
+                hit |= jumps_to_recreated(&el.data);
+                hit |= el
+                    .objref
+                    .as_deref()
+                    .is_some_and(|o| self.objects.contains(o));
+            }
+        }
+        hit || rule.exprs.iter().any(|e| {
+            let mut e = e.clone();
+            let named = e.set_refs_mut().and_then(|(name, _)| name.clone());
+            named.is_some_and(|n| {
+                self.sets.contains(n.as_str()) || self.objects.contains(n.as_str())
+            })
+        })
+    }
+}
+
+/// Pairs (i, j) of equal items in a longest common subsequence of two
+/// sequences, in order: common prefix and suffix first (linear), then
+/// Myers' O((N+M)·D) on the rest. Past `MAX_EDITS` edits the middle is
+/// treated as replaced whole, which is still a correct patch.
+fn lcs(n: usize, m: usize, eq: impl Fn(usize, usize) -> bool) -> Vec<(usize, usize)> {
+    const MAX_EDITS: usize = 2048;
+    let mut pre = 0;
+    while pre < n && pre < m && eq(pre, pre) {
+        pre += 1;
+    }
+    let mut suf = 0;
+    while suf < n - pre && suf < m - pre && eq(n - 1 - suf, m - 1 - suf) {
+        suf += 1;
+    }
+    let mut out: Vec<(usize, usize)> = (0..pre).map(|i| (i, i)).collect();
+    let (a0, b0) = (pre, pre);
+    let (an, bn) = (n - pre - suf, m - pre - suf);
+    if an > 0 && bn > 0 {
+        if let Some(mid) = myers(an, bn, MAX_EDITS, |x, y| eq(a0 + x, b0 + y)) {
+            out.extend(mid.into_iter().map(|(x, y)| (a0 + x, b0 + y)));
+        }
+    }
+    out.extend((0..suf).map(|k| (n - suf + k, m - suf + k)));
+    out
+}
+
+/// Myers' greedy shortest edit script; returns matched pairs, or `None`
+/// when more than `max_d` edits are needed.
+fn myers(
+    n: usize,
+    m: usize,
+    max_d: usize,
+    eq: impl Fn(usize, usize) -> bool,
+) -> Option<Vec<(usize, usize)>> {
+    let (n_i, m_i) = (n as isize, m as isize);
+    // trace[d][k + d] = furthest x on diagonal k after d edits.
+    let mut trace: Vec<Vec<isize>> = Vec::new();
+    let max_d = max_d.min(n + m);
+    for d in 0..=max_d as isize {
+        let mut v = vec![0isize; (2 * d + 1) as usize];
+        let mut done = None;
+        for k in (-d..=d).step_by(2) {
+            let prev = |kk: isize| trace[(d - 1) as usize][(kk + d - 1) as usize];
+            let mut x = if d == 0 {
+                0
+            } else if k == -d || (k != d && prev(k - 1) < prev(k + 1)) {
+                prev(k + 1)
+            } else {
+                prev(k - 1) + 1
+            };
+            let mut y = x - k;
+            while x < n_i && y < m_i && eq(x as usize, y as usize) {
+                x += 1;
+                y += 1;
+            }
+            v[(k + d) as usize] = x;
+            if x >= n_i && y >= m_i {
+                done = Some(k);
+                break;
+            }
+        }
+        trace.push(v);
+        if let Some(mut k) = done {
+            // Walk back, collecting the diagonal (matching) moves.
+            let mut pairs = Vec::new();
+            let mut x = n_i;
+            let mut y = m_i;
+            let mut d = d;
+            while d > 0 {
+                let prev = |kk: isize| trace[(d - 1) as usize][(kk + d - 1) as usize];
+                let pk = if k == -d || (k != d && prev(k - 1) < prev(k + 1)) {
+                    k + 1
+                } else {
+                    k - 1
+                };
+                let px = prev(pk);
+                let py = px - pk;
+                let (sx, sy) = if pk == k + 1 {
+                    (px, py + 1)
+                } else {
+                    (px + 1, py)
+                };
+                while x > sx && y > sy {
+                    x -= 1;
+                    y -= 1;
+                    pairs.push((x as usize, y as usize));
+                }
+                x = px;
+                y = py;
+                k = pk;
+                d -= 1;
+            }
+            while x > 0 && y > 0 {
+                x -= 1;
+                y -= 1;
+                pairs.push((x as usize, y as usize));
+            }
+            pairs.reverse();
+            return Some(pairs);
+        }
+    }
+    None
+}
+
+fn without_handle(r: &Rule) -> Rule {
+    let mut r = r.clone();
+    r.handle = None;
+    r
+}
+
+fn table_header(t: &Table) -> Table {
+    let mut h = Table::new(t.family, t.name.clone());
+    h.flags = t.flags;
+    h.userdata = t.userdata.clone();
+    h.unknown = t.unknown.clone();
+    h
+}
+
+fn chain_header(c: &Chain) -> Chain {
+    Chain {
+        rules: Vec::new(),
+        handle: None,
+        ..c.clone()
+    }
+}
+
+/// Chain headers equal; with `strict` false the policy may differ (the
+/// kernel updates a base chain's policy in place).
+fn chain_header_eq(a: &Chain, b: &Chain, strict: bool) -> bool {
+    a.hook == b.hook
+        && a.chain_type == b.chain_type
+        && (!strict || a.policy == b.policy)
+        && a.flags == b.flags
+        && a.userdata == b.userdata
+        && a.unknown == b.unknown
+}
+
+/// Set definitions equal: everything but elements and kernel-only facts
+/// (handle, use count). Field by field, so a million-element
+/// set is never cloned.
+fn set_definition_eq(a: &Set, b: &Set) -> bool {
+    a.name == b.name
+        && a.flags == b.flags
+        && a.key_type == b.key_type
+        && a.key_len == b.key_len
+        && a.data_type == b.data_type
+        && a.data_len == b.data_len
+        && a.obj_type == b.obj_type
+        && a.policy == b.policy
+        && a.desc == b.desc
+        && a.timeout == b.timeout
+        && a.gc_interval == b.gc_interval
+        && a.userdata == b.userdata
+        && a.exprs == b.exprs
+        && a.unknown == b.unknown
+}
+
+fn object_eq(a: &Object, b: &Object) -> bool {
+    a.obj_type == b.obj_type
+        && a.userdata == b.userdata
+        && a.unknown == b.unknown
+        && object_data_without_state(&a.data) == object_data_without_state(&b.data)
+}
+
+/// An object's parameters without its runtime state (counter values, quota use).
+fn object_data_without_state(d: &ObjectData) -> ObjectData {
+    let mut d = d.clone();
+    d.clear_state();
+    d
+}
+
+fn flowtable_eq(a: &Flowtable, b: &Flowtable) -> bool {
+    a.hook == b.hook && a.flags == b.flags && a.unknown == b.unknown
+}
+
+/// A rule as compared: its content without handle, runtime state, or the
+/// kernel's `__set%d` numbering of its anonymous sets (named by position).
+/// Borrowed unless something needs rewriting.
+fn normalized_rule(r: &Rule) -> Cow<'_, Rule> {
+    const STATEFUL: &[&str] = &["counter", "quota", "last", "dynset", "limit", "connlimit"];
+    if r.sets.is_empty() && !r.exprs.iter().any(|e| STATEFUL.contains(&e.name())) {
+        return Cow::Borrowed(r);
+    }
+    let mut n = r.clone();
+    let anon: HashMap<String, usize> = n
+        .sets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.clone(), i))
+        .collect();
+    for e in &mut n.exprs {
+        e.clear_state();
+        if let Some((name, id)) = e.set_refs_mut() {
+            if let Some(i) = name.as_deref().and_then(|s| anon.get(s)) {
+                *name = Some(format!("anonymous#{i}"));
+                *id = None;
+            }
+        }
+    }
+    for (i, s) in n.sets.iter_mut().enumerate() {
+        s.name = format!("anonymous#{i}");
+        s.handle = None;
+        for el in &mut s.elements {
+            *el = normalized_element(el).into_owned();
+        }
+    }
+    Cow::Owned(n)
+}
+
+/// The parts of a rule that say what it does (not its handle).
+fn rule_content(r: &Rule) -> impl Hash + Eq + '_ {
+    (&r.exprs, &r.userdata, &r.sets, &r.unknown)
+}
+
+fn normalized_element(e: &Element) -> Cow<'_, Element> {
+    if e.expiration.is_none() && e.exprs.is_empty() {
+        return Cow::Borrowed(e);
+    }
+    let mut n = e.clone();
+    n.expiration = None;
+    n.exprs.iter_mut().for_each(Expr::clear_state);
+    Cow::Owned(n)
+}
+
+impl Patch {
+    /// One line per operation in nft syntax (`+ add rule inet fw input tcp
+    /// dport 22 accept`), rules printed in the context of `desired`'s
+    /// tables (so lookups into named sets and maps print fully).
+    pub fn render(&self, desired: &Ruleset) -> String {
+        let mut out = String::new();
+        for op in &self.ops {
+            out.push_str(
+                &OpLine {
+                    op,
+                    context: Some(desired),
+                }
+                .to_string(),
+            );
+            out.push('\n');
+        }
+        out
+    }
+}
+
+impl fmt::Display for Patch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for op in &self.ops {
+            writeln!(f, "{op}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        OpLine {
+            op: self,
+            context: None,
+        }
+        .fmt(f)
+    }
+}
+
+/// An operation printed with (or without) the tables it applies to.
+struct OpLine<'a> {
+    op: &'a Op,
+    context: Option<&'a Ruleset>,
+}
+
+impl fmt::Display for OpLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let fam = |fam: &Family| fam.name();
+        match self.op {
+            Op::AddTable { table } => {
+                write!(f, "+ add table {} {}", fam(&table.family), table.name)
+            }
+            Op::UpdateTable { table } => write!(
+                f,
+                "~ add table {} {} {{ flags {:#x} }}",
+                fam(&table.family),
+                table.name,
+                table.flags
+            ),
+            Op::DeleteTable { family, name } => write!(f, "- delete table {} {name}", fam(family)),
+            Op::AddChain {
+                family,
+                table,
+                chain,
+            } => write!(f, "+ add chain {} {table} {}", fam(family), chain.name),
+            Op::UpdateChain {
+                family,
+                table,
+                chain,
+            } => {
+                write!(
+                    f,
+                    "~ add chain {} {table} {} {{ policy {} }}",
+                    fam(family),
+                    chain.name,
+                    policy_name(chain.policy)
+                )
+            }
+            Op::DeleteChain {
+                family,
+                table,
+                name,
+            } => write!(f, "- delete chain {} {table} {name}", fam(family)),
+            Op::AddSet { family, table, set } => {
+                write!(
+                    f,
+                    "+ add {} {} {table} {}",
+                    if set.is_map() { "map" } else { "set" },
+                    fam(family),
+                    set.name
+                )?;
+                if !set.elements.is_empty() {
+                    write!(f, " ({} elements)", set.elements.len())?;
+                }
+                Ok(())
+            }
+            Op::DeleteSet {
+                family,
+                table,
+                name,
+            } => write!(f, "- delete set {} {table} {name}", fam(family)),
+            Op::AddElements {
+                family,
+                table,
+                set,
+                elements,
+            } => {
+                write!(
+                    f,
+                    "+ add element {} {table} {set} ({} elements)",
+                    fam(family),
+                    elements.len()
+                )
+            }
+            Op::DeleteElements {
+                family,
+                table,
+                set,
+                elements,
+            } => {
+                write!(
+                    f,
+                    "- delete element {} {table} {set} ({} elements)",
+                    fam(family),
+                    elements.len()
+                )
+            }
+            Op::AddObject {
+                family,
+                table,
+                object,
+            } => write!(f, "+ add object {} {table} {}", fam(family), object.name),
+            Op::DeleteObject {
+                family,
+                table,
+                name,
+                ..
+            } => write!(f, "- delete object {} {table} {name}", fam(family)),
+            Op::AddFlowtable {
+                family,
+                table,
+                flowtable,
+            } => write!(
+                f,
+                "+ add flowtable {} {table} {}",
+                fam(family),
+                flowtable.name
+            ),
+            Op::DeleteFlowtable {
+                family,
+                table,
+                name,
+            } => write!(f, "- delete flowtable {} {table} {name}", fam(family)),
+            Op::AddRule {
+                family,
+                table,
+                chain,
+                rule,
+                position,
+                ..
+            } => {
+                let verb = match position {
+                    Position::Before(_) => "insert",
+                    _ => "add",
+                };
+                write!(f, "+ {verb} rule {} {table} {chain}", fam(family))?;
+                match position {
+                    Position::After(h) | Position::Before(h) => write!(f, " position {h}")?,
+                    _ => {}
+                }
+                let empty;
+                let context = match self.context.and_then(|c| {
+                    c.tables
+                        .iter()
+                        .find(|t| t.family == *family && &t.name == table)
+                }) {
+                    Some(t) => t,
+                    None => {
+                        empty = Table::new(*family, table.clone());
+                        &empty
+                    }
+                };
+                let text = crate::print::rule(
+                    *family,
+                    context,
+                    rule,
+                    &crate::print::PrintOptions::default(),
+                );
+                write!(f, " {text}")
+            }
+            Op::DeleteRule {
+                family,
+                table,
+                chain,
+                handle,
+            } => write!(
+                f,
+                "- delete rule {} {table} {chain} handle {handle}",
+                fam(family)
+            ),
+        }
+    }
+}
+
+fn policy_name(p: Option<u32>) -> &'static str {
+    match p {
+        Some(0) => "drop",
+        _ => "accept",
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -130,6 +130,16 @@ pub enum Error {
     /// lost, so the outcome must be re-read from the kernel.
     #[error("netlink receive buffer overflowed during {op}: answers lost")]
     Overflow { op: &'static str },
+    /// A table of the desired value exists without Linx's ownership marker:
+    /// someone else's table is never modified unless adoption is asked for.
+    #[error("table {family} {table} exists and is not managed by Linx (no ownership marker); refusing to modify it")]
+    NotOwned { family: &'static str, table: String },
+    /// Other writers kept committing: every guarded attempt was refused.
+    #[error("gave up after {attempts} attempts: the ruleset generation kept moving (concurrent writers)")]
+    Contention { attempts: u32 },
+    /// A patch did not fit the state it was applied to in memory.
+    #[error(transparent)]
+    Apply(#[from] crate::diff::ApplyError),
     /// The kernel sent something this code cannot decode.
     #[error("malformed netlink data: {0}")]
     Decode(#[from] DecodeError),

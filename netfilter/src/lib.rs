@@ -15,6 +15,7 @@
 pub mod codec;
 pub mod diff;
 pub mod error;
+pub mod events;
 pub mod expr;
 pub mod model;
 pub mod netlink;
@@ -24,8 +25,9 @@ pub mod print;
 pub mod proto;
 pub mod pull;
 pub mod push;
-pub mod sys;
+pub mod reconcile;
 pub mod syntax;
+pub mod sys;
 #[cfg(feature = "testing")]
 pub mod testing;
 

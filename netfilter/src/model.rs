@@ -36,6 +36,36 @@ pub struct Ruleset {
     pub tables: Vec<Table>,
 }
 
+impl Ruleset {
+    /// Forgets what only the kernel knows or changes by itself: handles,
+    /// use counts, the owner's port id, elements' time to expiry, and
+    /// runtime state in expressions and objects (counter values, quota
+    /// consumed, ...). Two namespaces holding the same configuration
+    /// compare equal after this.
+    pub fn clear_kernel_state(&mut self) {
+        use crate::expr::clear_state_all;
+        for t in &mut self.tables {
+            (t.handle, t.use_count, t.owner) = (None, None, None);
+            for c in &mut t.chains {
+                (c.handle, c.use_count) = (None, None);
+                for r in &mut c.rules {
+                    r.handle = None;
+                    clear_state_all(&mut r.exprs);
+                    r.sets.iter_mut().for_each(Set::clear_kernel_state);
+                }
+            }
+            t.sets.iter_mut().for_each(Set::clear_kernel_state);
+            for o in &mut t.objects {
+                (o.handle, o.use_count) = (None, None);
+                o.data.clear_state();
+            }
+            for f in &mut t.flowtables {
+                (f.handle, f.use_count) = (None, None);
+            }
+        }
+    }
+}
+
 /// Userdata TLV types nft uses for comments (type 0 for tables, chains,
 /// rules, objects and elements; sets use 7).
 pub const UDATA_COMMENT: u8 = 0;
@@ -96,6 +126,9 @@ pub struct Table {
     /// Kernel-assigned; ignored when pushing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handle: Option<u64>,
+    /// Number of references the kernel counts (`NFTA_*_USE`); kernel's, never sent.
+    #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
+    pub use_count: Option<u32>,
     /// Netlink port id of the owning socket, for owned tables (kernel's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<u32>,
@@ -115,6 +148,7 @@ impl Table {
             objects: Vec::new(),
             flowtables: Vec::new(),
             handle: None,
+            use_count: None,
             owner: None,
             unknown: Vec::new(),
         }
@@ -166,6 +200,9 @@ pub struct Chain {
     pub rules: Vec<Rule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handle: Option<u64>,
+    /// Number of references the kernel counts (`NFTA_*_USE`); kernel's, never sent.
+    #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
+    pub use_count: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknown: Vec<RawAttr>,
 }
@@ -181,6 +218,7 @@ impl Chain {
             userdata: None,
             rules: Vec::new(),
             handle: None,
+            use_count: None,
             unknown: Vec::new(),
         }
     }
@@ -273,6 +311,15 @@ pub struct Set {
 }
 
 impl Set {
+    /// See [`Ruleset::clear_kernel_state`].
+    pub fn clear_kernel_state(&mut self) {
+        self.handle = None;
+        crate::expr::clear_state_all(&mut self.exprs);
+        for e in &mut self.elements {
+            e.expiration = None;
+            crate::expr::clear_state_all(&mut e.exprs);
+        }
+    }
     pub fn is_anonymous(&self) -> bool {
         self.flags & NFT_SET_ANONYMOUS != 0
     }
@@ -328,6 +375,9 @@ pub struct Object {
     pub userdata: Option<Userdata>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handle: Option<u64>,
+    /// Number of references the kernel counts (`NFTA_*_USE`); kernel's, never sent.
+    #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
+    pub use_count: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknown: Vec<RawAttr>,
 }
@@ -345,6 +395,9 @@ pub struct Flowtable {
     pub flags: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handle: Option<u64>,
+    /// Number of references the kernel counts (`NFTA_*_USE`); kernel's, never sent.
+    #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
+    pub use_count: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknown: Vec<RawAttr>,
 }

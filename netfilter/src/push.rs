@@ -1,1 +1,554 @@
-//! Push: a whole value into the kernel as one transaction.
+//! Writes a whole [`Ruleset`] value into the kernel as ONE transaction:
+//! all of it is applied, or (on any error) none of it.
+//!
+//! ```no_run
+//! use linx_netfilter::{push::{push, PushOptions}, pull::{pull, Selector}, Netns, Socket};
+//! let mut from = Socket::open(&"/run/netns/a".parse::<Netns>().unwrap())?;
+//! let mut to = Socket::open(&"/run/netns/b".parse::<Netns>().unwrap())?;
+//! let value = pull(&mut from, &Selector::All)?.ruleset;
+//! push(&mut to, &value, &PushOptions::default())?;
+//! # Ok::<(), linx_netfilter::Error>(())
+//! ```
+//!
+//! Message order (what the kernel accepts): per table `NEWTABLE`; then per
+//! table its chains, objects, flowtables, named sets each followed by its
+//! elements; then the rules, each preceded by its anonymous sets (sent as
+//! `__set%d` with a batch-local `NFTA_SET_ID` the rule's expressions refer
+//! to, their elements right after) and by the rules of any binding chain it
+//! jumps to. Named sets get their elements before any rule binds them:
+//! the kernel refuses new elements in a bound constant set.
+//!
+//! Kernel-only facts in the value (handles, use counts, owner port id,
+//! element expiry) are never sent.
+
+use crate::codec::{self, element::Target, setref};
+use crate::diff::{Op, Patch, Position};
+use crate::error::{Error, Result};
+use crate::model::{Chain, Rule, Ruleset, Set, Table};
+use crate::netlink::{Batch, Socket};
+use crate::sys::*;
+
+/// What to do with a table of the value that already exists in the kernel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Existing {
+    /// Refuse: the kernel answers `EEXIST` for that table and nothing is
+    /// applied. The safe default for a first push.
+    #[default]
+    Fail,
+    /// Add into it, as `nft -f` does: missing objects are created, existing
+    /// chains and sets are kept, rules are appended (so pushing the same
+    /// value twice duplicates its rules).
+    Merge,
+    /// Replace it whole in the same transaction (delete, then create):
+    /// afterwards the table is exactly the value's.
+    Replace,
+}
+
+/// Options of a push.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PushOptions {
+    /// Apply only if the ruleset is still at this generation (e.g. the one a
+    /// pull returned); otherwise [`Error::GenerationMismatch`], nothing applied.
+    pub generation: Option<u32>,
+    pub existing: Existing,
+}
+
+/// What a push sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pushed {
+    pub messages: usize,
+    pub tables: usize,
+    pub chains: usize,
+    pub rules: usize,
+    /// Named and anonymous.
+    pub sets: usize,
+    pub elements: usize,
+    pub objects: usize,
+    pub flowtables: usize,
+}
+
+/// An encoded push: the batch, and what each message is about (to name a
+/// rule precisely when the kernel refuses it).
+#[derive(Clone, Debug, Default)]
+pub struct Encoded {
+    pub batch: Batch,
+    pub summary: Pushed,
+    /// Per message: (table index, chain index, rule index) for a rule or
+    /// its anonymous sets; `None` for the rest.
+    origins: Vec<Option<(u32, u32, u32)>>,
+}
+
+/// Pushes `rs` as one transaction; see the module documentation.
+pub fn push(sock: &mut Socket, rs: &Ruleset, opts: &PushOptions) -> Result<Pushed> {
+    let mut enc = encode(rs, opts);
+    match sock.commit(&mut enc.batch, opts.generation) {
+        Ok(_) => Ok(enc.summary),
+        Err(Error::Batch(mut failure)) => {
+            for f in &mut failure.0 {
+                if let Some(Some((t, c, r))) =
+                    f.index.checked_sub(1).and_then(|i| enc.origins.get(i))
+                {
+                    f.object = describe_rule(rs, *t as usize, *c as usize, *r as usize, &f.object);
+                }
+            }
+            Err(Error::Batch(failure))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `inet fw input rule #3 ("comment")`, plus what the message itself named
+/// when it was the rule's anonymous set.
+fn describe_rule(rs: &Ruleset, t: usize, c: usize, r: usize, object: &str) -> String {
+    let table = &rs.tables[t];
+    let chain = &table.chains[c];
+    let rule = &chain.rules[r];
+    let mut s = format!(
+        "{} {} {} rule #{}",
+        table.family.name(),
+        table.name,
+        chain.name,
+        r + 1
+    );
+    if let Some(comment) = rule.comment() {
+        s.push_str(&format!(" ({comment:?})"));
+    }
+    if let Some(set) = object.split_whitespace().find(|w| w.starts_with('@')) {
+        s.push_str(&format!(", anonymous set {set}"));
+    }
+    s
+}
+
+/// Builds the batch for `rs` without sending it.
+pub fn encode(rs: &Ruleset, opts: &PushOptions) -> Encoded {
+    let mut e = Encoder {
+        out: Encoded::default(),
+        excl: if opts.existing == Existing::Merge {
+            0
+        } else {
+            NLM_F_EXCL
+        },
+        next_set_id: 0,
+    };
+    for t in &rs.tables {
+        e.table(t, opts.existing);
+    }
+    for t in &rs.tables {
+        e.table_contents(t);
+    }
+    for (ti, t) in rs.tables.iter().enumerate() {
+        e.rules(ti, t);
+    }
+    e.out.summary.messages = e.out.batch.len();
+    e.out
+}
+
+/// Encodes a patch as one batch, in the patch's order (which the kernel
+/// accepts: see [`crate::diff`]).
+pub fn encode_patch(patch: &Patch) -> Encoded {
+    let mut e = Encoder {
+        out: Encoded::default(),
+        excl: 0,
+        next_set_id: 0,
+    };
+    for op in &patch.ops {
+        e.op(op);
+    }
+    e.out.summary.messages = e.out.batch.len();
+    e.out
+}
+
+/// What pushing a patch produced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PatchPushed {
+    /// The generation after the commit, when the push was guarded.
+    pub generation: Option<u32>,
+    /// Kernel handle of each added rule, by its batch-local id.
+    pub handles: std::collections::HashMap<u32, u64>,
+    pub messages: usize,
+}
+
+/// Pushes `patch` as one transaction, guarded by `generation` when given.
+/// Nothing is sent for an empty patch.
+pub fn push_patch(
+    sock: &mut Socket,
+    patch: &Patch,
+    generation: Option<u32>,
+) -> Result<PatchPushed> {
+    if patch.is_empty() {
+        return Ok(PatchPushed {
+            generation,
+            ..Default::default()
+        });
+    }
+    let mut enc = encode_patch(patch);
+    let (generation, echoes) = sock.commit_with_echo(&mut enc.batch, generation)?;
+    // The kernel echoes added rules in batch order: pair them with the
+    // patch's AddRule ops to learn each one's handle.
+    let ids = patch.ops.iter().filter_map(|o| {
+        if let Op::AddRule { id, .. } = o {
+            Some(*id)
+        } else {
+            None
+        }
+    });
+    let mut handles = std::collections::HashMap::new();
+    let echoed = echoes
+        .iter()
+        .filter_map(|m| m.ok())
+        .filter(|m| m.nft_msg() == Some(NFT_MSG_NEWRULE));
+    for (id, m) in ids.zip(echoed) {
+        if let Ok(d) = codec::rule::decode(&m) {
+            if let Some(h) = d.value.handle {
+                handles.insert(id, h);
+            }
+        }
+    }
+    Ok(PatchPushed {
+        generation,
+        handles,
+        messages: enc.summary.messages,
+    })
+}
+
+struct Encoder {
+    out: Encoded,
+    excl: u16,
+    next_set_id: u32,
+}
+
+impl Encoder {
+    fn add(
+        &mut self,
+        msg: u32,
+        flags: u16,
+        family: u8,
+        attrs: impl FnOnce(&mut crate::netlink::Writer),
+    ) {
+        self.out.batch.add(msg, flags, family, attrs);
+    }
+
+    fn table(&mut self, t: &Table, existing: Existing) {
+        let f = t.family.into();
+        if existing == Existing::Replace {
+            // Create-if-missing, delete, create: works whether or not it existed.
+            self.add(NFT_MSG_NEWTABLE, NLM_F_CREATE, f, |w| {
+                w.put_str(NFTA_TABLE_NAME, &t.name)
+            });
+            self.add(NFT_MSG_DELTABLE, 0, f, |w| {
+                w.put_str(NFTA_TABLE_NAME, &t.name)
+            });
+        }
+        self.add(NFT_MSG_NEWTABLE, NLM_F_CREATE | self.excl, f, |w| {
+            codec::table::encode(w, t)
+        });
+        self.out.summary.tables += 1;
+    }
+
+    fn table_contents(&mut self, t: &Table) {
+        let f: u8 = t.family.into();
+        let flags = NLM_F_CREATE | self.excl;
+        for c in &t.chains {
+            self.add(NFT_MSG_NEWCHAIN, flags, f, |w| {
+                codec::chain::encode(w, &t.name, c)
+            });
+        }
+        for o in &t.objects {
+            self.add(NFT_MSG_NEWOBJ, flags, f, |w| {
+                codec::object::encode(w, &t.name, o)
+            });
+        }
+        for ft in &t.flowtables {
+            self.add(NFT_MSG_NEWFLOWTABLE, flags, f, |w| {
+                codec::flowtable::encode(w, &t.name, ft)
+            });
+        }
+        for s in &t.sets {
+            self.set(f, &t.name, s, None, None);
+        }
+        let s = &mut self.out.summary;
+        s.chains += t.chains.len();
+        s.objects += t.objects.len();
+        s.flowtables += t.flowtables.len();
+    }
+
+    /// A set and its elements; `anon` = (name template, set id).
+    fn set(
+        &mut self,
+        family: u8,
+        table: &str,
+        s: &Set,
+        anon: Option<(&str, u32)>,
+        origin: Option<(u32, u32, u32)>,
+    ) {
+        let before = self.out.batch.len();
+        // Every set gets a batch-local id, as nft sends (the kernel wants one).
+        let (name, id) = match anon {
+            Some((n, id)) => (n, id),
+            None => (s.name.as_str(), self.set_id()),
+        };
+        let flags = if anon.is_some() {
+            NLM_F_CREATE
+        } else {
+            NLM_F_CREATE | self.excl
+        };
+        self.add(NFT_MSG_NEWSET, flags, family, |w| {
+            codec::set::encode(w, table, s, Some(name), Some(id))
+        });
+        let to = Target {
+            family,
+            table,
+            set: name,
+            set_id: anon.map(|_| id),
+        };
+        codec::element::add_to_batch(&mut self.out.batch, NLM_F_CREATE, to, &s.elements);
+        self.out.summary.sets += 1;
+        self.out.summary.elements += s.elements.len();
+        self.out.origins.resize(before, None);
+        self.out.origins.resize(self.out.batch.len(), origin);
+    }
+
+    fn set_id(&mut self) -> u32 {
+        self.next_set_id += 1;
+        self.next_set_id
+    }
+
+    fn rules(&mut self, ti: usize, t: &Table) {
+        let binding = |c: &Chain| c.flags.unwrap_or(0) & NFT_CHAIN_BINDING != 0;
+        if !t.chains.iter().any(binding) {
+            for (ci, c) in t.chains.iter().enumerate() {
+                for (ri, r) in c.rules.iter().enumerate() {
+                    self.rule(ti, t, ci, ri, r);
+                }
+            }
+            return;
+        }
+        // A binding chain's rules go in before the rule that binds it.
+        let mut done = vec![false; t.chains.len()];
+        for (ci, c) in t.chains.iter().enumerate() {
+            if !binding(c) {
+                self.chain_rules(ti, t, ci, &mut done);
+            }
+        }
+        // Binding chains nothing jumps to (kept for losslessness).
+        for ci in 0..t.chains.len() {
+            self.chain_rules(ti, t, ci, &mut done);
+        }
+    }
+
+    fn chain_rules(&mut self, ti: usize, t: &Table, ci: usize, done: &mut [bool]) {
+        if std::mem::replace(&mut done[ci], true) {
+            return;
+        }
+        for (ri, r) in t.chains[ci].rules.iter().enumerate() {
+            for target in r.exprs.iter().filter_map(setref::jump_target) {
+                if let Some(bi) = t
+                    .chains
+                    .iter()
+                    .position(|c| c.name == target && c.flags.unwrap_or(0) & NFT_CHAIN_BINDING != 0)
+                {
+                    self.chain_rules(ti, t, bi, done);
+                }
+            }
+            self.rule(ti, t, ci, ri, r);
+        }
+    }
+
+    fn rule(&mut self, ti: usize, t: &Table, ci: usize, ri: usize, r: &Rule) {
+        let origin = Some((ti as u32, ci as u32, ri as u32));
+        self.rule_at(
+            t.family.into(),
+            &t.name,
+            &t.chains[ci].name,
+            r,
+            origin,
+            NLM_F_APPEND,
+            |_| {},
+        );
+    }
+
+    /// A rule preceded by its anonymous sets: each is created under a name
+    /// template and a batch-local id, and the rule's references re-pointed
+    /// at that id. `place` writes position attributes after the rule's own.
+    #[allow(clippy::too_many_arguments)]
+    fn rule_at(
+        &mut self,
+        f: u8,
+        table: &str,
+        chain: &str,
+        r: &Rule,
+        origin: Option<(u32, u32, u32)>,
+        flags: u16,
+        place: impl FnOnce(&mut crate::netlink::Writer),
+    ) {
+        let mut anon_rule;
+        let mut rule = r;
+        if !r.sets.is_empty() {
+            anon_rule = r.clone();
+            for s in &r.sets {
+                let id = self.set_id();
+                let template = setref::anonymous_template(&s.name);
+                self.set(f, table, s, Some((&template, id)), origin);
+                for e in &mut anon_rule.exprs {
+                    setref::for_each_set_ref(e, |name, set_id| {
+                        if *name == s.name {
+                            name.clone_from(&template);
+                            *set_id = Some(id);
+                        }
+                    });
+                }
+            }
+            rule = &anon_rule;
+        }
+        self.add(NFT_MSG_NEWRULE, NLM_F_CREATE | flags, f, |w| {
+            codec::rule::encode(w, table, chain, rule);
+            place(w);
+        });
+        self.out.origins.resize(self.out.batch.len(), origin);
+        self.out.summary.rules += 1;
+    }
+
+    /// One patch operation. Added rules ask for an echo (`NLM_F_ECHO`) so
+    /// the commit tells their handles.
+    fn op(&mut self, op: &Op) {
+        match op {
+            Op::AddTable { table } | Op::UpdateTable { table } => {
+                self.add(NFT_MSG_NEWTABLE, NLM_F_CREATE, table.family.into(), |w| {
+                    codec::table::encode(w, table)
+                });
+            }
+            Op::DeleteTable { family, name } => {
+                self.add(NFT_MSG_DELTABLE, 0, (*family).into(), |w| {
+                    w.put_str(NFTA_TABLE_NAME, name)
+                });
+            }
+            Op::AddChain {
+                family,
+                table,
+                chain,
+            }
+            | Op::UpdateChain {
+                family,
+                table,
+                chain,
+            } => {
+                self.add(NFT_MSG_NEWCHAIN, NLM_F_CREATE, (*family).into(), |w| {
+                    codec::chain::encode(w, table, chain)
+                });
+            }
+            Op::DeleteChain {
+                family,
+                table,
+                name,
+            } => self.add(NFT_MSG_DELCHAIN, 0, (*family).into(), |w| {
+                w.put_str(NFTA_CHAIN_TABLE, table);
+                w.put_str(NFTA_CHAIN_NAME, name);
+            }),
+            Op::AddSet { family, table, set } => self.set((*family).into(), table, set, None, None),
+            Op::DeleteSet {
+                family,
+                table,
+                name,
+            } => self.add(NFT_MSG_DELSET, 0, (*family).into(), |w| {
+                w.put_str(NFTA_SET_TABLE, table);
+                w.put_str(NFTA_SET_NAME, name);
+            }),
+            Op::AddElements {
+                family,
+                table,
+                set,
+                elements,
+            }
+            | Op::DeleteElements {
+                family,
+                table,
+                set,
+                elements,
+            } => {
+                let msg = if matches!(op, Op::AddElements { .. }) {
+                    NFT_MSG_NEWSETELEM
+                } else {
+                    NFT_MSG_DELSETELEM
+                };
+                let to = Target {
+                    family: (*family).into(),
+                    table,
+                    set,
+                    set_id: None,
+                };
+                codec::element::to_batch(&mut self.out.batch, msg, NLM_F_CREATE, to, elements);
+                self.out.summary.elements += elements.len();
+            }
+            Op::AddObject {
+                family,
+                table,
+                object,
+            } => {
+                self.add(NFT_MSG_NEWOBJ, NLM_F_CREATE, (*family).into(), |w| {
+                    codec::object::encode(w, table, object)
+                });
+            }
+            Op::DeleteObject {
+                family,
+                table,
+                name,
+                obj_type,
+            } => self.add(NFT_MSG_DELOBJ, 0, (*family).into(), |w| {
+                w.put_str(NFTA_OBJ_TABLE, table);
+                w.put_str(NFTA_OBJ_NAME, name);
+                w.put_u32_be(NFTA_OBJ_TYPE, *obj_type);
+            }),
+            Op::AddFlowtable {
+                family,
+                table,
+                flowtable,
+            } => self.add(NFT_MSG_NEWFLOWTABLE, NLM_F_CREATE, (*family).into(), |w| {
+                codec::flowtable::encode(w, table, flowtable)
+            }),
+            Op::DeleteFlowtable {
+                family,
+                table,
+                name,
+            } => self.add(NFT_MSG_DELFLOWTABLE, 0, (*family).into(), |w| {
+                w.put_str(NFTA_FLOWTABLE_TABLE, table);
+                w.put_str(NFTA_FLOWTABLE_NAME, name);
+            }),
+            Op::DeleteRule {
+                family,
+                table,
+                chain,
+                handle,
+            } => self.add(NFT_MSG_DELRULE, 0, (*family).into(), |w| {
+                w.put_str(NFTA_RULE_TABLE, table);
+                w.put_str(NFTA_RULE_CHAIN, chain);
+                w.put_u64_be(NFTA_RULE_HANDLE, *handle);
+            }),
+            Op::AddRule {
+                family,
+                table,
+                chain,
+                rule,
+                position,
+                id,
+            } => {
+                // Without NLM_F_APPEND a positioned rule goes before its anchor.
+                let flags = NLM_F_ECHO
+                    | if matches!(position, Position::Before(_)) {
+                        0
+                    } else {
+                        NLM_F_APPEND
+                    };
+                self.rule_at((*family).into(), table, chain, rule, None, flags, |w| {
+                    match position {
+                        Position::Append => {}
+                        Position::After(h) | Position::Before(h) => {
+                            w.put_u64_be(NFTA_RULE_POSITION, *h)
+                        }
+                        Position::AfterAdded(prev) => w.put_u32_be(NFTA_RULE_POSITION_ID, *prev),
+                    }
+                    w.put_u32_be(NFTA_RULE_ID, *id);
+                });
+            }
+        }
+    }
+}

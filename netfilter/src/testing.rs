@@ -130,3 +130,59 @@ pub fn host_ruleset() -> String {
         .expect("run nft");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// An nft script with `rules` rules spread over chains of `per_chain`
+/// rules (jumped to from one base chain), for scale tests and benchmarks.
+pub fn synthetic_ruleset(rules: usize, per_chain: usize) -> String {
+    use std::fmt::Write as _;
+    let per_chain = per_chain.max(1);
+    let chains = rules.div_ceil(per_chain);
+    let mut s = String::with_capacity(rules * 80);
+    s.push_str("table inet scale {\n\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n");
+    for c in 0..chains {
+        let _ = writeln!(
+            s,
+            "\t\tip daddr 192.168.{}.{} jump c{c}",
+            c / 256 % 256,
+            c % 256
+        );
+    }
+    s.push_str("\t}\n");
+    for c in 0..chains {
+        let _ = writeln!(s, "\tchain c{c} {{");
+        for i in c * per_chain..((c + 1) * per_chain).min(rules) {
+            let _ = writeln!(
+                s,
+                "\t\tip saddr 10.{}.{}.{} tcp dport {} counter accept comment \"r{i}\"",
+                i >> 16 & 255,
+                i >> 8 & 255,
+                i & 255,
+                1 + i % 65535
+            );
+        }
+        s.push_str("\t}\n");
+    }
+    s.push_str("}\n");
+    s
+}
+
+/// An nft script with one interval set of `n` distinct /32 ranges
+/// (`10.0.0.0/32`, `10.0.0.2/32`, ...: every other address, so none merge).
+pub fn synthetic_interval_set(n: usize) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(n * 20);
+    s.push_str("table inet scale {\n\tset big {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = { ");
+    for i in 0..n {
+        let a = (10u32 << 24) + 2 * i as u32;
+        let _ = write!(
+            s,
+            "{}.{}.{}.{}/32, ",
+            a >> 24,
+            a >> 16 & 255,
+            a >> 8 & 255,
+            a & 255
+        );
+    }
+    s.push_str("}\n\t}\n}\n");
+    s
+}

@@ -65,21 +65,14 @@ pub fn invalid_message(v: &Validation) -> String {
 }
 
 fn valid_condition(v: &Validation) -> (&'static str, &'static str, String) {
-    if !v.is_valid() {
-        ("False", "Invalid", invalid_message(v))
-    } else if v.syntax_checked {
+    if v.is_valid() {
         (
             "True",
             "Valid",
             "structure, references and nft syntax are valid".into(),
         )
     } else {
-        (
-            "True",
-            "StructureValid",
-            "structure and references are valid; nft rule syntax was not checked (no nft compiler in this operator build)"
-                .into(),
-        )
+        ("False", "Invalid", invalid_message(v))
     }
 }
 
@@ -267,7 +260,6 @@ mod tests {
     fn valid() -> Validation {
         Validation {
             diagnostics: vec![],
-            syntax_checked: false,
         }
     }
     fn cond<'a>(s: &'a FirewallRulesetStatus, ty: &str) -> &'a Condition {
@@ -284,7 +276,6 @@ mod tests {
                         .chain("in")
                 })
                 .collect(),
-            syntax_checked: false,
         };
         let agg = Aggregate::default();
         let o = Observed {

@@ -111,8 +111,7 @@ fn valid_spec() -> Value {
                {"name": "ssh", "rules": ["accept"]}]}]})
 }
 
-const STRUCTURE_VALID: &str =
-    "structure and references are valid; nft rule syntax was not checked (no nft compiler in this operator build)";
+const VALID_MSG: &str = "structure, references and nft syntax are valid";
 const NO_CONFLICT: &str = "no other FirewallRuleset claims these tables";
 
 #[tokio::test]
@@ -132,7 +131,7 @@ async fn valid_resource_gets_its_status_by_server_side_apply() {
                 "status": {
                     "observedGeneration": 3,
                     "conditions": [
-                        cond("Valid", "True", "StructureValid", STRUCTURE_VALID),
+                        cond("Valid", "True", "Valid", VALID_MSG),
                         cond("Conflicted", "False", "NoConflict", NO_CONFLICT),
                     ],
                     "matchedPods": 0, "appliedPods": 0, "failedPods": 0,
@@ -308,7 +307,7 @@ async fn unchanged_status_is_not_written() {
     obj.status = Some(
         serde_json::from_value(json!({
             "observedGeneration": 3,
-            "conditions": [cond("Valid", "True", "StructureValid", STRUCTURE_VALID), cond("Conflicted", "False", "NoConflict", NO_CONFLICT)],
+            "conditions": [cond("Valid", "True", "Valid", VALID_MSG), cond("Conflicted", "False", "NoConflict", NO_CONFLICT)],
             "matchedPods": 0, "appliedPods": 0, "failedPods": 0,
         }))
         .unwrap(),

@@ -9,9 +9,9 @@ crate::kernel_enum! {
         Bool = NFT_BITWISE_BOOL,
         Lshift = NFT_BITWISE_LSHIFT,
         Rshift = NFT_BITWISE_RSHIFT,
-        And = 3,
-        Or = 4,
-        Xor = 5,
+        And = NFT_BITWISE_AND,
+        Or = NFT_BITWISE_OR,
+        Xor = NFT_BITWISE_XOR,
     }
 }
 
@@ -26,6 +26,6 @@ crate::attr_struct! {
         xor: Data = NFTA_BITWISE_XOR,
         data: Data = NFTA_BITWISE_DATA,
         /// Second source register of `and` / `or` / `xor` (Linux 6.13+).
-        sreg2: u32 = 8,
+        sreg2: u32 = NFTA_BITWISE_SREG2,
     }
 }

@@ -41,7 +41,7 @@ crate::kernel_enum! {
         TimeHour = NFT_META_TIME_HOUR,
         Sdif = NFT_META_SDIF,
         Sdifname = NFT_META_SDIFNAME,
-        BriBroute = 37,
+        BriBroute = NFT_META_BRI_BROUTE,
     }
 }
 

@@ -82,9 +82,81 @@ expressions! {
     Bitwise(bitwise::Bitwise) = "bitwise",
     Lookup(lookup::Lookup) = "lookup",
     Counter(counter::Counter) = "counter",
+    Byteorder(byteorder::Byteorder) = "byteorder",
+    Range(range::Range) = "range",
+    Dynset(dynset::Dynset) = "dynset",
+    Ct(ct::Ct) = "ct",
+    Limit(limit::Limit) = "limit",
+    Quota(quota::Quota) = "quota",
+    Connlimit(connlimit::Connlimit) = "connlimit",
+    Log(log::Log) = "log",
+    Nat(nat::Nat) = "nat",
+    Masq(masq::Masq) = "masq",
+    Redir(redir::Redir) = "redir",
+    Reject(reject::Reject) = "reject",
+    Fib(fib::Fib) = "fib",
+    Exthdr(exthdr::Exthdr) = "exthdr",
+    Rt(rt::Rt) = "rt",
+    Socket(socket::Socket) = "socket",
+    Tproxy(tproxy::Tproxy) = "tproxy",
+    Hash(hash::Hash) = "hash",
+    Numgen(numgen::Numgen) = "numgen",
+    Osf(osf::Osf) = "osf",
+    Xfrm(xfrm::Xfrm) = "xfrm",
+    Fwd(fwd::Fwd) = "fwd",
+    Dup(dup::Dup) = "dup",
+    Synproxy(synproxy::Synproxy) = "synproxy",
+    Objref(objref::Objref) = "objref",
+    Notrack(notrack::Notrack) = "notrack",
+    Last(last::Last) = "last",
+    Inner(inner::Inner) = "inner",
+    /// Modelled; this kernel lacks `nft_queue`.
+    Queue(queue::Queue) = "queue",
+    Tunnel(tunnel::Tunnel) = "tunnel",
+    /// Modelled; this kernel lacks flowtables.
+    FlowOffload(flow_offload::FlowOffload) = "flow_offload",
+    Match(xt_match::Match) = "match",
+    Target(xt_target::Target) = "target",
 }
 
 impl Expr {
+    /// The set an expression refers to, as (name, same-transaction id), for
+    /// `lookup`, `dynset` and object-map `objref`; push rewrites these when
+    /// it renames anonymous sets.
+    pub fn set_refs_mut(&mut self) -> Option<(&mut Option<String>, &mut Option<u32>)> {
+        match self {
+            Expr::Lookup(l) => Some((&mut l.set, &mut l.set_id)),
+            Expr::Dynset(d) => Some((&mut d.set_name, &mut d.set_id)),
+            Expr::Objref(o) if o.set_name.is_some() || o.set_id.is_some() => {
+                Some((&mut o.set_name, &mut o.set_id))
+            }
+            _ => None,
+        }
+    }
+
+    /// Zeroes runtime state (counter values, quota consumed, `last`'s
+    /// timestamp), also inside dynset and inner expressions, so rules can
+    /// be compared on configuration alone.
+    pub fn clear_state(&mut self) {
+        match self {
+            Expr::Counter(c) => c.clear_state(),
+            Expr::Quota(q) => q.clear_state(),
+            Expr::Last(l) => l.clear_state(),
+            Expr::Dynset(d) => {
+                if let Some(e) = &mut d.expr {
+                    e.clear_state();
+                }
+                clear_state_all(d.exprs.iter_mut().flatten());
+            }
+            Expr::Inner(i) => {
+                if let Some(e) = &mut i.expr {
+                    e.clear_state();
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Writes this expression as one `NFTA_LIST_ELEM`.
     pub fn encode(&self, w: &mut Writer) {
         let start = w.begin_nest(NFTA_LIST_ELEM);
@@ -123,6 +195,11 @@ impl Expr {
         })?;
         Expr::decode_data(name, data)
     }
+}
+
+/// [`Expr::clear_state`] on each expression (rules, set elements).
+pub fn clear_state_all<'a>(exprs: impl IntoIterator<Item = &'a mut Expr>) {
+    exprs.into_iter().for_each(Expr::clear_state);
 }
 
 /// Writes a list of expressions as consecutive `NFTA_LIST_ELEM`s.

@@ -10,7 +10,7 @@ crate::kernel_enum! {
         Network = NFT_PAYLOAD_NETWORK_HEADER,
         Transport = NFT_PAYLOAD_TRANSPORT_HEADER,
         Inner = NFT_PAYLOAD_INNER_HEADER,
-        Tunnel = 4,
+        Tunnel = NFT_PAYLOAD_TUN_HEADER,
     }
 }
 

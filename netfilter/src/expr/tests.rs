@@ -75,3 +75,157 @@ fn malformed_expression_is_an_error() {
         let _ = decode_list(Attrs::new(&bytes[..cut]));
     }
 }
+
+#[test]
+fn set_refs_reach_lookup_dynset_and_objref_maps_only() {
+    let mut exprs: Vec<Expr> = vec![
+        lookup::Lookup {
+            set: Some("__set0".into()),
+            sreg: Some(1),
+            ..Default::default()
+        }
+        .into(),
+        dynset::Dynset {
+            set_name: Some("__set1".into()),
+            ..Default::default()
+        }
+        .into(),
+        objref::Objref {
+            set_name: Some("__map2".into()),
+            set_sreg: Some(1),
+            ..Default::default()
+        }
+        .into(),
+        objref::Objref {
+            imm_name: Some("c1".into()),
+            imm_type: Some(NFT_OBJECT_COUNTER),
+            ..Default::default()
+        }
+        .into(),
+        counter::Counter::default().into(),
+    ];
+    for (i, e) in exprs.iter_mut().enumerate() {
+        if let Some((name, id)) = e.set_refs_mut() {
+            *name = None;
+            *id = Some(i as u32);
+        }
+    }
+    let ids: Vec<_> = exprs
+        .iter_mut()
+        .map(|e| e.set_refs_mut().map(|(n, id)| (n.clone(), *id)))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            Some((None, Some(0))),
+            Some((None, Some(1))),
+            Some((None, Some(2))),
+            None,
+            None
+        ]
+    );
+    let Expr::Lookup(l) = &exprs[0] else { panic!() };
+    assert_eq!((l.set.as_deref(), l.set_id), (None, Some(0)));
+    roundtrip(&exprs);
+}
+
+#[test]
+fn clear_state_zeroes_runtime_values_only() {
+    let counter = |n| -> Expr {
+        counter::Counter {
+            bytes: Some(n),
+            packets: Some(n),
+            ..Default::default()
+        }
+        .into()
+    };
+    let quota = quota::Quota {
+        bytes: Some(1000),
+        flags: Some(1),
+        consumed: Some(77),
+        ..Default::default()
+    };
+    let mut exprs: Vec<Expr> = vec![
+        counter(5),
+        quota.clone().into(),
+        last::Last {
+            set: Some(1),
+            msecs: Some(1234),
+            ..Default::default()
+        }
+        .into(),
+        dynset::Dynset {
+            set_name: Some("s".into()),
+            expr: Some(Box::new(counter(9))),
+            exprs: Some(vec![counter(3), quota.clone().into()]),
+            ..Default::default()
+        }
+        .into(),
+        limit::Limit {
+            rate: Some(10),
+            unit: Some(1),
+            ..Default::default()
+        }
+        .into(),
+    ];
+    let limit_before = exprs[4].clone();
+    clear_state_all(&mut exprs);
+    let cleared_quota: Expr = quota::Quota {
+        consumed: Some(0),
+        ..quota
+    }
+    .into();
+    assert_eq!(exprs[0], counter(0));
+    assert_eq!(exprs[1], cleared_quota);
+    assert_eq!(
+        exprs[2],
+        last::Last {
+            set: Some(0),
+            msecs: Some(0),
+            ..Default::default()
+        }
+        .into()
+    );
+    let Expr::Dynset(d) = &exprs[3] else { panic!() };
+    assert_eq!(d.expr.as_deref(), Some(&counter(0)));
+    assert_eq!(d.exprs.as_deref(), Some(&[counter(0), cleared_quota][..]));
+    assert_eq!(exprs[4], limit_before, "configuration is untouched");
+    // Absent runtime attributes stay absent, so encoding keeps the layout.
+    let mut empty: Expr = counter::Counter::default().into();
+    empty.clear_state();
+    assert_eq!(empty, counter::Counter::default().into());
+}
+
+#[test]
+fn modelled_expressions_roundtrip_and_keep_their_names() {
+    // Forms this kernel cannot load (queue, flow_offload): the codec must
+    // still be lossless and name them as the kernel does.
+    let exprs: Vec<Expr> = vec![
+        queue::Queue {
+            num: Some(3),
+            total: Some(2),
+            flags: Some(NFT_QUEUE_FLAG_BYPASS as u16),
+            ..Default::default()
+        }
+        .into(),
+        queue::Queue {
+            sreg_qnum: Some(NFT_REG32_00),
+            flags: Some(0),
+            ..Default::default()
+        }
+        .into(),
+        flow_offload::FlowOffload {
+            table_name: Some("ft".into()),
+            ..Default::default()
+        }
+        .into(),
+        notrack::Notrack::default().into(),
+    ];
+    roundtrip(&exprs);
+    let names: Vec<_> = exprs.iter().map(Expr::name).collect();
+    assert_eq!(names, ["queue", "queue", "flow_offload", "notrack"]);
+    // notrack carries no data nest at all, as the kernel dumps it.
+    let mut w = Writer::new();
+    exprs[3].encode(&mut w);
+    assert_eq!(w.len(), 4 + 12);
+}

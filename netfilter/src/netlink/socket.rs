@@ -341,17 +341,35 @@ impl Socket {
     /// since that generation was read. Returns the generation the commit
     /// produced when guarded (the kernel counts commits one by one).
     pub fn commit(&mut self, batch: &mut Batch, genid: Option<u32>) -> Result<Option<u32>> {
-        self.transact(batch, genid, true)?;
+        self.transact(batch, genid, true, None)?;
         Ok(genid.map(|g| g.wrapping_add(1).max(1)))
+    }
+
+    /// [`Socket::commit`], also returning what the kernel echoed for
+    /// messages sent with `NLM_F_ECHO` (e.g. added rules with their handles).
+    pub fn commit_with_echo(
+        &mut self,
+        batch: &mut Batch,
+        genid: Option<u32>,
+    ) -> Result<(Option<u32>, Dump)> {
+        let mut echoes = Dump::default();
+        self.transact(batch, genid, true, Some(&mut echoes))?;
+        Ok((genid.map(|g| g.wrapping_add(1).max(1)), echoes))
     }
 
     /// Has the kernel validate `batch` fully without applying it (the batch
     /// is sent without BATCH_END, as `nft -c` does).
     pub fn check(&mut self, batch: &mut Batch, genid: Option<u32>) -> Result<()> {
-        self.transact(batch, genid, false)
+        self.transact(batch, genid, false, None)
     }
 
-    fn transact(&mut self, batch: &mut Batch, genid: Option<u32>, commit: bool) -> Result<()> {
+    fn transact(
+        &mut self,
+        batch: &mut Batch,
+        genid: Option<u32>,
+        commit: bool,
+        mut echoes: Option<&mut Dump>,
+    ) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -399,7 +417,16 @@ impl Socket {
         while self.recv(true, "batch acknowledgements")? {
             for m in Msgs::new(&self.rbuf) {
                 let m = m?;
-                let Some(e) = m.error()? else { continue };
+                let Some(e) = m.error()? else {
+                    if let Some(out) = echoes.as_deref_mut() {
+                        if m.seq > first && m.seq <= first + n {
+                            out.buf.extend_from_slice(m.bytes);
+                            out.buf.resize(super::attr::align4(out.buf.len()), 0);
+                            out.count += 1;
+                        }
+                    }
+                    continue;
+                };
                 if e.errno == 0 || e.seq < first || e.seq > first + n + 1 {
                     continue;
                 }
@@ -419,6 +446,18 @@ impl Socket {
             failures.sort_by_key(|f| f.index);
             return Err(Error::Batch(BatchFailure(failures)));
         }
+        Ok(())
+    }
+
+    /// Sets the receive buffer to exactly `bytes` (may shrink it).
+    pub fn set_receive_buffer(&mut self, bytes: usize) -> Result<()> {
+        setsockopt(&self.fd(), sockopt::RcvBufForce, &bytes)
+            .or_else(|_| setsockopt(&self.fd(), sockopt::RcvBuf, &bytes))
+            .map_err(|e| Error::Io {
+                op: "SO_RCVBUF",
+                source: e.into(),
+            })?;
+        self.rcvbuf = bytes;
         Ok(())
     }
 

@@ -64,3 +64,37 @@ pub const NFT_MSG_DESTROYSETELEM: u32 = 30;
 pub const NFT_MSG_DESTROYOBJ: u32 = 31;
 pub const NFT_MSG_DESTROYFLOWTABLE: u32 = 32;
 pub const NFT_MSG_GETSETELEM_RESET: u32 = 33;
+
+// `inner` expression attributes (Linux 6.2+, after bookworm's headers).
+pub const NFTA_INNER_UNSPEC: u16 = 0;
+pub const NFTA_INNER_NUM: u16 = 1;
+pub const NFTA_INNER_TYPE: u16 = 2;
+pub const NFTA_INNER_FLAGS: u16 = 3;
+pub const NFTA_INNER_HDRSIZE: u16 = 4;
+pub const NFTA_INNER_EXPR: u16 = 5;
+/// `enum nft_inner_type` and the `inner` flags (Linux 6.2+).
+pub const NFT_INNER_UNSPEC: u32 = 0;
+pub const NFT_INNER_VXLAN: u32 = 1;
+pub const NFT_INNER_GENEVE: u32 = 2;
+pub const NFT_INNER_HDRSIZE: u32 = 1 << 0;
+pub const NFT_INNER_LL: u32 = 1 << 1;
+pub const NFT_INNER_NH: u32 = 1 << 2;
+pub const NFT_INNER_TH: u32 = 1 << 3;
+
+// Register-to-register boolean ops of `bitwise` (Linux 6.13+).
+pub const NFT_BITWISE_AND: u32 = 3;
+pub const NFT_BITWISE_OR: u32 = 4;
+pub const NFT_BITWISE_XOR: u32 = 5;
+pub const NFTA_BITWISE_SREG2: u16 = 8;
+
+/// `meta broute` (Linux 6.5+).
+pub const NFT_META_BRI_BROUTE: u32 = 37;
+/// Payload base of the tunnel header, for `inner` (Linux 6.2+).
+pub const NFT_PAYLOAD_TUN_HEADER: u32 = 4;
+
+// Set attributes added after Debian bookworm's headers (Linux 6.16+),
+// dumped by the kernel and refused on input.
+/// The set's backend (kernel's; never sent).
+pub const NFTA_SET_TYPE: u16 = 19;
+/// The number of elements in the set (kernel's; never sent).
+pub const NFTA_SET_COUNT: u16 = 20;

@@ -1,0 +1,386 @@
+use super::*;
+use crate::expr::{cmp, counter, immediate, lookup, meta, Verdict};
+use crate::model::{Hook, Userdata};
+use crate::sys::*;
+
+fn mark_rule(v: u32) -> Rule {
+    Rule::new(vec![
+        meta::Meta {
+            key: Some(meta::MetaKey::Mark),
+            dreg: Some(1),
+            ..Default::default()
+        }
+        .into(),
+        cmp::Cmp {
+            sreg: Some(1),
+            op: Some(cmp::CmpOp::Eq),
+            data: Some(Data::value(v.to_ne_bytes())),
+            ..Default::default()
+        }
+        .into(),
+        immediate::Immediate {
+            dreg: Some(0),
+            data: Some(Data::Verdict(Verdict::Accept)),
+            ..Default::default()
+        }
+        .into(),
+    ])
+}
+
+fn chain(name: &str, rules: Vec<Rule>) -> Chain {
+    let mut c = Chain::new(name);
+    c.rules = rules;
+    c
+}
+
+fn with_handles(mut c: Chain) -> Chain {
+    for (i, r) in c.rules.iter_mut().enumerate() {
+        r.handle = Some(100 + i as u64);
+    }
+    c
+}
+
+fn ruleset(chains: Vec<Chain>) -> Ruleset {
+    let mut t = Table::new(Family::Inet, "fw");
+    t.chains = chains;
+    Ruleset { tables: vec![t] }
+}
+
+#[test]
+fn equal_values_give_an_empty_patch() {
+    let cur = ruleset(vec![with_handles(chain(
+        "c",
+        (0..50).map(mark_rule).collect(),
+    ))]);
+    let want = ruleset(vec![chain("c", (0..50).map(mark_rule).collect())]);
+    assert!(diff(&cur, &want).is_empty());
+}
+
+#[test]
+fn one_changed_rule_in_5000_is_one_delete_and_one_insert() {
+    let cur = ruleset(vec![with_handles(chain(
+        "c",
+        (0..5000).map(mark_rule).collect(),
+    ))]);
+    let mut rules: Vec<Rule> = (0..5000).map(mark_rule).collect();
+    rules[2500] = mark_rule(999_999);
+    let want = ruleset(vec![chain("c", rules)]);
+    let p = diff(&cur, &want);
+    assert_eq!(p.len(), 2, "{p}");
+    assert!(
+        matches!(&p.ops[0], Op::DeleteRule { handle: 2600, .. }),
+        "{p}"
+    );
+    assert!(
+        matches!(
+            &p.ops[1],
+            Op::AddRule {
+                position: Position::After(2599),
+                ..
+            }
+        ),
+        "{p}"
+    );
+}
+
+#[test]
+fn new_rules_at_the_head_go_before_the_first_kept_rule_in_order() {
+    let cur = ruleset(vec![with_handles(chain(
+        "c",
+        (0..3).map(mark_rule).collect(),
+    ))]);
+    let rules: Vec<Rule> = [10, 11, 0, 1, 2].into_iter().map(mark_rule).collect();
+    let p = diff(&cur, &ruleset(vec![chain("c", rules)]));
+    assert_eq!(p.len(), 2, "{p}");
+    let Op::AddRule {
+        position: Position::Before(100),
+        id: first,
+        ..
+    } = &p.ops[0]
+    else {
+        panic!("{p}")
+    };
+    assert!(
+        matches!(&p.ops[1], Op::AddRule { position: Position::AfterAdded(x), .. } if x == first),
+        "{p}"
+    );
+}
+
+#[test]
+fn counters_and_handles_do_not_make_rules_differ() {
+    let mut counted = mark_rule(1);
+    counted.exprs.insert(
+        0,
+        counter::Counter {
+            bytes: Some(0),
+            packets: Some(0),
+            ..Default::default()
+        }
+        .into(),
+    );
+    let mut live = counted.clone();
+    live.exprs[0] = counter::Counter {
+        bytes: Some(1234),
+        packets: Some(7),
+        ..Default::default()
+    }
+    .into();
+    let cur = ruleset(vec![with_handles(chain("c", vec![live]))]);
+    assert!(diff(&cur, &ruleset(vec![chain("c", vec![counted])])).is_empty());
+}
+
+#[test]
+fn chain_policy_changes_in_place_but_a_hook_change_recreates() {
+    let mut base = chain("input", vec![mark_rule(1)]);
+    base.hook = Some(Hook {
+        num: NF_INET_LOCAL_IN,
+        priority: 0,
+        devices: vec![],
+        device_list: false,
+    });
+    base.chain_type = Some("filter".into());
+    base.policy = Some(NF_ACCEPT);
+    let cur = ruleset(vec![with_handles(base.clone())]);
+    let mut want = base.clone();
+    want.policy = Some(NF_DROP);
+    let p = diff(&cur, &ruleset(vec![want.clone()]));
+    assert_eq!(p.len(), 1, "{p}");
+    assert!(matches!(&p.ops[0], Op::UpdateChain { chain, .. } if chain.policy == Some(NF_DROP)));
+    want.hook.as_mut().unwrap().priority = 10;
+    let p = diff(&cur, &ruleset(vec![want]));
+    let kinds: Vec<&str> = p.ops.iter().map(op_kind).collect();
+    assert_eq!(kinds, ["delete chain", "add chain", "add rule"], "{p}");
+}
+
+fn op_kind(op: &Op) -> &'static str {
+    match op {
+        Op::DeleteChain { .. } => "delete chain",
+        Op::AddChain { .. } => "add chain",
+        Op::AddRule { .. } => "add rule",
+        Op::DeleteRule { .. } => "delete rule",
+        Op::DeleteSet { .. } => "delete set",
+        Op::AddSet { .. } => "add set",
+        Op::AddElements { .. } => "add element",
+        Op::DeleteElements { .. } => "delete element",
+        Op::DeleteTable { .. } => "delete table",
+        Op::AddTable { .. } => "add table",
+        _ => "other",
+    }
+}
+
+fn ip_set(name: &str, n: u32) -> Set {
+    Set {
+        name: name.into(),
+        flags: 0,
+        key_type: 7,
+        key_len: 4,
+        data_type: None,
+        data_len: None,
+        obj_type: None,
+        policy: None,
+        desc: None,
+        timeout: None,
+        gc_interval: None,
+        userdata: None,
+        exprs: vec![],
+        elements: (0..n)
+            .map(|i| Element {
+                key: Some(i.to_be_bytes().to_vec().into()),
+                ..Default::default()
+            })
+            .collect(),
+        handle: None,
+        unknown: vec![],
+    }
+}
+
+fn lookup_rule(set: &str) -> Rule {
+    Rule::new(vec![
+        meta::Meta {
+            key: Some(meta::MetaKey::Mark),
+            dreg: Some(1),
+            ..Default::default()
+        }
+        .into(),
+        lookup::Lookup {
+            set: Some(set.into()),
+            sreg: Some(1),
+            ..Default::default()
+        }
+        .into(),
+    ])
+}
+
+#[test]
+fn set_elements_are_a_delta() {
+    let mut cur = ruleset(vec![]);
+    cur.tables[0].sets.push(ip_set("s", 100_000));
+    let mut want = cur.clone();
+    want.tables[0].sets[0].elements.push(Element {
+        key: Some(vec![9, 9, 9, 9].into()),
+        ..Default::default()
+    });
+    want.tables[0].sets[0].elements.remove(5);
+    let p = diff(&cur, &want);
+    assert_eq!(p.len(), 2, "{p}");
+    let Op::DeleteElements { elements: del, .. } = &p.ops[0] else {
+        panic!("{p}")
+    };
+    let Op::AddElements { elements: add, .. } = &p.ops[1] else {
+        panic!("{p}")
+    };
+    assert_eq!(del.len(), 1);
+    assert_eq!(del[0].key.as_ref().unwrap().0, 5u32.to_be_bytes());
+    assert_eq!(add.len(), 1);
+}
+
+#[test]
+fn a_recreated_set_takes_its_rules_with_it() {
+    let mut cur = ruleset(vec![with_handles(chain(
+        "c",
+        vec![mark_rule(1), lookup_rule("s"), mark_rule(2)],
+    ))]);
+    cur.tables[0].sets.push(ip_set("s", 3));
+    let mut want = ruleset(vec![chain(
+        "c",
+        vec![mark_rule(1), lookup_rule("s"), mark_rule(2)],
+    )]);
+    let mut s = ip_set("s", 3);
+    s.flags = NFT_SET_TIMEOUT;
+    want.tables[0].sets.push(s);
+    let p = diff(&cur, &want);
+    let kinds: Vec<&str> = p.ops.iter().map(op_kind).collect();
+    assert_eq!(
+        kinds,
+        ["delete rule", "delete set", "add set", "add rule"],
+        "{p}"
+    );
+    assert!(matches!(
+        &p.ops[3],
+        Op::AddRule {
+            position: Position::After(100),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_table_comment_change_recreates_the_table_in_the_same_patch() {
+    let cur = ruleset(vec![with_handles(chain("c", vec![mark_rule(1)]))]);
+    let mut want = ruleset(vec![chain("c", vec![mark_rule(1)])]);
+    want.tables[0].userdata = Some(Userdata::with_comment(0, "new"));
+    let kinds: Vec<&str> = diff(&cur, &want).ops.iter().map(op_kind).collect();
+    assert_eq!(
+        kinds,
+        ["delete table", "add table", "add chain", "add rule"]
+    );
+}
+
+#[test]
+fn tables_not_desired_are_deleted() {
+    let cur = ruleset(vec![chain("c", vec![])]);
+    let p = diff(&cur, &Ruleset::default());
+    assert_eq!(
+        p.ops,
+        vec![Op::DeleteTable {
+            family: Family::Inet,
+            name: "fw".into()
+        }]
+    );
+}
+
+/// Reference LCS length by dynamic programming.
+fn lcs_len(a: &[u8], b: &[u8]) -> usize {
+    let mut dp = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for i in 0..a.len() {
+        for j in 0..b.len() {
+            dp[i + 1][j + 1] = if a[i] == b[j] {
+                dp[i][j] + 1
+            } else {
+                dp[i][j + 1].max(dp[i + 1][j])
+            };
+        }
+    }
+    dp[a.len()][b.len()]
+}
+
+#[test]
+fn lcs_is_optimal_and_ordered_on_random_inputs() {
+    let mut seed = 0x2545_f491_u64;
+    let mut rnd = |k: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % k
+    };
+    for _ in 0..500 {
+        let a: Vec<u8> = (0..rnd(40)).map(|_| rnd(4) as u8).collect();
+        let b: Vec<u8> = (0..rnd(40)).map(|_| rnd(4) as u8).collect();
+        let pairs = lcs(a.len(), b.len(), |i, j| a[i] == b[j]);
+        assert_eq!(pairs.len(), lcs_len(&a, &b), "{a:?} {b:?}");
+        for w in pairs.windows(2) {
+            assert!(w[0].0 < w[1].0 && w[0].1 < w[1].1);
+        }
+        for &(i, j) in &pairs {
+            assert_eq!(a[i], b[j]);
+        }
+    }
+}
+
+/// Strips what the kernel assigns, to compare values by intent.
+fn without_handles(mut v: Ruleset) -> Ruleset {
+    for t in &mut v.tables {
+        for c in &mut t.chains {
+            c.rules.iter_mut().for_each(|r| r.handle = None);
+        }
+    }
+    v
+}
+
+#[test]
+fn applying_the_patch_gives_the_desired_value() {
+    let mut cur = ruleset(vec![
+        with_handles(chain("a", (0..40).map(mark_rule).collect())),
+        with_handles(chain("gone", vec![mark_rule(1)])),
+    ]);
+    cur.tables[0].sets.push(ip_set("s", 10));
+    let mut want_rules: Vec<Rule> = (0..40).filter(|i| i % 7 != 3).map(mark_rule).collect();
+    want_rules.insert(0, mark_rule(1000));
+    want_rules.insert(5, mark_rule(1001));
+    want_rules.insert(6, mark_rule(1002));
+    want_rules.push(mark_rule(1003));
+    let mut want = ruleset(vec![
+        chain("a", want_rules),
+        chain("new", vec![mark_rule(7)]),
+    ]);
+    let mut s = ip_set("s", 12);
+    s.elements.remove(0);
+    want.tables[0].sets.push(s);
+    let p = diff(&cur, &want);
+    // Hand out handles as the kernel would, by added-rule id.
+    let handles: HashMap<u32, u64> = p
+        .ops
+        .iter()
+        .filter_map(|o| {
+            if let Op::AddRule { id, .. } = o {
+                Some((*id, 10_000 + *id as u64))
+            } else {
+                None
+            }
+        })
+        .collect();
+    let mut got = cur.clone();
+    p.apply_to(&mut got, &handles).unwrap();
+    let mut got_sorted = without_handles(got.clone());
+    let mut want_sorted = without_handles(want.clone());
+    for v in [&mut got_sorted, &mut want_sorted] {
+        for t in &mut v.tables {
+            for set in &mut t.sets {
+                set.elements.sort_by(|a, b| a.key.cmp(&b.key));
+            }
+        }
+    }
+    assert_eq!(got_sorted, want_sorted, "{p}");
+    // And now nothing is left to do.
+    assert!(diff(&got, &want).is_empty());
+}

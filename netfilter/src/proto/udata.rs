@@ -1,0 +1,183 @@
+//! The userdata nft attaches to sets and maps: TLVs of one-byte type and
+//! one-byte length, integers in host order. They carry what the kernel
+//! does not keep: key/data byte order, the `typeof` expressions a set was
+//! declared with, and the comment.
+
+use super::header::{self, Field, Header};
+use super::keys::{self, Key};
+
+pub const KEYBYTEORDER: u8 = 0;
+pub const DATABYTEORDER: u8 = 1;
+pub const MERGE_ELEMENTS: u8 = 2;
+pub const KEY_TYPEOF: u8 = 3;
+pub const DATA_TYPEOF: u8 = 4;
+pub const EXPR: u8 = 5;
+pub const DATA_INTERVAL: u8 = 6;
+pub const COMMENT: u8 = 7;
+
+/// Inside a `typeof` TLV: the expression kind, then its nested data.
+pub const TYPEOF_EXPR: u8 = 0;
+pub const TYPEOF_DATA: u8 = 1;
+
+/// Expression kinds nft records in `typeof` userdata.
+pub const EXPR_PAYLOAD: u32 = 7;
+pub const EXPR_EXTHDR: u32 = 8;
+pub const EXPR_META: u32 = 9;
+pub const EXPR_OSF: u32 = 11;
+pub const EXPR_CT: u32 = 12;
+pub const EXPR_CONCAT: u32 = 13;
+pub const EXPR_NUMGEN: u32 = 23;
+
+/// One expression of a `typeof` declaration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TypeofExpr {
+    Payload(&'static Header, &'static Field),
+    Meta(&'static Key),
+    /// ct key and direction (`None`: no direction).
+    Ct(&'static Key, Option<u8>),
+    /// exthdr kind, type number and field index as nft stores them.
+    Exthdr {
+        op: u32,
+        ty: u32,
+        field: u32,
+    },
+    Osf,
+    /// `numgen inc|random mod N offset M`.
+    Numgen {
+        mode: u32,
+        modulus: u32,
+        offset: u32,
+    },
+    Concat(Vec<TypeofExpr>),
+    /// A kind this code does not know.
+    Unknown(u32),
+}
+
+/// Iterates TLVs of a userdata blob (stops at a malformed one).
+pub fn tlvs(b: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        let ty = *b.get(i)?;
+        let len = *b.get(i + 1)? as usize;
+        let v = b.get(i + 2..i + 2 + len)?;
+        i += 2 + len;
+        Some((ty, v))
+    })
+}
+
+/// The TLV of type `ty`.
+pub fn get(b: &[u8], ty: u8) -> Option<&[u8]> {
+    tlvs(b).find(|(t, _)| *t == ty).map(|(_, v)| v)
+}
+
+/// A host-order u32 TLV value.
+pub fn u32_of(v: &[u8]) -> Option<u32> {
+    Some(u32::from_ne_bytes(v.try_into().ok()?))
+}
+
+fn u32_at(b: &[u8], ty: u8) -> Option<u32> {
+    u32_of(get(b, ty)?)
+}
+
+/// Decodes a `typeof` TLV value (`KEY_TYPEOF` / `DATA_TYPEOF`).
+pub fn decode_typeof(v: &[u8]) -> Option<TypeofExpr> {
+    let kind = u32_at(v, TYPEOF_EXPR)?;
+    let data = get(v, TYPEOF_DATA).unwrap_or(&[]);
+    Some(match kind {
+        EXPR_PAYLOAD => {
+            let h = header::by_desc_id(u32_at(data, 0)?)?;
+            let idx = u32_at(data, 1)?;
+            TypeofExpr::Payload(h, h.fields.get(idx.checked_sub(1)? as usize)?)
+        }
+        EXPR_META => TypeofExpr::Meta(keys::meta_by_key(u32_at(data, 0)?)?),
+        EXPR_CT => {
+            let dir = u32_at(data, 1).and_then(|d| u8::try_from(d).ok());
+            TypeofExpr::Ct(keys::ct_by_key(u32_at(data, 0)?)?, dir)
+        }
+        EXPR_EXTHDR => TypeofExpr::Exthdr {
+            op: u32_at(data, 0)?,
+            ty: u32_at(data, 1)?,
+            field: u32_at(data, 2)?,
+        },
+        EXPR_OSF => TypeofExpr::Osf,
+        EXPR_NUMGEN => TypeofExpr::Numgen {
+            mode: u32_at(data, 0)?,
+            modulus: u32_at(data, 1)?,
+            offset: u32_at(data, 2).unwrap_or(0),
+        },
+        EXPR_CONCAT => {
+            // Members are TLVs numbered 0, 1, ... each a nested typeof.
+            let parts = tlvs(data)
+                .map(|(_, m)| decode_typeof(m))
+                .collect::<Option<Vec<_>>>()?;
+            TypeofExpr::Concat(parts)
+        }
+        other => TypeofExpr::Unknown(other),
+    })
+}
+
+/// Key byte order recorded in a set's userdata.
+pub fn key_byteorder(b: &[u8]) -> Option<super::ByteOrder> {
+    super::ByteOrder::from_udata_value(u32_at(b, KEYBYTEORDER)?)
+}
+
+/// Data byte order recorded in a map's userdata.
+pub fn data_byteorder(b: &[u8]) -> Option<super::ByteOrder> {
+    super::ByteOrder::from_udata_value(u32_at(b, DATABYTEORDER)?)
+}
+
+/// The set's comment.
+pub fn comment(b: &[u8]) -> Option<&str> {
+    let v = get(b, COMMENT)?;
+    std::str::from_utf8(v.strip_suffix(&[0]).unwrap_or(v)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_typeof_as_nft_wrote_it() {
+        // `typeof tcp dport . ip saddr; comment "hi"` as nft 1.0.6 sent it.
+        let mut ud: Vec<u8> = vec![0, 4];
+        ud.extend(0u32.to_ne_bytes());
+        let leaf = |desc: u32, field: u32| {
+            let mut d = vec![0, 4];
+            d.extend(desc.to_ne_bytes());
+            d.extend([1, 4]);
+            d.extend(field.to_ne_bytes());
+            let mut t = vec![0, 4];
+            t.extend(EXPR_PAYLOAD.to_ne_bytes());
+            t.extend([1, d.len() as u8]);
+            t.extend(d);
+            t
+        };
+        let (a, b) = (leaf(8, 2), leaf(12, 11));
+        let mut data = vec![0, a.len() as u8];
+        data.extend(a);
+        data.extend([1, b.len() as u8]);
+        data.extend(b);
+        let mut top = vec![0, 4];
+        top.extend(EXPR_CONCAT.to_ne_bytes());
+        top.extend([1, data.len() as u8]);
+        top.extend(data);
+        ud.extend([KEY_TYPEOF, top.len() as u8]);
+        ud.extend(top);
+        ud.extend([COMMENT, 3, b'h', b'i', 0]);
+
+        let t = decode_typeof(get(&ud, KEY_TYPEOF).unwrap()).unwrap();
+        let TypeofExpr::Concat(parts) = t else {
+            panic!("{t:?}")
+        };
+        assert_eq!(
+            parts[0],
+            TypeofExpr::Payload(&header::TCP, header::TCP.field("dport").unwrap())
+        );
+        assert_eq!(
+            parts[1],
+            TypeofExpr::Payload(&header::IP, header::IP.field("saddr").unwrap())
+        );
+        assert_eq!(comment(&ud), Some("hi"));
+        assert_eq!(key_byteorder(&ud), None);
+    }
+}

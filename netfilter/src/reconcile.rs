@@ -1,0 +1,450 @@
+//! Reconcile: make the kernel's tables equal to a desired value by pushing
+//! only the difference, in one transaction guarded by the generation the
+//! difference was computed against.
+//!
+//! **Known state.** After each successful push the reconciler knows the
+//! kernel's state of its tables and the generation that commit produced.
+//! Before the next change it reads the generation (one small round trip):
+//! if it has not moved, nothing else has committed, so it diffs against the
+//! known state instead of pulling. A no-change reconcile is then one
+//! `GETGEN` and no batch at all. If anyone committed meanwhile — in any
+//! table — it pulls again (only its own tables).
+//!
+//! **Conflicts.** A commit that loses the race is refused whole by the
+//! kernel (`GenerationMismatch`); the reconciler pulls, diffs and pushes
+//! again with backoff, a bounded number of times.
+//!
+//! **Ownership.** Tables Linx creates carry a marker in their userdata
+//! (an nft userdata TLV of type [`MARKER_TLV`]). A same-named table without
+//! it is someone else's and is never modified unless adoption is asked for.
+//! The kernel ignores userdata when updating a table, so an adopted table is
+//! not marked (that would mean recreating it and resetting its counters): it
+//! stays managed by this reconciler, and after a restart it needs adoption
+//! again.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::codec;
+use crate::diff::{diff, Patch};
+use crate::error::{Error, Result};
+use crate::model::{Family, Ruleset, Table, Userdata};
+use crate::netlink::Socket;
+use crate::pull::{pull, Selector};
+use crate::push::{self, Existing, PushOptions};
+use crate::sys::*;
+
+/// Userdata TLV type of the ownership marker. nft uses types 0..=1 for
+/// tables (comment, and reserved) and ignores others when listing.
+pub const MARKER_TLV: u8 = 0x4c;
+/// Its value.
+pub const MARKER_VALUE: &[u8] = b"linx";
+
+/// How to reconcile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Push the minimal patch (default).
+    Reconcile,
+    /// Delete and recreate the desired tables in one transaction.
+    Replace,
+}
+
+/// Options.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub mode: Mode,
+    /// Take over same-named tables that lack the ownership marker.
+    pub adopt: bool,
+    /// Create tables with the kernel's owner flag: they vanish when this
+    /// reconciler's socket closes (so only while the process lives).
+    pub owner: bool,
+    /// With `owner`: keep the table when the owner goes (Linux 6.9+).
+    pub persist: bool,
+    /// Guarded attempts before giving up on contention.
+    pub max_attempts: u32,
+    /// First backoff after a conflict; doubles each time, with jitter.
+    pub backoff: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            mode: Mode::Reconcile,
+            adopt: false,
+            owner: false,
+            persist: false,
+            max_attempts: 10,
+            backoff: Duration::from_millis(2),
+        }
+    }
+}
+
+/// What a reconcile did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Outcome {
+    /// The operations pushed (empty: nothing to do, no batch sent).
+    pub patch: Patch,
+    /// The kernel's generation after it.
+    pub generation: u32,
+    /// Guarded pushes tried (1 when no conflict happened).
+    pub attempts: u32,
+    /// How many attempts the kernel refused because another writer committed first.
+    pub conflicts: u32,
+    /// Pulls made (0 when the known state was still current).
+    pub pulls: u32,
+    /// Messages sent in the committed batch.
+    pub messages: usize,
+}
+
+/// The kernel's state of our tables at a generation.
+#[derive(Clone, Debug)]
+struct Known {
+    generation: u32,
+    state: Ruleset,
+}
+
+/// Keeps one namespace's managed tables equal to desired values.
+pub struct Reconciler {
+    sock: Socket,
+    opts: Options,
+    known: Option<Known>,
+    /// Tables this reconciler manages (pushed before, or adopted): a table
+    /// that leaves the desired value is deleted.
+    managed: BTreeSet<(Family, String)>,
+    rng: u64,
+}
+
+impl Reconciler {
+    pub fn new(sock: Socket, opts: Options) -> Self {
+        let rng = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+            | 1;
+        Reconciler {
+            sock,
+            opts,
+            known: None,
+            managed: BTreeSet::new(),
+            rng,
+        }
+    }
+
+    pub fn socket(&mut self) -> &mut Socket {
+        &mut self.sock
+    }
+
+    /// Tables currently managed.
+    pub fn managed(&self) -> impl Iterator<Item = &(Family, String)> {
+        self.managed.iter()
+    }
+
+    /// Takes over every table in the namespace that carries Linx's marker
+    /// (after a restart: converge from what is there, never flush first).
+    pub fn adopt_marked(&mut self) -> Result<usize> {
+        let before = self.managed.len();
+        for m in self
+            .sock
+            .dump(NFT_MSG_GETTABLE, NFPROTO_UNSPEC as u8, |_| {})?
+            .iter()
+        {
+            let t = codec::table::decode(&m?)?;
+            if is_marked(&t) {
+                self.managed.insert((t.family, t.name));
+            }
+        }
+        Ok(self.managed.len() - before)
+    }
+
+    /// Forgets the known state: the next reconcile pulls.
+    pub fn forget(&mut self) {
+        self.known = None;
+    }
+
+    /// Makes the managed tables equal to `desired` (which names every table
+    /// to keep; managed tables it does not name are deleted).
+    pub fn reconcile(&mut self, desired: &Ruleset) -> Result<Outcome> {
+        let desired = self.marked(desired);
+        let mut out = Outcome::default();
+        for attempt in 1..=self.opts.max_attempts.max(1) {
+            out.attempts = attempt;
+            let (current, generation) = self.current(&desired, &mut out)?;
+            self.check_ownership(&current, &desired)?;
+            let desired = adopted_userdata(&current, &desired);
+            let result = match self.opts.mode {
+                Mode::Reconcile => self.push_patch(current, &desired, generation, &mut out),
+                Mode::Replace => self.push_replace(&current, &desired, generation, &mut out),
+            };
+            match result {
+                Ok(()) => {
+                    self.managed = desired
+                        .tables
+                        .iter()
+                        .map(|t| (t.family, t.name.clone()))
+                        .collect();
+                    return Ok(out);
+                }
+                Err(Error::GenerationMismatch { .. }) => {
+                    out.conflicts += 1;
+                    self.known = None;
+                    std::thread::sleep(self.backoff(attempt));
+                }
+                Err(e) => {
+                    self.known = None;
+                    return Err(e);
+                }
+            }
+        }
+        Err(Error::Contention {
+            attempts: out.attempts,
+        })
+    }
+
+    /// The patch a reconcile would push now, and the generation it is
+    /// computed against; nothing is sent. With `validate`, the kernel also
+    /// checks the patch fully without committing it.
+    pub fn plan(&mut self, desired: &Ruleset, validate: bool) -> Result<(Patch, u32)> {
+        let desired = self.marked(desired);
+        let mut out = Outcome::default();
+        let (current, generation) = self.current(&desired, &mut out)?;
+        self.check_ownership(&current, &desired)?;
+        let desired = adopted_userdata(&current, &desired);
+        let patch = match self.opts.mode {
+            Mode::Reconcile => diff(&current, &desired),
+            Mode::Replace => replace_patch(&current, &desired),
+        };
+        if validate && !patch.is_empty() {
+            let mut enc = push::encode_patch(&patch);
+            self.sock.check(&mut enc.batch, Some(generation))?;
+        }
+        Ok((patch, generation))
+    }
+
+    /// The kernel's state of the tables `desired` names or we manage, and
+    /// its generation: the known state if nothing committed since, else a
+    /// fresh pull (which becomes the known state).
+    fn current(&mut self, desired: &Ruleset, out: &mut Outcome) -> Result<(Ruleset, u32)> {
+        let tables: BTreeSet<(Family, String)> = desired
+            .tables
+            .iter()
+            .map(|t| (t.family, t.name.clone()))
+            .chain(self.managed.iter().cloned())
+            .collect();
+        if let Some(k) = &self.known {
+            let covers = tables.iter().all(|(f, n)| {
+                k.state
+                    .tables
+                    .iter()
+                    .any(|t| t.family == *f && &t.name == n)
+                    || !self.managed.contains(&(*f, n.clone()))
+            });
+            if covers && self.sock.generation()?.id == k.generation {
+                let state = Ruleset {
+                    tables: k
+                        .state
+                        .tables
+                        .iter()
+                        .filter(|t| tables.contains(&(t.family, t.name.clone())))
+                        .cloned()
+                        .collect(),
+                };
+                return Ok((state, k.generation));
+            }
+        }
+        let pulled = pull(
+            &mut self.sock,
+            &Selector::Tables(tables.into_iter().collect()),
+        )?;
+        out.pulls += 1;
+        self.known = Some(Known {
+            generation: pulled.generation,
+            state: pulled.ruleset.clone(),
+        });
+        Ok((pulled.ruleset, pulled.generation))
+    }
+
+    fn check_ownership(&self, current: &Ruleset, desired: &Ruleset) -> Result<()> {
+        if self.opts.adopt {
+            return Ok(());
+        }
+        for t in &desired.tables {
+            if let Some(c) = current
+                .tables
+                .iter()
+                .find(|c| c.family == t.family && c.name == t.name)
+            {
+                if !is_marked(c) && !self.managed.contains(&(c.family, c.name.clone())) {
+                    return Err(Error::NotOwned {
+                        family: t.family.name(),
+                        table: t.name.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn push_patch(
+        &mut self,
+        current: Ruleset,
+        desired: &Ruleset,
+        generation: u32,
+        out: &mut Outcome,
+    ) -> Result<()> {
+        let patch = diff(&current, desired);
+        if patch.is_empty() {
+            out.generation = generation;
+            out.patch = patch;
+            return Ok(());
+        }
+        let pushed = push::push_patch(&mut self.sock, &patch, Some(generation))?;
+        let new_generation = pushed.generation.unwrap_or(generation);
+        // Every added rule's handle came back in the echo: the new state is
+        // known without pulling. Otherwise, pull next time.
+        let added = patch
+            .ops
+            .iter()
+            .filter(|o| matches!(o, crate::diff::Op::AddRule { .. }))
+            .count();
+        self.known = if pushed.handles.len() == added {
+            let mut state = current;
+            patch.apply_to(&mut state, &pushed.handles)?;
+            Some(Known {
+                generation: new_generation,
+                state,
+            })
+        } else {
+            None
+        };
+        out.generation = new_generation;
+        out.messages = pushed.messages;
+        out.patch = patch;
+        Ok(())
+    }
+
+    fn push_replace(
+        &mut self,
+        current: &Ruleset,
+        desired: &Ruleset,
+        generation: u32,
+        out: &mut Outcome,
+    ) -> Result<()> {
+        let mut enc = push::encode(
+            desired,
+            &PushOptions {
+                generation: Some(generation),
+                existing: Existing::Replace,
+            },
+        );
+        // Managed tables no longer desired go in the same transaction.
+        for t in &current.tables {
+            if !desired
+                .tables
+                .iter()
+                .any(|d| d.family == t.family && d.name == t.name)
+            {
+                enc.batch.add(NFT_MSG_DELTABLE, 0, t.family.into(), |w| {
+                    w.put_str(NFTA_TABLE_NAME, &t.name)
+                });
+            }
+        }
+        self.sock.commit(&mut enc.batch, Some(generation))?;
+        out.patch = replace_patch(current, desired);
+        out.generation = generation.wrapping_add(1).max(1);
+        out.messages = enc.batch.len();
+        self.known = None; // new handles unknown: pull next time
+        Ok(())
+    }
+
+    /// `desired` with the ownership marker (and owner flags) on each table.
+    fn marked(&self, desired: &Ruleset) -> Ruleset {
+        let mut d = desired.clone();
+        for t in &mut d.tables {
+            mark(t);
+            if self.opts.owner {
+                t.flags |= NFT_TABLE_F_OWNER;
+                if self.opts.persist {
+                    t.flags |= NFT_TABLE_F_PERSIST;
+                }
+            }
+        }
+        d
+    }
+
+    fn backoff(&mut self, attempt: u32) -> Duration {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let base = self.opts.backoff.saturating_mul(1 << attempt.min(8));
+        base + base.mul_f64((self.rng % 1000) as f64 / 1000.0)
+    }
+}
+
+/// The patch a replace amounts to: every desired table deleted and
+/// recreated, stale ones deleted.
+fn replace_patch(current: &Ruleset, desired: &Ruleset) -> Patch {
+    let existing = Ruleset {
+        tables: current.tables.clone(),
+    };
+    let mut p = diff(&existing, &Ruleset::default());
+    p.ops.extend(diff(&Ruleset::default(), desired).ops);
+    p
+}
+
+/// `desired`, where a table exists unmarked (adopted) with the same
+/// userdata but for the marker, keeping the existing userdata: the kernel
+/// cannot add the marker in place, and recreating would reset counters.
+fn adopted_userdata(current: &Ruleset, desired: &Ruleset) -> Ruleset {
+    let mut d = desired.clone();
+    for t in &mut d.tables {
+        let Some(c) = current
+            .tables
+            .iter()
+            .find(|c| c.family == t.family && c.name == t.name)
+        else {
+            continue;
+        };
+        if !is_marked(c)
+            && without_marker(t.userdata.as_ref())
+                == c.userdata
+                    .as_ref()
+                    .map(|u| u.0 .0.clone())
+                    .unwrap_or_default()
+        {
+            t.userdata = c.userdata.clone();
+        }
+    }
+    d
+}
+
+fn without_marker(u: Option<&Userdata>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (ty, v) in u.into_iter().flat_map(|u| u.tlvs()) {
+        if !(ty == MARKER_TLV && v == MARKER_VALUE) {
+            out.push(ty);
+            out.push(v.len() as u8);
+            out.extend_from_slice(v);
+        }
+    }
+    out
+}
+
+/// Whether a table carries Linx's ownership marker.
+pub fn is_marked(t: &Table) -> bool {
+    t.userdata.as_ref().is_some_and(|u| {
+        u.tlvs()
+            .any(|(ty, v)| ty == MARKER_TLV && v == MARKER_VALUE)
+    })
+}
+
+/// Adds the ownership marker to a table's userdata (keeping its comment).
+pub fn mark(t: &mut Table) {
+    if is_marked(t) {
+        return;
+    }
+    let mut bytes = t.userdata.take().map(|u| u.0 .0).unwrap_or_default();
+    bytes.push(MARKER_TLV);
+    bytes.push(MARKER_VALUE.len() as u8);
+    bytes.extend_from_slice(MARKER_VALUE);
+    t.userdata = Some(Userdata(bytes.into()));
+}

@@ -1,0 +1,1100 @@
+//! One rule's statements → kernel expressions, with protocol
+//! dependencies, byte order, masks, anonymous sets and maps.
+
+use super::emit::{self, b};
+use super::fields::{field, Field, Load, Proto, L3};
+use super::types::{self, *};
+use super::values::{self, Val};
+use crate::expr::{Data, Expr, Verdict};
+use crate::model::{Element, Family, Rule, Set, Table, Userdata, UDATA_COMMENT};
+use crate::syntax::ast::{self, Arg, BinOp, Elem, RelOp, Stmt};
+use crate::syntax::diag::{Diagnostic, Span};
+use crate::syntax::parser::parse_u64;
+use crate::sys::*;
+
+type R<T> = Result<T, Diagnostic>;
+
+const REG1: u32 = NFT_REG_1;
+
+pub struct RuleCx<'a> {
+    pub family: Family,
+    pub table: &'a Table,
+    pub exprs: Vec<Expr>,
+    pub sets: Vec<Set>,
+    /// Network protocol known to be matched so far.
+    l3: Option<u32>,
+    /// Transport protocol known to be matched so far.
+    l4: Option<u8>,
+    /// Link-layer protocol context (bridge: `ether type`, `vlan type`).
+    ll_proto: Option<u16>,
+    vlan_seen: bool,
+    set_counter: &'a mut u32,
+}
+
+/// A loaded selector: its field and the number of bytes now in the register.
+struct Loaded {
+    dt: Dtype,
+    len: usize,
+    /// Mask and shift for fields narrower than the bytes loaded.
+    mask: Option<(Vec<u8>, u32)>,
+}
+
+pub fn compile_rule_ast(
+    family: Family,
+    table: &Table,
+    rule: &ast::RuleAst,
+    set_counter: &mut u32,
+) -> R<Rule> {
+    let mut cx = RuleCx {
+        family,
+        table,
+        exprs: Vec::new(),
+        sets: Vec::new(),
+        l3: match family {
+            Family::Ip => Some(NFPROTO_IPV4),
+            Family::Ip6 => Some(NFPROTO_IPV6),
+            Family::Arp => Some(NFPROTO_ARP),
+            _ => None,
+        },
+        l4: None,
+        ll_proto: None,
+        vlan_seen: false,
+        set_counter,
+    };
+    for s in &rule.stmts {
+        cx.stmt(s)?;
+    }
+    let mut r = Rule::new(cx.exprs);
+    r.sets = cx.sets;
+    if let Some(c) = &rule.comment {
+        r.userdata = Some(Userdata::with_comment(UDATA_COMMENT, c));
+    }
+    Ok(r)
+}
+
+fn err<T>(span: Span, msg: impl Into<String>) -> R<T> {
+    Err(Diagnostic::new(span, msg))
+}
+
+impl RuleCx<'_> {
+    fn family_l3(&self) -> Option<L3> {
+        match self.l3 {
+            Some(NFPROTO_IPV4) => Some(L3::Ip),
+            Some(NFPROTO_IPV6) => Some(L3::Ip6),
+            _ => None,
+        }
+    }
+
+    fn resolve(&self, path: &[String], span: Span) -> R<Field> {
+        field(path, self.family_l3()).ok_or_else(|| {
+            Diagnostic::new(span, format!("unknown expression '{}'", path.join(" ")))
+        })
+    }
+
+    // ---- dependencies -------------------------------------------------
+
+    fn need_l3(&mut self, want: u32, span: Span) -> R<()> {
+        if let Some(have) = self.l3 {
+            if have == want {
+                return Ok(());
+            }
+            if !matches!(self.family, Family::Inet | Family::Bridge | Family::Netdev)
+                || self.l3.is_some()
+            {
+                return err(
+                    span,
+                    format!(
+                        "conflicting protocols specified: {} vs. {}",
+                        l3_name(have),
+                        l3_name(want)
+                    ),
+                );
+            }
+        }
+        match self.family {
+            Family::Inet => {
+                let v = if want == NFPROTO_ARP {
+                    return err(span, "arp is not supported in inet tables");
+                } else {
+                    want as u8
+                };
+                self.exprs.push(emit::meta(NFT_META_NFPROTO, REG1));
+                self.exprs.push(emit::cmp(REG1, NFT_CMP_EQ, &[v]));
+            }
+            Family::Bridge | Family::Netdev => {
+                let et: u16 = match want {
+                    NFPROTO_IPV4 => 0x0800,
+                    NFPROTO_IPV6 => 0x86dd,
+                    _ => 0x0806,
+                };
+                if self.vlan_seen {
+                    self.exprs
+                        .push(emit::payload(REG1, NFT_PAYLOAD_LL_HEADER, 16, 2));
+                } else {
+                    self.exprs.push(emit::meta(NFT_META_PROTOCOL, REG1));
+                }
+                self.exprs
+                    .push(emit::cmp(REG1, NFT_CMP_EQ, &et.to_be_bytes()));
+            }
+            _ => {
+                return err(
+                    span,
+                    format!(
+                        "conflicting protocols specified: {} vs. {}",
+                        self.family.name(),
+                        l3_name(want)
+                    ),
+                )
+            }
+        }
+        self.l3 = Some(want);
+        Ok(())
+    }
+
+    fn dependency(&mut self, proto: Proto, span: Span) -> R<()> {
+        match proto {
+            Proto::None => Ok(()),
+            Proto::Ip => self.need_l3(NFPROTO_IPV4, span),
+            Proto::Ip6 => self.need_l3(NFPROTO_IPV6, span),
+            Proto::Arp => self.need_l3(NFPROTO_ARP, span),
+            Proto::Ether => {
+                if matches!(self.family, Family::Bridge) || self.ll_proto.is_some() {
+                    return Ok(());
+                }
+                self.exprs.push(emit::meta(NFT_META_IIFTYPE, REG1));
+                self.exprs
+                    .push(emit::cmp(REG1, NFT_CMP_EQ, &1u16.to_ne_bytes()));
+                self.ll_proto = Some(1);
+                Ok(())
+            }
+            Proto::Vlan => {
+                if !self.vlan_seen {
+                    if !matches!(self.family, Family::Bridge) {
+                        self.dependency(Proto::Ether, span)?;
+                    }
+                    self.exprs
+                        .push(emit::payload(REG1, NFT_PAYLOAD_LL_HEADER, 12, 2));
+                    self.exprs
+                        .push(emit::cmp(REG1, NFT_CMP_EQ, &0x8100u16.to_be_bytes()));
+                    self.vlan_seen = true;
+                }
+                Ok(())
+            }
+            Proto::Th => Ok(()),
+            Proto::L4(n, l3) => {
+                if let Some(l3) = l3 {
+                    self.need_l3(
+                        if l3 == L3::Ip {
+                            NFPROTO_IPV4
+                        } else {
+                            NFPROTO_IPV6
+                        },
+                        span,
+                    )?;
+                }
+                if let Some(have) = self.l4 {
+                    if have == n {
+                        return Ok(());
+                    }
+                    return err(
+                        span,
+                        format!(
+                            "conflicting protocols specified: {} vs. {}",
+                            proto_name(have),
+                            proto_name(n)
+                        ),
+                    );
+                }
+                self.exprs.push(emit::meta(NFT_META_L4PROTO, REG1));
+                self.exprs.push(emit::cmp(REG1, NFT_CMP_EQ, &[n]));
+                self.l4 = Some(n);
+                Ok(())
+            }
+        }
+    }
+
+    /// Records protocol context established by an explicit equality match.
+    fn learn(&mut self, path: &[String], val: &[u8]) {
+        let p: Vec<&str> = path.iter().map(String::as_str).collect();
+        match p.as_slice() {
+            ["meta", "l4proto"] | ["ip", "protocol"] | ["ip6", "nexthdr"] if val.len() == 1 => {
+                self.l4 = Some(val[0])
+            }
+            ["meta", "nfproto"] if val.len() == 1 => self.l3 = Some(val[0] as u32),
+            ["meta", "protocol"] | ["ether", "type"] if val.len() == 2 => {
+                self.l3 = match u16::from_be_bytes([val[0], val[1]]) {
+                    0x0800 => Some(NFPROTO_IPV4),
+                    0x86dd => Some(NFPROTO_IPV6),
+                    0x0806 => Some(NFPROTO_ARP),
+                    _ => self.l3,
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // ---- loading ------------------------------------------------------
+
+    /// Emits what loads `e` into `reg`; returns its type and length.
+    fn load(&mut self, e: &ast::Expr, reg: u32) -> R<Loaded> {
+        match e {
+            ast::Expr::Sel(path, span) => {
+                let f = self.resolve(path, *span)?;
+                self.dependency(f.proto, *span)?;
+                self.load_field(&f, reg, *span)
+            }
+            ast::Expr::Binop(op, l, r, span) => {
+                let left = self.load(l, reg)?;
+                let len = left.len;
+                match op {
+                    BinOp::Shl | BinOp::Shr => {
+                        let n = self.const_u64(r)? as u32;
+                        let bop = if *op == BinOp::Shl {
+                            NFT_BITWISE_LSHIFT
+                        } else {
+                            NFT_BITWISE_RSHIFT
+                        };
+                        self.exprs.push(emit::shift(reg, reg, len as u32, bop, n));
+                    }
+                    _ => {
+                        let v = self.value_bytes(r, &left.dt, len)?;
+                        let (mask, xor) = match op {
+                            BinOp::And => (v, vec![0; len]),
+                            BinOp::Or => (v.iter().map(|x| !x).collect(), v),
+                            _ => (vec![0xff; len], v),
+                        };
+                        self.exprs.push(emit::bitwise(reg, reg, &mask, &xor));
+                    }
+                }
+                let _ = span;
+                Ok(Loaded { mask: None, ..left })
+            }
+            other => err(
+                other.span(),
+                "expected an expression such as 'tcp dport' here",
+            ),
+        }
+    }
+
+    fn load_field(&mut self, f: &Field, reg: u32, span: Span) -> R<Loaded> {
+        let dt = f.dt;
+        match &f.load {
+            Load::Payload { base, off, len } => {
+                let start = off / 8;
+                let end = (off + len).div_ceil(8);
+                let nbytes = (end - start) as usize;
+                self.exprs
+                    .push(emit::payload(reg, *base, start, nbytes as u32));
+                let mask = if off % 8 != 0 || len % 8 != 0 {
+                    let shift = end * 8 - (off + len);
+                    let m: u128 = ((1u128 << len) - 1) << shift;
+                    Some((types::int_bytes(m, nbytes, true).unwrap_or_default(), shift))
+                } else {
+                    None
+                };
+                Ok(Loaded {
+                    dt,
+                    len: nbytes,
+                    mask,
+                })
+            }
+            Load::Exthdr {
+                op,
+                ty,
+                off,
+                len,
+                flags,
+            } => {
+                let start = off / 8;
+                let end = (off + len).div_ceil(8);
+                let nbytes = (end - start) as usize;
+                self.exprs.push(emit::raw("exthdr", |w| {
+                    w.put_u32_be(NFTA_EXTHDR_DREG, reg);
+                    w.put_u8(NFTA_EXTHDR_TYPE, *ty);
+                    w.put_u32_be(NFTA_EXTHDR_OFFSET, start);
+                    w.put_u32_be(NFTA_EXTHDR_LEN, nbytes as u32);
+                    w.put_u32_be(NFTA_EXTHDR_FLAGS, *flags);
+                    w.put_u32_be(NFTA_EXTHDR_OP, *op);
+                }));
+                let mask = if off % 8 != 0 || len % 8 != 0 {
+                    let shift = end * 8 - (off + len);
+                    let m: u128 = ((1u128 << len) - 1) << shift;
+                    Some((types::int_bytes(m, nbytes, true).unwrap_or_default(), shift))
+                } else {
+                    None
+                };
+                Ok(Loaded {
+                    dt,
+                    len: nbytes,
+                    mask,
+                })
+            }
+            Load::Meta(key) => {
+                self.exprs.push(emit::meta(*key, reg));
+                Ok(Loaded {
+                    dt,
+                    len: dt.bytes(),
+                    mask: None,
+                })
+            }
+            Load::Ct { key, dir } => {
+                self.exprs.push(emit::ct(*key, *dir, reg));
+                Ok(Loaded {
+                    dt,
+                    len: dt.bytes(),
+                    mask: None,
+                })
+            }
+            Load::Rt(key) => {
+                self.exprs.push(emit::raw("rt", |w| {
+                    w.put_u32_be(NFTA_RT_KEY, *key);
+                    w.put_u32_be(NFTA_RT_DREG, reg);
+                }));
+                Ok(Loaded {
+                    dt,
+                    len: dt.bytes(),
+                    mask: None,
+                })
+            }
+            Load::Socket { key, level } => {
+                self.exprs.push(emit::raw("socket", |w| {
+                    w.put_u32_be(NFTA_SOCKET_KEY, *key);
+                    w.put_u32_be(NFTA_SOCKET_DREG, reg);
+                    if let Some(l) = level {
+                        w.put_u32_be(3, *l);
+                    }
+                }));
+                Ok(Loaded {
+                    dt,
+                    len: dt.bytes(),
+                    mask: None,
+                })
+            }
+            Load::Numgen {
+                mode,
+                modulus,
+                offset,
+            } => {
+                self.exprs.push(emit::raw("numgen", |w| {
+                    w.put_u32_be(NFTA_NG_DREG, reg);
+                    w.put_u32_be(NFTA_NG_MODULUS, *modulus);
+                    w.put_u32_be(NFTA_NG_TYPE, *mode);
+                    w.put_u32_be(NFTA_NG_OFFSET, *offset);
+                }));
+                Ok(Loaded {
+                    dt,
+                    len: 4,
+                    mask: None,
+                })
+            }
+            _ => err(span, "expression not supported here"),
+        }
+    }
+
+    fn const_u64(&self, e: &ast::Expr) -> R<u64> {
+        match e {
+            ast::Expr::Word(w, s) => parse_u64(w)
+                .ok_or_else(|| Diagnostic::new(*s, format!("expected a number, got '{w}'"))),
+            other => err(other.span(), "expected a number"),
+        }
+    }
+
+    fn value_bytes(&self, e: &ast::Expr, dt: &Dtype, len: usize) -> R<Vec<u8>> {
+        match values::value(e, dt, len, self.table)? {
+            Val::Bytes(v) => Ok(v),
+            _ => err(e.span(), "expected a single value"),
+        }
+    }
+
+    // ---- statements ---------------------------------------------------
+
+    fn stmt(&mut self, s: &Stmt) -> R<()> {
+        match s {
+            Stmt::Verdict(v, _) => {
+                self.exprs.push(emit::verdict(&verdict(v)));
+                Ok(())
+            }
+            Stmt::Match {
+                left,
+                op,
+                right,
+                span,
+            } => self.relational(left, *op, right, *span),
+            Stmt::Vmap { left, map, span } => self.map_lookup(left, map, None, *span),
+            Stmt::Assign { left, value, span } => self.assign(left, value, *span),
+            Stmt::Keyword { name, args, span } => super::stmts::keyword(self, name, args, *span),
+            Stmt::SetOp {
+                op,
+                set,
+                key,
+                stmts,
+                span,
+            } => super::stmts::dynset(self, op, set, key, stmts, *span),
+        }
+    }
+
+    fn relational(&mut self, left: &ast::Expr, op: RelOp, right: &ast::Expr, span: Span) -> R<()> {
+        // Concatenations load into consecutive registers.
+        if let ast::Expr::Concat(parts, _) = left {
+            let (dts, lens) = self.load_concat(parts)?;
+            return self.lookup_match(right, &dts, &lens, op, span);
+        }
+        let ld = self.load(left, REG1)?;
+        let dt = ld.dt;
+        let len = ld.len;
+        match right {
+            ast::Expr::Set(..) | ast::Expr::SetRef(..) => {
+                if let Some((m, _)) = &ld.mask {
+                    self.exprs.push(emit::bitwise(REG1, REG1, m, &vec![0; len]));
+                }
+                return self.lookup_match(right, &[dt], &[len], op, span);
+            }
+            ast::Expr::List(items, _) if dt.kind != Kind::Bitmask => {
+                let set = ast::Expr::Set(
+                    items
+                        .iter()
+                        .map(|k| Elem {
+                            key: k.clone(),
+                            data: None,
+                            timeout: None,
+                            expires: None,
+                            comment: None,
+                            counter: None,
+                            span: k.span(),
+                        })
+                        .collect(),
+                    right.span(),
+                );
+                return self.lookup_match(&set, &[dt], &[len], op, span);
+            }
+            _ => {}
+        }
+        let shift = ld.mask.as_ref().map(|m| m.1).unwrap_or(0);
+        let val = values::value_shifted(right, &dt, len, shift, self.table)?;
+        match val {
+            Val::Bytes(v) => {
+                if let ast::Expr::Sel(path, _) = left {
+                    if matches!(op, RelOp::Implicit | RelOp::Eq) {
+                        self.learn(path, &v);
+                    }
+                }
+                if dt.kind == Kind::Bitmask
+                    && matches!(op, RelOp::Implicit | RelOp::Not)
+                    && !is_zero_literal(right)
+                {
+                    let zero = vec![0; len];
+                    self.exprs.push(emit::bitwise(REG1, REG1, &v, &zero));
+                    let cop = if op == RelOp::Not {
+                        NFT_CMP_EQ
+                    } else {
+                        NFT_CMP_NEQ
+                    };
+                    self.exprs.push(emit::cmp(REG1, cop, &zero));
+                    return Ok(());
+                }
+                if let Some((m, _)) = &ld.mask {
+                    self.exprs.push(emit::bitwise(REG1, REG1, m, &vec![0; len]));
+                }
+                let cop = cmp_op(op, span)?;
+                if !dt.be
+                    && matches!(cop, NFT_CMP_LT | NFT_CMP_LTE | NFT_CMP_GT | NFT_CMP_GTE)
+                    && len > 1
+                {
+                    self.exprs
+                        .push(emit::byteorder(REG1, len as u32, len as u32));
+                    let mut v = v;
+                    v.reverse();
+                    self.exprs.push(emit::cmp(REG1, cop, &v));
+                } else {
+                    self.exprs.push(emit::cmp(REG1, cop, &v));
+                }
+                Ok(())
+            }
+            Val::Prefix(v, plen) => {
+                let full = len * 8;
+                if plen as usize % 8 == 0 && ld.mask.is_none() && matches!(left, ast::Expr::Sel(..))
+                {
+                    // Whole bytes: load fewer bytes instead of masking.
+                    let n = plen as usize / 8;
+                    if let Some(Expr::Payload(_)) = self.exprs.last() {
+                        let last = self.exprs.pop();
+                        if let Some(Load::Payload { base, off, .. }) = self.sel_load(left) {
+                            self.exprs
+                                .push(emit::payload(REG1, base, off / 8, n as u32));
+                        } else if let Some(l) = last {
+                            self.exprs.push(l);
+                        }
+                    } else if n != len {
+                        let mask: Vec<u8> =
+                            (0..len).map(|i| if i < n { 0xff } else { 0 }).collect();
+                        self.exprs
+                            .push(emit::bitwise(REG1, REG1, &mask, &vec![0; len]));
+                        let cop = cmp_op(op, span)?;
+                        self.exprs.push(emit::cmp(REG1, cop, &v));
+                        return Ok(());
+                    }
+                    let cop = cmp_op(op, span)?;
+                    self.exprs.push(emit::cmp(REG1, cop, &v[..n.min(v.len())]));
+                    return Ok(());
+                }
+                let _ = full;
+                let mask = prefix_mask(len, plen);
+                self.exprs
+                    .push(emit::bitwise(REG1, REG1, &mask, &vec![0; len]));
+                let cop = cmp_op(op, span)?;
+                self.exprs.push(emit::cmp(REG1, cop, &v));
+                Ok(())
+            }
+            Val::Range(lo, hi) => {
+                if let Some((m, _)) = &ld.mask {
+                    self.exprs.push(emit::bitwise(REG1, REG1, m, &vec![0; len]));
+                }
+                let (mut lo, mut hi) = (lo, hi);
+                if !dt.be && len > 1 {
+                    self.exprs
+                        .push(emit::byteorder(REG1, len as u32, len as u32));
+                    lo.reverse();
+                    hi.reverse();
+                }
+                match op {
+                    RelOp::Implicit | RelOp::Eq => {
+                        self.exprs.push(emit::cmp(REG1, NFT_CMP_GTE, &lo));
+                        self.exprs.push(emit::cmp(REG1, NFT_CMP_LTE, &hi));
+                    }
+                    RelOp::Ne => self.exprs.push(emit::range(REG1, NFT_RANGE_NEQ, &lo, &hi)),
+                    _ => return err(span, "ranges support only == and !="),
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn sel_load(&self, e: &ast::Expr) -> Option<Load> {
+        match e {
+            ast::Expr::Sel(p, _) => field(p, self.family_l3()).map(|f| f.load),
+            _ => None,
+        }
+    }
+
+    fn load_concat(&mut self, parts: &[ast::Expr]) -> R<(Vec<Dtype>, Vec<usize>)> {
+        // Dependencies first, as nft hoists them before the loads.
+        for p in parts {
+            if let ast::Expr::Sel(path, span) = p {
+                let f = self.resolve(path, *span)?;
+                self.dependency(f.proto, *span)?;
+            }
+        }
+        let mut off = 0usize;
+        let (mut dts, mut lens) = (Vec::new(), Vec::new());
+        for p in parts {
+            let reg = if off == 0 {
+                REG1
+            } else {
+                NFT_REG32_00 + (off / 4) as u32
+            };
+            let ld = self.load(p, reg)?;
+            if let Some((m, _)) = &ld.mask {
+                self.exprs
+                    .push(emit::bitwise(reg, reg, m, &vec![0; ld.len]));
+            }
+            off += ld.len.div_ceil(4) * 4;
+            dts.push(ld.dt);
+            lens.push(ld.len);
+        }
+        Ok((dts, lens))
+    }
+
+    /// `left { ... }` / `left @set`: a lookup, anonymous set made as needed.
+    fn lookup_match(
+        &mut self,
+        right: &ast::Expr,
+        dts: &[Dtype],
+        lens: &[usize],
+        op: RelOp,
+        span: Span,
+    ) -> R<()> {
+        let flags = match op {
+            RelOp::Implicit | RelOp::Eq => 0,
+            RelOp::Ne => NFT_LOOKUP_F_INV,
+            _ => return err(span, "sets support only == and !="),
+        };
+        let name = match right {
+            ast::Expr::SetRef(name, s) => {
+                let set = self
+                    .table
+                    .set(name)
+                    .ok_or_else(|| Diagnostic::new(*s, format!("unknown set @{name}")))?;
+                let want: u32 = lens
+                    .iter()
+                    .map(|l| {
+                        if lens.len() > 1 {
+                            l.div_ceil(4) * 4
+                        } else {
+                            *l
+                        }
+                    })
+                    .sum::<usize>() as u32;
+                if set.key_len != want {
+                    return err(*s, format!("type mismatch: set @{name} has {}-byte keys, expression is {want} bytes", set.key_len));
+                }
+                if set.is_map() {
+                    return err(*s, format!("@{name} is a map, not a set"));
+                }
+                name.clone()
+            }
+            ast::Expr::Set(elems, _) => self.anon_set(elems, dts, lens, None)?,
+            _ => return err(right.span(), "expected a set"),
+        };
+        self.swap_for_interval(dts, lens);
+        self.exprs.push(emit::lookup(&name, REG1, None, flags));
+        Ok(())
+    }
+
+    /// Builds an anonymous set (or map when `data` gives the value type).
+    pub(super) fn anon_set(
+        &mut self,
+        elems: &[Elem],
+        dts: &[Dtype],
+        lens: &[usize],
+        data: Option<&MapData>,
+    ) -> R<String> {
+        let concat = dts.len() > 1;
+        let mut keys: Vec<KeyedElem<'_>> = Vec::new();
+        let mut interval = false;
+        for e in elems {
+            let (k, kend) = if concat {
+                let parts = match &e.key {
+                    ast::Expr::Concat(p, _) if p.len() == dts.len() => p,
+                    other => {
+                        return err(
+                            other.span(),
+                            format!("expected {} concatenated values", dts.len()),
+                        )
+                    }
+                };
+                let (mut lo, mut hi) = (Vec::new(), Vec::new());
+                let mut is_iv = false;
+                for ((p, dt), len) in parts.iter().zip(dts).zip(lens) {
+                    let (a, bb, iv) = match values::value(p, dt, *len, self.table)? {
+                        Val::Bytes(v) => (v.clone(), v, false),
+                        Val::Range(a, bb) => (a, bb, true),
+                        Val::Prefix(v, pl) => {
+                            let (a, bb) = values::prefix_range(&v, pl);
+                            (a, bb, true)
+                        }
+                    };
+                    is_iv |= iv;
+                    let pad = len.div_ceil(4) * 4 - len;
+                    lo.extend(&a);
+                    lo.extend(std::iter::repeat_n(0, pad));
+                    hi.extend(&bb);
+                    hi.extend(std::iter::repeat_n(0, pad));
+                }
+                interval |= is_iv;
+                (lo, Some(hi))
+            } else if matches!(e.key, ast::Expr::Wildcard(_)) {
+                (Vec::new(), None)
+            } else {
+                match values::value(&e.key, &dts[0], lens[0], self.table)? {
+                    Val::Bytes(v) => (v, None),
+                    Val::Range(a, bb) => {
+                        interval = true;
+                        (a, Some(bb))
+                    }
+                    Val::Prefix(v, pl) => {
+                        interval = true;
+                        let (a, bb) = values::prefix_range(&v, pl);
+                        (a, Some(bb))
+                    }
+                }
+            };
+            keys.push((k, kend, e));
+        }
+        // Host-order intervals are matched after a byteorder conversion.
+        if interval && !concat && !dts[0].be && lens[0] > 1 {
+            for (k, kend, _) in keys.iter_mut() {
+                k.reverse();
+                if let Some(e) = kend {
+                    e.reverse();
+                }
+            }
+        }
+        let is_map = data.is_some();
+        let base_name = if is_map { "__map%d" } else { "__set%d" };
+        let name = base_name.to_string();
+        let key_len: usize = if concat {
+            lens.iter().map(|l| l.div_ceil(4) * 4).sum()
+        } else {
+            lens[0]
+        };
+        let mut flags = NFT_SET_ANONYMOUS | NFT_SET_CONSTANT;
+        if interval {
+            flags |= NFT_SET_INTERVAL;
+        }
+        if is_map {
+            flags |= NFT_SET_MAP;
+        }
+        if concat && interval {
+            flags |= NFT_SET_CONCAT;
+        }
+        let key_type = dts
+            .iter()
+            .fold(0u32, |acc, d| if concat { (acc << 6) | d.id } else { d.id });
+        let mut elements = Vec::new();
+        let mk_data = |cx: &Self, e: &Elem| -> R<Option<Data>> {
+            let Some(md) = data else { return Ok(None) };
+            let Some(d) = &e.data else {
+                return err(e.span, "map element needs a value");
+            };
+            Ok(Some(match (md, d) {
+                (MapData::Verdict, ast::Expr::Verdict(v, _)) => Data::Verdict(verdict(v)),
+                (MapData::Verdict, other) => return err(other.span(), "expected a verdict"),
+                (MapData::Value(dt, len), v) => Data::Value(b(&cx.map_value(v, dt, *len)?)),
+            }))
+        };
+        if interval && !concat {
+            let mut ivs: Vec<(Vec<u8>, Vec<u8>, &Elem)> = keys
+                .iter()
+                .map(|(k, e, el)| (k.clone(), e.clone().unwrap_or_else(|| k.clone()), *el))
+                .collect();
+            ivs.sort_by(|a, b| a.0.cmp(&b.0));
+            if ivs.first().is_some_and(|f| f.0.iter().any(|x| *x != 0)) {
+                elements.push(Element {
+                    key: Some(b(&vec![0; key_len])),
+                    flags: Some(NFT_SET_ELEM_INTERVAL_END),
+                    ..Default::default()
+                });
+            }
+            for (i, (lo, hi, el)) in ivs.iter().enumerate() {
+                elements.push(Element {
+                    key: Some(b(lo)),
+                    data: mk_data(self, el)?,
+                    ..Default::default()
+                });
+                if let Some(next) = incr(hi) {
+                    if ivs.get(i + 1).is_none_or(|n| n.0 != next) {
+                        elements.push(Element {
+                            key: Some(b(&next)),
+                            flags: Some(NFT_SET_ELEM_INTERVAL_END),
+                            ..Default::default()
+                        });
+                    }
+                }
+            }
+        } else {
+            for (k, kend, el) in &keys {
+                let mut e = Element {
+                    key: Some(b(k)),
+                    data: mk_data(self, el)?,
+                    ..Default::default()
+                };
+                if k.is_empty() {
+                    e.key = None;
+                    e.flags = Some(NFT_SET_ELEM_CATCHALL);
+                }
+                if concat && interval {
+                    e.key_end = kend.as_ref().map(|k| b(k));
+                }
+                elements.push(e);
+            }
+        }
+        let (data_type, data_len) = match data {
+            Some(MapData::Verdict) => (Some(NFT_DATA_VERDICT), Some(0)),
+            Some(MapData::Value(dt, len)) => (Some(dt.id), Some(*len as u32)),
+            None => (None, None),
+        };
+        *self.set_counter += 1;
+        self.sets.push(Set {
+            name: name.clone(),
+            flags,
+            key_type,
+            key_len: key_len as u32,
+            data_type,
+            data_len,
+            obj_type: None,
+            policy: None,
+            desc: None,
+            timeout: None,
+            gc_interval: None,
+            userdata: None,
+            exprs: vec![],
+            elements,
+            handle: None,
+            unknown: vec![],
+        });
+        Ok(name)
+    }
+
+    fn swap_for_interval(&mut self, dts: &[Dtype], lens: &[usize]) {
+        let interval = self.sets.last().is_some_and(|s| s.is_interval());
+        if interval && dts.len() == 1 && !dts[0].be && lens[0] > 1 {
+            self.exprs
+                .push(emit::byteorder(REG1, lens[0] as u32, lens[0] as u32));
+        }
+    }
+
+    fn map_value(&self, v: &ast::Expr, dt: &Dtype, len: usize) -> R<Vec<u8>> {
+        match values::value(v, dt, len, self.table)? {
+            Val::Bytes(v) => Ok(v),
+            _ => err(v.span(), "expected a single value"),
+        }
+    }
+
+    /// `key vmap {...}` (dreg = verdict) or `key map {...}` into `dreg`.
+    pub(super) fn map_lookup(
+        &mut self,
+        key: &ast::Expr,
+        map: &ast::Expr,
+        value: Option<(Dtype, usize, u32)>,
+        span: Span,
+    ) -> R<()> {
+        let (dts, lens) = match key {
+            ast::Expr::Concat(parts, _) => self.load_concat(parts)?,
+            k => {
+                let ld = self.load(k, REG1)?;
+                if let Some((m, _)) = &ld.mask {
+                    self.exprs
+                        .push(emit::bitwise(REG1, REG1, m, &vec![0; ld.len]));
+                }
+                (vec![ld.dt], vec![ld.len])
+            }
+        };
+        let (md, dreg) = match value {
+            None => (MapData::Verdict, NFT_REG_VERDICT),
+            Some((dt, len, reg)) => (MapData::Value(dt, len), reg),
+        };
+        let name = match map {
+            ast::Expr::Set(elems, _) => self.anon_set(elems, &dts, &lens, Some(&md))?,
+            ast::Expr::SetRef(name, s) => {
+                let set = self
+                    .table
+                    .set(name)
+                    .ok_or_else(|| Diagnostic::new(*s, format!("unknown map @{name}")))?;
+                if !set.is_map() {
+                    return err(*s, format!("@{name} is not a map"));
+                }
+                name.clone()
+            }
+            other => return err(other.span(), "expected a map"),
+        };
+        if matches!(map, ast::Expr::Set(..)) {
+            self.swap_for_interval(&dts, &lens);
+        }
+        let _ = span;
+        self.exprs.push(emit::lookup(&name, REG1, Some(dreg), 0));
+        Ok(())
+    }
+
+    /// Computes a value expression into `reg` (for `set` statements and NAT).
+    pub(super) fn eval_into(&mut self, v: &ast::Expr, dt: &Dtype, len: usize, reg: u32) -> R<()> {
+        match v {
+            ast::Expr::Sel(..) | ast::Expr::Binop(..) if !is_const(v) => {
+                self.load(v, reg)?;
+                Ok(())
+            }
+            ast::Expr::Map(key, m, s) => self.map_lookup(key, m, Some((*dt, len, reg)), *s),
+            _ => {
+                let bytes = self.const_value(v, dt, len)?;
+                self.exprs.push(emit::immediate(reg, &bytes));
+                Ok(())
+            }
+        }
+    }
+
+    /// Folds constant expressions (`0x11 xor 0x1331`, `new | related`).
+    fn const_value(&self, v: &ast::Expr, dt: &Dtype, len: usize) -> R<Vec<u8>> {
+        match v {
+            ast::Expr::Binop(op, l, r, _) => {
+                let a = self.const_value(l, dt, len)?;
+                let c = self.const_value(r, dt, len)?;
+                Ok(a.iter()
+                    .zip(&c)
+                    .map(|(x, y)| match op {
+                        BinOp::And => x & y,
+                        BinOp::Or => x | y,
+                        _ => x ^ y,
+                    })
+                    .collect())
+            }
+            _ => self.value_bytes(v, dt, len),
+        }
+    }
+
+    fn assign(&mut self, left: &ast::Expr, value: &ast::Expr, span: Span) -> R<()> {
+        let ast::Expr::Sel(path, lspan) = left else {
+            return err(left.span(), "cannot assign to this expression");
+        };
+        let f = self.resolve(path, *lspan)?;
+        match &f.load {
+            Load::Meta(key) => {
+                let len = f.dt.bytes();
+                self.eval_into(value, &f.dt, len, REG1)?;
+                self.exprs.push(emit::meta_set(*key, REG1));
+                Ok(())
+            }
+            Load::Ct { key, dir } => {
+                let len = f.dt.bytes();
+                self.eval_into(value, &f.dt, len, REG1)?;
+                self.exprs.push(emit::ct_set(*key, *dir, REG1));
+                Ok(())
+            }
+            Load::Payload { base, off, len } => {
+                self.dependency(f.proto, *lspan)?;
+                let start = off / 8;
+                let end = (off + len).div_ceil(8);
+                let n = (end - start) as usize;
+                let csum = payload_csum(*base, path);
+                if off % 8 != 0 || len % 8 != 0 {
+                    let shift = end * 8 - (off + len);
+                    let v = values::value_shifted(value, &f.dt, n, shift, self.table)?;
+                    let Val::Bytes(v) = v else {
+                        return err(value.span(), "expected a value");
+                    };
+                    let m: u128 = ((1u128 << len) - 1) << shift;
+                    let mask = types::int_bytes(m, n, true).unwrap_or_default();
+                    let inv: Vec<u8> = mask.iter().map(|x| !x).collect();
+                    self.exprs.push(emit::payload(REG1, *base, start, n as u32));
+                    self.exprs.push(emit::bitwise(REG1, REG1, &inv, &v));
+                } else {
+                    self.eval_into(value, &f.dt, n, REG1)?;
+                }
+                let flags = 0;
+                self.exprs.push(emit::payload_write(
+                    REG1, *base, start, n as u32, csum, flags,
+                ));
+                let _ = span;
+                Ok(())
+            }
+            _ => err(*lspan, "cannot assign to this expression"),
+        }
+    }
+}
+
+/// An element's key bytes, interval end, and its source.
+type KeyedElem<'e> = (Vec<u8>, Option<Vec<u8>>, &'e Elem);
+
+pub enum MapData {
+    Verdict,
+    Value(Dtype, usize),
+}
+
+fn payload_csum(base: u32, path: &[String]) -> Option<(u32, u32)> {
+    let p: Vec<&str> = path.iter().map(String::as_str).collect();
+    match (base, p.first().copied()) {
+        (NFT_PAYLOAD_NETWORK_HEADER, Some("ip")) => Some((NFT_PAYLOAD_CSUM_INET, 10)),
+        (NFT_PAYLOAD_TRANSPORT_HEADER, Some("tcp")) => Some((NFT_PAYLOAD_CSUM_INET, 16)),
+        (NFT_PAYLOAD_TRANSPORT_HEADER, Some("udp")) => Some((NFT_PAYLOAD_CSUM_INET, 6)),
+        (NFT_PAYLOAD_TRANSPORT_HEADER, Some("icmp" | "icmpv6")) => Some((NFT_PAYLOAD_CSUM_INET, 2)),
+        _ => None,
+    }
+}
+
+fn is_const(e: &ast::Expr) -> bool {
+    match e {
+        ast::Expr::Binop(_, l, r, _) => is_const(l) && is_const(r),
+        ast::Expr::Sel(..) | ast::Expr::Map(..) => false,
+        _ => true,
+    }
+}
+
+fn is_zero_literal(e: &ast::Expr) -> bool {
+    matches!(e, ast::Expr::Word(w, _) if parse_u64(w) == Some(0))
+}
+
+fn incr(v: &[u8]) -> Option<Vec<u8>> {
+    let mut out = v.to_vec();
+    for i in (0..out.len()).rev() {
+        if out[i] == 0xff {
+            out[i] = 0;
+        } else {
+            out[i] += 1;
+            return Some(out);
+        }
+    }
+    None
+}
+
+pub fn prefix_mask(len: usize, plen: u32) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            let bits = (plen as i64 - (i as i64) * 8).clamp(0, 8) as u32;
+            if bits == 0 {
+                0
+            } else {
+                0xffu8 << (8 - bits)
+            }
+        })
+        .collect()
+}
+
+pub fn verdict(v: &ast::Verdict) -> Verdict {
+    match v {
+        ast::Verdict::Accept => Verdict::Accept,
+        ast::Verdict::Drop => Verdict::Drop,
+        ast::Verdict::Continue => Verdict::Continue,
+        ast::Verdict::Return => Verdict::Return,
+        ast::Verdict::Jump(c) => Verdict::Jump(c.clone()),
+        ast::Verdict::Goto(c) => Verdict::Goto(c.clone()),
+    }
+}
+
+fn cmp_op(op: RelOp, span: Span) -> R<u32> {
+    Ok(match op {
+        RelOp::Implicit | RelOp::Eq => NFT_CMP_EQ,
+        RelOp::Ne => NFT_CMP_NEQ,
+        RelOp::Lt => NFT_CMP_LT,
+        RelOp::Gt => NFT_CMP_GT,
+        RelOp::Le => NFT_CMP_LTE,
+        RelOp::Ge => NFT_CMP_GTE,
+        RelOp::Not => return err(span, "'!' applies only to flags"),
+    })
+}
+
+fn l3_name(p: u32) -> &'static str {
+    match p {
+        NFPROTO_IPV4 => "ip",
+        NFPROTO_IPV6 => "ip6",
+        NFPROTO_ARP => "arp",
+        _ => "?",
+    }
+}
+
+fn proto_name(n: u8) -> String {
+    INET_PROTO
+        .syms
+        .iter()
+        .find(|(_, v)| *v == n as u64)
+        .map(|(s, _)| s.to_string())
+        .unwrap_or_else(|| n.to_string())
+}
+
+pub(super) fn arg_words(args: &[Arg]) -> Vec<(String, Span)> {
+    args.iter()
+        .filter_map(|a| match a {
+            Arg::Word(w, s) | Arg::Str(w, s) => Some((w.clone(), *s)),
+            Arg::Punct(p, s) => Some((p.to_string(), *s)),
+            Arg::Expr(_) => None,
+        })
+        .collect()
+}
+
+impl RuleCx<'_> {
+    pub(super) fn push(&mut self, e: Expr) {
+        self.exprs.push(e);
+    }
+    pub(super) fn family(&self) -> Family {
+        self.family
+    }
+    pub(super) fn dep(&mut self, p: Proto, span: Span) -> R<()> {
+        self.dependency(p, span)
+    }
+    pub(super) fn table(&self) -> &Table {
+        self.table
+    }
+}
+
+impl RuleCx<'_> {
+    pub(super) fn stmt_pub(&mut self, s: &Stmt) -> R<()> {
+        self.stmt(s)
+    }
+}

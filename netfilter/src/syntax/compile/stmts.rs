@@ -1,0 +1,674 @@
+//! Keyword statements: counter, log, limit, quota, reject, NAT, notrack,
+//! ct count, and set updates from the packet path (dynset).
+
+use super::emit;
+use super::fields::Proto;
+use super::rule::{arg_words, RuleCx};
+use super::types::*;
+use crate::model::Family;
+use crate::syntax::ast::{self, Arg, Stmt};
+use crate::syntax::diag::{Diagnostic, Span};
+use crate::syntax::parser::parse_u64;
+use crate::sys::*;
+
+type R<T> = Result<T, Diagnostic>;
+
+fn err<T>(span: Span, msg: impl Into<String>) -> R<T> {
+    Err(Diagnostic::new(span, msg))
+}
+
+fn num(w: Option<&(String, Span)>, span: Span, what: &str) -> R<u64> {
+    match w {
+        Some((s, sp)) => {
+            parse_u64(s).ok_or_else(|| Diagnostic::new(*sp, format!("expected {what}, got '{s}'")))
+        }
+        None => err(span, format!("expected {what}")),
+    }
+}
+
+pub fn keyword(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
+    let words = arg_words(args);
+    let mut it = words.iter().peekable();
+    match name {
+        "counter" => {
+            let (mut p, mut b) = (0, 0);
+            while let Some((w, s)) = it.next() {
+                match w.as_str() {
+                    "packets" => p = num(it.next(), *s, "a packet count")?,
+                    "bytes" => b = num(it.next(), *s, "a byte count")?,
+                    "name" => {
+                        let (n, _) = it
+                            .next()
+                            .ok_or_else(|| Diagnostic::new(*s, "expected a counter name"))?;
+                        cx.push(objref(NFT_OBJECT_COUNTER, n));
+                        return Ok(());
+                    }
+                    _ => return err(*s, format!("unexpected '{w}' in counter")),
+                }
+            }
+            cx.push(emit::counter(p, b));
+            Ok(())
+        }
+        "notrack" => {
+            if let Some((w, s)) = it.next() {
+                return err(*s, format!("unexpected '{w}'"));
+            }
+            cx.push(emit::raw("notrack", |_| {}));
+            Ok(())
+        }
+        "log" => log(cx, &words, span),
+        "limit" => limit(cx, &words, span),
+        "quota" => quota(cx, &words, span),
+        "reject" => reject(cx, &words, span),
+        "snat" | "dnat" | "masquerade" | "redirect" => nat(cx, name, args, span),
+        "ct count" => {
+            let over = words.first().is_some_and(|w| w.0 == "over");
+            let n = num(words.last(), span, "a count")?;
+            cx.push(emit::raw("connlimit", |w| {
+                w.put_u32_be(NFTA_CONNLIMIT_COUNT, n as u32);
+                w.put_u32_be(NFTA_CONNLIMIT_FLAGS, over as u32);
+            }));
+            Ok(())
+        }
+        _ => err(span, format!("'{name}' is not supported yet")),
+    }
+}
+
+fn objref(ty: u32, name: &str) -> crate::expr::Expr {
+    emit::raw("objref", |w| {
+        w.put_u32_be(NFTA_OBJREF_IMM_TYPE, ty);
+        w.put_str(NFTA_OBJREF_IMM_NAME, name);
+    })
+}
+
+fn log(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
+    let (mut prefix, mut group, mut snaplen, mut qthr, mut level, mut flags) =
+        (None, None, None, None, None, 0u32);
+    let mut i = 0;
+    while i < words.len() {
+        let (w, s) = &words[i];
+        let next = words.get(i + 1);
+        match w.as_str() {
+            "prefix" => {
+                prefix = Some(
+                    next.ok_or_else(|| Diagnostic::new(*s, "expected a prefix"))?
+                        .0
+                        .clone(),
+                )
+            }
+            "group" => group = Some(num(next, *s, "a group")?),
+            "snaplen" => snaplen = Some(num(next, *s, "a length")?),
+            "queue-threshold" => qthr = Some(num(next, *s, "a threshold")?),
+            "level" => {
+                let l = next.map(|n| n.0.as_str()).unwrap_or("");
+                level = Some(match l {
+                    "emerg" => 0,
+                    "alert" => 1,
+                    "crit" => 2,
+                    "err" => 3,
+                    "warn" => 4,
+                    "notice" => 5,
+                    "info" => 6,
+                    "debug" => 7,
+                    "audit" => 8,
+                    _ => {
+                        return err(
+                            next.map(|n| n.1).unwrap_or(*s),
+                            format!("invalid log level '{l}'"),
+                        )
+                    }
+                });
+            }
+            "flags" => {
+                i += 1;
+                // `flags tcp sequence,options`, `flags ip options`, `flags all`
+                while let Some((f, fs)) = words.get(i) {
+                    match f.as_str() {
+                        "all" => flags |= 0x1f,
+                        "tcp" | "ip" | "," => {}
+                        "sequence" => flags |= 0x1,
+                        "options" => {
+                            let prev = words[..i]
+                                .iter()
+                                .rev()
+                                .find(|p| p.0 == "tcp" || p.0 == "ip")
+                                .map(|p| p.0.as_str());
+                            flags |= if prev == Some("ip") { 0x4 } else { 0x2 };
+                        }
+                        "skuid" => flags |= 0x8,
+                        "ether" => flags |= 0x10,
+                        _ => {
+                            let _ = fs;
+                            break;
+                        }
+                    }
+                    i += 1;
+                }
+                continue;
+            }
+            _ => return err(*s, format!("unexpected '{w}' in log")),
+        }
+        i += 2;
+    }
+    if group.is_none() && (snaplen.is_some() || qthr.is_some()) {
+        return err(span, "snaplen and queue-threshold need a log group");
+    }
+    if group.is_some() && (level.is_some() || flags != 0) {
+        return err(span, "log group and log level/flags are mutually exclusive");
+    }
+    if level == Some(8) && (prefix.is_some() || flags != 0) {
+        return err(span, "log level audit takes no prefix or flags");
+    }
+    cx.push(emit::raw("log", |w| {
+        if let Some(p) = &prefix {
+            w.put_str(NFTA_LOG_PREFIX, p);
+        }
+        if let Some(g) = group {
+            w.put_u16_be(NFTA_LOG_GROUP, g as u16);
+            if let Some(s) = snaplen {
+                w.put_u32_be(NFTA_LOG_SNAPLEN, s as u32);
+            }
+            if let Some(q) = qthr {
+                w.put_u16_be(NFTA_LOG_QTHRESHOLD, q as u16);
+            }
+        } else {
+            w.put_u32_be(NFTA_LOG_LEVEL, level.unwrap_or(4));
+            if flags != 0 {
+                w.put_u32_be(NFTA_LOG_FLAGS, flags);
+            }
+        }
+    }));
+    Ok(())
+}
+
+fn unit_secs(u: &str) -> Option<u64> {
+    Some(match u {
+        "second" => 1,
+        "minute" => 60,
+        "hour" => 3600,
+        "day" => 86400,
+        "week" => 604800,
+        _ => return None,
+    })
+}
+
+fn bytes_unit(u: &str) -> Option<u64> {
+    Some(match u {
+        "bytes" => 1,
+        "kbytes" => 1024,
+        "mbytes" => 1024 * 1024,
+        _ => return None,
+    })
+}
+
+fn limit(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
+    // Flatten `400/minute`, `1 kbytes / second` into tokens.
+    let mut toks: Vec<(String, Span)> = Vec::new();
+    for (w, s) in words {
+        for (i, part) in w.split('/').enumerate() {
+            if i > 0 {
+                toks.push(("/".into(), *s));
+            }
+            if !part.is_empty() {
+                toks.push((part.to_owned(), *s));
+            }
+        }
+    }
+    let mut i = 0;
+    let mut over = false;
+    let (mut rate, mut unit, mut burst, mut bytes) = (None, 1, None, false);
+    while i < toks.len() {
+        let (w, s) = &toks[i];
+        match w.as_str() {
+            "rate" => {}
+            "over" => over = true,
+            "until" => {}
+            "name" => {
+                let n = toks
+                    .get(i + 1)
+                    .ok_or_else(|| Diagnostic::new(*s, "expected a name"))?;
+                cx.push(objref(NFT_OBJECT_LIMIT, &n.0));
+                return Ok(());
+            }
+            "burst" => {
+                let n = num(toks.get(i + 1), *s, "a burst")?;
+                i += 2;
+                let mult = toks.get(i).and_then(|u| {
+                    if u.0 == "packets" {
+                        Some(1)
+                    } else {
+                        bytes_unit(&u.0)
+                    }
+                });
+                if let Some(m) = mult {
+                    // The burst is counted in the rate's unit.
+                    let is_bytes = toks[i].0 != "packets";
+                    if is_bytes != bytes {
+                        return err(toks[i].1, "burst unit must match the rate's unit");
+                    }
+                    i += 1;
+                    burst = Some(n * m);
+                } else {
+                    burst = Some(n);
+                }
+                continue;
+            }
+            _ => {
+                let n = num(Some(&toks[i]), *s, "a rate")?;
+                i += 1;
+                let mut mult = 1;
+                if let Some(m) = toks.get(i).and_then(|u| bytes_unit(&u.0)) {
+                    mult = m;
+                    bytes = true;
+                    i += 1;
+                }
+                if toks.get(i).is_some_and(|t| t.0 == "/") {
+                    i += 1;
+                    unit = toks
+                        .get(i)
+                        .and_then(|u| unit_secs(&u.0))
+                        .ok_or_else(|| Diagnostic::new(*s, "expected a time unit"))?;
+                    i += 1;
+                }
+                rate = Some(n * mult);
+                continue;
+            }
+        }
+        i += 1;
+    }
+    let rate = rate.ok_or_else(|| Diagnostic::new(span, "expected a rate"))?;
+    let burst = burst.unwrap_or(if bytes { 0 } else { 5 });
+    cx.push(emit::raw("limit", |w| {
+        w.put_u64_be(NFTA_LIMIT_RATE, rate);
+        w.put_u64_be(NFTA_LIMIT_UNIT, unit);
+        w.put_u32_be(NFTA_LIMIT_BURST, burst as u32);
+        w.put_u32_be(
+            NFTA_LIMIT_TYPE,
+            if bytes {
+                NFT_LIMIT_PKT_BYTES
+            } else {
+                NFT_LIMIT_PKTS
+            },
+        );
+        w.put_u32_be(NFTA_LIMIT_FLAGS, over as u32);
+    }));
+    Ok(())
+}
+
+fn quota(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
+    let (mut over, mut bytes, mut used) = (false, None, 0);
+    let mut i = 0;
+    while i < words.len() {
+        let (w, s) = &words[i];
+        match w.as_str() {
+            "over" => over = true,
+            "until" => {}
+            "name" => {
+                let n = words
+                    .get(i + 1)
+                    .ok_or_else(|| Diagnostic::new(*s, "expected a name"))?;
+                cx.push(objref(NFT_OBJECT_QUOTA, &n.0));
+                return Ok(());
+            }
+            "used" => {
+                let n = num(words.get(i + 1), *s, "a size")?;
+                let m = words
+                    .get(i + 2)
+                    .and_then(|u| bytes_unit(&u.0))
+                    .ok_or_else(|| Diagnostic::new(*s, "expected a unit"))?;
+                used = n * m;
+                i += 3;
+                continue;
+            }
+            _ => {
+                let n = num(Some(&words[i]), *s, "a size")?;
+                let m = words
+                    .get(i + 1)
+                    .and_then(|u| bytes_unit(&u.0))
+                    .ok_or_else(|| Diagnostic::new(*s, "expected bytes, kbytes or mbytes"))?;
+                bytes = Some(n * m);
+                i += 2;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    let bytes = bytes.ok_or_else(|| Diagnostic::new(span, "expected a quota size"))?;
+    cx.push(emit::raw("quota", |w| {
+        w.put_u64_be(NFTA_QUOTA_BYTES, bytes);
+        w.put_u64_be(NFTA_QUOTA_CONSUMED, used);
+        w.put_u32_be(NFTA_QUOTA_FLAGS, over as u32);
+    }));
+    Ok(())
+}
+
+fn reject(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
+    let fam = cx.family();
+    let (ty, code) = match words
+        .iter()
+        .map(|w| w.0.as_str())
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] => match fam {
+            Family::Ip => (NFT_REJECT_ICMP_UNREACH, 3),
+            Family::Ip6 => (NFT_REJECT_ICMP_UNREACH, 4),
+            _ => (NFT_REJECT_ICMPX_UNREACH, 1),
+        },
+        ["with", "tcp", "reset"] => {
+            cx.dep(Proto::L4(6, None), span)?;
+            (NFT_REJECT_TCP_RST, 0)
+        }
+        ["with", kind @ ("icmp" | "icmpv6" | "icmpx"), rest @ ..] => {
+            let code = match rest {
+                ["type", c] | [c] => *c,
+                _ => return err(span, "expected a reject code"),
+            };
+            let dt = match *kind {
+                "icmp" => ICMP_CODE,
+                "icmpv6" => ICMPV6_CODE,
+                _ => ICMPX_CODE,
+            };
+            let v = dt
+                .syms
+                .iter()
+                .find(|(s, _)| *s == code)
+                .map(|(_, v)| *v)
+                .or_else(|| parse_u64(code))
+                .ok_or_else(|| Diagnostic::new(span, format!("unknown {kind} code '{code}'")))?;
+            match (*kind, fam) {
+                ("icmpx", _) => (NFT_REJECT_ICMPX_UNREACH, v as u8),
+                ("icmp", Family::Ip6) | ("icmpv6", Family::Ip) => {
+                    return err(span, "conflicting protocols specified")
+                }
+                ("icmp", Family::Inet | Family::Bridge | Family::Netdev) => {
+                    cx.dep(Proto::Ip, span)?;
+                    (NFT_REJECT_ICMP_UNREACH, v as u8)
+                }
+                ("icmpv6", Family::Inet | Family::Bridge | Family::Netdev) => {
+                    cx.dep(Proto::Ip6, span)?;
+                    (NFT_REJECT_ICMP_UNREACH, v as u8)
+                }
+                _ => (NFT_REJECT_ICMP_UNREACH, v as u8),
+            }
+        }
+        _ => {
+            return err(
+                span,
+                "expected 'with icmp|icmpv6|icmpx CODE' or 'with tcp reset'",
+            )
+        }
+    };
+    cx.push(emit::raw("reject", |w| {
+        w.put_u32_be(NFTA_REJECT_TYPE, ty);
+        w.put_u8(NFTA_REJECT_ICMP_CODE, code);
+    }));
+    Ok(())
+}
+
+fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
+    let mut flags = 0u32;
+    let mut fam_kw = None;
+    let mut to = None;
+    for a in args {
+        match a {
+            Arg::Word(w, s) => match w.as_str() {
+                "random" => flags |= NF_NAT_RANGE_PROTO_RANDOM,
+                "fully-random" => flags |= NF_NAT_RANGE_PROTO_RANDOM_FULLY,
+                "persistent" => flags |= NF_NAT_RANGE_PERSISTENT,
+                "ip" | "ip6" if to.is_none() => fam_kw = Some(w.as_str()),
+                "to" | "," => {}
+                _ => return err(*s, format!("unexpected '{w}'")),
+            },
+            Arg::Expr(e) => to = Some(e),
+            Arg::Punct(",", _) => {}
+            other => return err(other.span(), "unexpected argument"),
+        }
+    }
+    let l3 = match (fam_kw, cx.family()) {
+        (Some("ip6"), _) | (None, Family::Ip6) => NFPROTO_IPV6,
+        _ => NFPROTO_IPV4,
+    };
+    let (adt, alen) = if l3 == NFPROTO_IPV6 {
+        (IPV6, 16)
+    } else {
+        (IPV4, 4)
+    };
+    let mut regs = (None, None, None, None);
+    if let Some(e) = to {
+        // Split `addr:port` forms.
+        let (addr, port) = split_addr_port(e, l3 == NFPROTO_IPV6);
+        if let Some(a) = addr {
+            regs.0 = Some(NFT_REG_1);
+            match &a {
+                ast::Expr::Word(w, s)
+                    if w.contains('-') && super::values::word(w, &adt, alen, 0).is_none() =>
+                {
+                    let (lo, hi) = w.split_once('-').unwrap_or((w, w));
+                    let lo = super::values::word(lo, &adt, alen, 0)
+                        .ok_or_else(|| Diagnostic::new(*s, "invalid address"))?;
+                    let hi = super::values::word(hi, &adt, alen, 0)
+                        .ok_or_else(|| Diagnostic::new(*s, "invalid address"))?;
+                    cx.push(emit::immediate(NFT_REG_1, &lo));
+                    cx.push(emit::immediate(NFT_REG_1 + 1, &hi));
+                    regs.1 = Some(NFT_REG_1 + 1);
+                }
+                other => cx.eval_into(other, &adt, alen, NFT_REG_1)?,
+            }
+        }
+        if let Some(p) = port {
+            let preg = if regs.1.is_some() {
+                NFT_REG_1 + 2
+            } else if regs.0.is_some() {
+                NFT_REG_1 + 1
+            } else {
+                NFT_REG_1
+            };
+            match &p {
+                ast::Expr::Word(w, s) if w.contains('-') => {
+                    let (lo, hi) = w.split_once('-').unwrap_or((w, w));
+                    let lo = super::values::word(lo, &INET_SERVICE, 2, 0)
+                        .ok_or_else(|| Diagnostic::new(*s, "invalid port"))?;
+                    let hi = super::values::word(hi, &INET_SERVICE, 2, 0)
+                        .ok_or_else(|| Diagnostic::new(*s, "invalid port"))?;
+                    cx.push(emit::immediate(preg, &lo));
+                    cx.push(emit::immediate(preg + 1, &hi));
+                    regs.2 = Some(preg);
+                    regs.3 = Some(preg + 1);
+                }
+                other => {
+                    cx.eval_into(other, &INET_SERVICE, 2, preg)?;
+                    regs.2 = Some(preg);
+                }
+            }
+        }
+    }
+    if cx.family() == Family::Inet && name != "masquerade" && name != "redirect" && regs.0.is_some()
+    {
+        cx.dep(
+            if l3 == NFPROTO_IPV6 {
+                Proto::Ip6
+            } else {
+                Proto::Ip
+            },
+            span,
+        )?;
+    }
+    match name {
+        "snat" | "dnat" => {
+            if regs.0.is_some() && regs.1.is_none() {
+                regs.1 = None;
+            }
+            cx.push(emit::raw("nat", |w| {
+                w.put_u32_be(
+                    NFTA_NAT_TYPE,
+                    if name == "snat" {
+                        NFT_NAT_SNAT
+                    } else {
+                        NFT_NAT_DNAT
+                    },
+                );
+                w.put_u32_be(NFTA_NAT_FAMILY, l3);
+                if let Some(r) = regs.0 {
+                    w.put_u32_be(NFTA_NAT_REG_ADDR_MIN, r);
+                    w.put_u32_be(NFTA_NAT_REG_ADDR_MAX, regs.1.unwrap_or(r));
+                }
+                if let Some(r) = regs.2 {
+                    w.put_u32_be(NFTA_NAT_REG_PROTO_MIN, r);
+                    w.put_u32_be(NFTA_NAT_REG_PROTO_MAX, regs.3.unwrap_or(r));
+                }
+                let f = flags
+                    | if regs.0.is_some() {
+                        NF_NAT_RANGE_MAP_IPS
+                    } else {
+                        0
+                    }
+                    | if regs.2.is_some() {
+                        NF_NAT_RANGE_PROTO_SPECIFIED
+                    } else {
+                        0
+                    };
+                if f != 0 {
+                    w.put_u32_be(NFTA_NAT_FLAGS, f);
+                }
+            }));
+        }
+        _ => {
+            let (pmin, pmax) = (NFTA_MASQ_REG_PROTO_MIN, NFTA_MASQ_REG_PROTO_MAX);
+            let f = flags
+                | if regs.2.is_some() {
+                    NF_NAT_RANGE_PROTO_SPECIFIED
+                } else {
+                    0
+                };
+            cx.push(emit::raw(
+                if name == "masquerade" {
+                    "masq"
+                } else {
+                    "redir"
+                },
+                |w| {
+                    if f != 0 {
+                        w.put_u32_be(NFTA_MASQ_FLAGS, f);
+                    }
+                    if let Some(r) = regs.2 {
+                        w.put_u32_be(pmin, r);
+                        w.put_u32_be(pmax, regs.3.unwrap_or(r));
+                    }
+                },
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `1.2.3.4:80`, `[::1]:80`, `:80`, `1.2.3.4`, or a non-constant expression.
+fn split_addr_port(e: &ast::Expr, v6: bool) -> (Option<ast::Expr>, Option<ast::Expr>) {
+    if let ast::Expr::Word(w, s) = e {
+        if let Some(p) = w.strip_prefix(':') {
+            return (None, Some(ast::Expr::Word(p.to_owned(), *s)));
+        }
+        if v6 {
+            if let Some(rest) = w.strip_prefix('[') {
+                if let Some((a, p)) = rest.split_once("]:") {
+                    return (
+                        Some(ast::Expr::Word(a.to_owned(), *s)),
+                        Some(ast::Expr::Word(p.to_owned(), *s)),
+                    );
+                }
+                return (
+                    Some(ast::Expr::Word(rest.trim_end_matches(']').to_owned(), *s)),
+                    None,
+                );
+            }
+            return (Some(e.clone()), None);
+        }
+        if let Some((a, p)) = w.rsplit_once(':') {
+            return (
+                Some(ast::Expr::Word(a.to_owned(), *s)),
+                Some(ast::Expr::Word(p.to_owned(), *s)),
+            );
+        }
+    }
+    (Some(e.clone()), None)
+}
+
+pub fn dynset(
+    cx: &mut RuleCx<'_>,
+    op: &str,
+    set: &str,
+    key: &ast::Expr,
+    stmts: &[Stmt],
+    span: Span,
+) -> R<()> {
+    let s = cx
+        .table()
+        .set(set)
+        .ok_or_else(|| Diagnostic::new(span, format!("unknown set @{set}")))?
+        .clone();
+    match key {
+        ast::Expr::Concat(parts, _) => {
+            let mut off = 0usize;
+            for p in parts {
+                let reg = if off == 0 {
+                    NFT_REG_1
+                } else {
+                    NFT_REG32_00 + (off / 4) as u32
+                };
+                cx.eval_into(p, &BE_INT, 4, reg)?;
+                off += 4;
+            }
+        }
+        k => cx.eval_into(k, &BE_INT, s.key_len as usize, NFT_REG_1)?,
+    }
+    let mut timeout = None;
+    let mut exprs = Vec::new();
+    for st in stmts {
+        match st {
+            Stmt::Keyword { name, args, span } if name == "timeout" => {
+                let w = arg_words(args);
+                let t = w
+                    .first()
+                    .and_then(|(t, _)| parse_duration_ms(t))
+                    .ok_or_else(|| Diagnostic::new(*span, "invalid timeout"))?;
+                timeout = Some(t);
+            }
+            other => {
+                let mut sub = Vec::new();
+                std::mem::swap(&mut sub, &mut cx.exprs);
+                cx.stmt_pub(other)?;
+                std::mem::swap(&mut sub, &mut cx.exprs);
+                exprs.extend(sub);
+            }
+        }
+    }
+    let op = match op {
+        "add" => NFT_DYNSET_OP_ADD,
+        "update" => NFT_DYNSET_OP_UPDATE,
+        _ => NFT_DYNSET_OP_DELETE,
+    };
+    cx.push(emit::raw("dynset", |w| {
+        w.put_u32_be(NFTA_DYNSET_SREG_KEY, NFT_REG_1);
+        w.put_str(NFTA_DYNSET_SET_NAME, set);
+        w.put_u32_be(NFTA_DYNSET_OP, op);
+        if let Some(t) = timeout {
+            w.put_u64_be(NFTA_DYNSET_TIMEOUT, t);
+        }
+        w.put_u32_be(NFTA_DYNSET_FLAGS, 0);
+        if exprs.len() == 1 {
+            w.nest(NFTA_DYNSET_EXPR, |w| exprs[0].encode_body(w));
+        } else if !exprs.is_empty() {
+            w.nest(NFTA_DYNSET_EXPRESSIONS, |w| {
+                crate::expr::encode_list(&exprs, w)
+            });
+        }
+    }));
+    Ok(())
+}
+
+// `NF_NAT_RANGE_*` (linux/netfilter/nf_nat.h), not in the generated set.
+const NF_NAT_RANGE_MAP_IPS: u32 = 1 << 0;
+const NF_NAT_RANGE_PROTO_SPECIFIED: u32 = 1 << 1;
+const NF_NAT_RANGE_PROTO_RANDOM: u32 = 1 << 2;
+const NF_NAT_RANGE_PERSISTENT: u32 = 1 << 3;
+const NF_NAT_RANGE_PROTO_RANDOM_FULLY: u32 = 1 << 4;

@@ -1,0 +1,238 @@
+//! Written values → register bytes for a given datatype: numbers,
+//! symbolic names, addresses, strings, flag lists, ranges and prefixes.
+
+use super::types::*;
+use crate::model::Table;
+use crate::syntax::ast::{BinOp, Expr};
+use crate::syntax::diag::Diagnostic;
+use crate::syntax::parser::parse_u64;
+
+pub enum Val {
+    Bytes(Vec<u8>),
+    Range(Vec<u8>, Vec<u8>),
+    Prefix(Vec<u8>, u32),
+}
+
+type R<T> = Result<T, Diagnostic>;
+
+pub fn value(e: &Expr, dt: &Dtype, len: usize, t: &Table) -> R<Val> {
+    value_shifted(e, dt, len, 0, t)
+}
+
+/// Like [`value`], with integers shifted left by `shift` bits (sub-byte
+/// header fields compare against the bytes that hold them).
+pub fn value_shifted(e: &Expr, dt: &Dtype, len: usize, shift: u32, t: &Table) -> R<Val> {
+    let _ = t;
+    let one = |w: &str, span| -> R<Vec<u8>> {
+        word(w, dt, len, shift).ok_or_else(|| mismatch(w, dt, span))
+    };
+    match e {
+        Expr::Word(w, span) => {
+            if let Some(v) = word(w, dt, len, shift) {
+                return Ok(Val::Bytes(v));
+            }
+            if let Some((a, p)) = w.rsplit_once('/') {
+                if let (Some(v), Some(p)) = (word(a, dt, len, 0), p.parse::<u32>().ok()) {
+                    if p as usize > len * 8 {
+                        return Err(Diagnostic::new(
+                            *span,
+                            format!("prefix length {p} is invalid for {}", dt.name),
+                        ));
+                    }
+                    return Ok(Val::Prefix(mask_bytes(&v, p), p));
+                }
+            }
+            // A range `a-b`: try each '-' as the separator.
+            for (i, _) in w.match_indices('-') {
+                if let (Some(a), Some(b)) = (
+                    word(&w[..i], dt, len, shift),
+                    word(&w[i + 1..], dt, len, shift),
+                ) {
+                    return range(a, b, dt, *span);
+                }
+            }
+            Err(mismatch(w, dt, *span))
+        }
+        Expr::Str(s, span) => {
+            if dt.kind == Kind::Str && (s.is_empty() || s.len() >= len) {
+                return Err(Diagnostic::new(
+                    *span,
+                    format!("string '{s}' must be 1 to {} characters", len - 1),
+                ));
+            }
+            if dt.kind == Kind::Str || dt.kind == Kind::Int && dt.bits > 64 {
+                return Ok(Val::Bytes(string(s, len)));
+            }
+            one(s, *span).map(Val::Bytes)
+        }
+        Expr::Range(a, b, span) => {
+            let (Val::Bytes(a), Val::Bytes(b)) = (
+                value_shifted(a, dt, len, shift, t)?,
+                value_shifted(b, dt, len, shift, t)?,
+            ) else {
+                return Err(Diagnostic::new(*span, "invalid range"));
+            };
+            range(a, b, dt, *span)
+        }
+        Expr::Prefix(a, p, span) => match value(a, dt, len, t)? {
+            Val::Bytes(v) if (*p as usize) <= len * 8 => Ok(Val::Prefix(mask_bytes(&v, *p), *p)),
+            _ => Err(Diagnostic::new(*span, "invalid prefix")),
+        },
+        Expr::List(items, _) | Expr::Concat(items, _)
+            if dt.kind == Kind::Bitmask && matches!(e, Expr::List(..)) =>
+        {
+            let mut acc = vec![0u8; len];
+            for i in items {
+                let Val::Bytes(v) = value_shifted(i, dt, len, shift, t)? else {
+                    return Err(Diagnostic::new(i.span(), "expected a flag"));
+                };
+                acc.iter_mut().zip(&v).for_each(|(a, b)| *a |= b);
+            }
+            Ok(Val::Bytes(acc))
+        }
+        Expr::Binop(op @ (BinOp::Or | BinOp::And | BinOp::Xor), a, b, span) => {
+            let (Val::Bytes(a), Val::Bytes(b)) = (
+                value_shifted(a, dt, len, shift, t)?,
+                value_shifted(b, dt, len, shift, t)?,
+            ) else {
+                return Err(Diagnostic::new(*span, "expected values"));
+            };
+            Ok(Val::Bytes(
+                a.iter()
+                    .zip(&b)
+                    .map(|(x, y)| match op {
+                        BinOp::Or => x | y,
+                        BinOp::And => x & y,
+                        _ => x ^ y,
+                    })
+                    .collect(),
+            ))
+        }
+        other => Err(Diagnostic::new(
+            other.span(),
+            format!("expected a value of type {}", dt.name),
+        )),
+    }
+}
+
+fn range(a: Vec<u8>, b: Vec<u8>, dt: &Dtype, span: crate::syntax::diag::Span) -> R<Val> {
+    let (ka, kb) = if dt.be {
+        (a.clone(), b.clone())
+    } else {
+        (
+            a.iter().rev().copied().collect(),
+            b.iter().rev().copied().collect::<Vec<u8>>(),
+        )
+    };
+    if ka > kb {
+        return Err(Diagnostic::new(span, "range has zero or negative size"));
+    }
+    Ok(Val::Range(a, b))
+}
+
+fn mismatch(w: &str, dt: &Dtype, span: crate::syntax::diag::Span) -> Diagnostic {
+    let what = if parse_ipv4(w).is_some() {
+        Some("ipv4_addr")
+    } else if w.contains(':') && parse_ipv6(w).is_some() {
+        Some("ipv6_addr")
+    } else {
+        None
+    };
+    match what {
+        Some(t) if t != dt.name => {
+            Diagnostic::new(span, format!("type mismatch: {} vs {t}", dt.name))
+        }
+        _ => Diagnostic::new(span, format!("could not parse '{w}' as {}", dt.name)),
+    }
+}
+
+pub fn mask_bytes(v: &[u8], plen: u32) -> Vec<u8> {
+    let m = super::rule::prefix_mask(v.len(), plen);
+    v.iter().zip(&m).map(|(a, b)| a & b).collect()
+}
+
+/// First and last value of a prefix.
+pub fn prefix_range(v: &[u8], plen: u32) -> (Vec<u8>, Vec<u8>) {
+    let m = super::rule::prefix_mask(v.len(), plen);
+    let lo = v.iter().zip(&m).map(|(a, b)| a & b).collect();
+    let hi = v.iter().zip(&m).map(|(a, b)| (a & b) | !b).collect();
+    (lo, hi)
+}
+
+fn string(s: &str, len: usize) -> Vec<u8> {
+    if let Some(p) = s.strip_suffix('*') {
+        return p.as_bytes().to_vec();
+    }
+    let mut v = s.as_bytes().to_vec();
+    v.truncate(len);
+    v.resize(len.max(v.len() + 1).min(len.max(1)), 0);
+    if v.len() < len {
+        v.resize(len, 0);
+    }
+    v
+}
+
+/// One word as `len` bytes of type `dt`.
+pub fn word(w: &str, dt: &Dtype, len: usize, shift: u32) -> Option<Vec<u8>> {
+    match dt.kind {
+        Kind::Ipv4 => parse_ipv4(w).map(|a| a.to_vec()),
+        Kind::Ipv6 => parse_ipv6(w).map(|a| a.to_vec()),
+        Kind::Ether => parse_ether(w),
+        Kind::Str => Some(string(w, len)),
+        Kind::Verdict => None,
+        Kind::Time => {
+            let ms = parse_duration_ms(w)?;
+            let v = if dt.bits == 64 {
+                ms as u128 * 1_000_000
+            } else {
+                ms as u128
+            };
+            int_bytes(v, len, dt.be)
+        }
+        Kind::Int | Kind::Bitmask => {
+            let n: u128 = if let Some((_, v)) = dt
+                .syms
+                .iter()
+                .find(|(s, _)| *s == w || (dt.name == "day" && s.eq_ignore_ascii_case(w)))
+            {
+                *v as u128
+            } else if let Some(n) = parse_u64(w) {
+                n as u128
+            } else if let Some(h) = w.strip_prefix("0x").filter(|h| h.len() <= 32) {
+                u128::from_str_radix(h, 16).ok()?
+            } else if dt.name == "iface_index" && w == "lo" {
+                1
+            } else if dt.name == "classid" || dt.name == "realm" {
+                classid(w)? as u128
+            } else {
+                return None;
+            };
+            if dt.bits < 128 && n >> dt.bits != 0 {
+                return None;
+            }
+            let n = n.checked_shl(shift)?;
+            int_bytes(n, len, dt.be)
+        }
+    }
+}
+
+/// `major:minor` in hex, as tc writes class ids; `none` and `root` too.
+fn classid(w: &str) -> Option<u32> {
+    match w {
+        "root" => return Some(0xffff_ffff),
+        "none" => return Some(0),
+        _ => {}
+    }
+    let (a, b) = w.split_once(':')?;
+    let a = if a.is_empty() {
+        0
+    } else {
+        u32::from_str_radix(a, 16).ok()?
+    };
+    let b = if b.is_empty() {
+        0
+    } else {
+        u32::from_str_radix(b, 16).ok()?
+    };
+    Some((a << 16) | (b & 0xffff))
+}

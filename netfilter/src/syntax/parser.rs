@@ -1,0 +1,1869 @@
+//! Recursive-descent parser: tokens → [`Script`]. Table blocks and flat
+//! commands produce the same commands; `define`d variables are expanded
+//! as tokens before parsing.
+
+use std::collections::HashMap;
+
+use super::ast::*;
+use super::diag::{Diagnostic, Span};
+use super::lexer::{lex, Tok, Token};
+
+pub const FAMILIES: &[&str] = &["ip", "ip6", "inet", "arp", "bridge", "netdev"];
+
+/// Words that begin a keyword statement.
+const STMT_KEYWORDS: &[&str] = &[
+    "accept",
+    "drop",
+    "continue",
+    "return",
+    "jump",
+    "goto",
+    "counter",
+    "log",
+    "limit",
+    "quota",
+    "reject",
+    "snat",
+    "dnat",
+    "masquerade",
+    "redirect",
+    "notrack",
+    "queue",
+    "dup",
+    "fwd",
+    "tproxy",
+    "synproxy",
+    "comment",
+    "meter",
+];
+
+/// Words that begin a selector, and the words that may follow them.
+fn selector_vocab(head: &str) -> Option<&'static [&'static str]> {
+    const IP: &[&str] = &[
+        "version",
+        "hdrlength",
+        "dscp",
+        "ecn",
+        "length",
+        "id",
+        "frag-off",
+        "ttl",
+        "protocol",
+        "checksum",
+        "saddr",
+        "daddr",
+        "option",
+        "lsrr",
+        "ssrr",
+        "rr",
+        "ra",
+        "type",
+        "ptr",
+        "value",
+        "addr",
+    ];
+    const IP6: &[&str] = &[
+        "version",
+        "dscp",
+        "ecn",
+        "flowlabel",
+        "length",
+        "nexthdr",
+        "hoplimit",
+        "saddr",
+        "daddr",
+    ];
+    const TCP: &[&str] = &[
+        "sport",
+        "dport",
+        "sequence",
+        "ackseq",
+        "doff",
+        "reserved",
+        "flags",
+        "window",
+        "checksum",
+        "urgptr",
+        "option",
+        "eol",
+        "nop",
+        "maxseg",
+        "mss",
+        "window",
+        "sack-perm",
+        "sack-permitted",
+        "sack",
+        "sack0",
+        "sack1",
+        "sack2",
+        "sack3",
+        "timestamp",
+        "fastopen",
+        "md5sig",
+        "mptcp",
+        "kind",
+        "length",
+        "size",
+        "count",
+        "left",
+        "right",
+        "tsval",
+        "tsecr",
+        "subtype",
+    ];
+    const ICMP: &[&str] = &[
+        "type",
+        "code",
+        "checksum",
+        "id",
+        "sequence",
+        "gateway",
+        "mtu",
+        "parameter-problem",
+        "packet-too-big",
+        "max-delay",
+        "taddr",
+        "daddr",
+    ];
+    Some(match head {
+        "ether" => &["saddr", "daddr", "type"],
+        "vlan" => &["id", "cfi", "dei", "pcp", "type"],
+        "arp" => &[
+            "htype",
+            "ptype",
+            "hlen",
+            "plen",
+            "operation",
+            "saddr",
+            "daddr",
+            "ip",
+            "ether",
+        ],
+        "ip" => IP,
+        "ip6" => IP6,
+        "icmp" | "icmpv6" => ICMP,
+        "igmp" => &["type", "mrt", "checksum", "group"],
+        "tcp" => TCP,
+        "udp" | "udplite" => &["sport", "dport", "length", "csumcov", "checksum"],
+        "sctp" => &[
+            "sport",
+            "dport",
+            "vtag",
+            "checksum",
+            "chunk",
+            "data",
+            "init",
+            "init-ack",
+            "sack",
+            "heartbeat",
+            "heartbeat-ack",
+            "abort",
+            "shutdown",
+            "shutdown-ack",
+            "error",
+            "cookie-echo",
+            "cookie-ack",
+            "ecne",
+            "cwr",
+            "shutdown-complete",
+            "asconf-ack",
+            "forward-tsn",
+            "asconf",
+            "type",
+            "flags",
+            "length",
+            "tsn",
+            "stream",
+            "ssn",
+            "ppid",
+            "init-tag",
+            "a-rwnd",
+            "num-outbound-streams",
+            "num-inbound-streams",
+            "initial-tsn",
+            "cum-tsn-ack",
+            "num-gap-ack-blocks",
+            "num-dup-tsns",
+            "lowest-tsn",
+            "seqno",
+            "new-cum-tsn",
+        ],
+        "dccp" => &["sport", "dport", "type"],
+        "ah" => &["nexthdr", "hdrlength", "reserved", "spi", "sequence"],
+        "esp" => &["spi", "sequence"],
+        "comp" => &["nexthdr", "flags", "cpi"],
+        "th" => &["sport", "dport"],
+        "hbh" | "dst" => &["nexthdr", "hdrlength"],
+        "frag" => &[
+            "nexthdr",
+            "reserved",
+            "frag-off",
+            "reserved2",
+            "more-fragments",
+            "id",
+        ],
+        "rt" | "rt0" | "rt2" | "srh" => &[
+            "nexthdr",
+            "hdrlength",
+            "type",
+            "seg-left",
+            "addr",
+            "reserved",
+            "last-entry",
+            "flags",
+            "tag",
+            "sid",
+            "classid",
+            "nexthop",
+            "mtu",
+            "ipsec",
+            "ip",
+            "ip6",
+            "mark",
+        ],
+        "mh" => &["nexthdr", "hdrlength", "type", "reserved", "checksum"],
+        "exthdr" => &["hbh", "rt", "frag", "dst", "mh", "exists", "missing"],
+        "meta" => META_KEYS,
+        "ct" => &[
+            "original",
+            "reply",
+            "state",
+            "direction",
+            "status",
+            "mark",
+            "expiration",
+            "helper",
+            "l3proto",
+            "protocol",
+            "saddr",
+            "daddr",
+            "proto-src",
+            "proto-dst",
+            "bytes",
+            "packets",
+            "avgpkt",
+            "zone",
+            "label",
+            "event",
+            "id",
+            "ip",
+            "ip6",
+            "count",
+            "secmark",
+            "timeout",
+            "expectation",
+        ],
+        "numgen" => &["inc", "random", "mod", "offset"],
+        "symhash" => &["mod", "offset"],
+        "socket" => &["transparent", "mark", "wildcard", "cgroupv2", "level"],
+        "osf" => &["ttl", "loose", "skip", "name", "version"],
+        "fib" => &[
+            "saddr", "daddr", "mark", "iif", "oif", "oifname", "type", "check", "exists", "missing",
+        ],
+        "ipsec" => &[
+            "in", "out", "spnum", "reqid", "spi", "ip", "ip6", "saddr", "daddr",
+        ],
+        "gre" | "gretap" | "geneve" | "vxlan" => &[
+            "flags", "version", "protocol", "vni", "type", "ip", "ip6", "tcp", "udp",
+        ],
+        _ if META_SHORT.contains(&head) => &[],
+        _ => return None,
+    })
+}
+
+pub const META_KEYS: &[&str] = &[
+    "length",
+    "protocol",
+    "priority",
+    "mark",
+    "iif",
+    "oif",
+    "iifname",
+    "oifname",
+    "iiftype",
+    "oiftype",
+    "skuid",
+    "skgid",
+    "nftrace",
+    "rtclassid",
+    "secmark",
+    "nfproto",
+    "l4proto",
+    "ibriport",
+    "obriport",
+    "ibrname",
+    "obrname",
+    "pkttype",
+    "cpu",
+    "iifgroup",
+    "oifgroup",
+    "cgroup",
+    "random",
+    "secpath",
+    "ipsec",
+    "iifkind",
+    "oifkind",
+    "ibrpvid",
+    "ibrvproto",
+    "time",
+    "day",
+    "hour",
+    "sdif",
+    "sdifname",
+    "broute",
+];
+
+/// Meta keys usable without `meta`.
+pub const META_SHORT: &[&str] = &[
+    "mark",
+    "iif",
+    "oif",
+    "iifname",
+    "oifname",
+    "iiftype",
+    "oiftype",
+    "skuid",
+    "skgid",
+    "nftrace",
+    "rtclassid",
+    "ibriport",
+    "obriport",
+    "ibrname",
+    "obrname",
+    "pkttype",
+    "cpu",
+    "iifgroup",
+    "oifgroup",
+    "cgroup",
+    "ipsec",
+    "iifkind",
+    "oifkind",
+    "time",
+    "day",
+    "hour",
+    "priority",
+    "random",
+];
+
+/// Parses a whole nft script.
+pub fn parse_script(src: &str) -> Result<Script, Diagnostic> {
+    let toks = expand_defines(lex(src)?)?;
+    let mut p = Parser { toks, pos: 0 };
+    let mut script = Script::default();
+    loop {
+        p.skip_separators();
+        if p.at_end() {
+            break;
+        }
+        p.command(&mut script.commands)?;
+    }
+    Ok(script)
+}
+
+/// Parses one rule's statements (no `add rule` prefix).
+pub fn parse_rule(src: &str) -> Result<RuleAst, Diagnostic> {
+    let toks = expand_defines(lex(src)?)?;
+    let mut p = Parser { toks, pos: 0 };
+    while p.peek().is_some_and(|t| t.tok == Tok::Newline) {
+        p.pos += 1;
+    }
+    let rule = p.rule()?;
+    p.skip_separators();
+    if let Some(t) = p.peek() {
+        return Err(Diagnostic::new(
+            t.span,
+            format!("unexpected {}", t.describe()),
+        ));
+    }
+    Ok(rule)
+}
+
+/// Replaces `$name` by the tokens of `define name = ...`.
+fn expand_defines(toks: Vec<Token>) -> Result<Vec<Token>, Diagnostic> {
+    let mut defs: HashMap<String, Vec<Token>> = HashMap::new();
+    let mut out = Vec::with_capacity(toks.len());
+    let mut i = 0;
+    let at_stmt_start = |out: &Vec<Token>| {
+        out.last()
+            .is_none_or(|t: &Token| t.tok == Tok::Newline || t.is_punct(";") || t.is_punct("{"))
+    };
+    while i < toks.len() {
+        let t = &toks[i];
+        let kw = t.word().unwrap_or("");
+        if matches!(kw, "define" | "redefine" | "undefine") && at_stmt_start(&out) {
+            let name = match toks.get(i + 1).map(|t| &t.tok) {
+                Some(Tok::Word(n)) => n.clone(),
+                _ => {
+                    return Err(Diagnostic::new(
+                        t.span,
+                        "expected a variable name after define",
+                    ))
+                }
+            };
+            i += 2;
+            if kw == "undefine" {
+                defs.remove(&name);
+                continue;
+            }
+            if !toks.get(i).is_some_and(|t| t.is_punct("=")) {
+                return Err(Diagnostic::new(t.span, "expected '=' in define").expected(&["="]));
+            }
+            i += 1;
+            let mut value = Vec::new();
+            let mut depth = 0i32;
+            while let Some(t) = toks.get(i) {
+                if depth == 0 && (t.tok == Tok::Newline || t.is_punct(";")) {
+                    break;
+                }
+                if t.is_punct("{") {
+                    depth += 1;
+                } else if t.is_punct("}") {
+                    depth -= 1;
+                }
+                match &t.tok {
+                    Tok::Var(v) => value.extend(lookup(&defs, v, t.span)?.iter().cloned()),
+                    Tok::Newline => {}
+                    _ => value.push(t.clone()),
+                }
+                i += 1;
+            }
+            if value.is_empty() {
+                return Err(Diagnostic::new(
+                    t.span,
+                    format!("empty definition of ${name}"),
+                ));
+            }
+            defs.insert(name, value);
+            continue;
+        }
+        if let Tok::Var(v) = &t.tok {
+            out.extend(lookup(&defs, v, t.span)?.iter().cloned());
+        } else {
+            out.push(t.clone());
+        }
+        i += 1;
+    }
+    Ok(out)
+}
+
+fn lookup<'a>(
+    defs: &'a HashMap<String, Vec<Token>>,
+    name: &str,
+    span: Span,
+) -> Result<&'a Vec<Token>, Diagnostic> {
+    defs.get(name)
+        .ok_or_else(|| Diagnostic::new(span, format!("undefined variable ${name}")))
+}
+
+struct Parser {
+    toks: Vec<Token>,
+    pos: usize,
+}
+
+type R<T> = Result<T, Diagnostic>;
+
+impl Parser {
+    fn peek(&self) -> Option<&Token> {
+        self.toks.get(self.pos)
+    }
+    fn peek_at(&self, n: usize) -> Option<&Token> {
+        self.toks.get(self.pos + n)
+    }
+    fn peek_word(&self) -> Option<&str> {
+        self.peek().and_then(|t| t.word())
+    }
+    fn at_end(&self) -> bool {
+        self.pos >= self.toks.len()
+    }
+    fn here(&self) -> Span {
+        self.peek()
+            .map(|t| t.span)
+            .or_else(|| {
+                self.toks.last().map(|t| Span {
+                    column: t.span.column + t.span.len,
+                    len: 1,
+                    ..t.span
+                })
+            })
+            .unwrap_or(Span {
+                line: 1,
+                column: 1,
+                len: 1,
+            })
+    }
+    fn unexpected<T>(&self, expected: &[&str]) -> R<T> {
+        let what = self
+            .peek()
+            .map(|t| t.describe())
+            .unwrap_or_else(|| "end of input".into());
+        Err(Diagnostic::new(self.here(), format!("unexpected {what}")).expected(expected))
+    }
+    fn next(&mut self) -> Option<Token> {
+        let t = self.toks.get(self.pos).cloned();
+        self.pos += 1;
+        t
+    }
+    fn eat_punct(&mut self, p: &str) -> bool {
+        if self.peek().is_some_and(|t| t.is_punct(p)) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+    fn eat_word(&mut self, w: &str) -> bool {
+        if self.peek().is_some_and(|t| t.is_word(w)) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+    fn expect_punct(&mut self, p: &str) -> R<Span> {
+        let s = self.here();
+        if self.eat_punct(p) {
+            Ok(s)
+        } else {
+            self.unexpected(&[p])
+        }
+    }
+    fn word(&mut self, what: &str) -> R<(String, Span)> {
+        match self.peek() {
+            Some(Token {
+                tok: Tok::Word(w),
+                span,
+            }) => {
+                let r = (w.clone(), *span);
+                self.pos += 1;
+                Ok(r)
+            }
+            _ => self.unexpected(&[what]),
+        }
+    }
+    /// A name: a word or a quoted string.
+    fn name(&mut self, what: &str) -> R<(String, Span)> {
+        match self.peek() {
+            Some(Token {
+                tok: Tok::Str(w),
+                span,
+            }) => {
+                let r = (w.clone(), *span);
+                self.pos += 1;
+                Ok(r)
+            }
+            _ => self.word(what),
+        }
+    }
+    fn string(&mut self, what: &str) -> R<String> {
+        self.name(what).map(|(s, _)| s)
+    }
+    fn number(&mut self, what: &str) -> R<u64> {
+        let (w, span) = self.word(what)?;
+        parse_u64(&w).ok_or_else(|| Diagnostic::new(span, format!("expected {what}, got '{w}'")))
+    }
+    fn at_separator(&self) -> bool {
+        match self.peek() {
+            None => true,
+            Some(t) => t.tok == Tok::Newline || t.is_punct(";") || t.is_punct("}"),
+        }
+    }
+    fn skip_separators(&mut self) {
+        while self
+            .peek()
+            .is_some_and(|t| t.tok == Tok::Newline || t.is_punct(";"))
+        {
+            self.pos += 1;
+        }
+    }
+    fn skip_newlines(&mut self) {
+        while self.peek().is_some_and(|t| t.tok == Tok::Newline) {
+            self.pos += 1;
+        }
+    }
+    fn end_of_command(&mut self) -> R<()> {
+        if self.at_separator() {
+            Ok(())
+        } else {
+            self.unexpected(&["end of command"])
+        }
+    }
+
+    // ---- commands -------------------------------------------------------
+
+    fn command(&mut self, out: &mut Vec<Command>) -> R<()> {
+        let (w, span) = self.word("command")?;
+        let op = match w.as_str() {
+            "add" => Op::Add,
+            "create" => Op::Create,
+            "insert" => Op::Insert,
+            "replace" => Op::Replace,
+            "delete" => Op::Delete,
+            "destroy" => Op::Destroy,
+            "flush" => Op::Flush,
+            "table" => {
+                self.pos -= 1;
+                return self.table_block(Op::Add, out);
+            }
+            "include" => {
+                return Err(Diagnostic::new(
+                    span,
+                    "include is not supported: inline the file",
+                ))
+            }
+            _ => {
+                return Err(
+                    Diagnostic::new(span, format!("unknown command '{w}'")).expected(&[
+                        "table", "add", "create", "insert", "replace", "delete", "destroy",
+                        "flush", "define",
+                    ]),
+                )
+            }
+        };
+        let (obj, ospan) = self.word("object")?;
+        match obj.as_str() {
+            "ruleset" => {
+                if let Some(f) = self
+                    .peek_word()
+                    .filter(|w| FAMILIES.contains(w))
+                    .map(str::to_owned)
+                {
+                    self.pos += 1;
+                    out.push(Command {
+                        op,
+                        family: f,
+                        table: String::new(),
+                        object: Object::Ruleset,
+                        span,
+                    });
+                } else {
+                    out.push(Command {
+                        op,
+                        family: String::new(),
+                        table: String::new(),
+                        object: Object::Ruleset,
+                        span,
+                    });
+                }
+                self.end_of_command()
+            }
+            "table" => {
+                if self.peek_at(1).is_some_and(|t| t.is_punct("{"))
+                    || self.peek_at(2).is_some_and(|t| t.is_punct("{"))
+                {
+                    self.pos -= 1;
+                    return self.table_block(op, out);
+                }
+                let (family, table) = self.family_and_name()?;
+                out.push(Command {
+                    op,
+                    family,
+                    table,
+                    object: Object::Table {
+                        flags: vec![],
+                        comment: None,
+                    },
+                    span,
+                });
+                self.end_of_command()
+            }
+            "chain" => {
+                let (family, table) = self.family_and_name()?;
+                let (name, nspan) = self.name("chain name")?;
+                let mut decl = ChainDecl {
+                    name,
+                    span: nspan,
+                    ..Default::default()
+                };
+                let mut rules = Vec::new();
+                if self.eat_punct("{") {
+                    self.chain_body(&mut decl, &mut rules)?;
+                }
+                out.push(Command {
+                    op,
+                    family: family.clone(),
+                    table: table.clone(),
+                    object: Object::Chain(decl.clone()),
+                    span,
+                });
+                for rule in rules {
+                    out.push(Command {
+                        op: Op::Add,
+                        family: family.clone(),
+                        table: table.clone(),
+                        object: Object::Rule {
+                            chain: decl.name.clone(),
+                            position: None,
+                            rule: rule.clone(),
+                        },
+                        span: rule.span,
+                    });
+                }
+                self.end_of_command()
+            }
+            "rule" => {
+                let (family, table) = self.family_and_name()?;
+                let (chain, _) = self.name("chain name")?;
+                let mut position = None;
+                if let Some(k) = self
+                    .peek_word()
+                    .filter(|w| matches!(*w, "handle" | "position" | "index"))
+                {
+                    let k = k.to_owned();
+                    self.pos += 1;
+                    position = Some((k, self.number("a number")?));
+                }
+                let rule = if matches!(op, Op::Delete | Op::Destroy) {
+                    RuleAst {
+                        stmts: vec![],
+                        comment: None,
+                        span,
+                    }
+                } else {
+                    self.rule()?
+                };
+                out.push(Command {
+                    op,
+                    family,
+                    table,
+                    object: Object::Rule {
+                        chain,
+                        position,
+                        rule,
+                    },
+                    span,
+                });
+                self.end_of_command()
+            }
+            "set" | "map" => {
+                let (family, table) = self.family_and_name()?;
+                let (name, nspan) = self.name("set name")?;
+                let mut decl = SetDecl {
+                    name,
+                    is_map: obj == "map",
+                    span: nspan,
+                    ..Default::default()
+                };
+                if self.eat_punct("{") {
+                    self.set_body(&mut decl)?;
+                }
+                out.push(Command {
+                    op,
+                    family,
+                    table,
+                    object: Object::Set(decl),
+                    span,
+                });
+                self.end_of_command()
+            }
+            "element" => {
+                let (family, table) = self.family_and_name()?;
+                let (set, _) = self.name("set name")?;
+                let elements = match self.set_literal()? {
+                    Expr::Set(e, _) => e,
+                    _ => vec![],
+                };
+                out.push(Command {
+                    op,
+                    family,
+                    table,
+                    object: Object::Elements { set, elements },
+                    span,
+                });
+                self.end_of_command()
+            }
+            "counter" | "quota" | "limit" | "secmark" | "synproxy" | "ct" => {
+                let kind = if obj == "ct" {
+                    let (k, _) = self.word("helper, timeout or expectation")?;
+                    format!("ct {k}")
+                } else {
+                    obj.clone()
+                };
+                let (family, table) = self.family_and_name()?;
+                let (name, nspan) = self.name("object name")?;
+                let mut decl = ObjDecl {
+                    kind,
+                    name,
+                    args: vec![],
+                    comment: None,
+                    span: nspan,
+                };
+                if self.eat_punct("{") {
+                    self.object_body(&mut decl)?;
+                } else {
+                    while !self.at_separator() {
+                        decl.args.extend(self.next());
+                    }
+                }
+                out.push(Command {
+                    op,
+                    family,
+                    table,
+                    object: Object::Obj(decl),
+                    span,
+                });
+                self.end_of_command()
+            }
+            "flowtable" => Err(Diagnostic::new(ospan, "flowtables are not supported")),
+            _ => Err(
+                Diagnostic::new(ospan, format!("unknown object '{obj}'")).expected(&[
+                    "table", "chain", "rule", "set", "map", "element", "counter", "quota", "limit",
+                    "ct",
+                ]),
+            ),
+        }
+    }
+
+    /// `[family] name`
+    fn family_and_name(&mut self) -> R<(String, String)> {
+        let first = self.name("table name")?;
+        if FAMILIES.contains(&first.0.as_str())
+            && self
+                .peek()
+                .is_some_and(|t| matches!(t.tok, Tok::Word(_) | Tok::Str(_)))
+        {
+            let (name, _) = self.name("table name")?;
+            Ok((first.0, name))
+        } else {
+            Ok(("ip".into(), first.0))
+        }
+    }
+
+    fn table_block(&mut self, op: Op, out: &mut Vec<Command>) -> R<()> {
+        let span = self.here();
+        self.word("table")?;
+        let (family, table) = self.family_and_name()?;
+        self.expect_punct("{")?;
+        let idx = out.len();
+        out.push(Command {
+            op,
+            family: family.clone(),
+            table: table.clone(),
+            object: Object::Table {
+                flags: vec![],
+                comment: None,
+            },
+            span,
+        });
+        let mut pending_rules = Vec::new();
+        loop {
+            self.skip_separators();
+            if self.eat_punct("}") {
+                break;
+            }
+            if self.at_end() {
+                return self.unexpected(&["}"]);
+            }
+            let (w, wspan) = self.word("table item")?;
+            let mk = |object| Command {
+                op: Op::Add,
+                family: family.clone(),
+                table: table.clone(),
+                object,
+                span: wspan,
+            };
+            match w.as_str() {
+                "flags" => {
+                    let flags = self.word_list()?;
+                    if let Object::Table { flags: f, .. } = &mut out[idx].object {
+                        f.extend(flags);
+                    }
+                }
+                "comment" => {
+                    let c = self.string("comment")?;
+                    if let Object::Table { comment, .. } = &mut out[idx].object {
+                        *comment = Some(c);
+                    }
+                }
+                "chain" => {
+                    let (name, nspan) = self.name("chain name")?;
+                    let mut decl = ChainDecl {
+                        name,
+                        span: nspan,
+                        ..Default::default()
+                    };
+                    self.expect_punct("{")?;
+                    let mut rules = Vec::new();
+                    self.chain_body(&mut decl, &mut rules)?;
+                    let chain = decl.name.clone();
+                    out.push(mk(Object::Chain(decl)));
+                    for rule in rules {
+                        pending_rules.push(Command {
+                            op: Op::Add,
+                            family: family.clone(),
+                            table: table.clone(),
+                            span: rule.span,
+                            object: Object::Rule {
+                                chain: chain.clone(),
+                                position: None,
+                                rule,
+                            },
+                        });
+                    }
+                }
+                "set" | "map" => {
+                    let (name, nspan) = self.name("set name")?;
+                    let mut decl = SetDecl {
+                        name,
+                        is_map: w == "map",
+                        span: nspan,
+                        ..Default::default()
+                    };
+                    self.expect_punct("{")?;
+                    self.set_body(&mut decl)?;
+                    out.push(mk(Object::Set(decl)));
+                }
+                "counter" | "quota" | "limit" | "secmark" | "synproxy" | "ct" => {
+                    let kind = if w == "ct" {
+                        let (k, _) = self.word("helper, timeout or expectation")?;
+                        format!("ct {k}")
+                    } else {
+                        w.clone()
+                    };
+                    let (name, nspan) = self.name("object name")?;
+                    let mut decl = ObjDecl {
+                        kind,
+                        name,
+                        args: vec![],
+                        comment: None,
+                        span: nspan,
+                    };
+                    self.expect_punct("{")?;
+                    self.object_body(&mut decl)?;
+                    out.push(mk(Object::Obj(decl)));
+                }
+                "flowtable" => return Err(Diagnostic::new(wspan, "flowtables are not supported")),
+                _ => {
+                    return Err(Diagnostic::new(wspan, format!("unexpected '{w}' in table"))
+                        .expected(&[
+                            "chain", "set", "map", "flags", "comment", "counter", "quota", "limit",
+                            "ct",
+                        ]))
+                }
+            }
+        }
+        // Rules come after every chain and set of the block, as they may refer to them.
+        out.extend(pending_rules);
+        Ok(())
+    }
+
+    /// `a, b, c` words.
+    fn word_list(&mut self) -> R<Vec<String>> {
+        let mut v = vec![self.word("a value")?.0];
+        while self.eat_punct(",") {
+            v.push(self.word("a value")?.0);
+        }
+        Ok(v)
+    }
+
+    fn chain_body(&mut self, decl: &mut ChainDecl, rules: &mut Vec<RuleAst>) -> R<()> {
+        loop {
+            self.skip_separators();
+            if self.eat_punct("}") {
+                return Ok(());
+            }
+            if self.at_end() {
+                return self.unexpected(&["}"]);
+            }
+            match self.peek_word() {
+                Some("type") if self.peek_at(2).is_some_and(|t| t.is_word("hook")) => {
+                    self.pos += 1;
+                    decl.chain_type = Some(self.word("chain type")?.0);
+                    self.word("hook")?;
+                    decl.hook = Some(self.word("hook name")?.0);
+                    loop {
+                        if self.eat_word("device") {
+                            decl.devices.push(self.string("device name")?);
+                        } else if self.eat_word("devices") {
+                            self.expect_punct("=")?;
+                            decl.devices.extend(self.device_list()?);
+                        } else {
+                            break;
+                        }
+                    }
+                    self.word("priority")?;
+                    decl.priority = Some(self.priority()?);
+                }
+                Some("policy") => {
+                    self.pos += 1;
+                    decl.policy = Some(self.word("accept or drop")?.0);
+                }
+                Some("comment")
+                    if self
+                        .peek_at(1)
+                        .is_some_and(|t| matches!(t.tok, Tok::Str(_)))
+                        && self.peek_at(2).is_none_or(|t| {
+                            t.tok == Tok::Newline || t.is_punct(";") || t.is_punct("}")
+                        }) =>
+                {
+                    self.pos += 1;
+                    decl.comment = Some(self.string("comment")?);
+                }
+                Some("devices") => {
+                    self.pos += 1;
+                    self.expect_punct("=")?;
+                    decl.devices.extend(self.device_list()?);
+                }
+                _ => rules.push(self.rule()?),
+            }
+        }
+    }
+
+    fn device_list(&mut self) -> R<Vec<String>> {
+        if self.eat_punct("{") {
+            let mut v = Vec::new();
+            loop {
+                self.skip_newlines();
+                if self.eat_punct("}") {
+                    return Ok(v);
+                }
+                v.push(self.string("device name")?);
+                self.skip_newlines();
+                if !self.eat_punct(",") {
+                    self.skip_newlines();
+                    self.expect_punct("}")?;
+                    return Ok(v);
+                }
+            }
+        }
+        Ok(vec![self.string("device name")?])
+    }
+
+    /// `0`, `-150`, `filter`, `filter + 10`, `dstnat - 5`
+    fn priority(&mut self) -> R<(Option<String>, i64, Span)> {
+        let span = self.here();
+        let neg = self.eat_punct("-");
+        let (w, wspan) = self.word("priority")?;
+        if let Some(n) = parse_i64(&w) {
+            return Ok((None, if neg { -n } else { n }, span));
+        }
+        // `filter-10` lexes as one word.
+        if let Some((name, off)) = w
+            .split_once(['+', '-'])
+            .filter(|(_, o)| parse_i64(o).is_some())
+        {
+            let off = parse_i64(off).unwrap_or(0);
+            let sign = if w.as_bytes()[name.len()] == b'-' {
+                -1
+            } else {
+                1
+            };
+            return Ok((Some(name.to_owned()), sign * off, wspan));
+        }
+        let mut off = 0;
+        if self
+            .peek()
+            .is_some_and(|t| t.is_punct("+") || t.is_punct("-"))
+        {
+            let minus = self.eat_punct("-");
+            if !minus {
+                self.pos += 1;
+            }
+            let n = self.number("priority offset")? as i64;
+            off = if minus { -n } else { n };
+        }
+        Ok((Some(w), off, wspan))
+    }
+
+    fn set_body(&mut self, decl: &mut SetDecl) -> R<()> {
+        loop {
+            self.skip_separators();
+            if self.eat_punct("}") {
+                return Ok(());
+            }
+            let (w, wspan) = self.word("set property")?;
+            match w.as_str() {
+                "type" => {
+                    let mut key = vec![self.word("type name")?.0];
+                    while self.eat_punct(".") {
+                        key.push(self.word("type name")?.0);
+                    }
+                    decl.key = KeySpec::Types(key);
+                    if self.eat_punct(":") {
+                        decl.data = Some(self.map_data_spec(false)?);
+                    }
+                }
+                "typeof" => {
+                    let mut key = vec![self.primary_sel()?];
+                    while self.eat_punct(".") {
+                        key.push(self.primary_sel()?);
+                    }
+                    decl.key = KeySpec::Typeof(key);
+                    if self.eat_punct(":") {
+                        decl.data = Some(self.map_data_spec(true)?);
+                    }
+                }
+                "flags" => decl.flags = self.word_list()?,
+                "timeout" => decl.timeout = Some(self.word("timeout")?.0),
+                "gc-interval" => decl.gc_interval = Some(self.word("interval")?.0),
+                "size" => decl.size = Some(self.number("size")?),
+                "policy" => decl.policy = Some(self.word("performance or memory")?.0),
+                "comment" => decl.comment = Some(self.string("comment")?),
+                "counter" => decl.counter = true,
+                "auto-merge" => decl.auto_merge = true,
+                "elements" => {
+                    self.expect_punct("=")?;
+                    match self.set_literal()? {
+                        Expr::Set(e, _) => decl.elements = e,
+                        _ => return Err(Diagnostic::new(wspan, "expected { elements }")),
+                    }
+                }
+                _ => {
+                    return Err(
+                        Diagnostic::new(wspan, format!("unknown set property '{w}'")).expected(&[
+                            "type", "typeof", "flags", "timeout", "size", "policy", "comment",
+                            "elements", "counter",
+                        ]),
+                    )
+                }
+            }
+        }
+    }
+
+    fn map_data_spec(&mut self, typeof_: bool) -> R<KeySpec> {
+        if let Some(w) = self.peek_word() {
+            if matches!(w, "counter" | "quota" | "limit" | "secmark" | "synproxy") {
+                let w = w.to_owned();
+                self.pos += 1;
+                return Ok(KeySpec::Object(w));
+            }
+            if w == "ct"
+                && self.peek_at(1).is_some_and(|t| {
+                    t.is_word("helper") || t.is_word("timeout") || t.is_word("expectation")
+                })
+                && self
+                    .peek_at(2)
+                    .is_none_or(|t| !matches!(t.tok, Tok::Word(_)))
+            {
+                self.pos += 1;
+                let k = self.word("ct object")?.0;
+                return Ok(KeySpec::Object(format!("ct {k}")));
+            }
+        }
+        if typeof_ && self.peek_word().is_none_or(|w| w != "verdict") {
+            let mut v = vec![self.primary_sel()?];
+            while self.eat_punct(".") {
+                v.push(self.primary_sel()?);
+            }
+            Ok(KeySpec::Typeof(v))
+        } else {
+            let mut v = vec![self.word("type name")?.0];
+            while self.eat_punct(".") {
+                v.push(self.word("type name")?.0);
+            }
+            Ok(KeySpec::Types(v))
+        }
+    }
+
+    fn object_body(&mut self, decl: &mut ObjDecl) -> R<()> {
+        let mut depth = 0;
+        loop {
+            let Some(t) = self.next() else {
+                return self.unexpected(&["}"]);
+            };
+            if t.is_punct("{") {
+                depth += 1;
+            } else if t.is_punct("}") {
+                if depth == 0 {
+                    return Ok(());
+                }
+                depth -= 1;
+            } else if depth == 0
+                && t.is_word("comment")
+                && self.peek().is_some_and(|t| matches!(t.tok, Tok::Str(_)))
+            {
+                decl.comment = Some(self.string("comment")?);
+                continue;
+            }
+            decl.args.push(t);
+        }
+    }
+
+    // ---- rules ----------------------------------------------------------
+
+    fn rule(&mut self) -> R<RuleAst> {
+        let span = self.here();
+        let mut stmts = Vec::new();
+        let mut comment = None;
+        while !self.at_separator() {
+            if self.peek_word() == Some("comment") {
+                self.pos += 1;
+                comment = Some(self.string("comment")?);
+                continue;
+            }
+            stmts.push(self.stmt()?);
+        }
+        if stmts.is_empty() && comment.is_none() {
+            return self.unexpected(&["statement"]);
+        }
+        Ok(RuleAst {
+            stmts,
+            comment,
+            span,
+        })
+    }
+
+    fn stmt(&mut self) -> R<Stmt> {
+        let span = self.here();
+        if let Some(w) = self.peek_word().map(str::to_owned) {
+            let w = w.as_str();
+            if let Some(v) = self.verdict()? {
+                return Ok(Stmt::Verdict(v, span));
+            }
+            if STMT_KEYWORDS.contains(&w) {
+                return self.keyword_stmt();
+            }
+            if matches!(w, "add" | "update" | "delete")
+                && self.peek_at(1).is_some_and(|t| matches!(t.tok, Tok::At(_)))
+            {
+                let op = w.to_owned();
+                self.pos += 1;
+                let set = match self.next().map(|t| t.tok) {
+                    Some(Tok::At(s)) => s,
+                    _ => return self.unexpected(&["@set"]),
+                };
+                self.expect_punct("{")?;
+                self.skip_newlines();
+                let key = self.expr()?;
+                let mut stmts = Vec::new();
+                loop {
+                    self.skip_newlines();
+                    if self.eat_punct("}") {
+                        break;
+                    }
+                    if self.at_end() {
+                        return self.unexpected(&["}"]);
+                    }
+                    if self.peek_word() == Some("timeout") {
+                        let s = self.here();
+                        self.pos += 1;
+                        let (t, ts) = self.word("timeout")?;
+                        stmts.push(Stmt::Keyword {
+                            name: "timeout".into(),
+                            args: vec![Arg::Word(t, ts)],
+                            span: s,
+                        });
+                        continue;
+                    }
+                    stmts.push(self.stmt()?);
+                }
+                return Ok(Stmt::SetOp {
+                    op,
+                    set,
+                    key,
+                    stmts,
+                    span: span.to(self.prev_span()),
+                });
+            }
+        }
+        let left = self.expr()?;
+        if let Expr::Sel(path, _) = &left {
+            if path == &["ct", "count"] {
+                let mut args = Vec::new();
+                if self.peek_word() == Some("over") {
+                    let (w, s) = self.word("over")?;
+                    args.push(Arg::Word(w, s));
+                }
+                let (w, s) = self.word("count")?;
+                args.push(Arg::Word(w, s));
+                return Ok(Stmt::Keyword {
+                    name: "ct count".into(),
+                    args,
+                    span,
+                });
+            }
+        }
+        if self.eat_word("set") {
+            let value = self.expr()?;
+            return Ok(Stmt::Assign {
+                left,
+                value,
+                span: span.to(self.prev_span()),
+            });
+        }
+        if self.eat_word("vmap") {
+            let map = self.map_rhs()?;
+            return Ok(Stmt::Vmap {
+                left,
+                map,
+                span: span.to(self.prev_span()),
+            });
+        }
+        let op = self.relop();
+        if op == RelOp::Implicit && self.at_stmt_boundary() {
+            return Err(Diagnostic::new(
+                left.span(),
+                "expected a value after this expression",
+            ));
+        }
+        let right = self.rhs()?;
+        Ok(Stmt::Match {
+            left,
+            op,
+            right,
+            span: span.to(self.prev_span()),
+        })
+    }
+
+    fn prev_span(&self) -> Span {
+        self.toks
+            .get(self.pos.saturating_sub(1))
+            .map(|t| t.span)
+            .unwrap_or_default()
+    }
+
+    fn at_stmt_boundary(&self) -> bool {
+        self.at_separator() || self.peek_word().is_some_and(|w| STMT_KEYWORDS.contains(&w))
+    }
+
+    fn relop(&mut self) -> RelOp {
+        let Some(t) = self.peek() else {
+            return RelOp::Implicit;
+        };
+        let op = match &t.tok {
+            Tok::Punct("==") => RelOp::Eq,
+            Tok::Punct("!=") => RelOp::Ne,
+            Tok::Punct("<") => RelOp::Lt,
+            Tok::Punct(">") => RelOp::Gt,
+            Tok::Punct("<=") => RelOp::Le,
+            Tok::Punct(">=") => RelOp::Ge,
+            Tok::Punct("!") => RelOp::Not,
+            Tok::Word(w) => match w.as_str() {
+                "eq" => RelOp::Eq,
+                "ne" => RelOp::Ne,
+                "lt" => RelOp::Lt,
+                "gt" => RelOp::Gt,
+                "le" => RelOp::Le,
+                "ge" => RelOp::Ge,
+                _ => return RelOp::Implicit,
+            },
+            _ => return RelOp::Implicit,
+        };
+        self.pos += 1;
+        op
+    }
+
+    fn verdict(&mut self) -> R<Option<Verdict>> {
+        let v = match self.peek_word() {
+            Some("accept") => Verdict::Accept,
+            Some("drop") => Verdict::Drop,
+            Some("continue") => Verdict::Continue,
+            Some("return") => Verdict::Return,
+            Some(w @ ("jump" | "goto")) => {
+                let jump = w == "jump";
+                self.pos += 1;
+                let (c, _) = self.name("chain name")?;
+                return Ok(Some(if jump {
+                    Verdict::Jump(c)
+                } else {
+                    Verdict::Goto(c)
+                }));
+            }
+            _ => return Ok(None),
+        };
+        self.pos += 1;
+        Ok(Some(v))
+    }
+
+    /// Keyword statements keep their words; `to`/`map` take expressions.
+    fn keyword_stmt(&mut self) -> R<Stmt> {
+        let (name, span) = self.word("statement")?;
+        let own: &[&str] = match name.as_str() {
+            "reject" => &["with", "icmp", "icmpv6", "icmpx", "tcp", "type", "reset"],
+            "log" => &["ip", "tcp", "ether", "options", "sequence", "skuid", "all"],
+            "snat" | "dnat" | "masquerade" | "redirect" | "tproxy" | "fwd" | "dup" => {
+                &["ip", "ip6"]
+            }
+            "meter" => &[],
+            _ => &[],
+        };
+        let mut args = Vec::new();
+        loop {
+            if self.at_separator() {
+                break;
+            }
+            let t = match self.peek() {
+                Some(t) => t.clone(),
+                None => break,
+            };
+            match &t.tok {
+                Tok::Word(w) => {
+                    if w == "comment" {
+                        break;
+                    }
+                    if !own.contains(&w.as_str())
+                        && (STMT_KEYWORDS.contains(&w.as_str())
+                            || (selector_vocab(w).is_some()
+                                && !META_SHORT.contains(&w.as_str())
+                                && !args.last().is_some_and(
+                                    |a| matches!(a, Arg::Word(k, _) if takes_value(k)),
+                                )))
+                    {
+                        break;
+                    }
+                    self.pos += 1;
+                    let is_to =
+                        matches!(w.as_str(), "to" | "device") && !matches!(name.as_str(), "queue");
+                    args.push(Arg::Word(w.clone(), t.span));
+                    if is_to || (w == "map" && name != "limit") {
+                        args.push(Arg::Expr(self.expr()?));
+                    }
+                }
+                Tok::Str(s) => {
+                    self.pos += 1;
+                    args.push(Arg::Str(s.clone(), t.span));
+                }
+                Tok::Punct(p) if matches!(*p, "," | "/" | ":" | "-" | "|") => {
+                    self.pos += 1;
+                    args.push(Arg::Punct(p, t.span));
+                }
+                Tok::At(_) if name == "meter" => {
+                    args.push(Arg::Expr(self.primary()?));
+                }
+                Tok::Punct("{") if name == "meter" => {
+                    args.push(Arg::Expr(self.set_literal()?));
+                }
+                _ => break,
+            }
+        }
+        Ok(Stmt::Keyword { name, args, span })
+    }
+
+    // ---- expressions ----------------------------------------------------
+
+    /// A full expression: binary operators over concatenations, with an
+    /// optional `map` suffix.
+    fn expr(&mut self) -> R<Expr> {
+        let e = self.binop_expr()?;
+        if self.eat_word("map") {
+            let m = self.map_rhs()?;
+            let span = e.span().to(m.span());
+            return Ok(Expr::Map(Box::new(e), Box::new(m), span));
+        }
+        Ok(e)
+    }
+
+    fn map_rhs(&mut self) -> R<Expr> {
+        match self.peek().map(|t| &t.tok) {
+            Some(Tok::At(_)) => self.primary(),
+            Some(Tok::Punct("{")) => self.set_literal(),
+            _ => self.unexpected(&["{", "@map"]),
+        }
+    }
+
+    fn binop_expr(&mut self) -> R<Expr> {
+        let mut left = self.concat()?;
+        loop {
+            let op = match self.peek().map(|t| &t.tok) {
+                Some(Tok::Punct("&")) => BinOp::And,
+                Some(Tok::Punct("|")) => BinOp::Or,
+                Some(Tok::Punct("^")) => BinOp::Xor,
+                Some(Tok::Punct("<<")) => BinOp::Shl,
+                Some(Tok::Punct(">>")) => BinOp::Shr,
+                Some(Tok::Word(w)) => match w.as_str() {
+                    "and" => BinOp::And,
+                    "or" => BinOp::Or,
+                    "xor" => BinOp::Xor,
+                    "lshift" => BinOp::Shl,
+                    "rshift" => BinOp::Shr,
+                    _ => break,
+                },
+                _ => break,
+            };
+            self.pos += 1;
+            let right = self.concat()?;
+            let span = left.span().to(right.span());
+            left = Expr::Binop(op, Box::new(left), Box::new(right), span);
+        }
+        Ok(left)
+    }
+
+    fn concat(&mut self) -> R<Expr> {
+        let first = self.primary()?;
+        if !self.peek().is_some_and(|t| t.is_punct(".")) {
+            return Ok(first);
+        }
+        let mut parts = vec![first];
+        while self.eat_punct(".") {
+            parts.push(self.primary()?);
+        }
+        let span = parts[0].span().to(parts[parts.len() - 1].span());
+        Ok(Expr::Concat(parts, span))
+    }
+
+    /// A selector, for `typeof`.
+    fn primary_sel(&mut self) -> R<Expr> {
+        let e = self.primary()?;
+        match e {
+            Expr::Sel(..) => Ok(e),
+            _ => Err(Diagnostic::new(
+                e.span(),
+                "expected an expression such as 'ip saddr'",
+            )),
+        }
+    }
+
+    fn primary(&mut self) -> R<Expr> {
+        let Some(t) = self.peek().cloned() else {
+            return self.unexpected(&["expression"]);
+        };
+        match &t.tok {
+            Tok::Punct("(") => {
+                self.pos += 1;
+                let e = self.expr()?;
+                self.expect_punct(")")?;
+                Ok(e)
+            }
+            Tok::Punct("{") => self.set_literal(),
+            Tok::Punct("*") => {
+                self.pos += 1;
+                Ok(Expr::Wildcard(t.span))
+            }
+            Tok::At(name) => {
+                self.pos += 1;
+                // Raw payload: `@nh,16,8`
+                if matches!(name.as_str(), "ll" | "nh" | "th" | "ih")
+                    && self.peek().is_some_and(|t| t.is_punct(","))
+                {
+                    let mut path = vec!["@".to_owned(), name.clone()];
+                    let mut span = t.span;
+                    while self.eat_punct(",") {
+                        let (w, s) = self.word("number")?;
+                        span = span.to(s);
+                        path.push(w);
+                    }
+                    return Ok(Expr::Sel(path, span));
+                }
+                Ok(Expr::SetRef(name.clone(), t.span))
+            }
+            Tok::Str(s) => {
+                self.pos += 1;
+                Ok(Expr::Str(s.clone(), t.span))
+            }
+            Tok::Word(w) => {
+                if let Some(vocab) = selector_vocab(w) {
+                    let next_in_vocab = self
+                        .peek_at(1)
+                        .and_then(|t| t.word())
+                        .is_some_and(|n| vocab.contains(&n));
+                    let is_hash = matches!(w.as_str(), "jhash");
+                    if next_in_vocab
+                        || (vocab.is_empty() && META_SHORT.contains(&w.as_str()))
+                        || is_hash
+                    {
+                        return self.selector();
+                    }
+                }
+                if w == "jhash" {
+                    return self.selector();
+                }
+                self.pos += 1;
+                Ok(Expr::Word(w.clone(), t.span))
+            }
+            _ => self.unexpected(&["expression"]),
+        }
+    }
+
+    /// A keyword path, e.g. `ct original saddr`, `tcp option maxseg size`,
+    /// `numgen inc mod 2 offset 100`, `jhash ip saddr mod 2 seed 0x1`.
+    fn selector(&mut self) -> R<Expr> {
+        let (head, mut span) = self.word("expression")?;
+        let mut path = vec![head.clone()];
+        if head == "jhash" {
+            let e = self.concat()?;
+            let mut args = vec![];
+            while let Some(k) = self
+                .peek_word()
+                .filter(|w| matches!(*w, "mod" | "seed" | "offset"))
+            {
+                args.push(k.to_owned());
+                self.pos += 1;
+                let (n, s) = self.word("number")?;
+                span = span.to(s);
+                args.push(n);
+            }
+            path.extend(args);
+            return Ok(Expr::Map(
+                Box::new(Expr::Sel(path, span)),
+                Box::new(e),
+                span,
+            ));
+        }
+        let vocab = selector_vocab(&head).unwrap_or(&[]);
+        while let Some(w) = self.peek_word().map(str::to_owned) {
+            let w = w.as_str();
+            if !vocab.contains(&w) {
+                break;
+            }
+            let takes_num = matches!(w, "mod" | "offset" | "level" | "spnum");
+            path.push(w.to_owned());
+            span = span.to(self.here());
+            self.pos += 1;
+            if takes_num || (head == "osf" && w == "ttl") {
+                let (n, s) = self.word("number")?;
+                span = span.to(s);
+                path.push(n);
+            }
+            // `ct original ip saddr`: `ip` takes one field.
+            if head == "ct" && matches!(w, "ip" | "ip6") {
+                let (n, s) = self.word("saddr or daddr")?;
+                span = span.to(s);
+                path.push(n);
+                break;
+            }
+        }
+        // `ip option ra type`/`tcp option sack0 left` are already covered; `fib saddr . iif oif`.
+        if head == "fib" {
+            while self.eat_punct(".") {
+                let (n, s) = self.word("fib flag")?;
+                span = span.to(s);
+                path.push(".".into());
+                path.push(n);
+            }
+            if let Some(w) = self.peek_word().filter(|w| vocab.contains(w)) {
+                path.push(w.to_owned());
+                self.pos += 1;
+            }
+        }
+        Ok(Expr::Sel(path, span))
+    }
+
+    /// Right-hand side of a match: a value, list, set, range, prefix,
+    /// concatenation or flag combination.
+    fn rhs(&mut self) -> R<Expr> {
+        let first = self.rhs_item()?;
+        if !self.peek().is_some_and(|t| t.is_punct(",")) {
+            return Ok(first);
+        }
+        let mut items = vec![first];
+        while self.eat_punct(",") {
+            items.push(self.rhs_item()?);
+        }
+        let span = items[0].span().to(items[items.len() - 1].span());
+        Ok(Expr::List(items, span))
+    }
+
+    /// One value with `.`, `|`, `-` and `/` operators.
+    fn rhs_item(&mut self) -> R<Expr> {
+        let mut e = self.rhs_range()?;
+        loop {
+            if self
+                .peek()
+                .is_some_and(|t| t.is_punct("|") || t.is_punct("&") || t.is_punct("^"))
+            {
+                let op = match self.next().map(|t| t.tok) {
+                    Some(Tok::Punct("|")) => BinOp::Or,
+                    Some(Tok::Punct("&")) => BinOp::And,
+                    _ => BinOp::Xor,
+                };
+                let r = self.rhs_range()?;
+                let span = e.span().to(r.span());
+                e = Expr::Binop(op, Box::new(e), Box::new(r), span);
+            } else if self.peek().is_some_and(|t| t.is_punct(".")) {
+                let mut parts = vec![e];
+                while self.eat_punct(".") {
+                    parts.push(self.rhs_range()?);
+                }
+                let span = parts[0].span().to(parts[parts.len() - 1].span());
+                e = Expr::Concat(parts, span);
+            } else {
+                return Ok(e);
+            }
+        }
+    }
+
+    fn rhs_range(&mut self) -> R<Expr> {
+        let a = self.primary()?;
+        if self.eat_punct("-") {
+            let b = self.primary()?;
+            let span = a.span().to(b.span());
+            return Ok(Expr::Range(Box::new(a), Box::new(b), span));
+        }
+        if self.eat_punct("/") {
+            let n = self.number("prefix length")?;
+            let span = a.span().to(self.prev_span());
+            return Ok(Expr::Prefix(
+                Box::new(a),
+                n.min(u32::MAX as u64) as u32,
+                span,
+            ));
+        }
+        Ok(a)
+    }
+
+    /// `{ elem [: value] [options], ... }`
+    fn set_literal(&mut self) -> R<Expr> {
+        let start = self.expect_punct("{")?;
+        let mut elems = Vec::new();
+        loop {
+            self.skip_newlines();
+            if self.eat_punct("}") {
+                break;
+            }
+            if self.at_end() {
+                return self.unexpected(&["}"]);
+            }
+            let espan = self.here();
+            let key = self.rhs_item()?;
+            let mut elem = Elem {
+                key,
+                data: None,
+                timeout: None,
+                expires: None,
+                comment: None,
+                counter: None,
+                span: espan,
+            };
+            self.elem_options(&mut elem)?;
+            if self.eat_punct(":") {
+                let data = match self.verdict()? {
+                    Some(v) => Expr::Verdict(v, self.prev_span()),
+                    None => self.rhs_item()?,
+                };
+                elem.data = Some(data);
+                self.elem_options(&mut elem)?;
+            }
+            elem.span = espan.to(self.prev_span());
+            elems.push(elem);
+            self.skip_newlines();
+            if !self.eat_punct(",") {
+                self.skip_newlines();
+                self.expect_punct("}")?;
+                break;
+            }
+        }
+        Ok(Expr::Set(elems, start.to(self.prev_span())))
+    }
+
+    fn elem_options(&mut self, elem: &mut Elem) -> R<()> {
+        loop {
+            match self.peek_word() {
+                Some("timeout") => {
+                    self.pos += 1;
+                    elem.timeout = Some(self.word("timeout")?.0);
+                }
+                Some("expires") => {
+                    self.pos += 1;
+                    elem.expires = Some(self.word("expiry")?.0);
+                }
+                Some("comment") => {
+                    self.pos += 1;
+                    elem.comment = Some(self.string("comment")?);
+                }
+                Some("counter") => {
+                    self.pos += 1;
+                    let (mut p, mut b) = (0, 0);
+                    if self.eat_word("packets") {
+                        p = self.number("packets")?;
+                    }
+                    if self.eat_word("bytes") {
+                        b = self.number("bytes")?;
+                    }
+                    elem.counter = Some((p, b));
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+}
+
+/// Option words of keyword statements that are followed by a value.
+fn takes_value(w: &str) -> bool {
+    matches!(
+        w,
+        "prefix"
+            | "group"
+            | "snaplen"
+            | "queue-threshold"
+            | "level"
+            | "packets"
+            | "bytes"
+            | "name"
+            | "num"
+            | "mss"
+            | "wscale"
+            | "burst"
+            | "used"
+            | "type"
+            | "flags"
+            | "code"
+    )
+}
+
+/// `123`, `0x1f`, `0o17`.
+pub fn parse_u64(w: &str) -> Option<u64> {
+    if let Some(h) = w.strip_prefix("0x").or_else(|| w.strip_prefix("0X")) {
+        u64::from_str_radix(h, 16).ok()
+    } else if w.len() > 1 && w.starts_with('0') && w.bytes().all(|b| b.is_ascii_digit()) {
+        // nft reads a leading zero as octal only in some contexts; decimal here.
+        w.parse().ok()
+    } else if !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit()) {
+        w.parse().ok()
+    } else {
+        None
+    }
+}
+
+pub fn parse_i64(w: &str) -> Option<i64> {
+    if let Some(n) = w.strip_prefix('-') {
+        parse_u64(n).and_then(|v| i64::try_from(v).ok()).map(|v| -v)
+    } else {
+        parse_u64(w).and_then(|v| i64::try_from(v).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_block_and_flat_commands_give_the_same_commands() {
+        let a = parse_script(
+            "table inet t {\n chain c { type filter hook input priority filter + 10; policy drop; }\n}\n",
+        )
+        .unwrap();
+        let b = parse_script("add table inet t\nadd chain inet t c { type filter hook input priority filter + 10; policy drop; }").unwrap();
+        assert_eq!(a.commands.len(), 2);
+        let strip = |o: &Object| match o {
+            Object::Chain(c) => (
+                c.name.clone(),
+                c.hook.clone(),
+                c.priority.as_ref().map(|p| (p.0.clone(), p.1)),
+            ),
+            _ => Default::default(),
+        };
+        assert_eq!(strip(&a.commands[1].object), strip(&b.commands[1].object));
+        match &a.commands[1].object {
+            Object::Chain(c) => {
+                assert_eq!(
+                    c.priority.as_ref().map(|p| (p.0.clone(), p.1)),
+                    Some((Some("filter".into()), 10))
+                );
+                assert_eq!(c.policy.as_deref(), Some("drop"));
+            }
+            o => panic!("{o:?}"),
+        }
+    }
+
+    #[test]
+    fn rules_split_into_statements() {
+        let r = parse_rule(
+            "ip saddr . tcp dport { 10.0.0.1 . 22 } ct state new,established counter accept",
+        )
+        .unwrap();
+        assert_eq!(r.stmts.len(), 4);
+        assert!(matches!(&r.stmts[1], Stmt::Match { right: Expr::List(v, _), .. } if v.len() == 2));
+        assert!(matches!(&r.stmts[3], Stmt::Verdict(Verdict::Accept, _)));
+    }
+
+    #[test]
+    fn defines_expand_and_include_is_refused() {
+        let s = parse_script("define p = { 22, 80 }\nadd rule ip t c tcp dport $p accept").unwrap();
+        assert_eq!(s.commands.len(), 1);
+        let e = parse_script("include \"x.nft\"").unwrap_err();
+        assert!(e.message.contains("include"));
+        assert!(parse_script("add rule ip t c tcp dport $nope")
+            .unwrap_err()
+            .message
+            .contains("undefined"));
+    }
+}

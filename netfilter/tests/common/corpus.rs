@@ -1,0 +1,202 @@
+//! The nftables conformance corpus (`rules.tsv`): accepted rows, grouped
+//! per .t file, and the nft script that sets up their tables, chains,
+//! sets and objects.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+pub fn conformance_dir() -> PathBuf {
+    std::env::var_os("LINX_CONFORMANCE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/work/shared/conformance"))
+}
+
+/// One accepted row of rules.tsv.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub file: String,
+    pub family: String,
+    pub chain_spec: String,
+    pub set_specs: String,
+    pub rule: String,
+    pub lineno: String,
+    pub table: String,
+    pub chain: String,
+    pub obj_specs: String,
+    /// What `nft -s -p list` printed for it.
+    pub listed: String,
+}
+
+impl Row {
+    pub fn what(&self) -> String {
+        format!(
+            "{}:{} [{} {} {}] {}",
+            self.file, self.lineno, self.family, self.table, self.chain, self.rule
+        )
+    }
+}
+
+pub fn read_rows() -> Vec<Row> {
+    let path = conformance_dir().join("rules.tsv");
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("rules.tsv has no column {name}"))
+    };
+    let (file, family, chain_spec, set_specs, rule, accepted, lineno, table, chain, obj_specs) = (
+        col("file"),
+        col("family"),
+        col("chain_spec"),
+        col("set_specs"),
+        col("rule"),
+        col("accepted"),
+        col("lineno"),
+        col("table"),
+        col("chain"),
+        col("obj_specs"),
+    );
+    let listed = col("listed");
+    lines
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .filter(|f| f.get(accepted) == Some(&"yes"))
+        .map(|f| {
+            let g = |i: usize| f.get(i).copied().unwrap_or("").to_owned();
+            Row {
+                file: g(file),
+                family: g(family),
+                chain_spec: g(chain_spec),
+                set_specs: g(set_specs),
+                rule: g(rule),
+                lineno: g(lineno),
+                table: g(table),
+                chain: g(chain),
+                obj_specs: g(obj_specs),
+                listed: g(listed),
+            }
+        })
+        .collect()
+}
+
+/// `spec;ok` -> `spec`; object specs may carry `;` inside their braces.
+pub fn strip_status(body: &str) -> &str {
+    if let Some(b) = body.rfind('}') {
+        if body[b + 1..].starts_with(';') {
+            return &body[..=b];
+        }
+    }
+    body.rsplit_once(';').map_or(body, |(s, _)| s)
+}
+
+/// A `!` / `?` / `%` directive of a .t file as an nft command for one table.
+pub fn spec_command(line: &str, family: &str, table: &str) -> Option<String> {
+    let (head, body) = line.split_at(1);
+    let spec = strip_status(body).trim();
+    let (name, rest) = spec.split_once(' ').unwrap_or((spec, ""));
+    match head {
+        "!" => {
+            // Trailing `timeout X` / `flags X` become set options.
+            let mut toks: Vec<&str> = rest.split_whitespace().collect();
+            let mut opts = Vec::new();
+            while toks.len() >= 2 && matches!(toks[toks.len() - 2], "timeout" | "flags") {
+                let n = toks.len();
+                opts.insert(0, format!("{} {};", toks[n - 2], toks[n - 1]));
+                toks.truncate(n - 2);
+            }
+            let key = toks.join(" ");
+            let kind = if key.contains(" : ") { "map" } else { "set" };
+            Some(format!(
+                "add {kind} {family} {table} {name} {{ {key}; {} }}",
+                opts.join(" ")
+            ))
+        }
+        "?" => Some(format!(
+            "add element {family} {table} {name} {{ {} }}",
+            rest.trim()
+        )),
+        "%" => {
+            let rest = rest.trim().strip_prefix("type")?.trim_start();
+            let (otype, args) = if let Some(r) = rest.strip_prefix("ct ") {
+                let (k, a) = r.trim_start().split_once(' ').unwrap_or((r, ""));
+                (format!("ct {k}"), a)
+            } else {
+                let (k, a) = rest.split_once(' ').unwrap_or((rest, ""));
+                (k.to_owned(), a)
+            };
+            Some(format!("add {otype} {family} {table} {name} {args}"))
+        }
+        _ => None,
+    }
+}
+
+/// All rows of one .t file: tables, their chains, and the rows per chain.
+pub struct FileGroup {
+    pub file: String,
+    /// (family, table) -> setup lines (sets, elements, objects), in order.
+    pub tables: BTreeMap<(String, String), Vec<String>>,
+    /// (family, table, chain) -> (chain spec, rows in load order).
+    pub chains: BTreeMap<(String, String, String), (String, Vec<Row>)>,
+}
+
+pub fn group(rows: Vec<Row>) -> Vec<FileGroup> {
+    let mut by_file: BTreeMap<String, FileGroup> = BTreeMap::new();
+    for r in rows {
+        let g = by_file.entry(r.file.clone()).or_insert_with(|| FileGroup {
+            file: r.file.clone(),
+            tables: BTreeMap::new(),
+            chains: BTreeMap::new(),
+        });
+        let setup = g
+            .tables
+            .entry((r.family.clone(), r.table.clone()))
+            .or_default();
+        let specs = r
+            .set_specs
+            .split(" ; ")
+            .chain(r.obj_specs.split(" | "))
+            .filter(|s| !s.is_empty());
+        for s in specs {
+            if let Some(cmd) = spec_command(s, &r.family, &r.table) {
+                if !setup.contains(&cmd) {
+                    setup.push(cmd);
+                }
+            }
+        }
+        let spec = r
+            .chain_spec
+            .split_once(';')
+            .map_or("", |(_, s)| s)
+            .to_owned();
+        g.chains
+            .entry((r.family.clone(), r.table.clone(), r.chain.clone()))
+            .or_insert_with(|| (spec, Vec::new()))
+            .1
+            .push(r);
+    }
+    by_file.into_values().collect()
+}
+
+pub fn setup_script(g: &FileGroup) -> String {
+    let mut s = String::new();
+    for ((fam, table), setup) in &g.tables {
+        let _ = writeln!(s, "add table {fam} {table}");
+        for ((f, t, c), (spec, _)) in &g.chains {
+            if f == fam && t == table {
+                let _ = writeln!(s, "add chain {f} {t} {c} {{ {spec}; }}");
+            }
+        }
+        for line in setup {
+            let _ = writeln!(s, "{line}");
+        }
+    }
+    s
+}
+
+pub fn rule_line(r: &Row) -> String {
+    format!("add rule {} {} {} {}\n", r.family, r.table, r.chain, r.rule)
+}

@@ -1,0 +1,484 @@
+//! The compiler against the kernel: every accepted rule of the nftables
+//! conformance corpus is added by nft 1.0.6 in a throwaway namespace, the
+//! kernel's expressions are dumped, and `compile_rule` must produce the
+//! same list (anonymous sets compared by content, not by name).
+
+use std::collections::{BTreeMap, HashMap};
+
+use linx_netfilter::expr::{decode_list, Data, Expr};
+use linx_netfilter::netlink::Attrs;
+use linx_netfilter::syntax::{compile, compile_rule};
+use linx_netfilter::sys::*;
+use linx_netfilter::testing::TestNetns;
+use linx_netfilter::{Family, Socket, Table};
+
+const CORPUS: &str = "/work/shared/conformance";
+
+struct Row {
+    file: String,
+    family: String,
+    chain_spec: String,
+    set_specs: String,
+    rule: String,
+    table: String,
+    chain: String,
+    obj_specs: String,
+}
+
+fn rows(name: &str) -> Vec<(Row, bool)> {
+    let text = std::fs::read_to_string(format!("{CORPUS}/{name}")).expect("corpus present");
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f.len() >= 14).then(|| {
+                (
+                    Row {
+                        file: f[0].into(),
+                        family: f[1].into(),
+                        chain_spec: f[2].into(),
+                        set_specs: f[3].into(),
+                        rule: f[4].into(),
+                        table: f[8].into(),
+                        chain: f[9].into(),
+                        obj_specs: f[13].into(),
+                    },
+                    f[5] == "yes",
+                )
+            })
+        })
+        .collect()
+}
+
+fn family(name: &str) -> Family {
+    match name {
+        "ip" => Family::Ip,
+        "ip6" => Family::Ip6,
+        "inet" => Family::Inet,
+        "arp" => Family::Arp,
+        "bridge" => Family::Bridge,
+        _ => Family::Netdev,
+    }
+}
+
+/// The nft script creating a row's table, chain, sets and objects.
+/// `with_elements` adds the `?` element lines (for the kernel, not for us).
+fn setup(rows: &[&Row], with_elements: bool) -> String {
+    let r0 = rows[0];
+    let (fam, t) = (&r0.family, &r0.table);
+    let mut s = format!("add table {fam} {t}\n");
+    let mut seen = std::collections::HashSet::new();
+    for r in rows {
+        if let Some((name, spec)) = r.chain_spec.trim_start_matches(':').split_once(';') {
+            if seen.insert(format!("c{name}")) {
+                s += &format!("add chain {fam} {t} {name} {{ {spec}; }}\n");
+            }
+        }
+        for spec in r.set_specs.split(" ; ").filter(|x| !x.is_empty()) {
+            let spec = spec.trim_end_matches(";ok");
+            if let Some(rest) = spec.strip_prefix('!') {
+                let (name, body) = rest.split_once(' ').unwrap_or((rest, ""));
+                if !seen.insert(format!("s{name}")) {
+                    continue;
+                }
+                let kind = if body.contains(" : ") { "map" } else { "set" };
+                let body = body
+                    .replace(" timeout ", "; timeout ")
+                    .replace(" flags ", "; flags ");
+                s += &format!("add {kind} {fam} {t} {name} {{ {body}; }}\n");
+            } else if let Some(rest) = spec.strip_prefix('?') {
+                if with_elements {
+                    let (name, body) = rest.split_once(' ').unwrap_or((rest, ""));
+                    s += &format!("add element {fam} {t} {name} {{ {body} }}\n");
+                }
+            }
+        }
+        for spec in r.obj_specs.split(" | ").filter(|x| !x.is_empty()) {
+            let spec = spec.trim_end_matches(";ok");
+            if let Some(rest) = spec.strip_prefix('%') {
+                let (name, body) = rest.split_once(' ').unwrap_or((rest, ""));
+                if !seen.insert(format!("o{name}")) {
+                    continue;
+                }
+                let body = body.trim_start_matches("type ");
+                let (kind, args) = if let Some(b) = body.strip_prefix("ct ") {
+                    let (k, a) = b.split_once(' ').unwrap_or((b, ""));
+                    (format!("ct {k}"), a.to_string())
+                } else {
+                    let (k, a) = body.split_once(' ').unwrap_or((body, ""));
+                    (k.to_string(), a.to_string())
+                };
+                s += &format!("add {kind} {fam} {t} {name} {args}\n");
+            }
+        }
+    }
+    s
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Clone)]
+struct ElemKey {
+    key: Vec<u8>,
+    key_end: Vec<u8>,
+    data: String,
+    flags: u32,
+}
+
+#[derive(Debug, PartialEq, Eq, Clone)]
+struct SetContent {
+    flags: u32,
+    key_len: u32,
+    elements: Vec<ElemKey>,
+}
+
+fn data_str(d: &Option<Data>) -> String {
+    match d {
+        None => String::new(),
+        Some(Data::Value(b)) => format!("{b:?}"),
+        Some(d) => format!("{d:?}"),
+    }
+}
+
+fn content_of(set: &linx_netfilter::model::Set) -> SetContent {
+    let mut elements: Vec<ElemKey> = set
+        .elements
+        .iter()
+        .map(|e| ElemKey {
+            key: e.key.as_ref().map(|k| k.0.clone()).unwrap_or_default(),
+            key_end: e.key_end.as_ref().map(|k| k.0.clone()).unwrap_or_default(),
+            data: data_str(&e.data),
+            flags: e.flags.unwrap_or(0),
+        })
+        .collect();
+    elements.sort();
+    SetContent {
+        flags: set.flags & (NFT_SET_INTERVAL | NFT_SET_MAP | NFT_SET_CONCAT | NFT_SET_ANONYMOUS),
+        key_len: set.key_len,
+        elements,
+    }
+}
+
+/// Kernel anonymous sets of a table, by name.
+fn kernel_sets(sock: &mut Socket, fam: u8, table: &str) -> HashMap<String, SetContent> {
+    let mut out = HashMap::new();
+    let d = sock
+        .dump(NFT_MSG_GETSET, fam, |w| w.put_str(NFTA_SET_TABLE, table))
+        .unwrap();
+    let mut names = Vec::new();
+    for m in d.iter() {
+        let Ok(m) = m else { continue };
+        let Ok((_, attrs)) = m.nfgen() else { continue };
+        let (mut name, mut flags, mut key_len) = (String::new(), 0, 0);
+        for a in attrs.flatten() {
+            match a.kind() {
+                NFTA_SET_NAME => name = a.str().unwrap_or("").to_owned(),
+                NFTA_SET_FLAGS => flags = a.u32_be().unwrap_or(0),
+                NFTA_SET_KEY_LEN => key_len = a.u32_be().unwrap_or(0),
+                _ => {}
+            }
+        }
+        if name.starts_with("__") {
+            names.push((name, flags, key_len));
+        }
+    }
+    for (name, flags, key_len) in names {
+        let d = sock
+            .dump(NFT_MSG_GETSETELEM, fam, |w| {
+                w.put_str(NFTA_SET_ELEM_LIST_TABLE, table);
+                w.put_str(NFTA_SET_ELEM_LIST_SET, &name);
+            })
+            .unwrap();
+        let mut elements = Vec::new();
+        for m in d.iter() {
+            let Ok(m) = m else { continue };
+            let Ok((_, attrs)) = m.nfgen() else { continue };
+            for a in attrs.flatten() {
+                if a.kind() != NFTA_SET_ELEM_LIST_ELEMENTS {
+                    continue;
+                }
+                for e in a.nested().flatten() {
+                    let mut ek = ElemKey {
+                        key: vec![],
+                        key_end: vec![],
+                        data: String::new(),
+                        flags: 0,
+                    };
+                    for f in e.nested().flatten() {
+                        let val = || <Data as linx_netfilter::expr::AttrValue>::decode(&f).ok();
+                        match f.kind() {
+                            NFTA_SET_ELEM_KEY => {
+                                ek.key = val()
+                                    .and_then(|d| d.as_value().map(|v| v.to_vec()))
+                                    .unwrap_or_default()
+                            }
+                            NFTA_SET_ELEM_KEY_END => {
+                                ek.key_end = val()
+                                    .and_then(|d| d.as_value().map(|v| v.to_vec()))
+                                    .unwrap_or_default()
+                            }
+                            NFTA_SET_ELEM_DATA => ek.data = data_str(&val()),
+                            NFTA_SET_ELEM_FLAGS => ek.flags = f.u32_be().unwrap_or(0),
+                            _ => {}
+                        }
+                    }
+                    elements.push(ek);
+                }
+            }
+        }
+        elements.sort();
+        out.insert(
+            name,
+            SetContent {
+                flags: flags
+                    & (NFT_SET_INTERVAL | NFT_SET_MAP | NFT_SET_CONCAT | NFT_SET_ANONYMOUS),
+                key_len,
+                elements,
+            },
+        );
+    }
+    out
+}
+
+/// Rules of a table in dump order: (chain, exprs).
+fn kernel_rules(sock: &mut Socket, fam: u8, table: &str) -> Vec<(String, Vec<Expr>)> {
+    let d = sock
+        .dump(NFT_MSG_GETRULE, fam, |w| w.put_str(NFTA_RULE_TABLE, table))
+        .unwrap();
+    let mut out = Vec::new();
+    for m in d.iter() {
+        let Ok(m) = m else { continue };
+        let Ok((_, attrs)) = m.nfgen() else { continue };
+        let (mut chain, mut exprs) = (String::new(), Vec::new());
+        for a in attrs.flatten() {
+            match a.kind() {
+                NFTA_RULE_CHAIN => chain = a.str().unwrap_or("").to_owned(),
+                NFTA_RULE_EXPRESSIONS => exprs = decode_list(a.nested()).unwrap_or_default(),
+                _ => {}
+            }
+        }
+        out.push((chain, exprs));
+    }
+    out
+}
+
+fn set_ref(e: &Expr) -> Option<String> {
+    let j = serde_json::to_value(e).ok()?;
+    let v = j.get("lookup").or_else(|| j.get("dynset"))?;
+    v.get("set")
+        .or_else(|| v.get("set_name"))?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// Expressions with anonymous set names blanked (compared by content).
+fn normalized(exprs: &[Expr]) -> (String, Vec<String>) {
+    let mut names = Vec::new();
+    let mut s = String::new();
+    for e in exprs {
+        let mut text = format!("{e:?}");
+        if let Some(n) = set_ref(e).filter(|n| n.starts_with("__")) {
+            text = text.replace(&format!("\"{n}\""), "\"__anon\"");
+            names.push(n);
+        }
+        s += &text;
+        s += "\n";
+    }
+    (s, names)
+}
+
+fn cause(msg: &str) -> String {
+    if msg.starts_with("unknown expression") {
+        return msg.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+    }
+    // Group messages by their shape: drop quoted specifics.
+    let mut out = String::new();
+    let mut quoted = false;
+    for c in msg.chars() {
+        if c == '\'' {
+            quoted = !quoted;
+            out.push_str(if quoted { "'…" } else { "'" });
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out.chars().take(90).collect()
+}
+
+fn first_diff(ours: &[Expr], theirs: &[Expr]) -> String {
+    for i in 0..ours.len().max(theirs.len()) {
+        let (a, b) = (ours.get(i), theirs.get(i));
+        if a != b {
+            let n = |e: Option<&Expr>| e.map(|e| e.name().to_owned()).unwrap_or_else(|| "-".into());
+            return format!("expr #{i}: ours {} vs kernel {}", n(a), n(b));
+        }
+    }
+    "anonymous set content".into()
+}
+
+#[test]
+fn compiled_rules_equal_what_nft_loads() {
+    let verbose = std::env::var("LINX_CONF_VERBOSE").ok();
+    let all = rows("rules.tsv");
+    let mut groups: BTreeMap<(String, String), Vec<Row>> = BTreeMap::new();
+    for (r, ok) in all {
+        if ok {
+            groups
+                .entry((r.file.clone(), r.family.clone()))
+                .or_default()
+                .push(r);
+        }
+    }
+    let mut stats: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut causes: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    let ns = TestNetns::new();
+    let mut sock = Socket::open(&ns.netns()).unwrap();
+    for ((file, fam), rows) in &groups {
+        let refs: Vec<&Row> = rows.iter().collect();
+        let _ = ns.nft(&["flush", "ruleset"]);
+        let script = setup(&refs, true);
+        if let Err(e) = ns.nft_load(&script) {
+            panic!("setup for {file} {fam} failed: {e}\n{script}");
+        }
+        // Add every rule; on a batch failure, one by one.
+        let adds: Vec<String> = rows
+            .iter()
+            .map(|r| format!("add rule {} {} {} {}\n", r.family, r.table, r.chain, r.rule))
+            .collect();
+        let mut added = vec![true; rows.len()];
+        if ns.nft_load(&adds.concat()).is_err() {
+            for (i, a) in adds.iter().enumerate() {
+                added[i] = ns.nft_load(a).is_ok();
+            }
+        }
+        let f = family(fam);
+        let kset = kernel_sets(&mut sock, u8::from(f), &rows[0].table);
+        let mut krules: HashMap<String, std::collections::VecDeque<Vec<Expr>>> = HashMap::new();
+        for (c, e) in kernel_rules(&mut sock, u8::from(f), &rows[0].table) {
+            krules.entry(c).or_default().push_back(e);
+        }
+        // Our table context: the same setup, compiled by us (no elements).
+        let ctx = compile(&setup(&refs, false));
+        for (i, r) in rows.iter().enumerate() {
+            let st = stats.entry(fam.clone()).or_default();
+            st.0 += 1;
+            if !added[i] {
+                let c = causes.entry("kernel refused alone".into()).or_default();
+                c.0 += 1;
+                continue;
+            }
+            let Some(theirs) = krules.get_mut(&r.chain).and_then(|q| q.pop_front()) else {
+                break;
+            };
+            let table: Table = match &ctx {
+                Ok(rs) => rs.tables[0].clone(),
+                Err(e) => {
+                    let c = causes
+                        .entry(format!("context: {}", cause(&e.0[0].message)))
+                        .or_default();
+                    c.0 += 1;
+                    c.1 = format!("{file} {fam}: {}", e.0[0].message);
+                    continue;
+                }
+            };
+            let ours = match compile_rule(f, &table, &r.rule) {
+                Ok(o) => o,
+                Err(e) => {
+                    let c = causes
+                        .entry(format!("error: {}", cause(&e.0[0].message)))
+                        .or_default();
+                    c.0 += 1;
+                    c.1 = format!("{file} {fam}: {}  => {}", r.rule, e.0[0].message);
+                    continue;
+                }
+            };
+            let (a, an) = normalized(&ours.exprs);
+            let (b, bn) = normalized(&theirs);
+            let sets_equal =
+                an.len() == bn.len()
+                    && an.iter().zip(&bn).enumerate().all(|(j, (_, kn))| {
+                        ours.sets.get(j).map(content_of).as_ref() == kset.get(kn)
+                    });
+            if a == b && sets_equal {
+                st.1 += 1;
+            } else {
+                let key = if a != b {
+                    first_diff(&ours.exprs, &theirs)
+                } else {
+                    "anonymous set content".into()
+                };
+                let key = format!("{key} [{}]", r.file.rsplit('/').next().unwrap_or(""));
+                let c = causes.entry(key).or_default();
+                c.0 += 1;
+                c.1 = format!("{fam}: {}", r.rule);
+                if verbose
+                    .as_deref()
+                    .is_some_and(|v| r.rule.contains(v) || v == "all")
+                {
+                    eprintln!("--- {fam} {}\nours:\n{a}kernel:\n{b}", r.rule);
+                    if !sets_equal {
+                        eprintln!(
+                            "our sets: {:?}\nkernel sets: {:?}",
+                            ours.sets.iter().map(content_of).collect::<Vec<_>>(),
+                            bn.iter().map(|n| kset.get(n)).collect::<Vec<_>>()
+                        );
+                    }
+                }
+            }
+        }
+    }
+    println!("family   rows  equal  share");
+    let mut worst = 100.0f64;
+    for (fam, (n, ok)) in &stats {
+        let share = 100.0 * *ok as f64 / (*n).max(1) as f64;
+        worst = worst.min(share);
+        println!("{fam:8} {n:5} {ok:6} {share:5.1}%");
+    }
+    let mut cs: Vec<_> = causes.into_iter().collect();
+    cs.sort_by_key(|c| std::cmp::Reverse(c.1 .0));
+    println!("failures by cause:");
+    for (c, (n, ex)) in cs.iter().take(60) {
+        println!("{n:5}  {c}   e.g. {ex}");
+    }
+    let floor: f64 = std::env::var("LINX_CONF_FLOOR")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(worst >= floor, "a family is below {floor}%");
+}
+
+#[test]
+fn failing_rules_are_refused() {
+    let all = rows("rules_fail.tsv");
+    let table = Table::new(Family::Ip, "t");
+    let mut accepted = Vec::new();
+    for (r, _) in &all {
+        let mut t = table.clone();
+        t.family = family(&r.family);
+        if compile_rule(t.family, &t, &r.rule).is_ok() {
+            accepted.push(format!("{} {}: {}", r.file, r.family, r.rule));
+        }
+    }
+    println!(
+        "{} of {} ;fail rows refused by the compiler",
+        all.len() - accepted.len(),
+        all.len()
+    );
+    for a in accepted.iter().take(40) {
+        println!("  accepted: {a}");
+    }
+}
+
+#[test]
+fn diagnostics_point_at_the_problem() {
+    let t = Table::new(Family::Inet, "t");
+    let e = compile_rule(Family::Inet, &t, "ip saddr @blocked drop").unwrap_err();
+    assert_eq!(e.0[0].message, "unknown set @blocked");
+    assert_eq!((e.0[0].line, e.0[0].column), (1, 10));
+    let shown = e.to_string();
+    assert!(
+        shown.contains("ip saddr @blocked drop\n         ^^^^^^^^"),
+        "{shown}"
+    );
+    let e = compile_rule(Family::Inet, &t, "tcp dport 10.0.0.1").unwrap_err();
+    assert_eq!(e.0[0].message, "type mismatch: inet_service vs ipv4_addr");
+    let _ = Attrs::new(&[]);
+}

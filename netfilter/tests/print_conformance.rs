@@ -1,0 +1,230 @@
+//! Printer conformance against nft itself: every rule the corpus says
+//! nft 1.0.6 accepts is loaded with nft into a throwaway namespace,
+//! pulled back (`linx_netfilter::pull`: rule expressions, anonymous sets
+//! and their elements), printed with `print::rule` as `nft -s -p` would, and
+//! compared with the listing nft printed (`listed` in rules.tsv).
+//! As upstream does, elements inside `{ ... }` may come in any order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use linx_netfilter::model::{Family, Table};
+use linx_netfilter::print::{self, PrintOptions};
+use linx_netfilter::pull::{pull, Selector};
+use linx_netfilter::testing::TestNetns;
+use linx_netfilter::Socket;
+
+mod common;
+use common::corpus::{group, read_rows, rule_line, setup_script, FileGroup, Row};
+
+const OPTS: PrintOptions = PrintOptions {
+    stateless: true,
+    numeric_protocol: true,
+};
+
+/// What one namespace holds, as `pull` reads it: tables by (family,
+/// name), each with its chains' rules (anonymous sets attached).
+fn dump(ns: &TestNetns) -> HashMap<(Family, String), Table> {
+    let mut sock = Socket::open(&ns.netns()).expect("open socket");
+    let pulled = pull(&mut sock, &Selector::All).expect("pull");
+    pulled
+        .ruleset
+        .tables
+        .into_iter()
+        .map(|t| ((t.family, t.name.clone()), t))
+        .collect()
+}
+
+/// Text with every `{ ... }` element list sorted and whitespace collapsed:
+/// upstream accepts any element order.
+fn normalize(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let mut depth = 0;
+        let mut close = None;
+        for (i, c) in rest[open..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        close = Some(open + i);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Some(close) = close else {
+            out.push_str(&rest[open..]);
+            rest = "";
+            break;
+        };
+        let mut items: Vec<String> = rest[open + 1..close]
+            .split(',')
+            .map(|x| x.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        items.sort();
+        out.push('{');
+        out.push_str(&items.join(","));
+        out.push('}');
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A short name for why `got` differs from `want`: the first differing words.
+fn cause(want: &str, got: &str) -> String {
+    let w: Vec<&str> = want.split_whitespace().collect();
+    let g: Vec<&str> = got.split_whitespace().collect();
+    let i = w.iter().zip(&g).take_while(|(a, b)| a == b).count();
+    let ctx = if i > 0 { w[i - 1] } else { "^" };
+    format!(
+        "after `{ctx}`: want `{}` got `{}`",
+        w.get(i).copied().unwrap_or("$"),
+        g.get(i).copied().unwrap_or("$")
+    )
+}
+
+#[derive(Default)]
+struct Tally {
+    /// family -> (rows, equal)
+    per_family: BTreeMap<String, (usize, usize)>,
+    /// cause -> (count, example)
+    causes: HashMap<String, (usize, String)>,
+}
+
+impl Tally {
+    fn fail(&mut self, cause: String, example: String) {
+        let e = self.causes.entry(cause).or_insert((0, example));
+        e.0 += 1;
+    }
+}
+
+fn run_file(g: &FileGroup, tally: &Mutex<Tally>) {
+    let ns = TestNetns::new();
+    let setup = setup_script(g);
+    let mut script = setup.clone();
+    for (_, rows) in g.chains.values() {
+        for r in rows {
+            script.push_str(&rule_line(r));
+        }
+    }
+    let mut loaded: HashMap<(String, String, String), Vec<&Row>> = HashMap::new();
+    let mut refused: Vec<&Row> = Vec::new();
+    if ns.nft_load(&script).is_ok() {
+        for (k, (_, rows)) in &g.chains {
+            loaded.insert(k.clone(), rows.iter().collect());
+        }
+    } else {
+        if ns.nft_load(&setup).is_err() {
+            for line in setup.lines() {
+                let _ = ns.nft_load(line);
+            }
+        }
+        for (k, (_, rows)) in &g.chains {
+            for r in rows {
+                match ns.nft_load(&rule_line(r)) {
+                    Ok(_) => loaded.entry(k.clone()).or_default().push(r),
+                    Err(_) => refused.push(r),
+                }
+            }
+        }
+    }
+    let d = dump(&ns);
+    let mut t = tally.lock().unwrap();
+    for r in refused {
+        t.per_family.entry(r.family.clone()).or_default().0 += 1;
+        t.fail("nft refused the rule here".into(), r.what());
+    }
+    for ((fam, table, chain), rows) in &loaded {
+        let f = family_of(fam);
+        let empty = Table::new(f, table.clone());
+        let tbl = d.get(&(f, table.clone())).unwrap_or(&empty);
+        let got = tbl.chain(chain).map(|c| c.rules.as_slice()).unwrap_or(&[]);
+        for (i, r) in rows.iter().enumerate() {
+            let e = t.per_family.entry(r.family.clone()).or_default();
+            e.0 += 1;
+            let Some(rule) = got.get(i) else {
+                t.fail("rule missing from dump".into(), r.what());
+                continue;
+            };
+            let text = print::rule(f, tbl, rule, &OPTS);
+            if normalize(&text) == normalize(&r.listed) {
+                t.per_family.get_mut(&r.family).unwrap().1 += 1;
+            } else {
+                let c = cause(&normalize(&r.listed), &normalize(&text));
+                t.fail(
+                    c,
+                    format!(
+                        "{}\n      want: {}\n      got:  {}",
+                        r.what(),
+                        r.listed,
+                        text
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn family_of(name: &str) -> Family {
+    match name {
+        "ip" => Family::Ip,
+        "ip6" => Family::Ip6,
+        "inet" => Family::Inet,
+        "arp" => Family::Arp,
+        "bridge" => Family::Bridge,
+        _ => Family::Netdev,
+    }
+}
+
+#[test]
+fn printed_rules_match_nft_listing() {
+    let groups = group(read_rows());
+    assert!(!groups.is_empty(), "no accepted rows in rules.tsv");
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let queue = Arc::new(Mutex::new(groups));
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get() * 2);
+    let handles: Vec<_> = (0..workers)
+        .map(|_| {
+            let (queue, tally) = (queue.clone(), tally.clone());
+            std::thread::spawn(move || loop {
+                let Some(g) = queue.lock().unwrap().pop() else {
+                    break;
+                };
+                run_file(&g, &tally);
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("worker panicked");
+    }
+    let t = tally.lock().unwrap();
+    let (mut all, mut ok) = (0, 0);
+    let mut worst = 100.0f64;
+    for (fam, (rows, equal)) in &t.per_family {
+        let share = 100.0 * *equal as f64 / (*rows).max(1) as f64;
+        println!("{fam:>7}: {equal}/{rows} rows print as nft lists them ({share:.1}%)");
+        all += rows;
+        ok += equal;
+        worst = worst.min(share);
+    }
+    println!("  total: {ok}/{all}");
+    let mut causes: Vec<_> = t.causes.iter().collect();
+    causes.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+    for (c, (n, ex)) in causes.iter().take(80) {
+        println!("{n:>5}  {c}\n      e.g. {ex}");
+    }
+    let min: f64 = std::env::var("LINX_PRINT_MIN_SHARE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(95.0);
+    assert!(
+        worst >= min,
+        "a family prints below {min}% of rows as nft does ({ok}/{all} overall)"
+    );
+}
