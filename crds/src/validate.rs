@@ -116,6 +116,24 @@ fn check_name(field: &str, what: &str, name: &str, out: &mut Vec<Diagnostic>) ->
     true
 }
 
+/// Comments are written into nft text between quotes: bounded, one line, no quotes.
+fn check_comment(field: &str, comment: Option<&str>, out: &mut Vec<Diagnostic>) {
+    let Some(c) = comment else { return };
+    check_len(
+        field,
+        "characters of comment",
+        c.len(),
+        limits::COMMENT_LEN,
+        out,
+    );
+    if c.contains(['"', '\n']) {
+        out.push(Diagnostic::new(
+            field,
+            "a comment cannot contain '\"' or a line break",
+        ));
+    }
+}
+
 fn check_len(field: &str, what: &str, n: usize, max: usize, out: &mut Vec<Diagnostic>) {
     if n > max {
         out.push(Diagnostic::new(
@@ -176,16 +194,8 @@ impl<'a, 'o> TableCheck<'a, 'o> {
 
     fn run(mut self) {
         let t = self.t;
-        if let Some(c) = &t.comment {
-            check_len(
-                &format!("{}.comment", self.field),
-                "characters of comment",
-                c.len(),
-                limits::COMMENT_LEN,
-                self.out,
-            );
-        }
         let f = self.field.clone();
+        check_comment(&format!("{f}.comment"), t.comment.as_deref(), self.out);
         check_len(
             &format!("{f}.chains"),
             "chains",
@@ -307,15 +317,7 @@ impl<'a, 'o> TableCheck<'a, 'o> {
             ))),
             (None, Some(_)) => self.push(ctx(Diagnostic::new(&field, "a base chain needs a hook"))),
         }
-        if let Some(cm) = &c.comment {
-            check_len(
-                &format!("{field}.comment"),
-                "characters of comment",
-                cm.len(),
-                limits::COMMENT_LEN,
-                self.out,
-            );
-        }
+        check_comment(&format!("{field}.comment"), c.comment.as_deref(), self.out);
         check_len(
             &format!("{field}.rules"),
             "rules",
@@ -477,15 +479,7 @@ impl<'a, 'o> TableCheck<'a, 'o> {
                 "give exactly one of type and typeof",
             ))),
         }
-        if let Some(c) = &s.comment {
-            check_len(
-                &format!("{field}.comment"),
-                "characters of comment",
-                c.len(),
-                limits::COMMENT_LEN,
-                self.out,
-            );
-        }
+        check_comment(&format!("{field}.comment"), s.comment.as_deref(), self.out);
         self.set_common(
             &field,
             &item,
@@ -523,15 +517,7 @@ impl<'a, 'o> TableCheck<'a, 'o> {
                 "give exactly one of type and typeof",
             ))),
         }
-        if let Some(c) = &m.comment {
-            check_len(
-                &format!("{field}.comment"),
-                "characters of comment",
-                c.len(),
-                limits::COMMENT_LEN,
-                self.out,
-            );
-        }
+        check_comment(&format!("{field}.comment"), m.comment.as_deref(), self.out);
         self.set_common(
             &field,
             &item,
@@ -580,6 +566,7 @@ impl<'a, 'o> TableCheck<'a, 'o> {
         if !check_name(&format!("{field}.name"), "object", &o.name, self.out) {
             return;
         }
+        check_comment(&format!("{field}.comment"), o.comment.as_deref(), self.out);
         let at = |d: Diagnostic| d.item(format!("object {}", o.name));
         match &o.definition {
             None if o.object_type != ObjectType::Counter => {

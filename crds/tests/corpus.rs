@@ -120,3 +120,23 @@ fn rendered_tables_load_into_the_kernel() {
         assert_eq!(rendered.origins.len(), rendered.text.lines().count());
     }
 }
+
+/// Compiling declarations and rules one by one (which names each error's
+/// field) gives the same values as compiling the whole rendered file.
+#[test]
+fn conversion_equals_compiling_the_rendered_text() {
+    for path in files("good") {
+        let (_, obj) = load(&path);
+        let values = linx_crds::convert::to_ruleset(&obj.spec).unwrap();
+        let text = match &obj.spec.tables {
+            Some(tables) => render(tables, true).text,
+            None => obj.spec.nft.clone().unwrap(),
+        };
+        let whole = linx_netfilter::syntax::compile(&text).unwrap();
+        assert_eq!(values, whole, "{}", path.display());
+        assert!(values
+            .tables
+            .iter()
+            .any(|t| t.chains.iter().any(|c| !c.rules.is_empty())));
+    }
+}
