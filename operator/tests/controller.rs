@@ -354,3 +354,26 @@ async fn table_conflict_is_reported_on_the_younger_resource() {
     reconcile(Arc::new(obj), ctx).await.unwrap();
     server.await.unwrap();
 }
+
+#[tokio::test]
+async fn nothing_is_written_before_the_reports_are_listed() {
+    let (client, mut handle) = mock();
+    let obj = ruleset("fw", "2025-01-01T00:00:00Z", valid_spec());
+    // A writer still alive and never fed Init/InitDone: the list is pending.
+    let (reports, _writer) = reflector::store::<FirewallNodeReport>();
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), "linx-operator".into()),
+        client,
+        metrics: Metrics::default(),
+        reports,
+        rulesets: store(vec![obj.clone()]),
+        clock: fixed_clock,
+    });
+    let server = tokio::spawn(async move { expect_no_more(&mut handle).await });
+    let action = reconcile(Arc::new(obj), ctx).await.unwrap();
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(Duration::from_secs(2))
+    );
+    server.await.unwrap();
+}
