@@ -987,7 +987,13 @@ impl Patch {
     pub fn render(&self, desired: &Ruleset) -> String {
         let mut out = String::new();
         for op in &self.ops {
-            out.push_str(&OpLine { op, context: Some(desired) }.to_string());
+            out.push_str(
+                &OpLine {
+                    op,
+                    context: Some(desired),
+                }
+                .to_string(),
+            );
             out.push('\n');
         }
         out
@@ -1005,7 +1011,11 @@ impl fmt::Display for Patch {
 
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        OpLine { op: self, context: None }.fmt(f)
+        OpLine {
+            op: self,
+            context: None,
+        }
+        .fmt(f)
     }
 }
 
@@ -1141,14 +1151,23 @@ impl fmt::Display for OpLine<'_> {
                     _ => {}
                 }
                 let empty;
-                let context = match self.context.and_then(|c| c.tables.iter().find(|t| t.family == *family && &t.name == table)) {
+                let context = match self.context.and_then(|c| {
+                    c.tables
+                        .iter()
+                        .find(|t| t.family == *family && &t.name == table)
+                }) {
                     Some(t) => t,
                     None => {
                         empty = Table::new(*family, table.clone());
                         &empty
                     }
                 };
-                let text = crate::print::rule(*family, context, rule, &crate::print::PrintOptions::default());
+                let text = crate::print::rule(
+                    *family,
+                    context,
+                    rule,
+                    &crate::print::PrintOptions::default(),
+                );
                 write!(f, " {text}")
             }
             Op::DeleteRule {

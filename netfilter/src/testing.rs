@@ -140,7 +140,12 @@ pub fn synthetic_ruleset(rules: usize, per_chain: usize) -> String {
     let mut s = String::with_capacity(rules * 80);
     s.push_str("table inet scale {\n\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n");
     for c in 0..chains {
-        let _ = writeln!(s, "\t\tip daddr 192.168.{}.{} jump c{c}", c / 256 % 256, c % 256);
+        let _ = writeln!(
+            s,
+            "\t\tip daddr 192.168.{}.{} jump c{c}",
+            c / 256 % 256,
+            c % 256
+        );
     }
     s.push_str("\t}\n");
     for c in 0..chains {
@@ -169,7 +174,14 @@ pub fn synthetic_interval_set(n: usize) -> String {
     s.push_str("table inet scale {\n\tset big {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = { ");
     for i in 0..n {
         let a = (10u32 << 24) + 2 * i as u32;
-        let _ = write!(s, "{}.{}.{}.{}/32, ", a >> 24, a >> 16 & 255, a >> 8 & 255, a & 255);
+        let _ = write!(
+            s,
+            "{}.{}.{}.{}/32, ",
+            a >> 24,
+            a >> 16 & 255,
+            a >> 8 & 255,
+            a & 255
+        );
     }
     s.push_str("}\n\t}\n}\n");
     s

@@ -23,7 +23,11 @@ fn pull_push(what: &str, script: &str) -> (usize, usize) {
     let mut sb = Socket::open(&b.netns()).unwrap();
     let t = Instant::now();
     let pushed = push(&mut sb, &pulled.ruleset, &PushOptions::default()).unwrap();
-    eprintln!("{what}: push {:?} ({} messages)", t.elapsed(), pushed.messages);
+    eprintln!(
+        "{what}: push {:?} ({} messages)",
+        t.elapsed(),
+        pushed.messages
+    );
     let (la, lb) = (a.ruleset(), b.ruleset());
     assert!(la == lb, "{what}: listings of A and B differ");
     (pushed.rules, pushed.elements)

@@ -60,10 +60,22 @@ fn table_keeps_kernel_facts_and_unknown_attributes_but_sends_only_unknowns() {
         w.put_u32_be(42, 9);
     });
     let t = table::decode(&first(&bytes)).unwrap();
-    assert_eq!((t.family, t.name.as_str(), t.flags), (Family::Inet, "fw", 1));
-    assert_eq!((t.use_count, t.handle, t.owner), (Some(3), Some(7), Some(1234)));
+    assert_eq!(
+        (t.family, t.name.as_str(), t.flags),
+        (Family::Inet, "fw", 1)
+    );
+    assert_eq!(
+        (t.use_count, t.handle, t.owner),
+        (Some(3), Some(7), Some(1234))
+    );
     assert_eq!(t.comment(), Some("hi"));
-    assert_eq!(t.unknown, vec![RawAttr { ty: 42, data: Bytes(vec![0, 0, 0, 9]) }]);
+    assert_eq!(
+        t.unknown,
+        vec![RawAttr {
+            ty: 42,
+            data: Bytes(vec![0, 0, 0, 9])
+        }]
+    );
     let mut w = Writer::new();
     table::encode(&mut w, &t);
     let want = attrs_of(|w| {
@@ -90,7 +102,10 @@ fn set_as_the_kernel_dumps_it_encodes_as_nft_sends_it() {
     let d = set::decode(&first(&bytes)).unwrap();
     assert_eq!((d.family, d.table), (Family::Inet, "filter"));
     let s = d.value;
-    assert_eq!((s.name.as_str(), s.flags, s.key_type, s.key_len), ("ipset", 0, 7, 4));
+    assert_eq!(
+        (s.name.as_str(), s.flags, s.key_type, s.key_len),
+        ("ipset", 0, 7, 4)
+    );
     assert_eq!(s.handle, Some(1));
     assert!(s.unknown.is_empty(), "{:?}", s.unknown);
     // What `nft add set inet filter ipset { type ipv4_addr; }` sends (strace).
@@ -170,8 +185,14 @@ fn chain_hook_device_dumped_twice_is_one_device_sent_once() {
     let c = d.value;
     let hook = c.hook.clone().unwrap();
     assert_eq!((hook.num, hook.priority), (5, -150));
-    assert_eq!((hook.devices, hook.device_list), (vec!["lo".to_owned()], true));
-    assert_eq!((c.policy, c.use_count, c.handle), (Some(1), Some(0), Some(1)));
+    assert_eq!(
+        (hook.devices, hook.device_list),
+        (vec!["lo".to_owned()], true)
+    );
+    assert_eq!(
+        (c.policy, c.use_count, c.handle),
+        (Some(1), Some(0), Some(1))
+    );
     let mut w = Writer::new();
     chain::encode(&mut w, "filter", &c);
     let want = attrs_of(|w| {
@@ -294,7 +315,10 @@ fn element_key_that_is_not_a_value_is_kept_raw() {
     });
     let d = element::decode(&first(&bytes)).unwrap();
     let e = &d.value[0];
-    assert_eq!((e.key.as_ref(), e.flags, e.unknown.len()), (None, Some(2), 1));
+    assert_eq!(
+        (e.key.as_ref(), e.flags, e.unknown.len()),
+        (None, Some(2), 1)
+    );
     let mut w = Writer::new();
     element::encode_element(&mut w, e);
     // Same attributes inside the element (past the LIST_ELEM header).
@@ -329,7 +353,10 @@ fn depleted_quota_object_is_sent_as_nft_sends_it() {
     });
     let d = object::decode(&first(&bytes)).unwrap();
     let o = d.value;
-    assert_eq!((o.name.as_str(), o.handle, o.use_count), ("foo1", Some(2), Some(0)));
+    assert_eq!(
+        (o.name.as_str(), o.handle, o.use_count),
+        ("foo1", Some(2), Some(0))
+    );
     let ObjectData::Quota(Quota { flags, .. }) = &o.data else {
         panic!("{:?}", o.data)
     };
@@ -372,10 +399,15 @@ fn flowtable_round_trips() {
     let d = flowtable::decode(&first(&bytes)).unwrap();
     let f = d.value;
     assert_eq!(f.hook.as_ref().unwrap().devices, ["eth0", "eth1"]);
-    assert_eq!((f.use_count, f.handle, f.flags), (Some(1), Some(3), Some(0)));
+    assert_eq!(
+        (f.use_count, f.handle, f.flags),
+        (Some(1), Some(3), Some(0))
+    );
     let mut w = Writer::new();
     flowtable::encode(&mut w, "t", &f);
-    let sent = dumped(NFT_MSG_NEWFLOWTABLE, NFPROTO_INET, |x| x.put_raw(w.as_bytes()));
+    let sent = dumped(NFT_MSG_NEWFLOWTABLE, NFPROTO_INET, |x| {
+        x.put_raw(w.as_bytes())
+    });
     let mut again = flowtable::decode(&first(&sent)).unwrap().value;
     (again.use_count, again.handle) = (Some(1), Some(3));
     assert_eq!(again, f);

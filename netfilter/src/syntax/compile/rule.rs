@@ -1,12 +1,14 @@
 //! One rule's statements → kernel expressions, with protocol
 //! dependencies, byte order, masks, anonymous sets and maps.
 
-use super::emit::{self, b};
+use super::emit;
 use super::fields::{field, Field, Load, Proto, L3};
+pub use super::sets::MapData;
+use super::sets::{build_elements, KeyLayout};
 use super::types::{self, *};
 use super::values::{self, Val};
-use crate::expr::{Data, Expr, Verdict};
-use crate::model::{Element, Family, Rule, Set, Table, Userdata, UDATA_COMMENT};
+use crate::expr::{Expr, Verdict};
+use crate::model::{Family, Rule, Set, Table, Userdata, UDATA_COMMENT};
 use crate::syntax::ast::{self, Arg, BinOp, Elem, RelOp, Stmt};
 use crate::syntax::diag::{Diagnostic, Span};
 use crate::syntax::parser::parse_u64;
@@ -645,7 +647,7 @@ impl RuleCx<'_> {
             ast::Expr::Set(elems, _) => self.anon_set(elems, dts, lens, None)?,
             _ => return err(right.span(), "expected a set"),
         };
-        self.swap_for_interval(dts, lens);
+        self.swap_for_interval(&name, dts, lens);
         self.exprs.push(emit::lookup(&name, REG1, None, flags));
         Ok(())
     }
@@ -658,75 +660,11 @@ impl RuleCx<'_> {
         lens: &[usize],
         data: Option<&MapData>,
     ) -> R<String> {
+        let key = KeyLayout { dts, lens };
+        let (elements, interval) = build_elements(self.table, elems, &key, data, None)?;
         let concat = dts.len() > 1;
-        let mut keys: Vec<KeyedElem<'_>> = Vec::new();
-        let mut interval = false;
-        for e in elems {
-            let (k, kend) = if concat {
-                let parts = match &e.key {
-                    ast::Expr::Concat(p, _) if p.len() == dts.len() => p,
-                    other => {
-                        return err(
-                            other.span(),
-                            format!("expected {} concatenated values", dts.len()),
-                        )
-                    }
-                };
-                let (mut lo, mut hi) = (Vec::new(), Vec::new());
-                let mut is_iv = false;
-                for ((p, dt), len) in parts.iter().zip(dts).zip(lens) {
-                    let (a, bb, iv) = match values::value(p, dt, *len, self.table)? {
-                        Val::Bytes(v) => (v.clone(), v, false),
-                        Val::Range(a, bb) => (a, bb, true),
-                        Val::Prefix(v, pl) => {
-                            let (a, bb) = values::prefix_range(&v, pl);
-                            (a, bb, true)
-                        }
-                    };
-                    is_iv |= iv;
-                    let pad = len.div_ceil(4) * 4 - len;
-                    lo.extend(&a);
-                    lo.extend(std::iter::repeat_n(0, pad));
-                    hi.extend(&bb);
-                    hi.extend(std::iter::repeat_n(0, pad));
-                }
-                interval |= is_iv;
-                (lo, Some(hi))
-            } else if matches!(e.key, ast::Expr::Wildcard(_)) {
-                (Vec::new(), None)
-            } else {
-                match values::value(&e.key, &dts[0], lens[0], self.table)? {
-                    Val::Bytes(v) => (v, None),
-                    Val::Range(a, bb) => {
-                        interval = true;
-                        (a, Some(bb))
-                    }
-                    Val::Prefix(v, pl) => {
-                        interval = true;
-                        let (a, bb) = values::prefix_range(&v, pl);
-                        (a, Some(bb))
-                    }
-                }
-            };
-            keys.push((k, kend, e));
-        }
-        // Host-order intervals are matched after a byteorder conversion.
-        if interval && !concat && !dts[0].be && lens[0] > 1 {
-            for (k, kend, _) in keys.iter_mut() {
-                k.reverse();
-                if let Some(e) = kend {
-                    e.reverse();
-                }
-            }
-        }
         let is_map = data.is_some();
-        let base_name = if is_map { "__map%d" } else { "__set%d" };
-        let name = base_name.to_string();
-        let key_len: usize = if concat {
-            lens.iter().map(|l| l.div_ceil(4) * 4).sum()
-        } else {
-            lens[0]
-        };
+        let name = if is_map { "__map%d" } else { "__set%d" }.to_string();
         let mut flags = NFT_SET_ANONYMOUS | NFT_SET_CONSTANT;
         if interval {
             flags |= NFT_SET_INTERVAL;
@@ -737,78 +675,21 @@ impl RuleCx<'_> {
         if concat && interval {
             flags |= NFT_SET_CONCAT;
         }
-        let key_type = dts
-            .iter()
-            .fold(0u32, |acc, d| if concat { (acc << 6) | d.id } else { d.id });
-        let mut elements = Vec::new();
-        let mk_data = |cx: &Self, e: &Elem| -> R<Option<Data>> {
-            let Some(md) = data else { return Ok(None) };
-            let Some(d) = &e.data else {
-                return err(e.span, "map element needs a value");
-            };
-            Ok(Some(match (md, d) {
-                (MapData::Verdict, ast::Expr::Verdict(v, _)) => Data::Verdict(verdict(v)),
-                (MapData::Verdict, other) => return err(other.span(), "expected a verdict"),
-                (MapData::Value(dt, len), v) => Data::Value(b(&cx.map_value(v, dt, *len)?)),
-            }))
-        };
-        if interval && !concat {
-            let mut ivs: Vec<(Vec<u8>, Vec<u8>, &Elem)> = keys
-                .iter()
-                .map(|(k, e, el)| (k.clone(), e.clone().unwrap_or_else(|| k.clone()), *el))
-                .collect();
-            ivs.sort_by(|a, b| a.0.cmp(&b.0));
-            if ivs.first().is_some_and(|f| f.0.iter().any(|x| *x != 0)) {
-                elements.push(Element {
-                    key: Some(b(&vec![0; key_len])),
-                    flags: Some(NFT_SET_ELEM_INTERVAL_END),
-                    ..Default::default()
-                });
-            }
-            for (i, (lo, hi, el)) in ivs.iter().enumerate() {
-                elements.push(Element {
-                    key: Some(b(lo)),
-                    data: mk_data(self, el)?,
-                    ..Default::default()
-                });
-                if let Some(next) = incr(hi) {
-                    if ivs.get(i + 1).is_none_or(|n| n.0 != next) {
-                        elements.push(Element {
-                            key: Some(b(&next)),
-                            flags: Some(NFT_SET_ELEM_INTERVAL_END),
-                            ..Default::default()
-                        });
-                    }
-                }
-            }
-        } else {
-            for (k, kend, el) in &keys {
-                let mut e = Element {
-                    key: Some(b(k)),
-                    data: mk_data(self, el)?,
-                    ..Default::default()
-                };
-                if k.is_empty() {
-                    e.key = None;
-                    e.flags = Some(NFT_SET_ELEM_CATCHALL);
-                }
-                if concat && interval {
-                    e.key_end = kend.as_ref().map(|k| b(k));
-                }
-                elements.push(e);
-            }
-        }
         let (data_type, data_len) = match data {
             Some(MapData::Verdict) => (Some(NFT_DATA_VERDICT), Some(0)),
             Some(MapData::Value(dt, len)) => (Some(dt.id), Some(*len as u32)),
-            None => (None, None),
+            Some(MapData::Concat(d, l)) => {
+                let v = KeyLayout { dts: d, lens: l };
+                (Some(v.type_id()), Some(v.len() as u32))
+            }
+            Some(MapData::Object) | None => (None, None),
         };
         *self.set_counter += 1;
         self.sets.push(Set {
             name: name.clone(),
             flags,
-            key_type,
-            key_len: key_len as u32,
+            key_type: key.type_id(),
+            key_len: key.len() as u32,
             data_type,
             data_len,
             obj_type: None,
@@ -825,18 +706,16 @@ impl RuleCx<'_> {
         Ok(name)
     }
 
-    fn swap_for_interval(&mut self, dts: &[Dtype], lens: &[usize]) {
-        let interval = self.sets.last().is_some_and(|s| s.is_interval());
-        if interval && dts.len() == 1 && !dts[0].be && lens[0] > 1 {
+    /// Host-order keys of interval sets are looked up byte-swapped
+    /// (see [`KeyLayout::swapped`]).
+    fn swap_for_interval(&mut self, set: &str, dts: &[Dtype], lens: &[usize]) {
+        let interval = match self.sets.last() {
+            Some(s) if s.name == set => s.is_interval(),
+            _ => self.table.set(set).is_some_and(|s| s.is_interval()),
+        };
+        if interval && (KeyLayout { dts, lens }).swapped() {
             self.exprs
                 .push(emit::byteorder(REG1, lens[0] as u32, lens[0] as u32));
-        }
-    }
-
-    fn map_value(&self, v: &ast::Expr, dt: &Dtype, len: usize) -> R<Vec<u8>> {
-        match values::value(v, dt, len, self.table)? {
-            Val::Bytes(v) => Ok(v),
-            _ => err(v.span(), "expected a single value"),
         }
     }
 
@@ -877,9 +756,7 @@ impl RuleCx<'_> {
             }
             other => return err(other.span(), "expected a map"),
         };
-        if matches!(map, ast::Expr::Set(..)) {
-            self.swap_for_interval(&dts, &lens);
-        }
+        self.swap_for_interval(&name, &dts, &lens);
         let _ = span;
         self.exprs.push(emit::lookup(&name, REG1, Some(dreg), 0));
         Ok(())
@@ -970,14 +847,6 @@ impl RuleCx<'_> {
     }
 }
 
-/// An element's key bytes, interval end, and its source.
-type KeyedElem<'e> = (Vec<u8>, Option<Vec<u8>>, &'e Elem);
-
-pub enum MapData {
-    Verdict,
-    Value(Dtype, usize),
-}
-
 fn payload_csum(base: u32, path: &[String]) -> Option<(u32, u32)> {
     let p: Vec<&str> = path.iter().map(String::as_str).collect();
     match (base, p.first().copied()) {
@@ -1001,7 +870,7 @@ fn is_zero_literal(e: &ast::Expr) -> bool {
     matches!(e, ast::Expr::Word(w, _) if parse_u64(w) == Some(0))
 }
 
-fn incr(v: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn incr(v: &[u8]) -> Option<Vec<u8>> {
     let mut out = v.to_vec();
     for i in (0..out.len()).rev() {
         if out[i] == 0xff {
