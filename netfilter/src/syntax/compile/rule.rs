@@ -31,6 +31,9 @@ pub struct RuleCx<'a> {
     ll_proto: Option<u16>,
     vlan_seen: bool,
     set_counter: &'a mut u32,
+    /// The expressions an anonymous set about to be built is keyed by
+    /// (for the `typeof` userdata nft records).
+    anon_key: Vec<ast::Expr>,
 }
 
 /// A loaded selector: its field and the number of bytes now in the register.
@@ -62,6 +65,7 @@ pub fn compile_rule_ast(
         ll_proto: None,
         vlan_seen: false,
         set_counter,
+        anon_key: Vec::new(),
     };
     for s in &rule.stmts {
         cx.stmt(s)?;
@@ -437,6 +441,10 @@ impl RuleCx<'_> {
 
     fn relational(&mut self, left: &ast::Expr, op: RelOp, right: &ast::Expr, span: Span) -> R<()> {
         // Concatenations load into consecutive registers.
+        self.anon_key = match left {
+            ast::Expr::Concat(parts, _) => parts.clone(),
+            e => vec![e.clone()],
+        };
         if let ast::Expr::Concat(parts, _) = left {
             let (dts, lens) = self.load_concat(parts)?;
             return self.lookup_match(right, &dts, &lens, op, span);
@@ -662,6 +670,18 @@ impl RuleCx<'_> {
     ) -> R<String> {
         let key = KeyLayout { dts, lens };
         let (elements, interval) = build_elements(self.table, elems, &key, data, None)?;
+        let key_typeof = super::sets::typeof_of(self.family, &std::mem::take(&mut self.anon_key));
+        let userdata = super::sets::anon_udata(&key, key_typeof.as_deref(), data, interval);
+        let concat = dts.len() > 1;
+        let desc = crate::model::SetDesc {
+            size: Some(elements.len() as u32),
+            concat: if concat && interval {
+                lens.iter().map(|l| *l as u32).collect()
+            } else {
+                vec![]
+            },
+            unknown: vec![],
+        };
         let concat = dts.len() > 1;
         let is_map = data.is_some();
         let name = if is_map { "__map%d" } else { "__set%d" }.to_string();
@@ -694,10 +714,10 @@ impl RuleCx<'_> {
             data_len,
             obj_type: None,
             policy: None,
-            desc: None,
+            desc: Some(desc),
             timeout: None,
             gc_interval: None,
-            userdata: None,
+            userdata: Some(userdata),
             exprs: vec![],
             elements,
             handle: None,
@@ -727,6 +747,10 @@ impl RuleCx<'_> {
         value: Option<(Dtype, usize, u32)>,
         span: Span,
     ) -> R<()> {
+        self.anon_key = match key {
+            ast::Expr::Concat(parts, _) => parts.clone(),
+            e => vec![e.clone()],
+        };
         let (dts, lens) = match key {
             ast::Expr::Concat(parts, _) => self.load_concat(parts)?,
             k => {

@@ -327,6 +327,51 @@ fn spec(fam: Family, spec: &KeySpec, span: Span) -> R<Spec> {
     Ok(Spec { dts, lens, typeof_ })
 }
 
+/// The `typeof` TLV value nft records for a key written as `exprs`
+/// (`None` when one of them is not a plain selector).
+pub fn typeof_of(fam: Family, exprs: &[ast::Expr]) -> Option<Vec<u8>> {
+    match spec(fam, &KeySpec::Typeof(exprs.to_vec()), Span::default()) {
+        Ok(s) => s.typeof_,
+        Err(_) => None,
+    }
+}
+
+/// The userdata nft gives an anonymous set or map: byte orders, merge
+/// flag of interval sets, the key's `typeof`, and for verdict maps a
+/// verdict `typeof` for the value.
+pub fn anon_udata(
+    key: &KeyLayout<'_>,
+    key_typeof: Option<&[u8]>,
+    data: Option<&MapData>,
+    interval: bool,
+) -> Userdata {
+    let mut u = Vec::new();
+    tlv_u32(&mut u, ud::KEYBYTEORDER, byteorder(key.dts));
+    match data {
+        Some(MapData::Verdict) => tlv_u32(&mut u, ud::DATABYTEORDER, 0),
+        Some(MapData::Value(dt, _)) => tlv_u32(
+            &mut u,
+            ud::DATABYTEORDER,
+            byteorder(std::slice::from_ref(dt)),
+        ),
+        Some(MapData::Concat(..)) => tlv_u32(&mut u, ud::DATABYTEORDER, 0),
+        _ => {}
+    }
+    if interval {
+        tlv_u32(&mut u, ud::MERGE_ELEMENTS, 1);
+    }
+    if let Some(t) = key_typeof {
+        tlv(&mut u, ud::KEY_TYPEOF, t);
+    }
+    if let Some(MapData::Verdict) = data {
+        tlv(&mut u, ud::DATA_TYPEOF, &udata_typeof(1, &[]));
+    }
+    if data.is_some() {
+        tlv_u32(&mut u, ud::DATA_INTERVAL, 0);
+    }
+    Userdata(b(&u))
+}
+
 fn tlv(out: &mut Vec<u8>, ty: u8, v: &[u8]) {
     out.push(ty);
     out.push(v.len() as u8);
