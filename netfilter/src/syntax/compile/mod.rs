@@ -173,9 +173,8 @@ fn apply(st: &mut State, cmd: &ast::Command) -> R<()> {
                 Some(_) if cmd.op == Op::Create => {
                     Err(Diagnostic::new(span, format!("set {} exists", set.name)))
                 }
-                Some(s) => {
-                    s.elements.extend(set.elements);
-                    Ok(())
+                Some(_) => {
+                    add_elements(t, layouts, fam, &cmd.table, &set.name, &decl.elements, span)
                 }
                 None => {
                     layouts.insert((fam, cmd.table.clone(), set.name.clone()), layout);
@@ -186,17 +185,7 @@ fn apply(st: &mut State, cmd: &ast::Command) -> R<()> {
         }
         AObj::Elements { set, elements } => {
             let t = table_mut(rs, fam, &cmd.table, span)?;
-            let s = t
-                .set(set)
-                .ok_or_else(|| Diagnostic::new(span, format!("unknown set @{set}")))?;
-            let layout = layouts
-                .get(&(fam, cmd.table.clone(), set.clone()))
-                .ok_or_else(|| Diagnostic::new(span, format!("unknown set @{set}")))?;
-            let elems = sets::more_elements(t, s, layout, elements)?;
-            if let Some(s) = t.sets.iter_mut().find(|x| &x.name == set) {
-                s.elements.extend(elems);
-            }
-            Ok(())
+            add_elements(t, layouts, fam, &cmd.table, set, elements, span)
         }
         AObj::Obj(decl) => {
             let t = table_mut(rs, fam, &cmd.table, span)?;
@@ -222,6 +211,27 @@ fn apply(st: &mut State, cmd: &ast::Command) -> R<()> {
         }
         AObj::Ruleset => Ok(()),
     }
+}
+
+fn add_elements(
+    t: &mut Table,
+    layouts: &mut HashMap<(Family, String, String), SetLayout>,
+    fam: Family,
+    table: &str,
+    set: &str,
+    elements: &[ast::Elem],
+    span: Span,
+) -> R<()> {
+    let unknown = || Diagnostic::new(span, format!("unknown set @{set}"));
+    let layout = layouts
+        .get_mut(&(fam, table.to_owned(), set.to_owned()))
+        .ok_or_else(unknown)?;
+    let mut s = t.set(set).ok_or_else(unknown)?.clone();
+    sets::add_elements(t, &mut s, layout, elements)?;
+    if let Some(x) = t.sets.iter_mut().find(|x| x.name == set) {
+        *x = s;
+    }
+    Ok(())
 }
 
 fn delete(rs: &mut Ruleset, fam: Family, cmd: &ast::Command) -> R<()> {

@@ -289,7 +289,9 @@ fn expectation(fam: Family, stmts: &[Vec<(String, Span)>], span: Span) -> R<CtEx
             [(k, _), (v, vs)] if k == "timeout" => {
                 let ms = types::parse_duration_ms(v)
                     .ok_or_else(|| Diagnostic::new(*vs, format!("invalid timeout '{v}'")))?;
-                e.timeout = Some(ms.min(u32::MAX as u64) as u32);
+                // The kernel reads this one attribute in host byte order.
+                let ms = ms.min(u32::MAX as u64) as u32;
+                e.timeout = Some(u32::from_be_bytes(ms.to_ne_bytes()));
             }
             [(k, ks), v] if k == "size" => {
                 e.size = Some(num(Some(v), *ks, "a size")?.min(u8::MAX as u64) as u8)

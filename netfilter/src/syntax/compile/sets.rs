@@ -38,6 +38,8 @@ pub struct SetLayout {
     pub dts: Vec<Dtype>,
     pub lens: Vec<usize>,
     pub data: Option<MapData>,
+    /// Elements as written so far (interval sets are re-encoded whole).
+    pub written: Vec<Elem>,
 }
 
 /// A key's fields: their datatypes and byte lengths.
@@ -147,13 +149,30 @@ pub fn build_elements(
             }
         }
         ivs.sort_by(|a, b| a.0.cmp(&b.0));
+        if data.is_none() {
+            // Overlapping ranges of a set become one, as nft merges them.
+            let mut merged: Vec<(Vec<u8>, Vec<u8>, &Elem)> = Vec::with_capacity(ivs.len());
+            for iv in ivs {
+                match merged.last_mut() {
+                    Some(last) if iv.0 <= last.1 => {
+                        if iv.1 > last.1 {
+                            last.1 = iv.1;
+                        }
+                    }
+                    _ => merged.push(iv),
+                }
+            }
+            ivs = merged;
+        }
         if ivs.first().is_some_and(|f| f.0.iter().any(|x| *x != 0)) {
             out.push(end_marker(vec![0; key_len]));
         }
         for (i, (lo, hi, el)) in ivs.iter().enumerate() {
             out.push(element(table, Some(lo), None, el, data)?);
             if let Some(next) = incr(hi) {
-                if ivs.get(i + 1).is_none_or(|n| n.0 != next) {
+                // A set's adjacent ranges share the boundary; a map's keep
+                // their end marker, as their values differ.
+                if data.is_some() || ivs.get(i + 1).is_none_or(|n| n.0 != next) {
                     out.push(end_marker(next));
                 }
             }
@@ -162,6 +181,9 @@ pub fn build_elements(
             out.push(element(table, None, None, el, data)?);
         }
     } else {
+        // A key written twice is one element (nft adds it once).
+        let mut seen = std::collections::HashSet::new();
+        keys.retain(|(k, kend, _)| seen.insert((k.clone(), kend.clone())));
         for (k, kend, el) in &keys {
             let (k, kend) = if k.is_empty() {
                 (None, None)
@@ -588,22 +610,41 @@ pub fn named_set(fam: Family, t: &Table, d: &ast::SetDecl) -> R<(Set, SetLayout)
         dts: key.dts,
         lens: key.lens,
         data: md,
+        written: d.elements.clone(),
     };
     Ok((set, layout))
 }
 
-/// Elements added to an existing named set (`add element`), encoded
-/// with the layout its declaration gave.
-pub fn more_elements(t: &Table, s: &Set, layout: &SetLayout, elems: &[Elem]) -> R<Vec<Element>> {
-    let (els, _) = build_elements(
-        t,
-        elems,
-        &KeyLayout {
-            dts: &layout.dts,
-            lens: &layout.lens,
-        },
-        layout.data.as_ref(),
-        Some(s.is_interval()),
-    )?;
-    Ok(els)
+/// Adds elements to a named set (`add element`, or a second declaration
+/// with `elements = ...`), encoded with the layout its declaration gave.
+/// Interval sets are re-encoded whole: their end markers depend on the
+/// neighbouring elements.
+pub fn add_elements(t: &Table, s: &mut Set, layout: &mut SetLayout, elems: &[Elem]) -> R<()> {
+    let key = KeyLayout {
+        dts: &layout.dts,
+        lens: &layout.lens,
+    };
+    let interval = s.is_interval();
+    let whole = interval && !key.concat();
+    let todo = if whole {
+        layout.written.extend_from_slice(elems);
+        &layout.written[..]
+    } else {
+        elems
+    };
+    let (els, _) = build_elements(t, todo, &key, layout.data.as_ref(), Some(interval))?;
+    if whole {
+        s.elements = els;
+    } else {
+        let have: std::collections::HashSet<_> = s
+            .elements
+            .iter()
+            .map(|e| (e.key.clone(), e.key_end.clone()))
+            .collect();
+        s.elements.extend(
+            els.into_iter()
+                .filter(|e| !have.contains(&(e.key.clone(), e.key_end.clone()))),
+        );
+    }
+    Ok(())
 }
