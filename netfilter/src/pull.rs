@@ -44,8 +44,10 @@ pub struct Pulled {
     pub generation: u32,
 }
 
-/// How often a pull is redone when commits keep landing during it.
-const ATTEMPTS: usize = 16;
+/// How often a pull is redone when commits keep landing during it. Between
+/// attempts it backs off (jittered, doubling from 1 ms to 128 ms), so a busy
+/// writer's pauses give it a window; after that it reports contention.
+const ATTEMPTS: u32 = 24;
 
 /// Pulls the selected tables with everything in them: chains with their
 /// rules, sets with their elements, objects, flowtables. Anonymous sets
@@ -54,7 +56,8 @@ const ATTEMPTS: usize = 16;
 /// Consistency: the generation is read before and after all dumps; if it
 /// moved, the whole pull is redone, so the value is one generation's state.
 pub fn pull(sock: &mut Socket, which: &Selector) -> Result<Pulled> {
-    for _ in 0..ATTEMPTS {
+    let mut jitter = (std::process::id() as u64) | 1;
+    for attempt in 0..ATTEMPTS {
         let before = sock.generation()?.id;
         let ruleset = pull_once(sock, which)?;
         if sock.generation()?.id == before {
@@ -63,11 +66,15 @@ pub fn pull(sock: &mut Socket, which: &Selector) -> Result<Pulled> {
                 generation: before,
             });
         }
+        jitter = jitter
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let base = 1u64 << attempt.min(7);
+        std::thread::sleep(std::time::Duration::from_micros(
+            base * 1000 + (jitter >> 33) % (base * 1000),
+        ));
     }
-    Err(Error::Io {
-        op: "pull",
-        source: std::io::Error::other("ruleset kept changing during the pull"),
-    })
+    Err(Error::Contention { attempts: ATTEMPTS })
 }
 
 /// Tables by (family, name) → index in the ruleset.
