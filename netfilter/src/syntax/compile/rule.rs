@@ -480,6 +480,17 @@ impl RuleCx<'_> {
             _ => {}
         }
         let shift = ld.mask.as_ref().map(|m| m.1).unwrap_or(0);
+        let wrapped = values::hour_wrap(right, &dt, self.table);
+        let (right, op) = match &wrapped {
+            Some(r) => (
+                r,
+                match op {
+                    RelOp::Ne => RelOp::Eq,
+                    _ => RelOp::Ne,
+                },
+            ),
+            None => (right, op),
+        };
         let val = values::value_shifted(right, &dt, len, shift, self.table)?;
         match val {
             Val::Bytes(v) => {

@@ -115,6 +115,82 @@ pub fn value_shifted(e: &Expr, dt: &Dtype, len: usize, shift: u32, t: &Table) ->
     }
 }
 
+/// An hour range that wraps past midnight (in UTC, `"21:00"-"02:00"`),
+/// swapped: nft matches it as "not in the hours between".
+pub fn hour_wrap(e: &Expr, dt: &Dtype, t: &Table) -> Option<Expr> {
+    let Expr::Range(a, b, span) = e else {
+        return None;
+    };
+    if dt.name != "hour" {
+        return None;
+    }
+    let secs = |x: &Expr| match value(x, dt, 4, t) {
+        Ok(Val::Bytes(v)) => Some(u32::from_ne_bytes(v.try_into().ok()?)),
+        _ => None,
+    };
+    (secs(a)? > secs(b)?).then(|| Expr::Range(b.clone(), a.clone(), *span))
+}
+
+/// Seconds east of UTC of the local time zone now (as nft converts
+/// `meta hour` values to UTC with it).
+fn utc_offset() -> i64 {
+    // SAFETY: localtime_r only writes the `tm` we own.
+    unsafe {
+        let now = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&now, &mut tm).is_null() {
+            return 0;
+        }
+        tm.tm_gmtoff
+    }
+}
+
+/// `"HH:MM[:SS]"` local time → seconds after midnight UTC.
+fn hour(w: &str) -> Option<u32> {
+    let mut it = w.split(':');
+    let h: i64 = it.next()?.parse().ok()?;
+    let m: i64 = it.next()?.parse().ok()?;
+    let s: i64 = it.next().map_or(Some(0), |x| x.parse().ok())?;
+    if it.next().is_some()
+        || !(0..24).contains(&h)
+        || !(0..60).contains(&m)
+        || !(0..=60).contains(&s)
+    {
+        return None;
+    }
+    Some((h * 3600 + m * 60 + s - utc_offset()).rem_euclid(86_400) as u32)
+}
+
+/// `"YYYY-MM-DD HH:MM[:SS]"` local time → seconds since the epoch.
+fn date(w: &str) -> Option<i64> {
+    let (d, t) = w.split_once(' ').unwrap_or((w, "00:00"));
+    let mut dp = d.split('-');
+    let (y, mo, da): (i32, i32, i32) = (
+        dp.next()?.parse().ok()?,
+        dp.next()?.parse().ok()?,
+        dp.next()?.parse().ok()?,
+    );
+    let mut tp = t.split(':');
+    let (h, mi): (i32, i32) = (tp.next()?.parse().ok()?, tp.next()?.parse().ok()?);
+    let s: i32 = tp.next().map_or(Some(0), |x| x.parse().ok())?;
+    if dp.next().is_some()
+        || tp.next().is_some()
+        || !(1..=12).contains(&mo)
+        || !(1..=31).contains(&da)
+    {
+        return None;
+    }
+    // SAFETY: mktime reads and normalises the `tm` we own.
+    let secs = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        (tm.tm_year, tm.tm_mon, tm.tm_mday) = (y - 1900, mo - 1, da);
+        (tm.tm_hour, tm.tm_min, tm.tm_sec) = (h, mi, s);
+        tm.tm_isdst = -1;
+        libc::mktime(&mut tm)
+    };
+    (secs != -1).then_some(secs)
+}
+
 fn range(a: Vec<u8>, b: Vec<u8>, dt: &Dtype, span: crate::syntax::diag::Span) -> R<Val> {
     let (ka, kb) = if dt.be {
         (a.clone(), b.clone())
@@ -180,6 +256,10 @@ pub fn word(w: &str, dt: &Dtype, len: usize, shift: u32) -> Option<Vec<u8>> {
         Kind::Ether => parse_ether(w),
         Kind::Str => Some(string(w, len)),
         Kind::Verdict => None,
+        Kind::Time if dt.bits == 64 && w.contains('-') => {
+            let ns = (date(w)? as i128).checked_mul(1_000_000_000)?;
+            int_bytes(u128::try_from(ns).ok()?, len, dt.be)
+        }
         Kind::Time => {
             let ms = parse_duration_ms(w)?;
             let v = if dt.bits == 64 {
@@ -200,6 +280,8 @@ pub fn word(w: &str, dt: &Dtype, len: usize, shift: u32) -> Option<Vec<u8>> {
                 n as u128
             } else if let Some(h) = w.strip_prefix("0x").filter(|h| h.len() <= 32) {
                 u128::from_str_radix(h, 16).ok()?
+            } else if dt.name == "hour" && w.contains(':') {
+                hour(w)? as u128
             } else if dt.name == "iface_index" && w == "lo" {
                 1
             } else if dt.name == "classid" || dt.name == "realm" {
