@@ -4,6 +4,7 @@
 //! Kept here until `crate::proto` provides the shared protocol tables.
 
 use super::types::*;
+use crate::proto::exthdr::{self, ExthdrOp};
 use crate::sys::*;
 
 /// The protocol a header field belongs to, for dependencies.
@@ -298,7 +299,9 @@ pub fn field(path: &[String], family_l3: Option<L3>) -> Option<Field> {
         {
             exthdr6(h, f)?
         }
-        ["tcp", "option", rest @ ..] => tcpopt(rest)?,
+        ["tcp", "option", rest @ ..] => exthdr_field(ExthdrOp::TcpOpt, rest)?,
+        ["ip", "option", rest @ ..] => exthdr_field(ExthdrOp::Ipv4, rest)?,
+        ["sctp", "chunk", rest @ ..] => exthdr_field(ExthdrOp::Sctp, rest)?,
         ["meta", k] => meta(k)?,
         [k] => meta(k)?,
         ["ct", rest @ ..] => ct(rest, family_l3)?,
@@ -498,50 +501,48 @@ fn exthdr6(h: &str, f: &str) -> Option<Field> {
     })
 }
 
-/// TCP option fields: (kind, byte offset, byte length) within the option.
-fn tcpopt(rest: &[&str]) -> Option<Field> {
-    let (kind, off, len) = match rest {
-        [o, "kind"] => (tcpopt_kind(o)?, 0, 1),
-        [o, "length"] => (tcpopt_kind(o)?, 1, 1),
-        ["maxseg" | "mss", "size"] => (2, 2, 2),
-        ["window", "count"] => (3, 2, 1),
-        [s @ ("sack" | "sack0" | "sack1" | "sack2" | "sack3"), f @ ("left" | "right")] => {
-            let n: u32 = s
-                .strip_prefix("sack")
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
-            (5, 2 + n * 8 + if *f == "right" { 4 } else { 0 }, 4)
+/// TCP options, IPv4 options and SCTP chunks from the shared tables in
+/// `crate::proto::exthdr`: `NAME` alone tests presence, `NAME FIELD`
+/// loads the field (bit offsets within the option).
+fn exthdr_field(op: ExthdrOp, rest: &[&str]) -> Option<Field> {
+    let name = |n: &str| -> String {
+        match (op, n) {
+            (ExthdrOp::TcpOpt, "mss") => "maxseg".into(),
+            (ExthdrOp::TcpOpt, "sack0") => "sack".into(),
+            (ExthdrOp::TcpOpt, "sack-permitted") => "sack-perm".into(),
+            (ExthdrOp::TcpOpt, "sack-permitted-kind") => "sack-perm".into(),
+            _ => n.to_owned(),
         }
-        ["timestamp", "tsval"] => (8, 2, 4),
-        ["timestamp", "tsecr"] => (8, 6, 4),
+    };
+    let proto = match op {
+        ExthdrOp::Ipv4 => Proto::Ip,
+        _ => Proto::None,
+    };
+    let (h, off, len, flags, dt) = match rest {
+        [n] => {
+            let h = exthdr::by_name(op, &name(n))?;
+            (h, 0, 8, NFT_EXTHDR_F_PRESENT, BOOLEAN.bits(8))
+        }
+        [n, f] => {
+            let h = exthdr::by_name(op, &name(n))?;
+            let fd = h.field(f)?;
+            let dt = match by_name(fd.dtype.name) {
+                Some(d) if d.name != "integer" => d,
+                _ => BE_INT.bits(fd.len),
+            };
+            (h, fd.offset, fd.len, 0, dt)
+        }
         _ => return None,
     };
     Some(Field {
         load: Load::Exthdr {
-            op: 1,
-            ty: kind,
-            off: off * 8,
-            len: len * 8,
-            flags: 0,
+            op: op as u32,
+            ty: h.ty,
+            off,
+            len,
+            flags,
         },
-        dt: BE_INT.bits(len * 8),
-        // The kernel's TCP option parser checks for TCP itself.
-        proto: Proto::None,
-    })
-}
-
-fn tcpopt_kind(o: &str) -> Option<u8> {
-    Some(match o {
-        "eol" => 0,
-        "nop" => 1,
-        "maxseg" | "mss" => 2,
-        "window" => 3,
-        "sack-perm" | "sack-permitted" => 4,
-        "sack" | "sack0" | "sack1" | "sack2" | "sack3" => 5,
-        "timestamp" => 8,
-        "fastopen" => 34,
-        "md5sig" => 19,
-        "mptcp" => 30,
-        _ => return None,
+        dt,
+        proto,
     })
 }
