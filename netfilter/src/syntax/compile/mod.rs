@@ -3,6 +3,7 @@
 
 mod emit;
 pub mod fields;
+mod merge;
 mod objects;
 mod rule;
 mod sets;

@@ -70,6 +70,7 @@ pub fn compile_rule_ast(
     for s in &rule.stmts {
         cx.stmt(s)?;
     }
+    super::merge::merge_payloads(&mut cx.exprs);
     let mut r = Rule::new(cx.exprs);
     r.sets = cx.sets;
     if let Some(c) = &rule.comment {
