@@ -34,6 +34,8 @@ pub struct RuleCx<'a> {
     /// The expressions an anonymous set about to be built is keyed by
     /// (for the `typeof` userdata nft records).
     anon_key: Vec<ast::Expr>,
+    /// An ICMP type was matched (fields of some types need one).
+    icmp_type_known: bool,
 }
 
 /// A loaded selector: its field and the number of bytes now in the register.
@@ -66,6 +68,7 @@ pub fn compile_rule_ast(
         vlan_seen: false,
         set_counter,
         anon_key: Vec::new(),
+        icmp_type_known: false,
     };
     for s in &rule.stmts {
         cx.stmt(s)?;
@@ -220,10 +223,63 @@ impl RuleCx<'_> {
         }
     }
 
+    /// ICMP fields that exist only in some message types need the type
+    /// matched first (`icmp id` → echo request or reply), unless the rule
+    /// already matched the type.
+    fn icmp_type_dependency(&mut self, path: &[String], span: Span) -> R<()> {
+        let p: Vec<&str> = path.iter().map(String::as_str).collect();
+        let (proto, types): (&str, &[u8]) = match p.as_slice() {
+            ["icmp", "id" | "sequence"] => ("icmp", &[0, 8]),
+            ["icmp", "gateway"] => ("icmp", &[5]),
+            ["icmp", "mtu"] => ("icmp", &[3]),
+            ["icmpv6", "id" | "sequence"] => ("icmpv6", &[128, 129]),
+            ["icmpv6", "mtu" | "packet-too-big"] => ("icmpv6", &[2]),
+            ["icmpv6", "parameter-problem"] => ("icmpv6", &[4]),
+            ["icmpv6", "max-delay"] => ("icmpv6", &[130]),
+            _ => return Ok(()),
+        };
+        if self.icmp_type_known {
+            return Ok(());
+        }
+        self.icmp_type_known = true;
+        self.exprs
+            .push(emit::payload(REG1, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1));
+        if let [t] = types {
+            self.exprs.push(emit::cmp(REG1, NFT_CMP_EQ, &[*t]));
+            return Ok(());
+        }
+        let dt = if proto == "icmp" {
+            ICMP_TYPE
+        } else {
+            ICMP6_TYPE
+        };
+        let elems: Vec<Elem> = types
+            .iter()
+            .map(|t| Elem {
+                key: ast::Expr::Word(t.to_string(), span),
+                data: None,
+                timeout: None,
+                expires: None,
+                comment: None,
+                counter: None,
+                span,
+            })
+            .collect();
+        let saved = std::mem::replace(
+            &mut self.anon_key,
+            vec![ast::Expr::Sel(vec![proto.into(), "type".into()], span)],
+        );
+        let name = self.anon_set(&elems, &[dt], &[1], None)?;
+        self.anon_key = saved;
+        self.exprs.push(emit::lookup(&name, REG1, None, 0));
+        Ok(())
+    }
+
     /// Records protocol context established by an explicit equality match.
     fn learn(&mut self, path: &[String], val: &[u8]) {
         let p: Vec<&str> = path.iter().map(String::as_str).collect();
         match p.as_slice() {
+            ["icmp" | "icmpv6", "type"] => self.icmp_type_known = true,
             ["meta", "l4proto"] | ["ip", "protocol"] | ["ip6", "nexthdr"] if val.len() == 1 => {
                 self.l4 = Some(val[0])
             }
@@ -248,6 +304,7 @@ impl RuleCx<'_> {
             ast::Expr::Sel(path, span) => {
                 let f = self.resolve(path, *span)?;
                 self.dependency(f.proto, *span)?;
+                self.icmp_type_dependency(path, *span)?;
                 self.load_field(&f, reg, *span)
             }
             ast::Expr::Binop(op, l, r, span) => {
