@@ -401,7 +401,6 @@ fn meta(k: &str) -> Option<Field> {
         "hour" => (NFT_META_TIME_HOUR, HOUR),
         "sdif" => (NFT_META_SDIF, IFINDEX),
         "sdifname" => (NFT_META_SDIFNAME, IFNAME),
-        "broute" => (37, INTEGER.bits(8)),
         _ => return None,
     };
     Some(Field {
@@ -448,6 +447,27 @@ fn ct(rest: &[&str], family_l3: Option<L3>) -> Option<Field> {
         ["id"] => (NFT_CT_ID, BE_INT),
         _ => return None,
     };
+    // Tuple keys need a direction; per-connection keys take none.
+    let tuple = matches!(
+        rest,
+        ["saddr" | "daddr" | "proto-src" | "proto-dst"] | ["ip" | "ip6", "saddr" | "daddr"]
+    );
+    let whole = matches!(
+        rest,
+        ["state"
+            | "direction"
+            | "status"
+            | "mark"
+            | "secmark"
+            | "expiration"
+            | "helper"
+            | "label"
+            | "event"
+            | "id"]
+    );
+    if (tuple && dir.is_none()) || (whole && dir.is_some()) {
+        return None;
+    }
     Some(Field {
         load: Load::Ct { key, dir },
         dt,

@@ -34,8 +34,14 @@ pub struct RuleCx<'a> {
     /// The expressions an anonymous set about to be built is keyed by
     /// (for the `typeof` userdata nft records).
     anon_key: Vec<ast::Expr>,
-    /// An ICMP type was matched (fields of some types need one).
-    icmp_type_known: bool,
+    /// The ICMP type matched (fields of some types need one).
+    icmp_type: Option<u8>,
+    /// A transport protocol was matched (maybe against a set).
+    l4_any: bool,
+    /// The transport protocol was matched against a set of several.
+    l4_set: bool,
+    /// The link-layer type matched with `ether type`.
+    ether_type: Option<u16>,
 }
 
 /// A loaded selector: its field and the number of bytes now in the register.
@@ -68,10 +74,21 @@ pub fn compile_rule_ast(
         vlan_seen: false,
         set_counter,
         anon_key: Vec::new(),
-        icmp_type_known: false,
+        icmp_type: None,
+        ether_type: None,
+        l4_any: false,
+        l4_set: false,
     };
+    let mut terminal = false;
     for s in &rule.stmts {
+        if terminal {
+            return err(
+                stmt_span(s),
+                "Statement after terminal statement has no effect",
+            );
+        }
         cx.stmt(s)?;
+        terminal = is_terminal(s);
     }
     super::merge::merge_payloads(&mut cx.exprs);
     let mut r = Rule::new(cx.exprs);
@@ -80,6 +97,28 @@ pub fn compile_rule_ast(
         r.userdata = Some(Userdata::with_comment(UDATA_COMMENT, c));
     }
     Ok(r)
+}
+
+/// Statements after which nothing runs: verdicts and NAT.
+fn is_terminal(s: &Stmt) -> bool {
+    match s {
+        Stmt::Verdict(..) => true,
+        Stmt::Keyword { name, .. } => {
+            matches!(name.as_str(), "masquerade" | "redirect" | "snat" | "dnat")
+        }
+        _ => false,
+    }
+}
+
+fn stmt_span(s: &Stmt) -> Span {
+    match s {
+        Stmt::Verdict(_, span)
+        | Stmt::Match { span, .. }
+        | Stmt::Vmap { span, .. }
+        | Stmt::Assign { span, .. }
+        | Stmt::Keyword { span, .. }
+        | Stmt::SetOp { span, .. } => *span,
+    }
 }
 
 fn err<T>(span: Span, msg: impl Into<String>) -> R<T> {
@@ -178,6 +217,9 @@ impl RuleCx<'_> {
                 Ok(())
             }
             Proto::Vlan => {
+                if self.ether_type.is_some_and(|t| t != 0x8100 && t != 0x88a8) {
+                    return err(span, "conflicting protocols specified: ether vs. vlan");
+                }
                 if !self.vlan_seen {
                     if !matches!(self.family, Family::Bridge) {
                         self.dependency(Proto::Ether, span)?;
@@ -201,6 +243,15 @@ impl RuleCx<'_> {
                         },
                         span,
                     )?;
+                }
+                if self.l4_set && self.l4.is_none() {
+                    return err(
+                        span,
+                        format!(
+                            "conflicting protocols specified: several vs. {}",
+                            proto_name(n)
+                        ),
+                    );
                 }
                 if let Some(have) = self.l4 {
                     if have == n {
@@ -238,10 +289,16 @@ impl RuleCx<'_> {
             ["icmpv6", "max-delay"] => ("icmpv6", &[130]),
             _ => return Ok(()),
         };
-        if self.icmp_type_known {
-            return Ok(());
+        if let Some(t) = self.icmp_type {
+            if types.contains(&t) {
+                return Ok(());
+            }
+            return err(
+                span,
+                format!("incompatible icmp match: rule has {t}, need {}", types[0]),
+            );
         }
-        self.icmp_type_known = true;
+        self.icmp_type = Some(types[0]);
         self.exprs
             .push(emit::payload(REG1, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1));
         if let [t] = types {
@@ -279,11 +336,15 @@ impl RuleCx<'_> {
     fn learn(&mut self, path: &[String], val: &[u8]) {
         let p: Vec<&str> = path.iter().map(String::as_str).collect();
         match p.as_slice() {
-            ["icmp" | "icmpv6", "type"] => self.icmp_type_known = true,
+            ["icmp" | "icmpv6", "type"] if val.len() == 1 => self.icmp_type = Some(val[0]),
             ["meta", "l4proto"] | ["ip", "protocol"] | ["ip6", "nexthdr"] if val.len() == 1 => {
                 self.l4 = Some(val[0])
             }
             ["meta", "nfproto"] if val.len() == 1 => self.l3 = Some(val[0] as u32),
+            ["ether", "type"] if val.len() == 2 && !self.vlan_seen => {
+                self.ether_type = Some(u16::from_be_bytes([val[0], val[1]]));
+                self.learn(&["meta".into(), "protocol".into()], val);
+            }
             ["meta", "protocol"] | ["ether", "type"] if val.len() == 2 => {
                 self.l3 = match u16::from_be_bytes([val[0], val[1]]) {
                     0x0800 => Some(NFPROTO_IPV4),
@@ -498,6 +559,47 @@ impl RuleCx<'_> {
     }
 
     fn relational(&mut self, left: &ast::Expr, op: RelOp, right: &ast::Expr, span: Span) -> R<()> {
+        if op == RelOp::Not && matches!(left, ast::Expr::Binop(..)) {
+            return err(span, "cannot combine negation with binary expression");
+        }
+        if let ast::Expr::Sel(path, _) = left {
+            let p: Vec<&str> = path.iter().map(String::as_str).collect();
+            match p.as_slice() {
+                ["meta", "l4proto"] | ["ip", "protocol"] | ["ip6", "nexthdr"] => {
+                    self.l4_any = true;
+                    // Several protocols: a later header of one of them conflicts.
+                    if let ast::Expr::Set(elems, _) = right {
+                        if elems.len() > 1 && self.l4.is_none() {
+                            self.l4_set = true;
+                        }
+                    }
+                }
+                ["th", _] => self.l4_any = true,
+                ["meta", "nfproto"] if self.family != Family::Inet => {
+                    return err(span, "meta nfproto is only useful in the inet family")
+                }
+                ["ct", _, "ip" | "ip6", _] => {
+                    let want = if p[2] == "ip" { NFPROTO_IPV4 } else { NFPROTO_IPV6 };
+                    if self.l3.is_some_and(|h| h != want) {
+                        return err(
+                            span,
+                            format!(
+                                "conflicting protocols specified: {} vs. {}",
+                                l3_name(self.l3.unwrap_or(0)),
+                                p[2]
+                            ),
+                        );
+                    }
+                }
+                ["rt", "nexthop"] if self.family == Family::Inet && self.l3.is_none() => {
+                    return err(span, "cannot determine ip protocol version, use \"ip nexthop\" or \"ip6 nexthop\" instead")
+                }
+                ["rt", "ip6", "nexthop"] if self.family == Family::Ip => {
+                    return err(span, "ip6 nexthop will not match")
+                }
+                _ => {}
+            }
+        }
         // Concatenations load into consecutive registers.
         self.anon_key = match left {
             ast::Expr::Concat(parts, _) => parts.clone(),
@@ -656,6 +758,16 @@ impl RuleCx<'_> {
     }
 
     fn load_concat(&mut self, parts: &[ast::Expr]) -> R<(Vec<Dtype>, Vec<usize>)> {
+        for p in parts {
+            if let ast::Expr::Sel(path, span) = p {
+                if path.len() == 3
+                    && path[0] == "ct"
+                    && matches!(path[2].as_str(), "saddr" | "daddr")
+                {
+                    return err(*span, "specify either ip or ip6 for address matching");
+                }
+            }
+        }
         // Dependencies first, as nft hoists them before the loads.
         for p in parts {
             if let ast::Expr::Sel(path, span) = p {
@@ -820,6 +932,11 @@ impl RuleCx<'_> {
             ast::Expr::Concat(parts, _) => parts.clone(),
             e => vec![e.clone()],
         };
+        if let ast::Expr::Sel(path, span) = key {
+            if path.len() == 3 && path[0] == "ct" && matches!(path[2].as_str(), "saddr" | "daddr") {
+                return err(*span, "specify either ip or ip6 for address matching");
+            }
+        }
         let (dts, lens) = match key {
             ast::Expr::Concat(parts, _) => self.load_concat(parts)?,
             k => {
@@ -1046,6 +1163,14 @@ impl RuleCx<'_> {
     }
     pub(super) fn family(&self) -> Family {
         self.family
+    }
+    /// The network protocol matched so far, if known.
+    pub(super) fn l3_known(&self) -> Option<u32> {
+        self.l3
+    }
+    /// The transport protocol matched so far, if known.
+    pub(super) fn l4(&self) -> Option<u8> {
+        self.l4.or(self.l4_any.then_some(0))
     }
     pub(super) fn dep(&mut self, p: Proto, span: Span) -> R<()> {
         self.dependency(p, span)

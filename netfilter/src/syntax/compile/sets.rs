@@ -149,7 +149,11 @@ pub fn build_elements(
             }
         }
         ivs.sort_by(|a, b| a.0.cmp(&b.0));
-        if data.is_none() {
+        if data.is_some() {
+            if let Some(w) = ivs.windows(2).find(|w| w[1].0 <= w[0].1) {
+                return err(w[1].2.span, "conflicting intervals specified");
+            }
+        } else {
             // Overlapping ranges of a set become one, as nft merges them.
             let mut merged: Vec<(Vec<u8>, Vec<u8>, &Elem)> = Vec::with_capacity(ivs.len());
             for iv in ivs {
@@ -170,9 +174,10 @@ pub fn build_elements(
         for (i, (lo, hi, el)) in ivs.iter().enumerate() {
             out.push(element(table, Some(lo), None, el, data)?);
             if let Some(next) = incr(hi) {
-                // A set's adjacent ranges share the boundary; a map's keep
-                // their end marker, as their values differ.
-                if data.is_some() || ivs.get(i + 1).is_none_or(|n| n.0 != next) {
+                // Adjacent ranges of an anonymous set share the boundary;
+                // maps and named sets keep each end marker, as nft sends them.
+                let keep = data.is_some() || interval.is_some();
+                if keep || ivs.get(i + 1).is_none_or(|n| n.0 != next) {
                     out.push(end_marker(next));
                 }
             }

@@ -344,6 +344,9 @@ fn quota(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
 
 fn reject(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
     let fam = cx.family();
+    if fam == Family::Bridge && cx.l3_known() == Some(NFPROTO_ARP) {
+        return err(span, "cannot reject this network family");
+    }
     let (ty, code) = match words
         .iter()
         .map(|w| w.0.as_str())
@@ -425,6 +428,20 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
             other => return err(other.span(), "unexpected argument"),
         }
     }
+    if fam_kw.is_none()
+        && cx.family() == Family::Inet
+        && cx.l3_known().is_none()
+        && matches!(name, "snat" | "dnat")
+        && to.is_some_and(|e| !matches!(e, ast::Expr::Map(..)))
+    {
+        let (addr, _) = split_addr_port(to.unwrap_or_else(|| unreachable!()), false);
+        if addr.is_some() {
+            return err(
+                span,
+                "ip or ip6 must be specified with address for inet tables.",
+            );
+        }
+    }
     let l3 = match (fam_kw, cx.family()) {
         (Some("ip6"), _) | (None, Family::Ip6) => NFPROTO_IPV6,
         _ => NFPROTO_IPV4,
@@ -457,6 +474,12 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
             }
         }
         if let Some(p) = port {
+            if cx.l4().is_none() {
+                return err(
+                    p.span(),
+                    "transport protocol mapping is only valid after transport protocol match",
+                );
+            }
             let preg = if regs.1.is_some() {
                 NFT_REG_1 + 2
             } else if regs.0.is_some() {

@@ -292,6 +292,10 @@ pub fn word(w: &str, dt: &Dtype, len: usize, shift: u32) -> Option<Vec<u8>> {
             if dt.bits < 128 && n >> dt.bits != 0 {
                 return None;
             }
+            // Days of the week are 0 (Sunday) to 6; labels are bits 0 to 127.
+            if (dt.name == "day" && n > 6) || (dt.name == "ct_label" && n > 127) {
+                return None;
+            }
             let n = n.checked_shl(shift)?;
             int_bytes(n, len, dt.be)
         }
