@@ -141,7 +141,7 @@ fn num(w: Option<&(String, Span)>, span: Span, what: &str) -> R<u64> {
         .ok_or_else(|| Diagnostic::new(*s, format!("expected {what}, not '{w}'")))
 }
 
-fn synproxy(words: &[(String, Span)]) -> R<Synproxy> {
+pub(super) fn synproxy(words: &[(String, Span)]) -> R<Synproxy> {
     let mut sp = Synproxy::default();
     let mut flags = 0;
     let mut it = words.iter();

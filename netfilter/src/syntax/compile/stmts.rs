@@ -70,8 +70,143 @@ pub fn keyword(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<(
             }));
             Ok(())
         }
+        "fwd" | "dup" => fwd_dup(cx, name, args, span),
+        "tproxy" => tproxy(cx, args, span),
+        "synproxy" => {
+            let sp = super::objects::synproxy(&words)?;
+            cx.push(emit::raw("synproxy", |w| {
+                w.put_u16_be(NFTA_SYNPROXY_MSS, sp.mss.unwrap_or(0));
+                w.put_u8(NFTA_SYNPROXY_WSCALE, sp.wscale.unwrap_or(0));
+                w.put_u32_be(NFTA_SYNPROXY_FLAGS, sp.flags.unwrap_or(0));
+            }));
+            Ok(())
+        }
         _ => err(span, format!("'{name}' is not supported yet")),
     }
+}
+
+/// `ip`/`ip6` before `to`, or the table's family: the address family of
+/// a statement's address.
+fn addr_family(cx: &RuleCx<'_>, args: &[Arg]) -> Option<(u32, Dtype, usize)> {
+    let kw = args.iter().find_map(|a| match a {
+        Arg::Word(w, _) if w == "ip" || w == "ip6" => Some(w.as_str()),
+        _ => None,
+    });
+    match (kw, cx.family()) {
+        (Some("ip6"), _) | (None, Family::Ip6) => Some((NFPROTO_IPV6, IPV6, 16)),
+        (Some(_), _) | (None, Family::Ip) => Some((NFPROTO_IPV4, IPV4, 4)),
+        _ => None,
+    }
+}
+
+/// The expression after keyword `kw` (`to`, `device`).
+fn arg_after<'a>(args: &'a [Arg], kw: &str) -> Option<&'a ast::Expr> {
+    args.windows(2).find_map(|w| match w {
+        [Arg::Word(k, _), Arg::Expr(e)] if k == kw => Some(e),
+        _ => None,
+    })
+}
+
+/// `fwd [ip|ip6] to ADDR device DEV`, `fwd to DEV`, `dup to ADDR [device DEV]`.
+fn fwd_dup(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
+    let to = arg_after(args, "to").ok_or_else(|| Diagnostic::new(span, "expected 'to'"))?;
+    let device = arg_after(args, "device");
+    let fam = addr_family(cx, args);
+    if name == "fwd" {
+        let Some(dev) = device else {
+            // `fwd to DEV`: the device only.
+            cx.eval_into(to, &IFINDEX, 4, NFT_REG_1)?;
+            cx.push(emit::raw("fwd", |w| {
+                w.put_u32_be(NFTA_FWD_SREG_DEV, NFT_REG_1)
+            }));
+            return Ok(());
+        };
+        let (nfproto, dt, len) =
+            fam.ok_or_else(|| Diagnostic::new(span, "specify ip or ip6 to forward to an address"))?;
+        cx.eval_into(dev, &IFINDEX, 4, NFT_REG_1)?;
+        cx.eval_into(to, &dt, len, NFT_REG_1 + 1)?;
+        cx.push(emit::raw("fwd", |w| {
+            w.put_u32_be(NFTA_FWD_SREG_DEV, NFT_REG_1);
+            w.put_u32_be(NFTA_FWD_SREG_ADDR, NFT_REG_1 + 1);
+            w.put_u32_be(NFTA_FWD_NFPROTO, nfproto);
+        }));
+        return Ok(());
+    }
+    let (_, dt, len) =
+        fam.ok_or_else(|| Diagnostic::new(span, "specify ip or ip6 to duplicate to an address"))?;
+    cx.eval_into(to, &dt, len, NFT_REG_1)?;
+    if let Some(dev) = device {
+        cx.eval_into(dev, &IFINDEX, 4, NFT_REG_1 + 1)?;
+    }
+    cx.push(emit::raw("dup", |w| {
+        w.put_u32_be(NFTA_DUP_SREG_ADDR, NFT_REG_1);
+        if device.is_some() {
+            w.put_u32_be(NFTA_DUP_SREG_DEV, NFT_REG_1 + 1);
+        }
+    }));
+    Ok(())
+}
+
+/// `tproxy [ip|ip6] to [ADDR][:PORT]`.
+fn tproxy(cx: &mut RuleCx<'_>, args: &[Arg], span: Span) -> R<()> {
+    let to = arg_after(args, "to").ok_or_else(|| Diagnostic::new(span, "expected 'to'"))?;
+    let explicit = args
+        .iter()
+        .any(|a| matches!(a, Arg::Word(w, _) if w == "ip" || w == "ip6"));
+    let fam = addr_family(cx, args);
+    let v6 = fam.is_some_and(|f| f.0 == NFPROTO_IPV6);
+    let (addr, port) = split_addr_port(to, v6);
+    if cx.l4().is_none() {
+        return err(
+            span,
+            "transparent proxy support requires transport protocol match",
+        );
+    }
+    if let (Some((want, _, _)), Some(have)) = (fam, cx.l3_known()) {
+        if explicit && want != have {
+            let n = |p| if p == NFPROTO_IPV6 { "ip6" } else { "ip" };
+            return err(
+                span,
+                format!(
+                    "conflicting protocols specified: {} vs. {}. You must specify ip or ip6 family in tproxy statement",
+                    n(have),
+                    n(want)
+                ),
+            );
+        }
+    }
+    let mut reg = NFT_REG_1;
+    let mut areg = None;
+    if let Some(a) = &addr {
+        let (_, dt, len) = fam.ok_or_else(|| {
+            Diagnostic::new(
+                span,
+                "ip or ip6 must be specified with address for inet tables.",
+            )
+        })?;
+        cx.eval_into(a, &dt, len, reg)?;
+        areg = Some(reg);
+        reg += 1;
+    }
+    if let Some(p) = &port {
+        cx.eval_into(p, &INET_SERVICE, 2, reg)?;
+    }
+    let family = match (explicit || cx.family() != Family::Inet, fam) {
+        (true, Some((f, _, _))) => Some(f),
+        _ => None,
+    };
+    cx.push(emit::raw("tproxy", |w| {
+        if let Some(f) = family {
+            w.put_u32_be(NFTA_TPROXY_FAMILY, f);
+        }
+        if let Some(r) = areg {
+            w.put_u32_be(NFTA_TPROXY_REG_ADDR, r);
+        }
+        if port.is_some() {
+            w.put_u32_be(NFTA_TPROXY_REG_PORT, reg);
+        }
+    }));
+    Ok(())
 }
 
 fn objref(ty: u32, name: &str) -> crate::expr::Expr {
