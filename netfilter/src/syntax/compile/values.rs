@@ -236,9 +236,14 @@ pub fn prefix_range(v: &[u8], plen: u32) -> (Vec<u8>, Vec<u8>) {
 }
 
 fn string(s: &str, len: usize) -> Vec<u8> {
-    if let Some(p) = s.strip_suffix('*') {
-        return p.as_bytes().to_vec();
-    }
+    let escaped = s.strip_suffix("\\*").map(|p| format!("{p}*"));
+    let s = match &escaped {
+        Some(e) => e.as_str(),
+        None => match s.strip_suffix('*') {
+            Some(p) => return p.as_bytes().to_vec(),
+            None => s,
+        },
+    };
     let mut v = s.as_bytes().to_vec();
     v.truncate(len);
     v.resize(len.max(v.len() + 1).min(len.max(1)), 0);
@@ -251,7 +256,11 @@ fn string(s: &str, len: usize) -> Vec<u8> {
 /// One word as `len` bytes of type `dt`.
 pub fn word(w: &str, dt: &Dtype, len: usize, shift: u32) -> Option<Vec<u8>> {
     match dt.kind {
-        Kind::Ipv4 => parse_ipv4(w).map(|a| a.to_vec()),
+        Kind::Ipv4 => parse_ipv4(w).map(|a| a.to_vec()).or_else(|| {
+            // A raw 32-bit number (`ip saddr & 0xffff0000`).
+            let h = w.strip_prefix("0x")?;
+            Some(u32::from_str_radix(h, 16).ok()?.to_be_bytes().to_vec())
+        }),
         Kind::Ipv6 => parse_ipv6(w).map(|a| a.to_vec()),
         Kind::Ether => parse_ether(w),
         Kind::Str => Some(string(w, len)),
@@ -284,8 +293,12 @@ pub fn word(w: &str, dt: &Dtype, len: usize, shift: u32) -> Option<Vec<u8>> {
                 hour(w)? as u128
             } else if dt.name == "iface_index" && w == "lo" {
                 1
-            } else if dt.name == "classid" || dt.name == "realm" {
+            } else if dt.name == "realm" {
+                realm(w).or_else(|| classid(w))? as u128
+            } else if dt.name == "classid" {
                 classid(w)? as u128
+            } else if dt.name == "uid" || dt.name == "gid" {
+                user_or_group(w, dt.name == "uid")? as u128
             } else {
                 return None;
             };
@@ -298,6 +311,39 @@ pub fn word(w: &str, dt: &Dtype, len: usize, shift: u32) -> Option<Vec<u8>> {
             }
             let n = n.checked_shl(shift)?;
             int_bytes(n, len, dt.be)
+        }
+    }
+}
+
+/// A routing realm by name, from iproute2's `rt_realms` table.
+fn realm(w: &str) -> Option<u32> {
+    ["/etc/iproute2/rt_realms", "/usr/share/iproute2/rt_realms"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .find_map(|text| {
+            text.lines().find_map(|l| {
+                let mut it = l.split_whitespace();
+                let (n, name) = (it.next()?, it.next()?);
+                (name == w && !n.starts_with('#'))
+                    .then(|| parse_u64(n))??
+                    .try_into()
+                    .ok()
+            })
+        })
+}
+
+/// A user (`uid`) or group id by name, from the system's databases.
+fn user_or_group(w: &str, user: bool) -> Option<u32> {
+    let name = std::ffi::CString::new(w).ok()?;
+    // SAFETY: getpwnam/getgrnam read a NUL-terminated name; the returned
+    // record is only read here, before any other call could reuse it.
+    unsafe {
+        if user {
+            let p = libc::getpwnam(name.as_ptr());
+            (!p.is_null()).then(|| (*p).pw_uid)
+        } else {
+            let g = libc::getgrnam(name.as_ptr());
+            (!g.is_null()).then(|| (*g).gr_gid)
         }
     }
 }
