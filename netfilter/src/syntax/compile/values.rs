@@ -236,14 +236,11 @@ pub fn prefix_range(v: &[u8], plen: u32) -> (Vec<u8>, Vec<u8>) {
 }
 
 fn string(s: &str, len: usize) -> Vec<u8> {
-    let escaped = s.strip_suffix("\\*").map(|p| format!("{p}*"));
-    let s = match &escaped {
-        Some(e) => e.as_str(),
-        None => match s.strip_suffix('*') {
-            Some(p) => return p.as_bytes().to_vec(),
-            None => s,
-        },
-    };
+    // A trailing unescaped `*` matches any suffix: compare the prefix only.
+    if let Some(p) = s.strip_suffix('*').filter(|p| !p.ends_with('\\')) {
+        return p.replace("\\*", "*").into_bytes();
+    }
+    let s = &s.replace("\\*", "*");
     let mut v = s.as_bytes().to_vec();
     v.truncate(len);
     v.resize(len.max(v.len() + 1).min(len.max(1)), 0);
