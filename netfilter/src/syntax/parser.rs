@@ -1541,10 +1541,9 @@ impl Parser {
             }
             Tok::Word(w) => {
                 if let Some(vocab) = selector_vocab(w) {
-                    let next_in_vocab = self
-                        .peek_at(1)
-                        .and_then(|t| t.word())
-                        .is_some_and(|n| vocab.contains(&n));
+                    let next_in_vocab = self.peek_at(1).and_then(|t| t.word()).is_some_and(|n| {
+                        vocab.contains(&n) || (w == "srh" && n.starts_with("sid["))
+                    });
                     let is_hash = matches!(w.as_str(), "jhash");
                     if next_in_vocab
                         || (vocab.is_empty() && META_SHORT.contains(&w.as_str()))
@@ -1591,7 +1590,8 @@ impl Parser {
         let vocab = selector_vocab(&head).unwrap_or(&[]);
         while let Some(w) = self.peek_word().map(str::to_owned) {
             let w = w.as_str();
-            if !vocab.contains(&w) {
+            let srh_sid = head == "srh" && w.starts_with("sid[") && w.ends_with(']');
+            if !vocab.contains(&w) && !srh_sid {
                 break;
             }
             let takes_num = matches!(w, "mod" | "offset" | "level" | "spnum");

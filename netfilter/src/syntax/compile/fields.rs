@@ -477,7 +477,14 @@ fn ct(rest: &[&str], family_l3: Option<L3>) -> Option<Field> {
 
 /// IPv6 extension header fields (offsets in bits within the header).
 fn exthdr6(h: &str, f: &str) -> Option<Field> {
+    // `srh sid[N]`: the Nth 16-byte segment address after the 8-byte header.
+    let sid = f
+        .strip_prefix("sid[")
+        .and_then(|n| n.strip_suffix(']'))
+        .and_then(|n| n.parse::<u32>().ok())
+        .filter(|n| (1..=128).contains(n));
     let (ty, off, len, dt) = match (h, f) {
+        ("srh", _) if sid.is_some() => (0, 64 + (sid.unwrap_or(1) - 1) * 128, 128, IPV6),
         ("hbh" | "dst" | "rt" | "frag" | "mh" | "srh", "nexthdr") => (0, 0, 8, INET_PROTO),
         ("hbh" | "dst" | "rt" | "mh" | "srh", "hdrlength") => (0, 8, 8, BE_INT),
         ("rt" | "srh", "type") => (0, 16, 8, BE_INT),

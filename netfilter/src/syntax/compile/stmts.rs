@@ -692,29 +692,30 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
             }));
         }
         _ => {
-            let (pmin, pmax) = (NFTA_MASQ_REG_PROTO_MIN, NFTA_MASQ_REG_PROTO_MAX);
             let f = flags
                 | if regs.2.is_some() {
                     NF_NAT_RANGE_PROTO_SPECIFIED
                 } else {
                     0
                 };
-            cx.push(emit::raw(
-                if name == "masquerade" {
-                    "masq"
-                } else {
-                    "redir"
-                },
-                |w| {
-                    if f != 0 {
-                        w.put_u32_be(NFTA_MASQ_FLAGS, f);
-                    }
-                    if let Some(r) = regs.2 {
-                        w.put_u32_be(pmin, r);
-                        w.put_u32_be(pmax, regs.3.unwrap_or(r));
-                    }
-                },
-            ));
+            let f = (f != 0).then_some(f);
+            let (min, max) = (regs.2, regs.2.map(|r| regs.3.unwrap_or(r)));
+            // masq and redir number the same attributes differently.
+            cx.push(if name == "masquerade" {
+                crate::expr::Expr::Masq(crate::expr::masq::Masq {
+                    flags: f,
+                    reg_proto_min: min,
+                    reg_proto_max: max,
+                    ..Default::default()
+                })
+            } else {
+                crate::expr::Expr::Redir(crate::expr::redir::Redir {
+                    reg_proto_min: min,
+                    reg_proto_max: max,
+                    flags: f,
+                    ..Default::default()
+                })
+            });
         }
     }
     Ok(())
