@@ -222,7 +222,7 @@ fn selector_vocab(head: &str) -> Option<&'static [&'static str]> {
             "mark",
         ],
         "mh" => &["nexthdr", "hdrlength", "type", "reserved", "checksum"],
-        "exthdr" => &["hbh", "rt", "frag", "dst", "mh", "exists", "missing"],
+        "exthdr" => &["hbh", "rt", "frag", "dst", "mh"],
         "meta" => META_KEYS,
         "ct" => &[
             "original",
@@ -1602,6 +1602,10 @@ impl Parser {
                 let (n, s) = self.word("number")?;
                 span = span.to(s);
                 path.push(n);
+            }
+            // ICMP field names double as type names (`parameter-problem`).
+            if matches!(head.as_str(), "icmp" | "icmpv6") {
+                break;
             }
             // `ct original ip saddr`: `ip` takes one field.
             if head == "ct" && matches!(w, "ip" | "ip6") {

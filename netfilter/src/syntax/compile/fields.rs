@@ -294,6 +294,27 @@ pub fn field(path: &[String], family_l3: Option<L3>) -> Option<Field> {
             }
             p(base, off, len, BE_INT.bits(len), Proto::None)
         }
+        ["exthdr", h] => {
+            let ty = match *h {
+                "hbh" => 0,
+                "rt" => 43,
+                "frag" => 44,
+                "dst" => 60,
+                "mh" => 135,
+                _ => return None,
+            };
+            Field {
+                load: Load::Exthdr {
+                    op: 0,
+                    ty,
+                    off: 0,
+                    len: 8,
+                    flags: NFT_EXTHDR_F_PRESENT,
+                },
+                dt: BOOLEAN.bits(8),
+                proto: Proto::Ip6,
+            }
+        }
         [h @ ("hbh" | "dst" | "rt" | "frag" | "mh" | "srh" | "rt0" | "rt2"), f]
             if exthdr6(h, f).is_some() =>
         {

@@ -44,6 +44,18 @@ fn statements(d: &ObjDecl) -> Vec<Vec<(String, Span)>> {
                 }
                 out.last_mut().unwrap().push((p.to_string(), t.span))
             }
+            // `established:122` is one word; split it around the colon.
+            Tok::Word(w) if w.contains(':') && depth > 0 => {
+                let cur = out.last_mut().unwrap();
+                for (i, part) in w.split(':').enumerate() {
+                    if i > 0 {
+                        cur.push((":".into(), t.span));
+                    }
+                    if !part.is_empty() {
+                        cur.push((part.to_owned(), t.span));
+                    }
+                }
+            }
             Tok::Word(w) | Tok::Str(w) | Tok::Var(w) | Tok::At(w) => {
                 out.last_mut().unwrap().push((w.clone(), t.span))
             }
