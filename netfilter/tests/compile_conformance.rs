@@ -262,7 +262,10 @@ fn kernel_rules(sock: &mut Socket, fam: u8, table: &str) -> Vec<(String, Vec<Exp
 
 fn set_ref(e: &Expr) -> Option<String> {
     let j = serde_json::to_value(e).ok()?;
-    let v = j.get("lookup").or_else(|| j.get("dynset"))?;
+    let v = j
+        .get("lookup")
+        .or_else(|| j.get("dynset"))
+        .or_else(|| j.get("objref"))?;
     v.get("set")
         .or_else(|| v.get("set_name"))?
         .as_str()
@@ -455,7 +458,7 @@ const FLOORS: &[(&str, usize)] = &[
     ("arp", 283),
     ("bridge", 351),
     ("inet", 1009),
-    ("ip", 864),
+    ("ip", 871),
     ("ip6", 984),
     ("netdev", 1414),
 ];

@@ -1404,6 +1404,16 @@ impl Parser {
                     let is_to =
                         matches!(w.as_str(), "to" | "device") && !matches!(name.as_str(), "queue");
                     args.push(Arg::Word(w.clone(), t.span));
+                    // `counter name tcp dport map {...}`: an object map key.
+                    if w == "name"
+                        && self
+                            .peek()
+                            .and_then(|t| t.word())
+                            .is_some_and(|n| selector_vocab(n).is_some())
+                    {
+                        args.push(Arg::Expr(self.expr()?));
+                        continue;
+                    }
                     if is_to || (w == "map" && name != "limit") {
                         args.push(Arg::Expr(self.expr()?));
                     }

@@ -1011,6 +1011,17 @@ impl RuleCx<'_> {
         let ast::Expr::Sel(path, lspan) = left else {
             return err(left.span(), "cannot assign to this expression");
         };
+        // `ct helper set "ftp"`: a reference to a named object.
+        let p: Vec<&str> = path.iter().map(String::as_str).collect();
+        let obj = match p.as_slice() {
+            ["ct", "helper"] => Some(NFT_OBJECT_CT_HELPER),
+            ["ct", "timeout"] => Some(NFT_OBJECT_CT_TIMEOUT),
+            ["ct", "expectation"] => Some(NFT_OBJECT_CT_EXPECT),
+            _ => None,
+        };
+        if let Some(ty) = obj {
+            return super::stmts::object_ref(self, ty, value);
+        }
         let f = self.resolve(path, *lspan)?;
         match &f.load {
             Load::Meta(key) => {
@@ -1163,6 +1174,34 @@ impl RuleCx<'_> {
     }
     pub(super) fn family(&self) -> Family {
         self.family
+    }
+    /// Makes the anonymous set just built an object map of `obj_type`.
+    pub(super) fn make_objmap(&mut self, obj_type: u32) -> Option<String> {
+        let s = self.sets.last_mut()?;
+        s.flags = (s.flags & !NFT_SET_MAP) | NFT_SET_OBJECT;
+        s.obj_type = Some(obj_type);
+        s.data_type = None;
+        s.data_len = None;
+        s.name = "__objmap%d".into();
+        Some(s.name.clone())
+    }
+    /// Loads a map key (a selector or concatenation) into register 1.
+    pub(super) fn load_key(&mut self, key: &ast::Expr) -> R<(Vec<Dtype>, Vec<usize>)> {
+        self.anon_key = match key {
+            ast::Expr::Concat(parts, _) => parts.clone(),
+            e => vec![e.clone()],
+        };
+        match key {
+            ast::Expr::Concat(parts, _) => self.load_concat(parts),
+            k => {
+                let ld = self.load(k, REG1)?;
+                if let Some((m, _)) = &ld.mask {
+                    self.exprs
+                        .push(emit::bitwise(REG1, REG1, m, &vec![0; ld.len]));
+                }
+                Ok((vec![ld.dt], vec![ld.len]))
+            }
+        }
     }
     /// The network protocol matched so far, if known.
     pub(super) fn l3_known(&self) -> Option<u32> {

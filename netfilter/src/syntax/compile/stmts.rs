@@ -26,7 +26,55 @@ fn num(w: Option<&(String, Span)>, span: Span, what: &str) -> R<u64> {
     }
 }
 
+/// `name "x"` / `name KEY map { K : "x", ... }` after a stateful statement:
+/// a reference to a named object, or an object map chosen by `KEY`.
+pub fn object_ref(cx: &mut RuleCx<'_>, ty: u32, value: &ast::Expr) -> R<()> {
+    match value {
+        ast::Expr::Word(n, _) | ast::Expr::Str(n, _) => {
+            cx.push(objref(ty, n));
+            Ok(())
+        }
+        ast::Expr::Map(key, map, _) => {
+            let (dts, lens) = cx.load_key(key)?;
+            let name = match &**map {
+                ast::Expr::Set(elems, _) => {
+                    cx.anon_set(elems, &dts, &lens, Some(&super::sets::MapData::Object))?;
+                    cx.make_objmap(ty).unwrap_or_default()
+                }
+                ast::Expr::SetRef(n, s) => {
+                    let ok = cx.table().set(n).is_some_and(|m| m.obj_type == Some(ty));
+                    if !ok {
+                        return err(*s, format!("@{n} is not a map of such objects"));
+                    }
+                    n.clone()
+                }
+                other => return err(other.span(), "expected an object map"),
+            };
+            cx.push(emit::raw("objref", |w| {
+                w.put_u32_be(NFTA_OBJREF_SET_SREG, NFT_REG_1);
+                w.put_str(NFTA_OBJREF_SET_NAME, &name);
+            }));
+            Ok(())
+        }
+        other => err(other.span(), "expected an object name or map"),
+    }
+}
+
 pub fn keyword(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
+    // `counter name KEY map {...}` and friends.
+    if let Some(e) = args.windows(2).find_map(|w| match w {
+        [Arg::Word(k, _), Arg::Expr(e)] if k == "name" => Some(e),
+        _ => None,
+    }) {
+        let ty = match name {
+            "counter" => NFT_OBJECT_COUNTER,
+            "quota" => NFT_OBJECT_QUOTA,
+            "limit" => NFT_OBJECT_LIMIT,
+            "synproxy" => NFT_OBJECT_SYNPROXY,
+            _ => return err(span, format!("'{name}' has no named objects")),
+        };
+        return object_ref(cx, ty, e);
+    }
     let words = arg_words(args);
     let mut it = words.iter().peekable();
     match name {
@@ -72,6 +120,11 @@ pub fn keyword(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<(
         }
         "fwd" | "dup" => fwd_dup(cx, name, args, span),
         "tproxy" => tproxy(cx, args, span),
+        "synproxy" if words.first().is_some_and(|w| w.0 == "name") => {
+            let n = words.get(1).ok_or_else(|| Diagnostic::new(span, "expected a name"))?;
+            cx.push(objref(NFT_OBJECT_SYNPROXY, &n.0));
+            Ok(())
+        }
         "synproxy" => {
             let sp = super::objects::synproxy(&words)?;
             cx.push(emit::raw("synproxy", |w| {
