@@ -1289,7 +1289,11 @@ impl Parser {
             });
         }
         let op = self.relop();
-        if op == RelOp::Implicit && self.at_stmt_boundary() {
+        // `icmp type redirect`: a type name that is also a statement.
+        let type_name = matches!(&left, Expr::Sel(p, _) if p.len() == 2
+            && matches!((p[0].as_str(), p[1].as_str()), ("icmp" | "icmpv6", "type") | ("ct", "status"))
+            && matches!(self.peek_word(), Some("redirect" | "snat" | "dnat")));
+        if op == RelOp::Implicit && self.at_stmt_boundary() && !type_name {
             return Err(Diagnostic::new(
                 left.span(),
                 "expected a value after this expression",
@@ -1602,6 +1606,10 @@ impl Parser {
             let w = w.as_str();
             let srh_sid = head == "srh" && w.starts_with("sid[") && w.ends_with(']');
             if !vocab.contains(&w) && !srh_sid {
+                break;
+            }
+            // `ct direction original`: a direction only right after `ct`.
+            if head == "ct" && path.len() > 1 && matches!(w, "original" | "reply") {
                 break;
             }
             let takes_num = matches!(w, "mod" | "offset" | "level" | "spnum");

@@ -121,7 +121,9 @@ pub fn keyword(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<(
         "fwd" | "dup" => fwd_dup(cx, name, args, span),
         "tproxy" => tproxy(cx, args, span),
         "synproxy" if words.first().is_some_and(|w| w.0 == "name") => {
-            let n = words.get(1).ok_or_else(|| Diagnostic::new(span, "expected a name"))?;
+            let n = words
+                .get(1)
+                .ok_or_else(|| Diagnostic::new(span, "expected a name"))?;
             cx.push(objref(NFT_OBJECT_SYNPROXY, &n.0));
             Ok(())
         }
