@@ -5,6 +5,7 @@
 
 use super::types::*;
 use crate::proto::exthdr::{self, ExthdrOp};
+use crate::proto::header;
 use crate::sys::*;
 
 /// The protocol a header field belongs to, for dependencies.
@@ -93,192 +94,55 @@ const LL: u32 = NFT_PAYLOAD_LL_HEADER;
 const NH: u32 = NFT_PAYLOAD_NETWORK_HEADER;
 const TH: u32 = NFT_PAYLOAD_TRANSPORT_HEADER;
 
+/// Headers nft 1.0.6 can match (tunnel headers need a newer nft).
+const HEADERS: &[&str] = &[
+    "ether", "vlan", "arp", "ip", "ip6", "icmp", "icmpv6", "igmp", "tcp", "udp", "udplite", "sctp",
+    "dccp", "ah", "esp", "comp", "th",
+];
+
+/// A header field from the shared table `crate::proto::header`, with the
+/// protocol it needs matched first.
+fn header_field(h: &str, rest: &[&str]) -> Option<Field> {
+    let name = match (h, rest) {
+        ("arp", ["saddr"]) => "saddr ip".to_owned(),
+        ("arp", ["daddr"]) => "daddr ip".to_owned(),
+        ("icmpv6", ["parameter-problem"]) => "param-problem".to_owned(),
+        ("icmpv6", ["packet-too-big"]) => "mtu".to_owned(),
+        // Neighbour discovery addresses are newer than nft 1.0.6.
+        ("icmpv6", ["taddr" | "daddr"]) => return None,
+        _ => rest.join(" "),
+    };
+    let (hdr, f) = header::field(h, &name)?;
+    let proto = match h {
+        "ether" => Proto::Ether,
+        "vlan" => Proto::Vlan,
+        "arp" => Proto::Arp,
+        "ip" => Proto::Ip,
+        "ip6" => Proto::Ip6,
+        "icmp" => Proto::L4(1, Some(L3::Ip)),
+        "icmpv6" => Proto::L4(58, Some(L3::Ip6)),
+        "igmp" => Proto::L4(2, Some(L3::Ip)),
+        "th" => Proto::Th,
+        _ => Proto::L4(header::ip_protocol(hdr)?, None),
+    };
+    let dt = match by_name(f.dtype.name) {
+        Some(d) if d.name != "integer" => d,
+        _ => BE_INT,
+    };
+    Some(p(u32::from(hdr.base), f.offset, f.len, dt, proto))
+}
+
 /// Resolves a selector path in a table of `family` (for `ct saddr`).
 pub fn field(path: &[String], family_l3: Option<L3>) -> Option<Field> {
     let w: Vec<&str> = path.iter().map(String::as_str).collect();
-    let be16 = BE_INT.bits(16);
-    let be32 = BE_INT;
     Some(match w.as_slice() {
-        ["ether", f] => {
-            let e = Proto::Ether;
-            match *f {
-                "daddr" => p(LL, 0, 48, ETHER, e),
-                "saddr" => p(LL, 48, 48, ETHER, e),
-                "type" => p(LL, 96, 16, ETHERTYPE, e),
-                _ => return None,
-            }
+        [h, rest @ ..]
+            if HEADERS.contains(h)
+                && !rest.is_empty()
+                && !matches!(rest[0], "option" | "chunk") =>
+        {
+            header_field(h, rest)?
         }
-        ["vlan", f] => {
-            let v = Proto::Vlan;
-            match *f {
-                "pcp" => p(LL, 112, 3, BE_INT, v),
-                "cfi" | "dei" => p(LL, 115, 1, BE_INT, v),
-                "id" => p(LL, 116, 12, BE_INT, v),
-                "type" => p(LL, 128, 16, ETHERTYPE, v),
-                _ => return None,
-            }
-        }
-        ["arp", rest @ ..] => {
-            let a = Proto::Arp;
-            match rest {
-                ["htype"] => p(NH, 0, 16, be16, a),
-                ["ptype"] => p(NH, 16, 16, ETHERTYPE, a),
-                ["hlen"] => p(NH, 32, 8, BE_INT, a),
-                ["plen"] => p(NH, 40, 8, BE_INT, a),
-                ["operation"] => p(NH, 48, 16, ARPOP, a),
-                ["saddr", "ether"] => p(NH, 64, 48, ETHER, a),
-                ["saddr", "ip"] | ["saddr"] => p(NH, 112, 32, IPV4, a),
-                ["daddr", "ether"] => p(NH, 144, 48, ETHER, a),
-                ["daddr", "ip"] | ["daddr"] => p(NH, 192, 32, IPV4, a),
-                _ => return None,
-            }
-        }
-        ["ip", f] => {
-            let i = Proto::Ip;
-            match *f {
-                "version" => p(NH, 0, 4, BE_INT, i),
-                "hdrlength" => p(NH, 4, 4, BE_INT, i),
-                "dscp" => p(NH, 8, 6, DSCP, i),
-                "ecn" => p(NH, 14, 2, ECN, i),
-                "length" => p(NH, 16, 16, be16, i),
-                "id" => p(NH, 32, 16, be16, i),
-                "frag-off" => p(NH, 48, 16, be16, i),
-                "ttl" => p(NH, 64, 8, BE_INT, i),
-                "protocol" => p(NH, 72, 8, INET_PROTO, i),
-                "checksum" => p(NH, 80, 16, be16, i),
-                "saddr" => p(NH, 96, 32, IPV4, i),
-                "daddr" => p(NH, 128, 32, IPV4, i),
-                _ => return None,
-            }
-        }
-        ["ip6", f] => {
-            let i = Proto::Ip6;
-            match *f {
-                "version" => p(NH, 0, 4, BE_INT, i),
-                "dscp" => p(NH, 4, 6, DSCP, i),
-                "ecn" => p(NH, 10, 2, ECN, i),
-                "flowlabel" => p(NH, 12, 20, BE_INT, i),
-                "length" => p(NH, 32, 16, be16, i),
-                "nexthdr" => p(NH, 48, 8, INET_PROTO, i),
-                "hoplimit" => p(NH, 56, 8, BE_INT, i),
-                "saddr" => p(NH, 64, 128, IPV6, i),
-                "daddr" => p(NH, 192, 128, IPV6, i),
-                _ => return None,
-            }
-        }
-        ["tcp", f] => {
-            let t = Proto::L4(6, None);
-            match *f {
-                "sport" => p(TH, 0, 16, INET_SERVICE, t),
-                "dport" => p(TH, 16, 16, INET_SERVICE, t),
-                "sequence" => p(TH, 32, 32, be32, t),
-                "ackseq" => p(TH, 64, 32, be32, t),
-                "doff" => p(TH, 96, 4, BE_INT, t),
-                "reserved" => p(TH, 100, 4, BE_INT, t),
-                "flags" => p(TH, 104, 8, TCP_FLAG, t),
-                "window" => p(TH, 112, 16, be16, t),
-                "checksum" => p(TH, 128, 16, be16, t),
-                "urgptr" => p(TH, 144, 16, be16, t),
-                _ => return None,
-            }
-        }
-        [proto @ ("udp" | "udplite"), f] => {
-            let t = Proto::L4(if *proto == "udp" { 17 } else { 136 }, None);
-            match *f {
-                "sport" => p(TH, 0, 16, INET_SERVICE, t),
-                "dport" => p(TH, 16, 16, INET_SERVICE, t),
-                "length" | "csumcov" => p(TH, 32, 16, be16, t),
-                "checksum" => p(TH, 48, 16, be16, t),
-                _ => return None,
-            }
-        }
-        ["sctp", f] => {
-            let t = Proto::L4(132, None);
-            match *f {
-                "sport" => p(TH, 0, 16, INET_SERVICE, t),
-                "dport" => p(TH, 16, 16, INET_SERVICE, t),
-                "vtag" => p(TH, 32, 32, be32, t),
-                "checksum" => p(TH, 64, 32, be32, t),
-                _ => return None,
-            }
-        }
-        ["dccp", f] => {
-            let t = Proto::L4(33, None);
-            match *f {
-                "sport" => p(TH, 0, 16, INET_SERVICE, t),
-                "dport" => p(TH, 16, 16, INET_SERVICE, t),
-                "type" => p(TH, 67, 4, DCCP_PKTTYPE, t),
-                _ => return None,
-            }
-        }
-        ["ah", f] => {
-            let t = Proto::L4(51, None);
-            match *f {
-                "nexthdr" => p(TH, 0, 8, INET_PROTO, t),
-                "hdrlength" => p(TH, 8, 8, BE_INT, t),
-                "reserved" => p(TH, 16, 16, be16, t),
-                "spi" => p(TH, 32, 32, be32, t),
-                "sequence" => p(TH, 64, 32, be32, t),
-                _ => return None,
-            }
-        }
-        ["esp", f] => {
-            let t = Proto::L4(50, None);
-            match *f {
-                "spi" => p(TH, 0, 32, be32, t),
-                "sequence" => p(TH, 32, 32, be32, t),
-                _ => return None,
-            }
-        }
-        ["comp", f] => {
-            let t = Proto::L4(108, None);
-            match *f {
-                "nexthdr" => p(TH, 0, 8, INET_PROTO, t),
-                "flags" => p(TH, 8, 8, BE_INT, t),
-                "cpi" => p(TH, 16, 16, be16, t),
-                _ => return None,
-            }
-        }
-        ["icmp", f] => {
-            let t = Proto::L4(1, Some(L3::Ip));
-            match *f {
-                "type" => p(TH, 0, 8, ICMP_TYPE, t),
-                "code" => p(TH, 8, 8, ICMP_CODE, t),
-                "checksum" => p(TH, 16, 16, be16, t),
-                "id" => p(TH, 32, 16, be16, t),
-                "sequence" => p(TH, 48, 16, be16, t),
-                "gateway" => p(TH, 32, 32, be32, t),
-                "mtu" => p(TH, 48, 16, be16, t),
-                _ => return None,
-            }
-        }
-        ["icmpv6", f] => {
-            let t = Proto::L4(58, Some(L3::Ip6));
-            match *f {
-                "type" => p(TH, 0, 8, ICMP6_TYPE, t),
-                "code" => p(TH, 8, 8, ICMPV6_CODE, t),
-                "checksum" => p(TH, 16, 16, be16, t),
-                "parameter-problem" | "mtu" | "packet-too-big" => p(TH, 32, 32, be32, t),
-                "id" | "max-delay" => p(TH, 32, 16, be16, t),
-                "sequence" => p(TH, 48, 16, be16, t),
-                _ => return None,
-            }
-        }
-        ["igmp", f] => {
-            let t = Proto::L4(2, Some(L3::Ip));
-            match *f {
-                "type" => p(TH, 0, 8, IGMP_TYPE, t),
-                "mrt" => p(TH, 8, 8, BE_INT, t),
-                "checksum" => p(TH, 16, 16, be16, t),
-                "group" => p(TH, 32, 32, IPV4, t),
-                _ => return None,
-            }
-        }
-        ["th", f] => match *f {
-            "sport" => p(TH, 0, 16, INET_SERVICE, Proto::Th),
-            "dport" => p(TH, 16, 16, INET_SERVICE, Proto::Th),
-            _ => return None,
-        },
         ["@", base, off, len] => {
             let base = match *base {
                 "ll" => LL,
