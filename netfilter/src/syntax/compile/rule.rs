@@ -1153,8 +1153,8 @@ fn proto_name(n: u8) -> String {
     INET_PROTO
         .syms
         .iter()
-        .find(|(_, v)| *v == n as u64)
-        .map(|(s, _)| s.to_string())
+        .find(|s| s.value == n as u64)
+        .map(|s| s.name.to_string())
         .unwrap_or_else(|| n.to_string())
 }
 

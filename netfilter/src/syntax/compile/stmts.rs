@@ -565,8 +565,8 @@ fn reject(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
             let v = dt
                 .syms
                 .iter()
-                .find(|(s, _)| *s == code)
-                .map(|(_, v)| *v)
+                .find(|s| s.name == code)
+                .map(|s| s.value)
                 .or_else(|| parse_u64(code))
                 .ok_or_else(|| Diagnostic::new(span, format!("unknown {kind} code '{code}'")))?;
             match (*kind, fam) {

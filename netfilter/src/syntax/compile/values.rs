@@ -276,12 +276,12 @@ pub fn word(w: &str, dt: &Dtype, len: usize, shift: u32) -> Option<Vec<u8>> {
             int_bytes(v, len, dt.be)
         }
         Kind::Int | Kind::Bitmask => {
-            let n: u128 = if let Some((_, v)) = dt
+            let n: u128 = if let Some(sym) = dt
                 .syms
                 .iter()
-                .find(|(s, _)| *s == w || (dt.name == "day" && s.eq_ignore_ascii_case(w)))
+                .find(|s| s.name == w || (dt.name == "day" && s.name.eq_ignore_ascii_case(w)))
             {
-                *v as u128
+                sym.value as u128
             } else if let Some(n) = parse_u64(w) {
                 n as u128
             } else if let Some(h) = w.strip_prefix("0x").filter(|h| h.len() <= 32) {
@@ -290,6 +290,12 @@ pub fn word(w: &str, dt: &Dtype, len: usize, shift: u32) -> Option<Vec<u8>> {
                 hour(w)? as u128
             } else if dt.name == "iface_index" && w == "lo" {
                 1
+            } else if dt.name == "inet_proto" {
+                protocol(w)? as u128
+            } else if dt.name == "inet_service" {
+                service(w)? as u128
+            } else if dt.name == "boolean" && (w == "true" || w == "false") {
+                (w == "true") as u128
             } else if dt.name == "realm" {
                 realm(w).or_else(|| classid(w))? as u128
             } else if dt.name == "classid" {
@@ -312,6 +318,33 @@ pub fn word(w: &str, dt: &Dtype, len: usize, shift: u32) -> Option<Vec<u8>> {
     }
 }
 
+/// An IP protocol by name: nft's keyword `icmpv6`, else the system's
+/// protocol table, as nft resolves them.
+fn protocol(w: &str) -> Option<u8> {
+    if w == "icmpv6" {
+        return Some(58);
+    }
+    db_lookup("/etc/protocols", w)?.try_into().ok()
+}
+
+/// A port by service name, from the system's services table.
+fn service(w: &str) -> Option<u16> {
+    db_lookup("/etc/services", w)?.try_into().ok()
+}
+
+/// The number of `w` in a `/etc/protocols`-style table: `name number[/proto]
+/// aliases... # comment` per line.
+fn db_lookup(path: &str, w: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().find_map(|l| {
+        let l = l.split('#').next().unwrap_or("");
+        let mut it = l.split_whitespace();
+        let (name, num) = (it.next()?, it.next()?);
+        let hit = name == w || it.any(|a| a == w);
+        hit.then(|| parse_u64(num.split('/').next().unwrap_or(num)))?
+    })
+}
+
 /// A routing realm by name, from iproute2's `rt_realms` table.
 fn realm(w: &str) -> Option<u32> {
     ["/etc/iproute2/rt_realms", "/usr/share/iproute2/rt_realms"]
@@ -332,15 +365,31 @@ fn realm(w: &str) -> Option<u32> {
 /// A user (`uid`) or group id by name, from the system's databases.
 fn user_or_group(w: &str, user: bool) -> Option<u32> {
     let name = std::ffi::CString::new(w).ok()?;
-    // SAFETY: getpwnam/getgrnam read a NUL-terminated name; the returned
-    // record is only read here, before any other call could reuse it.
+    let mut buf = [0 as libc::c_char; 4096];
+    // SAFETY: as in `protocol`.
     unsafe {
         if user {
-            let p = libc::getpwnam(name.as_ptr());
-            (!p.is_null()).then(|| (*p).pw_uid)
+            let mut ent: libc::passwd = std::mem::zeroed();
+            let mut out: *mut libc::passwd = std::ptr::null_mut();
+            let rc = libc::getpwnam_r(
+                name.as_ptr(),
+                &mut ent,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut out,
+            );
+            (rc == 0 && !out.is_null()).then_some(ent.pw_uid)
         } else {
-            let g = libc::getgrnam(name.as_ptr());
-            (!g.is_null()).then(|| (*g).gr_gid)
+            let mut ent: libc::group = std::mem::zeroed();
+            let mut out: *mut libc::group = std::ptr::null_mut();
+            let rc = libc::getgrnam_r(
+                name.as_ptr(),
+                &mut ent,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut out,
+            );
+            (rc == 0 && !out.is_null()).then_some(ent.gr_gid)
         }
     }
 }
