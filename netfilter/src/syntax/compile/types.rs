@@ -33,20 +33,6 @@ pub struct Dtype {
 }
 
 impl Dtype {
-    pub const fn new(name: &'static str, id: u32, bits: u32, be: bool, kind: Kind) -> Self {
-        Dtype {
-            name,
-            id,
-            bits,
-            be,
-            kind,
-            syms: &[],
-        }
-    }
-    pub const fn sym(mut self, syms: &'static [Symbol]) -> Self {
-        self.syms = syms;
-        self
-    }
     pub const fn bits(mut self, bits: u32) -> Self {
         self.bits = bits;
         self
@@ -56,62 +42,75 @@ impl Dtype {
     }
 }
 
-/// Symbolic constants known only to the compiler (service names, `root`).
-const fn sy(name: &'static str, value: u64) -> Symbol {
-    Symbol { name, value }
+/// The compiler's view of one of nft's datatypes (`crate::proto::datatype`):
+/// how values of it are parsed.
+const fn of(d: &'static dt::Datatype) -> Dtype {
+    use dt::{ByteOrder, Format};
+    let kind = match d.format {
+        Format::Ipv4 => Kind::Ipv4,
+        Format::Ipv6 => Kind::Ipv6,
+        Format::Lladdr => Kind::Ether,
+        Format::String => Kind::Str,
+        Format::Bitmask => Kind::Bitmask,
+        Format::Verdict => Kind::Verdict,
+        Format::Time => Kind::Time,
+        _ => Kind::Int,
+    };
+    Dtype {
+        name: d.name,
+        id: d.id,
+        bits: d.bits,
+        be: matches!(d.byteorder, ByteOrder::Big),
+        kind,
+        syms: d.symbols,
+    }
 }
 
-const fn d(name: &'static str, id: u32, bits: u32, be: bool, kind: Kind) -> Dtype {
-    Dtype::new(name, id, bits, be, kind)
-}
+pub const INTEGER: Dtype = of(&dt::INTEGER).bits(32);
+pub const BE_INT: Dtype = of(&dt::INTEGER_BE).bits(32);
+pub const STRING: Dtype = of(&dt::STRING).bits(128);
+pub const IFNAME: Dtype = of(&dt::IFNAME);
+pub const VERDICT: Dtype = of(&dt::VERDICT);
+pub const IPV4: Dtype = of(&dt::IPV4_ADDR);
+pub const IPV6: Dtype = of(&dt::IPV6_ADDR);
+pub const ETHER: Dtype = of(&dt::ETHER_ADDR);
+pub const ETHERTYPE: Dtype = of(&dt::ETHER_TYPE);
+pub const ARPOP: Dtype = of(&dt::ARP_OP);
+pub const INET_PROTO: Dtype = of(&dt::INET_PROTO);
+pub const INET_SERVICE: Dtype = of(&dt::INET_SERVICE);
+pub const ICMP_TYPE: Dtype = of(&dt::ICMP_TYPE);
+pub const TCP_FLAG: Dtype = of(&dt::TCP_FLAG);
+pub const DCCP_PKTTYPE: Dtype = of(&dt::DCCP_PKTTYPE);
+pub const MH_TYPE: Dtype = of(&dt::MH_TYPE);
+pub const TIME: Dtype = of(&dt::TIME);
+pub const MARK: Dtype = of(&dt::MARK);
+pub const IFINDEX: Dtype = of(&dt::IFACE_INDEX);
+pub const ARPHRD: Dtype = of(&dt::ARPHRD);
+pub const REALM: Dtype = of(&dt::REALM);
+pub const CLASSID: Dtype = of(&dt::TC_HANDLE);
+pub const UID: Dtype = of(&dt::UID);
+pub const GID: Dtype = of(&dt::GID);
+pub const CT_STATE: Dtype = of(&dt::CT_STATE);
+pub const CT_DIR: Dtype = of(&dt::CT_DIR);
+pub const CT_STATUS: Dtype = of(&dt::CT_STATUS);
+pub const ICMP6_TYPE: Dtype = of(&dt::ICMPV6_TYPE);
+pub const CT_LABEL: Dtype = of(&dt::CT_LABEL);
+pub const PKTTYPE: Dtype = of(&dt::PKTTYPE);
+pub const ICMP_CODE: Dtype = of(&dt::ICMP_CODE);
+pub const ICMPV6_CODE: Dtype = of(&dt::ICMPV6_CODE);
+pub const ICMPX_CODE: Dtype = of(&dt::ICMPX_CODE);
+pub const DEVGROUP: Dtype = of(&dt::DEVGROUP);
+pub const DSCP: Dtype = of(&dt::DSCP);
+pub const ECN: Dtype = of(&dt::ECN);
+pub const BOOLEAN: Dtype = of(&dt::BOOLEAN);
+pub const CT_EVENT: Dtype = of(&dt::CT_EVENT);
+pub const IGMP_TYPE: Dtype = of(&dt::IGMP_TYPE);
+pub const NFPROTO: Dtype = of(&dt::NFPROTO);
+pub const DAY: Dtype = of(&dt::DAY);
+pub const HOUR: Dtype = of(&dt::TIME_HOUR);
+pub const CGROUPV2: Dtype = of(&dt::CGROUPV2);
+pub const FIB_ADDR: Dtype = of(&dt::FIB_ADDRTYPE);
 
-pub const INTEGER: Dtype = d("integer", 4, 32, false, Kind::Int);
-pub const BE_INT: Dtype = d("integer", 4, 32, true, Kind::Int);
-pub const STRING: Dtype = d("string", 5, 128, true, Kind::Str);
-pub const IFNAME: Dtype = d("ifname", 41, 128, true, Kind::Str);
-pub const VERDICT: Dtype = d("verdict", 1, 32, false, Kind::Verdict);
-pub const IPV4: Dtype = d("ipv4_addr", 7, 32, true, Kind::Ipv4);
-pub const IPV6: Dtype = d("ipv6_addr", 8, 128, true, Kind::Ipv6);
-pub const ETHER: Dtype = d("ether_addr", 9, 48, true, Kind::Ether);
-pub const ETHERTYPE: Dtype = d("ether_type", 10, 16, true, Kind::Int).sym(dt::ETHER_TYPE_SYMS);
-pub const ARPOP: Dtype = d("arp_op", 11, 16, true, Kind::Int).sym(dt::ARP_OP_SYMS);
-pub const INET_PROTO: Dtype = d("inet_proto", 12, 8, true, Kind::Int).sym(dt::INET_PROTO_SYMS);
-pub const INET_SERVICE: Dtype = d("inet_service", 13, 16, true, Kind::Int);
-pub const ICMP_TYPE: Dtype = d("icmp_type", 14, 8, true, Kind::Int).sym(dt::ICMP_TYPE_SYMS);
-pub const TCP_FLAG: Dtype = d("tcp_flag", 15, 8, true, Kind::Bitmask).sym(dt::TCP_FLAG_SYMS);
-pub const DCCP_PKTTYPE: Dtype =
-    d("dccp_pkttype", 16, 4, true, Kind::Int).sym(dt::DCCP_PKTTYPE_SYMS);
-pub const MH_TYPE: Dtype = d("mh_type", 17, 8, true, Kind::Int).sym(dt::MH_TYPE_SYMS);
-pub const TIME: Dtype = d("time", 18, 64, false, Kind::Time);
-pub const MARK: Dtype = d("mark", 19, 32, false, Kind::Int);
-pub const IFINDEX: Dtype = d("iface_index", 20, 32, false, Kind::Int);
-pub const ARPHRD: Dtype = d("iface_type", 21, 16, false, Kind::Int).sym(dt::ARPHRD_SYMS);
-pub const REALM: Dtype = d("realm", 22, 32, false, Kind::Int);
-pub const CLASSID: Dtype = d("classid", 23, 32, false, Kind::Int);
-pub const UID: Dtype = d("uid", 24, 32, false, Kind::Int).sym(&[sy("root", 0)]);
-pub const GID: Dtype = d("gid", 25, 32, false, Kind::Int).sym(&[sy("root", 0)]);
-pub const CT_STATE: Dtype = d("ct_state", 26, 32, false, Kind::Bitmask).sym(dt::CT_STATE_SYMS);
-pub const CT_DIR: Dtype = d("ct_dir", 27, 8, false, Kind::Int).sym(dt::CT_DIR_SYMS);
-pub const CT_STATUS: Dtype = d("ct_status", 28, 32, false, Kind::Bitmask).sym(dt::CT_STATUS_SYMS);
-pub const ICMP6_TYPE: Dtype = d("icmpv6_type", 29, 8, true, Kind::Int).sym(dt::ICMPV6_TYPE_SYMS);
-pub const CT_LABEL: Dtype = d("ct_label", 30, 128, false, Kind::Bitmask);
-pub const PKTTYPE: Dtype = d("pkt_type", 31, 8, false, Kind::Int).sym(dt::PKTTYPE_SYMS);
-pub const ICMP_CODE: Dtype = d("icmp_code", 32, 8, true, Kind::Int).sym(dt::ICMP_CODE_SYMS);
-pub const ICMPV6_CODE: Dtype = d("icmpv6_code", 33, 8, true, Kind::Int).sym(dt::ICMPV6_CODE_SYMS);
-pub const ICMPX_CODE: Dtype = d("icmpx_code", 34, 8, true, Kind::Int).sym(dt::ICMPX_CODE_SYMS);
-pub const DEVGROUP: Dtype = d("devgroup", 35, 32, false, Kind::Int).sym(dt::DEVGROUP_SYMS);
-pub const DSCP: Dtype = d("dscp", 36, 6, true, Kind::Int).sym(dt::DSCP_SYMS);
-pub const ECN: Dtype = d("ecn", 37, 2, true, Kind::Int).sym(dt::ECN_SYMS);
-pub const BOOLEAN: Dtype = d("boolean", 39, 1, false, Kind::Int).sym(dt::BOOLEAN_SYMS);
-pub const CT_EVENT: Dtype = d("ct_event", 40, 32, false, Kind::Bitmask).sym(dt::CT_EVENT_SYMS);
-pub const IGMP_TYPE: Dtype = d("igmp_type", 42, 8, true, Kind::Int).sym(dt::IGMP_TYPE_SYMS);
-pub const NFPROTO: Dtype = d("nf_proto", 2, 8, false, Kind::Int).sym(dt::NFPROTO_SYMS);
-pub const DAY: Dtype = d("day", 45, 8, false, Kind::Int).sym(dt::DAY_SYMS);
-pub const HOUR: Dtype = d("hour", 44, 32, false, Kind::Int);
-pub const CGROUPV2: Dtype = d("cgroupsv2", 46, 64, false, Kind::Int);
-pub const FIB_ADDR: Dtype = d("fib_addrtype", 38, 32, false, Kind::Int).sym(dt::FIB_ADDRTYPE_SYMS);
-
-/// Types nameable in `type ...` of a set declaration.
 pub fn by_name(name: &str) -> Option<Dtype> {
     Some(match name {
         "ipv4_addr" => IPV4,
