@@ -5,7 +5,7 @@
 
 use super::types::*;
 use crate::proto::exthdr::{self, ExthdrOp};
-use crate::proto::header;
+use crate::proto::{header, keys};
 use crate::sys::*;
 
 /// The protocol a header field belongs to, for dependencies.
@@ -249,48 +249,29 @@ pub fn field(path: &[String], family_l3: Option<L3>) -> Option<Field> {
     })
 }
 
+/// The compiler's datatype for a meta or ct key of the shared table.
+fn key_dtype(k: &keys::Key) -> Dtype {
+    let d = from_proto(k.dtype);
+    if k.bits != 0 {
+        d.bits(k.bits)
+    } else {
+        d
+    }
+}
+
 fn meta(k: &str) -> Option<Field> {
-    let (key, dt) = match k {
-        "length" => (NFT_META_LEN, INTEGER),
-        "protocol" => (NFT_META_PROTOCOL, ETHERTYPE),
-        "priority" => (NFT_META_PRIORITY, CLASSID),
-        "mark" => (NFT_META_MARK, MARK),
-        "iif" => (NFT_META_IIF, IFINDEX),
-        "oif" => (NFT_META_OIF, IFINDEX),
-        "iifname" => (NFT_META_IIFNAME, IFNAME),
-        "oifname" => (NFT_META_OIFNAME, IFNAME),
-        "iiftype" => (NFT_META_IIFTYPE, ARPHRD),
-        "oiftype" => (NFT_META_OIFTYPE, ARPHRD),
-        "skuid" => (NFT_META_SKUID, UID),
-        "skgid" => (NFT_META_SKGID, GID),
-        "nftrace" => (NFT_META_NFTRACE, INTEGER.bits(8)),
-        "rtclassid" => (NFT_META_RTCLASSID, REALM),
-        "secmark" => (NFT_META_SECMARK, INTEGER),
-        "nfproto" => (NFT_META_NFPROTO, NFPROTO),
-        "l4proto" => (NFT_META_L4PROTO, INET_PROTO),
-        "ibriport" | "ibrname" => (NFT_META_BRI_IIFNAME, IFNAME),
-        "obriport" | "obrname" => (NFT_META_BRI_OIFNAME, IFNAME),
-        "pkttype" => (NFT_META_PKTTYPE, PKTTYPE),
-        "cpu" => (NFT_META_CPU, INTEGER),
-        "iifgroup" => (NFT_META_IIFGROUP, DEVGROUP),
-        "oifgroup" => (NFT_META_OIFGROUP, DEVGROUP),
-        "cgroup" => (NFT_META_CGROUP, INTEGER),
-        "random" => (NFT_META_PRANDOM, BE_INT),
-        "secpath" | "ipsec" => (NFT_META_SECPATH, BOOLEAN.bits(8)),
-        "iifkind" => (NFT_META_IIFKIND, IFNAME),
-        "oifkind" => (NFT_META_OIFKIND, IFNAME),
-        "ibrpvid" => (NFT_META_BRI_IIFPVID, INTEGER.bits(16)),
-        "ibrvproto" => (NFT_META_BRI_IIFVPROTO, ETHERTYPE),
-        "time" => (NFT_META_TIME_NS, TIME),
-        "day" => (NFT_META_TIME_DAY, DAY),
-        "hour" => (NFT_META_TIME_HOUR, HOUR),
-        "sdif" => (NFT_META_SDIF, IFINDEX),
-        "sdifname" => (NFT_META_SDIFNAME, IFNAME),
-        _ => return None,
+    let name = match k {
+        "ibriport" => "ibrname",
+        "obriport" => "obrname",
+        "secpath" => "ipsec",
+        // Newer than nft 1.0.6.
+        "broute" => return None,
+        k => k,
     };
+    let key = keys::meta_by_name(name)?;
     Some(Field {
-        load: Load::Meta(key),
-        dt,
+        load: Load::Meta(key.key),
+        dt: key_dtype(key),
         proto: Proto::None,
     })
 }
@@ -306,31 +287,12 @@ fn ct(rest: &[&str], family_l3: Option<L3>) -> Option<Field> {
         _ => (v4, IPV4),
     };
     let (key, dt) = match rest {
-        ["state"] => (NFT_CT_STATE, CT_STATE),
-        ["direction"] => (NFT_CT_DIRECTION, CT_DIR),
-        ["status"] => (NFT_CT_STATUS, CT_STATUS),
-        ["mark"] => (NFT_CT_MARK, MARK),
-        ["secmark"] => (NFT_CT_SECMARK, INTEGER),
-        ["expiration"] => (NFT_CT_EXPIRATION, TIME.bits(32)),
-        ["helper"] => (NFT_CT_HELPER, STRING),
-        ["l3proto"] => (NFT_CT_L3PROTOCOL, NFPROTO),
-        ["protocol"] => (NFT_CT_PROTOCOL, INET_PROTO),
         ["saddr"] => addr(NFT_CT_SRC, NFT_CT_SRC),
         ["daddr"] => addr(NFT_CT_DST, NFT_CT_DST),
-        ["ip", "saddr"] => (NFT_CT_SRC_IP, IPV4),
-        ["ip", "daddr"] => (NFT_CT_DST_IP, IPV4),
-        ["ip6", "saddr"] => (NFT_CT_SRC_IP6, IPV6),
-        ["ip6", "daddr"] => (NFT_CT_DST_IP6, IPV6),
-        ["proto-src"] => (NFT_CT_PROTO_SRC, INET_SERVICE),
-        ["proto-dst"] => (NFT_CT_PROTO_DST, INET_SERVICE),
-        ["label"] => (NFT_CT_LABELS, CT_LABEL),
-        ["packets"] => (NFT_CT_PKTS, INTEGER.bits(64)),
-        ["bytes"] => (NFT_CT_BYTES, INTEGER.bits(64)),
-        ["avgpkt"] => (NFT_CT_AVGPKT, INTEGER.bits(64)),
-        ["zone"] => (NFT_CT_ZONE, INTEGER.bits(16)),
-        ["event"] => (NFT_CT_EVENTMASK, CT_EVENT),
-        ["id"] => (NFT_CT_ID, BE_INT),
-        _ => return None,
+        r => {
+            let k = keys::ct_by_name(&r.join(" "))?;
+            (k.key, key_dtype(k))
+        }
     };
     // Tuple keys need a direction; per-connection keys take none.
     let tuple = matches!(

@@ -44,7 +44,7 @@ impl Dtype {
 
 /// The compiler's view of one of nft's datatypes (`crate::proto::datatype`):
 /// how values of it are parsed.
-const fn of(d: &'static dt::Datatype) -> Dtype {
+pub const fn from_proto(d: &'static dt::Datatype) -> Dtype {
     use dt::{ByteOrder, Format};
     let kind = match d.format {
         Format::Ipv4 => Kind::Ipv4,
@@ -53,7 +53,7 @@ const fn of(d: &'static dt::Datatype) -> Dtype {
         Format::String => Kind::Str,
         Format::Bitmask => Kind::Bitmask,
         Format::Verdict => Kind::Verdict,
-        Format::Time => Kind::Time,
+        Format::Time | Format::Date => Kind::Time,
         _ => Kind::Int,
     };
     Dtype {
@@ -66,50 +66,50 @@ const fn of(d: &'static dt::Datatype) -> Dtype {
     }
 }
 
-pub const INTEGER: Dtype = of(&dt::INTEGER).bits(32);
-pub const BE_INT: Dtype = of(&dt::INTEGER_BE).bits(32);
-pub const STRING: Dtype = of(&dt::STRING).bits(128);
-pub const IFNAME: Dtype = of(&dt::IFNAME);
-pub const VERDICT: Dtype = of(&dt::VERDICT);
-pub const IPV4: Dtype = of(&dt::IPV4_ADDR);
-pub const IPV6: Dtype = of(&dt::IPV6_ADDR);
-pub const ETHER: Dtype = of(&dt::ETHER_ADDR);
-pub const ETHERTYPE: Dtype = of(&dt::ETHER_TYPE);
-pub const ARPOP: Dtype = of(&dt::ARP_OP);
-pub const INET_PROTO: Dtype = of(&dt::INET_PROTO);
-pub const INET_SERVICE: Dtype = of(&dt::INET_SERVICE);
-pub const ICMP_TYPE: Dtype = of(&dt::ICMP_TYPE);
-pub const TCP_FLAG: Dtype = of(&dt::TCP_FLAG);
-pub const DCCP_PKTTYPE: Dtype = of(&dt::DCCP_PKTTYPE);
-pub const MH_TYPE: Dtype = of(&dt::MH_TYPE);
-pub const TIME: Dtype = of(&dt::TIME);
-pub const MARK: Dtype = of(&dt::MARK);
-pub const IFINDEX: Dtype = of(&dt::IFACE_INDEX);
-pub const ARPHRD: Dtype = of(&dt::ARPHRD);
-pub const REALM: Dtype = of(&dt::REALM);
-pub const CLASSID: Dtype = of(&dt::TC_HANDLE);
-pub const UID: Dtype = of(&dt::UID);
-pub const GID: Dtype = of(&dt::GID);
-pub const CT_STATE: Dtype = of(&dt::CT_STATE);
-pub const CT_DIR: Dtype = of(&dt::CT_DIR);
-pub const CT_STATUS: Dtype = of(&dt::CT_STATUS);
-pub const ICMP6_TYPE: Dtype = of(&dt::ICMPV6_TYPE);
-pub const CT_LABEL: Dtype = of(&dt::CT_LABEL);
-pub const PKTTYPE: Dtype = of(&dt::PKTTYPE);
-pub const ICMP_CODE: Dtype = of(&dt::ICMP_CODE);
-pub const ICMPV6_CODE: Dtype = of(&dt::ICMPV6_CODE);
-pub const ICMPX_CODE: Dtype = of(&dt::ICMPX_CODE);
-pub const DEVGROUP: Dtype = of(&dt::DEVGROUP);
-pub const DSCP: Dtype = of(&dt::DSCP);
-pub const ECN: Dtype = of(&dt::ECN);
-pub const BOOLEAN: Dtype = of(&dt::BOOLEAN);
-pub const CT_EVENT: Dtype = of(&dt::CT_EVENT);
-pub const IGMP_TYPE: Dtype = of(&dt::IGMP_TYPE);
-pub const NFPROTO: Dtype = of(&dt::NFPROTO);
-pub const DAY: Dtype = of(&dt::DAY);
-pub const HOUR: Dtype = of(&dt::TIME_HOUR);
-pub const CGROUPV2: Dtype = of(&dt::CGROUPV2);
-pub const FIB_ADDR: Dtype = of(&dt::FIB_ADDRTYPE);
+pub const INTEGER: Dtype = from_proto(&dt::INTEGER).bits(32);
+pub const BE_INT: Dtype = from_proto(&dt::INTEGER_BE).bits(32);
+pub const STRING: Dtype = from_proto(&dt::STRING).bits(128);
+pub const IFNAME: Dtype = from_proto(&dt::IFNAME);
+pub const VERDICT: Dtype = from_proto(&dt::VERDICT);
+pub const IPV4: Dtype = from_proto(&dt::IPV4_ADDR);
+pub const IPV6: Dtype = from_proto(&dt::IPV6_ADDR);
+pub const ETHER: Dtype = from_proto(&dt::ETHER_ADDR);
+pub const ETHERTYPE: Dtype = from_proto(&dt::ETHER_TYPE);
+pub const ARPOP: Dtype = from_proto(&dt::ARP_OP);
+pub const INET_PROTO: Dtype = from_proto(&dt::INET_PROTO);
+pub const INET_SERVICE: Dtype = from_proto(&dt::INET_SERVICE);
+pub const ICMP_TYPE: Dtype = from_proto(&dt::ICMP_TYPE);
+pub const TCP_FLAG: Dtype = from_proto(&dt::TCP_FLAG);
+pub const DCCP_PKTTYPE: Dtype = from_proto(&dt::DCCP_PKTTYPE);
+pub const MH_TYPE: Dtype = from_proto(&dt::MH_TYPE);
+pub const TIME: Dtype = from_proto(&dt::TIME);
+pub const MARK: Dtype = from_proto(&dt::MARK);
+pub const IFINDEX: Dtype = from_proto(&dt::IFACE_INDEX);
+pub const ARPHRD: Dtype = from_proto(&dt::ARPHRD);
+pub const REALM: Dtype = from_proto(&dt::REALM);
+pub const CLASSID: Dtype = from_proto(&dt::TC_HANDLE);
+pub const UID: Dtype = from_proto(&dt::UID);
+pub const GID: Dtype = from_proto(&dt::GID);
+pub const CT_STATE: Dtype = from_proto(&dt::CT_STATE);
+pub const CT_DIR: Dtype = from_proto(&dt::CT_DIR);
+pub const CT_STATUS: Dtype = from_proto(&dt::CT_STATUS);
+pub const ICMP6_TYPE: Dtype = from_proto(&dt::ICMPV6_TYPE);
+pub const CT_LABEL: Dtype = from_proto(&dt::CT_LABEL);
+pub const PKTTYPE: Dtype = from_proto(&dt::PKTTYPE);
+pub const ICMP_CODE: Dtype = from_proto(&dt::ICMP_CODE);
+pub const ICMPV6_CODE: Dtype = from_proto(&dt::ICMPV6_CODE);
+pub const ICMPX_CODE: Dtype = from_proto(&dt::ICMPX_CODE);
+pub const DEVGROUP: Dtype = from_proto(&dt::DEVGROUP);
+pub const DSCP: Dtype = from_proto(&dt::DSCP);
+pub const ECN: Dtype = from_proto(&dt::ECN);
+pub const BOOLEAN: Dtype = from_proto(&dt::BOOLEAN);
+pub const CT_EVENT: Dtype = from_proto(&dt::CT_EVENT);
+pub const IGMP_TYPE: Dtype = from_proto(&dt::IGMP_TYPE);
+pub const NFPROTO: Dtype = from_proto(&dt::NFPROTO);
+pub const DAY: Dtype = from_proto(&dt::DAY);
+pub const HOUR: Dtype = from_proto(&dt::TIME_HOUR);
+pub const CGROUPV2: Dtype = from_proto(&dt::CGROUPV2);
+pub const FIB_ADDR: Dtype = from_proto(&dt::FIB_ADDRTYPE);
 
 pub fn by_name(name: &str) -> Option<Dtype> {
     Some(match name {

@@ -57,7 +57,10 @@ pub fn value_shifted(e: &Expr, dt: &Dtype, len: usize, shift: u32, t: &Table) ->
             if dt.kind == Kind::Str && (s.is_empty() || s.len() >= len) {
                 return Err(Diagnostic::new(
                     *span,
-                    format!("string '{s}' must be 1 to {} characters", len - 1),
+                    format!(
+                        "string '{s}' must be 1 to {} characters",
+                        len.saturating_sub(1)
+                    ),
                 ));
             }
             if dt.kind == Kind::Str || dt.kind == Kind::Int && dt.bits > 64 {
