@@ -125,11 +125,13 @@ fn header_field(h: &str, rest: &[&str]) -> Option<Field> {
         "th" => Proto::Th,
         _ => Proto::L4(header::ip_protocol(hdr)?, None),
     };
-    let dt = match by_name(f.dtype.name) {
-        Some(d) if d.name != "integer" => d,
-        _ => BE_INT,
-    };
-    Some(p(u32::from(hdr.base), f.offset, f.len, dt, proto))
+    Some(p(
+        u32::from(hdr.base),
+        f.offset,
+        f.len,
+        packet_dtype(f),
+        proto,
+    ))
 }
 
 /// Resolves a selector path in a table of `family` (for `ct saddr`).
@@ -322,50 +324,32 @@ fn ct(rest: &[&str], family_l3: Option<L3>) -> Option<Field> {
     })
 }
 
-/// IPv6 extension header fields (offsets in bits within the header).
+/// IPv6 extension header fields from `crate::proto::exthdr::IPV6`;
+/// `srh` shares the routing header's first fields, and `sid[N]` is the
+/// Nth 16-byte segment address after the 8-byte header.
 fn exthdr6(h: &str, f: &str) -> Option<Field> {
-    // `srh sid[N]`: the Nth 16-byte segment address after the 8-byte header.
     let sid = f
         .strip_prefix("sid[")
         .and_then(|n| n.strip_suffix(']'))
         .and_then(|n| n.parse::<u32>().ok())
         .filter(|n| (1..=128).contains(n));
-    let (ty, off, len, dt) = match (h, f) {
-        ("srh", _) if sid.is_some() => (0, 64 + (sid.unwrap_or(1) - 1) * 128, 128, IPV6),
-        ("hbh" | "dst" | "rt" | "frag" | "mh" | "srh", "nexthdr") => (0, 0, 8, INET_PROTO),
-        ("hbh" | "dst" | "rt" | "mh" | "srh", "hdrlength") => (0, 8, 8, BE_INT),
-        ("rt" | "srh", "type") => (0, 16, 8, BE_INT),
-        ("rt" | "srh", "seg-left") => (0, 24, 8, BE_INT),
-        ("srh", "last-entry") => (0, 32, 8, BE_INT),
-        ("srh", "flags") => (0, 40, 8, BE_INT),
-        ("srh", "tag") => (0, 48, 16, BE_INT),
-        ("frag", "reserved") => (0, 8, 8, BE_INT),
-        ("frag", "frag-off") => (0, 16, 13, BE_INT),
-        ("frag", "reserved2") => (0, 29, 2, BE_INT),
-        ("frag", "more-fragments") => (0, 31, 1, BE_INT),
-        ("frag", "id") => (0, 32, 32, BE_INT),
-        ("mh", "type") => (0, 16, 8, MH_TYPE),
-        ("mh", "reserved") => (0, 24, 8, BE_INT),
-        ("mh", "checksum") => (0, 32, 16, BE_INT),
-        _ => return None,
-    };
-    let _: u32 = ty;
-    let hdr = match h {
-        "hbh" => 0,
-        "rt" | "rt0" | "rt2" | "srh" => 43,
-        "frag" => 44,
-        "dst" => 60,
-        _ => 135,
-    };
-    let dt = if dt.kind == Kind::Int && dt.syms.is_empty() {
-        dt.bits(len)
-    } else {
-        dt
+    let name = if matches!(h, "rt0" | "rt2") { "rt" } else { h };
+    let e = exthdr::by_name(ExthdrOp::Ipv6, name)?;
+    let (off, len, dt) = match sid {
+        Some(n) if h == "srh" => (64 + (n - 1) * 128, 128, IPV6),
+        _ => {
+            let fd = e.field(f).or_else(|| {
+                (h == "srh")
+                    .then(|| exthdr::by_name(ExthdrOp::Ipv6, "rt")?.field(f))
+                    .flatten()
+            })?;
+            (fd.offset, fd.len, packet_dtype(fd))
+        }
     };
     Some(Field {
         load: Load::Exthdr {
             op: 0,
-            ty: hdr,
+            ty: e.ty,
             off,
             len,
             flags: 0,
@@ -373,6 +357,17 @@ fn exthdr6(h: &str, f: &str) -> Option<Field> {
         dt,
         proto: Proto::Ip6,
     })
+}
+
+/// The compiler's datatype of a packet field of the shared tables:
+/// plain integers are in network order and as wide as the field.
+fn packet_dtype(f: &header::Field) -> Dtype {
+    let d = from_proto(f.dtype);
+    if d.name == "integer" || d.bits == 0 {
+        BE_INT.bits(f.len)
+    } else {
+        d
+    }
 }
 
 /// TCP options, IPv4 options and SCTP chunks from the shared tables in
@@ -400,10 +395,7 @@ fn exthdr_field(op: ExthdrOp, rest: &[&str]) -> Option<Field> {
         [n, f] => {
             let h = exthdr::by_name(op, &name(n))?;
             let fd = h.field(f)?;
-            let dt = match by_name(fd.dtype.name) {
-                Some(d) if d.name != "integer" => d,
-                _ => BE_INT.bits(fd.len),
-            };
+            let dt = packet_dtype(fd);
             (h, fd.offset, fd.len, 0, dt)
         }
         _ => return None,
