@@ -7,6 +7,7 @@
 //! - [`report`]: per-pod outcomes; [`metrics`]: Prometheus metrics, [`serve`]d.
 //! - [`local`]: pods and values from a file; [`run`]: `linx-agent run`.
 
+pub mod cli;
 pub mod controller;
 pub mod desired;
 pub mod local;

@@ -1,6 +1,7 @@
 //! `linx-agent run`: the node controller fed by a source of pods and
 //! desired values, with metrics served and reports written.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,8 +29,70 @@ pub struct RunConfig {
     pub host_netns: PathBuf,
 }
 
+/// `linx-agent run` arguments.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RunArgs {
+    /// Pods and their ruleset files, as JSON (polled for changes).
+    #[arg(long)]
+    pub local: PathBuf,
+    /// How often the pods file is checked, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub poll_ms: u64,
+    /// Engine calls running at once across pods.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// The periodic backstop reconcile, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub resync_secs: u64,
+    /// Serve Prometheus metrics here (e.g. 0.0.0.0:9464).
+    #[arg(long)]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Write per-pod reports (JSON) to this file when they change.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    #[arg(long, default_value = "/proc")]
+    pub proc_root: PathBuf,
+    /// The namespace never touched (the node's). Needs hostPID.
+    #[arg(long, default_value = "/proc/1/ns/net")]
+    pub host_netns: PathBuf,
+}
+
+impl From<RunArgs> for RunConfig {
+    fn from(a: RunArgs) -> Self {
+        RunConfig {
+            local: a.local,
+            poll: Duration::from_millis(a.poll_ms.max(10)),
+            opts: Options {
+                concurrency: a.concurrency,
+                resync: Duration::from_secs(a.resync_secs.max(1)),
+                ..Default::default()
+            },
+            metrics_addr: a.metrics_addr,
+            report: a.report,
+            proc_root: a.proc_root,
+            host_netns: a.host_netns,
+        }
+    }
+}
+
+/// Logs to stderr (`RUST_LOG`, default `linx_agent=info`), starts a Tokio
+/// runtime and runs the agent until SIGTERM.
+pub fn main(args: RunArgs) -> Result<(), RunError> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "linx_agent=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let rt = tokio::runtime::Runtime::new().map_err(RunError::Runtime)?;
+    rt.block_on(run(args.into()))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    #[error("starting the Tokio runtime: {0}")]
+    Runtime(std::io::Error),
     #[error(transparent)]
     Resolve(#[from] crate::resolve::ResolveError),
     #[error("metrics listener on {addr}: {source}")]

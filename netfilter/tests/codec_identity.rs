@@ -125,22 +125,7 @@ fn every_accepted_conformance_rule_roundtrips_byte_exact() {
     let groups = group(read_rows());
     assert!(!groups.is_empty(), "no accepted rows in rules.tsv");
     let tally = Arc::new(Mutex::new(Tally::default()));
-    let queue = Arc::new(Mutex::new(groups));
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get() * 2);
-    let handles: Vec<_> = (0..workers)
-        .map(|_| {
-            let (queue, tally) = (queue.clone(), tally.clone());
-            std::thread::spawn(move || loop {
-                let Some(g) = queue.lock().unwrap().pop() else {
-                    break;
-                };
-                run_file(&g, &tally);
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().expect("worker panicked");
-    }
+    common::corpus::for_each_parallel(groups, tally.clone(), run_file);
     let t = tally.lock().unwrap();
     let (mut all, mut ok) = (0, 0);
     for (fam, (checked, passed)) in &t.per_family {

@@ -50,6 +50,9 @@ pub(super) struct Reg {
     pub prefix_of: Option<u32>,
     /// An exthdr load not matching a field exactly: (op, type, byte offset).
     pub exthdr: Option<(exthdr::ExthdrOp, u8, u32)>,
+    /// Right shift applied to align a sub-byte field (nft 1.0.6 still
+    /// shows it when the field is part of a concatenation).
+    pub aligned: u32,
     /// Mask and xor a bitwise applied to a raw load (for payload writes).
     pub mangle: Option<(Vec<u8>, Vec<u8>)>,
     /// Binary operation text already folded into `text` (`ct mark & 0xff`).
@@ -74,6 +77,7 @@ impl Reg {
             parts: Vec::new(),
             exthdr: None,
             prefix_of: None,
+            aligned: 0,
             mangle: None,
             binop: false,
         }
@@ -103,6 +107,8 @@ pub(super) struct Decompiler<'a> {
     pub table: &'a Table,
     pub rule: &'a Rule,
     pub opts: &'a PrintOptions,
+    /// Tabs before this rule in a listing (for inline bound chains).
+    pub depth: usize,
     regs: HashMap<u32, Reg>,
     stmts: Vec<Stmt>,
     ctx: [Option<&'static Header>; 3],
@@ -151,6 +157,7 @@ impl<'a> Decompiler<'a> {
             table,
             rule,
             opts,
+            depth: 2,
             regs: HashMap::new(),
             stmts: Vec::new(),
             ctx,
@@ -189,6 +196,36 @@ impl<'a> Decompiler<'a> {
         out
     }
 
+    /// A verdict; a jump or goto to a bound (anonymous) chain prints that
+    /// chain's rules inline, one level deeper.
+    fn verdict_text(&self, v: &Verdict) -> String {
+        let bound = match v {
+            Verdict::Jump(c) | Verdict::Goto(c) => self
+                .table
+                .chain(c)
+                .filter(|ch| ch.flags.unwrap_or(0) & NFT_CHAIN_BINDING != 0),
+            _ => None,
+        };
+        let Some(ch) = bound else {
+            return verdict(v);
+        };
+        let kw = if matches!(v, Verdict::Goto(_)) {
+            "goto"
+        } else {
+            "jump"
+        };
+        let indent = "\t".repeat(self.depth + 1);
+        let mut s = format!("{kw} {{\n");
+        for r in &ch.rules {
+            let mut d = Decompiler::new(self.family, self.table, r, self.opts);
+            d.depth = self.depth + 1;
+            s.push_str(&format!("{indent}{}\n", d.run()));
+        }
+        s.push_str(&"\t".repeat(self.depth));
+        s.push('}');
+        s
+    }
+
     /// Adds a match.
     pub fn push(&mut self, text: String) {
         let elides = std::mem::take(&mut self.pending_elides);
@@ -218,6 +255,7 @@ impl<'a> Decompiler<'a> {
     /// protocol matches before it, so pending dependencies end here.
     pub fn push_action(&mut self, text: String) {
         self.dep = [None; 3];
+        self.iiftype = None;
         self.push(text);
     }
 
@@ -235,20 +273,24 @@ impl<'a> Decompiler<'a> {
             _ => return Some(self.resolve(first)),
         };
         let mut parts = vec![self.resolve(first)];
-        let mut total = parts[0].len.next_multiple_of(4);
-        let mut at = s + parts[0].len.div_ceil(4);
+        let mut total = parts[0].len.next_multiple_of(4).max(4);
+        // Every member takes at least one register, so this ends.
+        let mut at = s + parts[0].len.div_ceil(4).max(1);
         while total < want {
             let Some(r) = self.regs.get(&at).cloned() else {
                 break;
             };
             let r = self.resolve(r);
-            total += r.len.next_multiple_of(4);
-            at += r.len.div_ceil(4);
+            total += r.len.next_multiple_of(4).max(4);
+            at += r.len.div_ceil(4).max(1);
             parts.push(r);
         }
         let text = parts
             .iter()
-            .map(|p| p.text.as_str())
+            .map(|p| match p.aligned {
+                0 => p.text.clone(),
+                n => format!("{} >> {n}", p.text),
+            })
             .collect::<Vec<_>>()
             .join(" . ");
         let mut c = Reg::new(text, &dt::INVALID, ByteOrder::Big, total);
@@ -328,7 +370,7 @@ impl<'a> Decompiler<'a> {
                 let dreg = im.dreg.unwrap_or(0);
                 match &im.data {
                     Some(Data::Verdict(v)) => {
-                        let t = verdict(v);
+                        let t = self.verdict_text(v);
                         self.push(t);
                     }
                     Some(Data::Value(b)) => {
@@ -739,12 +781,16 @@ impl<'a> Decompiler<'a> {
                 let all = vec![0xffu8; mask.len()];
                 let m = int_of(&mask, r.vt.byteorder);
                 let x = int_of(&xor, r.vt.byteorder);
-                let full = if bits >= 128 {
-                    u128::MAX
-                } else {
-                    (1u128 << bits) - 1
+                let full = value::low_mask(bits);
+                let operand = |n: u128, b: &[u8]| match r.vt.dtype.format {
+                    Format::Ipv4 | Format::Ipv6 | Format::Lladdr => {
+                        value::format(b, r.vt, self.opts)
+                    }
+                    _ => value::number(n, r.vt, self.opts),
                 };
                 if zero_xor && r.binop {
+                    r.text = format!("{} & {}", r.text, operand(m, &mask));
+                    self.set_reg(dreg, r);
                     return;
                 }
                 if zero_xor && mask != all {
@@ -778,6 +824,7 @@ impl<'a> Decompiler<'a> {
                 // A right shift aligning a sub-byte field adds nothing to print.
                 if op == BitwiseOp::Rshift && r.shift as u128 == n && !r.binop {
                     r.shift = 0;
+                    r.aligned = n as u32;
                     self.set_reg(dreg, r);
                     return;
                 }
@@ -803,19 +850,15 @@ impl<'a> Decompiler<'a> {
         ) {
             return self.fmt(reg, b);
         }
-        let n = int_of(b, reg.vt.byteorder) >> reg.shift;
+        let n = value::shr(int_of(b, reg.vt.byteorder), reg.shift);
         value::range_end(n, reg.vt, self.opts)
     }
 
     /// Formats a value held for `reg`'s expression.
     pub fn fmt(&self, reg: &Reg, b: &[u8]) -> String {
         if reg.shift > 0 || reg.vt.bits < reg.len * 8 && reg.vt.dtype.format != Format::String {
-            let n = int_of(b, reg.vt.byteorder) >> reg.shift;
-            let n = if reg.vt.bits < 128 {
-                n & ((1u128 << reg.vt.bits) - 1)
-            } else {
-                n
-            };
+            let n = value::shr(int_of(b, reg.vt.byteorder), reg.shift);
+            let n = n & value::low_mask(reg.vt.bits);
             return value::number(n, reg.vt, self.opts);
         }
         value::format(b, reg.vt, self.opts)
@@ -897,7 +940,8 @@ impl<'a> Decompiler<'a> {
         if op == CmpOp::Lte {
             if let Some((idx, text, lo)) = self.last_gte.take() {
                 if text == r.text && idx + 1 == self.stmts.len() {
-                    self.stmts[idx].text = format!("{text} {lo}-{vtext}");
+                    let hi = self.fmt_range(&r, &data);
+                    self.stmts[idx].text = format!("{text} {lo}-{hi}");
                     return;
                 }
             }
@@ -914,7 +958,8 @@ impl<'a> Decompiler<'a> {
         };
         self.push(text);
         if op == CmpOp::Gte {
-            self.last_gte = Some((self.stmts.len() - 1, r.text.clone(), vtext));
+            let lo = self.fmt_range(&r, &data);
+            self.last_gte = Some((self.stmts.len() - 1, r.text.clone(), lo));
         }
         if op == CmpOp::Eq {
             if matches!(r.text.as_str(), "icmp type" | "icmpv6 type") {
@@ -970,16 +1015,8 @@ impl<'a> Decompiler<'a> {
         let bits = mask.len() as u32 * 8;
         let plen = {
             let ones = m.count_ones();
-            let full = if bits >= 128 {
-                u128::MAX
-            } else {
-                (1u128 << bits) - 1
-            };
-            let pm = if ones == 0 {
-                0
-            } else {
-                (full >> (bits - ones)) << (bits - ones)
-            };
+            let full = value::low_mask(bits);
+            let pm = full & !value::low_mask(bits.saturating_sub(ones));
             (m == pm).then_some(ones)
         };
         if let (Some(plen), None) = (plen, r.raw) {
@@ -1031,7 +1068,9 @@ impl<'a> Decompiler<'a> {
         for f in parts {
             let o = ((f.offset - off * 8) / 8) as usize;
             let fr = self.field_reg(h, f, f.len / 8, 0);
-            let part = &data[o..o + (f.len / 8) as usize];
+            let Some(part) = data.get(o..o + (f.len / 8) as usize) else {
+                continue;
+            };
             let v = self.fmt(&fr, part);
             self.push(format!("{} {ops}{v}", fr.text));
             if let (Some(l), "") = (fr.defines, ops) {
@@ -1082,6 +1121,8 @@ impl<'a> Decompiler<'a> {
                     (v == 0x8100 && r.text == "ether type").then_some(idx);
             }
             Some(h) => {
+                let prev = self.ctx[layer as usize];
+                let changed = prev.is_some_and(|c| !std::ptr::eq(c, h));
                 self.ctx[layer as usize] = Some(h);
                 // nft's own dependency there is `meta l4proto`: an explicit
                 // `ip protocol` stays in the listing.
@@ -1089,7 +1130,7 @@ impl<'a> Decompiler<'a> {
                     && matches!(self.family, Family::Inet | Family::Bridge | Family::Netdev);
                 self.dep[layer as usize] = (!explicit).then_some(idx);
                 // A new network protocol resets the transport context.
-                if layer == Layer::Network {
+                if layer == Layer::Network && changed {
                     self.ctx[Layer::Transport as usize] = None;
                     self.dep[Layer::Transport as usize] = None;
                 }
@@ -1153,6 +1194,11 @@ impl<'a> Decompiler<'a> {
             let m = int_of(mask, r.vt.byteorder);
             if r.vt.dtype.format == Format::Bitmask {
                 format!("{} & ({}) ==", r.text, value::flags(m, r.vt.dtype, " | "))
+            } else if matches!(
+                r.vt.dtype.format,
+                Format::Ipv4 | Format::Ipv6 | Format::Lladdr
+            ) {
+                format!("{} & {}", r.text, value::format(mask, r.vt, self.opts))
             } else {
                 format!("{} & {}", r.text, value::number(m, r.vt, self.opts))
             }

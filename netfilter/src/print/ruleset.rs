@@ -5,14 +5,14 @@ use std::fmt::Write;
 
 use crate::model::{Chain, Family, Rule, Ruleset, Set, Table};
 use crate::object::ObjectData;
-use crate::proto::datatype::{self as dt, TYPE_BITS};
+use crate::proto::datatype as dt;
 use crate::proto::udata::{self, TypeofExpr};
 use crate::proto::ByteOrder;
 use crate::sys::*;
 
 use super::rule::Decompiler;
 use super::set::{elements, KeyLayout};
-use super::stmt::{bytes_unit, limit_text};
+use super::stmt::{bytes_unit, limit};
 use super::value::{self, ValueType};
 use super::PrintOptions;
 
@@ -44,16 +44,25 @@ fn table(out: &mut String, t: &Table, opts: &PrintOptions) {
     if !flags.is_empty() {
         let _ = writeln!(head, "\tflags {}", flags.join(","));
     }
-    for s in t.sets.iter().filter(|s| !s.is_anonymous()) {
-        blocks.push(named_set(t, s, opts));
-    }
+    // nft lists objects, then sets and maps, then chains.
     for o in &t.objects {
         blocks.push(object(o, opts));
     }
-    for c in &t.chains {
+    for s in t.sets.iter().filter(|s| !s.is_anonymous()) {
+        blocks.push(named_set(t, s, opts));
+    }
+    // Bound chains print inside the rule that jumps to them.
+    for c in t
+        .chains
+        .iter()
+        .filter(|c| c.flags.unwrap_or(0) & NFT_CHAIN_BINDING == 0)
+    {
         blocks.push(chain(t, c, opts));
     }
     out.push_str(&head);
+    if !head.is_empty() && !blocks.is_empty() {
+        out.push('\n');
+    }
     out.push_str(&blocks.join("\n"));
     out.push_str("}\n");
 }
@@ -131,15 +140,13 @@ pub fn chain_header(family: Family, c: &Chain) -> Option<String> {
     );
     match h.devices.as_slice() {
         [] => {}
-        [d] if !h.device_list => {
+        [d] => {
             let _ = write!(s, " device \"{d}\"");
         }
         ds => {
-            let list = ds
-                .iter()
-                .map(|d| format!("\"{d}\""))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let mut ds: Vec<&str> = ds.iter().map(String::as_str).collect();
+            ds.sort_unstable();
+            let list = ds.join(", ");
             let _ = write!(s, " devices = {{ {list} }}");
         }
     }
@@ -197,6 +204,22 @@ fn typeof_text(e: &TypeofExpr) -> String {
             }
         }
         TypeofExpr::Exthdr { .. } => "exthdr".into(),
+        TypeofExpr::RawPayload { base, offset, len } => {
+            let b = ["?", "ll", "nh", "th", "ih"]
+                .get(*base as usize)
+                .copied()
+                .unwrap_or("?");
+            format!("@{b},{offset},{len}")
+        }
+        TypeofExpr::Xfrm { key, dir, spnum } => {
+            let d = if *dir == 0 { "in" } else { "out" };
+            let sp = if *spnum != 0 {
+                format!(" spnum {spnum}")
+            } else {
+                String::new()
+            };
+            format!("ipsec {d}{sp} {}", super::stmt::xfrm_key(*key).0)
+        }
         TypeofExpr::Concat(p) => p.iter().map(typeof_text).collect::<Vec<_>>().join(" . "),
         TypeofExpr::Unknown(n) => format!("typeof-{n}"),
     }
@@ -211,21 +234,30 @@ fn type_names(id: u32, n: usize) -> String {
 fn field_count(s: &Set) -> usize {
     match s.desc.as_ref().map(|d| d.concat.len()) {
         Some(n) if n > 1 => n,
-        _ => {
-            // Count the 6-bit type ids packed in key_type.
-            let mut n = 1;
-            while s.key_type >> (TYPE_BITS * n as u32) != 0 {
-                n += 1;
-            }
-            n
-        }
+        _ => dt::concat_len(s.key_type),
     }
 }
 
 /// Key layout of a named set from its declared types and lengths.
 fn layout(s: &Set) -> KeyLayout {
     let n = field_count(s);
-    let types = dt::split_concat(s.key_type, n).unwrap_or_else(|| vec![&dt::INTEGER; n]);
+    let mut types = dt::split_concat(s.key_type, n).unwrap_or_else(|| vec![&dt::INTEGER; n]);
+    // Raw payload members of a `typeof` print in hex.
+    let ud = s
+        .userdata
+        .as_ref()
+        .map(|u| u.0 .0.as_slice())
+        .unwrap_or(&[]);
+    let members = match udata::get(ud, udata::KEY_TYPEOF).and_then(udata::decode_typeof) {
+        Some(TypeofExpr::Concat(p)) => p,
+        Some(t) => vec![t],
+        None => Vec::new(),
+    };
+    for (t, m) in types.iter_mut().zip(&members) {
+        if matches!(m, TypeofExpr::RawPayload { .. }) {
+            *t = &dt::BITMASK;
+        }
+    }
     let bo = s
         .userdata
         .as_ref()
@@ -233,15 +265,21 @@ fn layout(s: &Set) -> KeyLayout {
     let lens: Vec<u32> = match s.desc.as_ref().map(|d| d.concat.clone()) {
         Some(c) if c.len() == n => c,
         _ if n == 1 => vec![s.key_len],
-        _ => types.iter().map(|t| t.bytes().max(4)).collect(),
+        _ => types
+            .iter()
+            .map(|t| if t.bytes() == 0 { 4 } else { t.bytes() })
+            .collect(),
     };
     KeyLayout(
         types
             .iter()
             .zip(lens)
             .map(|(t, len)| {
+                // Interval keys are kept in network order (nft converts
+                // them); plain integers follow the order nft recorded.
                 let byteorder = match (n, bo) {
-                    (1, Some(b)) => b,
+                    _ if s.is_interval() || t.id == dt::BITMASK.id => ByteOrder::Big,
+                    (1, Some(b)) if t.id == dt::INTEGER.id => b,
                     _ => t.byteorder,
                 };
                 let bits = if t.bits == 0 { len * 8 } else { t.bits };
@@ -264,14 +302,16 @@ fn set_flags(s: &Set) -> Vec<&'static str> {
     if s.flags & NFT_SET_CONSTANT != 0 {
         f.push("constant");
     }
+    if s.flags & NFT_SET_EVAL != 0 {
+        f.push("dynamic");
+    }
     if s.flags & NFT_SET_INTERVAL != 0 {
         f.push("interval");
     }
-    if s.flags & NFT_SET_TIMEOUT != 0 {
+    // A default timeout implies the flag; nft then shows only the value
+    // (except on dynamic sets).
+    if s.flags & NFT_SET_TIMEOUT != 0 && (s.timeout.is_none() || s.flags & NFT_SET_EVAL != 0) {
         f.push("timeout");
-    }
-    if s.flags & NFT_SET_EVAL != 0 {
-        f.push("dynamic");
     }
     f
 }
@@ -288,21 +328,16 @@ pub fn set_body(t: &Table, s: &Set, opts: &PrintOptions) -> Vec<String> {
         .and_then(udata::decode_typeof)
         .filter(|t| !matches!(t, TypeofExpr::Concat(p) if p.is_empty()));
     let data_typeof = udata::get(ud, udata::DATA_TYPEOF).and_then(udata::decode_typeof);
-    let key = match &key_typeof {
-        Some(k) => Some(typeof_text(k)),
-        None => None,
-    };
+    let key = key_typeof.as_ref().map(typeof_text);
     let data = if s.is_map() {
+        let interval = match udata::get(ud, udata::DATA_INTERVAL).and_then(udata::u32_of) {
+            Some(v) if v != 0 => "interval ",
+            _ => "",
+        };
         Some(match (&data_typeof, s.data_type) {
-            (Some(d), _) if key.is_some() => typeof_text(d),
             (_, Some(NFT_DATA_VERDICT)) => "verdict".into(),
-            (_, Some(id)) => type_names(id, {
-                let mut n = 1;
-                while id >> (TYPE_BITS * n as u32) != 0 {
-                    n += 1;
-                }
-                n
-            }),
+            (Some(d), _) if key.is_some() => format!("{interval}{}", typeof_text(d)),
+            (_, Some(id)) => format!("{interval}{}", type_names(id, dt::concat_len(id))),
             _ => "?".into(),
         })
     } else if s.flags & NFT_SET_OBJECT != 0 {
@@ -330,13 +365,24 @@ pub fn set_body(t: &Table, s: &Set, opts: &PrintOptions) -> Vec<String> {
         None => lines.push(format!("{kw} {ktext}")),
     }
     if let Some(size) = s.desc.as_ref().and_then(|d| d.size) {
-        if s.flags & NFT_SET_EVAL != 0 || size != 0 {
+        // Constant sets get a size from nft itself; it is not listed.
+        if s.flags & NFT_SET_CONSTANT == 0 && size != 0 {
             lines.push(format!("size {size}"));
         }
     }
     let flags = set_flags(s);
     if !flags.is_empty() {
         lines.push(format!("flags {}", flags.join(",")));
+    }
+    if udata::get(ud, udata::MERGE_ELEMENTS).is_some() {
+        lines.push("auto-merge".into());
+    }
+    if !s.exprs.is_empty() {
+        let stateless = PrintOptions {
+            stateless: true,
+            ..*opts
+        };
+        lines.push(super::stmt::inline_exprs(&s.exprs, &stateless));
     }
     if let Some(to) = s.timeout {
         lines.push(format!("timeout {}", value::time_ms(to)));
@@ -346,24 +392,50 @@ pub fn set_body(t: &Table, s: &Set, opts: &PrintOptions) -> Vec<String> {
             lines.push(format!("gc-interval {}", value::time_ms(gc as u64)));
         }
     }
-    for e in &s.exprs {
-        if let crate::expr::Expr::Counter(_) = e {
-            lines.push("counter".into());
-        }
-    }
     if let Some(c) = udata::comment(ud) {
         lines.push(format!("comment \"{c}\""));
     }
     if !s.elements.is_empty() {
         let empty = Rule::new(Vec::new());
         let d = Decompiler::new(t.family, t, &empty, opts);
-        let items = elements(&d, s, &layout(s), ",");
+        let layout = layout(s);
+        let items = elements(&d, s, &layout, " | ");
         if !items.is_empty() {
-            lines.push(format!("elements = {{ {} }}", items.join(", ")));
+            lines.push(wrap_elements(&items, per_line(&layout)));
         }
     }
-    let _ = ByteOrder::Big;
     lines
+}
+
+/// How many elements nft puts on one line of a named set's listing.
+fn per_line(layout: &KeyLayout) -> usize {
+    if layout.0.len() > 1 {
+        return 1;
+    }
+    match layout.0[0].1 {
+        0..=2 => 5,
+        3..=4 => 2,
+        _ => 1,
+    }
+}
+
+/// `elements = { a, b,\n\t\t\t     c }`: continuation lines align under
+/// the first element.
+fn wrap_elements(items: &[String], per_line: usize) -> String {
+    let mut s = String::from("elements = { ");
+    for (i, it) in items.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+            if i % per_line.max(1) == 0 {
+                s.push_str("\n\t\t\t     ");
+            } else {
+                s.push(' ');
+            }
+        }
+        s.push_str(it);
+    }
+    s.push_str(" }");
+    s
 }
 
 fn named_set(t: &Table, s: &Set, opts: &PrintOptions) -> String {
@@ -378,6 +450,21 @@ fn named_set(t: &Table, s: &Set, opts: &PrintOptions) -> String {
     }
     out.push_str("\t}\n");
     out
+}
+
+fn l3_name(p: u16) -> String {
+    match p as u32 {
+        NFPROTO_IPV4 => "ip".into(),
+        NFPROTO_IPV6 => "ip6".into(),
+        NFPROTO_INET => "inet".into(),
+        n => n.to_string(),
+    }
+}
+
+fn l4_name(p: u8) -> String {
+    dt::INET_PROTO
+        .symbol(p as u64)
+        .map_or(p.to_string(), str::to_string)
 }
 
 fn object(o: &crate::model::Object, opts: &PrintOptions) -> String {
@@ -402,21 +489,60 @@ fn object(o: &crate::model::Object, opts: &PrintOptions) -> String {
             };
             let used = q.consumed.unwrap_or(0);
             let mut l = format!("{over}{}", bytes_unit(q.bytes.unwrap_or(0)));
-            if !opts.stateless {
+            if !opts.stateless && used > 0 {
                 let _ = write!(l, " used {}", bytes_unit(used));
             }
             ("quota", vec![l])
         }
-        ObjectData::Limit(l) => {
-            let t = limit_text(
-                l.rate.unwrap_or(0),
-                l.unit.unwrap_or(1),
-                l.burst.unwrap_or(0),
-                l.limit_type.map(u32::from) == Some(NFT_LIMIT_PKT_BYTES),
-                l.flags.unwrap_or(0) & 1 != 0,
-            );
-            ("limit", vec![t.trim_start_matches("limit ").to_string()])
+        ObjectData::CtHelper(h) => (
+            "ct helper",
+            vec![
+                format!(
+                    "type \"{}\" protocol {}",
+                    h.name.as_deref().unwrap_or(""),
+                    l4_name(h.l4proto.unwrap_or(0))
+                ),
+                format!("l3proto {}", l3_name(h.l3proto.unwrap_or(0))),
+            ],
+        ),
+        ObjectData::CtExpect(e) => (
+            "ct expectation",
+            vec![
+                format!("protocol {}", l4_name(e.l4proto.unwrap_or(0))),
+                format!("dport {}", e.dport.unwrap_or(0)),
+                // The kernel keeps this one in host order.
+                format!(
+                    "timeout {}",
+                    value::time_ms(u32::from_ne_bytes(e.timeout.unwrap_or(0).to_be_bytes()) as u64)
+                ),
+                format!("size {}", e.size.unwrap_or(0)),
+                format!("l3proto {}", l3_name(e.l3proto.unwrap_or(0))),
+            ],
+        ),
+        ObjectData::Synproxy(sp) => {
+            let f = sp.flags.unwrap_or(0);
+            let mut v = vec![
+                format!("mss {}", sp.mss.unwrap_or(0)),
+                format!("wscale {}", sp.wscale.unwrap_or(0)),
+            ];
+            let opts: Vec<&str> = [(8, "timestamp"), (4, "sack-perm")]
+                .iter()
+                .filter(|(b, _)| f & b != 0)
+                .map(|(_, n)| *n)
+                .collect();
+            if !opts.is_empty() {
+                v.push(opts.join(" "));
+            }
+            ("synproxy", v)
         }
+        ObjectData::Secmark(sm) => (
+            "secmark",
+            vec![format!("\"{}\"", sm.ctx.as_deref().unwrap_or(""))],
+        ),
+        ObjectData::Limit(l) => (
+            "limit",
+            vec![limit(l).trim_start_matches("limit ").to_string()],
+        ),
         _ => ("object", vec![]),
     };
     let mut out = format!("\t{kind} {} {{\n", o.name);

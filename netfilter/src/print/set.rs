@@ -40,16 +40,12 @@ fn fmt_field(
     flag_sep: &str,
 ) -> String {
     if vt.dtype.format == Format::Bitmask && !vt.dtype.symbols.is_empty() {
-        let n = value::to_uint(b, vt.byteorder) >> shift;
+        let n = value::shr(value::to_uint(b, vt.byteorder), shift);
         return value::flags(n, vt.dtype, flag_sep);
     }
     if shift > 0 || (vt.bits < len * 8 && vt.dtype.format != Format::String) {
-        let n = value::to_uint(b, vt.byteorder) >> shift;
-        let n = if vt.bits < 128 {
-            n & ((1u128 << vt.bits) - 1)
-        } else {
-            n
-        };
+        let n = value::shr(value::to_uint(b, vt.byteorder), shift);
+        let n = n & value::low_mask(vt.bits);
         return value::number(n, vt, opts);
     }
     value::format(b, vt, opts)
@@ -82,13 +78,20 @@ fn range_text(
     if lo == hi {
         return fmt_field(vt, len, shift, lo, opts, ",");
     }
+    // Names sharing a prefix (`"eth*"`): the prefix padded with 0 to 0xff.
+    if vt.dtype.format == Format::String {
+        let p = lo.iter().zip(hi).take_while(|(a, b)| a == b).count();
+        if lo[p..].iter().all(|&c| c == 0) && hi[p..].iter().all(|&c| c == 0xff) {
+            return value::string(&lo[..p]);
+        }
+    }
     if matches!(vt.dtype.format, Format::Ipv4 | Format::Ipv6) && lo.len() == hi.len() {
         let a = value::to_uint(lo, ByteOrder::Big);
         let b = value::to_uint(hi, ByteOrder::Big);
         let bits = lo.len() as u32 * 8;
         let x = a ^ b;
         let host = 128 - x.leading_zeros();
-        let ones = if host == 0 { 0 } else { (1u128 << host) - 1 };
+        let ones = value::low_mask(host);
         if x == ones && a & ones == 0 && b & ones == ones {
             return format!("{}/{}", value::format(lo, vt, opts), bits - host);
         }
@@ -97,7 +100,7 @@ fn range_text(
         Format::Ipv4 | Format::Ipv6 | Format::Lladdr | Format::String => {
             fmt_field(vt, len, shift, b, opts, ",")
         }
-        _ => value::range_end(value::to_uint(b, vt.byteorder) >> shift, vt, opts),
+        _ => value::range_end(value::shr(value::to_uint(b, vt.byteorder), shift), vt, opts),
     };
     format!("{}-{}", end(lo), end(hi))
 }
@@ -122,31 +125,40 @@ fn data_text(d: &Decompiler<'_>, set: &Set, data: &Data) -> String {
                 .data_type
                 .and_then(crate::proto::datatype::by_id)
                 .unwrap_or(&crate::proto::datatype::INTEGER);
-            if set
-                .data_type
-                .is_some_and(|t| t >> crate::proto::datatype::TYPE_BITS != 0)
-            {
-                // Concatenated data (NAT maps: address . port).
-                let n = (b.0.len() / 4).max(1);
-                if let Some(types) =
-                    crate::proto::datatype::split_concat(set.data_type.unwrap_or(0), n.min(2))
-                {
+            let id = set.data_type.unwrap_or(0);
+            let n = crate::proto::datatype::concat_len(id);
+            if n > 1 {
+                // Concatenated data (NAT maps: address . port); twice as
+                // long when it holds ranges: all minimums, then all maximums.
+                if let Some(types) = crate::proto::datatype::split_concat(id, n) {
                     let layout = KeyLayout(
                         types
                             .iter()
                             .map(|t| {
-                                (
-                                    ValueType {
-                                        dtype: t,
-                                        byteorder: t.byteorder,
-                                        bits: t.bits,
-                                    },
-                                    t.bytes(),
-                                    0,
-                                )
+                                let vt = ValueType {
+                                    dtype: t,
+                                    byteorder: t.byteorder,
+                                    bits: t.bits,
+                                };
+                                (vt, t.bytes(), 0)
                             })
                             .collect(),
                     );
+                    let total: usize = types
+                        .iter()
+                        .map(|t| t.bytes().next_multiple_of(4) as usize)
+                        .sum();
+                    if b.0.len() == 2 * total {
+                        let (lo, hi) = b.0.split_at(total);
+                        return layout
+                            .fields(lo)
+                            .iter()
+                            .zip(layout.fields(hi))
+                            .zip(&layout.0)
+                            .map(|((a, z), (vt, len, sh))| range_text(*vt, *len, *sh, a, z, d.opts))
+                            .collect::<Vec<_>>()
+                            .join(" . ");
+                    }
                     return key_text(&layout, &b.0, d.opts, ",");
                 }
             }
@@ -157,7 +169,12 @@ fn data_text(d: &Decompiler<'_>, set: &Set, data: &Data) -> String {
                     byteorder: ByteOrder::Big,
                     bits: dtype.bits,
                 };
-                return range_text(vt, w as u32, 0, &b.0[..w], &b.0[w..], d.opts);
+                // A NAT range of one address still prints as a range: `/32`.
+                let (lo, hi) = b.0.split_at(w);
+                if lo == hi {
+                    return format!("{}/{}", value::format(lo, vt, d.opts), w * 8);
+                }
+                return range_text(vt, w as u32, 0, lo, hi, d.opts);
             }
             let vt = ValueType {
                 dtype,
@@ -193,6 +210,10 @@ pub fn elements(d: &Decompiler<'_>, set: &Set, layout: &KeyLayout, sep: &str) ->
         if let Some(c) = e.userdata.as_ref().and_then(|u| u.comment(0)) {
             s += &format!(" comment \"{c}\"");
         }
+        let x = super::stmt::inline_exprs(&e.exprs, opts);
+        if !x.is_empty() {
+            s += &format!(" {x}");
+        }
         if let Some(dat) = &e.data {
             s += &format!(" : {}", data_text(d, set, dat));
         }
@@ -203,7 +224,26 @@ pub fn elements(d: &Decompiler<'_>, set: &Set, layout: &KeyLayout, sep: &str) ->
     };
     let interval = set.is_interval() && layout.0.len() == 1;
     if !interval {
-        for e in &set.elements {
+        // nft lists elements ordered by value, keys read as host-order
+        // numbers; the catch-all comes last.
+        let mut elems: Vec<&Element> = set.elements.iter().collect();
+        // Single keys compare as numbers in their type's byte order,
+        // concatenations as one host-order number.
+        let big = layout.0.len() == 1 && layout.0[0].0.byteorder == ByteOrder::Big;
+        let sort_key = |e: &Element| {
+            let catchall = e.flags.unwrap_or(0) & NFT_SET_ELEM_CATCHALL != 0;
+            let k = e.key.as_ref().map(|k| k.0.as_slice()).unwrap_or(&[]);
+            let k: Vec<u8> = if big {
+                k.to_vec()
+            } else {
+                k.iter().rev().copied().collect()
+            };
+            (catchall, k)
+        };
+        if !set.elements.iter().any(|e| e.key_end.is_some()) {
+            elems.sort_by_cached_key(|e| sort_key(e));
+        }
+        for e in elems {
             if e.flags.unwrap_or(0) & NFT_SET_ELEM_CATCHALL != 0 {
                 out.push(with_data(e, "*".into()));
                 continue;
@@ -228,7 +268,7 @@ pub fn elements(d: &Decompiler<'_>, set: &Set, layout: &KeyLayout, sep: &str) ->
     }
     // Interval sets hold starts and (exclusive) ends; sort and pair them.
     let (vt, len, sh) = layout.0[0];
-    let mut elems: Vec<&Element> = set.elements.iter().filter(|e| e.key.is_some()).collect();
+    let mut elems: Vec<&Element> = set.elements.iter().collect();
     // Ends sort before starts at the same key (adjacent intervals).
     let is_start = |e: &Element| e.flags.unwrap_or(0) & NFT_SET_ELEM_INTERVAL_END == 0;
     elems.sort_by(|a, b| {
@@ -236,42 +276,34 @@ pub fn elements(d: &Decompiler<'_>, set: &Set, layout: &KeyLayout, sep: &str) ->
             .cmp(&(b.key.as_ref().map(|k| &k.0), is_start(b)))
     });
     let mut open: Option<&Element> = None;
+    let mut catchall = Vec::new();
+    // Closes the interval started by `s` just before `next` (or at the
+    // end of the key space): `[start, next - 1]`.
+    let close = |s: &Element, next: Option<&[u8]>| {
+        let lo = s.key.as_ref().map(|k| k.0.as_slice()).unwrap_or(&[]);
+        let hi = match (&s.key_end, next) {
+            (Some(end), _) => end.0.clone(),
+            (None, Some(n)) => minus_one(n),
+            (None, None) => vec![0xff; lo.len()],
+        };
+        with_data(s, range_text(vt, len, sh, lo, &hi, opts))
+    };
     for e in elems {
-        let k = &e.key.as_ref().map(|k| k.0.clone()).unwrap_or_default();
-        let is_end = e.flags.unwrap_or(0) & NFT_SET_ELEM_INTERVAL_END != 0;
+        let k = e.key.as_ref().map(|k| k.0.as_slice()).unwrap_or(&[]);
         if e.flags.unwrap_or(0) & NFT_SET_ELEM_CATCHALL != 0 {
-            out.push(with_data(e, "*".into()));
+            catchall.push(with_data(e, "*".into()));
             continue;
         }
-        if is_end {
-            if let Some(s) = open.take() {
-                let lo = &s.key.as_ref().map(|k| k.0.clone()).unwrap_or_default();
-                let hi = match &s.key_end {
-                    Some(end) => end.0.clone(),
-                    None => minus_one(k),
-                };
-                out.push(with_data(s, range_text(vt, len, sh, lo, &hi, opts)));
-            }
-        } else {
-            if let Some(s) = open.take() {
-                // A start without an end: runs to the end of the key space.
-                let lo = &s.key.as_ref().map(|k| k.0.clone()).unwrap_or_default();
-                let hi = match &s.key_end {
-                    Some(end) => end.0.clone(),
-                    None => minus_one(k),
-                };
-                out.push(with_data(s, range_text(vt, len, sh, lo, &hi, opts)));
-            }
+        if let Some(s) = open.take() {
+            out.push(close(s, Some(k)));
+        }
+        if is_start(e) {
             open = Some(e);
         }
     }
     if let Some(s) = open {
-        let lo = &s.key.as_ref().map(|k| k.0.clone()).unwrap_or_default();
-        let hi = match &s.key_end {
-            Some(end) => end.0.clone(),
-            None => vec![0xff; lo.len()],
-        };
-        out.push(with_data(s, range_text(vt, len, sh, lo, &hi, opts)));
+        out.push(close(s, None));
     }
+    out.extend(catchall);
     out
 }

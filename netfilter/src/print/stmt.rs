@@ -11,6 +11,7 @@ use crate::sys::*;
 
 use super::rule::{Decompiler, Layer, Reg};
 use super::value::{self, ValueType};
+use super::PrintOptions;
 
 fn vt(d: &'static Datatype) -> ValueType {
     ValueType {
@@ -114,13 +115,7 @@ pub(super) fn statement(d: &mut Decompiler<'_>, _rest: &[Expr], e: &Expr) -> usi
             }
             s
         }
-        Expr::Limit(l) => limit_text(
-            l.rate.unwrap_or(0),
-            l.unit.unwrap_or(1),
-            l.burst.unwrap_or(0),
-            matches!(l.limit_type, Some(crate::expr::limit::LimitType::Bytes)),
-            l.flags.unwrap_or(0) & 1 != 0,
-        ),
+        Expr::Limit(l) => limit(l),
         Expr::Quota(q) => {
             let over = if q.flags.unwrap_or(0) & 1 != 0 {
                 "over "
@@ -277,15 +272,7 @@ pub(super) fn statement(d: &mut Decompiler<'_>, _rest: &[Expr], e: &Expr) -> usi
                 Some(n) if n != 0 => format!(" spnum {n}"),
                 _ => String::new(),
             };
-            let (k, dtype, bo, len) = match x.key.map(u32::from).unwrap_or(0) {
-                1 => ("ip daddr", &dt::IPV4_ADDR, ByteOrder::Big, 4),
-                2 => ("ip6 daddr", &dt::IPV6_ADDR, ByteOrder::Big, 16),
-                3 => ("ip saddr", &dt::IPV4_ADDR, ByteOrder::Big, 4),
-                4 => ("ip6 saddr", &dt::IPV6_ADDR, ByteOrder::Big, 16),
-                5 => ("reqid", &dt::INTEGER, ByteOrder::Host, 4),
-                6 => ("spi", &dt::INTEGER, ByteOrder::Big, 4),
-                _ => ("?", &dt::INTEGER, ByteOrder::Host, 4),
-            };
+            let (k, dtype, bo, len) = xfrm_key(x.key.map(u32::from).unwrap_or(0));
             let mut r = Reg::new(format!("ipsec {dir}{sp} {k}"), dtype, bo, len);
             r.vt.bits = len * 8;
             if let Some(dreg) = x.dreg {
@@ -403,6 +390,65 @@ pub(super) fn statement(d: &mut Decompiler<'_>, _rest: &[Expr], e: &Expr) -> usi
     };
     d.push_action(s);
     1
+}
+
+/// Stateful expressions attached to sets, elements and dynset updates,
+/// as one line (`limit rate 1/second counter packets 0 bytes 0`).
+pub fn inline_exprs<'e>(exprs: impl IntoIterator<Item = &'e Expr>, opts: &PrintOptions) -> String {
+    let mut out = Vec::new();
+    for e in exprs {
+        out.push(match e {
+            Expr::Counter(c) if !opts.stateless => format!(
+                "counter packets {} bytes {}",
+                c.packets.unwrap_or(0),
+                c.bytes.unwrap_or(0)
+            ),
+            Expr::Counter(_) => "counter".to_string(),
+            Expr::Limit(l) => limit(l),
+            Expr::Quota(q) => {
+                let over = if q.flags.unwrap_or(0) & 1 != 0 {
+                    "over "
+                } else {
+                    ""
+                };
+                format!("quota {over}{}", bytes_unit(q.bytes.unwrap_or(0)))
+            }
+            Expr::Connlimit(c) => {
+                let over = if c.flags.unwrap_or(0) & 1 != 0 {
+                    "over "
+                } else {
+                    ""
+                };
+                format!("ct count {over}{}", c.count.unwrap_or(0))
+            }
+            other => other.name().to_string(),
+        });
+    }
+    out.join(" ")
+}
+
+/// An `NFT_XFRM_KEY_*`: nft's name, datatype, byte order, length.
+pub fn xfrm_key(key: u32) -> (&'static str, &'static Datatype, ByteOrder, u32) {
+    match key {
+        1 => ("ip daddr", &dt::IPV4_ADDR, ByteOrder::Big, 4),
+        2 => ("ip6 daddr", &dt::IPV6_ADDR, ByteOrder::Big, 16),
+        3 => ("ip saddr", &dt::IPV4_ADDR, ByteOrder::Big, 4),
+        4 => ("ip6 saddr", &dt::IPV6_ADDR, ByteOrder::Big, 16),
+        5 => ("reqid", &dt::INTEGER, ByteOrder::Host, 4),
+        6 => ("spi", &dt::INTEGER, ByteOrder::Big, 4),
+        _ => ("?", &dt::INTEGER, ByteOrder::Host, 4),
+    }
+}
+
+/// A limit expression or object as nft writes it.
+pub fn limit(l: &crate::expr::limit::Limit) -> String {
+    limit_text(
+        l.rate.unwrap_or(0),
+        l.unit.unwrap_or(1),
+        l.burst.unwrap_or(0),
+        matches!(l.limit_type, Some(crate::expr::limit::LimitType::Bytes)),
+        l.flags.unwrap_or(0) & 1 != 0,
+    )
 }
 
 /// `limit rate [over] N/unit [burst B packets]` or its byte form.
@@ -669,70 +715,63 @@ fn dynset(d: &mut Decompiler<'_>, ds: &crate::expr::dynset::Dynset) -> String {
     };
     let name = ds.set_name.clone().unwrap_or_default();
     let set = d.find_set(&name);
-    let key = ds
-        .sreg_key
-        .and_then(|r| d.get_reg(r, set.map(|s| s.key_len)))
-        .map(|r| r.text)
-        .unwrap_or_default();
+    let key = match ds.sreg_key {
+        Some(r) => typed_value(d, r, set.map(|s| s.key_type), set.map(|s| s.key_len)),
+        None => String::new(),
+    };
     let mut inner = key;
     if let Some(t) = ds.timeout.filter(|t| *t != 0) {
         inner += &format!(" timeout {}", value::time_ms(t));
     }
-    let mut exprs: Vec<&Expr> = Vec::new();
-    if let Some(e) = &ds.expr {
-        exprs.push(e);
-    }
-    if let Some(es) = &ds.exprs {
-        exprs.extend(es.iter());
-    }
-    for e in exprs {
-        let t = match e {
-            Expr::Counter(_) => "counter".to_string(),
-            Expr::Limit(l) => limit_text(
-                l.rate.unwrap_or(0),
-                l.unit.unwrap_or(1),
-                l.burst.unwrap_or(0),
-                matches!(l.limit_type, Some(crate::expr::limit::LimitType::Bytes)),
-                l.flags.unwrap_or(0) & 1 != 0,
-            ),
-            Expr::Quota(q) => format!("quota {}", bytes_unit(q.bytes.unwrap_or(0))),
-            Expr::Connlimit(c) => format!("ct count {}", c.count.unwrap_or(0)),
-            other => other.name().to_string(),
-        };
+    let exprs: Vec<&Expr> = ds
+        .expr
+        .iter()
+        .map(|e| &**e)
+        .chain(ds.exprs.iter().flatten())
+        .collect();
+    let stateless = PrintOptions {
+        stateless: true,
+        ..*d.opts
+    };
+    let t = inline_exprs(exprs, &stateless);
+    if !t.is_empty() {
         inner += &format!(" {t}");
     }
     if let Some(dr) = ds.sreg_data {
-        let id = set.and_then(|s| s.data_type).unwrap_or(0);
-        let n = (1..6)
-            .take_while(|i| id >> (dt::TYPE_BITS * i) != 0)
-            .count()
-            + 1;
-        let v = match dt::split_concat(id, n).filter(|t| t.len() > 1) {
-            // Concatenated data: one register per member.
-            Some(types) => {
-                let len = set.and_then(|s| s.data_len);
-                match d.get_reg(dr, len) {
-                    Some(r) if r.parts.len() == types.len() => r
-                        .parts
-                        .iter()
-                        .zip(types)
-                        .map(|(p, t)| match &p.constant {
-                            Some(c) => value::format(c, vt(t), d.opts),
-                            None => p.text.clone(),
-                        })
-                        .collect::<Vec<_>>()
-                        .join(" . "),
-                    _ => d.value_text(dr, None),
-                }
-            }
-            None => {
-                let dtype = dt::by_id(id).unwrap_or(&dt::INTEGER);
-                d.value_text(dr, Some(vt(dtype)))
-            }
-        };
+        let v = typed_value(
+            d,
+            dr,
+            set.and_then(|s| s.data_type),
+            set.and_then(|s| s.data_len),
+        );
         inner += &format!(" : {v}");
     }
     format!("{op} @{name} {{ {inner} }}")
+}
+
+/// The value in `reg` (`len` bytes, possibly several registers), with
+/// constants written as the set's type `type_id` says.
+fn typed_value(d: &mut Decompiler<'_>, reg: u32, type_id: Option<u32>, len: Option<u32>) -> String {
+    let id = type_id.unwrap_or(dt::INTEGER.id);
+    let types = dt::split_concat(id, dt::concat_len(id)).unwrap_or_default();
+    let Some(r) = d.get_reg(reg, len) else {
+        return "?".into();
+    };
+    let fmt = |p: &Reg, t: &&'static Datatype| match &p.constant {
+        Some(c) => value::format(c, vt(t), d.opts),
+        None => p.text.clone(),
+    };
+    match (r.parts.len(), types.as_slice()) {
+        (0, [t]) => fmt(&r, t),
+        (n, ts) if n == ts.len() => r
+            .parts
+            .iter()
+            .zip(ts)
+            .map(|(p, t)| fmt(p, t))
+            .collect::<Vec<_>>()
+            .join(" . "),
+        _ => r.text,
+    }
 }
 
 fn exthdr_expr(d: &mut Decompiler<'_>, x: &crate::expr::exthdr::Exthdr) {

@@ -76,3 +76,103 @@ fn ruleset_layout_matches_nft() {
         "table ip filter {\n\tchain input {\n\t\ttype filter hook input priority filter + 10; policy drop;\n\t\ttcp dport 80 accept\n\t}\n\n\tchain other {\n\t}\n}\n"
     );
 }
+
+#[test]
+fn priorities_print_by_name_within_ten() {
+    assert_eq!(priority_text(Family::Ip, -150), "mangle");
+    assert_eq!(priority_text(Family::Inet, 10), "filter + 10");
+    assert_eq!(priority_text(Family::Ip6, 40), "security - 10");
+    assert_eq!(priority_text(Family::Ip, -11), "-11");
+    assert_eq!(priority_text(Family::Bridge, -200), "filter");
+}
+
+fn set(
+    name: &str,
+    flags: u32,
+    key_type: u32,
+    key_len: u32,
+    elements: Vec<crate::model::Element>,
+) -> crate::model::Set {
+    crate::model::Set {
+        name: name.into(),
+        flags,
+        key_type,
+        key_len,
+        data_type: None,
+        data_len: None,
+        obj_type: None,
+        policy: None,
+        desc: None,
+        timeout: None,
+        gc_interval: None,
+        userdata: None,
+        exprs: vec![],
+        elements,
+        handle: None,
+        unknown: vec![],
+    }
+}
+
+fn elem(key: &[u8], flags: Option<u32>) -> crate::model::Element {
+    crate::model::Element {
+        key: Some(crate::expr::Bytes(key.to_vec())),
+        flags,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn anonymous_set_lookup_prints_its_elements_sorted() {
+    use crate::expr::lookup::Lookup;
+    use crate::sys::*;
+    let t = Table::new(Family::Ip, "t");
+    let mut r = Rule::new(vec![
+        Expr::Meta(Meta {
+            key: Some(MetaKey::L4proto),
+            dreg: Some(1),
+            ..Default::default()
+        }),
+        Expr::Lookup(Lookup {
+            set: Some("__set0".into()),
+            sreg: Some(1),
+            ..Default::default()
+        }),
+    ]);
+    r.sets.push(set(
+        "__set0",
+        NFT_SET_ANONYMOUS | NFT_SET_CONSTANT,
+        12,
+        1,
+        vec![elem(&[17], None), elem(&[6], None)],
+    ));
+    assert_eq!(rule(Family::Ip, &t, &r, &O), "meta l4proto { 6, 17 }");
+    let named = PrintOptions::default();
+    assert_eq!(
+        rule(Family::Ip, &t, &r, &named),
+        "meta l4proto { tcp, udp }"
+    );
+}
+
+#[test]
+fn named_interval_set_merges_ranges_into_prefixes() {
+    use crate::sys::*;
+    let mut t = Table::new(Family::Ip, "t");
+    t.sets.push(set(
+        "nets",
+        NFT_SET_INTERVAL,
+        7,
+        4,
+        vec![
+            elem(&[0, 0, 0, 0], Some(NFT_SET_ELEM_INTERVAL_END)),
+            elem(&[10, 0, 0, 0], None),
+            elem(&[11, 0, 0, 0], Some(NFT_SET_ELEM_INTERVAL_END)),
+            elem(&[192, 168, 1, 1], None),
+            elem(&[192, 168, 1, 6], Some(NFT_SET_ELEM_INTERVAL_END)),
+        ],
+    ));
+    let rs = Ruleset { tables: vec![t] };
+    assert_eq!(
+        ruleset(&rs, &O),
+        "table ip t {\n\tset nets {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = { 10.0.0.0/8, 192.168.1.1-192.168.1.5 }\n\t}\n}\n"
+    );
+}

@@ -16,6 +16,16 @@ pub struct ValueType {
     pub bits: u32,
 }
 
+/// The lowest `bits` bits set (all of them from 128 on).
+pub fn low_mask(bits: u32) -> u128 {
+    1u128.checked_shl(bits).map_or(u128::MAX, |v| v - 1)
+}
+
+/// `n >> s`, zero once everything is shifted out.
+pub fn shr(n: u128, s: u32) -> u128 {
+    n.checked_shr(s).unwrap_or(0)
+}
+
 /// Interprets `b` as an unsigned number (up to 16 bytes).
 pub fn to_uint(b: &[u8], order: ByteOrder) -> u128 {
     let it: Box<dyn Iterator<Item = &u8>> = match order {
@@ -62,6 +72,31 @@ pub fn date(secs: i64) -> String {
         rem / 60 % 60,
         rem % 60
     )
+}
+
+extern "C" {
+    /// C library: (re)reads `TZ` (not bound by the libc crate).
+    fn tzset();
+}
+
+/// Seconds east of UTC of the local time zone at `secs` since the epoch.
+pub fn local_offset(secs: i64) -> i64 {
+    let t = secs as libc::time_t;
+    // SAFETY: tzset reads the environment; localtime_r writes only into `tm`.
+    unsafe {
+        tzset();
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return 0;
+        }
+        tm.tm_gmtoff as i64
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The quoted name of interface `index` (in this process's namespace;
@@ -170,8 +205,13 @@ pub fn number(n: u128, t: ValueType, opts: &PrintOptions) -> String {
             0xffff_ffff => "root".into(),
             _ => format!("{:x}:{:x}", n >> 16, n & 0xffff),
         },
-        Format::Date => format!("\"{}\"", date((n / 1_000_000_000) as i64)),
+        // nft shows times in the local time zone (the `TZ` environment).
+        Format::Date => {
+            let secs = (n / 1_000_000_000) as i64;
+            format!("\"{}\"", date(secs + local_offset(secs)))
+        }
         Format::Hour => {
+            let n = (n as i64 + local_offset(now())).rem_euclid(86_400);
             let (h, m, s) = (n / 3600, n / 60 % 60, n % 60);
             if s == 0 {
                 format!("\"{h:02}:{m:02}\"")
@@ -277,7 +317,7 @@ mod tests {
         );
         assert_eq!(time_ms(67_000), "1m7s");
         assert_eq!(date(1_656_673_200), "2022-07-01 11:00:00");
-        assert_eq!(date(12_341_234), "1970-05-23 22:07:14");
+        assert_eq!(date(12_341_234), "1970-05-23 20:07:14");
         assert_eq!(
             format(b"dummy*\0", vt(&dt::IFNAME, ByteOrder::Host), &P),
             "\"dummy\\*\""

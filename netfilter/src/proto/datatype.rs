@@ -198,8 +198,17 @@ pub fn split_concat(key_type: u32, fields: usize) -> Option<Vec<&'static Datatyp
     let mask = (1 << TYPE_BITS) - 1;
     (0..fields)
         .rev()
-        .map(|i| by_id((key_type >> (TYPE_BITS * i as u32)) & mask))
+        .map(|i| by_id(key_type.checked_shr(TYPE_BITS * i as u32).unwrap_or(0) & mask))
         .collect()
+}
+
+/// How many fields a `key_type` packs (1 for a plain type; at most 5,
+/// the most that fit in 32 bits).
+pub fn concat_len(key_type: u32) -> usize {
+    (1..6)
+        .take_while(|i| key_type.checked_shr(TYPE_BITS * i).unwrap_or(0) != 0)
+        .count()
+        + 1
 }
 
 /// The `key_type` of a concatenation of `types`.
@@ -472,6 +481,8 @@ mod tests {
         // `type inet_service . ifname`: nft stores 0x369.
         let id = concat_id(&[&INET_SERVICE, &IFNAME]);
         assert_eq!(id, 0x369);
+        assert_eq!(concat_len(id), 2);
+        assert_eq!(concat_len(INET_SERVICE.id), 1);
         let parts = split_concat(id, 2).unwrap();
         assert_eq!(parts[0].name, "inet_service");
         assert_eq!(parts[1].name, "ifname");

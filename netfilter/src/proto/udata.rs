@@ -27,11 +27,25 @@ pub const EXPR_OSF: u32 = 11;
 pub const EXPR_CT: u32 = 12;
 pub const EXPR_CONCAT: u32 = 13;
 pub const EXPR_NUMGEN: u32 = 23;
+pub const EXPR_XFRM: u32 = 27;
 
 /// One expression of a `typeof` declaration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TypeofExpr {
     Payload(&'static Header, &'static Field),
+    /// A raw payload (`@ih,32,32`): nft's base (1 ll, 2 nh, 3 th, 4 ih),
+    /// bit offset, bit length.
+    RawPayload {
+        base: u32,
+        offset: u32,
+        len: u32,
+    },
+    /// `ipsec in|out [spnum N] KEY`: xfrm key, direction, policy number.
+    Xfrm {
+        key: u32,
+        dir: u32,
+        spnum: u32,
+    },
     Meta(&'static Key),
     /// ct key and direction (`None`: no direction).
     Ct(&'static Key, Option<u8>),
@@ -84,6 +98,16 @@ pub fn decode_typeof(v: &[u8]) -> Option<TypeofExpr> {
     let kind = u32_at(v, TYPEOF_EXPR)?;
     let data = get(v, TYPEOF_DATA).unwrap_or(&[]);
     Some(match kind {
+        EXPR_PAYLOAD if u32_at(data, 0) == Some(0) => TypeofExpr::RawPayload {
+            base: u32_at(data, 2)?,
+            offset: u32_at(data, 3)?,
+            len: u32_at(data, 4)?,
+        },
+        EXPR_XFRM => TypeofExpr::Xfrm {
+            key: u32_at(data, 0)?,
+            dir: u32_at(data, 1).unwrap_or(0),
+            spnum: u32_at(data, 2).unwrap_or(0),
+        },
         EXPR_PAYLOAD => {
             let h = header::by_desc_id(u32_at(data, 0)?)?;
             let idx = u32_at(data, 1)?;

@@ -109,6 +109,10 @@ pub fn lex(src: &str) -> Result<Vec<Token>, Diagnostic> {
                     None | Some('\n') => return Err(Diagnostic::new(start, "unterminated string")),
                     Some('"') => break,
                     Some('\\') if j + 1 < chars.len() => {
+                        // `\*` stays escaped: a literal star, not a wildcard.
+                        if chars[j + 1] == '*' {
+                            s.push('\\');
+                        }
                         s.push(chars[j + 1]);
                         j += 2;
                     }

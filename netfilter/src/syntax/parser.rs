@@ -222,7 +222,7 @@ fn selector_vocab(head: &str) -> Option<&'static [&'static str]> {
             "mark",
         ],
         "mh" => &["nexthdr", "hdrlength", "type", "reserved", "checksum"],
-        "exthdr" => &["hbh", "rt", "frag", "dst", "mh", "exists", "missing"],
+        "exthdr" => &["hbh", "rt", "frag", "dst", "mh"],
         "meta" => META_KEYS,
         "ct" => &[
             "original",
@@ -1289,7 +1289,11 @@ impl Parser {
             });
         }
         let op = self.relop();
-        if op == RelOp::Implicit && self.at_stmt_boundary() {
+        // `icmp type redirect`: a type name that is also a statement.
+        let type_name = matches!(&left, Expr::Sel(p, _) if p.len() == 2
+            && matches!((p[0].as_str(), p[1].as_str()), ("icmp" | "icmpv6", "type") | ("ct", "status"))
+            && matches!(self.peek_word(), Some("redirect" | "snat" | "dnat")));
+        if op == RelOp::Implicit && self.at_stmt_boundary() && !type_name {
             return Err(Diagnostic::new(
                 left.span(),
                 "expected a value after this expression",
@@ -1404,6 +1408,16 @@ impl Parser {
                     let is_to =
                         matches!(w.as_str(), "to" | "device") && !matches!(name.as_str(), "queue");
                     args.push(Arg::Word(w.clone(), t.span));
+                    // `counter name tcp dport map {...}`: an object map key.
+                    if w == "name"
+                        && self
+                            .peek()
+                            .and_then(|t| t.word())
+                            .is_some_and(|n| selector_vocab(n).is_some())
+                    {
+                        args.push(Arg::Expr(self.expr()?));
+                        continue;
+                    }
                     if is_to || (w == "map" && name != "limit") {
                         args.push(Arg::Expr(self.expr()?));
                     }
@@ -1541,10 +1555,9 @@ impl Parser {
             }
             Tok::Word(w) => {
                 if let Some(vocab) = selector_vocab(w) {
-                    let next_in_vocab = self
-                        .peek_at(1)
-                        .and_then(|t| t.word())
-                        .is_some_and(|n| vocab.contains(&n));
+                    let next_in_vocab = self.peek_at(1).and_then(|t| t.word()).is_some_and(|n| {
+                        vocab.contains(&n) || (w == "srh" && n.starts_with("sid["))
+                    });
                     let is_hash = matches!(w.as_str(), "jhash");
                     if next_in_vocab
                         || (vocab.is_empty() && META_SHORT.contains(&w.as_str()))
@@ -1591,7 +1604,12 @@ impl Parser {
         let vocab = selector_vocab(&head).unwrap_or(&[]);
         while let Some(w) = self.peek_word().map(str::to_owned) {
             let w = w.as_str();
-            if !vocab.contains(&w) {
+            let srh_sid = head == "srh" && w.starts_with("sid[") && w.ends_with(']');
+            if !vocab.contains(&w) && !srh_sid {
+                break;
+            }
+            // `ct direction original`: a direction only right after `ct`.
+            if head == "ct" && path.len() > 1 && matches!(w, "original" | "reply") {
                 break;
             }
             let takes_num = matches!(w, "mod" | "offset" | "level" | "spnum");
@@ -1602,6 +1620,10 @@ impl Parser {
                 let (n, s) = self.word("number")?;
                 span = span.to(s);
                 path.push(n);
+            }
+            // ICMP field names double as type names (`parameter-problem`).
+            if matches!(head.as_str(), "icmp" | "icmpv6") {
+                break;
             }
             // `ct original ip saddr`: `ip` takes one field.
             if head == "ct" && matches!(w, "ip" | "ip6") {

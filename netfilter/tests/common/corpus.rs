@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 pub fn conformance_dir() -> PathBuf {
     std::env::var_os("LINX_CONFORMANCE")
@@ -199,4 +200,29 @@ pub fn setup_script(g: &FileGroup) -> String {
 
 pub fn rule_line(r: &Row) -> String {
     format!("add rule {} {} {} {}\n", r.family, r.table, r.chain, r.rule)
+}
+
+/// Runs `f` on every group, on as many threads as there are cores times
+/// two (the work is mostly waiting for nft and the kernel).
+pub fn for_each_parallel<T: Send + 'static>(
+    groups: Vec<FileGroup>,
+    state: Arc<Mutex<T>>,
+    f: fn(&FileGroup, &Mutex<T>),
+) {
+    let queue = Arc::new(Mutex::new(groups));
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get() * 2);
+    let handles: Vec<_> = (0..workers)
+        .map(|_| {
+            let (queue, state) = (queue.clone(), state.clone());
+            std::thread::spawn(move || loop {
+                let Some(g) = queue.lock().unwrap().pop() else {
+                    break;
+                };
+                f(&g, &state);
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("worker panicked");
+    }
 }

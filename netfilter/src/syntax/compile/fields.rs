@@ -4,6 +4,8 @@
 //! Kept here until `crate::proto` provides the shared protocol tables.
 
 use super::types::*;
+use crate::proto::exthdr::{self, ExthdrOp};
+use crate::proto::{header, keys};
 use crate::sys::*;
 
 /// The protocol a header field belongs to, for dependencies.
@@ -92,192 +94,57 @@ const LL: u32 = NFT_PAYLOAD_LL_HEADER;
 const NH: u32 = NFT_PAYLOAD_NETWORK_HEADER;
 const TH: u32 = NFT_PAYLOAD_TRANSPORT_HEADER;
 
+/// Headers nft 1.0.6 can match (tunnel headers need a newer nft).
+const HEADERS: &[&str] = &[
+    "ether", "vlan", "arp", "ip", "ip6", "icmp", "icmpv6", "igmp", "tcp", "udp", "udplite", "sctp",
+    "dccp", "ah", "esp", "comp", "th",
+];
+
+/// A header field from the shared table `crate::proto::header`, with the
+/// protocol it needs matched first.
+fn header_field(h: &str, rest: &[&str]) -> Option<Field> {
+    let name = match (h, rest) {
+        ("arp", ["saddr"]) => "saddr ip".to_owned(),
+        ("arp", ["daddr"]) => "daddr ip".to_owned(),
+        ("icmpv6", ["parameter-problem"]) => "param-problem".to_owned(),
+        ("icmpv6", ["packet-too-big"]) => "mtu".to_owned(),
+        // Neighbour discovery addresses are newer than nft 1.0.6.
+        ("icmpv6", ["taddr" | "daddr"]) => return None,
+        _ => rest.join(" "),
+    };
+    let (hdr, f) = header::field(h, &name)?;
+    let proto = match h {
+        "ether" => Proto::Ether,
+        "vlan" => Proto::Vlan,
+        "arp" => Proto::Arp,
+        "ip" => Proto::Ip,
+        "ip6" => Proto::Ip6,
+        "icmp" => Proto::L4(1, Some(L3::Ip)),
+        "icmpv6" => Proto::L4(58, Some(L3::Ip6)),
+        "igmp" => Proto::L4(2, Some(L3::Ip)),
+        "th" => Proto::Th,
+        _ => Proto::L4(header::ip_protocol(hdr)?, None),
+    };
+    Some(p(
+        u32::from(hdr.base),
+        f.offset,
+        f.len,
+        packet_dtype(f),
+        proto,
+    ))
+}
+
 /// Resolves a selector path in a table of `family` (for `ct saddr`).
 pub fn field(path: &[String], family_l3: Option<L3>) -> Option<Field> {
     let w: Vec<&str> = path.iter().map(String::as_str).collect();
-    let be16 = BE_INT.bits(16);
-    let be32 = BE_INT;
     Some(match w.as_slice() {
-        ["ether", f] => {
-            let e = Proto::Ether;
-            match *f {
-                "daddr" => p(LL, 0, 48, ETHER, e),
-                "saddr" => p(LL, 48, 48, ETHER, e),
-                "type" => p(LL, 96, 16, ETHERTYPE, e),
-                _ => return None,
-            }
+        [h, rest @ ..]
+            if HEADERS.contains(h)
+                && !rest.is_empty()
+                && !matches!(rest[0], "option" | "chunk") =>
+        {
+            header_field(h, rest)?
         }
-        ["vlan", f] => {
-            let v = Proto::Vlan;
-            match *f {
-                "pcp" => p(LL, 112, 3, BE_INT, v),
-                "cfi" | "dei" => p(LL, 115, 1, BE_INT, v),
-                "id" => p(LL, 116, 12, BE_INT, v),
-                "type" => p(LL, 128, 16, ETHERTYPE, v),
-                _ => return None,
-            }
-        }
-        ["arp", rest @ ..] => {
-            let a = Proto::Arp;
-            match rest {
-                ["htype"] => p(NH, 0, 16, be16, a),
-                ["ptype"] => p(NH, 16, 16, ETHERTYPE, a),
-                ["hlen"] => p(NH, 32, 8, BE_INT, a),
-                ["plen"] => p(NH, 40, 8, BE_INT, a),
-                ["operation"] => p(NH, 48, 16, ARPOP, a),
-                ["saddr", "ether"] => p(NH, 64, 48, ETHER, a),
-                ["saddr", "ip"] | ["saddr"] => p(NH, 112, 32, IPV4, a),
-                ["daddr", "ether"] => p(NH, 144, 48, ETHER, a),
-                ["daddr", "ip"] | ["daddr"] => p(NH, 192, 32, IPV4, a),
-                _ => return None,
-            }
-        }
-        ["ip", f] => {
-            let i = Proto::Ip;
-            match *f {
-                "version" => p(NH, 0, 4, BE_INT, i),
-                "hdrlength" => p(NH, 4, 4, BE_INT, i),
-                "dscp" => p(NH, 8, 6, DSCP, i),
-                "ecn" => p(NH, 14, 2, ECN, i),
-                "length" => p(NH, 16, 16, be16, i),
-                "id" => p(NH, 32, 16, be16, i),
-                "frag-off" => p(NH, 48, 16, be16, i),
-                "ttl" => p(NH, 64, 8, BE_INT, i),
-                "protocol" => p(NH, 72, 8, INET_PROTO, i),
-                "checksum" => p(NH, 80, 16, be16, i),
-                "saddr" => p(NH, 96, 32, IPV4, i),
-                "daddr" => p(NH, 128, 32, IPV4, i),
-                _ => return None,
-            }
-        }
-        ["ip6", f] => {
-            let i = Proto::Ip6;
-            match *f {
-                "version" => p(NH, 0, 4, BE_INT, i),
-                "dscp" => p(NH, 4, 6, DSCP, i),
-                "ecn" => p(NH, 10, 2, ECN, i),
-                "flowlabel" => p(NH, 12, 20, BE_INT, i),
-                "length" => p(NH, 32, 16, be16, i),
-                "nexthdr" => p(NH, 48, 8, INET_PROTO, i),
-                "hoplimit" => p(NH, 56, 8, BE_INT, i),
-                "saddr" => p(NH, 64, 128, IPV6, i),
-                "daddr" => p(NH, 192, 128, IPV6, i),
-                _ => return None,
-            }
-        }
-        ["tcp", f] => {
-            let t = Proto::L4(6, None);
-            match *f {
-                "sport" => p(TH, 0, 16, INET_SERVICE, t),
-                "dport" => p(TH, 16, 16, INET_SERVICE, t),
-                "sequence" => p(TH, 32, 32, be32, t),
-                "ackseq" => p(TH, 64, 32, be32, t),
-                "doff" => p(TH, 96, 4, BE_INT, t),
-                "reserved" => p(TH, 100, 4, BE_INT, t),
-                "flags" => p(TH, 104, 8, TCP_FLAG, t),
-                "window" => p(TH, 112, 16, be16, t),
-                "checksum" => p(TH, 128, 16, be16, t),
-                "urgptr" => p(TH, 144, 16, be16, t),
-                _ => return None,
-            }
-        }
-        [proto @ ("udp" | "udplite"), f] => {
-            let t = Proto::L4(if *proto == "udp" { 17 } else { 136 }, None);
-            match *f {
-                "sport" => p(TH, 0, 16, INET_SERVICE, t),
-                "dport" => p(TH, 16, 16, INET_SERVICE, t),
-                "length" | "csumcov" => p(TH, 32, 16, be16, t),
-                "checksum" => p(TH, 48, 16, be16, t),
-                _ => return None,
-            }
-        }
-        ["sctp", f] => {
-            let t = Proto::L4(132, None);
-            match *f {
-                "sport" => p(TH, 0, 16, INET_SERVICE, t),
-                "dport" => p(TH, 16, 16, INET_SERVICE, t),
-                "vtag" => p(TH, 32, 32, be32, t),
-                "checksum" => p(TH, 64, 32, be32, t),
-                _ => return None,
-            }
-        }
-        ["dccp", f] => {
-            let t = Proto::L4(33, None);
-            match *f {
-                "sport" => p(TH, 0, 16, INET_SERVICE, t),
-                "dport" => p(TH, 16, 16, INET_SERVICE, t),
-                "type" => p(TH, 67, 4, DCCP_PKTTYPE, t),
-                _ => return None,
-            }
-        }
-        ["ah", f] => {
-            let t = Proto::L4(51, None);
-            match *f {
-                "nexthdr" => p(TH, 0, 8, INET_PROTO, t),
-                "hdrlength" => p(TH, 8, 8, BE_INT, t),
-                "reserved" => p(TH, 16, 16, be16, t),
-                "spi" => p(TH, 32, 32, be32, t),
-                "sequence" => p(TH, 64, 32, be32, t),
-                _ => return None,
-            }
-        }
-        ["esp", f] => {
-            let t = Proto::L4(50, None);
-            match *f {
-                "spi" => p(TH, 0, 32, be32, t),
-                "sequence" => p(TH, 32, 32, be32, t),
-                _ => return None,
-            }
-        }
-        ["comp", f] => {
-            let t = Proto::L4(108, None);
-            match *f {
-                "nexthdr" => p(TH, 0, 8, INET_PROTO, t),
-                "flags" => p(TH, 8, 8, BE_INT, t),
-                "cpi" => p(TH, 16, 16, be16, t),
-                _ => return None,
-            }
-        }
-        ["icmp", f] => {
-            let t = Proto::L4(1, Some(L3::Ip));
-            match *f {
-                "type" => p(TH, 0, 8, ICMP_TYPE, t),
-                "code" => p(TH, 8, 8, ICMP_CODE, t),
-                "checksum" => p(TH, 16, 16, be16, t),
-                "id" => p(TH, 32, 16, be16, t),
-                "sequence" => p(TH, 48, 16, be16, t),
-                "gateway" => p(TH, 32, 32, be32, t),
-                "mtu" => p(TH, 48, 16, be16, t),
-                _ => return None,
-            }
-        }
-        ["icmpv6", f] => {
-            let t = Proto::L4(58, Some(L3::Ip6));
-            match *f {
-                "type" => p(TH, 0, 8, ICMP6_TYPE, t),
-                "code" => p(TH, 8, 8, ICMPV6_CODE, t),
-                "checksum" => p(TH, 16, 16, be16, t),
-                "parameter-problem" | "mtu" | "packet-too-big" => p(TH, 32, 32, be32, t),
-                "id" | "max-delay" => p(TH, 32, 16, be16, t),
-                "sequence" => p(TH, 48, 16, be16, t),
-                _ => return None,
-            }
-        }
-        ["igmp", f] => {
-            let t = Proto::L4(2, Some(L3::Ip));
-            match *f {
-                "type" => p(TH, 0, 8, IGMP_TYPE, t),
-                "mrt" => p(TH, 8, 8, BE_INT, t),
-                "checksum" => p(TH, 16, 16, be16, t),
-                "group" => p(TH, 32, 32, IPV4, t),
-                _ => return None,
-            }
-        }
-        ["th", f] => match *f {
-            "sport" => p(TH, 0, 16, INET_SERVICE, Proto::Th),
-            "dport" => p(TH, 16, 16, INET_SERVICE, Proto::Th),
-            _ => return None,
-        },
         ["@", base, off, len] => {
             let base = match *base {
                 "ll" => LL,
@@ -293,12 +160,35 @@ pub fn field(path: &[String], family_l3: Option<L3>) -> Option<Field> {
             }
             p(base, off, len, BE_INT.bits(len), Proto::None)
         }
+        ["exthdr", h] => {
+            let ty = match *h {
+                "hbh" => 0,
+                "rt" => 43,
+                "frag" => 44,
+                "dst" => 60,
+                "mh" => 135,
+                _ => return None,
+            };
+            Field {
+                load: Load::Exthdr {
+                    op: 0,
+                    ty,
+                    off: 0,
+                    len: 8,
+                    flags: NFT_EXTHDR_F_PRESENT,
+                },
+                dt: BOOLEAN.bits(8),
+                proto: Proto::Ip6,
+            }
+        }
         [h @ ("hbh" | "dst" | "rt" | "frag" | "mh" | "srh" | "rt0" | "rt2"), f]
             if exthdr6(h, f).is_some() =>
         {
             exthdr6(h, f)?
         }
-        ["tcp", "option", rest @ ..] => tcpopt(rest)?,
+        ["tcp", "option", rest @ ..] => exthdr_field(ExthdrOp::TcpOpt, rest)?,
+        ["ip", "option", rest @ ..] => exthdr_field(ExthdrOp::Ipv4, rest)?,
+        ["sctp", "chunk", rest @ ..] => exthdr_field(ExthdrOp::Sctp, rest)?,
         ["meta", k] => meta(k)?,
         [k] => meta(k)?,
         ["ct", rest @ ..] => ct(rest, family_l3)?,
@@ -361,49 +251,29 @@ pub fn field(path: &[String], family_l3: Option<L3>) -> Option<Field> {
     })
 }
 
+/// The compiler's datatype for a meta or ct key of the shared table.
+fn key_dtype(k: &keys::Key) -> Dtype {
+    let d = from_proto(k.dtype);
+    if k.bits != 0 {
+        d.bits(k.bits)
+    } else {
+        d
+    }
+}
+
 fn meta(k: &str) -> Option<Field> {
-    let (key, dt) = match k {
-        "length" => (NFT_META_LEN, INTEGER),
-        "protocol" => (NFT_META_PROTOCOL, ETHERTYPE),
-        "priority" => (NFT_META_PRIORITY, CLASSID),
-        "mark" => (NFT_META_MARK, MARK),
-        "iif" => (NFT_META_IIF, IFINDEX),
-        "oif" => (NFT_META_OIF, IFINDEX),
-        "iifname" => (NFT_META_IIFNAME, IFNAME),
-        "oifname" => (NFT_META_OIFNAME, IFNAME),
-        "iiftype" => (NFT_META_IIFTYPE, ARPHRD),
-        "oiftype" => (NFT_META_OIFTYPE, ARPHRD),
-        "skuid" => (NFT_META_SKUID, UID),
-        "skgid" => (NFT_META_SKGID, GID),
-        "nftrace" => (NFT_META_NFTRACE, INTEGER.bits(8)),
-        "rtclassid" => (NFT_META_RTCLASSID, REALM),
-        "secmark" => (NFT_META_SECMARK, INTEGER),
-        "nfproto" => (NFT_META_NFPROTO, NFPROTO),
-        "l4proto" => (NFT_META_L4PROTO, INET_PROTO),
-        "ibriport" | "ibrname" => (NFT_META_BRI_IIFNAME, IFNAME),
-        "obriport" | "obrname" => (NFT_META_BRI_OIFNAME, IFNAME),
-        "pkttype" => (NFT_META_PKTTYPE, PKTTYPE),
-        "cpu" => (NFT_META_CPU, INTEGER),
-        "iifgroup" => (NFT_META_IIFGROUP, DEVGROUP),
-        "oifgroup" => (NFT_META_OIFGROUP, DEVGROUP),
-        "cgroup" => (NFT_META_CGROUP, INTEGER),
-        "random" => (NFT_META_PRANDOM, BE_INT),
-        "secpath" | "ipsec" => (NFT_META_SECPATH, BOOLEAN.bits(8)),
-        "iifkind" => (NFT_META_IIFKIND, IFNAME),
-        "oifkind" => (NFT_META_OIFKIND, IFNAME),
-        "ibrpvid" => (NFT_META_BRI_IIFPVID, INTEGER.bits(16)),
-        "ibrvproto" => (NFT_META_BRI_IIFVPROTO, ETHERTYPE),
-        "time" => (NFT_META_TIME_NS, TIME),
-        "day" => (NFT_META_TIME_DAY, DAY),
-        "hour" => (NFT_META_TIME_HOUR, HOUR),
-        "sdif" => (NFT_META_SDIF, IFINDEX),
-        "sdifname" => (NFT_META_SDIFNAME, IFNAME),
-        "broute" => (37, INTEGER.bits(8)),
-        _ => return None,
+    let name = match k {
+        "ibriport" => "ibrname",
+        "obriport" => "obrname",
+        "secpath" => "ipsec",
+        // Newer than nft 1.0.6.
+        "broute" => return None,
+        k => k,
     };
+    let key = keys::meta_by_name(name)?;
     Some(Field {
-        load: Load::Meta(key),
-        dt,
+        load: Load::Meta(key.key),
+        dt: key_dtype(key),
         proto: Proto::None,
     })
 }
@@ -419,32 +289,34 @@ fn ct(rest: &[&str], family_l3: Option<L3>) -> Option<Field> {
         _ => (v4, IPV4),
     };
     let (key, dt) = match rest {
-        ["state"] => (NFT_CT_STATE, CT_STATE),
-        ["direction"] => (NFT_CT_DIRECTION, CT_DIR),
-        ["status"] => (NFT_CT_STATUS, CT_STATUS),
-        ["mark"] => (NFT_CT_MARK, MARK),
-        ["secmark"] => (NFT_CT_SECMARK, INTEGER),
-        ["expiration"] => (NFT_CT_EXPIRATION, TIME.bits(32)),
-        ["helper"] => (NFT_CT_HELPER, STRING),
-        ["l3proto"] => (NFT_CT_L3PROTOCOL, NFPROTO),
-        ["protocol"] => (NFT_CT_PROTOCOL, INET_PROTO),
         ["saddr"] => addr(NFT_CT_SRC, NFT_CT_SRC),
         ["daddr"] => addr(NFT_CT_DST, NFT_CT_DST),
-        ["ip", "saddr"] => (NFT_CT_SRC_IP, IPV4),
-        ["ip", "daddr"] => (NFT_CT_DST_IP, IPV4),
-        ["ip6", "saddr"] => (NFT_CT_SRC_IP6, IPV6),
-        ["ip6", "daddr"] => (NFT_CT_DST_IP6, IPV6),
-        ["proto-src"] => (NFT_CT_PROTO_SRC, INET_SERVICE),
-        ["proto-dst"] => (NFT_CT_PROTO_DST, INET_SERVICE),
-        ["label"] => (NFT_CT_LABELS, CT_LABEL),
-        ["packets"] => (NFT_CT_PKTS, INTEGER.bits(64)),
-        ["bytes"] => (NFT_CT_BYTES, INTEGER.bits(64)),
-        ["avgpkt"] => (NFT_CT_AVGPKT, INTEGER.bits(64)),
-        ["zone"] => (NFT_CT_ZONE, INTEGER.bits(16)),
-        ["event"] => (NFT_CT_EVENTMASK, CT_EVENT),
-        ["id"] => (NFT_CT_ID, BE_INT),
-        _ => return None,
+        r => {
+            let k = keys::ct_by_name(&r.join(" "))?;
+            (k.key, key_dtype(k))
+        }
     };
+    // Tuple keys need a direction; per-connection keys take none.
+    let tuple = matches!(
+        rest,
+        ["saddr" | "daddr" | "proto-src" | "proto-dst"] | ["ip" | "ip6", "saddr" | "daddr"]
+    );
+    let whole = matches!(
+        rest,
+        ["state"
+            | "direction"
+            | "status"
+            | "mark"
+            | "secmark"
+            | "expiration"
+            | "helper"
+            | "label"
+            | "event"
+            | "id"]
+    );
+    if (tuple && dir.is_none()) || (whole && dir.is_some()) {
+        return None;
+    }
     Some(Field {
         load: Load::Ct { key, dir },
         dt,
@@ -452,43 +324,32 @@ fn ct(rest: &[&str], family_l3: Option<L3>) -> Option<Field> {
     })
 }
 
-/// IPv6 extension header fields (offsets in bits within the header).
+/// IPv6 extension header fields from `crate::proto::exthdr::IPV6`;
+/// `srh` shares the routing header's first fields, and `sid[N]` is the
+/// Nth 16-byte segment address after the 8-byte header.
 fn exthdr6(h: &str, f: &str) -> Option<Field> {
-    let (ty, off, len, dt) = match (h, f) {
-        ("hbh" | "dst" | "rt" | "frag" | "mh" | "srh", "nexthdr") => (0, 0, 8, INET_PROTO),
-        ("hbh" | "dst" | "rt" | "mh" | "srh", "hdrlength") => (0, 8, 8, BE_INT),
-        ("rt" | "srh", "type") => (0, 16, 8, BE_INT),
-        ("rt" | "srh", "seg-left") => (0, 24, 8, BE_INT),
-        ("srh", "last-entry") => (0, 32, 8, BE_INT),
-        ("srh", "flags") => (0, 40, 8, BE_INT),
-        ("srh", "tag") => (0, 48, 16, BE_INT),
-        ("frag", "reserved") => (0, 8, 8, BE_INT),
-        ("frag", "frag-off") => (0, 16, 13, BE_INT),
-        ("frag", "reserved2") => (0, 29, 2, BE_INT),
-        ("frag", "more-fragments") => (0, 31, 1, BE_INT),
-        ("frag", "id") => (0, 32, 32, BE_INT),
-        ("mh", "type") => (0, 16, 8, MH_TYPE),
-        ("mh", "reserved") => (0, 24, 8, BE_INT),
-        ("mh", "checksum") => (0, 32, 16, BE_INT),
-        _ => return None,
-    };
-    let _: u32 = ty;
-    let hdr = match h {
-        "hbh" => 0,
-        "rt" | "rt0" | "rt2" | "srh" => 43,
-        "frag" => 44,
-        "dst" => 60,
-        _ => 135,
-    };
-    let dt = if dt.kind == Kind::Int && dt.syms.is_empty() {
-        dt.bits(len)
-    } else {
-        dt
+    let sid = f
+        .strip_prefix("sid[")
+        .and_then(|n| n.strip_suffix(']'))
+        .and_then(|n| n.parse::<u32>().ok())
+        .filter(|n| (1..=128).contains(n));
+    let name = if matches!(h, "rt0" | "rt2") { "rt" } else { h };
+    let e = exthdr::by_name(ExthdrOp::Ipv6, name)?;
+    let (off, len, dt) = match sid {
+        Some(n) if h == "srh" => (64 + (n - 1) * 128, 128, IPV6),
+        _ => {
+            let fd = e.field(f).or_else(|| {
+                (h == "srh")
+                    .then(|| exthdr::by_name(ExthdrOp::Ipv6, "rt")?.field(f))
+                    .flatten()
+            })?;
+            (fd.offset, fd.len, packet_dtype(fd))
+        }
     };
     Some(Field {
         load: Load::Exthdr {
             op: 0,
-            ty: hdr,
+            ty: e.ty,
             off,
             len,
             flags: 0,
@@ -498,50 +359,56 @@ fn exthdr6(h: &str, f: &str) -> Option<Field> {
     })
 }
 
-/// TCP option fields: (kind, byte offset, byte length) within the option.
-fn tcpopt(rest: &[&str]) -> Option<Field> {
-    let (kind, off, len) = match rest {
-        [o, "kind"] => (tcpopt_kind(o)?, 0, 1),
-        [o, "length"] => (tcpopt_kind(o)?, 1, 1),
-        ["maxseg" | "mss", "size"] => (2, 2, 2),
-        ["window", "count"] => (3, 2, 1),
-        [s @ ("sack" | "sack0" | "sack1" | "sack2" | "sack3"), f @ ("left" | "right")] => {
-            let n: u32 = s
-                .strip_prefix("sack")
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
-            (5, 2 + n * 8 + if *f == "right" { 4 } else { 0 }, 4)
+/// The compiler's datatype of a packet field of the shared tables:
+/// plain integers are in network order and as wide as the field.
+fn packet_dtype(f: &header::Field) -> Dtype {
+    let d = from_proto(f.dtype);
+    if d.name == "integer" || d.bits == 0 {
+        BE_INT.bits(f.len)
+    } else {
+        d
+    }
+}
+
+/// TCP options, IPv4 options and SCTP chunks from the shared tables in
+/// `crate::proto::exthdr`: `NAME` alone tests presence, `NAME FIELD`
+/// loads the field (bit offsets within the option).
+fn exthdr_field(op: ExthdrOp, rest: &[&str]) -> Option<Field> {
+    let name = |n: &str| -> String {
+        match (op, n) {
+            (ExthdrOp::TcpOpt, "mss") => "maxseg".into(),
+            (ExthdrOp::TcpOpt, "sack0") => "sack".into(),
+            (ExthdrOp::TcpOpt, "sack-permitted") => "sack-perm".into(),
+            (ExthdrOp::TcpOpt, "sack-permitted-kind") => "sack-perm".into(),
+            _ => n.to_owned(),
         }
-        ["timestamp", "tsval"] => (8, 2, 4),
-        ["timestamp", "tsecr"] => (8, 6, 4),
+    };
+    let proto = match op {
+        ExthdrOp::Ipv4 => Proto::Ip,
+        _ => Proto::None,
+    };
+    let (h, off, len, flags, dt) = match rest {
+        [n] => {
+            let h = exthdr::by_name(op, &name(n))?;
+            (h, 0, 8, NFT_EXTHDR_F_PRESENT, BOOLEAN.bits(8))
+        }
+        [n, f] => {
+            let h = exthdr::by_name(op, &name(n))?;
+            let fd = h.field(f)?;
+            let dt = packet_dtype(fd);
+            (h, fd.offset, fd.len, 0, dt)
+        }
         _ => return None,
     };
     Some(Field {
         load: Load::Exthdr {
-            op: 1,
-            ty: kind,
-            off: off * 8,
-            len: len * 8,
-            flags: 0,
+            op: op as u32,
+            ty: h.ty,
+            off,
+            len,
+            flags,
         },
-        dt: BE_INT.bits(len * 8),
-        // The kernel's TCP option parser checks for TCP itself.
-        proto: Proto::None,
-    })
-}
-
-fn tcpopt_kind(o: &str) -> Option<u8> {
-    Some(match o {
-        "eol" => 0,
-        "nop" => 1,
-        "maxseg" | "mss" => 2,
-        "window" => 3,
-        "sack-perm" | "sack-permitted" => 4,
-        "sack" | "sack0" | "sack1" | "sack2" | "sack3" => 5,
-        "timestamp" => 8,
-        "fastopen" => 34,
-        "md5sig" => 19,
-        "mptcp" => 30,
-        _ => return None,
+        dt,
+        proto,
     })
 }

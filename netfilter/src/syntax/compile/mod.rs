@@ -3,19 +3,21 @@
 
 mod emit;
 pub mod fields;
+mod merge;
+mod objects;
 mod rule;
+mod sets;
 mod stmts;
 pub mod types;
 mod values;
 
-use super::ast::{self, KeySpec, Object as AObj, Op};
+use super::ast::{self, Object as AObj, Op};
 use super::diag::{Diagnostic, Diagnostics, Span};
 use super::parser;
-use crate::model::{
-    Chain, Family, Hook, Rule, Ruleset, Set, Table, Userdata, UDATA_COMMENT, UDATA_SET_COMMENT,
-};
+use crate::model::{Chain, Family, Hook, Rule, Ruleset, Table, Userdata, UDATA_COMMENT};
 use crate::sys::*;
-use types::Dtype;
+use sets::SetLayout;
+use std::collections::HashMap;
 
 type R<T> = Result<T, Diagnostic>;
 
@@ -31,16 +33,15 @@ pub fn compile_rule(family: Family, table: &Table, rule: &str) -> Result<Rule, D
 /// the ruleset it describes.
 pub fn compile(src: &str) -> Result<Ruleset, Diagnostics> {
     let script = parser::parse_script(src).map_err(|d| Diagnostics::one(d).with_source(src))?;
-    let mut rs = Ruleset::default();
+    let mut st = State::default();
     let mut errors = Vec::new();
-    let mut n = 0;
     for cmd in &script.commands {
-        if let Err(d) = apply(&mut rs, cmd, &mut n) {
+        if let Err(d) = apply(&mut st, cmd) {
             errors.push(d.with_source(src));
         }
     }
     if errors.is_empty() {
-        Ok(rs)
+        Ok(st.rs)
     } else {
         Err(Diagnostics(errors))
     }
@@ -65,8 +66,19 @@ fn table_mut<'a>(rs: &'a mut Ruleset, fam: Family, name: &str, span: Span) -> R<
         .ok_or_else(|| Diagnostic::new(span, format!("unknown table {} {name}", fam.name())))
 }
 
-fn apply(rs: &mut Ruleset, cmd: &ast::Command, n: &mut u32) -> R<()> {
+/// The ruleset being built, and what is needed to add to it later.
+#[derive(Default)]
+struct State {
+    rs: Ruleset,
+    /// Element layouts of named sets, by (family, table, set).
+    layouts: HashMap<(Family, String, String), SetLayout>,
+    /// Anonymous sets made so far.
+    n: u32,
+}
+
+fn apply(st: &mut State, cmd: &ast::Command) -> R<()> {
     let span = cmd.span;
+    let State { rs, layouts, n } = st;
     if let AObj::Ruleset = cmd.object {
         if cmd.op == Op::Flush {
             rs.tables.clear();
@@ -157,16 +169,16 @@ fn apply(rs: &mut Ruleset, cmd: &ast::Command, n: &mut u32) -> R<()> {
         }
         AObj::Set(decl) => {
             let t = table_mut(rs, fam, &cmd.table, span)?;
-            let set = named_set(fam, t, decl)?;
+            let (set, layout) = sets::named_set(fam, t, decl)?;
             match t.sets.iter_mut().find(|s| s.name == set.name) {
                 Some(_) if cmd.op == Op::Create => {
                     Err(Diagnostic::new(span, format!("set {} exists", set.name)))
                 }
-                Some(s) => {
-                    s.elements.extend(set.elements);
-                    Ok(())
+                Some(_) => {
+                    add_elements(t, layouts, fam, &cmd.table, &set.name, &decl.elements, span)
                 }
                 None => {
+                    layouts.insert((fam, cmd.table.clone(), set.name.clone()), layout);
                     t.sets.push(set);
                     Ok(())
                 }
@@ -174,22 +186,53 @@ fn apply(rs: &mut Ruleset, cmd: &ast::Command, n: &mut u32) -> R<()> {
         }
         AObj::Elements { set, elements } => {
             let t = table_mut(rs, fam, &cmd.table, span)?;
-            let s = t
-                .set(set)
-                .ok_or_else(|| Diagnostic::new(span, format!("unknown set @{set}")))?
-                .clone();
-            let elems = set_elements(fam, t, &s, elements, span)?;
-            if let Some(s) = t.sets.iter_mut().find(|x| &x.name == set) {
-                s.elements.extend(elems);
-            }
-            Ok(())
+            add_elements(t, layouts, fam, &cmd.table, set, elements, span)
         }
-        AObj::Obj(decl) => Err(Diagnostic::new(
-            decl.span,
-            format!("named {} objects are not supported yet", decl.kind),
-        )),
+        AObj::Obj(decl) => {
+            let t = table_mut(rs, fam, &cmd.table, span)?;
+            let o = objects::object(fam, t, decl)?;
+            match t
+                .objects
+                .iter_mut()
+                .find(|x| x.name == o.name && x.obj_type == o.obj_type)
+            {
+                Some(_) if cmd.op == Op::Create => Err(Diagnostic::new(
+                    span,
+                    format!("{} {} exists", decl.kind, o.name),
+                )),
+                Some(x) => {
+                    *x = o;
+                    Ok(())
+                }
+                None => {
+                    t.objects.push(o);
+                    Ok(())
+                }
+            }
+        }
         AObj::Ruleset => Ok(()),
     }
+}
+
+fn add_elements(
+    t: &mut Table,
+    layouts: &mut HashMap<(Family, String, String), SetLayout>,
+    fam: Family,
+    table: &str,
+    set: &str,
+    elements: &[ast::Elem],
+    span: Span,
+) -> R<()> {
+    let unknown = || Diagnostic::new(span, format!("unknown set @{set}"));
+    let layout = layouts
+        .get_mut(&(fam, table.to_owned(), set.to_owned()))
+        .ok_or_else(unknown)?;
+    let mut s = t.set(set).ok_or_else(unknown)?.clone();
+    sets::add_elements(t, &mut s, layout, elements)?;
+    if let Some(x) = t.sets.iter_mut().find(|x| x.name == set) {
+        *x = s;
+    }
+    Ok(())
 }
 
 fn delete(rs: &mut Ruleset, fam: Family, cmd: &ast::Command) -> R<()> {
@@ -326,165 +369,4 @@ fn chain(fam: Family, d: &ast::ChainDecl) -> R<Chain> {
         c.userdata = Some(Userdata::with_comment(UDATA_COMMENT, cm));
     }
     Ok(c)
-}
-
-/// Types of a key or data spec: datatypes and register lengths.
-fn key_types(fam: Family, spec: &KeySpec, span: Span) -> R<(Vec<Dtype>, Vec<usize>)> {
-    let mut dts = Vec::new();
-    match spec {
-        KeySpec::Types(names) => {
-            for n in names {
-                dts.push(
-                    types::by_name(n)
-                        .ok_or_else(|| Diagnostic::new(span, format!("unknown datatype '{n}'")))?,
-                );
-            }
-        }
-        KeySpec::Typeof(exprs) => {
-            let l3 = match fam {
-                Family::Ip6 => Some(fields::L3::Ip6),
-                _ => Some(fields::L3::Ip),
-            };
-            for e in exprs {
-                let ast::Expr::Sel(p, s) = e else {
-                    return Err(Diagnostic::new(e.span(), "expected an expression"));
-                };
-                let f = fields::field(p, l3).ok_or_else(|| {
-                    Diagnostic::new(*s, format!("unknown expression '{}'", p.join(" ")))
-                })?;
-                let mut dt = f.dt;
-                if let fields::Load::Payload { off, len, .. } = f.load {
-                    let n = ((off + len).div_ceil(8) - off / 8) * 8;
-                    dt.bits = dt.bits.max(n.min(dt.bits.max(len)));
-                }
-                dts.push(dt);
-            }
-        }
-        _ => return Err(Diagnostic::new(span, "set needs a type")),
-    }
-    let lens = dts.iter().map(|d| d.bytes()).collect();
-    Ok((dts, lens))
-}
-
-fn named_set(fam: Family, t: &Table, d: &ast::SetDecl) -> R<Set> {
-    let (dts, lens) = key_types(fam, &d.key, d.span)?;
-    let concat = dts.len() > 1;
-    let mut flags = 0;
-    for f in &d.flags {
-        flags |= match f.as_str() {
-            "constant" => NFT_SET_CONSTANT,
-            "interval" => NFT_SET_INTERVAL,
-            "timeout" => NFT_SET_TIMEOUT,
-            "dynamic" => NFT_SET_EVAL,
-            _ => return Err(Diagnostic::new(d.span, format!("unknown set flag '{f}'"))),
-        };
-    }
-    let (mut data_type, mut data_len, mut obj_type) = (None, None, None);
-    if d.is_map {
-        match &d.data {
-            Some(KeySpec::Object(o)) => {
-                flags |= NFT_SET_OBJECT;
-                obj_type = Some(match o.as_str() {
-                    "counter" => NFT_OBJECT_COUNTER,
-                    "quota" => NFT_OBJECT_QUOTA,
-                    "limit" => NFT_OBJECT_LIMIT,
-                    "ct helper" => NFT_OBJECT_CT_HELPER,
-                    "ct timeout" => NFT_OBJECT_CT_TIMEOUT,
-                    "ct expectation" => NFT_OBJECT_CT_EXPECT,
-                    "secmark" => NFT_OBJECT_SECMARK,
-                    "synproxy" => NFT_OBJECT_SYNPROXY,
-                    _ => {
-                        return Err(Diagnostic::new(
-                            d.span,
-                            format!("unknown object type '{o}'"),
-                        ))
-                    }
-                });
-            }
-            Some(spec @ KeySpec::Types(n)) if n.len() == 1 && n[0] == "verdict" => {
-                let _ = spec;
-                flags |= NFT_SET_MAP;
-                data_type = Some(NFT_DATA_VERDICT);
-                data_len = Some(0);
-            }
-            Some(spec) => {
-                flags |= NFT_SET_MAP;
-                let (ddts, dlens) = key_types(fam, spec, d.span)?;
-                let cat = ddts.len() > 1;
-                data_type = Some(
-                    ddts.iter()
-                        .fold(0, |a, x| if cat { (a << 6) | x.id } else { x.id }),
-                );
-                data_len = Some(if cat {
-                    dlens.iter().map(|l| l.div_ceil(4) * 4).sum::<usize>()
-                } else {
-                    dlens[0]
-                } as u32);
-            }
-            None => return Err(Diagnostic::new(d.span, "map needs a value type")),
-        }
-    } else if d.data.is_some() {
-        return Err(Diagnostic::new(
-            d.span,
-            "a set has no value type; use a map",
-        ));
-    }
-    if concat && flags & NFT_SET_INTERVAL != 0 {
-        flags |= NFT_SET_CONCAT;
-    }
-    let key_type = dts
-        .iter()
-        .fold(0, |a, x| if concat { (a << 6) | x.id } else { x.id });
-    let key_len = if concat {
-        lens.iter().map(|l| l.div_ceil(4) * 4).sum::<usize>()
-    } else {
-        lens[0]
-    } as u32;
-    let timeout = match &d.timeout {
-        Some(w) => Some(
-            types::parse_duration_ms(w)
-                .ok_or_else(|| Diagnostic::new(d.span, format!("invalid timeout '{w}'")))?,
-        ),
-        None => None,
-    };
-    let mut set = Set {
-        name: d.name.clone(),
-        flags,
-        key_type,
-        key_len,
-        data_type,
-        data_len,
-        obj_type,
-        policy: None,
-        desc: None,
-        timeout,
-        gc_interval: None,
-        userdata: d
-            .comment
-            .as_ref()
-            .map(|c| Userdata::with_comment(UDATA_SET_COMMENT, c)),
-        exprs: vec![],
-        elements: vec![],
-        handle: None,
-        unknown: vec![],
-    };
-    if !d.elements.is_empty() {
-        set.elements = set_elements(fam, t, &set, &d.elements, d.span)?;
-    }
-    Ok(set)
-}
-
-/// Encodes elements for named set `s` (same encoding as anonymous sets).
-fn set_elements(
-    fam: Family,
-    t: &Table,
-    s: &Set,
-    elements: &[ast::Elem],
-    span: Span,
-) -> R<Vec<crate::model::Element>> {
-    let _ = (fam, t, s, elements);
-    Err(Diagnostic::new(
-        span,
-        "elements of named sets are not supported yet",
-    ))
 }

@@ -1,12 +1,14 @@
 //! One rule's statements → kernel expressions, with protocol
 //! dependencies, byte order, masks, anonymous sets and maps.
 
-use super::emit::{self, b};
+use super::emit;
 use super::fields::{field, Field, Load, Proto, L3};
+pub use super::sets::MapData;
+use super::sets::{build_elements, KeyLayout};
 use super::types::{self, *};
 use super::values::{self, Val};
-use crate::expr::{Data, Expr, Verdict};
-use crate::model::{Element, Family, Rule, Set, Table, Userdata, UDATA_COMMENT};
+use crate::expr::{Expr, Verdict};
+use crate::model::{Family, Rule, Set, Table, Userdata, UDATA_COMMENT};
 use crate::syntax::ast::{self, Arg, BinOp, Elem, RelOp, Stmt};
 use crate::syntax::diag::{Diagnostic, Span};
 use crate::syntax::parser::parse_u64;
@@ -29,6 +31,17 @@ pub struct RuleCx<'a> {
     ll_proto: Option<u16>,
     vlan_seen: bool,
     set_counter: &'a mut u32,
+    /// The expressions an anonymous set about to be built is keyed by
+    /// (for the `typeof` userdata nft records).
+    anon_key: Vec<ast::Expr>,
+    /// The ICMP type matched (fields of some types need one).
+    icmp_type: Option<u8>,
+    /// A transport protocol was matched (maybe against a set).
+    l4_any: bool,
+    /// The transport protocol was matched against a set of several.
+    l4_set: bool,
+    /// The link-layer type matched with `ether type`.
+    ether_type: Option<u16>,
 }
 
 /// A loaded selector: its field and the number of bytes now in the register.
@@ -60,16 +73,52 @@ pub fn compile_rule_ast(
         ll_proto: None,
         vlan_seen: false,
         set_counter,
+        anon_key: Vec::new(),
+        icmp_type: None,
+        ether_type: None,
+        l4_any: false,
+        l4_set: false,
     };
+    let mut terminal = false;
     for s in &rule.stmts {
+        if terminal {
+            return err(
+                stmt_span(s),
+                "Statement after terminal statement has no effect",
+            );
+        }
         cx.stmt(s)?;
+        terminal = is_terminal(s);
     }
+    super::merge::merge_payloads(&mut cx.exprs);
     let mut r = Rule::new(cx.exprs);
     r.sets = cx.sets;
     if let Some(c) = &rule.comment {
         r.userdata = Some(Userdata::with_comment(UDATA_COMMENT, c));
     }
     Ok(r)
+}
+
+/// Statements after which nothing runs: verdicts and NAT.
+fn is_terminal(s: &Stmt) -> bool {
+    match s {
+        Stmt::Verdict(..) => true,
+        Stmt::Keyword { name, .. } => {
+            matches!(name.as_str(), "masquerade" | "redirect" | "snat" | "dnat")
+        }
+        _ => false,
+    }
+}
+
+fn stmt_span(s: &Stmt) -> Span {
+    match s {
+        Stmt::Verdict(_, span)
+        | Stmt::Match { span, .. }
+        | Stmt::Vmap { span, .. }
+        | Stmt::Assign { span, .. }
+        | Stmt::Keyword { span, .. }
+        | Stmt::SetOp { span, .. } => *span,
+    }
 }
 
 fn err<T>(span: Span, msg: impl Into<String>) -> R<T> {
@@ -168,6 +217,9 @@ impl RuleCx<'_> {
                 Ok(())
             }
             Proto::Vlan => {
+                if self.ether_type.is_some_and(|t| t != 0x8100 && t != 0x88a8) {
+                    return err(span, "conflicting protocols specified: ether vs. vlan");
+                }
                 if !self.vlan_seen {
                     if !matches!(self.family, Family::Bridge) {
                         self.dependency(Proto::Ether, span)?;
@@ -192,6 +244,15 @@ impl RuleCx<'_> {
                         span,
                     )?;
                 }
+                if self.l4_set && self.l4.is_none() {
+                    return err(
+                        span,
+                        format!(
+                            "conflicting protocols specified: several vs. {}",
+                            proto_name(n)
+                        ),
+                    );
+                }
                 if let Some(have) = self.l4 {
                     if have == n {
                         return Ok(());
@@ -213,14 +274,77 @@ impl RuleCx<'_> {
         }
     }
 
+    /// ICMP fields that exist only in some message types need the type
+    /// matched first (`icmp id` → echo request or reply), unless the rule
+    /// already matched the type.
+    fn icmp_type_dependency(&mut self, path: &[String], span: Span) -> R<()> {
+        let p: Vec<&str> = path.iter().map(String::as_str).collect();
+        let (proto, types): (&str, &[u8]) = match p.as_slice() {
+            ["icmp", "id" | "sequence"] => ("icmp", &[0, 8]),
+            ["icmp", "gateway"] => ("icmp", &[5]),
+            ["icmp", "mtu"] => ("icmp", &[3]),
+            ["icmpv6", "id" | "sequence"] => ("icmpv6", &[128, 129]),
+            ["icmpv6", "mtu" | "packet-too-big"] => ("icmpv6", &[2]),
+            ["icmpv6", "parameter-problem"] => ("icmpv6", &[4]),
+            ["icmpv6", "max-delay"] => ("icmpv6", &[130]),
+            _ => return Ok(()),
+        };
+        if let Some(t) = self.icmp_type {
+            if types.contains(&t) {
+                return Ok(());
+            }
+            return err(
+                span,
+                format!("incompatible icmp match: rule has {t}, need {}", types[0]),
+            );
+        }
+        self.icmp_type = Some(types[0]);
+        self.exprs
+            .push(emit::payload(REG1, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1));
+        if let [t] = types {
+            self.exprs.push(emit::cmp(REG1, NFT_CMP_EQ, &[*t]));
+            return Ok(());
+        }
+        let dt = if proto == "icmp" {
+            ICMP_TYPE
+        } else {
+            ICMP6_TYPE
+        };
+        let elems: Vec<Elem> = types
+            .iter()
+            .map(|t| Elem {
+                key: ast::Expr::Word(t.to_string(), span),
+                data: None,
+                timeout: None,
+                expires: None,
+                comment: None,
+                counter: None,
+                span,
+            })
+            .collect();
+        let saved = std::mem::replace(
+            &mut self.anon_key,
+            vec![ast::Expr::Sel(vec![proto.into(), "type".into()], span)],
+        );
+        let name = self.anon_set(&elems, &[dt], &[1], None)?;
+        self.anon_key = saved;
+        self.exprs.push(emit::lookup(&name, REG1, None, 0));
+        Ok(())
+    }
+
     /// Records protocol context established by an explicit equality match.
     fn learn(&mut self, path: &[String], val: &[u8]) {
         let p: Vec<&str> = path.iter().map(String::as_str).collect();
         match p.as_slice() {
+            ["icmp" | "icmpv6", "type"] if val.len() == 1 => self.icmp_type = Some(val[0]),
             ["meta", "l4proto"] | ["ip", "protocol"] | ["ip6", "nexthdr"] if val.len() == 1 => {
                 self.l4 = Some(val[0])
             }
             ["meta", "nfproto"] if val.len() == 1 => self.l3 = Some(val[0] as u32),
+            ["ether", "type"] if val.len() == 2 && !self.vlan_seen => {
+                self.ether_type = Some(u16::from_be_bytes([val[0], val[1]]));
+                self.learn(&["meta".into(), "protocol".into()], val);
+            }
             ["meta", "protocol"] | ["ether", "type"] if val.len() == 2 => {
                 self.l3 = match u16::from_be_bytes([val[0], val[1]]) {
                     0x0800 => Some(NFPROTO_IPV4),
@@ -241,6 +365,7 @@ impl RuleCx<'_> {
             ast::Expr::Sel(path, span) => {
                 let f = self.resolve(path, *span)?;
                 self.dependency(f.proto, *span)?;
+                self.icmp_type_dependency(path, *span)?;
                 self.load_field(&f, reg, *span)
             }
             ast::Expr::Binop(op, l, r, span) => {
@@ -434,7 +559,52 @@ impl RuleCx<'_> {
     }
 
     fn relational(&mut self, left: &ast::Expr, op: RelOp, right: &ast::Expr, span: Span) -> R<()> {
+        if op == RelOp::Not && matches!(left, ast::Expr::Binop(..)) {
+            return err(span, "cannot combine negation with binary expression");
+        }
+        if let ast::Expr::Sel(path, _) = left {
+            let p: Vec<&str> = path.iter().map(String::as_str).collect();
+            match p.as_slice() {
+                ["meta", "l4proto"] | ["ip", "protocol"] | ["ip6", "nexthdr"] => {
+                    self.l4_any = true;
+                    // Several protocols: a later header of one of them conflicts.
+                    if let ast::Expr::Set(elems, _) = right {
+                        if elems.len() > 1 && self.l4.is_none() {
+                            self.l4_set = true;
+                        }
+                    }
+                }
+                ["th", _] => self.l4_any = true,
+                ["meta", "nfproto"] if self.family != Family::Inet => {
+                    return err(span, "meta nfproto is only useful in the inet family")
+                }
+                ["ct", _, "ip" | "ip6", _] => {
+                    let want = if p[2] == "ip" { NFPROTO_IPV4 } else { NFPROTO_IPV6 };
+                    if self.l3.is_some_and(|h| h != want) {
+                        return err(
+                            span,
+                            format!(
+                                "conflicting protocols specified: {} vs. {}",
+                                l3_name(self.l3.unwrap_or(0)),
+                                p[2]
+                            ),
+                        );
+                    }
+                }
+                ["rt", "nexthop"] if self.family == Family::Inet && self.l3.is_none() => {
+                    return err(span, "cannot determine ip protocol version, use \"ip nexthop\" or \"ip6 nexthop\" instead")
+                }
+                ["rt", "ip6", "nexthop"] if self.family == Family::Ip => {
+                    return err(span, "ip6 nexthop will not match")
+                }
+                _ => {}
+            }
+        }
         // Concatenations load into consecutive registers.
+        self.anon_key = match left {
+            ast::Expr::Concat(parts, _) => parts.clone(),
+            e => vec![e.clone()],
+        };
         if let ast::Expr::Concat(parts, _) = left {
             let (dts, lens) = self.load_concat(parts)?;
             return self.lookup_match(right, &dts, &lens, op, span);
@@ -470,6 +640,17 @@ impl RuleCx<'_> {
             _ => {}
         }
         let shift = ld.mask.as_ref().map(|m| m.1).unwrap_or(0);
+        let wrapped = values::hour_wrap(right, &dt, self.table);
+        let (right, op) = match &wrapped {
+            Some(r) => (
+                r,
+                match op {
+                    RelOp::Ne => RelOp::Eq,
+                    _ => RelOp::Ne,
+                },
+            ),
+            None => (right, op),
+        };
         let val = values::value_shifted(right, &dt, len, shift, self.table)?;
         match val {
             Val::Bytes(v) => {
@@ -577,6 +758,16 @@ impl RuleCx<'_> {
     }
 
     fn load_concat(&mut self, parts: &[ast::Expr]) -> R<(Vec<Dtype>, Vec<usize>)> {
+        for p in parts {
+            if let ast::Expr::Sel(path, span) = p {
+                if path.len() == 3
+                    && path[0] == "ct"
+                    && matches!(path[2].as_str(), "saddr" | "daddr")
+                {
+                    return err(*span, "specify either ip or ip6 for address matching");
+                }
+            }
+        }
         // Dependencies first, as nft hoists them before the loads.
         for p in parts {
             if let ast::Expr::Sel(path, span) = p {
@@ -645,7 +836,7 @@ impl RuleCx<'_> {
             ast::Expr::Set(elems, _) => self.anon_set(elems, dts, lens, None)?,
             _ => return err(right.span(), "expected a set"),
         };
-        self.swap_for_interval(dts, lens);
+        self.swap_for_interval(&name, dts, lens);
         self.exprs.push(emit::lookup(&name, REG1, None, flags));
         Ok(())
     }
@@ -658,75 +849,23 @@ impl RuleCx<'_> {
         lens: &[usize],
         data: Option<&MapData>,
     ) -> R<String> {
+        let key = KeyLayout { dts, lens };
+        let (elements, interval) = build_elements(self.table, elems, &key, data, None)?;
+        let key_typeof = super::sets::typeof_of(self.family, &std::mem::take(&mut self.anon_key));
+        let userdata = super::sets::anon_udata(&key, key_typeof.as_deref(), data, interval);
         let concat = dts.len() > 1;
-        let mut keys: Vec<KeyedElem<'_>> = Vec::new();
-        let mut interval = false;
-        for e in elems {
-            let (k, kend) = if concat {
-                let parts = match &e.key {
-                    ast::Expr::Concat(p, _) if p.len() == dts.len() => p,
-                    other => {
-                        return err(
-                            other.span(),
-                            format!("expected {} concatenated values", dts.len()),
-                        )
-                    }
-                };
-                let (mut lo, mut hi) = (Vec::new(), Vec::new());
-                let mut is_iv = false;
-                for ((p, dt), len) in parts.iter().zip(dts).zip(lens) {
-                    let (a, bb, iv) = match values::value(p, dt, *len, self.table)? {
-                        Val::Bytes(v) => (v.clone(), v, false),
-                        Val::Range(a, bb) => (a, bb, true),
-                        Val::Prefix(v, pl) => {
-                            let (a, bb) = values::prefix_range(&v, pl);
-                            (a, bb, true)
-                        }
-                    };
-                    is_iv |= iv;
-                    let pad = len.div_ceil(4) * 4 - len;
-                    lo.extend(&a);
-                    lo.extend(std::iter::repeat_n(0, pad));
-                    hi.extend(&bb);
-                    hi.extend(std::iter::repeat_n(0, pad));
-                }
-                interval |= is_iv;
-                (lo, Some(hi))
-            } else if matches!(e.key, ast::Expr::Wildcard(_)) {
-                (Vec::new(), None)
+        let desc = crate::model::SetDesc {
+            size: Some(elements.len() as u32),
+            concat: if concat && interval {
+                lens.iter().map(|l| *l as u32).collect()
             } else {
-                match values::value(&e.key, &dts[0], lens[0], self.table)? {
-                    Val::Bytes(v) => (v, None),
-                    Val::Range(a, bb) => {
-                        interval = true;
-                        (a, Some(bb))
-                    }
-                    Val::Prefix(v, pl) => {
-                        interval = true;
-                        let (a, bb) = values::prefix_range(&v, pl);
-                        (a, Some(bb))
-                    }
-                }
-            };
-            keys.push((k, kend, e));
-        }
-        // Host-order intervals are matched after a byteorder conversion.
-        if interval && !concat && !dts[0].be && lens[0] > 1 {
-            for (k, kend, _) in keys.iter_mut() {
-                k.reverse();
-                if let Some(e) = kend {
-                    e.reverse();
-                }
-            }
-        }
-        let is_map = data.is_some();
-        let base_name = if is_map { "__map%d" } else { "__set%d" };
-        let name = base_name.to_string();
-        let key_len: usize = if concat {
-            lens.iter().map(|l| l.div_ceil(4) * 4).sum()
-        } else {
-            lens[0]
+                vec![]
+            },
+            unknown: vec![],
         };
+        let concat = dts.len() > 1;
+        let is_map = data.is_some();
+        let name = if is_map { "__map%d" } else { "__set%d" }.to_string();
         let mut flags = NFT_SET_ANONYMOUS | NFT_SET_CONSTANT;
         if interval {
             flags |= NFT_SET_INTERVAL;
@@ -737,86 +876,29 @@ impl RuleCx<'_> {
         if concat && interval {
             flags |= NFT_SET_CONCAT;
         }
-        let key_type = dts
-            .iter()
-            .fold(0u32, |acc, d| if concat { (acc << 6) | d.id } else { d.id });
-        let mut elements = Vec::new();
-        let mk_data = |cx: &Self, e: &Elem| -> R<Option<Data>> {
-            let Some(md) = data else { return Ok(None) };
-            let Some(d) = &e.data else {
-                return err(e.span, "map element needs a value");
-            };
-            Ok(Some(match (md, d) {
-                (MapData::Verdict, ast::Expr::Verdict(v, _)) => Data::Verdict(verdict(v)),
-                (MapData::Verdict, other) => return err(other.span(), "expected a verdict"),
-                (MapData::Value(dt, len), v) => Data::Value(b(&cx.map_value(v, dt, *len)?)),
-            }))
-        };
-        if interval && !concat {
-            let mut ivs: Vec<(Vec<u8>, Vec<u8>, &Elem)> = keys
-                .iter()
-                .map(|(k, e, el)| (k.clone(), e.clone().unwrap_or_else(|| k.clone()), *el))
-                .collect();
-            ivs.sort_by(|a, b| a.0.cmp(&b.0));
-            if ivs.first().is_some_and(|f| f.0.iter().any(|x| *x != 0)) {
-                elements.push(Element {
-                    key: Some(b(&vec![0; key_len])),
-                    flags: Some(NFT_SET_ELEM_INTERVAL_END),
-                    ..Default::default()
-                });
-            }
-            for (i, (lo, hi, el)) in ivs.iter().enumerate() {
-                elements.push(Element {
-                    key: Some(b(lo)),
-                    data: mk_data(self, el)?,
-                    ..Default::default()
-                });
-                if let Some(next) = incr(hi) {
-                    if ivs.get(i + 1).is_none_or(|n| n.0 != next) {
-                        elements.push(Element {
-                            key: Some(b(&next)),
-                            flags: Some(NFT_SET_ELEM_INTERVAL_END),
-                            ..Default::default()
-                        });
-                    }
-                }
-            }
-        } else {
-            for (k, kend, el) in &keys {
-                let mut e = Element {
-                    key: Some(b(k)),
-                    data: mk_data(self, el)?,
-                    ..Default::default()
-                };
-                if k.is_empty() {
-                    e.key = None;
-                    e.flags = Some(NFT_SET_ELEM_CATCHALL);
-                }
-                if concat && interval {
-                    e.key_end = kend.as_ref().map(|k| b(k));
-                }
-                elements.push(e);
-            }
-        }
         let (data_type, data_len) = match data {
             Some(MapData::Verdict) => (Some(NFT_DATA_VERDICT), Some(0)),
             Some(MapData::Value(dt, len)) => (Some(dt.id), Some(*len as u32)),
-            None => (None, None),
+            Some(MapData::Concat(d, l)) => {
+                let v = KeyLayout { dts: d, lens: l };
+                (Some(v.type_id()), Some(v.len() as u32))
+            }
+            Some(MapData::Object) | None => (None, None),
         };
         *self.set_counter += 1;
         self.sets.push(Set {
             name: name.clone(),
             flags,
-            key_type,
-            key_len: key_len as u32,
+            key_type: key.type_id(),
+            key_len: key.len() as u32,
             data_type,
             data_len,
             obj_type: None,
             policy: None,
-            desc: None,
+            desc: Some(desc),
             timeout: None,
             gc_interval: None,
-            userdata: None,
+            userdata: Some(userdata),
             exprs: vec![],
             elements,
             handle: None,
@@ -825,18 +907,16 @@ impl RuleCx<'_> {
         Ok(name)
     }
 
-    fn swap_for_interval(&mut self, dts: &[Dtype], lens: &[usize]) {
-        let interval = self.sets.last().is_some_and(|s| s.is_interval());
-        if interval && dts.len() == 1 && !dts[0].be && lens[0] > 1 {
+    /// Host-order keys of interval sets are looked up byte-swapped
+    /// (see [`KeyLayout::swapped`]).
+    fn swap_for_interval(&mut self, set: &str, dts: &[Dtype], lens: &[usize]) {
+        let interval = match self.sets.last() {
+            Some(s) if s.name == set => s.is_interval(),
+            _ => self.table.set(set).is_some_and(|s| s.is_interval()),
+        };
+        if interval && (KeyLayout { dts, lens }).swapped() {
             self.exprs
                 .push(emit::byteorder(REG1, lens[0] as u32, lens[0] as u32));
-        }
-    }
-
-    fn map_value(&self, v: &ast::Expr, dt: &Dtype, len: usize) -> R<Vec<u8>> {
-        match values::value(v, dt, len, self.table)? {
-            Val::Bytes(v) => Ok(v),
-            _ => err(v.span(), "expected a single value"),
         }
     }
 
@@ -848,6 +928,15 @@ impl RuleCx<'_> {
         value: Option<(Dtype, usize, u32)>,
         span: Span,
     ) -> R<()> {
+        self.anon_key = match key {
+            ast::Expr::Concat(parts, _) => parts.clone(),
+            e => vec![e.clone()],
+        };
+        if let ast::Expr::Sel(path, span) = key {
+            if path.len() == 3 && path[0] == "ct" && matches!(path[2].as_str(), "saddr" | "daddr") {
+                return err(*span, "specify either ip or ip6 for address matching");
+            }
+        }
         let (dts, lens) = match key {
             ast::Expr::Concat(parts, _) => self.load_concat(parts)?,
             k => {
@@ -877,9 +966,7 @@ impl RuleCx<'_> {
             }
             other => return err(other.span(), "expected a map"),
         };
-        if matches!(map, ast::Expr::Set(..)) {
-            self.swap_for_interval(&dts, &lens);
-        }
+        self.swap_for_interval(&name, &dts, &lens);
         let _ = span;
         self.exprs.push(emit::lookup(&name, REG1, Some(dreg), 0));
         Ok(())
@@ -924,6 +1011,17 @@ impl RuleCx<'_> {
         let ast::Expr::Sel(path, lspan) = left else {
             return err(left.span(), "cannot assign to this expression");
         };
+        // `ct helper set "ftp"`: a reference to a named object.
+        let p: Vec<&str> = path.iter().map(String::as_str).collect();
+        let obj = match p.as_slice() {
+            ["ct", "helper"] => Some(NFT_OBJECT_CT_HELPER),
+            ["ct", "timeout"] => Some(NFT_OBJECT_CT_TIMEOUT),
+            ["ct", "expectation"] => Some(NFT_OBJECT_CT_EXPECT),
+            _ => None,
+        };
+        if let Some(ty) = obj {
+            return super::stmts::object_ref(self, ty, value);
+        }
         let f = self.resolve(path, *lspan)?;
         match &f.load {
             Load::Meta(key) => {
@@ -970,14 +1068,6 @@ impl RuleCx<'_> {
     }
 }
 
-/// An element's key bytes, interval end, and its source.
-type KeyedElem<'e> = (Vec<u8>, Option<Vec<u8>>, &'e Elem);
-
-pub enum MapData {
-    Verdict,
-    Value(Dtype, usize),
-}
-
 fn payload_csum(base: u32, path: &[String]) -> Option<(u32, u32)> {
     let p: Vec<&str> = path.iter().map(String::as_str).collect();
     match (base, p.first().copied()) {
@@ -1001,7 +1091,7 @@ fn is_zero_literal(e: &ast::Expr) -> bool {
     matches!(e, ast::Expr::Word(w, _) if parse_u64(w) == Some(0))
 }
 
-fn incr(v: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn incr(v: &[u8]) -> Option<Vec<u8>> {
     let mut out = v.to_vec();
     for i in (0..out.len()).rev() {
         if out[i] == 0xff {
@@ -1063,8 +1153,8 @@ fn proto_name(n: u8) -> String {
     INET_PROTO
         .syms
         .iter()
-        .find(|(_, v)| *v == n as u64)
-        .map(|(s, _)| s.to_string())
+        .find(|s| s.value == n as u64)
+        .map(|s| s.name.to_string())
         .unwrap_or_else(|| n.to_string())
 }
 
@@ -1084,6 +1174,42 @@ impl RuleCx<'_> {
     }
     pub(super) fn family(&self) -> Family {
         self.family
+    }
+    /// Makes the anonymous set just built an object map of `obj_type`.
+    pub(super) fn make_objmap(&mut self, obj_type: u32) -> Option<String> {
+        let s = self.sets.last_mut()?;
+        s.flags = (s.flags & !NFT_SET_MAP) | NFT_SET_OBJECT;
+        s.obj_type = Some(obj_type);
+        s.data_type = None;
+        s.data_len = None;
+        s.name = "__objmap%d".into();
+        Some(s.name.clone())
+    }
+    /// Loads a map key (a selector or concatenation) into register 1.
+    pub(super) fn load_key(&mut self, key: &ast::Expr) -> R<(Vec<Dtype>, Vec<usize>)> {
+        self.anon_key = match key {
+            ast::Expr::Concat(parts, _) => parts.clone(),
+            e => vec![e.clone()],
+        };
+        match key {
+            ast::Expr::Concat(parts, _) => self.load_concat(parts),
+            k => {
+                let ld = self.load(k, REG1)?;
+                if let Some((m, _)) = &ld.mask {
+                    self.exprs
+                        .push(emit::bitwise(REG1, REG1, m, &vec![0; ld.len]));
+                }
+                Ok((vec![ld.dt], vec![ld.len]))
+            }
+        }
+    }
+    /// The network protocol matched so far, if known.
+    pub(super) fn l3_known(&self) -> Option<u32> {
+        self.l3
+    }
+    /// The transport protocol matched so far, if known.
+    pub(super) fn l4(&self) -> Option<u8> {
+        self.l4.or(self.l4_any.then_some(0))
     }
     pub(super) fn dep(&mut self, p: Proto, span: Span) -> R<()> {
         self.dependency(p, span)

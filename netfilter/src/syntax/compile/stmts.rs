@@ -26,7 +26,55 @@ fn num(w: Option<&(String, Span)>, span: Span, what: &str) -> R<u64> {
     }
 }
 
+/// `name "x"` / `name KEY map { K : "x", ... }` after a stateful statement:
+/// a reference to a named object, or an object map chosen by `KEY`.
+pub fn object_ref(cx: &mut RuleCx<'_>, ty: u32, value: &ast::Expr) -> R<()> {
+    match value {
+        ast::Expr::Word(n, _) | ast::Expr::Str(n, _) => {
+            cx.push(objref(ty, n));
+            Ok(())
+        }
+        ast::Expr::Map(key, map, _) => {
+            let (dts, lens) = cx.load_key(key)?;
+            let name = match &**map {
+                ast::Expr::Set(elems, _) => {
+                    cx.anon_set(elems, &dts, &lens, Some(&super::sets::MapData::Object))?;
+                    cx.make_objmap(ty).unwrap_or_default()
+                }
+                ast::Expr::SetRef(n, s) => {
+                    let ok = cx.table().set(n).is_some_and(|m| m.obj_type == Some(ty));
+                    if !ok {
+                        return err(*s, format!("@{n} is not a map of such objects"));
+                    }
+                    n.clone()
+                }
+                other => return err(other.span(), "expected an object map"),
+            };
+            cx.push(emit::raw("objref", |w| {
+                w.put_u32_be(NFTA_OBJREF_SET_SREG, NFT_REG_1);
+                w.put_str(NFTA_OBJREF_SET_NAME, &name);
+            }));
+            Ok(())
+        }
+        other => err(other.span(), "expected an object name or map"),
+    }
+}
+
 pub fn keyword(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
+    // `counter name KEY map {...}` and friends.
+    if let Some(e) = args.windows(2).find_map(|w| match w {
+        [Arg::Word(k, _), Arg::Expr(e)] if k == "name" => Some(e),
+        _ => None,
+    }) {
+        let ty = match name {
+            "counter" => NFT_OBJECT_COUNTER,
+            "quota" => NFT_OBJECT_QUOTA,
+            "limit" => NFT_OBJECT_LIMIT,
+            "synproxy" => NFT_OBJECT_SYNPROXY,
+            _ => return err(span, format!("'{name}' has no named objects")),
+        };
+        return object_ref(cx, ty, e);
+    }
     let words = arg_words(args);
     let mut it = words.iter().peekable();
     match name {
@@ -70,8 +118,150 @@ pub fn keyword(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<(
             }));
             Ok(())
         }
+        "fwd" | "dup" => fwd_dup(cx, name, args, span),
+        "tproxy" => tproxy(cx, args, span),
+        "synproxy" if words.first().is_some_and(|w| w.0 == "name") => {
+            let n = words
+                .get(1)
+                .ok_or_else(|| Diagnostic::new(span, "expected a name"))?;
+            cx.push(objref(NFT_OBJECT_SYNPROXY, &n.0));
+            Ok(())
+        }
+        "synproxy" => {
+            let sp = super::objects::synproxy(&words)?;
+            cx.push(emit::raw("synproxy", |w| {
+                w.put_u16_be(NFTA_SYNPROXY_MSS, sp.mss.unwrap_or(0));
+                w.put_u8(NFTA_SYNPROXY_WSCALE, sp.wscale.unwrap_or(0));
+                w.put_u32_be(NFTA_SYNPROXY_FLAGS, sp.flags.unwrap_or(0));
+            }));
+            Ok(())
+        }
         _ => err(span, format!("'{name}' is not supported yet")),
     }
+}
+
+/// `ip`/`ip6` before `to`, or the table's family: the address family of
+/// a statement's address.
+fn addr_family(cx: &RuleCx<'_>, args: &[Arg]) -> Option<(u32, Dtype, usize)> {
+    let kw = args.iter().find_map(|a| match a {
+        Arg::Word(w, _) if w == "ip" || w == "ip6" => Some(w.as_str()),
+        _ => None,
+    });
+    match (kw, cx.family()) {
+        (Some("ip6"), _) | (None, Family::Ip6) => Some((NFPROTO_IPV6, IPV6, 16)),
+        (Some(_), _) | (None, Family::Ip) => Some((NFPROTO_IPV4, IPV4, 4)),
+        _ => None,
+    }
+}
+
+/// The expression after keyword `kw` (`to`, `device`).
+fn arg_after<'a>(args: &'a [Arg], kw: &str) -> Option<&'a ast::Expr> {
+    args.windows(2).find_map(|w| match w {
+        [Arg::Word(k, _), Arg::Expr(e)] if k == kw => Some(e),
+        _ => None,
+    })
+}
+
+/// `fwd [ip|ip6] to ADDR device DEV`, `fwd to DEV`, `dup to ADDR [device DEV]`.
+fn fwd_dup(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
+    let to = arg_after(args, "to").ok_or_else(|| Diagnostic::new(span, "expected 'to'"))?;
+    let device = arg_after(args, "device");
+    let fam = addr_family(cx, args);
+    if name == "fwd" {
+        let Some(dev) = device else {
+            // `fwd to DEV`: the device only.
+            cx.eval_into(to, &IFINDEX, 4, NFT_REG_1)?;
+            cx.push(emit::raw("fwd", |w| {
+                w.put_u32_be(NFTA_FWD_SREG_DEV, NFT_REG_1)
+            }));
+            return Ok(());
+        };
+        let (nfproto, dt, len) =
+            fam.ok_or_else(|| Diagnostic::new(span, "specify ip or ip6 to forward to an address"))?;
+        cx.eval_into(dev, &IFINDEX, 4, NFT_REG_1)?;
+        cx.eval_into(to, &dt, len, NFT_REG_1 + 1)?;
+        cx.push(emit::raw("fwd", |w| {
+            w.put_u32_be(NFTA_FWD_SREG_DEV, NFT_REG_1);
+            w.put_u32_be(NFTA_FWD_SREG_ADDR, NFT_REG_1 + 1);
+            w.put_u32_be(NFTA_FWD_NFPROTO, nfproto);
+        }));
+        return Ok(());
+    }
+    let (_, dt, len) =
+        fam.ok_or_else(|| Diagnostic::new(span, "specify ip or ip6 to duplicate to an address"))?;
+    cx.eval_into(to, &dt, len, NFT_REG_1)?;
+    if let Some(dev) = device {
+        cx.eval_into(dev, &IFINDEX, 4, NFT_REG_1 + 1)?;
+    }
+    cx.push(emit::raw("dup", |w| {
+        w.put_u32_be(NFTA_DUP_SREG_ADDR, NFT_REG_1);
+        if device.is_some() {
+            w.put_u32_be(NFTA_DUP_SREG_DEV, NFT_REG_1 + 1);
+        }
+    }));
+    Ok(())
+}
+
+/// `tproxy [ip|ip6] to [ADDR][:PORT]`.
+fn tproxy(cx: &mut RuleCx<'_>, args: &[Arg], span: Span) -> R<()> {
+    let to = arg_after(args, "to").ok_or_else(|| Diagnostic::new(span, "expected 'to'"))?;
+    let explicit = args
+        .iter()
+        .any(|a| matches!(a, Arg::Word(w, _) if w == "ip" || w == "ip6"));
+    let fam = addr_family(cx, args);
+    let v6 = fam.is_some_and(|f| f.0 == NFPROTO_IPV6);
+    let (addr, port) = split_addr_port(to, v6);
+    if cx.l4().is_none() {
+        return err(
+            span,
+            "transparent proxy support requires transport protocol match",
+        );
+    }
+    if let (Some((want, _, _)), Some(have)) = (fam, cx.l3_known()) {
+        if explicit && want != have {
+            let n = |p| if p == NFPROTO_IPV6 { "ip6" } else { "ip" };
+            return err(
+                span,
+                format!(
+                    "conflicting protocols specified: {} vs. {}. You must specify ip or ip6 family in tproxy statement",
+                    n(have),
+                    n(want)
+                ),
+            );
+        }
+    }
+    let mut reg = NFT_REG_1;
+    let mut areg = None;
+    if let Some(a) = &addr {
+        let (_, dt, len) = fam.ok_or_else(|| {
+            Diagnostic::new(
+                span,
+                "ip or ip6 must be specified with address for inet tables.",
+            )
+        })?;
+        cx.eval_into(a, &dt, len, reg)?;
+        areg = Some(reg);
+        reg += 1;
+    }
+    if let Some(p) = &port {
+        cx.eval_into(p, &INET_SERVICE, 2, reg)?;
+    }
+    let family = match (explicit || cx.family() != Family::Inet, fam) {
+        (true, Some((f, _, _))) => Some(f),
+        _ => None,
+    };
+    cx.push(emit::raw("tproxy", |w| {
+        if let Some(f) = family {
+            w.put_u32_be(NFTA_TPROXY_FAMILY, f);
+        }
+        if let Some(r) = areg {
+            w.put_u32_be(NFTA_TPROXY_REG_ADDR, r);
+        }
+        if port.is_some() {
+            w.put_u32_be(NFTA_TPROXY_REG_PORT, reg);
+        }
+    }));
+    Ok(())
 }
 
 fn objref(ty: u32, name: &str) -> crate::expr::Expr {
@@ -344,6 +534,9 @@ fn quota(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
 
 fn reject(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
     let fam = cx.family();
+    if fam == Family::Bridge && cx.l3_known() == Some(NFPROTO_ARP) {
+        return err(span, "cannot reject this network family");
+    }
     let (ty, code) = match words
         .iter()
         .map(|w| w.0.as_str())
@@ -372,8 +565,8 @@ fn reject(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
             let v = dt
                 .syms
                 .iter()
-                .find(|(s, _)| *s == code)
-                .map(|(_, v)| *v)
+                .find(|s| s.name == code)
+                .map(|s| s.value)
                 .or_else(|| parse_u64(code))
                 .ok_or_else(|| Diagnostic::new(span, format!("unknown {kind} code '{code}'")))?;
             match (*kind, fam) {
@@ -425,6 +618,20 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
             other => return err(other.span(), "unexpected argument"),
         }
     }
+    if fam_kw.is_none()
+        && cx.family() == Family::Inet
+        && cx.l3_known().is_none()
+        && matches!(name, "snat" | "dnat")
+        && to.is_some_and(|e| !matches!(e, ast::Expr::Map(..)))
+    {
+        let (addr, _) = split_addr_port(to.unwrap_or_else(|| unreachable!()), false);
+        if addr.is_some() {
+            return err(
+                span,
+                "ip or ip6 must be specified with address for inet tables.",
+            );
+        }
+    }
     let l3 = match (fam_kw, cx.family()) {
         (Some("ip6"), _) | (None, Family::Ip6) => NFPROTO_IPV6,
         _ => NFPROTO_IPV4,
@@ -457,6 +664,12 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
             }
         }
         if let Some(p) = port {
+            if cx.l4().is_none() {
+                return err(
+                    p.span(),
+                    "transport protocol mapping is only valid after transport protocol match",
+                );
+            }
             let preg = if regs.1.is_some() {
                 NFT_REG_1 + 2
             } else if regs.0.is_some() {
@@ -534,29 +747,30 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
             }));
         }
         _ => {
-            let (pmin, pmax) = (NFTA_MASQ_REG_PROTO_MIN, NFTA_MASQ_REG_PROTO_MAX);
             let f = flags
                 | if regs.2.is_some() {
                     NF_NAT_RANGE_PROTO_SPECIFIED
                 } else {
                     0
                 };
-            cx.push(emit::raw(
-                if name == "masquerade" {
-                    "masq"
-                } else {
-                    "redir"
-                },
-                |w| {
-                    if f != 0 {
-                        w.put_u32_be(NFTA_MASQ_FLAGS, f);
-                    }
-                    if let Some(r) = regs.2 {
-                        w.put_u32_be(pmin, r);
-                        w.put_u32_be(pmax, regs.3.unwrap_or(r));
-                    }
-                },
-            ));
+            let f = (f != 0).then_some(f);
+            let (min, max) = (regs.2, regs.2.map(|r| regs.3.unwrap_or(r)));
+            // masq and redir number the same attributes differently.
+            cx.push(if name == "masquerade" {
+                crate::expr::Expr::Masq(crate::expr::masq::Masq {
+                    flags: f,
+                    reg_proto_min: min,
+                    reg_proto_max: max,
+                    ..Default::default()
+                })
+            } else {
+                crate::expr::Expr::Redir(crate::expr::redir::Redir {
+                    reg_proto_min: min,
+                    reg_proto_max: max,
+                    flags: f,
+                    ..Default::default()
+                })
+            });
         }
     }
     Ok(())

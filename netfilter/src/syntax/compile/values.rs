@@ -57,7 +57,10 @@ pub fn value_shifted(e: &Expr, dt: &Dtype, len: usize, shift: u32, t: &Table) ->
             if dt.kind == Kind::Str && (s.is_empty() || s.len() >= len) {
                 return Err(Diagnostic::new(
                     *span,
-                    format!("string '{s}' must be 1 to {} characters", len - 1),
+                    format!(
+                        "string '{s}' must be 1 to {} characters",
+                        len.saturating_sub(1)
+                    ),
                 ));
             }
             if dt.kind == Kind::Str || dt.kind == Kind::Int && dt.bits > 64 {
@@ -115,6 +118,82 @@ pub fn value_shifted(e: &Expr, dt: &Dtype, len: usize, shift: u32, t: &Table) ->
     }
 }
 
+/// An hour range that wraps past midnight (in UTC, `"21:00"-"02:00"`),
+/// swapped: nft matches it as "not in the hours between".
+pub fn hour_wrap(e: &Expr, dt: &Dtype, t: &Table) -> Option<Expr> {
+    let Expr::Range(a, b, span) = e else {
+        return None;
+    };
+    if dt.name != "hour" {
+        return None;
+    }
+    let secs = |x: &Expr| match value(x, dt, 4, t) {
+        Ok(Val::Bytes(v)) => Some(u32::from_ne_bytes(v.try_into().ok()?)),
+        _ => None,
+    };
+    (secs(a)? > secs(b)?).then(|| Expr::Range(b.clone(), a.clone(), *span))
+}
+
+/// Seconds east of UTC of the local time zone now (as nft converts
+/// `meta hour` values to UTC with it).
+fn utc_offset() -> i64 {
+    // SAFETY: localtime_r only writes the `tm` we own.
+    unsafe {
+        let now = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&now, &mut tm).is_null() {
+            return 0;
+        }
+        tm.tm_gmtoff
+    }
+}
+
+/// `"HH:MM[:SS]"` local time → seconds after midnight UTC.
+fn hour(w: &str) -> Option<u32> {
+    let mut it = w.split(':');
+    let h: i64 = it.next()?.parse().ok()?;
+    let m: i64 = it.next()?.parse().ok()?;
+    let s: i64 = it.next().map_or(Some(0), |x| x.parse().ok())?;
+    if it.next().is_some()
+        || !(0..24).contains(&h)
+        || !(0..60).contains(&m)
+        || !(0..=60).contains(&s)
+    {
+        return None;
+    }
+    Some((h * 3600 + m * 60 + s - utc_offset()).rem_euclid(86_400) as u32)
+}
+
+/// `"YYYY-MM-DD HH:MM[:SS]"` local time → seconds since the epoch.
+fn date(w: &str) -> Option<i64> {
+    let (d, t) = w.split_once(' ').unwrap_or((w, "00:00"));
+    let mut dp = d.split('-');
+    let (y, mo, da): (i32, i32, i32) = (
+        dp.next()?.parse().ok()?,
+        dp.next()?.parse().ok()?,
+        dp.next()?.parse().ok()?,
+    );
+    let mut tp = t.split(':');
+    let (h, mi): (i32, i32) = (tp.next()?.parse().ok()?, tp.next()?.parse().ok()?);
+    let s: i32 = tp.next().map_or(Some(0), |x| x.parse().ok())?;
+    if dp.next().is_some()
+        || tp.next().is_some()
+        || !(1..=12).contains(&mo)
+        || !(1..=31).contains(&da)
+    {
+        return None;
+    }
+    // SAFETY: mktime reads and normalises the `tm` we own.
+    let secs = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        (tm.tm_year, tm.tm_mon, tm.tm_mday) = (y - 1900, mo - 1, da);
+        (tm.tm_hour, tm.tm_min, tm.tm_sec) = (h, mi, s);
+        tm.tm_isdst = -1;
+        libc::mktime(&mut tm)
+    };
+    (secs != -1).then_some(secs)
+}
+
 fn range(a: Vec<u8>, b: Vec<u8>, dt: &Dtype, span: crate::syntax::diag::Span) -> R<Val> {
     let (ka, kb) = if dt.be {
         (a.clone(), b.clone())
@@ -160,9 +239,11 @@ pub fn prefix_range(v: &[u8], plen: u32) -> (Vec<u8>, Vec<u8>) {
 }
 
 fn string(s: &str, len: usize) -> Vec<u8> {
-    if let Some(p) = s.strip_suffix('*') {
-        return p.as_bytes().to_vec();
+    // A trailing unescaped `*` matches any suffix: compare the prefix only.
+    if let Some(p) = s.strip_suffix('*').filter(|p| !p.ends_with('\\')) {
+        return p.replace("\\*", "*").into_bytes();
     }
+    let s = &s.replace("\\*", "*");
     let mut v = s.as_bytes().to_vec();
     v.truncate(len);
     v.resize(len.max(v.len() + 1).min(len.max(1)), 0);
@@ -175,11 +256,19 @@ fn string(s: &str, len: usize) -> Vec<u8> {
 /// One word as `len` bytes of type `dt`.
 pub fn word(w: &str, dt: &Dtype, len: usize, shift: u32) -> Option<Vec<u8>> {
     match dt.kind {
-        Kind::Ipv4 => parse_ipv4(w).map(|a| a.to_vec()),
+        Kind::Ipv4 => parse_ipv4(w).map(|a| a.to_vec()).or_else(|| {
+            // A raw 32-bit number (`ip saddr & 0xffff0000`).
+            let h = w.strip_prefix("0x")?;
+            Some(u32::from_str_radix(h, 16).ok()?.to_be_bytes().to_vec())
+        }),
         Kind::Ipv6 => parse_ipv6(w).map(|a| a.to_vec()),
         Kind::Ether => parse_ether(w),
         Kind::Str => Some(string(w, len)),
         Kind::Verdict => None,
+        Kind::Time if dt.bits == 64 && w.contains('-') => {
+            let ns = (date(w)? as i128).checked_mul(1_000_000_000)?;
+            int_bytes(u128::try_from(ns).ok()?, len, dt.be)
+        }
         Kind::Time => {
             let ms = parse_duration_ms(w)?;
             let v = if dt.bits == 64 {
@@ -190,28 +279,120 @@ pub fn word(w: &str, dt: &Dtype, len: usize, shift: u32) -> Option<Vec<u8>> {
             int_bytes(v, len, dt.be)
         }
         Kind::Int | Kind::Bitmask => {
-            let n: u128 = if let Some((_, v)) = dt
+            let n: u128 = if let Some(sym) = dt
                 .syms
                 .iter()
-                .find(|(s, _)| *s == w || (dt.name == "day" && s.eq_ignore_ascii_case(w)))
+                .find(|s| s.name == w || (dt.name == "day" && s.name.eq_ignore_ascii_case(w)))
             {
-                *v as u128
+                sym.value as u128
             } else if let Some(n) = parse_u64(w) {
                 n as u128
             } else if let Some(h) = w.strip_prefix("0x").filter(|h| h.len() <= 32) {
                 u128::from_str_radix(h, 16).ok()?
+            } else if dt.name == "hour" && w.contains(':') {
+                hour(w)? as u128
             } else if dt.name == "iface_index" && w == "lo" {
                 1
-            } else if dt.name == "classid" || dt.name == "realm" {
+            } else if dt.name == "inet_proto" {
+                protocol(w)? as u128
+            } else if dt.name == "inet_service" {
+                service(w)? as u128
+            } else if dt.name == "boolean" && (w == "true" || w == "false") {
+                (w == "true") as u128
+            } else if dt.name == "realm" {
+                realm(w).or_else(|| classid(w))? as u128
+            } else if dt.name == "classid" {
                 classid(w)? as u128
+            } else if dt.name == "uid" || dt.name == "gid" {
+                user_or_group(w, dt.name == "uid")? as u128
             } else {
                 return None;
             };
             if dt.bits < 128 && n >> dt.bits != 0 {
                 return None;
             }
+            // Days of the week are 0 (Sunday) to 6; labels are bits 0 to 127.
+            if (dt.name == "day" && n > 6) || (dt.name == "ct_label" && n > 127) {
+                return None;
+            }
             let n = n.checked_shl(shift)?;
             int_bytes(n, len, dt.be)
+        }
+    }
+}
+
+/// An IP protocol by name: nft's keyword `icmpv6`, else the system's
+/// protocol table, as nft resolves them.
+fn protocol(w: &str) -> Option<u8> {
+    if w == "icmpv6" {
+        return Some(58);
+    }
+    db_lookup("/etc/protocols", w)?.try_into().ok()
+}
+
+/// A port by service name, from the system's services table.
+fn service(w: &str) -> Option<u16> {
+    db_lookup("/etc/services", w)?.try_into().ok()
+}
+
+/// The number of `w` in a `/etc/protocols`-style table: `name number[/proto]
+/// aliases... # comment` per line.
+fn db_lookup(path: &str, w: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().find_map(|l| {
+        let l = l.split('#').next().unwrap_or("");
+        let mut it = l.split_whitespace();
+        let (name, num) = (it.next()?, it.next()?);
+        let hit = name == w || it.any(|a| a == w);
+        hit.then(|| parse_u64(num.split('/').next().unwrap_or(num)))?
+    })
+}
+
+/// A routing realm by name, from iproute2's `rt_realms` table.
+fn realm(w: &str) -> Option<u32> {
+    ["/etc/iproute2/rt_realms", "/usr/share/iproute2/rt_realms"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .find_map(|text| {
+            text.lines().find_map(|l| {
+                let mut it = l.split_whitespace();
+                let (n, name) = (it.next()?, it.next()?);
+                (name == w && !n.starts_with('#'))
+                    .then(|| parse_u64(n))??
+                    .try_into()
+                    .ok()
+            })
+        })
+}
+
+/// A user (`uid`) or group id by name, from the system's databases.
+fn user_or_group(w: &str, user: bool) -> Option<u32> {
+    let name = std::ffi::CString::new(w).ok()?;
+    let mut buf = [0 as libc::c_char; 4096];
+    // SAFETY: as in `protocol`.
+    unsafe {
+        if user {
+            let mut ent: libc::passwd = std::mem::zeroed();
+            let mut out: *mut libc::passwd = std::ptr::null_mut();
+            let rc = libc::getpwnam_r(
+                name.as_ptr(),
+                &mut ent,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut out,
+            );
+            (rc == 0 && !out.is_null()).then_some(ent.pw_uid)
+        } else {
+            let mut ent: libc::group = std::mem::zeroed();
+            let mut out: *mut libc::group = std::ptr::null_mut();
+            let rc = libc::getgrnam_r(
+                name.as_ptr(),
+                &mut ent,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut out,
+            );
+            (rc == 0 && !out.is_null()).then_some(ent.gr_gid)
         }
     }
 }

@@ -1,0 +1,222 @@
+//! Whole files through the compiler: every loadable dump of the conformance
+//! corpus and every example in `examples/` is compiled with
+//! `syntax::compile`, pushed into a fresh namespace, and `nft list ruleset`
+//! there must equal the listing of another namespace where `nft -f` loaded
+//! the same file.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use linx_netfilter::pull::{pull, Selector};
+use linx_netfilter::push::{push, PushOptions};
+use linx_netfilter::syntax::compile;
+use linx_netfilter::testing::TestNetns;
+use linx_netfilter::{Ruleset, Socket};
+
+const CORPUS: &str = "/work/shared/conformance";
+
+/// Dumps that must pass: raise when the compiler learns more; a drop fails.
+const DUMP_FLOOR: usize = 323;
+
+/// Blanks what two namespaces holding the same ruleset may differ in:
+/// counter values, quota consumption, element expiry.
+fn mask(listing: &str) -> String {
+    let mut out = String::with_capacity(listing.len());
+    for line in listing.lines() {
+        let mut prev = "";
+        let words: Vec<String> = line
+            .split(' ')
+            .map(|w| {
+                let numeric = w.starts_with(|c: char| c.is_ascii_digit());
+                let masked = match prev {
+                    "packets" | "bytes" | "used" if numeric => true,
+                    "expires" => true,
+                    _ => false,
+                };
+                prev = w;
+                if masked {
+                    let tail: String = w.chars().rev().take_while(|c| *c == ',').collect();
+                    format!("N{tail}")
+                } else {
+                    w.to_owned()
+                }
+            })
+            .collect();
+        out.push_str(&words.join(" "));
+        out.push('\n');
+    }
+    out
+}
+
+fn files() -> Vec<String> {
+    let tsv = std::fs::read_to_string(format!("{CORPUS}/dumps.tsv")).expect("read dumps.tsv");
+    let mut out: Vec<String> = tsv
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut cols = l.split('\t');
+            let file = cols.next()?;
+            (cols.next()? == "yes").then(|| format!("{CORPUS}/{file}"))
+        })
+        .collect();
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+    let mut ex: Vec<String> = std::fs::read_dir(examples)
+        .expect("examples directory")
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            (p.extension()? == "nft").then(|| p.display().to_string())
+        })
+        .collect();
+    ex.sort();
+    assert!(!ex.is_empty(), "no examples found");
+    out.extend(ex);
+    out
+}
+
+/// A short class of a failure, to group them.
+fn group(err: &str) -> String {
+    let first = err.lines().next().unwrap_or("");
+    // Drop the `compile: L:C:` position so one cause makes one group.
+    let first = match first.strip_prefix("compile: ") {
+        Some(rest) => rest.splitn(3, ':').nth(2).unwrap_or(rest).trim(),
+        None => first,
+    };
+    let cut: String = first
+        .chars()
+        .take_while(|c| *c != '\'' && *c != '"' && *c != '@')
+        .take(60)
+        .collect();
+    cut.trim().to_owned()
+}
+
+/// Compiles `file`, pushes it into B, loads it with nft into A, compares.
+fn check(file: &str) -> Result<(), String> {
+    let script = std::fs::read_to_string(file).map_err(|e| e.to_string())?;
+    let rs = compile(&script).map_err(|d| format!("compile: {d}"))?;
+    let a = TestNetns::new();
+    a.nft_load(&script).map_err(|e| format!("nft -f: {e}"))?;
+    let b = TestNetns::new();
+    let mut sb = Socket::open(&b.netns()).map_err(|e| e.to_string())?;
+    push(&mut sb, &rs, &PushOptions::default()).map_err(|e| format!("push: {e}"))?;
+    let (la, lb) = (mask(&a.ruleset()), mask(&b.ruleset()));
+    if la != lb {
+        let diff: Vec<String> = la
+            .lines()
+            .zip(lb.lines())
+            .filter(|(x, y)| x != y)
+            .take(3)
+            .map(|(x, y)| format!("-{x}\n+{y}"))
+            .collect();
+        let extra = if la.lines().count() != lb.lines().count() {
+            format!(" ({} vs {} lines)", la.lines().count(), lb.lines().count())
+        } else {
+            String::new()
+        };
+        let mut msg = format!("listing differs{extra}\n{}", diff.join("\n"));
+        if std::env::var("LINX_VERBOSE").is_ok() {
+            msg += &value_diff(&a, &rs);
+        }
+        return Err(msg);
+    }
+    Ok(())
+}
+
+/// The first difference between what nft put in A and what we compiled
+/// (kernel state and handles cleared), to see why listings differ.
+fn value_diff(a: &TestNetns, rs: &Ruleset) -> String {
+    let Ok(mut sa) = Socket::open(&a.netns()) else {
+        return String::new();
+    };
+    let Ok(pulled) = pull(&mut sa, &Selector::All) else {
+        return String::new();
+    };
+    let (mut want, mut got) = (pulled.ruleset, rs.clone());
+    want.clear_kernel_state();
+    got.clear_kernel_state();
+    let w = serde_json::to_string_pretty(&want).unwrap_or_default();
+    let g = serde_json::to_string_pretty(&got).unwrap_or_default();
+    let Some(first) = w.lines().zip(g.lines()).position(|(x, y)| x != y) else {
+        return String::new();
+    };
+    let ctx = |s: &str| {
+        s.lines()
+            .skip(first.saturating_sub(6))
+            .take(14)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    format!(
+        "\n--- nft's value ---\n{}\n--- ours ---\n{}",
+        ctx(&w),
+        ctx(&g)
+    )
+}
+
+#[test]
+fn compiled_files_list_like_nft_loaded_them() {
+    let files = files();
+    let only = std::env::var("LINX_DUMP").ok();
+    let files: Vec<String> = files
+        .into_iter()
+        .filter(|f| only.as_deref().is_none_or(|o| f.contains(o)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let failures = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(f) = files.get(i) else { break };
+                if let Err(e) = check(f) {
+                    failures.lock().unwrap().push((f.clone(), e));
+                }
+            });
+        }
+    });
+    let mut failures = failures.into_inner().unwrap();
+    failures.sort();
+    let mut groups: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for (f, e) in &failures {
+        groups.entry(group(e)).or_default().push(f);
+    }
+    let mut groups: Vec<_> = groups.into_iter().collect();
+    groups.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+    for (g, v) in &groups {
+        println!("{:4}  {g}   e.g. {}", v.len(), v[0]);
+    }
+    if std::env::var("LINX_VERBOSE").is_ok() {
+        for (f, e) in &failures {
+            println!("== {f}\n{e}\n");
+        }
+    }
+    let passed = files.len() - failures.len();
+    println!("compile files: {passed}/{} passed", files.len());
+    let examples_failed: Vec<&(String, String)> = failures
+        .iter()
+        .filter(|(f, _)| !f.starts_with(CORPUS))
+        .collect();
+    assert!(
+        examples_failed.is_empty(),
+        "examples must compile exactly: {examples_failed:#?}"
+    );
+    if only.is_none() {
+        assert!(
+            passed >= DUMP_FLOOR,
+            "{passed} files passed, floor is {DUMP_FLOOR}"
+        );
+    }
+}
+
+#[test]
+#[ignore]
+fn debug_show_value() {
+    let f = std::env::var("LINX_FILE").unwrap();
+    let script = std::fs::read_to_string(&f).unwrap();
+    let a = TestNetns::new();
+    a.nft_load(&script).unwrap();
+    let mut sa = Socket::open(&a.netns()).unwrap();
+    let mut p = pull(&mut sa, &Selector::All).unwrap().ruleset;
+    p.clear_kernel_state();
+    println!("{}", serde_json::to_string(&p).unwrap());
+}
