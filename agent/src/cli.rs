@@ -1,5 +1,6 @@
 //! `linx-agent pull` / `linx-agent apply`: a ruleset value out of, or into,
-//! one network namespace, as YAML or JSON.
+//! one network namespace, as YAML or JSON. `linx-agent run`: the node
+//! agent itself (see [`crate::run`]).
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -60,6 +61,8 @@ pub enum Command {
         #[arg(long)]
         adopt: bool,
     },
+    /// Keep every pod of this node reconciled until SIGTERM.
+    Run(crate::run::RunArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -129,6 +132,8 @@ pub enum CliError {
     Syntax { path: String, diagnostics: String },
     #[error("encoding the value: {0}")]
     Encode(String),
+    #[error(transparent)]
+    Run(#[from] crate::run::RunError),
 }
 
 /// A ruleset as YAML. (Through a JSON value: serde_yaml cannot write an
@@ -159,6 +164,10 @@ impl Done {
 /// Runs one command.
 pub fn run(cli: Cli) -> Result<Done, CliError> {
     match cli.command {
+        Command::Run(args) => {
+            crate::run::main(args)?;
+            Ok(Done::ok(String::new()))
+        }
         Command::Pull {
             netns,
             tables,

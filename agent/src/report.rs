@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 /// Where a pod stands.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", content = "reason")]
 pub enum PodState {
     /// Known, not reconciled yet.
     Pending,
@@ -25,11 +26,13 @@ pub enum PodState {
 }
 
 /// What the agent last did in one pod.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PodReport {
     pub namespace: String,
     pub name: String,
     pub uid: String,
+    #[serde(flatten)]
     pub state: PodState,
     /// The desired revision this report is about (see `NodeController::apply`).
     pub revision: u64,
