@@ -294,16 +294,28 @@ pub fn load_desired(file: &Path) -> Result<Ruleset, CliError> {
         return compile(&text).map_err(|d| syntax_error(path, &d));
     }
     if let Some(resource) = firewall_ruleset(&text) {
-        let fr = resource.map_err(|message| CliError::Parse { path: path.clone(), message })?;
+        let fr = resource.map_err(|message| CliError::Parse {
+            path: path.clone(),
+            message,
+        })?;
         // Without a cluster the pod selector has nothing to select: the
         // resource's tables are applied to the namespace given.
         let valid = linx_crds::validate(&fr.spec);
         if !valid.is_valid() {
-            let diagnostics = valid.diagnostics.iter().map(|d| format!("{path}: {d}")).collect::<Vec<_>>().join("\n");
+            let diagnostics = valid
+                .diagnostics
+                .iter()
+                .map(|d| format!("{path}: {d}"))
+                .collect::<Vec<_>>()
+                .join("\n");
             return Err(CliError::Syntax { path, diagnostics });
         }
         return linx_crds::convert::to_ruleset(&fr.spec).map_err(|errs| {
-            let diagnostics = errs.iter().map(|d| format!("{path}: {d}")).collect::<Vec<_>>().join("\n");
+            let diagnostics = errs
+                .iter()
+                .map(|d| format!("{path}: {d}"))
+                .collect::<Vec<_>>()
+                .join("\n");
             CliError::Syntax { path, diagnostics }
         });
     }
@@ -322,7 +334,8 @@ pub fn load_desired(file: &Path) -> Result<Ruleset, CliError> {
 /// A `kind: FirewallRuleset` document, if `text` is one.
 fn firewall_ruleset(text: &str) -> Option<Result<linx_crds::FirewallRuleset, String>> {
     let v: serde_json::Value = serde_yaml::from_str(text).ok()?;
-    (v.get("kind")?.as_str()? == "FirewallRuleset").then(|| serde_json::from_value(v).map_err(|e| e.to_string()))
+    (v.get("kind")?.as_str()? == "FirewallRuleset")
+        .then(|| serde_json::from_value(v).map_err(|e| e.to_string()))
 }
 
 /// Prefixes each diagnostic's `LINE:COLUMN:` with the file, as compilers do.

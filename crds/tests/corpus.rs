@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use linx_crds::{convert::render, validate, validate::check_structure, FirewallRuleset};
+use linx_crds::{convert::render, validate, FirewallRuleset};
 
 fn files(dir: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -72,32 +72,11 @@ fn good_resources_are_valid() {
     }
 }
 
-#[test]
-fn unsupported_features_are_named_as_such() {
-    for path in files("render") {
-        let (_, obj) = load(&path);
-        assert_eq!(check_structure(&obj.spec), vec![], "{}", path.display());
-        let diags = validate(&obj.spec).diagnostics;
-        assert!(
-            !diags.is_empty(),
-            "{}: the compiler supports it now: move it to tests/good",
-            path.display()
-        );
-        for d in diags {
-            assert!(
-                d.message.ends_with("not supported yet"),
-                "{}: {d}",
-                path.display()
-            );
-        }
-    }
-}
-
 /// The rendered text of each good structured resource is what nft accepts:
 /// loaded into a fresh namespace, it lists the same tables and rules.
 #[test]
 fn rendered_tables_load_into_the_kernel() {
-    for path in files("good").into_iter().chain(files("render")) {
+    for path in files("good") {
         let (_, obj) = load(&path);
         let Some(tables) = &obj.spec.tables else {
             continue;

@@ -920,12 +920,20 @@ fn set_definition_eq(a: &Set, b: &Set) -> bool {
         && a.data_len == b.data_len
         && a.obj_type == b.obj_type
         && a.policy == b.policy
-        && a.desc == b.desc
+        && desc(a) == desc(b)
         && a.timeout == b.timeout
         && a.gc_interval == b.gc_interval
         && a.userdata == b.userdata
         && a.exprs == b.exprs
         && a.unknown == b.unknown
+}
+
+/// A set's description; an empty one (the kernel dumps an empty nest for
+/// sets created without one) is no description.
+fn desc(s: &Set) -> Option<&crate::model::SetDesc> {
+    s.desc
+        .as_ref()
+        .filter(|d| d.size.is_some() || !d.concat.is_empty() || !d.unknown.is_empty())
 }
 
 fn object_eq(a: &Object, b: &Object) -> bool {
@@ -972,6 +980,10 @@ fn normalized_rule(r: &Rule) -> Cow<'_, Rule> {
     for (i, s) in n.sets.iter_mut().enumerate() {
         s.name = format!("anonymous#{i}");
         s.handle = None;
+        // nft's hints for listing (key byte order, size) do not change what
+        // the set matches; anonymous sets compare by content.
+        s.userdata = None;
+        s.desc = None;
         for el in &mut s.elements {
             *el = normalized_element(el).into_owned();
         }

@@ -406,3 +406,29 @@ fn applying_the_patch_gives_the_desired_value() {
     // And now nothing is left to do.
     assert!(diff(&got, &want).is_empty());
 }
+
+#[test]
+fn anonymous_sets_compare_by_content_not_by_listing_hints() {
+    let with_set = |name: &str, userdata: Option<Userdata>, key: u32| {
+        let mut r = lookup_rule(name);
+        let mut s = ip_set(name, 0);
+        s.flags = NFT_SET_ANONYMOUS | NFT_SET_CONSTANT;
+        s.userdata = userdata;
+        s.elements = vec![Element {
+            key: Some(key.to_be_bytes().to_vec().into()),
+            ..Default::default()
+        }];
+        r.sets.push(s);
+        r
+    };
+    // The kernel's numbering and nft's userdata hints differ: same rule.
+    let cur = ruleset(vec![with_handles(chain(
+        "c",
+        vec![with_set("__set7", Some(Userdata::with_comment(0, "x")), 1)],
+    ))]);
+    let want = ruleset(vec![chain("c", vec![with_set("__set0", None, 1)])]);
+    assert!(diff(&cur, &want).is_empty());
+    // Different elements: a different rule.
+    let other = ruleset(vec![chain("c", vec![with_set("__set0", None, 2)])]);
+    assert_eq!(diff(&cur, &other).len(), 2);
+}
