@@ -144,8 +144,13 @@ struct Tally {
 
 impl Tally {
     fn fail(&mut self, cause: String, example: String) {
-        let e = self.causes.entry(cause).or_insert((0, example));
+        // Files run in parallel: keep the smallest example, so the report
+        // does not depend on which file finished first.
+        let e = self.causes.entry(cause).or_insert((0, example.clone()));
         e.0 += 1;
+        if example < e.1 {
+            e.1 = example;
+        }
     }
 }
 
@@ -255,7 +260,7 @@ fn printed_rules_match_nft_listing() {
     }
     println!("  total: {ok}/{all}");
     let mut causes: Vec<_> = t.causes.iter().collect();
-    causes.sort_by_key(|c| std::cmp::Reverse(c.1 .0));
+    causes.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then_with(|| a.0.cmp(b.0)));
     for (c, (n, ex)) in causes.iter().take(80) {
         println!("{n:>5}  {c}\n      e.g. {ex}");
     }
@@ -276,7 +281,8 @@ fn printed_rules_match_nft_listing() {
     let mut section = common::report::family_table(&families, "printed as nft lists them");
     section.push_str("\nRemaining differences, by cause:\n\n");
     for (c, (n, ex)) in &causes {
-        section.push_str(&format!("- {n} × {c} (e.g. `{ex}`)\n"));
+        let ex = ex.split_whitespace().collect::<Vec<_>>().join(" ");
+        section.push_str(&format!("- {n} × {c}: e.g. `{ex}`\n"));
     }
     common::report::check_section("print", &section);
     let min: f64 = std::env::var("LINX_PRINT_MIN_SHARE")
