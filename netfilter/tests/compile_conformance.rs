@@ -459,11 +459,11 @@ fn compiled_rules_equal_what_nft_loads() {
 
 const FLOORS: &[(&str, usize)] = &[
     ("arp", 283),
-    ("bridge", 351),
-    ("inet", 1015),
-    ("ip", 876),
-    ("ip6", 990),
-    ("netdev", 1414),
+    ("bridge", 355),
+    ("inet", 1025),
+    ("ip", 883),
+    ("ip6", 996),
+    ("netdev", 1430),
 ];
 
 /// Whether nft's error says the kernel refused (nft's own checks passed).

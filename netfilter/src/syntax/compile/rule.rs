@@ -34,6 +34,8 @@ pub struct RuleCx<'a> {
     /// The expressions an anonymous set about to be built is keyed by
     /// (for the `typeof` userdata nft records).
     anon_key: Vec<ast::Expr>,
+    /// Left shift of the sub-byte field keying the next anonymous set.
+    anon_shift: u32,
     /// The ICMP type matched (fields of some types need one).
     icmp_type: Option<u8>,
     /// A transport protocol was matched (maybe against a set).
@@ -75,6 +77,7 @@ pub fn compile_rule_ast(
         set_counter,
         anon_key: Vec::new(),
         icmp_type: None,
+        anon_shift: 0,
         ether_type: None,
         l4_any: false,
         l4_set: false,
@@ -614,8 +617,9 @@ impl RuleCx<'_> {
         let len = ld.len;
         match right {
             ast::Expr::Set(..) | ast::Expr::SetRef(..) => {
-                if let Some((m, _)) = &ld.mask {
+                if let Some((m, shift)) = &ld.mask {
                     self.exprs.push(emit::bitwise(REG1, REG1, m, &vec![0; len]));
+                    self.anon_shift = *shift;
                 }
                 return self.lookup_match(right, &[dt], &[len], op, span);
             }
@@ -849,7 +853,8 @@ impl RuleCx<'_> {
         lens: &[usize],
         data: Option<&MapData>,
     ) -> R<String> {
-        let key = KeyLayout { dts, lens };
+        let shift = std::mem::take(&mut self.anon_shift);
+        let key = KeyLayout { dts, lens, shift };
         let (elements, interval) = build_elements(self.table, elems, &key, data, None)?;
         let key_typeof = super::sets::typeof_of(self.family, &std::mem::take(&mut self.anon_key));
         let userdata = super::sets::anon_udata(&key, key_typeof.as_deref(), data, interval);
@@ -880,7 +885,11 @@ impl RuleCx<'_> {
             Some(MapData::Verdict) => (Some(NFT_DATA_VERDICT), Some(0)),
             Some(MapData::Value(dt, len)) => (Some(dt.id), Some(*len as u32)),
             Some(MapData::Concat(d, l)) => {
-                let v = KeyLayout { dts: d, lens: l };
+                let v = KeyLayout {
+                    dts: d,
+                    lens: l,
+                    shift: 0,
+                };
                 (Some(v.type_id()), Some(v.len() as u32))
             }
             Some(MapData::Object) | None => (None, None),
@@ -914,7 +923,14 @@ impl RuleCx<'_> {
             Some(s) if s.name == set => s.is_interval(),
             _ => self.table.set(set).is_some_and(|s| s.is_interval()),
         };
-        if interval && (KeyLayout { dts, lens }).swapped() {
+        if interval
+            && (KeyLayout {
+                dts,
+                lens,
+                shift: 0,
+            })
+            .swapped()
+        {
             self.exprs
                 .push(emit::byteorder(REG1, lens[0] as u32, lens[0] as u32));
         }
@@ -941,9 +957,10 @@ impl RuleCx<'_> {
             ast::Expr::Concat(parts, _) => self.load_concat(parts)?,
             k => {
                 let ld = self.load(k, REG1)?;
-                if let Some((m, _)) = &ld.mask {
+                if let Some((m, shift)) = &ld.mask {
                     self.exprs
                         .push(emit::bitwise(REG1, REG1, m, &vec![0; ld.len]));
+                    self.anon_shift = *shift;
                 }
                 (vec![ld.dt], vec![ld.len])
             }
@@ -1195,9 +1212,10 @@ impl RuleCx<'_> {
             ast::Expr::Concat(parts, _) => self.load_concat(parts),
             k => {
                 let ld = self.load(k, REG1)?;
-                if let Some((m, _)) = &ld.mask {
+                if let Some((m, shift)) = &ld.mask {
                     self.exprs
                         .push(emit::bitwise(REG1, REG1, m, &vec![0; ld.len]));
+                    self.anon_shift = *shift;
                 }
                 Ok((vec![ld.dt], vec![ld.len]))
             }
