@@ -1055,11 +1055,20 @@ impl RuleCx<'_> {
             }
             Load::Payload { base, off, len } => {
                 self.dependency(f.proto, *lspan)?;
-                let start = off / 8;
-                let end = (off + len).div_ceil(8);
-                let n = (end - start) as usize;
                 let csum = payload_csum(*base, path);
-                if off % 8 != 0 || len % 8 != 0 {
+                let (mut start, mut end) = (off / 8, (off + len).div_ceil(8));
+                // Checksummed headers are rewritten in whole 16-bit words,
+                // so the checksum can be updated incrementally.
+                if csum.is_some_and(|(t, _)| t == NFT_PAYLOAD_CSUM_INET) {
+                    start &= !1;
+                    end = end.div_ceil(2) * 2;
+                }
+                let n = (end - start) as usize;
+                if off % 8 != 0
+                    || len % 8 != 0
+                    || off / 8 != start
+                    || (off + len).div_ceil(8) != end
+                {
                     let shift = end * 8 - (off + len);
                     let v = values::value_shifted(value, &f.dt, n, shift, self.table)?;
                     let Val::Bytes(v) = v else {
