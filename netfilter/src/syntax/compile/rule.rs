@@ -565,6 +565,31 @@ impl RuleCx<'_> {
         if op == RelOp::Not && matches!(left, ast::Expr::Binop(..)) {
             return err(span, "cannot combine negation with binary expression");
         }
+        // `x xor C == V` is `x == V xor C`, as nft folds it.
+        if let ast::Expr::Binop(BinOp::Xor, l, c, _) = left {
+            let single = |e: &ast::Expr| {
+                is_const(e)
+                    && !matches!(
+                        e,
+                        ast::Expr::Set(..) | ast::Expr::List(..) | ast::Expr::Range(..)
+                    )
+            };
+            if matches!(**l, ast::Expr::Sel(..))
+                && single(c)
+                && single(right)
+                && matches!(op, RelOp::Implicit | RelOp::Eq | RelOp::Ne)
+            {
+                let ld = self.load(l, REG1)?;
+                if ld.mask.is_none() {
+                    let a = self.value_bytes(right, &ld.dt, ld.len)?;
+                    let b = self.value_bytes(c, &ld.dt, ld.len)?;
+                    let v: Vec<u8> = a.iter().zip(&b).map(|(x, y)| x ^ y).collect();
+                    self.exprs.push(emit::cmp(REG1, cmp_op(op, span)?, &v));
+                    return Ok(());
+                }
+                return err(span, "cannot fold xor on a partial field");
+            }
+        }
         if let ast::Expr::Sel(path, _) = left {
             let p: Vec<&str> = path.iter().map(String::as_str).collect();
             match p.as_slice() {
