@@ -51,6 +51,12 @@ pub enum Load {
         flags: u32,
     },
     Rt(u32),
+    /// IPsec state: `ipsec in|out [spnum N] KEY`.
+    Xfrm {
+        key: u32,
+        dir: u8,
+        spnum: u32,
+    },
     Socket {
         key: u32,
         level: Option<u32>,
@@ -192,6 +198,30 @@ pub fn field(path: &[String], family_l3: Option<L3>) -> Option<Field> {
         ["meta", k] => meta(k)?,
         [k] => meta(k)?,
         ["ct", rest @ ..] => ct(rest, family_l3)?,
+        ["ipsec", dir @ ("in" | "out"), rest @ ..] => {
+            let (spnum, rest) = match rest {
+                ["spnum", n, r @ ..] => (n.parse::<u8>().ok()? as u32, r),
+                r => (0, r),
+            };
+            let (key, dt) = match rest {
+                ["reqid"] => (NFT_XFRM_KEY_REQID, INTEGER),
+                ["spi"] => (NFT_XFRM_KEY_SPI, BE_INT),
+                ["ip", "saddr"] => (NFT_XFRM_KEY_SADDR_IP4, IPV4),
+                ["ip", "daddr"] => (NFT_XFRM_KEY_DADDR_IP4, IPV4),
+                ["ip6", "saddr"] => (NFT_XFRM_KEY_SADDR_IP6, IPV6),
+                ["ip6", "daddr"] => (NFT_XFRM_KEY_DADDR_IP6, IPV6),
+                _ => return None,
+            };
+            Field {
+                load: Load::Xfrm {
+                    key,
+                    dir: (*dir == "out") as u8,
+                    spnum,
+                },
+                dt,
+                proto: Proto::None,
+            }
+        }
         ["rt", k] | ["rt", "ip" | "ip6", k] => {
             let (key, dt) = match *k {
                 "classid" => (NFT_RT_CLASSID, REALM),

@@ -473,6 +473,19 @@ impl RuleCx<'_> {
                     mask: None,
                 })
             }
+            Load::Xfrm { key, dir, spnum } => {
+                self.exprs.push(emit::raw("xfrm", |w| {
+                    w.put_u32_be(NFTA_XFRM_DREG, reg);
+                    w.put_u32_be(NFTA_XFRM_KEY, *key);
+                    w.put_u8(NFTA_XFRM_DIR, *dir);
+                    w.put_u32_be(NFTA_XFRM_SPNUM, *spnum);
+                }));
+                Ok(Loaded {
+                    dt,
+                    len: dt.bytes(),
+                    mask: None,
+                })
+            }
             Load::Rt(key) => {
                 self.exprs.push(emit::raw("rt", |w| {
                     w.put_u32_be(NFTA_RT_KEY, *key);
