@@ -1,5 +1,6 @@
 //! `linx-agent pull` / `linx-agent apply`: a ruleset value out of, or into,
-//! one network namespace, as YAML or JSON.
+//! one network namespace, as YAML or JSON. `linx-agent run`: the node
+//! agent itself (see [`crate::run`]).
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -60,6 +61,8 @@ pub enum Command {
         #[arg(long)]
         adopt: bool,
     },
+    /// Keep every pod of this node reconciled until SIGTERM.
+    Run(crate::run::RunArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -129,6 +132,8 @@ pub enum CliError {
     Syntax { path: String, diagnostics: String },
     #[error("encoding the value: {0}")]
     Encode(String),
+    #[error(transparent)]
+    Run(#[from] crate::run::RunError),
 }
 
 /// A ruleset as YAML. (Through a JSON value: serde_yaml cannot write an
@@ -159,6 +164,10 @@ impl Done {
 /// Runs one command.
 pub fn run(cli: Cli) -> Result<Done, CliError> {
     match cli.command {
+        Command::Run(args) => {
+            crate::run::main(args)?;
+            Ok(Done::ok(String::new()))
+        }
         Command::Pull {
             netns,
             tables,
@@ -267,7 +276,8 @@ pub fn run(cli: Cli) -> Result<Done, CliError> {
 }
 
 /// The desired value in `file`: nft syntax (`.nft`, or any text that is
-/// not YAML/JSON), or a ruleset value as YAML/JSON.
+/// not YAML/JSON), a `FirewallRuleset` resource (its tables; the pod
+/// selector is ignored), or a ruleset value as YAML/JSON.
 pub fn load_desired(file: &Path) -> Result<Ruleset, CliError> {
     let path = file.display().to_string();
     let text = if path == "-" {
@@ -283,6 +293,20 @@ pub fn load_desired(file: &Path) -> Result<Ruleset, CliError> {
     if is_nft {
         return compile(&text).map_err(|d| syntax_error(path, &d));
     }
+    if let Some(resource) = firewall_ruleset(&text) {
+        let fr = resource.map_err(|message| CliError::Parse { path: path.clone(), message })?;
+        // Without a cluster the pod selector has nothing to select: the
+        // resource's tables are applied to the namespace given.
+        let valid = linx_crds::validate(&fr.spec);
+        if !valid.is_valid() {
+            let diagnostics = valid.diagnostics.iter().map(|d| format!("{path}: {d}")).collect::<Vec<_>>().join("\n");
+            return Err(CliError::Syntax { path, diagnostics });
+        }
+        return linx_crds::convert::to_ruleset(&fr.spec).map_err(|errs| {
+            let diagnostics = errs.iter().map(|d| format!("{path}: {d}")).collect::<Vec<_>>().join("\n");
+            CliError::Syntax { path, diagnostics }
+        });
+    }
     match from_text(&text) {
         Ok(rs) => Ok(rs),
         // Not a value: try nft syntax before giving up, and report the
@@ -293,6 +317,12 @@ pub fn load_desired(file: &Path) -> Result<Ruleset, CliError> {
             Err(_) => Err(CliError::Parse { path, message }),
         },
     }
+}
+
+/// A `kind: FirewallRuleset` document, if `text` is one.
+fn firewall_ruleset(text: &str) -> Option<Result<linx_crds::FirewallRuleset, String>> {
+    let v: serde_json::Value = serde_yaml::from_str(text).ok()?;
+    (v.get("kind")?.as_str()? == "FirewallRuleset").then(|| serde_json::from_value(v).map_err(|e| e.to_string()))
 }
 
 /// Prefixes each diagnostic's `LINE:COLUMN:` with the file, as compilers do.

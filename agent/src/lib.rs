@@ -1,5 +1,27 @@
 //! The node agent: finds each selected pod's network namespace and keeps
 //! its firewall equal to the FirewallRulesets that select it.
+//!
+//! - [`pod`]: what the agent knows of a pod; [`resolve`]: its namespace.
+//! - [`desired`]: the pluggable policy computing each pod's ruleset.
+//! - [`controller`]: one worker per pod ([`worker`]), bounded concurrency.
+//! - [`report`]: per-pod outcomes; [`metrics`]: Prometheus metrics, [`serve`]d.
+//! - [`local`]: pods and values from a file; [`run`]: `linx-agent run`.
 
 pub mod cli;
+pub mod controller;
+pub mod desired;
+pub mod local;
+pub mod metrics;
+pub mod pod;
+pub mod report;
 pub mod resolve;
+pub mod run;
+pub mod serve;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod worker;
+
+pub use controller::{NodeController, Options};
+pub use desired::{Policy, Target};
+pub use pod::Pod;
+pub use report::{PodReport, PodState, Reports};

@@ -16,14 +16,7 @@ use std::sync::Arc;
 
 use linx_netfilter::Netns;
 
-/// What the agent knows of a pod.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PodRef {
-    pub uid: String,
-    pub namespace: String,
-    pub name: String,
-    pub host_network: bool,
-}
+use crate::pod::Pod;
 
 /// A pod's network namespace, held open.
 #[derive(Clone, Debug)]
@@ -60,7 +53,7 @@ pub enum ResolveError {
 /// Resolves pods to namespaces; a CRI-based implementation can be added
 /// beside the cgroup one.
 pub trait NetnsResolver: Send + Sync {
-    fn resolve(&self, pod: &PodRef) -> Result<Resolution, ResolveError>;
+    fn resolve(&self, pod: &Pod) -> Result<Resolution, ResolveError>;
     /// Whether a namespace resolved earlier still belongs to the pod's
     /// original process (false once the process is gone or its pid reused).
     fn still_valid(&self, held: &PodNetns) -> bool;
@@ -121,7 +114,7 @@ impl CgroupResolver {
 }
 
 impl NetnsResolver for CgroupResolver {
-    fn resolve(&self, pod: &PodRef) -> Result<Resolution, ResolveError> {
+    fn resolve(&self, pod: &Pod) -> Result<Resolution, ResolveError> {
         if pod.host_network {
             return Ok(Resolution::HostNetwork);
         }

@@ -1,115 +1,28 @@
 //! The pod namespace resolver against real processes in real cgroups.
 
-use std::path::PathBuf;
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use linx_agent::resolve::{CgroupResolver, NetnsResolver, PodRef, Resolution};
+use linx_agent::pod::Pod;
+use linx_agent::resolve::{CgroupResolver, NetnsResolver, Resolution};
+use linx_agent::testing::{pod_uid, resolver, FakePod};
 use linx_netfilter::sys::*;
 use linx_netfilter::testing::TestNetns;
 use linx_netfilter::{Batch, Socket};
 
-const CGROOT: &str = "/sys/fs/cgroup/unified";
-
-/// A process standing in for a pod's container: in a given namespace (or
-/// the host's), placed in the cgroup a kubelet would give the pod.
-struct FakePod {
-    child: Child,
-    dirs: Vec<PathBuf>,
-}
-
-impl FakePod {
-    fn start(uid: &str, systemd: bool, netns: Option<&TestNetns>) -> FakePod {
-        let mut cmd = match netns {
-            Some(ns) => {
-                let mut c = Command::new("nsenter");
-                c.arg(format!("--net={}", ns.path().display()))
-                    .args(["sleep", "60"]);
-                c
-            }
-            None => {
-                let mut c = Command::new("sleep");
-                c.arg("60");
-                c
-            }
-        };
-        let child = cmd.spawn().unwrap();
-        let top = format!("linx-test-{}-{}", std::process::id(), child.id());
-        let rel: Vec<String> = if systemd {
-            let u = uid.replace('-', "_");
-            vec![
-                top,
-                "kubepods.slice".into(),
-                "kubepods-burstable.slice".into(),
-                format!("kubepods-burstable-pod{u}.slice"),
-                "cri-containerd-0123.scope".into(),
-            ]
-        } else {
-            vec![
-                top,
-                "kubepods".into(),
-                "burstable".into(),
-                format!("pod{uid}"),
-                "0123abcd".into(),
-            ]
-        };
-        let mut dirs = Vec::new();
-        let mut path = PathBuf::from(CGROOT);
-        for part in rel {
-            path.push(part);
-            std::fs::create_dir(&path).unwrap();
-            dirs.push(path.clone());
-        }
-        std::fs::write(path.join("cgroup.procs"), child.id().to_string()).unwrap();
-        FakePod { child, dirs }
-    }
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for FakePod {
-    fn drop(&mut self) {
-        self.stop();
-        for d in self.dirs.iter().rev() {
-            for _ in 0..50 {
-                if std::fs::remove_dir(d).is_ok() || !d.exists() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
-}
-
-/// The test's own namespace plays the host's here (pid 1 is not readable
-/// in every sandbox; in a DaemonSet `CgroupResolver::new` uses pid 1's).
-fn resolver() -> CgroupResolver {
-    CgroupResolver::with_host_netns("/proc", "/proc/self/ns/net").unwrap()
-}
-
-fn pod(uid: &str) -> PodRef {
-    PodRef {
+fn pod(uid: &str) -> Pod {
+    Pod {
         uid: uid.into(),
         namespace: "default".into(),
         name: "web".into(),
-        host_network: false,
+        ..Default::default()
     }
 }
 
 fn uid(n: u32) -> String {
-    format!(
-        "0000{:04x}-1111-4222-8333-{:012x}",
-        std::process::id() & 0xffff,
-        n
-    )
+    pod_uid(n)
 }
 
-fn resolve_eventually(r: &CgroupResolver, p: &PodRef) -> Resolution {
+fn resolve_eventually(r: &CgroupResolver, p: &Pod) -> Resolution {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let res = r.resolve(p).unwrap();

@@ -12,45 +12,33 @@ use crate::resource::{
     limits, ChainSpec, Family, FirewallRulesetSpec, MapSpec, ObjectSpec, Policy, SetSpec, TableSpec,
 };
 
-/// The only calls into the nft compiler. Until `linx_netfilter::syntax`
-/// exposes `compile` and `compile_rule`, both answer `Unavailable` and
-/// validation says syntax was not checked.
+/// The only calls into the nft compiler (`linx_netfilter::syntax`).
 mod compiler {
+    use linx_netfilter::syntax::Diagnostics;
     use linx_netfilter::{Family, Rule, Ruleset, Table};
-
-    /// The compiler is not part of this build.
-    pub(super) struct Unavailable;
 
     /// `(line, column, message)` of each compiler diagnostic.
     pub(super) type Errors = Vec<(u32, u32, String)>;
 
-    pub(super) fn compile(src: &str) -> Result<Result<Ruleset, Errors>, Unavailable> {
-        let _ = src;
-        Err(Unavailable)
+    fn errors(d: Diagnostics) -> Errors {
+        d.0.into_iter()
+            .map(|d| {
+                let mut msg = d.message;
+                if !d.expected.is_empty() {
+                    msg.push_str(&format!(" (expected {})", d.expected.join(", ")));
+                }
+                (d.line as u32, d.column as u32, msg)
+            })
+            .collect()
     }
 
-    pub(super) fn compile_rule(
-        family: Family,
-        table: &Table,
-        rule: &str,
-    ) -> Result<Result<Rule, Errors>, Unavailable> {
-        let _ = (family, table, rule);
-        Err(Unavailable)
+    pub(super) fn compile(src: &str) -> Result<Ruleset, Errors> {
+        linx_netfilter::syntax::compile(src).map_err(errors)
     }
-}
 
-/// True when this build compiles nft syntax (and so checks rule syntax and types).
-pub fn compiler_available() -> bool {
-    compiler::compile("").is_ok()
-}
-
-/// Why a spec could not be turned into values.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ConvertError {
-    #[error("the nft compiler is not available in this build")]
-    CompilerUnavailable,
-    #[error("{} error(s), first: {}", .0.len(), .0[0])]
-    Invalid(Vec<Diagnostic>),
+    pub(super) fn compile_rule(family: Family, table: &Table, rule: &str) -> Result<Rule, Errors> {
+        linx_netfilter::syntax::compile_rule(family, table, rule).map_err(errors)
+    }
 }
 
 /// The engine's family for a spec family.
@@ -72,6 +60,9 @@ pub struct Origin {
     pub table: Option<String>,
     pub chain: Option<String>,
     pub item: Option<String>,
+    /// Columns (1-based, first and last) of the line that hold the field's
+    /// own text, so a compiler position maps back into the field.
+    pub span: Option<(u32, u32)>,
 }
 
 /// nft text for structured tables, and the origin of each line.
@@ -92,6 +83,27 @@ impl Rendered {
         self.origins.push(origin.clone());
     }
 
+    /// A line `prefix text suffix` whose `text` is a field's own text.
+    fn field_line(
+        &mut self,
+        indent: usize,
+        prefix: &str,
+        text: &str,
+        suffix: &str,
+        origin: &Origin,
+    ) {
+        let first = (indent + prefix.chars().count() + 1) as u32;
+        let span = Some((first, first + text.chars().count() as u32));
+        self.line(
+            indent,
+            &format!("{prefix}{text}{suffix}"),
+            &Origin {
+                span,
+                ..origin.clone()
+            },
+        );
+    }
+
     /// A compiler error at `line:column` of the rendered text, named by its origin.
     fn diagnostic(&self, line: u32, column: u32, message: String) -> Diagnostic {
         let o = self
@@ -99,15 +111,20 @@ impl Rendered {
             .get(line.saturating_sub(1) as usize)
             .cloned()
             .unwrap_or_default();
+        // Positions count inside the field's own text; elsewhere (keywords
+        // linx wrote) only the field is named.
+        let position = o
+            .span
+            .filter(|(first, end)| (*first..=*end).contains(&column))
+            .map(|(first, _)| (1, column - first + 1));
         Diagnostic {
             field: o.field,
             table: o.table,
             chain: o.chain,
             item: o.item,
-            position: None,
+            position,
             message,
         }
-        .at(line, column)
     }
 }
 
@@ -190,9 +207,11 @@ fn render_object(r: &mut Rendered, obj: &ObjectSpec, o: &Origin) {
         o,
     );
     if let Some(d) = &obj.definition {
-        r.line(
+        r.field_line(
             2,
+            "",
             d,
+            "",
             &Origin {
                 field: format!("{}.definition", o.field),
                 ..o.clone()
@@ -216,7 +235,7 @@ fn render_object(r: &mut Rendered, obj: &ObjectSpec, o: &Origin) {
 fn render_set_body(
     r: &mut Rendered,
     o: &Origin,
-    type_line: (&str, String),
+    type_line: (&str, &str, String, String),
     flags: &[crate::resource::SetFlag],
     timeout: Option<&str>,
     size: Option<u32>,
@@ -227,7 +246,8 @@ fn render_set_body(
         field: format!("{}.{f}", o.field),
         ..o.clone()
     };
-    r.line(2, &type_line.1, &sub(type_line.0));
+    let (field, prefix, text, suffix) = type_line;
+    r.field_line(2, prefix, &text, &suffix, &sub(field));
     if !flags.is_empty() {
         let names: Vec<&str> = flags.iter().map(|f| f.as_str()).collect();
         r.line(2, &format!("flags {}", names.join(",")), &sub("flags"));
@@ -247,7 +267,7 @@ fn render_set_body(
         let n = elements.len();
         for (i, e) in elements.into_iter().enumerate() {
             let sep = if i + 1 < n { "," } else { "" };
-            r.line(3, &format!("{e}{sep}"), &sub(&format!("elements[{i}]")));
+            r.field_line(3, "", &e, sep, &sub(&format!("elements[{i}]")));
         }
         r.line(2, "}", &sub("elements"));
     }
@@ -256,9 +276,9 @@ fn render_set_body(
 fn render_set(r: &mut Rendered, s: &SetSpec, o: &Origin) {
     r.line(1, &format!("set {} {{", s.name), o);
     let ty = match (&s.set_type, &s.type_of) {
-        (Some(t), _) => ("type", format!("type {t}")),
-        (None, Some(t)) => ("typeof", format!("typeof {t}")),
-        (None, None) => ("type", String::new()),
+        (Some(t), _) => ("type", "type ", t.clone(), String::new()),
+        (None, Some(t)) => ("typeof", "typeof ", t.clone(), String::new()),
+        (None, None) => ("type", "", String::new(), String::new()),
     };
     let comment = s.comment.as_deref();
     render_set_body(
@@ -277,9 +297,14 @@ fn render_set(r: &mut Rendered, s: &SetSpec, o: &Origin) {
 fn render_map(r: &mut Rendered, m: &MapSpec, o: &Origin) {
     r.line(1, &format!("map {} {{", m.name), o);
     let ty = match (&m.key_type, &m.key_typeof) {
-        (Some(t), _) => ("type", format!("type {t} : {}", m.value_type)),
-        (None, Some(t)) => ("typeof", format!("typeof {t} : {}", m.value_type)),
-        (None, None) => ("type", String::new()),
+        (Some(t), _) => ("type", "type ", t.clone(), format!(" : {}", m.value_type)),
+        (None, Some(t)) => (
+            "typeof",
+            "typeof ",
+            t.clone(),
+            format!(" : {}", m.value_type),
+        ),
+        (None, None) => ("type", "", String::new(), String::new()),
     };
     let elements = m
         .elements
@@ -349,32 +374,23 @@ fn render_chain(r: &mut Rendered, family: Family, c: &ChainSpec, o: &Origin, wit
 /// The spec as the engine's values: what an agent pushes into each pod.
 /// Needs the compiler; every error is named by field, table, chain, rule
 /// and line:column.
-pub fn to_ruleset(spec: &FirewallRulesetSpec) -> Result<Ruleset, ConvertError> {
+pub fn to_ruleset(spec: &FirewallRulesetSpec) -> Result<Ruleset, Vec<Diagnostic>> {
     if let Some(src) = &spec.nft {
-        return match compiler::compile(src).map_err(|_| ConvertError::CompilerUnavailable)? {
-            Ok(rs) => Ok(rs),
-            Err(errs) => Err(ConvertError::Invalid(
-                errs.into_iter()
-                    .map(|(l, c, m)| Diagnostic::new("spec.nft", m).at(l, c))
-                    .collect(),
-            )),
-        };
+        return compiler::compile(src).map_err(|errs| {
+            errs.into_iter()
+                .map(|(l, c, m)| Diagnostic::new("spec.nft", m).at(l, c))
+                .collect()
+        });
     }
     let tables = spec.tables.as_deref().unwrap_or_default();
     // Declarations first (tables, chains, sets, maps, objects), then each
     // rule on its own, so a rule's error carries the rule's own line:column.
     let decls = render(tables, false);
-    let mut rs =
-        match compiler::compile(&decls.text).map_err(|_| ConvertError::CompilerUnavailable)? {
-            Ok(rs) => rs,
-            Err(errs) => {
-                return Err(ConvertError::Invalid(
-                    errs.into_iter()
-                        .map(|(l, c, m)| decls.diagnostic(l, c, m))
-                        .collect(),
-                ))
-            }
-        };
+    let mut rs = compiler::compile(&decls.text).map_err(|errs| {
+        errs.into_iter()
+            .map(|(l, c, m)| decls.diagnostic(l, c, m))
+            .collect::<Vec<_>>()
+    })?;
     let mut diags = Vec::new();
     for (ti, t) in tables.iter().enumerate() {
         let fam = family(t.family);
@@ -393,9 +409,7 @@ pub fn to_ruleset(spec: &FirewallRulesetSpec) -> Result<Ruleset, ConvertError> {
             let mut rules: Vec<Rule> = Vec::with_capacity(c.rules.len().min(limits::RULES));
             for (ri, rule) in c.rules.iter().enumerate() {
                 let snapshot: &Table = &rs.tables[table];
-                match compiler::compile_rule(fam, snapshot, rule)
-                    .map_err(|_| ConvertError::CompilerUnavailable)?
-                {
+                match compiler::compile_rule(fam, snapshot, rule) {
                     Ok(r) => rules.push(r),
                     Err(errs) => diags.extend(errs.into_iter().map(|(l, col, m)| {
                         Diagnostic::new(format!("spec.tables[{ti}].chains[{ci}].rules[{ri}]"), m)
@@ -418,19 +432,6 @@ pub fn to_ruleset(spec: &FirewallRulesetSpec) -> Result<Ruleset, ConvertError> {
     if diags.is_empty() {
         Ok(rs)
     } else {
-        Err(ConvertError::Invalid(diags))
-    }
-}
-
-/// Runs the compiler over a spec the structural checks accepted; adds its
-/// errors to `out`. Returns false when no compiler is available.
-pub(crate) fn check_syntax(spec: &FirewallRulesetSpec, out: &mut Vec<Diagnostic>) -> bool {
-    match to_ruleset(spec) {
-        Ok(_) => true,
-        Err(ConvertError::Invalid(d)) => {
-            out.extend(d);
-            true
-        }
-        Err(ConvertError::CompilerUnavailable) => false,
+        Err(diags)
     }
 }

@@ -119,4 +119,25 @@ impl FirewallNodeReport {
             },
         )
     }
+
+    /// Makes the Node the report's owner, so the garbage collector deletes
+    /// the report with its node.
+    ///
+    /// ```
+    /// use linx_crds::FirewallNodeReport;
+    /// let r = FirewallNodeReport::for_node("node-1", vec![]).owned_by_node("6f1c-uid");
+    /// let owner = &r.metadata.owner_references.as_ref().unwrap()[0];
+    /// assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("Node", "node-1"));
+    /// ```
+    pub fn owned_by_node(mut self, node_uid: &str) -> Self {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+        self.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "v1".into(),
+            kind: "Node".into(),
+            name: self.spec.node_name.clone(),
+            uid: node_uid.into(),
+            ..Default::default()
+        }]);
+        self
+    }
 }

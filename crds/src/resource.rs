@@ -58,6 +58,8 @@ pub(crate) const NAME_PATTERN: &str = r"^[A-Za-z_][A-Za-z0-9_.\-]*$";
 /// every selected pod: when another FirewallRuleset selecting the same pod
 /// declares a table of the same family and name, the older resource
 /// (creationTimestamp, then name) keeps it and both report the conflict.
+// Several printer columns repeat `type_ = "integer"`; that is not a mistake.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "netfilter.linx.dev",

@@ -4,9 +4,8 @@
 //! types, priorities, policies, devices, set types and flags, map values),
 //! what the references decide (jump/goto targets, `@set` names, named
 //! objects, jump loops, duplicates), and the text's shape (balanced braces
-//! and strings). Syntax and types of rule statements are the compiler's
-//! part: [`crate::convert`] runs it, and [`Validation::syntax_checked`] says
-//! whether it did.
+//! and strings). Then, when all that passed, the nft compiler
+//! (through [`crate::convert::to_ruleset`]) checks syntax and types.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,8 +24,6 @@ use crate::scan::{scan, Token, TokenKind};
 pub struct Validation {
     /// Every finding, in spec order.
     pub diagnostics: Vec<Diagnostic>,
-    /// True when the nft compiler checked rule syntax and types too.
-    pub syntax_checked: bool,
 }
 
 impl Validation {
@@ -35,8 +32,8 @@ impl Validation {
     }
 }
 
-/// Validates `spec` fully: structure, references, and (when the compiler is
-/// wired in [`crate::convert`]) the nft syntax of every rule.
+/// Validates `spec` fully: structure, references, then the nft syntax and
+/// types of every rule, set, map and object (by compiling it).
 ///
 /// ```
 /// use linx_crds::{validate, FirewallRulesetSpec};
@@ -54,29 +51,28 @@ impl Validation {
 /// assert_eq!(v.diagnostics[0].message, "jump to unknown chain \"nowhere\"");
 /// ```
 pub fn validate(spec: &FirewallRulesetSpec) -> Validation {
+    let mut out = check_structure(spec);
+    if out.is_empty() {
+        if let Err(d) = crate::convert::to_ruleset(spec) {
+            out.extend(d);
+        }
+    }
+    Validation { diagnostics: out }
+}
+
+/// The checks that need no compiler: structure, references, text shape.
+pub fn check_structure(spec: &FirewallRulesetSpec) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     check_selector(&spec.pod_selector, &mut out);
     match (&spec.tables, &spec.nft) {
-        (Some(_), Some(_)) => out.push(Diagnostic::new(
-            "spec",
-            "give exactly one of spec.tables and spec.nft",
-        )),
-        (None, None) => out.push(Diagnostic::new(
+        (Some(_), Some(_)) | (None, None) => out.push(Diagnostic::new(
             "spec",
             "give exactly one of spec.tables and spec.nft",
         )),
         (Some(tables), None) => check_tables(tables, &mut out),
         (None, Some(nft)) => check_nft(nft, &mut out),
     }
-    let syntax_checked = if out.is_empty() {
-        crate::convert::check_syntax(spec, &mut out)
-    } else {
-        false
-    };
-    Validation {
-        diagnostics: out,
-        syntax_checked,
-    }
+    out
 }
 
 fn check_selector(sel: &LabelSelector, out: &mut Vec<Diagnostic>) {
@@ -118,6 +114,24 @@ fn check_name(field: &str, what: &str, name: &str, out: &mut Vec<Diagnostic>) ->
         return false;
     }
     true
+}
+
+/// Comments are written into nft text between quotes: bounded, one line, no quotes.
+fn check_comment(field: &str, comment: Option<&str>, out: &mut Vec<Diagnostic>) {
+    let Some(c) = comment else { return };
+    check_len(
+        field,
+        "characters of comment",
+        c.len(),
+        limits::COMMENT_LEN,
+        out,
+    );
+    if c.contains(['"', '\n']) {
+        out.push(Diagnostic::new(
+            field,
+            "a comment cannot contain '\"' or a line break",
+        ));
+    }
 }
 
 fn check_len(field: &str, what: &str, n: usize, max: usize, out: &mut Vec<Diagnostic>) {
@@ -180,16 +194,8 @@ impl<'a, 'o> TableCheck<'a, 'o> {
 
     fn run(mut self) {
         let t = self.t;
-        if let Some(c) = &t.comment {
-            check_len(
-                &format!("{}.comment", self.field),
-                "characters of comment",
-                c.len(),
-                limits::COMMENT_LEN,
-                self.out,
-            );
-        }
         let f = self.field.clone();
+        check_comment(&format!("{f}.comment"), t.comment.as_deref(), self.out);
         check_len(
             &format!("{f}.chains"),
             "chains",
@@ -311,15 +317,7 @@ impl<'a, 'o> TableCheck<'a, 'o> {
             ))),
             (None, Some(_)) => self.push(ctx(Diagnostic::new(&field, "a base chain needs a hook"))),
         }
-        if let Some(cm) = &c.comment {
-            check_len(
-                &format!("{field}.comment"),
-                "characters of comment",
-                cm.len(),
-                limits::COMMENT_LEN,
-                self.out,
-            );
-        }
+        check_comment(&format!("{field}.comment"), c.comment.as_deref(), self.out);
         check_len(
             &format!("{field}.rules"),
             "rules",
@@ -481,15 +479,7 @@ impl<'a, 'o> TableCheck<'a, 'o> {
                 "give exactly one of type and typeof",
             ))),
         }
-        if let Some(c) = &s.comment {
-            check_len(
-                &format!("{field}.comment"),
-                "characters of comment",
-                c.len(),
-                limits::COMMENT_LEN,
-                self.out,
-            );
-        }
+        check_comment(&format!("{field}.comment"), s.comment.as_deref(), self.out);
         self.set_common(
             &field,
             &item,
@@ -527,15 +517,7 @@ impl<'a, 'o> TableCheck<'a, 'o> {
                 "give exactly one of type and typeof",
             ))),
         }
-        if let Some(c) = &m.comment {
-            check_len(
-                &format!("{field}.comment"),
-                "characters of comment",
-                c.len(),
-                limits::COMMENT_LEN,
-                self.out,
-            );
-        }
+        check_comment(&format!("{field}.comment"), m.comment.as_deref(), self.out);
         self.set_common(
             &field,
             &item,
@@ -584,6 +566,7 @@ impl<'a, 'o> TableCheck<'a, 'o> {
         if !check_name(&format!("{field}.name"), "object", &o.name, self.out) {
             return;
         }
+        check_comment(&format!("{field}.comment"), o.comment.as_deref(), self.out);
         let at = |d: Diagnostic| d.item(format!("object {}", o.name));
         match &o.definition {
             None if o.object_type != ObjectType::Counter => {

@@ -2,10 +2,13 @@
 //! exact first message its `# expect:` line names and nothing panics; every
 //! resource in `tests/good/` is valid, and its structured tables render to
 //! nft text that the real nft loads into a throwaway network namespace.
+//! `tests/render/` holds resources nft accepts whose features the linx
+//! compiler does not support yet: they must pass the structural checks,
+//! the compiler may only answer "not supported yet".
 
 use std::path::{Path, PathBuf};
 
-use linx_crds::{convert::render, validate, FirewallRuleset};
+use linx_crds::{convert::render, validate, validate::check_structure, FirewallRuleset};
 
 fn files(dir: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -69,11 +72,32 @@ fn good_resources_are_valid() {
     }
 }
 
+#[test]
+fn unsupported_features_are_named_as_such() {
+    for path in files("render") {
+        let (_, obj) = load(&path);
+        assert_eq!(check_structure(&obj.spec), vec![], "{}", path.display());
+        let diags = validate(&obj.spec).diagnostics;
+        assert!(
+            !diags.is_empty(),
+            "{}: the compiler supports it now: move it to tests/good",
+            path.display()
+        );
+        for d in diags {
+            assert!(
+                d.message.ends_with("not supported yet"),
+                "{}: {d}",
+                path.display()
+            );
+        }
+    }
+}
+
 /// The rendered text of each good structured resource is what nft accepts:
 /// loaded into a fresh namespace, it lists the same tables and rules.
 #[test]
 fn rendered_tables_load_into_the_kernel() {
-    for path in files("good") {
+    for path in files("good").into_iter().chain(files("render")) {
         let (_, obj) = load(&path);
         let Some(tables) = &obj.spec.tables else {
             continue;
@@ -100,5 +124,25 @@ fn rendered_tables_load_into_the_kernel() {
         }
         // Rules keep their order: nft lists them as written (modulo its own spelling).
         assert_eq!(rendered.origins.len(), rendered.text.lines().count());
+    }
+}
+
+/// Compiling declarations and rules one by one (which names each error's
+/// field) gives the same values as compiling the whole rendered file.
+#[test]
+fn conversion_equals_compiling_the_rendered_text() {
+    for path in files("good") {
+        let (_, obj) = load(&path);
+        let values = linx_crds::convert::to_ruleset(&obj.spec).unwrap();
+        let text = match &obj.spec.tables {
+            Some(tables) => render(tables, true).text,
+            None => obj.spec.nft.clone().unwrap(),
+        };
+        let whole = linx_netfilter::syntax::compile(&text).unwrap();
+        assert_eq!(values, whole, "{}", path.display());
+        assert!(values
+            .tables
+            .iter()
+            .any(|t| t.chains.iter().any(|c| !c.rules.is_empty())));
     }
 }

@@ -896,9 +896,16 @@ fn chain_header_eq(a: &Chain, b: &Chain, strict: bool) -> bool {
     a.hook == b.hook
         && a.chain_type == b.chain_type
         && (!strict || a.policy == b.policy)
-        && a.flags == b.flags
+        && chain_user_flags(a) == chain_user_flags(b)
         && a.userdata == b.userdata
         && a.unknown == b.unknown
+}
+
+/// A chain's flags as a writer sets them: the kernel adds `NFT_CHAIN_BASE`
+/// itself to every chain with a hook (compared separately), so a desired
+/// base chain built without it is the same chain.
+fn chain_user_flags(c: &Chain) -> u32 {
+    c.flags.unwrap_or(0) & !crate::sys::NFT_CHAIN_BASE
 }
 
 /// Set definitions equal: everything but elements and kernel-only facts

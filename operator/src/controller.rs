@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -78,6 +78,11 @@ pub async fn reconcile(obj: Arc<FirewallRuleset>, ctx: Arc<Context>) -> Result<A
     let generation = obj.metadata.generation.unwrap_or(0);
     let uid = obj.uid().unwrap_or_default();
 
+    // Until the first list of reports has arrived, counts would read as
+    // zero and flap: come back shortly. (A dropped writer also answers.)
+    if ctx.reports.wait_until_ready().now_or_never().is_none() {
+        return Ok(Action::requeue(Duration::from_secs(2)));
+    }
     let validation = validate(&obj.spec);
     let reports = ctx.reports.state();
     let agg = aggregate(

@@ -188,7 +188,38 @@ where
         e = renew => Err(e),
     };
     metrics.leader.set(0);
+    if out.is_ok() {
+        // Hand over at once instead of letting the lease expire.
+        if let Err(e) = release(&api, &cfg).await {
+            warn!(error = %e, "releasing lease");
+        }
+    }
     out
+}
+
+/// Gives the lease up if we hold it (on a clean shutdown).
+pub async fn release(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<()> {
+    let err = |source| Error::Lease {
+        lease: format!("{}/{}", cfg.namespace, cfg.name),
+        source,
+    };
+    let Some(mut lease) = api.get_opt(&cfg.name).await.map_err(err)? else {
+        return Ok(());
+    };
+    let Some(spec) = lease.spec.as_mut() else {
+        return Ok(());
+    };
+    if spec.holder_identity.as_deref() != Some(cfg.identity.as_str()) {
+        return Ok(());
+    }
+    spec.holder_identity = None;
+    spec.renew_time = None;
+    lease.metadata.managed_fields = None;
+    match api.replace(&cfg.name, &PostParams::default(), &lease).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(err(e)),
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,9 @@ pub const MAX_MESSAGE_ERRORS: usize = 3;
 /// Length of a condition message (the API allows 32768; keep it readable).
 pub const MAX_MESSAGE_LEN: usize = 2048;
 
+/// How the compiler words features it does not handle yet.
+pub const UNSUPPORTED_SUFFIX: &str = "not supported yet";
+
 pub const VALID: &str = "Valid";
 pub const APPLIED: &str = "Applied";
 pub const CONFLICTED: &str = "Conflicted";
@@ -65,21 +68,21 @@ pub fn invalid_message(v: &Validation) -> String {
 }
 
 fn valid_condition(v: &Validation) -> (&'static str, &'static str, String) {
-    if !v.is_valid() {
-        ("False", "Invalid", invalid_message(v))
-    } else if v.syntax_checked {
+    if v.is_valid() {
         (
             "True",
             "Valid",
             "structure, references and nft syntax are valid".into(),
         )
+    } else if v
+        .diagnostics
+        .iter()
+        .all(|d| d.message.ends_with(UNSUPPORTED_SUFFIX))
+    {
+        // Correct nft that linx cannot compile yet: say so, not "invalid".
+        ("False", "Unsupported", invalid_message(v))
     } else {
-        (
-            "True",
-            "StructureValid",
-            "structure and references are valid; nft rule syntax was not checked (no nft compiler in this operator build)"
-                .into(),
-        )
+        ("False", "Invalid", invalid_message(v))
     }
 }
 
@@ -244,7 +247,7 @@ fn event_for(
         })
     };
     match (type_, status) {
-        (VALID, "False") if message_changed => warn("Invalid"),
+        (VALID, "False") if message_changed => warn(reason),
         (VALID, "True") if transitioned && !first => normal("Valid"),
         (APPLIED, "False") if reason == "ApplyFailed" && (transitioned || message_changed) => {
             warn("ApplyFailed")
@@ -267,7 +270,6 @@ mod tests {
     fn valid() -> Validation {
         Validation {
             diagnostics: vec![],
-            syntax_checked: false,
         }
     }
     fn cond<'a>(s: &'a FirewallRulesetStatus, ty: &str) -> &'a Condition {
@@ -284,7 +286,6 @@ mod tests {
                         .chain("in")
                 })
                 .collect(),
-            syntax_checked: false,
         };
         let agg = Aggregate::default();
         let o = Observed {
@@ -315,6 +316,33 @@ mod tests {
         assert!(changes2.is_empty());
         assert_eq!(cond(&s2, VALID).last_transition_time, t(10));
         assert_eq!(s2, s);
+    }
+
+    #[test]
+    fn features_the_compiler_lacks_are_unsupported_not_invalid() {
+        let v = Validation {
+            diagnostics: vec![Diagnostic::new(
+                "spec.tables[0].sets[0]",
+                "elements of named sets are not supported yet",
+            )
+            .table("inet fw")
+            .item("set s")],
+        };
+        let agg = Aggregate::default();
+        let o = Observed {
+            generation: 1,
+            current: None,
+            validation: &v,
+            reports: &agg,
+            conflicts: vec![],
+        };
+        let (s, changes) = desired(&o, &t(1));
+        assert_eq!(cond(&s, VALID).reason, "Unsupported");
+        assert_eq!(
+            cond(&s, VALID).message,
+            "table inet fw, set s: elements of named sets are not supported yet (spec.tables[0].sets[0])"
+        );
+        assert_eq!(changes[0].reason, "Unsupported");
     }
 
     #[test]

@@ -111,8 +111,7 @@ fn valid_spec() -> Value {
                {"name": "ssh", "rules": ["accept"]}]}]})
 }
 
-const STRUCTURE_VALID: &str =
-    "structure and references are valid; nft rule syntax was not checked (no nft compiler in this operator build)";
+const VALID_MSG: &str = "structure, references and nft syntax are valid";
 const NO_CONFLICT: &str = "no other FirewallRuleset claims these tables";
 
 #[tokio::test]
@@ -132,7 +131,7 @@ async fn valid_resource_gets_its_status_by_server_side_apply() {
                 "status": {
                     "observedGeneration": 3,
                     "conditions": [
-                        cond("Valid", "True", "StructureValid", STRUCTURE_VALID),
+                        cond("Valid", "True", "Valid", VALID_MSG),
                         cond("Conflicted", "False", "NoConflict", NO_CONFLICT),
                     ],
                     "matchedPods": 0, "appliedPods": 0, "failedPods": 0,
@@ -308,7 +307,7 @@ async fn unchanged_status_is_not_written() {
     obj.status = Some(
         serde_json::from_value(json!({
             "observedGeneration": 3,
-            "conditions": [cond("Valid", "True", "StructureValid", STRUCTURE_VALID), cond("Conflicted", "False", "NoConflict", NO_CONFLICT)],
+            "conditions": [cond("Valid", "True", "Valid", VALID_MSG), cond("Conflicted", "False", "NoConflict", NO_CONFLICT)],
             "matchedPods": 0, "appliedPods": 0, "failedPods": 0,
         }))
         .unwrap(),
@@ -353,5 +352,28 @@ async fn table_conflict_is_reported_on_the_younger_resource() {
         expect_no_more(&mut handle).await;
     });
     reconcile(Arc::new(obj), ctx).await.unwrap();
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn nothing_is_written_before_the_reports_are_listed() {
+    let (client, mut handle) = mock();
+    let obj = ruleset("fw", "2025-01-01T00:00:00Z", valid_spec());
+    // A writer still alive and never fed Init/InitDone: the list is pending.
+    let (reports, _writer) = reflector::store::<FirewallNodeReport>();
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), "linx-operator".into()),
+        client,
+        metrics: Metrics::default(),
+        reports,
+        rulesets: store(vec![obj.clone()]),
+        clock: fixed_clock,
+    });
+    let server = tokio::spawn(async move { expect_no_more(&mut handle).await });
+    let action = reconcile(Arc::new(obj), ctx).await.unwrap();
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(Duration::from_secs(2))
+    );
     server.await.unwrap();
 }

@@ -152,6 +152,28 @@ fn chain_policy_changes_in_place_but_a_hook_change_recreates() {
     assert_eq!(kinds, ["delete chain", "add chain", "add rule"], "{p}");
 }
 
+/// The kernel reports `NFT_CHAIN_BASE` on every base chain; a desired value
+/// (compiled, or built by hand) does not carry it. That alone must not
+/// recreate the chain with all its rules.
+#[test]
+fn the_kernel_set_base_chain_flag_does_not_make_chains_differ() {
+    let mut want = chain("input", vec![mark_rule(1)]);
+    want.hook = Some(Hook {
+        num: NF_INET_LOCAL_IN,
+        priority: 0,
+        devices: vec![],
+        device_list: false,
+    });
+    want.chain_type = Some("filter".into());
+    want.policy = Some(NF_DROP);
+    let mut cur = with_handles(want.clone());
+    cur.flags = Some(NFT_CHAIN_BASE);
+    assert!(diff(&ruleset(vec![cur.clone()]), &ruleset(vec![want.clone()])).is_empty());
+    // A flag the writer sets (offload) still counts.
+    cur.flags = Some(NFT_CHAIN_BASE | NFT_CHAIN_HW_OFFLOAD);
+    assert!(!diff(&ruleset(vec![cur]), &ruleset(vec![want])).is_empty());
+}
+
 fn op_kind(op: &Op) -> &'static str {
     match op {
         Op::DeleteChain { .. } => "delete chain",

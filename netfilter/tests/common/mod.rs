@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod corpus;
+pub mod report;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;

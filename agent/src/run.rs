@@ -1,0 +1,174 @@
+//! `linx-agent run`: the node controller fed by a source of pods and
+//! desired values, with metrics served and reports written.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::registry::Registry;
+use tracing::{error, info};
+
+use crate::controller::{NodeController, Options};
+use crate::metrics::Metrics;
+use crate::resolve::CgroupResolver;
+
+/// Settings of a run.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// The pods file (see [`crate::local`]), polled for changes.
+    pub local: PathBuf,
+    pub poll: Duration,
+    pub opts: Options,
+    /// Where to serve Prometheus metrics.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Where to write the per-pod reports (JSON) whenever they change.
+    pub report: Option<PathBuf>,
+    /// The proc tree and the namespace to treat as the host's.
+    pub proc_root: PathBuf,
+    pub host_netns: PathBuf,
+}
+
+/// `linx-agent run` arguments.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RunArgs {
+    /// Pods and their ruleset files, as JSON (polled for changes).
+    #[arg(long)]
+    pub local: PathBuf,
+    /// How often the pods file is checked, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub poll_ms: u64,
+    /// Engine calls running at once across pods.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// The periodic backstop reconcile, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub resync_secs: u64,
+    /// Serve Prometheus metrics here (e.g. 0.0.0.0:9464).
+    #[arg(long)]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Write per-pod reports (JSON) to this file when they change.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    #[arg(long, default_value = "/proc")]
+    pub proc_root: PathBuf,
+    /// The namespace never touched (the node's). Needs hostPID.
+    #[arg(long, default_value = "/proc/1/ns/net")]
+    pub host_netns: PathBuf,
+}
+
+impl From<RunArgs> for RunConfig {
+    fn from(a: RunArgs) -> Self {
+        RunConfig {
+            local: a.local,
+            poll: Duration::from_millis(a.poll_ms.max(10)),
+            opts: Options {
+                concurrency: a.concurrency,
+                resync: Duration::from_secs(a.resync_secs.max(1)),
+                ..Default::default()
+            },
+            metrics_addr: a.metrics_addr,
+            report: a.report,
+            proc_root: a.proc_root,
+            host_netns: a.host_netns,
+        }
+    }
+}
+
+/// Logs to stderr (`RUST_LOG`, default `linx_agent=info`), starts a Tokio
+/// runtime and runs the agent until SIGTERM.
+pub fn main(args: RunArgs) -> Result<(), RunError> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "linx_agent=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let rt = tokio::runtime::Runtime::new().map_err(RunError::Runtime)?;
+    rt.block_on(run(args.into()))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("starting the Tokio runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error(transparent)]
+    Resolve(#[from] crate::resolve::ResolveError),
+    #[error("metrics listener on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Runs until SIGTERM or SIGINT; tables are left as they are on exit (a
+/// restarted agent adopts them).
+pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
+    let resolver = Arc::new(CgroupResolver::with_host_netns(
+        &cfg.proc_root,
+        &cfg.host_netns,
+    )?);
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    if let Some(addr) = cfg.metrics_addr {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| RunError::Listen { addr, source })?;
+        tokio::spawn(crate::serve::metrics(l, Arc::new(registry)));
+    }
+    let mut node = NodeController::new(resolver, cfg.opts.clone(), metrics);
+    if let Some(path) = cfg.report.clone() {
+        tokio::spawn(write_reports(node.reports(), path));
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("install SIGTERM handler");
+    let mut last: Option<Vec<u8>> = None;
+    let mut tick = tokio::time::interval(cfg.poll);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+        let Ok(bytes) = std::fs::read(&cfg.local) else {
+            // Unreadable source: keep enforcing the last desired state.
+            if last.is_some() {
+                error!(path = %cfg.local.display(), "pods file unreadable: keeping the last desired state");
+                last = None;
+            }
+            continue;
+        };
+        if last.as_ref() == Some(&bytes) {
+            continue;
+        }
+        last = Some(bytes);
+        match crate::local::load(&cfg.local) {
+            Ok(targets) => {
+                info!(pods = targets.len(), "pods file changed");
+                node.apply(targets);
+            }
+            Err(e) => error!(error = %e, "keeping the last desired state"),
+        }
+    }
+    info!("stopping: tables are left in place");
+    node.shutdown().await;
+    Ok(())
+}
+
+async fn write_reports(reports: Arc<crate::report::Reports>, path: PathBuf) {
+    loop {
+        let snapshot: Vec<_> = reports.snapshot().into_values().collect();
+        if let Ok(json) = serde_json::to_vec_pretty(&snapshot) {
+            // Write then rename: readers never see half a file.
+            let tmp = path.with_extension("tmp");
+            if std::fs::write(&tmp, json).is_ok() {
+                let _ = std::fs::rename(&tmp, &path);
+            }
+        }
+        let seen = reports.snapshot();
+        reports
+            .wait_for(Duration::from_secs(30), |r| *r != seen)
+            .await;
+    }
+}

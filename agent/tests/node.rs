@@ -1,0 +1,378 @@
+//! The node controller against real network namespaces standing in for
+//! pods (a process in each, in its pod cgroup), fed by an in-memory source
+//! of pods and desired values: no Kubernetes.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use linx_agent::testing::{open_netns_fds, pod_uid, resolver, FakePod};
+use linx_agent::{NodeController, Options, Pod, PodReport, PodState, Target};
+use linx_netfilter::pull::{pull, Selector};
+use linx_netfilter::testing::TestNetns;
+use linx_netfilter::{Ruleset, Socket};
+
+static NEXT: AtomicU32 = AtomicU32::new(1);
+
+/// A pod: its namespace and the process that keeps it "running".
+struct TestPod {
+    ns: TestNetns,
+    fake: FakePod,
+    pod: Pod,
+}
+
+fn test_pod() -> TestPod {
+    let ns = TestNetns::new();
+    let uid = pod_uid(NEXT.fetch_add(1, Ordering::Relaxed));
+    let fake = FakePod::start(&uid, false, Some(&ns));
+    let pod = Pod {
+        name: format!("web-{}", &uid[uid.len() - 4..]),
+        namespace: "shop".into(),
+        uid,
+        ..Default::default()
+    };
+    TestPod { ns, fake, pod }
+}
+
+/// A table someone else made; must never change.
+const FOREIGN: &str = "table ip other {\n\tchain c {\n\t\ttype filter hook input priority filter; policy accept;\n\t\ttcp dport 7 drop\n\t}\n}\n";
+
+fn fw_script(ports: &[u16]) -> String {
+    let mut s = String::from(
+        "table inet linx {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t\tct state established,related accept\n",
+    );
+    for p in ports {
+        s.push_str(&format!("\t\ttcp dport {p} accept\n"));
+    }
+    s.push_str("\t}\n}\n");
+    s
+}
+
+/// The value nft makes of a script, and nft's listing of it (the oracle).
+fn value_of(script: &str) -> (Arc<Ruleset>, String) {
+    let scratch = TestNetns::new();
+    scratch.load(script);
+    let mut sock = Socket::open(&scratch.netns()).unwrap();
+    let v = pull(&mut sock, &Selector::All).unwrap().ruleset;
+    (Arc::new(v), scratch.ruleset())
+}
+
+fn opts() -> Options {
+    Options {
+        concurrency: 4,
+        resync: Duration::from_secs(60),
+        retry: Duration::from_millis(100),
+        ..Default::default()
+    }
+}
+
+fn controller() -> NodeController {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("linx_agent=debug")
+        .try_init();
+    NodeController::new(
+        Arc::new(resolver()),
+        opts(),
+        linx_agent::metrics::Metrics::default(),
+    )
+}
+
+fn target(p: &TestPod, v: Option<&Arc<Ruleset>>) -> Target {
+    Target {
+        pod: p.pod.clone(),
+        desired: v.cloned(),
+    }
+}
+
+/// Waits until every listed pod reports `Applied` at (at least) its revision.
+async fn converged(node: &NodeController, want: &[(&TestPod, u64)], timeout: Duration) {
+    let reports = node.reports();
+    let ok = reports
+        .wait_for(timeout, |r| {
+            want.iter().all(|(p, rev)| {
+                r.get(&p.pod.uid)
+                    .is_some_and(|r| r.state == PodState::Applied && r.revision >= *rev)
+            })
+        })
+        .await;
+    assert!(ok, "not converged: {:#?}", reports.snapshot());
+}
+
+fn report(node: &NodeController, p: &TestPod) -> PodReport {
+    node.reports().get(&p.pod.uid).expect("report")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_pods_converge_and_a_changed_subset_reconverges_alone() {
+    let pods: Vec<TestPod> = (0..50).map(|_| test_pod()).collect();
+    for p in &pods {
+        p.ns.load(FOREIGN);
+    }
+    let (a, a_text) = value_of(&fw_script(&[80, 443]));
+    let (b, b_text) = value_of(&fw_script(&[80, 443, 8080]));
+    let mut node = controller();
+    let start = Instant::now();
+    let r1 = node.apply(pods.iter().map(|p| target(p, Some(&a))));
+    let all: Vec<(&TestPod, u64)> = pods.iter().map(|p| (p, r1)).collect();
+    converged(&node, &all, Duration::from_secs(60)).await;
+    eprintln!("50 pods converged in {:?}", start.elapsed());
+    for p in &pods {
+        assert_eq!(
+            p.ns.ruleset(),
+            format!("{FOREIGN}{a_text}"),
+            "pod {}",
+            p.pod
+        );
+        assert_eq!(report(&node, p).reconciles, 1);
+    }
+
+    // Ten pods get a new value: exactly those reconcile again.
+    let changed = |i: usize| i % 5 == 0;
+    let r2 = node.apply(
+        pods.iter()
+            .enumerate()
+            .map(|(i, p)| target(p, Some(if changed(i) { &b } else { &a }))),
+    );
+    let subset: Vec<(&TestPod, u64)> = pods
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| changed(*i))
+        .map(|(_, p)| (p, r2))
+        .collect();
+    converged(&node, &subset, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (i, p) in pods.iter().enumerate() {
+        let r = report(&node, p);
+        if changed(i) {
+            assert_eq!((r.revision, r.reconciles, r.patch_ops), (r2, 2, 1), "{r:?}");
+            assert_eq!(p.ns.ruleset(), format!("{FOREIGN}{b_text}"));
+        } else {
+            assert_eq!((r.revision, r.reconciles), (r1, 1), "{r:?}");
+            assert_eq!(p.ns.ruleset(), format!("{FOREIGN}{a_text}"));
+        }
+    }
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_no_longer_selected_loses_its_tables_but_not_foreign_ones() {
+    let p = test_pod();
+    p.ns.load(FOREIGN);
+    let (a, a_text) = value_of(&fw_script(&[22]));
+    let mut node = controller();
+    let r1 = node.apply([target(&p, Some(&a))]);
+    converged(&node, &[(&p, r1)], Duration::from_secs(10)).await;
+    assert_eq!(p.ns.ruleset(), format!("{FOREIGN}{a_text}"));
+    let r2 = node.apply([target(&p, None)]);
+    converged(&node, &[(&p, r2)], Duration::from_secs(10)).await;
+    assert_eq!(p.ns.ruleset(), FOREIGN);
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_change_to_an_owned_table_is_repaired_within_a_second() {
+    let p = test_pod();
+    p.ns.load(FOREIGN);
+    let (a, a_text) = value_of(&fw_script(&[80, 443]));
+    let mut node = controller();
+    let r1 = node.apply([target(&p, Some(&a))]);
+    converged(&node, &[(&p, r1)], Duration::from_secs(10)).await;
+    // Our own commit caused events: they must not cause another reconcile.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(report(&node, &p).reconciles, 1);
+
+    // From here on the source sends nothing (as if the API server were
+    // unreachable): the last desired value is still enforced.
+    let expected = format!("{FOREIGN}{a_text}");
+    for (i, change) in [
+        vec![
+            "add", "rule", "inet", "linx", "input", "tcp", "dport", "9999", "accept",
+        ],
+        vec!["flush", "chain", "inet", "linx", "input"],
+        vec!["delete", "table", "inet", "linx"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // (The repair may land before nft can list the change: the
+        // report's repair count proves it happened.)
+        let t = Instant::now();
+        p.ns.nft(&change).unwrap();
+        while p.ns.ruleset() != expected {
+            assert!(
+                t.elapsed() < Duration::from_secs(1),
+                "not repaired within a second after `nft {}`: {}",
+                change.join(" "),
+                p.ns.ruleset()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let ok = node
+            .reports()
+            .wait_for(Duration::from_secs(2), |r| {
+                r[&p.pod.uid].repairs == i as u64 + 1
+            })
+            .await;
+        assert!(ok, "{:?}", report(&node, &p));
+    }
+    // A change to someone else's table is not ours to repair.
+    let before = report(&node, &p).reconciles;
+    p.ns.nft(&[
+        "add", "rule", "ip", "other", "c", "udp", "dport", "53", "accept",
+    ])
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(report(&node, &p).reconciles, before);
+    assert!(p.ns.ruleset().contains("udp dport 53 accept"));
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_network_pods_are_skipped_and_never_touched() {
+    let host_before = linx_netfilter::testing::host_ruleset();
+    let uid = pod_uid(NEXT.fetch_add(1, Ordering::Relaxed));
+    // Its process lives in the "host" namespace (the test's own).
+    let _fake = FakePod::start(&uid, false, None);
+    let pod = Pod {
+        uid: uid.clone(),
+        namespace: "kube-system".into(),
+        name: "node-exporter".into(),
+        host_network: true,
+        labels: BTreeMap::from([("app".into(), "x".into())]),
+    };
+    let (a, _) = value_of(&fw_script(&[22]));
+    let mut node = controller();
+    node.apply([Target {
+        pod,
+        desired: Some(a),
+    }]);
+    let reports = node.reports();
+    let ok = reports
+        .wait_for(Duration::from_secs(5), |r| {
+            r.get(&uid)
+                .is_some_and(|r| r.state == PodState::Skipped("hostNetwork".into()))
+        })
+        .await;
+    assert!(ok, "{:?}", reports.snapshot());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(linx_netfilter::testing::host_ruleset(), host_before);
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_whose_process_dies_is_let_go_and_its_new_sandbox_found() {
+    let mut p = test_pod();
+    let old_inode = p.ns.netns().inode().unwrap().1;
+    let (a, a_text) = value_of(&fw_script(&[80]));
+    let mut node = controller();
+    let r1 = node.apply([target(&p, Some(&a))]);
+    converged(&node, &[(&p, r1)], Duration::from_secs(10)).await;
+    assert!(open_netns_fds(old_inode) > 0, "the namespace is held");
+
+    // The sandbox dies: the held pid is gone (or would be reused). The
+    // worker must let go of the namespace, never keep using it.
+    p.fake.stop();
+    let reports = node.reports();
+    let ok = reports
+        .wait_for(Duration::from_secs(5), |r| {
+            r[&p.pod.uid].state == PodState::NotRunning
+        })
+        .await;
+    assert!(ok, "{:?}", reports.snapshot());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        open_netns_fds(old_inode),
+        0,
+        "descriptors of the old namespace closed"
+    );
+
+    // A new sandbox of the same pod, in a fresh namespace: found and converged.
+    let fresh = TestNetns::new();
+    let _new = FakePod::start(&p.pod.uid, true, Some(&fresh));
+    let ok = reports
+        .wait_for(Duration::from_secs(10), |r| {
+            r[&p.pod.uid].state == PodState::Applied
+        })
+        .await;
+    assert!(ok, "{:?}", reports.snapshot());
+    assert_eq!(fresh.ruleset(), a_text);
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_deleted_mid_apply_ends_cleanly_and_closes_its_descriptors() {
+    let mut p = test_pod();
+    let inode = p.ns.netns().inode().unwrap().1;
+    let ports: Vec<u16> = (1..=4000).collect();
+    let (big, _) = value_of(&fw_script(&ports));
+    let mut node = controller();
+    node.apply([target(&p, Some(&big))]);
+    // Wait until the worker holds the namespace, then pull everything away
+    // while it applies: the process dies, the namespace name is removed,
+    // and the pod leaves the node.
+    let t = Instant::now();
+    while open_netns_fds(inode) == 0 {
+        assert!(t.elapsed() < Duration::from_secs(10), "never attached");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    p.fake.stop();
+    drop(p.ns);
+    node.apply([]);
+    let reports = node.reports();
+    let ok = reports
+        .wait_for(Duration::from_secs(20), |r| r.is_empty())
+        .await;
+    assert!(ok, "{:?}", reports.snapshot());
+    node.shutdown().await;
+    assert_eq!(
+        open_netns_fds(inode),
+        0,
+        "every descriptor of the namespace closed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_the_agent_adopts_its_tables_and_never_flushes() {
+    let p = test_pod();
+    p.ns.load(FOREIGN);
+    let (a, _) = value_of(&fw_script(&[80, 443, 8443]));
+    let (b, b_text) = value_of(&fw_script(&[80, 443, 8443, 9000]));
+    let mut node = controller();
+    let r1 = node.apply([target(&p, Some(&a))]);
+    converged(&node, &[(&p, r1)], Duration::from_secs(10)).await;
+    node.shutdown().await;
+    let handles = |ns: &TestNetns| -> Vec<String> {
+        ns.nft(&["-a", "list", "table", "inet", "linx"])
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("dport") && l.contains("# handle"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let before = handles(&p.ns);
+    assert_eq!(before.len(), 3);
+
+    // A new agent with the same value: nothing to do, nothing recreated.
+    let mut node = controller();
+    let r = node.apply([target(&p, Some(&a))]);
+    converged(&node, &[(&p, r)], Duration::from_secs(10)).await;
+    assert_eq!(report(&node, &p).patch_ops, 0);
+    assert_eq!(handles(&p.ns), before);
+    node.shutdown().await;
+
+    // A new agent with a changed value: one rule added, the others kept.
+    let mut node = controller();
+    let r = node.apply([target(&p, Some(&b))]);
+    converged(&node, &[(&p, r)], Duration::from_secs(10)).await;
+    assert_eq!(report(&node, &p).patch_ops, 1);
+    assert_eq!(handles(&p.ns)[..3], before[..]);
+    assert_eq!(p.ns.ruleset(), format!("{FOREIGN}{b_text}"));
+
+    // And once the pod is no longer selected, the adopted table goes too.
+    let r = node.apply([target(&p, None)]);
+    converged(&node, &[(&p, r)], Duration::from_secs(10)).await;
+    assert_eq!(p.ns.ruleset(), FOREIGN);
+    node.shutdown().await;
+}
