@@ -268,7 +268,11 @@ fn printed_rules_match_nft_listing() {
         println!("PANIC {p}");
     }
     assert!(t.panics.is_empty(), "the printer panicked on damaged rules");
-    let families: Vec<(String, usize, usize)> = t.per_family.iter().map(|(f, (n, e))| (f.to_string(), *n, *e)).collect();
+    let families: Vec<(String, usize, usize)> = t
+        .per_family
+        .iter()
+        .map(|(f, (n, e))| (f.to_string(), *n, *e))
+        .collect();
     let mut section = common::report::family_table(&families, "printed as nft lists them");
     section.push_str("\nRemaining differences, by cause:\n\n");
     for (c, (n, ex)) in &causes {

@@ -258,7 +258,7 @@ fn selector_vocab(head: &str) -> Option<&'static [&'static str]> {
         "socket" => &["transparent", "mark", "wildcard", "cgroupv2", "level"],
         "osf" => &["ttl", "loose", "skip", "name", "version"],
         "fib" => &[
-            "saddr", "daddr", "mark", "iif", "oif", "oifname", "type", "check", "exists", "missing",
+            "saddr", "daddr", "mark", "iif", "oif", "oifname", "type", "check",
         ],
         "ipsec" => &[
             "in", "out", "spnum", "reqid", "spi", "ip", "ip6", "saddr", "daddr",

@@ -16,11 +16,17 @@ pub fn family_table(rows: &[(String, usize, usize)], what: &str) -> String {
     let mut s = format!("| family | rows | {what} | share |\n| --- | ---: | ---: | ---: |\n");
     let (mut all, mut ok) = (0, 0);
     for (fam, n, good) in rows {
-        s.push_str(&format!("| {fam} | {n} | {good} | {:.1}% |\n", 100.0 * *good as f64 / (*n).max(1) as f64));
+        s.push_str(&format!(
+            "| {fam} | {n} | {good} | {:.1}% |\n",
+            100.0 * *good as f64 / (*n).max(1) as f64
+        ));
         all += n;
         ok += good;
     }
-    s.push_str(&format!("| **all** | {all} | {ok} | {:.1}% |\n", 100.0 * ok as f64 / all.max(1) as f64));
+    s.push_str(&format!(
+        "| **all** | {all} | {ok} | {:.1}% |\n",
+        100.0 * ok as f64 / all.max(1) as f64
+    ));
     s
 }
 
@@ -28,7 +34,10 @@ pub fn family_table(rows: &[(String, usize, usize)], what: &str) -> String {
 pub fn check_section(name: &str, body: &str) {
     let path = report_path();
     let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let (begin, end) = (format!("<!-- {name}:begin -->\n"), format!("<!-- {name}:end -->"));
+    let (begin, end) = (
+        format!("<!-- {name}:begin -->\n"),
+        format!("<!-- {name}:end -->"),
+    );
     let current = match (text.find(&begin), text.find(&end)) {
         (Some(b), Some(e)) if b < e => Some(&text[b + begin.len()..e]),
         _ => None,

@@ -528,6 +528,18 @@ impl RuleCx<'_> {
                     mask: None,
                 })
             }
+            Load::Fib { flags, result } => {
+                self.exprs.push(emit::raw("fib", |w| {
+                    w.put_u32_be(NFTA_FIB_DREG, reg);
+                    w.put_u32_be(NFTA_FIB_RESULT, *result);
+                    w.put_u32_be(NFTA_FIB_FLAGS, *flags);
+                }));
+                Ok(Loaded {
+                    dt,
+                    len: dt.bytes(),
+                    mask: None,
+                })
+            }
             _ => err(span, "expression not supported here"),
         }
     }
@@ -577,6 +589,18 @@ impl RuleCx<'_> {
     fn relational(&mut self, left: &ast::Expr, op: RelOp, right: &ast::Expr, span: Span) -> R<()> {
         if op == RelOp::Not && matches!(left, ast::Expr::Binop(..)) {
             return err(span, "cannot combine negation with binary expression");
+        }
+        // `fib daddr oif exists`: a presence test of the lookup result.
+        if let (ast::Expr::Sel(path, ps), ast::Expr::Word(w, _)) = (left, right) {
+            if path.first().is_some_and(|h| h == "fib")
+                && path.last().is_some_and(|l| l != "present")
+                && (w == "exists" || w == "missing")
+            {
+                let mut p = path.clone();
+                p.push("present".into());
+                let sel = ast::Expr::Sel(p, *ps);
+                return self.relational(&sel, op, right, span);
+            }
         }
         // `x xor C == V` is `x == V xor C`, as nft folds it.
         if let ast::Expr::Binop(BinOp::Xor, l, c, _) = left {
