@@ -1225,10 +1225,15 @@ impl Parser {
                 self.skip_newlines();
                 let key = self.expr()?;
                 let mut stmts = Vec::new();
+                let mut data = None;
                 loop {
                     self.skip_newlines();
                     if self.eat_punct("}") {
                         break;
+                    }
+                    if data.is_none() && self.eat_punct(":") {
+                        data = Some(self.expr()?);
+                        continue;
                     }
                     if self.at_end() {
                         return self.unexpected(&["}"]);
@@ -1250,6 +1255,7 @@ impl Parser {
                     op,
                     set,
                     key,
+                    data,
                     stmts,
                     span: span.to(self.prev_span()),
                 });

@@ -580,9 +580,10 @@ impl RuleCx<'_> {
                 op,
                 set,
                 key,
+                data,
                 stmts,
                 span,
-            } => super::stmts::dynset(self, op, set, key, stmts, *span),
+            } => super::stmts::dynset(self, op, set, key, data.as_ref(), stmts, *span),
         }
     }
 

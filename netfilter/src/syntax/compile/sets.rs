@@ -506,6 +506,10 @@ pub fn named_set(fam: Family, t: &Table, d: &ast::SetDecl) -> R<(Set, SetLayout)
             _ => return err(d.span, format!("unknown set flag '{f}'")),
         };
     }
+    // A default timeout makes it a set with timeouts.
+    if d.timeout.is_some() {
+        flags |= NFT_SET_TIMEOUT;
+    }
     let mut udata = Vec::new();
     tlv_u32(&mut udata, ud::KEYBYTEORDER, byteorder(&key.dts));
     let (mut data_type, mut data_len, mut obj_type, mut md) = (None, None, None, None);
