@@ -207,16 +207,3 @@ fn compiled_files_list_like_nft_loaded_them() {
         );
     }
 }
-
-#[test]
-#[ignore]
-fn debug_show_value() {
-    let f = std::env::var("LINX_FILE").unwrap();
-    let script = std::fs::read_to_string(&f).unwrap();
-    let a = TestNetns::new();
-    a.nft_load(&script).unwrap();
-    let mut sa = Socket::open(&a.netns()).unwrap();
-    let mut p = pull(&mut sa, &Selector::All).unwrap().ruleset;
-    p.clear_kernel_state();
-    println!("{}", serde_json::to_string(&p).unwrap());
-}
