@@ -252,6 +252,8 @@ pub enum Stmt {
         op: String,
         set: String,
         key: Expr,
+        /// The value stored, for maps (`{ key : value }`).
+        data: Option<Expr>,
         stmts: Vec<Stmt>,
         span: Span,
     },

@@ -258,7 +258,7 @@ fn selector_vocab(head: &str) -> Option<&'static [&'static str]> {
         "socket" => &["transparent", "mark", "wildcard", "cgroupv2", "level"],
         "osf" => &["ttl", "loose", "skip", "name", "version"],
         "fib" => &[
-            "saddr", "daddr", "mark", "iif", "oif", "oifname", "type", "check", "exists", "missing",
+            "saddr", "daddr", "mark", "iif", "oif", "oifname", "type", "check",
         ],
         "ipsec" => &[
             "in", "out", "spnum", "reqid", "spi", "ip", "ip6", "saddr", "daddr",
@@ -1225,10 +1225,15 @@ impl Parser {
                 self.skip_newlines();
                 let key = self.expr()?;
                 let mut stmts = Vec::new();
+                let mut data = None;
                 loop {
                     self.skip_newlines();
                     if self.eat_punct("}") {
                         break;
+                    }
+                    if data.is_none() && self.eat_punct(":") {
+                        data = Some(self.expr()?);
+                        continue;
                     }
                     if self.at_end() {
                         return self.unexpected(&["}"]);
@@ -1250,6 +1255,7 @@ impl Parser {
                     op,
                     set,
                     key,
+                    data,
                     stmts,
                     span: span.to(self.prev_span()),
                 });
@@ -1736,7 +1742,34 @@ impl Parser {
                 span: espan,
             };
             self.elem_options(&mut elem)?;
-            if self.eat_punct(":") {
+            // `25:accept` and `::1: drop` lex as one word with the colon.
+            if let Expr::Word(w, ws) = &elem.key {
+                let verdict = |v: &str| -> Option<Verdict> {
+                    Some(match v {
+                        "accept" => Verdict::Accept,
+                        "drop" => Verdict::Drop,
+                        "continue" => Verdict::Continue,
+                        "return" => Verdict::Return,
+                        _ => return None,
+                    })
+                };
+                let ws = *ws;
+                if let Some((k, v)) = w
+                    .rsplit_once(':')
+                    .filter(|(k, v)| !k.is_empty() && verdict(v).is_some())
+                {
+                    let v = verdict(v);
+                    elem.key = Expr::Word(k.to_owned(), ws);
+                    elem.data = v.map(|v| Expr::Verdict(v, ws));
+                } else if let Some(k) = w.strip_suffix(':').filter(|k| !k.is_empty()) {
+                    let k = k.to_owned();
+                    if let Some(v) = self.verdict()? {
+                        elem.key = Expr::Word(k, ws);
+                        elem.data = Some(Expr::Verdict(v, self.prev_span()));
+                    }
+                }
+            }
+            if elem.data.is_none() && self.eat_punct(":") {
                 let data = match self.verdict()? {
                     Some(v) => Expr::Verdict(v, self.prev_span()),
                     None => self.rhs_item()?,

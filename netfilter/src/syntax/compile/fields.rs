@@ -51,6 +51,12 @@ pub enum Load {
         flags: u32,
     },
     Rt(u32),
+    /// IPsec state: `ipsec in|out [spnum N] KEY`.
+    Xfrm {
+        key: u32,
+        dir: u8,
+        spnum: u32,
+    },
     Socket {
         key: u32,
         level: Option<u32>,
@@ -192,6 +198,31 @@ pub fn field(path: &[String], family_l3: Option<L3>) -> Option<Field> {
         ["meta", k] => meta(k)?,
         [k] => meta(k)?,
         ["ct", rest @ ..] => ct(rest, family_l3)?,
+        ["fib", rest @ ..] => fib(rest)?,
+        ["ipsec", dir @ ("in" | "out"), rest @ ..] => {
+            let (spnum, rest) = match rest {
+                ["spnum", n, r @ ..] => (n.parse::<u8>().ok()? as u32, r),
+                r => (0, r),
+            };
+            let (key, dt) = match rest {
+                ["reqid"] => (NFT_XFRM_KEY_REQID, INTEGER),
+                ["spi"] => (NFT_XFRM_KEY_SPI, BE_INT),
+                ["ip", "saddr"] => (NFT_XFRM_KEY_SADDR_IP4, IPV4),
+                ["ip", "daddr"] => (NFT_XFRM_KEY_DADDR_IP4, IPV4),
+                ["ip6", "saddr"] => (NFT_XFRM_KEY_SADDR_IP6, IPV6),
+                ["ip6", "daddr"] => (NFT_XFRM_KEY_DADDR_IP6, IPV6),
+                _ => return None,
+            };
+            Field {
+                load: Load::Xfrm {
+                    key,
+                    dir: (*dir == "out") as u8,
+                    spnum,
+                },
+                dt,
+                proto: Proto::None,
+            }
+        }
         ["rt", k] | ["rt", "ip" | "ip6", k] => {
             let (key, dt) = match *k {
                 "classid" => (NFT_RT_CLASSID, REALM),
@@ -248,6 +279,57 @@ pub fn field(path: &[String], family_l3: Option<L3>) -> Option<Field> {
             }
         }
         _ => return None,
+    })
+}
+
+/// `fib saddr . iif oif [present]`: route lookup keyed by the `.`-joined
+/// inputs, giving the output interface (index or name) or address type.
+fn fib(rest: &[&str]) -> Option<Field> {
+    let (present, rest) = match rest {
+        [r @ .., "present"] => (true, r),
+        r => (false, r),
+    };
+    let (result, inputs) = rest.split_last()?;
+    let mut flags = 0;
+    for (i, w) in inputs.iter().enumerate() {
+        if i % 2 == 1 {
+            if *w != "." {
+                return None;
+            }
+            continue;
+        }
+        flags |= match *w {
+            "saddr" => NFTA_FIB_F_SADDR,
+            "daddr" => NFTA_FIB_F_DADDR,
+            "mark" => NFTA_FIB_F_MARK,
+            "iif" => NFTA_FIB_F_IIF,
+            "oif" => NFTA_FIB_F_OIF,
+            _ => return None,
+        } as u32;
+    }
+    let both = |a: u16, b: u16| flags & (a | b) as u32 == (a | b) as u32;
+    // Exactly one address; at most one of the interfaces.
+    if flags & (NFTA_FIB_F_SADDR | NFTA_FIB_F_DADDR) as u32 == 0
+        || both(NFTA_FIB_F_SADDR, NFTA_FIB_F_DADDR)
+        || both(NFTA_FIB_F_IIF, NFTA_FIB_F_OIF)
+    {
+        return None;
+    }
+    let (result, dt) = match *result {
+        "oif" => (NFT_FIB_RESULT_OIF, IFINDEX),
+        "oifname" => (NFT_FIB_RESULT_OIFNAME, IFNAME),
+        "type" => (NFT_FIB_RESULT_ADDRTYPE, FIB_ADDR),
+        _ => return None,
+    };
+    let (flags, dt) = if present {
+        (flags | NFTA_FIB_F_PRESENT as u32, BOOLEAN.bits(8))
+    } else {
+        (flags, dt)
+    };
+    Some(Field {
+        load: Load::Fib { flags, result },
+        dt,
+        proto: Proto::None,
     })
 }
 

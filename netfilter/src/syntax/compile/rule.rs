@@ -34,6 +34,8 @@ pub struct RuleCx<'a> {
     /// The expressions an anonymous set about to be built is keyed by
     /// (for the `typeof` userdata nft records).
     anon_key: Vec<ast::Expr>,
+    /// Left shift of the sub-byte field keying the next anonymous set.
+    anon_shift: u32,
     /// The ICMP type matched (fields of some types need one).
     icmp_type: Option<u8>,
     /// A transport protocol was matched (maybe against a set).
@@ -75,6 +77,7 @@ pub fn compile_rule_ast(
         set_counter,
         anon_key: Vec::new(),
         icmp_type: None,
+        anon_shift: 0,
         ether_type: None,
         l4_any: false,
         l4_set: false,
@@ -470,6 +473,19 @@ impl RuleCx<'_> {
                     mask: None,
                 })
             }
+            Load::Xfrm { key, dir, spnum } => {
+                self.exprs.push(emit::raw("xfrm", |w| {
+                    w.put_u32_be(NFTA_XFRM_DREG, reg);
+                    w.put_u32_be(NFTA_XFRM_KEY, *key);
+                    w.put_u8(NFTA_XFRM_DIR, *dir);
+                    w.put_u32_be(NFTA_XFRM_SPNUM, *spnum);
+                }));
+                Ok(Loaded {
+                    dt,
+                    len: dt.bytes(),
+                    mask: None,
+                })
+            }
             Load::Rt(key) => {
                 self.exprs.push(emit::raw("rt", |w| {
                     w.put_u32_be(NFTA_RT_KEY, *key);
@@ -509,6 +525,18 @@ impl RuleCx<'_> {
                 Ok(Loaded {
                     dt,
                     len: 4,
+                    mask: None,
+                })
+            }
+            Load::Fib { flags, result } => {
+                self.exprs.push(emit::raw("fib", |w| {
+                    w.put_u32_be(NFTA_FIB_DREG, reg);
+                    w.put_u32_be(NFTA_FIB_RESULT, *result);
+                    w.put_u32_be(NFTA_FIB_FLAGS, *flags);
+                }));
+                Ok(Loaded {
+                    dt,
+                    len: dt.bytes(),
                     mask: None,
                 })
             }
@@ -552,15 +580,53 @@ impl RuleCx<'_> {
                 op,
                 set,
                 key,
+                data,
                 stmts,
                 span,
-            } => super::stmts::dynset(self, op, set, key, stmts, *span),
+            } => super::stmts::dynset(self, op, set, key, data.as_ref(), stmts, *span),
         }
     }
 
     fn relational(&mut self, left: &ast::Expr, op: RelOp, right: &ast::Expr, span: Span) -> R<()> {
         if op == RelOp::Not && matches!(left, ast::Expr::Binop(..)) {
             return err(span, "cannot combine negation with binary expression");
+        }
+        // `fib daddr oif exists`: a presence test of the lookup result.
+        if let (ast::Expr::Sel(path, ps), ast::Expr::Word(w, _)) = (left, right) {
+            if path.first().is_some_and(|h| h == "fib")
+                && path.last().is_some_and(|l| l != "present")
+                && (w == "exists" || w == "missing")
+            {
+                let mut p = path.clone();
+                p.push("present".into());
+                let sel = ast::Expr::Sel(p, *ps);
+                return self.relational(&sel, op, right, span);
+            }
+        }
+        // `x xor C == V` is `x == V xor C`, as nft folds it.
+        if let ast::Expr::Binop(BinOp::Xor, l, c, _) = left {
+            let single = |e: &ast::Expr| {
+                is_const(e)
+                    && !matches!(
+                        e,
+                        ast::Expr::Set(..) | ast::Expr::List(..) | ast::Expr::Range(..)
+                    )
+            };
+            if matches!(**l, ast::Expr::Sel(..))
+                && single(c)
+                && single(right)
+                && matches!(op, RelOp::Implicit | RelOp::Eq | RelOp::Ne)
+            {
+                let ld = self.load(l, REG1)?;
+                if ld.mask.is_none() {
+                    let a = self.value_bytes(right, &ld.dt, ld.len)?;
+                    let b = self.value_bytes(c, &ld.dt, ld.len)?;
+                    let v: Vec<u8> = a.iter().zip(&b).map(|(x, y)| x ^ y).collect();
+                    self.exprs.push(emit::cmp(REG1, cmp_op(op, span)?, &v));
+                    return Ok(());
+                }
+                return err(span, "cannot fold xor on a partial field");
+            }
         }
         if let ast::Expr::Sel(path, _) = left {
             let p: Vec<&str> = path.iter().map(String::as_str).collect();
@@ -614,8 +680,9 @@ impl RuleCx<'_> {
         let len = ld.len;
         match right {
             ast::Expr::Set(..) | ast::Expr::SetRef(..) => {
-                if let Some((m, _)) = &ld.mask {
+                if let Some((m, shift)) = &ld.mask {
                     self.exprs.push(emit::bitwise(REG1, REG1, m, &vec![0; len]));
+                    self.anon_shift = *shift;
                 }
                 return self.lookup_match(right, &[dt], &[len], op, span);
             }
@@ -849,7 +916,8 @@ impl RuleCx<'_> {
         lens: &[usize],
         data: Option<&MapData>,
     ) -> R<String> {
-        let key = KeyLayout { dts, lens };
+        let shift = std::mem::take(&mut self.anon_shift);
+        let key = KeyLayout { dts, lens, shift };
         let (elements, interval) = build_elements(self.table, elems, &key, data, None)?;
         let key_typeof = super::sets::typeof_of(self.family, &std::mem::take(&mut self.anon_key));
         let userdata = super::sets::anon_udata(&key, key_typeof.as_deref(), data, interval);
@@ -880,7 +948,11 @@ impl RuleCx<'_> {
             Some(MapData::Verdict) => (Some(NFT_DATA_VERDICT), Some(0)),
             Some(MapData::Value(dt, len)) => (Some(dt.id), Some(*len as u32)),
             Some(MapData::Concat(d, l)) => {
-                let v = KeyLayout { dts: d, lens: l };
+                let v = KeyLayout {
+                    dts: d,
+                    lens: l,
+                    shift: 0,
+                };
                 (Some(v.type_id()), Some(v.len() as u32))
             }
             Some(MapData::Object) | None => (None, None),
@@ -914,7 +986,14 @@ impl RuleCx<'_> {
             Some(s) if s.name == set => s.is_interval(),
             _ => self.table.set(set).is_some_and(|s| s.is_interval()),
         };
-        if interval && (KeyLayout { dts, lens }).swapped() {
+        if interval
+            && (KeyLayout {
+                dts,
+                lens,
+                shift: 0,
+            })
+            .swapped()
+        {
             self.exprs
                 .push(emit::byteorder(REG1, lens[0] as u32, lens[0] as u32));
         }
@@ -941,9 +1020,10 @@ impl RuleCx<'_> {
             ast::Expr::Concat(parts, _) => self.load_concat(parts)?,
             k => {
                 let ld = self.load(k, REG1)?;
-                if let Some((m, _)) = &ld.mask {
+                if let Some((m, shift)) = &ld.mask {
                     self.exprs
                         .push(emit::bitwise(REG1, REG1, m, &vec![0; ld.len]));
+                    self.anon_shift = *shift;
                 }
                 (vec![ld.dt], vec![ld.len])
             }
@@ -1038,11 +1118,20 @@ impl RuleCx<'_> {
             }
             Load::Payload { base, off, len } => {
                 self.dependency(f.proto, *lspan)?;
-                let start = off / 8;
-                let end = (off + len).div_ceil(8);
-                let n = (end - start) as usize;
                 let csum = payload_csum(*base, path);
-                if off % 8 != 0 || len % 8 != 0 {
+                let (mut start, mut end) = (off / 8, (off + len).div_ceil(8));
+                // Checksummed headers are rewritten in whole 16-bit words,
+                // so the checksum can be updated incrementally.
+                if csum.is_some_and(|(t, _)| t == NFT_PAYLOAD_CSUM_INET) {
+                    start &= !1;
+                    end = end.div_ceil(2) * 2;
+                }
+                let n = (end - start) as usize;
+                if off % 8 != 0
+                    || len % 8 != 0
+                    || off / 8 != start
+                    || (off + len).div_ceil(8) != end
+                {
                     let shift = end * 8 - (off + len);
                     let v = values::value_shifted(value, &f.dt, n, shift, self.table)?;
                     let Val::Bytes(v) = v else {
@@ -1195,9 +1284,10 @@ impl RuleCx<'_> {
             ast::Expr::Concat(parts, _) => self.load_concat(parts),
             k => {
                 let ld = self.load(k, REG1)?;
-                if let Some((m, _)) = &ld.mask {
+                if let Some((m, shift)) = &ld.mask {
                     self.exprs
                         .push(emit::bitwise(REG1, REG1, m, &vec![0; ld.len]));
+                    self.anon_shift = *shift;
                 }
                 Ok((vec![ld.dt], vec![ld.len]))
             }

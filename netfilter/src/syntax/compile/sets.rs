@@ -46,6 +46,8 @@ pub struct SetLayout {
 pub struct KeyLayout<'a> {
     pub dts: &'a [Dtype],
     pub lens: &'a [usize],
+    /// Left shift of a single sub-byte field's values (`dccp type`).
+    pub shift: u32,
 }
 
 impl KeyLayout<'_> {
@@ -116,7 +118,13 @@ pub fn build_elements(
             }
             (lo, Some(hi), iv)
         } else {
-            let (a, z, r) = bounds(values::value(&e.key, &key.dts[0], key.lens[0], table)?);
+            let (a, z, r) = bounds(values::value_shifted(
+                &e.key,
+                &key.dts[0],
+                key.lens[0],
+                key.shift,
+                table,
+            )?);
             (a, r.then_some(z), r)
         };
         if iv && interval == Some(false) {
@@ -174,9 +182,9 @@ pub fn build_elements(
         for (i, (lo, hi, el)) in ivs.iter().enumerate() {
             out.push(element(table, Some(lo), None, el, data)?);
             if let Some(next) = incr(hi) {
-                // Adjacent ranges of an anonymous set share the boundary;
-                // maps and named sets keep each end marker, as nft sends them.
-                let keep = data.is_some() || interval.is_some();
+                // Adjacent ranges of an anonymous set or map share the
+                // boundary; named ones keep each end marker, as nft sends them.
+                let keep = interval.is_some();
                 if keep || ivs.get(i + 1).is_none_or(|n| n.0 != next) {
                     out.push(end_marker(next));
                 }
@@ -486,6 +494,7 @@ pub fn named_set(fam: Family, t: &Table, d: &ast::SetDecl) -> R<(Set, SetLayout)
     let layout = KeyLayout {
         dts: &key.dts,
         lens: &key.lens,
+        shift: 0,
     };
     let mut flags = 0;
     for f in &d.flags {
@@ -496,6 +505,10 @@ pub fn named_set(fam: Family, t: &Table, d: &ast::SetDecl) -> R<(Set, SetLayout)
             "dynamic" => NFT_SET_EVAL,
             _ => return err(d.span, format!("unknown set flag '{f}'")),
         };
+    }
+    // A default timeout makes it a set with timeouts.
+    if d.timeout.is_some() {
+        flags |= NFT_SET_TIMEOUT;
     }
     let mut udata = Vec::new();
     tlv_u32(&mut udata, ud::KEYBYTEORDER, byteorder(&key.dts));
@@ -523,6 +536,7 @@ pub fn named_set(fam: Family, t: &Table, d: &ast::SetDecl) -> R<(Set, SetLayout)
             let vl = KeyLayout {
                 dts: &v.dts,
                 lens: &v.lens,
+                shift: 0,
             };
             data_type = Some(vl.type_id());
             data_len = Some(vl.len() as u32);
@@ -628,6 +642,7 @@ pub fn add_elements(t: &Table, s: &mut Set, layout: &mut SetLayout, elems: &[Ele
     let key = KeyLayout {
         dts: &layout.dts,
         lens: &layout.lens,
+        shift: 0,
     };
     let interval = s.is_interval();
     let whole = interval && !key.concat();

@@ -812,6 +812,7 @@ pub fn dynset(
     op: &str,
     set: &str,
     key: &ast::Expr,
+    data: Option<&ast::Expr>,
     stmts: &[Stmt],
     span: Span,
 ) -> R<()> {
@@ -835,6 +836,45 @@ pub fn dynset(
         }
         k => cx.eval_into(k, &BE_INT, s.key_len as usize, NFT_REG_1)?,
     }
+    // A map's value goes in the 32-bit registers after the key's.
+    let data_reg = match data {
+        None => None,
+        Some(d) => {
+            if !s.is_map() {
+                return err(d.span(), format!("@{set} is not a map"));
+            }
+            let first = NFT_REG32_00 + (s.key_len as usize).div_ceil(4) as u32;
+            let len = s.data_len.unwrap_or(4) as usize;
+            let dt = s
+                .data_type
+                .and_then(crate::proto::datatype::by_id)
+                .map(from_proto)
+                .filter(|d| d.kind != Kind::Int || d.bits != 0)
+                .unwrap_or(BE_INT);
+            let dt = if dt.kind == Kind::Int {
+                dt.bits(len as u32 * 8)
+            } else {
+                dt
+            };
+            match d {
+                ast::Expr::Concat(parts, _) => {
+                    let types = s
+                        .data_type
+                        .and_then(|id| crate::proto::datatype::split_concat(id, parts.len()))
+                        .ok_or_else(|| Diagnostic::new(d.span(), "value does not fit the map"))?;
+                    let mut reg = first;
+                    for (p, t) in parts.iter().zip(types) {
+                        let pdt = from_proto(t);
+                        let plen = pdt.bytes().max(1);
+                        cx.eval_into(p, &pdt, plen, reg)?;
+                        reg += plen.div_ceil(4) as u32;
+                    }
+                }
+                v => cx.eval_into(v, &dt, len, first)?,
+            }
+            Some(first)
+        }
+    };
     let mut timeout = None;
     let mut exprs = Vec::new();
     for st in stmts {
@@ -865,6 +905,9 @@ pub fn dynset(
         w.put_u32_be(NFTA_DYNSET_SREG_KEY, NFT_REG_1);
         w.put_str(NFTA_DYNSET_SET_NAME, set);
         w.put_u32_be(NFTA_DYNSET_OP, op);
+        if let Some(r) = data_reg {
+            w.put_u32_be(NFTA_DYNSET_SREG_DATA, r);
+        }
         if let Some(t) = timeout {
             w.put_u64_be(NFTA_DYNSET_TIMEOUT, t);
         }

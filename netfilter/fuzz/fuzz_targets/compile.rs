@@ -1,0 +1,26 @@
+//! `syntax::compile` on arbitrary scripts, and `compile_rule` on arbitrary
+//! rule lines in every family: must return, never panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use linx_netfilter::syntax::{compile, compile_rule};
+use linx_netfilter::{Family, Table};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(src) = std::str::from_utf8(rest) else {
+        return;
+    };
+    let _ = compile(src);
+    let fam = [
+        Family::Ip,
+        Family::Ip6,
+        Family::Inet,
+        Family::Arp,
+        Family::Bridge,
+        Family::Netdev,
+    ][first as usize % 6];
+    let _ = compile_rule(fam, &Table::new(fam, "t"), src);
+});

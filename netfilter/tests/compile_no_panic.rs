@@ -1,0 +1,229 @@
+//! Bad input never panics the nft front end: every corpus rule line and
+//! dump, and many deterministic mutations of them (truncations, spliced
+//! tokens, swapped and duplicated bytes), go through `parse` and
+//! `compile`/`compile_rule`, which must return, not panic. The same inputs
+//! seed the cargo-fuzz targets in `netfilter/fuzz/`.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use linx_netfilter::syntax::{compile, compile_rule, parse};
+use linx_netfilter::{Family, Table};
+
+const CORPUS: &str = "/work/shared/conformance";
+
+/// A small deterministic generator (xorshift64*), so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Pieces spliced into inputs: tokens that steer the parser into its
+/// rarer paths, and values at the edges of their types.
+const TOKENS: &[&str] = &[
+    "{",
+    "}",
+    "(",
+    ")",
+    ";",
+    ",",
+    ".",
+    ":",
+    "=",
+    "==",
+    "!=",
+    "<",
+    ">=",
+    "&",
+    "|",
+    "^",
+    "<<",
+    ">>",
+    "!",
+    "-",
+    "/",
+    "*",
+    "@",
+    "$x",
+    "\"",
+    "\\",
+    "map",
+    "vmap",
+    "set",
+    "typeof",
+    "type",
+    "flags interval",
+    "elements = {",
+    "counter",
+    "limit rate",
+    "quota",
+    "jump",
+    "goto",
+    "to",
+    ":65536",
+    "0x",
+    "0xffffffffffffffffffffffffffffffffff",
+    "-1",
+    "99999999999999999999",
+    "1.2.3.4/33",
+    "::/129",
+    "[",
+    "]",
+    "sid[0]",
+    "sid[200]",
+    "@ih,0,0",
+    "@nh,4096,129",
+    "\"\"",
+    "ct",
+    "meta",
+    "ip",
+    "ip6",
+    "tcp option",
+    "sctp chunk",
+    "hour \"25:00\"",
+    "time \"2022-13-40 11:00\"",
+    "timeout 99999999999d",
+    "table",
+    "chain",
+    "rule",
+    "priority",
+];
+
+fn mutate(src: &str, rng: &mut Rng) -> String {
+    let mut s: Vec<char> = src.chars().collect();
+    for _ in 0..1 + rng.below(3) {
+        let at = rng.below(s.len() + 1);
+        match rng.below(5) {
+            0 => s.truncate(at),
+            1 => {
+                let t: Vec<char> = TOKENS[rng.below(TOKENS.len())].chars().collect();
+                s.splice(at..at, t);
+            }
+            2 if at < s.len() => {
+                s.remove(at);
+            }
+            3 if s.len() > 1 => {
+                let b = rng.below(s.len());
+                let a = at.min(s.len() - 1);
+                s.swap(a, b);
+            }
+            _ => {
+                let end = (at + rng.below(12)).min(s.len());
+                let dup: Vec<char> = s[at.min(end)..end].to_vec();
+                s.splice(at.min(end)..at.min(end), dup);
+            }
+        }
+    }
+    s.into_iter().collect()
+}
+
+fn rule_lines() -> Vec<(Family, String)> {
+    let mut out = Vec::new();
+    for name in ["rules.tsv", "rules_fail.tsv"] {
+        let text = std::fs::read_to_string(format!("{CORPUS}/{name}")).expect("corpus");
+        for l in text.lines().skip(1) {
+            let f: Vec<&str> = l.split('\t').collect();
+            if f.len() < 5 {
+                continue;
+            }
+            let fam = match f[1] {
+                "ip" => Family::Ip,
+                "ip6" => Family::Ip6,
+                "inet" => Family::Inet,
+                "arp" => Family::Arp,
+                "bridge" => Family::Bridge,
+                _ => Family::Netdev,
+            };
+            out.push((fam, f[4].to_owned()));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn dumps() -> Vec<String> {
+    let text = std::fs::read_to_string(format!("{CORPUS}/dumps.tsv")).expect("corpus");
+    text.lines()
+        .skip(1)
+        .filter_map(|l| l.split('\t').next())
+        .filter_map(|f| std::fs::read_to_string(format!("{CORPUS}/{f}")).ok())
+        .collect()
+}
+
+/// Runs `f` on `input`; a panic becomes an error naming the input.
+fn no_panic(what: &str, input: &str, f: impl FnOnce()) -> Result<(), String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|e| {
+        let msg = e
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        format!("{what} panicked ({msg}) on:\n{input}")
+    })
+}
+
+#[test]
+fn corpus_and_mutations_never_panic() {
+    // The panic hook would print every caught panic; keep the output to
+    // the summary below.
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut failures = Vec::new();
+    let lines = rule_lines();
+    let mut runs = 0;
+    for (fam, line) in &lines {
+        let table = Table::new(*fam, "t");
+        for i in 0..16 {
+            let input = if i == 0 {
+                line.clone()
+            } else {
+                mutate(line, &mut rng)
+            };
+            runs += 1;
+            if let Err(e) = no_panic("compile_rule", &input, || {
+                let _ = compile_rule(*fam, &table, &input);
+            }) {
+                failures.push(e);
+            }
+        }
+    }
+    for d in dumps() {
+        for i in 0..12 {
+            let input = if i == 0 {
+                d.clone()
+            } else {
+                mutate(&d, &mut rng)
+            };
+            runs += 1;
+            if let Err(e) = no_panic("parse/compile", &input, || {
+                let _ = parse(&input);
+                let _ = compile(&input);
+            }) {
+                failures.push(e);
+            }
+        }
+    }
+    let _ = std::panic::take_hook();
+    println!("{runs} inputs, {} panics", failures.len());
+    assert!(runs > 20_000, "only {runs} inputs");
+    assert!(
+        failures.is_empty(),
+        "{} inputs panicked; first ones:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .take(8)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    );
+}
