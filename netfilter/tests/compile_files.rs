@@ -14,51 +14,19 @@ use linx_netfilter::syntax::compile;
 use linx_netfilter::testing::TestNetns;
 use linx_netfilter::{Ruleset, Socket};
 
+mod common;
+
+use common::corpus::{loadable_dumps, mask_listing};
+
 const CORPUS: &str = "/work/shared/conformance";
 
 /// Dumps that must pass: raise when the compiler learns more; a drop fails.
 const DUMP_FLOOR: usize = 335;
 
-/// Blanks what two namespaces holding the same ruleset may differ in:
-/// counter values, quota consumption, element expiry.
-fn mask(listing: &str) -> String {
-    let mut out = String::with_capacity(listing.len());
-    for line in listing.lines() {
-        let mut prev = "";
-        let words: Vec<String> = line
-            .split(' ')
-            .map(|w| {
-                let numeric = w.starts_with(|c: char| c.is_ascii_digit());
-                let masked = match prev {
-                    "packets" | "bytes" | "used" if numeric => true,
-                    "expires" => true,
-                    _ => false,
-                };
-                prev = w;
-                if masked {
-                    let tail: String = w.chars().rev().take_while(|c| *c == ',').collect();
-                    format!("N{tail}")
-                } else {
-                    w.to_owned()
-                }
-            })
-            .collect();
-        out.push_str(&words.join(" "));
-        out.push('\n');
-    }
-    out
-}
-
 fn files() -> Vec<String> {
-    let tsv = std::fs::read_to_string(format!("{CORPUS}/dumps.tsv")).expect("read dumps.tsv");
-    let mut out: Vec<String> = tsv
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let mut cols = l.split('\t');
-            let file = cols.next()?;
-            (cols.next()? == "yes").then(|| format!("{CORPUS}/{file}"))
-        })
+    let mut out: Vec<String> = loadable_dumps()
+        .into_iter()
+        .map(|f| format!("{CORPUS}/{f}"))
         .collect();
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
     let mut ex: Vec<String> = std::fs::read_dir(examples)
@@ -99,7 +67,7 @@ fn check(file: &str) -> Result<(), String> {
     let b = TestNetns::new();
     let mut sb = Socket::open(&b.netns()).map_err(|e| e.to_string())?;
     push(&mut sb, &rs, &PushOptions::default()).map_err(|e| format!("push: {e}"))?;
-    let (la, lb) = (mask(&a.ruleset()), mask(&b.ruleset()));
+    let (la, lb) = (mask_listing(&a.ruleset()), mask_listing(&b.ruleset()));
     if la != lb {
         let diff: Vec<String> = la
             .lines()

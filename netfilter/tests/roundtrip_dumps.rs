@@ -10,49 +10,11 @@ use linx_netfilter::push::{push, PushOptions};
 use linx_netfilter::testing::TestNetns;
 use linx_netfilter::{Ruleset, Set, Socket};
 
+mod common;
+
+use common::corpus::{loadable_dumps, mask_listing};
+
 const CORPUS: &str = "/work/shared/conformance";
-
-/// Blanks what legitimately differs between two namespaces holding the
-/// same ruleset: counter values, quota consumption, element expiry.
-fn mask(listing: &str) -> String {
-    let mut out = String::with_capacity(listing.len());
-    for line in listing.lines() {
-        let mut prev = "";
-        let words: Vec<String> = line
-            .split(' ')
-            .map(|w| {
-                let numeric = w.starts_with(|c: char| c.is_ascii_digit());
-                let masked = match prev {
-                    "packets" | "bytes" | "used" if numeric => true,
-                    "expires" => true,
-                    _ => false,
-                };
-                prev = w;
-                if masked {
-                    let tail: String = w.chars().rev().take_while(|c| *c == ',').collect();
-                    format!("N{tail}")
-                } else {
-                    w.to_owned()
-                }
-            })
-            .collect();
-        out.push_str(&words.join(" "));
-        out.push('\n');
-    }
-    out
-}
-
-fn loadable_dumps() -> Vec<String> {
-    let tsv = std::fs::read_to_string(format!("{CORPUS}/dumps.tsv")).expect("read dumps.tsv");
-    tsv.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let mut cols = l.split('\t');
-            let file = cols.next()?;
-            (cols.next()? == "yes").then(|| file.to_owned())
-        })
-        .collect()
-}
 
 /// Removes what two namespaces holding the same configuration may differ
 /// in: kernel state, the order of hash set elements (the kernel's), and the
@@ -113,7 +75,7 @@ fn roundtrip(file: &str) -> Result<(), String> {
     let b = TestNetns::new();
     let mut sb = Socket::open(&b.netns()).map_err(|e| e.to_string())?;
     push(&mut sb, &pulled.ruleset, &PushOptions::default()).map_err(|e| format!("push: {e}"))?;
-    let (la, lb) = (mask(&a.ruleset()), mask(&b.ruleset()));
+    let (la, lb) = (mask_listing(&a.ruleset()), mask_listing(&b.ruleset()));
     if la != lb {
         return Err(format!("listings differ\n--- A ---\n{la}--- B ---\n{lb}"));
     }

@@ -226,3 +226,47 @@ pub fn for_each_parallel<T: Send + 'static>(
         h.join().expect("worker panicked");
     }
 }
+
+/// Files of dumps.tsv that nft 1.0.6 loads (paths relative to the corpus).
+pub fn loadable_dumps() -> Vec<String> {
+    let tsv = std::fs::read_to_string(conformance_dir().join("dumps.tsv")).expect("read dumps.tsv");
+    tsv.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut cols = l.split('\t');
+            let file = cols.next()?;
+            (cols.next()? == "yes").then(|| file.to_owned())
+        })
+        .collect()
+}
+
+/// Blanks what two namespaces holding the same ruleset may differ in, in
+/// an `nft list ruleset` listing: counter values, quota consumption,
+/// element expiry.
+pub fn mask_listing(listing: &str) -> String {
+    let mut out = String::with_capacity(listing.len());
+    for line in listing.lines() {
+        let mut prev = "";
+        let words: Vec<String> = line
+            .split(' ')
+            .map(|w| {
+                let numeric = w.starts_with(|c: char| c.is_ascii_digit());
+                let masked = match prev {
+                    "packets" | "bytes" | "used" if numeric => true,
+                    "expires" => true,
+                    _ => false,
+                };
+                prev = w;
+                if masked {
+                    let tail: String = w.chars().rev().take_while(|c| *c == ',').collect();
+                    format!("N{tail}")
+                } else {
+                    w.to_owned()
+                }
+            })
+            .collect();
+        out.push_str(&words.join(" "));
+        out.push('\n');
+    }
+    out
+}
