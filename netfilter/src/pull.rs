@@ -98,6 +98,7 @@ fn pull_once(sock: &mut Socket, which: &Selector) -> Result<Ruleset> {
         .map(|(i, t)| ((t.family.into(), t.name.clone()), i))
         .collect();
 
+    let mut counts = Counts::new();
     // Chains, sets, objects, flowtables: one dump each for the whole
     // ruleset, or one per selected table (the kernel filters by table).
     let dumps = [
@@ -121,7 +122,7 @@ fn pull_once(sock: &mut Socket, which: &Selector) -> Result<Ruleset> {
                     w.put_str(table_attr, t);
                 }
             })?;
-            place(&mut rs, &index, &dump)?;
+            place(&mut rs, &index, &dump, &mut counts)?;
         }
     }
 
@@ -130,13 +131,10 @@ fn pull_once(sock: &mut Socket, which: &Selector) -> Result<Ruleset> {
     for t in &mut rs.tables {
         let family: u8 = t.family.into();
         for s in &mut t.sets {
-            let dump = sock.dump(NFT_MSG_GETSETELEM, family, |w| {
-                w.put_str(NFTA_SET_ELEM_LIST_TABLE, &t.name);
-                w.put_str(NFTA_SET_ELEM_LIST_SET, &s.name);
-            })?;
-            for m in dump.iter() {
-                codec::element::decode_into(&m?, &mut s.elements)?;
-            }
+            let expected = counts
+                .get(&(family, t.name.clone(), s.name.clone()))
+                .copied();
+            dump_elements(sock, family, &t.name, s, expected)?;
         }
         for c in &mut t.chains {
             let dump = sock.dump(NFT_MSG_GETRULE, family, |w| {
@@ -156,8 +154,52 @@ fn pull_once(sock: &mut Socket, which: &Selector) -> Result<Ruleset> {
     Ok(rs)
 }
 
+/// Dumps a set's elements. A hash set resizes in the background after a
+/// burst of insertions, and a dump meanwhile can skip or repeat elements
+/// without any commit; the kernel's element count (`NFTA_SET_COUNT`, which
+/// counts exactly the non-catch-all elements of non-interval sets) tells,
+/// and the dump is redone until it agrees.
+fn dump_elements(
+    sock: &mut Socket,
+    family: u8,
+    table: &str,
+    s: &mut Set,
+    expected: Option<u32>,
+) -> Result<()> {
+    const ATTEMPTS: u32 = 20;
+    for attempt in 1..=ATTEMPTS {
+        s.elements.clear();
+        let dump = sock.dump(NFT_MSG_GETSETELEM, family, |w| {
+            w.put_str(NFTA_SET_ELEM_LIST_TABLE, table);
+            w.put_str(NFTA_SET_ELEM_LIST_SET, &s.name);
+        })?;
+        for m in dump.iter() {
+            codec::element::decode_into(&m?, &mut s.elements)?;
+        }
+        let Some(expected) = expected.filter(|_| !s.is_interval()) else {
+            return Ok(());
+        };
+        let counted = s
+            .elements
+            .iter()
+            .filter(|e| e.flags.unwrap_or(0) & NFT_SET_ELEM_CATCHALL == 0)
+            .count();
+        if counted == expected as usize || attempt == ATTEMPTS {
+            if counted != expected as usize {
+                tracing::warn!(set = %s.name, counted, expected, "set dump disagrees with the kernel's element count");
+            }
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5 * attempt as u64));
+    }
+    Ok(())
+}
+
+/// The kernel's element count per set: (family, table, set) → count.
+type Counts = HashMap<(u8, String, String), u32>;
+
 /// Files each decoded chain, set, object or flowtable under its table.
-fn place(rs: &mut Ruleset, index: &Index, dump: &Dump) -> Result<()> {
+fn place(rs: &mut Ruleset, index: &Index, dump: &Dump, counts: &mut Counts) -> Result<()> {
     for m in dump.iter() {
         let m: Msg<'_> = m?;
         let Some(kind) = m.nft_msg() else { continue };
@@ -172,6 +214,15 @@ fn place(rs: &mut Ruleset, index: &Index, dump: &Dump) -> Result<()> {
             }
             NFT_MSG_NEWSET => {
                 let d = codec::set::decode(&m)?;
+                // The count is a kernel fact the value does not keep.
+                let (_, attrs) = m.nfgen()?;
+                if let Some(n) = attrs
+                    .flatten()
+                    .find(|a| a.kind() == NFTA_SET_COUNT)
+                    .and_then(|a| a.u32_be().ok())
+                {
+                    counts.insert((family, d.table.to_owned(), d.value.name.clone()), n);
+                }
                 if let Some(i) = find(d.table) {
                     rs.tables[i].sets.push(d.value);
                 }

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Every benchmark, Linx beside nft in the same run, in throwaway namespaces
+# (root). Results are summarised in BENCHMARKS.md. `quick` for small sizes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+quick=${1:-}
+echo "## Reconcile (diff, known state, one change, interval sets)"
+cargo bench -q -p linx-netfilter --bench reconcile -- $quick
+echo
+echo "## Pull and whole push"
+if [ "$quick" = quick ]; then sizes="1000 10000"; else sizes=""; fi
+cargo bench -q -p linx-netfilter --features testing --bench pull_push -- $sizes
+echo
+echo "## Agent: pods x rules"
+if [ "$quick" = quick ]; then agent="50 50"; else agent=""; fi
+cargo bench -q -p linx-agent --bench converge -- $agent
