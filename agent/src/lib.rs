@@ -13,6 +13,7 @@ pub mod desired;
 pub mod local;
 pub mod metrics;
 pub mod pod;
+pub mod policy;
 pub mod report;
 pub mod resolve;
 pub mod run;
