@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod controller;
 pub mod desired;
+pub mod kube;
 pub mod local;
 pub mod metrics;
 pub mod pod;
