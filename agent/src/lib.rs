@@ -10,9 +10,11 @@
 pub mod cli;
 pub mod controller;
 pub mod desired;
+pub mod kube;
 pub mod local;
 pub mod metrics;
 pub mod pod;
+pub mod policy;
 pub mod report;
 pub mod resolve;
 pub mod run;

@@ -16,8 +16,13 @@ use crate::resolve::CgroupResolver;
 /// Settings of a run.
 #[derive(Clone, Debug)]
 pub struct RunConfig {
-    /// The pods file (see [`crate::local`]), polled for changes.
-    pub local: PathBuf,
+    /// The pods file (see [`crate::local`]), polled for changes; `None`:
+    /// pods and FirewallRulesets from the API server ([`crate::kube`]).
+    pub local: Option<PathBuf>,
+    /// This node's name (needed without `local`).
+    pub node_name: Option<String>,
+    /// At most one FirewallNodeReport write per this interval.
+    pub report_interval: Duration,
     pub poll: Duration,
     pub opts: Options,
     /// Where to serve Prometheus metrics.
@@ -32,9 +37,16 @@ pub struct RunConfig {
 /// `linx-agent run` arguments.
 #[derive(Clone, Debug, clap::Args)]
 pub struct RunArgs {
-    /// Pods and their ruleset files, as JSON (polled for changes).
+    /// Pods and their ruleset files, as JSON (polled for changes). Without
+    /// it the agent watches the API server (in-cluster config or KUBECONFIG).
     #[arg(long)]
-    pub local: PathBuf,
+    pub local: Option<PathBuf>,
+    /// This node's name, from the downward API (`spec.nodeName`).
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: Option<String>,
+    /// At most one FirewallNodeReport write per this many seconds.
+    #[arg(long, default_value_t = 5)]
+    pub report_interval_secs: u64,
     /// How often the pods file is checked, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub poll_ms: u64,
@@ -61,6 +73,8 @@ impl From<RunArgs> for RunConfig {
     fn from(a: RunArgs) -> Self {
         RunConfig {
             local: a.local,
+            node_name: a.node_name,
+            report_interval: Duration::from_secs(a.report_interval_secs.max(1)),
             poll: Duration::from_millis(a.poll_ms.max(10)),
             opts: Options {
                 concurrency: a.concurrency,
@@ -100,6 +114,10 @@ pub enum RunError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("the node name is needed without --local (--node-name or NODE_NAME)")]
+    NoNodeName,
+    #[error(transparent)]
+    Kube(#[from] crate::kube::KubeError),
 }
 
 /// Runs until SIGTERM or SIGINT; tables are left as they are on exit (a
@@ -121,20 +139,29 @@ pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
     if let Some(path) = cfg.report.clone() {
         tokio::spawn(write_reports(node.reports(), path));
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("install SIGTERM handler");
+    let Some(local) = cfg.local.clone() else {
+        let node_name = cfg.node_name.clone().ok_or(RunError::NoNodeName)?;
+        let client = crate::kube::client().await?;
+        let opts = crate::kube::KubeOptions {
+            node: node_name,
+            report_interval: cfg.report_interval,
+        };
+        crate::kube::run(client, opts, node, stop_signal()).await;
+        return Ok(());
+    };
+    let stop = stop_signal();
+    tokio::pin!(stop);
     let mut last: Option<Vec<u8>> = None;
     let mut tick = tokio::time::interval(cfg.poll);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = term.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut stop => break,
         }
-        let Ok(bytes) = std::fs::read(&cfg.local) else {
+        let Ok(bytes) = std::fs::read(&local) else {
             // Unreadable source: keep enforcing the last desired state.
             if last.is_some() {
-                error!(path = %cfg.local.display(), "pods file unreadable: keeping the last desired state");
+                error!(path = %local.display(), "pods file unreadable: keeping the last desired state");
                 last = None;
             }
             continue;
@@ -143,7 +170,7 @@ pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
             continue;
         }
         last = Some(bytes);
-        match crate::local::load(&cfg.local) {
+        match crate::local::load(&local) {
             Ok(targets) => {
                 info!(pods = targets.len(), "pods file changed");
                 node.apply(targets);
@@ -154,6 +181,16 @@ pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
     info!("stopping: tables are left in place");
     node.shutdown().await;
     Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("install SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }
 
 async fn write_reports(reports: Arc<crate::report::Reports>, path: PathBuf) {

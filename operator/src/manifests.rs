@@ -11,6 +11,8 @@ pub const OPERATOR: &str = "linx-operator";
 pub const AGENT: &str = "linx-agent";
 pub const IMAGE: &str = "linx/linx-operator:0.1.0";
 pub const METRICS_PORT: i32 = 8080;
+pub const AGENT_IMAGE: &str = "linx/linx-agent:0.1.0";
+pub const AGENT_METRICS_PORT: i32 = 9464;
 
 /// What the operator may do cluster-wide: read rulesets and reports, write
 /// ruleset status (server-side apply = patch), publish events.
@@ -85,6 +87,34 @@ pub fn operator_pod_spec() -> Value {
     })
 }
 
+/// The agent DaemonSet's pod template spec. The agent enters pods' network
+/// namespaces: it sees their processes (hostPID), opens their namespaces
+/// (SYS_PTRACE: the processes may run as other users; SYS_ADMIN: setns)
+/// and changes their firewalls (NET_ADMIN). It stays out of the node's
+/// network namespace (no hostNetwork; the node's namespace is never touched).
+pub fn agent_pod_spec() -> Value {
+    json!({
+        "serviceAccountName": AGENT,
+        "hostPID": true,
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "tolerations": [{"operator": "Exists"}],
+        "containers": [{
+            "name": "agent",
+            "image": AGENT_IMAGE,
+            "imagePullPolicy": "IfNotPresent",
+            "args": ["run", "--metrics-addr", format!("0.0.0.0:{AGENT_METRICS_PORT}")],
+            "env": [
+                {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                {"name": "RUST_LOG", "value": "linx_agent=info,kube=warn"}
+            ],
+            "ports": [{"name": "metrics", "containerPort": AGENT_METRICS_PORT}],
+            "resources": {"requests": {"cpu": "20m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+            "securityContext": {"runAsUser": 0, "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+                                "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"]}}
+        }]
+    })
+}
+
 /// Every object of `deploy/linx.yaml`, in apply order (CRDs are in `deploy/crds/`).
 pub fn objects() -> Vec<Value> {
     let sa = |name: &str, component: &str| json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(name, component, true)});
@@ -133,6 +163,10 @@ pub fn objects() -> Vec<Value> {
         json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
                "metadata": meta("linx-agent-own-report", "agent", false),
                "spec": {"policyName": "linx-agent-own-report", "validationActions": ["Deny"]}}),
+        json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": meta(AGENT, "agent", true),
+               "spec": {"selector": {"matchLabels": labels("agent")},
+                        "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+                        "template": {"metadata": {"labels": labels("agent")}, "spec": agent_pod_spec()}}}),
     ]
 }
 

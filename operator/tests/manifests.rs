@@ -25,13 +25,39 @@ fn deploy_manifests_match_the_code() {
 
 #[test]
 fn deploy_manifests_are_valid_kubernetes_objects() {
-    use k8s_openapi::api::{apps::v1::Deployment, rbac::v1::ClusterRole};
+    use k8s_openapi::api::{
+        apps::v1::{DaemonSet, Deployment},
+        rbac::v1::ClusterRole,
+    };
     for o in manifests::objects() {
         match o["kind"].as_str().unwrap() {
             "Deployment" => {
                 let _: Deployment = serde_json::from_value(o.clone()).unwrap();
                 let c = &o["spec"]["template"]["spec"]["containers"][0];
                 assert_eq!(c["ports"][0]["containerPort"], manifests::METRICS_PORT);
+            }
+            "DaemonSet" => {
+                let d: DaemonSet = serde_json::from_value(o.clone()).unwrap();
+                let pod = d.spec.template.spec.unwrap();
+                // Sees pods' processes, never joins the node's network.
+                assert_eq!((pod.host_pid, pod.host_network), (Some(true), None));
+                let c = &pod.containers[0];
+                let sc = c.security_context.as_ref().unwrap();
+                assert_eq!(sc.read_only_root_filesystem, Some(true));
+                assert_eq!(sc.privileged, None);
+                let caps = sc.capabilities.as_ref().unwrap();
+                assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_string()][..]));
+                let env = c.env.as_ref().unwrap();
+                let node = env.iter().find(|e| e.name == "NODE_NAME").unwrap();
+                let field = node
+                    .value_from
+                    .as_ref()
+                    .unwrap()
+                    .field_ref
+                    .as_ref()
+                    .unwrap();
+                assert_eq!(field.field_path, "spec.nodeName");
+                assert_eq!(pod.service_account_name.as_deref(), Some(manifests::AGENT));
             }
             "ClusterRole" => {
                 let r: ClusterRole = serde_json::from_value(o.clone()).unwrap();

@@ -1,0 +1,346 @@
+//! The Kubernetes adapter against a mock API server: the exact requests it
+//! sends (the node's pods only; the report by server-side apply), and the
+//! report computed from pod reports.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, Response};
+use kube::client::Body;
+use kube::{Api, Client};
+use linx_agent::controller::{NodeController, Options};
+use linx_agent::kube::{node_report, write_report, KubeOptions, Snapshot};
+use linx_agent::metrics::Metrics;
+use linx_agent::policy::RulesetPolicy;
+use linx_agent::resolve::{NetnsResolver, PodNetns, Resolution, ResolveError};
+use linx_agent::{Pod, PodReport, PodState};
+use linx_crds::{FirewallNodeReport, FirewallRuleset, PodFailure, RulesetReport};
+use serde_json::{json, Value};
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+const REPORT_PATH: &str = "/apis/netfilter.linx.dev/v1alpha1/firewallnodereports/node-a";
+
+fn mock() -> (Client, Handle) {
+    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    (Client::new(svc, "default"), handle)
+}
+
+fn ruleset(name: &str, generation: i64, selector: Value, nft: &str) -> FirewallRuleset {
+    serde_json::from_value(json!({
+        "apiVersion": "netfilter.linx.dev/v1alpha1",
+        "kind": "FirewallRuleset",
+        "metadata": {"name": name, "namespace": "web", "uid": format!("uid-{name}"),
+                     "generation": generation, "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"podSelector": selector, "nft": nft},
+    }))
+    .unwrap()
+}
+
+fn pod(uid: &str, name: &str, app: &str) -> Pod {
+    Pod {
+        uid: uid.into(),
+        namespace: "web".into(),
+        name: name.into(),
+        labels: [("app".to_string(), app.to_string())].into(),
+        host_network: false,
+    }
+}
+
+fn report(p: &Pod, revision: u64, state: PodState, error: Option<&str>) -> PodReport {
+    let mut r = PodReport::new(p, revision);
+    r.state = state;
+    r.error = error.map(String::from);
+    r
+}
+
+#[test]
+fn report_counts_pods_at_their_current_revision() {
+    let policy = RulesetPolicy::new(&[
+        ruleset("base", 3, json!({}), "table inet fw { chain c { accept } }"),
+        ruleset(
+            "web-only",
+            7,
+            json!({"matchLabels": {"app": "web"}}),
+            "table inet w { chain c { accept } }",
+        ),
+        ruleset(
+            "unused",
+            1,
+            json!({"matchLabels": {"app": "none"}}),
+            "table ip u { }",
+        ),
+    ]);
+    let pods = vec![
+        pod("u1", "web-0", "web"),
+        pod("u2", "web-1", "web"),
+        pod("u3", "web-2", "web"),
+        pod("u4", "db-0", "db"),
+        Pod {
+            host_network: true,
+            ..pod("u5", "host-0", "web")
+        },
+    ];
+    let snap = Snapshot {
+        revisions: HashMap::from([
+            ("u1".into(), 2),
+            ("u2".into(), 2),
+            ("u3".into(), 2),
+            ("u4".into(), 2),
+        ]),
+        pods: pods.clone(),
+        policy: Arc::new(policy),
+    };
+    let reports: BTreeMap<String, PodReport> = [
+        report(&pods[0], 2, PodState::Applied, None),
+        report(
+            &pods[1],
+            2,
+            PodState::Failed,
+            Some("netlink: EPERM adding rule"),
+        ),
+        // Applied, but an older desired value: pending, not applied.
+        report(&pods[2], 1, PodState::Applied, None),
+        report(&pods[3], 2, PodState::Applied, None),
+    ]
+    .into_iter()
+    .map(|r| (r.uid.clone(), r))
+    .collect();
+    let got = node_report("node-a", &snap, &reports);
+    let failure = PodFailure {
+        node: "node-a".into(),
+        pod: "web-1".into(),
+        message: "netlink: EPERM adding rule".into(),
+    };
+    assert_eq!(
+        got.spec.rulesets,
+        vec![
+            RulesetReport {
+                namespace: "web".into(),
+                name: "base".into(),
+                uid: "uid-base".into(),
+                generation: 3,
+                matched_pods: 4,
+                applied_pods: 2,
+                failed_pods: 1,
+                failures: vec![failure.clone()],
+            },
+            RulesetReport {
+                namespace: "web".into(),
+                name: "web-only".into(),
+                uid: "uid-web-only".into(),
+                generation: 7,
+                matched_pods: 3,
+                applied_pods: 1,
+                failed_pods: 1,
+                failures: vec![failure],
+            },
+        ]
+    );
+    assert_eq!(got.metadata.name.as_deref(), Some("node-a"));
+}
+
+/// Receives one request within 5 s.
+async fn next(
+    handle: &mut Handle,
+) -> (
+    Request<Body>,
+    tower_test::mock::SendResponse<Response<Body>>,
+) {
+    tokio::time::timeout(Duration::from_secs(5), handle.next_request())
+        .await
+        .expect("no request within 5s")
+        .expect("service dropped")
+}
+
+fn reply(send: tower_test::mock::SendResponse<Response<Body>>, v: &Value) {
+    send.send_response(
+        Response::builder()
+            .body(Body::from(serde_json::to_vec(v).unwrap()))
+            .unwrap(),
+    );
+}
+
+async fn json_body(req: Request<Body>) -> Value {
+    let bytes = req.into_body().collect_bytes().await.unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn report_is_written_by_forced_server_side_apply() {
+    let (client, mut handle) = mock();
+    let report = FirewallNodeReport::for_node(
+        "node-a",
+        vec![RulesetReport {
+            namespace: "web".into(),
+            name: "base".into(),
+            uid: "uid-base".into(),
+            generation: 3,
+            matched_pods: 2,
+            applied_pods: 1,
+            failed_pods: 1,
+            failures: vec![PodFailure {
+                node: "node-a".into(),
+                pod: "web-1".into(),
+                message: "EPERM".into(),
+            }],
+        }],
+    )
+    .owned_by_node("node-uid");
+    let api: Api<FirewallNodeReport> = Api::all(client);
+    let write = tokio::spawn(async move { write_report(&api, &report).await });
+    let (req, send) = next(&mut handle).await;
+    assert_eq!(req.method(), Method::PATCH);
+    assert_eq!(req.uri().path(), REPORT_PATH);
+    assert_eq!(
+        req.uri().query(),
+        Some("&force=true&fieldManager=linx-agent")
+    );
+    assert_eq!(
+        req.headers()["content-type"],
+        "application/apply-patch+yaml"
+    );
+    let body = json_body(req).await;
+    assert_eq!(
+        body,
+        json!({
+            "apiVersion": "netfilter.linx.dev/v1alpha1",
+            "kind": "FirewallNodeReport",
+            "metadata": {"name": "node-a", "ownerReferences": [
+                {"apiVersion": "v1", "kind": "Node", "name": "node-a", "uid": "node-uid"}]},
+            "spec": {"nodeName": "node-a", "rulesets": [
+                {"namespace": "web", "name": "base", "uid": "uid-base", "generation": 3,
+                 "matchedPods": 2, "appliedPods": 1, "failedPods": 1,
+                 "failures": [{"node": "node-a", "pod": "web-1", "message": "EPERM"}]}]}
+        })
+    );
+    reply(send, &body);
+    write.await.unwrap().unwrap();
+}
+
+/// No pod process ever runs: every pod stays `NotRunning`.
+struct NoProcess;
+
+impl NetnsResolver for NoProcess {
+    fn resolve(&self, _: &Pod) -> Result<Resolution, ResolveError> {
+        Ok(Resolution::NotRunning)
+    }
+    fn still_valid(&self, _: &PodNetns) -> bool {
+        false
+    }
+}
+
+fn list(kind: &str, api_version: &str, items: Vec<Value>) -> Value {
+    json!({"apiVersion": api_version, "kind": kind, "metadata": {"resourceVersion": "10"},
+           "items": items})
+}
+
+#[tokio::test]
+async fn run_watches_this_nodes_pods_and_reports_what_selects_them() {
+    let (client, mut handle) = mock();
+    let node = NodeController::new(Arc::new(NoProcess), Options::default(), Metrics::default());
+    let reports = node.reports();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let opts = KubeOptions {
+        node: "node-a".into(),
+        report_interval: Duration::from_millis(50),
+    };
+    let agent = tokio::spawn(linx_agent::kube::run(client, opts, node, async {
+        let _ = stop_rx.await;
+    }));
+
+    let pod_json = json!({"metadata": {"name": "web-0", "namespace": "web", "uid": "u1",
+                                       "labels": {"app": "web"}},
+                          "spec": {"nodeName": "node-a", "containers": []}});
+    let rs = serde_json::to_value(ruleset(
+        "base",
+        3,
+        json!({"matchLabels": {"app": "web"}}),
+        "table inet fw { chain c { accept } }",
+    ))
+    .unwrap();
+    let mut pod_queries = Vec::new();
+    // Watches stay open (their responses are held) until the test ends.
+    let mut held = Vec::new();
+    let patch = loop {
+        let (req, send) = next(&mut handle).await;
+        let path = req.uri().path().to_string();
+        let query = req.uri().query().unwrap_or_default().to_string();
+        let watch = query.contains("watch=true");
+        match (req.method().clone(), path.as_str()) {
+            (Method::GET, "/api/v1/pods") => {
+                pod_queries.push(query);
+                if watch {
+                    held.push(send);
+                } else {
+                    reply(send, &list("PodList", "v1", vec![pod_json.clone()]));
+                }
+            }
+            (Method::GET, "/apis/netfilter.linx.dev/v1alpha1/firewallrulesets") => {
+                if watch {
+                    held.push(send);
+                } else {
+                    reply(
+                        send,
+                        &list(
+                            "FirewallRulesetList",
+                            "netfilter.linx.dev/v1alpha1",
+                            vec![rs.clone()],
+                        ),
+                    );
+                }
+            }
+            (Method::GET, "/api/v1/nodes/node-a") => reply(
+                send,
+                &json!({"apiVersion": "v1", "kind": "Node",
+                        "metadata": {"name": "node-a", "uid": "node-uid"}}),
+            ),
+            (Method::PATCH, REPORT_PATH) => {
+                assert_eq!(query, "&force=true&fieldManager=linx-agent");
+                let body = json_body(req).await;
+                reply(send, &body);
+                break body;
+            }
+            (m, p) => panic!("unexpected request {m} {p}?{query}"),
+        }
+    };
+    assert!(!pod_queries.is_empty());
+    for q in &pod_queries {
+        assert!(
+            q.contains("fieldSelector=spec.nodeName%3Dnode-a"),
+            "pod request without the node's field selector: {q}"
+        );
+    }
+    assert_eq!(
+        patch["spec"],
+        json!({"nodeName": "node-a", "rulesets": [
+            {"namespace": "web", "name": "base", "uid": "uid-base", "generation": 3,
+             "matchedPods": 1, "appliedPods": 0, "failedPods": 0}]})
+    );
+    assert_eq!(
+        patch["metadata"]["ownerReferences"][0]["uid"],
+        json!("node-uid")
+    );
+    // The pod was given to the controller (its worker reports it).
+    assert!(
+        reports
+            .wait_for(Duration::from_secs(5), |r| r
+                .get("u1")
+                .is_some_and(|p| p.state == PodState::NotRunning))
+            .await
+    );
+    // Its state changed (Pending → NotRunning) but not the report's
+    // content: no second write.
+    if let Ok(Some((req, _))) =
+        tokio::time::timeout(Duration::from_millis(300), handle.next_request()).await
+    {
+        panic!("unexpected request {} {}", req.method(), req.uri());
+    }
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), agent)
+        .await
+        .expect("agent stops")
+        .unwrap();
+    drop(held);
+}
