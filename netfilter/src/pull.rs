@@ -157,8 +157,8 @@ fn pull_once(sock: &mut Socket, which: &Selector) -> Result<Ruleset> {
 /// Dumps a set's elements. A hash set resizes in the background after a
 /// burst of insertions, and a dump meanwhile can skip or repeat elements
 /// without any commit; the kernel's element count (`NFTA_SET_COUNT`, which
-/// counts exactly the non-catch-all elements of non-interval sets) tells,
-/// and the dump is redone until it agrees.
+/// counts exactly the non-catch-all elements of non-interval sets) and
+/// distinct keys tell, and the dump is redone until both agree.
 fn dump_elements(
     sock: &mut Socket,
     family: u8,
@@ -179,14 +179,24 @@ fn dump_elements(
         let Some(expected) = expected.filter(|_| !s.is_interval()) else {
             return Ok(());
         };
-        let counted = s
+        // Measured: mid-resize, a dump can return exactly the right number
+        // of elements with some repeated in place of others; so the keys
+        // must also be distinct.
+        let mut keys = rustc_hash::FxHashSet::default();
+        let mut counted = 0;
+        let mut distinct = true;
+        for e in s
             .elements
             .iter()
             .filter(|e| e.flags.unwrap_or(0) & NFT_SET_ELEM_CATCHALL == 0)
-            .count();
-        if counted == expected as usize || attempt == ATTEMPTS {
-            if counted != expected as usize {
-                tracing::warn!(set = %s.name, counted, expected, "set dump disagrees with the kernel's element count");
+        {
+            counted += 1;
+            distinct &= keys.insert((e.key.as_ref(), e.key_end.as_ref()));
+        }
+        let agrees = distinct && counted == expected as usize;
+        if agrees || attempt == ATTEMPTS {
+            if !agrees {
+                tracing::warn!(set = %s.name, counted, expected, distinct, "set dump disagrees with the kernel's element count");
             }
             return Ok(());
         }

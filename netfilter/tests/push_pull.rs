@@ -128,3 +128,28 @@ fn a_refused_rule_is_named_by_its_place() {
     assert_eq!(f.first().object, "inet copy input rule #2", "{e}");
     assert_eq!(f.first().errno, libc::ENOENT);
 }
+
+/// A hash set just filled with 100,000 elements resizes in the background;
+/// a dump meanwhile can repeat some elements in place of others (measured).
+/// Pull must return every element exactly once anyway.
+#[test]
+fn a_freshly_filled_hash_set_pulls_whole() {
+    let elems: Vec<String> = (0..100_000u32)
+        .map(|i| format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255))
+        .collect();
+    let script = format!(
+        "table inet fw {{\n set big {{\n  type ipv4_addr\n  elements = {{ {} }}\n }}\n}}\n",
+        elems.join(", ")
+    );
+    for _ in 0..4 {
+        let ns = TestNetns::new();
+        ns.load(&script);
+        let pulled = pull(&mut Socket::open(&ns.netns()).unwrap(), &Selector::All)
+            .unwrap()
+            .ruleset;
+        let set = &pulled.tables[0].sets[0];
+        let distinct: std::collections::HashSet<_> =
+            set.elements.iter().map(|e| e.key.clone()).collect();
+        assert_eq!((set.elements.len(), distinct.len()), (100_000, 100_000));
+    }
+}

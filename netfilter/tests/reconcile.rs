@@ -182,7 +182,9 @@ fn set_changes_are_element_deltas() {
     let out = r.reconcile(&value_of(&plus_one)).unwrap();
     assert_eq!(out.patch.ops.len(), 1, "{}", out.patch);
     assert!(
-        matches!(&out.patch.ops[0], Op::AddElements { set, elements, .. } if set == "big" && elements.len() == 1)
+        matches!(&out.patch.ops[0], Op::AddElements { set, elements, .. } if set == "big" && elements.len() == 1),
+        "{}",
+        out.patch
     );
     assert!(ns
         .nft(&["get", "element", "inet", "fw", "big", "{ 10.200.0.1 }"])
