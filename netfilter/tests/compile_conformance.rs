@@ -14,8 +14,6 @@ use linx_netfilter::{Family, Socket, Table};
 
 mod common;
 
-const CORPUS: &str = "/work/shared/conformance";
-
 struct Row {
     file: String,
     family: String,
@@ -28,7 +26,8 @@ struct Row {
 }
 
 fn rows(name: &str) -> Vec<(Row, bool)> {
-    let text = std::fs::read_to_string(format!("{CORPUS}/{name}")).expect("corpus present");
+    let text = std::fs::read_to_string(format!("{}/{name}", common::corpus::corpus()))
+        .expect("corpus present");
     text.lines()
         .skip(1)
         .filter_map(|l| {
@@ -489,7 +488,8 @@ fn kernel_refused(error: &str) -> bool {
 /// itself got as far as the kernel, by the kernel when we push the rule.
 #[test]
 fn failing_rules_are_refused() {
-    let text = std::fs::read_to_string(format!("{CORPUS}/rules_fail.tsv")).expect("corpus");
+    let text = std::fs::read_to_string(format!("{}/rules_fail.tsv", common::corpus::corpus()))
+        .expect("corpus");
     let mut errors: HashMap<String, String> = HashMap::new();
     for l in text.lines().skip(1) {
         let f: Vec<&str> = l.split('\t').collect();

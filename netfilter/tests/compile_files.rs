@@ -18,15 +18,13 @@ mod common;
 
 use common::corpus::{loadable_dumps, mask_listing};
 
-const CORPUS: &str = "/work/shared/conformance";
-
 /// Dumps that must pass: raise when the compiler learns more; a drop fails.
 const DUMP_FLOOR: usize = 335;
 
 fn files() -> Vec<String> {
     let mut out: Vec<String> = loadable_dumps()
         .into_iter()
-        .map(|f| format!("{CORPUS}/{f}"))
+        .map(|f| format!("{}/{f}", common::corpus::corpus()))
         .collect();
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
     let mut ex: Vec<String> = std::fs::read_dir(examples)
@@ -162,7 +160,7 @@ fn compiled_files_list_like_nft_loaded_them() {
     println!("compile files: {passed}/{} passed", files.len());
     let examples_failed: Vec<&(String, String)> = failures
         .iter()
-        .filter(|(f, _)| !f.starts_with(CORPUS))
+        .filter(|(f, _)| !f.starts_with(&common::corpus::corpus()))
         .collect();
     assert!(
         examples_failed.is_empty(),

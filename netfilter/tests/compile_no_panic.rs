@@ -4,12 +4,12 @@
 //! `compile`/`compile_rule`, which must return, not panic. The same inputs
 //! seed the cargo-fuzz targets in `netfilter/fuzz/`.
 
+mod common;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use linx_netfilter::syntax::{compile, compile_rule, parse};
 use linx_netfilter::{Family, Table};
-
-const CORPUS: &str = "/work/shared/conformance";
 
 /// A small deterministic generator (xorshift64*), so failures reproduce.
 struct Rng(u64);
@@ -128,7 +128,8 @@ fn mutate(src: &str, rng: &mut Rng) -> String {
 fn rule_lines() -> Vec<(Family, String)> {
     let mut out = Vec::new();
     for name in ["rules.tsv", "rules_fail.tsv"] {
-        let text = std::fs::read_to_string(format!("{CORPUS}/{name}")).expect("corpus");
+        let text = std::fs::read_to_string(format!("{}/{name}", common::corpus::corpus()))
+            .expect("corpus");
         for l in text.lines().skip(1) {
             let f: Vec<&str> = l.split('\t').collect();
             if f.len() < 5 {
@@ -151,11 +152,12 @@ fn rule_lines() -> Vec<(Family, String)> {
 }
 
 fn dumps() -> Vec<String> {
-    let text = std::fs::read_to_string(format!("{CORPUS}/dumps.tsv")).expect("corpus");
+    let text =
+        std::fs::read_to_string(format!("{}/dumps.tsv", common::corpus::corpus())).expect("corpus");
     text.lines()
         .skip(1)
         .filter_map(|l| l.split('\t').next())
-        .filter_map(|f| std::fs::read_to_string(format!("{CORPUS}/{f}")).ok())
+        .filter_map(|f| std::fs::read_to_string(format!("{}/{f}", common::corpus::corpus())).ok())
         .collect()
 }
 

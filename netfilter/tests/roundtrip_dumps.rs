@@ -14,8 +14,6 @@ mod common;
 
 use common::corpus::{loadable_dumps, mask_listing};
 
-const CORPUS: &str = "/work/shared/conformance";
-
 /// Removes what two namespaces holding the same configuration may differ
 /// in: kernel state, the order of hash set elements (the kernel's), and the
 /// numbers the kernel picked for anonymous sets.
@@ -51,7 +49,8 @@ fn sort_elements(s: &mut Set) {
 
 /// Loads `file` into A, pulls, pushes into B, compares; `Err` says why not.
 fn roundtrip(file: &str) -> Result<(), String> {
-    let script = std::fs::read_to_string(format!("{CORPUS}/{file}")).map_err(|e| e.to_string())?;
+    let script = std::fs::read_to_string(format!("{}/{file}", common::corpus::corpus()))
+        .map_err(|e| e.to_string())?;
     let a = TestNetns::new();
     a.nft_load(&script).map_err(|e| format!("nft -f: {e}"))?;
     let mut sa = Socket::open(&a.netns()).map_err(|e| e.to_string())?;

@@ -7,10 +7,22 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+/// The conformance corpus: `$LINX_CONFORMANCE`, else `shared/conformance`
+/// beside the repository (as CI lays it out), else `/work/shared/conformance`.
 pub fn conformance_dir() -> PathBuf {
-    std::env::var_os("LINX_CONFORMANCE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/conformance"))
+    if let Some(dir) = std::env::var_os("LINX_CONFORMANCE") {
+        return PathBuf::from(dir);
+    }
+    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance");
+    if beside.join("rules.tsv").exists() {
+        return beside;
+    }
+    PathBuf::from("/work/shared/conformance")
+}
+
+/// [`conformance_dir`] as a string, for building paths.
+pub fn corpus() -> String {
+    conformance_dir().display().to_string()
 }
 
 /// One accepted row of rules.tsv.
