@@ -478,22 +478,16 @@ impl Builder {
         let mut recreated_objects: HashSet<&str> = HashSet::new();
         let mut recreated_chains: HashSet<&str> = HashSet::new();
 
-        let cur_sets: HashMap<&str, &Set> = cur.sets.iter().map(|s| (s.name.as_str(), s)).collect();
-        let want_sets: HashSet<&str> = want.sets.iter().map(|s| s.name.as_str()).collect();
-        for s in &cur.sets {
-            if !want_sets.contains(s.name.as_str()) {
-                self.del_objects.push(Op::DeleteSet {
+        for p in pair_by_name(&cur.sets, &want.sets, |s| &s.name) {
+            match p {
+                Pair::Gone(c) => self.del_objects.push(Op::DeleteSet {
                     family: fam,
                     table: tname(),
-                    name: s.name.clone(),
-                });
-            }
-        }
-        for s in &want.sets {
-            match cur_sets.get(s.name.as_str()) {
-                None => self.add_set(want, s),
-                Some(c) if set_definition_eq(c, s) => self.elements(want, c, s),
-                Some(c) => {
+                    name: c.name.clone(),
+                }),
+                Pair::New(s) => self.add_set(want, s),
+                Pair::Both(c, s) if set_definition_eq(c, s) => self.elements(want, c, s),
+                Pair::Both(c, s) => {
                     recreated_sets.insert(&s.name);
                     self.del_objects.push(Op::DeleteSet {
                         family: fam,
@@ -504,105 +498,66 @@ impl Builder {
                 }
             }
         }
-
-        let cur_objs: HashMap<&str, &Object> =
-            cur.objects.iter().map(|o| (o.name.as_str(), o)).collect();
-        let want_objs: HashSet<&str> = want.objects.iter().map(|o| o.name.as_str()).collect();
-        for o in &cur.objects {
-            if !want_objs.contains(o.name.as_str()) {
-                self.del_objects.push(Op::DeleteObject {
-                    family: fam,
-                    table: tname(),
-                    name: o.name.clone(),
-                    obj_type: o.obj_type,
-                });
-            }
-        }
-        for o in &want.objects {
-            match cur_objs.get(o.name.as_str()) {
-                None => self.add_object(want, o),
-                Some(c) if object_eq(c, o) => {}
-                Some(c) => {
+        for p in pair_by_name(&cur.objects, &want.objects, |o| &o.name) {
+            let delete = |c: &Object| Op::DeleteObject {
+                family: fam,
+                table: tname(),
+                name: c.name.clone(),
+                obj_type: c.obj_type,
+            };
+            match p {
+                Pair::Gone(c) => self.del_objects.push(delete(c)),
+                Pair::New(o) => self.add_object(want, o),
+                Pair::Both(c, o) if object_eq(c, o) => {}
+                Pair::Both(c, o) => {
                     recreated_objects.insert(&o.name);
-                    self.del_objects.push(Op::DeleteObject {
-                        family: fam,
-                        table: tname(),
-                        name: c.name.clone(),
-                        obj_type: c.obj_type,
-                    });
+                    self.del_objects.push(delete(c));
                     self.add_object(want, o);
                 }
             }
         }
-
-        let cur_fts: HashMap<&str, &Flowtable> = cur
-            .flowtables
-            .iter()
-            .map(|f| (f.name.as_str(), f))
-            .collect();
-        let want_fts: HashSet<&str> = want.flowtables.iter().map(|f| f.name.as_str()).collect();
-        for f in &cur.flowtables {
-            if !want_fts.contains(f.name.as_str()) {
-                self.del_objects.push(Op::DeleteFlowtable {
-                    family: fam,
-                    table: tname(),
-                    name: f.name.clone(),
-                });
-            }
-        }
-        for f in &want.flowtables {
-            match cur_fts.get(f.name.as_str()) {
-                None => self.add_flowtable(want, f),
-                Some(c) if flowtable_eq(c, f) => {}
-                Some(c) => {
-                    self.del_objects.push(Op::DeleteFlowtable {
-                        family: fam,
-                        table: tname(),
-                        name: c.name.clone(),
-                    });
+        for p in pair_by_name(&cur.flowtables, &want.flowtables, |f| &f.name) {
+            let delete = |c: &Flowtable| Op::DeleteFlowtable {
+                family: fam,
+                table: tname(),
+                name: c.name.clone(),
+            };
+            match p {
+                Pair::Gone(c) => self.del_objects.push(delete(c)),
+                Pair::New(f) => self.add_flowtable(want, f),
+                Pair::Both(c, f) if flowtable_eq(c, f) => {}
+                Pair::Both(c, f) => {
+                    self.del_objects.push(delete(c));
                     self.add_flowtable(want, f);
                 }
-            }
-        }
-
-        let cur_chains: HashMap<&str, &Chain> =
-            cur.chains.iter().map(|c| (c.name.as_str(), c)).collect();
-        let want_chains: HashSet<&str> = want.chains.iter().map(|c| c.name.as_str()).collect();
-        for c in &cur.chains {
-            if !want_chains.contains(c.name.as_str()) {
-                self.del_chains.push(Op::DeleteChain {
-                    family: fam,
-                    table: tname(),
-                    name: c.name.clone(),
-                });
             }
         }
         // Decide chain fates first: a recreated chain makes rules jumping
         // to it dependents, wherever they are.
         let mut kept: Vec<(&Chain, &Chain)> = Vec::new();
-        for w in &want.chains {
-            match cur_chains.get(w.name.as_str()) {
-                None => self.add_chain_with_rules(want, w),
-                Some(c) => {
-                    let header_same = chain_header_eq(c, w, true);
-                    if header_same || chain_header_eq(c, w, false) {
-                        if !header_same {
-                            self.add_chains.push(Op::UpdateChain {
-                                family: fam,
-                                table: tname(),
-                                chain: chain_header(w),
-                            });
-                        }
-                        kept.push((c, w));
-                    } else {
-                        recreated_chains.insert(&w.name);
-                        self.del_chains.push(Op::DeleteChain {
-                            family: fam,
-                            table: tname(),
-                            name: c.name.clone(),
-                        });
-                        self.add_chain_with_rules(want, w);
-                    }
+        for p in pair_by_name(&cur.chains, &want.chains, |c| &c.name) {
+            let delete = |c: &Chain| Op::DeleteChain {
+                family: fam,
+                table: tname(),
+                name: c.name.clone(),
+            };
+            match p {
+                Pair::Gone(c) => self.del_chains.push(delete(c)),
+                Pair::New(w) => self.add_chain_with_rules(want, w),
+                Pair::Both(c, w) if chain_header_eq(c, w, true) => kept.push((c, w)),
+                Pair::Both(c, w) if chain_header_eq(c, w, false) => {
+                    // Only the policy differs: the kernel updates it in place.
+                    self.add_chains.push(Op::UpdateChain {
+                        family: fam,
+                        table: tname(),
+                        chain: chain_header(w),
+                    });
+                    kept.push((c, w));
+                }
+                Pair::Both(c, w) => {
+                    recreated_chains.insert(&w.name);
+                    self.del_chains.push(delete(c));
+                    self.add_chain_with_rules(want, w);
                 }
             }
         }
@@ -724,6 +679,38 @@ impl Builder {
             anchor = Some(Position::AfterAdded(id));
         }
     }
+}
+
+/// An item of the current or desired value, matched with its namesake.
+enum Pair<'a, T> {
+    /// Only current: to delete.
+    Gone(&'a T),
+    /// Only desired: to add.
+    New(&'a T),
+    /// Both (current, desired).
+    Both(&'a T, &'a T),
+}
+
+/// Pairs items by name: first every current item not desired, then every
+/// desired item with its current namesake, in desired order.
+fn pair_by_name<'a, T>(
+    cur: &'a [T],
+    want: &'a [T],
+    name: impl Fn(&T) -> &String,
+) -> Vec<Pair<'a, T>> {
+    let current: HashMap<&str, &T> = cur.iter().map(|c| (name(c).as_str(), c)).collect();
+    let wanted: HashSet<&str> = want.iter().map(|w| name(w).as_str()).collect();
+    let mut out: Vec<Pair<'a, T>> = cur
+        .iter()
+        .filter(|c| !wanted.contains(name(c).as_str()))
+        .map(Pair::Gone)
+        .collect();
+    out.extend(want.iter().map(|w| {
+        current
+            .get(name(w).as_str())
+            .map_or(Pair::New(w), |c| Pair::Both(c, w))
+    }));
+    out
 }
 
 struct Dependents<'a> {
