@@ -447,3 +447,47 @@ fn owner_flagged_table_goes_with_its_process() {
         "owner|persist must stay"
     );
 }
+
+#[test]
+fn replace_mode_recreates_the_tables_in_one_transaction() {
+    let ns = TestNetns::new();
+    ns.load("table ip foreign {\n chain x {\n  accept\n }\n}\n");
+    let v1 = value_of(&chain_script(&[
+        "tcp dport 1 counter accept".into(),
+        "tcp dport 2 accept".into(),
+    ]));
+    let v2 = value_of(&chain_script(&[
+        "tcp dport 2 accept".into(),
+        "tcp dport 3 accept".into(),
+    ]));
+    let opts = || Options {
+        mode: linx_netfilter::reconcile::Mode::Replace,
+        ..Default::default()
+    };
+    let mut r = reconciler(&ns, opts());
+    r.reconcile(&v1).unwrap();
+    let mut probe = Socket::open(&ns.netns()).unwrap();
+    let before = probe.generation().unwrap().id;
+    let out = r.reconcile(&v2).unwrap();
+    // One commit: the generation moved by exactly one.
+    assert_eq!(probe.generation().unwrap().id, before + 1);
+    assert_eq!(out.generation, before + 1);
+    let listed = ns.nft(&["list", "table", "inet", "fw"]).unwrap();
+    assert!(
+        listed.contains("tcp dport 2 accept")
+            && listed.contains("tcp dport 3 accept")
+            && !listed.contains("dport 1 "),
+        "{listed}"
+    );
+    assert!(
+        ns.ruleset().contains("table ip foreign"),
+        "foreign tables untouched"
+    );
+    // A dry run plans the same replacement without committing anything.
+    let (plan, g) = reconciler(&ns, opts()).plan(&v1, true).unwrap();
+    assert!(
+        plan.ops.iter().any(|o| matches!(o, Op::DeleteTable { .. })),
+        "{plan}"
+    );
+    assert_eq!(probe.generation().unwrap().id, g);
+}
