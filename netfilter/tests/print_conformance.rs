@@ -271,7 +271,7 @@ fn printed_rules_match_nft_listing() {
     let min: f64 = std::env::var("LINX_PRINT_MIN_SHARE")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(95.0);
+        .unwrap_or(99.0);
     assert!(
         worst >= min,
         "a family prints below {min}% of rows as nft does ({ok}/{all} overall)"

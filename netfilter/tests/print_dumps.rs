@@ -95,6 +95,6 @@ fn printed_rulesets_match_nft_list_ruleset() {
     let min: f64 = std::env::var("LINX_PRINT_DUMPS_MIN_SHARE")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(95.0);
+        .unwrap_or(97.0);
     assert!(share >= min, "only {share:.1}% of dumps print as nft does");
 }

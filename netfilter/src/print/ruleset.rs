@@ -270,16 +270,33 @@ fn layout(s: &Set) -> KeyLayout {
             .map(|t| if t.bytes() == 0 { 4 } else { t.bytes() })
             .collect(),
     };
+    // Header fields of a `typeof` are as long as the field.
+    let lens: Vec<u32> = lens
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| match members.get(i) {
+            Some(TypeofExpr::Payload(_, f)) if n > 1 => f.len.div_ceil(8).min(l),
+            _ => l,
+        })
+        .collect();
+    // Integer members of a `typeof` take the order of what they came from.
+    let member_order = |i: usize| match members.get(i) {
+        Some(TypeofExpr::Payload(..)) => Some(ByteOrder::Big),
+        Some(TypeofExpr::Meta(k)) | Some(TypeofExpr::Ct(k, _)) => Some(k.dtype.byteorder),
+        _ => None,
+    };
     KeyLayout(
         types
             .iter()
             .zip(lens)
-            .map(|(t, len)| {
+            .enumerate()
+            .map(|(i, (t, len))| {
                 // Interval keys are kept in network order (nft converts
                 // them); plain integers follow the order nft recorded.
-                let byteorder = match (n, bo) {
+                let byteorder = match (n, bo, member_order(i)) {
                     _ if s.is_interval() || t.id == dt::BITMASK.id => ByteOrder::Big,
-                    (1, Some(b)) if t.id == dt::INTEGER.id => b,
+                    (1, Some(b), _) if t.id == dt::INTEGER.id => b,
+                    (_, _, Some(b)) if t.id == dt::INTEGER.id => b,
                     _ => t.byteorder,
                 };
                 let bits = if t.bits == 0 { len * 8 } else { t.bits };
