@@ -539,12 +539,22 @@ impl<'a> Decompiler<'a> {
             return false;
         }
         let inv: Vec<u8> = mask.iter().map(|b| !b).collect();
-        let Some((lo, n)) = mask_bits(&inv) else {
-            return false;
-        };
         let layer = layer_of(base);
-        let Some((h, f)) = self.resolve_field(layer, off * 8 + lo, n) else {
-            return false;
+        let field = mask_bits(&inv)
+            .and_then(|(lo, n)| Some((lo, n, self.resolve_field(layer, off * 8 + lo, n)?)));
+        let Some((lo, n, (h, f))) = field else {
+            // No header field there: the raw bits, masked and or-ed.
+            let raw = raw_text(base, off * 8, len * 8);
+            // nft 1.0.6 writes the cleared bits when nothing is or-ed in,
+            // else the mask with the new bits.
+            let (m, x) = (int_of(&mask, ByteOrder::Big), int_of(&xor, ByteOrder::Big));
+            let t = if x == 0 {
+                format!("{raw} set {raw} & 0x{:x}", !m & value::low_mask(len * 8))
+            } else {
+                format!("{raw} set {raw} & 0x{:x} | 0x{x:x}", m | x)
+            };
+            self.push_action(t);
+            return true;
         };
         self.used(layer, h);
         let shift = len * 8 - lo - n;
