@@ -14,6 +14,8 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 
+use rustc_hash::FxHashSet;
+
 use serde::{Deserialize, Serialize};
 
 use crate::expr::{Data, Expr};
@@ -615,20 +617,34 @@ impl Builder {
     }
 
     fn elements(&mut self, t: &Table, cur: &Set, want: &Set) {
-        let norm_cur: Vec<Cow<'_, Element>> = cur.elements.iter().map(normalized_element).collect();
-        let norm_want: Vec<Cow<'_, Element>> =
-            want.elements.iter().map(normalized_element).collect();
-        let have: HashSet<&Element> = norm_cur.iter().map(|e| e.as_ref()).collect();
-        let wanted: HashSet<&Element> = norm_want.iter().map(|e| e.as_ref()).collect();
-        let removed: Vec<Element> = cur
-            .elements
+        // Element lists usually agree but for a few elements: walk the
+        // common prefix and suffix in order, and hash only what is between.
+        let (a, b) = (&cur.elements[..], &want.elements[..]);
+        let same =
+            |x: &Element, y: &Element| x == y || normalized_element(x) == normalized_element(y);
+        let mut pre = 0;
+        while pre < a.len() && pre < b.len() && same(&a[pre], &b[pre]) {
+            pre += 1;
+        }
+        let mut suf = 0;
+        while suf < a.len() - pre
+            && suf < b.len() - pre
+            && same(&a[a.len() - 1 - suf], &b[b.len() - 1 - suf])
+        {
+            suf += 1;
+        }
+        let (a, b) = (&a[pre..a.len() - suf], &b[pre..b.len() - suf]);
+        let norm_cur: Vec<Cow<'_, Element>> = a.iter().map(normalized_element).collect();
+        let norm_want: Vec<Cow<'_, Element>> = b.iter().map(normalized_element).collect();
+        let have: FxHashSet<&Element> = norm_cur.iter().map(|e| e.as_ref()).collect();
+        let wanted: FxHashSet<&Element> = norm_want.iter().map(|e| e.as_ref()).collect();
+        let removed: Vec<Element> = a
             .iter()
             .zip(&norm_cur)
             .filter(|(_, n)| !wanted.contains(n.as_ref()))
             .map(|(e, _)| e.clone())
             .collect();
-        let added: Vec<Element> = want
-            .elements
+        let added: Vec<Element> = b
             .iter()
             .zip(&norm_want)
             .filter(|(_, n)| !have.contains(n.as_ref()))
@@ -655,22 +671,14 @@ impl Builder {
     fn rules(&mut self, t: &Table, cur: &Chain, want: &Chain, deps: &Dependents<'_>) {
         let cur_n: Vec<Cow<'_, Rule>> = cur.rules.iter().map(normalized_rule).collect();
         let want_n: Vec<Cow<'_, Rule>> = want.rules.iter().map(normalized_rule).collect();
-        let hasher = std::collections::hash_map::RandomState::new();
-        let cur_h: Vec<u64> = cur_n
-            .iter()
-            .map(|r| hasher.hash_one(rule_content(r)))
-            .collect();
-        let want_h: Vec<u64> = want_n
-            .iter()
-            .map(|r| hasher.hash_one(rule_content(r)))
-            .collect();
+        let hasher = rustc_hash::FxBuildHasher;
+        let cur_h: Vec<u64> = cur_n.iter().map(|r| hasher.hash_one(RuleKey(r))).collect();
+        let want_h: Vec<u64> = want_n.iter().map(|r| hasher.hash_one(RuleKey(r))).collect();
         // A rule referencing something recreated never matches: it must be
         // deleted before its dependency and added back after.
         let forced: Vec<bool> = want.rules.iter().map(|r| deps.touches(r)).collect();
         let eq = |i: usize, j: usize| {
-            cur_h[i] == want_h[j]
-                && !forced[j]
-                && rule_content(&cur_n[i]) == rule_content(&want_n[j])
+            cur_h[i] == want_h[j] && !forced[j] && RuleKey(&cur_n[i]) == RuleKey(&want_n[j])
         };
         let matches = lcs(cur.rules.len(), want.rules.len(), eq);
 
@@ -933,10 +941,10 @@ fn flowtable_eq(a: &Flowtable, b: &Flowtable) -> bool {
 
 /// A rule as compared: its content without handle, runtime state, or the
 /// kernel's `__set%d` numbering of its anonymous sets (named by position).
-/// Borrowed unless something needs rewriting.
+/// Borrowed unless the rule has anonymous sets (rare): runtime state is
+/// skipped when hashing and comparing instead (see [`RuleKey`]).
 fn normalized_rule(r: &Rule) -> Cow<'_, Rule> {
-    const STATEFUL: &[&str] = &["counter", "quota", "last", "dynset", "limit", "connlimit"];
-    if r.sets.is_empty() && !r.exprs.iter().any(|e| STATEFUL.contains(&e.name())) {
+    if r.sets.is_empty() {
         return Cow::Borrowed(r);
     }
     let mut n = r.clone();
@@ -947,7 +955,6 @@ fn normalized_rule(r: &Rule) -> Cow<'_, Rule> {
         .map(|(i, s)| (s.name.clone(), i))
         .collect();
     for e in &mut n.exprs {
-        e.clear_state();
         if let Some((name, id)) = e.set_refs_mut() {
             if let Some(i) = name.as_deref().and_then(|s| anon.get(s)) {
                 *name = Some(format!("anonymous#{i}"));
@@ -965,9 +972,50 @@ fn normalized_rule(r: &Rule) -> Cow<'_, Rule> {
     Cow::Owned(n)
 }
 
-/// The parts of a rule that say what it does (not its handle).
-fn rule_content(r: &Rule) -> impl Hash + Eq + '_ {
-    (&r.exprs, &r.userdata, &r.sets, &r.unknown)
+/// An expression without its runtime state: borrowed unless it has some
+/// (counters and the like are small and own no heap data).
+fn stateless(e: &Expr) -> Cow<'_, Expr> {
+    // Expressions whose attributes include runtime state.
+    if matches!(
+        e,
+        Expr::Counter(_) | Expr::Quota(_) | Expr::Last(_) | Expr::Dynset(_) | Expr::Inner(_)
+    ) {
+        let mut c = e.clone();
+        c.clear_state();
+        Cow::Owned(c)
+    } else {
+        Cow::Borrowed(e)
+    }
+}
+
+/// What a rule does, for hashing and comparing: its expressions without
+/// runtime state, its userdata, anonymous sets and unknown attributes —
+/// not its handle.
+struct RuleKey<'a>(&'a Rule);
+
+impl Hash for RuleKey<'_> {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let r = self.0;
+        r.exprs.len().hash(h);
+        for e in &r.exprs {
+            stateless(e).hash(h);
+        }
+        (&r.userdata, &r.sets, &r.unknown).hash(h);
+    }
+}
+
+impl PartialEq for RuleKey<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (self.0, other.0);
+        a.exprs.len() == b.exprs.len()
+            && a.userdata == b.userdata
+            && a.unknown == b.unknown
+            && a.sets == b.sets
+            && a.exprs
+                .iter()
+                .zip(&b.exprs)
+                .all(|(x, y)| x == y || stateless(x) == stateless(y))
+    }
 }
 
 fn normalized_element(e: &Element) -> Cow<'_, Element> {

@@ -311,6 +311,28 @@ pub struct Set {
 }
 
 impl Set {
+    /// A set of `key_len`-byte keys of nft type `key_type`, without elements.
+    pub fn new(name: impl Into<String>, key_type: u32, key_len: u32) -> Self {
+        Set {
+            name: name.into(),
+            flags: 0,
+            key_type,
+            key_len,
+            data_type: None,
+            data_len: None,
+            obj_type: None,
+            policy: None,
+            desc: None,
+            timeout: None,
+            gc_interval: None,
+            userdata: None,
+            exprs: Vec::new(),
+            elements: Vec::new(),
+            handle: None,
+            unknown: Vec::new(),
+        }
+    }
+
     /// See [`Ruleset::clear_kernel_state`].
     pub fn clear_kernel_state(&mut self) {
         self.handle = None;

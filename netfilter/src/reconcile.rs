@@ -20,13 +20,14 @@
 //! The kernel ignores userdata when updating a table, so an adopted table is
 //! not marked (that would mean recreating it and resetting its counters): it
 //! stays managed by this reconciler, and after a restart it needs adoption
-//! again.
+//! again. Comparisons ignore the marker (and the owner flags Linx adds), so
+//! desired values never need to carry them, and are never copied.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::codec;
-use crate::diff::{diff, Patch};
+use crate::diff::{diff, Op, Patch};
 use crate::error::{Error, Result};
 use crate::model::{Family, Ruleset, Table, Userdata};
 use crate::netlink::Socket;
@@ -96,11 +97,14 @@ pub struct Outcome {
     pub messages: usize,
 }
 
-/// The kernel's state of our tables at a generation.
+/// The kernel's state of our tables at a generation, normalized (see
+/// [`Reconciler::current`]).
 #[derive(Clone, Debug)]
 struct Known {
     generation: u32,
     state: Ruleset,
+    /// Tables known not to exist at that generation.
+    absent: BTreeSet<(Family, String)>,
 }
 
 /// Keeps one namespace's managed tables equal to desired values.
@@ -111,8 +115,12 @@ pub struct Reconciler {
     /// Tables this reconciler manages (pushed before, or adopted): a table
     /// that leaves the desired value is deleted.
     managed: BTreeSet<(Family, String)>,
+    /// Tables that existed without the ownership marker at the last pull.
+    unmarked: BTreeSet<(Family, String)>,
     rng: u64,
 }
+
+type TableId = (Family, String);
 
 impl Reconciler {
     pub fn new(sock: Socket, opts: Options) -> Self {
@@ -126,6 +134,7 @@ impl Reconciler {
             opts,
             known: None,
             managed: BTreeSet::new(),
+            unmarked: BTreeSet::new(),
             rng,
         }
     }
@@ -164,24 +173,18 @@ impl Reconciler {
     /// Makes the managed tables equal to `desired` (which names every table
     /// to keep; managed tables it does not name are deleted).
     pub fn reconcile(&mut self, desired: &Ruleset) -> Result<Outcome> {
-        let desired = self.marked(desired);
         let mut out = Outcome::default();
         for attempt in 1..=self.opts.max_attempts.max(1) {
             out.attempts = attempt;
-            let (current, generation) = self.current(&desired, &mut out)?;
-            self.check_ownership(&current, &desired)?;
-            let desired = adopted_userdata(&current, &desired);
+            let (current, generation) = self.current(desired, &mut out)?;
+            self.check_ownership(&current, desired)?;
             let result = match self.opts.mode {
-                Mode::Reconcile => self.push_patch(current, &desired, generation, &mut out),
-                Mode::Replace => self.push_replace(&current, &desired, generation, &mut out),
+                Mode::Reconcile => self.push_patch(current, desired, generation, &mut out),
+                Mode::Replace => self.push_replace(&current, desired, generation, &mut out),
             };
             match result {
                 Ok(()) => {
-                    self.managed = desired
-                        .tables
-                        .iter()
-                        .map(|t| (t.family, t.name.clone()))
-                        .collect();
+                    self.managed = table_ids(desired).collect();
                     return Ok(out);
                 }
                 Err(Error::GenerationMismatch { .. }) => {
@@ -204,15 +207,20 @@ impl Reconciler {
     /// computed against; nothing is sent. With `validate`, the kernel also
     /// checks the patch fully without committing it.
     pub fn plan(&mut self, desired: &Ruleset, validate: bool) -> Result<(Patch, u32)> {
-        let desired = self.marked(desired);
         let mut out = Outcome::default();
-        let (current, generation) = self.current(&desired, &mut out)?;
-        self.check_ownership(&current, &desired)?;
-        let desired = adopted_userdata(&current, &desired);
+        let (current, generation) = self.current(desired, &mut out)?;
+        self.check_ownership(&current, desired)?;
         let patch = match self.opts.mode {
-            Mode::Reconcile => diff(&current, &desired),
-            Mode::Replace => replace_patch(&current, &desired),
+            Mode::Reconcile => self.decorate(diff(&current, desired)),
+            Mode::Replace => replace_patch(&current, &self.marked(desired)),
         };
+        let absent = absent_tables(&current, desired);
+        // Planning changes nothing: what was known stays known.
+        self.known = Some(Known {
+            generation,
+            state: current,
+            absent,
+        });
         if validate && !patch.is_empty() {
             let mut enc = push::encode_patch(&patch);
             self.sock.check(&mut enc.batch, Some(generation))?;
@@ -221,33 +229,25 @@ impl Reconciler {
     }
 
     /// The kernel's state of the tables `desired` names or we manage, and
-    /// its generation: the known state if nothing committed since, else a
-    /// fresh pull (which becomes the known state).
+    /// its generation: the known state if nothing committed since (moved
+    /// out, not copied), else a fresh pull of just those tables.
+    ///
+    /// The state is *normalized*: Linx's decorations (the ownership marker,
+    /// the owner/persist flags it adds) are taken off, so it compares with a
+    /// plain desired value; patches are decorated again before sending.
     fn current(&mut self, desired: &Ruleset, out: &mut Outcome) -> Result<(Ruleset, u32)> {
-        let tables: BTreeSet<(Family, String)> = desired
-            .tables
-            .iter()
-            .map(|t| (t.family, t.name.clone()))
+        let tables: BTreeSet<TableId> = table_ids(desired)
             .chain(self.managed.iter().cloned())
             .collect();
-        if let Some(k) = &self.known {
-            let covers = tables.iter().all(|(f, n)| {
-                k.state
+        if let Some(k) = self.known.take() {
+            let covered = tables
+                .iter()
+                .all(|id| k.absent.contains(id) || k.state.tables.iter().any(|t| is(t, id)));
+            if covered && self.sock.generation()?.id == k.generation {
+                let mut state = k.state;
+                state
                     .tables
-                    .iter()
-                    .any(|t| t.family == *f && &t.name == n)
-                    || !self.managed.contains(&(*f, n.clone()))
-            });
-            if covers && self.sock.generation()?.id == k.generation {
-                let state = Ruleset {
-                    tables: k
-                        .state
-                        .tables
-                        .iter()
-                        .filter(|t| tables.contains(&(t.family, t.name.clone())))
-                        .cloned()
-                        .collect(),
-                };
+                    .retain(|t| tables.contains(&(t.family, t.name.clone())));
                 return Ok((state, k.generation));
             }
         }
@@ -256,29 +256,31 @@ impl Reconciler {
             &Selector::Tables(tables.into_iter().collect()),
         )?;
         out.pulls += 1;
-        self.known = Some(Known {
-            generation: pulled.generation,
-            state: pulled.ruleset.clone(),
-        });
-        Ok((pulled.ruleset, pulled.generation))
+        self.unmarked = pulled
+            .ruleset
+            .tables
+            .iter()
+            .filter(|t| !is_marked(t))
+            .map(|t| (t.family, t.name.clone()))
+            .collect();
+        let mut state = pulled.ruleset;
+        for t in &mut state.tables {
+            self.undecorate(t);
+        }
+        Ok((state, pulled.generation))
     }
 
     fn check_ownership(&self, current: &Ruleset, desired: &Ruleset) -> Result<()> {
         if self.opts.adopt {
             return Ok(());
         }
-        for t in &desired.tables {
-            if let Some(c) = current
-                .tables
-                .iter()
-                .find(|c| c.family == t.family && c.name == t.name)
-            {
-                if !is_marked(c) && !self.managed.contains(&(c.family, c.name.clone())) {
-                    return Err(Error::NotOwned {
-                        family: t.family.name(),
-                        table: t.name.clone(),
-                    });
-                }
+        for id in table_ids(desired) {
+            let exists = current.tables.iter().any(|t| is(t, &id));
+            if exists && self.unmarked.contains(&id) && !self.managed.contains(&id) {
+                return Err(Error::NotOwned {
+                    family: id.0.name(),
+                    table: id.1,
+                });
             }
         }
         Ok(())
@@ -291,33 +293,40 @@ impl Reconciler {
         generation: u32,
         out: &mut Outcome,
     ) -> Result<()> {
+        let absent = absent_tables(&current, desired);
         let patch = diff(&current, desired);
+        out.generation = generation;
         if patch.is_empty() {
-            out.generation = generation;
-            out.patch = patch;
+            self.known = Some(Known {
+                generation,
+                state: current,
+                absent,
+            });
             return Ok(());
         }
+        let patch = self.decorate(patch);
         let pushed = push::push_patch(&mut self.sock, &patch, Some(generation))?;
-        let new_generation = pushed.generation.unwrap_or(generation);
+        out.generation = pushed.generation.unwrap_or(generation);
+        out.messages = pushed.messages;
         // Every added rule's handle came back in the echo: the new state is
         // known without pulling. Otherwise, pull next time.
         let added = patch
             .ops
             .iter()
-            .filter(|o| matches!(o, crate::diff::Op::AddRule { .. }))
+            .filter(|o| matches!(o, Op::AddRule { .. }))
             .count();
-        self.known = if pushed.handles.len() == added {
+        if pushed.handles.len() == added {
             let mut state = current;
             patch.apply_to(&mut state, &pushed.handles)?;
-            Some(Known {
-                generation: new_generation,
+            for t in &mut state.tables {
+                self.undecorate(t);
+            }
+            self.known = Some(Known {
+                generation: out.generation,
                 state,
-            })
-        } else {
-            None
-        };
-        out.generation = new_generation;
-        out.messages = pushed.messages;
+                absent: BTreeSet::new(),
+            });
+        }
         out.patch = patch;
         Ok(())
     }
@@ -329,13 +338,12 @@ impl Reconciler {
         generation: u32,
         out: &mut Outcome,
     ) -> Result<()> {
-        let mut enc = push::encode(
-            desired,
-            &PushOptions {
-                generation: Some(generation),
-                existing: Existing::Replace,
-            },
-        );
+        let desired = self.marked(desired);
+        let opts = PushOptions {
+            generation: Some(generation),
+            existing: Existing::Replace,
+        };
+        let mut enc = push::encode(&desired, &opts);
         // Managed tables no longer desired go in the same transaction.
         for t in &current.tables {
             if !desired
@@ -349,26 +357,56 @@ impl Reconciler {
             }
         }
         self.sock.commit(&mut enc.batch, Some(generation))?;
-        out.patch = replace_patch(current, desired);
+        out.patch = replace_patch(current, &desired);
         out.generation = generation.wrapping_add(1).max(1);
         out.messages = enc.batch.len();
-        self.known = None; // new handles unknown: pull next time
-        Ok(())
+        Ok(()) // new handles unknown: the next reconcile pulls
     }
 
-    /// `desired` with the ownership marker (and owner flags) on each table.
+    /// Puts Linx's decorations on the tables a patch creates or updates.
+    fn decorate(&self, mut patch: Patch) -> Patch {
+        for op in &mut patch.ops {
+            match op {
+                Op::AddTable { table } => {
+                    mark(table);
+                    self.owner_flags(table);
+                }
+                Op::UpdateTable { table } => self.owner_flags(table),
+                _ => {}
+            }
+        }
+        patch
+    }
+
+    /// `desired` decorated whole (replace mode only: it pushes values).
     fn marked(&self, desired: &Ruleset) -> Ruleset {
         let mut d = desired.clone();
         for t in &mut d.tables {
             mark(t);
-            if self.opts.owner {
-                t.flags |= NFT_TABLE_F_OWNER;
-                if self.opts.persist {
-                    t.flags |= NFT_TABLE_F_PERSIST;
-                }
-            }
+            self.owner_flags(t);
         }
         d
+    }
+
+    fn owner_flags(&self, t: &mut Table) {
+        if self.opts.owner {
+            t.flags |= NFT_TABLE_F_OWNER;
+            if self.opts.persist {
+                t.flags |= NFT_TABLE_F_PERSIST;
+            }
+        }
+    }
+
+    /// Takes Linx's decorations off a table as the kernel holds it.
+    fn undecorate(&self, t: &mut Table) {
+        if is_marked(t) {
+            let rest = without_marker(t.userdata.as_ref());
+            t.userdata = (!rest.is_empty()).then(|| Userdata(rest.into()));
+        }
+        if self.opts.owner {
+            t.flags &= !(NFT_TABLE_F_OWNER | NFT_TABLE_F_PERSIST);
+        }
+        t.owner = None;
     }
 
     fn backoff(&mut self, attempt: u32) -> Duration {
@@ -380,41 +418,27 @@ impl Reconciler {
     }
 }
 
-/// The patch a replace amounts to: every desired table deleted and
-/// recreated, stale ones deleted.
-fn replace_patch(current: &Ruleset, desired: &Ruleset) -> Patch {
-    let existing = Ruleset {
-        tables: current.tables.clone(),
-    };
-    let mut p = diff(&existing, &Ruleset::default());
-    p.ops.extend(diff(&Ruleset::default(), desired).ops);
-    p
+fn table_ids(rs: &Ruleset) -> impl Iterator<Item = TableId> + '_ {
+    rs.tables.iter().map(|t| (t.family, t.name.clone()))
 }
 
-/// `desired`, where a table exists unmarked (adopted) with the same
-/// userdata but for the marker, keeping the existing userdata: the kernel
-/// cannot add the marker in place, and recreating would reset counters.
-fn adopted_userdata(current: &Ruleset, desired: &Ruleset) -> Ruleset {
-    let mut d = desired.clone();
-    for t in &mut d.tables {
-        let Some(c) = current
-            .tables
-            .iter()
-            .find(|c| c.family == t.family && c.name == t.name)
-        else {
-            continue;
-        };
-        if !is_marked(c)
-            && without_marker(t.userdata.as_ref())
-                == c.userdata
-                    .as_ref()
-                    .map(|u| u.0 .0.clone())
-                    .unwrap_or_default()
-        {
-            t.userdata = c.userdata.clone();
-        }
-    }
-    d
+fn is(t: &Table, id: &TableId) -> bool {
+    t.family == id.0 && t.name == id.1
+}
+
+/// Desired tables the current state lacks.
+fn absent_tables(current: &Ruleset, desired: &Ruleset) -> BTreeSet<TableId> {
+    table_ids(desired)
+        .filter(|id| !current.tables.iter().any(|t| is(t, id)))
+        .collect()
+}
+
+/// The patch a replace amounts to: every existing table deleted, every
+/// desired one created.
+fn replace_patch(current: &Ruleset, desired: &Ruleset) -> Patch {
+    let mut p = diff(current, &Ruleset::default());
+    p.ops.extend(diff(&Ruleset::default(), desired).ops);
+    p
 }
 
 fn without_marker(u: Option<&Userdata>) -> Vec<u8> {

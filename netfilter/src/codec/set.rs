@@ -11,24 +11,7 @@ use crate::sys::*;
 /// Decodes a set as dumped (without its elements).
 pub fn decode<'a>(msg: &Msg<'a>) -> Result<Decoded<'a, Set>, DecodeError> {
     let (family, attrs) = message(msg, NFT_MSG_NEWSET, "set")?;
-    let mut s = Set {
-        name: String::new(),
-        flags: 0,
-        key_type: 0,
-        key_len: 0,
-        data_type: None,
-        data_len: None,
-        obj_type: None,
-        policy: None,
-        desc: None,
-        timeout: None,
-        gc_interval: None,
-        userdata: None,
-        exprs: Vec::new(),
-        elements: Vec::new(),
-        handle: None,
-        unknown: Vec::new(),
-    };
+    let mut s = Set::new(String::new(), 0, 0);
     let (mut table, mut name) = (None, None);
     for a in attrs {
         let a = a?;

@@ -128,7 +128,7 @@ fn set_as_the_kernel_dumps_it_encodes_as_nft_sends_it() {
 fn anonymous_set_is_sent_under_a_template_with_its_id() {
     let s = Set {
         flags: NFT_SET_ANONYMOUS | NFT_SET_CONSTANT,
-        ..set_named("__set3")
+        ..Set::new("__set3", 7, 4)
     };
     let mut w = Writer::new();
     let template = setref::anonymous_template(&s.name);
@@ -139,27 +139,6 @@ fn anonymous_set_is_sent_under_a_template_with_its_id() {
     let got = attr_set(w.as_bytes());
     assert!(got.contains(&(NFTA_SET_NAME, b"__set%d\0".to_vec())));
     assert!(got.contains(&(NFTA_SET_ID, 5u32.to_be_bytes().to_vec())));
-}
-
-fn set_named(name: &str) -> Set {
-    Set {
-        name: name.into(),
-        flags: 0,
-        key_type: 7,
-        key_len: 4,
-        data_type: None,
-        data_len: None,
-        obj_type: None,
-        policy: None,
-        desc: None,
-        timeout: None,
-        gc_interval: None,
-        userdata: None,
-        exprs: Vec::new(),
-        elements: Vec::new(),
-        handle: None,
-        unknown: Vec::new(),
-    }
 }
 
 #[test]

@@ -1,0 +1,317 @@
+//! `linx-agent pull` / `linx-agent apply`: a ruleset value out of, or into,
+//! one network namespace, as YAML or JSON.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use linx_netfilter::pull::{pull, Selector};
+use linx_netfilter::reconcile::{Mode, Options, Reconciler};
+use linx_netfilter::syntax::compile;
+use linx_netfilter::{Family, Netns, Ruleset, Socket};
+
+#[derive(Debug, Parser)]
+#[command(name = "linx-agent", version, about = "Linx node agent")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the ruleset of a network namespace.
+    Pull {
+        /// Namespace: a path (`/run/netns/x`, `/proc/N/ns/net`) or `pid:N`.
+        #[arg(long)]
+        netns: Netns,
+        /// Only these tables (`FAMILY:NAME`, repeatable); default all.
+        #[arg(long = "table", value_name = "FAMILY:NAME")]
+        tables: Vec<TableName>,
+        #[arg(long, value_enum, default_value_t = Output::Yaml)]
+        output: Output,
+    },
+    /// Make a namespace's tables equal to FILE, pushing only the difference
+    /// in one generation-guarded transaction; prints the operations applied.
+    Apply {
+        #[arg(long)]
+        netns: Netns,
+        /// nft syntax (`.nft`), or a ruleset value as YAML/JSON (`-`: stdin).
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = ApplyMode::Reconcile)]
+        mode: ApplyMode,
+        /// Print the patch without applying it.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --dry-run: also have the kernel validate the patch (nothing is committed).
+        #[arg(long)]
+        check: bool,
+        /// Take over same-named tables that Linx did not create.
+        #[arg(long)]
+        adopt: bool,
+    },
+    /// Print the patch that `apply` would push. Exit status: 0 nothing to
+    /// do, 1 changes, 2 error.
+    Diff {
+        #[arg(long)]
+        netns: Netns,
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        #[arg(long)]
+        adopt: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ApplyMode {
+    /// Push the minimal patch.
+    Reconcile,
+    /// Delete and recreate the file's tables, atomically.
+    Replace,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Output {
+    Yaml,
+    Json,
+    /// As `nft list ruleset` prints it.
+    Nft,
+}
+
+/// `FAMILY:NAME`.
+#[derive(Clone, Debug)]
+pub struct TableName(pub Family, pub String);
+
+impl FromStr for TableName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (family, name) = s
+            .split_once(':')
+            .ok_or_else(|| format!("{s:?}: expected FAMILY:NAME"))?;
+        let family = [
+            Family::Inet,
+            Family::Ip,
+            Family::Ip6,
+            Family::Arp,
+            Family::Bridge,
+            Family::Netdev,
+        ]
+        .into_iter()
+        .find(|f| f.name() == family)
+        .ok_or_else(|| format!("{family:?}: unknown family"))?;
+        if name.is_empty() {
+            return Err(format!("{s:?}: empty table name"));
+        }
+        Ok(TableName(family, name.to_owned()))
+    }
+}
+
+/// Errors of the CLI: what failed, and on what.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{netns}: {source}")]
+    Netfilter {
+        netns: String,
+        #[source]
+        source: linx_netfilter::Error,
+    },
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a ruleset value: {message}")]
+    Parse { path: String, message: String },
+    /// Diagnostics, each line `FILE:LINE:COLUMN: message` with the source
+    /// line and a caret under it.
+    #[error("{diagnostics}")]
+    Syntax { path: String, diagnostics: String },
+    #[error("encoding the value: {0}")]
+    Encode(String),
+}
+
+/// A ruleset as YAML. (Through a JSON value: serde_yaml cannot write an
+/// enum nested in an enum, such as a verdict inside data, directly.)
+pub fn to_yaml(rs: &Ruleset) -> Result<String, CliError> {
+    let v = serde_json::to_value(rs).map_err(|e| CliError::Encode(e.to_string()))?;
+    serde_yaml::to_string(&v).map_err(|e| CliError::Encode(e.to_string()))
+}
+
+/// A ruleset from YAML or JSON (JSON is read as YAML).
+pub fn from_text(text: &str) -> Result<Ruleset, String> {
+    let v: serde_json::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    serde_json::from_value(v).map_err(|e| e.to_string())
+}
+
+/// What a command printed, and the process exit status.
+pub struct Done {
+    pub stdout: String,
+    pub status: i32,
+}
+
+impl Done {
+    fn ok(stdout: String) -> Self {
+        Done { stdout, status: 0 }
+    }
+}
+
+/// Runs one command.
+pub fn run(cli: Cli) -> Result<Done, CliError> {
+    match cli.command {
+        Command::Pull {
+            netns,
+            tables,
+            output,
+        } => {
+            let which = if tables.is_empty() {
+                Selector::All
+            } else {
+                Selector::Tables(tables.into_iter().map(|t| (t.0, t.1)).collect())
+            };
+            let err = |source| CliError::Netfilter {
+                netns: netns.to_string(),
+                source,
+            };
+            let mut sock = Socket::open(&netns).map_err(err)?;
+            let pulled = pull(&mut sock, &which).map_err(err)?;
+            match output {
+                Output::Yaml => to_yaml(&pulled.ruleset),
+                Output::Json => serde_json::to_string_pretty(&pulled.ruleset)
+                    .map(|s| s + "\n")
+                    .map_err(|e| CliError::Encode(e.to_string())),
+                Output::Nft => Ok(linx_netfilter::print::ruleset(
+                    &pulled.ruleset,
+                    &Default::default(),
+                )),
+            }
+            .map(Done::ok)
+        }
+        Command::Apply {
+            netns,
+            file,
+            mode,
+            dry_run,
+            check,
+            adopt,
+        } => {
+            let desired = load_desired(&file)?;
+            let mode = match mode {
+                ApplyMode::Reconcile => Mode::Reconcile,
+                ApplyMode::Replace => Mode::Replace,
+            };
+            let err = |source| CliError::Netfilter {
+                netns: netns.to_string(),
+                source,
+            };
+            let sock = Socket::open(&netns).map_err(err)?;
+            let mut r = Reconciler::new(
+                sock,
+                Options {
+                    mode,
+                    adopt,
+                    ..Default::default()
+                },
+            );
+            if dry_run {
+                let (patch, generation) = r.plan(&desired, check).map_err(err)?;
+                let verdict = if check {
+                    ", validated by the kernel"
+                } else {
+                    ""
+                };
+                return Ok(Done::ok(format!(
+                    "{}dry run: {} operation(s) against generation {generation}{verdict}; nothing applied\n",
+                    patch.render(&desired),
+                    patch.len()
+                )));
+            }
+            let out = r.reconcile(&desired).map_err(err)?;
+            let summary = if out.patch.is_empty() {
+                format!(
+                    "nothing to do: the namespace already matches (generation {})\n",
+                    out.generation
+                )
+            } else {
+                format!(
+                    "applied {} operation(s) in one transaction ({} messages), now at generation {}{}\n",
+                    out.patch.len(),
+                    out.messages,
+                    out.generation,
+                    if out.conflicts > 0 { format!(", after {} generation conflict(s)", out.conflicts) } else { String::new() }
+                )
+            };
+            Ok(Done::ok(out.patch.render(&desired) + &summary))
+        }
+        Command::Diff { netns, file, adopt } => {
+            let desired = load_desired(&file)?;
+            let err = |source| CliError::Netfilter {
+                netns: netns.to_string(),
+                source,
+            };
+            let sock = Socket::open(&netns).map_err(err)?;
+            let mut r = Reconciler::new(
+                sock,
+                Options {
+                    adopt,
+                    ..Default::default()
+                },
+            );
+            let (patch, _) = r.plan(&desired, false).map_err(err)?;
+            Ok(Done {
+                status: if patch.is_empty() { 0 } else { 1 },
+                stdout: patch.render(&desired),
+            })
+        }
+    }
+}
+
+/// The desired value in `file`: nft syntax (`.nft`, or any text that is
+/// not YAML/JSON), or a ruleset value as YAML/JSON.
+pub fn load_desired(file: &Path) -> Result<Ruleset, CliError> {
+    let path = file.display().to_string();
+    let text = if path == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(file)
+    }
+    .map_err(|source| CliError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let is_nft = file.extension().is_some_and(|e| e == "nft");
+    if is_nft {
+        return compile(&text).map_err(|d| syntax_error(path, &d));
+    }
+    match from_text(&text) {
+        Ok(rs) => Ok(rs),
+        // Not a value: try nft syntax before giving up, and report the
+        // error of the form the text most resembles.
+        Err(message) => match compile(&text) {
+            Ok(rs) => Ok(rs),
+            Err(d) if text.trim_start().starts_with("table") => Err(syntax_error(path, &d)),
+            Err(_) => Err(CliError::Parse { path, message }),
+        },
+    }
+}
+
+/// Prefixes each diagnostic's `LINE:COLUMN:` with the file, as compilers do.
+fn syntax_error(path: String, d: &linx_netfilter::syntax::Diagnostics) -> CliError {
+    let mut out = String::new();
+    for line in d.to_string().lines() {
+        let located = line
+            .split(':')
+            .take(2)
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if located {
+            out.push_str(&path);
+            out.push(':');
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    CliError::Syntax {
+        path,
+        diagnostics: out.trim_end().to_owned(),
+    }
+}

@@ -1,0 +1,436 @@
+//! A spec as nft text, and as the engine's values (`linx_netfilter::Ruleset`).
+//!
+//! Structured tables are rendered to nft text one declaration per line
+//! ([`render`]), so that a compiler error's line maps back to the spec field
+//! it came from. The nft compiler (`linx_netfilter::syntax`) is called from
+//! the [`compiler`] module below and nowhere else.
+
+use linx_netfilter::{Rule, Ruleset, Table};
+
+use crate::diagnostic::Diagnostic;
+use crate::resource::{
+    limits, ChainSpec, Family, FirewallRulesetSpec, MapSpec, ObjectSpec, Policy, SetSpec, TableSpec,
+};
+
+/// The only calls into the nft compiler. Until `linx_netfilter::syntax`
+/// exposes `compile` and `compile_rule`, both answer `Unavailable` and
+/// validation says syntax was not checked.
+mod compiler {
+    use linx_netfilter::{Family, Rule, Ruleset, Table};
+
+    /// The compiler is not part of this build.
+    pub(super) struct Unavailable;
+
+    /// `(line, column, message)` of each compiler diagnostic.
+    pub(super) type Errors = Vec<(u32, u32, String)>;
+
+    pub(super) fn compile(src: &str) -> Result<Result<Ruleset, Errors>, Unavailable> {
+        let _ = src;
+        Err(Unavailable)
+    }
+
+    pub(super) fn compile_rule(
+        family: Family,
+        table: &Table,
+        rule: &str,
+    ) -> Result<Result<Rule, Errors>, Unavailable> {
+        let _ = (family, table, rule);
+        Err(Unavailable)
+    }
+}
+
+/// True when this build compiles nft syntax (and so checks rule syntax and types).
+pub fn compiler_available() -> bool {
+    compiler::compile("").is_ok()
+}
+
+/// Why a spec could not be turned into values.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConvertError {
+    #[error("the nft compiler is not available in this build")]
+    CompilerUnavailable,
+    #[error("{} error(s), first: {}", .0.len(), .0[0])]
+    Invalid(Vec<Diagnostic>),
+}
+
+/// The engine's family for a spec family.
+pub fn family(f: Family) -> linx_netfilter::Family {
+    match f {
+        Family::Inet => linx_netfilter::Family::Inet,
+        Family::Ip => linx_netfilter::Family::Ip,
+        Family::Ip6 => linx_netfilter::Family::Ip6,
+        Family::Arp => linx_netfilter::Family::Arp,
+        Family::Bridge => linx_netfilter::Family::Bridge,
+        Family::Netdev => linx_netfilter::Family::Netdev,
+    }
+}
+
+/// Where a rendered line came from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub field: String,
+    pub table: Option<String>,
+    pub chain: Option<String>,
+    pub item: Option<String>,
+}
+
+/// nft text for structured tables, and the origin of each line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rendered {
+    pub text: String,
+    /// `origins[i]` describes line `i + 1`.
+    pub origins: Vec<Origin>,
+}
+
+impl Rendered {
+    fn line(&mut self, indent: usize, text: &str, origin: &Origin) {
+        for _ in 0..indent {
+            self.text.push('\t');
+        }
+        self.text.push_str(text);
+        self.text.push('\n');
+        self.origins.push(origin.clone());
+    }
+
+    /// A compiler error at `line:column` of the rendered text, named by its origin.
+    fn diagnostic(&self, line: u32, column: u32, message: String) -> Diagnostic {
+        let o = self
+            .origins
+            .get(line.saturating_sub(1) as usize)
+            .cloned()
+            .unwrap_or_default();
+        Diagnostic {
+            field: o.field,
+            table: o.table,
+            chain: o.chain,
+            item: o.item,
+            position: None,
+            message,
+        }
+        .at(line, column)
+    }
+}
+
+/// Renders structured tables as an `nft -f` file, rules included when
+/// `with_rules`. Comments and names are written as given; the validator
+/// has checked them.
+///
+/// ```
+/// use linx_crds::{convert::render, FirewallRulesetSpec};
+/// let spec: FirewallRulesetSpec = serde_yaml::from_str(r#"
+/// tables:
+/// - {name: fw, family: inet, chains: [{name: input, type: filter, hook: input, policy: drop, rules: ["accept"]}]}
+/// "#).unwrap();
+/// assert_eq!(
+///     render(spec.tables.as_deref().unwrap(), true).text,
+///     "table inet fw {\n\tchain input {\n\t\ttype filter hook input priority 0; policy drop;\n\t\taccept\n\t}\n}\n"
+/// );
+/// ```
+pub fn render(tables: &[TableSpec], with_rules: bool) -> Rendered {
+    let mut r = Rendered::default();
+    for (ti, t) in tables.iter().enumerate() {
+        let label = format!("{} {}", t.family, t.name);
+        let o = Origin {
+            field: format!("spec.tables[{ti}]"),
+            table: Some(label.clone()),
+            ..Default::default()
+        };
+        r.line(0, &format!("table {} {} {{", t.family, t.name), &o);
+        if let Some(c) = &t.comment {
+            r.line(
+                1,
+                &format!("comment \"{c}\""),
+                &Origin {
+                    field: format!("{}.comment", o.field),
+                    ..o.clone()
+                },
+            );
+        }
+        for (oi, obj) in t.objects.iter().enumerate() {
+            let oo = Origin {
+                field: format!("{}.objects[{oi}]", o.field),
+                item: Some(format!("object {}", obj.name)),
+                ..o.clone()
+            };
+            render_object(&mut r, obj, &oo);
+        }
+        for (si, s) in t.sets.iter().enumerate() {
+            let so = Origin {
+                field: format!("{}.sets[{si}]", o.field),
+                item: Some(format!("set {}", s.name)),
+                ..o.clone()
+            };
+            render_set(&mut r, s, &so);
+        }
+        for (mi, m) in t.maps.iter().enumerate() {
+            let mo = Origin {
+                field: format!("{}.maps[{mi}]", o.field),
+                item: Some(format!("map {}", m.name)),
+                ..o.clone()
+            };
+            render_map(&mut r, m, &mo);
+        }
+        for (ci, c) in t.chains.iter().enumerate() {
+            let co = Origin {
+                field: format!("{}.chains[{ci}]", o.field),
+                chain: Some(c.name.clone()),
+                ..o.clone()
+            };
+            render_chain(&mut r, t.family, c, &co, with_rules);
+        }
+        r.line(0, "}", &o);
+    }
+    r
+}
+
+fn render_object(r: &mut Rendered, obj: &ObjectSpec, o: &Origin) {
+    r.line(
+        1,
+        &format!("{} {} {{", obj.object_type.as_str(), obj.name),
+        o,
+    );
+    if let Some(d) = &obj.definition {
+        r.line(
+            2,
+            d,
+            &Origin {
+                field: format!("{}.definition", o.field),
+                ..o.clone()
+            },
+        );
+    }
+    if let Some(c) = &obj.comment {
+        r.line(
+            2,
+            &format!("comment \"{c}\""),
+            &Origin {
+                field: format!("{}.comment", o.field),
+                ..o.clone()
+            },
+        );
+    }
+    r.line(1, "}", o);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render_set_body(
+    r: &mut Rendered,
+    o: &Origin,
+    type_line: (&str, String),
+    flags: &[crate::resource::SetFlag],
+    timeout: Option<&str>,
+    size: Option<u32>,
+    comment: Option<&str>,
+    elements: Vec<String>,
+) {
+    let sub = |f: &str| Origin {
+        field: format!("{}.{f}", o.field),
+        ..o.clone()
+    };
+    r.line(2, &type_line.1, &sub(type_line.0));
+    if !flags.is_empty() {
+        let names: Vec<&str> = flags.iter().map(|f| f.as_str()).collect();
+        r.line(2, &format!("flags {}", names.join(",")), &sub("flags"));
+    }
+    if let Some(t) = timeout {
+        r.line(2, &format!("timeout {t}"), &sub("timeout"));
+    }
+    if let Some(s) = size {
+        r.line(2, &format!("size {s}"), &sub("size"));
+    }
+    if let Some(c) = comment {
+        r.line(2, &format!("comment \"{c}\""), &sub("comment"));
+    }
+    if !elements.is_empty() {
+        // One element per line, so an error's line names the element.
+        r.line(2, "elements = {", &sub("elements"));
+        let n = elements.len();
+        for (i, e) in elements.into_iter().enumerate() {
+            let sep = if i + 1 < n { "," } else { "" };
+            r.line(3, &format!("{e}{sep}"), &sub(&format!("elements[{i}]")));
+        }
+        r.line(2, "}", &sub("elements"));
+    }
+}
+
+fn render_set(r: &mut Rendered, s: &SetSpec, o: &Origin) {
+    r.line(1, &format!("set {} {{", s.name), o);
+    let ty = match (&s.set_type, &s.type_of) {
+        (Some(t), _) => ("type", format!("type {t}")),
+        (None, Some(t)) => ("typeof", format!("typeof {t}")),
+        (None, None) => ("type", String::new()),
+    };
+    let comment = s.comment.as_deref();
+    render_set_body(
+        r,
+        o,
+        ty,
+        &s.flags,
+        s.timeout.as_deref(),
+        s.size,
+        comment,
+        s.elements.clone(),
+    );
+    r.line(1, "}", o);
+}
+
+fn render_map(r: &mut Rendered, m: &MapSpec, o: &Origin) {
+    r.line(1, &format!("map {} {{", m.name), o);
+    let ty = match (&m.key_type, &m.key_typeof) {
+        (Some(t), _) => ("type", format!("type {t} : {}", m.value_type)),
+        (None, Some(t)) => ("typeof", format!("typeof {t} : {}", m.value_type)),
+        (None, None) => ("type", String::new()),
+    };
+    let elements = m
+        .elements
+        .iter()
+        .map(|e| format!("{} : {}", e.key, e.value))
+        .collect();
+    let comment = m.comment.as_deref();
+    render_set_body(
+        r,
+        o,
+        ty,
+        &m.flags,
+        m.timeout.as_deref(),
+        m.size,
+        comment,
+        elements,
+    );
+    r.line(1, "}", o);
+}
+
+fn render_chain(r: &mut Rendered, family: Family, c: &ChainSpec, o: &Origin, with_rules: bool) {
+    r.line(1, &format!("chain {} {{", c.name), o);
+    if let (Some(ty), Some(hook)) = (c.chain_type, c.hook) {
+        let mut line = format!("type {} hook {}", ty.as_str(), hook.as_str());
+        if let Some(devs) = &c.devices {
+            let quoted: Vec<String> = devs.iter().map(|d| format!("\"{d}\"")).collect();
+            line.push_str(&format!(" devices = {{ {} }}", quoted.join(", ")));
+        }
+        let prio = match &c.priority {
+            None => "0".to_string(),
+            Some(p) => crate::validate::priority_value(family, hook, p)
+                .map_or_else(|_| "0".into(), |v| v.to_string()),
+        };
+        line.push_str(&format!(" priority {prio};"));
+        if let Some(p) = c.policy {
+            line.push_str(if p == Policy::Drop {
+                " policy drop;"
+            } else {
+                " policy accept;"
+            });
+        }
+        r.line(2, &line, o);
+    }
+    if let Some(cm) = &c.comment {
+        r.line(
+            2,
+            &format!("comment \"{cm}\""),
+            &Origin {
+                field: format!("{}.comment", o.field),
+                ..o.clone()
+            },
+        );
+    }
+    if with_rules {
+        for (ri, rule) in c.rules.iter().enumerate() {
+            let ro = Origin {
+                field: format!("{}.rules[{ri}]", o.field),
+                item: Some(format!("rule {ri}")),
+                ..o.clone()
+            };
+            r.line(2, rule, &ro);
+        }
+    }
+    r.line(1, "}", o);
+}
+
+/// The spec as the engine's values: what an agent pushes into each pod.
+/// Needs the compiler; every error is named by field, table, chain, rule
+/// and line:column.
+pub fn to_ruleset(spec: &FirewallRulesetSpec) -> Result<Ruleset, ConvertError> {
+    if let Some(src) = &spec.nft {
+        return match compiler::compile(src).map_err(|_| ConvertError::CompilerUnavailable)? {
+            Ok(rs) => Ok(rs),
+            Err(errs) => Err(ConvertError::Invalid(
+                errs.into_iter()
+                    .map(|(l, c, m)| Diagnostic::new("spec.nft", m).at(l, c))
+                    .collect(),
+            )),
+        };
+    }
+    let tables = spec.tables.as_deref().unwrap_or_default();
+    // Declarations first (tables, chains, sets, maps, objects), then each
+    // rule on its own, so a rule's error carries the rule's own line:column.
+    let decls = render(tables, false);
+    let mut rs =
+        match compiler::compile(&decls.text).map_err(|_| ConvertError::CompilerUnavailable)? {
+            Ok(rs) => rs,
+            Err(errs) => {
+                return Err(ConvertError::Invalid(
+                    errs.into_iter()
+                        .map(|(l, c, m)| decls.diagnostic(l, c, m))
+                        .collect(),
+                ))
+            }
+        };
+    let mut diags = Vec::new();
+    for (ti, t) in tables.iter().enumerate() {
+        let fam = family(t.family);
+        let Some(table) = rs
+            .tables
+            .iter()
+            .position(|x| x.family == fam && x.name == t.name)
+        else {
+            diags.push(Diagnostic::new(
+                format!("spec.tables[{ti}]"),
+                "the compiler produced no such table",
+            ));
+            continue;
+        };
+        for (ci, c) in t.chains.iter().enumerate() {
+            let mut rules: Vec<Rule> = Vec::with_capacity(c.rules.len().min(limits::RULES));
+            for (ri, rule) in c.rules.iter().enumerate() {
+                let snapshot: &Table = &rs.tables[table];
+                match compiler::compile_rule(fam, snapshot, rule)
+                    .map_err(|_| ConvertError::CompilerUnavailable)?
+                {
+                    Ok(r) => rules.push(r),
+                    Err(errs) => diags.extend(errs.into_iter().map(|(l, col, m)| {
+                        Diagnostic::new(format!("spec.tables[{ti}].chains[{ci}].rules[{ri}]"), m)
+                            .table(format!("{} {}", t.family, t.name))
+                            .chain(c.name.clone())
+                            .item(format!("rule {ri}"))
+                            .at(l, col)
+                    })),
+                }
+            }
+            if let Some(chain) = rs.tables[table]
+                .chains
+                .iter_mut()
+                .find(|x| x.name == c.name)
+            {
+                chain.rules = rules;
+            }
+        }
+    }
+    if diags.is_empty() {
+        Ok(rs)
+    } else {
+        Err(ConvertError::Invalid(diags))
+    }
+}
+
+/// Runs the compiler over a spec the structural checks accepted; adds its
+/// errors to `out`. Returns false when no compiler is available.
+pub(crate) fn check_syntax(spec: &FirewallRulesetSpec, out: &mut Vec<Diagnostic>) -> bool {
+    match to_ruleset(spec) {
+        Ok(_) => true,
+        Err(ConvertError::Invalid(d)) => {
+            out.extend(d);
+            true
+        }
+        Err(ConvertError::CompilerUnavailable) => false,
+    }
+}

@@ -1,0 +1,122 @@
+//! What a node agent reports: one small `FirewallNodeReport` per node.
+//!
+//! Each agent writes only its own node's report (named after the node, with
+//! server-side apply and field manager [`AGENT_FIELD_MANAGER`]); the operator
+//! watches all reports and folds them into each FirewallRuleset's status.
+//! No two agents ever write the same object, and a report carries counts per
+//! ruleset plus a few failures, so its size does not grow with the number of
+//! pods. See `docs/reporting.md`.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Field manager the agent uses when applying its report.
+pub const AGENT_FIELD_MANAGER: &str = "linx-agent";
+
+/// Rulesets one report may describe.
+pub const MAX_RULESETS_PER_REPORT: usize = 1024;
+/// Failures kept per ruleset entry; the counts stay exact.
+pub const MAX_FAILURES: usize = 5;
+/// Characters of an error message.
+pub const MAX_MESSAGE_LEN: usize = 1024;
+
+/// How the FirewallRulesets selecting pods on one node are applied there.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "netfilter.linx.dev",
+    version = "v1alpha1",
+    kind = "FirewallNodeReport",
+    plural = "firewallnodereports",
+    shortname = "fwnr",
+    category = "linx",
+    doc = "Per-node report of the linx agent: how the FirewallRulesets selecting pods on this node are applied. Written by that node's agent only.",
+    printcolumn(name = "Node", type_ = "string", json_path = ".spec.nodeName"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.nodeName == oldSelf.nodeName", "message": "nodeName is immutable"}
+]))]
+pub struct FirewallNodeReportSpec {
+    /// The node this report is about; equal to the object's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub node_name: String,
+    /// One entry per FirewallRuleset selecting at least one pod of the node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_RULESETS_PER_REPORT))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["namespace", "name"]))]
+    pub rulesets: Vec<RulesetReport>,
+}
+
+/// The state of one FirewallRuleset on one node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RulesetReport {
+    /// Namespace of the FirewallRuleset.
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: String,
+    /// Name of the FirewallRuleset.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// UID of the FirewallRuleset, so a report about a deleted resource is
+    /// never counted for a new one with the same name.
+    #[schemars(length(max = 64))]
+    pub uid: String,
+    /// `metadata.generation` of the FirewallRuleset the agent acted on.
+    pub generation: i64,
+    /// Pods on this node the ruleset selects.
+    pub matched_pods: i32,
+    /// Of those, pods whose tables equal this generation's rules.
+    pub applied_pods: i32,
+    /// Of those, pods where applying this generation failed.
+    pub failed_pods: i32,
+    /// Some failures (at most 5), with the kernel's or the agent's error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_FAILURES))]
+    pub failures: Vec<PodFailure>,
+}
+
+/// Why applying failed in one pod.
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PodFailure {
+    /// Node of the pod.
+    #[serde(default)]
+    #[schemars(length(max = 253))]
+    pub node: String,
+    /// Pod name.
+    #[schemars(length(max = 253))]
+    pub pod: String,
+    /// The error.
+    #[schemars(length(max = MAX_MESSAGE_LEN))]
+    pub message: String,
+}
+
+impl FirewallNodeReport {
+    /// The report for `node`, named after it.
+    ///
+    /// ```
+    /// use linx_crds::{FirewallNodeReport, RulesetReport};
+    /// let r = FirewallNodeReport::for_node("node-1", vec![RulesetReport {
+    ///     namespace: "web".into(), name: "base".into(), uid: "u1".into(), generation: 3,
+    ///     matched_pods: 2, applied_pods: 2, failed_pods: 0, failures: vec![],
+    /// }]);
+    /// assert_eq!(r.metadata.name.as_deref(), Some("node-1"));
+    /// ```
+    pub fn for_node(node: &str, rulesets: Vec<RulesetReport>) -> Self {
+        FirewallNodeReport::new(
+            node,
+            FirewallNodeReportSpec {
+                node_name: node.to_string(),
+                rulesets,
+            },
+        )
+    }
+}

@@ -1,0 +1,272 @@
+//! Reconcile at the speed of the change: Linx against nft on the same
+//! rulesets, measured in the same run, in throwaway namespaces.
+//!
+//! `cargo bench -p linx-netfilter --bench reconcile` (quick run with smaller
+//! sizes: `-- quick`).
+
+use std::time::{Duration, Instant};
+
+use linx_netfilter::diff::diff;
+use linx_netfilter::expr::{Bytes, Data, Expr};
+use linx_netfilter::pull::{pull, Selector};
+use linx_netfilter::reconcile::{Options, Outcome, Reconciler};
+use linx_netfilter::testing::{synthetic_interval_set, synthetic_ruleset, TestNetns};
+use linx_netfilter::{Element, Ruleset, Socket};
+
+fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let t = Instant::now();
+    let v = f();
+    (v, t.elapsed())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+struct Table(Vec<[String; 5]>);
+
+impl Table {
+    fn row(
+        &mut self,
+        case: impl Into<String>,
+        linx: Duration,
+        nft: Option<(Duration, &str)>,
+        note: impl Into<String>,
+    ) {
+        let (nft_s, ratio) = match nft {
+            Some((d, what)) => (
+                format!("{} ({what})", ms(d)),
+                format!("{:.4}", linx.as_secs_f64() / d.as_secs_f64()),
+            ),
+            None => ("-".into(), "-".into()),
+        };
+        let r = [case.into(), ms(linx), nft_s, ratio, note.into()];
+        println!("| {} | {} | {} | {} | {} |", r[0], r[1], r[2], r[3], r[4]);
+        self.0.push(r);
+    }
+}
+
+/// The value nft makes of `script`, loaded into `ns` and pulled back.
+fn load_and_pull(ns: &TestNetns, script: &str) -> Ruleset {
+    ns.load(script);
+    pull(&mut Socket::open(&ns.netns()).unwrap(), &Selector::All)
+        .unwrap()
+        .ruleset
+}
+
+/// Changes the destination port compared by the rule at `index` of chain `chain`.
+fn change_one_rule(v: &mut Ruleset, chain: &str, index: usize) {
+    let c = v.tables[0]
+        .chains
+        .iter_mut()
+        .find(|c| c.name == chain)
+        .unwrap();
+    let rule = &mut c.rules[index];
+    let cmp = rule
+        .exprs
+        .iter_mut()
+        .rev()
+        .find_map(|e| if let Expr::Cmp(c) = e { Some(c) } else { None })
+        .unwrap();
+    cmp.data = Some(Data::value(vec![0xfe, 0xfe]));
+}
+
+fn reconcile(r: &mut Reconciler, v: &Ruleset) -> (Outcome, Duration) {
+    timed(|| r.reconcile(v).expect("reconcile"))
+}
+
+fn rules_case(t: &mut Table, n: usize) {
+    let per_chain = 1000;
+    let script = synthetic_ruleset(n, per_chain);
+    // A: managed by Linx. B: the same ruleset, managed by nft.
+    let a = TestNetns::new();
+    let b = TestNetns::new();
+    let value = load_and_pull(&a, &script);
+    b.load(&script);
+    let mut r = Reconciler::new(
+        Socket::open(&a.netns()).unwrap(),
+        Options {
+            adopt: true,
+            ..Default::default()
+        },
+    );
+    let (first, d) = reconcile(&mut r, &value);
+    assert!(first.patch.is_empty());
+    t.row(
+        format!("adopt {n} rules (first pull)"),
+        d,
+        None,
+        format!("{} pulls", first.pulls),
+    );
+
+    let (same, d) = reconcile(&mut r, &value);
+    t.row(
+        format!("no-change reconcile, {n} rules"),
+        d,
+        None,
+        format!(
+            "{} batch messages sent, {} pulls (one GETGEN)",
+            same.messages, same.pulls
+        ),
+    );
+    assert_eq!((same.messages, same.pulls), (0, 0));
+
+    let mut changed = value.clone();
+    let chain = format!("c{}", n / per_chain / 2);
+    change_one_rule(&mut changed, &chain, per_chain / 2);
+    let (one, d) = reconcile(&mut r, &changed);
+    // nft: the same change as a full reload of the file, atomically.
+    let new_script = script.replacen(
+        &format!("tcp dport {} counter", 1 + (n / 2) % 65535),
+        "tcp dport 65278 counter",
+        1,
+    );
+    let reload = format!("delete table inet scale\n{new_script}");
+    let (_, nft_reload) = timed(|| b.load(&reload));
+    t.row(
+        format!("one-rule change, {n} rules, known state"),
+        d,
+        Some((nft_reload, "nft -f full reload")),
+        format!(
+            "{} ops, {} messages, {} pulls",
+            one.patch.len(),
+            one.messages,
+            one.pulls
+        ),
+    );
+    let (_, nft_add) = timed(|| {
+        b.nft(&[
+            "add", "rule", "inet", "scale", &chain, "ip", "saddr", "10.9.9.9", "tcp", "dport", "9",
+            "accept",
+        ])
+        .unwrap()
+    });
+    t.row(
+        format!("one-rule change, {n} rules, known state"),
+        d,
+        Some((nft_add, "nft add rule")),
+        "",
+    );
+
+    // The same change when the known state is stale: pull + diff + push.
+    r.forget();
+    let (back, d) = reconcile(&mut r, &value);
+    t.row(
+        format!("one-rule change, {n} rules, after a pull"),
+        d,
+        Some((nft_reload, "nft -f full reload")),
+        format!("{} pulls", back.pulls),
+    );
+}
+
+fn diff_case(t: &mut Table, n: usize) {
+    let a = TestNetns::new();
+    let value = load_and_pull(&a, &synthetic_ruleset(n, 1000));
+    let mut other = value.clone();
+    change_one_rule(&mut other, "c7", 500);
+    let (p, d) = timed(|| diff(&value, &other));
+    t.row(
+        format!("diff of two {n}-rule rulesets, one rule apart"),
+        d,
+        None,
+        format!("{} ops", p.len()),
+    );
+}
+
+fn interval_case(t: &mut Table, n: usize) {
+    // Build the value from a small nft-made set, scaled up: same element
+    // shapes (start, and end with the interval-end flag) for n ranges.
+    let small = TestNetns::new();
+    let mut value = load_and_pull(&small, &synthetic_interval_set(2));
+    let set = &mut value.tables[0].sets[0];
+    let template: Vec<Element> = set.elements.clone();
+    let key_of =
+        |e: &Element| u32::from_be_bytes(e.key.as_ref().unwrap().0[..4].try_into().unwrap());
+    let base = 10u32 << 24;
+    let (starts, rest): (Vec<&Element>, Vec<&Element>) =
+        template.iter().partition(|e| key_of(e) == base);
+    let start = starts[0].clone();
+    let end = rest
+        .iter()
+        .find(|e| key_of(e) == base + 1)
+        .cloned()
+        .unwrap()
+        .clone();
+    let fixed: Vec<Element> = rest
+        .iter()
+        .filter(|e| !(base..base + 4).contains(&key_of(e)))
+        .map(|e| (*e).clone())
+        .collect();
+    let mut elements = fixed;
+    for i in 0..n as u32 {
+        let a = base + 2 * i;
+        let mut s = start.clone();
+        s.key = Some(Bytes(a.to_be_bytes().to_vec()));
+        let mut e = end.clone();
+        e.key = Some(Bytes((a + 1).to_be_bytes().to_vec()));
+        elements.push(s);
+        elements.push(e);
+    }
+    set.elements = elements;
+
+    let ns = TestNetns::new();
+    let mut r = Reconciler::new(Socket::open(&ns.netns()).unwrap(), Options::default());
+    let (_, d) = reconcile(&mut r, &value);
+    t.row(
+        format!("push a {n}-range interval set"),
+        d,
+        None,
+        "whole set, one transaction",
+    );
+
+    let mut plus = value.clone();
+    let a = base + 2 * n as u32 + 8;
+    let mut s = start.clone();
+    s.key = Some(Bytes(a.to_be_bytes().to_vec()));
+    let mut e = end.clone();
+    e.key = Some(Bytes((a + 1).to_be_bytes().to_vec()));
+    plus.tables[0].sets[0].elements.extend([s, e]);
+    let (out, d) = reconcile(&mut r, &plus);
+    let addr = format!("{}.{}.{}.{}", a >> 24, a >> 16 & 255, a >> 8 & 255, a & 255);
+    let (_, nft_add) = timed(|| {
+        ns.nft(&[
+            "add",
+            "element",
+            "inet",
+            "scale",
+            "big",
+            &format!("{{ {addr}/32 }}"),
+        ])
+        .unwrap()
+    });
+    t.row(
+        format!("one element into a {n}-range interval set, known state"),
+        d,
+        Some((nft_add, "nft add element")),
+        format!("{} ops, {} messages", out.patch.len(), out.messages),
+    );
+    let (_, nft_list) = timed(|| ns.nft(&["list", "set", "inet", "scale", "big"]).unwrap());
+    let (_, d) = timed(|| pull(&mut Socket::open(&ns.netns()).unwrap(), &Selector::All).unwrap());
+    t.row(
+        format!("pull a {n}-range interval set"),
+        d,
+        Some((nft_list, "nft list set")),
+        "",
+    );
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "quick");
+    let mut t = Table(Vec::new());
+    println!("| case | linx | nft | linx/nft | notes |");
+    println!("| --- | --- | --- | --- | --- |");
+    diff_case(&mut t, if quick { 10_000 } else { 100_000 });
+    for n in if quick {
+        vec![10_000]
+    } else {
+        vec![10_000, 100_000]
+    } {
+        rules_case(&mut t, n);
+    }
+    interval_case(&mut t, if quick { 100_000 } else { 1_000_000 });
+}

@@ -1,0 +1,218 @@
+//! The reconcile loop: validate each FirewallRuleset, fold in the agents'
+//! reports and the table conflicts, and write the status with server-side
+//! apply when it changed. This is the only code that writes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, Recorder};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Client, Resource, ResourceExt};
+use linx_crds::conflict::{resolve, selectors_may_overlap, Claim};
+use linx_crds::validate::declared_tables;
+use linx_crds::{validate, FirewallNodeReport, FirewallRuleset, TableConflict};
+use serde_json::json;
+use tracing::{info, instrument, warn};
+
+use crate::aggregate::aggregate;
+use crate::status::{desired, Observed};
+use crate::{Error, Metrics, Result};
+
+/// Field manager of the operator's status writes.
+pub const FIELD_MANAGER: &str = "linx-operator";
+/// Re-check every ruleset this often even without events (reports of
+/// vanished nodes, missed watch events).
+pub const RESYNC: Duration = Duration::from_secs(300);
+
+/// What reconcile needs besides the object.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+    /// All node reports (kept by a reflector).
+    pub reports: Store<FirewallNodeReport>,
+    /// All FirewallRulesets (the controller's own cache), for conflicts.
+    pub rulesets: Store<FirewallRuleset>,
+    /// The time written into conditions; fixed in tests.
+    pub clock: fn() -> Time,
+}
+
+/// Current time for conditions.
+pub fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+/// Conflicts of `obj` with the rulesets of its namespace whose selectors
+/// can pick a common pod.
+pub fn conflicts_of(obj: &FirewallRuleset, all: &[Arc<FirewallRuleset>]) -> Vec<TableConflict> {
+    let ns = obj.namespace();
+    let name = obj.name_any();
+    let claim = |r: &FirewallRuleset| Claim {
+        name: r.name_any(),
+        created: r.metadata.creation_timestamp.clone(),
+        tables: declared_tables(&r.spec),
+    };
+    let mut claims = vec![claim(obj)];
+    claims.extend(
+        all.iter()
+            .filter(|r| r.namespace() == ns && r.name_any() != name)
+            .filter(|r| selectors_may_overlap(&obj.spec.pod_selector, &r.spec.pod_selector))
+            .map(|r| claim(r)),
+    );
+    resolve(&claims).conflicts.remove(&name).unwrap_or_default()
+}
+
+/// One reconciliation of one FirewallRuleset.
+#[instrument(skip(obj, ctx), fields(namespace = obj.namespace().unwrap_or_default(), name = %obj.name_any()))]
+pub async fn reconcile(obj: Arc<FirewallRuleset>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let name = obj.name_any();
+    let ns = obj
+        .namespace()
+        .ok_or_else(|| Error::MissingNamespace(name.clone()))?;
+    let generation = obj.metadata.generation.unwrap_or(0);
+    let uid = obj.uid().unwrap_or_default();
+
+    let validation = validate(&obj.spec);
+    let reports = ctx.reports.state();
+    let agg = aggregate(
+        reports.iter().map(|r| r.as_ref()),
+        &ns,
+        &name,
+        &uid,
+        generation,
+    );
+    let conflicts = conflicts_of(&obj, &ctx.rulesets.state());
+    let observed = Observed {
+        generation,
+        current: obj.status.as_ref(),
+        validation: &validation,
+        reports: &agg,
+        conflicts,
+    };
+    let (status, changes) = desired(&observed, &(ctx.clock)());
+
+    if obj.status.as_ref() != Some(&status) {
+        let api: Api<FirewallRuleset> = Api::namespaced(ctx.client.clone(), &ns);
+        let patch = json!({
+            "apiVersion": FirewallRuleset::api_version(&()),
+            "kind": FirewallRuleset::kind(&()),
+            "status": status,
+        });
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(|source| Error::WriteStatus {
+            object: format!("{ns}/{name}"),
+            source,
+        })?;
+        ctx.metrics.status_writes.inc();
+        info!(
+            valid = validation.is_valid(),
+            matched = agg.matched,
+            applied = agg.applied,
+            failed = agg.failed,
+            "status written"
+        );
+        let reference = obj.object_ref(&());
+        for change in changes {
+            let event = Event {
+                type_: change.type_,
+                reason: change.reason.to_string(),
+                note: Some(change.note),
+                action: "Reconcile".into(),
+                secondary: None,
+            };
+            if let Err(source) = ctx.recorder.publish(&event, &reference).await {
+                // The status already says it; an event lost is not worth a retry.
+                let e = Error::PublishEvent {
+                    object: format!("{ns}/{name}"),
+                    source,
+                };
+                warn!(error = %e, "event not published");
+                ctx.metrics.error(&e);
+            }
+        }
+    }
+    ctx.metrics.observe(started.elapsed());
+    Ok(Action::requeue(RESYNC))
+}
+
+/// Retry soon after an error.
+pub fn error_policy(_obj: Arc<FirewallRuleset>, error: &Error, ctx: Arc<Context>) -> Action {
+    warn!(%error, "reconcile failed");
+    ctx.metrics.error(error);
+    Action::requeue(Duration::from_secs(15))
+}
+
+/// Rulesets to re-check when `changed` (created, updated or deleted)
+/// declares tables they declare too.
+fn peers(
+    store: &Store<FirewallRuleset>,
+    changed: &FirewallRuleset,
+) -> Vec<ObjectRef<FirewallRuleset>> {
+    let tables = declared_tables(&changed.spec);
+    let ns = changed.namespace();
+    store
+        .state()
+        .iter()
+        .filter(|r| r.namespace() == ns && r.name_any() != changed.name_any())
+        .filter(|r| declared_tables(&r.spec).iter().any(|t| tables.contains(t)))
+        .map(|r| ObjectRef::from_obj(r.as_ref()))
+        .collect()
+}
+
+/// Runs the controller until shutdown.
+pub async fn run(client: Client, metrics: Metrics) {
+    let rulesets: Api<FirewallRuleset> = Api::all(client.clone());
+    let reports: Api<FirewallNodeReport> = Api::all(client.clone());
+    let (report_store, writer) = reflector::store();
+    // One watch on reports feeds both the store (aggregation) and the
+    // trigger: a report change re-checks the rulesets it names.
+    let report_stream = watcher(reports, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects();
+    let peer_stream = watcher(rulesets.clone(), watcher::Config::default())
+        .default_backoff()
+        .touched_objects();
+    let controller = Controller::new(rulesets, watcher::Config::default());
+    let store = controller.store();
+    let peer_store = store.clone();
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), FIELD_MANAGER.into()),
+        client,
+        metrics,
+        reports: report_store,
+        rulesets: store,
+        clock: now,
+    });
+    controller
+        .watches_stream(report_stream, |report: FirewallNodeReport| {
+            report
+                .spec
+                .rulesets
+                .iter()
+                .map(|e| ObjectRef::new(&e.name).within(&e.namespace))
+                .collect::<Vec<_>>()
+        })
+        .watches_stream(peer_stream, move |r: FirewallRuleset| {
+            peers(&peer_store, &r)
+        })
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                warn!(error = %e, "controller");
+            }
+        })
+        .await;
+}

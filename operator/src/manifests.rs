@@ -1,0 +1,151 @@
+//! The deployment manifests (`deploy/`), generated from code so the RBAC
+//! rules sit next to the API calls that need them. The Helm chart
+//! (`helm/linx/`) carries the same rules and shapes; tests compare both
+//! with this module (see `tests/manifests.rs`).
+
+use serde_json::{json, Value};
+
+/// Namespace of the plain manifests (the chart uses the release namespace).
+pub const NAMESPACE: &str = "linx-system";
+pub const OPERATOR: &str = "linx-operator";
+pub const AGENT: &str = "linx-agent";
+pub const IMAGE: &str = "linx/linx-operator:0.1.0";
+pub const METRICS_PORT: i32 = 8080;
+
+/// What the operator may do cluster-wide: read rulesets and reports, write
+/// ruleset status (server-side apply = patch), publish events.
+pub fn operator_cluster_rules() -> Value {
+    json!([
+        {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallrulesets", "firewallnodereports"],
+         "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallrulesets/status"], "verbs": ["patch"]},
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]}
+    ])
+}
+
+/// What the operator may do in its own namespace: hold its Lease.
+pub fn operator_lease_rules() -> Value {
+    json!([
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [OPERATOR],
+         "verbs": ["get", "update"]}
+    ])
+}
+
+/// What a node agent may do: read pods and rulesets, read its node (for
+/// the report's owner reference), and write reports. Which report — only
+/// its own node's — is enforced by the admission policy below.
+pub fn agent_cluster_rules() -> Value {
+    json!([
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]},
+        {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallrulesets"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallnodereports"], "verbs": ["get", "create", "patch"]}
+    ])
+}
+
+/// The CEL expression that ties an agent's writes to its own node's report.
+pub const OWN_NODE_RULE: &str =
+    "object.metadata.name == request.userInfo.extra['authentication.kubernetes.io/node-name'][0] && object.spec.nodeName == object.metadata.name";
+
+fn labels(component: &str) -> Value {
+    json!({"app.kubernetes.io/name": "linx", "app.kubernetes.io/component": component})
+}
+
+fn meta(name: &str, component: &str, namespaced: bool) -> Value {
+    let mut m = json!({"name": name, "labels": labels(component)});
+    if namespaced {
+        m["namespace"] = json!(NAMESPACE);
+    }
+    m
+}
+
+/// The operator Deployment's pod template spec.
+pub fn operator_pod_spec() -> Value {
+    json!({
+        "serviceAccountName": OPERATOR,
+        "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [{
+            "name": "operator",
+            "image": IMAGE,
+            "imagePullPolicy": "IfNotPresent",
+            "args": ["--metrics-addr", format!("0.0.0.0:{METRICS_PORT}"), "--lease-name", OPERATOR],
+            "env": [
+                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                {"name": "RUST_LOG", "value": "info,kube=warn"}
+            ],
+            "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
+            "livenessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 10},
+            "readinessProbe": {"httpGet": {"path": "/readyz", "port": "metrics"}, "periodSeconds": 5},
+            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+            "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+                                "capabilities": {"drop": ["ALL"]}}
+        }]
+    })
+}
+
+/// Every object of `deploy/linx.yaml`, in apply order (CRDs are in `deploy/crds/`).
+pub fn objects() -> Vec<Value> {
+    let sa = |name: &str, component: &str| json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(name, component, true)});
+    let binding = |kind: &str, role_kind: &str, name: &str, component: &str, namespaced: bool| {
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": meta(name, component, namespaced),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}]
+        })
+    };
+    vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE, "labels": labels("namespace")}}),
+        sa(OPERATOR, "operator"),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+               "metadata": meta(OPERATOR, "operator", false), "rules": operator_cluster_rules()}),
+        binding(
+            "ClusterRoleBinding",
+            "ClusterRole",
+            OPERATOR,
+            "operator",
+            false,
+        ),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+               "metadata": meta(OPERATOR, "operator", true), "rules": operator_lease_rules()}),
+        binding("RoleBinding", "Role", OPERATOR, "operator", true),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(OPERATOR, "operator", true),
+               "spec": {"replicas": 2,
+                        "selector": {"matchLabels": labels("operator")},
+                        "template": {"metadata": {"labels": labels("operator")}, "spec": operator_pod_spec()}}}),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": meta(OPERATOR, "operator", true),
+               "spec": {"selector": labels("operator"),
+                        "ports": [{"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"}]}}),
+        sa(AGENT, "agent"),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+               "metadata": meta(AGENT, "agent", false), "rules": agent_cluster_rules()}),
+        binding("ClusterRoleBinding", "ClusterRole", AGENT, "agent", false),
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+               "metadata": meta("linx-agent-own-report", "agent", false),
+               "spec": {"failurePolicy": "Fail",
+                        "matchConstraints": {"resourceRules": [{"apiGroups": ["netfilter.linx.dev"], "apiVersions": ["*"],
+                            "operations": ["CREATE", "UPDATE"], "resources": ["firewallnodereports"]}]},
+                        "matchConditions": [{"name": "is-agent",
+                            "expression": format!("request.userInfo.username == 'system:serviceaccount:{NAMESPACE}:{AGENT}'")}],
+                        "validations": [{"expression": OWN_NODE_RULE,
+                            "message": "a linx agent may write only the report named after its own node"}]}}),
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+               "metadata": meta("linx-agent-own-report", "agent", false),
+               "spec": {"policyName": "linx-agent-own-report", "validationActions": ["Deny"]}}),
+    ]
+}
+
+/// `deploy/linx.yaml`.
+pub fn deploy_yaml() -> String {
+    let mut out =
+        String::from("# Generated by `cargo run -p linx-operator --bin manifests`; do not edit.\n");
+    for o in objects() {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&o).expect("JSON values serialize to YAML"));
+    }
+    out
+}
+
+/// Where `deploy_yaml` is committed, relative to the workspace root.
+pub const DEPLOY_PATH: &str = "deploy/linx.yaml";

@@ -1,0 +1,357 @@
+//! The controller against a mock API server: each scenario asserts the
+//! exact requests `reconcile` sends (method, path, query, body) and
+//! answers them, then checks nothing else was sent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, Response};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::client::Body;
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource};
+use linx_crds::{FirewallNodeReport, FirewallRuleset, PodFailure, RulesetReport};
+use linx_operator::{reconcile, Context, Metrics};
+use serde_json::{json, Value};
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+const T0: &str = "2026-01-01T00:00:00Z";
+
+fn fixed_clock() -> Time {
+    Time(T0.parse().unwrap())
+}
+
+fn ruleset(name: &str, created: &str, spec: Value) -> FirewallRuleset {
+    serde_json::from_value(json!({
+        "apiVersion": "netfilter.linx.dev/v1alpha1",
+        "kind": "FirewallRuleset",
+        "metadata": {"name": name, "namespace": "web", "uid": format!("uid-{name}"), "generation": 3,
+                     "creationTimestamp": created},
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+fn store<K>(objs: Vec<K>) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let (store, mut writer) = reflector::store();
+    for o in objs {
+        writer.apply_watcher_event(&watcher::Event::Apply(o));
+    }
+    store
+}
+
+fn context(
+    client: Client,
+    reports: Vec<FirewallNodeReport>,
+    rulesets: Vec<FirewallRuleset>,
+) -> Arc<Context> {
+    Arc::new(Context {
+        recorder: Recorder::new(client.clone(), "linx-operator".into()),
+        client,
+        metrics: Metrics::default(),
+        reports: store(reports),
+        rulesets: store(rulesets),
+        clock: fixed_clock,
+    })
+}
+
+fn mock() -> (Client, Handle) {
+    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    (Client::new(svc, "default"), handle)
+}
+
+/// Receives one request, checks method and path, returns its query and JSON body.
+async fn expect(handle: &mut Handle, method: Method, path: &str, reply: Value) -> (String, Value) {
+    let (req, send) = tokio::time::timeout(Duration::from_secs(5), handle.next_request())
+        .await
+        .expect("no request within 5s")
+        .expect("service dropped");
+    assert_eq!(req.method(), method);
+    assert_eq!(req.uri().path(), path);
+    let query = req.uri().query().unwrap_or_default().to_string();
+    let body = req.into_body().collect_bytes().await.unwrap();
+    let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    send.send_response(
+        Response::builder()
+            .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+            .unwrap(),
+    );
+    (query, json)
+}
+
+/// Checks that no further request arrives.
+async fn expect_no_more(handle: &mut Handle) {
+    if let Ok(Some((req, _))) =
+        tokio::time::timeout(Duration::from_millis(200), handle.next_request()).await
+    {
+        panic!("unexpected request {} {}", req.method(), req.uri());
+    }
+}
+
+const STATUS_PATH: &str =
+    "/apis/netfilter.linx.dev/v1alpha1/namespaces/web/firewallrulesets/fw/status";
+const EVENTS_PATH: &str = "/apis/events.k8s.io/v1/namespaces/web/events";
+
+fn cond(ty: &str, status: &str, reason: &str, message: &str) -> Value {
+    json!({"type": ty, "status": status, "reason": reason, "message": message,
+           "observedGeneration": 3, "lastTransitionTime": T0})
+}
+
+fn valid_spec() -> Value {
+    json!({"podSelector": {"matchLabels": {"app": "web"}},
+           "tables": [{"name": "fw", "family": "inet", "chains": [
+               {"name": "input", "type": "filter", "hook": "input", "policy": "drop",
+                "rules": ["tcp dport 22 jump ssh"]},
+               {"name": "ssh", "rules": ["accept"]}]}]})
+}
+
+const STRUCTURE_VALID: &str =
+    "structure and references are valid; nft rule syntax was not checked (no nft compiler in this operator build)";
+const NO_CONFLICT: &str = "no other FirewallRuleset claims these tables";
+
+#[tokio::test]
+async fn valid_resource_gets_its_status_by_server_side_apply() {
+    let (client, mut handle) = mock();
+    let obj = ruleset("fw", "2025-01-01T00:00:00Z", valid_spec());
+    let ctx = context(client, vec![], vec![obj.clone()]);
+    let reply = serde_json::to_value(&obj).unwrap();
+    let server = tokio::spawn(async move {
+        let (query, body) = expect(&mut handle, Method::PATCH, STATUS_PATH, reply).await;
+        assert_eq!(query, "&force=true&fieldManager=linx-operator");
+        assert_eq!(
+            body,
+            json!({
+                "apiVersion": "netfilter.linx.dev/v1alpha1",
+                "kind": "FirewallRuleset",
+                "status": {
+                    "observedGeneration": 3,
+                    "conditions": [
+                        cond("Valid", "True", "StructureValid", STRUCTURE_VALID),
+                        cond("Conflicted", "False", "NoConflict", NO_CONFLICT),
+                    ],
+                    "matchedPods": 0, "appliedPods": 0, "failedPods": 0,
+                }
+            })
+        );
+        expect_no_more(&mut handle).await;
+    });
+    reconcile(Arc::new(obj), ctx).await.unwrap();
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn invalid_resource_names_the_bad_rule_and_warns() {
+    let (client, mut handle) = mock();
+    let mut spec = valid_spec();
+    spec["tables"][0]["chains"][0]["rules"] =
+        json!(["ct state established accept", "tcp dport 22 jump sshd"]);
+    let obj = ruleset("fw", "2025-01-01T00:00:00Z", spec);
+    let ctx = context(client, vec![], vec![obj.clone()]);
+    let reply = serde_json::to_value(&obj).unwrap();
+    let message = "table inet fw, chain input, rule 1, 1:14: jump to unknown chain \"sshd\" (spec.tables[0].chains[0].rules[1])";
+    let server = tokio::spawn(async move {
+        let (_, body) = expect(&mut handle, Method::PATCH, STATUS_PATH, reply).await;
+        assert_eq!(
+            body["status"]["conditions"],
+            json!([
+                cond("Valid", "False", "Invalid", message),
+                cond("Conflicted", "False", "NoConflict", NO_CONFLICT)
+            ])
+        );
+        let (_, event) = expect(&mut handle, Method::POST, EVENTS_PATH, json!({})).await;
+        assert_eq!(event["type"], "Warning");
+        assert_eq!(event["reason"], "Invalid");
+        assert_eq!(event["note"], message);
+        assert_eq!(event["action"], "Reconcile");
+        assert_eq!(event["regarding"]["kind"], "FirewallRuleset");
+        assert_eq!(event["regarding"]["name"], "fw");
+        assert_eq!(event["reportingController"], "linx-operator");
+        expect_no_more(&mut handle).await;
+    });
+    reconcile(Arc::new(obj), ctx).await.unwrap();
+    server.await.unwrap();
+}
+
+fn report(
+    node: &str,
+    generation: i64,
+    matched: i32,
+    applied: i32,
+    failed: i32,
+    failures: Vec<PodFailure>,
+) -> FirewallNodeReport {
+    FirewallNodeReport::for_node(
+        node,
+        vec![
+            RulesetReport {
+                namespace: "web".into(),
+                name: "fw".into(),
+                uid: "uid-fw".into(),
+                generation,
+                matched_pods: matched,
+                applied_pods: applied,
+                failed_pods: failed,
+                failures,
+            },
+            // Same name, earlier incarnation: never counted.
+            RulesetReport {
+                namespace: "web".into(),
+                name: "fw".into(),
+                uid: "uid-old".into(),
+                generation: 9,
+                matched_pods: 100,
+                applied_pods: 100,
+                failed_pods: 0,
+                failures: vec![],
+            },
+        ],
+    )
+}
+
+#[tokio::test]
+async fn agent_reports_are_aggregated_into_counts_and_applied() {
+    let (client, mut handle) = mock();
+    let obj = ruleset("fw", "2025-01-01T00:00:00Z", valid_spec());
+    let failure = PodFailure {
+        node: String::new(),
+        pod: "web-2".into(),
+        message: "netlink: EPERM".into(),
+    };
+    let reports = vec![
+        report("node-a", 3, 2, 2, 0, vec![]),
+        report("node-b", 3, 2, 1, 1, vec![failure]),
+        // node-c still runs generation 2: its pods count as matched, not applied.
+        report("node-c", 2, 1, 1, 0, vec![]),
+    ];
+    let ctx = context(client, reports, vec![obj.clone()]);
+    let reply = serde_json::to_value(&obj).unwrap();
+    let server = tokio::spawn(async move {
+        let (_, body) = expect(&mut handle, Method::PATCH, STATUS_PATH, reply).await;
+        let status = &body["status"];
+        assert_eq!(
+            (
+                &status["matchedPods"],
+                &status["appliedPods"],
+                &status["failedPods"]
+            ),
+            (&json!(5), &json!(3), &json!(1))
+        );
+        assert_eq!(
+            status["conditions"][1],
+            cond(
+                "Applied",
+                "False",
+                "ApplyFailed",
+                "1 of 5 pods failed to apply generation 3; first: node-b/web-2: netlink: EPERM"
+            )
+        );
+        assert_eq!(
+            status["failures"],
+            json!([{"node": "node-b", "pod": "web-2", "message": "netlink: EPERM"}])
+        );
+        let (_, event) = expect(&mut handle, Method::POST, EVENTS_PATH, json!({})).await;
+        assert_eq!(
+            (&event["type"], &event["reason"]),
+            (&json!("Warning"), &json!("ApplyFailed"))
+        );
+        expect_no_more(&mut handle).await;
+    });
+    reconcile(Arc::new(obj), ctx).await.unwrap();
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn all_pods_applied_sets_applied_true() {
+    let (client, mut handle) = mock();
+    let obj = ruleset("fw", "2025-01-01T00:00:00Z", valid_spec());
+    let ctx = context(
+        client,
+        vec![
+            report("node-a", 3, 2, 2, 0, vec![]),
+            report("node-b", 3, 1, 1, 0, vec![]),
+        ],
+        vec![obj.clone()],
+    );
+    let reply = serde_json::to_value(&obj).unwrap();
+    let server = tokio::spawn(async move {
+        let (_, body) = expect(&mut handle, Method::PATCH, STATUS_PATH, reply).await;
+        assert_eq!(
+            body["status"]["conditions"][1],
+            cond(
+                "Applied",
+                "True",
+                "Applied",
+                "all 3 selected pods run generation 3"
+            )
+        );
+        let (_, event) = expect(&mut handle, Method::POST, EVENTS_PATH, json!({})).await;
+        assert_eq!(
+            (&event["type"], &event["reason"]),
+            (&json!("Normal"), &json!("Applied"))
+        );
+        expect_no_more(&mut handle).await;
+    });
+    reconcile(Arc::new(obj), ctx).await.unwrap();
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn unchanged_status_is_not_written() {
+    let (client, mut handle) = mock();
+    let mut obj = ruleset("fw", "2025-01-01T00:00:00Z", valid_spec());
+    obj.status = Some(
+        serde_json::from_value(json!({
+            "observedGeneration": 3,
+            "conditions": [cond("Valid", "True", "StructureValid", STRUCTURE_VALID), cond("Conflicted", "False", "NoConflict", NO_CONFLICT)],
+            "matchedPods": 0, "appliedPods": 0, "failedPods": 0,
+        }))
+        .unwrap(),
+    );
+    let ctx = context(client, vec![], vec![obj.clone()]);
+    let server = tokio::spawn(async move { expect_no_more(&mut handle).await });
+    reconcile(Arc::new(obj), ctx).await.unwrap();
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn table_conflict_is_reported_on_the_younger_resource() {
+    let (client, mut handle) = mock();
+    let older = ruleset(
+        "aaa-base",
+        "2024-06-01T00:00:00Z",
+        json!({"tables": [{"name": "fw", "family": "inet"}]}),
+    );
+    let obj = ruleset("fw", "2025-01-01T00:00:00Z", valid_spec());
+    let ctx = context(client, vec![], vec![older, obj.clone()]);
+    let reply = serde_json::to_value(&obj).unwrap();
+    let server = tokio::spawn(async move {
+        let (_, body) = expect(&mut handle, Method::PATCH, STATUS_PATH, reply).await;
+        assert_eq!(
+            body["status"]["conditions"][1],
+            cond(
+                "Conflicted",
+                "True",
+                "TableLost",
+                "table inet fw is owned by aaa-base (older); not applied from this resource"
+            )
+        );
+        assert_eq!(
+            body["status"]["conflicts"],
+            json!([{"table": "inet fw", "other": "aaa-base", "owned": false}])
+        );
+        let (_, event) = expect(&mut handle, Method::POST, EVENTS_PATH, json!({})).await;
+        assert_eq!(
+            (&event["type"], &event["reason"]),
+            (&json!("Warning"), &json!("TableLost"))
+        );
+        expect_no_more(&mut handle).await;
+    });
+    reconcile(Arc::new(obj), ctx).await.unwrap();
+    server.await.unwrap();
+}
