@@ -12,19 +12,7 @@ use linx_netfilter::testing::TestNetns;
 use linx_netfilter::Socket;
 
 mod common;
-use common::corpus::conformance_dir;
-
-fn loadable_dumps() -> Vec<String> {
-    let tsv = std::fs::read_to_string(conformance_dir().join("dumps.tsv")).expect("read dumps.tsv");
-    tsv.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let mut cols = l.split('\t');
-            let file = cols.next()?;
-            (cols.next()? == "yes").then(|| file.to_owned())
-        })
-        .collect()
-}
+use common::corpus::{conformance_dir, loadable_dumps};
 
 #[derive(Default)]
 struct Tally {

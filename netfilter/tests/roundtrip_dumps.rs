@@ -12,6 +12,9 @@ use linx_netfilter::{Ruleset, Set, Socket};
 
 const CORPUS: &str = "/work/shared/conformance";
 
+mod common;
+use common::corpus::loadable_dumps;
+
 /// Blanks what legitimately differs between two namespaces holding the
 /// same ruleset: counter values, quota consumption, element expiry.
 fn mask(listing: &str) -> String {
@@ -40,18 +43,6 @@ fn mask(listing: &str) -> String {
         out.push('\n');
     }
     out
-}
-
-fn loadable_dumps() -> Vec<String> {
-    let tsv = std::fs::read_to_string(format!("{CORPUS}/dumps.tsv")).expect("read dumps.tsv");
-    tsv.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let mut cols = l.split('\t');
-            let file = cols.next()?;
-            (cols.next()? == "yes").then(|| file.to_owned())
-        })
-        .collect()
 }
 
 /// Removes what two namespaces holding the same configuration may differ
