@@ -51,6 +51,9 @@ fn table(out: &mut String, t: &Table, opts: &PrintOptions) {
     for s in t.sets.iter().filter(|s| !s.is_anonymous()) {
         blocks.push(named_set(t, s, opts));
     }
+    for f in &t.flowtables {
+        blocks.push(flowtable(t.family, f));
+    }
     // Bound chains print inside the rule that jumps to them.
     for c in t
         .chains
@@ -130,6 +133,34 @@ pub fn priority_text(family: Family, prio: i32) -> String {
     prio.to_string()
 }
 
+/// `{ a, b }` as nft 1.0.6 lists device names: sorted, unquoted.
+fn device_list(devs: &[String]) -> String {
+    let mut ds: Vec<&str> = devs.iter().map(String::as_str).collect();
+    ds.sort_unstable();
+    format!("{{ {} }}", ds.join(", "))
+}
+
+/// A flowtable block (unverified against nft: this kernel has none).
+fn flowtable(family: Family, f: &crate::model::Flowtable) -> String {
+    let mut s = format!("\tflowtable {} {{\n", f.name);
+    if let Some(h) = &f.hook {
+        let _ = writeln!(
+            s,
+            "\t\thook {} priority {}",
+            hook_name(Family::Netdev, h.num),
+            priority_text(family, h.priority)
+        );
+        if !h.devices.is_empty() {
+            let _ = writeln!(s, "\t\tdevices = {}", device_list(&h.devices));
+        }
+    }
+    if f.flags.unwrap_or(0) & 1 != 0 {
+        let _ = writeln!(s, "\t\tflags offload");
+    }
+    s.push_str("\t}\n");
+    s
+}
+
 /// `type filter hook input priority filter; policy accept;` for a base chain.
 pub fn chain_header(family: Family, c: &Chain) -> Option<String> {
     let h = c.hook.as_ref()?;
@@ -144,10 +175,7 @@ pub fn chain_header(family: Family, c: &Chain) -> Option<String> {
             let _ = write!(s, " device \"{d}\"");
         }
         ds => {
-            let mut ds: Vec<&str> = ds.iter().map(String::as_str).collect();
-            ds.sort_unstable();
-            let list = ds.join(", ");
-            let _ = write!(s, " devices = {{ {list} }}");
+            let _ = write!(s, " devices = {}", device_list(ds));
         }
     }
     let _ = write!(s, " priority {};", priority_text(family, h.priority));
