@@ -270,9 +270,9 @@ impl<'a> Decompiler<'a> {
         let first = self.regs.get(&s)?.clone();
         let want = match len {
             Some(l) if l > first.len.next_multiple_of(4) => l,
-            _ => return Some(self.resolve(first)),
+            _ => return Some(first),
         };
-        let mut parts = vec![self.resolve(first)];
+        let mut parts = vec![first];
         let mut total = parts[0].len.next_multiple_of(4).max(4);
         // Every member takes at least one register, so this ends.
         let mut at = s + parts[0].len.div_ceil(4).max(1);
@@ -280,7 +280,6 @@ impl<'a> Decompiler<'a> {
             let Some(r) = self.regs.get(&at).cloned() else {
                 break;
             };
-            let r = self.resolve(r);
             total += r.len.next_multiple_of(4).max(4);
             at += r.len.div_ceil(4).max(1);
             parts.push(r);
@@ -703,11 +702,6 @@ impl<'a> Decompiler<'a> {
                 }
             }
         }
-    }
-
-    /// Resolves a pending raw load whose field became known (after a mask).
-    pub fn resolve(&self, r: Reg) -> Reg {
-        r
     }
 
     fn bitwise(&mut self, b: &crate::expr::bitwise::Bitwise) {
