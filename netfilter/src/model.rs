@@ -88,15 +88,7 @@ impl Userdata {
     }
     /// Iterates the (type, value) pairs; stops at a malformed one.
     pub fn tlvs(&self) -> impl Iterator<Item = (u8, &[u8])> {
-        let b = &self.0 .0;
-        let mut i = 0;
-        std::iter::from_fn(move || {
-            let ty = *b.get(i)?;
-            let len = *b.get(i + 1)? as usize;
-            let v = b.get(i + 2..i + 2 + len)?;
-            i += 2 + len;
-            Some((ty, v))
-        })
+        crate::proto::udata::tlvs(&self.0 .0)
     }
     /// The comment stored under TLV type `ty`, without its NUL.
     pub fn comment(&self, ty: u8) -> Option<&str> {

@@ -4,7 +4,7 @@
 //! netlink, decoded, re-encoded, and must come out byte for byte as the
 //! kernel sent it, with every expression and attribute typed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use linx_netfilter::expr::Expr;
@@ -12,7 +12,7 @@ use linx_netfilter::sys::*;
 use linx_netfilter::testing::TestNetns;
 
 mod common;
-use common::corpus::{group, read_rows, rule_line, setup_script, FileGroup, Row};
+use common::corpus::{group, read_rows, FileGroup};
 use common::{check_exprs, check_object, dump_objects, dump_rules};
 
 #[derive(Default)]
@@ -28,39 +28,12 @@ struct Tally {
 
 fn run_file(g: &FileGroup, tally: &Mutex<Tally>) {
     let ns = TestNetns::new();
-    let setup = setup_script(g);
-    let mut script = setup.clone();
-    for (_, rows) in g.chains.values() {
-        for r in rows {
-            script.push_str(&rule_line(r));
-        }
-    }
-    // Rows that made it into the kernel, per chain, in load order.
-    let mut loaded: HashMap<(String, String, String), Vec<&Row>> = HashMap::new();
-    let mut failures = Vec::new();
-    let batch_ok = ns.nft_load(&script).is_ok();
-    if batch_ok {
-        for (k, (_, rows)) in &g.chains {
-            loaded.insert(k.clone(), rows.iter().collect());
-        }
-    } else {
-        // Fall back: the setup line by line, then one rule per load.
-        if ns.nft_load(&setup).is_err() {
-            for line in setup.lines() {
-                if let Err(e) = ns.nft_load(line) {
-                    failures.push(format!("{}: setup `{line}` failed: {}", g.file, e.trim()));
-                }
-            }
-        }
-        for (k, (_, rows)) in &g.chains {
-            for r in rows {
-                match ns.nft_load(&rule_line(r)) {
-                    Ok(_) => loaded.entry(k.clone()).or_default().push(r),
-                    Err(e) => failures.push(format!("{}: nft refused: {}", r.what(), e.trim())),
-                }
-            }
-        }
-    }
+    let common::corpus::Loaded {
+        rows: loaded,
+        refused,
+        batch_ok,
+    } = common::corpus::load_group(&ns, g);
+    let failures: Vec<String> = refused.into_iter().map(|(_, e)| e).collect();
     let dumped = dump_rules(&ns);
     let mut t = tally.lock().unwrap();
     for (_, rows) in g.chains.values() {

@@ -51,6 +51,9 @@ fn table(out: &mut String, t: &Table, opts: &PrintOptions) {
     for s in t.sets.iter().filter(|s| !s.is_anonymous()) {
         blocks.push(named_set(t, s, opts));
     }
+    for f in &t.flowtables {
+        blocks.push(flowtable(t.family, f));
+    }
     // Bound chains print inside the rule that jumps to them.
     for c in t
         .chains
@@ -130,6 +133,34 @@ pub fn priority_text(family: Family, prio: i32) -> String {
     prio.to_string()
 }
 
+/// `{ a, b }` as nft 1.0.6 lists device names: sorted, unquoted.
+fn device_list(devs: &[String]) -> String {
+    let mut ds: Vec<&str> = devs.iter().map(String::as_str).collect();
+    ds.sort_unstable();
+    format!("{{ {} }}", ds.join(", "))
+}
+
+/// A flowtable block (unverified against nft: this kernel has none).
+fn flowtable(family: Family, f: &crate::model::Flowtable) -> String {
+    let mut s = format!("\tflowtable {} {{\n", f.name);
+    if let Some(h) = &f.hook {
+        let _ = writeln!(
+            s,
+            "\t\thook {} priority {}",
+            hook_name(Family::Netdev, h.num),
+            priority_text(family, h.priority)
+        );
+        if !h.devices.is_empty() {
+            let _ = writeln!(s, "\t\tdevices = {}", device_list(&h.devices));
+        }
+    }
+    if f.flags.unwrap_or(0) & 1 != 0 {
+        let _ = writeln!(s, "\t\tflags offload");
+    }
+    s.push_str("\t}\n");
+    s
+}
+
 /// `type filter hook input priority filter; policy accept;` for a base chain.
 pub fn chain_header(family: Family, c: &Chain) -> Option<String> {
     let h = c.hook.as_ref()?;
@@ -144,10 +175,7 @@ pub fn chain_header(family: Family, c: &Chain) -> Option<String> {
             let _ = write!(s, " device \"{d}\"");
         }
         ds => {
-            let mut ds: Vec<&str> = ds.iter().map(String::as_str).collect();
-            ds.sort_unstable();
-            let list = ds.join(", ");
-            let _ = write!(s, " devices = {{ {list} }}");
+            let _ = write!(s, " devices = {}", device_list(ds));
         }
     }
     let _ = write!(s, " priority {};", priority_text(family, h.priority));
@@ -270,16 +298,33 @@ fn layout(s: &Set) -> KeyLayout {
             .map(|t| if t.bytes() == 0 { 4 } else { t.bytes() })
             .collect(),
     };
+    // Header fields of a `typeof` are as long as the field.
+    let lens: Vec<u32> = lens
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| match members.get(i) {
+            Some(TypeofExpr::Payload(_, f)) if n > 1 => f.len.div_ceil(8).min(l),
+            _ => l,
+        })
+        .collect();
+    // Integer members of a `typeof` take the order of what they came from.
+    let member_order = |i: usize| match members.get(i) {
+        Some(TypeofExpr::Payload(..)) => Some(ByteOrder::Big),
+        Some(TypeofExpr::Meta(k)) | Some(TypeofExpr::Ct(k, _)) => Some(k.dtype.byteorder),
+        _ => None,
+    };
     KeyLayout(
         types
             .iter()
             .zip(lens)
-            .map(|(t, len)| {
+            .enumerate()
+            .map(|(i, (t, len))| {
                 // Interval keys are kept in network order (nft converts
                 // them); plain integers follow the order nft recorded.
-                let byteorder = match (n, bo) {
+                let byteorder = match (n, bo, member_order(i)) {
                     _ if s.is_interval() || t.id == dt::BITMASK.id => ByteOrder::Big,
-                    (1, Some(b)) if t.id == dt::INTEGER.id => b,
+                    (1, Some(b), _) if t.id == dt::INTEGER.id => b,
+                    (_, _, Some(b)) if t.id == dt::INTEGER.id => b,
                     _ => t.byteorder,
                 };
                 let bits = if t.bits == 0 { len * 8 } else { t.bits };

@@ -153,6 +153,7 @@ pub(super) fn statement(d: &mut Decompiler<'_>, _rest: &[Expr], e: &Expr) -> usi
             s
         }
         Expr::Notrack(_) => "notrack".into(),
+        Expr::FlowOffload(f) => format!("flow add @{}", f.table_name.as_deref().unwrap_or("")),
         Expr::Objref(o) => objref(d, o),
         Expr::Dynset(ds) => dynset(d, ds),
         Expr::Exthdr(x) => {

@@ -94,22 +94,9 @@ fn set(
     elements: Vec<crate::model::Element>,
 ) -> crate::model::Set {
     crate::model::Set {
-        name: name.into(),
         flags,
-        key_type,
-        key_len,
-        data_type: None,
-        data_len: None,
-        obj_type: None,
-        policy: None,
-        desc: None,
-        timeout: None,
-        gc_interval: None,
-        userdata: None,
-        exprs: vec![],
         elements,
-        handle: None,
-        unknown: vec![],
+        ..crate::model::Set::new(name, key_type, key_len)
     }
 }
 

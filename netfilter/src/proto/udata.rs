@@ -140,6 +140,113 @@ pub fn decode_typeof(v: &[u8]) -> Option<TypeofExpr> {
     })
 }
 
+/// One TLV: type, length, value (values longer than 255 bytes are cut,
+/// as the format cannot say more).
+pub fn tlv(ty: u8, value: &[u8]) -> Vec<u8> {
+    let v = &value[..value.len().min(255)];
+    let mut out = Vec::with_capacity(2 + v.len());
+    out.push(ty);
+    out.push(v.len() as u8);
+    out.extend_from_slice(v);
+    out
+}
+
+fn u32_tlv(ty: u8, v: u32) -> Vec<u8> {
+    tlv(ty, &v.to_ne_bytes())
+}
+
+/// Encodes a `typeof` expression as nft writes it (the value of a
+/// `KEY_TYPEOF` / `DATA_TYPEOF` TLV); [`decode_typeof`] reads it back.
+pub fn encode_typeof(t: &TypeofExpr) -> Vec<u8> {
+    let (kind, data): (u32, Vec<u8>) = match t {
+        TypeofExpr::Payload(h, f) => (
+            EXPR_PAYLOAD,
+            [
+                u32_tlv(0, h.desc_id),
+                u32_tlv(1, h.field_index(f).unwrap_or(0)),
+            ]
+            .concat(),
+        ),
+        TypeofExpr::RawPayload { base, offset, len } => (
+            EXPR_PAYLOAD,
+            [
+                u32_tlv(0, 0),
+                u32_tlv(1, 0),
+                u32_tlv(2, *base),
+                u32_tlv(3, *offset),
+                u32_tlv(4, *len),
+            ]
+            .concat(),
+        ),
+        TypeofExpr::Xfrm { key, dir, spnum } => (
+            EXPR_XFRM,
+            [u32_tlv(0, *key), u32_tlv(1, *dir), u32_tlv(2, *spnum)].concat(),
+        ),
+        TypeofExpr::Meta(k) => (EXPR_META, u32_tlv(0, k.key)),
+        TypeofExpr::Ct(k, dir) => (
+            EXPR_CT,
+            [
+                u32_tlv(0, k.key),
+                u32_tlv(1, dir.map_or(u32::MAX, u32::from)),
+            ]
+            .concat(),
+        ),
+        TypeofExpr::Exthdr { op, ty, field } => (
+            EXPR_EXTHDR,
+            [u32_tlv(0, *op), u32_tlv(1, *ty), u32_tlv(2, *field)].concat(),
+        ),
+        TypeofExpr::Osf => (EXPR_OSF, Vec::new()),
+        TypeofExpr::Numgen {
+            mode,
+            modulus,
+            offset,
+        } => (
+            EXPR_NUMGEN,
+            [u32_tlv(0, *mode), u32_tlv(1, *modulus), u32_tlv(2, *offset)].concat(),
+        ),
+        TypeofExpr::Concat(parts) => (
+            EXPR_CONCAT,
+            parts
+                .iter()
+                .enumerate()
+                .flat_map(|(i, p)| tlv(i as u8, &encode_typeof(p)))
+                .collect(),
+        ),
+        TypeofExpr::Unknown(k) => (*k, Vec::new()),
+    };
+    [u32_tlv(TYPEOF_EXPR, kind), tlv(TYPEOF_DATA, &data)].concat()
+}
+
+/// A set's userdata as nft writes it: key byte order, data byte order
+/// (maps), `typeof` of key and data, comment.
+pub fn encode_set(
+    key_order: Option<super::ByteOrder>,
+    data_order: Option<super::ByteOrder>,
+    key_typeof: Option<&TypeofExpr>,
+    data_typeof: Option<&TypeofExpr>,
+    comment: Option<&str>,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Some(o) = key_order {
+        out.extend(u32_tlv(KEYBYTEORDER, o.udata_value()));
+    }
+    if let Some(o) = data_order {
+        out.extend(u32_tlv(DATABYTEORDER, o.udata_value()));
+    }
+    if let Some(t) = key_typeof {
+        out.extend(tlv(KEY_TYPEOF, &encode_typeof(t)));
+    }
+    if let Some(t) = data_typeof {
+        out.extend(tlv(DATA_TYPEOF, &encode_typeof(t)));
+    }
+    if let Some(c) = comment {
+        let mut v = c.as_bytes().to_vec();
+        v.push(0);
+        out.extend(tlv(COMMENT, &v));
+    }
+    out
+}
+
 /// Key byte order recorded in a set's userdata.
 pub fn key_byteorder(b: &[u8]) -> Option<super::ByteOrder> {
     super::ByteOrder::from_udata_value(u32_at(b, KEYBYTEORDER)?)
@@ -159,6 +266,40 @@ pub fn comment(b: &[u8]) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        s.split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn typeof_round_trips_nft_bytes() {
+        // Key `typeof` TLV values nft 1.0.6 sent (x86, host order):
+        // `tcp dport . ip saddr`, `meta mark`, `ct state`, `osf name`.
+        for sample in [
+            "00 04 0d 00 00 00 01 2c 00 14 00 04 07 00 00 00 01 0c 00 04 08 00 00 00 01 04 02 00 00 00 \
+             01 14 00 04 07 00 00 00 01 0c 00 04 0c 00 00 00 01 04 0b 00 00 00",
+            "00 04 09 00 00 00 01 06 00 04 03 00 00 00",
+            "00 04 0c 00 00 00 01 0c 00 04 00 00 00 00 01 04 ff ff ff ff",
+            "00 04 0b 00 00 00 01 00",
+        ] {
+            let bytes = hex(sample);
+            let t = decode_typeof(&bytes).expect("decodes");
+            assert_eq!(encode_typeof(&t), bytes, "{t:?}");
+        }
+        let whole = encode_set(
+            Some(crate::proto::ByteOrder::Big),
+            None,
+            Some(&TypeofExpr::Meta(
+                crate::proto::keys::meta_by_name("mark").unwrap(),
+            )),
+            None,
+            Some("hi"),
+        );
+        assert_eq!(key_byteorder(&whole), Some(crate::proto::ByteOrder::Big));
+        assert_eq!(comment(&whole), Some("hi"));
+    }
 
     #[test]
     fn decodes_typeof_as_nft_wrote_it() {

@@ -2,10 +2,12 @@
 //! per .t file, and the nft script that sets up their tables, chains,
 //! sets and objects.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+
+use linx_netfilter::testing::TestNetns;
 
 /// The conformance corpus: `$LINX_CONFORMANCE`, else `shared/conformance`
 /// beside the repository (as CI lays it out), else `/work/shared/conformance`.
@@ -239,6 +241,62 @@ pub fn for_each_parallel<T: Send + 'static>(
     }
 }
 
+/// What loading a group into a namespace achieved.
+pub struct Loaded<'g> {
+    /// Rows in the kernel, per (family, table, chain), in load order.
+    pub rows: HashMap<(String, String, String), Vec<&'g Row>>,
+    /// Setup lines and rows nft refused here: (the row, if a row; message).
+    pub refused: Vec<(Option<&'g Row>, String)>,
+    /// Whether everything went in as one batch.
+    pub batch_ok: bool,
+}
+
+/// Loads a group's setup and rules: in one batch when nft takes it,
+/// else the setup line by line and one rule per load.
+pub fn load_group<'g>(ns: &TestNetns, g: &'g FileGroup) -> Loaded<'g> {
+    let setup = setup_script(g);
+    let mut script = setup.clone();
+    for (_, rows) in g.chains.values() {
+        for r in rows {
+            script.push_str(&rule_line(r));
+        }
+    }
+    let mut out = Loaded {
+        rows: HashMap::new(),
+        refused: Vec::new(),
+        batch_ok: ns.nft_load(&script).is_ok(),
+    };
+    if out.batch_ok {
+        for (k, (_, rows)) in &g.chains {
+            out.rows.insert(k.clone(), rows.iter().collect());
+        }
+        return out;
+    }
+    if ns.nft_load(&setup).is_err() {
+        for line in setup.lines() {
+            if let Err(e) = ns.nft_load(line) {
+                out.refused.push((
+                    None,
+                    format!("{}: setup `{line}` failed: {}", g.file, e.trim()),
+                ));
+            }
+        }
+    }
+    for (k, (_, rows)) in &g.chains {
+        for r in rows {
+            match ns.nft_load(&rule_line(r)) {
+                Ok(_) => out.rows.entry(k.clone()).or_default().push(r),
+                Err(e) => out
+                    .refused
+                    .push((Some(r), format!("{}: nft refused: {}", r.what(), e.trim()))),
+            }
+        }
+    }
+    out
+}
+
+/// The dumps (`dumps/...nft`, relative to the corpus) that dumps.tsv
+/// says nft loads on this machine.
 /// Files of dumps.tsv that nft 1.0.6 loads (paths relative to the corpus).
 pub fn loadable_dumps() -> Vec<String> {
     let tsv = std::fs::read_to_string(conformance_dir().join("dumps.tsv")).expect("read dumps.tsv");
