@@ -189,19 +189,20 @@ pub struct Events {
 impl Events {
     /// Subscribes inside `netns`.
     pub fn subscribe(netns: &Netns) -> Result<Self> {
-        let mut sock = Socket::open(netns)?;
-        sock.subscribe(NFNLGRP_NFTABLES)?;
-        Ok(Events {
-            sock,
-            pending: Default::default(),
-        })
+        Self::open(netns, None)
     }
 
     /// Subscribes with a receive buffer of `bytes` (small values make
     /// overflow, and so `Resync`, easy to provoke in tests).
     pub fn subscribe_with_buffer(netns: &Netns, bytes: usize) -> Result<Self> {
+        Self::open(netns, Some(bytes))
+    }
+
+    fn open(netns: &Netns, buffer: Option<usize>) -> Result<Self> {
         let mut sock = Socket::open(netns)?;
-        sock.set_receive_buffer(bytes)?;
+        if let Some(bytes) = buffer {
+            sock.set_receive_buffer(bytes)?;
+        }
         sock.subscribe(NFNLGRP_NFTABLES)?;
         Ok(Events {
             sock,

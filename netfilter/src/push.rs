@@ -25,7 +25,7 @@ use crate::codec::{self, element::Target, setref};
 use crate::diff::{Op, Patch, Position};
 use crate::error::{Error, Result};
 use crate::model::{Chain, Rule, Ruleset, Set, Table};
-use crate::netlink::{Batch, Socket};
+use crate::netlink::{Batch, Dump, Msg, Socket};
 use crate::sys::*;
 
 /// What to do with a table of the value that already exists in the kernel.
@@ -183,32 +183,51 @@ pub fn push_patch(
     }
     let mut enc = encode_patch(patch);
     let (generation, echoes) = sock.commit_with_echo(&mut enc.batch, generation)?;
-    // The kernel echoes added rules in batch order: pair them with the
-    // patch's AddRule ops to learn each one's handle.
-    let ids = patch.ops.iter().filter_map(|o| {
-        if let Op::AddRule { id, .. } = o {
-            Some(*id)
-        } else {
-            None
-        }
-    });
-    let mut handles = std::collections::HashMap::new();
-    let echoed = echoes
-        .iter()
-        .filter_map(|m| m.ok())
-        .filter(|m| m.nft_msg() == Some(NFT_MSG_NEWRULE));
-    for (id, m) in ids.zip(echoed) {
-        if let Ok(d) = codec::rule::decode(&m) {
-            if let Some(h) = d.value.handle {
-                handles.insert(id, h);
-            }
-        }
-    }
+    let handles = echoed_handles(patch, &echoes);
     Ok(PatchPushed {
         generation,
         handles,
         messages: enc.summary.messages,
     })
+}
+
+/// The kernel echoes added rules in batch order: pairs them with the
+/// patch's `AddRule` operations to learn each one's handle. Every pair must
+/// name the same table and chain and the counts must agree; otherwise no
+/// handle is trusted (an off-by-one pairing would later delete the wrong
+/// rule), and the caller pulls instead.
+fn echoed_handles(patch: &Patch, echoes: &Dump) -> std::collections::HashMap<u32, u64> {
+    let added: Vec<(&str, &str, u32)> = patch
+        .ops
+        .iter()
+        .filter_map(|o| match o {
+            Op::AddRule {
+                table, chain, id, ..
+            } => Some((table.as_str(), chain.as_str(), *id)),
+            _ => None,
+        })
+        .collect();
+    let echoed: Vec<Msg<'_>> = echoes
+        .iter()
+        .filter_map(|m| m.ok())
+        .filter(|m| m.nft_msg() == Some(NFT_MSG_NEWRULE))
+        .collect();
+    let mut handles = std::collections::HashMap::with_capacity(added.len());
+    if echoed.len() != added.len() {
+        return handles;
+    }
+    for ((table, chain, id), m) in added.into_iter().zip(&echoed) {
+        match codec::rule::decode(m) {
+            Ok(d) if d.table == table && d.parent == Some(chain) => match d.value.handle {
+                Some(h) => {
+                    handles.insert(id, h);
+                }
+                None => return std::collections::HashMap::new(),
+            },
+            _ => return std::collections::HashMap::new(),
+        }
+    }
+    handles
 }
 
 struct Encoder {
