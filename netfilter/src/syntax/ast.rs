@@ -247,6 +247,13 @@ pub enum Stmt {
         args: Vec<Arg>,
         span: Span,
     },
+    /// `jump { rules }` / `goto { rules }`: a verdict to an anonymous
+    /// chain holding these rules, bound to this rule.
+    Bound {
+        goto: bool,
+        rules: Vec<RuleAst>,
+        span: Span,
+    },
     /// `add @s { key [stmts] }` / `update` / `delete`
     SetOp {
         op: String,

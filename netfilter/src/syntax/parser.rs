@@ -580,6 +580,17 @@ impl Parser {
             self.pos += 1;
         }
     }
+    /// Skips to the next item of a `{ ... }` block; false once it closed.
+    fn next_block_item(&mut self) -> R<bool> {
+        self.skip_separators();
+        if self.eat_punct("}") {
+            return Ok(false);
+        }
+        if self.at_end() {
+            return self.unexpected(&["}"]);
+        }
+        Ok(true)
+    }
     fn end_of_command(&mut self) -> R<()> {
         if self.at_separator() {
             Ok(())
@@ -845,14 +856,7 @@ impl Parser {
             span,
         });
         let mut pending_rules = Vec::new();
-        loop {
-            self.skip_separators();
-            if self.eat_punct("}") {
-                break;
-            }
-            if self.at_end() {
-                return self.unexpected(&["}"]);
-            }
+        while self.next_block_item()? {
             let (w, wspan) = self.word("table item")?;
             let mk = |object| Command {
                 op: Op::Add,
@@ -956,14 +960,7 @@ impl Parser {
     }
 
     fn chain_body(&mut self, decl: &mut ChainDecl, rules: &mut Vec<RuleAst>) -> R<()> {
-        loop {
-            self.skip_separators();
-            if self.eat_punct("}") {
-                return Ok(());
-            }
-            if self.at_end() {
-                return self.unexpected(&["}"]);
-            }
+        while self.next_block_item()? {
             match self.peek_word() {
                 Some("type") if self.peek_at(2).is_some_and(|t| t.is_word("hook")) => {
                     self.pos += 1;
@@ -1006,6 +1003,7 @@ impl Parser {
                 _ => rules.push(self.rule()?),
             }
         }
+        Ok(())
     }
 
     fn device_list(&mut self) -> R<Vec<String>> {
@@ -1206,6 +1204,9 @@ impl Parser {
         let span = self.here();
         if let Some(w) = self.peek_word().map(str::to_owned) {
             let w = w.as_str();
+            if matches!(w, "jump" | "goto") && self.peek_at(1).is_some_and(|t| t.is_punct("{")) {
+                return self.bound_chain(w == "goto", span);
+            }
             if let Some(v) = self.verdict()? {
                 return Ok(Stmt::Verdict(v, span));
             }
@@ -1310,6 +1311,21 @@ impl Parser {
             left,
             op,
             right,
+            span: span.to(self.prev_span()),
+        })
+    }
+
+    /// `jump { rules }`: an anonymous chain bound to this rule.
+    fn bound_chain(&mut self, goto: bool, span: Span) -> R<Stmt> {
+        self.pos += 1;
+        self.expect_punct("{")?;
+        let mut rules = Vec::new();
+        while self.next_block_item()? {
+            rules.push(self.rule()?);
+        }
+        Ok(Stmt::Bound {
+            goto,
+            rules,
             span: span.to(self.prev_span()),
         })
     }

@@ -105,7 +105,7 @@ pub fn compile_rule_ast(
 /// Statements after which nothing runs: verdicts and NAT.
 fn is_terminal(s: &Stmt) -> bool {
     match s {
-        Stmt::Verdict(..) => true,
+        Stmt::Verdict(..) | Stmt::Bound { .. } => true,
         Stmt::Keyword { name, .. } => {
             matches!(name.as_str(), "masquerade" | "redirect" | "snat" | "dnat")
         }
@@ -120,6 +120,7 @@ fn stmt_span(s: &Stmt) -> Span {
         | Stmt::Vmap { span, .. }
         | Stmt::Assign { span, .. }
         | Stmt::Keyword { span, .. }
+        | Stmt::Bound { span, .. }
         | Stmt::SetOp { span, .. } => *span,
     }
 }
@@ -584,12 +585,27 @@ impl RuleCx<'_> {
                 stmts,
                 span,
             } => super::stmts::dynset(self, op, set, key, data.as_ref(), stmts, *span),
+            // Files move these into chains first (see `bind_chains`).
+            Stmt::Bound { span, .. } => err(*span, "anonymous chains need a whole file"),
         }
     }
 
     fn relational(&mut self, left: &ast::Expr, op: RelOp, right: &ast::Expr, span: Span) -> R<()> {
         if op == RelOp::Not && matches!(left, ast::Expr::Binop(..)) {
             return err(span, "cannot combine negation with binary expression");
+        }
+        // nft matches a one-element anonymous set as that element (and
+        // drops the element's statements).
+        if let ast::Expr::Set(elems, _) = right {
+            if let [e] = elems.as_slice() {
+                if e.data.is_none()
+                    && !matches!(left, ast::Expr::Concat(..))
+                    && !matches!(e.key, ast::Expr::Concat(..) | ast::Expr::Wildcard(_))
+                    && matches!(op, RelOp::Implicit | RelOp::Eq | RelOp::Ne)
+                {
+                    return self.relational(left, op, &e.key, span);
+                }
+            }
         }
         // `fib daddr oif exists`: a presence test of the lookup result.
         if let (ast::Expr::Sel(path, ps), ast::Expr::Word(w, _)) = (left, right) {
@@ -1150,6 +1166,28 @@ impl RuleCx<'_> {
                     REG1, *base, start, n as u32, csum, flags,
                 ));
                 let _ = span;
+                Ok(())
+            }
+            // `tcp option maxseg size set 1360`: nft writes options with
+            // no protocol dependency (the kernel checks the header).
+            Load::Exthdr {
+                op, ty, off, len, ..
+            } if off % 8 == 0 && len % 8 == 0 => {
+                let n = len / 8;
+                self.eval_into(value, &f.dt, n as usize, REG1)?;
+                // The route MSS is in host order; options are not.
+                if matches!(value, ast::Expr::Sel(p, _) if p == &["rt", "mtu"]) {
+                    self.exprs.push(emit::byteorder(REG1, n, n));
+                }
+                let (op, ty, start) = (*op, *ty, off / 8);
+                self.exprs.push(emit::raw("exthdr", |w| {
+                    w.put_u32_be(NFTA_EXTHDR_SREG, REG1);
+                    w.put_u8(NFTA_EXTHDR_TYPE, ty);
+                    w.put_u32_be(NFTA_EXTHDR_OFFSET, start);
+                    w.put_u32_be(NFTA_EXTHDR_LEN, n);
+                    w.put_u32_be(NFTA_EXTHDR_FLAGS, 0);
+                    w.put_u32_be(NFTA_EXTHDR_OP, op);
+                }));
                 Ok(())
             }
             _ => err(*lspan, "cannot assign to this expression"),

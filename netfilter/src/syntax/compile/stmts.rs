@@ -314,7 +314,7 @@ fn log(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
                 // `flags tcp sequence,options`, `flags ip options`, `flags all`
                 while let Some((f, fs)) = words.get(i) {
                     match f.as_str() {
-                        "all" => flags |= 0x1f,
+                        "all" => flags |= 0x2f,
                         "tcp" | "ip" | "," => {}
                         "sequence" => flags |= 0x1,
                         "options" => {
@@ -326,7 +326,7 @@ fn log(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
                             flags |= if prev == Some("ip") { 0x4 } else { 0x2 };
                         }
                         "skuid" => flags |= 0x8,
-                        "ether" => flags |= 0x10,
+                        "ether" => flags |= 0x20,
                         _ => {
                             let _ = fs;
                             break;
