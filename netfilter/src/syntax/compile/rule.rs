@@ -113,7 +113,7 @@ fn is_terminal(s: &Stmt) -> bool {
     }
 }
 
-fn stmt_span(s: &Stmt) -> Span {
+pub(super) fn stmt_span(s: &Stmt) -> Span {
     match s {
         Stmt::Verdict(_, span)
         | Stmt::Match { span, .. }
@@ -323,6 +323,7 @@ impl RuleCx<'_> {
                 expires: None,
                 comment: None,
                 counter: None,
+                stmts: Vec::new(),
                 span,
             })
             .collect();
@@ -713,6 +714,7 @@ impl RuleCx<'_> {
                             expires: None,
                             comment: None,
                             counter: None,
+                            stmts: Vec::new(),
                             span: k.span(),
                         })
                         .collect(),
@@ -840,6 +842,18 @@ impl RuleCx<'_> {
         }
     }
 
+    /// Emits the protocol dependencies of the selectors in `parts` before
+    /// any of them is loaded (a later one would overwrite registers).
+    pub(super) fn hoist_dependencies(&mut self, parts: &[ast::Expr]) -> R<()> {
+        for p in parts {
+            if let ast::Expr::Sel(path, span) = p {
+                let f = self.resolve(path, *span)?;
+                self.dependency(f.proto, *span)?;
+            }
+        }
+        Ok(())
+    }
+
     fn load_concat(&mut self, parts: &[ast::Expr]) -> R<(Vec<Dtype>, Vec<usize>)> {
         for p in parts {
             if let ast::Expr::Sel(path, span) = p {
@@ -852,12 +866,7 @@ impl RuleCx<'_> {
             }
         }
         // Dependencies first, as nft hoists them before the loads.
-        for p in parts {
-            if let ast::Expr::Sel(path, span) = p {
-                let f = self.resolve(path, *span)?;
-                self.dependency(f.proto, *span)?;
-            }
-        }
+        self.hoist_dependencies(parts)?;
         let mut off = 0usize;
         let (mut dts, mut lens) = (Vec::new(), Vec::new());
         for p in parts {

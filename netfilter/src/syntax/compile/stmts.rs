@@ -5,7 +5,8 @@ use super::emit;
 use super::fields::Proto;
 use super::rule::{arg_words, RuleCx};
 use super::types::*;
-use crate::model::Family;
+use crate::expr::Expr;
+use crate::model::{Family, Table};
 use crate::syntax::ast::{self, Arg, Stmt};
 use crate::syntax::diag::{Diagnostic, Span};
 use crate::syntax::parser::parse_u64;
@@ -821,6 +822,15 @@ pub fn dynset(
         .set(set)
         .ok_or_else(|| Diagnostic::new(span, format!("unknown set @{set}")))?
         .clone();
+    // Key and value dependencies come before the key is loaded.
+    let flat = |e: Option<&ast::Expr>| match e {
+        Some(ast::Expr::Concat(p, _)) => p.clone(),
+        Some(e) => vec![e.clone()],
+        None => Vec::new(),
+    };
+    let mut sels = flat(Some(key));
+    sels.extend(flat(data));
+    cx.hoist_dependencies(&sels)?;
     match key {
         ast::Expr::Concat(parts, _) => {
             let mut off = 0usize;
@@ -921,6 +931,20 @@ pub fn dynset(
         }
     }));
     Ok(())
+}
+
+/// The expressions of the stateful statements a set or an element
+/// carries (`limit`, `counter`, `quota`, `ct count`, `last`).
+pub fn set_stmts(t: &Table, stmts: &[Stmt]) -> R<Vec<Expr>> {
+    let Some(first) = stmts.first() else {
+        return Ok(Vec::new());
+    };
+    let rule = ast::RuleAst {
+        stmts: stmts.to_vec(),
+        comment: None,
+        span: super::rule::stmt_span(first),
+    };
+    Ok(super::rule::compile_rule_ast(t.family, t, &rule, &mut 0)?.exprs)
 }
 
 // `NF_NAT_RANGE_*` (linux/netfilter/nf_nat.h), not in the generated set.
