@@ -1424,7 +1424,10 @@ impl Parser {
             };
             match &t.tok {
                 Tok::Word(w) => {
-                    if w == "comment" {
+                    // `counter update @s { ... }`: a set statement follows.
+                    let set_op = matches!(w.as_str(), "add" | "update" | "delete")
+                        && self.peek_at(1).is_some_and(|t| matches!(t.tok, Tok::At(_)));
+                    if w == "comment" || set_op {
                         break;
                     }
                     if !own.contains(&w.as_str())

@@ -4,7 +4,7 @@
 use super::emit;
 use super::fields::{field, Field, Load, Proto, L3};
 pub use super::sets::MapData;
-use super::sets::{build_elements, KeyLayout};
+use super::sets::{build_elements, KeyLayout, VERDICT_LEN};
 use super::types::{self, *};
 use super::values::{self, Val};
 use crate::expr::{Expr, Verdict};
@@ -44,6 +44,9 @@ pub struct RuleCx<'a> {
     l4_set: bool,
     /// The link-layer type matched with `ether type`.
     ether_type: Option<u16>,
+    /// Where the last concatenation's parts end in `exprs`, with their
+    /// registers (a byte-order swap may go after each).
+    concat_ends: Vec<(usize, u32)>,
 }
 
 /// A loaded selector: its field and the number of bytes now in the register.
@@ -81,6 +84,7 @@ pub fn compile_rule_ast(
         ether_type: None,
         l4_any: false,
         l4_set: false,
+        concat_ends: Vec::new(),
     };
     let mut terminal = false;
     for s in &rule.stmts {
@@ -869,6 +873,7 @@ impl RuleCx<'_> {
         self.hoist_dependencies(parts)?;
         let mut off = 0usize;
         let (mut dts, mut lens) = (Vec::new(), Vec::new());
+        self.concat_ends.clear();
         for p in parts {
             let reg = if off == 0 {
                 REG1
@@ -880,6 +885,7 @@ impl RuleCx<'_> {
                 self.exprs
                     .push(emit::bitwise(reg, reg, m, &vec![0; ld.len]));
             }
+            self.concat_ends.push((self.exprs.len(), reg));
             off += ld.len.div_ceil(4) * 4;
             dts.push(ld.dt);
             lens.push(ld.len);
@@ -970,7 +976,7 @@ impl RuleCx<'_> {
             flags |= NFT_SET_CONCAT;
         }
         let (data_type, data_len) = match data {
-            Some(MapData::Verdict) => (Some(NFT_DATA_VERDICT), Some(0)),
+            Some(MapData::Verdict) => (Some(NFT_DATA_VERDICT), Some(VERDICT_LEN)),
             Some(MapData::Value(dt, len)) => (Some(dt.id), Some(*len as u32)),
             Some(MapData::Concat(d, l)) => {
                 let v = KeyLayout {
@@ -1021,6 +1027,17 @@ impl RuleCx<'_> {
         {
             self.exprs
                 .push(emit::byteorder(REG1, lens[0] as u32, lens[0] as u32));
+        }
+        // Host-order parts of a concatenation are stored big-endian too,
+        // each swapped right after its load.
+        if interval && dts.len() > 1 && self.concat_ends.len() == dts.len() {
+            let ends = std::mem::take(&mut self.concat_ends);
+            for (i, (at, reg)) in ends.into_iter().enumerate().rev() {
+                if super::sets::swaps(&dts[i], lens[i]) {
+                    let n = lens[i] as u32;
+                    self.exprs.insert(at, emit::byteorder(reg, n, n));
+                }
+            }
         }
     }
 

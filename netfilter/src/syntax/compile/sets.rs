@@ -72,8 +72,25 @@ impl KeyLayout<'_> {
     /// Whether interval elements are stored byte-swapped: host-order
     /// integers wider than a byte are compared as big-endian by the kernel.
     pub fn swapped(&self) -> bool {
-        !self.concat() && !self.dts[0].be && self.dts[0].kind != Kind::Str && self.lens[0] > 1
+        !self.concat() && swaps(&self.dts[0], self.lens[0])
     }
+    /// For concatenations in interval sets, the same per part: the byte
+    /// offset and length of each part stored byte-swapped.
+    pub fn swapped_parts(&self) -> Vec<(usize, usize)> {
+        let mut off = 0;
+        let mut out = Vec::new();
+        for (dt, len) in self.dts.iter().zip(self.lens) {
+            if self.concat() && swaps(dt, *len) {
+                out.push((off, *len));
+            }
+            off += len.div_ceil(4) * 4;
+        }
+        out
+    }
+}
+
+pub(super) fn swaps(dt: &Dtype, len: usize) -> bool {
+    !dt.be && dt.kind != Kind::Str && len > 1
 }
 
 /// One element's key bytes and the end of its range (when it has one).
@@ -141,6 +158,17 @@ pub fn build_elements(
             k.reverse();
             if let Some(e) = kend {
                 e.reverse();
+            }
+        }
+    }
+    if is_interval {
+        for (off, len) in key.swapped_parts() {
+            for (k, kend, _) in keys.iter_mut() {
+                for v in std::iter::once(k).chain(kend.as_mut()) {
+                    if let Some(part) = v.get_mut(off..off + len) {
+                        part.reverse();
+                    }
+                }
             }
         }
     }
@@ -426,6 +454,10 @@ fn udata_typeof(kind: u32, data: &[u8]) -> Vec<u8> {
     v
 }
 
+/// The data length the kernel reports for verdict maps (its verdict
+/// struct), whatever was sent: sent too, so values compare equal.
+pub const VERDICT_LEN: u32 = 16;
+
 /// How nft records one `typeof` expression.
 fn typeof_expr(path: &[String], load: &Load, span: Span) -> R<Vec<u8>> {
     let mut d = Vec::new();
@@ -449,9 +481,8 @@ fn typeof_expr(path: &[String], load: &Load, span: Span) -> R<Vec<u8>> {
         }
         Load::Ct { key, dir } => {
             tlv_u32(&mut d, 0, *key);
-            if let Some(dir) = dir {
-                tlv_u32(&mut d, 1, *dir);
-            }
+            // nft records "no direction" as -1.
+            tlv_u32(&mut d, 1, dir.unwrap_or(u32::MAX));
             ud::EXPR_CT
         }
         _ => {
@@ -524,7 +555,7 @@ pub fn named_set(fam: Family, t: &Table, d: &ast::SetDecl) -> R<(Set, SetLayout)
         (Some(KeySpec::Types(n)), true) if n.len() == 1 && n[0] == "verdict" => {
             flags |= NFT_SET_MAP;
             data_type = Some(NFT_DATA_VERDICT);
-            data_len = Some(0);
+            data_len = Some(VERDICT_LEN);
             tlv_u32(&mut udata, ud::DATABYTEORDER, 0);
             if matches!(d.key, KeySpec::Typeof(_)) {
                 data_typeof = Some(udata_typeof(1, &[]));
