@@ -5,8 +5,6 @@
 //! the same file.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use linx_netfilter::pull::{pull, Selector};
 use linx_netfilter::push::{push, PushOptions};
@@ -19,7 +17,7 @@ mod common;
 use common::corpus::{loadable_dumps, mask_listing};
 
 /// Dumps that must pass: raise when the compiler learns more; a drop fails.
-const DUMP_FLOOR: usize = 352;
+const DUMP_FLOOR: usize = 357;
 
 fn files() -> Vec<String> {
     let mut out: Vec<String> = loadable_dumps()
@@ -89,7 +87,7 @@ fn check(file: &str) -> Result<(), String> {
 }
 
 /// The first difference between what nft put in A and what we compiled
-/// (kernel state and handles cleared), to see why listings differ.
+/// (in comparable form), to see why listings differ.
 fn value_diff(a: &TestNetns, rs: &Ruleset) -> String {
     let Ok(mut sa) = Socket::open(&a.netns()) else {
         return String::new();
@@ -98,25 +96,11 @@ fn value_diff(a: &TestNetns, rs: &Ruleset) -> String {
         return String::new();
     };
     let (mut want, mut got) = (pulled.ruleset, rs.clone());
-    want.clear_kernel_state();
-    got.clear_kernel_state();
-    let w = serde_json::to_string_pretty(&want).unwrap_or_default();
-    let g = serde_json::to_string_pretty(&got).unwrap_or_default();
-    let Some(first) = w.lines().zip(g.lines()).position(|(x, y)| x != y) else {
-        return String::new();
-    };
-    let ctx = |s: &str| {
-        s.lines()
-            .skip(first.saturating_sub(6))
-            .take(14)
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    format!(
-        "\n--- nft's value ---\n{}\n--- ours ---\n{}",
-        ctx(&w),
-        ctx(&g)
-    )
+    common::values::canonical(&mut want);
+    common::values::canonical(&mut got);
+    common::values::first_difference(&want, &got)
+        .map(|d| format!("\nnft's value and ours {d}"))
+        .unwrap_or_default()
 }
 
 #[test]
@@ -127,21 +111,7 @@ fn compiled_files_list_like_nft_loaded_them() {
         .into_iter()
         .filter(|f| only.as_deref().is_none_or(|o| f.contains(o)))
         .collect();
-    let next = AtomicUsize::new(0);
-    let failures = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..4 {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(f) = files.get(i) else { break };
-                if let Err(e) = check(f) {
-                    failures.lock().unwrap().push((f.clone(), e));
-                }
-            });
-        }
-    });
-    let mut failures = failures.into_inner().unwrap();
-    failures.sort();
+    let failures = common::corpus::failures_parallel(&files, check);
     let mut groups: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for (f, e) in &failures {
         groups.entry(group(e)).or_default().push(f);

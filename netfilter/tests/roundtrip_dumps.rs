@@ -2,50 +2,15 @@
 //! `nft -f` → pull → push into a fresh namespace, as `nft list ruleset`
 //! sees it, and the pulled value survives a serde round trip.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
-
 use linx_netfilter::pull::{pull, Selector};
 use linx_netfilter::push::{push, PushOptions};
 use linx_netfilter::testing::TestNetns;
-use linx_netfilter::{Ruleset, Set, Socket};
+use linx_netfilter::{Ruleset, Socket};
 
 mod common;
 
 use common::corpus::{loadable_dumps, mask_listing};
-
-/// Removes what two namespaces holding the same configuration may differ
-/// in: kernel state, the order of hash set elements (the kernel's), and the
-/// numbers the kernel picked for anonymous sets.
-fn canonical(rs: &mut Ruleset) {
-    rs.clear_kernel_state();
-    for t in &mut rs.tables {
-        let mut n = 0;
-        for c in &mut t.chains {
-            for r in &mut c.rules {
-                for s in &mut r.sets {
-                    let new = format!("__anon{n}");
-                    n += 1;
-                    for e in &mut r.exprs {
-                        if let Some((Some(name), _)) = e.set_refs_mut() {
-                            if *name == s.name {
-                                name.clone_from(&new);
-                            }
-                        }
-                    }
-                    s.name = new;
-                }
-                r.sets.iter_mut().for_each(sort_elements);
-            }
-        }
-        t.sets.iter_mut().for_each(sort_elements);
-    }
-}
-
-fn sort_elements(s: &mut Set) {
-    s.elements
-        .sort_by(|a, b| (&a.key, &a.key_end, a.flags).cmp(&(&b.key, &b.key_end, b.flags)));
-}
+use common::values::canonical;
 
 /// Loads `file` into A, pulls, pushes into B, compares; `Err` says why not.
 fn roundtrip(file: &str) -> Result<(), String> {
@@ -83,28 +48,8 @@ fn roundtrip(file: &str) -> Result<(), String> {
     let mut want = pulled.ruleset;
     canonical(&mut want);
     canonical(&mut again.ruleset);
-    if again.ruleset != want {
-        let (w, g) = (
-            serde_json::to_string_pretty(&want).unwrap_or_default(),
-            serde_json::to_string_pretty(&again.ruleset).unwrap_or_default(),
-        );
-        let first = w
-            .lines()
-            .zip(g.lines())
-            .position(|(x, y)| x != y)
-            .unwrap_or(0);
-        let ctx = |s: &str| {
-            s.lines()
-                .skip(first.saturating_sub(8))
-                .take(16)
-                .collect::<Vec<_>>()
-                .join("\n")
-        };
-        return Err(format!(
-            "pulled values differ at line {first}\n--- A ---\n{}\n--- B ---\n{}",
-            ctx(&w),
-            ctx(&g)
-        ));
+    if let Some(d) = common::values::first_difference(&want, &again.ruleset) {
+        return Err(format!("pulled values {d}"));
     }
     Ok(())
 }
@@ -122,20 +67,10 @@ fn every_loadable_dump_round_trips_through_pull_and_push() {
         .into_iter()
         .filter(|f| only.as_deref().is_none_or(|o| f.contains(o)))
         .collect();
-    let next = AtomicUsize::new(0);
-    let failures = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..4 {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(f) = files.get(i) else { break };
-                if let Err(e) = roundtrip(f) {
-                    failures.lock().unwrap().push(format!("{f}: {e}"));
-                }
-            });
-        }
-    });
-    let failures = failures.into_inner().unwrap();
+    let failures: Vec<String> = common::corpus::failures_parallel(&files, roundtrip)
+        .into_iter()
+        .map(|(f, e)| format!("{f}: {e}"))
+        .collect();
     println!(
         "round trip: {}/{} dumps passed",
         files.len() - failures.len(),

@@ -340,3 +340,27 @@ pub fn mask_listing(listing: &str) -> String {
     }
     out
 }
+
+/// Runs `check` on every file on four threads (the work is mostly
+/// waiting for nft and the kernel); the failures, sorted, with why.
+pub fn failures_parallel(
+    files: &[String],
+    check: impl Fn(&str) -> Result<(), String> + Sync,
+) -> Vec<(String, String)> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failures = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(f) = files.get(i) else { break };
+                if let Err(e) = check(f) {
+                    failures.lock().unwrap().push((f.clone(), e));
+                }
+            });
+        }
+    });
+    let mut failures = failures.into_inner().unwrap();
+    failures.sort();
+    failures
+}

@@ -5,6 +5,7 @@
 
 pub mod corpus;
 pub mod report;
+pub mod values;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;

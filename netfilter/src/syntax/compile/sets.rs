@@ -460,39 +460,54 @@ pub const VERDICT_LEN: u32 = 16;
 
 /// How nft records one `typeof` expression.
 fn typeof_expr(path: &[String], load: &Load, span: Span) -> R<Vec<u8>> {
-    let mut d = Vec::new();
-    let kind = match load {
+    use crate::proto::keys;
+    use crate::proto::udata::TypeofExpr as T;
+    let cannot = |yet: &str| {
+        err(
+            span,
+            format!("'{}' cannot be used in typeof{yet}", path.join(" ")),
+        )
+    };
+    let t = match load {
+        // `@ih,32,32`: nft numbers bases from 1 (link layer).
+        Load::Payload { base, off, len } if path[0] == "@" => T::RawPayload {
+            base: base + 1,
+            offset: *off,
+            len: *len,
+        },
         Load::Payload { .. } => {
             let h = crate::proto::header::by_name(&path[0]);
-            let found = h.and_then(|h| Some((h, h.field(&path[1..].join(" "))?)));
-            let Some((h, f)) = found else {
-                return err(
-                    span,
-                    format!("'{}' cannot be used in typeof", path.join(" ")),
-                );
-            };
-            tlv_u32(&mut d, 0, h.desc_id);
-            tlv_u32(&mut d, 1, h.field_index(f).unwrap_or(0));
-            ud::EXPR_PAYLOAD
+            match h.and_then(|h| Some((h, h.field(&path[1..].join(" "))?))) {
+                Some((h, f)) => T::Payload(h, f),
+                None => return cannot(""),
+            }
         }
-        Load::Meta(key) => {
-            tlv_u32(&mut d, 0, *key);
-            ud::EXPR_META
-        }
-        Load::Ct { key, dir } => {
-            tlv_u32(&mut d, 0, *key);
-            // nft records "no direction" as -1.
-            tlv_u32(&mut d, 1, dir.unwrap_or(u32::MAX));
-            ud::EXPR_CT
-        }
-        _ => {
-            return err(
-                span,
-                format!("'{}' cannot be used in typeof yet", path.join(" ")),
-            )
-        }
+        Load::Meta(key) => match keys::meta_by_key(*key) {
+            Some(k) => T::Meta(k),
+            None => return cannot(""),
+        },
+        Load::Ct { key, dir } => match keys::ct_by_key(*key) {
+            Some(k) => T::Ct(k, dir.and_then(|d| u8::try_from(d).ok())),
+            None => return cannot(""),
+        },
+        Load::Numgen {
+            mode,
+            modulus,
+            offset,
+        } => T::Numgen {
+            mode: *mode,
+            modulus: *modulus,
+            offset: *offset,
+        },
+        Load::Osf { .. } => T::Osf,
+        Load::Xfrm { key, dir, spnum } => T::Xfrm {
+            key: *key,
+            dir: u32::from(*dir),
+            spnum: *spnum,
+        },
+        _ => return cannot(" yet"),
     };
-    Ok(udata_typeof(kind, &d))
+    Ok(crate::proto::udata::encode_typeof(&t))
 }
 
 /// nft's byte-order tag for a key or value of these types (0: none,
