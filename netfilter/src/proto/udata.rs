@@ -159,14 +159,18 @@ fn u32_tlv(ty: u8, v: u32) -> Vec<u8> {
 /// `KEY_TYPEOF` / `DATA_TYPEOF` TLV); [`decode_typeof`] reads it back.
 pub fn encode_typeof(t: &TypeofExpr) -> Vec<u8> {
     let (kind, data): (u32, Vec<u8>) = match t {
-        TypeofExpr::Payload(h, f) => (
-            EXPR_PAYLOAD,
-            [
+        TypeofExpr::Payload(h, f) => {
+            let mut d = [
                 u32_tlv(0, h.desc_id),
                 u32_tlv(1, h.field_index(f).unwrap_or(0)),
             ]
-            .concat(),
-        ),
+            .concat();
+            // nft records the bit length of plain integer fields.
+            if f.dtype.id == super::datatype::INTEGER.id {
+                d.extend(u32_tlv(4, f.len));
+            }
+            (EXPR_PAYLOAD, d)
+        }
         TypeofExpr::RawPayload { base, offset, len } => (
             EXPR_PAYLOAD,
             [

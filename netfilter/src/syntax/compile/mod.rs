@@ -158,6 +158,7 @@ fn apply(st: &mut State, cmd: &ast::Command) -> R<()> {
             let t = table_mut(rs, fam, &cmd.table, span)?;
             let rule = bind_chains(fam, t, rule, n, bound)?;
             let r = rule::compile_rule_ast(fam, t, &rule, n)?;
+            dynamic_sets(t, &r);
             let c = t
                 .chains
                 .iter_mut()
@@ -222,6 +223,26 @@ fn apply(st: &mut State, cmd: &ast::Command) -> R<()> {
     }
 }
 
+/// Sets that rules add to or update become dynamic, of 65535 elements
+/// unless sized, as nft makes them.
+fn dynamic_sets(t: &mut Table, r: &Rule) {
+    for e in &r.exprs {
+        let crate::expr::Expr::Dynset(d) = e else {
+            continue;
+        };
+        let Some(s) = t
+            .sets
+            .iter_mut()
+            .find(|s| d.set_name.as_ref() == Some(&s.name))
+        else {
+            continue;
+        };
+        s.flags |= NFT_SET_EVAL;
+        let desc = s.desc.get_or_insert_with(Default::default);
+        desc.size.get_or_insert(65535);
+    }
+}
+
 /// Moves the rules of each `jump { ... }` / `goto { ... }` of `rule` into
 /// a new chain bound to it (flag `binding`, named `__chainN` as the
 /// kernel names them), and returns the rule with plain verdicts to them.
@@ -251,7 +272,9 @@ fn bind_chains(
         let mut compiled = Vec::with_capacity(rules.len());
         for r in rules.iter() {
             let r = bind_chains(fam, t, r, n, bound)?;
-            compiled.push(rule::compile_rule_ast(fam, t, &r, n)?);
+            let r = rule::compile_rule_ast(fam, t, &r, n)?;
+            dynamic_sets(t, &r);
+            compiled.push(r);
         }
         if let Some(c) = t.chains.iter_mut().find(|c| c.name == name) {
             c.rules = compiled;

@@ -38,6 +38,9 @@ pub struct RuleCx<'a> {
     anon_shift: u32,
     /// The ICMP type matched (fields of some types need one).
     icmp_type: Option<u8>,
+    /// The ICMP type was matched against a set: nft takes that as the
+    /// dependency of type-specific fields.
+    icmp_type_set: bool,
     /// A transport protocol was matched (maybe against a set).
     l4_any: bool,
     /// The transport protocol was matched against a set of several.
@@ -80,6 +83,7 @@ pub fn compile_rule_ast(
         set_counter,
         anon_key: Vec::new(),
         icmp_type: None,
+        icmp_type_set: false,
         anon_shift: 0,
         ether_type: None,
         l4_any: false,
@@ -297,6 +301,9 @@ impl RuleCx<'_> {
             ["icmpv6", "max-delay"] => ("icmpv6", &[130]),
             _ => return Ok(()),
         };
+        if self.icmp_type_set {
+            return Ok(());
+        }
         if let Some(t) = self.icmp_type {
             if types.contains(&t) {
                 return Ok(());
@@ -662,6 +669,10 @@ impl RuleCx<'_> {
                     }
                 }
                 ["th", _] => self.l4_any = true,
+                ["icmp" | "icmpv6", "type"] => {
+                    self.icmp_type_set |= matches!(right, ast::Expr::Set(..))
+                        && matches!(op, RelOp::Implicit | RelOp::Eq);
+                }
                 ["meta", "nfproto"] if self.family != Family::Inet => {
                     return err(span, "meta nfproto is only useful in the inet family")
                 }
@@ -875,11 +886,7 @@ impl RuleCx<'_> {
         let (mut dts, mut lens) = (Vec::new(), Vec::new());
         self.concat_ends.clear();
         for p in parts {
-            let reg = if off == 0 {
-                REG1
-            } else {
-                NFT_REG32_00 + (off / 4) as u32
-            };
+            let reg = reg_at(off);
             let ld = self.load(p, reg)?;
             if let Some((m, _)) = &ld.mask {
                 self.exprs
@@ -1221,6 +1228,16 @@ impl RuleCx<'_> {
     }
 }
 
+/// The register holding byte `off` of the register file, as nft names
+/// it: a 128-bit register where one starts, else a 32-bit one.
+pub(super) fn reg_at(off: usize) -> u32 {
+    if off % 16 == 0 {
+        NFT_REG_1 + (off / 16) as u32
+    } else {
+        NFT_REG32_00 + (off / 4) as u32
+    }
+}
+
 fn payload_csum(base: u32, path: &[String]) -> Option<(u32, u32)> {
     let p: Vec<&str> = path.iter().map(String::as_str).collect();
     match (base, p.first().copied()) {
@@ -1356,6 +1373,18 @@ impl RuleCx<'_> {
                 Ok((vec![ld.dt], vec![ld.len]))
             }
         }
+    }
+    /// Loads the key of a set statement (selectors) into register 1,
+    /// masked and byte-swapped as lookups load it.
+    pub(super) fn load_set_key(&mut self, key: &ast::Expr) -> R<usize> {
+        let (_, lens) = self.load_key(key)?;
+        self.anon_shift = 0;
+        let regs = if lens.len() > 1 {
+            lens.iter().map(|l| l.div_ceil(4) * 4).sum()
+        } else {
+            lens[0]
+        };
+        Ok(regs)
     }
     /// The network protocol matched so far, if known.
     pub(super) fn l3_known(&self) -> Option<u32> {

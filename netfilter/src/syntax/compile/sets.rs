@@ -368,6 +368,14 @@ fn spec(fam: Family, spec: &KeySpec, span: Span) -> R<Spec> {
                     Diagnostic::new(*s, format!("unknown expression '{}'", p.join(" ")))
                 })?;
                 let mut dt = f.dt;
+                // Their type depends on the protocol: nft records none.
+                if let Load::Ct {
+                    key: NFT_CT_PROTO_SRC | NFT_CT_PROTO_DST,
+                    ..
+                } = f.load
+                {
+                    dt.id = 0;
+                }
                 if let Load::Payload { off, len, .. } = f.load {
                     let n = ((off + len).div_ceil(8) - off / 8) * 8;
                     dt.bits = dt.bits.max(n.min(dt.bits.max(len)));

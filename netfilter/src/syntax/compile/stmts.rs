@@ -3,7 +3,7 @@
 
 use super::emit;
 use super::fields::Proto;
-use super::rule::{arg_words, RuleCx};
+use super::rule::{arg_words, reg_at, RuleCx};
 use super::types::*;
 use crate::expr::Expr;
 use crate::model::{Family, Table};
@@ -831,29 +831,32 @@ pub fn dynset(
     let mut sels = flat(Some(key));
     sels.extend(flat(data));
     cx.hoist_dependencies(&sels)?;
-    match key {
+    let is_sel = |e: &ast::Expr| matches!(e, ast::Expr::Sel(..));
+    let key_bytes = match key {
+        ast::Expr::Concat(parts, _) if parts.iter().all(is_sel) => cx.load_set_key(key)?,
+        k if is_sel(k) => cx.load_set_key(key)?,
         ast::Expr::Concat(parts, _) => {
             let mut off = 0usize;
             for p in parts {
-                let reg = if off == 0 {
-                    NFT_REG_1
-                } else {
-                    NFT_REG32_00 + (off / 4) as u32
-                };
-                cx.eval_into(p, &BE_INT, 4, reg)?;
+                cx.eval_into(p, &BE_INT, 4, reg_at(off))?;
                 off += 4;
             }
+            off
         }
-        k => cx.eval_into(k, &BE_INT, s.key_len as usize, NFT_REG_1)?,
-    }
-    // A map's value goes in the 32-bit registers after the key's.
+        k => {
+            cx.eval_into(k, &BE_INT, s.key_len as usize, NFT_REG_1)?;
+            s.key_len as usize
+        }
+    };
+    // A map's value goes in the 128-bit register after the key's.
     let data_reg = match data {
         None => None,
         Some(d) => {
             if !s.is_map() {
                 return err(d.span(), format!("@{set} is not a map"));
             }
-            let first = NFT_REG32_00 + (s.key_len as usize).div_ceil(4) as u32;
+            let first_off = key_bytes.max(s.key_len as usize).div_ceil(16) * 16;
+            let first = reg_at(first_off);
             let len = s.data_len.unwrap_or(4) as usize;
             let dt = s
                 .data_type
@@ -872,12 +875,12 @@ pub fn dynset(
                         .data_type
                         .and_then(|id| crate::proto::datatype::split_concat(id, parts.len()))
                         .ok_or_else(|| Diagnostic::new(d.span(), "value does not fit the map"))?;
-                    let mut reg = first;
+                    let mut off = first_off;
                     for (p, t) in parts.iter().zip(types) {
                         let pdt = from_proto(t);
                         let plen = pdt.bytes().max(1);
-                        cx.eval_into(p, &pdt, plen, reg)?;
-                        reg += plen.div_ceil(4) as u32;
+                        cx.eval_into(p, &pdt, plen, reg_at(off))?;
+                        off += plen.div_ceil(4) * 4;
                     }
                 }
                 v => cx.eval_into(v, &dt, len, first)?,
@@ -885,7 +888,8 @@ pub fn dynset(
             Some(first)
         }
     };
-    let mut timeout = None;
+    // nft always sends a timeout, 0 for none.
+    let mut timeout = Some(0);
     let mut exprs = Vec::new();
     for st in stmts {
         match st {
