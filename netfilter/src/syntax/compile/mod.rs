@@ -223,8 +223,8 @@ fn apply(st: &mut State, cmd: &ast::Command) -> R<()> {
     }
 }
 
-/// Sets that rules add to or update become dynamic, of 65535 elements
-/// unless sized, as nft makes them.
+/// Sets that rules add to or update become dynamic (maps do not), of
+/// 65535 elements unless sized, as nft makes them.
 fn dynamic_sets(t: &mut Table, r: &Rule) {
     for e in &r.exprs {
         let crate::expr::Expr::Dynset(d) = e else {
@@ -237,7 +237,9 @@ fn dynamic_sets(t: &mut Table, r: &Rule) {
         else {
             continue;
         };
-        s.flags |= NFT_SET_EVAL;
+        if !s.is_map() {
+            s.flags |= NFT_SET_EVAL;
+        }
         let desc = s.desc.get_or_insert_with(Default::default);
         desc.size.get_or_insert(65535);
     }

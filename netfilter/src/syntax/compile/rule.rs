@@ -933,9 +933,6 @@ impl RuleCx<'_> {
                 if set.key_len != want {
                     return err(*s, format!("type mismatch: set @{name} has {}-byte keys, expression is {want} bytes", set.key_len));
                 }
-                if set.is_map() {
-                    return err(*s, format!("@{name} is a map, not a set"));
-                }
                 name.clone()
             }
             ast::Expr::Set(elems, _) => self.anon_set(elems, dts, lens, None)?,

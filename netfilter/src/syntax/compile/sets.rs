@@ -125,7 +125,7 @@ pub fn build_elements(
             let (mut lo, mut hi) = (Vec::new(), Vec::new());
             let mut iv = false;
             for ((p, dt), len) in parts.iter().zip(key.dts).zip(key.lens) {
-                let (a, z, r) = bounds(values::value(p, dt, *len, table)?);
+                let (a, z, r) = bounds(wildcard(values::value(p, dt, *len, table)?, dt, *len));
                 iv |= r;
                 let pad = len.div_ceil(4) * 4 - len;
                 lo.extend(&a);
@@ -135,13 +135,8 @@ pub fn build_elements(
             }
             (lo, Some(hi), iv)
         } else {
-            let (a, z, r) = bounds(values::value_shifted(
-                &e.key,
-                &key.dts[0],
-                key.lens[0],
-                key.shift,
-                table,
-            )?);
+            let v = values::value_shifted(&e.key, &key.dts[0], key.lens[0], key.shift, table)?;
+            let (a, z, r) = bounds(wildcard(v, &key.dts[0], key.lens[0]));
             (a, r.then_some(z), r)
         };
         if iv && interval == Some(false) {
@@ -236,6 +231,19 @@ pub fn build_elements(
         }
     }
     Ok((out, is_interval))
+}
+
+/// In sets, a wildcard name (`"eth*"`, shorter than the key) is the
+/// range of names it starts.
+fn wildcard(v: Val, dt: &Dtype, len: usize) -> Val {
+    match v {
+        Val::Bytes(mut b) if dt.kind == Kind::Str && b.len() < len => {
+            let plen = b.len() as u32 * 8;
+            b.resize(len, 0);
+            Val::Prefix(b, plen)
+        }
+        v => v,
+    }
 }
 
 /// A value's first and last key and whether it is a range.

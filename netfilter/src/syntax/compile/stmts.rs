@@ -835,17 +835,28 @@ pub fn dynset(
     let key_bytes = match key {
         ast::Expr::Concat(parts, _) if parts.iter().all(is_sel) => cx.load_set_key(key)?,
         k if is_sel(k) => cx.load_set_key(key)?,
+        // Values: typed by the set's key.
         ast::Expr::Concat(parts, _) => {
+            let types = crate::proto::datatype::split_concat(s.key_type, parts.len());
             let mut off = 0usize;
-            for p in parts {
-                cx.eval_into(p, &BE_INT, 4, reg_at(off))?;
-                off += 4;
+            for (i, p) in parts.iter().enumerate() {
+                let (dt, len) = match types.as_ref().and_then(|t| t.get(i)) {
+                    Some(t) if t.bits > 0 => (from_proto(t), from_proto(t).bytes()),
+                    _ => (BE_INT, 4),
+                };
+                cx.eval_into(p, &dt, len, reg_at(off))?;
+                off += len.div_ceil(4) * 4;
             }
             off
         }
         k => {
-            cx.eval_into(k, &BE_INT, s.key_len as usize, NFT_REG_1)?;
-            s.key_len as usize
+            let len = s.key_len as usize;
+            let dt = crate::proto::datatype::by_id(s.key_type)
+                .map(from_proto)
+                .filter(|d| d.kind != Kind::Int)
+                .unwrap_or(BE_INT.bits(len as u32 * 8));
+            cx.eval_into(k, &dt, len, NFT_REG_1)?;
+            len
         }
     };
     // A map's value goes in the 128-bit register after the key's.
