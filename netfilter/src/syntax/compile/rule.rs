@@ -365,11 +365,18 @@ impl RuleCx<'_> {
     /// Emits what loads `e` into `reg`; returns its type and length.
     fn load(&mut self, e: &ast::Expr, reg: u32) -> R<Loaded> {
         match e {
+            ast::Expr::Sel(path, span) if path[0] == "symhash" => {
+                self.load_hash(&path[1..], None, reg, *span)
+            }
+            ast::Expr::Map(h, key, _) if is_jhash(e) => match &**h {
+                ast::Expr::Sel(path, span) => self.load_hash(&path[1..], Some(key), reg, *span),
+                _ => err(h.span(), "expected jhash"),
+            },
             ast::Expr::Sel(path, span) => {
                 let f = self.resolve(path, *span)?;
                 self.dependency(f.proto, *span)?;
                 self.icmp_type_dependency(path, *span)?;
-                self.load_field(&f, reg, *span)
+                self.load_field(&f, reg)
             }
             ast::Expr::Binop(op, l, r, span) => {
                 let left = self.load(l, reg)?;
@@ -404,7 +411,79 @@ impl RuleCx<'_> {
         }
     }
 
-    fn load_field(&mut self, f: &Field, reg: u32, span: Span) -> R<Loaded> {
+    /// `jhash KEY mod N [seed S] [offset O]` (the key loaded from register
+    /// 2 on, as nft does) or `symhash mod N [offset O]`, into `reg`.
+    fn load_hash(
+        &mut self,
+        args: &[String],
+        key: Option<&ast::Expr>,
+        reg: u32,
+        span: Span,
+    ) -> R<Loaded> {
+        // The kernel dumps a seed only when one was given, an offset only
+        // when not 0.
+        let (mut modulus, mut seed, mut offset) = (None, None, 0u64);
+        for kv in args.chunks(2) {
+            let n = kv.get(1).and_then(|n| parse_u64(n));
+            match (kv[0].as_str(), n) {
+                ("mod", Some(n)) => modulus = Some(n),
+                ("seed", Some(n)) => seed = Some(n),
+                ("offset", Some(n)) => offset = n,
+                _ => return err(span, format!("unexpected '{}' in hash", kv[0])),
+            }
+        }
+        let modulus = modulus
+            .filter(|m| (1..=u32::MAX as u64).contains(m))
+            .ok_or_else(|| Diagnostic::new(span, "hash needs 'mod N' (1 to 2^32-1)"))?;
+        let (seed, offset) = match (seed.map(u32::try_from).transpose(), u32::try_from(offset)) {
+            (Ok(s), Ok(o)) => (s, o),
+            _ => return err(span, "hash seed and offset are 32-bit"),
+        };
+        let Some(key) = key else {
+            self.exprs.push(emit::raw("hash", |w| {
+                w.put_u32_be(NFTA_HASH_DREG, reg);
+                w.put_u32_be(NFTA_HASH_MODULUS, modulus as u32);
+                if offset != 0 {
+                    w.put_u32_be(NFTA_HASH_OFFSET, offset);
+                }
+                w.put_u32_be(NFTA_HASH_TYPE, NFT_HASH_SYM);
+            }));
+            return Ok(Loaded {
+                dt: INTEGER,
+                len: 4,
+                mask: None,
+            });
+        };
+        let parts = match key {
+            ast::Expr::Concat(parts, _) => parts.as_slice(),
+            k => std::slice::from_ref(k),
+        };
+        let (_, lens) = self.load_concat_from(parts, NFT_REG_2)?;
+        let len: usize = match lens.as_slice() {
+            [one] => *one,
+            all => all.iter().map(|l| l.div_ceil(4) * 4).sum(),
+        };
+        self.exprs.push(emit::raw("hash", |w| {
+            w.put_u32_be(NFTA_HASH_SREG, NFT_REG_2);
+            w.put_u32_be(NFTA_HASH_DREG, reg);
+            w.put_u32_be(NFTA_HASH_LEN, len as u32);
+            w.put_u32_be(NFTA_HASH_MODULUS, modulus as u32);
+            if let Some(seed) = seed {
+                w.put_u32_be(NFTA_HASH_SEED, seed);
+            }
+            if offset != 0 {
+                w.put_u32_be(NFTA_HASH_OFFSET, offset);
+            }
+            w.put_u32_be(NFTA_HASH_TYPE, NFT_HASH_JENKINS);
+        }));
+        Ok(Loaded {
+            dt: INTEGER,
+            len: 4,
+            mask: None,
+        })
+    }
+
+    fn load_field(&mut self, f: &Field, reg: u32) -> R<Loaded> {
         let dt = f.dt;
         match &f.load {
             Load::Payload { base, off, len } => {
@@ -528,6 +607,18 @@ impl RuleCx<'_> {
                     mask: None,
                 })
             }
+            Load::Osf { ttl, flags } => {
+                self.exprs.push(emit::raw("osf", |w| {
+                    w.put_u32_be(NFTA_OSF_DREG, reg);
+                    w.put_u8(NFTA_OSF_TTL, *ttl as u8);
+                    w.put_u32_be(NFTA_OSF_FLAGS, *flags);
+                }));
+                Ok(Loaded {
+                    dt,
+                    len: dt.bytes(),
+                    mask: None,
+                })
+            }
             Load::Fib { flags, result } => {
                 self.exprs.push(emit::raw("fib", |w| {
                     w.put_u32_be(NFTA_FIB_DREG, reg);
@@ -540,7 +631,6 @@ impl RuleCx<'_> {
                     mask: None,
                 })
             }
-            _ => err(span, "expression not supported here"),
         }
     }
 
@@ -591,6 +681,12 @@ impl RuleCx<'_> {
         if op == RelOp::Not && matches!(left, ast::Expr::Binop(..)) {
             return err(span, "cannot combine negation with binary expression");
         }
+        // `tcp flags & (syn | ack) syn`: after a mask, a bare value is an
+        // equality, not a test of any of its flags.
+        let op = match (left, op) {
+            (ast::Expr::Binop(BinOp::And, ..), RelOp::Implicit) => RelOp::Eq,
+            _ => op,
+        };
         // `fib daddr oif exists`: a presence test of the lookup result.
         if let (ast::Expr::Sel(path, ps), ast::Expr::Word(w, _)) = (left, right) {
             if path.first().is_some_and(|h| h == "fib")
@@ -825,6 +921,11 @@ impl RuleCx<'_> {
     }
 
     fn load_concat(&mut self, parts: &[ast::Expr]) -> R<(Vec<Dtype>, Vec<usize>)> {
+        self.load_concat_from(parts, REG1)
+    }
+
+    /// Loads a concatenation from 16-byte register `first` on.
+    fn load_concat_from(&mut self, parts: &[ast::Expr], first: u32) -> R<(Vec<Dtype>, Vec<usize>)> {
         for p in parts {
             if let ast::Expr::Sel(path, span) = p {
                 if path.len() == 3
@@ -846,9 +947,9 @@ impl RuleCx<'_> {
         let (mut dts, mut lens) = (Vec::new(), Vec::new());
         for p in parts {
             let reg = if off == 0 {
-                REG1
+                first
             } else {
-                NFT_REG32_00 + (off / 4) as u32
+                NFT_REG32_00 + (first - NFT_REG_1) * 4 + (off / 4) as u32
             };
             let ld = self.load(p, reg)?;
             if let Some((m, _)) = &ld.mask {
@@ -1055,6 +1156,10 @@ impl RuleCx<'_> {
     /// Computes a value expression into `reg` (for `set` statements and NAT).
     pub(super) fn eval_into(&mut self, v: &ast::Expr, dt: &Dtype, len: usize, reg: u32) -> R<()> {
         match v {
+            _ if is_jhash(v) => {
+                self.load(v, reg)?;
+                Ok(())
+            }
             ast::Expr::Sel(..) | ast::Expr::Binop(..) if !is_const(v) => {
                 self.load(v, reg)?;
                 Ok(())
@@ -1152,6 +1257,29 @@ impl RuleCx<'_> {
                 let _ = span;
                 Ok(())
             }
+            Load::Exthdr {
+                op, ty, off, len, ..
+            } if *op == NFT_EXTHDR_OP_TCPOPT && off % 8 == 0 && len % 8 == 0 => {
+                let n = (len / 8) as usize;
+                self.eval_into(value, &f.dt, n, REG1)?;
+                // A host-order value (`rt mtu`) is written in network order.
+                let host = match value {
+                    ast::Expr::Sel(p, _) => field(p, self.family_l3()).is_some_and(|v| !v.dt.be),
+                    _ => false,
+                };
+                if host && f.dt.be && n > 1 {
+                    self.exprs.push(emit::byteorder(REG1, n as u32, n as u32));
+                }
+                self.exprs.push(emit::raw("exthdr", |w| {
+                    w.put_u32_be(NFTA_EXTHDR_SREG, REG1);
+                    w.put_u8(NFTA_EXTHDR_TYPE, *ty);
+                    w.put_u32_be(NFTA_EXTHDR_OFFSET, off / 8);
+                    w.put_u32_be(NFTA_EXTHDR_LEN, n as u32);
+                    w.put_u32_be(NFTA_EXTHDR_FLAGS, 0);
+                    w.put_u32_be(NFTA_EXTHDR_OP, *op);
+                }));
+                Ok(())
+            }
             _ => err(*lspan, "cannot assign to this expression"),
         }
     }
@@ -1174,6 +1302,12 @@ fn is_const(e: &ast::Expr) -> bool {
         ast::Expr::Sel(..) | ast::Expr::Map(..) => false,
         _ => true,
     }
+}
+
+/// `jhash KEY mod N`, which the parser gives as a map of the hash
+/// parameters over the key.
+fn is_jhash(e: &ast::Expr) -> bool {
+    matches!(e, ast::Expr::Map(h, ..) if matches!(&**h, ast::Expr::Sel(p, _) if p[0] == "jhash"))
 }
 
 fn is_zero_literal(e: &ast::Expr) -> bool {

@@ -119,6 +119,7 @@ pub fn keyword(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<(
             Ok(())
         }
         "fwd" | "dup" => fwd_dup(cx, name, args, span),
+        "reset" => reset_option(cx, args, span),
         "tproxy" => tproxy(cx, args, span),
         "synproxy" if words.first().is_some_and(|w| w.0 == "name") => {
             let n = words
@@ -264,6 +265,31 @@ fn tproxy(cx: &mut RuleCx<'_>, args: &[Arg], span: Span) -> R<()> {
     Ok(())
 }
 
+/// `reset tcp option NAME|N`: strips the option from the packet.
+fn reset_option(cx: &mut RuleCx<'_>, args: &[Arg], span: Span) -> R<()> {
+    let ty = match args {
+        [Arg::Expr(ast::Expr::Sel(path, ps))] if path.len() == 3 => {
+            match super::fields::field(path, None).map(|f| f.load) {
+                Some(super::fields::Load::Exthdr { op, ty, flags, .. })
+                    if op == NFT_EXTHDR_OP_TCPOPT && flags == NFT_EXTHDR_F_PRESENT =>
+                {
+                    ty
+                }
+                _ => return err(*ps, "expected a TCP option"),
+            }
+        }
+        _ => return err(span, "expected 'tcp option NAME'"),
+    };
+    cx.push(emit::raw("exthdr", |w| {
+        w.put_u8(NFTA_EXTHDR_TYPE, ty);
+        w.put_u32_be(NFTA_EXTHDR_OFFSET, 0);
+        w.put_u32_be(NFTA_EXTHDR_LEN, 0);
+        w.put_u32_be(NFTA_EXTHDR_FLAGS, 0);
+        w.put_u32_be(NFTA_EXTHDR_OP, NFT_EXTHDR_OP_TCPOPT);
+    }));
+    Ok(())
+}
+
 fn objref(ty: u32, name: &str) -> crate::expr::Expr {
     emit::raw("objref", |w| {
         w.put_u32_be(NFTA_OBJREF_IMM_TYPE, ty);
@@ -314,19 +340,23 @@ fn log(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
                 // `flags tcp sequence,options`, `flags ip options`, `flags all`
                 while let Some((f, fs)) = words.get(i) {
                     match f.as_str() {
-                        "all" => flags |= 0x1f,
+                        "all" => flags |= NF_LOG_MASK,
                         "tcp" | "ip" | "," => {}
-                        "sequence" => flags |= 0x1,
+                        "sequence" => flags |= NF_LOG_TCPSEQ,
                         "options" => {
                             let prev = words[..i]
                                 .iter()
                                 .rev()
                                 .find(|p| p.0 == "tcp" || p.0 == "ip")
                                 .map(|p| p.0.as_str());
-                            flags |= if prev == Some("ip") { 0x4 } else { 0x2 };
+                            flags |= if prev == Some("ip") {
+                                NF_LOG_IPOPT
+                            } else {
+                                NF_LOG_TCPOPT
+                            };
                         }
-                        "skuid" => flags |= 0x8,
-                        "ether" => flags |= 0x10,
+                        "skuid" => flags |= NF_LOG_UID,
+                        "ether" => flags |= NF_LOG_MACDECODE,
                         _ => {
                             let _ = fs;
                             break;
@@ -922,6 +952,14 @@ pub fn dynset(
     }));
     Ok(())
 }
+
+// `NF_LOG_*` (linux/netfilter/nf_log.h), not in the generated set.
+const NF_LOG_TCPSEQ: u32 = 0x01;
+const NF_LOG_TCPOPT: u32 = 0x02;
+const NF_LOG_IPOPT: u32 = 0x04;
+const NF_LOG_UID: u32 = 0x08;
+const NF_LOG_MACDECODE: u32 = 0x20;
+const NF_LOG_MASK: u32 = 0x2f;
 
 // `NF_NAT_RANGE_*` (linux/netfilter/nf_nat.h), not in the generated set.
 const NF_NAT_RANGE_MAP_IPS: u32 = 1 << 0;
