@@ -83,12 +83,15 @@ pub fn compile_rule_ast(
         l4_set: false,
     };
     let mut terminal = false;
-    for s in &rule.stmts {
+    for (i, s) in rule.stmts.iter().enumerate() {
         if terminal {
             return err(
                 stmt_span(s),
                 "Statement after terminal statement has no effect",
             );
+        }
+        if i + 1 < rule.stmts.len() && own_protocol_match(family, s) {
+            continue;
         }
         cx.stmt(s)?;
         terminal = is_terminal(s);
@@ -100,6 +103,25 @@ pub fn compile_rule_ast(
         r.userdata = Some(Userdata::with_comment(UDATA_COMMENT, c));
     }
     Ok(r)
+}
+
+/// `meta protocol ip` in an ip table (`ip6` in ip6): always true, so nft
+/// drops it unless it is the rule's last statement.
+fn own_protocol_match(family: Family, s: &Stmt) -> bool {
+    let Stmt::Match {
+        left: ast::Expr::Sel(path, _),
+        op: RelOp::Implicit | RelOp::Eq,
+        right: ast::Expr::Word(w, _),
+        ..
+    } = s
+    else {
+        return false;
+    };
+    path == &["meta", "protocol"]
+        && matches!(
+            (family, w.as_str()),
+            (Family::Ip, "ip") | (Family::Ip6, "ip6")
+        )
 }
 
 /// Statements after which nothing runs: verdicts and NAT.
@@ -772,7 +794,10 @@ impl RuleCx<'_> {
                         } else if let Some(l) = last {
                             self.exprs.push(l);
                         }
-                    } else if n != len {
+                    } else if n != len && !(dt.be && matches!(self.exprs.last(), Some(Expr::Ct(_))))
+                    {
+                        // Network-order ct addresses compare their first
+                        // bytes only; anything else is masked.
                         let mask: Vec<u8> =
                             (0..len).map(|i| if i < n { 0xff } else { 0 }).collect();
                         self.exprs

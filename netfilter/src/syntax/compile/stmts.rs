@@ -114,7 +114,10 @@ pub fn keyword(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<(
             let n = num(words.last(), span, "a count")?;
             cx.push(emit::raw("connlimit", |w| {
                 w.put_u32_be(NFTA_CONNLIMIT_COUNT, n as u32);
-                w.put_u32_be(NFTA_CONNLIMIT_FLAGS, over as u32);
+                // The kernel keeps (and dumps) flags only when inverted.
+                if over {
+                    w.put_u32_be(NFTA_CONNLIMIT_FLAGS, 1);
+                }
             }));
             Ok(())
         }
@@ -610,6 +613,8 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
                 "fully-random" => flags |= NF_NAT_RANGE_PROTO_RANDOM_FULLY,
                 "persistent" => flags |= NF_NAT_RANGE_PERSISTENT,
                 "ip" | "ip6" if to.is_none() => fam_kw = Some(w.as_str()),
+                // Flags come after the target, never before.
+                "to" if flags != 0 => return err(*s, "unexpected 'to' after flags"),
                 "to" | "," => {}
                 _ => return err(*s, format!("unexpected '{w}'")),
             },
@@ -643,8 +648,15 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
     };
     let mut regs = (None, None, None, None);
     if let Some(e) = to {
-        // Split `addr:port` forms.
-        let (addr, port) = split_addr_port(e, l3 == NFPROTO_IPV6);
+        // Split `addr:port` forms; redirect and masquerade take a port.
+        let (addr, port) = match e {
+            ast::Expr::Word(w, _)
+                if matches!(name, "redirect" | "masquerade") && !w.starts_with(':') =>
+            {
+                (None, Some(e.clone()))
+            }
+            _ => split_addr_port(e, l3 == NFPROTO_IPV6),
+        };
         if let Some(a) = addr {
             regs.0 = Some(NFT_REG_1);
             match &a {
