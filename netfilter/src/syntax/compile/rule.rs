@@ -124,6 +124,16 @@ fn own_protocol_match(family: Family, s: &Stmt) -> bool {
         )
 }
 
+/// The register of a concatenation part `off` bytes in: nft names it by
+/// its 16-byte register when aligned to one, else by its 32-bit one.
+pub(super) fn concat_reg(off: usize) -> u32 {
+    if off % 16 == 0 {
+        NFT_REG_1 + (off / 16) as u32
+    } else {
+        NFT_REG32_00 + (off / 4) as u32
+    }
+}
+
 /// Statements after which nothing runs: verdicts and NAT.
 fn is_terminal(s: &Stmt) -> bool {
     match s {
@@ -702,10 +712,8 @@ impl RuleCx<'_> {
         let len = ld.len;
         match right {
             ast::Expr::Set(..) | ast::Expr::SetRef(..) => {
-                if let Some((m, shift)) = &ld.mask {
-                    self.exprs.push(emit::bitwise(REG1, REG1, m, &vec![0; len]));
-                    self.anon_shift = *shift;
-                }
+                let named = matches!(right, ast::Expr::SetRef(..));
+                let len = self.key_mask(&ld, named);
                 return self.lookup_match(right, &[dt], &[len], op, span);
             }
             ast::Expr::List(items, _) if dt.kind != Kind::Bitmask => {
@@ -850,6 +858,16 @@ impl RuleCx<'_> {
     }
 
     fn load_concat(&mut self, parts: &[ast::Expr]) -> R<(Vec<Dtype>, Vec<usize>)> {
+        self.load_concat_typed(parts, &[])
+    }
+
+    /// [`Self::load_concat`] where parts may be constants, of the types in
+    /// `types` (a dynamic set's key: `add @s { ip saddr . 10002 }`).
+    pub(super) fn load_concat_typed(
+        &mut self,
+        parts: &[ast::Expr],
+        types: &[Dtype],
+    ) -> R<(Vec<Dtype>, Vec<usize>)> {
         for p in parts {
             if let ast::Expr::Sel(path, span) = p {
                 if path.len() == 3
@@ -869,22 +887,61 @@ impl RuleCx<'_> {
         }
         let mut off = 0usize;
         let (mut dts, mut lens) = (Vec::new(), Vec::new());
-        for p in parts {
-            let reg = if off == 0 {
-                REG1
-            } else {
-                NFT_REG32_00 + (off / 4) as u32
-            };
+        for (i, p) in parts.iter().enumerate() {
+            let reg = concat_reg(off);
+            if let (true, Some(dt)) = (is_const(p), types.get(i)) {
+                let len = dt.bytes().max(1);
+                let v = self.const_value(p, dt, len)?;
+                self.exprs.push(emit::immediate(reg, &v));
+                off += len.div_ceil(4) * 4;
+                dts.push(*dt);
+                lens.push(len);
+                continue;
+            }
             let ld = self.load(p, reg)?;
-            if let Some((m, _)) = &ld.mask {
+            if let Some((m, shift)) = &ld.mask {
                 self.exprs
                     .push(emit::bitwise(reg, reg, m, &vec![0; ld.len]));
+                // Sub-byte fields of a concatenation are shifted down.
+                if *shift != 0 {
+                    self.exprs.push(emit::shift(
+                        reg,
+                        reg,
+                        ld.len as u32,
+                        NFT_BITWISE_RSHIFT,
+                        *shift,
+                    ));
+                }
             }
             off += ld.len.div_ceil(4) * 4;
             dts.push(ld.dt);
             lens.push(ld.len);
         }
         Ok((dts, lens))
+    }
+
+    /// Masks a sub-byte single key loaded into register 1. Anonymous sets
+    /// hold their values shifted up to the field; named sets hold plain
+    /// values, so the key is shifted down and is as long as its type.
+    /// Returns the key's length.
+    fn key_mask(&mut self, ld: &Loaded, named: bool) -> usize {
+        let Some((m, shift)) = &ld.mask else {
+            return ld.len;
+        };
+        self.exprs
+            .push(emit::bitwise(REG1, REG1, m, &vec![0; ld.len]));
+        if !named || *shift == 0 {
+            self.anon_shift = *shift;
+            return ld.len;
+        }
+        self.exprs.push(emit::shift(
+            REG1,
+            REG1,
+            ld.len as u32,
+            NFT_BITWISE_RSHIFT,
+            *shift,
+        ));
+        ld.dt.bytes().clamp(1, ld.len)
     }
 
     /// `left { ... }` / `left @set`: a lookup, anonymous set made as needed.
@@ -920,9 +977,7 @@ impl RuleCx<'_> {
                 if set.key_len != want {
                     return err(*s, format!("type mismatch: set @{name} has {}-byte keys, expression is {want} bytes", set.key_len));
                 }
-                if set.is_map() {
-                    return err(*s, format!("@{name} is a map, not a set"));
-                }
+                // A map's keys can be looked up as a set's.
                 name.clone()
             }
             ast::Expr::Set(elems, _) => self.anon_set(elems, dts, lens, None)?,
@@ -1045,12 +1100,8 @@ impl RuleCx<'_> {
             ast::Expr::Concat(parts, _) => self.load_concat(parts)?,
             k => {
                 let ld = self.load(k, REG1)?;
-                if let Some((m, shift)) = &ld.mask {
-                    self.exprs
-                        .push(emit::bitwise(REG1, REG1, m, &vec![0; ld.len]));
-                    self.anon_shift = *shift;
-                }
-                (vec![ld.dt], vec![ld.len])
+                let len = self.key_mask(&ld, matches!(map, ast::Expr::SetRef(..)));
+                (vec![ld.dt], vec![len])
             }
         };
         let (md, dreg) = match value {
