@@ -580,6 +580,17 @@ impl Parser {
             self.pos += 1;
         }
     }
+    /// Skips to the next item of a `{ ... }` block; false once it closed.
+    fn next_block_item(&mut self) -> R<bool> {
+        self.skip_separators();
+        if self.eat_punct("}") {
+            return Ok(false);
+        }
+        if self.at_end() {
+            return self.unexpected(&["}"]);
+        }
+        Ok(true)
+    }
     fn end_of_command(&mut self) -> R<()> {
         if self.at_separator() {
             Ok(())
@@ -845,14 +856,7 @@ impl Parser {
             span,
         });
         let mut pending_rules = Vec::new();
-        loop {
-            self.skip_separators();
-            if self.eat_punct("}") {
-                break;
-            }
-            if self.at_end() {
-                return self.unexpected(&["}"]);
-            }
+        while self.next_block_item()? {
             let (w, wspan) = self.word("table item")?;
             let mk = |object| Command {
                 op: Op::Add,
@@ -956,14 +960,7 @@ impl Parser {
     }
 
     fn chain_body(&mut self, decl: &mut ChainDecl, rules: &mut Vec<RuleAst>) -> R<()> {
-        loop {
-            self.skip_separators();
-            if self.eat_punct("}") {
-                return Ok(());
-            }
-            if self.at_end() {
-                return self.unexpected(&["}"]);
-            }
+        while self.next_block_item()? {
             match self.peek_word() {
                 Some("type") if self.peek_at(2).is_some_and(|t| t.is_word("hook")) => {
                     self.pos += 1;
@@ -1006,6 +1003,7 @@ impl Parser {
                 _ => rules.push(self.rule()?),
             }
         }
+        Ok(())
     }
 
     fn device_list(&mut self) -> R<Vec<String>> {
@@ -1098,7 +1096,18 @@ impl Parser {
                 "size" => decl.size = Some(self.number("size")?),
                 "policy" => decl.policy = Some(self.word("performance or memory")?.0),
                 "comment" => decl.comment = Some(self.string("comment")?),
-                "counter" => decl.counter = true,
+                "counter" if decl.stmts.is_empty() => decl.counter = true,
+                "counter" => {
+                    self.pos -= 1;
+                    decl.stmts.push(self.set_stmt()?);
+                }
+                w if is_set_stmt(w, self.peek()) => {
+                    if std::mem::take(&mut decl.counter) {
+                        decl.stmts.push(counter_stmt(wspan, 0, 0));
+                    }
+                    self.pos -= 1;
+                    decl.stmts.push(self.set_stmt()?);
+                }
                 "auto-merge" => decl.auto_merge = true,
                 "elements" => {
                     self.expect_punct("=")?;
@@ -1206,6 +1215,9 @@ impl Parser {
         let span = self.here();
         if let Some(w) = self.peek_word().map(str::to_owned) {
             let w = w.as_str();
+            if matches!(w, "jump" | "goto") && self.peek_at(1).is_some_and(|t| t.is_punct("{")) {
+                return self.bound_chain(w == "goto", span);
+            }
             if let Some(v) = self.verdict()? {
                 return Ok(Stmt::Verdict(v, span));
             }
@@ -1341,6 +1353,21 @@ impl Parser {
             left,
             op,
             right,
+            span: span.to(self.prev_span()),
+        })
+    }
+
+    /// `jump { rules }`: an anonymous chain bound to this rule.
+    fn bound_chain(&mut self, goto: bool, span: Span) -> R<Stmt> {
+        self.pos += 1;
+        self.expect_punct("{")?;
+        let mut rules = Vec::new();
+        while self.next_block_item()? {
+            rules.push(self.rule()?);
+        }
+        Ok(Stmt::Bound {
+            goto,
+            rules,
             span: span.to(self.prev_span()),
         })
     }
@@ -1677,6 +1704,11 @@ impl Parser {
                 path.push(n);
                 break;
             }
+            // One key after the direction: `ct original proto-dst timeout 1m`
+            // leaves `timeout` to the element.
+            if head == "ct" && !matches!(w, "original" | "reply") {
+                break;
+            }
         }
         // `ip option ra type`/`tcp option sack0 left` are already covered; `fib saddr . iif oif`.
         if head == "fib" {
@@ -1808,6 +1840,7 @@ impl Parser {
                 expires: None,
                 comment: None,
                 counter: None,
+                stmts: Vec::new(),
                 span: espan,
             };
             self.elem_options(&mut elem)?;
@@ -1862,6 +1895,35 @@ impl Parser {
         Ok(Expr::Set(elems, start.to(self.prev_span())))
     }
 
+    /// A stateful statement of a set or element: its words up to the next
+    /// statement, option, `,` or the end of the line or block.
+    fn set_stmt(&mut self) -> R<Stmt> {
+        let (mut name, span) = self.word("statement")?;
+        if name == "ct" {
+            self.word("count")?;
+            name = "ct count".into();
+        }
+        let mut args = Vec::new();
+        while let Some(t) = self.peek() {
+            match &t.tok {
+                Tok::Word(w)
+                    if !is_set_stmt(w, self.peek_at(1))
+                        && !matches!(w.as_str(), "counter" | "comment" | "timeout" | "expires") =>
+                {
+                    args.push(Arg::Word(w.clone(), t.span))
+                }
+                Tok::Punct("/") => args.push(Arg::Punct("/", t.span)),
+                _ => break,
+            }
+            self.pos += 1;
+        }
+        Ok(Stmt::Keyword {
+            name,
+            args,
+            span: span.to(self.prev_span()),
+        })
+    }
+
     fn elem_options(&mut self, elem: &mut Elem) -> R<()> {
         loop {
             match self.peek_word() {
@@ -1877,6 +1939,13 @@ impl Parser {
                     self.pos += 1;
                     elem.comment = Some(self.string("comment")?);
                 }
+                Some("counter") if !elem.stmts.is_empty() => elem.stmts.push(self.set_stmt()?),
+                Some(w) if is_set_stmt(w, self.peek_at(1)) => {
+                    if let Some((p, b)) = elem.counter.take() {
+                        elem.stmts.push(counter_stmt(self.here(), p, b));
+                    }
+                    elem.stmts.push(self.set_stmt()?);
+                }
                 Some("counter") => {
                     self.pos += 1;
                     let (mut p, mut b) = (0, 0);
@@ -1891,6 +1960,27 @@ impl Parser {
                 _ => return Ok(()),
             }
         }
+    }
+}
+
+/// Stateful statements sets and elements carry besides `counter`.
+fn is_set_stmt(w: &str, next: Option<&Token>) -> bool {
+    matches!(w, "limit" | "quota" | "last")
+        || (w == "ct" && next.is_some_and(|t| t.is_word("count")))
+}
+
+/// `counter packets P bytes B` as a statement.
+fn counter_stmt(span: Span, p: u64, b: u64) -> Stmt {
+    let w = |s: String| Arg::Word(s, span);
+    Stmt::Keyword {
+        name: "counter".into(),
+        args: vec![
+            w("packets".into()),
+            w(p.to_string()),
+            w("bytes".into()),
+            w(b.to_string()),
+        ],
+        span,
     }
 }
 

@@ -137,7 +137,7 @@ pub(super) fn concat_reg(off: usize) -> u32 {
 /// Statements after which nothing runs: verdicts and NAT.
 fn is_terminal(s: &Stmt) -> bool {
     match s {
-        Stmt::Verdict(..) => true,
+        Stmt::Verdict(..) | Stmt::Bound { .. } => true,
         Stmt::Keyword { name, .. } => {
             matches!(name.as_str(), "masquerade" | "redirect" | "snat" | "dnat")
         }
@@ -145,13 +145,14 @@ fn is_terminal(s: &Stmt) -> bool {
     }
 }
 
-fn stmt_span(s: &Stmt) -> Span {
+pub(super) fn stmt_span(s: &Stmt) -> Span {
     match s {
         Stmt::Verdict(_, span)
         | Stmt::Match { span, .. }
         | Stmt::Vmap { span, .. }
         | Stmt::Assign { span, .. }
         | Stmt::Keyword { span, .. }
+        | Stmt::Bound { span, .. }
         | Stmt::SetOp { span, .. } => *span,
     }
 }
@@ -354,6 +355,7 @@ impl RuleCx<'_> {
                 expires: None,
                 comment: None,
                 counter: None,
+                stmts: Vec::new(),
                 span,
             })
             .collect();
@@ -706,6 +708,8 @@ impl RuleCx<'_> {
                 stmts,
                 span,
             } => super::stmts::dynset(self, op, set, key, data.as_ref(), stmts, *span),
+            // Files move these into chains first (see `bind_chains`).
+            Stmt::Bound { span, .. } => err(*span, "anonymous chains need a whole file"),
         }
     }
 
@@ -719,6 +723,19 @@ impl RuleCx<'_> {
             (ast::Expr::Binop(BinOp::And, ..), RelOp::Implicit) => RelOp::Eq,
             _ => op,
         };
+        // nft matches a one-element anonymous set as that element (and
+        // drops the element's statements).
+        if let ast::Expr::Set(elems, _) = right {
+            if let [e] = elems.as_slice() {
+                if e.data.is_none()
+                    && !matches!(left, ast::Expr::Concat(..))
+                    && !matches!(e.key, ast::Expr::Concat(..) | ast::Expr::Wildcard(_))
+                    && matches!(op, RelOp::Implicit | RelOp::Eq | RelOp::Ne)
+                {
+                    return self.relational(left, op, &e.key, span);
+                }
+            }
+        }
         // `fib daddr oif exists`: a presence test of the lookup result.
         if let (ast::Expr::Sel(path, ps), ast::Expr::Word(w, _)) = (left, right) {
             if path.first().is_some_and(|h| h == "fib")
@@ -823,6 +840,7 @@ impl RuleCx<'_> {
                             expires: None,
                             comment: None,
                             counter: None,
+                            stmts: Vec::new(),
                             span: k.span(),
                         })
                         .collect(),
@@ -953,6 +971,18 @@ impl RuleCx<'_> {
         }
     }
 
+    /// Emits the protocol dependencies of the selectors in `parts` before
+    /// any of them is loaded (a later one would overwrite registers).
+    pub(super) fn hoist_dependencies(&mut self, parts: &[ast::Expr]) -> R<()> {
+        for p in parts {
+            if let ast::Expr::Sel(path, span) = p {
+                let f = self.resolve(path, *span)?;
+                self.dependency(f.proto, *span)?;
+            }
+        }
+        Ok(())
+    }
+
     fn load_concat(&mut self, parts: &[ast::Expr]) -> R<(Vec<Dtype>, Vec<usize>)> {
         self.load_concat_at(parts, &[], REG1)
     }
@@ -989,12 +1019,7 @@ impl RuleCx<'_> {
             }
         }
         // Dependencies first, as nft hoists them before the loads.
-        for p in parts {
-            if let ast::Expr::Sel(path, span) = p {
-                let f = self.resolve(path, *span)?;
-                self.dependency(f.proto, *span)?;
-            }
-        }
+        self.hoist_dependencies(parts)?;
         let mut off = 0usize;
         let (mut dts, mut lens) = (Vec::new(), Vec::new());
         // Offsets count from the first register of the 16-byte bank.

@@ -5,7 +5,8 @@ use super::emit;
 use super::fields::Proto;
 use super::rule::{arg_words, concat_reg, RuleCx};
 use super::types::*;
-use crate::model::Family;
+use crate::expr::Expr;
+use crate::model::{Family, Table};
 use crate::syntax::ast::{self, Arg, Stmt};
 use crate::syntax::diag::{Diagnostic, Span};
 use crate::syntax::parser::parse_u64;
@@ -863,6 +864,15 @@ pub fn dynset(
         .set(set)
         .ok_or_else(|| Diagnostic::new(span, format!("unknown set @{set}")))?
         .clone();
+    // Key and value dependencies come before the key is loaded.
+    let flat = |e: Option<&ast::Expr>| match e {
+        Some(ast::Expr::Concat(p, _)) => p.clone(),
+        Some(e) => vec![e.clone()],
+        None => Vec::new(),
+    };
+    let mut sels = flat(Some(key));
+    sels.extend(flat(data));
+    cx.hoist_dependencies(&sels)?;
     match key {
         ast::Expr::Concat(parts, _) => {
             // Constant parts take their type from the set's key.
@@ -973,6 +983,19 @@ const NF_LOG_IPOPT: u32 = 0x04;
 const NF_LOG_UID: u32 = 0x08;
 const NF_LOG_MACDECODE: u32 = 0x20;
 const NF_LOG_MASK: u32 = 0x2f;
+/// The expressions of the stateful statements a set or an element
+/// carries (`limit`, `counter`, `quota`, `ct count`, `last`).
+pub fn set_stmts(t: &Table, stmts: &[Stmt]) -> R<Vec<Expr>> {
+    let Some(first) = stmts.first() else {
+        return Ok(Vec::new());
+    };
+    let rule = ast::RuleAst {
+        stmts: stmts.to_vec(),
+        comment: None,
+        span: super::rule::stmt_span(first),
+    };
+    Ok(super::rule::compile_rule_ast(t.family, t, &rule, &mut 0)?.exprs)
+}
 
 // `NF_NAT_RANGE_*` (linux/netfilter/nf_nat.h), not in the generated set.
 const NF_NAT_RANGE_MAP_IPS: u32 = 1 << 0;
