@@ -1273,6 +1273,16 @@ impl Parser {
                 });
             }
         }
+        // `reset tcp option NAME|N`: removes an option.
+        if self.peek_word() == Some("reset") && self.peek_at(1).is_some_and(|t| t.is_word("tcp")) {
+            self.pos += 1;
+            let opt = self.primary()?;
+            return Ok(Stmt::Keyword {
+                name: "reset".into(),
+                args: vec![Arg::Expr(opt)],
+                span: span.to(self.prev_span()),
+            });
+        }
         let left = self.expr()?;
         if let Expr::Sel(path, _) = &left {
             if path == &["ct", "count"] {
@@ -1291,7 +1301,16 @@ impl Parser {
             }
         }
         if self.eat_word("set") {
-            let value = self.expr()?;
+            let mut value = self.expr()?;
+            // `ct event set new,destroy`: a flag list.
+            if self.peek().is_some_and(|t| t.is_punct(",")) {
+                let mut items = vec![value];
+                while self.eat_punct(",") {
+                    items.push(self.expr()?);
+                }
+                let span = items[0].span().to(items[items.len() - 1].span());
+                value = Expr::List(items, span);
+            }
             return Ok(Stmt::Assign {
                 left,
                 value,
@@ -1318,6 +1337,18 @@ impl Parser {
             ));
         }
         let right = self.rhs()?;
+        // `tcp flags syn / fin,syn`: the value under a mask, i.e.
+        // `tcp flags & (fin | syn) == syn`.
+        if self.eat_punct("/") {
+            let mask = self.rhs()?;
+            let mspan = left.span().to(mask.span());
+            return Ok(Stmt::Match {
+                left: Expr::Binop(BinOp::And, Box::new(left), Box::new(mask), mspan),
+                op: if op == RelOp::Implicit { RelOp::Eq } else { op },
+                right,
+                span: span.to(self.prev_span()),
+            });
+        }
         Ok(Stmt::Match {
             left,
             op,
@@ -1657,6 +1688,14 @@ impl Parser {
                 span = span.to(s);
                 path.push(n);
             }
+            // `tcp option 6`, `tcp option @255,8,8`: options by number.
+            if head == "tcp" && w == "option" {
+                if let Some(raw) = self.tcp_option_number()? {
+                    span = span.to(self.prev_span());
+                    path.extend(raw);
+                    break;
+                }
+            }
             // ICMP field names double as type names (`parameter-problem`).
             if matches!(head.as_str(), "icmp" | "icmpv6") {
                 break;
@@ -1688,6 +1727,29 @@ impl Parser {
             }
         }
         Ok(Expr::Sel(path, span))
+    }
+
+    /// After `tcp option`: a kind number (`6`), or raw bits of a kind
+    /// (`@255,8,8` = kind 255, bit offset 8, 8 bits) as `@ KIND OFF LEN`.
+    fn tcp_option_number(&mut self) -> R<Option<Vec<String>>> {
+        if let Some(n) = self.peek_word().filter(|w| parse_u64(w).is_some()) {
+            let n = n.to_owned();
+            self.pos += 1;
+            return Ok(Some(vec![n]));
+        }
+        let Some(Tok::At(kind)) = self.peek().map(|t| t.tok.clone()) else {
+            return Ok(None);
+        };
+        if !self.peek_at(1).is_some_and(|t| t.is_punct(",")) {
+            return Ok(None);
+        }
+        self.pos += 1;
+        let mut raw = vec!["@".to_owned(), kind];
+        for _ in 0..2 {
+            self.expect_punct(",")?;
+            raw.push(self.word("a number")?.0);
+        }
+        Ok(Some(raw))
     }
 
     /// Right-hand side of a match: a value, list, set, range, prefix,
@@ -1741,7 +1803,14 @@ impl Parser {
             let span = a.span().to(b.span());
             return Ok(Expr::Range(Box::new(a), Box::new(b), span));
         }
-        if self.eat_punct("/") {
+        // A `/` not followed by a number is a mask (see `stmt`).
+        let prefix = self.peek().is_some_and(|t| t.is_punct("/"))
+            && self
+                .peek_at(1)
+                .and_then(|t| t.word())
+                .is_some_and(|w| parse_u64(w).is_some());
+        if prefix {
+            self.pos += 1;
             let n = self.number("prefix length")?;
             let span = a.span().to(self.prev_span());
             return Ok(Expr::Prefix(
@@ -1814,7 +1883,11 @@ impl Parser {
                 self.elem_options(&mut elem)?;
             }
             elem.span = espan.to(self.prev_span());
-            elems.push(elem);
+            match elem.key {
+                // A set inside a set contributes its elements.
+                Expr::Set(inner, _) if elem.data.is_none() => elems.extend(inner),
+                _ => elems.push(elem),
+            }
             self.skip_newlines();
             if !self.eat_punct(",") {
                 self.skip_newlines();

@@ -91,12 +91,15 @@ pub fn compile_rule_ast(
         concat_ends: Vec::new(),
     };
     let mut terminal = false;
-    for s in &rule.stmts {
+    for (i, s) in rule.stmts.iter().enumerate() {
         if terminal {
             return err(
                 stmt_span(s),
                 "Statement after terminal statement has no effect",
             );
+        }
+        if i + 1 < rule.stmts.len() && own_protocol_match(family, s) {
+            continue;
         }
         cx.stmt(s)?;
         terminal = is_terminal(s);
@@ -108,6 +111,35 @@ pub fn compile_rule_ast(
         r.userdata = Some(Userdata::with_comment(UDATA_COMMENT, c));
     }
     Ok(r)
+}
+
+/// `meta protocol ip` in an ip table (`ip6` in ip6): always true, so nft
+/// drops it unless it is the rule's last statement.
+fn own_protocol_match(family: Family, s: &Stmt) -> bool {
+    let Stmt::Match {
+        left: ast::Expr::Sel(path, _),
+        op: RelOp::Implicit | RelOp::Eq,
+        right: ast::Expr::Word(w, _),
+        ..
+    } = s
+    else {
+        return false;
+    };
+    path == &["meta", "protocol"]
+        && matches!(
+            (family, w.as_str()),
+            (Family::Ip, "ip") | (Family::Ip6, "ip6")
+        )
+}
+
+/// The register of a concatenation part `off` bytes in: nft names it by
+/// its 16-byte register when aligned to one, else by its 32-bit one.
+pub(super) fn concat_reg(off: usize) -> u32 {
+    if off % 16 == 0 {
+        NFT_REG_1 + (off / 16) as u32
+    } else {
+        NFT_REG32_00 + (off / 4) as u32
+    }
 }
 
 /// Statements after which nothing runs: verdicts and NAT.
@@ -378,11 +410,18 @@ impl RuleCx<'_> {
     /// Emits what loads `e` into `reg`; returns its type and length.
     fn load(&mut self, e: &ast::Expr, reg: u32) -> R<Loaded> {
         match e {
+            ast::Expr::Sel(path, span) if path[0] == "symhash" => {
+                self.load_hash(&path[1..], None, reg, *span)
+            }
+            ast::Expr::Map(h, key, _) if is_jhash(e) => match &**h {
+                ast::Expr::Sel(path, span) => self.load_hash(&path[1..], Some(key), reg, *span),
+                _ => err(h.span(), "expected jhash"),
+            },
             ast::Expr::Sel(path, span) => {
                 let f = self.resolve(path, *span)?;
                 self.dependency(f.proto, *span)?;
                 self.icmp_type_dependency(path, *span)?;
-                self.load_field(&f, reg, *span)
+                self.load_field(&f, reg)
             }
             ast::Expr::Binop(op, l, r, span) => {
                 let left = self.load(l, reg)?;
@@ -417,7 +456,79 @@ impl RuleCx<'_> {
         }
     }
 
-    fn load_field(&mut self, f: &Field, reg: u32, span: Span) -> R<Loaded> {
+    /// `jhash KEY mod N [seed S] [offset O]` (the key loaded from register
+    /// 2 on, as nft does) or `symhash mod N [offset O]`, into `reg`.
+    fn load_hash(
+        &mut self,
+        args: &[String],
+        key: Option<&ast::Expr>,
+        reg: u32,
+        span: Span,
+    ) -> R<Loaded> {
+        // The kernel dumps a seed only when one was given, an offset only
+        // when not 0.
+        let (mut modulus, mut seed, mut offset) = (None, None, 0u64);
+        for kv in args.chunks(2) {
+            let n = kv.get(1).and_then(|n| parse_u64(n));
+            match (kv[0].as_str(), n) {
+                ("mod", Some(n)) => modulus = Some(n),
+                ("seed", Some(n)) => seed = Some(n),
+                ("offset", Some(n)) => offset = n,
+                _ => return err(span, format!("unexpected '{}' in hash", kv[0])),
+            }
+        }
+        let modulus = modulus
+            .filter(|m| (1..=u32::MAX as u64).contains(m))
+            .ok_or_else(|| Diagnostic::new(span, "hash needs 'mod N' (1 to 2^32-1)"))?;
+        let (seed, offset) = match (seed.map(u32::try_from).transpose(), u32::try_from(offset)) {
+            (Ok(s), Ok(o)) => (s, o),
+            _ => return err(span, "hash seed and offset are 32-bit"),
+        };
+        let Some(key) = key else {
+            self.exprs.push(emit::raw("hash", |w| {
+                w.put_u32_be(NFTA_HASH_DREG, reg);
+                w.put_u32_be(NFTA_HASH_MODULUS, modulus as u32);
+                if offset != 0 {
+                    w.put_u32_be(NFTA_HASH_OFFSET, offset);
+                }
+                w.put_u32_be(NFTA_HASH_TYPE, NFT_HASH_SYM);
+            }));
+            return Ok(Loaded {
+                dt: INTEGER,
+                len: 4,
+                mask: None,
+            });
+        };
+        let parts = match key {
+            ast::Expr::Concat(parts, _) => parts.as_slice(),
+            k => std::slice::from_ref(k),
+        };
+        let (_, lens) = self.load_concat_from(parts, NFT_REG_2)?;
+        let len: usize = match lens.as_slice() {
+            [one] => *one,
+            all => all.iter().map(|l| l.div_ceil(4) * 4).sum(),
+        };
+        self.exprs.push(emit::raw("hash", |w| {
+            w.put_u32_be(NFTA_HASH_SREG, NFT_REG_2);
+            w.put_u32_be(NFTA_HASH_DREG, reg);
+            w.put_u32_be(NFTA_HASH_LEN, len as u32);
+            w.put_u32_be(NFTA_HASH_MODULUS, modulus as u32);
+            if let Some(seed) = seed {
+                w.put_u32_be(NFTA_HASH_SEED, seed);
+            }
+            if offset != 0 {
+                w.put_u32_be(NFTA_HASH_OFFSET, offset);
+            }
+            w.put_u32_be(NFTA_HASH_TYPE, NFT_HASH_JENKINS);
+        }));
+        Ok(Loaded {
+            dt: INTEGER,
+            len: 4,
+            mask: None,
+        })
+    }
+
+    fn load_field(&mut self, f: &Field, reg: u32) -> R<Loaded> {
         let dt = f.dt;
         match &f.load {
             Load::Payload { base, off, len } => {
@@ -541,6 +652,18 @@ impl RuleCx<'_> {
                     mask: None,
                 })
             }
+            Load::Osf { ttl, flags } => {
+                self.exprs.push(emit::raw("osf", |w| {
+                    w.put_u32_be(NFTA_OSF_DREG, reg);
+                    w.put_u8(NFTA_OSF_TTL, *ttl as u8);
+                    w.put_u32_be(NFTA_OSF_FLAGS, *flags);
+                }));
+                Ok(Loaded {
+                    dt,
+                    len: dt.bytes(),
+                    mask: None,
+                })
+            }
             Load::Fib { flags, result } => {
                 self.exprs.push(emit::raw("fib", |w| {
                     w.put_u32_be(NFTA_FIB_DREG, reg);
@@ -553,7 +676,6 @@ impl RuleCx<'_> {
                     mask: None,
                 })
             }
-            _ => err(span, "expression not supported here"),
         }
     }
 
@@ -606,6 +728,12 @@ impl RuleCx<'_> {
         if op == RelOp::Not && matches!(left, ast::Expr::Binop(..)) {
             return err(span, "cannot combine negation with binary expression");
         }
+        // `tcp flags & (syn | ack) syn`: after a mask, a bare value is an
+        // equality, not a test of any of its flags.
+        let op = match (left, op) {
+            (ast::Expr::Binop(BinOp::And, ..), RelOp::Implicit) => RelOp::Eq,
+            _ => op,
+        };
         // nft matches a one-element anonymous set as that element (and
         // drops the element's statements).
         if let ast::Expr::Set(elems, _) = right {
@@ -712,10 +840,8 @@ impl RuleCx<'_> {
         let len = ld.len;
         match right {
             ast::Expr::Set(..) | ast::Expr::SetRef(..) => {
-                if let Some((m, shift)) = &ld.mask {
-                    self.exprs.push(emit::bitwise(REG1, REG1, m, &vec![0; len]));
-                    self.anon_shift = *shift;
-                }
+                let named = matches!(right, ast::Expr::SetRef(..));
+                let len = self.key_mask(&ld, named);
                 return self.lookup_match(right, &[dt], &[len], op, span);
             }
             ast::Expr::List(items, _) if dt.kind != Kind::Bitmask => {
@@ -805,7 +931,10 @@ impl RuleCx<'_> {
                         } else if let Some(l) = last {
                             self.exprs.push(l);
                         }
-                    } else if n != len {
+                    } else if n != len && !(dt.be && matches!(self.exprs.last(), Some(Expr::Ct(_))))
+                    {
+                        // Network-order ct addresses compare their first
+                        // bytes only; anything else is masked.
                         let mask: Vec<u8> =
                             (0..len).map(|i| if i < n { 0xff } else { 0 }).collect();
                         self.exprs
@@ -870,6 +999,30 @@ impl RuleCx<'_> {
     }
 
     fn load_concat(&mut self, parts: &[ast::Expr]) -> R<(Vec<Dtype>, Vec<usize>)> {
+        self.load_concat_at(parts, &[], REG1)
+    }
+
+    /// Loads a concatenation from 16-byte register `first` on.
+    fn load_concat_from(&mut self, parts: &[ast::Expr], first: u32) -> R<(Vec<Dtype>, Vec<usize>)> {
+        self.load_concat_at(parts, &[], first)
+    }
+
+    /// [`Self::load_concat`] where parts may be constants, of the types in
+    /// `types` (a dynamic set's key: `add @s { ip saddr . 10002 }`).
+    pub(super) fn load_concat_typed(
+        &mut self,
+        parts: &[ast::Expr],
+        types: &[Dtype],
+    ) -> R<(Vec<Dtype>, Vec<usize>)> {
+        self.load_concat_at(parts, types, REG1)
+    }
+
+    fn load_concat_at(
+        &mut self,
+        parts: &[ast::Expr],
+        types: &[Dtype],
+        first: u32,
+    ) -> R<(Vec<Dtype>, Vec<usize>)> {
         for p in parts {
             if let ast::Expr::Sel(path, span) = p {
                 if path.len() == 3
@@ -885,12 +1038,34 @@ impl RuleCx<'_> {
         let mut off = 0usize;
         let (mut dts, mut lens) = (Vec::new(), Vec::new());
         self.concat_ends.clear();
-        for p in parts {
-            let reg = reg_at(off);
+        // Offsets count from the first register of the 16-byte bank.
+        let base = (first - NFT_REG_1) as usize * 16;
+        for (i, p) in parts.iter().enumerate() {
+            let reg = concat_reg(base + off);
+            if let (true, Some(dt)) = (is_const(p), types.get(i)) {
+                let len = dt.bytes().max(1);
+                let v = self.const_value(p, dt, len)?;
+                self.exprs.push(emit::immediate(reg, &v));
+                self.concat_ends.push((self.exprs.len(), reg));
+                off += len.div_ceil(4) * 4;
+                dts.push(*dt);
+                lens.push(len);
+                continue;
+            }
             let ld = self.load(p, reg)?;
-            if let Some((m, _)) = &ld.mask {
+            if let Some((m, shift)) = &ld.mask {
                 self.exprs
                     .push(emit::bitwise(reg, reg, m, &vec![0; ld.len]));
+                // Sub-byte fields of a concatenation are shifted down.
+                if *shift != 0 {
+                    self.exprs.push(emit::shift(
+                        reg,
+                        reg,
+                        ld.len as u32,
+                        NFT_BITWISE_RSHIFT,
+                        *shift,
+                    ));
+                }
             }
             self.concat_ends.push((self.exprs.len(), reg));
             off += ld.len.div_ceil(4) * 4;
@@ -898,6 +1073,30 @@ impl RuleCx<'_> {
             lens.push(ld.len);
         }
         Ok((dts, lens))
+    }
+
+    /// Masks a sub-byte single key loaded into register 1. Anonymous sets
+    /// hold their values shifted up to the field; named sets hold plain
+    /// values, so the key is shifted down and is as long as its type.
+    /// Returns the key's length.
+    fn key_mask(&mut self, ld: &Loaded, named: bool) -> usize {
+        let Some((m, shift)) = &ld.mask else {
+            return ld.len;
+        };
+        self.exprs
+            .push(emit::bitwise(REG1, REG1, m, &vec![0; ld.len]));
+        if !named || *shift == 0 {
+            self.anon_shift = *shift;
+            return ld.len;
+        }
+        self.exprs.push(emit::shift(
+            REG1,
+            REG1,
+            ld.len as u32,
+            NFT_BITWISE_RSHIFT,
+            *shift,
+        ));
+        ld.dt.bytes().clamp(1, ld.len)
     }
 
     /// `left { ... }` / `left @set`: a lookup, anonymous set made as needed.
@@ -933,6 +1132,7 @@ impl RuleCx<'_> {
                 if set.key_len != want {
                     return err(*s, format!("type mismatch: set @{name} has {}-byte keys, expression is {want} bytes", set.key_len));
                 }
+                // A map's keys can be looked up as a set's.
                 name.clone()
             }
             ast::Expr::Set(elems, _) => self.anon_set(elems, dts, lens, None)?,
@@ -1066,12 +1266,8 @@ impl RuleCx<'_> {
             ast::Expr::Concat(parts, _) => self.load_concat(parts)?,
             k => {
                 let ld = self.load(k, REG1)?;
-                if let Some((m, shift)) = &ld.mask {
-                    self.exprs
-                        .push(emit::bitwise(REG1, REG1, m, &vec![0; ld.len]));
-                    self.anon_shift = *shift;
-                }
-                (vec![ld.dt], vec![ld.len])
+                let len = self.key_mask(&ld, matches!(map, ast::Expr::SetRef(..)));
+                (vec![ld.dt], vec![len])
             }
         };
         let (md, dreg) = match value {
@@ -1101,6 +1297,10 @@ impl RuleCx<'_> {
     /// Computes a value expression into `reg` (for `set` statements and NAT).
     pub(super) fn eval_into(&mut self, v: &ast::Expr, dt: &Dtype, len: usize, reg: u32) -> R<()> {
         match v {
+            _ if is_jhash(v) => {
+                self.load(v, reg)?;
+                Ok(())
+            }
             ast::Expr::Sel(..) | ast::Expr::Binop(..) if !is_const(v) => {
                 self.load(v, reg)?;
                 Ok(())
@@ -1198,40 +1398,31 @@ impl RuleCx<'_> {
                 let _ = span;
                 Ok(())
             }
-            // `tcp option maxseg size set 1360`: nft writes options with
-            // no protocol dependency (the kernel checks the header).
             Load::Exthdr {
                 op, ty, off, len, ..
-            } if off % 8 == 0 && len % 8 == 0 => {
-                let n = len / 8;
-                self.eval_into(value, &f.dt, n as usize, REG1)?;
-                // The route MSS is in host order; options are not.
-                if matches!(value, ast::Expr::Sel(p, _) if p == &["rt", "mtu"]) {
-                    self.exprs.push(emit::byteorder(REG1, n, n));
+            } if *op == NFT_EXTHDR_OP_TCPOPT && off % 8 == 0 && len % 8 == 0 => {
+                let n = (len / 8) as usize;
+                self.eval_into(value, &f.dt, n, REG1)?;
+                // A host-order value (`rt mtu`) is written in network order.
+                let host = match value {
+                    ast::Expr::Sel(p, _) => field(p, self.family_l3()).is_some_and(|v| !v.dt.be),
+                    _ => false,
+                };
+                if host && f.dt.be && n > 1 {
+                    self.exprs.push(emit::byteorder(REG1, n as u32, n as u32));
                 }
-                let (op, ty, start) = (*op, *ty, off / 8);
                 self.exprs.push(emit::raw("exthdr", |w| {
                     w.put_u32_be(NFTA_EXTHDR_SREG, REG1);
-                    w.put_u8(NFTA_EXTHDR_TYPE, ty);
-                    w.put_u32_be(NFTA_EXTHDR_OFFSET, start);
-                    w.put_u32_be(NFTA_EXTHDR_LEN, n);
+                    w.put_u8(NFTA_EXTHDR_TYPE, *ty);
+                    w.put_u32_be(NFTA_EXTHDR_OFFSET, off / 8);
+                    w.put_u32_be(NFTA_EXTHDR_LEN, n as u32);
                     w.put_u32_be(NFTA_EXTHDR_FLAGS, 0);
-                    w.put_u32_be(NFTA_EXTHDR_OP, op);
+                    w.put_u32_be(NFTA_EXTHDR_OP, *op);
                 }));
                 Ok(())
             }
             _ => err(*lspan, "cannot assign to this expression"),
         }
-    }
-}
-
-/// The register holding byte `off` of the register file, as nft names
-/// it: a 128-bit register where one starts, else a 32-bit one.
-pub(super) fn reg_at(off: usize) -> u32 {
-    if off % 16 == 0 {
-        NFT_REG_1 + (off / 16) as u32
-    } else {
-        NFT_REG32_00 + (off / 4) as u32
     }
 }
 
@@ -1252,6 +1443,12 @@ fn is_const(e: &ast::Expr) -> bool {
         ast::Expr::Sel(..) | ast::Expr::Map(..) => false,
         _ => true,
     }
+}
+
+/// `jhash KEY mod N`, which the parser gives as a map of the hash
+/// parameters over the key.
+fn is_jhash(e: &ast::Expr) -> bool {
+    matches!(e, ast::Expr::Map(h, ..) if matches!(&**h, ast::Expr::Sel(p, _) if p[0] == "jhash"))
 }
 
 fn is_zero_literal(e: &ast::Expr) -> bool {
@@ -1371,17 +1568,12 @@ impl RuleCx<'_> {
             }
         }
     }
-    /// Loads the key of a set statement (selectors) into register 1,
-    /// masked and byte-swapped as lookups load it.
-    pub(super) fn load_set_key(&mut self, key: &ast::Expr) -> R<usize> {
-        let (_, lens) = self.load_key(key)?;
-        self.anon_shift = 0;
-        let regs = if lens.len() > 1 {
-            lens.iter().map(|l| l.div_ceil(4) * 4).sum()
-        } else {
-            lens[0]
-        };
-        Ok(regs)
+    /// Loads the selector keying a set statement into register 1, masked
+    /// (and shifted down) as for lookups in named sets.
+    pub(super) fn load_set_key(&mut self, key: &ast::Expr) -> R<()> {
+        let ld = self.load(key, REG1)?;
+        self.key_mask(&ld, true);
+        Ok(())
     }
     /// The network protocol matched so far, if known.
     pub(super) fn l3_known(&self) -> Option<u32> {

@@ -3,7 +3,7 @@
 
 use super::emit;
 use super::fields::Proto;
-use super::rule::{arg_words, reg_at, RuleCx};
+use super::rule::{arg_words, concat_reg, RuleCx};
 use super::types::*;
 use crate::expr::Expr;
 use crate::model::{Family, Table};
@@ -115,11 +115,15 @@ pub fn keyword(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<(
             let n = num(words.last(), span, "a count")?;
             cx.push(emit::raw("connlimit", |w| {
                 w.put_u32_be(NFTA_CONNLIMIT_COUNT, n as u32);
-                w.put_u32_be(NFTA_CONNLIMIT_FLAGS, over as u32);
+                // The kernel keeps (and dumps) flags only when inverted.
+                if over {
+                    w.put_u32_be(NFTA_CONNLIMIT_FLAGS, 1);
+                }
             }));
             Ok(())
         }
         "fwd" | "dup" => fwd_dup(cx, name, args, span),
+        "reset" => reset_option(cx, args, span),
         "tproxy" => tproxy(cx, args, span),
         "synproxy" if words.first().is_some_and(|w| w.0 == "name") => {
             let n = words
@@ -265,6 +269,31 @@ fn tproxy(cx: &mut RuleCx<'_>, args: &[Arg], span: Span) -> R<()> {
     Ok(())
 }
 
+/// `reset tcp option NAME|N`: strips the option from the packet.
+fn reset_option(cx: &mut RuleCx<'_>, args: &[Arg], span: Span) -> R<()> {
+    let ty = match args {
+        [Arg::Expr(ast::Expr::Sel(path, ps))] if path.len() == 3 => {
+            match super::fields::field(path, None).map(|f| f.load) {
+                Some(super::fields::Load::Exthdr { op, ty, flags, .. })
+                    if op == NFT_EXTHDR_OP_TCPOPT && flags == NFT_EXTHDR_F_PRESENT =>
+                {
+                    ty
+                }
+                _ => return err(*ps, "expected a TCP option"),
+            }
+        }
+        _ => return err(span, "expected 'tcp option NAME'"),
+    };
+    cx.push(emit::raw("exthdr", |w| {
+        w.put_u8(NFTA_EXTHDR_TYPE, ty);
+        w.put_u32_be(NFTA_EXTHDR_OFFSET, 0);
+        w.put_u32_be(NFTA_EXTHDR_LEN, 0);
+        w.put_u32_be(NFTA_EXTHDR_FLAGS, 0);
+        w.put_u32_be(NFTA_EXTHDR_OP, NFT_EXTHDR_OP_TCPOPT);
+    }));
+    Ok(())
+}
+
 fn objref(ty: u32, name: &str) -> crate::expr::Expr {
     emit::raw("objref", |w| {
         w.put_u32_be(NFTA_OBJREF_IMM_TYPE, ty);
@@ -315,19 +344,23 @@ fn log(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
                 // `flags tcp sequence,options`, `flags ip options`, `flags all`
                 while let Some((f, fs)) = words.get(i) {
                     match f.as_str() {
-                        "all" => flags |= 0x2f,
+                        "all" => flags |= NF_LOG_MASK,
                         "tcp" | "ip" | "," => {}
-                        "sequence" => flags |= 0x1,
+                        "sequence" => flags |= NF_LOG_TCPSEQ,
                         "options" => {
                             let prev = words[..i]
                                 .iter()
                                 .rev()
                                 .find(|p| p.0 == "tcp" || p.0 == "ip")
                                 .map(|p| p.0.as_str());
-                            flags |= if prev == Some("ip") { 0x4 } else { 0x2 };
+                            flags |= if prev == Some("ip") {
+                                NF_LOG_IPOPT
+                            } else {
+                                NF_LOG_TCPOPT
+                            };
                         }
-                        "skuid" => flags |= 0x8,
-                        "ether" => flags |= 0x20,
+                        "skuid" => flags |= NF_LOG_UID,
+                        "ether" => flags |= NF_LOG_MACDECODE,
                         _ => {
                             let _ = fs;
                             break;
@@ -611,6 +644,8 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
                 "fully-random" => flags |= NF_NAT_RANGE_PROTO_RANDOM_FULLY,
                 "persistent" => flags |= NF_NAT_RANGE_PERSISTENT,
                 "ip" | "ip6" if to.is_none() => fam_kw = Some(w.as_str()),
+                // Flags come after the target, never before.
+                "to" if flags != 0 => return err(*s, "unexpected 'to' after flags"),
                 "to" | "," => {}
                 _ => return err(*s, format!("unexpected '{w}'")),
             },
@@ -644,8 +679,15 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
     };
     let mut regs = (None, None, None, None);
     if let Some(e) = to {
-        // Split `addr:port` forms.
-        let (addr, port) = split_addr_port(e, l3 == NFPROTO_IPV6);
+        // Split `addr:port` forms; redirect and masquerade take a port.
+        let (addr, port) = match e {
+            ast::Expr::Word(w, _)
+                if matches!(name, "redirect" | "masquerade") && !w.starts_with(':') =>
+            {
+                (None, Some(e.clone()))
+            }
+            _ => split_addr_port(e, l3 == NFPROTO_IPV6),
+        };
         if let Some(a) = addr {
             regs.0 = Some(NFT_REG_1);
             match &a {
@@ -831,43 +873,33 @@ pub fn dynset(
     let mut sels = flat(Some(key));
     sels.extend(flat(data));
     cx.hoist_dependencies(&sels)?;
-    let is_sel = |e: &ast::Expr| matches!(e, ast::Expr::Sel(..));
-    let key_bytes = match key {
-        ast::Expr::Concat(parts, _) if parts.iter().all(is_sel) => cx.load_set_key(key)?,
-        k if is_sel(k) => cx.load_set_key(key)?,
-        // Values: typed by the set's key.
+    match key {
         ast::Expr::Concat(parts, _) => {
-            let types = crate::proto::datatype::split_concat(s.key_type, parts.len());
-            let mut off = 0usize;
-            for (i, p) in parts.iter().enumerate() {
-                let (dt, len) = match types.as_ref().and_then(|t| t.get(i)) {
-                    Some(t) if t.bits > 0 => (from_proto(t), from_proto(t).bytes()),
-                    _ => (BE_INT, 4),
-                };
-                cx.eval_into(p, &dt, len, reg_at(off))?;
-                off += len.div_ceil(4) * 4;
-            }
-            off
+            // Constant parts take their type from the set's key.
+            let types: Vec<Dtype> = crate::proto::datatype::split_concat(s.key_type, parts.len())
+                .map(|t| t.into_iter().map(from_proto).collect())
+                .unwrap_or_default();
+            cx.load_concat_typed(parts, &types)?;
         }
+        // A selector is masked as lookups mask it.
+        k @ ast::Expr::Sel(..) => cx.load_set_key(k)?,
         k => {
-            let len = s.key_len as usize;
             let dt = crate::proto::datatype::by_id(s.key_type)
                 .map(from_proto)
-                .filter(|d| d.kind != Kind::Int)
-                .unwrap_or(BE_INT.bits(len as u32 * 8));
-            cx.eval_into(k, &dt, len, NFT_REG_1)?;
-            len
+                .filter(|d| d.bytes() == s.key_len as usize)
+                .unwrap_or(BE_INT);
+            cx.eval_into(k, &dt, s.key_len as usize, NFT_REG_1)?
         }
-    };
-    // A map's value goes in the 128-bit register after the key's.
+    }
+    // A map's value goes in the 16-byte register after the key's.
     let data_reg = match data {
         None => None,
         Some(d) => {
             if !s.is_map() {
                 return err(d.span(), format!("@{set} is not a map"));
             }
-            let first_off = key_bytes.max(s.key_len as usize).div_ceil(16) * 16;
-            let first = reg_at(first_off);
+            let data_off = (s.key_len as usize).div_ceil(16) * 16;
+            let first = concat_reg(data_off);
             let len = s.data_len.unwrap_or(4) as usize;
             let dt = s
                 .data_type
@@ -886,11 +918,11 @@ pub fn dynset(
                         .data_type
                         .and_then(|id| crate::proto::datatype::split_concat(id, parts.len()))
                         .ok_or_else(|| Diagnostic::new(d.span(), "value does not fit the map"))?;
-                    let mut off = first_off;
+                    let mut off = data_off;
                     for (p, t) in parts.iter().zip(types) {
                         let pdt = from_proto(t);
                         let plen = pdt.bytes().max(1);
-                        cx.eval_into(p, &pdt, plen, reg_at(off))?;
+                        cx.eval_into(p, &pdt, plen, concat_reg(off))?;
                         off += plen.div_ceil(4) * 4;
                     }
                 }
@@ -899,8 +931,7 @@ pub fn dynset(
             Some(first)
         }
     };
-    // nft always sends a timeout, 0 for none.
-    let mut timeout = Some(0);
+    let mut timeout = None;
     let mut exprs = Vec::new();
     for st in stmts {
         match st {
@@ -933,9 +964,8 @@ pub fn dynset(
         if let Some(r) = data_reg {
             w.put_u32_be(NFTA_DYNSET_SREG_DATA, r);
         }
-        if let Some(t) = timeout {
-            w.put_u64_be(NFTA_DYNSET_TIMEOUT, t);
-        }
+        // The kernel keeps (and dumps) a timeout always, 0 for none.
+        w.put_u64_be(NFTA_DYNSET_TIMEOUT, timeout.unwrap_or(0));
         w.put_u32_be(NFTA_DYNSET_FLAGS, 0);
         if exprs.len() == 1 {
             w.nest(NFTA_DYNSET_EXPR, |w| exprs[0].encode_body(w));
@@ -948,6 +978,13 @@ pub fn dynset(
     Ok(())
 }
 
+// `NF_LOG_*` (linux/netfilter/nf_log.h), not in the generated set.
+const NF_LOG_TCPSEQ: u32 = 0x01;
+const NF_LOG_TCPOPT: u32 = 0x02;
+const NF_LOG_IPOPT: u32 = 0x04;
+const NF_LOG_UID: u32 = 0x08;
+const NF_LOG_MACDECODE: u32 = 0x20;
+const NF_LOG_MASK: u32 = 0x2f;
 /// The expressions of the stateful statements a set or an element
 /// carries (`limit`, `counter`, `quota`, `ct count`, `last`).
 pub fn set_stmts(t: &Table, stmts: &[Stmt]) -> R<Vec<Expr>> {
