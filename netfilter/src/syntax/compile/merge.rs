@@ -74,21 +74,91 @@ pub fn merge_payloads(exprs: &mut Vec<Expr>) {
             }
         }
         for m in merged {
-            out.push(Expr::Payload(Payload {
-                dreg: Some(1),
-                base: Some(m.base),
-                offset: Some(m.off),
-                len: Some(m.value.len() as u32),
-                ..Default::default()
-            }));
-            out.push(Expr::Cmp(Cmp {
-                sreg: Some(1),
-                op: Some(CmpOp::Eq),
-                data: Some(Data::Value(Bytes(m.value))),
-                ..Default::default()
-            }));
+            let (load, cmp) = unit_exprs(m);
+            out.push(load);
+            out.push(cmp);
         }
         i = j;
     }
     *exprs = out;
+}
+
+/// nft also merges the first two header matches of a rule when other
+/// statements stand between them (`ether saddr X counter ether type
+/// 8021q`), if they test neighbouring bytes. The merged test takes the
+/// place of the one on a protocol field (ether type, ip protocol), else
+/// of the lower one; later matches are not merged with it.
+pub fn merge_first_pair(exprs: &mut Vec<Expr>) {
+    for base in [
+        PayloadBase::LinkLayer,
+        PayloadBase::Network,
+        PayloadBase::Transport,
+    ] {
+        merge_first_pair_of(exprs, base);
+    }
+}
+
+/// [`merge_first_pair`] for the matches on one header.
+fn merge_first_pair_of(exprs: &mut Vec<Expr>, base: PayloadBase) {
+    let mut units: Vec<(usize, Unit)> = Vec::with_capacity(2);
+    let mut i = 0;
+    while i + 1 < exprs.len() && units.len() < 2 {
+        match unit(&exprs[i], &exprs[i + 1]).filter(|u| u.base == base) {
+            Some(u) => {
+                units.push((i, u));
+                i += 2;
+            }
+            None => i += 1,
+        }
+    }
+    let mut units = units.into_iter();
+    let (Some((ia, a)), Some((ib, b))) = (units.next(), units.next()) else {
+        return;
+    };
+    // Consecutive matches are `merge_payloads`' job.
+    if ib == ia + 2 {
+        return;
+    }
+    let slot = if is_protocol_key(&a) || (!is_protocol_key(&b) && a.off < b.off) {
+        ia
+    } else {
+        ib
+    };
+    let (lo, hi) = if a.off < b.off { (a, b) } else { (b, a) };
+    if lo.off + lo.value.len() as u32 != hi.off || lo.value.len() + hi.value.len() > 16 {
+        return;
+    }
+    let mut merged = lo;
+    merged.value.extend(hi.value);
+    let (load, cmp) = unit_exprs(merged);
+    let other = if slot == ia { ib } else { ia };
+    exprs[slot] = load;
+    exprs[slot + 1] = cmp;
+    exprs.drain(other..other + 2);
+}
+
+/// The load and compare of a unit.
+fn unit_exprs(m: Unit) -> (Expr, Expr) {
+    let load = Expr::Payload(Payload {
+        dreg: Some(1),
+        base: Some(m.base),
+        offset: Some(m.off),
+        len: Some(m.value.len() as u32),
+        ..Default::default()
+    });
+    let cmp = Expr::Cmp(Cmp {
+        sreg: Some(1),
+        op: Some(CmpOp::Eq),
+        data: Some(Data::Value(Bytes(m.value))),
+        ..Default::default()
+    });
+    (load, cmp)
+}
+
+/// Fields naming the next header's protocol.
+fn is_protocol_key(u: &Unit) -> bool {
+    matches!(
+        (u.base, u.off, u.value.len()),
+        (PayloadBase::LinkLayer, 12 | 16 | 20, 2) | (PayloadBase::Network, 9 | 6, 1)
+    )
 }
