@@ -41,6 +41,9 @@ pub struct RuleCx<'a> {
     anon_shift: u32,
     /// The ICMP type matched (fields of some types need one).
     icmp_type: Option<u8>,
+    /// The ICMP type was matched against a set: nft then adds no type
+    /// dependency for fields of some types.
+    icmp_type_set: bool,
     /// A transport protocol was matched (maybe against a set).
     l4_any: bool,
     /// The transport protocol was matched against a set of several.
@@ -80,6 +83,7 @@ pub fn compile_rule_ast(
         set_counter,
         anon_key: Vec::new(),
         icmp_type: None,
+        icmp_type_set: false,
         anon_shift: 0,
         ether_type: None,
         l4_any: false,
@@ -256,7 +260,9 @@ impl RuleCx<'_> {
             }
             Proto::Th => Ok(()),
             Proto::L4(n, l3) => {
-                if let Some(l3) = l3 {
+                // nft adds the network protocol only when none is known:
+                // `icmp type` in an ip6 table just tests the protocol number.
+                if let Some(l3) = l3.filter(|_| self.l3.is_none()) {
                     self.need_l3_via(
                         if l3 == L3::Ip {
                             NFPROTO_IPV4
@@ -312,6 +318,9 @@ impl RuleCx<'_> {
             ["icmpv6", "max-delay"] => ("icmpv6", &[130]),
             _ => return Ok(()),
         };
+        if self.icmp_type_set {
+            return Ok(());
+        }
         if let Some(t) = self.icmp_type {
             if types.contains(&t) {
                 return Ok(());
@@ -772,6 +781,11 @@ impl RuleCx<'_> {
                     }
                 }
                 ["th", _] => self.l4_any = true,
+                ["icmp" | "icmpv6", "type"]
+                    if matches!(right, ast::Expr::Set(..) | ast::Expr::List(..)) =>
+                {
+                    self.icmp_type_set = true
+                }
                 ["meta", "nfproto"] if self.family != Family::Inet => {
                     return err(span, "meta nfproto is only useful in the inet family")
                 }
