@@ -1289,7 +1289,16 @@ impl Parser {
             }
         }
         if self.eat_word("set") {
-            let value = self.expr()?;
+            let mut value = self.expr()?;
+            // `ct event set new,destroy`: a flag list.
+            if self.peek().is_some_and(|t| t.is_punct(",")) {
+                let mut items = vec![value];
+                while self.eat_punct(",") {
+                    items.push(self.expr()?);
+                }
+                let span = items[0].span().to(items[items.len() - 1].span());
+                value = Expr::List(items, span);
+            }
             return Ok(Stmt::Assign {
                 left,
                 value,
@@ -1845,7 +1854,11 @@ impl Parser {
                 self.elem_options(&mut elem)?;
             }
             elem.span = espan.to(self.prev_span());
-            elems.push(elem);
+            match elem.key {
+                // A set inside a set contributes its elements.
+                Expr::Set(inner, _) if elem.data.is_none() => elems.extend(inner),
+                _ => elems.push(elem),
+            }
             self.skip_newlines();
             if !self.eat_punct(",") {
                 self.skip_newlines();

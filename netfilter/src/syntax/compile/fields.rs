@@ -424,6 +424,13 @@ fn ct(rest: &[&str], family_l3: Option<L3>) -> Option<Field> {
     if (tuple && dir.is_none()) || (whole && dir.is_some()) {
         return None;
     }
+    // The kernel ignores (and does not dump) a direction on the protocol
+    // keys, so none is sent.
+    let dir = if matches!(rest, ["protocol" | "l3proto"]) {
+        None
+    } else {
+        dir
+    };
     Some(Field {
         load: Load::Ct { key, dir },
         dt,

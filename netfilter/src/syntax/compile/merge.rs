@@ -1,5 +1,5 @@
 //! nft's merge of adjacent header matches: consecutive `field == value`
-//! tests of neighbouring bytes of one header become one load and one
+//! (or `!=`) tests of neighbouring bytes of one header become one load and one
 //! compare (`tcp sport 1 tcp dport 2` loads 4 bytes). Learnt from the
 //! kernel's rules after nft loads them: fields that are whole, aligned
 //! 32-bit words (addresses, sequence numbers) are left alone.
@@ -13,6 +13,8 @@ struct Unit {
     base: PayloadBase,
     off: u32,
     value: Vec<u8>,
+    /// `eq`, or `neq`: nft merges runs of either (not mixed).
+    op: CmpOp,
 }
 
 fn unit(load: &Expr, cmp: &Expr) -> Option<Unit> {
@@ -27,7 +29,7 @@ fn unit(load: &Expr, cmp: &Expr) -> Option<Unit> {
     let aligned = off % 4 == 0 && len % 4 == 0;
     (plain
         && !aligned
-        && c.op == Some(CmpOp::Eq)
+        && matches!(c.op, Some(CmpOp::Eq | CmpOp::Neq))
         && c.sreg == Some(dreg)
         && dreg == 1
         && v.0.len() == len as usize)
@@ -35,6 +37,7 @@ fn unit(load: &Expr, cmp: &Expr) -> Option<Unit> {
             base,
             off,
             value: v.0.clone(),
+            op: c.op.unwrap_or(CmpOp::Eq),
         })
 }
 
@@ -48,7 +51,7 @@ pub fn merge_payloads(exprs: &mut Vec<Expr>) {
         let mut j = i;
         while j + 1 < exprs.len() {
             match unit(&exprs[j], &exprs[j + 1]) {
-                Some(u) if run.first().is_none_or(|f| f.base == u.base) => {
+                Some(u) if run.first().is_none_or(|f| f.base == u.base && f.op == u.op) => {
                     run.push(u);
                     j += 2;
                 }
@@ -115,8 +118,9 @@ fn merge_first_pair_of(exprs: &mut Vec<Expr>, base: PayloadBase) {
     let (Some((ia, a)), Some((ib, b))) = (units.next(), units.next()) else {
         return;
     };
-    // Consecutive matches are `merge_payloads`' job.
-    if ib == ia + 2 {
+    // Consecutive matches are `merge_payloads`' job; only equalities
+    // are merged across statements.
+    if ib == ia + 2 || a.op != CmpOp::Eq || b.op != CmpOp::Eq {
         return;
     }
     let slot = if is_protocol_key(&a) || (!is_protocol_key(&b) && a.off < b.off) {
@@ -148,7 +152,7 @@ fn unit_exprs(m: Unit) -> (Expr, Expr) {
     });
     let cmp = Expr::Cmp(Cmp {
         sreg: Some(1),
-        op: Some(CmpOp::Eq),
+        op: Some(m.op),
         data: Some(Data::Value(Bytes(m.value))),
         ..Default::default()
     });

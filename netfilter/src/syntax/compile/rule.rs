@@ -90,12 +90,15 @@ pub fn compile_rule_ast(
         l4_set: false,
     };
     let mut terminal = false;
-    for s in &rule.stmts {
+    for (i, s) in rule.stmts.iter().enumerate() {
         if terminal {
             return err(
                 stmt_span(s),
                 "Statement after terminal statement has no effect",
             );
+        }
+        if i + 1 < rule.stmts.len() && own_protocol_match(family, s) {
+            continue;
         }
         cx.stmt(s)?;
         terminal = is_terminal(s);
@@ -108,6 +111,35 @@ pub fn compile_rule_ast(
         r.userdata = Some(Userdata::with_comment(UDATA_COMMENT, c));
     }
     Ok(r)
+}
+
+/// `meta protocol ip` in an ip table (`ip6` in ip6): always true, so nft
+/// drops it unless it is the rule's last statement.
+fn own_protocol_match(family: Family, s: &Stmt) -> bool {
+    let Stmt::Match {
+        left: ast::Expr::Sel(path, _),
+        op: RelOp::Implicit | RelOp::Eq,
+        right: ast::Expr::Word(w, _),
+        ..
+    } = s
+    else {
+        return false;
+    };
+    path == &["meta", "protocol"]
+        && matches!(
+            (family, w.as_str()),
+            (Family::Ip, "ip") | (Family::Ip6, "ip6")
+        )
+}
+
+/// The register of a concatenation part `off` bytes in: nft names it by
+/// its 16-byte register when aligned to one, else by its 32-bit one.
+pub(super) fn concat_reg(off: usize) -> u32 {
+    if off % 16 == 0 {
+        NFT_REG_1 + (off / 16) as u32
+    } else {
+        NFT_REG32_00 + (off / 4) as u32
+    }
 }
 
 /// Statements after which nothing runs: verdicts and NAT.
@@ -825,10 +857,8 @@ impl RuleCx<'_> {
         let len = ld.len;
         match right {
             ast::Expr::Set(..) | ast::Expr::SetRef(..) => {
-                if let Some((m, shift)) = &ld.mask {
-                    self.exprs.push(emit::bitwise(REG1, REG1, m, &vec![0; len]));
-                    self.anon_shift = *shift;
-                }
+                let named = matches!(right, ast::Expr::SetRef(..));
+                let len = self.key_mask(&ld, named);
                 return self.lookup_match(right, &[dt], &[len], op, span);
             }
             ast::Expr::List(items, _) if dt.kind != Kind::Bitmask => {
@@ -917,7 +947,10 @@ impl RuleCx<'_> {
                         } else if let Some(l) = last {
                             self.exprs.push(l);
                         }
-                    } else if n != len {
+                    } else if n != len && !(dt.be && matches!(self.exprs.last(), Some(Expr::Ct(_))))
+                    {
+                        // Network-order ct addresses compare their first
+                        // bytes only; anything else is masked.
                         let mask = values::prefix_mask_ordered(len, plen, dt.be);
                         self.exprs
                             .push(emit::bitwise(REG1, REG1, &mask, &vec![0; len]));
@@ -977,11 +1010,30 @@ impl RuleCx<'_> {
     }
 
     fn load_concat(&mut self, parts: &[ast::Expr]) -> R<(Vec<Dtype>, Vec<usize>)> {
-        self.load_concat_from(parts, REG1)
+        self.load_concat_at(parts, &[], REG1)
     }
 
     /// Loads a concatenation from 16-byte register `first` on.
     fn load_concat_from(&mut self, parts: &[ast::Expr], first: u32) -> R<(Vec<Dtype>, Vec<usize>)> {
+        self.load_concat_at(parts, &[], first)
+    }
+
+    /// [`Self::load_concat`] where parts may be constants, of the types in
+    /// `types` (a dynamic set's key: `add @s { ip saddr . 10002 }`).
+    pub(super) fn load_concat_typed(
+        &mut self,
+        parts: &[ast::Expr],
+        types: &[Dtype],
+    ) -> R<(Vec<Dtype>, Vec<usize>)> {
+        self.load_concat_at(parts, types, REG1)
+    }
+
+    fn load_concat_at(
+        &mut self,
+        parts: &[ast::Expr],
+        types: &[Dtype],
+        first: u32,
+    ) -> R<(Vec<Dtype>, Vec<usize>)> {
         for p in parts {
             if let ast::Expr::Sel(path, span) = p {
                 if path.len() == 3
@@ -1001,22 +1053,63 @@ impl RuleCx<'_> {
         }
         let mut off = 0usize;
         let (mut dts, mut lens) = (Vec::new(), Vec::new());
-        for p in parts {
-            let reg = if off == 0 {
-                first
-            } else {
-                NFT_REG32_00 + (first - NFT_REG_1) * 4 + (off / 4) as u32
-            };
+        // Offsets count from the first register of the 16-byte bank.
+        let base = (first - NFT_REG_1) as usize * 16;
+        for (i, p) in parts.iter().enumerate() {
+            let reg = concat_reg(base + off);
+            if let (true, Some(dt)) = (is_const(p), types.get(i)) {
+                let len = dt.bytes().max(1);
+                let v = self.const_value(p, dt, len)?;
+                self.exprs.push(emit::immediate(reg, &v));
+                off += len.div_ceil(4) * 4;
+                dts.push(*dt);
+                lens.push(len);
+                continue;
+            }
             let ld = self.load(p, reg)?;
-            if let Some((m, _)) = &ld.mask {
+            if let Some((m, shift)) = &ld.mask {
                 self.exprs
                     .push(emit::bitwise(reg, reg, m, &vec![0; ld.len]));
+                // Sub-byte fields of a concatenation are shifted down.
+                if *shift != 0 {
+                    self.exprs.push(emit::shift(
+                        reg,
+                        reg,
+                        ld.len as u32,
+                        NFT_BITWISE_RSHIFT,
+                        *shift,
+                    ));
+                }
             }
             off += ld.len.div_ceil(4) * 4;
             dts.push(ld.dt);
             lens.push(ld.len);
         }
         Ok((dts, lens))
+    }
+
+    /// Masks a sub-byte single key loaded into register 1. Anonymous sets
+    /// hold their values shifted up to the field; named sets hold plain
+    /// values, so the key is shifted down and is as long as its type.
+    /// Returns the key's length.
+    fn key_mask(&mut self, ld: &Loaded, named: bool) -> usize {
+        let Some((m, shift)) = &ld.mask else {
+            return ld.len;
+        };
+        self.exprs
+            .push(emit::bitwise(REG1, REG1, m, &vec![0; ld.len]));
+        if !named || *shift == 0 {
+            self.anon_shift = *shift;
+            return ld.len;
+        }
+        self.exprs.push(emit::shift(
+            REG1,
+            REG1,
+            ld.len as u32,
+            NFT_BITWISE_RSHIFT,
+            *shift,
+        ));
+        ld.dt.bytes().clamp(1, ld.len)
     }
 
     /// `left { ... }` / `left @set`: a lookup, anonymous set made as needed.
@@ -1052,9 +1145,7 @@ impl RuleCx<'_> {
                 if set.key_len != want {
                     return err(*s, format!("type mismatch: set @{name} has {}-byte keys, expression is {want} bytes", set.key_len));
                 }
-                if set.is_map() {
-                    return err(*s, format!("@{name} is a map, not a set"));
-                }
+                // A map's keys can be looked up as a set's.
                 name.clone()
             }
             ast::Expr::Set(elems, _) => self.anon_set(elems, dts, lens, None)?,
@@ -1177,12 +1268,8 @@ impl RuleCx<'_> {
             ast::Expr::Concat(parts, _) => self.load_concat(parts)?,
             k => {
                 let ld = self.load(k, REG1)?;
-                if let Some((m, shift)) = &ld.mask {
-                    self.exprs
-                        .push(emit::bitwise(REG1, REG1, m, &vec![0; ld.len]));
-                    self.anon_shift = *shift;
-                }
-                (vec![ld.dt], vec![ld.len])
+                let len = self.key_mask(&ld, matches!(map, ast::Expr::SetRef(..)));
+                (vec![ld.dt], vec![len])
             }
         };
         let (md, dreg) = match value {

@@ -3,7 +3,7 @@
 
 use super::emit;
 use super::fields::Proto;
-use super::rule::{arg_words, RuleCx};
+use super::rule::{arg_words, concat_reg, RuleCx};
 use super::types::*;
 use crate::model::Family;
 use crate::syntax::ast::{self, Arg, Stmt};
@@ -114,7 +114,10 @@ pub fn keyword(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<(
             let n = num(words.last(), span, "a count")?;
             cx.push(emit::raw("connlimit", |w| {
                 w.put_u32_be(NFTA_CONNLIMIT_COUNT, n as u32);
-                w.put_u32_be(NFTA_CONNLIMIT_FLAGS, over as u32);
+                // The kernel keeps (and dumps) flags only when inverted.
+                if over {
+                    w.put_u32_be(NFTA_CONNLIMIT_FLAGS, 1);
+                }
             }));
             Ok(())
         }
@@ -647,6 +650,8 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
                 "fully-random" => flags |= NF_NAT_RANGE_PROTO_RANDOM_FULLY,
                 "persistent" => flags |= NF_NAT_RANGE_PERSISTENT,
                 "ip" | "ip6" if to.is_none() => fam_kw = Some(w.as_str()),
+                // Flags come after the target, never before.
+                "to" if flags != 0 => return err(*s, "unexpected 'to' after flags"),
                 "to" | "," => {}
                 _ => return err(*s, format!("unexpected '{w}'")),
             },
@@ -680,8 +685,15 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
     };
     let mut regs = (None, None, None, None);
     if let Some(e) = to {
-        // Split `addr:port` forms.
-        let (addr, port) = split_addr_port(e, l3 == NFPROTO_IPV6);
+        // Split `addr:port` forms; redirect and masquerade take a port.
+        let (addr, port) = match e {
+            ast::Expr::Word(w, _)
+                if matches!(name, "redirect" | "masquerade") && !w.starts_with(':') =>
+            {
+                (None, Some(e.clone()))
+            }
+            _ => split_addr_port(e, l3 == NFPROTO_IPV6),
+        };
         if let Some(a) = addr {
             regs.0 = Some(NFT_REG_1);
             match &a {
@@ -860,27 +872,29 @@ pub fn dynset(
         .clone();
     match key {
         ast::Expr::Concat(parts, _) => {
-            let mut off = 0usize;
-            for p in parts {
-                let reg = if off == 0 {
-                    NFT_REG_1
-                } else {
-                    NFT_REG32_00 + (off / 4) as u32
-                };
-                cx.eval_into(p, &BE_INT, 4, reg)?;
-                off += 4;
-            }
+            // Constant parts take their type from the set's key.
+            let types: Vec<Dtype> = crate::proto::datatype::split_concat(s.key_type, parts.len())
+                .map(|t| t.into_iter().map(from_proto).collect())
+                .unwrap_or_default();
+            cx.load_concat_typed(parts, &types)?;
         }
-        k => cx.eval_into(k, &BE_INT, s.key_len as usize, NFT_REG_1)?,
+        k => {
+            let dt = crate::proto::datatype::by_id(s.key_type)
+                .map(from_proto)
+                .filter(|d| d.bytes() == s.key_len as usize)
+                .unwrap_or(BE_INT);
+            cx.eval_into(k, &dt, s.key_len as usize, NFT_REG_1)?
+        }
     }
-    // A map's value goes in the 32-bit registers after the key's.
+    // A map's value goes in the 16-byte register after the key's.
     let data_reg = match data {
         None => None,
         Some(d) => {
             if !s.is_map() {
                 return err(d.span(), format!("@{set} is not a map"));
             }
-            let first = NFT_REG32_00 + (s.key_len as usize).div_ceil(4) as u32;
+            let data_off = (s.key_len as usize).div_ceil(16) * 16;
+            let first = concat_reg(data_off);
             let len = s.data_len.unwrap_or(4) as usize;
             let dt = s
                 .data_type
@@ -899,12 +913,12 @@ pub fn dynset(
                         .data_type
                         .and_then(|id| crate::proto::datatype::split_concat(id, parts.len()))
                         .ok_or_else(|| Diagnostic::new(d.span(), "value does not fit the map"))?;
-                    let mut reg = first;
+                    let mut off = data_off;
                     for (p, t) in parts.iter().zip(types) {
                         let pdt = from_proto(t);
                         let plen = pdt.bytes().max(1);
-                        cx.eval_into(p, &pdt, plen, reg)?;
-                        reg += plen.div_ceil(4) as u32;
+                        cx.eval_into(p, &pdt, plen, concat_reg(off))?;
+                        off += plen.div_ceil(4) * 4;
                     }
                 }
                 v => cx.eval_into(v, &dt, len, first)?,
@@ -945,9 +959,8 @@ pub fn dynset(
         if let Some(r) = data_reg {
             w.put_u32_be(NFTA_DYNSET_SREG_DATA, r);
         }
-        if let Some(t) = timeout {
-            w.put_u64_be(NFTA_DYNSET_TIMEOUT, t);
-        }
+        // The kernel keeps (and dumps) a timeout always, 0 for none.
+        w.put_u64_be(NFTA_DYNSET_TIMEOUT, timeout.unwrap_or(0));
         w.put_u32_be(NFTA_DYNSET_FLAGS, 0);
         if exprs.len() == 1 {
             w.nest(NFTA_DYNSET_EXPR, |w| exprs[0].encode_body(w));

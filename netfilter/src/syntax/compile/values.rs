@@ -269,9 +269,12 @@ fn string(s: &str, len: usize) -> Vec<u8> {
 pub fn word(w: &str, dt: &Dtype, len: usize, shift: u32) -> Option<Vec<u8>> {
     match dt.kind {
         Kind::Ipv4 => parse_ipv4(w).map(|a| a.to_vec()).or_else(|| {
-            // A raw 32-bit number (`ip saddr & 0xffff0000`).
-            let h = w.strip_prefix("0x")?;
-            Some(u32::from_str_radix(h, 16).ok()?.to_be_bytes().to_vec())
+            // A raw 32-bit number (`ip saddr & 0xffff0000`, `== 1`).
+            let n = match w.strip_prefix("0x") {
+                Some(h) => u32::from_str_radix(h, 16).ok()?,
+                None => w.parse::<u32>().ok()?,
+            };
+            Some(n.to_be_bytes().to_vec())
         }),
         Kind::Ipv6 => parse_ipv6(w).map(|a| a.to_vec()),
         Kind::Ether => parse_ether(w),
@@ -327,6 +330,8 @@ pub fn word(w: &str, dt: &Dtype, len: usize, shift: u32) -> Option<Vec<u8>> {
             if (dt.name == "day" && n > 6) || (dt.name == "ct_label" && n > 127) {
                 return None;
             }
+            // A label is a bit number: label N sets bit N of the bitmap.
+            let n = if dt.name == "ct_label" { 1u128 << n } else { n };
             let n = n.checked_shl(shift)?;
             int_bytes(n, len, dt.be)
         }
