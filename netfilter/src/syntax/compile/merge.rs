@@ -63,20 +63,27 @@ pub fn merge_payloads(exprs: &mut Vec<Expr>) {
             i += 1;
             continue;
         }
-        run.sort_by_key(|u| u.off);
-        let mut merged: Vec<Unit> = Vec::with_capacity(run.len());
-        for u in run {
+        // Merged in offset order; a merge that fills one aligned 32-bit
+        // word is complete (`arp htype . ptype` then `hlen . plen`), and
+        // each merged test stays where its first part was.
+        let mut run: Vec<(usize, Unit)> = run.into_iter().enumerate().collect();
+        run.sort_by_key(|(_, u)| u.off);
+        let mut merged: Vec<(usize, Unit)> = Vec::with_capacity(run.len());
+        for (pos, u) in run {
             match merged.last_mut() {
-                Some(m)
+                Some((mpos, m))
                     if m.off + m.value.len() as u32 == u.off
-                        && m.value.len() + u.value.len() <= 16 =>
+                        && m.value.len() + u.value.len() <= 16
+                        && !(m.off % 4 == 0 && m.value.len() == 4) =>
                 {
-                    m.value.extend(u.value)
+                    m.value.extend(u.value);
+                    *mpos = (*mpos).min(pos);
                 }
-                _ => merged.push(u),
+                _ => merged.push((pos, u)),
             }
         }
-        for m in merged {
+        merged.sort_by_key(|(pos, _)| *pos);
+        for (_, m) in merged {
             let (load, cmp) = unit_exprs(m);
             out.push(load);
             out.push(cmp);
