@@ -1461,8 +1461,15 @@ impl Parser {
                     if w == "comment" || set_op {
                         break;
                     }
+                    // `counter ipsec out ip daddr ...`: a selector follows.
+                    let selector = selector_vocab(w).is_some_and(|v| {
+                        self.peek_at(1)
+                            .and_then(|t| t.word())
+                            .is_some_and(|n| v.contains(&n))
+                    });
                     if !own.contains(&w.as_str())
                         && (STMT_KEYWORDS.contains(&w.as_str())
+                            || (selector && META_SHORT.contains(&w.as_str()))
                             || (selector_vocab(w).is_some()
                                 && !META_SHORT.contains(&w.as_str())
                                 && !args.last().is_some_and(
@@ -2074,6 +2081,32 @@ mod tests {
         assert_eq!(r.stmts.len(), 4);
         assert!(matches!(&r.stmts[1], Stmt::Match { right: Expr::List(v, _), .. } if v.len() == 2));
         assert!(matches!(&r.stmts[3], Stmt::Verdict(Verdict::Accept, _)));
+    }
+
+    #[test]
+    fn value_under_mask_and_tcp_options_by_number() {
+        let r = parse_rule("tcp flags != syn / fin,syn").unwrap();
+        assert!(matches!(
+            &r.stmts[0],
+            Stmt::Match { left: Expr::Binop(BinOp::And, _, m, _), op: RelOp::Ne, right: Expr::Word(w, _), .. }
+                if w == "syn" && matches!(&**m, Expr::List(v, _) if v.len() == 2)
+        ));
+        // A `/` before a number is still a prefix.
+        let r = parse_rule("meta mark 0xffffff00 / 24").unwrap();
+        assert!(matches!(
+            &r.stmts[0],
+            Stmt::Match {
+                right: Expr::Prefix(_, 24, _),
+                ..
+            }
+        ));
+        let r = parse_rule("tcp option @255,8,8 255 reset tcp option 123").unwrap();
+        assert!(
+            matches!(&r.stmts[0], Stmt::Match { left: Expr::Sel(p, _), .. }
+            if p == &["tcp", "option", "@", "255", "8", "8"])
+        );
+        assert!(matches!(&r.stmts[1], Stmt::Keyword { name, args, .. }
+            if name == "reset" && matches!(&args[..], [Arg::Expr(Expr::Sel(p, _))] if p == &["tcp", "option", "123"])));
     }
 
     #[test]

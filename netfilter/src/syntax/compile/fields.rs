@@ -346,7 +346,8 @@ fn fib(rest: &[&str]) -> Option<Field> {
         _ => return None,
     };
     let (flags, dt) = if present {
-        (flags | NFTA_FIB_F_PRESENT as u32, BOOLEAN.bits(8))
+        // The result register holds a 32-bit flag.
+        (flags | NFTA_FIB_F_PRESENT as u32, BOOLEAN.bits(32))
     } else {
         (flags, dt)
     };

@@ -29,7 +29,10 @@ pub struct RuleCx<'a> {
     l4: Option<u8>,
     /// Link-layer protocol context (bridge: `ether type`, `vlan type`).
     ll_proto: Option<u16>,
-    vlan_seen: bool,
+    /// VLAN headers known present (by a dependency, `ether type 8021q`,
+    /// `vlan type 8021ad`): vlan fields refer to the innermost one and the
+    /// network protocol is read after them.
+    vlan_depth: u32,
     set_counter: &'a mut u32,
     /// The expressions an anonymous set about to be built is keyed by
     /// (for the `typeof` userdata nft records).
@@ -38,8 +41,8 @@ pub struct RuleCx<'a> {
     anon_shift: u32,
     /// The ICMP type matched (fields of some types need one).
     icmp_type: Option<u8>,
-    /// The ICMP type was matched against a set: nft takes that as the
-    /// dependency of type-specific fields.
+    /// The ICMP type was matched against a set: nft then adds no type
+    /// dependency for fields of some types.
     icmp_type_set: bool,
     /// A transport protocol was matched (maybe against a set).
     l4_any: bool,
@@ -79,7 +82,7 @@ pub fn compile_rule_ast(
         },
         l4: None,
         ll_proto: None,
-        vlan_seen: false,
+        vlan_depth: 0,
         set_counter,
         anon_key: Vec::new(),
         icmp_type: None,
@@ -104,6 +107,7 @@ pub fn compile_rule_ast(
         cx.stmt(s)?;
         terminal = is_terminal(s);
     }
+    super::merge::merge_first_pair(&mut cx.exprs);
     super::merge::merge_payloads(&mut cx.exprs);
     let mut r = Rule::new(cx.exprs);
     r.sets = cx.sets;
@@ -187,6 +191,13 @@ impl RuleCx<'_> {
     // ---- dependencies -------------------------------------------------
 
     fn need_l3(&mut self, want: u32, span: Span) -> R<()> {
+        self.need_l3_via(want, span, false)
+    }
+
+    /// [`Self::need_l3`]; `from_packet`: in a bridge, test the Ethernet
+    /// type in the packet rather than the packet's protocol (as nft does
+    /// for ICMP).
+    fn need_l3_via(&mut self, want: u32, span: Span, from_packet: bool) -> R<()> {
         if let Some(have) = self.l3 {
             if have == want {
                 return Ok(());
@@ -205,7 +216,7 @@ impl RuleCx<'_> {
             }
         }
         match self.family {
-            Family::Inet => {
+            Family::Inet if self.ll_proto.is_none() || want == NFPROTO_ARP => {
                 let v = if want == NFPROTO_ARP {
                     return err(span, "arp is not supported in inet tables");
                 } else {
@@ -214,15 +225,23 @@ impl RuleCx<'_> {
                 self.exprs.push(emit::meta(NFT_META_NFPROTO, REG1));
                 self.exprs.push(emit::cmp(REG1, NFT_CMP_EQ, &[v]));
             }
-            Family::Bridge | Family::Netdev => {
+            Family::Inet | Family::Bridge | Family::Netdev => {
                 let et: u16 = match want {
                     NFPROTO_IPV4 => 0x0800,
                     NFPROTO_IPV6 => 0x86dd,
                     _ => 0x0806,
                 };
-                if self.vlan_seen {
+                // After a match on the Ethernet header (not in bridges), or
+                // within VLAN headers, the type is read from the packet.
+                let ether_known = if self.family == Family::Bridge {
+                    from_packet
+                } else {
+                    self.ll_proto.is_some()
+                };
+                if self.vlan_depth > 0 || ether_known {
+                    let off = 12 + 4 * self.vlan_depth;
                     self.exprs
-                        .push(emit::payload(REG1, NFT_PAYLOAD_LL_HEADER, 16, 2));
+                        .push(emit::payload(REG1, NFT_PAYLOAD_LL_HEADER, off, 2));
                 } else {
                     self.exprs.push(emit::meta(NFT_META_PROTOCOL, REG1));
                 }
@@ -264,7 +283,7 @@ impl RuleCx<'_> {
                 if self.ether_type.is_some_and(|t| t != 0x8100 && t != 0x88a8) {
                     return err(span, "conflicting protocols specified: ether vs. vlan");
                 }
-                if !self.vlan_seen {
+                if self.vlan_depth == 0 {
                     if !matches!(self.family, Family::Bridge) {
                         self.dependency(Proto::Ether, span)?;
                     }
@@ -272,20 +291,23 @@ impl RuleCx<'_> {
                         .push(emit::payload(REG1, NFT_PAYLOAD_LL_HEADER, 12, 2));
                     self.exprs
                         .push(emit::cmp(REG1, NFT_CMP_EQ, &0x8100u16.to_be_bytes()));
-                    self.vlan_seen = true;
+                    self.vlan_depth = 1;
                 }
                 Ok(())
             }
             Proto::Th => Ok(()),
             Proto::L4(n, l3) => {
-                if let Some(l3) = l3 {
-                    self.need_l3(
+                // nft adds the network protocol only when none is known:
+                // `icmp type` in an ip6 table just tests the protocol number.
+                if let Some(l3) = l3.filter(|_| self.l3.is_none()) {
+                    self.need_l3_via(
                         if l3 == L3::Ip {
                             NFPROTO_IPV4
                         } else {
                             NFPROTO_IPV6
                         },
                         span,
+                        true,
                     )?;
                 }
                 if self.l4_set && self.l4.is_none() {
@@ -389,9 +411,23 @@ impl RuleCx<'_> {
                 self.l4 = Some(val[0])
             }
             ["meta", "nfproto"] if val.len() == 1 => self.l3 = Some(val[0] as u32),
-            ["ether", "type"] if val.len() == 2 && !self.vlan_seen => {
-                self.ether_type = Some(u16::from_be_bytes([val[0], val[1]]));
+            ["ether", "type"] if val.len() == 2 && self.vlan_depth == 0 => {
+                let t = u16::from_be_bytes([val[0], val[1]]);
+                self.ether_type = Some(t);
+                if is_vlan_type(t) {
+                    self.vlan_depth = 1;
+                }
                 self.learn(&["meta".into(), "protocol".into()], val);
+            }
+            ["vlan", "type"] if val.len() == 2 && self.vlan_depth > 0 => {
+                if is_vlan_type(u16::from_be_bytes([val[0], val[1]])) {
+                    self.vlan_depth += 1;
+                } else {
+                    self.learn(&["meta".into(), "protocol".into()], val);
+                }
+            }
+            ["meta", "iiftype"] | ["iiftype"] if val == 1u16.to_ne_bytes() => {
+                self.ll_proto = Some(1)
             }
             ["meta", "protocol"] | ["ether", "type"] if val.len() == 2 => {
                 self.l3 = match u16::from_be_bytes([val[0], val[1]]) {
@@ -420,6 +456,7 @@ impl RuleCx<'_> {
             ast::Expr::Sel(path, span) => {
                 let f = self.resolve(path, *span)?;
                 self.dependency(f.proto, *span)?;
+                let f = self.in_vlan(f);
                 self.icmp_type_dependency(path, *span)?;
                 self.load_field(&f, reg)
             }
@@ -797,9 +834,10 @@ impl RuleCx<'_> {
                     }
                 }
                 ["th", _] => self.l4_any = true,
-                ["icmp" | "icmpv6", "type"] => {
-                    self.icmp_type_set |= matches!(right, ast::Expr::Set(..))
-                        && matches!(op, RelOp::Implicit | RelOp::Eq);
+                ["icmp" | "icmpv6", "type"]
+                    if matches!(right, ast::Expr::Set(..) | ast::Expr::List(..)) =>
+                {
+                    self.icmp_type_set = true
                 }
                 ["meta", "nfproto"] if self.family != Family::Inet => {
                     return err(span, "meta nfproto is only useful in the inet family")
@@ -935,8 +973,7 @@ impl RuleCx<'_> {
                     {
                         // Network-order ct addresses compare their first
                         // bytes only; anything else is masked.
-                        let mask: Vec<u8> =
-                            (0..len).map(|i| if i < n { 0xff } else { 0 }).collect();
+                        let mask = values::prefix_mask_ordered(len, plen, dt.be);
                         self.exprs
                             .push(emit::bitwise(REG1, REG1, &mask, &vec![0; len]));
                         let cop = cmp_op(op, span)?;
@@ -948,7 +985,7 @@ impl RuleCx<'_> {
                     return Ok(());
                 }
                 let _ = full;
-                let mask = prefix_mask(len, plen);
+                let mask = values::prefix_mask_ordered(len, plen, dt.be);
                 self.exprs
                     .push(emit::bitwise(REG1, REG1, &mask, &vec![0; len]));
                 let cop = cmp_op(op, span)?;
@@ -977,6 +1014,14 @@ impl RuleCx<'_> {
                 Ok(())
             }
         }
+    }
+
+    /// A vlan field of the innermost VLAN header known present.
+    fn in_vlan(&self, mut f: Field) -> Field {
+        if let (Proto::Vlan, Load::Payload { off, .. }) = (f.proto, &mut f.load) {
+            *off += 32 * self.vlan_depth.saturating_sub(1);
+        }
+        f
     }
 
     fn sel_load(&self, e: &ast::Expr) -> Option<Load> {
@@ -1368,7 +1413,8 @@ impl RuleCx<'_> {
                 let (mut start, mut end) = (off / 8, (off + len).div_ceil(8));
                 // Checksummed headers are rewritten in whole 16-bit words,
                 // so the checksum can be updated incrementally.
-                if csum.is_some_and(|(t, _)| t == NFT_PAYLOAD_CSUM_INET) {
+                let inner = *base == NFT_PAYLOAD_INNER_HEADER;
+                if inner || csum.is_some_and(|(t, _)| t == NFT_PAYLOAD_CSUM_INET) {
                     start &= !1;
                     end = end.div_ceil(2) * 2;
                 }
@@ -1391,7 +1437,19 @@ impl RuleCx<'_> {
                 } else {
                     self.eval_into(value, &f.dt, n, REG1)?;
                 }
-                let flags = 0;
+                // Fields of the transport checksum's pseudo-header: nft
+                // asks for that checksum to be updated too.
+                let pseudo = inner
+                    || matches!(
+                        p.as_slice(),
+                        ["ip", "saddr" | "daddr" | "protocol"]
+                            | ["ip6", "saddr" | "daddr" | "nexthdr"]
+                    );
+                let flags = if pseudo {
+                    NFT_PAYLOAD_L4CSUM_PSEUDOHDR
+                } else {
+                    0
+                };
                 self.exprs.push(emit::payload_write(
                     REG1, *base, start, n as u32, csum, flags,
                 ));
@@ -1449,6 +1507,11 @@ fn is_const(e: &ast::Expr) -> bool {
 /// parameters over the key.
 fn is_jhash(e: &ast::Expr) -> bool {
     matches!(e, ast::Expr::Map(h, ..) if matches!(&**h, ast::Expr::Sel(p, _) if p[0] == "jhash"))
+}
+
+/// 802.1Q and 802.1ad: a VLAN header follows.
+fn is_vlan_type(t: u16) -> bool {
+    t == 0x8100 || t == 0x88a8
 }
 
 fn is_zero_literal(e: &ast::Expr) -> bool {

@@ -571,15 +571,17 @@ fn reject(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
     if fam == Family::Bridge && cx.l3_known() == Some(NFPROTO_ARP) {
         return err(span, "cannot reject this network family");
     }
+    // nft puts what reject depends on at the start of the rule.
+    let start = cx.exprs.len();
     let (ty, code) = match words
         .iter()
         .map(|w| w.0.as_str())
         .collect::<Vec<_>>()
         .as_slice()
     {
-        [] => match fam {
-            Family::Ip => (NFT_REJECT_ICMP_UNREACH, 3),
-            Family::Ip6 => (NFT_REJECT_ICMP_UNREACH, 4),
+        [] => match (fam, cx.l3_known()) {
+            (Family::Ip, _) | (_, Some(NFPROTO_IPV4)) => (NFT_REJECT_ICMP_UNREACH, 3),
+            (Family::Ip6, _) | (_, Some(NFPROTO_IPV6)) => (NFT_REJECT_ICMP_UNREACH, 4),
             _ => (NFT_REJECT_ICMPX_UNREACH, 1),
         },
         ["with", "tcp", "reset"] => {
@@ -626,9 +628,14 @@ fn reject(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
             )
         }
     };
+    let added = cx.exprs.len() - start;
+    cx.exprs.rotate_right(added);
     cx.push(emit::raw("reject", |w| {
         w.put_u32_be(NFTA_REJECT_TYPE, ty);
-        w.put_u8(NFTA_REJECT_ICMP_CODE, code);
+        // A TCP reset has no code.
+        if ty != NFT_REJECT_TCP_RST {
+            w.put_u8(NFTA_REJECT_ICMP_CODE, code);
+        }
     }));
     Ok(())
 }
