@@ -1298,6 +1298,18 @@ impl RuleCx<'_> {
         value: Option<(Dtype, usize, u32)>,
         span: Span,
     ) -> R<()> {
+        let value = value.map(|(dt, len, reg)| (MapData::Value(dt, len), reg));
+        self.map_lookup_as(key, map, value, span)
+    }
+
+    /// [`Self::map_lookup`] with any kind of value (`None`: verdicts).
+    pub(super) fn map_lookup_as(
+        &mut self,
+        key: &ast::Expr,
+        map: &ast::Expr,
+        value: Option<(MapData, u32)>,
+        span: Span,
+    ) -> R<()> {
         self.anon_key = match key {
             ast::Expr::Concat(parts, _) => parts.clone(),
             e => vec![e.clone()],
@@ -1315,10 +1327,7 @@ impl RuleCx<'_> {
                 (vec![ld.dt], vec![len])
             }
         };
-        let (md, dreg) = match value {
-            None => (MapData::Verdict, NFT_REG_VERDICT),
-            Some((dt, len, reg)) => (MapData::Value(dt, len), reg),
-        };
+        let (md, dreg) = value.unwrap_or((MapData::Verdict, NFT_REG_VERDICT));
         let name = match map {
             ast::Expr::Set(elems, _) => self.anon_set(elems, &dts, &lens, Some(&md))?,
             ast::Expr::SetRef(name, s) => {

@@ -3,6 +3,7 @@
 
 use super::emit;
 use super::fields::Proto;
+use super::rule::MapData;
 use super::rule::{arg_words, concat_reg, RuleCx};
 use super::types::*;
 use crate::expr::Expr;
@@ -675,8 +676,10 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
             );
         }
     }
-    let l3 = match (fam_kw, cx.family()) {
-        (Some("ip6"), _) | (None, Family::Ip6) => NFPROTO_IPV6,
+    let l3 = match (fam_kw, cx.family(), cx.l3_known()) {
+        (Some("ip6"), _, _) | (None, Family::Ip6, _) => NFPROTO_IPV6,
+        // In inet tables, the network protocol matched before.
+        (None, Family::Inet, Some(NFPROTO_IPV6)) => NFPROTO_IPV6,
         _ => NFPROTO_IPV4,
     };
     let (adt, alen) = if l3 == NFPROTO_IPV6 {
@@ -695,7 +698,23 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
             }
             _ => split_addr_port(e, l3 == NFPROTO_IPV6),
         };
-        if let Some(a) = addr {
+        // `to KEY map { ... : addr . port }`: both from one lookup.
+        if let Some(ast::Expr::Map(key, m, ms)) = addr.as_ref().filter(|_| port.is_none()) {
+            if nat_map_is_concat(cx, m) {
+                let port_len = INET_SERVICE.bytes();
+                let md = MapData::Concat(vec![adt, INET_SERVICE], vec![alen, port_len]);
+                cx.map_lookup_as(key, m, Some((md, NFT_REG_1)), *ms)?;
+                if cx.l4().is_none() {
+                    return err(
+                        *ms,
+                        "transport protocol mapping is only valid after transport protocol match",
+                    );
+                }
+                regs.0 = Some(NFT_REG_1);
+                regs.2 = Some(concat_reg(alen.div_ceil(4) * 4));
+            }
+        }
+        if let Some(a) = addr.filter(|_| regs.0.is_none()) {
             regs.0 = Some(NFT_REG_1);
             match &a {
                 ast::Expr::Word(w, s)
@@ -745,17 +764,6 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
                 }
             }
         }
-    }
-    if cx.family() == Family::Inet && name != "masquerade" && name != "redirect" && regs.0.is_some()
-    {
-        cx.dep(
-            if l3 == NFPROTO_IPV6 {
-                Proto::Ip6
-            } else {
-                Proto::Ip
-            },
-            span,
-        )?;
     }
     match name {
         "snat" | "dnat" => {
@@ -824,6 +832,22 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
         }
     }
     Ok(())
+}
+
+/// Whether a NAT map gives an address and a port: a named map whose
+/// value is a concatenation, or an anonymous one whose values are.
+fn nat_map_is_concat(cx: &RuleCx<'_>, m: &ast::Expr) -> bool {
+    match m {
+        ast::Expr::SetRef(name, _) => cx
+            .table()
+            .set(name)
+            .and_then(|s| s.data_type)
+            .is_some_and(|t| crate::proto::datatype::split_concat(t, 2).is_some() && t >> 6 != 0),
+        ast::Expr::Set(elems, _) => elems
+            .iter()
+            .all(|e| matches!(e.data, Some(ast::Expr::Concat(ref p, _)) if p.len() == 2)),
+        _ => false,
+    }
 }
 
 /// `1.2.3.4:80`, `[::1]:80`, `:80`, `1.2.3.4`, or a non-constant expression.
