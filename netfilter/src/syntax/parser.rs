@@ -1077,6 +1077,7 @@ impl Parser {
                     }
                     decl.key = KeySpec::Types(key);
                     if self.eat_punct(":") {
+                        decl.data_interval = self.eat_word("interval");
                         decl.data = Some(self.map_data_spec(false)?);
                     }
                 }
@@ -1087,6 +1088,7 @@ impl Parser {
                     }
                     decl.key = KeySpec::Typeof(key);
                     if self.eat_punct(":") {
+                        decl.data_interval = self.eat_word("interval");
                         decl.data = Some(self.map_data_spec(true)?);
                     }
                 }

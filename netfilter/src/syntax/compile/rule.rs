@@ -4,7 +4,7 @@
 use super::emit;
 use super::fields::{field, Field, Load, Proto, L3};
 pub use super::sets::MapData;
-use super::sets::{build_elements, KeyLayout, VERDICT_LEN};
+use super::sets::{build_elements, KeyLayout};
 use super::types::{self, *};
 use super::values::{self, Val};
 use crate::expr::{Expr, Verdict};
@@ -1224,19 +1224,7 @@ impl RuleCx<'_> {
         if concat && interval {
             flags |= NFT_SET_CONCAT;
         }
-        let (data_type, data_len) = match data {
-            Some(MapData::Verdict) => (Some(NFT_DATA_VERDICT), Some(VERDICT_LEN)),
-            Some(MapData::Value(dt, len)) => (Some(dt.id), Some(*len as u32)),
-            Some(MapData::Concat(d, l)) => {
-                let v = KeyLayout {
-                    dts: d,
-                    lens: l,
-                    shift: 0,
-                };
-                (Some(v.type_id()), Some(v.len() as u32))
-            }
-            Some(MapData::Object) | None => (None, None),
-        };
+        let (data_type, data_len) = data.map_or((None, None), MapData::type_len);
         *self.set_counter += 1;
         self.sets.push(Set {
             name: name.clone(),

@@ -29,6 +29,32 @@ pub enum MapData {
     Concat(Vec<Dtype>, Vec<usize>),
     /// Names of stateful objects of one type.
     Object,
+    /// Ranges of values (`: interval ipv4_addr`, NAT maps to `a-b`):
+    /// each element holds the first values, then the last ones.
+    Ranges(Box<MapData>),
+}
+
+impl MapData {
+    /// The data type and length a set records for these values.
+    pub fn type_len(&self) -> (Option<u32>, Option<u32>) {
+        match self {
+            MapData::Verdict => (Some(NFT_DATA_VERDICT), Some(VERDICT_LEN)),
+            MapData::Value(dt, len) => (Some(dt.id), Some(*len as u32)),
+            MapData::Concat(d, l) => {
+                let v = KeyLayout {
+                    dts: d,
+                    lens: l,
+                    shift: 0,
+                };
+                (Some(v.type_id()), Some(v.len() as u32))
+            }
+            MapData::Ranges(inner) => {
+                let (t, l) = inner.type_len();
+                (t, l.map(|l| l * 2))
+            }
+            MapData::Object => (None, None),
+        }
+    }
 }
 
 /// How a named set's elements are written: key fields and value kind
@@ -310,6 +336,7 @@ fn element(
                 e.objref = Some(n.clone())
             }
             (MapData::Object, other) => return err(other.span(), "expected an object name"),
+            (MapData::Ranges(inner), v) => e.data = Some(Data::Value(b(&ranges(table, inner, v)?))),
         }
     }
     if let Some(t) = &el.timeout {
@@ -326,6 +353,38 @@ fn element(
         e.userdata = Some(Userdata::with_comment(UDATA_COMMENT, c));
     }
     Ok(e)
+}
+
+/// A value of a map of ranges: first values, then last values (fields of
+/// concatenations padded to 4 bytes).
+fn ranges(table: &Table, inner: &MapData, v: &ast::Expr) -> R<Vec<u8>> {
+    let (dts, lens): (&[Dtype], &[usize]) = match inner {
+        MapData::Value(dt, len) => (std::slice::from_ref(dt), std::slice::from_ref(len)),
+        MapData::Concat(d, l) => (d, l),
+        _ => return err(v.span(), "ranges of these values are not supported"),
+    };
+    let parts: Vec<&ast::Expr> = match v {
+        ast::Expr::Concat(p, _) if dts.len() > 1 => p.iter().collect(),
+        v => vec![v],
+    };
+    if parts.len() != dts.len() {
+        return err(v.span(), format!("expected {} values", dts.len()));
+    }
+    let (mut lo, mut hi) = (Vec::new(), Vec::new());
+    for ((p, dt), len) in parts.into_iter().zip(dts).zip(lens) {
+        let (a, z, _) = bounds(values::value(p, dt, *len, table)?);
+        let pad = if dts.len() > 1 {
+            len.div_ceil(4) * 4 - len
+        } else {
+            0
+        };
+        lo.extend(a);
+        lo.extend(std::iter::repeat_n(0, pad));
+        hi.extend(z);
+        hi.extend(std::iter::repeat_n(0, pad));
+    }
+    lo.extend(hi);
+    Ok(lo)
 }
 
 fn single(table: &Table, v: &ast::Expr, dt: &Dtype, len: usize) -> R<Vec<u8>> {
@@ -435,6 +494,13 @@ pub fn anon_udata(
             byteorder(std::slice::from_ref(dt)),
         ),
         Some(MapData::Concat(..)) => tlv_u32(&mut u, ud::DATABYTEORDER, 0),
+        Some(MapData::Ranges(inner)) => {
+            let order = match &**inner {
+                MapData::Value(dt, _) => byteorder(std::slice::from_ref(dt)),
+                _ => 0,
+            };
+            tlv_u32(&mut u, ud::DATABYTEORDER, order)
+        }
         _ => {}
     }
     if interval {
@@ -446,8 +512,12 @@ pub fn anon_udata(
     if let Some(MapData::Verdict) = data {
         tlv(&mut u, ud::DATA_TYPEOF, &udata_typeof(1, &[]));
     }
-    if data.is_some() {
-        tlv_u32(&mut u, ud::DATA_INTERVAL, 0);
+    if let Some(d) = data {
+        tlv_u32(
+            &mut u,
+            ud::DATA_INTERVAL,
+            matches!(d, MapData::Ranges(_)) as u32,
+        );
     }
     Userdata(b(&u))
 }
@@ -602,13 +672,18 @@ pub fn named_set(fam: Family, t: &Table, d: &ast::SetDecl) -> R<(Set, SetLayout)
                 shift: 0,
             };
             data_type = Some(vl.type_id());
-            data_len = Some(vl.len() as u32);
+            data_len = Some(vl.len() as u32 * if d.data_interval { 2 } else { 1 });
             tlv_u32(&mut udata, ud::DATABYTEORDER, byteorder(&v.dts));
             data_typeof = v.typeof_.clone();
-            md = Some(if v.dts.len() > 1 {
+            let values = if v.dts.len() > 1 {
                 MapData::Concat(v.dts, v.lens)
             } else {
                 MapData::Value(v.dts[0], v.lens[0])
+            };
+            md = Some(if d.data_interval {
+                MapData::Ranges(Box::new(values))
+            } else {
+                values
             });
         }
         (None, true) => return err(d.span, "map needs a value type"),
@@ -625,7 +700,7 @@ pub fn named_set(fam: Family, t: &Table, d: &ast::SetDecl) -> R<(Set, SetLayout)
         tlv(&mut udata, ud::DATA_TYPEOF, v);
     }
     if d.is_map {
-        tlv_u32(&mut udata, ud::DATA_INTERVAL, 0);
+        tlv_u32(&mut udata, ud::DATA_INTERVAL, d.data_interval as u32);
     }
     if let Some(c) = &d.comment {
         let mut v = c.as_bytes()[..c.len().min(254)].to_vec();

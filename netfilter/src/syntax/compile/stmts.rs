@@ -651,9 +651,13 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
                 "random" => flags |= NF_NAT_RANGE_PROTO_RANDOM,
                 "fully-random" => flags |= NF_NAT_RANGE_PROTO_RANDOM_FULLY,
                 "persistent" => flags |= NF_NAT_RANGE_PERSISTENT,
+                // `snat ip prefix to ...`: map whole prefixes.
+                "prefix" => flags |= NF_NAT_RANGE_NETMAP,
                 "ip" | "ip6" if to.is_none() => fam_kw = Some(w.as_str()),
                 // Flags come after the target, never before.
-                "to" if flags != 0 => return err(*s, "unexpected 'to' after flags"),
+                "to" if flags & !NF_NAT_RANGE_NETMAP != 0 => {
+                    return err(*s, "unexpected 'to' after flags")
+                }
                 "to" | "," => {}
                 _ => return err(*s, format!("unexpected '{w}'")),
             },
@@ -698,20 +702,33 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
             }
             _ => split_addr_port(e, l3 == NFPROTO_IPV6),
         };
-        // `to KEY map { ... : addr . port }`: both from one lookup.
+        // `to KEY map { ... : addr . port }` and maps to ranges: all from
+        // one lookup, laid out as the map's values are.
         if let Some(ast::Expr::Map(key, m, ms)) = addr.as_ref().filter(|_| port.is_none()) {
-            if nat_map_is_concat(cx, m) {
-                let port_len = INET_SERVICE.bytes();
-                let md = MapData::Concat(vec![adt, INET_SERVICE], vec![alen, port_len]);
+            let (with_port, ranges) = nat_map_shape(cx, m, &adt, alen);
+            if with_port || ranges {
+                let mut md = if with_port {
+                    MapData::Concat(vec![adt, INET_SERVICE], vec![alen, INET_SERVICE.bytes()])
+                } else {
+                    MapData::Value(adt, alen)
+                };
+                if ranges {
+                    md = MapData::Ranges(Box::new(md));
+                }
                 cx.map_lookup_as(key, m, Some((md, NFT_REG_1)), *ms)?;
-                if cx.l4().is_none() {
+                if with_port && cx.l4().is_none() {
                     return err(
                         *ms,
                         "transport protocol mapping is only valid after transport protocol match",
                     );
                 }
+                // First values, then last ones; an address takes 4 or 16 bytes.
+                let apad = alen.div_ceil(4) * 4;
+                let unit = apad + if with_port { 4 } else { 0 };
                 regs.0 = Some(NFT_REG_1);
-                regs.2 = Some(concat_reg(alen.div_ceil(4) * 4));
+                regs.1 = ranges.then(|| concat_reg(unit));
+                regs.2 = with_port.then(|| concat_reg(apad));
+                regs.3 = (with_port && ranges).then(|| concat_reg(unit + apad));
             }
         }
         if let Some(a) = addr.filter(|_| regs.0.is_none()) {
@@ -834,19 +851,48 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
     Ok(())
 }
 
-/// Whether a NAT map gives an address and a port: a named map whose
-/// value is a concatenation, or an anonymous one whose values are.
-fn nat_map_is_concat(cx: &RuleCx<'_>, m: &ast::Expr) -> bool {
+/// What a NAT map gives: (an address and a port, ranges of them) — from
+/// a named map's value type, or an anonymous one's values.
+fn nat_map_shape(cx: &RuleCx<'_>, m: &ast::Expr, adt: &Dtype, alen: usize) -> (bool, bool) {
     match m {
-        ast::Expr::SetRef(name, _) => cx
-            .table()
-            .set(name)
-            .and_then(|s| s.data_type)
-            .is_some_and(|t| crate::proto::datatype::split_concat(t, 2).is_some() && t >> 6 != 0),
-        ast::Expr::Set(elems, _) => elems
-            .iter()
-            .all(|e| matches!(e.data, Some(ast::Expr::Concat(ref p, _)) if p.len() == 2)),
-        _ => false,
+        ast::Expr::SetRef(name, _) => {
+            let Some(s) = cx.table().set(name) else {
+                return (false, false);
+            };
+            let port = s.data_type.is_some_and(|t| {
+                t >> 6 != 0 && crate::proto::datatype::split_concat(t, 2).is_some()
+            });
+            let ranges = s
+                .userdata
+                .as_ref()
+                .and_then(|u| crate::proto::udata::get(&u.0 .0, crate::proto::udata::DATA_INTERVAL))
+                .and_then(crate::proto::udata::u32_of)
+                == Some(1);
+            (port, ranges)
+        }
+        ast::Expr::Set(elems, _) => {
+            // Addresses and ports written as ranges or prefixes.
+            let is_range = |e: &ast::Expr| {
+                let (dt, len) = match e {
+                    ast::Expr::Word(w, _) if !w.contains(['.', ':']) => (INET_SERVICE, 2),
+                    _ => (*adt, alen),
+                };
+                matches!(
+                    super::values::value(e, &dt, len, cx.table()),
+                    Ok(super::values::Val::Range(..) | super::values::Val::Prefix(..))
+                )
+            };
+            let port = elems
+                .iter()
+                .all(|e| matches!(&e.data, Some(ast::Expr::Concat(p, _)) if p.len() == 2));
+            let ranges = elems.iter().any(|e| match &e.data {
+                Some(ast::Expr::Concat(p, _)) => p.iter().any(is_range),
+                Some(d) => is_range(d),
+                None => false,
+            });
+            (port, ranges)
+        }
+        _ => (false, false),
     }
 }
 
@@ -1036,3 +1082,4 @@ const NF_NAT_RANGE_PROTO_SPECIFIED: u32 = 1 << 1;
 const NF_NAT_RANGE_PROTO_RANDOM: u32 = 1 << 2;
 const NF_NAT_RANGE_PERSISTENT: u32 = 1 << 3;
 const NF_NAT_RANGE_PROTO_RANDOM_FULLY: u32 = 1 << 4;
+const NF_NAT_RANGE_NETMAP: u32 = 1 << 6;
