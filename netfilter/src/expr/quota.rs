@@ -12,8 +12,11 @@ crate::attr_struct! {
 }
 
 impl Quota {
-    /// Zeroes the consumed bytes (runtime state).
+    /// Zeroes the consumed bytes and forgets depletion (runtime state).
     pub fn clear_state(&mut self) {
         super::counter::zero(&mut self.consumed);
+        if let Some(f) = &mut self.flags {
+            *f &= !crate::sys::NFT_QUOTA_F_DEPLETED;
+        }
     }
 }

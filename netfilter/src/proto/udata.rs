@@ -15,6 +15,11 @@ pub const EXPR: u8 = 5;
 pub const DATA_INTERVAL: u8 = 6;
 pub const COMMENT: u8 = 7;
 
+/// Element userdata: flags (type 1), of which bit 0 marks a range open
+/// at the top (it runs to the largest value, so it has no end element).
+pub const ELEM_FLAGS: u8 = 1;
+pub const ELEM_F_INTERVAL_OPEN: u32 = 1;
+
 /// Inside a `typeof` TLV: the expression kind, then its nested data.
 pub const TYPEOF_EXPR: u8 = 0;
 pub const TYPEOF_DATA: u8 = 1;

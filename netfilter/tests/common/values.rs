@@ -8,8 +8,9 @@ use linx_netfilter::{Ruleset, Set};
 
 /// Removes what two holders of the same configuration may differ in:
 /// kernel state, the order of hash set elements (the kernel's), the
-/// numbers picked for anonymous sets and bound chains, the base-chain
-/// flag and empty set descriptions the kernel reports of its own.
+/// numbers picked for anonymous sets and bound chains, the order of hook
+/// devices, the base-chain flag and empty set descriptions the kernel
+/// reports of its own.
 pub fn canonical(rs: &mut Ruleset) {
     rs.clear_kernel_state();
     for t in &mut rs.tables {
@@ -54,6 +55,10 @@ pub fn canonical(rs: &mut Ruleset) {
         };
         for c in &mut t.chains {
             rename(&mut c.name);
+            // Hook devices are a set; nft prints them in its own order.
+            if let Some(h) = &mut c.hook {
+                h.devices.sort();
+            }
             let flags = c.flags.unwrap_or(0) & !NFT_CHAIN_BASE;
             c.flags = (flags != 0).then_some(flags);
             for e in c.rules.iter_mut().flat_map(|r| r.exprs.iter_mut()) {

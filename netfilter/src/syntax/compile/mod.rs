@@ -431,7 +431,8 @@ fn chain(fam: Family, d: &ast::ChainDecl) -> R<Chain> {
             num: hook_num(fam, h, d.span)?,
             priority: (base as i64 + off).clamp(i32::MIN as i64, i32::MAX as i64) as i32,
             devices: d.devices.clone(),
-            device_list: false,
+            // The kernel reports devices as a list, even a single one.
+            device_list: !d.devices.is_empty(),
         });
         c.chain_type = Some(ty);
         c.policy = Some(match d.policy.as_deref() {

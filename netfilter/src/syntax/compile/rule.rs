@@ -1199,11 +1199,17 @@ impl RuleCx<'_> {
         let shift = std::mem::take(&mut self.anon_shift);
         let key = KeyLayout { dts, lens, shift };
         let (elements, interval) = build_elements(self.table, elems, &key, data, None)?;
-        let key_typeof = super::sets::typeof_of(self.family, &std::mem::take(&mut self.anon_key));
-        let userdata = super::sets::anon_udata(&key, key_typeof.as_deref(), data, interval);
+        let anon_key = std::mem::take(&mut self.anon_key);
+        let key_typeof = super::sets::typeof_of(self.family, &anon_key);
+        let mut userdata = super::sets::anon_udata(&key, key_typeof.as_deref(), data, interval);
+        // nft takes the key's byte order from the expression: `meta
+        // l4proto` is in host order, though its type is not.
+        if matches!(anon_key.as_slice(), [ast::Expr::Sel(p, _)] if p == &["meta", "l4proto"]) {
+            super::sets::set_key_byteorder(&mut userdata, 1);
+        }
         let concat = dts.len() > 1;
         let desc = crate::model::SetDesc {
-            size: Some(elements.len() as u32),
+            size: Some(super::sets::anon_size(&elements, data.is_some(), interval)),
             concat: if concat && interval {
                 lens.iter().map(|l| *l as u32).collect()
             } else {

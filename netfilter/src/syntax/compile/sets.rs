@@ -237,6 +237,11 @@ pub fn build_elements(
                 if keep || ivs.get(i + 1).is_none_or(|n| n.0 != next) {
                     out.push(end_marker(next));
                 }
+            } else if let Some(last) = out.last_mut() {
+                // A range up to the last value has no end: nft marks it open.
+                let mut u = last.userdata.take().map(|u| u.0 .0).unwrap_or_default();
+                tlv_u32(&mut u, ud::ELEM_FLAGS, ud::ELEM_F_INTERVAL_OPEN);
+                last.userdata = Some(Userdata(b(&u)));
             }
         }
         for el in catchall {
@@ -270,6 +275,40 @@ fn wildcard(v: Val, dt: &Dtype, len: usize) -> Val {
         }
         v => v,
     }
+}
+
+/// The size nft declares for an anonymous set: the elements it builds,
+/// before the kernel drops some. A range open at the top had an end
+/// element too; in maps of ranges every range has its own end element
+/// (the kernel drops those that coincide with the next range's start).
+pub fn anon_size(elements: &[Element], is_map: bool, interval: bool) -> u32 {
+    let flags = |e: &Element| e.flags.unwrap_or(0);
+    let end = NFT_SET_ELEM_INTERVAL_END;
+    let open = |e: &Element| {
+        e.userdata
+            .as_ref()
+            .and_then(|u| ud::get(&u.0 .0, ud::ELEM_FLAGS))
+            .and_then(ud::u32_of)
+            .is_some_and(|f| f & ud::ELEM_F_INTERVAL_OPEN != 0)
+    };
+    let opens = elements.iter().filter(|e| open(e)).count();
+    // Concatenations hold ranges in one element (key and key end).
+    let concat = elements.iter().any(|e| e.key_end.is_some());
+    if !(is_map && interval) || concat {
+        return (elements.len() + opens) as u32;
+    }
+    let starts = elements
+        .iter()
+        .filter(|e| flags(e) & (end | NFT_SET_ELEM_CATCHALL) == 0)
+        .count();
+    let zero = elements.first().is_some_and(|e| {
+        flags(e) & end != 0 && e.key.as_ref().is_some_and(|k| k.0.iter().all(|b| *b == 0))
+    });
+    let catchall = elements
+        .iter()
+        .filter(|e| flags(e) & NFT_SET_ELEM_CATCHALL != 0)
+        .count();
+    (starts * 2 + zero as usize + catchall) as u32
 }
 
 /// A value's first and last key and whether it is a range.
@@ -503,10 +542,18 @@ pub fn anon_udata(
         }
         _ => {}
     }
-    if interval {
+    // Maps' ranges are never merged: nft does not mark them.
+    if interval && data.is_none() {
         tlv_u32(&mut u, ud::MERGE_ELEMENTS, 1);
     }
-    if let Some(t) = key_typeof {
+    // nft records the key's expressions for anonymous sets, and for
+    // maps only when keyed by a concatenation.
+    let records = match data {
+        None => true,
+        Some(MapData::Object) => false,
+        Some(_) => key.concat(),
+    };
+    if let Some(t) = key_typeof.filter(|_| records) {
         tlv(&mut u, ud::KEY_TYPEOF, t);
     }
     if let Some(MapData::Verdict) = data {
@@ -520,6 +567,14 @@ pub fn anon_udata(
         );
     }
     Userdata(b(&u))
+}
+
+/// Rewrites the key byte order an anonymous set's userdata starts with.
+pub fn set_key_byteorder(u: &mut Userdata, order: u32) {
+    let b = &mut u.0 .0;
+    if b.len() >= 6 && b[0] == ud::KEYBYTEORDER && b[1] == 4 {
+        b[2..6].copy_from_slice(&order.to_ne_bytes());
+    }
 }
 
 fn tlv(out: &mut Vec<u8>, ty: u8, v: &[u8]) {
@@ -644,7 +699,12 @@ pub fn named_set(fam: Family, t: &Table, d: &ast::SetDecl) -> R<(Set, SetLayout)
         flags |= NFT_SET_TIMEOUT;
     }
     let mut udata = Vec::new();
-    tlv_u32(&mut udata, ud::KEYBYTEORDER, byteorder(&key.dts));
+    // `type inet_proto` has no byte order in nft (one byte).
+    let key_order = match (&d.key, key.dts.as_slice()) {
+        (KeySpec::Types(_), [t]) if t.id == types::INET_PROTO.id => 0,
+        _ => byteorder(&key.dts),
+    };
+    tlv_u32(&mut udata, ud::KEYBYTEORDER, key_order);
     let (mut data_type, mut data_len, mut obj_type, mut md) = (None, None, None, None);
     let mut data_typeof = None;
     match (&d.data, d.is_map) {
@@ -725,8 +785,14 @@ pub fn named_set(fam: Family, t: &Table, d: &ast::SetDecl) -> R<(Set, SetLayout)
         Some("memory") => Some(NFT_SET_POL_MEMORY),
         Some(p) => return err(d.span, format!("unknown set policy '{p}'")),
     };
+    // Constant sets are sized by their elements, as nft declares them.
+    let constant_size = (flags & NFT_SET_CONSTANT != 0 && !d.elements.is_empty())
+        .then_some(d.elements.len() as u64);
     let desc = SetDesc {
-        size: d.size.map(|s| s.min(u32::MAX as u64) as u32),
+        size: d
+            .size
+            .or(constant_size)
+            .map(|s| s.min(u32::MAX as u64) as u32),
         concat: if concat && flags & NFT_SET_INTERVAL != 0 {
             key.lens.iter().map(|l| *l as u32).collect()
         } else {

@@ -1,0 +1,86 @@
+//! Printing is the inverse of compiling: every loadable dump of the
+//! corpus is loaded with `nft -f`, pulled, printed with `print::ruleset`,
+//! and the text compiled with `syntax::compile` must give back the pulled
+//! value (kernel state, element order and kernel-chosen names aside).
+
+use linx_netfilter::print::{self, PrintOptions};
+use linx_netfilter::pull::{pull, Selector};
+use linx_netfilter::syntax::compile;
+use linx_netfilter::testing::TestNetns;
+use linx_netfilter::Socket;
+
+mod common;
+
+use common::corpus::{corpus, loadable_dumps};
+use common::values::{canonical, first_difference};
+
+/// Dumps whose printed text cannot compile back to the same value, and why.
+/// Each must still fail (so the list shrinks as the code learns).
+const KNOWN: &[(&str, &str)] = &[
+    (
+        "dumps/nft-f/dumps/sample-ruleset.nft",
+        "nft records `typeof fib daddr type` for the anonymous set; the shared typeof encoder has no fib kind yet",
+    ),
+    (
+        "dumps/optimizations/dumps/bitmask.nft",
+        "the printer writes `tcp flags & (ack | urg) == vmap { ... }`, which does not parse",
+    ),
+    (
+        "dumps/sets/dumps/0043concatenated_ranges_0.nft",
+        "nft widens `meta l4proto` to 2 bytes (byteorder 1 -> 2) inside interval concatenations; the compiler does not",
+    ),
+    (
+        "dumps/sets/dumps/typeof_sets_1.nft",
+        "nft 1.0.6 records no typeof for this bridge set's `typeof vlan id`; the compiler does",
+    ),
+];
+
+fn check(file: &str) -> Result<(), String> {
+    let script =
+        std::fs::read_to_string(format!("{}/{file}", corpus())).map_err(|e| e.to_string())?;
+    let ns = TestNetns::new();
+    ns.nft_load(&script).map_err(|e| format!("nft -f: {e}"))?;
+    let mut sock = Socket::open(&ns.netns()).map_err(|e| e.to_string())?;
+    let mut pulled = pull(&mut sock, &Selector::All)
+        .map_err(|e| format!("pull: {e}"))?
+        .ruleset;
+    let text = print::ruleset(&pulled, &PrintOptions::default());
+    let mut compiled = compile(&text).map_err(|d| format!("compile: {d}"))?;
+    canonical(&mut pulled);
+    canonical(&mut compiled);
+    match first_difference(&pulled, &compiled) {
+        Some(d) => Err(format!("values {d}")),
+        None => Ok(()),
+    }
+}
+
+#[test]
+fn printed_dumps_compile_back_to_the_pulled_value() {
+    let only = std::env::var("LINX_DUMP").ok();
+    let files: Vec<String> = loadable_dumps()
+        .into_iter()
+        .filter(|f| only.as_deref().is_none_or(|o| f.contains(o)))
+        .collect();
+    let failures = common::corpus::failures_parallel(&files, check);
+    println!(
+        "print then compile: {}/{} dumps give back the pulled value",
+        files.len() - failures.len(),
+        files.len()
+    );
+    let unexpected: Vec<String> = failures
+        .iter()
+        .filter(|(f, _)| !KNOWN.iter().any(|(k, _)| f == k))
+        .map(|(f, e)| format!("{f}: {e}"))
+        .collect();
+    let fixed: Vec<&str> = KNOWN
+        .iter()
+        .map(|(k, _)| *k)
+        .filter(|k| files.iter().any(|f| f == k) && !failures.iter().any(|(f, _)| f == k))
+        .collect();
+    assert!(
+        unexpected.is_empty() && fixed.is_empty(),
+        "{} failed unexpectedly:\n{}\nknown failures now passing (remove from KNOWN): {fixed:?}",
+        unexpected.len(),
+        unexpected.join("\n\n")
+    );
+}
