@@ -249,6 +249,15 @@ fn typeof_text(e: &TypeofExpr) -> String {
             format!("ipsec {d}{sp} {}", super::stmt::xfrm_key(*key).0)
         }
         TypeofExpr::Concat(p) => p.iter().map(typeof_text).collect::<Vec<_>>().join(" . "),
+        TypeofExpr::Fib { result, flags } => {
+            let res = match *result {
+                NFT_FIB_RESULT_OIF => "oif",
+                NFT_FIB_RESULT_OIFNAME => "oifname",
+                NFT_FIB_RESULT_ADDRTYPE => "type",
+                _ => "?",
+            };
+            format!("fib {} {res}", super::stmt::fib_keys(*flags as u16))
+        }
         TypeofExpr::Unknown(n) => format!("typeof-{n}"),
     }
 }

@@ -848,9 +848,8 @@ fn exthdr_expr(d: &mut Decompiler<'_>, x: &crate::expr::exthdr::Exthdr) {
     }
 }
 
-fn fib(d: &mut Decompiler<'_>, f: &crate::expr::fib::Fib) {
-    use crate::expr::fib::FibResult;
-    let flags = f.flags.unwrap_or(0) as u16;
+/// `fib` key words of `NFTA_FIB_F_*` flags, as nft joins them.
+pub(super) fn fib_keys(flags: u16) -> String {
     let mut keys = Vec::new();
     if flags & NFTA_FIB_F_SADDR != 0 {
         keys.push("saddr");
@@ -867,6 +866,12 @@ fn fib(d: &mut Decompiler<'_>, f: &crate::expr::fib::Fib) {
     if flags & NFTA_FIB_F_OIF != 0 {
         keys.push("oif");
     }
+    keys.join(" . ")
+}
+
+fn fib(d: &mut Decompiler<'_>, f: &crate::expr::fib::Fib) {
+    use crate::expr::fib::FibResult;
+    let flags = f.flags.unwrap_or(0) as u16;
     let (res, dtype, len) = match f.result {
         Some(FibResult::Oif) => ("oif", &dt::IFACE_INDEX, 4),
         Some(FibResult::Oifname) => ("oifname", &dt::IFNAME, 16),
@@ -874,7 +879,7 @@ fn fib(d: &mut Decompiler<'_>, f: &crate::expr::fib::Fib) {
         _ => ("?", &dt::INTEGER, 4),
     };
     let mut r = Reg::new(
-        format!("fib {} {res}", keys.join(" . ")),
+        format!("fib {} {res}", fib_keys(flags)),
         dtype,
         dtype.byteorder,
         len,

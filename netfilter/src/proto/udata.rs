@@ -32,6 +32,7 @@ pub const EXPR_OSF: u32 = 11;
 pub const EXPR_CT: u32 = 12;
 pub const EXPR_CONCAT: u32 = 13;
 pub const EXPR_NUMGEN: u32 = 23;
+pub const EXPR_FIB: u32 = 26;
 pub const EXPR_XFRM: u32 = 27;
 
 /// One expression of a `typeof` declaration.
@@ -68,6 +69,11 @@ pub enum TypeofExpr {
         offset: u32,
     },
     Concat(Vec<TypeofExpr>),
+    /// `fib KEYS RESULT`: result (`NFT_FIB_RESULT_*`) and key flags.
+    Fib {
+        result: u32,
+        flags: u32,
+    },
     /// A kind this code does not know.
     Unknown(u32),
 }
@@ -129,6 +135,10 @@ pub fn decode_typeof(v: &[u8]) -> Option<TypeofExpr> {
             field: u32_at(data, 2)?,
         },
         EXPR_OSF => TypeofExpr::Osf,
+        EXPR_FIB => TypeofExpr::Fib {
+            result: u32_at(data, 0)?,
+            flags: u32_at(data, 1)?,
+        },
         EXPR_NUMGEN => TypeofExpr::Numgen {
             mode: u32_at(data, 0)?,
             modulus: u32_at(data, 1)?,
@@ -205,6 +215,9 @@ pub fn encode_typeof(t: &TypeofExpr) -> Vec<u8> {
             [u32_tlv(0, *op), u32_tlv(1, *ty), u32_tlv(2, *field)].concat(),
         ),
         TypeofExpr::Osf => (EXPR_OSF, Vec::new()),
+        TypeofExpr::Fib { result, flags } => {
+            (EXPR_FIB, [u32_tlv(0, *result), u32_tlv(1, *flags)].concat())
+        }
         TypeofExpr::Numgen {
             mode,
             modulus,
@@ -292,6 +305,8 @@ mod tests {
             "00 04 09 00 00 00 01 06 00 04 03 00 00 00",
             "00 04 0c 00 00 00 01 0c 00 04 00 00 00 00 01 04 ff ff ff ff",
             "00 04 0b 00 00 00 01 00",
+            // `fib daddr type`
+            "00 04 1a 00 00 00 01 0c 00 04 03 00 00 00 01 04 02 00 00 00",
         ] {
             let bytes = hex(sample);
             let t = decode_typeof(&bytes).expect("decodes");

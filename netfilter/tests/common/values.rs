@@ -17,18 +17,30 @@ pub fn canonical(rs: &mut Ruleset) {
         let mut n = 0;
         for c in &mut t.chains {
             for r in &mut c.rules {
-                for s in &mut r.sets {
-                    let new = format!("__anon{n}");
-                    n += 1;
-                    for e in &mut r.exprs {
-                        if let Some((Some(name), _)) = e.set_refs_mut() {
-                            if *name == s.name {
-                                name.clone_from(&new);
-                            }
+                // Numbered in the order the rule uses them.
+                let mut names: Vec<String> = Vec::new();
+                for e in &mut r.exprs {
+                    if let Some((Some(name), _)) = e.set_refs_mut() {
+                        if !r.sets.iter().any(|s| s.name == *name) {
+                            continue;
                         }
+                        let i = match names.iter().position(|x| x == name) {
+                            Some(i) => i,
+                            None => {
+                                names.push(name.clone());
+                                names.len() - 1
+                            }
+                        };
+                        *name = format!("__anon{}", n + i);
                     }
-                    s.name = new;
                 }
+                for s in &mut r.sets {
+                    if let Some(i) = names.iter().position(|x| *x == s.name) {
+                        s.name = format!("__anon{}", n + i);
+                    }
+                }
+                n += names.len();
+                r.sets.sort_by(|a, b| a.name.cmp(&b.name));
                 r.sets.iter_mut().for_each(sort_elements);
             }
         }

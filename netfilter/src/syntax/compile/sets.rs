@@ -641,6 +641,10 @@ fn typeof_expr(path: &[String], load: &Load, span: Span) -> R<Vec<u8>> {
             offset: *offset,
         },
         Load::Osf { .. } => T::Osf,
+        Load::Fib { flags, result } => T::Fib {
+            result: *result,
+            flags: *flags,
+        },
         Load::Xfrm { key, dir, spnum } => T::Xfrm {
             key: *key,
             dir: u32::from(*dir),
