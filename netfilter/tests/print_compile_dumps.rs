@@ -22,10 +22,6 @@ const KNOWN: &[(&str, &str)] = &[
         "the printer writes `tcp flags & (ack | urg) == vmap { ... }`, which does not parse",
     ),
     (
-        "dumps/sets/dumps/0043concatenated_ranges_0.nft",
-        "nft widens `meta l4proto` to 2 bytes (byteorder 1 -> 2) inside interval concatenations; the compiler does not",
-    ),
-    (
         "dumps/sets/dumps/typeof_sets_1.nft",
         "nft 1.0.6 records no typeof for this bridge set's `typeof vlan id`; the compiler does",
     ),

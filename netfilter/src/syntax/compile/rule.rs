@@ -51,8 +51,9 @@ pub struct RuleCx<'a> {
     /// The link-layer type matched with `ether type`.
     ether_type: Option<u16>,
     /// Where the last concatenation's parts end in `exprs`, with their
-    /// registers (a byte-order swap may go after each).
-    concat_ends: Vec<(usize, u32)>,
+    /// registers and whether the part is `meta l4proto` (a byte-order swap
+    /// may go after each).
+    concat_ends: Vec<(usize, u32, bool)>,
 }
 
 /// A loaded selector: its field and the number of bytes now in the register.
@@ -1091,7 +1092,7 @@ impl RuleCx<'_> {
                 let len = dt.bytes().max(1);
                 let v = self.const_value(p, dt, len)?;
                 self.exprs.push(emit::immediate(reg, &v));
-                self.concat_ends.push((self.exprs.len(), reg));
+                self.concat_ends.push((self.exprs.len(), reg, false));
                 off += len.div_ceil(4) * 4;
                 dts.push(*dt);
                 lens.push(len);
@@ -1112,7 +1113,8 @@ impl RuleCx<'_> {
                     ));
                 }
             }
-            self.concat_ends.push((self.exprs.len(), reg));
+            let l4proto = matches!(p, ast::Expr::Sel(q, _) if q == &["meta", "l4proto"]);
+            self.concat_ends.push((self.exprs.len(), reg, l4proto));
             off += ld.len.div_ceil(4) * 4;
             dts.push(ld.dt);
             lens.push(ld.len);
@@ -1275,10 +1277,14 @@ impl RuleCx<'_> {
         // each swapped right after its load.
         if interval && dts.len() > 1 && self.concat_ends.len() == dts.len() {
             let ends = std::mem::take(&mut self.concat_ends);
-            for (i, (at, reg)) in ends.into_iter().enumerate().rev() {
+            for (i, (at, reg, l4proto)) in ends.into_iter().enumerate().rev() {
                 if super::sets::swaps(&dts[i], lens[i]) {
                     let n = lens[i] as u32;
                     self.exprs.insert(at, emit::byteorder(reg, n, n));
+                } else if l4proto {
+                    // Host order by its expression, though one byte: nft
+                    // converts it as a 16-bit value.
+                    self.exprs.insert(at, emit::byteorder(reg, 1, 2));
                 }
             }
         }
