@@ -1202,7 +1202,15 @@ impl RuleCx<'_> {
         let key = KeyLayout { dts, lens, shift };
         let (elements, interval) = build_elements(self.table, elems, &key, data, None)?;
         let anon_key = std::mem::take(&mut self.anon_key);
-        let key_typeof = super::sets::typeof_of(self.family, &anon_key);
+        // A masked field (`vlan id`) keys the set through a bitwise
+        // expression, which nft does not record.
+        let masked = match anon_key.as_slice() {
+            [e] => {
+                matches!(self.sel_load(e), Some(Load::Payload { off, len, .. }) if off % 8 != 0 || len % 8 != 0)
+            }
+            _ => false,
+        };
+        let key_typeof = super::sets::typeof_of(self.family, &anon_key).filter(|_| !masked);
         let mut userdata = super::sets::anon_udata(&key, key_typeof.as_deref(), data, interval);
         // nft takes the key's byte order from the expression: `meta
         // l4proto` is in host order, though its type is not.
