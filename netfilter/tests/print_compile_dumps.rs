@@ -14,13 +14,6 @@ mod common;
 use common::corpus::{corpus, loadable_dumps};
 use common::values::{canonical, first_difference};
 
-/// Dumps whose printed text cannot compile back to the same value, and why.
-/// Each must still fail (so the list shrinks as the code learns).
-const KNOWN: &[(&str, &str)] = &[(
-    "dumps/optimizations/dumps/bitmask.nft",
-    "the printer writes `tcp flags & (ack | urg) == vmap { ... }`, which does not parse",
-)];
-
 fn check(file: &str) -> Result<(), String> {
     let script =
         std::fs::read_to_string(format!("{}/{file}", corpus())).map_err(|e| e.to_string())?;
@@ -53,25 +46,14 @@ fn printed_dumps_compile_back_to_the_pulled_value() {
         files.len() - failures.len(),
         files.len()
     );
-    if std::env::var("LINX_VERBOSE").is_ok() {
-        for (f, e) in &failures {
-            println!("== {f}\n{e}\n");
-        }
-    }
-    let unexpected: Vec<String> = failures
-        .iter()
-        .filter(|(f, _)| !KNOWN.iter().any(|(k, _)| f == k))
-        .map(|(f, e)| format!("{f}: {e}"))
-        .collect();
-    let fixed: Vec<&str> = KNOWN
-        .iter()
-        .map(|(k, _)| *k)
-        .filter(|k| files.iter().any(|f| f == k) && !failures.iter().any(|(f, _)| f == k))
-        .collect();
     assert!(
-        unexpected.is_empty() && fixed.is_empty(),
-        "{} failed unexpectedly:\n{}\nknown failures now passing (remove from KNOWN): {fixed:?}",
-        unexpected.len(),
-        unexpected.join("\n\n")
+        !files.is_empty() && failures.is_empty(),
+        "{} dumps do not compile back from their printed text:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .map(|(f, e)| format!("{f}: {e}"))
+            .collect::<Vec<_>>()
+            .join("\n\n")
     );
 }

@@ -433,10 +433,13 @@ impl<'a> Decompiler<'a> {
                 self.icmp_type = Some((t, usize::MAX));
             }
         }
+        // `flags & (a | b) == { ... }`: the `==` only before a set; maps
+        // follow the masked key directly.
+        let eq = if l.dreg.is_none() { " ==" } else { "" };
         let lhs = if let (Some(mask), false) = (&r.mask, r.binop) {
             let m = int_of(mask, r.vt.byteorder);
             if r.vt.dtype.format == Format::Bitmask {
-                format!("{} & ({}) ==", r.text, value::flags(m, r.vt.dtype, " | "))
+                format!("{} & ({}){eq}", r.text, value::flags(m, r.vt.dtype, " | "))
             } else if matches!(
                 r.vt.dtype.format,
                 Format::Ipv4 | Format::Ipv6 | Format::Lladdr
