@@ -1087,6 +1087,22 @@ impl RuleCx<'_> {
         value: Option<(Dtype, usize, u32)>,
         span: Span,
     ) -> R<()> {
+        let (md, dreg) = match value {
+            None => (MapData::Verdict, NFT_REG_VERDICT),
+            Some((dt, len, reg)) => (MapData::Value(dt, len), reg),
+        };
+        self.map_lookup_data(key, map, md, dreg, span)
+    }
+
+    /// [`Self::map_lookup`] with any kind of value (`md`) into `dreg`.
+    pub(super) fn map_lookup_data(
+        &mut self,
+        key: &ast::Expr,
+        map: &ast::Expr,
+        md: MapData,
+        dreg: u32,
+        span: Span,
+    ) -> R<()> {
         self.anon_key = match key {
             ast::Expr::Concat(parts, _) => parts.clone(),
             e => vec![e.clone()],
@@ -1103,10 +1119,6 @@ impl RuleCx<'_> {
                 let len = self.key_mask(&ld, matches!(map, ast::Expr::SetRef(..)));
                 (vec![ld.dt], vec![len])
             }
-        };
-        let (md, dreg) = match value {
-            None => (MapData::Verdict, NFT_REG_VERDICT),
-            Some((dt, len, reg)) => (MapData::Value(dt, len), reg),
         };
         let name = match map {
             ast::Expr::Set(elems, _) => self.anon_set(elems, &dts, &lens, Some(&md))?,

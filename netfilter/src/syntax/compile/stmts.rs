@@ -612,9 +612,12 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
                 "random" => flags |= NF_NAT_RANGE_PROTO_RANDOM,
                 "fully-random" => flags |= NF_NAT_RANGE_PROTO_RANDOM_FULLY,
                 "persistent" => flags |= NF_NAT_RANGE_PERSISTENT,
+                "prefix" if to.is_none() => flags |= NF_NAT_RANGE_NETMAP,
                 "ip" | "ip6" if to.is_none() => fam_kw = Some(w.as_str()),
                 // Flags come after the target, never before.
-                "to" if flags != 0 => return err(*s, "unexpected 'to' after flags"),
+                "to" if flags & !NF_NAT_RANGE_NETMAP != 0 => {
+                    return err(*s, "unexpected 'to' after flags")
+                }
                 "to" | "," => {}
                 _ => return err(*s, format!("unexpected '{w}'")),
             },
@@ -647,7 +650,13 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
         (IPV4, 4)
     };
     let mut regs = (None, None, None, None);
-    if let Some(e) = to {
+    let ranged_map = match to {
+        Some(ast::Expr::Map(key, m, s)) => nat_map(cx, key, m, &adt, alen, *s)?,
+        _ => None,
+    };
+    if let Some(r) = ranged_map {
+        regs = r;
+    } else if let Some(e) = to {
         // Split `addr:port` forms; redirect and masquerade take a port.
         let (addr, port) = match e {
             ast::Expr::Word(w, _)
@@ -786,6 +795,128 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
         }
     }
     Ok(())
+}
+
+/// NAT registers: address min and max, port min and max.
+type NatRegs = (Option<u32>, Option<u32>, Option<u32>, Option<u32>);
+
+/// `KEY map { K : ADDR . PORT }` and maps to address or port ranges: nft
+/// stores each value as its first address and port, then (for ranges)
+/// its last address and port, each field padded to 32 bits, and points
+/// the NAT registers at the fields. `None` for maps to single addresses.
+fn nat_map(
+    cx: &mut RuleCx<'_>,
+    key: &ast::Expr,
+    map: &ast::Expr,
+    adt: &Dtype,
+    alen: usize,
+    span: Span,
+) -> R<Option<NatRegs>> {
+    let ast::Expr::Set(elems, mspan) = map else {
+        return Ok(None);
+    };
+    let split = |d: &ast::Expr| -> (ast::Expr, Option<ast::Expr>) {
+        match d {
+            ast::Expr::Concat(p, _) if p.len() == 2 => (p[0].clone(), Some(p[1].clone())),
+            d => (d.clone(), None),
+        }
+    };
+    // Each value's (first, last) address and port.
+    type Bounds = ((Vec<u8>, Vec<u8>), Option<(Vec<u8>, Vec<u8>)>);
+    let mut vals: Vec<Option<Bounds>> = Vec::with_capacity(elems.len());
+    let (mut port, mut ranged) = (false, false);
+    for e in elems {
+        let Some(d) = &e.data else {
+            vals.push(None);
+            continue;
+        };
+        let (a, p) = split(d);
+        let a = nat_bounds(cx.table(), &a, adt, alen)?;
+        let p = p
+            .map(|p| nat_bounds(cx.table(), &p, &INET_SERVICE, 2))
+            .transpose()?;
+        port |= p.is_some();
+        ranged |= a.0 != a.1 || p.as_ref().is_some_and(|p| p.0 != p.1);
+        vals.push(Some((a, p)));
+    }
+    if !port && !ranged {
+        return Ok(None);
+    }
+    let word = |v: &[u8], s: Span| -> ast::Expr {
+        let text = match v.len() {
+            4 => std::net::Ipv4Addr::from([v[0], v[1], v[2], v[3]]).to_string(),
+            16 => {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(v);
+                std::net::Ipv6Addr::from(a).to_string()
+            }
+            _ => u16::from_be_bytes([v[0], v.get(1).copied().unwrap_or(0)]).to_string(),
+        };
+        ast::Expr::Word(text, s)
+    };
+    let mut out = Vec::with_capacity(elems.len());
+    for (e, v) in elems.iter().zip(vals) {
+        let mut e = e.clone();
+        if let Some((a, p)) = v {
+            let s = e.span;
+            let p = p.unwrap_or_else(|| (vec![0, 0], vec![0, 0]));
+            let mut parts = vec![word(&a.0, s)];
+            if port {
+                parts.push(word(&p.0, s));
+            }
+            if ranged {
+                parts.push(word(&a.1, s));
+                if port {
+                    parts.push(word(&p.1, s));
+                }
+            }
+            e.data = Some(ast::Expr::Concat(parts, s));
+        }
+        out.push(e);
+    }
+    let (mut dts, mut lens) = (vec![*adt], vec![alen]);
+    if port {
+        dts.push(INET_SERVICE);
+        lens.push(2);
+    }
+    if ranged {
+        dts.extend_from_within(..);
+        lens.extend_from_within(..);
+    }
+    let md = super::sets::MapData::Concat(dts, lens);
+    let set = ast::Expr::Set(out, *mspan);
+    cx.map_lookup_data(key, &set, md, NFT_REG_1, span)?;
+    // The key may be the transport match (`tcp dport map { ... }`).
+    if port && cx.l4().is_none() {
+        return err(
+            span,
+            "transport protocol mapping is only valid after transport protocol match",
+        );
+    }
+    // Field offsets: address, [port], [last address, [last port]].
+    let apad = alen.div_ceil(4) * 4;
+    let after_first = if port { apad + 4 } else { apad };
+    Ok(Some((
+        Some(NFT_REG_1),
+        ranged.then(|| concat_reg(after_first)),
+        port.then(|| concat_reg(apad)),
+        (port && ranged).then(|| concat_reg(after_first + apad)),
+    )))
+}
+
+/// The first and last value of a NAT map value part (single, range or
+/// prefix).
+fn nat_bounds(
+    t: &crate::model::Table,
+    e: &ast::Expr,
+    dt: &Dtype,
+    len: usize,
+) -> R<(Vec<u8>, Vec<u8>)> {
+    Ok(match super::values::value(e, dt, len, t)? {
+        super::values::Val::Bytes(v) => (v.clone(), v),
+        super::values::Val::Range(a, z) => (a, z),
+        super::values::Val::Prefix(v, pl) => super::values::prefix_range(&v, pl),
+    })
 }
 
 /// `1.2.3.4:80`, `[::1]:80`, `:80`, `1.2.3.4`, or a non-constant expression.
@@ -942,3 +1073,4 @@ const NF_NAT_RANGE_PROTO_SPECIFIED: u32 = 1 << 1;
 const NF_NAT_RANGE_PROTO_RANDOM: u32 = 1 << 2;
 const NF_NAT_RANGE_PERSISTENT: u32 = 1 << 3;
 const NF_NAT_RANGE_PROTO_RANDOM_FULLY: u32 = 1 << 4;
+const NF_NAT_RANGE_NETMAP: u32 = 1 << 6;
