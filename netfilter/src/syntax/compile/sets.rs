@@ -162,11 +162,16 @@ pub fn build_elements(
                 return err(w[1].2.span, "conflicting intervals specified");
             }
         } else {
-            // Overlapping ranges of a set become one, as nft merges them.
+            // Overlapping ranges of a set become one, as nft merges them;
+            // in an anonymous set, adjacent ones too.
+            let anonymous = interval.is_none();
             let mut merged: Vec<(Vec<u8>, Vec<u8>, &Elem)> = Vec::with_capacity(ivs.len());
             for iv in ivs {
                 match merged.last_mut() {
-                    Some(last) if iv.0 <= last.1 => {
+                    Some(last)
+                        if iv.0 <= last.1
+                            || (anonymous && incr(&last.1).is_some_and(|n| n == iv.0)) =>
+                    {
                         if iv.1 > last.1 {
                             last.1 = iv.1;
                         }
