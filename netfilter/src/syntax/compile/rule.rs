@@ -790,7 +790,11 @@ impl RuleCx<'_> {
             }
             Val::Prefix(v, plen) => {
                 let full = len * 8;
-                if plen as usize % 8 == 0 && ld.mask.is_none() && matches!(left, ast::Expr::Sel(..))
+                // `/0` keeps the whole load, masked to nothing.
+                if plen as usize % 8 == 0
+                    && plen != 0
+                    && ld.mask.is_none()
+                    && matches!(left, ast::Expr::Sel(..))
                 {
                     // Whole bytes: load fewer bytes instead of masking.
                     let n = plen as usize / 8;

@@ -254,9 +254,8 @@ fn tproxy(cx: &mut RuleCx<'_>, args: &[Arg], span: Span) -> R<()> {
         _ => None,
     };
     cx.push(emit::raw("tproxy", |w| {
-        if let Some(f) = family {
-            w.put_u32_be(NFTA_TPROXY_FAMILY, f);
-        }
+        // Required by the kernel; 0 (unspecified) for either family.
+        w.put_u32_be(NFTA_TPROXY_FAMILY, family.unwrap_or(NFPROTO_UNSPEC));
         if let Some(r) = areg {
             w.put_u32_be(NFTA_TPROXY_REG_ADDR, r);
         }
@@ -640,8 +639,11 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
             );
         }
     }
-    let l3 = match (fam_kw, cx.family()) {
-        (Some("ip6"), _) | (None, Family::Ip6) => NFPROTO_IPV6,
+    let l3 = match (fam_kw, cx.family(), cx.l3_known()) {
+        (Some("ip6"), _, _) | (None, Family::Ip6, _) => NFPROTO_IPV6,
+        (None, Family::Inet, Some(NFPROTO_IPV6)) => NFPROTO_IPV6,
+        // A port alone in an inet table: either family.
+        (None, Family::Inet, None) => NFPROTO_INET,
         _ => NFPROTO_IPV4,
     };
     let (adt, alen) = if l3 == NFPROTO_IPV6 {
@@ -716,17 +718,6 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
                 }
             }
         }
-    }
-    if cx.family() == Family::Inet && name != "masquerade" && name != "redirect" && regs.0.is_some()
-    {
-        cx.dep(
-            if l3 == NFPROTO_IPV6 {
-                Proto::Ip6
-            } else {
-                Proto::Ip
-            },
-            span,
-        )?;
     }
     match name {
         "snat" | "dnat" => {
