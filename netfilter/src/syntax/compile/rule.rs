@@ -269,6 +269,21 @@ impl RuleCx<'_> {
             }
             Proto::Th => Ok(()),
             Proto::L4(n, l3) => {
+                if let (Some(l3), Family::Bridge, None, false) =
+                    (l3, self.family, self.l3, self.vlan_seen)
+                {
+                    // In bridge tables nft tests ICMP's network protocol
+                    // in the Ethernet header, not with `meta protocol`.
+                    let (v, et): (u32, u16) = match l3 {
+                        L3::Ip => (NFPROTO_IPV4, 0x0800),
+                        L3::Ip6 => (NFPROTO_IPV6, 0x86dd),
+                    };
+                    self.exprs
+                        .push(emit::payload(REG1, NFT_PAYLOAD_LL_HEADER, 12, 2));
+                    self.exprs
+                        .push(emit::cmp(REG1, NFT_CMP_EQ, &et.to_be_bytes()));
+                    self.l3 = Some(v);
+                }
                 if let Some(l3) = l3 {
                     self.need_l3(
                         if l3 == L3::Ip {
