@@ -44,6 +44,10 @@ pub struct RuleCx<'a> {
     l4_set: bool,
     /// The link-layer type matched with `ether type`.
     ether_type: Option<u16>,
+    /// Parts of the concatenation just loaded: where each load ends in
+    /// `exprs`, its register, type and length (host-order parts of
+    /// interval keys are byte-swapped there).
+    concat_loads: Vec<(usize, u32, Dtype, usize)>,
 }
 
 /// A loaded selector: its field and the number of bytes now in the register.
@@ -81,6 +85,7 @@ pub fn compile_rule_ast(
         ether_type: None,
         l4_any: false,
         l4_set: false,
+        concat_loads: Vec::new(),
     };
     let mut terminal = false;
     for (i, s) in rule.stmts.iter().enumerate() {
@@ -906,6 +911,7 @@ impl RuleCx<'_> {
         }
         let mut off = 0usize;
         let (mut dts, mut lens) = (Vec::new(), Vec::new());
+        let mut loads = Vec::with_capacity(parts.len());
         for (i, p) in parts.iter().enumerate() {
             let reg = concat_reg(off);
             if let (true, Some(dt)) = (is_const(p), types.get(i)) {
@@ -933,9 +939,11 @@ impl RuleCx<'_> {
                 }
             }
             off += ld.len.div_ceil(4) * 4;
+            loads.push((self.exprs.len(), reg, ld.dt, ld.len));
             dts.push(ld.dt);
             lens.push(ld.len);
         }
+        self.concat_loads = loads;
         Ok((dts, lens))
     }
 
@@ -1085,6 +1093,18 @@ impl RuleCx<'_> {
             Some(s) if s.name == set => s.is_interval(),
             _ => self.table.set(set).is_some_and(|s| s.is_interval()),
         };
+        let loads = std::mem::take(&mut self.concat_loads);
+        if interval && dts.len() > 1 {
+            // Each host-order part right after its load, last first so
+            // the earlier positions stay valid.
+            for (at, reg, dt, len) in loads.into_iter().rev() {
+                if super::sets::host_order_part(&dt, len) {
+                    self.exprs
+                        .insert(at, emit::byteorder(reg, len as u32, len as u32));
+                }
+            }
+            return;
+        }
         if interval
             && (KeyLayout {
                 dts,

@@ -76,6 +76,12 @@ impl KeyLayout<'_> {
     }
 }
 
+/// Whether a part of a concatenated interval key is a host-order integer
+/// wider than a byte, so looked up and stored byte-swapped.
+pub fn host_order_part(dt: &Dtype, len: usize) -> bool {
+    !dt.be && dt.kind != Kind::Str && len > 1
+}
+
 /// One element's key bytes and the end of its range (when it has one).
 type Keyed<'e> = (Vec<u8>, Option<Vec<u8>>, &'e Elem);
 
@@ -135,6 +141,22 @@ pub fn build_elements(
         }
         is_interval |= iv;
         keys.push((k, kend, e));
+    }
+    if is_interval && concat {
+        // Host-order parts of interval keys are stored big-endian.
+        let mut off = 0;
+        for (dt, len) in key.dts.iter().zip(key.lens) {
+            if host_order_part(dt, *len) {
+                for (k, kend, _) in keys.iter_mut() {
+                    for v in std::iter::once(k).chain(kend.as_mut()) {
+                        if let Some(part) = v.get_mut(off..off + len) {
+                            part.reverse();
+                        }
+                    }
+                }
+            }
+            off += len.div_ceil(4) * 4;
+        }
     }
     if is_interval && key.swapped() {
         for (k, kend, _) in keys.iter_mut() {
