@@ -48,6 +48,8 @@ pub struct RuleCx<'a> {
     /// `exprs`, its register, type and length (host-order parts of
     /// interval keys are byte-swapped there).
     concat_loads: Vec<(usize, u32, Dtype, usize)>,
+    /// ICMP types matched with an anonymous set (`icmp type { a, b }`).
+    icmp_type_set: Vec<u8>,
 }
 
 /// A loaded selector: its field and the number of bytes now in the register.
@@ -86,6 +88,7 @@ pub fn compile_rule_ast(
         l4_any: false,
         l4_set: false,
         concat_loads: Vec::new(),
+        icmp_type_set: Vec::new(),
     };
     let mut terminal = false;
     for (i, s) in rule.stmts.iter().enumerate() {
@@ -344,6 +347,15 @@ impl RuleCx<'_> {
             ["icmpv6", "max-delay"] => ("icmpv6", &[130]),
             _ => return Ok(()),
         };
+        if !self.icmp_type_set.is_empty() {
+            return match self.icmp_type_set.iter().find(|t| !types.contains(t)) {
+                None => Ok(()),
+                Some(t) => err(
+                    span,
+                    format!("incompatible icmp match: rule has {t}, need {}", types[0]),
+                ),
+            };
+        }
         if let Some(t) = self.icmp_type {
             if types.contains(&t) {
                 return Ok(());
@@ -385,6 +397,25 @@ impl RuleCx<'_> {
         self.anon_key = saved;
         self.exprs.push(emit::lookup(&name, REG1, None, 0));
         Ok(())
+    }
+
+    /// Records the ICMP types of `icmp type { ... }` (all must be known).
+    fn learn_icmp_types(&mut self, left: &ast::Expr, elems: &[Elem], dt: &Dtype) {
+        let ast::Expr::Sel(p, _) = left else { return };
+        if !matches!(
+            p.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
+            ["icmp" | "icmpv6", "type"]
+        ) {
+            return;
+        }
+        let types: Option<Vec<u8>> = elems
+            .iter()
+            .map(|e| match &e.key {
+                ast::Expr::Word(w, _) => values::word(w, dt, 1, 0).map(|v| v[0]),
+                _ => None,
+            })
+            .collect();
+        self.icmp_type_set = types.unwrap_or_default();
     }
 
     /// Records protocol context established by an explicit equality match.
@@ -732,6 +763,9 @@ impl RuleCx<'_> {
         let len = ld.len;
         match right {
             ast::Expr::Set(..) | ast::Expr::SetRef(..) => {
+                if let (ast::Expr::Set(elems, _), RelOp::Implicit | RelOp::Eq) = (right, op) {
+                    self.learn_icmp_types(left, elems, &dt);
+                }
                 let named = matches!(right, ast::Expr::SetRef(..));
                 let len = self.key_mask(&ld, named);
                 return self.lookup_match(right, &[dt], &[len], op, span);

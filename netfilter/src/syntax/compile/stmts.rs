@@ -670,20 +670,14 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
         };
         if let Some(a) = addr {
             regs.0 = Some(NFT_REG_1);
-            match &a {
-                ast::Expr::Word(w, s)
-                    if w.contains('-') && super::values::word(w, &adt, alen, 0).is_none() =>
-                {
-                    let (lo, hi) = w.split_once('-').unwrap_or((w, w));
-                    let lo = super::values::word(lo, &adt, alen, 0)
-                        .ok_or_else(|| Diagnostic::new(*s, "invalid address"))?;
-                    let hi = super::values::word(hi, &adt, alen, 0)
-                        .ok_or_else(|| Diagnostic::new(*s, "invalid address"))?;
+            // A range or prefix of addresses: its first and last.
+            match nat_bounds(cx.table(), &a, &adt, alen) {
+                Ok((lo, hi)) if lo != hi => {
                     cx.push(emit::immediate(NFT_REG_1, &lo));
                     cx.push(emit::immediate(NFT_REG_1 + 1, &hi));
                     regs.1 = Some(NFT_REG_1 + 1);
                 }
-                other => cx.eval_into(other, &adt, alen, NFT_REG_1)?,
+                _ => cx.eval_into(&a, &adt, alen, NFT_REG_1)?,
             }
         }
         if let Some(p) = port {
@@ -918,15 +912,15 @@ fn split_addr_port(e: &ast::Expr, v6: bool) -> (Option<ast::Expr>, Option<ast::E
         }
         if v6 {
             if let Some(rest) = w.strip_prefix('[') {
-                if let Some((a, p)) = rest.split_once("]:") {
-                    return (
-                        Some(ast::Expr::Word(a.to_owned(), *s)),
-                        Some(ast::Expr::Word(p.to_owned(), *s)),
-                    );
-                }
+                // `[a]:p`, `[a]-[b]:p`, `[a]/64`: brackets off the address.
+                let (a, p) = match rest.rsplit_once("]:") {
+                    Some((a, p)) => (a, Some(p)),
+                    None => (rest, None),
+                };
+                let a = a.replace("]-[", "-").replace("]/", "/");
                 return (
-                    Some(ast::Expr::Word(rest.trim_end_matches(']').to_owned(), *s)),
-                    None,
+                    Some(ast::Expr::Word(a.trim_end_matches(']').to_owned(), *s)),
+                    p.map(|p| ast::Expr::Word(p.to_owned(), *s)),
                 );
             }
             return (Some(e.clone()), None);
