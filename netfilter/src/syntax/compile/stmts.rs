@@ -190,6 +190,14 @@ fn fwd_dup(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
         }));
         return Ok(());
     }
+    if fam.is_none() && device.is_none() && cx.family() == Family::Netdev {
+        // `dup to DEV` in netdev: a copy out of the device only.
+        cx.eval_into(to, &IFINDEX, 4, NFT_REG_1)?;
+        cx.push(emit::raw("dup", |w| {
+            w.put_u32_be(NFTA_DUP_SREG_DEV, NFT_REG_1)
+        }));
+        return Ok(());
+    }
     let (_, dt, len) =
         fam.ok_or_else(|| Diagnostic::new(span, "specify ip or ip6 to duplicate to an address"))?;
     cx.eval_into(to, &dt, len, NFT_REG_1)?;
