@@ -915,6 +915,19 @@ impl RuleCx<'_> {
         }
     }
 
+    /// Emits the protocol dependencies of the selectors in `e` (a selector
+    /// or a concatenation of them) before anything is loaded.
+    pub(super) fn deps_first(&mut self, e: &ast::Expr) -> R<()> {
+        match e {
+            ast::Expr::Sel(path, span) => {
+                let f = self.resolve(path, *span)?;
+                self.dependency(f.proto, *span)
+            }
+            ast::Expr::Concat(parts, _) => parts.iter().try_for_each(|p| self.deps_first(p)),
+            _ => Ok(()),
+        }
+    }
+
     fn load_concat(&mut self, parts: &[ast::Expr]) -> R<(Vec<Dtype>, Vec<usize>)> {
         self.load_concat_typed(parts, &[])
     }
@@ -938,10 +951,7 @@ impl RuleCx<'_> {
         }
         // Dependencies first, as nft hoists them before the loads.
         for p in parts {
-            if let ast::Expr::Sel(path, span) = p {
-                let f = self.resolve(path, *span)?;
-                self.dependency(f.proto, *span)?;
-            }
+            self.deps_first(p)?;
         }
         let mut off = 0usize;
         let (mut dts, mut lens) = (Vec::new(), Vec::new());
@@ -1095,6 +1105,19 @@ impl RuleCx<'_> {
                     shift: 0,
                 };
                 (Some(v.type_id()), Some(v.len() as u32))
+            }
+            Some(MapData::Interval(d, l)) => {
+                let v = KeyLayout {
+                    dts: d,
+                    lens: l,
+                    shift: 0,
+                };
+                let len = if d.len() > 1 {
+                    v.len()
+                } else {
+                    l[0].div_ceil(4) * 4
+                };
+                (Some(v.type_id()), Some(2 * len as u32))
             }
             Some(MapData::Object) | None => (None, None),
         };

@@ -27,6 +27,9 @@ pub enum MapData {
     Value(Dtype, usize),
     /// Concatenated values (each field padded to 4 bytes).
     Concat(Vec<Dtype>, Vec<usize>),
+    /// Ranges of (concatenated) values, as NAT maps hold them: the first
+    /// value's fields, then the last's; written as one concatenation.
+    Interval(Vec<Dtype>, Vec<usize>),
     /// Names of stateful objects of one type.
     Object,
 }
@@ -283,6 +286,10 @@ fn element(
             (MapData::Value(dt, len), v) => {
                 e.data = Some(Data::Value(b(&single(table, v, dt, *len)?)))
             }
+            (MapData::Interval(dts, lens), _) => {
+                let md = MapData::Concat([&dts[..], dts].concat(), [&lens[..], lens].concat());
+                e.data = element(table, None, None, el, Some(&md))?.data;
+            }
             (MapData::Concat(dts, lens), v) => {
                 let ast::Expr::Concat(parts, _) = v else {
                     return err(v.span(), "expected concatenated values");
@@ -417,6 +424,10 @@ pub fn anon_udata(
             byteorder(std::slice::from_ref(dt)),
         ),
         Some(MapData::Concat(..)) => tlv_u32(&mut u, ud::DATABYTEORDER, 0),
+        Some(MapData::Interval(dts, _)) => {
+            let order = if dts.len() == 1 { byteorder(dts) } else { 0 };
+            tlv_u32(&mut u, ud::DATABYTEORDER, order)
+        }
         _ => {}
     }
     if interval {
@@ -428,8 +439,9 @@ pub fn anon_udata(
     if let Some(MapData::Verdict) = data {
         tlv(&mut u, ud::DATA_TYPEOF, &udata_typeof(1, &[]));
     }
-    if data.is_some() {
-        tlv_u32(&mut u, ud::DATA_INTERVAL, 0);
+    if let Some(d) = data {
+        let ranges = matches!(d, MapData::Interval(..));
+        tlv_u32(&mut u, ud::DATA_INTERVAL, ranges as u32);
     }
     Userdata(b(&u))
 }

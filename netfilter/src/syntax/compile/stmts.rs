@@ -872,11 +872,11 @@ fn nat_map(
         dts.push(INET_SERVICE);
         lens.push(2);
     }
-    if ranged {
-        dts.extend_from_within(..);
-        lens.extend_from_within(..);
-    }
-    let md = super::sets::MapData::Concat(dts, lens);
+    let md = if ranged {
+        super::sets::MapData::Interval(dts, lens)
+    } else {
+        super::sets::MapData::Concat(dts, lens)
+    };
     let set = ast::Expr::Set(out, *mspan);
     cx.map_lookup_data(key, &set, md, NFT_REG_1, span)?;
     // The key may be the transport match (`tcp dport map { ... }`).
@@ -957,6 +957,11 @@ pub fn dynset(
         .set(set)
         .ok_or_else(|| Diagnostic::new(span, format!("unknown set @{set}")))?
         .clone();
+    // The key's and the value's dependencies come before both loads.
+    cx.deps_first(key)?;
+    if let Some(d) = data {
+        cx.deps_first(d)?;
+    }
     match key {
         ast::Expr::Concat(parts, _) => {
             // Constant parts take their type from the set's key.
