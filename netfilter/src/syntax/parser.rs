@@ -1647,6 +1647,10 @@ impl Parser {
                 path.push(n);
                 break;
             }
+            // One ct key per selector (`ct original proto-dst timeout 1m`).
+            if head == "ct" && !matches!(w, "original" | "reply") {
+                break;
+            }
         }
         // `ip option ra type`/`tcp option sack0 left` are already covered; `fib saddr . iif oif`.
         if head == "fib" {
