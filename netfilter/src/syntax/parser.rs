@@ -1079,6 +1079,7 @@ impl Parser {
                     }
                     decl.key = KeySpec::Types(key);
                     if self.eat_punct(":") {
+                        decl.data_interval = self.eat_word("interval");
                         decl.data = Some(self.map_data_spec(false)?);
                     }
                 }
@@ -1089,6 +1090,7 @@ impl Parser {
                     }
                     decl.key = KeySpec::Typeof(key);
                     if self.eat_punct(":") {
+                        decl.data_interval = self.eat_word("interval");
                         decl.data = Some(self.map_data_spec(true)?);
                     }
                 }

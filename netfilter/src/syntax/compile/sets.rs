@@ -286,9 +286,8 @@ fn element(
             (MapData::Value(dt, len), v) => {
                 e.data = Some(Data::Value(b(&single(table, v, dt, *len)?)))
             }
-            (MapData::Interval(dts, lens), _) => {
-                let md = MapData::Concat([&dts[..], dts].concat(), [&lens[..], lens].concat());
-                e.data = element(table, None, None, el, Some(&md))?.data;
+            (MapData::Interval(dts, lens), v) => {
+                e.data = Some(Data::Value(b(&interval_data(table, v, dts, lens)?)))
             }
             (MapData::Concat(dts, lens), v) => {
                 let ast::Expr::Concat(parts, _) = v else {
@@ -323,6 +322,26 @@ fn element(
         e.userdata = Some(Userdata::with_comment(UDATA_COMMENT, c));
     }
     Ok(e)
+}
+
+/// A range value of a map with `interval` values (each part a value,
+/// range or prefix): every part's first value, then every part's last,
+/// each padded to 32 bits.
+pub fn interval_data(table: &Table, v: &ast::Expr, dts: &[Dtype], lens: &[usize]) -> R<Vec<u8>> {
+    let parts = match v {
+        ast::Expr::Concat(p, _) if p.len() == dts.len() => p.as_slice(),
+        v if dts.len() == 1 => std::slice::from_ref(v),
+        v => return err(v.span(), format!("expected {} values", dts.len())),
+    };
+    let (mut lo, mut hi) = (Vec::new(), Vec::new());
+    for ((p, dt), len) in parts.iter().zip(dts).zip(lens) {
+        let (a, z, _) = bounds(values::value(p, dt, *len, table)?);
+        let pad = std::iter::repeat_n(0, len.div_ceil(4) * 4 - len);
+        lo.extend(a.into_iter().chain(pad.clone()));
+        hi.extend(z.into_iter().chain(pad));
+    }
+    lo.extend(hi);
+    Ok(lo)
 }
 
 fn single(table: &Table, v: &ast::Expr, dt: &Dtype, len: usize) -> R<Vec<u8>> {
@@ -581,7 +600,12 @@ pub fn named_set(fam: Family, t: &Table, d: &ast::SetDecl) -> R<(Set, SetLayout)
             data_len = Some(vl.len() as u32);
             tlv_u32(&mut udata, ud::DATABYTEORDER, byteorder(&v.dts));
             data_typeof = v.typeof_.clone();
-            md = Some(if v.dts.len() > 1 {
+            md = Some(if d.data_interval {
+                // Ranges: first then last value, each field 32-bit padded.
+                let one: usize = v.lens.iter().map(|l| l.div_ceil(4) * 4).sum();
+                data_len = Some(2 * one as u32);
+                MapData::Interval(v.dts, v.lens)
+            } else if v.dts.len() > 1 {
                 MapData::Concat(v.dts, v.lens)
             } else {
                 MapData::Value(v.dts[0], v.lens[0])
@@ -601,7 +625,7 @@ pub fn named_set(fam: Family, t: &Table, d: &ast::SetDecl) -> R<(Set, SetLayout)
         tlv(&mut udata, ud::DATA_TYPEOF, v);
     }
     if d.is_map {
-        tlv_u32(&mut udata, ud::DATA_INTERVAL, 0);
+        tlv_u32(&mut udata, ud::DATA_INTERVAL, d.data_interval as u32);
     }
     if let Some(c) = &d.comment {
         let mut v = c.as_bytes()[..c.len().min(254)].to_vec();

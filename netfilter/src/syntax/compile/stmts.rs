@@ -805,67 +805,37 @@ fn nat_map(
     alen: usize,
     span: Span,
 ) -> R<Option<NatRegs>> {
-    let ast::Expr::Set(elems, mspan) = map else {
-        return Ok(None);
-    };
-    let split = |d: &ast::Expr| -> (ast::Expr, Option<ast::Expr>) {
-        match d {
-            ast::Expr::Concat(p, _) if p.len() == 2 => (p[0].clone(), Some(p[1].clone())),
-            d => (d.clone(), None),
+    let apad = alen.div_ceil(4) * 4;
+    let (port, ranged) = match map {
+        ast::Expr::Set(elems, _) => {
+            let (mut port, mut ranged) = (false, false);
+            for d in elems.iter().filter_map(|e| e.data.as_ref()) {
+                let (a, p) = match d {
+                    ast::Expr::Concat(p, _) if p.len() == 2 => (&p[0], Some(&p[1])),
+                    d => (d, None),
+                };
+                let a = nat_bounds(cx.table(), a, adt, alen)?;
+                let p = p
+                    .map(|p| nat_bounds(cx.table(), p, &INET_SERVICE, 2))
+                    .transpose()?;
+                port |= p.is_some();
+                ranged |= a.0 != a.1 || p.as_ref().is_some_and(|p| p.0 != p.1);
+            }
+            (port, ranged)
         }
+        // A named map: its value type says (`interval ipv4_addr . inet_service`).
+        ast::Expr::SetRef(name, _) => match cx.table().set(name) {
+            Some(s) => {
+                let port = s.data_type.is_some_and(|t| t >> 6 != 0);
+                let one = if port { apad + 4 } else { apad };
+                (port, s.data_len == Some(2 * one as u32))
+            }
+            None => return Ok(None),
+        },
+        _ => return Ok(None),
     };
-    // Each value's (first, last) address and port.
-    type Bounds = ((Vec<u8>, Vec<u8>), Option<(Vec<u8>, Vec<u8>)>);
-    let mut vals: Vec<Option<Bounds>> = Vec::with_capacity(elems.len());
-    let (mut port, mut ranged) = (false, false);
-    for e in elems {
-        let Some(d) = &e.data else {
-            vals.push(None);
-            continue;
-        };
-        let (a, p) = split(d);
-        let a = nat_bounds(cx.table(), &a, adt, alen)?;
-        let p = p
-            .map(|p| nat_bounds(cx.table(), &p, &INET_SERVICE, 2))
-            .transpose()?;
-        port |= p.is_some();
-        ranged |= a.0 != a.1 || p.as_ref().is_some_and(|p| p.0 != p.1);
-        vals.push(Some((a, p)));
-    }
     if !port && !ranged {
         return Ok(None);
-    }
-    let word = |v: &[u8], s: Span| -> ast::Expr {
-        let text = match v.len() {
-            4 => std::net::Ipv4Addr::from([v[0], v[1], v[2], v[3]]).to_string(),
-            16 => {
-                let mut a = [0u8; 16];
-                a.copy_from_slice(v);
-                std::net::Ipv6Addr::from(a).to_string()
-            }
-            _ => u16::from_be_bytes([v[0], v.get(1).copied().unwrap_or(0)]).to_string(),
-        };
-        ast::Expr::Word(text, s)
-    };
-    let mut out = Vec::with_capacity(elems.len());
-    for (e, v) in elems.iter().zip(vals) {
-        let mut e = e.clone();
-        if let Some((a, p)) = v {
-            let s = e.span;
-            let p = p.unwrap_or_else(|| (vec![0, 0], vec![0, 0]));
-            let mut parts = vec![word(&a.0, s)];
-            if port {
-                parts.push(word(&p.0, s));
-            }
-            if ranged {
-                parts.push(word(&a.1, s));
-                if port {
-                    parts.push(word(&p.1, s));
-                }
-            }
-            e.data = Some(ast::Expr::Concat(parts, s));
-        }
-        out.push(e);
     }
     let (mut dts, mut lens) = (vec![*adt], vec![alen]);
     if port {
@@ -877,8 +847,7 @@ fn nat_map(
     } else {
         super::sets::MapData::Concat(dts, lens)
     };
-    let set = ast::Expr::Set(out, *mspan);
-    cx.map_lookup_data(key, &set, md, NFT_REG_1, span)?;
+    cx.map_lookup_data(key, map, md, NFT_REG_1, span)?;
     // The key may be the transport match (`tcp dport map { ... }`).
     if port && cx.l4().is_none() {
         return err(
@@ -887,7 +856,6 @@ fn nat_map(
         );
     }
     // Field offsets: address, [port], [last address, [last port]].
-    let apad = alen.div_ceil(4) * 4;
     let after_first = if port { apad + 4 } else { apad };
     Ok(Some((
         Some(NFT_REG_1),
