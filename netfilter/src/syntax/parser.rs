@@ -1411,6 +1411,12 @@ impl Parser {
                     if w == "comment" {
                         break;
                     }
+                    // `counter update @s { ... }`: a set statement starts.
+                    if matches!(w.as_str(), "add" | "update" | "delete")
+                        && self.peek_at(1).is_some_and(|t| matches!(t.tok, Tok::At(_)))
+                    {
+                        break;
+                    }
                     if !own.contains(&w.as_str())
                         && (STMT_KEYWORDS.contains(&w.as_str())
                             || (selector_vocab(w).is_some()
