@@ -686,14 +686,14 @@ impl RuleCx<'_> {
                 return self.relational(&sel, op, right, span);
             }
         }
-        // A one-element anonymous set is a plain comparison, as nft sends it.
+        // A one-element anonymous set is a plain comparison, as nft sends it
+        // (an element counter is dropped).
         if let (ast::Expr::Set(elems, _), RelOp::Implicit | RelOp::Eq | RelOp::Ne) = (right, op) {
             if let [e] = elems.as_slice() {
                 let plain = e.data.is_none()
                     && e.timeout.is_none()
                     && e.expires.is_none()
                     && e.comment.is_none()
-                    && e.counter.is_none()
                     && !matches!(e.key, ast::Expr::Wildcard(_) | ast::Expr::Concat(..));
                 if plain && !matches!(left, ast::Expr::Concat(..)) {
                     let op = if op == RelOp::Ne { op } else { RelOp::Eq };

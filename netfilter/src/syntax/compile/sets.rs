@@ -117,7 +117,10 @@ pub fn build_elements(
             let (mut lo, mut hi) = (Vec::new(), Vec::new());
             let mut iv = false;
             for ((p, dt), len) in parts.iter().zip(key.dts).zip(key.lens) {
-                let (a, z, r) = bounds(values::value(p, dt, *len, table)?);
+                let (a, z, r) = match wildcard(p, dt, *len) {
+                    Some((a, z)) => (a, z, true),
+                    None => bounds(values::value(p, dt, *len, table)?),
+                };
                 iv |= r;
                 let pad = len.div_ceil(4) * 4 - len;
                 lo.extend(&a);
@@ -126,6 +129,8 @@ pub fn build_elements(
                 hi.extend(std::iter::repeat_n(0, pad));
             }
             (lo, Some(hi), iv)
+        } else if let Some((a, z)) = wildcard(&e.key, &key.dts[0], key.lens[0]) {
+            (a, Some(z), true)
         } else {
             let (a, z, r) = bounds(values::value_shifted(
                 &e.key,
@@ -238,6 +243,22 @@ pub fn build_elements(
         }
     }
     Ok((out, is_interval))
+}
+
+/// A string ending in an unescaped `*` (`"eth*"`) in a set: the range of
+/// every string with that prefix.
+fn wildcard(e: &ast::Expr, dt: &Dtype, len: usize) -> Option<(Vec<u8>, Vec<u8>)> {
+    let ast::Expr::Str(s, _) = e else { return None };
+    let p = s.strip_suffix('*').filter(|p| !p.ends_with('\\'))?;
+    let p = p.replace("\\*", "*");
+    if dt.kind != Kind::Str || p.len() >= len {
+        return None;
+    }
+    let mut lo = p.into_bytes();
+    let mut hi = lo.clone();
+    lo.resize(len, 0);
+    hi.resize(len, 0xff);
+    Some((lo, hi))
 }
 
 /// A value's first and last key and whether it is a range.
