@@ -87,6 +87,9 @@ pub struct SetDecl {
     pub policy: Option<String>,
     pub comment: Option<String>,
     pub counter: bool,
+    /// Statements each element gets (`limit ...`, `ct count ...`); a
+    /// `counter` among others is one of them.
+    pub stmts: Vec<Stmt>,
     pub elements: Vec<Elem>,
     pub auto_merge: bool,
     pub span: Span,
@@ -124,6 +127,9 @@ pub struct Elem {
     pub expires: Option<String>,
     pub comment: Option<String>,
     pub counter: Option<(u64, u64)>,
+    /// Other stateful statements (`limit`, `quota`, `ct count`, `last`),
+    /// with the counter among them, in order, once there is one.
+    pub stmts: Vec<Stmt>,
     pub span: Span,
 }
 
@@ -247,6 +253,13 @@ pub enum Stmt {
     Keyword {
         name: String,
         args: Vec<Arg>,
+        span: Span,
+    },
+    /// `jump { rules }` / `goto { rules }`: a verdict to an anonymous
+    /// chain holding these rules, bound to this rule.
+    Bound {
+        goto: bool,
+        rules: Vec<RuleAst>,
         span: Span,
     },
     /// `add @s { key [stmts] }` / `update` / `delete`

@@ -580,6 +580,17 @@ impl Parser {
             self.pos += 1;
         }
     }
+    /// Skips to the next item of a `{ ... }` block; false once it closed.
+    fn next_block_item(&mut self) -> R<bool> {
+        self.skip_separators();
+        if self.eat_punct("}") {
+            return Ok(false);
+        }
+        if self.at_end() {
+            return self.unexpected(&["}"]);
+        }
+        Ok(true)
+    }
     fn end_of_command(&mut self) -> R<()> {
         if self.at_separator() {
             Ok(())
@@ -845,14 +856,7 @@ impl Parser {
             span,
         });
         let mut pending_rules = Vec::new();
-        loop {
-            self.skip_separators();
-            if self.eat_punct("}") {
-                break;
-            }
-            if self.at_end() {
-                return self.unexpected(&["}"]);
-            }
+        while self.next_block_item()? {
             let (w, wspan) = self.word("table item")?;
             let mk = |object| Command {
                 op: Op::Add,
@@ -956,14 +960,7 @@ impl Parser {
     }
 
     fn chain_body(&mut self, decl: &mut ChainDecl, rules: &mut Vec<RuleAst>) -> R<()> {
-        loop {
-            self.skip_separators();
-            if self.eat_punct("}") {
-                return Ok(());
-            }
-            if self.at_end() {
-                return self.unexpected(&["}"]);
-            }
+        while self.next_block_item()? {
             match self.peek_word() {
                 Some("type") if self.peek_at(2).is_some_and(|t| t.is_word("hook")) => {
                     self.pos += 1;
@@ -1006,6 +1003,7 @@ impl Parser {
                 _ => rules.push(self.rule()?),
             }
         }
+        Ok(())
     }
 
     fn device_list(&mut self) -> R<Vec<String>> {
@@ -1100,7 +1098,18 @@ impl Parser {
                 "size" => decl.size = Some(self.number("size")?),
                 "policy" => decl.policy = Some(self.word("performance or memory")?.0),
                 "comment" => decl.comment = Some(self.string("comment")?),
-                "counter" => decl.counter = true,
+                "counter" if decl.stmts.is_empty() => decl.counter = true,
+                "counter" => {
+                    self.pos -= 1;
+                    decl.stmts.push(self.set_stmt()?);
+                }
+                w if is_set_stmt(w, self.peek()) => {
+                    if std::mem::take(&mut decl.counter) {
+                        decl.stmts.push(counter_stmt(wspan, 0, 0));
+                    }
+                    self.pos -= 1;
+                    decl.stmts.push(self.set_stmt()?);
+                }
                 "auto-merge" => decl.auto_merge = true,
                 "elements" => {
                     self.expect_punct("=")?;
@@ -1208,6 +1217,9 @@ impl Parser {
         let span = self.here();
         if let Some(w) = self.peek_word().map(str::to_owned) {
             let w = w.as_str();
+            if matches!(w, "jump" | "goto") && self.peek_at(1).is_some_and(|t| t.is_punct("{")) {
+                return self.bound_chain(w == "goto", span);
+            }
             if let Some(v) = self.verdict()? {
                 return Ok(Stmt::Verdict(v, span));
             }
@@ -1263,6 +1275,16 @@ impl Parser {
                 });
             }
         }
+        // `reset tcp option NAME|N`: removes an option.
+        if self.peek_word() == Some("reset") && self.peek_at(1).is_some_and(|t| t.is_word("tcp")) {
+            self.pos += 1;
+            let opt = self.primary()?;
+            return Ok(Stmt::Keyword {
+                name: "reset".into(),
+                args: vec![Arg::Expr(opt)],
+                span: span.to(self.prev_span()),
+            });
+        }
         let left = self.expr()?;
         if let Expr::Sel(path, _) = &left {
             if path == &["ct", "count"] {
@@ -1317,10 +1339,37 @@ impl Parser {
             ));
         }
         let right = self.rhs()?;
+        // `tcp flags syn / fin,syn`: the value under a mask, i.e.
+        // `tcp flags & (fin | syn) == syn`.
+        if self.eat_punct("/") {
+            let mask = self.rhs()?;
+            let mspan = left.span().to(mask.span());
+            return Ok(Stmt::Match {
+                left: Expr::Binop(BinOp::And, Box::new(left), Box::new(mask), mspan),
+                op: if op == RelOp::Implicit { RelOp::Eq } else { op },
+                right,
+                span: span.to(self.prev_span()),
+            });
+        }
         Ok(Stmt::Match {
             left,
             op,
             right,
+            span: span.to(self.prev_span()),
+        })
+    }
+
+    /// `jump { rules }`: an anonymous chain bound to this rule.
+    fn bound_chain(&mut self, goto: bool, span: Span) -> R<Stmt> {
+        self.pos += 1;
+        self.expect_punct("{")?;
+        let mut rules = Vec::new();
+        while self.next_block_item()? {
+            rules.push(self.rule()?);
+        }
+        Ok(Stmt::Bound {
+            goto,
+            rules,
             span: span.to(self.prev_span()),
         })
     }
@@ -1417,8 +1466,15 @@ impl Parser {
                     {
                         break;
                     }
+                    // `counter ipsec out ip daddr ...`: a selector follows.
+                    let selector = selector_vocab(w).is_some_and(|v| {
+                        self.peek_at(1)
+                            .and_then(|t| t.word())
+                            .is_some_and(|n| v.contains(&n))
+                    });
                     if !own.contains(&w.as_str())
                         && (STMT_KEYWORDS.contains(&w.as_str())
+                            || (selector && META_SHORT.contains(&w.as_str()))
                             || (selector_vocab(w).is_some()
                                 && !META_SHORT.contains(&w.as_str())
                                 && !args.last().is_some_and(
@@ -1644,6 +1700,14 @@ impl Parser {
                 span = span.to(s);
                 path.push(n);
             }
+            // `tcp option 6`, `tcp option @255,8,8`: options by number.
+            if head == "tcp" && w == "option" {
+                if let Some(raw) = self.tcp_option_number()? {
+                    span = span.to(self.prev_span());
+                    path.extend(raw);
+                    break;
+                }
+            }
             // ICMP field names double as type names (`parameter-problem`).
             if matches!(head.as_str(), "icmp" | "icmpv6") {
                 break;
@@ -1655,7 +1719,8 @@ impl Parser {
                 path.push(n);
                 break;
             }
-            // One ct key per selector (`ct original proto-dst timeout 1m`).
+            // One key after the direction: `ct original proto-dst timeout 1m`
+            // leaves `timeout` to the element.
             if head == "ct" && !matches!(w, "original" | "reply") {
                 break;
             }
@@ -1674,6 +1739,29 @@ impl Parser {
             }
         }
         Ok(Expr::Sel(path, span))
+    }
+
+    /// After `tcp option`: a kind number (`6`), or raw bits of a kind
+    /// (`@255,8,8` = kind 255, bit offset 8, 8 bits) as `@ KIND OFF LEN`.
+    fn tcp_option_number(&mut self) -> R<Option<Vec<String>>> {
+        if let Some(n) = self.peek_word().filter(|w| parse_u64(w).is_some()) {
+            let n = n.to_owned();
+            self.pos += 1;
+            return Ok(Some(vec![n]));
+        }
+        let Some(Tok::At(kind)) = self.peek().map(|t| t.tok.clone()) else {
+            return Ok(None);
+        };
+        if !self.peek_at(1).is_some_and(|t| t.is_punct(",")) {
+            return Ok(None);
+        }
+        self.pos += 1;
+        let mut raw = vec!["@".to_owned(), kind];
+        for _ in 0..2 {
+            self.expect_punct(",")?;
+            raw.push(self.word("a number")?.0);
+        }
+        Ok(Some(raw))
     }
 
     /// Right-hand side of a match: a value, list, set, range, prefix,
@@ -1727,7 +1815,14 @@ impl Parser {
             let span = a.span().to(b.span());
             return Ok(Expr::Range(Box::new(a), Box::new(b), span));
         }
-        if self.eat_punct("/") {
+        // A `/` not followed by a number is a mask (see `stmt`).
+        let prefix = self.peek().is_some_and(|t| t.is_punct("/"))
+            && self
+                .peek_at(1)
+                .and_then(|t| t.word())
+                .is_some_and(|w| parse_u64(w).is_some());
+        if prefix {
+            self.pos += 1;
             let n = self.number("prefix length")?;
             let span = a.span().to(self.prev_span());
             return Ok(Expr::Prefix(
@@ -1760,6 +1855,7 @@ impl Parser {
                 expires: None,
                 comment: None,
                 counter: None,
+                stmts: Vec::new(),
                 span: espan,
             };
             self.elem_options(&mut elem)?;
@@ -1814,6 +1910,35 @@ impl Parser {
         Ok(Expr::Set(elems, start.to(self.prev_span())))
     }
 
+    /// A stateful statement of a set or element: its words up to the next
+    /// statement, option, `,` or the end of the line or block.
+    fn set_stmt(&mut self) -> R<Stmt> {
+        let (mut name, span) = self.word("statement")?;
+        if name == "ct" {
+            self.word("count")?;
+            name = "ct count".into();
+        }
+        let mut args = Vec::new();
+        while let Some(t) = self.peek() {
+            match &t.tok {
+                Tok::Word(w)
+                    if !is_set_stmt(w, self.peek_at(1))
+                        && !matches!(w.as_str(), "counter" | "comment" | "timeout" | "expires") =>
+                {
+                    args.push(Arg::Word(w.clone(), t.span))
+                }
+                Tok::Punct("/") => args.push(Arg::Punct("/", t.span)),
+                _ => break,
+            }
+            self.pos += 1;
+        }
+        Ok(Stmt::Keyword {
+            name,
+            args,
+            span: span.to(self.prev_span()),
+        })
+    }
+
     fn elem_options(&mut self, elem: &mut Elem) -> R<()> {
         loop {
             match self.peek_word() {
@@ -1829,6 +1954,13 @@ impl Parser {
                     self.pos += 1;
                     elem.comment = Some(self.string("comment")?);
                 }
+                Some("counter") if !elem.stmts.is_empty() => elem.stmts.push(self.set_stmt()?),
+                Some(w) if is_set_stmt(w, self.peek_at(1)) => {
+                    if let Some((p, b)) = elem.counter.take() {
+                        elem.stmts.push(counter_stmt(self.here(), p, b));
+                    }
+                    elem.stmts.push(self.set_stmt()?);
+                }
                 Some("counter") => {
                     self.pos += 1;
                     let (mut p, mut b) = (0, 0);
@@ -1843,6 +1975,27 @@ impl Parser {
                 _ => return Ok(()),
             }
         }
+    }
+}
+
+/// Stateful statements sets and elements carry besides `counter`.
+fn is_set_stmt(w: &str, next: Option<&Token>) -> bool {
+    matches!(w, "limit" | "quota" | "last")
+        || (w == "ct" && next.is_some_and(|t| t.is_word("count")))
+}
+
+/// `counter packets P bytes B` as a statement.
+fn counter_stmt(span: Span, p: u64, b: u64) -> Stmt {
+    let w = |s: String| Arg::Word(s, span);
+    Stmt::Keyword {
+        name: "counter".into(),
+        args: vec![
+            w("packets".into()),
+            w(p.to_string()),
+            w("bytes".into()),
+            w(b.to_string()),
+        ],
+        span,
     }
 }
 
@@ -1933,6 +2086,32 @@ mod tests {
         assert_eq!(r.stmts.len(), 4);
         assert!(matches!(&r.stmts[1], Stmt::Match { right: Expr::List(v, _), .. } if v.len() == 2));
         assert!(matches!(&r.stmts[3], Stmt::Verdict(Verdict::Accept, _)));
+    }
+
+    #[test]
+    fn value_under_mask_and_tcp_options_by_number() {
+        let r = parse_rule("tcp flags != syn / fin,syn").unwrap();
+        assert!(matches!(
+            &r.stmts[0],
+            Stmt::Match { left: Expr::Binop(BinOp::And, _, m, _), op: RelOp::Ne, right: Expr::Word(w, _), .. }
+                if w == "syn" && matches!(&**m, Expr::List(v, _) if v.len() == 2)
+        ));
+        // A `/` before a number is still a prefix.
+        let r = parse_rule("meta mark 0xffffff00 / 24").unwrap();
+        assert!(matches!(
+            &r.stmts[0],
+            Stmt::Match {
+                right: Expr::Prefix(_, 24, _),
+                ..
+            }
+        ));
+        let r = parse_rule("tcp option @255,8,8 255 reset tcp option 123").unwrap();
+        assert!(
+            matches!(&r.stmts[0], Stmt::Match { left: Expr::Sel(p, _), .. }
+            if p == &["tcp", "option", "@", "255", "8", "8"])
+        );
+        assert!(matches!(&r.stmts[1], Stmt::Keyword { name, args, .. }
+            if name == "reset" && matches!(&args[..], [Arg::Expr(Expr::Sel(p, _))] if p == &["tcp", "option", "123"])));
     }
 
     #[test]

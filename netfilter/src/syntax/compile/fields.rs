@@ -192,7 +192,9 @@ pub fn field(path: &[String], family_l3: Option<L3>) -> Option<Field> {
         {
             exthdr6(h, f)?
         }
-        ["tcp", "option", rest @ ..] => exthdr_field(ExthdrOp::TcpOpt, rest)?,
+        ["tcp", "option", rest @ ..] => {
+            tcp_option_by_number(rest).or_else(|| exthdr_field(ExthdrOp::TcpOpt, rest))?
+        }
         ["ip", "option", rest @ ..] => exthdr_field(ExthdrOp::Ipv4, rest)?,
         ["sctp", "chunk", rest @ ..] => exthdr_field(ExthdrOp::Sctp, rest)?,
         ["meta", k] => meta(k)?,
@@ -230,7 +232,8 @@ pub fn field(path: &[String], family_l3: Option<L3>) -> Option<Field> {
                     (Some("ip6"), _) | (Some("nexthop"), Some(L3::Ip6)) => (NFT_RT_NEXTHOP6, IPV6),
                     _ => (NFT_RT_NEXTHOP4, IPV4),
                 },
-                "mtu" => (NFT_RT_TCPMSS, BE_INT.bits(16)),
+                // The MSS for the route's MTU, in host order.
+                "mtu" => (NFT_RT_TCPMSS, INTEGER.bits(16)),
                 "ipsec" => (NFT_RT_XFRM, BOOLEAN),
                 _ => return None,
             };
@@ -254,6 +257,7 @@ pub fn field(path: &[String], family_l3: Option<L3>) -> Option<Field> {
                 proto: Proto::None,
             }
         }
+        ["osf", rest @ ..] => osf(rest)?,
         ["numgen", mode, rest @ ..] => {
             let mode = match *mode {
                 "inc" => 0,
@@ -279,6 +283,26 @@ pub fn field(path: &[String], family_l3: Option<L3>) -> Option<Field> {
             }
         }
         _ => return None,
+    })
+}
+
+/// `osf [ttl loose|skip] name|version`: the OS guessed from a SYN, as a
+/// 16-byte string (`name:version` with the version flag).
+fn osf(rest: &[&str]) -> Option<Field> {
+    let (ttl, rest) = match rest {
+        ["ttl", "loose", r @ ..] => (1, r),
+        ["ttl", "skip", r @ ..] => (2, r),
+        r => (0, r),
+    };
+    let flags = match rest {
+        ["name"] => 0,
+        ["version"] => NFT_OSF_F_VERSION,
+        _ => return None,
+    };
+    Some(Field {
+        load: Load::Osf { ttl, flags },
+        dt: STRING,
+        proto: Proto::None,
     })
 }
 
@@ -322,7 +346,8 @@ fn fib(rest: &[&str]) -> Option<Field> {
         _ => return None,
     };
     let (flags, dt) = if present {
-        (flags | NFTA_FIB_F_PRESENT as u32, BOOLEAN.bits(8))
+        // The result register holds a 32-bit flag.
+        (flags | NFTA_FIB_F_PRESENT as u32, BOOLEAN.bits(32))
     } else {
         (flags, dt)
     };
@@ -457,6 +482,34 @@ fn packet_dtype(f: &header::Field) -> Dtype {
     } else {
         d
     }
+}
+
+/// `tcp option N` (presence of kind N) and `tcp option @N,OFF,LEN` (bits
+/// of kind N).
+fn tcp_option_by_number(rest: &[&str]) -> Option<Field> {
+    let kind = |n: &str| crate::syntax::parser::parse_u64(n).and_then(|n| u8::try_from(n).ok());
+    let (ty, off, len, flags, dt) = match rest {
+        [n] => (kind(n)?, 0, 8, NFT_EXTHDR_F_PRESENT, BOOLEAN.bits(8)),
+        ["@", n, off, len] => {
+            let (off, len): (u32, u32) = (off.parse().ok()?, len.parse().ok()?);
+            if len == 0 || len > 128 {
+                return None;
+            }
+            (kind(n)?, off, len, 0, BE_INT.bits(len))
+        }
+        _ => return None,
+    };
+    Some(Field {
+        load: Load::Exthdr {
+            op: ExthdrOp::TcpOpt as u32,
+            ty,
+            off,
+            len,
+            flags,
+        },
+        dt,
+        proto: Proto::None,
+    })
 }
 
 /// TCP options, IPv4 options and SCTP chunks from the shared tables in

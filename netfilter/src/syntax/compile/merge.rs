@@ -63,35 +63,113 @@ pub fn merge_payloads(exprs: &mut Vec<Expr>) {
             i += 1;
             continue;
         }
-        run.sort_by_key(|u| u.off);
-        let mut merged: Vec<Unit> = Vec::with_capacity(run.len());
-        for u in run {
+        // Merged in offset order; a merge that fills one aligned 32-bit
+        // word is complete (`arp htype . ptype` then `hlen . plen`), and
+        // each merged test stays where its first part was.
+        let mut run: Vec<(usize, Unit)> = run.into_iter().enumerate().collect();
+        run.sort_by_key(|(_, u)| u.off);
+        let mut merged: Vec<(usize, Unit)> = Vec::with_capacity(run.len());
+        for (pos, u) in run {
             match merged.last_mut() {
-                Some(m)
+                Some((mpos, m))
                     if m.off + m.value.len() as u32 == u.off
-                        && m.value.len() + u.value.len() <= 16 =>
+                        && m.value.len() + u.value.len() <= 16
+                        && !(m.off % 4 == 0 && m.value.len() == 4) =>
                 {
-                    m.value.extend(u.value)
+                    m.value.extend(u.value);
+                    *mpos = (*mpos).min(pos);
                 }
-                _ => merged.push(u),
+                _ => merged.push((pos, u)),
             }
         }
-        for m in merged {
-            out.push(Expr::Payload(Payload {
-                dreg: Some(1),
-                base: Some(m.base),
-                offset: Some(m.off),
-                len: Some(m.value.len() as u32),
-                ..Default::default()
-            }));
-            out.push(Expr::Cmp(Cmp {
-                sreg: Some(1),
-                op: Some(m.op),
-                data: Some(Data::Value(Bytes(m.value))),
-                ..Default::default()
-            }));
+        merged.sort_by_key(|(pos, _)| *pos);
+        for (_, m) in merged {
+            let (load, cmp) = unit_exprs(m);
+            out.push(load);
+            out.push(cmp);
         }
         i = j;
     }
     *exprs = out;
+}
+
+/// nft also merges the first two header matches of a rule when other
+/// statements stand between them (`ether saddr X counter ether type
+/// 8021q`), if they test neighbouring bytes. The merged test takes the
+/// place of the one on a protocol field (ether type, ip protocol), else
+/// of the lower one; later matches are not merged with it.
+pub fn merge_first_pair(exprs: &mut Vec<Expr>) {
+    for base in [
+        PayloadBase::LinkLayer,
+        PayloadBase::Network,
+        PayloadBase::Transport,
+    ] {
+        merge_first_pair_of(exprs, base);
+    }
+}
+
+/// [`merge_first_pair`] for the matches on one header.
+fn merge_first_pair_of(exprs: &mut Vec<Expr>, base: PayloadBase) {
+    let mut units: Vec<(usize, Unit)> = Vec::with_capacity(2);
+    let mut i = 0;
+    while i + 1 < exprs.len() && units.len() < 2 {
+        match unit(&exprs[i], &exprs[i + 1]).filter(|u| u.base == base) {
+            Some(u) => {
+                units.push((i, u));
+                i += 2;
+            }
+            None => i += 1,
+        }
+    }
+    let mut units = units.into_iter();
+    let (Some((ia, a)), Some((ib, b))) = (units.next(), units.next()) else {
+        return;
+    };
+    // Consecutive matches are `merge_payloads`' job; only equalities
+    // are merged across statements.
+    if ib == ia + 2 || a.op != CmpOp::Eq || b.op != CmpOp::Eq {
+        return;
+    }
+    let slot = if is_protocol_key(&a) || (!is_protocol_key(&b) && a.off < b.off) {
+        ia
+    } else {
+        ib
+    };
+    let (lo, hi) = if a.off < b.off { (a, b) } else { (b, a) };
+    if lo.off + lo.value.len() as u32 != hi.off || lo.value.len() + hi.value.len() > 16 {
+        return;
+    }
+    let mut merged = lo;
+    merged.value.extend(hi.value);
+    let (load, cmp) = unit_exprs(merged);
+    let other = if slot == ia { ib } else { ia };
+    exprs[slot] = load;
+    exprs[slot + 1] = cmp;
+    exprs.drain(other..other + 2);
+}
+
+/// The load and compare of a unit.
+fn unit_exprs(m: Unit) -> (Expr, Expr) {
+    let load = Expr::Payload(Payload {
+        dreg: Some(1),
+        base: Some(m.base),
+        offset: Some(m.off),
+        len: Some(m.value.len() as u32),
+        ..Default::default()
+    });
+    let cmp = Expr::Cmp(Cmp {
+        sreg: Some(1),
+        op: Some(m.op),
+        data: Some(Data::Value(Bytes(m.value))),
+        ..Default::default()
+    });
+    (load, cmp)
+}
+
+/// Fields naming the next header's protocol.
+fn is_protocol_key(u: &Unit) -> bool {
+    matches!(
+        (u.base, u.off, u.value.len()),
+        (PayloadBase::LinkLayer, 12 | 16 | 20, 2) | (PayloadBase::Network, 9 | 6, 1)
+    )
 }

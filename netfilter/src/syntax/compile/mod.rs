@@ -74,11 +74,18 @@ struct State {
     layouts: HashMap<(Family, String, String), SetLayout>,
     /// Anonymous sets made so far.
     n: u32,
+    /// Bound (anonymous) chains made so far.
+    bound: u32,
 }
 
 fn apply(st: &mut State, cmd: &ast::Command) -> R<()> {
     let span = cmd.span;
-    let State { rs, layouts, n } = st;
+    let State {
+        rs,
+        layouts,
+        n,
+        bound,
+    } = st;
     if let AObj::Ruleset = cmd.object {
         if cmd.op == Op::Flush {
             rs.tables.clear();
@@ -149,7 +156,8 @@ fn apply(st: &mut State, cmd: &ast::Command) -> R<()> {
             rule,
         } => {
             let t = table_mut(rs, fam, &cmd.table, span)?;
-            let r = rule::compile_rule_ast(fam, t, rule, n)?;
+            let rule = bind_chains(fam, t, rule, n, bound)?;
+            let r = rule::compile_rule_ast(fam, t, &rule, n)?;
             let c = t
                 .chains
                 .iter_mut()
@@ -212,6 +220,50 @@ fn apply(st: &mut State, cmd: &ast::Command) -> R<()> {
         }
         AObj::Ruleset => Ok(()),
     }
+}
+
+/// Moves the rules of each `jump { ... }` / `goto { ... }` of `rule` into
+/// a new chain bound to it (flag `binding`, named `__chainN` as the
+/// kernel names them), and returns the rule with plain verdicts to them.
+fn bind_chains(
+    fam: Family,
+    t: &mut Table,
+    rule: &ast::RuleAst,
+    n: &mut u32,
+    bound: &mut u32,
+) -> R<ast::RuleAst> {
+    let mut out = rule.clone();
+    for s in &mut out.stmts {
+        let ast::Stmt::Bound { goto, rules, span } = s else {
+            continue;
+        };
+        let name = loop {
+            let name = format!("__chain{bound}");
+            *bound += 1;
+            if t.chain(&name).is_none() {
+                break name;
+            }
+        };
+        // The chain exists before its rules, as nft creates it.
+        let mut c = Chain::new(name.clone());
+        c.flags = Some(NFT_CHAIN_BINDING);
+        t.chains.push(c);
+        let mut compiled = Vec::with_capacity(rules.len());
+        for r in rules.iter() {
+            let r = bind_chains(fam, t, r, n, bound)?;
+            compiled.push(rule::compile_rule_ast(fam, t, &r, n)?);
+        }
+        if let Some(c) = t.chains.iter_mut().find(|c| c.name == name) {
+            c.rules = compiled;
+        }
+        let v = if *goto {
+            ast::Verdict::Goto(name)
+        } else {
+            ast::Verdict::Jump(name)
+        };
+        *s = ast::Stmt::Verdict(v, *span);
+    }
+    Ok(out)
 }
 
 fn add_elements(

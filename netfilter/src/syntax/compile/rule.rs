@@ -29,7 +29,10 @@ pub struct RuleCx<'a> {
     l4: Option<u8>,
     /// Link-layer protocol context (bridge: `ether type`, `vlan type`).
     ll_proto: Option<u16>,
-    vlan_seen: bool,
+    /// VLAN headers known present (by a dependency, `ether type 8021q`,
+    /// `vlan type 8021ad`): vlan fields refer to the innermost one and the
+    /// network protocol is read after them.
+    vlan_depth: u32,
     set_counter: &'a mut u32,
     /// The expressions an anonymous set about to be built is keyed by
     /// (for the `typeof` userdata nft records).
@@ -38,6 +41,9 @@ pub struct RuleCx<'a> {
     anon_shift: u32,
     /// The ICMP type matched (fields of some types need one).
     icmp_type: Option<u8>,
+    /// The ICMP type was matched against a set: nft then adds no type
+    /// dependency for fields of some types.
+    icmp_type_set: bool,
     /// A transport protocol was matched (maybe against a set).
     l4_any: bool,
     /// The transport protocol was matched against a set of several.
@@ -48,8 +54,6 @@ pub struct RuleCx<'a> {
     /// `exprs`, its register, type and length (host-order parts of
     /// interval keys are byte-swapped there).
     concat_loads: Vec<(usize, u32, Dtype, usize)>,
-    /// ICMP types matched with an anonymous set (`icmp type { a, b }`).
-    icmp_type_set: Vec<u8>,
 }
 
 /// A loaded selector: its field and the number of bytes now in the register.
@@ -79,16 +83,16 @@ pub fn compile_rule_ast(
         },
         l4: None,
         ll_proto: None,
-        vlan_seen: false,
+        vlan_depth: 0,
         set_counter,
         anon_key: Vec::new(),
         icmp_type: None,
+        icmp_type_set: false,
         anon_shift: 0,
         ether_type: None,
         l4_any: false,
         l4_set: false,
         concat_loads: Vec::new(),
-        icmp_type_set: Vec::new(),
     };
     let mut terminal = false;
     for (i, s) in rule.stmts.iter().enumerate() {
@@ -104,6 +108,7 @@ pub fn compile_rule_ast(
         cx.stmt(s)?;
         terminal = is_terminal(s);
     }
+    super::merge::merge_first_pair(&mut cx.exprs);
     super::merge::merge_payloads(&mut cx.exprs);
     let mut r = Rule::new(cx.exprs);
     r.sets = cx.sets;
@@ -145,7 +150,7 @@ pub(super) fn concat_reg(off: usize) -> u32 {
 /// Statements after which nothing runs: verdicts and NAT.
 fn is_terminal(s: &Stmt) -> bool {
     match s {
-        Stmt::Verdict(..) => true,
+        Stmt::Verdict(..) | Stmt::Bound { .. } => true,
         Stmt::Keyword { name, .. } => {
             matches!(name.as_str(), "masquerade" | "redirect" | "snat" | "dnat")
         }
@@ -153,13 +158,14 @@ fn is_terminal(s: &Stmt) -> bool {
     }
 }
 
-fn stmt_span(s: &Stmt) -> Span {
+pub(super) fn stmt_span(s: &Stmt) -> Span {
     match s {
         Stmt::Verdict(_, span)
         | Stmt::Match { span, .. }
         | Stmt::Vmap { span, .. }
         | Stmt::Assign { span, .. }
         | Stmt::Keyword { span, .. }
+        | Stmt::Bound { span, .. }
         | Stmt::SetOp { span, .. } => *span,
     }
 }
@@ -186,6 +192,13 @@ impl RuleCx<'_> {
     // ---- dependencies -------------------------------------------------
 
     fn need_l3(&mut self, want: u32, span: Span) -> R<()> {
+        self.need_l3_via(want, span, false)
+    }
+
+    /// [`Self::need_l3`]; `from_packet`: in a bridge, test the Ethernet
+    /// type in the packet rather than the packet's protocol (as nft does
+    /// for ICMP).
+    fn need_l3_via(&mut self, want: u32, span: Span, from_packet: bool) -> R<()> {
         if let Some(have) = self.l3 {
             if have == want {
                 return Ok(());
@@ -204,7 +217,7 @@ impl RuleCx<'_> {
             }
         }
         match self.family {
-            Family::Inet => {
+            Family::Inet if self.ll_proto.is_none() || want == NFPROTO_ARP => {
                 let v = if want == NFPROTO_ARP {
                     return err(span, "arp is not supported in inet tables");
                 } else {
@@ -213,15 +226,23 @@ impl RuleCx<'_> {
                 self.exprs.push(emit::meta(NFT_META_NFPROTO, REG1));
                 self.exprs.push(emit::cmp(REG1, NFT_CMP_EQ, &[v]));
             }
-            Family::Bridge | Family::Netdev => {
+            Family::Inet | Family::Bridge | Family::Netdev => {
                 let et: u16 = match want {
                     NFPROTO_IPV4 => 0x0800,
                     NFPROTO_IPV6 => 0x86dd,
                     _ => 0x0806,
                 };
-                if self.vlan_seen {
+                // After a match on the Ethernet header (not in bridges), or
+                // within VLAN headers, the type is read from the packet.
+                let ether_known = if self.family == Family::Bridge {
+                    from_packet
+                } else {
+                    self.ll_proto.is_some()
+                };
+                if self.vlan_depth > 0 || ether_known {
+                    let off = 12 + 4 * self.vlan_depth;
                     self.exprs
-                        .push(emit::payload(REG1, NFT_PAYLOAD_LL_HEADER, 16, 2));
+                        .push(emit::payload(REG1, NFT_PAYLOAD_LL_HEADER, off, 2));
                 } else {
                     self.exprs.push(emit::meta(NFT_META_PROTOCOL, REG1));
                 }
@@ -263,7 +284,7 @@ impl RuleCx<'_> {
                 if self.ether_type.is_some_and(|t| t != 0x8100 && t != 0x88a8) {
                     return err(span, "conflicting protocols specified: ether vs. vlan");
                 }
-                if !self.vlan_seen {
+                if self.vlan_depth == 0 {
                     if !matches!(self.family, Family::Bridge) {
                         self.dependency(Proto::Ether, span)?;
                     }
@@ -271,35 +292,23 @@ impl RuleCx<'_> {
                         .push(emit::payload(REG1, NFT_PAYLOAD_LL_HEADER, 12, 2));
                     self.exprs
                         .push(emit::cmp(REG1, NFT_CMP_EQ, &0x8100u16.to_be_bytes()));
-                    self.vlan_seen = true;
+                    self.vlan_depth = 1;
                 }
                 Ok(())
             }
             Proto::Th => Ok(()),
             Proto::L4(n, l3) => {
-                if let (Some(l3), Family::Bridge, None, false) =
-                    (l3, self.family, self.l3, self.vlan_seen)
-                {
-                    // In bridge tables nft tests ICMP's network protocol
-                    // in the Ethernet header, not with `meta protocol`.
-                    let (v, et): (u32, u16) = match l3 {
-                        L3::Ip => (NFPROTO_IPV4, 0x0800),
-                        L3::Ip6 => (NFPROTO_IPV6, 0x86dd),
-                    };
-                    self.exprs
-                        .push(emit::payload(REG1, NFT_PAYLOAD_LL_HEADER, 12, 2));
-                    self.exprs
-                        .push(emit::cmp(REG1, NFT_CMP_EQ, &et.to_be_bytes()));
-                    self.l3 = Some(v);
-                }
-                if let Some(l3) = l3 {
-                    self.need_l3(
+                // nft adds the network protocol only when none is known:
+                // `icmp type` in an ip6 table just tests the protocol number.
+                if let Some(l3) = l3.filter(|_| self.l3.is_none()) {
+                    self.need_l3_via(
                         if l3 == L3::Ip {
                             NFPROTO_IPV4
                         } else {
                             NFPROTO_IPV6
                         },
                         span,
+                        true,
                     )?;
                 }
                 if self.l4_set && self.l4.is_none() {
@@ -347,14 +356,8 @@ impl RuleCx<'_> {
             ["icmpv6", "max-delay"] => ("icmpv6", &[130]),
             _ => return Ok(()),
         };
-        if !self.icmp_type_set.is_empty() {
-            return match self.icmp_type_set.iter().find(|t| !types.contains(t)) {
-                None => Ok(()),
-                Some(t) => err(
-                    span,
-                    format!("incompatible icmp match: rule has {t}, need {}", types[0]),
-                ),
-            };
+        if self.icmp_type_set {
+            return Ok(());
         }
         if let Some(t) = self.icmp_type {
             if types.contains(&t) {
@@ -386,6 +389,7 @@ impl RuleCx<'_> {
                 expires: None,
                 comment: None,
                 counter: None,
+                stmts: Vec::new(),
                 span,
             })
             .collect();
@@ -399,25 +403,6 @@ impl RuleCx<'_> {
         Ok(())
     }
 
-    /// Records the ICMP types of `icmp type { ... }` (all must be known).
-    fn learn_icmp_types(&mut self, left: &ast::Expr, elems: &[Elem], dt: &Dtype) {
-        let ast::Expr::Sel(p, _) = left else { return };
-        if !matches!(
-            p.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
-            ["icmp" | "icmpv6", "type"]
-        ) {
-            return;
-        }
-        let types: Option<Vec<u8>> = elems
-            .iter()
-            .map(|e| match &e.key {
-                ast::Expr::Word(w, _) => values::word(w, dt, 1, 0).map(|v| v[0]),
-                _ => None,
-            })
-            .collect();
-        self.icmp_type_set = types.unwrap_or_default();
-    }
-
     /// Records protocol context established by an explicit equality match.
     fn learn(&mut self, path: &[String], val: &[u8]) {
         let p: Vec<&str> = path.iter().map(String::as_str).collect();
@@ -427,9 +412,23 @@ impl RuleCx<'_> {
                 self.l4 = Some(val[0])
             }
             ["meta", "nfproto"] if val.len() == 1 => self.l3 = Some(val[0] as u32),
-            ["ether", "type"] if val.len() == 2 && !self.vlan_seen => {
-                self.ether_type = Some(u16::from_be_bytes([val[0], val[1]]));
+            ["ether", "type"] if val.len() == 2 && self.vlan_depth == 0 => {
+                let t = u16::from_be_bytes([val[0], val[1]]);
+                self.ether_type = Some(t);
+                if is_vlan_type(t) {
+                    self.vlan_depth = 1;
+                }
                 self.learn(&["meta".into(), "protocol".into()], val);
+            }
+            ["vlan", "type"] if val.len() == 2 && self.vlan_depth > 0 => {
+                if is_vlan_type(u16::from_be_bytes([val[0], val[1]])) {
+                    self.vlan_depth += 1;
+                } else {
+                    self.learn(&["meta".into(), "protocol".into()], val);
+                }
+            }
+            ["meta", "iiftype"] | ["iiftype"] if val == 1u16.to_ne_bytes() => {
+                self.ll_proto = Some(1)
             }
             ["meta", "protocol"] | ["ether", "type"] if val.len() == 2 => {
                 self.l3 = match u16::from_be_bytes([val[0], val[1]]) {
@@ -448,11 +447,19 @@ impl RuleCx<'_> {
     /// Emits what loads `e` into `reg`; returns its type and length.
     fn load(&mut self, e: &ast::Expr, reg: u32) -> R<Loaded> {
         match e {
+            ast::Expr::Sel(path, span) if path[0] == "symhash" => {
+                self.load_hash(&path[1..], None, reg, *span)
+            }
+            ast::Expr::Map(h, key, _) if is_jhash(e) => match &**h {
+                ast::Expr::Sel(path, span) => self.load_hash(&path[1..], Some(key), reg, *span),
+                _ => err(h.span(), "expected jhash"),
+            },
             ast::Expr::Sel(path, span) => {
                 let f = self.resolve(path, *span)?;
                 self.dependency(f.proto, *span)?;
+                let f = self.in_vlan(f);
                 self.icmp_type_dependency(path, *span)?;
-                self.load_field(&f, reg, *span)
+                self.load_field(&f, reg)
             }
             ast::Expr::Binop(op, l, r, span) => {
                 let left = self.load(l, reg)?;
@@ -487,7 +494,79 @@ impl RuleCx<'_> {
         }
     }
 
-    fn load_field(&mut self, f: &Field, reg: u32, span: Span) -> R<Loaded> {
+    /// `jhash KEY mod N [seed S] [offset O]` (the key loaded from register
+    /// 2 on, as nft does) or `symhash mod N [offset O]`, into `reg`.
+    fn load_hash(
+        &mut self,
+        args: &[String],
+        key: Option<&ast::Expr>,
+        reg: u32,
+        span: Span,
+    ) -> R<Loaded> {
+        // The kernel dumps a seed only when one was given, an offset only
+        // when not 0.
+        let (mut modulus, mut seed, mut offset) = (None, None, 0u64);
+        for kv in args.chunks(2) {
+            let n = kv.get(1).and_then(|n| parse_u64(n));
+            match (kv[0].as_str(), n) {
+                ("mod", Some(n)) => modulus = Some(n),
+                ("seed", Some(n)) => seed = Some(n),
+                ("offset", Some(n)) => offset = n,
+                _ => return err(span, format!("unexpected '{}' in hash", kv[0])),
+            }
+        }
+        let modulus = modulus
+            .filter(|m| (1..=u32::MAX as u64).contains(m))
+            .ok_or_else(|| Diagnostic::new(span, "hash needs 'mod N' (1 to 2^32-1)"))?;
+        let (seed, offset) = match (seed.map(u32::try_from).transpose(), u32::try_from(offset)) {
+            (Ok(s), Ok(o)) => (s, o),
+            _ => return err(span, "hash seed and offset are 32-bit"),
+        };
+        let Some(key) = key else {
+            self.exprs.push(emit::raw("hash", |w| {
+                w.put_u32_be(NFTA_HASH_DREG, reg);
+                w.put_u32_be(NFTA_HASH_MODULUS, modulus as u32);
+                if offset != 0 {
+                    w.put_u32_be(NFTA_HASH_OFFSET, offset);
+                }
+                w.put_u32_be(NFTA_HASH_TYPE, NFT_HASH_SYM);
+            }));
+            return Ok(Loaded {
+                dt: INTEGER,
+                len: 4,
+                mask: None,
+            });
+        };
+        let parts = match key {
+            ast::Expr::Concat(parts, _) => parts.as_slice(),
+            k => std::slice::from_ref(k),
+        };
+        let (_, lens) = self.load_concat_from(parts, NFT_REG_2)?;
+        let len: usize = match lens.as_slice() {
+            [one] => *one,
+            all => all.iter().map(|l| l.div_ceil(4) * 4).sum(),
+        };
+        self.exprs.push(emit::raw("hash", |w| {
+            w.put_u32_be(NFTA_HASH_SREG, NFT_REG_2);
+            w.put_u32_be(NFTA_HASH_DREG, reg);
+            w.put_u32_be(NFTA_HASH_LEN, len as u32);
+            w.put_u32_be(NFTA_HASH_MODULUS, modulus as u32);
+            if let Some(seed) = seed {
+                w.put_u32_be(NFTA_HASH_SEED, seed);
+            }
+            if offset != 0 {
+                w.put_u32_be(NFTA_HASH_OFFSET, offset);
+            }
+            w.put_u32_be(NFTA_HASH_TYPE, NFT_HASH_JENKINS);
+        }));
+        Ok(Loaded {
+            dt: INTEGER,
+            len: 4,
+            mask: None,
+        })
+    }
+
+    fn load_field(&mut self, f: &Field, reg: u32) -> R<Loaded> {
         let dt = f.dt;
         match &f.load {
             Load::Payload { base, off, len } => {
@@ -611,6 +690,18 @@ impl RuleCx<'_> {
                     mask: None,
                 })
             }
+            Load::Osf { ttl, flags } => {
+                self.exprs.push(emit::raw("osf", |w| {
+                    w.put_u32_be(NFTA_OSF_DREG, reg);
+                    w.put_u8(NFTA_OSF_TTL, *ttl as u8);
+                    w.put_u32_be(NFTA_OSF_FLAGS, *flags);
+                }));
+                Ok(Loaded {
+                    dt,
+                    len: dt.bytes(),
+                    mask: None,
+                })
+            }
             Load::Fib { flags, result } => {
                 self.exprs.push(emit::raw("fib", |w| {
                     w.put_u32_be(NFTA_FIB_DREG, reg);
@@ -623,7 +714,6 @@ impl RuleCx<'_> {
                     mask: None,
                 })
             }
-            _ => err(span, "expression not supported here"),
         }
     }
 
@@ -667,12 +757,33 @@ impl RuleCx<'_> {
                 stmts,
                 span,
             } => super::stmts::dynset(self, op, set, key, data.as_ref(), stmts, *span),
+            // Files move these into chains first (see `bind_chains`).
+            Stmt::Bound { span, .. } => err(*span, "anonymous chains need a whole file"),
         }
     }
 
     fn relational(&mut self, left: &ast::Expr, op: RelOp, right: &ast::Expr, span: Span) -> R<()> {
         if op == RelOp::Not && matches!(left, ast::Expr::Binop(..)) {
             return err(span, "cannot combine negation with binary expression");
+        }
+        // `tcp flags & (syn | ack) syn`: after a mask, a bare value is an
+        // equality, not a test of any of its flags.
+        let op = match (left, op) {
+            (ast::Expr::Binop(BinOp::And, ..), RelOp::Implicit) => RelOp::Eq,
+            _ => op,
+        };
+        // nft matches a one-element anonymous set as that element (and
+        // drops the element's statements).
+        if let ast::Expr::Set(elems, _) = right {
+            if let [e] = elems.as_slice() {
+                if e.data.is_none()
+                    && !matches!(left, ast::Expr::Concat(..))
+                    && !matches!(e.key, ast::Expr::Concat(..) | ast::Expr::Wildcard(_))
+                    && matches!(op, RelOp::Implicit | RelOp::Eq | RelOp::Ne)
+                {
+                    return self.relational(left, op, &e.key, span);
+                }
+            }
         }
         // `fib daddr oif exists`: a presence test of the lookup result.
         if let (ast::Expr::Sel(path, ps), ast::Expr::Word(w, _)) = (left, right) {
@@ -684,21 +795,6 @@ impl RuleCx<'_> {
                 p.push("present".into());
                 let sel = ast::Expr::Sel(p, *ps);
                 return self.relational(&sel, op, right, span);
-            }
-        }
-        // A one-element anonymous set is a plain comparison, as nft sends it
-        // (an element counter is dropped).
-        if let (ast::Expr::Set(elems, _), RelOp::Implicit | RelOp::Eq | RelOp::Ne) = (right, op) {
-            if let [e] = elems.as_slice() {
-                let plain = e.data.is_none()
-                    && e.timeout.is_none()
-                    && e.expires.is_none()
-                    && e.comment.is_none()
-                    && !matches!(e.key, ast::Expr::Wildcard(_) | ast::Expr::Concat(..));
-                if plain && !matches!(left, ast::Expr::Concat(..)) {
-                    let op = if op == RelOp::Ne { op } else { RelOp::Eq };
-                    return self.relational(left, op, &e.key, span);
-                }
             }
         }
         // `x xor C == V` is `x == V xor C`, as nft folds it.
@@ -739,6 +835,11 @@ impl RuleCx<'_> {
                     }
                 }
                 ["th", _] => self.l4_any = true,
+                ["icmp" | "icmpv6", "type"]
+                    if matches!(right, ast::Expr::Set(..) | ast::Expr::List(..)) =>
+                {
+                    self.icmp_type_set = true
+                }
                 ["meta", "nfproto"] if self.family != Family::Inet => {
                     return err(span, "meta nfproto is only useful in the inet family")
                 }
@@ -778,9 +879,6 @@ impl RuleCx<'_> {
         let len = ld.len;
         match right {
             ast::Expr::Set(..) | ast::Expr::SetRef(..) => {
-                if let (ast::Expr::Set(elems, _), RelOp::Implicit | RelOp::Eq) = (right, op) {
-                    self.learn_icmp_types(left, elems, &dt);
-                }
                 let named = matches!(right, ast::Expr::SetRef(..));
                 let len = self.key_mask(&ld, named);
                 return self.lookup_match(right, &[dt], &[len], op, span);
@@ -796,6 +894,7 @@ impl RuleCx<'_> {
                             expires: None,
                             comment: None,
                             counter: None,
+                            stmts: Vec::new(),
                             span: k.span(),
                         })
                         .collect(),
@@ -879,8 +978,7 @@ impl RuleCx<'_> {
                     {
                         // Network-order ct addresses compare their first
                         // bytes only; anything else is masked.
-                        let mask: Vec<u8> =
-                            (0..len).map(|i| if i < n { 0xff } else { 0 }).collect();
+                        let mask = values::prefix_mask_ordered(len, plen, dt.be);
                         self.exprs
                             .push(emit::bitwise(REG1, REG1, &mask, &vec![0; len]));
                         let cop = cmp_op(op, span)?;
@@ -892,7 +990,7 @@ impl RuleCx<'_> {
                     return Ok(());
                 }
                 let _ = full;
-                let mask = prefix_mask(len, plen);
+                let mask = values::prefix_mask_ordered(len, plen, dt.be);
                 self.exprs
                     .push(emit::bitwise(REG1, REG1, &mask, &vec![0; len]));
                 let cop = cmp_op(op, span)?;
@@ -923,6 +1021,14 @@ impl RuleCx<'_> {
         }
     }
 
+    /// A vlan field of the innermost VLAN header known present.
+    fn in_vlan(&self, mut f: Field) -> Field {
+        if let (Proto::Vlan, Load::Payload { off, .. }) = (f.proto, &mut f.load) {
+            *off += 32 * self.vlan_depth.saturating_sub(1);
+        }
+        f
+    }
+
     fn sel_load(&self, e: &ast::Expr) -> Option<Load> {
         match e {
             ast::Expr::Sel(p, _) => field(p, self.family_l3()).map(|f| f.load),
@@ -930,21 +1036,25 @@ impl RuleCx<'_> {
         }
     }
 
-    /// Emits the protocol dependencies of the selectors in `e` (a selector
-    /// or a concatenation of them) before anything is loaded.
-    pub(super) fn deps_first(&mut self, e: &ast::Expr) -> R<()> {
-        match e {
-            ast::Expr::Sel(path, span) => {
+    /// Emits the protocol dependencies of the selectors in `parts` before
+    /// any of them is loaded (a later one would overwrite registers).
+    pub(super) fn hoist_dependencies(&mut self, parts: &[ast::Expr]) -> R<()> {
+        for p in parts {
+            if let ast::Expr::Sel(path, span) = p {
                 let f = self.resolve(path, *span)?;
-                self.dependency(f.proto, *span)
+                self.dependency(f.proto, *span)?;
             }
-            ast::Expr::Concat(parts, _) => parts.iter().try_for_each(|p| self.deps_first(p)),
-            _ => Ok(()),
         }
+        Ok(())
     }
 
     fn load_concat(&mut self, parts: &[ast::Expr]) -> R<(Vec<Dtype>, Vec<usize>)> {
-        self.load_concat_typed(parts, &[])
+        self.load_concat_at(parts, &[], REG1)
+    }
+
+    /// Loads a concatenation from 16-byte register `first` on.
+    fn load_concat_from(&mut self, parts: &[ast::Expr], first: u32) -> R<(Vec<Dtype>, Vec<usize>)> {
+        self.load_concat_at(parts, &[], first)
     }
 
     /// [`Self::load_concat`] where parts may be constants, of the types in
@@ -953,6 +1063,15 @@ impl RuleCx<'_> {
         &mut self,
         parts: &[ast::Expr],
         types: &[Dtype],
+    ) -> R<(Vec<Dtype>, Vec<usize>)> {
+        self.load_concat_at(parts, types, REG1)
+    }
+
+    fn load_concat_at(
+        &mut self,
+        parts: &[ast::Expr],
+        types: &[Dtype],
+        first: u32,
     ) -> R<(Vec<Dtype>, Vec<usize>)> {
         for p in parts {
             if let ast::Expr::Sel(path, span) = p {
@@ -965,14 +1084,14 @@ impl RuleCx<'_> {
             }
         }
         // Dependencies first, as nft hoists them before the loads.
-        for p in parts {
-            self.deps_first(p)?;
-        }
+        self.hoist_dependencies(parts)?;
         let mut off = 0usize;
         let (mut dts, mut lens) = (Vec::new(), Vec::new());
+        // Offsets count from the first register of the 16-byte bank.
+        let base = (first - NFT_REG_1) as usize * 16;
         let mut loads = Vec::with_capacity(parts.len());
         for (i, p) in parts.iter().enumerate() {
-            let reg = concat_reg(off);
+            let reg = concat_reg(base + off);
             if let (true, Some(dt)) = (is_const(p), types.get(i)) {
                 let len = dt.bytes().max(1);
                 let v = self.const_value(p, dt, len)?;
@@ -1254,6 +1373,10 @@ impl RuleCx<'_> {
     /// Computes a value expression into `reg` (for `set` statements and NAT).
     pub(super) fn eval_into(&mut self, v: &ast::Expr, dt: &Dtype, len: usize, reg: u32) -> R<()> {
         match v {
+            _ if is_jhash(v) => {
+                self.load(v, reg)?;
+                Ok(())
+            }
             ast::Expr::Sel(..) | ast::Expr::Binop(..) if !is_const(v) => {
                 self.load(v, reg)?;
                 Ok(())
@@ -1321,7 +1444,8 @@ impl RuleCx<'_> {
                 let (mut start, mut end) = (off / 8, (off + len).div_ceil(8));
                 // Checksummed headers are rewritten in whole 16-bit words,
                 // so the checksum can be updated incrementally.
-                if csum.is_some_and(|(t, _)| t == NFT_PAYLOAD_CSUM_INET) {
+                let inner = *base == NFT_PAYLOAD_INNER_HEADER;
+                if inner || csum.is_some_and(|(t, _)| t == NFT_PAYLOAD_CSUM_INET) {
                     start &= !1;
                     end = end.div_ceil(2) * 2;
                 }
@@ -1344,11 +1468,46 @@ impl RuleCx<'_> {
                 } else {
                     self.eval_into(value, &f.dt, n, REG1)?;
                 }
-                let flags = 0;
+                // Fields of the transport checksum's pseudo-header: nft
+                // asks for that checksum to be updated too.
+                let pseudo = inner
+                    || matches!(
+                        p.as_slice(),
+                        ["ip", "saddr" | "daddr" | "protocol"]
+                            | ["ip6", "saddr" | "daddr" | "nexthdr"]
+                    );
+                let flags = if pseudo {
+                    NFT_PAYLOAD_L4CSUM_PSEUDOHDR
+                } else {
+                    0
+                };
                 self.exprs.push(emit::payload_write(
                     REG1, *base, start, n as u32, csum, flags,
                 ));
                 let _ = span;
+                Ok(())
+            }
+            Load::Exthdr {
+                op, ty, off, len, ..
+            } if *op == NFT_EXTHDR_OP_TCPOPT && off % 8 == 0 && len % 8 == 0 => {
+                let n = (len / 8) as usize;
+                self.eval_into(value, &f.dt, n, REG1)?;
+                // A host-order value (`rt mtu`) is written in network order.
+                let host = match value {
+                    ast::Expr::Sel(p, _) => field(p, self.family_l3()).is_some_and(|v| !v.dt.be),
+                    _ => false,
+                };
+                if host && f.dt.be && n > 1 {
+                    self.exprs.push(emit::byteorder(REG1, n as u32, n as u32));
+                }
+                self.exprs.push(emit::raw("exthdr", |w| {
+                    w.put_u32_be(NFTA_EXTHDR_SREG, REG1);
+                    w.put_u8(NFTA_EXTHDR_TYPE, *ty);
+                    w.put_u32_be(NFTA_EXTHDR_OFFSET, off / 8);
+                    w.put_u32_be(NFTA_EXTHDR_LEN, n as u32);
+                    w.put_u32_be(NFTA_EXTHDR_FLAGS, 0);
+                    w.put_u32_be(NFTA_EXTHDR_OP, *op);
+                }));
                 Ok(())
             }
             _ => err(*lspan, "cannot assign to this expression"),
@@ -1373,6 +1532,17 @@ fn is_const(e: &ast::Expr) -> bool {
         ast::Expr::Sel(..) | ast::Expr::Map(..) => false,
         _ => true,
     }
+}
+
+/// `jhash KEY mod N`, which the parser gives as a map of the hash
+/// parameters over the key.
+fn is_jhash(e: &ast::Expr) -> bool {
+    matches!(e, ast::Expr::Map(h, ..) if matches!(&**h, ast::Expr::Sel(p, _) if p[0] == "jhash"))
+}
+
+/// 802.1Q and 802.1ad: a VLAN header follows.
+fn is_vlan_type(t: u16) -> bool {
+    t == 0x8100 || t == 0x88a8
 }
 
 fn is_zero_literal(e: &ast::Expr) -> bool {

@@ -339,6 +339,7 @@ fn element(
     if let Some((p, bytes)) = el.counter {
         e.exprs.push(emit::counter(p, bytes));
     }
+    e.exprs.extend(super::stmts::set_stmts(table, &el.stmts)?);
     if let Some(c) = &el.comment {
         e.userdata = Some(Userdata::with_comment(UDATA_COMMENT, c));
     }
@@ -687,6 +688,15 @@ pub fn named_set(fam: Family, t: &Table, d: &ast::SetDecl) -> R<(Set, SetLayout)
         md.as_ref(),
         Some(flags & NFT_SET_INTERVAL != 0),
     )?;
+    let exprs = if d.counter {
+        vec![emit::counter(0, 0)]
+    } else {
+        super::stmts::set_stmts(t, &d.stmts)?
+    };
+    // Several statements per element are announced by a set flag.
+    if exprs.len() > 1 {
+        flags |= NFT_SET_EXPR;
+    }
     let set = Set {
         name: d.name.clone(),
         flags,
@@ -700,11 +710,7 @@ pub fn named_set(fam: Family, t: &Table, d: &ast::SetDecl) -> R<(Set, SetLayout)
         timeout: ms(&d.timeout, "timeout")?,
         gc_interval: ms(&d.gc_interval, "gc-interval")?.map(|v| v.min(u32::MAX as u64) as u32),
         userdata: Some(Userdata(b(&udata))),
-        exprs: if d.counter {
-            vec![emit::counter(0, 0)]
-        } else {
-            vec![]
-        },
+        exprs,
         elements,
         handle: None,
         unknown: vec![],

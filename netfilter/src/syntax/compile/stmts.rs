@@ -5,7 +5,8 @@ use super::emit;
 use super::fields::Proto;
 use super::rule::{arg_words, concat_reg, RuleCx};
 use super::types::*;
-use crate::model::Family;
+use crate::expr::Expr;
+use crate::model::{Family, Table};
 use crate::syntax::ast::{self, Arg, Stmt};
 use crate::syntax::diag::{Diagnostic, Span};
 use crate::syntax::parser::parse_u64;
@@ -122,6 +123,7 @@ pub fn keyword(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<(
             Ok(())
         }
         "fwd" | "dup" => fwd_dup(cx, name, args, span),
+        "reset" => reset_option(cx, args, span),
         "tproxy" => tproxy(cx, args, span),
         "synproxy" if words.first().is_some_and(|w| w.0 == "name") => {
             let n = words
@@ -274,6 +276,31 @@ fn tproxy(cx: &mut RuleCx<'_>, args: &[Arg], span: Span) -> R<()> {
     Ok(())
 }
 
+/// `reset tcp option NAME|N`: strips the option from the packet.
+fn reset_option(cx: &mut RuleCx<'_>, args: &[Arg], span: Span) -> R<()> {
+    let ty = match args {
+        [Arg::Expr(ast::Expr::Sel(path, ps))] if path.len() == 3 => {
+            match super::fields::field(path, None).map(|f| f.load) {
+                Some(super::fields::Load::Exthdr { op, ty, flags, .. })
+                    if op == NFT_EXTHDR_OP_TCPOPT && flags == NFT_EXTHDR_F_PRESENT =>
+                {
+                    ty
+                }
+                _ => return err(*ps, "expected a TCP option"),
+            }
+        }
+        _ => return err(span, "expected 'tcp option NAME'"),
+    };
+    cx.push(emit::raw("exthdr", |w| {
+        w.put_u8(NFTA_EXTHDR_TYPE, ty);
+        w.put_u32_be(NFTA_EXTHDR_OFFSET, 0);
+        w.put_u32_be(NFTA_EXTHDR_LEN, 0);
+        w.put_u32_be(NFTA_EXTHDR_FLAGS, 0);
+        w.put_u32_be(NFTA_EXTHDR_OP, NFT_EXTHDR_OP_TCPOPT);
+    }));
+    Ok(())
+}
+
 fn objref(ty: u32, name: &str) -> crate::expr::Expr {
     emit::raw("objref", |w| {
         w.put_u32_be(NFTA_OBJREF_IMM_TYPE, ty);
@@ -324,19 +351,23 @@ fn log(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
                 // `flags tcp sequence,options`, `flags ip options`, `flags all`
                 while let Some((f, fs)) = words.get(i) {
                     match f.as_str() {
-                        "all" => flags |= 0x1f,
+                        "all" => flags |= NF_LOG_MASK,
                         "tcp" | "ip" | "," => {}
-                        "sequence" => flags |= 0x1,
+                        "sequence" => flags |= NF_LOG_TCPSEQ,
                         "options" => {
                             let prev = words[..i]
                                 .iter()
                                 .rev()
                                 .find(|p| p.0 == "tcp" || p.0 == "ip")
                                 .map(|p| p.0.as_str());
-                            flags |= if prev == Some("ip") { 0x4 } else { 0x2 };
+                            flags |= if prev == Some("ip") {
+                                NF_LOG_IPOPT
+                            } else {
+                                NF_LOG_TCPOPT
+                            };
                         }
-                        "skuid" => flags |= 0x8,
-                        "ether" => flags |= 0x10,
+                        "skuid" => flags |= NF_LOG_UID,
+                        "ether" => flags |= NF_LOG_MACDECODE,
                         _ => {
                             let _ = fs;
                             break;
@@ -547,15 +578,17 @@ fn reject(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
     if fam == Family::Bridge && cx.l3_known() == Some(NFPROTO_ARP) {
         return err(span, "cannot reject this network family");
     }
+    // nft puts what reject depends on at the start of the rule.
+    let start = cx.exprs.len();
     let (ty, code) = match words
         .iter()
         .map(|w| w.0.as_str())
         .collect::<Vec<_>>()
         .as_slice()
     {
-        [] => match fam {
-            Family::Ip => (NFT_REJECT_ICMP_UNREACH, 3),
-            Family::Ip6 => (NFT_REJECT_ICMP_UNREACH, 4),
+        [] => match (fam, cx.l3_known()) {
+            (Family::Ip, _) | (_, Some(NFPROTO_IPV4)) => (NFT_REJECT_ICMP_UNREACH, 3),
+            (Family::Ip6, _) | (_, Some(NFPROTO_IPV6)) => (NFT_REJECT_ICMP_UNREACH, 4),
             _ => (NFT_REJECT_ICMPX_UNREACH, 1),
         },
         ["with", "tcp", "reset"] => {
@@ -602,9 +635,14 @@ fn reject(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
             )
         }
     };
+    let added = cx.exprs.len() - start;
+    cx.exprs.rotate_right(added);
     cx.push(emit::raw("reject", |w| {
         w.put_u32_be(NFTA_REJECT_TYPE, ty);
-        w.put_u8(NFTA_REJECT_ICMP_CODE, code);
+        // A TCP reset has no code.
+        if ty != NFT_REJECT_TCP_RST {
+            w.put_u8(NFTA_REJECT_ICMP_CODE, code);
+        }
     }));
     Ok(())
 }
@@ -925,11 +963,15 @@ pub fn dynset(
         .set(set)
         .ok_or_else(|| Diagnostic::new(span, format!("unknown set @{set}")))?
         .clone();
-    // The key's and the value's dependencies come before both loads.
-    cx.deps_first(key)?;
-    if let Some(d) = data {
-        cx.deps_first(d)?;
-    }
+    // Key and value dependencies come before the key is loaded.
+    let flat = |e: Option<&ast::Expr>| match e {
+        Some(ast::Expr::Concat(p, _)) => p.clone(),
+        Some(e) => vec![e.clone()],
+        None => Vec::new(),
+    };
+    let mut sels = flat(Some(key));
+    sels.extend(flat(data));
+    cx.hoist_dependencies(&sels)?;
     match key {
         ast::Expr::Concat(parts, _) => {
             // Constant parts take their type from the set's key.
@@ -1031,6 +1073,27 @@ pub fn dynset(
         }
     }));
     Ok(())
+}
+
+// `NF_LOG_*` (linux/netfilter/nf_log.h), not in the generated set.
+const NF_LOG_TCPSEQ: u32 = 0x01;
+const NF_LOG_TCPOPT: u32 = 0x02;
+const NF_LOG_IPOPT: u32 = 0x04;
+const NF_LOG_UID: u32 = 0x08;
+const NF_LOG_MACDECODE: u32 = 0x20;
+const NF_LOG_MASK: u32 = 0x2f;
+/// The expressions of the stateful statements a set or an element
+/// carries (`limit`, `counter`, `quota`, `ct count`, `last`).
+pub fn set_stmts(t: &Table, stmts: &[Stmt]) -> R<Vec<Expr>> {
+    let Some(first) = stmts.first() else {
+        return Ok(Vec::new());
+    };
+    let rule = ast::RuleAst {
+        stmts: stmts.to_vec(),
+        comment: None,
+        span: super::rule::stmt_span(first),
+    };
+    Ok(super::rule::compile_rule_ast(t.family, t, &rule, &mut 0)?.exprs)
 }
 
 // `NF_NAT_RANGE_*` (linux/netfilter/nf_nat.h), not in the generated set.

@@ -39,7 +39,7 @@ pub fn value_shifted(e: &Expr, dt: &Dtype, len: usize, shift: u32, t: &Table) ->
                             format!("prefix length {p} is invalid for {}", dt.name),
                         ));
                     }
-                    return Ok(Val::Prefix(mask_bytes(&v, p), p));
+                    return Ok(Val::Prefix(mask_ordered(&v, p, dt.be), p));
                 }
             }
             // A range `a-b`: try each '-' as the separator.
@@ -78,7 +78,9 @@ pub fn value_shifted(e: &Expr, dt: &Dtype, len: usize, shift: u32, t: &Table) ->
             range(a, b, dt, *span)
         }
         Expr::Prefix(a, p, span) => match value(a, dt, len, t)? {
-            Val::Bytes(v) if (*p as usize) <= len * 8 => Ok(Val::Prefix(mask_bytes(&v, *p), *p)),
+            Val::Bytes(v) if (*p as usize) <= len * 8 => {
+                Ok(Val::Prefix(mask_ordered(&v, *p, dt.be), *p))
+            }
             _ => Err(Diagnostic::new(*span, "invalid prefix")),
         },
         Expr::List(items, _) | Expr::Concat(items, _)
@@ -225,8 +227,18 @@ fn mismatch(w: &str, dt: &Dtype, span: crate::syntax::diag::Span) -> Diagnostic 
     }
 }
 
-pub fn mask_bytes(v: &[u8], plen: u32) -> Vec<u8> {
-    let m = super::rule::prefix_mask(v.len(), plen);
+/// The mask of a `plen`-bit prefix of a `len`-byte value: its most
+/// significant bits, which host order stores last.
+pub fn prefix_mask_ordered(len: usize, plen: u32, be: bool) -> Vec<u8> {
+    let mut m = super::rule::prefix_mask(len, plen);
+    if !be {
+        m.reverse();
+    }
+    m
+}
+
+fn mask_ordered(v: &[u8], plen: u32, be: bool) -> Vec<u8> {
+    let m = prefix_mask_ordered(v.len(), plen, be);
     v.iter().zip(&m).map(|(a, b)| a & b).collect()
 }
 
