@@ -473,7 +473,7 @@ fn compiled_rules_equal_what_nft_loads() {
 const FLOORS: &[(&str, usize)] = &[
     ("arp", 290),
     ("bridge", 383),
-    ("inet", 1116),
+    ("inet", 1117),
     ("ip", 974),
     ("ip6", 1059),
     ("netdev", 1529),

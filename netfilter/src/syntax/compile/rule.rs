@@ -880,7 +880,7 @@ impl RuleCx<'_> {
         match right {
             ast::Expr::Set(..) | ast::Expr::SetRef(..) => {
                 let named = matches!(right, ast::Expr::SetRef(..));
-                let len = self.key_mask(&ld, named);
+                let len = self.key_mask(&ld, named, REG1);
                 return self.lookup_match(right, &[dt], &[len], op, span);
             }
             ast::Expr::List(items, _) if dt.kind != Kind::Bitmask => {
@@ -1129,19 +1129,19 @@ impl RuleCx<'_> {
     /// hold their values shifted up to the field; named sets hold plain
     /// values, so the key is shifted down and is as long as its type.
     /// Returns the key's length.
-    fn key_mask(&mut self, ld: &Loaded, named: bool) -> usize {
+    fn key_mask(&mut self, ld: &Loaded, named: bool, reg: u32) -> usize {
         let Some((m, shift)) = &ld.mask else {
             return ld.len;
         };
         self.exprs
-            .push(emit::bitwise(REG1, REG1, m, &vec![0; ld.len]));
+            .push(emit::bitwise(reg, reg, m, &vec![0; ld.len]));
         if !named || *shift == 0 {
             self.anon_shift = *shift;
             return ld.len;
         }
         self.exprs.push(emit::shift(
-            REG1,
-            REG1,
+            reg,
+            reg,
             ld.len as u32,
             NFT_BITWISE_RSHIFT,
             *shift,
@@ -1188,7 +1188,7 @@ impl RuleCx<'_> {
             ast::Expr::Set(elems, _) => self.anon_set(elems, dts, lens, None)?,
             _ => return err(right.span(), "expected a set"),
         };
-        self.swap_for_interval(&name, dts, lens);
+        self.swap_for_interval(&name, dts, lens, REG1);
         self.exprs.push(emit::lookup(&name, REG1, None, flags));
         Ok(())
     }
@@ -1279,7 +1279,7 @@ impl RuleCx<'_> {
 
     /// Host-order keys of interval sets are looked up byte-swapped
     /// (see [`KeyLayout::swapped`]).
-    fn swap_for_interval(&mut self, set: &str, dts: &[Dtype], lens: &[usize]) {
+    fn swap_for_interval(&mut self, set: &str, dts: &[Dtype], lens: &[usize], reg: u32) {
         let interval = match self.sets.last() {
             Some(s) if s.name == set => s.is_interval(),
             _ => self.table.set(set).is_some_and(|s| s.is_interval()),
@@ -1305,7 +1305,7 @@ impl RuleCx<'_> {
             .swapped()
         {
             self.exprs
-                .push(emit::byteorder(REG1, lens[0] as u32, lens[0] as u32));
+                .push(emit::byteorder(reg, lens[0] as u32, lens[0] as u32));
         }
     }
 
@@ -1342,11 +1342,18 @@ impl RuleCx<'_> {
                 return err(*span, "specify either ip or ip6 for address matching");
             }
         }
+        // A single key is computed in the value's register, as nft does
+        // (register 1 may already hold a NAT or tproxy address).
+        let kreg = match key {
+            ast::Expr::Concat(..) => REG1,
+            _ if (NFT_REG_1..=NFT_REG_4).contains(&dreg) => dreg,
+            _ => REG1,
+        };
         let (dts, lens) = match key {
             ast::Expr::Concat(parts, _) => self.load_concat(parts)?,
             k => {
-                let ld = self.load(k, REG1)?;
-                let len = self.key_mask(&ld, matches!(map, ast::Expr::SetRef(..)));
+                let ld = self.load(k, kreg)?;
+                let len = self.key_mask(&ld, matches!(map, ast::Expr::SetRef(..)), kreg);
                 (vec![ld.dt], vec![len])
             }
         };
@@ -1364,9 +1371,9 @@ impl RuleCx<'_> {
             }
             other => return err(other.span(), "expected a map"),
         };
-        self.swap_for_interval(&name, &dts, &lens);
+        self.swap_for_interval(&name, &dts, &lens, kreg);
         let _ = span;
-        self.exprs.push(emit::lookup(&name, REG1, Some(dreg), 0));
+        self.exprs.push(emit::lookup(&name, kreg, Some(dreg), 0));
         Ok(())
     }
 

@@ -223,7 +223,15 @@ fn tproxy(cx: &mut RuleCx<'_>, args: &[Arg], span: Span) -> R<()> {
         .any(|a| matches!(a, Arg::Word(w, _) if w == "ip" || w == "ip6"));
     let fam = addr_family(cx, args);
     let v6 = fam.is_some_and(|f| f.0 == NFPROTO_IPV6);
-    let (addr, port) = split_addr_port(to, v6);
+    // `to ADDR : EXPR` (the parser split `1.2.3.4:symhash ...`).
+    let computed_port = args.windows(3).find_map(|w| match w {
+        [Arg::Expr(a), Arg::Punct(":", _), Arg::Expr(p)] if std::ptr::eq(a, to) => Some(p),
+        _ => None,
+    });
+    let (addr, port) = match computed_port {
+        Some(p) => (Some(to.clone()), Some(p.clone())),
+        None => split_addr_port(to, v6),
+    };
     if cx.l4().is_none() {
         return err(
             span,
