@@ -78,7 +78,7 @@ pub struct SetDecl {
     pub key: KeySpec,
     /// Value side of a map (`: verdict`, `: ipv4_addr`, `typeof ... : meta mark`).
     pub data: Option<KeySpec>,
-    /// `: interval TYPE`: values are ranges.
+    /// `: interval TYPE`: the values are ranges (NAT maps).
     pub data_interval: bool,
     pub flags: Vec<String>,
     pub timeout: Option<String>,

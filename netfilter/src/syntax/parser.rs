@@ -1434,6 +1434,19 @@ impl Parser {
         Ok(Some(v))
     }
 
+    /// A word `ADDR:HEAD` where HEAD starts a selector (`127.0.0.1:symhash`):
+    /// returns ADDR and leaves HEAD as the next token.
+    fn split_addr_selector(&mut self) -> Option<Expr> {
+        let t = self.peek()?;
+        let (a, h) = t.word()?.rsplit_once(':')?;
+        if a.is_empty() || a.contains(':') || selector_vocab(h).is_none() {
+            return None;
+        }
+        let (a, h, span) = (a.to_owned(), h.to_owned(), t.span);
+        self.toks[self.pos].tok = Tok::Word(h);
+        Some(Expr::Word(a, span))
+    }
+
     /// Keyword statements keep their words; `to`/`map` take expressions.
     fn keyword_stmt(&mut self) -> R<Stmt> {
         let (name, span) = self.word("statement")?;
@@ -1457,10 +1470,13 @@ impl Parser {
             };
             match &t.tok {
                 Tok::Word(w) => {
-                    // `counter update @s { ... }`: a set statement follows.
-                    let set_op = matches!(w.as_str(), "add" | "update" | "delete")
-                        && self.peek_at(1).is_some_and(|t| matches!(t.tok, Tok::At(_)));
-                    if w == "comment" || set_op {
+                    if w == "comment" {
+                        break;
+                    }
+                    // `counter update @s { ... }`: a set statement starts.
+                    if matches!(w.as_str(), "add" | "update" | "delete")
+                        && self.peek_at(1).is_some_and(|t| matches!(t.tok, Tok::At(_)))
+                    {
                         break;
                     }
                     // `counter ipsec out ip daddr ...`: a selector follows.
@@ -1493,6 +1509,15 @@ impl Parser {
                     {
                         args.push(Arg::Expr(self.expr()?));
                         continue;
+                    }
+                    if is_to {
+                        // `to 1.2.3.4:symhash mod 2 map { ... }`: an address,
+                        // then a port computed by an expression.
+                        if let Some(addr) = self.split_addr_selector() {
+                            let span = addr.span();
+                            args.push(Arg::Expr(addr));
+                            args.push(Arg::Punct(":", span));
+                        }
                     }
                     if is_to || (w == "map" && name != "limit") {
                         args.push(Arg::Expr(self.expr()?));

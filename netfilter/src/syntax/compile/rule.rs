@@ -50,10 +50,11 @@ pub struct RuleCx<'a> {
     l4_set: bool,
     /// The link-layer type matched with `ether type`.
     ether_type: Option<u16>,
-    /// Where the last concatenation's parts end in `exprs`, with their
-    /// registers and whether the part is `meta l4proto` (a byte-order swap
-    /// may go after each).
-    concat_ends: Vec<(usize, u32, bool)>,
+    /// Parts of the concatenation just loaded: where each load ends in
+    /// `exprs`, its register, type and length (host-order parts of
+    /// interval keys are byte-swapped there).
+    /// The flag marks `meta l4proto`, host order by its expression.
+    concat_loads: Vec<(usize, u32, Dtype, usize, bool)>,
 }
 
 /// A loaded selector: its field and the number of bytes now in the register.
@@ -92,7 +93,7 @@ pub fn compile_rule_ast(
         ether_type: None,
         l4_any: false,
         l4_set: false,
-        concat_ends: Vec::new(),
+        concat_loads: Vec::new(),
     };
     let mut terminal = false;
     for (i, s) in rule.stmts.iter().enumerate() {
@@ -880,7 +881,7 @@ impl RuleCx<'_> {
         match right {
             ast::Expr::Set(..) | ast::Expr::SetRef(..) => {
                 let named = matches!(right, ast::Expr::SetRef(..));
-                let len = self.key_mask(&ld, named);
+                let len = self.key_mask(&ld, named, REG1);
                 return self.lookup_match(right, &[dt], &[len], op, span);
             }
             ast::Expr::List(items, _) if dt.kind != Kind::Bitmask => {
@@ -958,7 +959,11 @@ impl RuleCx<'_> {
             }
             Val::Prefix(v, plen) => {
                 let full = len * 8;
-                if plen as usize % 8 == 0 && ld.mask.is_none() && matches!(left, ast::Expr::Sel(..))
+                // `/0` keeps the whole load, masked to nothing.
+                if plen as usize % 8 == 0
+                    && plen != 0
+                    && ld.mask.is_none()
+                    && matches!(left, ast::Expr::Sel(..))
                 {
                     // Whole bytes: load fewer bytes instead of masking.
                     let n = plen as usize / 8;
@@ -1083,16 +1088,15 @@ impl RuleCx<'_> {
         self.hoist_dependencies(parts)?;
         let mut off = 0usize;
         let (mut dts, mut lens) = (Vec::new(), Vec::new());
-        self.concat_ends.clear();
         // Offsets count from the first register of the 16-byte bank.
         let base = (first - NFT_REG_1) as usize * 16;
+        let mut loads = Vec::with_capacity(parts.len());
         for (i, p) in parts.iter().enumerate() {
             let reg = concat_reg(base + off);
             if let (true, Some(dt)) = (is_const(p), types.get(i)) {
                 let len = dt.bytes().max(1);
                 let v = self.const_value(p, dt, len)?;
                 self.exprs.push(emit::immediate(reg, &v));
-                self.concat_ends.push((self.exprs.len(), reg, false));
                 off += len.div_ceil(4) * 4;
                 dts.push(*dt);
                 lens.push(len);
@@ -1113,12 +1117,13 @@ impl RuleCx<'_> {
                     ));
                 }
             }
-            let l4proto = matches!(p, ast::Expr::Sel(q, _) if q == &["meta", "l4proto"]);
-            self.concat_ends.push((self.exprs.len(), reg, l4proto));
             off += ld.len.div_ceil(4) * 4;
+            let l4proto = matches!(p, ast::Expr::Sel(q, _) if q == &["meta", "l4proto"]);
+            loads.push((self.exprs.len(), reg, ld.dt, ld.len, l4proto));
             dts.push(ld.dt);
             lens.push(ld.len);
         }
+        self.concat_loads = loads;
         Ok((dts, lens))
     }
 
@@ -1126,19 +1131,19 @@ impl RuleCx<'_> {
     /// hold their values shifted up to the field; named sets hold plain
     /// values, so the key is shifted down and is as long as its type.
     /// Returns the key's length.
-    fn key_mask(&mut self, ld: &Loaded, named: bool) -> usize {
+    fn key_mask(&mut self, ld: &Loaded, named: bool, reg: u32) -> usize {
         let Some((m, shift)) = &ld.mask else {
             return ld.len;
         };
         self.exprs
-            .push(emit::bitwise(REG1, REG1, m, &vec![0; ld.len]));
+            .push(emit::bitwise(reg, reg, m, &vec![0; ld.len]));
         if !named || *shift == 0 {
             self.anon_shift = *shift;
             return ld.len;
         }
         self.exprs.push(emit::shift(
-            REG1,
-            REG1,
+            reg,
+            reg,
             ld.len as u32,
             NFT_BITWISE_RSHIFT,
             *shift,
@@ -1185,7 +1190,7 @@ impl RuleCx<'_> {
             ast::Expr::Set(elems, _) => self.anon_set(elems, dts, lens, None)?,
             _ => return err(right.span(), "expected a set"),
         };
-        self.swap_for_interval(&name, dts, lens);
+        self.swap_for_interval(&name, dts, lens, REG1);
         self.exprs.push(emit::lookup(&name, REG1, None, flags));
         Ok(())
     }
@@ -1265,11 +1270,27 @@ impl RuleCx<'_> {
 
     /// Host-order keys of interval sets are looked up byte-swapped
     /// (see [`KeyLayout::swapped`]).
-    fn swap_for_interval(&mut self, set: &str, dts: &[Dtype], lens: &[usize]) {
+    fn swap_for_interval(&mut self, set: &str, dts: &[Dtype], lens: &[usize], reg: u32) {
         let interval = match self.sets.last() {
             Some(s) if s.name == set => s.is_interval(),
             _ => self.table.set(set).is_some_and(|s| s.is_interval()),
         };
+        let loads = std::mem::take(&mut self.concat_loads);
+        if interval && dts.len() > 1 {
+            // Each host-order part right after its load, last first so
+            // the earlier positions stay valid.
+            for (at, reg, dt, len, l4proto) in loads.into_iter().rev() {
+                if super::sets::host_order_part(&dt, len) {
+                    self.exprs
+                        .insert(at, emit::byteorder(reg, len as u32, len as u32));
+                } else if l4proto {
+                    // Host order by its expression, though one byte: nft
+                    // converts it as a 16-bit value.
+                    self.exprs.insert(at, emit::byteorder(reg, 1, 2));
+                }
+            }
+            return;
+        }
         if interval
             && (KeyLayout {
                 dts,
@@ -1279,22 +1300,7 @@ impl RuleCx<'_> {
             .swapped()
         {
             self.exprs
-                .push(emit::byteorder(REG1, lens[0] as u32, lens[0] as u32));
-        }
-        // Host-order parts of a concatenation are stored big-endian too,
-        // each swapped right after its load.
-        if interval && dts.len() > 1 && self.concat_ends.len() == dts.len() {
-            let ends = std::mem::take(&mut self.concat_ends);
-            for (i, (at, reg, l4proto)) in ends.into_iter().enumerate().rev() {
-                if super::sets::swaps(&dts[i], lens[i]) {
-                    let n = lens[i] as u32;
-                    self.exprs.insert(at, emit::byteorder(reg, n, n));
-                } else if l4proto {
-                    // Host order by its expression, though one byte: nft
-                    // converts it as a 16-bit value.
-                    self.exprs.insert(at, emit::byteorder(reg, 1, 2));
-                }
-            }
+                .push(emit::byteorder(reg, lens[0] as u32, lens[0] as u32));
         }
     }
 
@@ -1306,16 +1312,20 @@ impl RuleCx<'_> {
         value: Option<(Dtype, usize, u32)>,
         span: Span,
     ) -> R<()> {
-        let value = value.map(|(dt, len, reg)| (MapData::Value(dt, len), reg));
-        self.map_lookup_as(key, map, value, span)
+        let (md, dreg) = match value {
+            None => (MapData::Verdict, NFT_REG_VERDICT),
+            Some((dt, len, reg)) => (MapData::Value(dt, len), reg),
+        };
+        self.map_lookup_data(key, map, md, dreg, span)
     }
 
-    /// [`Self::map_lookup`] with any kind of value (`None`: verdicts).
-    pub(super) fn map_lookup_as(
+    /// [`Self::map_lookup`] with any kind of value (`md`) into `dreg`.
+    pub(super) fn map_lookup_data(
         &mut self,
         key: &ast::Expr,
         map: &ast::Expr,
-        value: Option<(MapData, u32)>,
+        md: MapData,
+        dreg: u32,
         span: Span,
     ) -> R<()> {
         self.anon_key = match key {
@@ -1327,15 +1337,21 @@ impl RuleCx<'_> {
                 return err(*span, "specify either ip or ip6 for address matching");
             }
         }
+        // A single key is computed in the value's register, as nft does
+        // (register 1 may already hold a NAT or tproxy address).
+        let kreg = match key {
+            ast::Expr::Concat(..) => REG1,
+            _ if (NFT_REG_1..=NFT_REG_4).contains(&dreg) => dreg,
+            _ => REG1,
+        };
         let (dts, lens) = match key {
             ast::Expr::Concat(parts, _) => self.load_concat(parts)?,
             k => {
-                let ld = self.load(k, REG1)?;
-                let len = self.key_mask(&ld, matches!(map, ast::Expr::SetRef(..)));
+                let ld = self.load(k, kreg)?;
+                let len = self.key_mask(&ld, matches!(map, ast::Expr::SetRef(..)), kreg);
                 (vec![ld.dt], vec![len])
             }
         };
-        let (md, dreg) = value.unwrap_or((MapData::Verdict, NFT_REG_VERDICT));
         let name = match map {
             ast::Expr::Set(elems, _) => self.anon_set(elems, &dts, &lens, Some(&md))?,
             ast::Expr::SetRef(name, s) => {
@@ -1350,9 +1366,9 @@ impl RuleCx<'_> {
             }
             other => return err(other.span(), "expected a map"),
         };
-        self.swap_for_interval(&name, &dts, &lens);
+        self.swap_for_interval(&name, &dts, &lens, kreg);
         let _ = span;
-        self.exprs.push(emit::lookup(&name, REG1, Some(dreg), 0));
+        self.exprs.push(emit::lookup(&name, kreg, Some(dreg), 0));
         Ok(())
     }
 
@@ -1652,7 +1668,7 @@ impl RuleCx<'_> {
     /// (and shifted down) as for lookups in named sets.
     pub(super) fn load_set_key(&mut self, key: &ast::Expr) -> R<()> {
         let ld = self.load(key, REG1)?;
-        self.key_mask(&ld, true);
+        self.key_mask(&ld, true, REG1);
         Ok(())
     }
     /// The network protocol matched so far, if known.

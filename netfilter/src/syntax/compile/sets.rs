@@ -29,28 +29,34 @@ pub enum MapData {
     Concat(Vec<Dtype>, Vec<usize>),
     /// Names of stateful objects of one type.
     Object,
-    /// Ranges of values (`: interval ipv4_addr`, NAT maps to `a-b`):
-    /// each element holds the first values, then the last ones.
-    Ranges(Box<MapData>),
+    /// Ranges of (concatenated) values, as NAT maps hold them: the first
+    /// value's fields, then the last's; written as one concatenation.
+    Interval(Vec<Dtype>, Vec<usize>),
 }
 
 impl MapData {
     /// The data type and length a set records for these values.
     pub fn type_len(&self) -> (Option<u32>, Option<u32>) {
+        let layout = |d: &[Dtype], l: &[usize]| {
+            let v = KeyLayout {
+                dts: d,
+                lens: l,
+                shift: 0,
+            };
+            (v.type_id(), v.len())
+        };
         match self {
             MapData::Verdict => (Some(NFT_DATA_VERDICT), Some(VERDICT_LEN)),
             MapData::Value(dt, len) => (Some(dt.id), Some(*len as u32)),
             MapData::Concat(d, l) => {
-                let v = KeyLayout {
-                    dts: d,
-                    lens: l,
-                    shift: 0,
-                };
-                (Some(v.type_id()), Some(v.len() as u32))
+                let (t, n) = layout(d, l);
+                (Some(t), Some(n as u32))
             }
-            MapData::Ranges(inner) => {
-                let (t, l) = inner.type_len();
-                (t, l.map(|l| l * 2))
+            // First and last values, each field 32-bit padded.
+            MapData::Interval(d, l) => {
+                let (t, n) = layout(d, l);
+                let one = if d.len() > 1 { n } else { l[0].div_ceil(4) * 4 };
+                (Some(t), Some(2 * one as u32))
             }
             MapData::Object => (None, None),
         }
@@ -98,7 +104,7 @@ impl KeyLayout<'_> {
     /// Whether interval elements are stored byte-swapped: host-order
     /// integers wider than a byte are compared as big-endian by the kernel.
     pub fn swapped(&self) -> bool {
-        !self.concat() && swaps(&self.dts[0], self.lens[0])
+        !self.concat() && host_order_part(&self.dts[0], self.lens[0])
     }
     /// For concatenations in interval sets, the same per part: the byte
     /// offset and length of each part stored byte-swapped.
@@ -106,7 +112,7 @@ impl KeyLayout<'_> {
         let mut off = 0;
         let mut out = Vec::new();
         for (dt, len) in self.dts.iter().zip(self.lens) {
-            if self.concat() && swaps(dt, *len) {
+            if self.concat() && host_order_part(dt, *len) {
                 out.push((off, *len));
             }
             off += len.div_ceil(4) * 4;
@@ -115,7 +121,9 @@ impl KeyLayout<'_> {
     }
 }
 
-pub(super) fn swaps(dt: &Dtype, len: usize) -> bool {
+/// Whether a part of a concatenated interval key is a host-order integer
+/// wider than a byte, so looked up and stored byte-swapped.
+pub fn host_order_part(dt: &Dtype, len: usize) -> bool {
     !dt.be && dt.kind != Kind::Str && len > 1
 }
 
@@ -211,11 +219,16 @@ pub fn build_elements(
                 return err(w[1].2.span, "conflicting intervals specified");
             }
         } else {
-            // Overlapping ranges of a set become one, as nft merges them.
+            // Overlapping ranges of a set become one, as nft merges them;
+            // in an anonymous set, adjacent ones too.
+            let anonymous = interval.is_none();
             let mut merged: Vec<(Vec<u8>, Vec<u8>, &Elem)> = Vec::with_capacity(ivs.len());
             for iv in ivs {
                 match merged.last_mut() {
-                    Some(last) if iv.0 <= last.1 => {
+                    Some(last)
+                        if iv.0 <= last.1
+                            || (anonymous && incr(&last.1).is_some_and(|n| n == iv.0)) =>
+                    {
                         if iv.1 > last.1 {
                             last.1 = iv.1;
                         }
@@ -375,7 +388,9 @@ fn element(
                 e.objref = Some(n.clone())
             }
             (MapData::Object, other) => return err(other.span(), "expected an object name"),
-            (MapData::Ranges(inner), v) => e.data = Some(Data::Value(b(&ranges(table, inner, v)?))),
+            (MapData::Interval(dts, lens), v) => {
+                e.data = Some(Data::Value(b(&interval_data(table, v, dts, lens)?)))
+            }
         }
     }
     if let Some(t) = &el.timeout {
@@ -394,33 +409,21 @@ fn element(
     Ok(e)
 }
 
-/// A value of a map of ranges: first values, then last values (fields of
-/// concatenations padded to 4 bytes).
-fn ranges(table: &Table, inner: &MapData, v: &ast::Expr) -> R<Vec<u8>> {
-    let (dts, lens): (&[Dtype], &[usize]) = match inner {
-        MapData::Value(dt, len) => (std::slice::from_ref(dt), std::slice::from_ref(len)),
-        MapData::Concat(d, l) => (d, l),
-        _ => return err(v.span(), "ranges of these values are not supported"),
+/// A range value of a map with `interval` values (each part a value,
+/// range or prefix): every part's first value, then every part's last,
+/// each padded to 32 bits.
+pub fn interval_data(table: &Table, v: &ast::Expr, dts: &[Dtype], lens: &[usize]) -> R<Vec<u8>> {
+    let parts = match v {
+        ast::Expr::Concat(p, _) if p.len() == dts.len() => p.as_slice(),
+        v if dts.len() == 1 => std::slice::from_ref(v),
+        v => return err(v.span(), format!("expected {} values", dts.len())),
     };
-    let parts: Vec<&ast::Expr> = match v {
-        ast::Expr::Concat(p, _) if dts.len() > 1 => p.iter().collect(),
-        v => vec![v],
-    };
-    if parts.len() != dts.len() {
-        return err(v.span(), format!("expected {} values", dts.len()));
-    }
     let (mut lo, mut hi) = (Vec::new(), Vec::new());
-    for ((p, dt), len) in parts.into_iter().zip(dts).zip(lens) {
+    for ((p, dt), len) in parts.iter().zip(dts).zip(lens) {
         let (a, z, _) = bounds(values::value(p, dt, *len, table)?);
-        let pad = if dts.len() > 1 {
-            len.div_ceil(4) * 4 - len
-        } else {
-            0
-        };
-        lo.extend(a);
-        lo.extend(std::iter::repeat_n(0, pad));
-        hi.extend(z);
-        hi.extend(std::iter::repeat_n(0, pad));
+        let pad = std::iter::repeat_n(0, len.div_ceil(4) * 4 - len);
+        lo.extend(a.into_iter().chain(pad.clone()));
+        hi.extend(z.into_iter().chain(pad));
     }
     lo.extend(hi);
     Ok(lo)
@@ -533,11 +536,8 @@ pub fn anon_udata(
             byteorder(std::slice::from_ref(dt)),
         ),
         Some(MapData::Concat(..)) => tlv_u32(&mut u, ud::DATABYTEORDER, 0),
-        Some(MapData::Ranges(inner)) => {
-            let order = match &**inner {
-                MapData::Value(dt, _) => byteorder(std::slice::from_ref(dt)),
-                _ => 0,
-            };
+        Some(MapData::Interval(dts, _)) => {
+            let order = if dts.len() == 1 { byteorder(dts) } else { 0 };
             tlv_u32(&mut u, ud::DATABYTEORDER, order)
         }
         _ => {}
@@ -563,7 +563,7 @@ pub fn anon_udata(
         tlv_u32(
             &mut u,
             ud::DATA_INTERVAL,
-            matches!(d, MapData::Ranges(_)) as u32,
+            matches!(d, MapData::Interval(..)) as u32,
         );
     }
     Userdata(b(&u))
@@ -736,18 +736,18 @@ pub fn named_set(fam: Family, t: &Table, d: &ast::SetDecl) -> R<(Set, SetLayout)
                 shift: 0,
             };
             data_type = Some(vl.type_id());
-            data_len = Some(vl.len() as u32 * if d.data_interval { 2 } else { 1 });
+            data_len = Some(vl.len() as u32);
             tlv_u32(&mut udata, ud::DATABYTEORDER, byteorder(&v.dts));
             data_typeof = v.typeof_.clone();
-            let values = if v.dts.len() > 1 {
+            md = Some(if d.data_interval {
+                // Ranges: first then last value, each field 32-bit padded.
+                let one: usize = v.lens.iter().map(|l| l.div_ceil(4) * 4).sum();
+                data_len = Some(2 * one as u32);
+                MapData::Interval(v.dts, v.lens)
+            } else if v.dts.len() > 1 {
                 MapData::Concat(v.dts, v.lens)
             } else {
                 MapData::Value(v.dts[0], v.lens[0])
-            };
-            md = Some(if d.data_interval {
-                MapData::Ranges(Box::new(values))
-            } else {
-                values
             });
         }
         (None, true) => return err(d.span, "map needs a value type"),

@@ -3,7 +3,6 @@
 
 use super::emit;
 use super::fields::Proto;
-use super::rule::MapData;
 use super::rule::{arg_words, concat_reg, RuleCx};
 use super::types::*;
 use crate::expr::Expr;
@@ -193,6 +192,14 @@ fn fwd_dup(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
         }));
         return Ok(());
     }
+    if fam.is_none() && device.is_none() && cx.family() == Family::Netdev {
+        // `dup to DEV` in netdev: a copy out of the device only.
+        cx.eval_into(to, &IFINDEX, 4, NFT_REG_1)?;
+        cx.push(emit::raw("dup", |w| {
+            w.put_u32_be(NFTA_DUP_SREG_DEV, NFT_REG_1)
+        }));
+        return Ok(());
+    }
     let (_, dt, len) =
         fam.ok_or_else(|| Diagnostic::new(span, "specify ip or ip6 to duplicate to an address"))?;
     cx.eval_into(to, &dt, len, NFT_REG_1)?;
@@ -216,7 +223,15 @@ fn tproxy(cx: &mut RuleCx<'_>, args: &[Arg], span: Span) -> R<()> {
         .any(|a| matches!(a, Arg::Word(w, _) if w == "ip" || w == "ip6"));
     let fam = addr_family(cx, args);
     let v6 = fam.is_some_and(|f| f.0 == NFPROTO_IPV6);
-    let (addr, port) = split_addr_port(to, v6);
+    // `to ADDR : EXPR` (the parser split `1.2.3.4:symhash ...`).
+    let computed_port = args.windows(3).find_map(|w| match w {
+        [Arg::Expr(a), Arg::Punct(":", _), Arg::Expr(p)] if std::ptr::eq(a, to) => Some(p),
+        _ => None,
+    });
+    let (addr, port) = match computed_port {
+        Some(p) => (Some(to.clone()), Some(p.clone())),
+        None => split_addr_port(to, v6),
+    };
     if cx.l4().is_none() {
         return err(
             span,
@@ -257,9 +272,8 @@ fn tproxy(cx: &mut RuleCx<'_>, args: &[Arg], span: Span) -> R<()> {
         _ => None,
     };
     cx.push(emit::raw("tproxy", |w| {
-        if let Some(f) = family {
-            w.put_u32_be(NFTA_TPROXY_FAMILY, f);
-        }
+        // Required by the kernel; 0 (unspecified) for either family.
+        w.put_u32_be(NFTA_TPROXY_FAMILY, family.unwrap_or(NFPROTO_UNSPEC));
         if let Some(r) = areg {
             w.put_u32_be(NFTA_TPROXY_REG_ADDR, r);
         }
@@ -651,8 +665,7 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
                 "random" => flags |= NF_NAT_RANGE_PROTO_RANDOM,
                 "fully-random" => flags |= NF_NAT_RANGE_PROTO_RANDOM_FULLY,
                 "persistent" => flags |= NF_NAT_RANGE_PERSISTENT,
-                // `snat ip prefix to ...`: map whole prefixes.
-                "prefix" => flags |= NF_NAT_RANGE_NETMAP,
+                "prefix" if to.is_none() => flags |= NF_NAT_RANGE_NETMAP,
                 "ip" | "ip6" if to.is_none() => fam_kw = Some(w.as_str()),
                 // Flags come after the target, never before.
                 "to" if flags & !NF_NAT_RANGE_NETMAP != 0 => {
@@ -682,8 +695,9 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
     }
     let l3 = match (fam_kw, cx.family(), cx.l3_known()) {
         (Some("ip6"), _, _) | (None, Family::Ip6, _) => NFPROTO_IPV6,
-        // In inet tables, the network protocol matched before.
         (None, Family::Inet, Some(NFPROTO_IPV6)) => NFPROTO_IPV6,
+        // A port alone in an inet table: either family.
+        (None, Family::Inet, None) => NFPROTO_INET,
         _ => NFPROTO_IPV4,
     };
     let (adt, alen) = if l3 == NFPROTO_IPV6 {
@@ -692,7 +706,13 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
         (IPV4, 4)
     };
     let mut regs = (None, None, None, None);
-    if let Some(e) = to {
+    let ranged_map = match to {
+        Some(ast::Expr::Map(key, m, s)) => nat_map(cx, key, m, &adt, alen, *s)?,
+        _ => None,
+    };
+    if let Some(r) = ranged_map {
+        regs = r;
+    } else if let Some(e) = to {
         // Split `addr:port` forms; redirect and masquerade take a port.
         let (addr, port) = match e {
             ast::Expr::Word(w, _)
@@ -702,51 +722,16 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
             }
             _ => split_addr_port(e, l3 == NFPROTO_IPV6),
         };
-        // `to KEY map { ... : addr . port }` and maps to ranges: all from
-        // one lookup, laid out as the map's values are.
-        if let Some(ast::Expr::Map(key, m, ms)) = addr.as_ref().filter(|_| port.is_none()) {
-            let (with_port, ranges) = nat_map_shape(cx, m, &adt, alen);
-            if with_port || ranges {
-                let mut md = if with_port {
-                    MapData::Concat(vec![adt, INET_SERVICE], vec![alen, INET_SERVICE.bytes()])
-                } else {
-                    MapData::Value(adt, alen)
-                };
-                if ranges {
-                    md = MapData::Ranges(Box::new(md));
-                }
-                cx.map_lookup_as(key, m, Some((md, NFT_REG_1)), *ms)?;
-                if with_port && cx.l4().is_none() {
-                    return err(
-                        *ms,
-                        "transport protocol mapping is only valid after transport protocol match",
-                    );
-                }
-                // First values, then last ones; an address takes 4 or 16 bytes.
-                let apad = alen.div_ceil(4) * 4;
-                let unit = apad + if with_port { 4 } else { 0 };
-                regs.0 = Some(NFT_REG_1);
-                regs.1 = ranges.then(|| concat_reg(unit));
-                regs.2 = with_port.then(|| concat_reg(apad));
-                regs.3 = (with_port && ranges).then(|| concat_reg(unit + apad));
-            }
-        }
-        if let Some(a) = addr.filter(|_| regs.0.is_none()) {
+        if let Some(a) = addr {
             regs.0 = Some(NFT_REG_1);
-            match &a {
-                ast::Expr::Word(w, s)
-                    if w.contains('-') && super::values::word(w, &adt, alen, 0).is_none() =>
-                {
-                    let (lo, hi) = w.split_once('-').unwrap_or((w, w));
-                    let lo = super::values::word(lo, &adt, alen, 0)
-                        .ok_or_else(|| Diagnostic::new(*s, "invalid address"))?;
-                    let hi = super::values::word(hi, &adt, alen, 0)
-                        .ok_or_else(|| Diagnostic::new(*s, "invalid address"))?;
+            // A range or prefix of addresses: its first and last.
+            match nat_bounds(cx.table(), &a, &adt, alen) {
+                Ok((lo, hi)) if lo != hi => {
                     cx.push(emit::immediate(NFT_REG_1, &lo));
                     cx.push(emit::immediate(NFT_REG_1 + 1, &hi));
                     regs.1 = Some(NFT_REG_1 + 1);
                 }
-                other => cx.eval_into(other, &adt, alen, NFT_REG_1)?,
+                _ => cx.eval_into(&a, &adt, alen, NFT_REG_1)?,
             }
         }
         if let Some(p) = port {
@@ -851,49 +836,94 @@ fn nat(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<()> {
     Ok(())
 }
 
-/// What a NAT map gives: (an address and a port, ranges of them) — from
-/// a named map's value type, or an anonymous one's values.
-fn nat_map_shape(cx: &RuleCx<'_>, m: &ast::Expr, adt: &Dtype, alen: usize) -> (bool, bool) {
-    match m {
-        ast::Expr::SetRef(name, _) => {
-            let Some(s) = cx.table().set(name) else {
-                return (false, false);
-            };
-            let port = s.data_type.is_some_and(|t| {
-                t >> 6 != 0 && crate::proto::datatype::split_concat(t, 2).is_some()
-            });
-            let ranges = s
-                .userdata
-                .as_ref()
-                .and_then(|u| crate::proto::udata::get(&u.0 .0, crate::proto::udata::DATA_INTERVAL))
-                .and_then(crate::proto::udata::u32_of)
-                == Some(1);
-            (port, ranges)
-        }
+/// NAT registers: address min and max, port min and max.
+type NatRegs = (Option<u32>, Option<u32>, Option<u32>, Option<u32>);
+
+/// `KEY map { K : ADDR . PORT }` and maps to address or port ranges: nft
+/// stores each value as its first address and port, then (for ranges)
+/// its last address and port, each field padded to 32 bits, and points
+/// the NAT registers at the fields. `None` for maps to single addresses.
+fn nat_map(
+    cx: &mut RuleCx<'_>,
+    key: &ast::Expr,
+    map: &ast::Expr,
+    adt: &Dtype,
+    alen: usize,
+    span: Span,
+) -> R<Option<NatRegs>> {
+    let apad = alen.div_ceil(4) * 4;
+    let (port, ranged) = match map {
         ast::Expr::Set(elems, _) => {
-            // Addresses and ports written as ranges or prefixes.
-            let is_range = |e: &ast::Expr| {
-                let (dt, len) = match e {
-                    ast::Expr::Word(w, _) if !w.contains(['.', ':']) => (INET_SERVICE, 2),
-                    _ => (*adt, alen),
+            let (mut port, mut ranged) = (false, false);
+            for d in elems.iter().filter_map(|e| e.data.as_ref()) {
+                let (a, p) = match d {
+                    ast::Expr::Concat(p, _) if p.len() == 2 => (&p[0], Some(&p[1])),
+                    d => (d, None),
                 };
-                matches!(
-                    super::values::value(e, &dt, len, cx.table()),
-                    Ok(super::values::Val::Range(..) | super::values::Val::Prefix(..))
-                )
-            };
-            let port = elems
-                .iter()
-                .all(|e| matches!(&e.data, Some(ast::Expr::Concat(p, _)) if p.len() == 2));
-            let ranges = elems.iter().any(|e| match &e.data {
-                Some(ast::Expr::Concat(p, _)) => p.iter().any(is_range),
-                Some(d) => is_range(d),
-                None => false,
-            });
-            (port, ranges)
+                let a = nat_bounds(cx.table(), a, adt, alen)?;
+                let p = p
+                    .map(|p| nat_bounds(cx.table(), p, &INET_SERVICE, 2))
+                    .transpose()?;
+                port |= p.is_some();
+                ranged |= a.0 != a.1 || p.as_ref().is_some_and(|p| p.0 != p.1);
+            }
+            (port, ranged)
         }
-        _ => (false, false),
+        // A named map: its value type says (`interval ipv4_addr . inet_service`).
+        ast::Expr::SetRef(name, _) => match cx.table().set(name) {
+            Some(s) => {
+                let port = s.data_type.is_some_and(|t| t >> 6 != 0);
+                let one = if port { apad + 4 } else { apad };
+                (port, s.data_len == Some(2 * one as u32))
+            }
+            None => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    if !port && !ranged {
+        return Ok(None);
     }
+    let (mut dts, mut lens) = (vec![*adt], vec![alen]);
+    if port {
+        dts.push(INET_SERVICE);
+        lens.push(2);
+    }
+    let md = if ranged {
+        super::sets::MapData::Interval(dts, lens)
+    } else {
+        super::sets::MapData::Concat(dts, lens)
+    };
+    cx.map_lookup_data(key, map, md, NFT_REG_1, span)?;
+    // The key may be the transport match (`tcp dport map { ... }`).
+    if port && cx.l4().is_none() {
+        return err(
+            span,
+            "transport protocol mapping is only valid after transport protocol match",
+        );
+    }
+    // Field offsets: address, [port], [last address, [last port]].
+    let after_first = if port { apad + 4 } else { apad };
+    Ok(Some((
+        Some(NFT_REG_1),
+        ranged.then(|| concat_reg(after_first)),
+        port.then(|| concat_reg(apad)),
+        (port && ranged).then(|| concat_reg(after_first + apad)),
+    )))
+}
+
+/// The first and last value of a NAT map value part (single, range or
+/// prefix).
+fn nat_bounds(
+    t: &crate::model::Table,
+    e: &ast::Expr,
+    dt: &Dtype,
+    len: usize,
+) -> R<(Vec<u8>, Vec<u8>)> {
+    Ok(match super::values::value(e, dt, len, t)? {
+        super::values::Val::Bytes(v) => (v.clone(), v),
+        super::values::Val::Range(a, z) => (a, z),
+        super::values::Val::Prefix(v, pl) => super::values::prefix_range(&v, pl),
+    })
 }
 
 /// `1.2.3.4:80`, `[::1]:80`, `:80`, `1.2.3.4`, or a non-constant expression.
@@ -904,15 +934,15 @@ fn split_addr_port(e: &ast::Expr, v6: bool) -> (Option<ast::Expr>, Option<ast::E
         }
         if v6 {
             if let Some(rest) = w.strip_prefix('[') {
-                if let Some((a, p)) = rest.split_once("]:") {
-                    return (
-                        Some(ast::Expr::Word(a.to_owned(), *s)),
-                        Some(ast::Expr::Word(p.to_owned(), *s)),
-                    );
-                }
+                // `[a]:p`, `[a]-[b]:p`, `[a]/64`: brackets off the address.
+                let (a, p) = match rest.rsplit_once("]:") {
+                    Some((a, p)) => (a, Some(p)),
+                    None => (rest, None),
+                };
+                let a = a.replace("]-[", "-").replace("]/", "/");
                 return (
-                    Some(ast::Expr::Word(rest.trim_end_matches(']').to_owned(), *s)),
-                    None,
+                    Some(ast::Expr::Word(a.trim_end_matches(']').to_owned(), *s)),
+                    p.map(|p| ast::Expr::Word(p.to_owned(), *s)),
                 );
             }
             return (Some(e.clone()), None);
