@@ -229,3 +229,29 @@ fn corpus_and_mutations_never_panic() {
             .join("\n---\n")
     );
 }
+
+/// Inputs cargo-fuzz found panicking, kept as regressions: each must be
+/// refused with a diagnostic.
+#[test]
+fn fuzz_findings_are_refused() {
+    let cases: &[(Family, &str)] = &[
+        // Unaligned raw payload touching 17 bytes: more than a register.
+        (
+            Family::Arp,
+            "udp length . @th,997,128 vmap { 47-63 . 0x1 : accept }",
+        ),
+        (Family::Ip, "@th,4294967295,8 1"),
+    ];
+    for (fam, line) in cases {
+        let table = Table::new(*fam, "t");
+        let mut out = None;
+        no_panic("compile_rule", line, || {
+            out = Some(compile_rule(*fam, &table, line));
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        match out {
+            Some(Err(d)) => assert!(!d.to_string().is_empty(), "{line}: empty diagnostic"),
+            _ => panic!("{line}: accepted"),
+        }
+    }
+}

@@ -161,7 +161,7 @@ pub fn field(path: &[String], family_l3: Option<L3>) -> Option<Field> {
             };
             let off: u32 = off.parse().ok()?;
             let len: u32 = len.parse().ok()?;
-            if len == 0 || len > 128 {
+            if !raw_bits_fit(off, len) {
                 return None;
             }
             p(base, off, len, BE_INT.bits(len), Proto::None)
@@ -484,6 +484,12 @@ fn packet_dtype(f: &header::Field) -> Dtype {
     }
 }
 
+/// Raw bits `OFF,LEN` are loaded as whole bytes into one 16-byte register:
+/// the bytes they touch must fit it (nft itself aborts on more).
+fn raw_bits_fit(off: u32, len: u32) -> bool {
+    len != 0 && off.checked_add(len).is_some() && off % 8 + len <= 128
+}
+
 /// `tcp option N` (presence of kind N) and `tcp option @N,OFF,LEN` (bits
 /// of kind N).
 fn tcp_option_by_number(rest: &[&str]) -> Option<Field> {
@@ -492,7 +498,7 @@ fn tcp_option_by_number(rest: &[&str]) -> Option<Field> {
         [n] => (kind(n)?, 0, 8, NFT_EXTHDR_F_PRESENT, BOOLEAN.bits(8)),
         ["@", n, off, len] => {
             let (off, len): (u32, u32) = (off.parse().ok()?, len.parse().ok()?);
-            if len == 0 || len > 128 {
+            if !raw_bits_fit(off, len) {
                 return None;
             }
             (kind(n)?, off, len, 0, BE_INT.bits(len))
