@@ -124,6 +124,8 @@ fn report_counts_pods_at_their_current_revision() {
                 matched_pods: 4,
                 applied_pods: 2,
                 failed_pods: 1,
+                enforced_generation: None,
+                message: None,
                 failures: vec![failure.clone()],
             },
             RulesetReport {
@@ -134,6 +136,8 @@ fn report_counts_pods_at_their_current_revision() {
                 matched_pods: 3,
                 applied_pods: 1,
                 failed_pods: 1,
+                enforced_generation: None,
+                message: None,
                 failures: vec![failure],
             },
         ]
@@ -180,6 +184,8 @@ async fn report_is_written_by_forced_server_side_apply() {
             matched_pods: 2,
             applied_pods: 1,
             failed_pods: 1,
+            enforced_generation: None,
+            message: None,
             failures: vec![PodFailure {
                 node: "node-a".into(),
                 pod: "web-1".into(),
@@ -343,4 +349,56 @@ async fn run_watches_this_nodes_pods_and_reports_what_selects_them() {
         .expect("agent stops")
         .unwrap();
     drop(held);
+}
+
+#[test]
+fn report_names_the_generation_enforced_when_the_current_one_is_invalid() {
+    let good = "table inet fw { chain c { accept } }";
+    let typo = "table inet fw {\n chain c { acept }\n}";
+    let sel = json!({});
+    let v1 = RulesetPolicy::new(&[ruleset("base", 1, sel.clone(), good)]);
+    let v2 = RulesetPolicy::next(&v1, &[ruleset("base", 2, sel.clone(), typo)]);
+    // Still invalid at generation 3: generation 1 is carried on.
+    let v3 = RulesetPolicy::next(&v2, &[ruleset("base", 3, sel.clone(), typo)]);
+    let restarted = RulesetPolicy::new(&[ruleset("base", 3, sel, typo)]);
+    let pods = vec![pod("u1", "web-0", "web")];
+    let entry = |policy: RulesetPolicy| {
+        let snap = Snapshot {
+            revisions: HashMap::from([("u1".into(), 1)]),
+            pods: pods.clone(),
+            policy: Arc::new(policy),
+        };
+        let reports = [(
+            "u1".to_string(),
+            report(&pods[0], 1, PodState::Applied, None),
+        )]
+        .into();
+        node_report("node-a", &snap, &reports).spec.rulesets[0].clone()
+    };
+    let e = entry(v1);
+    assert_eq!((e.generation, e.applied_pods), (1, 1));
+    assert_eq!((e.enforced_generation, e.message), (None, None));
+    let e = entry(v3);
+    assert_eq!(
+        (
+            e.generation,
+            e.enforced_generation,
+            e.matched_pods,
+            e.applied_pods
+        ),
+        (3, Some(1), 1, 0),
+        "generation 3 is not applied anywhere; generation 1 is enforced"
+    );
+    let m = e.message.unwrap();
+    assert!(
+        m.starts_with("generation 3 does not compile (spec.nft, 2:"),
+        "{m}"
+    );
+    assert!(m.ends_with("generation 1 stays enforced"), "{m}");
+    let e = entry(restarted);
+    assert_eq!((e.generation, e.enforced_generation), (3, None));
+    assert!(e
+        .message
+        .unwrap()
+        .ends_with("the tables of its pods are kept as they are"),);
 }
