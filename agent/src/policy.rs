@@ -112,8 +112,10 @@ impl RulesetPolicy {
             let uid = m.uid.clone().unwrap_or_default();
             let generation = m.generation.unwrap_or(0);
             let old = before.get(uid.as_str()).filter(|_| !uid.is_empty());
-            // Same generation as before: no need to compile it again.
-            let value = match old.filter(|c| c.generation == generation) {
+            // Same generation as before: no need to compile it again (nor
+            // to warn again about it).
+            let known = old.filter(|c| c.generation == generation);
+            let value = match known {
                 Some(c) => c.value.clone(),
                 None => compile(r),
             };
@@ -134,7 +136,7 @@ impl RulesetPolicy {
                 value,
                 enforced,
             };
-            if let Some(note) = c.note() {
+            if let Some(note) = c.note().filter(|_| known.is_none()) {
                 warn!(ruleset = %format!("{ns}/{}", c.name), "{note}");
             }
             by_namespace.entry(ns).or_default().push(c);
