@@ -88,9 +88,9 @@ fn main() {
         fixtures
             .iter()
             .enumerate()
-            .map(|(i, f)| Target {
-                pod: f.2.clone(),
-                desired: Some(if only.is_none_or(|o| o == i) { v } else { rest }.clone()),
+            .map(|(i, f)| {
+                let v = if only.is_none_or(|o| o == i) { v } else { rest };
+                Target::new(f.2.clone(), Some(v.clone()))
             })
             .collect()
     };

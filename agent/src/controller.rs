@@ -101,16 +101,17 @@ impl NodeController {
         self.revision += 1;
         let revision = self.revision;
         let mut seen = std::collections::HashSet::new();
-        for Target { pod, desired } in targets {
+        for Target { pod, desired, hold } in targets {
             seen.insert(pod.uid.clone());
             if let Some(w) = self.workers.get(&pod.uid) {
                 w.tx.send_if_modified(|d| {
-                    if same(&d.value, &desired) {
+                    if same(&d.value, &desired) && d.hold == hold {
                         return false;
                     }
                     *d = Desired {
                         revision,
                         value: desired.clone(),
+                        hold,
                     };
                     true
                 });
@@ -121,6 +122,7 @@ impl NodeController {
                 Desired {
                     revision,
                     value: desired,
+                    hold,
                 },
             );
         }

@@ -12,6 +12,12 @@ use crate::pod::Pod;
 /// the tables the agent made there are removed.
 pub trait Policy: Send + Sync {
     fn desired(&self, pod: &Pod) -> Option<Ruleset>;
+    /// Whether the tables the agent manages in the pod but `desired` does
+    /// not name must be kept as they are rather than removed (a source of
+    /// the pod's rules is unknown: removing could drop rules meant to stay).
+    fn holds(&self, _pod: &Pod) -> bool {
+        false
+    }
 }
 
 impl<F> Policy for F
@@ -28,6 +34,19 @@ where
 pub struct Target {
     pub pod: Pod,
     pub desired: Option<Arc<Ruleset>>,
+    /// See [`Policy::holds`].
+    pub hold: bool,
+}
+
+impl Target {
+    /// A target whose managed tables are exactly `desired`'s.
+    pub fn new(pod: Pod, desired: Option<Arc<Ruleset>>) -> Self {
+        Target {
+            pod,
+            desired,
+            hold: false,
+        }
+    }
 }
 
 /// The targets for `pods` under `policy`.
@@ -41,13 +60,15 @@ pub struct Target {
 /// ```
 pub fn targets(pods: &[Pod], policy: &dyn Policy) -> Vec<Target> {
     pods.iter()
-        .map(|p| Target {
-            pod: p.clone(),
-            desired: if p.host_network {
-                None
-            } else {
-                policy.desired(p).map(Arc::new)
-            },
+        .map(|p| {
+            if p.host_network {
+                return Target::new(p.clone(), None);
+            }
+            Target {
+                pod: p.clone(),
+                desired: policy.desired(p).map(Arc::new),
+                hold: policy.holds(p),
+            }
         })
         .collect()
 }

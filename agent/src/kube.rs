@@ -117,12 +117,19 @@ pub fn node_report(
                 name: c.name.clone(),
                 uid: c.uid.clone(),
                 generation: c.generation,
+                enforced_generation: c
+                    .enforced
+                    .as_ref()
+                    .map(|e| e.generation)
+                    .filter(|g| *g != c.generation),
+                message: c.note().map(|m| truncate(m, MAX_MESSAGE_LEN)),
                 ..Default::default()
             });
             e.matched_pods += 1;
             match (current.map(|r| &r.state), &c.value) {
-                // A resource that does not compile is never applied; the
-                // operator reports why.
+                // The current generation does not compile: never applied
+                // (the operator reports why; the entry names what is
+                // enforced instead).
                 (_, Err(_)) => {}
                 (Some(PodState::Applied), Ok(_)) => e.applied_pods += 1,
                 (Some(PodState::Failed), Ok(_)) => {
@@ -222,7 +229,12 @@ pub async fn run(
             (Source::Pods, Change::Changed) => pods_ready = true,
             (Source::Rulesets, Change::Changed) => {
                 rulesets_ready = true;
-                policy = Arc::new(RulesetPolicy::new(rs_store.state().iter().map(|r| &**r)));
+                // The previous policy remembers each resource's last
+                // valid generation.
+                policy = Arc::new(RulesetPolicy::next(
+                    &policy,
+                    rs_store.state().iter().map(|r| &**r),
+                ));
             }
         }
         // Until both lists are complete a partial view would remove

@@ -85,16 +85,14 @@ pub fn load(path: &Path) -> Result<Vec<Target>, LocalError> {
                 }
             }
         };
-        out.push(Target {
-            pod: Pod {
-                uid: e.uid,
-                namespace: e.namespace,
-                name: e.name,
-                labels: e.labels,
-                host_network: e.host_network,
-            },
-            desired: desired.filter(|_| !e.host_network),
-        });
+        let pod = Pod {
+            uid: e.uid,
+            namespace: e.namespace,
+            name: e.name,
+            labels: e.labels,
+            host_network: e.host_network,
+        };
+        out.push(Target::new(pod, desired.filter(|_| !e.host_network)));
     }
     Ok(out)
 }

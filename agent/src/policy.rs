@@ -2,10 +2,17 @@
 //! of every FirewallRuleset of its namespace whose `podSelector` matches
 //! it, combined per `linx_crds::conflict` (a table claimed by several goes
 //! to the oldest resource, then the smaller name; the others apply their
-//! remaining tables). A resource that does not compile contributes nothing
-//! (the operator reports it); other resources still apply.
+//! remaining tables).
+//!
+//! A resource whose current generation does not compile keeps its last
+//! valid generation enforced (tables and selector as they were), so an
+//! edit with a typo never leaves a pod unprotected: [`RulesetPolicy::next`]
+//! carries it over from the previous policy. When no valid generation is
+//! known (the agent started while the resource was invalid) the pods it
+//! selects are *held*: no table the agent manages there is removed, so
+//! what the previous agent put in the kernel stays (see `docs/agent.md`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
@@ -22,11 +29,54 @@ use crate::pod::Pod;
 pub struct Compiled {
     pub name: String,
     pub uid: String,
+    /// The current `metadata.generation`.
     pub generation: i64,
     created: Option<Time>,
     selector: LabelSelector,
-    /// The compiled value, or why it does not compile.
+    /// The current generation compiled, or why it does not compile.
     pub value: Result<Arc<Ruleset>, String>,
+    /// The generation enforced on the pods: the current one when it
+    /// compiles, else the last one that did (if known).
+    pub enforced: Option<Enforced>,
+}
+
+/// A generation of a resource that compiled, as enforced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Enforced {
+    pub generation: i64,
+    pub selector: LabelSelector,
+    pub value: Arc<Ruleset>,
+}
+
+impl Compiled {
+    /// The selector deciding which pods the resource affects now: the
+    /// enforced generation's, else the current one's.
+    fn effective_selector(&self) -> &LabelSelector {
+        self.enforced
+            .as_ref()
+            .map_or(&self.selector, |e| &e.selector)
+    }
+
+    /// Invalid, with no valid generation known: its pods are held.
+    pub fn holds(&self) -> bool {
+        self.value.is_err() && self.enforced.is_none()
+    }
+
+    /// Why another generation than the current one is enforced (or none).
+    pub fn note(&self) -> Option<String> {
+        let Err(e) = &self.value else { return None };
+        Some(match &self.enforced {
+            Some(en) => format!(
+                "generation {} does not compile ({e}); generation {} stays enforced",
+                self.generation, en.generation
+            ),
+            None => format!(
+                "generation {} does not compile ({e}) and no valid generation is known \
+                 since the agent started: the tables of its pods are kept as they are",
+                self.generation
+            ),
+        })
+    }
 }
 
 /// The FirewallRulesets known, by namespace.
@@ -36,52 +86,91 @@ pub struct RulesetPolicy {
 }
 
 impl RulesetPolicy {
-    /// Compiles each resource once.
+    /// Compiles each resource once, with no memory of earlier generations.
     pub fn new<'a>(rulesets: impl IntoIterator<Item = &'a FirewallRuleset>) -> Self {
+        Self::next(&RulesetPolicy::default(), rulesets)
+    }
+
+    /// Compiles each resource once; a resource that does not compile keeps
+    /// the generation `prev` enforced for it (same UID).
+    pub fn next<'a>(
+        prev: &RulesetPolicy,
+        rulesets: impl IntoIterator<Item = &'a FirewallRuleset>,
+    ) -> Self {
+        let before: HashMap<&str, &Compiled> = prev
+            .by_namespace
+            .values()
+            .flatten()
+            .map(|c| (c.uid.as_str(), c))
+            .collect();
         let mut by_namespace: BTreeMap<String, Vec<Compiled>> = BTreeMap::new();
         for r in rulesets {
             let m = &r.metadata;
             let (Some(ns), Some(name)) = (m.namespace.clone(), m.name.clone()) else {
                 continue;
             };
-            let value = linx_crds::convert::to_ruleset(&r.spec)
-                .map(Arc::new)
-                .map_err(|d| {
-                    d.iter()
-                        .map(|d| d.to_string())
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                });
-            if let Err(e) = &value {
-                warn!(ruleset = %format!("{ns}/{name}"), error = %e, "does not compile: not applied");
-            }
-            by_namespace.entry(ns).or_default().push(Compiled {
+            let uid = m.uid.clone().unwrap_or_default();
+            let generation = m.generation.unwrap_or(0);
+            let old = before.get(uid.as_str()).filter(|_| !uid.is_empty());
+            // Same generation as before: no need to compile it again (nor
+            // to warn again about it).
+            let known = old.filter(|c| c.generation == generation);
+            let value = match known {
+                Some(c) => c.value.clone(),
+                None => compile(r),
+            };
+            let enforced = match &value {
+                Ok(v) => Some(Enforced {
+                    generation,
+                    selector: r.spec.pod_selector.clone(),
+                    value: v.clone(),
+                }),
+                Err(_) => old.and_then(|c| c.enforced.clone()),
+            };
+            let c = Compiled {
                 name,
-                uid: m.uid.clone().unwrap_or_default(),
-                generation: m.generation.unwrap_or(0),
+                uid,
+                generation,
                 created: m.creation_timestamp.clone(),
                 selector: r.spec.pod_selector.clone(),
                 value,
-            });
+                enforced,
+            };
+            if let Some(note) = c.note().filter(|_| known.is_none()) {
+                warn!(ruleset = %format!("{ns}/{}", c.name), "{note}");
+            }
+            by_namespace.entry(ns).or_default().push(c);
         }
         RulesetPolicy { by_namespace }
     }
 
-    /// The resources of the pod's namespace that select it.
+    /// The resources of the pod's namespace that select it (by the selector
+    /// of the generation enforced, else the current one).
     pub fn selecting<'a>(&'a self, pod: &'a Pod) -> impl Iterator<Item = &'a Compiled> + 'a {
         self.by_namespace
             .get(&pod.namespace)
             .into_iter()
             .flatten()
-            .filter(|c| selects(&c.selector, &pod.labels))
+            .filter(|c| selects(c.effective_selector(), &pod.labels))
     }
+}
+
+fn compile(r: &FirewallRuleset) -> Result<Arc<Ruleset>, String> {
+    linx_crds::convert::to_ruleset(&r.spec)
+        .map(Arc::new)
+        .map_err(|d| {
+            d.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
 }
 
 impl Policy for RulesetPolicy {
     fn desired(&self, pod: &Pod) -> Option<Ruleset> {
         let chosen: Vec<(&Compiled, &Arc<Ruleset>)> = self
             .selecting(pod)
-            .filter_map(|c| c.value.as_ref().ok().map(|v| (c, v)))
+            .filter_map(|c| c.enforced.as_ref().map(|e| (c, &e.value)))
             .collect();
         if chosen.is_empty() {
             return None;
@@ -109,6 +198,10 @@ impl Policy for RulesetPolicy {
             }
         }
         Some(out)
+    }
+
+    fn holds(&self, pod: &Pod) -> bool {
+        self.selecting(pod).any(Compiled::holds)
     }
 }
 

@@ -43,6 +43,8 @@ pub(crate) struct Shared {
 pub(crate) struct Desired {
     pub revision: u64,
     pub value: Option<Arc<Ruleset>>,
+    /// Keep managed tables the value does not name (see `Policy::holds`).
+    pub hold: bool,
 }
 
 /// How a worker's hold on a namespace ended.
@@ -273,12 +275,17 @@ impl Worker {
         let span = info_span!("reconcile", pod = %self.pod, ?trigger, revision = want.revision);
         let joined = {
             let _permit = self.shared.permits.acquire().await;
-            let value = want.value.clone();
+            let (value, hold) = (want.value.clone(), want.hold);
             tokio::task::spawn_blocking(move || {
                 let _e = span.enter();
                 let start = std::time::Instant::now();
                 let empty = Ruleset::default();
-                let res = rec.reconcile(value.as_deref().unwrap_or(&empty));
+                let value = value.as_deref().unwrap_or(&empty);
+                let res = if hold {
+                    rec.reconcile_keeping(value)
+                } else {
+                    rec.reconcile(value)
+                };
                 (rec, res, start.elapsed())
             })
             .await

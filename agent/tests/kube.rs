@@ -124,6 +124,8 @@ fn report_counts_pods_at_their_current_revision() {
                 matched_pods: 4,
                 applied_pods: 2,
                 failed_pods: 1,
+                enforced_generation: None,
+                message: None,
                 failures: vec![failure.clone()],
             },
             RulesetReport {
@@ -134,6 +136,8 @@ fn report_counts_pods_at_their_current_revision() {
                 matched_pods: 3,
                 applied_pods: 1,
                 failed_pods: 1,
+                enforced_generation: None,
+                message: None,
                 failures: vec![failure],
             },
         ]
@@ -180,6 +184,8 @@ async fn report_is_written_by_forced_server_side_apply() {
             matched_pods: 2,
             applied_pods: 1,
             failed_pods: 1,
+            enforced_generation: None,
+            message: None,
             failures: vec![PodFailure {
                 node: "node-a".into(),
                 pod: "web-1".into(),
@@ -236,9 +242,17 @@ fn list(kind: &str, api_version: &str, items: Vec<Value>) -> Value {
            "items": items})
 }
 
-#[tokio::test]
-async fn run_watches_this_nodes_pods_and_reports_what_selects_them() {
-    let (client, mut handle) = mock();
+/// The adapter running against the mock, with one pod of node-a to list.
+struct Adapter {
+    handle: Handle,
+    reports: Arc<linx_agent::Reports>,
+    stop_tx: tokio::sync::oneshot::Sender<()>,
+    agent: tokio::task::JoinHandle<()>,
+    pod_json: Value,
+}
+
+fn start_adapter() -> Adapter {
+    let (client, handle) = mock();
     let node = NodeController::new(Arc::new(NoProcess), Options::default(), Metrics::default());
     let reports = node.reports();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -249,10 +263,27 @@ async fn run_watches_this_nodes_pods_and_reports_what_selects_them() {
     let agent = tokio::spawn(linx_agent::kube::run(client, opts, node, async {
         let _ = stop_rx.await;
     }));
-
     let pod_json = json!({"metadata": {"name": "web-0", "namespace": "web", "uid": "u1",
                                        "labels": {"app": "web"}},
                           "spec": {"nodeName": "node-a", "containers": []}});
+    Adapter {
+        handle,
+        reports,
+        stop_tx,
+        agent,
+        pod_json,
+    }
+}
+
+#[tokio::test]
+async fn run_watches_this_nodes_pods_and_reports_what_selects_them() {
+    let Adapter {
+        mut handle,
+        reports,
+        stop_tx,
+        agent,
+        pod_json,
+    } = start_adapter();
     let rs = serde_json::to_value(ruleset(
         "base",
         3,
@@ -343,4 +374,149 @@ async fn run_watches_this_nodes_pods_and_reports_what_selects_them() {
         .expect("agent stops")
         .unwrap();
     drop(held);
+}
+
+#[test]
+fn report_names_the_generation_enforced_when_the_current_one_is_invalid() {
+    let good = "table inet fw { chain c { accept } }";
+    let typo = "table inet fw {\n chain c { acept }\n}";
+    let sel = json!({});
+    let v1 = RulesetPolicy::new(&[ruleset("base", 1, sel.clone(), good)]);
+    let v2 = RulesetPolicy::next(&v1, &[ruleset("base", 2, sel.clone(), typo)]);
+    // Still invalid at generation 3: generation 1 is carried on.
+    let v3 = RulesetPolicy::next(&v2, &[ruleset("base", 3, sel.clone(), typo)]);
+    let restarted = RulesetPolicy::new(&[ruleset("base", 3, sel, typo)]);
+    let pods = vec![pod("u1", "web-0", "web")];
+    let entry = |policy: RulesetPolicy| {
+        let snap = Snapshot {
+            revisions: HashMap::from([("u1".into(), 1)]),
+            pods: pods.clone(),
+            policy: Arc::new(policy),
+        };
+        let reports = [(
+            "u1".to_string(),
+            report(&pods[0], 1, PodState::Applied, None),
+        )]
+        .into();
+        node_report("node-a", &snap, &reports).spec.rulesets[0].clone()
+    };
+    let e = entry(v1);
+    assert_eq!((e.generation, e.applied_pods), (1, 1));
+    assert_eq!((e.enforced_generation, e.message), (None, None));
+    let e = entry(v3);
+    assert_eq!(
+        (
+            e.generation,
+            e.enforced_generation,
+            e.matched_pods,
+            e.applied_pods
+        ),
+        (3, Some(1), 1, 0),
+        "generation 3 is not applied anywhere; generation 1 is enforced"
+    );
+    let m = e.message.unwrap();
+    assert!(
+        m.starts_with("generation 3 does not compile (spec.nft, 2:"),
+        "{m}"
+    );
+    assert!(m.ends_with("generation 1 stays enforced"), "{m}");
+    let e = entry(restarted);
+    assert_eq!((e.generation, e.enforced_generation), (3, None));
+    assert!(e
+        .message
+        .unwrap()
+        .ends_with("the tables of its pods are kept as they are"),);
+}
+
+/// Through the adapter: a watch event turning a ruleset invalid keeps its
+/// last valid generation (the previous policy is carried across events).
+#[tokio::test]
+async fn run_keeps_the_last_valid_generation_across_watch_events() {
+    let Adapter {
+        mut handle,
+        stop_tx,
+        agent,
+        pod_json,
+        ..
+    } = start_adapter();
+    let sel = json!({"matchLabels": {"app": "web"}});
+    let v1 = serde_json::to_value(ruleset(
+        "base",
+        1,
+        sel.clone(),
+        "table inet fw { chain c { accept } }",
+    ))
+    .unwrap();
+    let v2 = serde_json::to_value(ruleset(
+        "base",
+        2,
+        sel,
+        "table inet fw {\n chain c { acept }\n}",
+    ))
+    .unwrap();
+    let mut v2 = v2;
+    v2["metadata"]["resourceVersion"] = json!("11");
+    let mut held = Vec::new();
+    let mut rs_watches = 0;
+    // The list (generation 1) is always processed before the watch event
+    // (generation 2): the entry for generation 2 must carry generation 1.
+    let entry = loop {
+        let (req, send) = next(&mut handle).await;
+        let path = req.uri().path().to_string();
+        let watch = req.uri().query().unwrap_or_default().contains("watch=true");
+        match (req.method().clone(), path.as_str(), watch) {
+            (Method::GET, "/api/v1/pods", false) => {
+                reply(send, &list("PodList", "v1", vec![pod_json.clone()]))
+            }
+            (Method::GET, "/apis/netfilter.linx.dev/v1alpha1/firewallrulesets", false) => reply(
+                send,
+                &list(
+                    "FirewallRulesetList",
+                    "netfilter.linx.dev/v1alpha1",
+                    vec![if rs_watches == 0 {
+                        v1.clone()
+                    } else {
+                        v2.clone()
+                    }],
+                ),
+            ),
+            // The first ruleset watch delivers generation 2, then ends.
+            (Method::GET, "/apis/netfilter.linx.dev/v1alpha1/firewallrulesets", true)
+                if rs_watches == 0 =>
+            {
+                rs_watches += 1;
+                let mut ev =
+                    serde_json::to_vec(&json!({"type": "MODIFIED", "object": v2})).unwrap();
+                ev.push(b'\n');
+                send.send_response(Response::builder().body(Body::from(ev)).unwrap());
+            }
+            (Method::GET, _, true) => held.push(send),
+            (Method::GET, "/api/v1/nodes/node-a", false) => reply(
+                send,
+                &json!({"apiVersion": "v1", "kind": "Node",
+                        "metadata": {"name": "node-a", "uid": "node-uid"}}),
+            ),
+            (Method::PATCH, REPORT_PATH, _) => {
+                let body = json_body(req).await;
+                reply(send, &body);
+                let e = body["spec"]["rulesets"][0].clone();
+                if e["generation"] == 2 {
+                    break e;
+                }
+                assert_eq!(e.get("enforcedGeneration"), None, "{e}");
+            }
+            (m, p, w) => panic!("unexpected request {m} {p} watch={w}"),
+        }
+    };
+    assert_eq!(entry["enforcedGeneration"], 1, "{entry}");
+    assert_eq!(entry["appliedPods"], 0);
+    assert!(entry["message"]
+        .as_str()
+        .unwrap()
+        .ends_with("generation 1 stays enforced"));
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), agent)
+        .await
+        .expect("agent stops")
+        .unwrap();
 }

@@ -80,10 +80,7 @@ fn controller() -> NodeController {
 }
 
 fn target(p: &TestPod, v: Option<&Arc<Ruleset>>) -> Target {
-    Target {
-        pod: p.pod.clone(),
-        desired: v.cloned(),
-    }
+    Target::new(p.pod.clone(), v.cloned())
 }
 
 /// Waits until every listed pod reports `Applied` at (at least) its revision.
@@ -244,10 +241,7 @@ async fn host_network_pods_are_skipped_and_never_touched() {
     };
     let (a, _) = value_of(&fw_script(&[22]));
     let mut node = controller();
-    node.apply([Target {
-        pod,
-        desired: Some(a),
-    }]);
+    node.apply([Target::new(pod, Some(a))]);
     let reports = node.reports();
     let ok = reports
         .wait_for(Duration::from_secs(5), |r| {
@@ -373,6 +367,155 @@ async fn after_a_restart_the_agent_adopts_its_tables_and_never_flushes() {
     // And once the pod is no longer selected, the adopted table goes too.
     let r = node.apply([target(&p, None)]);
     converged(&node, &[(&p, r)], Duration::from_secs(10)).await;
+    assert_eq!(p.ns.ruleset(), FOREIGN);
+    node.shutdown().await;
+}
+
+fn firewall_ruleset(name: &str, generation: i64, nft: &str) -> linx_crds::FirewallRuleset {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "netfilter.linx.dev/v1alpha1",
+        "kind": "FirewallRuleset",
+        "metadata": {"name": name, "namespace": "shop", "uid": format!("uid-{name}"),
+                     "generation": generation, "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"podSelector": {}, "nft": nft},
+    }))
+    .unwrap()
+}
+
+/// nft's listing of one table in a namespace.
+fn table_text(ns: &TestNetns, family: &str, name: &str) -> String {
+    ns.nft(&["list", "table", family, name]).unwrap_or_default()
+}
+
+const EXTRA: &str = "table ip extra {\n\tchain out {\n\t\ttype filter hook output priority filter; policy accept;\n\t\tudp dport 53 accept\n\t}\n}\n";
+const EXTRA2: &str = "table ip extra {\n\tchain out {\n\t\ttype filter hook output priority filter; policy accept;\n\t\tudp dport 53 accept\n\t\tudp dport 123 accept\n\t}\n}\n";
+const TYPO: &str = "table inet linx {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t\ttcp dport 80 acept\n\t}\n}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_edit_keeps_the_last_valid_generation_and_a_restart_holds_its_tables() {
+    use linx_agent::desired::targets;
+    use linx_agent::policy::RulesetPolicy;
+    let p = test_pod();
+    p.ns.load(FOREIGN);
+    let pods = [p.pod.clone()];
+    let (fw1, fw3) = (fw_script(&[80, 443]), fw_script(&[80]));
+    let listing = |script: &str, family: &str, name: &str| {
+        let scratch = TestNetns::new();
+        scratch.load(script);
+        table_text(&scratch, family, name)
+    };
+    let (fw1_text, fw3_text) = (listing(&fw1, "inet", "linx"), listing(&fw3, "inet", "linx"));
+    let (extra_text, extra2_text) = (
+        listing(EXTRA, "ip", "extra"),
+        listing(EXTRA2, "ip", "extra"),
+    );
+    let kernel = |p: &TestPod| {
+        (
+            table_text(&p.ns, "inet", "linx"),
+            table_text(&p.ns, "ip", "extra"),
+            table_text(&p.ns, "ip", "other"),
+        )
+    };
+    let foreign_text = listing(FOREIGN, "ip", "other");
+
+    let pol1 = RulesetPolicy::new(&[
+        firewall_ruleset("fw", 1, &fw1),
+        firewall_ruleset("extra", 1, EXTRA),
+    ]);
+    let mut node = controller();
+    let r1 = node.apply(targets(&pods, &pol1));
+    converged(&node, &[(&p, r1)], Duration::from_secs(10)).await;
+    assert_eq!(
+        kernel(&p),
+        (fw1_text.clone(), extra_text.clone(), foreign_text.clone())
+    );
+
+    // Generation 2 of fw has a typo: generation 1 stays enforced, the
+    // desired value does not change, nothing is pushed.
+    let pol2 = RulesetPolicy::next(
+        &pol1,
+        &[
+            firewall_ruleset("fw", 2, TYPO),
+            firewall_ruleset("extra", 1, EXTRA),
+        ],
+    );
+    let fw = pol2.selecting(&p.pod).find(|c| c.name == "fw").unwrap();
+    assert!(fw.value.is_err());
+    assert_eq!(fw.enforced.as_ref().map(|e| e.generation), Some(1));
+    let note = fw.note().unwrap();
+    assert!(
+        note.starts_with("generation 2 does not compile (spec.nft, 4:16: "),
+        "{note}"
+    );
+    assert!(note.ends_with("generation 1 stays enforced"), "{note}");
+    let t2 = targets(&pods, &pol2);
+    assert_eq!(t2, targets(&pods, &pol1), "same desired value, no hold");
+    node.apply(t2);
+    // While fw is invalid, extra changes: only extra's table moves.
+    let pol3 = RulesetPolicy::next(
+        &pol2,
+        &[
+            firewall_ruleset("fw", 2, TYPO),
+            firewall_ruleset("extra", 2, EXTRA2),
+        ],
+    );
+    let r3 = node.apply(targets(&pods, &pol3));
+    converged(&node, &[(&p, r3)], Duration::from_secs(10)).await;
+    assert_eq!(
+        kernel(&p),
+        (fw1_text.clone(), extra2_text.clone(), foreign_text.clone())
+    );
+    assert_eq!(report(&node, &p).patch_ops, 1, "one rule added to extra");
+    node.shutdown().await;
+
+    // A restarted agent knows no valid generation of fw: the pod is held,
+    // its fw table stays as the previous agent left it; extra still applies.
+    let fresh = RulesetPolicy::new(&[
+        firewall_ruleset("fw", 2, TYPO),
+        firewall_ruleset("extra", 2, EXTRA2),
+    ]);
+    let t = targets(&pods, &fresh);
+    assert!(t[0].hold);
+    assert_eq!(
+        t[0].desired.as_ref().map(|d| d.tables.len()),
+        Some(1),
+        "only extra is desired"
+    );
+    assert!(fresh
+        .selecting(&p.pod)
+        .find(|c| c.name == "fw")
+        .and_then(|c| c.note())
+        .is_some_and(|n| n.contains("no valid generation is known")));
+    let mut node = controller();
+    let r = node.apply(t);
+    converged(&node, &[(&p, r)], Duration::from_secs(10)).await;
+    assert_eq!(
+        report(&node, &p).patch_ops,
+        0,
+        "nothing removed, nothing to add"
+    );
+    assert_eq!(
+        kernel(&p),
+        (fw1_text.clone(), extra2_text.clone(), foreign_text.clone())
+    );
+
+    // Fixed in generation 3: applied, the hold is lifted.
+    let pol4 = RulesetPolicy::next(
+        &fresh,
+        &[
+            firewall_ruleset("fw", 3, &fw3),
+            firewall_ruleset("extra", 2, EXTRA2),
+        ],
+    );
+    let t4 = targets(&pods, &pol4);
+    assert!(!t4[0].hold);
+    let r4 = node.apply(t4);
+    converged(&node, &[(&p, r4)], Duration::from_secs(10)).await;
+    assert_eq!(kernel(&p), (fw3_text, extra2_text, foreign_text.clone()));
+
+    // And with both resources gone the pod keeps only the foreign table.
+    let r5 = node.apply(targets(&pods, &RulesetPolicy::next(&pol4, &[])));
+    converged(&node, &[(&p, r5)], Duration::from_secs(10)).await;
     assert_eq!(p.ns.ruleset(), FOREIGN);
     node.shutdown().await;
 }

@@ -75,6 +75,15 @@ pub struct RulesetReport {
     pub applied_pods: i32,
     /// Of those, pods where applying this generation failed.
     pub failed_pods: i32,
+    /// Set when the agent enforces another generation than `generation`
+    /// (which does not compile): the last valid generation it knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforced_generation: Option<i64>,
+    /// Why `generation` is not the one enforced (it does not compile), and
+    /// what is enforced instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_MESSAGE_LEN))]
+    pub message: Option<String>,
     /// Some failures (at most 5), with the kernel's or the agent's error.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_FAILURES))]
@@ -106,7 +115,7 @@ impl FirewallNodeReport {
     /// use linx_crds::{FirewallNodeReport, RulesetReport};
     /// let r = FirewallNodeReport::for_node("node-1", vec![RulesetReport {
     ///     namespace: "web".into(), name: "base".into(), uid: "u1".into(), generation: 3,
-    ///     matched_pods: 2, applied_pods: 2, failed_pods: 0, failures: vec![],
+    ///     matched_pods: 2, applied_pods: 2, failed_pods: 0, ..Default::default()
     /// }]);
     /// assert_eq!(r.metadata.name.as_deref(), Some("node-1"));
     /// ```

@@ -1,5 +1,5 @@
-//! The built `linx-agent` binary against namespaces this test creates
-//! (always), and against a cluster when `LINX_E2E_KUBECONFIG` is set.
+//! The built `linx-agent` binary against namespaces this test creates, fed
+//! by a pods file (no Kubernetes). The cluster flow is in `cluster.rs`.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -7,22 +7,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use linx_agent::testing::{pod_uid, FakePod};
+use linx_e2e::{binary, eventually, free_addr};
 use linx_netfilter::testing::TestNetns;
 
-/// The agent binary: `LINX_AGENT_BIN`, or built here from the workspace.
 fn agent_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("LINX_AGENT_BIN") {
-        return p.into();
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let st = Command::new(cargo)
-        .args(["build", "-q", "-p", "linx-agent", "--bin", "linx-agent"])
-        .status()
-        .expect("run cargo build");
-    assert!(st.success(), "building linx-agent failed");
-    // target/debug/deps/agent-HASH → target/debug/linx-agent
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("linx-agent")
+    binary("linx-agent", "linx-agent", "LINX_AGENT_BIN")
 }
 
 struct Agent(Child);
@@ -63,14 +52,6 @@ fn listing_of(script: &str) -> String {
     scratch.ruleset()
 }
 
-fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn reports(dir: &Path) -> Vec<serde_json::Value> {
     std::fs::read(dir.join("report.json"))
         .ok()
@@ -89,11 +70,6 @@ fn scrape(addr: &str) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
-}
-
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
 }
 
 // (No anonymous sets here: `syntax::compile` leaves out the set userdata
@@ -188,18 +164,4 @@ fn the_agent_binary_keeps_pod_namespaces_exact() {
         "host namespace untouched"
     );
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// The cluster flow: needs a cluster and the Kubernetes source of the agent.
-#[test]
-fn cluster_flow() {
-    let Some(kubeconfig) = std::env::var_os("LINX_E2E_KUBECONFIG") else {
-        eprintln!("skipped: LINX_E2E_KUBECONFIG is not set (no cluster to test against)");
-        return;
-    };
-    panic!(
-        "LINX_E2E_KUBECONFIG={} is set, but the agent's Kubernetes source is not built yet \
-         (it waits for linx-crds); the cluster flow cannot run",
-        kubeconfig.to_string_lossy()
-    );
 }

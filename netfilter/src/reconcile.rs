@@ -173,10 +173,29 @@ impl Reconciler {
     /// Makes the managed tables equal to `desired` (which names every table
     /// to keep; managed tables it does not name are deleted).
     pub fn reconcile(&mut self, desired: &Ruleset) -> Result<Outcome> {
+        self.reconcile_with(desired, false)
+    }
+
+    /// Like [`reconcile`](Self::reconcile), but managed tables `desired`
+    /// does not name are kept as the kernel has them instead of deleted
+    /// (for a caller that does not know what they should hold: removing
+    /// them could drop rules still meant to apply).
+    pub fn reconcile_keeping(&mut self, desired: &Ruleset) -> Result<Outcome> {
+        self.reconcile_with(desired, true)
+    }
+
+    fn reconcile_with(&mut self, desired: &Ruleset, keep: bool) -> Result<Outcome> {
         let mut out = Outcome::default();
         for attempt in 1..=self.opts.max_attempts.max(1) {
             out.attempts = attempt;
             let (current, generation) = self.current(desired, &mut out)?;
+            let extended;
+            let desired = if keep {
+                extended = self.with_kept(desired, &current);
+                &extended
+            } else {
+                desired
+            };
             self.check_ownership(&current, desired)?;
             let result = match self.opts.mode {
                 Mode::Reconcile => self.push_patch(current, desired, generation, &mut out),
@@ -268,6 +287,23 @@ impl Reconciler {
             self.undecorate(t);
         }
         Ok((state, pulled.generation))
+    }
+
+    /// `desired` plus the managed tables it does not name, as `current` has them.
+    fn with_kept(&self, desired: &Ruleset, current: &Ruleset) -> Ruleset {
+        let named: BTreeSet<TableId> = table_ids(desired).collect();
+        let mut out = desired.clone();
+        out.tables.extend(
+            current
+                .tables
+                .iter()
+                .filter(|t| {
+                    let id = (t.family, t.name.clone());
+                    self.managed.contains(&id) && !named.contains(&id)
+                })
+                .cloned(),
+        );
+        out
     }
 
     fn check_ownership(&self, current: &Ruleset, desired: &Ruleset) -> Result<()> {

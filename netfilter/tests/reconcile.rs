@@ -491,3 +491,39 @@ fn replace_mode_recreates_the_tables_in_one_transaction() {
     );
     assert_eq!(probe.generation().unwrap().id, g);
 }
+
+#[test]
+fn reconcile_keeping_updates_named_tables_and_keeps_unnamed_managed_ones() {
+    let ns = TestNetns::new();
+    let a = "table ip a {\n chain c {\n  udp dport 53 accept\n }\n}\n";
+    let a2 = "table ip a {\n chain c {\n  udp dport 53 accept\n  udp dport 123 accept\n }\n}\n";
+    let fw = chain_script(&["tcp dport 22 accept".into()]);
+    let mut both = value_of(a);
+    both.tables.extend(value_of(&fw).tables);
+    let mut r = reconciler(&ns, Options::default());
+    r.reconcile(&both).unwrap();
+    let fw_before = ns.nft(&["list", "table", "inet", "fw"]).unwrap();
+    // Someone changes the kept table: keeping takes the kernel's copy as is.
+    ns.nft(&[
+        "add", "rule", "inet", "fw", "c", "tcp", "dport", "80", "accept",
+    ])
+    .unwrap();
+    let fw_changed = ns.nft(&["list", "table", "inet", "fw"]).unwrap();
+    assert_ne!(fw_changed, fw_before);
+    // Only `a` named, with one more rule: `a` is updated, `fw` stays.
+    let out = r.reconcile_keeping(&value_of(a2)).unwrap();
+    assert_eq!(out.patch.len(), 1, "{}", out.patch);
+    assert_eq!(
+        ns.nft(&["list", "table", "inet", "fw"]).unwrap(),
+        fw_changed
+    );
+    let scratch = TestNetns::new();
+    scratch.load(a2);
+    assert_eq!(
+        ns.nft(&["list", "table", "ip", "a"]).unwrap(),
+        scratch.nft(&["list", "table", "ip", "a"]).unwrap()
+    );
+    // Still managed: a plain reconcile without it removes it.
+    r.reconcile(&value_of(a2)).unwrap();
+    assert!(ns.nft(&["list", "table", "inet", "fw"]).is_err());
+}

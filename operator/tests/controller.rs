@@ -196,6 +196,8 @@ fn report(
                 matched_pods: matched,
                 applied_pods: applied,
                 failed_pods: failed,
+                enforced_generation: None,
+                message: None,
                 failures,
             },
             // Same name, earlier incarnation: never counted.
@@ -207,6 +209,8 @@ fn report(
                 matched_pods: 100,
                 applied_pods: 100,
                 failed_pods: 0,
+                enforced_generation: None,
+                message: None,
                 failures: vec![],
             },
         ],
