@@ -134,6 +134,16 @@ impl Expr {
         }
     }
 
+    /// The name of the set an expression refers to (see [`Expr::set_refs_mut`]).
+    pub fn set_name(&self) -> Option<&str> {
+        match self {
+            Expr::Lookup(l) => l.set.as_deref(),
+            Expr::Dynset(d) => d.set_name.as_deref(),
+            Expr::Objref(o) => o.set_name.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Zeroes runtime state (counter values, quota consumed, `last`'s
     /// timestamp), also inside dynset and inner expressions, so rules can
     /// be compared on configuration alone.
