@@ -577,17 +577,7 @@ impl Builder {
         let (a, b) = (&cur.elements[..], &want.elements[..]);
         let same =
             |x: &Element, y: &Element| x == y || normalized_element(x) == normalized_element(y);
-        let mut pre = 0;
-        while pre < a.len() && pre < b.len() && same(&a[pre], &b[pre]) {
-            pre += 1;
-        }
-        let mut suf = 0;
-        while suf < a.len() - pre
-            && suf < b.len() - pre
-            && same(&a[a.len() - 1 - suf], &b[b.len() - 1 - suf])
-        {
-            suf += 1;
-        }
+        let (pre, suf) = common_ends(a.len(), b.len(), |i, j| same(&a[i], &b[j]));
         let (a, b) = (&a[pre..a.len() - suf], &b[pre..b.len() - suf]);
         let norm_cur: Vec<Cow<'_, Element>> = a.iter().map(normalized_element).collect();
         let norm_want: Vec<Cow<'_, Element>> = b.iter().map(normalized_element).collect();
@@ -624,18 +614,31 @@ impl Builder {
     }
 
     fn rules(&mut self, t: &Table, cur: &Chain, want: &Chain, deps: &Dependents<'_>) {
-        let cur_n: Vec<Cow<'_, Rule>> = cur.rules.iter().map(normalized_rule).collect();
-        let want_n: Vec<Cow<'_, Rule>> = want.rules.iter().map(normalized_rule).collect();
-        let hasher = rustc_hash::FxBuildHasher;
-        let cur_h: Vec<u64> = cur_n.iter().map(|r| hasher.hash_one(RuleKey(r))).collect();
-        let want_h: Vec<u64> = want_n.iter().map(|r| hasher.hash_one(RuleKey(r))).collect();
+        let (a, b) = (&cur.rules[..], &want.rules[..]);
         // A rule referencing something recreated never matches: it must be
         // deleted before its dependency and added back after.
-        let forced: Vec<bool> = want.rules.iter().map(|r| deps.touches(r)).collect();
-        let eq = |i: usize, j: usize| {
-            cur_h[i] == want_h[j] && !forced[j] && RuleKey(&cur_n[i]) == RuleKey(&want_n[j])
-        };
-        let matches = lcs(cur.rules.len(), want.rules.len(), eq);
+        let same = |i: usize, j: usize| !deps.touches(&b[j]) && rule_eq(&a[i], &b[j]);
+        // Chains usually agree but for a few rules: compare the common ends
+        // rule by rule, in order, and hash only the window between them.
+        let (pre, suf) = common_ends(a.len(), b.len(), same);
+        let (wa, wb) = (&a[pre..a.len() - suf], &b[pre..b.len() - suf]);
+        let mut matches: Vec<(usize, usize)> = (0..pre).map(|i| (i, i)).collect();
+        if !wa.is_empty() && !wb.is_empty() {
+            let cur_n: Vec<Cow<'_, Rule>> = wa.iter().map(normalized_rule).collect();
+            let want_n: Vec<Cow<'_, Rule>> = wb.iter().map(normalized_rule).collect();
+            let hasher = rustc_hash::FxBuildHasher;
+            let cur_h: Vec<u64> = cur_n.iter().map(|r| hasher.hash_one(RuleKey(r))).collect();
+            let want_h: Vec<u64> = want_n.iter().map(|r| hasher.hash_one(RuleKey(r))).collect();
+            let forced: Vec<bool> = wb.iter().map(|r| deps.touches(r)).collect();
+            // A hash only rules a pair out; equal hashes are always checked
+            // by full comparison (a collision must not hide a change).
+            let eq = |i: usize, j: usize| {
+                cur_h[i] == want_h[j] && !forced[j] && RuleKey(&cur_n[i]) == RuleKey(&want_n[j])
+            };
+            let window = lcs(wa.len(), wb.len(), eq);
+            matches.extend(window.into_iter().map(|(i, j)| (pre + i, pre + j)));
+        }
+        matches.extend((0..suf).map(|k| (a.len() - suf + k, b.len() - suf + k)));
 
         let mut kept_cur = vec![false; cur.rules.len()];
         let mut match_of_want: Vec<Option<usize>> = vec![None; want.rules.len()];
@@ -742,11 +745,8 @@ impl Dependents<'_> {
             }
         }
         hit || rule.exprs.iter().any(|e| {
-            let mut e = e.clone();
-            let named = e.set_refs_mut().and_then(|(name, _)| name.clone());
-            named.is_some_and(|n| {
-                self.sets.contains(n.as_str()) || self.objects.contains(n.as_str())
-            })
+            e.set_name()
+                .is_some_and(|n| self.sets.contains(n) || self.objects.contains(n))
         })
     }
 }
@@ -757,14 +757,7 @@ impl Dependents<'_> {
 /// treated as replaced whole, which is still a correct patch.
 fn lcs(n: usize, m: usize, eq: impl Fn(usize, usize) -> bool) -> Vec<(usize, usize)> {
     const MAX_EDITS: usize = 2048;
-    let mut pre = 0;
-    while pre < n && pre < m && eq(pre, pre) {
-        pre += 1;
-    }
-    let mut suf = 0;
-    while suf < n - pre && suf < m - pre && eq(n - 1 - suf, m - 1 - suf) {
-        suf += 1;
-    }
+    let (pre, suf) = common_ends(n, m, &eq);
     let mut out: Vec<(usize, usize)> = (0..pre).map(|i| (i, i)).collect();
     let (a0, b0) = (pre, pre);
     let (an, bn) = (n - pre - suf, m - pre - suf);
@@ -775,6 +768,20 @@ fn lcs(n: usize, m: usize, eq: impl Fn(usize, usize) -> bool) -> Vec<(usize, usi
     }
     out.extend((0..suf).map(|k| (n - suf + k, m - suf + k)));
     out
+}
+
+/// Lengths of the common prefix and (not overlapping it) common suffix of
+/// two sequences of lengths `n` and `m`.
+fn common_ends(n: usize, m: usize, eq: impl Fn(usize, usize) -> bool) -> (usize, usize) {
+    let mut pre = 0;
+    while pre < n && pre < m && eq(pre, pre) {
+        pre += 1;
+    }
+    let mut suf = 0;
+    while suf < n - pre && suf < m - pre && eq(n - 1 - suf, m - 1 - suf) {
+        suf += 1;
+    }
+    (pre, suf)
 }
 
 /// Myers' greedy shortest edit script; returns matched pairs, or `None`
@@ -1022,6 +1029,15 @@ impl PartialEq for RuleKey<'_> {
                 .zip(&b.exprs)
                 .all(|(x, y)| x == y || stateless(x) == stateless(y))
     }
+}
+
+/// Rules equal as compared (see [`RuleKey`]). Equal as they are implies
+/// equal normalized (normalizing is a function of the content), so the
+/// anonymous sets' clone is paid only when they differ as they are.
+fn rule_eq(a: &Rule, b: &Rule) -> bool {
+    RuleKey(a) == RuleKey(b)
+        || ((!a.sets.is_empty() || !b.sets.is_empty())
+            && RuleKey(&normalized_rule(a)) == RuleKey(&normalized_rule(b)))
 }
 
 fn normalized_element(e: &Element) -> Cow<'_, Element> {

@@ -326,15 +326,19 @@ fn lcs_len(a: &[u8], b: &[u8]) -> usize {
     dp[a.len()][b.len()]
 }
 
-#[test]
-fn lcs_is_optimal_and_ordered_on_random_inputs() {
-    let mut seed = 0x2545_f491_u64;
-    let mut rnd = |k: u64| {
+/// A reproducible pseudo-random source: `rnd(k)` is in `0..k`.
+fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    move |k| {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         seed % k
-    };
+    }
+}
+
+#[test]
+fn lcs_is_optimal_and_ordered_on_random_inputs() {
+    let mut rnd = xorshift(0x2545_f491);
     for _ in 0..500 {
         let a: Vec<u8> = (0..rnd(40)).map(|_| rnd(4) as u8).collect();
         let b: Vec<u8> = (0..rnd(40)).map(|_| rnd(4) as u8).collect();
@@ -431,4 +435,126 @@ fn anonymous_sets_compare_by_content_not_by_listing_hints() {
     // Different elements: a different rule.
     let other = ruleset(vec![chain("c", vec![with_set("__set0", None, 2)])]);
     assert_eq!(diff(&cur, &other).len(), 2);
+}
+
+/// Applies `p` to `cur` with handles handed out as the kernel would.
+fn applied(cur: &Ruleset, p: &Patch) -> Ruleset {
+    let handles: HashMap<u32, u64> = p
+        .ops
+        .iter()
+        .filter_map(|o| match o {
+            Op::AddRule { id, .. } => Some((*id, 50_000 + *id as u64)),
+            _ => None,
+        })
+        .collect();
+    let mut got = cur.clone();
+    p.apply_to(&mut got, &handles).unwrap();
+    got
+}
+
+/// The patch turns `cur` into `want` with the fewest rule operations:
+/// every rule outside a longest common subsequence, and no other.
+fn assert_minimal_rule_patch(a: &[u32], b: &[u32]) {
+    let cur = ruleset(vec![with_handles(chain(
+        "c",
+        a.iter().map(|&v| mark_rule(v)).collect(),
+    ))]);
+    let want = ruleset(vec![chain("c", b.iter().map(|&v| mark_rule(v)).collect())]);
+    let p = diff(&cur, &want);
+    let bytes = |v: &[u32]| v.iter().map(|&x| x as u8).collect::<Vec<u8>>();
+    let common = lcs_len(&bytes(a), &bytes(b));
+    assert_eq!(
+        p.len(),
+        a.len() + b.len() - 2 * common,
+        "{a:?} -> {b:?}: {p}"
+    );
+    let got = applied(&cur, &p);
+    assert_eq!(without_handles(got.clone()), want, "{a:?} -> {b:?}: {p}");
+    assert!(diff(&got, &want).is_empty());
+}
+
+#[test]
+fn a_change_at_either_end_of_a_chain_is_one_delete_and_one_insert() {
+    let base: Vec<u32> = (0..300).collect();
+    for at in [0, 1, 298, 299] {
+        let mut b = base.clone();
+        b[at] = 9;
+        assert_minimal_rule_patch(&base, &b);
+    }
+    // Added or removed at either end, and a chain emptied or filled.
+    assert_minimal_rule_patch(&base, &base[1..]);
+    assert_minimal_rule_patch(&base, &base[..299]);
+    assert_minimal_rule_patch(&base[1..], &base);
+    assert_minimal_rule_patch(&base[..299], &base);
+    assert_minimal_rule_patch(&base, &[]);
+    assert_minimal_rule_patch(&[], &base);
+}
+
+#[test]
+fn duplicated_and_reordered_rules_give_minimal_correct_patches() {
+    // Two equal rules side by side: which one goes must not matter.
+    assert_minimal_rule_patch(&[1, 2, 2, 3], &[1, 2, 3]);
+    assert_minimal_rule_patch(&[1, 2, 3], &[1, 2, 2, 3]);
+    assert_minimal_rule_patch(&[5, 5, 5, 5], &[5, 5, 5]);
+    // Swapped neighbours, and a rule moved from the end to the front.
+    assert_minimal_rule_patch(&[1, 2, 3, 4], &[1, 3, 2, 4]);
+    assert_minimal_rule_patch(&[1, 2, 3, 4], &[4, 1, 2, 3]);
+    // Random small-alphabet chains (many duplicates) with random edits.
+    let mut rnd = xorshift(0x9e37_79b9);
+    for _ in 0..300 {
+        let a: Vec<u32> = (0..rnd(30)).map(|_| rnd(4) as u32).collect();
+        let mut b = a.clone();
+        for _ in 0..rnd(4) {
+            match rnd(3) {
+                0 if !b.is_empty() => {
+                    let i = rnd(b.len() as u64) as usize;
+                    b.remove(i);
+                }
+                1 => {
+                    let i = rnd(b.len() as u64 + 1) as usize;
+                    b.insert(i, rnd(4) as u32);
+                }
+                _ if !b.is_empty() => {
+                    let i = rnd(b.len() as u64) as usize;
+                    b[i] = rnd(4) as u32;
+                }
+                _ => {}
+            }
+        }
+        assert_minimal_rule_patch(&a, &b);
+    }
+}
+
+#[test]
+fn a_rule_depending_on_a_recreated_set_is_replaced_even_inside_the_common_ends() {
+    // The lookup rule is first (in the common prefix by content), yet its
+    // set is recreated: it must go and come back.
+    let mut cur = ruleset(vec![with_handles(chain(
+        "c",
+        vec![lookup_rule("s"), mark_rule(1), mark_rule(2)],
+    ))]);
+    cur.tables[0].sets.push(ip_set("s", 3));
+    let mut want = ruleset(vec![chain(
+        "c",
+        vec![lookup_rule("s"), mark_rule(1), mark_rule(2)],
+    )]);
+    let mut s = ip_set("s", 3);
+    s.key_len = 16;
+    want.tables[0].sets.push(s);
+    let p = diff(&cur, &want);
+    let kinds: Vec<&str> = p.ops.iter().map(op_kind).collect();
+    assert!(
+        kinds.contains(&"delete rule") && kinds.contains(&"add rule"),
+        "{p}"
+    );
+    assert!(
+        matches!(
+            p.ops.iter().find(|o| matches!(o, Op::AddRule { .. })),
+            Some(Op::AddRule {
+                position: Position::Before(101),
+                ..
+            })
+        ),
+        "{p}"
+    );
 }

@@ -19,16 +19,21 @@ pub enum Verdict {
     Return,
     Jump(String),
     Goto(String),
-    /// Anything else (queue verdicts, chain ids, unknown attributes), as sent.
-    Other {
-        code: i32,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        chain: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        chain_id: Option<u32>,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        unknown: Vec<RawAttr>,
-    },
+    /// Anything else (queue verdicts, chain ids, unknown attributes), as
+    /// sent. Boxed: rare, and it would double the size of every [`Data`].
+    Other(Box<OtherVerdict>),
+}
+
+/// A verdict of a form [`Verdict`] does not name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct OtherVerdict {
+    pub code: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_id: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<RawAttr>,
 }
 
 impl Verdict {
@@ -42,21 +47,21 @@ impl Verdict {
             Verdict::Return => NFT_RETURN,
             Verdict::Jump(_) => NFT_JUMP,
             Verdict::Goto(_) => NFT_GOTO,
-            Verdict::Other { code, .. } => *code,
+            Verdict::Other(o) => o.code,
         }
     }
     /// The chain a jump or goto targets.
     pub fn chain(&self) -> Option<&str> {
         match self {
             Verdict::Jump(c) | Verdict::Goto(c) => Some(c),
-            Verdict::Other { chain, .. } => chain.as_deref(),
+            Verdict::Other(o) => o.chain.as_deref(),
             _ => None,
         }
     }
     pub fn chain_mut(&mut self) -> Option<&mut String> {
         match self {
             Verdict::Jump(c) | Verdict::Goto(c) => Some(c),
-            Verdict::Other { chain, .. } => chain.as_mut(),
+            Verdict::Other(o) => o.chain.as_mut(),
             _ => None,
         }
     }
@@ -69,14 +74,11 @@ impl AttrValue for Verdict {
         if let Some(c) = self.chain() {
             w.put_str(NFTA_VERDICT_CHAIN, c);
         }
-        if let Verdict::Other {
-            chain_id, unknown, ..
-        } = self
-        {
-            if let Some(id) = chain_id {
-                w.put_u32_be(NFTA_VERDICT_CHAIN_ID, *id);
+        if let Verdict::Other(o) = self {
+            if let Some(id) = o.chain_id {
+                w.put_u32_be(NFTA_VERDICT_CHAIN_ID, id);
             }
-            unknown.iter().for_each(|r| r.encode(w));
+            o.unknown.iter().for_each(|r| r.encode(w));
         }
         w.end_nest(start);
     }
@@ -105,12 +107,12 @@ impl AttrValue for Verdict {
             (NFT_RETURN, None) if simple => Verdict::Return,
             (NFT_JUMP, Some(c)) if simple => Verdict::Jump(c),
             (NFT_GOTO, Some(c)) if simple => Verdict::Goto(c),
-            (code, chain) => Verdict::Other {
+            (code, chain) => Verdict::Other(Box::new(OtherVerdict {
                 code,
                 chain,
                 chain_id,
                 unknown,
-            },
+            })),
         })
     }
 }

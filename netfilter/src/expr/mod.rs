@@ -9,7 +9,7 @@
 mod data;
 mod value;
 
-pub use data::{Data, Verdict};
+pub use data::{Data, OtherVerdict, Verdict};
 pub use value::{for_each_attr, AttrValue, Bytes, RawAttr};
 
 use serde::{Deserialize, Serialize};
@@ -18,15 +18,24 @@ use crate::error::DecodeError;
 use crate::netlink::{Attr, Attrs, Writer};
 use crate::sys::*;
 
+/// A variant's type, boxed when marked `box` (a type), or its value boxed
+/// likewise (`new e`).
+macro_rules! maybe_boxed {
+    (box $module:ident :: $ty:ident) => { Box<$module::$ty> };
+    ($module:ident :: $ty:ident) => { $module::$ty };
+    (box new $e:expr) => { Box::new($e) };
+    (new $e:expr) => { $e };
+}
+
 macro_rules! expressions {
-    ( $( $(#[$m:meta])* $variant:ident ( $module:ident :: $ty:ident ) = $name:literal ),+ $(,)? ) => {
+    ( $( $(#[$m:meta])* $variant:ident ( $module:ident :: $ty:ident $(as $boxed:ident)? ) = $name:literal ),+ $(,)? ) => {
         $( pub mod $module; )+
 
         /// One kernel expression.
         #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
         pub enum Expr {
-            $( $(#[$m])* $variant($module::$ty), )+
+            $( $(#[$m])* $variant(maybe_boxed!($($boxed)? $module::$ty)), )+
             /// An expression this code does not know: its name and the raw
             /// payload of its `NFTA_EXPR_DATA` (absent when the kernel sent none).
             Unknown { name: String, data: Option<Bytes> },
@@ -59,14 +68,14 @@ macro_rules! expressions {
             fn decode_data(name: &str, data: Option<Attr<'_>>) -> Result<Self, DecodeError> {
                 let attrs = data.map(|d| d.nested()).unwrap_or_else(|| Attrs::new(&[]));
                 Ok(match name {
-                    $( $name if data.is_some() || NO_DATA.contains(&$name) => Expr::$variant($module::$ty::decode_attrs(attrs)?), )+
+                    $( $name if data.is_some() || NO_DATA.contains(&$name) => $module::$ty::decode_attrs(attrs)?.into(), )+
                     _ => Expr::Unknown { name: name.to_owned(), data: data.map(|d| Bytes(d.payload().to_vec())) },
                 })
             }
         }
 
         $( impl From<$module::$ty> for Expr {
-            fn from(e: $module::$ty) -> Self { Expr::$variant(e) }
+            fn from(e: $module::$ty) -> Self { Expr::$variant(maybe_boxed!($($boxed)? new e)) }
         } )+
     };
 }
@@ -74,17 +83,20 @@ macro_rules! expressions {
 /// Expressions the kernel dumps without an `NFTA_EXPR_DATA` nest.
 const NO_DATA: &[&str] = &["notrack"];
 
+// Variants marked `as box` are large and less common than the small ones every
+// rule has (payload, cmp, meta, immediate): inline they would make every
+// expression as large as the largest.
 expressions! {
     Immediate(immediate::Immediate) = "immediate",
     Cmp(cmp::Cmp) = "cmp",
     Payload(payload::Payload) = "payload",
     Meta(meta::Meta) = "meta",
-    Bitwise(bitwise::Bitwise) = "bitwise",
+    Bitwise(bitwise::Bitwise as box) = "bitwise",
     Lookup(lookup::Lookup) = "lookup",
     Counter(counter::Counter) = "counter",
     Byteorder(byteorder::Byteorder) = "byteorder",
-    Range(range::Range) = "range",
-    Dynset(dynset::Dynset) = "dynset",
+    Range(range::Range as box) = "range",
+    Dynset(dynset::Dynset as box) = "dynset",
     Ct(ct::Ct) = "ct",
     Limit(limit::Limit) = "limit",
     Quota(quota::Quota) = "quota",
@@ -106,7 +118,7 @@ expressions! {
     Fwd(fwd::Fwd) = "fwd",
     Dup(dup::Dup) = "dup",
     Synproxy(synproxy::Synproxy) = "synproxy",
-    Objref(objref::Objref) = "objref",
+    Objref(objref::Objref as box) = "objref",
     Notrack(notrack::Notrack) = "notrack",
     Last(last::Last) = "last",
     Inner(inner::Inner) = "inner",
@@ -130,6 +142,16 @@ impl Expr {
             Expr::Objref(o) if o.set_name.is_some() || o.set_id.is_some() => {
                 Some((&mut o.set_name, &mut o.set_id))
             }
+            _ => None,
+        }
+    }
+
+    /// The name of the set an expression refers to (see [`Expr::set_refs_mut`]).
+    pub fn set_name(&self) -> Option<&str> {
+        match self {
+            Expr::Lookup(l) => l.set.as_deref(),
+            Expr::Dynset(d) => d.set_name.as_deref(),
+            Expr::Objref(o) => o.set_name.as_deref(),
             _ => None,
         }
     }

@@ -229,3 +229,19 @@ fn modelled_expressions_roundtrip_and_keep_their_names() {
     exprs[3].encode(&mut w);
     assert_eq!(w.len(), 4 + 12);
 }
+
+#[test]
+fn expressions_stay_small() {
+    // Every rule holds a vector of these, and the agent keeps every pod's
+    // rules: a large new variant must be boxed (`as box` in the list).
+    assert!(
+        std::mem::size_of::<Expr>() <= 88,
+        "{}",
+        std::mem::size_of::<Expr>()
+    );
+    assert!(
+        std::mem::size_of::<Data>() <= 32,
+        "{}",
+        std::mem::size_of::<Data>()
+    );
+}

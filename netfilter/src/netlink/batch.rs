@@ -27,17 +27,14 @@ impl Batch {
     }
 
     /// Appends one nf_tables message (`msg` is an `NFT_MSG_*` number).
-    /// Every message asks for an acknowledgement, so each answer maps back
-    /// to its message.
+    /// No acknowledgement is asked for (as nft does): the kernel reports an
+    /// error for any message of a batch regardless, with its sequence
+    /// number, and success costs it one answer per message otherwise.
     pub fn add(&mut self, msg: u32, flags: u16, family: u8, attrs: impl FnOnce(&mut Writer)) {
         self.starts.push(self.w.len() as u32);
-        let start = self.w.begin_msg(
-            nft_msg_type(msg),
-            sys::NLM_F_REQUEST | sys::NLM_F_ACK | flags,
-            0,
-            family,
-            0,
-        );
+        let start = self
+            .w
+            .begin_msg(nft_msg_type(msg), sys::NLM_F_REQUEST | flags, 0, family, 0);
         attrs(&mut self.w);
         self.w.end_msg(start);
     }

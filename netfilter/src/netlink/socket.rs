@@ -16,8 +16,9 @@ use crate::sys::{self, nft_msg_type};
 /// Receive buffer for one `recv`: the kernel fills at most 32 KiB per dump
 /// message, but multicast events for big rules can be larger.
 const RECV_CHUNK: usize = 256 * 1024;
-/// Kernel memory charged per queued acknowledgement (skb overhead included,
-/// measured generously), used to size the receive buffer for a batch.
+/// Kernel memory charged per queued answer (an error or an echo; skb
+/// overhead included, measured generously), used to size the receive
+/// buffer for a batch so that even one answer per message fits.
 const ACK_TRUESIZE: usize = 1024;
 const MIN_SOCKBUF: usize = 4 << 20;
 /// A dump interrupted by a concurrent commit is retried this many times.

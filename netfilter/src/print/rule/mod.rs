@@ -460,10 +460,10 @@ pub fn verdict(v: &Verdict) -> String {
         Verdict::Return => "return".into(),
         Verdict::Jump(c) => format!("jump {c}"),
         Verdict::Goto(c) => format!("goto {c}"),
-        Verdict::Other { code, chain, .. } => match chain {
-            Some(c) => format!("verdict {code} {c}"),
-            None if *code as u32 & 0xffff == NF_QUEUE => "queue".into(),
-            None => format!("verdict {code}"),
+        Verdict::Other(o) => match &o.chain {
+            Some(c) => format!("verdict {} {c}", o.code),
+            None if o.code as u32 & 0xffff == NF_QUEUE => "queue".into(),
+            None => format!("verdict {}", o.code),
         },
     }
 }
