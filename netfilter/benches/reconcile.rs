@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use linx_netfilter::diff::diff;
+use linx_netfilter::diff::{diff, diff_single_threaded};
 use linx_netfilter::expr::{Bytes, Data, Expr};
 use linx_netfilter::pull::{pull, Selector};
 use linx_netfilter::push::{encode_patch, push_patch};
@@ -260,17 +260,39 @@ fn breakdown(t: &mut Table, ns: &TestNetns, label: &str, from: &Ruleset, to: &Ru
     );
 }
 
-fn diff_case(t: &mut Table, n: usize) {
+fn diff_case(t: &mut Table, n: usize, shape: Shape) {
     let a = TestNetns::new();
-    let value = load_and_pull(&a, &synthetic_ruleset(n, PER_CHAIN));
+    let value = load_and_pull(&a, &shape.script(n));
     let mut other = value.clone();
-    change_one_rule(&mut other, "c7", 500);
-    let (p, d) = median(7, || timed(|| diff(&value, &other)));
+    let (chain, index) = shape.middle(n);
+    change_one_rule(&mut other, &chain, index);
+    let label = shape.label(n);
+    // Interleaved, so both see the same load.
+    let mut one_core = Vec::new();
+    let (p, d) = median(7, || {
+        one_core.push(timed(|| diff_single_threaded(&value, &other)).1);
+        timed(|| diff(&value, &other))
+    });
+    one_core.sort();
     t.row(
-        format!("diff of two {n}-rule rulesets, one rule apart"),
+        format!("diff, {label}, one rule apart"),
         d,
         None,
-        format!("{} ops", p.len()),
+        format!(
+            "{} ops; {} on one core",
+            p.len(),
+            ms(one_core[one_core.len() / 2])
+        ),
+    );
+    let (_, d) = median(7, || timed(|| diff(&value, &value)));
+    t.row(
+        format!("diff, {label}, equal"),
+        d,
+        None,
+        format!(
+            "{} on one core",
+            ms(median(7, || timed(|| diff_single_threaded(&value, &value))).1)
+        ),
     );
 }
 
@@ -404,13 +426,15 @@ fn main() {
     println!("| case | linx | nft | linx/nft | notes |");
     println!("| --- | --- | --- | --- | --- |");
     if let Some(n) = only_rules {
-        diff_case(&mut t, n);
         for shape in [Shape::Chains, Shape::OneChain] {
+            diff_case(&mut t, n, shape);
             rules_case(&mut t, n, shape);
         }
         return;
     }
-    diff_case(&mut t, if quick { 10_000 } else { 100_000 });
+    for shape in [Shape::Chains, Shape::OneChain] {
+        diff_case(&mut t, if quick { 10_000 } else { 100_000 }, shape);
+    }
     for n in if quick {
         vec![10_000]
     } else {
