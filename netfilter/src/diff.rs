@@ -152,8 +152,9 @@ impl Patch {
         value: &mut Ruleset,
         handles: &HashMap<u32, u64>,
     ) -> Result<(), ApplyError> {
+        let mut hint = 0;
         for op in &self.ops {
-            apply_op(value, op, handles)?;
+            apply_op(value, op, handles, &mut hint)?;
         }
         Ok(())
     }
@@ -191,7 +192,34 @@ fn set_mut<'a>(t: &'a mut Table, name: &str) -> Result<&'a mut Set, ApplyError> 
         .ok_or_else(|| ApplyError(format!("no set {name} in {table}")))
 }
 
-fn apply_op(v: &mut Ruleset, op: &Op, handles: &HashMap<u32, u64>) -> Result<(), ApplyError> {
+/// Index of the rule with handle `h` (unique in a chain), searched outward
+/// from `hint`, the index of the rule last touched: a patch's rule ops are
+/// usually close together, and a long chain is then not walked whole.
+fn find_rule(rules: &[Rule], h: u64, hint: usize) -> Option<usize> {
+    let (before, after) = rules.split_at(hint.min(rules.len()));
+    let mut forward = after.iter().map(|r| r.handle).enumerate();
+    let mut backward = before.iter().map(|r| r.handle).enumerate().rev();
+    loop {
+        let (f, b) = (forward.next(), backward.next());
+        if f.is_none() && b.is_none() {
+            return None;
+        }
+        if let Some((i, _)) = f.filter(|&(_, x)| x == Some(h)) {
+            return Some(before.len() + i);
+        }
+        if let Some((i, _)) = b.filter(|&(_, x)| x == Some(h)) {
+            return Some(i);
+        }
+    }
+}
+
+/// Applies one op; `hint` is the index of the rule an op last touched.
+fn apply_op(
+    v: &mut Ruleset,
+    op: &Op,
+    handles: &HashMap<u32, u64>,
+    hint: &mut usize,
+) -> Result<(), ApplyError> {
     match op {
         Op::AddTable { table } => v.tables.push(table.clone()),
         Op::UpdateTable { table } => table_mut(v, table.family, &table.name)?.flags = table.flags,
@@ -277,9 +305,13 @@ fn apply_op(v: &mut Ruleset, op: &Op, handles: &HashMap<u32, u64>) -> Result<(),
             table,
             chain,
             handle,
-        } => chain_mut(table_mut(v, *family, table)?, chain)?
-            .rules
-            .retain(|r| r.handle != Some(*handle)),
+        } => {
+            let rules = &mut chain_mut(table_mut(v, *family, table)?, chain)?.rules;
+            if let Some(i) = find_rule(rules, *handle, *hint) {
+                rules.remove(i);
+                *hint = i;
+            }
+        }
         Op::AddRule {
             family,
             table,
@@ -290,7 +322,7 @@ fn apply_op(v: &mut Ruleset, op: &Op, handles: &HashMap<u32, u64>) -> Result<(),
         } => {
             let c = chain_mut(table_mut(v, *family, table)?, chain)?;
             let new_handle = handles.get(id).copied();
-            let at = |h: u64| c.rules.iter().position(|r| r.handle == Some(h));
+            let at = |h: u64| find_rule(&c.rules, h, *hint);
             let index = match position {
                 Position::Append => c.rules.len(),
                 Position::After(h) => {
@@ -309,6 +341,7 @@ fn apply_op(v: &mut Ruleset, op: &Op, handles: &HashMap<u32, u64>) -> Result<(),
             let mut r = rule.clone();
             r.handle = new_handle;
             c.rules.insert(index, r);
+            *hint = index;
         }
     }
     Ok(())

@@ -610,3 +610,20 @@ fn both_sided_common_ends_equal_the_sequential_ones() {
         assert_eq!(got, vec![want], "{a:?} {b:?}");
     }
 }
+
+#[test]
+fn a_rule_is_found_by_handle_from_any_hint() {
+    let mut rnd = xorshift(0x1234_5678_9abc);
+    for _ in 0..200 {
+        let n = rnd(40) as usize;
+        // Distinct handles in no order, some rules without one.
+        let mut rules: Vec<Rule> = (0..n).map(|i| mark_rule(i as u32)).collect();
+        for (i, r) in rules.iter_mut().enumerate() {
+            r.handle = (rnd(5) != 0).then_some(1000 - 7 * i as u64);
+        }
+        let h = 1000 - 7 * rnd(n as u64 + 2);
+        let hint = rnd(n as u64 + 3) as usize;
+        let want = rules.iter().position(|r| r.handle == Some(h));
+        assert_eq!(find_rule(&rules, h, hint), want, "n {n} h {h} hint {hint}");
+    }
+}
