@@ -425,6 +425,17 @@ fn main() {
     let mut t = Table(Vec::new());
     println!("| case | linx | nft | linx/nft | notes |");
     println!("| --- | --- | --- | --- | --- |");
+    // `diff N`: only the diffs at N rules.
+    if let Some(n) = args
+        .iter()
+        .position(|a| a == "diff")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+    {
+        for shape in [Shape::Chains, Shape::OneChain] {
+            diff_case(&mut t, n, shape);
+        }
+        return;
+    }
     if let Some(n) = only_rules {
         for shape in [Shape::Chains, Shape::OneChain] {
             diff_case(&mut t, n, shape);
