@@ -6,11 +6,14 @@
 
 use std::time::{Duration, Instant};
 
-use linx_netfilter::diff::diff;
+use linx_netfilter::diff::{diff, diff_single_threaded};
 use linx_netfilter::expr::{Bytes, Data, Expr};
 use linx_netfilter::pull::{pull, Selector};
+use linx_netfilter::push::{encode_patch, push_patch};
 use linx_netfilter::reconcile::{Options, Outcome, Reconciler};
-use linx_netfilter::testing::{synthetic_interval_set, synthetic_ruleset, TestNetns};
+use linx_netfilter::testing::{
+    synthetic_chain, synthetic_interval_set, synthetic_ruleset, TestNetns,
+};
 use linx_netfilter::{Element, Ruleset, Socket};
 
 fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
@@ -82,9 +85,44 @@ fn reconcile(r: &mut Reconciler, v: &Ruleset) -> (Outcome, Duration) {
     timed(|| r.reconcile(v).expect("reconcile"))
 }
 
-fn rules_case(t: &mut Table, n: usize) {
-    let per_chain = 1000;
-    let script = synthetic_ruleset(n, per_chain);
+/// How the synthetic rules are laid out.
+#[derive(Clone, Copy, PartialEq)]
+enum Shape {
+    /// Chains of 1,000 rules reached by jumps from the base chain.
+    Chains,
+    /// All rules in the one base chain (a plain pod firewall's input chain).
+    OneChain,
+}
+
+impl Shape {
+    fn script(self, n: usize) -> String {
+        match self {
+            Shape::Chains => synthetic_ruleset(n, PER_CHAIN),
+            Shape::OneChain => synthetic_chain(n),
+        }
+    }
+
+    fn label(self, n: usize) -> String {
+        match self {
+            Shape::Chains => format!("{n} rules (1,000-rule chains)"),
+            Shape::OneChain => format!("{n} rules (one chain)"),
+        }
+    }
+
+    /// The chain and index of the rule the one-rule change edits: rule n/2.
+    fn middle(self, n: usize) -> (String, usize) {
+        match self {
+            Shape::Chains => (format!("c{}", n / 2 / PER_CHAIN), n / 2 % PER_CHAIN),
+            Shape::OneChain => ("input".into(), n / 2),
+        }
+    }
+}
+
+const PER_CHAIN: usize = 1000;
+
+fn rules_case(t: &mut Table, n: usize, shape: Shape) {
+    let script = shape.script(n);
+    let label = shape.label(n);
     // A: managed by Linx. B: the same ruleset, managed by nft.
     let a = TestNetns::new();
     let b = TestNetns::new();
@@ -100,7 +138,7 @@ fn rules_case(t: &mut Table, n: usize) {
     let (first, d) = reconcile(&mut r, &value);
     assert!(first.patch.is_empty());
     t.row(
-        format!("adopt {n} rules (first pull)"),
+        format!("adopt {label} (first pull)"),
         d,
         None,
         format!("{} pulls", first.pulls),
@@ -109,7 +147,7 @@ fn rules_case(t: &mut Table, n: usize) {
     // Cheap and noisy on a shared machine: the median of several.
     let (same, d) = median(7, || reconcile(&mut r, &value));
     t.row(
-        format!("no-change reconcile, {n} rules"),
+        format!("no-change reconcile, {label}"),
         d,
         None,
         format!(
@@ -120,10 +158,18 @@ fn rules_case(t: &mut Table, n: usize) {
     assert_eq!((same.messages, same.pulls), (0, 0));
 
     let mut changed = value.clone();
-    let chain = format!("c{}", n / per_chain / 2);
-    change_one_rule(&mut changed, &chain, per_chain / 2);
-    let (one, d) = reconcile(&mut r, &changed);
+    let (chain, index) = shape.middle(n);
+    change_one_rule(&mut changed, &chain, index);
+    // Back and forth, each a one-rule change: the median of 5 (the first
+    // commit after a load costs the kernel more than later ones). Odd, so
+    // the kernel ends holding `changed`.
+    let mut forth = false;
+    let (one, d) = median(5, || {
+        forth = !forth;
+        reconcile(&mut r, if forth { &changed } else { &value })
+    });
     // nft: the same change as a full reload of the file, atomically.
+    // (The first rule comparing this port is rule n/2, the one changed.)
     let new_script = script.replacen(
         &format!("tcp dport {} counter", 1 + (n / 2) % 65535),
         "tcp dport 65278 counter",
@@ -132,7 +178,7 @@ fn rules_case(t: &mut Table, n: usize) {
     let reload = format!("delete table inet scale\n{new_script}");
     let (_, nft_reload) = timed(|| b.load(&reload));
     t.row(
-        format!("one-rule change, {n} rules, known state"),
+        format!("one-rule change, {label}, known state"),
         d,
         Some((nft_reload, "nft -f full reload")),
         format!(
@@ -150,34 +196,110 @@ fn rules_case(t: &mut Table, n: usize) {
         .unwrap()
     });
     t.row(
-        format!("one-rule change, {n} rules, known state"),
+        format!("one-rule change, {label}, known state"),
         d,
         Some((nft_add, "nft add rule")),
         "",
     );
+    breakdown(t, &a, &label, &changed, &value);
 
     // The same change when the known state is stale: pull + diff + push.
     r.forget();
     let (back, d) = reconcile(&mut r, &value);
     t.row(
-        format!("one-rule change, {n} rules, after a pull"),
+        format!("one-rule change, {label}, after a pull"),
         d,
         Some((nft_reload, "nft -f full reload")),
         format!("{} pulls", back.pulls),
     );
 }
 
-fn diff_case(t: &mut Table, n: usize) {
-    let a = TestNetns::new();
-    let value = load_and_pull(&a, &synthetic_ruleset(n, 1000));
-    let mut other = value.clone();
-    change_one_rule(&mut other, "c7", 500);
-    let (p, d) = median(7, || timed(|| diff(&value, &other)));
+/// CPU time this thread has spent in the kernel.
+fn thread_sys_time() -> Duration {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct it is given.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) };
+    Duration::new(u.ru_stime.tv_sec as u64, u.ru_stime.tv_usec as u32 * 1000)
+}
+
+/// Where a one-rule change with known state spends its time: the same
+/// steps as [`Reconciler::reconcile`], timed one by one, turning the
+/// kernel's `from` (pulled here, untimed) into `to`.
+fn breakdown(t: &mut Table, ns: &TestNetns, label: &str, from: &Ruleset, to: &Ruleset) {
+    let mut sock = Socket::open(&ns.netns()).unwrap();
+    let pulled = pull(&mut sock, &Selector::All).unwrap();
+    let mut state = pulled.ruleset;
+    assert_eq!(diff(&state, from).len(), 0, "the kernel holds `from`");
+    let (g, d_gen) = timed(|| sock.generation().unwrap().id);
+    let (patch, d_diff) = timed(|| diff(&state, to));
+    let (enc, d_enc) = timed(|| encode_patch(&patch));
+    drop(enc);
+    let sys = thread_sys_time();
+    let (pushed, d_push) = timed(|| push_patch(&mut sock, &patch, Some(g)).unwrap());
+    let d_sys = thread_sys_time() - sys;
+    let (_, d_apply) = timed(|| patch.apply_to(&mut state, &pushed.handles).unwrap());
+    let (_, d_drop) = timed(|| drop(state));
+    let total = d_gen + d_diff + d_push + d_apply;
+    let part = |what: &str, d: Duration| {
+        format!(
+            "{what} {} ({:.0}%)",
+            ms(d),
+            100.0 * d.as_secs_f64() / total.as_secs_f64()
+        )
+    };
     t.row(
-        format!("diff of two {n}-rule rulesets, one rule apart"),
+        format!("one-rule change, {label}, known state, step by step"),
+        total,
+        None,
+        [
+            part("GETGEN", d_gen),
+            part("diff", d_diff),
+            format!(
+                "{} of which encode {}, kernel CPU {}",
+                part("push", d_push),
+                ms(d_enc),
+                ms(d_sys)
+            ),
+            part("apply_to", d_apply),
+            format!("(dropping the state after: {})", ms(d_drop)),
+        ]
+        .join("; "),
+    );
+}
+
+fn diff_case(t: &mut Table, n: usize, shape: Shape) {
+    let a = TestNetns::new();
+    let value = load_and_pull(&a, &shape.script(n));
+    let mut other = value.clone();
+    let (chain, index) = shape.middle(n);
+    change_one_rule(&mut other, &chain, index);
+    let label = shape.label(n);
+    // Interleaved, so both see the same load.
+    let mut one_core = Vec::new();
+    let (p, d) = median(7, || {
+        one_core.push(timed(|| diff_single_threaded(&value, &other)).1);
+        timed(|| diff(&value, &other))
+    });
+    one_core.sort();
+    t.row(
+        format!("diff, {label}, one rule apart"),
         d,
         None,
-        format!("{} ops", p.len()),
+        format!(
+            "{} ops; {} on one core",
+            p.len(),
+            ms(one_core[one_core.len() / 2])
+        ),
+    );
+    let (_, d) = median(7, || timed(|| diff(&value, &value)));
+    t.row(
+        format!("diff, {label}, equal"),
+        d,
+        None,
+        format!(
+            "{} on one core",
+            ms(median(7, || timed(|| diff_single_threaded(&value, &value))).1)
+        ),
     );
 }
 
@@ -263,6 +385,31 @@ fn interval_case(t: &mut Table, n: usize) {
     );
 }
 
+fn profile(n: usize, runs: u32) {
+    let a = TestNetns::new();
+    let value = load_and_pull(&a, &synthetic_chain(n));
+    let mut changed = value.clone();
+    change_one_rule(&mut changed, "input", n / 2);
+    let mut r = Reconciler::new(
+        Socket::open(&a.netns()).unwrap(),
+        Options {
+            adopt: true,
+            ..Default::default()
+        },
+    );
+    reconcile(&mut r, &value);
+    let (_, d) = timed(|| {
+        for i in 0..runs {
+            let (o, _) = reconcile(&mut r, if i % 2 == 0 { &changed } else { &value });
+            assert_eq!(o.pulls, 0);
+        }
+    });
+    println!(
+        "{runs} one-rule changes on {n} rules in one chain: {} each",
+        ms(d / runs)
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "quick");
@@ -271,21 +418,49 @@ fn main() {
         .iter()
         .position(|a| a == "rules")
         .and_then(|i| args.get(i + 1)?.parse().ok());
+    // `profile N`: one-rule changes back and forth on N rules in one chain,
+    // with known state, for `perf record`.
+    if let Some(n) = args
+        .iter()
+        .position(|a| a == "profile")
+        .and_then(|i| args.get(i + 1)?.parse::<usize>().ok())
+    {
+        let runs = args.last().and_then(|a| a.parse().ok()).unwrap_or(20);
+        profile(n, runs);
+        return;
+    }
     let mut t = Table(Vec::new());
     println!("| case | linx | nft | linx/nft | notes |");
     println!("| --- | --- | --- | --- | --- |");
-    if let Some(n) = only_rules {
-        diff_case(&mut t, n);
-        rules_case(&mut t, n);
+    // `diff N`: only the diffs at N rules.
+    if let Some(n) = args
+        .iter()
+        .position(|a| a == "diff")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+    {
+        for shape in [Shape::Chains, Shape::OneChain] {
+            diff_case(&mut t, n, shape);
+        }
         return;
     }
-    diff_case(&mut t, if quick { 10_000 } else { 100_000 });
+    if let Some(n) = only_rules {
+        for shape in [Shape::Chains, Shape::OneChain] {
+            diff_case(&mut t, n, shape);
+            rules_case(&mut t, n, shape);
+        }
+        return;
+    }
+    for shape in [Shape::Chains, Shape::OneChain] {
+        diff_case(&mut t, if quick { 10_000 } else { 100_000 }, shape);
+    }
     for n in if quick {
         vec![10_000]
     } else {
         vec![10_000, 100_000]
     } {
-        rules_case(&mut t, n);
+        for shape in [Shape::Chains, Shape::OneChain] {
+            rules_case(&mut t, n, shape);
+        }
     }
     interval_case(&mut t, if quick { 100_000 } else { 1_000_000 });
 }

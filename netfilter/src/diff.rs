@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::expr::{Data, Expr};
 use crate::model::{Chain, Element, Family, Flowtable, Object, Rule, Ruleset, Set, Table};
 use crate::object::ObjectData;
+use ends::{common_ends, common_ends_all};
 
 /// Where an added rule goes in its chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,8 +152,9 @@ impl Patch {
         value: &mut Ruleset,
         handles: &HashMap<u32, u64>,
     ) -> Result<(), ApplyError> {
+        let mut hint = 0;
         for op in &self.ops {
-            apply_op(value, op, handles)?;
+            apply_op(value, op, handles, &mut hint)?;
         }
         Ok(())
     }
@@ -190,7 +192,34 @@ fn set_mut<'a>(t: &'a mut Table, name: &str) -> Result<&'a mut Set, ApplyError> 
         .ok_or_else(|| ApplyError(format!("no set {name} in {table}")))
 }
 
-fn apply_op(v: &mut Ruleset, op: &Op, handles: &HashMap<u32, u64>) -> Result<(), ApplyError> {
+/// Index of the rule with handle `h` (unique in a chain), searched outward
+/// from `hint`, the index of the rule last touched: a patch's rule ops are
+/// usually close together, and a long chain is then not walked whole.
+fn find_rule(rules: &[Rule], h: u64, hint: usize) -> Option<usize> {
+    let (before, after) = rules.split_at(hint.min(rules.len()));
+    let mut forward = after.iter().map(|r| r.handle).enumerate();
+    let mut backward = before.iter().map(|r| r.handle).enumerate().rev();
+    loop {
+        let (f, b) = (forward.next(), backward.next());
+        if f.is_none() && b.is_none() {
+            return None;
+        }
+        if let Some((i, _)) = f.filter(|&(_, x)| x == Some(h)) {
+            return Some(before.len() + i);
+        }
+        if let Some((i, _)) = b.filter(|&(_, x)| x == Some(h)) {
+            return Some(i);
+        }
+    }
+}
+
+/// Applies one op; `hint` is the index of the rule an op last touched.
+fn apply_op(
+    v: &mut Ruleset,
+    op: &Op,
+    handles: &HashMap<u32, u64>,
+    hint: &mut usize,
+) -> Result<(), ApplyError> {
     match op {
         Op::AddTable { table } => v.tables.push(table.clone()),
         Op::UpdateTable { table } => table_mut(v, table.family, &table.name)?.flags = table.flags,
@@ -276,9 +305,13 @@ fn apply_op(v: &mut Ruleset, op: &Op, handles: &HashMap<u32, u64>) -> Result<(),
             table,
             chain,
             handle,
-        } => chain_mut(table_mut(v, *family, table)?, chain)?
-            .rules
-            .retain(|r| r.handle != Some(*handle)),
+        } => {
+            let rules = &mut chain_mut(table_mut(v, *family, table)?, chain)?.rules;
+            if let Some(i) = find_rule(rules, *handle, *hint) {
+                rules.remove(i);
+                *hint = i;
+            }
+        }
         Op::AddRule {
             family,
             table,
@@ -289,7 +322,7 @@ fn apply_op(v: &mut Ruleset, op: &Op, handles: &HashMap<u32, u64>) -> Result<(),
         } => {
             let c = chain_mut(table_mut(v, *family, table)?, chain)?;
             let new_handle = handles.get(id).copied();
-            let at = |h: u64| c.rules.iter().position(|r| r.handle == Some(h));
+            let at = |h: u64| find_rule(&c.rules, h, *hint);
             let index = match position {
                 Position::Append => c.rules.len(),
                 Position::After(h) => {
@@ -308,6 +341,7 @@ fn apply_op(v: &mut Ruleset, op: &Op, handles: &HashMap<u32, u64>) -> Result<(),
             let mut r = rule.clone();
             r.handle = new_handle;
             c.rules.insert(index, r);
+            *hint = index;
         }
     }
     Ok(())
@@ -317,7 +351,26 @@ fn apply_op(v: &mut Ruleset, op: &Op, handles: &HashMap<u32, u64>) -> Result<(),
 /// in `current` but not in `desired` are deleted: callers pass only the
 /// tables they manage.
 pub fn diff(current: &Ruleset, desired: &Ruleset) -> Patch {
-    let mut b = Builder::default();
+    diff_with(current, desired, PARALLEL_MIN)
+}
+
+/// [`diff`] on one core whatever the size (for comparing in benchmarks).
+#[doc(hidden)]
+pub fn diff_single_threaded(current: &Ruleset, desired: &Ruleset) -> Patch {
+    diff_with(current, desired, usize::MAX)
+}
+
+/// Rules compared, past which a diff's comparisons use both cores (below
+/// it, starting a thread costs more than it saves).
+const PARALLEL_MIN: usize = 20_000;
+
+/// [`diff`], using both cores when the chains compared hold at least
+/// `parallel_min` rules (the patch is the same either way).
+fn diff_with(current: &Ruleset, desired: &Ruleset, parallel_min: usize) -> Patch {
+    let mut b = Builder {
+        parallel_min,
+        ..Default::default()
+    };
     let cur: HashMap<(Family, &str), &Table> = current
         .tables
         .iter()
@@ -359,6 +412,7 @@ struct Builder {
     add_elems: Vec<Op>,
     add_rules: Vec<Op>,
     next_rule_id: u32,
+    parallel_min: usize,
 }
 
 impl Builder {
@@ -566,8 +620,18 @@ impl Builder {
             objects: &recreated_objects,
             chains: &recreated_chains,
         };
-        for (c, w) in kept {
-            self.rules(want, c, w, &deps);
+        // The chains' common ends first, all at once (on both cores when
+        // large): they are nearly all of the work.
+        let lens: Vec<(usize, usize)> = kept
+            .iter()
+            .map(|(c, w)| (c.rules.len(), w.rules.len()))
+            .collect();
+        let ends = common_ends_all(&lens, self.parallel_min, |k, i, j| {
+            let (c, w) = kept[k];
+            same_rule(&deps, &c.rules[i], &w.rules[j])
+        });
+        for ((c, w), ends) in kept.into_iter().zip(ends) {
+            self.rules(want, c, w, &deps, ends);
         }
     }
 
@@ -613,16 +677,24 @@ impl Builder {
         }
     }
 
-    fn rules(&mut self, t: &Table, cur: &Chain, want: &Chain, deps: &Dependents<'_>) {
+    /// The rule ops of a kept chain, given the common ends of its rules
+    /// (see [`same_rule`]).
+    fn rules(
+        &mut self,
+        t: &Table,
+        cur: &Chain,
+        want: &Chain,
+        deps: &Dependents<'_>,
+        (pre, suf): (usize, usize),
+    ) {
         let (a, b) = (&cur.rules[..], &want.rules[..]);
-        // A rule referencing something recreated never matches: it must be
-        // deleted before its dependency and added back after.
-        let same = |i: usize, j: usize| !deps.touches(&b[j]) && rule_eq(&a[i], &b[j]);
-        // Chains usually agree but for a few rules: compare the common ends
-        // rule by rule, in order, and hash only the window between them.
-        let (pre, suf) = common_ends(a.len(), b.len(), same);
-        let (wa, wb) = (&a[pre..a.len() - suf], &b[pre..b.len() - suf]);
-        let mut matches: Vec<(usize, usize)> = (0..pre).map(|i| (i, i)).collect();
+        // Chains usually agree but for a few rules: the common ends were
+        // compared rule by rule, in order; hash only the window between them.
+        // Everything outside the window is kept: only the window is walked.
+        let (n, m) = (a.len(), b.len());
+        let (wa, wb) = (&a[pre..n - suf], &b[pre..m - suf]);
+        let mut kept_cur = vec![false; wa.len()];
+        let mut match_of_want: Vec<Option<usize>> = vec![None; wb.len()];
         if !wa.is_empty() && !wb.is_empty() {
             let cur_n: Vec<Cow<'_, Rule>> = wa.iter().map(normalized_rule).collect();
             let want_n: Vec<Cow<'_, Rule>> = wb.iter().map(normalized_rule).collect();
@@ -635,41 +707,38 @@ impl Builder {
             let eq = |i: usize, j: usize| {
                 cur_h[i] == want_h[j] && !forced[j] && RuleKey(&cur_n[i]) == RuleKey(&want_n[j])
             };
-            let window = lcs(wa.len(), wb.len(), eq);
-            matches.extend(window.into_iter().map(|(i, j)| (pre + i, pre + j)));
-        }
-        matches.extend((0..suf).map(|k| (a.len() - suf + k, b.len() - suf + k)));
-
-        let mut kept_cur = vec![false; cur.rules.len()];
-        let mut match_of_want: Vec<Option<usize>> = vec![None; want.rules.len()];
-        for &(i, j) in &matches {
-            kept_cur[i] = true;
-            match_of_want[j] = Some(i);
-        }
-        for (i, r) in cur.rules.iter().enumerate() {
-            if !kept_cur[i] {
-                if let Some(handle) = r.handle {
-                    self.del_rules.push(Op::DeleteRule {
-                        family: t.family,
-                        table: t.name.clone(),
-                        chain: cur.name.clone(),
-                        handle,
-                    });
-                }
+            for (i, j) in lcs(wa.len(), wb.len(), eq) {
+                kept_cur[i] = true;
+                match_of_want[j] = Some(i);
             }
         }
-        // Position each new rule relative to its nearest kept neighbour.
-        let mut next_kept: Vec<Option<u64>> = vec![None; want.rules.len() + 1];
-        for j in (0..want.rules.len()).rev() {
+        for (r, _) in wa.iter().zip(&kept_cur).filter(|(_, &kept)| !kept) {
+            if let Some(handle) = r.handle {
+                self.del_rules.push(Op::DeleteRule {
+                    family: t.family,
+                    table: t.name.clone(),
+                    chain: cur.name.clone(),
+                    handle,
+                });
+            }
+        }
+        // Position each new rule relative to its nearest kept neighbour
+        // (past the window's ends: the first of the suffix, the last of
+        // the prefix).
+        let mut next_kept: Vec<Option<u64>> = vec![None; wb.len() + 1];
+        next_kept[wb.len()] = a.get(n - suf).and_then(|r| r.handle);
+        for j in (0..wb.len()).rev() {
             next_kept[j] = match match_of_want[j] {
-                Some(i) => cur.rules[i].handle,
+                Some(i) => wa[i].handle,
                 None => next_kept[j + 1],
             };
         }
-        let mut anchor: Option<Position> = None;
-        for (j, r) in want.rules.iter().enumerate() {
+        let mut anchor: Option<Position> = pre
+            .checked_sub(1)
+            .and_then(|i| a[i].handle.map(Position::After));
+        for (j, r) in wb.iter().enumerate() {
             if let Some(i) = match_of_want[j] {
-                anchor = cur.rules[i].handle.map(Position::After);
+                anchor = wa[i].handle.map(Position::After);
                 continue;
             }
             let position = match anchor {
@@ -682,6 +751,13 @@ impl Builder {
             anchor = Some(Position::AfterAdded(id));
         }
     }
+}
+
+/// Whether a current rule stays as a desired one. A rule referencing
+/// something recreated never does: it must be deleted before its
+/// dependency and added back after.
+fn same_rule(deps: &Dependents<'_>, cur: &Rule, want: &Rule) -> bool {
+    !deps.touches(want) && rule_eq(cur, want)
 }
 
 /// An item of the current or desired value, matched with its namesake.
@@ -768,20 +844,6 @@ fn lcs(n: usize, m: usize, eq: impl Fn(usize, usize) -> bool) -> Vec<(usize, usi
     }
     out.extend((0..suf).map(|k| (n - suf + k, m - suf + k)));
     out
-}
-
-/// Lengths of the common prefix and (not overlapping it) common suffix of
-/// two sequences of lengths `n` and `m`.
-fn common_ends(n: usize, m: usize, eq: impl Fn(usize, usize) -> bool) -> (usize, usize) {
-    let mut pre = 0;
-    while pre < n && pre < m && eq(pre, pre) {
-        pre += 1;
-    }
-    let mut suf = 0;
-    while suf < n - pre && suf < m - pre && eq(n - 1 - suf, m - 1 - suf) {
-        suf += 1;
-    }
-    (pre, suf)
 }
 
 /// Myers' greedy shortest edit script; returns matched pairs, or `None`
@@ -1261,5 +1323,6 @@ fn policy_name(p: Option<u32>) -> &'static str {
     }
 }
 
+mod ends;
 #[cfg(test)]
 mod tests;

@@ -151,19 +151,37 @@ pub fn synthetic_ruleset(rules: usize, per_chain: usize) -> String {
     for c in 0..chains {
         let _ = writeln!(s, "\tchain c{c} {{");
         for i in c * per_chain..((c + 1) * per_chain).min(rules) {
-            let _ = writeln!(
-                s,
-                "\t\tip saddr 10.{}.{}.{} tcp dport {} counter accept comment \"r{i}\"",
-                i >> 16 & 255,
-                i >> 8 & 255,
-                i & 255,
-                1 + i % 65535
-            );
+            synthetic_rule(&mut s, i);
         }
         s.push_str("\t}\n");
     }
     s.push_str("}\n");
     s
+}
+
+/// An nft script with `rules` rules all in one base chain `input` (the
+/// shape of a plain pod firewall), with the rules of [`synthetic_ruleset`].
+pub fn synthetic_chain(rules: usize) -> String {
+    let mut s = String::with_capacity(rules * 80);
+    s.push_str("table inet scale {\n\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n");
+    for i in 0..rules {
+        synthetic_rule(&mut s, i);
+    }
+    s.push_str("\t}\n}\n");
+    s
+}
+
+/// The `i`th synthetic rule, one line.
+fn synthetic_rule(s: &mut String, i: usize) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        s,
+        "\t\tip saddr 10.{}.{}.{} tcp dport {} counter accept comment \"r{i}\"",
+        i >> 16 & 255,
+        i >> 8 & 255,
+        i & 255,
+        1 + i % 65535
+    );
 }
 
 /// An nft script with one interval set of `n` distinct /32 ranges

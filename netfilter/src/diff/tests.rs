@@ -503,24 +503,7 @@ fn duplicated_and_reordered_rules_give_minimal_correct_patches() {
     let mut rnd = xorshift(0x9e37_79b9);
     for _ in 0..300 {
         let a: Vec<u32> = (0..rnd(30)).map(|_| rnd(4) as u32).collect();
-        let mut b = a.clone();
-        for _ in 0..rnd(4) {
-            match rnd(3) {
-                0 if !b.is_empty() => {
-                    let i = rnd(b.len() as u64) as usize;
-                    b.remove(i);
-                }
-                1 => {
-                    let i = rnd(b.len() as u64 + 1) as usize;
-                    b.insert(i, rnd(4) as u32);
-                }
-                _ if !b.is_empty() => {
-                    let i = rnd(b.len() as u64) as usize;
-                    b[i] = rnd(4) as u32;
-                }
-                _ => {}
-            }
-        }
+        let b = edited(&mut rnd, &a, 3, 4);
         assert_minimal_rule_patch(&a, &b);
     }
 }
@@ -557,4 +540,90 @@ fn a_rule_depending_on_a_recreated_set_is_replaced_even_inside_the_common_ends()
         ),
         "{p}"
     );
+}
+
+/// Random edits (delete, insert, replace) of a chain of mark values.
+fn edited(rnd: &mut impl FnMut(u64) -> u64, a: &[u32], edits: u64, alphabet: u64) -> Vec<u32> {
+    let mut b = a.to_vec();
+    for _ in 0..rnd(edits + 1) {
+        match rnd(3) {
+            0 if !b.is_empty() => {
+                let i = rnd(b.len() as u64) as usize;
+                b.remove(i);
+            }
+            1 => {
+                let i = rnd(b.len() as u64 + 1) as usize;
+                b.insert(i, rnd(alphabet) as u32);
+            }
+            _ if !b.is_empty() => {
+                let i = rnd(b.len() as u64) as usize;
+                b[i] = rnd(alphabet) as u32;
+            }
+            _ => {}
+        }
+    }
+    b
+}
+
+#[test]
+fn the_parallel_diff_gives_the_sequential_patch() {
+    let mut rnd = xorshift(0x51_7cc1_b727);
+    let rules = |v: &[u32]| v.iter().copied().map(mark_rule).collect::<Vec<_>>();
+    for round in 0..300 {
+        // One chain (scanned from both ends) or several (split in two).
+        let chains = if round % 2 == 0 { 1 } else { 1 + rnd(5) };
+        let alphabet = 2 + rnd(6);
+        let mut cur = Vec::new();
+        let mut want = Vec::new();
+        for c in 0..chains {
+            let a: Vec<u32> = (0..rnd(200)).map(|_| rnd(alphabet) as u32).collect();
+            // Often unchanged, so both scans meet in the middle.
+            let b = if rnd(3) == 0 {
+                a.clone()
+            } else {
+                edited(&mut rnd, &a, 3, alphabet)
+            };
+            cur.push(with_handles(chain(&format!("c{c}"), rules(&a))));
+            want.push(chain(&format!("c{c}"), rules(&b)));
+        }
+        let (cur, want) = (ruleset(cur), ruleset(want));
+        let sequential = diff_with(&cur, &want, usize::MAX);
+        assert_eq!(diff_with(&cur, &want, 0), sequential, "round {round}");
+        assert_eq!(diff(&cur, &want), sequential);
+    }
+}
+
+#[test]
+fn both_sided_common_ends_equal_the_sequential_ones() {
+    let mut rnd = xorshift(0x2f6b_3a91);
+    for _ in 0..2000 {
+        let alphabet = 1 + rnd(4);
+        let a: Vec<u32> = (0..rnd(300)).map(|_| rnd(alphabet) as u32).collect();
+        let b = if rnd(4) == 0 {
+            a.clone()
+        } else {
+            edited(&mut rnd, &a, 4, alphabet)
+        };
+        let eq = |i: usize, j: usize| a[i] == b[j];
+        let want = common_ends(a.len(), b.len(), eq);
+        let got = common_ends_all(&[(a.len(), b.len())], 0, |_, i, j| eq(i, j));
+        assert_eq!(got, vec![want], "{a:?} {b:?}");
+    }
+}
+
+#[test]
+fn a_rule_is_found_by_handle_from_any_hint() {
+    let mut rnd = xorshift(0x1234_5678_9abc);
+    for _ in 0..200 {
+        let n = rnd(40) as usize;
+        // Distinct handles in no order, some rules without one.
+        let mut rules: Vec<Rule> = (0..n).map(|i| mark_rule(i as u32)).collect();
+        for (i, r) in rules.iter_mut().enumerate() {
+            r.handle = (rnd(5) != 0).then_some(1000 - 7 * i as u64);
+        }
+        let h = 1000 - 7 * rnd(n as u64 + 2);
+        let hint = rnd(n as u64 + 3) as usize;
+        let want = rules.iter().position(|r| r.handle == Some(h));
+        assert_eq!(find_rule(&rules, h, hint), want, "n {n} h {h} hint {hint}");
+    }
 }

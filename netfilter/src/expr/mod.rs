@@ -233,7 +233,9 @@ pub fn encode_list(exprs: &[Expr], w: &mut Writer) {
 
 /// Reads consecutive `NFTA_LIST_ELEM`s.
 pub fn decode_list(attrs: Attrs<'_>) -> Result<Vec<Expr>, DecodeError> {
-    let mut out = Vec::new();
+    // Sized up front: growing would leave freed blocks between the rules
+    // of a pulled ruleset, which later diffs walk in order.
+    let mut out = Vec::with_capacity(attrs.clone().count());
     for a in attrs {
         let a = a?;
         if a.kind() != NFTA_LIST_ELEM {
