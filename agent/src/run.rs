@@ -195,7 +195,10 @@ async fn stop_signal() {
 
 async fn write_reports(reports: Arc<crate::report::Reports>, path: PathBuf) {
     loop {
-        let snapshot: Vec<_> = reports.snapshot().into_values().collect();
+        // Wait below for a change from exactly what was written: a change
+        // landing between writing and waiting must not wait for the timeout.
+        let seen = reports.snapshot();
+        let snapshot: Vec<_> = seen.values().collect();
         if let Ok(json) = serde_json::to_vec_pretty(&snapshot) {
             // Write then rename: readers never see half a file.
             let tmp = path.with_extension("tmp");
@@ -203,7 +206,6 @@ async fn write_reports(reports: Arc<crate::report::Reports>, path: PathBuf) {
                 let _ = std::fs::rename(&tmp, &path);
             }
         }
-        let seen = reports.snapshot();
         reports
             .wait_for(Duration::from_secs(30), |r| *r != seen)
             .await;
