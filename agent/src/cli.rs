@@ -91,17 +91,8 @@ impl FromStr for TableName {
         let (family, name) = s
             .split_once(':')
             .ok_or_else(|| format!("{s:?}: expected FAMILY:NAME"))?;
-        let family = [
-            Family::Inet,
-            Family::Ip,
-            Family::Ip6,
-            Family::Arp,
-            Family::Bridge,
-            Family::Netdev,
-        ]
-        .into_iter()
-        .find(|f| f.name() == family)
-        .ok_or_else(|| format!("{family:?}: unknown family"))?;
+        let family =
+            Family::from_name(family).ok_or_else(|| format!("{family:?}: unknown family"))?;
         if name.is_empty() {
             return Err(format!("{s:?}: empty table name"));
         }

@@ -23,9 +23,24 @@ crate::kernel_enum! {
 }
 
 impl Family {
+    /// Every family a table can have.
+    pub const ALL: [Family; 6] = [
+        Family::Inet,
+        Family::Ip,
+        Family::Ip6,
+        Family::Arp,
+        Family::Bridge,
+        Family::Netdev,
+    ];
+
     /// nft's name for the family.
     pub fn name(self) -> &'static str {
         crate::netlink::describe::family_name(self.into())
+    }
+
+    /// The family nft calls `name`.
+    pub fn from_name(name: &str) -> Option<Family> {
+        Family::ALL.into_iter().find(|f| f.name() == name)
     }
 }
 

@@ -52,14 +52,7 @@ fn rows(name: &str) -> Vec<(Row, bool)> {
 }
 
 fn family(name: &str) -> Family {
-    match name {
-        "ip" => Family::Ip,
-        "ip6" => Family::Ip6,
-        "inet" => Family::Inet,
-        "arp" => Family::Arp,
-        "bridge" => Family::Bridge,
-        _ => Family::Netdev,
-    }
+    Family::from_name(name).unwrap_or(Family::Netdev)
 }
 
 /// The nft script creating a row's table, chain, sets and objects.

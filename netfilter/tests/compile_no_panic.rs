@@ -135,14 +135,7 @@ fn rule_lines() -> Vec<(Family, String)> {
             if f.len() < 5 {
                 continue;
             }
-            let fam = match f[1] {
-                "ip" => Family::Ip,
-                "ip6" => Family::Ip6,
-                "inet" => Family::Inet,
-                "arp" => Family::Arp,
-                "bridge" => Family::Bridge,
-                _ => Family::Netdev,
-            };
+            let fam = Family::from_name(f[1]).unwrap_or(Family::Netdev);
             out.push((fam, f[4].to_owned()));
         }
     }

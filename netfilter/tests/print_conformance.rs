@@ -204,14 +204,7 @@ fn run_file(g: &FileGroup, tally: &Mutex<Tally>) {
 }
 
 fn family_of(name: &str) -> Family {
-    match name {
-        "ip" => Family::Ip,
-        "ip6" => Family::Ip6,
-        "inet" => Family::Inet,
-        "arp" => Family::Arp,
-        "bridge" => Family::Bridge,
-        _ => Family::Netdev,
-    }
+    Family::from_name(name).unwrap_or(Family::Netdev)
 }
 
 #[test]

@@ -14,13 +14,6 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let _ = compile(src);
-    let fam = [
-        Family::Ip,
-        Family::Ip6,
-        Family::Inet,
-        Family::Arp,
-        Family::Bridge,
-        Family::Netdev,
-    ][first as usize % 6];
+    let fam = Family::ALL[first as usize % Family::ALL.len()];
     let _ = compile_rule(fam, &Table::new(fam, "t"), src);
 });

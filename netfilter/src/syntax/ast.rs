@@ -133,6 +133,22 @@ pub struct Elem {
     pub span: Span,
 }
 
+impl Elem {
+    /// An element that is only its key.
+    pub fn new(key: Expr, span: Span) -> Self {
+        Elem {
+            key,
+            data: None,
+            timeout: None,
+            expires: None,
+            comment: None,
+            counter: None,
+            stmts: Vec::new(),
+            span,
+        }
+    }
+}
+
 /// A rule: statements in order and an optional comment.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RuleAst {

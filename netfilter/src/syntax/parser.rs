@@ -1870,16 +1870,7 @@ impl Parser {
             }
             let espan = self.here();
             let key = self.rhs_item()?;
-            let mut elem = Elem {
-                key,
-                data: None,
-                timeout: None,
-                expires: None,
-                comment: None,
-                counter: None,
-                stmts: Vec::new(),
-                span: espan,
-            };
+            let mut elem = Elem::new(key, espan);
             self.elem_options(&mut elem)?;
             // `25:accept` and `::1: drop` lex as one word with the colon.
             if let Expr::Word(w, ws) = &elem.key {

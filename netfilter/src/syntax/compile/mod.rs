@@ -48,15 +48,7 @@ pub fn compile(src: &str) -> Result<Ruleset, Diagnostics> {
 }
 
 fn family(name: &str, span: Span) -> R<Family> {
-    Ok(match name {
-        "ip" => Family::Ip,
-        "ip6" => Family::Ip6,
-        "inet" => Family::Inet,
-        "arp" => Family::Arp,
-        "bridge" => Family::Bridge,
-        "netdev" => Family::Netdev,
-        _ => return Err(Diagnostic::new(span, format!("unknown family '{name}'"))),
-    })
+    Family::from_name(name).ok_or_else(|| Diagnostic::new(span, format!("unknown family '{name}'")))
 }
 
 fn table_mut<'a>(rs: &'a mut Ruleset, fam: Family, name: &str, span: Span) -> R<&'a mut Table> {

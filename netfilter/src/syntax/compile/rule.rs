@@ -65,6 +65,17 @@ struct Loaded {
     mask: Option<(Vec<u8>, u32)>,
 }
 
+impl Loaded {
+    /// A value filling the bytes of its type, unmasked.
+    fn whole(dt: Dtype) -> Self {
+        Loaded {
+            dt,
+            len: dt.bytes(),
+            mask: None,
+        }
+    }
+}
+
 pub fn compile_rule_ast(
     family: Family,
     table: &Table,
@@ -383,16 +394,7 @@ impl RuleCx<'_> {
         };
         let elems: Vec<Elem> = types
             .iter()
-            .map(|t| Elem {
-                key: ast::Expr::Word(t.to_string(), span),
-                data: None,
-                timeout: None,
-                expires: None,
-                comment: None,
-                counter: None,
-                stmts: Vec::new(),
-                span,
-            })
+            .map(|t| Elem::new(ast::Expr::Word(t.to_string(), span), span))
             .collect();
         let saved = std::mem::replace(
             &mut self.anon_key,
@@ -622,19 +624,11 @@ impl RuleCx<'_> {
             }
             Load::Meta(key) => {
                 self.exprs.push(emit::meta(*key, reg));
-                Ok(Loaded {
-                    dt,
-                    len: dt.bytes(),
-                    mask: None,
-                })
+                Ok(Loaded::whole(dt))
             }
             Load::Ct { key, dir } => {
                 self.exprs.push(emit::ct(*key, *dir, reg));
-                Ok(Loaded {
-                    dt,
-                    len: dt.bytes(),
-                    mask: None,
-                })
+                Ok(Loaded::whole(dt))
             }
             Load::Xfrm { key, dir, spnum } => {
                 self.exprs.push(emit::raw("xfrm", |w| {
@@ -643,22 +637,14 @@ impl RuleCx<'_> {
                     w.put_u8(NFTA_XFRM_DIR, *dir);
                     w.put_u32_be(NFTA_XFRM_SPNUM, *spnum);
                 }));
-                Ok(Loaded {
-                    dt,
-                    len: dt.bytes(),
-                    mask: None,
-                })
+                Ok(Loaded::whole(dt))
             }
             Load::Rt(key) => {
                 self.exprs.push(emit::raw("rt", |w| {
                     w.put_u32_be(NFTA_RT_KEY, *key);
                     w.put_u32_be(NFTA_RT_DREG, reg);
                 }));
-                Ok(Loaded {
-                    dt,
-                    len: dt.bytes(),
-                    mask: None,
-                })
+                Ok(Loaded::whole(dt))
             }
             Load::Socket { key, level } => {
                 self.exprs.push(emit::raw("socket", |w| {
@@ -668,11 +654,7 @@ impl RuleCx<'_> {
                         w.put_u32_be(3, *l);
                     }
                 }));
-                Ok(Loaded {
-                    dt,
-                    len: dt.bytes(),
-                    mask: None,
-                })
+                Ok(Loaded::whole(dt))
             }
             Load::Numgen {
                 mode,
@@ -697,11 +679,7 @@ impl RuleCx<'_> {
                     w.put_u8(NFTA_OSF_TTL, *ttl as u8);
                     w.put_u32_be(NFTA_OSF_FLAGS, *flags);
                 }));
-                Ok(Loaded {
-                    dt,
-                    len: dt.bytes(),
-                    mask: None,
-                })
+                Ok(Loaded::whole(dt))
             }
             Load::Fib { flags, result } => {
                 self.exprs.push(emit::raw("fib", |w| {
@@ -709,11 +687,7 @@ impl RuleCx<'_> {
                     w.put_u32_be(NFTA_FIB_RESULT, *result);
                     w.put_u32_be(NFTA_FIB_FLAGS, *flags);
                 }));
-                Ok(Loaded {
-                    dt,
-                    len: dt.bytes(),
-                    mask: None,
-                })
+                Ok(Loaded::whole(dt))
             }
         }
     }
@@ -888,16 +862,7 @@ impl RuleCx<'_> {
                 let set = ast::Expr::Set(
                     items
                         .iter()
-                        .map(|k| Elem {
-                            key: k.clone(),
-                            data: None,
-                            timeout: None,
-                            expires: None,
-                            comment: None,
-                            counter: None,
-                            stmts: Vec::new(),
-                            span: k.span(),
-                        })
+                        .map(|k| Elem::new(k.clone(), k.span()))
                         .collect(),
                     right.span(),
                 );
