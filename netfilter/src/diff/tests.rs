@@ -192,27 +192,13 @@ fn op_kind(op: &Op) -> &'static str {
 
 fn ip_set(name: &str, n: u32) -> Set {
     Set {
-        name: name.into(),
-        flags: 0,
-        key_type: 7,
-        key_len: 4,
-        data_type: None,
-        data_len: None,
-        obj_type: None,
-        policy: None,
-        desc: None,
-        timeout: None,
-        gc_interval: None,
-        userdata: None,
-        exprs: vec![],
         elements: (0..n)
             .map(|i| Element {
                 key: Some(i.to_be_bytes().to_vec().into()),
                 ..Default::default()
             })
             .collect(),
-        handle: None,
-        unknown: vec![],
+        ..Set::new(name, 7, 4)
     }
 }
 
