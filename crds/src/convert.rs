@@ -425,7 +425,7 @@ pub fn to_ruleset(spec: &FirewallRulesetSpec) -> Result<Ruleset, Vec<Diagnostic>
                 .iter_mut()
                 .find(|x| x.name == c.name)
             {
-                chain.rules = rules;
+                chain.rules = rules.into();
             }
         }
     }

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use linx_netfilter::diff::{diff, diff_single_threaded};
+use linx_netfilter::diff::{diff, diff_from, diff_single_threaded, Baseline};
 use linx_netfilter::expr::{Bytes, Data, Expr};
 use linx_netfilter::pull::{pull, Selector};
 use linx_netfilter::push::{encode_patch, push_patch};
@@ -230,8 +230,10 @@ fn breakdown(t: &mut Table, ns: &TestNetns, label: &str, from: &Ruleset, to: &Ru
     let pulled = pull(&mut sock, &Selector::All).unwrap();
     let mut state = pulled.ruleset;
     assert_eq!(diff(&state, from).len(), 0, "the kernel holds `from`");
+    // As the reconciler does: the state was last made equal to `from`.
+    let baseline = Baseline::of(from);
     let (g, d_gen) = timed(|| sock.generation().unwrap().id);
-    let (patch, d_diff) = timed(|| diff(&state, to));
+    let (patch, d_diff) = timed(|| diff_from(&state, to, &baseline));
     let (enc, d_enc) = timed(|| encode_patch(&patch));
     drop(enc);
     let sys = thread_sys_time();
@@ -267,13 +269,37 @@ fn breakdown(t: &mut Table, ns: &TestNetns, label: &str, from: &Ruleset, to: &Ru
     );
 }
 
+/// The same value, sharing no rule list with `v` (as two pulls give).
+fn unshared(v: &Ruleset) -> Ruleset {
+    let mut out = v.clone();
+    for c in out.tables.iter_mut().flat_map(|t| &mut t.chains) {
+        c.rules = c.rules.iter().cloned().collect();
+    }
+    out
+}
+
 fn diff_case(t: &mut Table, n: usize, shape: Shape) {
     let a = TestNetns::new();
     let value = load_and_pull(&a, &shape.script(n));
-    let mut other = value.clone();
     let (chain, index) = shape.middle(n);
-    change_one_rule(&mut other, &chain, index);
     let label = shape.label(n);
+    // What the reconciler diffs with known state: the desired value is the
+    // one last pushed, edited (copy on write: the other chains still shared).
+    let mut edited = value.clone();
+    change_one_rule(&mut edited, &chain, index);
+    let state = unshared(&value);
+    let baseline = Baseline::of(&value);
+    let (p, d) = median(7, || timed(|| diff_from(&state, &edited, &baseline)));
+    t.row(
+        format!("diff from the last pushed value, {label}, one rule edited"),
+        d,
+        None,
+        format!("{} ops", p.len()),
+    );
+    // Two values sharing nothing (a pull against a fresh compile): every
+    // rule is compared.
+    let other = unshared(&edited);
+    let value = unshared(&value);
     // Interleaved, so both see the same load.
     let mut one_core = Vec::new();
     let (p, d) = median(7, || {
@@ -291,14 +317,15 @@ fn diff_case(t: &mut Table, n: usize, shape: Shape) {
             ms(one_core[one_core.len() / 2])
         ),
     );
-    let (_, d) = median(7, || timed(|| diff(&value, &value)));
+    let same = unshared(&value);
+    let (_, d) = median(7, || timed(|| diff(&value, &same)));
     t.row(
         format!("diff, {label}, equal"),
         d,
         None,
         format!(
             "{} on one core",
-            ms(median(7, || timed(|| diff_single_threaded(&value, &value))).1)
+            ms(median(7, || timed(|| diff_single_threaded(&value, &same))).1)
         ),
     );
 }

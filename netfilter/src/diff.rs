@@ -19,7 +19,7 @@ use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 
 use crate::expr::{Data, Expr};
-use crate::model::{Chain, Element, Family, Flowtable, Object, Rule, Ruleset, Set, Table};
+use crate::model::{Chain, Element, Family, Flowtable, Object, Rule, Rules, Ruleset, Set, Table};
 use crate::object::ObjectData;
 use ends::{common_ends, common_ends_all};
 
@@ -351,13 +351,55 @@ fn apply_op(
 /// in `current` but not in `desired` are deleted: callers pass only the
 /// tables they manage.
 pub fn diff(current: &Ruleset, desired: &Ruleset) -> Patch {
-    diff_with(current, desired, PARALLEL_MIN)
+    diff_with(current, desired, None, PARALLEL_MIN)
+}
+
+/// [`diff`], for a `current` known to equal the value `baseline` was
+/// taken of: a desired chain whose rules are still `baseline`'s allocation
+/// ([`Rules::same`]) is taken as unchanged without comparing its rules, so
+/// the cost is that of the chains changed since, not of the ruleset.
+///
+/// The caller vouches for the premise (the reconciler takes a baseline only
+/// of a value it just made the kernel equal to, at a generation it checks);
+/// given a false one, changes in skipped chains go unseen.
+pub fn diff_from(current: &Ruleset, desired: &Ruleset, baseline: &Baseline) -> Patch {
+    diff_with(current, desired, Some(baseline), PARALLEL_MIN)
 }
 
 /// [`diff`] on one core whatever the size (for comparing in benchmarks).
 #[doc(hidden)]
 pub fn diff_single_threaded(current: &Ruleset, desired: &Ruleset) -> Patch {
-    diff_with(current, desired, usize::MAX)
+    diff_with(current, desired, None, usize::MAX)
+}
+
+/// The rule lists of a value, by table and chain, held (not copied: they
+/// are shared) to recognise them later by allocation. See [`diff_from`].
+#[derive(Clone, Debug, Default)]
+pub struct Baseline {
+    tables: HashMap<(Family, String), HashMap<String, Rules>>,
+}
+
+impl Baseline {
+    /// The baseline of `value`; costs one entry per chain, no rule copied.
+    pub fn of(value: &Ruleset) -> Self {
+        let tables = value
+            .tables
+            .iter()
+            .map(|t| {
+                let chains = t
+                    .chains
+                    .iter()
+                    .map(|c| (c.name.clone(), c.rules.clone()))
+                    .collect();
+                ((t.family, t.name.clone()), chains)
+            })
+            .collect();
+        Baseline { tables }
+    }
+
+    fn table(&self, t: &Table) -> Option<&HashMap<String, Rules>> {
+        self.tables.get(&(t.family, t.name.clone()))
+    }
 }
 
 /// Rules compared, past which a diff's comparisons use both cores (below
@@ -366,7 +408,12 @@ const PARALLEL_MIN: usize = 20_000;
 
 /// [`diff`], using both cores when the chains compared hold at least
 /// `parallel_min` rules (the patch is the same either way).
-fn diff_with(current: &Ruleset, desired: &Ruleset, parallel_min: usize) -> Patch {
+fn diff_with(
+    current: &Ruleset,
+    desired: &Ruleset,
+    baseline: Option<&Baseline>,
+    parallel_min: usize,
+) -> Patch {
     let mut b = Builder {
         parallel_min,
         ..Default::default()
@@ -392,7 +439,7 @@ fn diff_with(current: &Ruleset, desired: &Ruleset, parallel_min: usize) -> Patch
     for t in &desired.tables {
         match cur.get(&(t.family, t.name.as_str())) {
             None => b.add_whole_table(t),
-            Some(c) => b.table(c, t),
+            Some(c) => b.table(c, t, baseline.and_then(|base| base.table(t))),
         }
     }
     b.finish()
@@ -508,7 +555,7 @@ impl Builder {
         }
     }
 
-    fn table(&mut self, cur: &Table, want: &Table) {
+    fn table(&mut self, cur: &Table, want: &Table, base: Option<&HashMap<String, Rules>>) {
         if cur.userdata != want.userdata || cur.unknown != want.unknown {
             // The kernel cannot change a table's userdata: recreate it whole,
             // in the same transaction.
@@ -620,6 +667,21 @@ impl Builder {
             objects: &recreated_objects,
             chains: &recreated_chains,
         };
+        // Rule lists still shared with the current value, or with the
+        // baseline it equals, are unchanged — unless something they may
+        // reference is recreated, which forces their rules out and back.
+        let nothing_recreated = recreated_sets.is_empty()
+            && recreated_objects.is_empty()
+            && recreated_chains.is_empty();
+        let unchanged = |c: &Chain, w: &Chain| {
+            nothing_recreated
+                && c.rules.len() == w.rules.len()
+                && (c.rules.same(&w.rules)
+                    || base
+                        .and_then(|b| b.get(&w.name))
+                        .is_some_and(|r| r.same(&w.rules)))
+        };
+        kept.retain(|(c, w)| !unchanged(c, w));
         // The chains' common ends first, all at once (on both cores when
         // large): they are nearly all of the work.
         let lens: Vec<(usize, usize)> = kept
@@ -940,7 +1002,7 @@ fn table_header(t: &Table) -> Table {
 
 fn chain_header(c: &Chain) -> Chain {
     Chain {
-        rules: Vec::new(),
+        rules: Default::default(),
         handle: None,
         ..c.clone()
     }

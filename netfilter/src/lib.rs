@@ -33,7 +33,7 @@ pub mod testing;
 
 pub use error::{BatchFailure, DecodeError, Error, MessageFailure, Result};
 pub use model::{
-    Chain, Element, Family, Flowtable, Hook, Object, Rule, Ruleset, Set, Table, Userdata,
+    Chain, Element, Family, Flowtable, Hook, Object, Rule, Rules, Ruleset, Set, Table, Userdata,
 };
 pub use netlink::{Batch, Generation, Socket};
 pub use netns::Netns;

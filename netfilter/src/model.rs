@@ -5,6 +5,9 @@
 //! and a built one compare with `==`. Kernel-assigned facts (handles, the
 //! owner's port id) are kept for information and ignored when pushing.
 
+use std::fmt;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::expr::{Bytes, Data, Expr, RawAttr};
@@ -204,7 +207,7 @@ pub struct Chain {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userdata: Option<Userdata>,
     #[serde(default)]
-    pub rules: Vec<Rule>,
+    pub rules: Rules,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handle: Option<u64>,
     /// Number of references the kernel counts (`NFTA_*_USE`); kernel's, never sent.
@@ -223,7 +226,7 @@ impl Chain {
             policy: None,
             flags: None,
             userdata: None,
-            rules: Vec::new(),
+            rules: Rules::default(),
             handle: None,
             use_count: None,
             unknown: Vec::new(),
@@ -231,6 +234,93 @@ impl Chain {
     }
     pub fn comment(&self) -> Option<&str> {
         self.userdata.as_ref()?.comment(UDATA_COMMENT)
+    }
+}
+
+/// A chain's rules, shared by clones until one of them changes (copy on
+/// write, through `DerefMut`). Cloning a ruleset therefore copies no rule,
+/// and a diff can tell a rule list that is still the very allocation it
+/// last pushed ([`Rules::same`]) without comparing a single rule: the
+/// reconciler's one-rule change costs the changed chain, not the ruleset.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Rules(Arc<Vec<Rule>>);
+
+impl Rules {
+    /// Whether both are the same allocation (so equal, without comparing).
+    pub fn same(&self, other: &Rules) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+    /// The rules, unshared from any clone first if needed.
+    pub fn into_vec(self) -> Vec<Rule> {
+        Arc::try_unwrap(self.0).unwrap_or_else(|shared| (*shared).clone())
+    }
+}
+
+impl std::ops::Deref for Rules {
+    type Target = Vec<Rule>;
+    fn deref(&self) -> &Vec<Rule> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Rules {
+    /// Copies the rules first when a clone still shares them.
+    fn deref_mut(&mut self) -> &mut Vec<Rule> {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl From<Vec<Rule>> for Rules {
+    fn from(v: Vec<Rule>) -> Self {
+        Rules(Arc::new(v))
+    }
+}
+
+impl FromIterator<Rule> for Rules {
+    fn from_iter<I: IntoIterator<Item = Rule>>(iter: I) -> Self {
+        Rules::from(iter.into_iter().collect::<Vec<_>>())
+    }
+}
+
+impl<'a> IntoIterator for &'a Rules {
+    type Item = &'a Rule;
+    type IntoIter = std::slice::Iter<'a, Rule>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a mut Rules {
+    type Item = &'a mut Rule;
+    type IntoIter = std::slice::IterMut<'a, Rule>;
+    fn into_iter(self) -> Self::IntoIter {
+        Arc::make_mut(&mut self.0).iter_mut()
+    }
+}
+
+impl IntoIterator for Rules {
+    type Item = Rule;
+    type IntoIter = std::vec::IntoIter<Rule>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.into_vec().into_iter()
+    }
+}
+
+impl fmt::Debug for Rules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Serialize for Rules {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Rules {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<Rule>::deserialize(d).map(Rules::from)
     }
 }
 

@@ -10,6 +10,11 @@
 //! `GETGEN` and no batch at all. If anyone committed meanwhile — in any
 //! table — it pulls again (only its own tables).
 //!
+//! **Baseline.** With the known state it keeps a [`Baseline`] of the
+//! desired value it made the kernel equal to: chains a later desired value
+//! still shares with it (clones share rule lists until edited) are not
+//! compared again, so a one-rule edit costs its chain, not the ruleset.
+//!
 //! **Conflicts.** A commit that loses the race is refused whole by the
 //! kernel (`GenerationMismatch`); the reconciler pulls, diffs and pushes
 //! again with backoff, a bounded number of times.
@@ -27,7 +32,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::codec;
-use crate::diff::{diff, Op, Patch};
+use crate::diff::{diff, diff_from, Baseline, Op, Patch};
 use crate::error::{Error, Result};
 use crate::model::{Family, Ruleset, Table, Userdata};
 use crate::netlink::Socket;
@@ -105,6 +110,26 @@ struct Known {
     state: Ruleset,
     /// Tables known not to exist at that generation.
     absent: BTreeSet<(Family, String)>,
+    /// The desired value `state` was last made equal to, if it was: the
+    /// next diff skips the chains a new desired value still shares with it.
+    baseline: Option<Baseline>,
+}
+
+/// The kernel's state of the tables a reconcile concerns, at a generation.
+struct Current {
+    state: Ruleset,
+    generation: u32,
+    /// Set when `state` is the known one and equals this baseline.
+    baseline: Option<Baseline>,
+}
+
+impl Current {
+    fn diff(&self, desired: &Ruleset) -> Patch {
+        match &self.baseline {
+            Some(b) => diff_from(&self.state, desired, b),
+            None => diff(&self.state, desired),
+        }
+    }
 }
 
 /// Keeps one namespace's managed tables equal to desired values.
@@ -188,18 +213,18 @@ impl Reconciler {
         let mut out = Outcome::default();
         for attempt in 1..=self.opts.max_attempts.max(1) {
             out.attempts = attempt;
-            let (current, generation) = self.current(desired, &mut out)?;
+            let current = self.current(desired, &mut out)?;
             let extended;
             let desired = if keep {
-                extended = self.with_kept(desired, &current);
+                extended = self.with_kept(desired, &current.state);
                 &extended
             } else {
                 desired
             };
-            self.check_ownership(&current, desired)?;
+            self.check_ownership(&current.state, desired)?;
             let result = match self.opts.mode {
-                Mode::Reconcile => self.push_patch(current, desired, generation, &mut out),
-                Mode::Replace => self.push_replace(&current, desired, generation, &mut out),
+                Mode::Reconcile => self.push_patch(current, desired, &mut out),
+                Mode::Replace => self.push_replace(current, desired, &mut out),
             };
             match result {
                 Ok(()) => {
@@ -227,18 +252,19 @@ impl Reconciler {
     /// checks the patch fully without committing it.
     pub fn plan(&mut self, desired: &Ruleset, validate: bool) -> Result<(Patch, u32)> {
         let mut out = Outcome::default();
-        let (current, generation) = self.current(desired, &mut out)?;
-        self.check_ownership(&current, desired)?;
+        let current = self.current(desired, &mut out)?;
+        self.check_ownership(&current.state, desired)?;
         let patch = match self.opts.mode {
-            Mode::Reconcile => self.decorate(diff(&current, desired)),
-            Mode::Replace => replace_patch(&current, &self.marked(desired)),
+            Mode::Reconcile => self.decorate(current.diff(desired)),
+            Mode::Replace => replace_patch(&current.state, &self.marked(desired)),
         };
-        let absent = absent_tables(&current, desired);
+        let generation = current.generation;
         // Planning changes nothing: what was known stays known.
         self.known = Some(Known {
             generation,
-            state: current,
-            absent,
+            absent: absent_tables(&current.state, desired),
+            state: current.state,
+            baseline: current.baseline,
         });
         if validate && !patch.is_empty() {
             let mut enc = push::encode_patch(&patch);
@@ -254,7 +280,7 @@ impl Reconciler {
     /// The state is *normalized*: Linx's decorations (the ownership marker,
     /// the owner/persist flags it adds) are taken off, so it compares with a
     /// plain desired value; patches are decorated again before sending.
-    fn current(&mut self, desired: &Ruleset, out: &mut Outcome) -> Result<(Ruleset, u32)> {
+    fn current(&mut self, desired: &Ruleset, out: &mut Outcome) -> Result<Current> {
         let tables: BTreeSet<TableId> = table_ids(desired)
             .chain(self.managed.iter().cloned())
             .collect();
@@ -267,7 +293,11 @@ impl Reconciler {
                 state
                     .tables
                     .retain(|t| tables.contains(&(t.family, t.name.clone())));
-                return Ok((state, k.generation));
+                return Ok(Current {
+                    state,
+                    generation: k.generation,
+                    baseline: k.baseline,
+                });
             }
         }
         let pulled = pull(
@@ -286,7 +316,11 @@ impl Reconciler {
         for t in &mut state.tables {
             self.undecorate(t);
         }
-        Ok((state, pulled.generation))
+        Ok(Current {
+            state,
+            generation: pulled.generation,
+            baseline: None,
+        })
     }
 
     /// `desired` plus the managed tables it does not name, as `current` has them.
@@ -322,21 +356,18 @@ impl Reconciler {
         Ok(())
     }
 
-    fn push_patch(
-        &mut self,
-        current: Ruleset,
-        desired: &Ruleset,
-        generation: u32,
-        out: &mut Outcome,
-    ) -> Result<()> {
-        let absent = absent_tables(&current, desired);
-        let patch = diff(&current, desired);
+    fn push_patch(&mut self, current: Current, desired: &Ruleset, out: &mut Outcome) -> Result<()> {
+        let generation = current.generation;
+        let patch = current.diff(desired);
         out.generation = generation;
         if patch.is_empty() {
+            // The state equals `desired` now: later changes to it are
+            // recognised by what they still share with it.
             self.known = Some(Known {
                 generation,
-                state: current,
-                absent,
+                absent: absent_tables(&current.state, desired),
+                state: current.state,
+                baseline: Some(Baseline::of(desired)),
             });
             return Ok(());
         }
@@ -352,7 +383,7 @@ impl Reconciler {
             .filter(|o| matches!(o, Op::AddRule { .. }))
             .count();
         if pushed.handles.len() == added {
-            let mut state = current;
+            let mut state = current.state;
             patch.apply_to(&mut state, &pushed.handles)?;
             for t in &mut state.tables {
                 self.undecorate(t);
@@ -361,6 +392,7 @@ impl Reconciler {
                 generation: out.generation,
                 state,
                 absent: BTreeSet::new(),
+                baseline: Some(Baseline::of(desired)),
             });
         }
         out.patch = patch;
@@ -369,11 +401,11 @@ impl Reconciler {
 
     fn push_replace(
         &mut self,
-        current: &Ruleset,
+        current: Current,
         desired: &Ruleset,
-        generation: u32,
         out: &mut Outcome,
     ) -> Result<()> {
+        let (current, generation) = (&current.state, current.generation);
         let desired = self.marked(desired);
         let opts = PushOptions {
             generation: Some(generation),

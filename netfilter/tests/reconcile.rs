@@ -158,6 +158,58 @@ fn known_state_follows_small_changes_without_pulling() {
     }
 }
 
+/// Three chains of 40 rules each; chain `a`'s rule `changed` (if any) compares port 9999.
+fn three_chains(changed: Option<usize>) -> String {
+    let mut s = String::from("table inet fw {\n");
+    for (k, name) in ["a", "b", "c"].iter().enumerate() {
+        s.push_str(&format!(" chain {name} {{\n"));
+        for i in 0..40 {
+            let port = if *name == "a" && Some(i) == changed {
+                9999
+            } else {
+                1000 * k + i
+            };
+            s.push_str(&format!("  tcp dport {port} counter accept\n"));
+        }
+        s.push_str(" }\n");
+    }
+    s + "}\n"
+}
+
+#[test]
+fn unchanged_chains_are_skipped_until_another_writer_commits() {
+    let ns = TestNetns::new();
+    let oracle = TestNetns::new();
+    let listing = |ns: &TestNetns| ns.nft(&["list", "ruleset"]).unwrap();
+    let v1 = value_of(&three_chains(None));
+    let mut r = reconciler(&ns, Options::default());
+    r.reconcile(&v1).unwrap();
+    // The next value shares chains b and c with the one pushed: only
+    // chain a differs, and only a is diffed.
+    let mut v2 = v1.clone();
+    v2.tables[0].chains[0].rules = value_of(&three_chains(Some(7))).tables[0].chains[0]
+        .rules
+        .clone();
+    assert!(v2.tables[0].chains[1]
+        .rules
+        .same(&v1.tables[0].chains[1].rules));
+    let out = r.reconcile(&v2).unwrap();
+    assert_eq!((out.pulls, out.patch.len()), (0, 2), "{}", out.patch);
+    oracle.load(&three_chains(Some(7)));
+    assert_eq!(listing(&ns), listing(&oracle));
+    // Another writer changes chain b, which v2 still shares with what was
+    // pushed: the generation moved, so the reconciler pulls and compares
+    // everything again, and repairs b.
+    ns.load("flush chain inet fw b\nadd rule inet fw b tcp dport 1 drop\n");
+    assert_ne!(listing(&ns), listing(&oracle));
+    let out = r.reconcile(&v2).unwrap();
+    assert_eq!(out.pulls, 1);
+    assert_eq!(listing(&ns), listing(&oracle));
+    // Known again, and nothing to do.
+    let out = r.reconcile(&v2).unwrap();
+    assert_eq!((out.pulls, out.messages), (0, 0));
+}
+
 fn mark_all(mut v: Ruleset) -> Ruleset {
     v.tables
         .iter_mut()

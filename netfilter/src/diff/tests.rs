@@ -27,9 +27,18 @@ fn mark_rule(v: u32) -> Rule {
     ])
 }
 
+fn jump_rule(to: &str) -> Rule {
+    Rule::new(vec![immediate::Immediate {
+        dreg: Some(0),
+        data: Some(Data::Verdict(Verdict::Jump(to.into()))),
+        ..Default::default()
+    }
+    .into()])
+}
+
 fn chain(name: &str, rules: Vec<Rule>) -> Chain {
     let mut c = Chain::new(name);
-    c.rules = rules;
+    c.rules = rules.into();
     c
 }
 
@@ -573,10 +582,104 @@ fn the_parallel_diff_gives_the_sequential_patch() {
             want.push(chain(&format!("c{c}"), rules(&b)));
         }
         let (cur, want) = (ruleset(cur), ruleset(want));
-        let sequential = diff_with(&cur, &want, usize::MAX);
-        assert_eq!(diff_with(&cur, &want, 0), sequential, "round {round}");
+        let sequential = diff_with(&cur, &want, None, usize::MAX);
+        assert_eq!(diff_with(&cur, &want, None, 0), sequential, "round {round}");
         assert_eq!(diff(&cur, &want), sequential);
     }
+}
+
+/// The same value in new allocations throughout (what a pull gives).
+fn unshared(v: &Ruleset) -> Ruleset {
+    let mut out = v.clone();
+    for c in out.tables.iter_mut().flat_map(|t| &mut t.chains) {
+        c.rules = c.rules.iter().cloned().collect();
+    }
+    out
+}
+
+#[test]
+fn a_diff_from_a_baseline_gives_the_full_diffs_patch() {
+    let mut rnd = xorshift(0x0ba5_e11e);
+    for round in 0..300 {
+        let chains = 1 + rnd(6);
+        let alphabet = 2 + rnd(6);
+        let mut pushed = Vec::new();
+        for c in 0..chains {
+            let a: Vec<u32> = (0..rnd(100)).map(|_| rnd(alphabet) as u32).collect();
+            let mut rules: Vec<Rule> = a.into_iter().map(mark_rule).collect();
+            if c > 0 && rnd(3) == 0 {
+                rules.push(jump_rule("c0"));
+            }
+            pushed.push(chain(&format!("c{c}"), rules));
+        }
+        // `pushed` is what the kernel was made equal to; the kernel's
+        // state is the same rules in allocations of its own, with handles.
+        let pushed = ruleset(pushed);
+        let mut state = unshared(&pushed);
+        state.tables[0].chains = state.tables[0].chains.drain(..).map(with_handles).collect();
+        // The next desired value: `pushed` with some chains edited in place
+        // (copied on write), some chains dropped or added, or a set
+        // redefined (which forces out the rules that use it).
+        let mut want = pushed.clone();
+        for c in want.tables[0].chains.iter_mut() {
+            if rnd(3) == 0 {
+                let a: Vec<u32> = c.rules.iter().map(|_| rnd(alphabet) as u32).collect();
+                let b = edited(&mut rnd, &a, 3, alphabet);
+                c.rules = b.into_iter().map(mark_rule).collect();
+            } else if rnd(4) == 0 && !c.rules.is_empty() {
+                c.rules[0] = mark_rule(99);
+            }
+        }
+        if rnd(5) == 0 {
+            // A changed comment recreates the chain, and with it every rule
+            // jumping there, shared lists included.
+            want.tables[0].chains[0].userdata = Some(Userdata::with_comment(0, "new"));
+        }
+        if rnd(5) == 0 && want.tables[0].chains.len() > 1 {
+            want.tables[0].chains.pop();
+        }
+        if rnd(5) == 0 {
+            want.tables[0].chains.push(chain("new", vec![mark_rule(1)]));
+        }
+        let baseline = Baseline::of(&pushed);
+        assert_eq!(
+            diff_from(&state, &want, &baseline),
+            diff(&state, &want),
+            "round {round}"
+        );
+    }
+}
+
+#[test]
+fn a_baseline_is_trusted_for_the_chains_still_shared_with_it() {
+    // The contract, shown with a false premise: a chain the desired value
+    // still shares with the baseline is not compared at all.
+    let pushed = ruleset(vec![
+        chain("a", (0..10).map(mark_rule).collect()),
+        chain("b", (0..10).map(mark_rule).collect()),
+    ]);
+    let mut state = unshared(&pushed);
+    state.tables[0].chains = state.tables[0].chains.drain(..).map(with_handles).collect();
+    state.tables[0].chains[0].rules[3].exprs = mark_rule(77).exprs;
+    let mut want = pushed.clone();
+    want.tables[0].chains[1].rules[5] = mark_rule(55);
+    assert!(want.tables[0].chains[0]
+        .rules
+        .same(&pushed.tables[0].chains[0].rules));
+    assert!(!want.tables[0].chains[1]
+        .rules
+        .same(&pushed.tables[0].chains[1].rules));
+    let full = diff(&state, &want);
+    assert_eq!(full.len(), 4, "{full}");
+    let from = diff_from(&state, &want, &Baseline::of(&pushed));
+    assert_eq!(from.len(), 2, "{from}");
+    assert!(from.ops.iter().all(|op| match op {
+        Op::DeleteRule { chain, .. } | Op::AddRule { chain, .. } => chain == "b",
+        _ => false,
+    }));
+    // Edited in place, the shared list is copied first: the baseline's
+    // value is untouched and the edited chain is compared again.
+    assert_eq!(pushed.tables[0].chains[1].rules[5], mark_rule(5));
 }
 
 #[test]

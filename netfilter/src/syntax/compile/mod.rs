@@ -271,7 +271,7 @@ fn bind_chains(
             compiled.push(r);
         }
         if let Some(c) = t.chains.iter_mut().find(|c| c.name == name) {
-            c.rules = compiled;
+            c.rules = compiled.into();
         }
         let v = if *goto {
             ast::Verdict::Goto(name)
