@@ -102,7 +102,7 @@ impl Userdata {
         v.push((comment.len() + 1).min(255) as u8);
         v.extend_from_slice(&comment.as_bytes()[..comment.len().min(254)]);
         v.push(0);
-        Userdata(Bytes(v))
+        Userdata(Bytes::from(v))
     }
     /// Iterates the (type, value) pairs; stops at a malformed one.
     pub fn tlvs(&self) -> impl Iterator<Item = (u8, &[u8])> {

@@ -222,7 +222,7 @@ impl ObjectData {
                     .collect::<Result<Vec<_>, _>>()
                 {
                     Ok(raw) => ObjectData::Raw(raw),
-                    Err(_) => ObjectData::Bytes(Bytes(bytes.to_vec())),
+                    Err(_) => ObjectData::Bytes(Bytes::from(bytes)),
                 }
             }
         })
@@ -298,13 +298,13 @@ mod tests {
         assert_eq!(s.obj_type(), Some(NFT_OBJECT_SECMARK));
         let raw = ObjectData::Raw(vec![RawAttr {
             ty: 1,
-            data: Bytes(vec![0, 0, 0, 9]),
+            data: Bytes::from(vec![0, 0, 0, 9]),
         }]);
         roundtrip(99, &raw);
         assert_eq!(raw.obj_type(), None);
         // A body that is not attributes at all is kept as bytes.
         let odd = ObjectData::decode(99, Attrs::new(&[1, 2, 3])).unwrap();
-        assert_eq!(odd, ObjectData::Bytes(Bytes(vec![1, 2, 3])));
+        assert_eq!(odd, ObjectData::Bytes(Bytes::from(vec![1, 2, 3])));
     }
 
     #[test]

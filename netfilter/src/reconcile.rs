@@ -34,6 +34,7 @@ use std::time::Duration;
 use crate::codec;
 use crate::diff::{diff, diff_from, Baseline, Op, Patch};
 use crate::error::{Error, Result};
+use crate::expr::Bytes;
 use crate::model::{Family, Ruleset, Table, Userdata};
 use crate::netlink::Socket;
 use crate::pull::{pull, Selector};
@@ -538,5 +539,5 @@ pub fn mark(t: &mut Table) {
     bytes.push(MARKER_TLV);
     bytes.push(MARKER_VALUE.len() as u8);
     bytes.extend_from_slice(MARKER_VALUE);
-    t.userdata = Some(Userdata(bytes.into()));
+    t.userdata = Some(Userdata(Bytes(bytes)));
 }

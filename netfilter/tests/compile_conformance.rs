@@ -137,8 +137,8 @@ fn content_of(set: &linx_netfilter::model::Set) -> SetContent {
         .elements
         .iter()
         .map(|e| ElemKey {
-            key: e.key.as_ref().map(|k| k.0.clone()).unwrap_or_default(),
-            key_end: e.key_end.as_ref().map(|k| k.0.clone()).unwrap_or_default(),
+            key: e.key.as_ref().map(|k| k.to_vec()).unwrap_or_default(),
+            key_end: e.key_end.as_ref().map(|k| k.to_vec()).unwrap_or_default(),
             data: data_str(&e.data),
             flags: e.flags.unwrap_or(0),
         })

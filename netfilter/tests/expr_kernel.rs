@@ -208,14 +208,14 @@ fn hand_made_forms_are_accepted_and_roundtrip() {
                 Match {
                     name: Some("comment".into()),
                     rev: Some(0),
-                    info: Some(Bytes(comment)),
+                    info: Some(Bytes::from(comment)),
                     ..Default::default()
                 }
                 .into(),
                 Target {
                     name: Some("MARK".into()),
                     rev: Some(2),
-                    info: Some(Bytes([7u32, !0u32].map(u32::to_ne_bytes).concat())),
+                    info: Some(Bytes::from([7u32, !0u32].map(u32::to_ne_bytes).concat())),
                     ..Default::default()
                 }
                 .into(),
@@ -303,8 +303,8 @@ fn tunnel(
 
 fn v4(last: u8) -> Option<TunnelIp> {
     Some(TunnelIp {
-        src: Some(Bytes(vec![10, 0, 0, 1])),
-        dst: Some(Bytes(vec![10, 0, 0, last])),
+        src: Some(Bytes::from(vec![10, 0, 0, 1])),
+        dst: Some(Bytes::from(vec![10, 0, 0, last])),
         ..Default::default()
     })
 }
@@ -332,8 +332,8 @@ fn objects_nft_cannot_make_roundtrip() {
                 7,
                 None,
                 Some(TunnelIp6 {
-                    src: Some(Bytes([0xfd; 16].to_vec())),
-                    dst: Some(Bytes([0xfe; 16].to_vec())),
+                    src: Some(Bytes::from([0xfd; 16])),
+                    dst: Some(Bytes::from([0xfe; 16])),
                     flowlabel: Some(5),
                     ..Default::default()
                 }),
@@ -374,7 +374,7 @@ fn objects_nft_cannot_make_roundtrip() {
                         .map(|t| TunnelGeneve {
                             class: Some(0x102),
                             opt_type: Some(t),
-                            data: Some(Bytes(vec![t; 4])),
+                            data: Some(Bytes::from(vec![t; 4])),
                             ..Default::default()
                         })
                         .collect(),

@@ -63,7 +63,7 @@ fn required<'a>(
 }
 
 fn userdata(a: &Attr<'_>) -> Userdata {
-    Userdata(Bytes(a.payload().to_vec()))
+    Userdata(Bytes::from(a.payload()))
 }
 
 /// Writes an optional typed field.

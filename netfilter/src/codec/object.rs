@@ -40,7 +40,7 @@ pub fn decode<'a>(msg: &Msg<'a>) -> Result<Decoded<'a, Object>, DecodeError> {
         // A body that does not parse as attributes is kept as bytes rather
         // than failing the whole pull.
         o.data = ObjectData::decode(o.obj_type, d.nested())
-            .unwrap_or_else(|_| ObjectData::Bytes(Bytes(d.payload().to_vec())));
+            .unwrap_or_else(|_| ObjectData::Bytes(Bytes::from(d.payload())));
     }
     o.name = required(name, "object", "NFTA_OBJ_NAME")?.to_owned();
     Ok(Decoded {

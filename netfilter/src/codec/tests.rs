@@ -73,7 +73,7 @@ fn table_keeps_kernel_facts_and_unknown_attributes_but_sends_only_unknowns() {
         t.unknown,
         vec![RawAttr {
             ty: 42,
-            data: Bytes(vec![0, 0, 0, 9])
+            data: Bytes::from(vec![0, 0, 0, 9])
         }]
     );
     let mut w = Writer::new();
@@ -245,7 +245,7 @@ fn rule_position_and_handle_are_not_sent() {
 fn many_elements_split_into_messages_under_the_attribute_limit() {
     let elems: Vec<Element> = (0..20_000u32)
         .map(|i| Element {
-            key: Some(Bytes(i.to_be_bytes().to_vec())),
+            key: Some(Bytes::from(i.to_be_bytes())),
             flags: (i % 2 == 1).then_some(NFT_SET_ELEM_INTERVAL_END),
             expiration: Some(5),
             ..Default::default()

@@ -247,7 +247,7 @@ fn set_elements_are_a_delta() {
         panic!("{p}")
     };
     assert_eq!(del.len(), 1);
-    assert_eq!(del[0].key.as_ref().unwrap().0, 5u32.to_be_bytes());
+    assert_eq!(del[0].key.as_ref().unwrap().as_slice(), 5u32.to_be_bytes());
     assert_eq!(add.len(), 1);
 }
 

@@ -129,7 +129,7 @@ pub enum Data {
 
 impl Data {
     pub fn value(bytes: impl Into<Vec<u8>>) -> Self {
-        Data::Value(Bytes(bytes.into()))
+        Data::Value(Bytes::from(bytes.into()))
     }
     pub fn as_value(&self) -> Option<&[u8]> {
         match self {
@@ -161,9 +161,7 @@ impl AttrValue for Data {
         let first = it.next().transpose()?;
         let only = it.next().is_none();
         Ok(match first {
-            Some(v) if only && v.kind() == NFTA_DATA_VALUE => {
-                Data::Value(Bytes(v.payload().to_vec()))
-            }
+            Some(v) if only && v.kind() == NFTA_DATA_VALUE => Data::Value(Bytes::from(v.payload())),
             Some(v) if only && v.kind() == NFTA_DATA_VERDICT => Data::Verdict(Verdict::decode(&v)?),
             _ => Data::Raw(
                 a.nested()

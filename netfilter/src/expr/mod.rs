@@ -69,7 +69,7 @@ macro_rules! expressions {
                 let attrs = data.map(|d| d.nested()).unwrap_or_else(|| Attrs::new(&[]));
                 Ok(match name {
                     $( $name if data.is_some() || NO_DATA.contains(&$name) => $module::$ty::decode_attrs(attrs)?.into(), )+
-                    _ => Expr::Unknown { name: name.to_owned(), data: data.map(|d| Bytes(d.payload().to_vec())) },
+                    _ => Expr::Unknown { name: name.to_owned(), data: data.map(|d| Bytes::from(d.payload())) },
                 })
             }
         }
@@ -127,8 +127,8 @@ expressions! {
     Tunnel(tunnel::Tunnel) = "tunnel",
     /// Modelled; this kernel lacks flowtables.
     FlowOffload(flow_offload::FlowOffload) = "flow_offload",
-    Match(xt_match::Match) = "match",
-    Target(xt_target::Target) = "target",
+    Match(xt_match::Match as box) = "match",
+    Target(xt_target::Target as box) = "target",
 }
 
 impl Expr {

@@ -3,16 +3,32 @@
 //! NUL-terminated, binary as-is, nested expressions and data as nests.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smallvec::SmallVec;
 
 use crate::error::DecodeError;
 use crate::netlink::{Attr, Attrs, Writer};
 
 /// Binary data (register values, set keys, userdata), shown as hex.
+///
+/// Up to [`Bytes::INLINE`] bytes are held inline, in the value itself: the
+/// addresses, ports and marks rules compare and set keys hold (and short
+/// comments) cost no heap block, so a ruleset is smaller and a diff reads
+/// one place per rule instead of one per value. The size is that of a `Vec`.
 #[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Bytes(pub Vec<u8>);
+pub struct Bytes(pub SmallVec<[u8; Bytes::INLINE]>);
 
 impl Bytes {
+    /// Bytes held without a heap block (an IPv6 address).
+    pub const INLINE: usize = 16;
+
     pub fn as_slice(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
         &self.0
     }
 }
@@ -29,12 +45,27 @@ impl std::fmt::Debug for Bytes {
 
 impl From<Vec<u8>> for Bytes {
     fn from(v: Vec<u8>) -> Self {
-        Bytes(v)
+        // `from_vec` keeps a short vector's spare capacity on the heap.
+        if v.len() <= Bytes::INLINE {
+            Bytes(SmallVec::from_slice(&v))
+        } else {
+            Bytes(SmallVec::from_vec(v))
+        }
     }
 }
 impl From<&[u8]> for Bytes {
     fn from(v: &[u8]) -> Self {
-        Bytes(v.to_vec())
+        Bytes(SmallVec::from_slice(v))
+    }
+}
+impl<const N: usize> From<[u8; N]> for Bytes {
+    fn from(v: [u8; N]) -> Self {
+        Bytes(SmallVec::from_slice(&v))
+    }
+}
+impl FromIterator<u8> for Bytes {
+    fn from_iter<I: IntoIterator<Item = u8>>(iter: I) -> Self {
+        Bytes(iter.into_iter().collect())
     }
 }
 
@@ -59,7 +90,7 @@ impl<'de> Deserialize<'de> for Bytes {
         (0..hex.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(serde::de::Error::custom))
-            .collect::<Result<Vec<_>, _>>()
+            .collect::<Result<SmallVec<_>, _>>()
             .map(Bytes)
     }
 }
@@ -78,7 +109,7 @@ impl RawAttr {
     pub fn from_attr(a: &Attr<'_>) -> Self {
         RawAttr {
             ty: a.raw_type(),
-            data: Bytes(a.payload().to_vec()),
+            data: Bytes::from(a.payload()),
         }
     }
     pub fn encode(&self, w: &mut Writer) {
@@ -145,7 +176,7 @@ impl AttrValue for Bytes {
         w.put(ty, &self.0)
     }
     fn decode(a: &Attr<'_>) -> Result<Self, DecodeError> {
-        Ok(Bytes(a.payload().to_vec()))
+        Ok(Bytes::from(a.payload()))
     }
 }
 

@@ -282,7 +282,7 @@ pub fn elements(d: &Decompiler<'_>, set: &Set, layout: &KeyLayout, sep: &str) ->
     let close = |s: &Element, next: Option<&[u8]>| {
         let lo = s.key.as_ref().map(|k| k.0.as_slice()).unwrap_or(&[]);
         let hi = match (&s.key_end, next) {
-            (Some(end), _) => end.0.clone(),
+            (Some(end), _) => end.to_vec(),
             (None, Some(n)) => minus_one(n),
             (None, None) => vec![0xff; lo.len()],
         };

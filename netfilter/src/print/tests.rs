@@ -102,7 +102,7 @@ fn set(
 
 fn elem(key: &[u8], flags: Option<u32>) -> crate::model::Element {
     crate::model::Element {
-        key: Some(crate::expr::Bytes(key.to_vec())),
+        key: Some(crate::expr::Bytes::from(key)),
         flags,
         ..Default::default()
     }

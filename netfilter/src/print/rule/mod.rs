@@ -365,7 +365,7 @@ impl<'a> Decompiler<'a> {
                             ByteOrder::Big,
                             b.0.len() as u32,
                         );
-                        r.constant = Some(b.0.clone());
+                        r.constant = Some(b.to_vec());
                         self.set_reg(dreg, r);
                     }
                     _ => self.push("immediate".into()),

@@ -180,5 +180,5 @@ pub fn counter(packets: u64, bytes: u64) -> Expr {
 
 /// Bytes as a `Bytes` value (for set elements).
 pub fn b(v: &[u8]) -> Bytes {
-    Bytes(v.to_vec())
+    Bytes::from(v)
 }

@@ -36,7 +36,7 @@ fn unit(load: &Expr, cmp: &Expr) -> Option<Unit> {
         .then(|| Unit {
             base,
             off,
-            value: v.0.clone(),
+            value: v.to_vec(),
             op: c.op.unwrap_or(CmpOp::Eq),
         })
 }
@@ -160,7 +160,7 @@ fn unit_exprs(m: Unit) -> (Expr, Expr) {
     let cmp = Expr::Cmp(Cmp {
         sreg: Some(1),
         op: Some(m.op),
-        data: Some(Data::Value(Bytes(m.value))),
+        data: Some(Data::Value(Bytes::from(m.value))),
         ..Default::default()
     });
     (load, cmp)

@@ -252,7 +252,11 @@ pub fn build_elements(
                 }
             } else if let Some(last) = out.last_mut() {
                 // A range up to the last value has no end: nft marks it open.
-                let mut u = last.userdata.take().map(|u| u.0 .0).unwrap_or_default();
+                let mut u = last
+                    .userdata
+                    .take()
+                    .map(|u| u.0.to_vec())
+                    .unwrap_or_default();
                 tlv_u32(&mut u, ud::ELEM_FLAGS, ud::ELEM_F_INTERVAL_OPEN);
                 last.userdata = Some(Userdata(b(&u)));
             }
