@@ -14,7 +14,7 @@ use linx_netfilter::reconcile::{Options, Outcome, Reconciler};
 use linx_netfilter::testing::{
     synthetic_chain, synthetic_interval_set, synthetic_ruleset, TestNetns,
 };
-use linx_netfilter::{Element, Ruleset, Socket};
+use linx_netfilter::{Element, Rule, Ruleset, Socket};
 
 fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let t = Instant::now();
@@ -272,11 +272,19 @@ fn breakdown(t: &mut Table, ns: &TestNetns, label: &str, from: &Ruleset, to: &Ru
     );
 }
 
-/// The same value, sharing no rule list with `v` (as two pulls give).
+/// The same value, sharing no rule list or expressions with `v` (as two
+/// pulls give).
 fn unshared(v: &Ruleset) -> Ruleset {
     let mut out = v.clone();
     for c in out.tables.iter_mut().flat_map(|t| &mut t.chains) {
-        c.rules = c.rules.iter().cloned().collect();
+        c.rules = c
+            .rules
+            .iter()
+            .map(|r| Rule {
+                exprs: r.exprs.to_vec().into(),
+                ..r.clone()
+            })
+            .collect();
     }
     out
 }

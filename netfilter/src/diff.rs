@@ -682,17 +682,38 @@ impl Builder {
                         .is_some_and(|r| r.same(&w.rules)))
         };
         kept.retain(|(c, w)| !unchanged(c, w));
-        // The chains' common ends first, all at once (on both cores when
+        // Within an edited chain, the rules at either end that are still
+        // the baseline's (same expressions, by allocation) are unchanged
+        // too: the state has them at the same places, as it equals the
+        // baseline rule for rule.
+        let shared_ends: Vec<(usize, usize)> = kept
+            .iter()
+            .map(|(c, w)| {
+                let b = base.and_then(|b| b.get(&w.name));
+                match b {
+                    Some(b) if nothing_recreated && b.len() == c.rules.len() => {
+                        common_ends(b.len(), w.rules.len(), |i, j| {
+                            same_allocation(&b[i], &w.rules[j])
+                        })
+                    }
+                    _ => (0, 0),
+                }
+            })
+            .collect();
+        // The chains' common ends next, all at once (on both cores when
         // large): they are nearly all of the work.
         let lens: Vec<(usize, usize)> = kept
             .iter()
-            .map(|(c, w)| (c.rules.len(), w.rules.len()))
+            .zip(&shared_ends)
+            .map(|((c, w), (pre, suf))| (c.rules.len() - pre - suf, w.rules.len() - pre - suf))
             .collect();
         let ends = common_ends_all(&lens, self.parallel_min, |k, i, j| {
             let (c, w) = kept[k];
-            same_rule(&deps, &c.rules[i], &w.rules[j])
+            let skip = shared_ends[k].0;
+            same_rule(&deps, &c.rules[skip + i], &w.rules[skip + j])
         });
-        for ((c, w), ends) in kept.into_iter().zip(ends) {
+        for (((c, w), ends), shared) in kept.into_iter().zip(ends).zip(shared_ends) {
+            let ends = (shared.0 + ends.0, shared.1 + ends.1);
             self.rules(want, c, w, &deps, ends);
         }
     }
@@ -1148,11 +1169,18 @@ impl PartialEq for RuleKey<'_> {
             && a.userdata == b.userdata
             && a.unknown == b.unknown
             && a.sets == b.sets
-            && a.exprs
-                .iter()
-                .zip(&b.exprs)
-                .all(|(x, y)| x == y || stateless(x) == stateless(y))
+            && (a.exprs.same(&b.exprs)
+                || a.exprs
+                    .iter()
+                    .zip(&b.exprs)
+                    .all(|(x, y)| x == y || stateless(x) == stateless(y)))
     }
+}
+
+/// Rules whose expressions are one allocation (one cloned from the other)
+/// and whose other parts are equal: equal, without reading an expression.
+fn same_allocation(a: &Rule, b: &Rule) -> bool {
+    a.exprs.same(&b.exprs) && a.userdata == b.userdata && a.sets == b.sets && a.unknown == b.unknown
 }
 
 /// Rules equal as compared (see [`RuleKey`]). Equal as they are implies

@@ -33,7 +33,8 @@ pub mod testing;
 
 pub use error::{BatchFailure, DecodeError, Error, MessageFailure, Result};
 pub use model::{
-    Chain, Element, Family, Flowtable, Hook, Object, Rule, Rules, Ruleset, Set, Table, Userdata,
+    Chain, Element, Exprs, Family, Flowtable, Hook, Object, Rule, Rules, Ruleset, Set, SharedVec,
+    Table, Userdata,
 };
 pub use netlink::{Batch, Generation, Socket};
 pub use netns::Netns;

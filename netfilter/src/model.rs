@@ -5,13 +5,13 @@
 //! and a built one compare with `==`. Kernel-assigned facts (handles, the
 //! owner's port id) are kept for information and ignored when pushing.
 
-use std::fmt;
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 
 use crate::expr::{Bytes, Data, Expr, RawAttr};
 use crate::sys::*;
+
+mod shared;
+pub use shared::SharedVec;
 
 crate::kernel_enum! {
     /// Address family of a table (`NFPROTO_*`).
@@ -237,97 +237,23 @@ impl Chain {
     }
 }
 
-/// A chain's rules, shared by clones until one of them changes (copy on
-/// write, through `DerefMut`). Cloning a ruleset therefore copies no rule,
-/// and a diff can tell a rule list that is still the very allocation it
-/// last pushed ([`Rules::same`]) without comparing a single rule: the
-/// reconciler's one-rule change costs the changed chain, not the ruleset.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Rules(Arc<Vec<Rule>>);
+/// A chain's rules: shared by clones until one of them changes (see
+/// [`SharedVec`]). A diff tells a rule list that is still the very
+/// allocation it last pushed ([`SharedVec::same`]) without comparing a
+/// single rule: the reconciler's one-rule change costs the changed chain,
+/// not the ruleset.
+pub type Rules = SharedVec<Rule>;
 
-impl Rules {
-    /// Whether both are the same allocation (so equal, without comparing).
-    pub fn same(&self, other: &Rules) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-    /// The rules, unshared from any clone first if needed.
-    pub fn into_vec(self) -> Vec<Rule> {
-        Arc::try_unwrap(self.0).unwrap_or_else(|shared| (*shared).clone())
-    }
-}
-
-impl std::ops::Deref for Rules {
-    type Target = Vec<Rule>;
-    fn deref(&self) -> &Vec<Rule> {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Rules {
-    /// Copies the rules first when a clone still shares them.
-    fn deref_mut(&mut self) -> &mut Vec<Rule> {
-        Arc::make_mut(&mut self.0)
-    }
-}
-
-impl From<Vec<Rule>> for Rules {
-    fn from(v: Vec<Rule>) -> Self {
-        Rules(Arc::new(v))
-    }
-}
-
-impl FromIterator<Rule> for Rules {
-    fn from_iter<I: IntoIterator<Item = Rule>>(iter: I) -> Self {
-        Rules::from(iter.into_iter().collect::<Vec<_>>())
-    }
-}
-
-impl<'a> IntoIterator for &'a Rules {
-    type Item = &'a Rule;
-    type IntoIter = std::slice::Iter<'a, Rule>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
-    }
-}
-
-impl<'a> IntoIterator for &'a mut Rules {
-    type Item = &'a mut Rule;
-    type IntoIter = std::slice::IterMut<'a, Rule>;
-    fn into_iter(self) -> Self::IntoIter {
-        Arc::make_mut(&mut self.0).iter_mut()
-    }
-}
-
-impl IntoIterator for Rules {
-    type Item = Rule;
-    type IntoIter = std::vec::IntoIter<Rule>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.into_vec().into_iter()
-    }
-}
-
-impl fmt::Debug for Rules {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl Serialize for Rules {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for Rules {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Vec::<Rule>::deserialize(d).map(Rules::from)
-    }
-}
+/// A rule's expressions: shared by clones, so the rules a reconciler adds
+/// and then holds as the kernel's state share them with the desired value
+/// (one copy for every pod given the same ruleset), and a diff recognises
+/// an unchanged rule by its allocation.
+pub type Exprs = SharedVec<Expr>;
 
 /// A rule: expressions evaluated in order.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Rule {
-    pub exprs: Vec<Expr>,
+    pub exprs: Exprs,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userdata: Option<Userdata>,
     /// Anonymous sets and maps this rule's expressions refer to (by the
@@ -343,7 +269,7 @@ pub struct Rule {
 impl Rule {
     pub fn new(exprs: Vec<Expr>) -> Self {
         Rule {
-            exprs,
+            exprs: exprs.into(),
             userdata: None,
             sets: Vec::new(),
             handle: None,

@@ -21,7 +21,7 @@ pub fn decode<'a>(msg: &Msg<'a>) -> Result<Decoded<'a, Rule>, DecodeError> {
             NFTA_RULE_TABLE => table = Some(a.str()?),
             NFTA_RULE_CHAIN => chain = Some(a.str()?),
             NFTA_RULE_HANDLE => r.handle = Some(a.u64_be()?),
-            NFTA_RULE_EXPRESSIONS => r.exprs = decode_list(a.nested())?,
+            NFTA_RULE_EXPRESSIONS => r.exprs = decode_list(a.nested())?.into(),
             NFTA_RULE_USERDATA => r.userdata = Some(userdata(&a)),
             NFTA_RULE_POSITION | NFTA_RULE_PAD => {}
             _ => r.unknown.push(RawAttr::from_attr(&a)),

@@ -1103,7 +1103,9 @@ pub fn set_stmts(t: &Table, stmts: &[Stmt]) -> R<Vec<Expr>> {
         comment: None,
         span: super::rule::stmt_span(first),
     };
-    Ok(super::rule::compile_rule_ast(t.family, t, &rule, &mut 0)?.exprs)
+    Ok(super::rule::compile_rule_ast(t.family, t, &rule, &mut 0)?
+        .exprs
+        .into_vec())
 }
 
 // `NF_NAT_RANGE_*` (linux/netfilter/nf_nat.h), not in the generated set.
