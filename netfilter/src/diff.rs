@@ -356,8 +356,11 @@ pub fn diff(current: &Ruleset, desired: &Ruleset) -> Patch {
 
 /// [`diff`], for a `current` known to equal the value `baseline` was
 /// taken of: a desired chain whose rules are still `baseline`'s allocation
-/// ([`Rules::same`]) is taken as unchanged without comparing its rules, so
-/// the cost is that of the chains changed since, not of the ruleset.
+/// ([`Rules::same`](crate::model::SharedVec::same)) is taken as unchanged
+/// without comparing its rules, and in an edited chain the rules at either
+/// end whose expressions are still the baseline's are too. The cost is that
+/// of what changed since, not of the ruleset; the patch is as small as
+/// [`diff`]'s.
 ///
 /// The caller vouches for the premise (the reconciler takes a baseline only
 /// of a value it just made the kernel equal to, at a generation it checks);
