@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use linx_agent::testing::{pod_uid, resolver, FakePod};
 use linx_agent::{NodeController, Options, Pod, PodState, Target};
+use linx_netfilter::diff::share_unchanged;
 use linx_netfilter::testing::TestNetns;
 use linx_netfilter::Ruleset;
 
@@ -83,7 +84,11 @@ fn main() {
         .collect();
     let uids: Vec<String> = fixtures.iter().map(|f| f.2.uid.clone()).collect();
     let a = ruleset(rules, None);
-    let b = ruleset(rules, Some(rules / 2));
+    // The edit, compiled anew and sharing what it kept with `a`, as the
+    // agent's policy does for a new generation of a resource.
+    let mut b = (*ruleset(rules, Some(rules / 2))).clone();
+    share_unchanged(&mut b, &a);
+    let b = Arc::new(b);
     let targets = |v: &Arc<Ruleset>, rest: &Arc<Ruleset>, only: Option<usize>| -> Vec<Target> {
         fixtures
             .iter()

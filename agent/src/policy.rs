@@ -18,6 +18,7 @@ use std::sync::Arc;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use linx_crds::conflict::{resolve, Claim};
 use linx_crds::{Family as CrdFamily, FirewallRuleset};
+use linx_netfilter::diff::share_unchanged;
 use linx_netfilter::{Family, Ruleset};
 use tracing::warn;
 
@@ -117,7 +118,7 @@ impl RulesetPolicy {
             let known = old.filter(|c| c.generation == generation);
             let value = match known {
                 Some(c) => c.value.clone(),
-                None => compile(r),
+                None => compile(r, old.and_then(|c| c.enforced.as_ref())),
             };
             let enforced = match &value {
                 Ok(v) => Some(Enforced {
@@ -155,9 +156,18 @@ impl RulesetPolicy {
     }
 }
 
-fn compile(r: &FirewallRuleset) -> Result<Arc<Ruleset>, String> {
+/// `r` compiled. What it has in common with the generation enforced before
+/// is made the same allocations (`diff::share_unchanged`): the pods'
+/// reconcilers, holding that generation as their baseline, then diff only
+/// what the edit changed.
+fn compile(r: &FirewallRuleset, before: Option<&Enforced>) -> Result<Arc<Ruleset>, String> {
     linx_crds::convert::to_ruleset(&r.spec)
-        .map(Arc::new)
+        .map(|mut v| {
+            if let Some(before) = before {
+                share_unchanged(&mut v, &before.value);
+            }
+            Arc::new(v)
+        })
         .map_err(|d| {
             d.iter()
                 .map(|d| d.to_string())
@@ -316,6 +326,32 @@ mod tests {
             "nothing valid selects it"
         );
         assert_eq!(policy.desired(&pod("other", &[("app", "web")])), None);
+    }
+
+    #[test]
+    fn an_edited_resource_shares_what_it_kept_with_its_previous_generation() {
+        let nft = |port: u16| {
+            format!(
+                "table inet fw {{ chain x {{ tcp dport 22 accept; udp dport 53 accept }} \
+                 chain y {{ tcp dport 80 accept; tcp dport {port} accept; tcp dport 443 accept }} }}"
+            )
+        };
+        let sel = r#"{"matchLabels": {"app": "web"}}"#;
+        let v1 = RulesetPolicy::new(&[fr("fw", 0, sel, &nft(8080))]);
+        let mut edited = fr("fw", 0, sel, &nft(9090));
+        edited.metadata.generation = Some(2);
+        let v2 = RulesetPolicy::next(&v1, &[edited.clone()]);
+        let web = pod("shop", &[("app", "web")]);
+        let (d1, d2) = (v1.desired(&web).unwrap(), v2.desired(&web).unwrap());
+        let fresh = linx_crds::convert::to_ruleset(&edited.spec).unwrap();
+        assert_eq!(d2, fresh, "the same value as a fresh compile");
+        let (c1, c2) = (&d1.tables[0].chains, &d2.tables[0].chains);
+        assert!(c2[0].rules.same(&c1[0].rules), "chain x untouched");
+        assert!(!c2[1].rules.same(&c1[1].rules));
+        let kept: Vec<bool> = (0..3)
+            .map(|i| c2[1].rules[i].exprs.same(&c1[1].rules[i].exprs))
+            .collect();
+        assert_eq!(kept, [true, false, true], "only the edited rule is new");
     }
 
     #[test]

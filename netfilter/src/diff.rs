@@ -405,6 +405,47 @@ impl Baseline {
     }
 }
 
+/// Makes what `value` has in common with `previous` the very allocations
+/// of `previous`: a chain equal to its namesake takes its rule list, and in
+/// other chains the rules equal at either end take their expressions. Only
+/// where equal data lives changes. For a value built anew (a fresh compile
+/// of an edited ruleset) whose previous version a reconciler holds as its
+/// baseline: one comparison here, then every [`diff_from`] of it (one per
+/// namespace given it) costs what differs.
+pub fn share_unchanged(value: &mut Ruleset, previous: &Ruleset) {
+    for t in &mut value.tables {
+        let Some(p) = previous
+            .tables
+            .iter()
+            .find(|p| p.family == t.family && p.name == t.name)
+        else {
+            continue;
+        };
+        let before: HashMap<&str, &Rules> = p
+            .chains
+            .iter()
+            .map(|c| (c.name.as_str(), &c.rules))
+            .collect();
+        for c in &mut t.chains {
+            let Some(&old) = before.get(c.name.as_str()) else {
+                continue;
+            };
+            if c.rules == *old {
+                c.rules = old.clone();
+                continue;
+            }
+            let (n, m) = (old.len(), c.rules.len());
+            let (pre, suf) = common_ends(n, m, |i, j| old[i] == c.rules[j]);
+            let pairs = (0..pre)
+                .map(|i| (i, i))
+                .chain((0..suf).map(|k| (n - 1 - k, m - 1 - k)));
+            for (i, j) in pairs {
+                c.rules[j].exprs = old[i].exprs.clone();
+            }
+        }
+    }
+}
+
 /// Rules compared, past which a diff's comparisons use both cores (below
 /// it, starting a thread costs more than it saves).
 const PARALLEL_MIN: usize = 20_000;

@@ -668,6 +668,39 @@ fn a_diff_from_a_baseline_gives_the_full_diffs_patch() {
 }
 
 #[test]
+fn a_value_built_anew_shares_what_it_has_in_common_with_the_previous_one() {
+    let previous = ruleset(vec![
+        chain("a", (0..10).map(mark_rule).collect()),
+        chain("b", (0..10).map(mark_rule).collect()),
+        chain("c", (0..10).map(mark_rule).collect()),
+    ]);
+    // A fresh compile of the edited ruleset: equal content, other allocations.
+    let mut fresh = unshared(&previous);
+    fresh.tables[0].chains[1].rules[5] = mark_rule(55);
+    fresh.tables[0].chains[2].userdata = Some(Userdata::with_comment(0, "c"));
+    let before = unshared(&fresh);
+    share_unchanged(&mut fresh, &previous);
+    assert_eq!(fresh, before, "content unchanged");
+    let (new, old) = (&fresh.tables[0].chains, &previous.tables[0].chains);
+    assert!(new[0].rules.same(&old[0].rules));
+    assert!(
+        new[2].rules.same(&old[2].rules),
+        "rules shared, header differs"
+    );
+    assert!(!new[1].rules.same(&old[1].rules));
+    for i in 0..10 {
+        let shared = new[1].rules[i].exprs.same(&old[1].rules[i].exprs);
+        assert_eq!(shared, i != 5, "rule {i}");
+    }
+    // The kernel holds `previous`: the diff from its baseline finds the one
+    // edited rule and the recreated chain without reading the other rules.
+    let mut state = unshared(&previous);
+    state.tables[0].chains = state.tables[0].chains.drain(..).map(with_handles).collect();
+    let from = diff_from(&state, &fresh, &Baseline::of(&previous));
+    assert_eq!(from, diff(&state, &fresh));
+}
+
+#[test]
 fn a_baseline_is_trusted_for_the_chains_still_shared_with_it() {
     // The contract, shown with a false premise: a chain the desired value
     // still shares with the baseline is not compared at all.
