@@ -12,9 +12,9 @@ use linx_netfilter::pull::{pull, Selector};
 use linx_netfilter::push::{encode_patch, push_patch};
 use linx_netfilter::reconcile::{Options, Outcome, Reconciler};
 use linx_netfilter::testing::{
-    synthetic_chain, synthetic_interval_set, synthetic_ruleset, TestNetns,
+    synthetic_chain, synthetic_interval_set, synthetic_ruleset, unshared, TestNetns,
 };
-use linx_netfilter::{Element, Rule, Ruleset, Socket};
+use linx_netfilter::{Element, Ruleset, Socket};
 
 fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let t = Instant::now();
@@ -270,23 +270,6 @@ fn breakdown(t: &mut Table, ns: &TestNetns, label: &str, from: &Ruleset, to: &Ru
         ]
         .join("; "),
     );
-}
-
-/// The same value, sharing no rule list or expressions with `v` (as two
-/// pulls give).
-fn unshared(v: &Ruleset) -> Ruleset {
-    let mut out = v.clone();
-    for c in out.tables.iter_mut().flat_map(|t| &mut t.chains) {
-        c.rules = c
-            .rules
-            .iter()
-            .map(|r| Rule {
-                exprs: r.exprs.to_vec().into(),
-                ..r.clone()
-            })
-            .collect();
-    }
-    out
 }
 
 fn diff_case(t: &mut Table, n: usize, shape: Shape) {

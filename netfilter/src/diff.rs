@@ -379,7 +379,8 @@ pub fn diff_single_threaded(current: &Ruleset, desired: &Ruleset) -> Patch {
 /// are shared) to recognise them later by allocation. See [`diff_from`].
 #[derive(Clone, Debug, Default)]
 pub struct Baseline {
-    tables: HashMap<(Family, String), HashMap<String, Rules>>,
+    /// By table (a value has few: found by a scan, no key to allocate).
+    tables: Vec<(Family, String, HashMap<String, Rules>)>,
 }
 
 impl Baseline {
@@ -394,14 +395,17 @@ impl Baseline {
                     .iter()
                     .map(|c| (c.name.clone(), c.rules.clone()))
                     .collect();
-                ((t.family, t.name.clone()), chains)
+                (t.family, t.name.clone(), chains)
             })
             .collect();
         Baseline { tables }
     }
 
     fn table(&self, t: &Table) -> Option<&HashMap<String, Rules>> {
-        self.tables.get(&(t.family, t.name.clone()))
+        self.tables
+            .iter()
+            .find(|(family, name, _)| *family == t.family && *name == t.name)
+            .map(|(_, _, chains)| chains)
     }
 }
 

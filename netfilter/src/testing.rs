@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::Netns;
+use crate::{Netns, Rule, Ruleset};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -203,4 +203,22 @@ pub fn synthetic_interval_set(n: usize) -> String {
     }
     s.push_str("}\n\t}\n}\n");
     s
+}
+
+/// The same value in allocations of its own, sharing no rule list and no
+/// expressions with `v` (as two pulls of one ruleset give): what a diff
+/// must compare rule by rule.
+pub fn unshared(v: &Ruleset) -> Ruleset {
+    let mut out = v.clone();
+    for c in out.tables.iter_mut().flat_map(|t| &mut t.chains) {
+        c.rules = c
+            .rules
+            .iter()
+            .map(|r| Rule {
+                exprs: r.exprs.to_vec().into(),
+                ..r.clone()
+            })
+            .collect();
+    }
+    out
 }

@@ -2,6 +2,7 @@ use super::*;
 use crate::expr::{cmp, counter, immediate, lookup, meta, Verdict};
 use crate::model::{Hook, Userdata};
 use crate::sys::*;
+use crate::testing::unshared;
 
 fn mark_rule(v: u32) -> Rule {
     Rule::new(vec![
@@ -579,22 +580,6 @@ fn added_handles(p: &Patch) -> HashMap<u32, u64> {
             _ => None,
         })
         .collect()
-}
-
-/// The same value in new allocations throughout (what a pull gives).
-fn unshared(v: &Ruleset) -> Ruleset {
-    let mut out = v.clone();
-    for c in out.tables.iter_mut().flat_map(|t| &mut t.chains) {
-        c.rules = c
-            .rules
-            .iter()
-            .map(|r| Rule {
-                exprs: r.exprs.to_vec().into(),
-                ..r.clone()
-            })
-            .collect();
-    }
-    out
 }
 
 #[test]

@@ -128,8 +128,8 @@ pub enum Data {
 }
 
 impl Data {
-    pub fn value(bytes: impl Into<Vec<u8>>) -> Self {
-        Data::Value(Bytes::from(bytes.into()))
+    pub fn value(bytes: impl Into<Bytes>) -> Self {
+        Data::Value(bytes.into())
     }
     pub fn as_value(&self) -> Option<&[u8]> {
         match self {

@@ -63,11 +63,6 @@ impl<const N: usize> From<[u8; N]> for Bytes {
         Bytes(SmallVec::from_slice(&v))
     }
 }
-impl FromIterator<u8> for Bytes {
-    fn from_iter<I: IntoIterator<Item = u8>>(iter: I) -> Self {
-        Bytes(iter.into_iter().collect())
-    }
-}
 
 impl Serialize for Bytes {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
