@@ -8,6 +8,7 @@
 //! - [`local`]: pods and values from a file; [`run`]: `linx-agent run`.
 
 pub mod cli;
+pub mod cni;
 pub mod controller;
 pub mod desired;
 pub mod kube;

@@ -31,10 +31,10 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Config};
-use linx_agent::testing::FakePod;
+use linx_agent::testing::{binary, FakePod};
 use linx_crds::{FirewallNodeReport, FirewallRuleset};
 use linx_e2e::apiserver::FakeApiServer;
-use linx_e2e::{binary, free_addr};
+use linx_e2e::free_addr;
 use linx_netfilter::testing::TestNetns;
 use serde_json::{json, Value};
 
