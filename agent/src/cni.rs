@@ -22,7 +22,7 @@ use linx_cni::protocol::{self, PodRef, Request, Response, MAX_MESSAGE};
 use linx_netfilter::reconcile::{Options as ReconcileOptions, Reconciler};
 use linx_netfilter::{Netns, Ruleset, Socket};
 use nix::sys::socket::{
-    self, bind, listen, sockopt, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
+    self, bind, sockopt, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
 };
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -49,6 +49,49 @@ pub struct EndpointOptions {
     pub max_wait: Duration,
     /// The node's own network namespace: a sandbox there is refused.
     pub host_netns: PathBuf,
+}
+
+/// The endpoint's socket, bound: [`Listener::serve`] answers requests.
+pub struct Listener {
+    fd: AsyncFd<OwnedFd>,
+    opts: EndpointOptions,
+}
+
+/// Binds the socket (replacing a stale one left by an earlier agent),
+/// readable and writable by root only. Must be called inside a Tokio
+/// runtime.
+pub fn listen(opts: EndpointOptions) -> Result<Listener, EndpointError> {
+    Ok(Listener {
+        fd: bind_socket(&opts.socket)?,
+        opts,
+    })
+}
+
+impl Listener {
+    /// Serves requests until the task is dropped (or aborted).
+    pub fn serve(
+        self,
+        node: NodeHandle,
+        lookup: Arc<dyn Lookup>,
+    ) -> Result<tokio::task::JoinHandle<()>, EndpointError> {
+        let this = Arc::new(Endpoint::new(node, lookup, self.opts)?);
+        let listener = self.fd;
+        Ok(tokio::spawn(async move {
+            info!(socket = %this.opts.socket.display(), "serving linx-cni");
+            loop {
+                let conn = match accept(&listener).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        warn!(error = %e, "accepting a linx-cni connection");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let this = this.clone();
+                tokio::spawn(async move { this.connection(conn).await });
+            }
+        }))
+    }
 }
 
 /// The endpoint: what requests are served with.
@@ -88,29 +131,6 @@ impl Endpoint {
             host: (st.st_dev, st.st_ino),
             opts,
         })
-    }
-
-    /// Binds the socket (replacing a stale one left by an earlier agent),
-    /// readable and writable by root only, and serves until the task is
-    /// dropped. Must be called inside a Tokio runtime.
-    pub fn serve(self) -> Result<tokio::task::JoinHandle<()>, EndpointError> {
-        let listener = bind_socket(&self.opts.socket)?;
-        let this = Arc::new(self);
-        Ok(tokio::spawn(async move {
-            info!(socket = %this.opts.socket.display(), "serving linx-cni");
-            loop {
-                let conn = match accept(&listener).await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        warn!(error = %e, "accepting a linx-cni connection");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let this = this.clone();
-                tokio::spawn(async move { this.connection(conn).await });
-            }
-        }))
     }
 
     async fn connection(&self, conn: AsyncFd<OwnedFd>) {
@@ -350,7 +370,7 @@ fn bind_socket(path: &Path) -> Result<AsyncFd<OwnedFd>, EndpointError> {
         )?;
         bind(sock.as_raw_fd(), &UnixAddr::new(path)?)?;
         std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-        listen(&sock, Backlog::new(256).unwrap_or(Backlog::MAXCONN))?;
+        socket::listen(&sock, Backlog::new(256).unwrap_or(Backlog::MAXCONN))?;
         register(sock)
     };
     bound().map_err(|source| EndpointError::Listen {

@@ -16,6 +16,7 @@ pub mod local;
 pub mod metrics;
 pub mod pod;
 pub mod policy;
+pub mod readiness;
 pub mod report;
 pub mod resolve;
 pub mod run;

@@ -97,17 +97,13 @@ impl Agent {
             },
             linx_agent::metrics::Metrics::default(),
         );
-        let endpoint = Endpoint::new(
-            node.handle(),
-            Arc::new(LocalLookup::new(pods)),
-            EndpointOptions {
-                socket: chain.socket(),
-                max_wait: Duration::from_secs(30),
-                host_netns: "/proc/self/ns/net".into(),
-            },
-        )
+        let endpoint = linx_agent::cni::listen(EndpointOptions {
+            socket: chain.socket(),
+            max_wait: Duration::from_secs(30),
+            host_netns: "/proc/self/ns/net".into(),
+        })
         .unwrap()
-        .serve()
+        .serve(node.handle(), Arc::new(LocalLookup::new(pods)))
         .unwrap();
         Agent { node, endpoint }
     }
