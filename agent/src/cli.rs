@@ -63,6 +63,9 @@ pub enum Command {
     },
     /// Keep every pod of this node reconciled until SIGTERM.
     Run(crate::run::RunArgs),
+    /// Chain linx-cni into the node's CNI configuration and keep it there
+    /// (the DaemonSet's sidecar); see docs/cni.md.
+    InstallCni(crate::install::InstallArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -125,6 +128,8 @@ pub enum CliError {
     Encode(String),
     #[error(transparent)]
     Run(#[from] crate::run::RunError),
+    #[error(transparent)]
+    Install(#[from] crate::install::InstallError),
 }
 
 /// A ruleset as YAML. (Through a JSON value: serde_yaml cannot write an
@@ -157,6 +162,10 @@ pub fn run(cli: Cli) -> Result<Done, CliError> {
     match cli.command {
         Command::Run(args) => {
             crate::run::main(args)?;
+            Ok(Done::ok(String::new()))
+        }
+        Command::InstallCni(args) => {
+            crate::install::main(args)?;
             Ok(Done::ok(String::new()))
         }
         Command::Pull {
