@@ -15,6 +15,14 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
         --bin linx-agent --bin linx-operator \
  && install -D -m 0755 target/release/linx-agent /out/linx-agent \
  && install -D -m 0755 target/release/linx-operator /out/linx-operator
+# linx-cni is copied onto the node and run there by the container runtime:
+# linked statically, so it depends on nothing of the host's libc.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    RUSTFLAGS="-C target-feature=+crt-static" \
+    cargo build --release --locked -p linx-cni --bin linx-cni \
+        --target "$(uname -m)-unknown-linux-gnu" \
+ && install -D -m 0755 "target/$(uname -m)-unknown-linux-gnu/release/linx-cni" /out/linx-cni
 
 # --- the node agent ------------------------------------------------------
 # Runs as root: it enters other pods' network namespaces (setns needs
@@ -27,6 +35,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 # netlink), only glibc.
 FROM debian:bookworm-slim AS agent
 COPY --from=build /out/linx-agent /usr/local/bin/linx-agent
+# Copied to the node's CNI bin directory by `linx-agent install-cni`.
+COPY --from=build /out/linx-cni /usr/local/bin/linx-cni
 ENTRYPOINT ["/usr/local/bin/linx-agent"]
 CMD ["run"]
 

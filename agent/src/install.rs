@@ -50,9 +50,9 @@ pub struct InstallArgs {
     /// How long ADD waits for the agent (1 to 60 seconds).
     #[arg(long, default_value_t = 10)]
     pub timeout_secs: u64,
-    /// Pods of these namespaces are passed through (repeatable; the
-    /// agent's own namespace is always added).
-    #[arg(long = "exclude-namespace")]
+    /// Pods of these namespaces are passed through (repeatable, or
+    /// comma-separated; the agent's own namespace is always added).
+    #[arg(long = "exclude-namespace", value_delimiter = ',')]
     pub exclude_namespaces: Vec<String>,
     /// How often the configuration is checked again.
     #[arg(long, default_value_t = 2)]
@@ -105,7 +105,12 @@ impl InstallArgs {
         if !(1..=linx_cni::plugin::MAX_TIMEOUT.as_secs()).contains(&self.timeout_secs) {
             return Err(InstallError::Timeout(self.timeout_secs));
         }
-        let mut exclude = self.exclude_namespaces.clone();
+        let mut exclude: Vec<String> = self
+            .exclude_namespaces
+            .iter()
+            .filter(|n| !n.is_empty())
+            .cloned()
+            .collect();
         if !exclude.contains(&self.namespace) {
             // The agent's own pod cannot wait for the agent.
             exclude.push(self.namespace.clone());
