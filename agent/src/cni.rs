@@ -21,9 +21,7 @@ use futures::future::BoxFuture;
 use linx_cni::protocol::{self, PodRef, Request, Response, MAX_MESSAGE};
 use linx_netfilter::reconcile::{Options as ReconcileOptions, Reconciler};
 use linx_netfilter::{Netns, Ruleset, Socket};
-use nix::sys::socket::{
-    self, bind, sockopt, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
-};
+use nix::sys::socket::{self, bind, sockopt, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tracing::{debug, info, warn};
@@ -119,12 +117,11 @@ impl Endpoint {
         lookup: Arc<dyn Lookup>,
         opts: EndpointOptions,
     ) -> Result<Self, EndpointError> {
-        let st = nix::sys::stat::stat(&opts.host_netns).map_err(|source| {
-            EndpointError::HostNetns {
+        let st =
+            nix::sys::stat::stat(&opts.host_netns).map_err(|source| EndpointError::HostNetns {
                 path: opts.host_netns.clone(),
                 source,
-            }
-        })?;
+            })?;
         Ok(Endpoint {
             node,
             lookup,
@@ -138,7 +135,10 @@ impl Endpoint {
         match socket::getsockopt(conn.get_ref(), sockopt::PeerCredentials) {
             Ok(c) if c.uid() == 0 || Some(c.uid()) == own_uid() => {}
             Ok(c) => {
-                warn!(uid = c.uid(), "linx-cni connection from another user refused");
+                warn!(
+                    uid = c.uid(),
+                    "linx-cni connection from another user refused"
+                );
                 return;
             }
             Err(e) => {
@@ -233,8 +233,13 @@ impl Endpoint {
 
     /// Checks the descriptor sent with a request: a network namespace, not
     /// the node's.
-    fn namespace(&self, pod: &PodRef, fd: Option<OwnedFd>) -> Result<(OwnedFd, (u64, u64)), String> {
-        let fd = fd.ok_or_else(|| format!("pod {pod}: no namespace descriptor with the request"))?;
+    fn namespace(
+        &self,
+        pod: &PodRef,
+        fd: Option<OwnedFd>,
+    ) -> Result<(OwnedFd, (u64, u64)), String> {
+        let fd =
+            fd.ok_or_else(|| format!("pod {pod}: no namespace descriptor with the request"))?;
         // NS_GET_NSTYPE (linux/nsfs.h: _IO(0xb7, 0x3)): which kind of
         // namespace the descriptor is, if it is one at all.
         const NS_GET_NSTYPE: u32 = 0xb703;
@@ -269,7 +274,11 @@ impl Endpoint {
         }
         let uid = target.pod.uid.clone();
         let unselected = target.desired.is_none() && !target.hold;
-        let tables = target.desired.as_deref().map(table_names).unwrap_or_default();
+        let tables = target
+            .desired
+            .as_deref()
+            .map(table_names)
+            .unwrap_or_default();
         let sandbox = Arc::new(Sandbox {
             container_id: container_id.clone(),
             netns: Netns::Fd(Arc::new(fd)),

@@ -415,7 +415,10 @@ async fn report_loop(
     loop {
         let seen = reports.snapshot();
         let current = snap.borrow_and_update().clone();
-        let starts = opts.cni_state_dir.as_deref().map(linx_cni::record::read_all);
+        let starts = opts
+            .cni_state_dir
+            .as_deref()
+            .map(linx_cni::record::read_all);
         if let Some(records) = &starts {
             announce_unprotected(&recorder, &current, records, &mut told).await;
         }

@@ -99,7 +99,9 @@ pub async fn run(
                     info!(pod = %format!("{ns}/{name}"), "readiness gate {CONDITION} set");
                     done.insert(uid.to_owned());
                 }
-                Err(e) => warn!(pod = %format!("{ns}/{name}"), error = %e, "readiness gate not set; retrying"),
+                Err(e) => {
+                    warn!(pod = %format!("{ns}/{name}"), error = %e, "readiness gate not set; retrying")
+                }
             }
         }
         done.retain(|u| live.contains(u));
@@ -125,7 +127,9 @@ mod tests {
         }))
         .unwrap();
         assert!(gated(&p) && !set(&p));
-        p.status = serde_json::from_value(json!({"conditions": [{"type": CONDITION, "status": "True"}]})).unwrap();
+        p.status =
+            serde_json::from_value(json!({"conditions": [{"type": CONDITION, "status": "True"}]}))
+                .unwrap();
         assert!(set(&p));
         let plain: KubePod =
             serde_json::from_value(json!({"metadata": {"name": "b"}, "spec": {"containers": []}}))

@@ -328,7 +328,9 @@ impl CniChain {
             .spawn()
             .expect("run a CNI plugin");
         let mut input = child.stdin.take().expect("stdin");
-        input.write_all(stdin.as_bytes()).expect("write the configuration");
+        input
+            .write_all(stdin.as_bytes())
+            .expect("write the configuration");
         drop(input);
         let out = child.wait_with_output().expect("wait for a CNI plugin");
         CniOutput {

@@ -128,7 +128,8 @@ fn udp_listener(ns: &TestNetns, port: u16) -> UdpSocket {
         let f = std::fs::File::open(path).unwrap();
         nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
         let s = UdpSocket::bind(("0.0.0.0", port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
         s
     })
     .join()
@@ -140,7 +141,11 @@ fn udp_listener(ns: &TestNetns, port: u16) -> UdpSocket {
 fn send_first_packet(pod_ns: &Path, to: &str) -> bool {
     std::process::Command::new("nsenter")
         .arg(format!("--net={}", pod_ns.display()))
-        .args(["bash", "-c", &format!("echo first 2>/dev/null > /dev/udp/{to}/9999")])
+        .args([
+            "bash",
+            "-c",
+            &format!("echo first 2>/dev/null > /dev/udp/{to}/9999"),
+        ])
         .status()
         .unwrap()
         .success()
@@ -155,7 +160,10 @@ fn received(l: &UdpSocket) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn add_returns_with_the_firewall_in_and_the_result_unchanged() {
-    let chain = Arc::new(CniChain::new(91, Some(settings(FailurePolicy::FailClosed, 10))));
+    let chain = Arc::new(CniChain::new(
+        91,
+        Some(settings(FailurePolicy::FailClosed, 10)),
+    ));
     let (pod, quiet) = (new_pod(), new_pod());
     let pods = pods_file(&chain, &[&pod], &[&quiet]);
     let agent = Agent::start(&chain, &pods);
@@ -191,9 +199,15 @@ async fn add_returns_with_the_firewall_in_and_the_result_unchanged() {
         .find(|i| i["name"] == "eth0")
         .expect("eth0 in the result");
     assert_eq!(eth0["sandbox"], ns.path().display().to_string());
-    assert!(result["ips"][0]["address"].as_str().unwrap().starts_with("10.91."));
+    assert!(result["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .starts_with("10.91."));
     let rep = agent.node.reports().get(&pod.uid).unwrap();
-    assert_eq!((rep.state, rep.sandbox.as_deref()), (PodState::Applied, Some(cid.as_str())));
+    assert_eq!(
+        (rep.state, rep.sandbox.as_deref()),
+        (PodState::Applied, Some(cid.as_str()))
+    );
     let recs = record::read_all(&chain.state_dir());
     assert_eq!(recs.len(), 1);
     assert!(recs[0].protected && recs[0].pod.uid.as_deref() == Some(pod.uid.as_str()));
@@ -224,12 +238,18 @@ async fn add_returns_with_the_firewall_in_and_the_result_unchanged() {
     assert_eq!(bare.status, 1);
     assert_eq!(bare.json()["code"], code::CHECK_FAILED);
     let msg = bare.json()["msg"].as_str().unwrap().to_owned();
-    assert!(msg.contains("shop/") && msg.contains("not as it should be"), "{msg}");
+    assert!(
+        msg.contains("shop/") && msg.contains("not as it should be"),
+        "{msg}"
+    );
 
     // DEL: through the chain in reverse; the agent lets go of the
     // namespace; again, and for a sandbox nobody knows, still success.
     let inode = ns.netns().inode().unwrap().1;
-    assert!(open_netns_fds(inode) > 0, "the agent holds the sandbox's namespace");
+    assert!(
+        open_netns_fds(inode) > 0,
+        "the agent holds the sandbox's namespace"
+    );
     let (c, n, id, a) = (chain.clone(), ns.clone(), cid.clone(), args.clone());
     let dels = blocking(move || {
         vec![
@@ -244,7 +264,10 @@ async fn add_returns_with_the_firewall_in_and_the_result_unchanged() {
     }
     let t = Instant::now();
     while open_netns_fds(inode) > 0 {
-        assert!(t.elapsed() < Duration::from_secs(10), "namespace still held after DEL");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "namespace still held after DEL"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(record::read_all(&chain.state_dir())
@@ -253,7 +276,17 @@ async fn add_returns_with_the_firewall_in_and_the_result_unchanged() {
 
     // VERSION lists what is supported.
     let c = chain.clone();
-    let v = blocking(move || c.exec("linx-cni", "VERSION", Path::new(""), "", "", r#"{"cniVersion":"1.0.0"}"#)).await;
+    let v = blocking(move || {
+        c.exec(
+            "linx-cni",
+            "VERSION",
+            Path::new(""),
+            "",
+            "",
+            r#"{"cniVersion":"1.0.0"}"#,
+        )
+    })
+    .await;
     assert_eq!(
         v.json(),
         serde_json::json!({"cniVersion": "1.1.0",
@@ -286,14 +319,23 @@ async fn the_first_packet_is_filtered() {
         .await;
         assert!(outs.iter().all(|o| o.ok()));
         let got = received(&listener);
-        assert_eq!(sent, !with_plugin, "the sender sees the drop (EPERM) or not");
+        assert_eq!(
+            sent, !with_plugin,
+            "the sender sees the drop (EPERM) or not"
+        );
         if with_plugin {
             assert_eq!(got, None, "the first packet got through");
-            let want = expected_listing()
-                .replace("counter packets 0 bytes 0 drop", "counter packets 1 bytes 34 drop");
+            let want = expected_listing().replace(
+                "counter packets 0 bytes 0 drop",
+                "counter packets 1 bytes 34 drop",
+            );
             assert_eq!(ns.ruleset(), want, "the drop rule counts the first packet");
         } else {
-            assert_eq!(got.as_deref(), Some("first\n"), "without linx-cni the packet arrives");
+            assert_eq!(
+                got.as_deref(),
+                Some("first\n"),
+                "without linx-cni the packet arrives"
+            );
             assert_eq!(ns.ruleset(), "", "and nothing filtered it");
         }
         agent.stop().await;
@@ -302,7 +344,10 @@ async fn the_first_packet_is_filtered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_adds_are_served_in_parallel() {
-    let chain = Arc::new(CniChain::new(94, Some(settings(FailurePolicy::FailClosed, 20))));
+    let chain = Arc::new(CniChain::new(
+        94,
+        Some(settings(FailurePolicy::FailClosed, 20)),
+    ));
     let pods: Vec<Pod> = (0..6).map(|_| new_pod()).collect();
     let file = pods_file(&chain, &pods.iter().collect::<Vec<_>>(), &[]);
     let agent = Agent::start(&chain, &file);
@@ -333,7 +378,10 @@ async fn concurrent_adds_are_served_in_parallel() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_stopped_fail_closed_then_fail_open_then_convergence() {
     let timeout = 2;
-    let closed = Arc::new(CniChain::new(95, Some(settings(FailurePolicy::FailClosed, timeout))));
+    let closed = Arc::new(CniChain::new(
+        95,
+        Some(settings(FailurePolicy::FailClosed, timeout)),
+    ));
     let pod = new_pod();
     let ns = Arc::new(TestNetns::new());
     let cid = container_id(&pod);
@@ -383,20 +431,33 @@ async fn agent_stopped_fail_closed_then_fail_open_then_convergence() {
     .await;
     let err = outs.last().unwrap().json();
     assert_eq!(err["code"], code::TRY_AGAIN_LATER);
-    assert!(err["msg"].as_str().unwrap().contains("did not answer"), "{err}");
+    assert!(
+        err["msg"].as_str().unwrap().contains("did not answer"),
+        "{err}"
+    );
     let bound = Duration::from_secs(timeout);
-    assert!(took >= bound && took < bound + Duration::from_secs(1), "{took:?}");
+    assert!(
+        took >= bound && took < bound + Duration::from_secs(1),
+        "{took:?}"
+    );
     drop(hung);
     let (c, n, id, a) = (closed.clone(), ns.clone(), cid.clone(), args.clone());
     assert!(blocking(move || c.del(&n.path(), &id, &a)).await.ok());
 
     // failOpen: admitted, result unchanged, recorded as unprotected.
-    let open = Arc::new(CniChain::new(96, Some(settings(FailurePolicy::FailOpen, timeout))));
+    let open = Arc::new(CniChain::new(
+        96,
+        Some(settings(FailurePolicy::FailOpen, timeout)),
+    ));
     let (c, n, id, a) = (open.clone(), ns.clone(), cid.clone(), args.clone());
     let outs = blocking(move || c.add(&n.path(), &id, &a)).await;
     assert!(outs.iter().all(|o| o.ok()));
     assert_eq!(outs[1].stdout, serde_json::to_vec(&outs[0].json()).unwrap());
-    assert!(outs[1].stderr.contains("WITHOUT its firewall"), "{}", outs[1].stderr);
+    assert!(
+        outs[1].stderr.contains("WITHOUT its firewall"),
+        "{}",
+        outs[1].stderr
+    );
     assert_eq!(ns.ruleset(), "", "unprotected while the agent is away");
     let recs = record::read_all(&open.state_dir());
     assert_eq!(recs.len(), 1);

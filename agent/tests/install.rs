@@ -47,7 +47,12 @@ impl Node {
             .arg(self.root.join("bin"))
             .arg("--plugin-binary")
             .arg(self.root.join("linx-cni"))
-            .args(["--exclude-namespace", "kube-system", "--namespace", "linx-system"])
+            .args([
+                "--exclude-namespace",
+                "kube-system",
+                "--namespace",
+                "linx-system",
+            ])
             .args(extra)
             .env("KUBECONFIG", self.root.join("no-such-kubeconfig"))
             .env_remove("KUBERNETES_SERVICE_HOST");
@@ -68,7 +73,10 @@ fn calico() -> PathBuf {
 fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
-        assert!(t.elapsed() < Duration::from_secs(15), "timed out waiting for {what}");
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -85,7 +93,10 @@ fn term(mut child: Child) {
             assert!(st.success(), "install-cni exited with {st}");
             return;
         }
-        assert!(t.elapsed() < Duration::from_secs(15), "install-cni did not stop");
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "install-cni did not stop"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -94,7 +105,13 @@ fn term(mut child: Child) {
 fn once_chains_the_plugin_with_its_settings() {
     let node = Node::new("once");
     let st = node
-        .cmd(&["--once", "--failure-policy", "failOpen", "--timeout-secs", "5"])
+        .cmd(&[
+            "--once",
+            "--failure-policy",
+            "failOpen",
+            "--timeout-secs",
+            "5",
+        ])
         .status()
         .unwrap();
     assert!(st.success());
@@ -110,7 +127,10 @@ fn once_chains_the_plugin_with_its_settings() {
         std::fs::read(node.root.join("bin/linx-cni")).unwrap(),
         b"\x7fELF not really\n"
     );
-    let bad = node.cmd(&["--once", "--timeout-secs", "600"]).output().unwrap();
+    let bad = node
+        .cmd(&["--once", "--timeout-secs", "600"])
+        .output()
+        .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("timeout-secs: 600"));
     // --uninstall: the original file again, and no binary.
@@ -127,7 +147,9 @@ fn the_sidecar_keeps_the_plugin_chained_and_stays_on_restart() {
     let node = Node::new("restart");
     // `auto` without a cluster to ask: it cannot tell, so it stays.
     let child = node.cmd(&["--interval-secs", "1"]).spawn().unwrap();
-    eventually("linx-cni chained", || node.types().last().map(String::as_str) == Some("linx-cni"));
+    eventually("linx-cni chained", || {
+        node.types().last().map(String::as_str) == Some("linx-cni")
+    });
     // The cluster's CNI rewrites its file: chained again.
     std::fs::copy(calico(), node.root.join("net.d/10-calico.conflist")).unwrap();
     assert_eq!(node.types(), ["calico", "portmap", "bandwidth"]);

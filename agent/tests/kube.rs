@@ -11,12 +11,12 @@ use kube::client::Body;
 use kube::{Api, Client};
 use linx_agent::controller::{NodeController, Options};
 use linx_agent::kube::{node_report, write_report, KubeOptions, Snapshot};
-use linx_cni::protocol::PodRef;
-use linx_cni::record::StartRecord;
 use linx_agent::metrics::Metrics;
 use linx_agent::policy::RulesetPolicy;
 use linx_agent::resolve::{NetnsResolver, PodNetns, Resolution, ResolveError};
 use linx_agent::{Pod, PodReport, PodState};
+use linx_cni::protocol::PodRef;
+use linx_cni::record::StartRecord;
 use linx_crds::{
     FirewallNodeReport, FirewallRuleset, PodFailure, PodStarts, RulesetReport, UnprotectedPod,
 };
@@ -112,7 +112,10 @@ fn report_counts_pods_at_their_current_revision() {
     .map(|r| (r.uid.clone(), r))
     .collect();
     let got = node_report("node-a", &snap, &reports, None);
-    assert_eq!(got.spec.pod_starts, None, "without linx-cni nothing is said of starts");
+    assert_eq!(
+        got.spec.pod_starts, None,
+        "without linx-cni nothing is said of starts"
+    );
     let failure = PodFailure {
         node: "node-a".into(),
         pod: "web-1".into(),

@@ -22,7 +22,8 @@ pub mod validate;
 
 pub use diagnostic::Diagnostic;
 pub use report::{
-    FirewallNodeReport, FirewallNodeReportSpec, PodFailure, PodStarts, RulesetReport, UnprotectedPod,
+    FirewallNodeReport, FirewallNodeReportSpec, PodFailure, PodStarts, RulesetReport,
+    UnprotectedPod,
 };
 pub use resource::{
     ChainSpec, ChainType, Family, FirewallRuleset, FirewallRulesetSpec, FirewallRulesetStatus,

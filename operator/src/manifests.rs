@@ -115,9 +115,7 @@ pub fn agent_pod_spec() -> Value {
         json!({"runAsUser": 0, "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
                "capabilities": caps})
     };
-    let host_dir = |name: &str, path: &str| {
-        json!({"name": name, "hostPath": {"path": path, "type": "DirectoryOrCreate"}})
-    };
+    let host_dir = |name: &str, path: &str| json!({"name": name, "hostPath": {"path": path, "type": "DirectoryOrCreate"}});
     json!({
         "serviceAccountName": AGENT,
         "hostPID": true,

@@ -154,7 +154,10 @@ impl NetConf<'_> {
             Some(s) if (1..=MAX_TIMEOUT.as_secs()).contains(&s) => Ok(Duration::from_secs(s)),
             Some(s) => Err(Failure::new(
                 code::INVALID_CONFIG,
-                format!("timeoutSeconds: {s} is out of range (1 to {})", MAX_TIMEOUT.as_secs()),
+                format!(
+                    "timeoutSeconds: {s} is out of range (1 to {})",
+                    MAX_TIMEOUT.as_secs()
+                ),
             )),
         }
     }
@@ -208,8 +211,16 @@ pub fn run(env: &Env, stdin: &[u8], log: &mut dyn Write) -> Outcome {
     match result {
         Ok(stdout) => Outcome { stdout, status: 0 },
         Err(f) => {
-            let v = if version.is_empty() { LATEST_VERSION } else { &version };
-            let _ = writeln!(log, "linx-cni: {} {}: {}", env.command, env.container_id, f.msg);
+            let v = if version.is_empty() {
+                LATEST_VERSION
+            } else {
+                &version
+            };
+            let _ = writeln!(
+                log,
+                "linx-cni: {} {}: {}",
+                env.command, env.container_id, f.msg
+            );
             Outcome {
                 stdout: error_result(v, &f),
                 status: 1,
@@ -248,8 +259,11 @@ fn error_result(version: &str, f: &Failure) -> Vec<u8> {
 
 fn operate(env: &Env, stdin: &[u8], log: &mut dyn Write) -> Result<Vec<u8>, Failure> {
     let conf: NetConf = serde_json::from_slice(stdin).map_err(|e| {
-        Failure::new(code::DECODING_FAILURE, "the network configuration is not valid JSON for linx-cni")
-            .details(e.to_string())
+        Failure::new(
+            code::DECODING_FAILURE,
+            "the network configuration is not valid JSON for linx-cni",
+        )
+        .details(e.to_string())
     })?;
     if !SUPPORTED_VERSIONS.contains(&conf.cni_version.as_str()) {
         return Err(Failure::new(
@@ -344,7 +358,9 @@ fn add(
                 pod: pod.clone(),
                 container_id: env.container_id.clone(),
                 // The agent answers before we give up, with its own reason.
-                timeout_ms: timeout.saturating_sub(Duration::from_millis(250)).as_millis() as u64,
+                timeout_ms: timeout
+                    .saturating_sub(Duration::from_millis(250))
+                    .as_millis() as u64,
             };
             protocol::call(&conf.agent_socket, &req, Some(ns.as_fd()), timeout)
                 .map_err(|e| (code::TRY_AGAIN_LATER, describe(&e)))
@@ -352,7 +368,10 @@ fn add(
     let refused = match answer {
         Ok(Response::Applied { .. } | Response::Unselected) => None,
         Ok(Response::Failed { message }) => Some((code::NOT_ENFORCED, message)),
-        Ok(other) => Some((code::NOT_ENFORCED, format!("unexpected answer from the agent: {other:?}"))),
+        Ok(other) => Some((
+            code::NOT_ENFORCED,
+            format!("unexpected answer from the agent: {other:?}"),
+        )),
         Err(e) => Some(e),
     };
     let protected = refused.is_none();
@@ -386,7 +405,11 @@ fn add(
     if let Err(e) = record::write(&conf.state_dir, &rec) {
         // The pod is protected (or admitted by policy) either way; only
         // the report would miss it.
-        let _ = writeln!(log, "linx-cni: ADD {}: start record not written: {e}", env.container_id);
+        let _ = writeln!(
+            log,
+            "linx-cni: ADD {}: start record not written: {e}",
+            env.container_id
+        );
     }
     Ok(())
 }
@@ -432,7 +455,11 @@ fn del(env: &Env, conf: &NetConf, log: &mut dyn Write) {
     };
     if let Err(e) = protocol::call(&conf.agent_socket, &req, None, CLEANUP_TIMEOUT) {
         // The agent lets go of a namespace by itself when its pod goes.
-        let _ = writeln!(log, "linx-cni: DEL {}: agent not told: {e}", env.container_id);
+        let _ = writeln!(
+            log,
+            "linx-cni: DEL {}: agent not told: {e}",
+            env.container_id
+        );
     }
 }
 
@@ -444,7 +471,12 @@ fn gc(conf: &NetConf, log: &mut dyn Write) {
         .map(|a| a.container_id.clone())
         .collect();
     let _ = record::retain(&conf.state_dir, &valid);
-    if let Err(e) = protocol::call(&conf.agent_socket, &Request::Gc { valid }, None, CLEANUP_TIMEOUT) {
+    if let Err(e) = protocol::call(
+        &conf.agent_socket,
+        &Request::Gc { valid },
+        None,
+        CLEANUP_TIMEOUT,
+    ) {
         let _ = writeln!(log, "linx-cni: GC: agent not told: {e}");
     }
 }
@@ -499,7 +531,11 @@ mod tests {
 
     #[test]
     fn version_lists_what_is_supported() {
-        let out = run(&env("VERSION"), br#"{"cniVersion":"1.0.0"}"#, &mut Vec::new());
+        let out = run(
+            &env("VERSION"),
+            br#"{"cniVersion":"1.0.0"}"#,
+            &mut Vec::new(),
+        );
         assert_eq!(out.status, 0);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(
@@ -518,7 +554,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["code"], code::TRY_AGAIN_LATER);
         let msg = v["msg"].as_str().unwrap();
-        assert!(msg.starts_with("pod shop/web-0: firewall not enforced"), "{msg}");
+        assert!(
+            msg.starts_with("pod shop/web-0: firewall not enforced"),
+            "{msg}"
+        );
         assert!(msg.contains("not reachable"), "{msg}");
         assert!(record::read_all(&dir).is_empty());
     }
@@ -564,18 +603,36 @@ mod tests {
             assert_eq!(out.status, 1);
             serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["code"].clone()
         };
-        assert_eq!(code_of(run(&env("ADD"), b"{", &mut Vec::new())), code::DECODING_FAILURE);
+        assert_eq!(
+            code_of(run(&env("ADD"), b"{", &mut Vec::new())),
+            code::DECODING_FAILURE
+        );
         let old = br#"{"cniVersion":"0.2.0","name":"k8s","type":"linx-cni"}"#;
-        assert_eq!(code_of(run(&env("ADD"), old, &mut Vec::new())), code::INCOMPATIBLE_VERSION);
+        assert_eq!(
+            code_of(run(&env("ADD"), old, &mut Vec::new())),
+            code::INCOMPATIBLE_VERSION
+        );
         let slow = conf(r#","timeoutSeconds":600"#, &dir);
-        assert_eq!(code_of(run(&env("ADD"), &slow, &mut Vec::new())), code::INVALID_CONFIG);
+        assert_eq!(
+            code_of(run(&env("ADD"), &slow, &mut Vec::new())),
+            code::INVALID_CONFIG
+        );
         let e = Env {
             container_id: "../../etc".into(),
             ..env("ADD")
         };
-        assert_eq!(code_of(run(&e, &conf("", &dir), &mut Vec::new())), code::INVALID_ENVIRONMENT);
-        assert_eq!(code_of(run(&env("FROB"), &conf("", &dir), &mut Vec::new())), code::INVALID_ENVIRONMENT);
+        assert_eq!(
+            code_of(run(&e, &conf("", &dir), &mut Vec::new())),
+            code::INVALID_ENVIRONMENT
+        );
+        assert_eq!(
+            code_of(run(&env("FROB"), &conf("", &dir), &mut Vec::new())),
+            code::INVALID_ENVIRONMENT
+        );
         // STATUS: ready whenever the configuration is.
-        assert_eq!(run(&env("STATUS"), &conf("", &dir), &mut Vec::new()).status, 0);
+        assert_eq!(
+            run(&env("STATUS"), &conf("", &dir), &mut Vec::new()).status,
+            0
+        );
     }
 }

@@ -112,13 +112,7 @@ pub fn send(sock: BorrowedFd<'_>, bytes: &[u8], fd: Option<BorrowedFd<'_>>) -> n
     let fds: Vec<RawFd> = fd.map(|f| f.as_raw_fd()).into_iter().collect();
     let cmsg = [ControlMessage::ScmRights(&fds)];
     let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsg };
-    let n = sendmsg::<()>(
-        sock.as_raw_fd(),
-        &iov,
-        cmsgs,
-        MsgFlags::MSG_NOSIGNAL,
-        None,
-    )?;
+    let n = sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None)?;
     if n != bytes.len() {
         return Err(nix::Error::EMSGSIZE);
     }
@@ -153,7 +147,10 @@ pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> nix::Result<(usize, Option<
             }
         }
     }
-    if msg.flags.intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC) {
+    if msg
+        .flags
+        .intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC)
+    {
         return Err(nix::Error::EMSGSIZE);
     }
     Ok((msg.bytes, received))
@@ -204,7 +201,9 @@ pub fn call(
     let addr = UnixAddr::new(path).map_err(io)?;
     match socket::connect(sock.as_raw_fd(), &addr) {
         Ok(()) => {}
-        Err(nix::Error::EAGAIN | nix::Error::EINPROGRESS) => return Err(CallError::Timeout(timeout)),
+        Err(nix::Error::EAGAIN | nix::Error::EINPROGRESS) => {
+            return Err(CallError::Timeout(timeout))
+        }
         Err(source) => {
             return Err(CallError::Unreachable {
                 path: path.to_owned(),

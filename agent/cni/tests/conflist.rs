@@ -68,7 +68,10 @@ fn golden(name: &str, text: &str) {
     }
     let want = std::fs::read_to_string(&path)
         .unwrap_or_else(|_| panic!("{} missing: run with LINX_BLESS=1", path.display()));
-    assert_eq!(text, want, "{name}: the installed text differs from its golden file");
+    assert_eq!(
+        text, want,
+        "{name}: the installed text differs from its golden file"
+    );
 }
 
 fn check_conflist(file: &str) {
@@ -81,13 +84,20 @@ fn check_conflist(file: &str) {
 
     // Inserted once, at the end, into the file the runtime uses.
     let out = conflist::install(&dir, None, &entry).unwrap();
-    assert_eq!((out.path.as_deref(), out.changed), (Some(path.as_path()), true));
+    assert_eq!(
+        (out.path.as_deref(), out.changed),
+        (Some(path.as_path()), true)
+    );
     let installed = std::fs::read_to_string(&path).unwrap();
     golden(file, &installed);
     let (before, after) = (json(&original), json(&installed));
     let mut want = plugins(&before);
     want.push(entry.clone());
-    assert_eq!(plugins(&after), want, "{file}: other plugins kept in order, ours last");
+    assert_eq!(
+        plugins(&after),
+        want,
+        "{file}: other plugins kept in order, ours last"
+    );
     for (k, v) in before.as_object().unwrap() {
         if k != "plugins" {
             assert_eq!(&after[k], v, "{file}: key {k} kept");
@@ -96,10 +106,17 @@ fn check_conflist(file: &str) {
     // Replaced by a rename (a new inode), with the old file's mode, and no
     // temporary left behind; the later file is not touched.
     let meta = std::fs::metadata(&path).unwrap();
-    assert_ne!(meta.ino(), inode, "{file}: replaced, not rewritten in place");
+    assert_ne!(
+        meta.ino(),
+        inode,
+        "{file}: replaced, not rewritten in place"
+    );
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     assert_eq!(others(&dir, &[&path, &later]), Vec::<String>::new());
-    assert_eq!(plugins(&json(&std::fs::read_to_string(&later).unwrap())).len(), 1);
+    assert_eq!(
+        plugins(&json(&std::fs::read_to_string(&later).unwrap())).len(),
+        1
+    );
 
     // Idempotent: nothing written the second time.
     let inode = meta.ino();
@@ -153,12 +170,18 @@ fn a_single_plugin_conf_becomes_a_conflist() {
     let entry = Settings::default().entry();
     let out = conflist::install(&dir, None, &entry).unwrap();
     let list = dir.join("10-bridge.conflist");
-    assert_eq!((out.path.as_deref(), out.changed), (Some(list.as_path()), true));
+    assert_eq!(
+        (out.path.as_deref(), out.changed),
+        (Some(list.as_path()), true)
+    );
     assert!(!conf.exists(), "the .conf is replaced by the .conflist");
     let text = std::fs::read_to_string(&list).unwrap();
     golden("bridge.conf", &text);
     let v = json(&text);
-    assert_eq!((&v["cniVersion"], &v["name"]), (&original["cniVersion"], &original["name"]));
+    assert_eq!(
+        (&v["cniVersion"], &v["name"]),
+        (&original["cniVersion"], &original["name"])
+    );
     assert_eq!(plugins(&v), vec![original.clone(), entry.clone()]);
     // Now a conflist: the second install finds it and changes nothing.
     assert!(!conflist::install(&dir, None, &entry).unwrap().changed);
@@ -182,7 +205,10 @@ fn an_unparseable_file_is_left_untouched_with_its_position() {
         other => panic!("{other}"),
     }
     let msg = err.to_string();
-    assert!(msg.contains("05-broken.conflist") && msg.contains("left untouched"), "{msg}");
+    assert!(
+        msg.contains("05-broken.conflist") && msg.contains("left untouched"),
+        "{msg}"
+    );
     assert_eq!(std::fs::read(&bad).unwrap(), before);
     assert_eq!(
         others(&dir, &[&bad]),
@@ -221,7 +247,10 @@ fn the_binary_is_copied_once_and_removed() {
     assert!(conflist::install_binary(&src, &dir).unwrap());
     let dest = dir.join("linx-cni");
     assert_eq!(std::fs::read(&dest).unwrap(), b"#!/bin/true\n");
-    assert_eq!(std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777, 0o755);
+    assert_eq!(
+        std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
     assert!(!conflist::install_binary(&src, &dir).unwrap());
     conflist::remove_binary(&dir).unwrap();
     conflist::remove_binary(&dir).unwrap();
