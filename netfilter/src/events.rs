@@ -5,14 +5,9 @@
 //! too slowly) the stream yields [`Event::Resync`]: the consumer must pull
 //! again instead of trusting a gap.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
-
 use crate::error::{DecodeError, Error, Result};
 use crate::model::Family;
+use crate::netlink::stream::{Feed, Stream};
 use crate::netlink::{Attrs, Msg, Socket};
 use crate::netns::Netns;
 use crate::sys::*;
@@ -210,7 +205,25 @@ impl Events {
         })
     }
 
-    /// Reads whatever is queued without blocking; `Ok(false)` when nothing was.
+    /// Blocks for the next event.
+    pub fn next_blocking(&mut self) -> Result<Event> {
+        Feed::next_blocking(self)
+    }
+
+    /// The next event if one is queued, without blocking.
+    pub fn try_next(&mut self) -> Result<Option<Event>> {
+        Feed::try_next(self)
+    }
+
+    /// An async `Stream` of events (needs a Tokio runtime).
+    pub fn into_stream(self) -> Result<EventStream> {
+        Stream::new(self)
+    }
+}
+
+impl Feed for Events {
+    type Item = Event;
+
     fn fill(&mut self, block: bool) -> Result<bool> {
         let pending = &mut self.pending;
         let mut bad = None;
@@ -239,77 +252,14 @@ impl Events {
         Ok(got)
     }
 
-    /// Blocks for the next event.
-    pub fn next_blocking(&mut self) -> Result<Event> {
-        loop {
-            if let Some(e) = self.pending.pop_front() {
-                return Ok(e);
-            }
-            self.fill(true)?;
-        }
+    fn pop(&mut self) -> Option<Event> {
+        self.pending.pop_front()
     }
 
-    /// The next event if one is queued, without blocking.
-    pub fn try_next(&mut self) -> Result<Option<Event>> {
-        if self.pending.is_empty() {
-            self.fill(false)?;
-        }
-        Ok(self.pending.pop_front())
-    }
-
-    /// An async `Stream` of events (needs a Tokio runtime).
-    pub fn into_stream(self) -> Result<EventStream> {
-        // SAFETY: the descriptor belongs to `self.sock`, which moves into the
-        // same `EventStream` and is dropped after the registration (field order).
-        let fd = unsafe {
-            AsyncFd::register_with_interest(FdWrap(self.sock.as_raw_fd()), Interest::READABLE)
-        }
-        .map_err(|e| Error::Io {
-            op: "register event socket",
-            source: e.into_parts().1,
-        })?;
-        Ok(EventStream { events: self, fd })
-    }
-}
-
-struct FdWrap(std::os::fd::RawFd);
-impl std::os::fd::AsRawFd for FdWrap {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.0
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.sock.as_raw_fd()
     }
 }
 
 /// Async stream of [`Event`]s; see [`Events::into_stream`].
-pub struct EventStream {
-    // Field order: the reactor registration goes before the socket closes.
-    fd: AsyncFd<FdWrap>,
-    events: Events,
-}
-
-impl futures_core::Stream for EventStream {
-    type Item = Result<Event>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        loop {
-            if let Some(e) = this.events.pending.pop_front() {
-                return Poll::Ready(Some(Ok(e)));
-            }
-            let mut guard = match this.fd.poll_read_ready(cx) {
-                Poll::Ready(Ok(g)) => g,
-                Poll::Ready(Err(source)) => {
-                    return Poll::Ready(Some(Err(Error::Io {
-                        op: "poll events",
-                        source,
-                    })))
-                }
-                Poll::Pending => return Poll::Pending,
-            };
-            match this.events.fill(false) {
-                Ok(true) => {}
-                Ok(false) => guard.clear_ready(),
-                Err(e) => return Poll::Ready(Some(Err(e))),
-            }
-        }
-    }
-}
+pub type EventStream = Stream<Events>;

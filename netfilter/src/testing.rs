@@ -52,6 +52,37 @@ impl TestNetns {
         Netns::Path(self.path())
     }
 
+    /// Joins this namespace and `peer` with a veth pair, `veth0` here
+    /// (`addr`/24) and `veth1` there (`peer_addr`/24), both up, loopback
+    /// up on both sides: real packets between two test namespaces.
+    pub fn link(&self, peer: &TestNetns, addr: std::net::Ipv4Addr, peer_addr: std::net::Ipv4Addr) {
+        let ip = |ns: &str, args: &str| {
+            let out = Command::new("ip")
+                .args(["-n", ns])
+                .args(args.split_whitespace())
+                .output()
+                .expect("run ip (iproute2)");
+            assert!(
+                out.status.success(),
+                "ip -n {ns} {args}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        ip(
+            &self.name,
+            &format!(
+                "link add veth0 type veth peer name veth1 netns {}",
+                peer.name
+            ),
+        );
+        ip(&self.name, &format!("addr add {addr}/24 dev veth0"));
+        ip(&peer.name, &format!("addr add {peer_addr}/24 dev veth1"));
+        for (ns, dev) in [(&self.name, "veth0"), (&peer.name, "veth1")] {
+            ip(ns, &format!("link set {dev} up"));
+            ip(ns, "link set lo up");
+        }
+    }
+
     /// Runs `nft ARGS` inside the namespace; `Err(stderr)` when it fails.
     pub fn nft(&self, args: &[&str]) -> Result<String, String> {
         self.nft_with_input(args, None)
