@@ -53,9 +53,10 @@ pub struct LogConfig {
     pub group: u16,
     pub copy: CopyMode,
     /// Packets the kernel queues before sending them in one datagram
-    /// (`None`: the kernel's default, 1).
+    /// (`None`: the kernel's default, 100).
     pub queue_threshold: Option<u32>,
-    /// How long the kernel holds a partial queue (`None`: its default, 1 s).
+    /// How long the kernel holds a partial queue (`None`: its default,
+    /// 1 s), in steps of 10 ms.
     pub flush_timeout: Option<Duration>,
     /// Size of the kernel's per-group send buffer (`None`: its default).
     pub buffer_size: Option<u32>,
@@ -65,14 +66,16 @@ pub struct LogConfig {
 }
 
 impl LogConfig {
-    /// Group `group`: whole packets, the kernel's queueing defaults, an
-    /// 8 MiB receive buffer.
+    /// Group `group`: whole packets, batches of up to 100 packets (the
+    /// kernel's default) but none held longer than 50 ms (the kernel's
+    /// default of 1 s is long for someone watching), an 8 MiB receive
+    /// buffer.
     pub fn group(group: u16) -> Self {
         LogConfig {
             group,
             copy: CopyMode::Packet { range: 0xffff },
             queue_threshold: None,
-            flush_timeout: None,
+            flush_timeout: Some(Duration::from_millis(50)),
             buffer_size: None,
             receive_buffer: 8 << 20,
         }
