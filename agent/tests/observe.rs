@@ -4,7 +4,7 @@
 //! and SIGKILL.
 
 use std::io::{BufRead, BufReader};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -31,10 +31,6 @@ fn pair() -> (TestNetns, TestNetns) {
     client.link(&server, CLIENT, SERVER);
     server.load(FIREWALL);
     (client, server)
-}
-
-fn listing(ns: &TestNetns) -> String {
-    ns.nft(&["-s", "list", "ruleset"]).unwrap()
 }
 
 /// The agent with stdout read line by line on a thread.
@@ -105,20 +101,13 @@ fn tracing_table(ns: &TestNetns) -> bool {
 }
 
 fn syn(from: &TestNetns, port: u16) {
-    from.netns()
-        .run_in(|| {
-            let _ = TcpStream::connect_timeout(
-                &SocketAddr::from((SERVER, port)),
-                Duration::from_millis(300),
-            );
-        })
-        .unwrap();
+    from.connect(SocketAddr::from((SERVER, port)), Duration::from_millis(300));
 }
 
 #[test]
 fn trace_prints_each_path_and_ends_after_count() {
     let (client, server) = pair();
-    let before = listing(&server);
+    let before = server.ruleset_stateless();
     let path = server.path().display().to_string();
     let agent = Agent::start(&[
         "trace",
@@ -136,15 +125,7 @@ fn trace_prints_each_path_and_ends_after_count() {
     syn(&client, 80);
     let (status, out) = agent.wait();
     assert_eq!(status, Some(0), "{out}");
-    let handle = |rule: &str| {
-        let l = server.nft(&["-a", "list", "ruleset"]).unwrap();
-        let line = l
-            .lines()
-            .find(|x| x.trim().starts_with(&format!("{rule} # handle ")))
-            .unwrap()
-            .to_owned();
-        line.rsplit(' ').next().unwrap().to_owned()
-    };
+    let handle = |rule: &str| server.handle_of(rule);
     let lines: Vec<&str> = out.lines().collect();
     let drop_line = format!(
         "DROP by inet linx input rule {}: tcp dport 22 drop",
@@ -165,7 +146,7 @@ fn trace_prints_each_path_and_ends_after_count() {
             && lines[0].contains("tcp dport 22 "),
         "{out}"
     );
-    assert_eq!(listing(&server), before);
+    assert_eq!(server.ruleset_stateless(), before);
 }
 
 #[test]
@@ -195,7 +176,7 @@ fn trace_as_json_lines() {
 #[test]
 fn trace_leaves_nothing_after_ctrl_c_or_sigkill() {
     let (_client, server) = pair();
-    let before = listing(&server);
+    let before = server.ruleset_stateless();
     let path = server.path().display().to_string();
     for sig in [Signal::SIGINT, Signal::SIGKILL] {
         let agent = Agent::start(&[
@@ -210,18 +191,20 @@ fn trace_leaves_nothing_after_ctrl_c_or_sigkill() {
             "0",
         ]);
         until("the tracing table", || tracing_table(&server));
-        assert_ne!(listing(&server), before);
+        assert_ne!(server.ruleset_stateless(), before);
         agent.signal(sig);
         let (status, _) = agent.wait();
         match sig {
             Signal::SIGINT => {
                 assert_eq!(status, Some(130));
-                assert_eq!(listing(&server), before, "after Ctrl-C");
+                assert_eq!(server.ruleset_stateless(), before, "after Ctrl-C");
             }
             _ => {
                 assert_eq!(status, None, "killed");
                 // The kernel deletes an owned table when its socket closes.
-                until("the owned table to go", || listing(&server) == before);
+                until("the owned table to go", || {
+                    server.ruleset_stateless() == before
+                });
             }
         }
     }

@@ -15,7 +15,6 @@
 
 use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -278,16 +277,10 @@ fn session_thread(
     })
 }
 
-/// `nft monitor trace` in `server`, its output discarded (nsenter execs
-/// nft: the child's pid is nft's).
+/// `nft monitor trace` in `server` (nsenter execs nft: the child's pid
+/// is nft's).
 fn nft_monitor(server: &TestNetns) -> std::process::Child {
-    let child = Command::new("nsenter")
-        .arg(format!("--net={}", server.path().display()))
-        .args(["nft", "monitor", "trace"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nft monitor trace");
+    let child = server.spawn_nft(&["monitor", "trace"]);
     std::thread::sleep(Duration::from_millis(300));
     child
 }

@@ -5,9 +5,9 @@
 //! too slowly) the stream yields [`Event::Resync`]: the consumer must pull
 //! again instead of trusting a gap.
 
-use crate::error::{DecodeError, Error, Result};
+use crate::error::{DecodeError, Result};
 use crate::model::Family;
-use crate::netlink::stream::{Feed, Stream};
+use crate::netlink::stream::{receive, Feed, Received, Stream};
 use crate::netlink::{Attrs, Msg, Socket};
 use crate::netns::Netns;
 use crate::sys::*;
@@ -226,30 +226,13 @@ impl Feed for Events {
 
     fn fill(&mut self, block: bool) -> Result<bool> {
         let pending = &mut self.pending;
-        let mut bad = None;
-        let got = {
-            let mut f = |m: Msg<'_>| match Event::decode(&m) {
-                Ok(Some(e)) => pending.push_back(e),
-                Ok(None) => {}
-                Err(e) => bad = Some(e),
-            };
-            let r = if block {
-                self.sock.recv_messages(&mut f).map(|_| true)
-            } else {
-                self.sock.try_recv_messages(&mut f)
-            };
-            match r {
-                Err(Error::Overflow { .. }) => {
-                    pending.push_back(Event::Resync);
-                    true
-                }
-                other => other?,
-            }
-        };
-        if let Some(e) = bad {
-            return Err(e.into());
+        let r = receive(&mut self.sock, block, Event::decode, |e| {
+            pending.push_back(e)
+        })?;
+        if r == Received::Overflow {
+            pending.push_back(Event::Resync);
         }
-        Ok(got)
+        Ok(r != Received::Nothing)
     }
 
     fn pop(&mut self) -> Option<Event> {

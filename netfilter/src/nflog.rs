@@ -30,7 +30,7 @@ use serde::Serialize;
 use crate::error::{DecodeError, Error, Result};
 use crate::interfaces::{Interface, Interfaces};
 use crate::model::Family;
-use crate::netlink::stream::{Feed, Stream};
+use crate::netlink::stream::{receive, Feed, Received, Stream};
 use crate::netlink::{Msg, Socket};
 use crate::netns::Netns;
 use crate::packet::Headers;
@@ -424,30 +424,13 @@ impl Feed for Nflog {
 
     fn fill(&mut self, block: bool) -> Result<bool> {
         let mut got = Vec::new();
-        let mut bad = None;
-        let mut f = |m: Msg<'_>| match LoggedPacket::decode(&m) {
-            Ok(Some(p)) => got.push(p),
-            Ok(None) => {}
-            Err(e) => bad = bad.take().or(Some(e)),
-        };
-        let r = if block {
-            self.sock.recv_messages(&mut f).map(|_| true)
-        } else {
-            self.sock.try_recv_messages(&mut f)
-        };
-        let read = match r {
-            // What was lost shows as a gap in the sequence numbers of the
-            // packets that follow; nothing to report before then.
-            Err(Error::Overflow { .. }) => true,
-            other => other?,
-        };
+        // On overflow, what was lost shows as a gap in the sequence numbers
+        // of the packets that follow: nothing to report before then.
+        let r = receive(&mut self.sock, block, LoggedPacket::decode, |p| got.push(p))?;
         for p in got {
             self.take(p)?;
         }
-        if let Some(e) = bad {
-            return Err(e.into());
-        }
-        Ok(read)
+        Ok(r != Received::Nothing)
     }
 
     fn pop(&mut self) -> Option<LogItem> {

@@ -6,33 +6,19 @@
 //! `nflog` and `trace` in `netfilter/fuzz/` do. With
 //! `LINX_FUZZ_SEEDS=DIR` the captured messages are written there as seeds.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use linx_netfilter::netlink::Msgs;
 use linx_netfilter::nflog::LoggedPacket;
 use linx_netfilter::sys::*;
-use linx_netfilter::testing::TestNetns;
-use linx_netfilter::trace::{Assembler, TraceEvent};
-use linx_netfilter::{Family, Socket};
+use linx_netfilter::testing::{fuzz_nflog, fuzz_trace, Rng, TestNetns};
+use linx_netfilter::trace::TraceEvent;
+use linx_netfilter::Socket;
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 80, 0, 1);
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 80, 0, 2);
-
-/// xorshift64*: deterministic, so a failure reproduces.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// Every datagram the socket receives within `wait`, as raw bytes.
 fn capture(sock: &mut Socket, wait: Duration) -> Vec<Vec<u8>> {
@@ -88,13 +74,10 @@ fn real_messages() -> Vec<Vec<u8>> {
         "bind",
     )
     .unwrap();
+    client.connect(SocketAddr::from((SERVER, 22)), Duration::from_millis(200));
     client
         .netns()
         .run_in(|| {
-            let _ = TcpStream::connect_timeout(
-                &SocketAddr::from((SERVER, 22)),
-                Duration::from_millis(200),
-            );
             let u = UdpSocket::bind((CLIENT, 0)).unwrap();
             u.send_to(b"query", (SERVER, 53)).unwrap();
         })
@@ -124,26 +107,8 @@ fn real_messages() -> Vec<Vec<u8>> {
 
 /// What the fuzz targets do with one buffer.
 fn exercise(buf: &[u8]) {
-    let now = Instant::now();
-    let mut own = Assembler::new(Some((Family::Inet, "t".into())), Duration::ZERO);
-    let mut all = Assembler::new(None, Duration::ZERO);
-    for m in Msgs::new(buf) {
-        let Ok(m) = m else { break };
-        if let Ok(Some(p)) = LoggedPacket::decode(&m) {
-            let _ = (p.to_string(), p.data(), p.hook_name());
-        }
-        if let Ok(Some(e)) = TraceEvent::decode(&m) {
-            let _ = e.headers().to_string();
-            own.push(&e, now);
-            all.push(&e, now);
-        }
-    }
-    for a in [&mut own, &mut all] {
-        a.flush();
-        while let Some(p) = a.pop() {
-            let _ = (p.to_string(), p.summary());
-        }
-    }
+    fuzz_nflog(buf);
+    fuzz_trace(buf);
 }
 
 #[test]
@@ -185,7 +150,7 @@ fn mutated_real_messages_never_panic() {
             let mut b = m.clone();
             for _ in 0..1 + rng.below(6) {
                 let i = rng.below(b.len());
-                b[i] = rng.next() as u8;
+                b[i] = rng.next_u64() as u8;
             }
             if rng.below(4) == 0 {
                 b.truncate(rng.below(b.len() + 1));

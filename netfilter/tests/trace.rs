@@ -6,8 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use linx_netfilter::packet::{Network, Transport};
@@ -33,21 +32,6 @@ const FIREWALL: &str = "table inet linx {
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 
-/// The ruleset as nft lists it without counter values (packets move them).
-fn listing(ns: &TestNetns) -> String {
-    ns.nft(&["-s", "list", "ruleset"]).unwrap()
-}
-
-/// The handle nft shows (`nft -a`) for the rule listed as `rule`.
-fn handle_of(ns: &TestNetns, rule: &str) -> u64 {
-    let listing = ns.nft(&["-a", "list", "ruleset"]).unwrap();
-    let line = listing
-        .lines()
-        .find(|l| l.trim().starts_with(&format!("{rule} # handle ")))
-        .unwrap_or_else(|| panic!("{rule:?} not in {listing}"));
-    line.rsplit(' ').next().unwrap().parse().unwrap()
-}
-
 fn pair() -> (TestNetns, TestNetns) {
     let client = TestNetns::new();
     let server = TestNetns::new();
@@ -59,14 +43,7 @@ fn pair() -> (TestNetns, TestNetns) {
 /// One SYN to `port` (the connection is refused, dropped or times out
 /// before the first retransmission).
 fn syn(from: &TestNetns, port: u16) {
-    from.netns()
-        .run_in(|| {
-            let _ = TcpStream::connect_timeout(
-                &SocketAddr::from((SERVER, port)),
-                Duration::from_millis(300),
-            );
-        })
-        .unwrap();
+    from.connect(SocketAddr::from((SERVER, port)), Duration::from_millis(300));
 }
 
 fn collect(s: &mut Session, n: usize) -> Vec<PacketPath> {
@@ -87,13 +64,7 @@ struct Monitor(std::process::Child);
 
 impl Monitor {
     fn start(ns: &TestNetns) -> Monitor {
-        let child = Command::new("nsenter")
-            .arg(format!("--net={}", ns.path().display()))
-            .args(["nft", "monitor", "trace"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn nft monitor trace");
+        let child = ns.spawn_nft(&["monitor", "trace"]);
         // nft subscribes right after it starts; give it that moment.
         std::thread::sleep(Duration::from_millis(500));
         Monitor(child)
@@ -166,13 +137,15 @@ fn our_steps(p: &PacketPath) -> Vec<String> {
 #[test]
 fn paths_of_dropped_and_accepted_packets_match_nft_monitor_trace() {
     let (client, server) = pair();
-    let before = listing(&server);
+    let before = server.ruleset_stateless();
     let monitor = Monitor::start(&server);
     let mut cfg = SessionConfig::new("tcp dport { 22, 23, 80 }");
     cfg.count = Some(3);
     let mut session = Session::start(&server.netns(), &cfg).unwrap();
     assert!(
-        listing(&server).contains(&format!("table inet {}", session.table().1)),
+        server
+            .ruleset_stateless()
+            .contains(&format!("table inet {}", session.table().1)),
         "the session's table is loaded"
     );
     for port in [22, 23, 80] {
@@ -182,7 +155,11 @@ fn paths_of_dropped_and_accepted_packets_match_nft_monitor_trace() {
     assert!(matches!(session.next(Duration::ZERO).unwrap(), Next::Done));
     session.stop().unwrap();
     let nft = monitor.lines();
-    assert_eq!(listing(&server), before, "the namespace lists as before");
+    assert_eq!(
+        server.ruleset_stateless(),
+        before,
+        "the namespace lists as before"
+    );
     assert_eq!(paths.len(), 3, "{paths:#?}");
 
     let port = |p: &PacketPath| match p.headers.transport {
@@ -219,7 +196,7 @@ fn paths_of_dropped_and_accepted_packets_match_nft_monitor_trace() {
         "{jump}"
     );
     assert_eq!(jump.summary(), "DROP by inet linx input: policy drop");
-    let h = |rule| handle_of(&server, rule);
+    let h = |rule| server.handle_of(rule);
     let expected = format!(
         "  inet linx input rule {}: tcp dport 22 jump admin (verdict jump admin)\n  inet linx admin rule {}: counter (verdict continue)\n  inet linx admin return (end of chain)\n  inet linx input policy drop\n",
         h("tcp dport 22 jump admin"),
@@ -263,31 +240,31 @@ fn paths_of_dropped_and_accepted_packets_match_nft_monitor_trace() {
 #[test]
 fn a_session_leaves_the_namespace_as_it_was() {
     let (client, server) = pair();
-    let before = listing(&server);
+    let before = server.ruleset_stateless();
 
     // Ended by its timeout, without a packet.
     let mut cfg = SessionConfig::new("udp dport 9");
     cfg.timeout = Some(Duration::from_millis(300));
     let mut s = Session::start(&server.netns(), &cfg).unwrap();
-    assert_ne!(listing(&server), before);
+    assert_ne!(server.ruleset_stateless(), before);
     assert!(matches!(
         s.next(Duration::from_secs(5)).unwrap(),
         Next::Done
     ));
     s.stop().unwrap();
-    assert_eq!(listing(&server), before);
+    assert_eq!(server.ruleset_stateless(), before);
 
     // Dropped while packets are being traced.
     let s = Session::start(&server.netns(), &SessionConfig::new("")).unwrap();
     syn(&client, 80);
     drop(s);
-    assert_eq!(listing(&server), before);
+    assert_eq!(server.ruleset_stateless(), before);
 }
 
 #[test]
 fn a_bad_match_is_refused_before_anything_is_loaded() {
     let (_client, server) = pair();
-    let before = listing(&server);
+    let before = server.ruleset_stateless();
     let err = Session::start(&server.netns(), &SessionConfig::new("tcp dport 22 drop"))
         .err()
         .unwrap();
@@ -299,5 +276,5 @@ fn a_bad_match_is_refused_before_anything_is_loaded() {
         .err()
         .unwrap();
     assert!(err.to_string().contains("--match"), "{err}");
-    assert_eq!(listing(&server), before);
+    assert_eq!(server.ruleset_stateless(), before);
 }

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use crate::error::{Error, Result};
+use super::{Msg, Socket};
+use crate::error::{DecodeError, Error, Result};
 
 /// Items decoded from one netlink socket.
 pub trait Feed {
@@ -65,6 +66,53 @@ pub trait Feed {
                 return Ok(None);
             }
         }
+    }
+}
+
+/// What one read of a subscribed socket found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// A datagram: its messages were decoded.
+    Messages,
+    /// Not blocking, and nothing was queued.
+    Nothing,
+    /// The socket overflowed (`ENOBUFS`): the kernel dropped messages.
+    Overflow,
+}
+
+/// Reads one datagram (waiting for it when `block`) and hands what
+/// `decode` makes of each message to `sink`. A message that does not
+/// decode is an error, returned after the rest of the datagram was taken.
+pub fn receive<T>(
+    sock: &mut Socket,
+    block: bool,
+    decode: impl Fn(&Msg<'_>) -> Result<Option<T>, DecodeError>,
+    mut sink: impl FnMut(T),
+) -> Result<Received> {
+    let mut bad = None;
+    let mut f = |m: Msg<'_>| match decode(&m) {
+        Ok(Some(v)) => sink(v),
+        Ok(None) => {}
+        Err(e) => bad = bad.take().or(Some(e)),
+    };
+    let r = if block {
+        sock.recv_messages(&mut f).map(|_| Received::Messages)
+    } else {
+        sock.try_recv_messages(&mut f).map(|got| {
+            if got {
+                Received::Messages
+            } else {
+                Received::Nothing
+            }
+        })
+    };
+    let r = match r {
+        Err(Error::Overflow { .. }) => Received::Overflow,
+        other => other?,
+    };
+    match bad {
+        Some(e) => Err(e.into()),
+        None => Ok(r),
     }
 }
 

@@ -5,10 +5,10 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
-use crate::error::{DecodeError, Error, Result};
+use crate::error::{DecodeError, Result};
 use crate::expr::{AttrValue, Bytes, RawAttr, Verdict};
 use crate::model::Family;
-use crate::netlink::stream::{Feed, Stream};
+use crate::netlink::stream::{receive, Feed, Received, Stream};
 use crate::netlink::{Msg, Socket};
 use crate::netns::Netns;
 use crate::packet::Headers;
@@ -213,28 +213,13 @@ impl Feed for Tracer {
 
     fn fill(&mut self, block: bool) -> Result<bool> {
         let pending = &mut self.pending;
-        let mut bad = None;
-        let mut f = |m: Msg<'_>| match TraceEvent::decode(&m) {
-            Ok(Some(e)) => pending.push_back(TraceItem::Event(Box::new(e))),
-            Ok(None) => {}
-            Err(e) => bad = bad.take().or(Some(e)),
-        };
-        let r = if block {
-            self.sock.recv_messages(&mut f).map(|_| true)
-        } else {
-            self.sock.try_recv_messages(&mut f)
-        };
-        let got = match r {
-            Err(Error::Overflow { .. }) => {
-                pending.push_back(TraceItem::Lost);
-                true
-            }
-            other => other?,
-        };
-        if let Some(e) = bad {
-            return Err(e.into());
+        let r = receive(&mut self.sock, block, TraceEvent::decode, |e| {
+            pending.push_back(TraceItem::Event(Box::new(e)))
+        })?;
+        if r == Received::Overflow {
+            pending.push_back(TraceItem::Lost);
         }
-        Ok(got)
+        Ok(r != Received::Nothing)
     }
 
     fn pop(&mut self) -> Option<TraceItem> {
