@@ -217,7 +217,7 @@ impl Headers {
             ..Headers::default()
         };
         if let Some(t) = &p.transport {
-            h.transport = Some(transport(t));
+            h.transport = transport(t);
             let (whole, payload) = match t {
                 TransportSlice::Tcp(t) => (t.slice(), t.payload()),
                 TransportSlice::Udp(u) => (u.slice(), u.payload()),
@@ -308,8 +308,8 @@ fn ethernet(b: &[u8]) -> Option<Ethernet> {
     })
 }
 
-fn transport(t: &TransportSlice<'_>) -> Transport {
-    match t {
+fn transport(t: &TransportSlice<'_>) -> Option<Transport> {
+    Some(match t {
         TransportSlice::Tcp(t) => tcp(t),
         TransportSlice::Udp(u) => udp(u),
         TransportSlice::Icmpv4(i) => Transport::Icmp {
@@ -320,9 +320,9 @@ fn transport(t: &TransportSlice<'_>) -> Transport {
             ty: i.type_u8(),
             code: i.code_u8(),
         },
-        // Not asked for, and not parsed past the IP header by nft either.
-        TransportSlice::Igmp(_) => Transport::Icmp { ty: 0, code: 0 },
-    }
+        // IGMP: the protocol number in the network header says enough.
+        TransportSlice::Igmp(_) => return None,
+    })
 }
 
 fn tcp(t: &TcpSlice<'_>) -> Transport {

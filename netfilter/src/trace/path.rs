@@ -385,3 +385,130 @@ impl Assembler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(id: u32, table: &str, chain: &str, handle: Option<u64>, v: Option<Verdict>) -> TraceEvent {
+        TraceEvent {
+            id,
+            kind: TraceKind::Rule,
+            family: Family::Inet,
+            table: table.into(),
+            chain: chain.into(),
+            handle,
+            verdict: v,
+            policy: None,
+            nfproto: Some(2),
+            iif: Some(3),
+            iiftype: Some(1),
+            oif: None,
+            oiftype: None,
+            mark: None,
+            link_header: None,
+            network_header: None,
+            transport_header: None,
+            unknown: Vec::new(),
+        }
+    }
+
+    fn policy(id: u32, chain: &str, p: u32) -> TraceEvent {
+        TraceEvent {
+            kind: TraceKind::Policy,
+            policy: Some(p),
+            ..ev(id, "fw", chain, None, None)
+        }
+    }
+
+    /// What the kernel sent for a SYN marked by the session, jumping into
+    /// `admin`, matching a counter there, falling off its end and off the
+    /// end of `input` into its drop policy (measured, see tests/trace.rs).
+    fn jump_then_policy_drop(id: u32) -> Vec<TraceEvent> {
+        vec![
+            ev(id, "own", "prerouting", Some(2), Some(Verdict::Continue)),
+            ev(id, "own", "prerouting", None, Some(Verdict::Continue)),
+            TraceEvent {
+                kind: TraceKind::Policy,
+                policy: Some(crate::sys::NF_ACCEPT),
+                ..ev(id, "own", "prerouting", None, None)
+            },
+            ev(id, "fw", "input", Some(4), Some(Verdict::Jump("admin".into()))),
+            ev(id, "fw", "admin", Some(8), Some(Verdict::Continue)),
+            ev(id, "fw", "admin", None, Some(Verdict::Continue)),
+            ev(id, "fw", "input", None, Some(Verdict::Continue)),
+            policy(id, "input", NF_DROP),
+        ]
+    }
+
+    fn own() -> Assembler {
+        Assembler::new(
+            Some((Family::Inet, "own".into())),
+            Duration::from_millis(100),
+        )
+    }
+
+    #[test]
+    fn a_drop_ends_the_path_with_the_jump_and_its_return() {
+        let mut a = own();
+        let now = Instant::now();
+        for e in jump_then_policy_drop(7) {
+            a.push(&e, now);
+        }
+        let p = a.pop().expect("a drop ends the path at once");
+        let steps: Vec<_> = p.steps.iter().map(|s| (s.chain.as_str(), s.kind)).collect();
+        assert_eq!(
+            steps,
+            [
+                ("input", TraceKind::Rule),
+                ("admin", TraceKind::Rule),
+                ("admin", TraceKind::Return),
+                ("input", TraceKind::Policy),
+            ]
+        );
+        assert_eq!(p.verdict, Some(Verdict::Drop));
+        assert_eq!(p.decided_by, Some(3));
+        assert_eq!(p.summary(), "DROP by inet fw input: policy drop");
+        assert_eq!(a.open_paths(), 0);
+    }
+
+    #[test]
+    fn a_reused_id_starts_a_new_path_and_foreign_traces_are_ignored() {
+        let mut a = own();
+        let now = Instant::now();
+        for e in jump_then_policy_drop(7).into_iter().chain(jump_then_policy_drop(7)) {
+            a.push(&e, now);
+        }
+        // Traced by someone else: never marked by the session's rule.
+        a.push(&ev(9, "fw", "input", Some(4), Some(Verdict::Drop)), now);
+        assert!(a.pop().is_some() && a.pop().is_some());
+        assert!(a.pop().is_none());
+        assert_eq!(a.open_paths(), 0);
+    }
+
+    #[test]
+    fn an_accepted_packet_settles_and_lost_messages_mark_it() {
+        let mut a = own();
+        let t0 = Instant::now();
+        a.push(&ev(5, "own", "prerouting", Some(2), Some(Verdict::Continue)), t0);
+        a.push(&ev(5, "fw", "input", Some(6), Some(Verdict::Accept)), t0);
+        a.lost();
+        a.expire(t0 + Duration::from_millis(50));
+        assert!(a.pop().is_none(), "an accepted packet may meet later hooks");
+        assert_eq!(a.next_deadline(), Some(t0 + Duration::from_millis(100)));
+        a.expire(t0 + Duration::from_millis(100));
+        let p = a.pop().unwrap();
+        assert_eq!(p.verdict, Some(Verdict::Accept));
+        assert!(p.incomplete);
+        assert_eq!(p.iif.as_ref().map(|i| i.index), Some(3));
+    }
+
+    #[test]
+    fn without_a_session_table_every_traced_packet_is_taken() {
+        let mut a = Assembler::new(None, Duration::ZERO);
+        let now = Instant::now();
+        a.push(&ev(9, "fw", "input", Some(4), Some(Verdict::Drop)), now);
+        let p = a.pop().unwrap();
+        assert_eq!(p.summary(), "DROP by inet fw input rule 4 (not in the ruleset read)");
+    }
+}
