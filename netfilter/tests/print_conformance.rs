@@ -169,6 +169,9 @@ fn family_of(name: &str) -> Family {
 
 #[test]
 fn printed_rules_match_nft_listing() {
+    if common::corpus::require().is_none() {
+        return;
+    }
     // The corpus was listed as upstream runs it, two hours east of UTC;
     // nft (loading) and the printer (listing) both follow `TZ`.
     std::env::set_var("TZ", "UTC-2");
