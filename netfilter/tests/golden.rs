@@ -373,48 +373,33 @@ fn bytecode_differences(
     got: &Bytecode,
     with_sets: bool,
 ) -> Vec<Difference> {
-    let mut out = Vec::new();
-    let chains: BTreeSet<_> = want.chains.keys().chain(got.chains.keys()).collect();
-    for k in chains {
-        let (w, g) = (
-            want.chains.get(k).map_or(&[][..], Vec::as_slice),
-            got.chains.get(k).map_or(&[][..], Vec::as_slice),
-        );
-        for i in 0..w.len().max(g.len()) {
-            let (a, b) = (w.get(i), g.get(i));
-            if a != b {
-                let show =
-                    |r: Option<&Vec<String>>| r.map_or("(no rule)".to_owned(), |r| r.join(" "));
-                out.push(Difference {
-                    file: file.to_owned(),
-                    kind,
-                    at: format!("{} {} {} #{i}", k.0, k.1, k.2),
-                    want: show(a),
-                    got: show(b),
-                    note: String::new(),
-                });
+    // Each rule and set as (where, text), compared by where.
+    let entries = |b: &Bytecode| {
+        let mut out: BTreeMap<String, String> = BTreeMap::new();
+        for ((f, t, c), rules) in &b.chains {
+            for (i, r) in rules.iter().enumerate() {
+                out.insert(format!("{f} {t} {c} #{i}"), r.join(" "));
             }
         }
-    }
-    if with_sets {
-        let sets: BTreeSet<_> = want.sets.keys().chain(got.sets.keys()).collect();
-        for k in sets {
-            let (a, b) = (want.sets.get(k), got.sets.get(k));
-            if a != b {
-                let show =
-                    |s: Option<&Vec<String>>| s.map_or("(no set)".to_owned(), |s| s.join(" | "));
-                out.push(Difference {
-                    file: file.to_owned(),
-                    kind,
-                    at: format!("{} {} @{}", k.0, k.1, k.2),
-                    want: show(a),
-                    got: show(b),
-                    note: String::new(),
-                });
-            }
+        for ((f, t, s), lines) in b.sets.iter().filter(|_| with_sets) {
+            out.insert(format!("{f} {t} @{s}"), lines.join(" | "));
         }
-    }
-    out
+        out
+    };
+    let (want, got) = (entries(want), entries(got));
+    let at: BTreeSet<&String> = want.keys().chain(got.keys()).collect();
+    let absent = || "(absent)".to_owned();
+    at.into_iter()
+        .filter(|k| want.get(*k) != got.get(*k))
+        .map(|k| Difference {
+            file: file.to_owned(),
+            kind,
+            at: k.clone(),
+            want: want.get(k).cloned().unwrap_or_else(absent),
+            got: got.get(k).cloned().unwrap_or_else(absent),
+            note: String::new(),
+        })
+        .collect()
 }
 
 /// Notes for bytecode differences: the rule as nft lists it.

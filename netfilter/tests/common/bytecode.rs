@@ -13,6 +13,9 @@ use std::fmt::Write as _;
 use linx_netfilter::expr::exthdr::ExthdrOp;
 use linx_netfilter::expr::*;
 use linx_netfilter::model::{Element, Rule, Ruleset, Set};
+use linx_netfilter::sys::{
+    NFT_BREAK, NFT_CONTINUE, NFT_GOTO, NFT_JUMP, NFT_RETURN, NF_ACCEPT, NF_DROP,
+};
 
 /// `(family, table, chain or set)`.
 pub type Key = (String, String, String);
@@ -265,16 +268,22 @@ fn words(d: &Option<Data>) -> String {
     s
 }
 
+/// A verdict as nft's bytecode text names it: by its kernel code, with
+/// `-> chain` for jumps and gotos.
 fn verdict(v: &Verdict) -> String {
-    match v {
-        Verdict::Accept => "accept".into(),
-        Verdict::Drop => "drop".into(),
-        Verdict::Continue => "continue".into(),
-        Verdict::Break => "break".into(),
-        Verdict::Return => "return".into(),
-        Verdict::Jump(c) => format!("jump -> {c}"),
-        Verdict::Goto(c) => format!("goto -> {c}"),
-        Verdict::Other(o) => format!("{o:?}"),
+    let word = match v.code() {
+        c if c == NF_ACCEPT as i32 => "accept",
+        c if c == NF_DROP as i32 => "drop",
+        NFT_CONTINUE => "continue",
+        NFT_BREAK => "break",
+        NFT_RETURN => "return",
+        NFT_JUMP => "jump",
+        NFT_GOTO => "goto",
+        _ => return format!("{v:?}"),
+    };
+    match v.chain() {
+        Some(c) => format!("{word} -> {c}"),
+        None => word.to_owned(),
     }
 }
 
