@@ -14,7 +14,8 @@
 //! ```
 //!
 //! which, when the corpus is absent, prints one `skipped` line naming the
-//! test and the reason. The other functions here expect it present.
+//! test and the reason ([`optional`] for a test that has inputs of its own
+//! too). The other functions here expect it present.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -39,15 +40,29 @@ fn locate() -> Option<PathBuf> {
     beside.join("rules.tsv").exists().then_some(beside)
 }
 
+const ABSENT: &str = "needs nftables' conformance corpus, absent here \
+     (set LINX_CONFORMANCE, or put it at ../shared/conformance beside the repository)";
+
 /// The corpus folder, or `None` after printing that the calling test
 /// skips because the corpus is absent.
 pub fn require() -> Option<PathBuf> {
     let found = locate();
     if found.is_none() {
-        super::skip(
-            "needs nftables' conformance corpus, absent here \
-             (set LINX_CONFORMANCE, or put it at ../shared/conformance beside the repository)",
-        );
+        super::skip(ABSENT);
+    }
+    found
+}
+
+/// Like [`require`], for a test that also checks inputs of its own: when
+/// the corpus is absent it says that only the corpus part is skipped.
+pub fn optional() -> Option<PathBuf> {
+    let found = locate();
+    if found.is_none() {
+        let thread = std::thread::current();
+        super::say(&format!(
+            "{}: corpus part skipped: {ABSENT}",
+            thread.name().unwrap_or("a test")
+        ));
     }
     found
 }
