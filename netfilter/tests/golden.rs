@@ -585,6 +585,11 @@ fn nft_stdout(ns: &TestNetns, args: &[&str]) -> String {
 /// nft's listing.
 #[test]
 fn golden_files_are_what_nft_prints() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        common::skip("needs root, for throwaway network namespaces");
+        return;
+    }
     let version = std::process::Command::new("nft")
         .arg("--version")
         .output()
