@@ -346,13 +346,17 @@ fn live(n: usize, rules: usize) {
         let _ = mon.kill();
         let _ = mon.wait();
         nft_paths = printed.join().unwrap();
-        server.nft(&["delete", "table", "inet", "nfttrace"]).unwrap();
+        server
+            .nft(&["delete", "table", "inet", "nfttrace"])
+            .unwrap();
     }
     listening.store(true, Ordering::SeqCst);
 
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let plus = |d: Duration| us(d) - us(base);
-    println!("{n} UDP datagrams through a {rules}-rule chain: median time per packet (best of 3 rounds)");
+    println!(
+        "{n} UDP datagrams through a {rules}-rule chain: median time per packet (best of 3 rounds)"
+    );
     println!("  {:<44} {:>8.1} us", "no trace session", us(base));
     println!(
         "  {:<44} {:>8.1} us  ({:+.1} us)",

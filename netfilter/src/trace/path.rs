@@ -390,7 +390,13 @@ impl Assembler {
 mod tests {
     use super::*;
 
-    fn ev(id: u32, table: &str, chain: &str, handle: Option<u64>, v: Option<Verdict>) -> TraceEvent {
+    fn ev(
+        id: u32,
+        table: &str,
+        chain: &str,
+        handle: Option<u64>,
+        v: Option<Verdict>,
+    ) -> TraceEvent {
         TraceEvent {
             id,
             kind: TraceKind::Rule,
@@ -433,7 +439,13 @@ mod tests {
                 policy: Some(crate::sys::NF_ACCEPT),
                 ..ev(id, "own", "prerouting", None, None)
             },
-            ev(id, "fw", "input", Some(4), Some(Verdict::Jump("admin".into()))),
+            ev(
+                id,
+                "fw",
+                "input",
+                Some(4),
+                Some(Verdict::Jump("admin".into())),
+            ),
             ev(id, "fw", "admin", Some(8), Some(Verdict::Continue)),
             ev(id, "fw", "admin", None, Some(Verdict::Continue)),
             ev(id, "fw", "input", None, Some(Verdict::Continue)),
@@ -476,7 +488,10 @@ mod tests {
     fn a_reused_id_starts_a_new_path_and_foreign_traces_are_ignored() {
         let mut a = own();
         let now = Instant::now();
-        for e in jump_then_policy_drop(7).into_iter().chain(jump_then_policy_drop(7)) {
+        for e in jump_then_policy_drop(7)
+            .into_iter()
+            .chain(jump_then_policy_drop(7))
+        {
             a.push(&e, now);
         }
         // Traced by someone else: never marked by the session's rule.
@@ -490,7 +505,10 @@ mod tests {
     fn an_accepted_packet_settles_and_lost_messages_mark_it() {
         let mut a = own();
         let t0 = Instant::now();
-        a.push(&ev(5, "own", "prerouting", Some(2), Some(Verdict::Continue)), t0);
+        a.push(
+            &ev(5, "own", "prerouting", Some(2), Some(Verdict::Continue)),
+            t0,
+        );
         a.push(&ev(5, "fw", "input", Some(6), Some(Verdict::Accept)), t0);
         a.lost();
         a.expire(t0 + Duration::from_millis(50));
@@ -509,6 +527,9 @@ mod tests {
         let now = Instant::now();
         a.push(&ev(9, "fw", "input", Some(4), Some(Verdict::Drop)), now);
         let p = a.pop().unwrap();
-        assert_eq!(p.summary(), "DROP by inet fw input rule 4 (not in the ruleset read)");
+        assert_eq!(
+            p.summary(),
+            "DROP by inet fw input rule 4 (not in the ruleset read)"
+        );
     }
 }
