@@ -190,7 +190,15 @@ impl LoggedPacket {
                     let b = fixed(&a, 16)?;
                     let sec = u64::from_be_bytes(b[..8].try_into().expect("8 bytes"));
                     let usec = u64::from_be_bytes(b[8..16].try_into().expect("8 bytes"));
-                    p.timestamp = Some(Duration::from_secs(sec) + Duration::from_micros(usec));
+                    p.timestamp = Some(
+                        Duration::from_secs(sec)
+                            .checked_add(Duration::from_micros(usec))
+                            .ok_or(DecodeError::Invalid {
+                                object: "logged packet",
+                                field: "timestamp",
+                                value: sec,
+                            })?,
+                    );
                 }
                 NFULA_IFINDEX_INDEV => p.indev = iface(&a)?,
                 NFULA_IFINDEX_OUTDEV => p.outdev = iface(&a)?,

@@ -166,3 +166,26 @@ fn mutated_real_messages_never_panic() {
     }
     eprintln!("{} real messages, {n} inputs: no panic", msgs.len());
 }
+
+/// What cargo-fuzz found, kept: each must give an error, not a panic.
+#[test]
+fn fuzz_findings_are_refused() {
+    use linx_netfilter::netlink::Writer;
+    use linx_netfilter::nflog::LoggedPacket;
+    // A timestamp of u64::MAX seconds and as many microseconds (the sum
+    // overflowed a Duration).
+    let mut w = Writer::new();
+    let start = w.begin_msg(
+        ((NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET) as u16,
+        0,
+        0,
+        2,
+        7,
+    );
+    w.put(NFULA_PACKET_HDR, &[0x08, 0x00, 1, 0]);
+    w.put(NFULA_TIMESTAMP, &[0xff; 16]);
+    w.end_msg(start);
+    let m = Msgs::new(w.as_bytes()).next().unwrap().unwrap();
+    assert!(LoggedPacket::decode(&m).is_err());
+    exercise(w.as_bytes());
+}
