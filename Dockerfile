@@ -8,7 +8,9 @@
 # Without one, `scripts/images.sh` builds both with podman from this same
 # file: a base made from Debian packages (BASE=localhost/linx-base:SUITE), and
 # release binaries built on the host and handed in as the build context
-# (BINARIES=prebuilt, context = a directory holding agent/ and operator/).
+# (BINARIES=prebuilt, context = a directory holding prebuilt/agent/ and
+# prebuilt/operator/; the repository has no prebuilt/, so the mistake of
+# building that stage from the repository fails at once).
 #
 # Neither image holds a shell, a compiler or a package manager: a runtime
 # base and the stripped binaries.
@@ -38,10 +40,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     for b in $AGENT_BINARIES; do install -D -s -m 0755 "target/release/$b" "/out/agent/$b"; done; \
     for b in $OPERATOR_BINARIES; do install -D -s -m 0755 "target/release/$b" "/out/operator/$b"; done
 
-# --- prebuilt: binaries from the build context (agent/, operator/) ----------
+# --- prebuilt: binaries from the build context -------------------------------
 FROM scratch AS prebuilt
-COPY agent/ /out/agent/
-COPY operator/ /out/operator/
+COPY prebuilt/agent/ /out/agent/
+COPY prebuilt/operator/ /out/operator/
 
 FROM ${BINARIES} AS binaries
 

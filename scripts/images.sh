@@ -156,8 +156,8 @@ if [ $registry = no ]; then
     target=${CARGO_TARGET_DIR:-target}
     context=$target/images
     rm -rf "$context"
-    for b in $agent_bins; do install -D -s -m 0755 "$target/release/$b" "$context/agent/$b"; done
-    for b in $operator_bins; do install -D -s -m 0755 "$target/release/$b" "$context/operator/$b"; done
+    for b in $agent_bins; do install -D -s -m 0755 "$target/release/$b" "$context/prebuilt/agent/$b"; done
+    for b in $operator_bins; do install -D -s -m 0755 "$target/release/$b" "$context/prebuilt/operator/$b"; done
     # --pull=never: nothing is fetched; the unused `build` stage is skipped.
     build_args=(--pull=never --network=none --build-arg "BASE=$base" --build-arg BINARIES=prebuilt)
 else
