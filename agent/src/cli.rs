@@ -66,6 +66,11 @@ pub enum Command {
     /// Chain linx-cni into the node's CNI configuration and keep it there
     /// (the DaemonSet's sidecar); see docs/cni.md.
     InstallCni(crate::install::InstallArgs),
+    /// Trace packets matching an nft expression: each packet's path
+    /// through the chains, one step per line, and the verdict.
+    Trace(crate::observe::TraceArgs),
+    /// Print the packets a `log group N` rule sends, one per line.
+    Log(crate::observe::LogArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -130,6 +135,8 @@ pub enum CliError {
     Run(#[from] crate::run::RunError),
     #[error(transparent)]
     Install(#[from] crate::install::InstallError),
+    #[error("{0}")]
+    Trace(String),
 }
 
 /// A ruleset as YAML. (Through a JSON value: serde_yaml cannot write an
@@ -168,6 +175,8 @@ pub fn run(cli: Cli) -> Result<Done, CliError> {
             crate::install::main(args)?;
             Ok(Done::ok(String::new()))
         }
+        Command::Trace(args) => crate::observe::trace(args),
+        Command::Log(args) => crate::observe::log(args),
         Command::Pull {
             netns,
             tables,

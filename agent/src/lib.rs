@@ -9,6 +9,7 @@
 //! - [`cni`]: the local endpoint for the `linx-cni` plugin; [`install`]:
 //!   chaining the plugin into the node's CNI configuration;
 //!   [`readiness`]: the optional pod readiness gate.
+//! - [`observe`]: `linx-agent trace` and `linx-agent log`.
 
 pub mod cli;
 pub mod cni;
@@ -18,6 +19,7 @@ pub mod install;
 pub mod kube;
 pub mod local;
 pub mod metrics;
+pub mod observe;
 pub mod pod;
 pub mod policy;
 pub mod readiness;
