@@ -302,7 +302,8 @@ fn tables_not_desired_are_deleted() {
         p.ops,
         vec![Op::DeleteTable {
             family: Family::Inet,
-            name: "fw".into()
+            name: "fw".into(),
+            recreate: None,
         }]
     );
 }
