@@ -141,7 +141,9 @@ pub enum Op {
         recreate: Option<String>,
     },
     /// `id` is this rule's batch-local id (`NFTA_RULE_ID`), so later
-    /// additions can be positioned after it.
+    /// additions can be positioned after it. `bound`: the chains the rule
+    /// binds (`jump { … }`, and those their rules bind, innermost first),
+    /// with their rules — created with it, gone with it.
     AddRule {
         family: Family,
         table: String,
@@ -149,6 +151,8 @@ pub enum Op {
         rule: Rule,
         position: Position,
         id: u32,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        bound: Vec<Chain>,
     },
     DeleteRule {
         family: Family,
@@ -206,7 +210,7 @@ impl Patch {
     ///
     /// A chain bound to an added rule keeps the name the desired value gave
     /// it (the kernel numbers it itself; bound chains' names are no part of
-    /// equality), made unique in its table if another bound chain has it.
+    /// equality), made unique in its table if another chain has it.
     pub fn apply_to(
         &self,
         value: &mut Ruleset,
@@ -273,12 +277,48 @@ fn find_rule(rules: &[Rule], h: u64, hint: usize) -> Option<usize> {
     }
 }
 
-/// Where applying a patch is: the index of the rule an op last touched, and
-/// the bound chains it added under another name, by (family, table, name).
+/// Where applying a patch is: the index of the rule an op last touched.
 #[derive(Default)]
 struct Cursor {
     hint: usize,
-    renamed: HashMap<(Family, String, String), String>,
+}
+
+/// Adds the chains an added rule binds to its table, each under a name no
+/// chain there has (see [`Patch::apply_to`]), and points the rule and the
+/// chains' rules at those names.
+fn add_bound(t: &mut Table, bound: &[Chain], rule: &mut Rule) {
+    let mut renamed: HashMap<&str, String> = HashMap::new();
+    let repoint = |r: &mut Rule, renamed: &HashMap<&str, String>| {
+        for e in r.exprs.iter_mut() {
+            if let Expr::Immediate(i) = e {
+                if let Some(Data::Verdict(v)) = &mut i.data {
+                    if let Some(c) = v.chain_mut() {
+                        if let Some(n) = renamed.get(c.as_str()) {
+                            c.clone_from(n);
+                        }
+                    }
+                }
+            }
+        }
+    };
+    for c in bound {
+        let name = if t.chains.iter().any(|x| x.name == c.name) {
+            (1..)
+                .map(|k| format!("{}~{k}", c.name))
+                .find(|n| t.chains.iter().all(|x| &x.name != n))
+                .expect("a free name")
+        } else {
+            c.name.clone()
+        };
+        let mut c2 = c.clone();
+        c2.name.clone_from(&name);
+        for r in c2.rules.iter_mut() {
+            repoint(r, &renamed);
+        }
+        renamed.insert(&c.name, name);
+        t.chains.push(c2);
+    }
+    repoint(rule, &renamed);
 }
 
 /// Removes the chains `rule` binds, and theirs: the kernel deletes a bound
@@ -315,20 +355,7 @@ fn apply_op(
             family,
             table,
             chain,
-        } => {
-            let t = table_mut(v, *family, table)?;
-            let mut c = chain.clone();
-            if is_binding(&c) && t.chains.iter().any(|x| x.name == c.name) {
-                let free = (1..)
-                    .map(|k| format!("{}~{k}", chain.name))
-                    .find(|n| t.chains.iter().all(|x| &x.name != n))
-                    .expect("a free name");
-                at.renamed
-                    .insert((*family, table.clone(), chain.name.clone()), free.clone());
-                c.name = free;
-            }
-            t.chains.push(c);
-        }
+        } => table_mut(v, *family, table)?.chains.push(chain.clone()),
         Op::UpdateChain {
             family,
             table,
@@ -431,28 +458,14 @@ fn apply_op(
             rule,
             position,
             id,
+            bound,
         } => {
-            let renamed = |name: &str| {
-                at.renamed
-                    .get(&(*family, table.clone(), name.to_owned()))
-                    .cloned()
-            };
+            let t = table_mut(v, *family, table)?;
             let mut r = rule.clone();
-            if !at.renamed.is_empty() {
-                for e in r.exprs.iter_mut() {
-                    if let Expr::Immediate(i) = e {
-                        if let Some(Data::Verdict(v)) = &mut i.data {
-                            if let Some(c) = v.chain_mut() {
-                                if let Some(n) = renamed(c) {
-                                    *c = n;
-                                }
-                            }
-                        }
-                    }
-                }
+            if !bound.is_empty() {
+                add_bound(t, bound, &mut r);
             }
-            let chain = renamed(chain).unwrap_or_else(|| chain.clone());
-            let c = chain_mut(table_mut(v, *family, table)?, &chain)?;
+            let c = chain_mut(t, chain)?;
             let new_handle = handles.get(id).copied();
             let hint = at.hint;
             let at_handle = |h: u64| find_rule(&c.rules, h, hint);
@@ -685,8 +698,7 @@ impl Builder {
         Patch { ops }
     }
 
-    /// Adds a rule; the chains it binds (`jump { … }`) come with it: created,
-    /// filled, then bound.
+    /// Adds a rule, with the chains it binds (`jump { … }`): one operation.
     fn add_rule(
         &mut self,
         t: &Table,
@@ -695,19 +707,9 @@ impl Builder {
         rule: &Rule,
         position: Position,
     ) -> u32 {
+        let mut chains = Vec::new();
         if !bound.is_empty() {
-            for target in rule.exprs.iter().filter_map(jump_target) {
-                if let Some(b) = bound.get(target) {
-                    self.add_chains.push(Op::AddChain {
-                        family: t.family,
-                        table: t.name.clone(),
-                        chain: chain_header(b),
-                    });
-                    for r in &b.rules {
-                        self.add_rule(t, bound, &b.name, r, Position::Append);
-                    }
-                }
-            }
+            bound_by(rule, bound, &mut chains);
         }
         self.next_rule_id += 1;
         let id = self.next_rule_id;
@@ -718,6 +720,7 @@ impl Builder {
             rule: without_handle(rule),
             position,
             id,
+            bound: chains,
         });
         id
     }
@@ -1329,6 +1332,22 @@ fn chain_header(c: &Chain) -> Chain {
         rules: Default::default(),
         handle: None,
         ..c.clone()
+    }
+}
+
+/// The chains `rule` binds, and those their rules bind, innermost first,
+/// with their rules (handles dropped).
+fn bound_by(rule: &Rule, bound: &Bound<'_>, out: &mut Vec<Chain>) {
+    for target in rule.exprs.iter().filter_map(jump_target) {
+        if let Some(c) = bound.get(target) {
+            for r in c.rules.iter() {
+                bound_by(r, bound, out);
+            }
+            let mut c = (*c).clone();
+            c.handle = None;
+            c.rules = c.rules.iter().map(without_handle).collect();
+            out.push(c);
+        }
     }
 }
 

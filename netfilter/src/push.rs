@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 
 use crate::codec::{self, element::Target, rule::ChainRef, setref};
-use crate::diff::{is_binding, Op, Patch, Position};
+use crate::diff::{Op, Patch, Position};
 use crate::error::{Error, Result};
 use crate::expr::{Data, Expr, OtherVerdict};
 use crate::model::{Chain, Rule, Ruleset, Set, Table};
@@ -200,33 +200,20 @@ pub fn push_patch(
     })
 }
 
-/// The kernel echoes added rules in batch order: pairs them with the
-/// patch's `AddRule` operations to learn each one's handle. Every pair must
-/// name the same table and chain (a chain bound in this batch has the name
-/// the kernel gave it) and the counts must agree; otherwise no handle is
+/// The kernel echoes added rules in batch order (those asking for it: not
+/// the rules of chains bound with them): pairs them with the patch's
+/// `AddRule` operations to learn each one's handle. Every pair must name the
+/// same table and chain and the counts must agree; otherwise no handle is
 /// trusted (an off-by-one pairing would later delete the wrong rule), and
 /// the caller pulls instead.
 fn echoed_handles(patch: &Patch, echoes: &Dump) -> std::collections::HashMap<u32, u64> {
-    let bound: Vec<(&str, &str)> = patch
-        .ops
-        .iter()
-        .filter_map(|o| match o {
-            Op::AddChain { table, chain, .. } if is_binding(chain) => {
-                Some((table.as_str(), chain.name.as_str()))
-            }
-            _ => None,
-        })
-        .collect();
-    let added: Vec<(&str, Option<&str>, u32)> = patch
+    let added: Vec<(&str, &str, u32)> = patch
         .ops
         .iter()
         .filter_map(|o| match o {
             Op::AddRule {
                 table, chain, id, ..
-            } => {
-                let named = !bound.contains(&(table.as_str(), chain.as_str()));
-                Some((table.as_str(), named.then_some(chain.as_str()), *id))
-            }
+            } => Some((table.as_str(), chain.as_str(), *id)),
             _ => None,
         })
         .collect();
@@ -241,14 +228,12 @@ fn echoed_handles(patch: &Patch, echoes: &Dump) -> std::collections::HashMap<u32
     }
     for ((table, chain, id), m) in added.into_iter().zip(&echoed) {
         match codec::rule::decode(m) {
-            Ok(d) if d.table == table && (chain.is_none() || d.parent == chain) => {
-                match d.value.handle {
-                    Some(h) => {
-                        handles.insert(id, h);
-                    }
-                    None => return std::collections::HashMap::new(),
+            Ok(d) if d.table == table && d.parent == Some(chain) => match d.value.handle {
+                Some(h) => {
+                    handles.insert(id, h);
                 }
-            }
+                None => return std::collections::HashMap::new(),
+            },
             _ => return std::collections::HashMap::new(),
         }
     }
@@ -497,18 +482,6 @@ impl Encoder {
                 family,
                 table,
                 chain,
-            } if is_binding(chain) => {
-                self.next_chain_id += 1;
-                let id = self.next_chain_id;
-                self.bound.insert((table.clone(), chain.name.clone()), id);
-                self.add(NFT_MSG_NEWCHAIN, NLM_F_CREATE, (*family).into(), |w| {
-                    codec::chain::encode_bound(w, table, chain, id)
-                });
-            }
-            Op::AddChain {
-                family,
-                table,
-                chain,
             }
             | Op::UpdateChain {
                 family,
@@ -619,7 +592,26 @@ impl Encoder {
                 rule,
                 position,
                 id,
+                bound,
             } => {
+                // The chains it binds first, unnamed, then their rules
+                // (innermost first), as nft sends them.
+                let f: u8 = (*family).into();
+                let mut ids = Vec::with_capacity(bound.len());
+                for c in bound {
+                    self.next_chain_id += 1;
+                    let cid = self.next_chain_id;
+                    self.bound.insert((table.clone(), c.name.clone()), cid);
+                    self.add(NFT_MSG_NEWCHAIN, NLM_F_CREATE, f, |w| {
+                        codec::chain::encode_bound(w, table, c, cid)
+                    });
+                    ids.push(cid);
+                }
+                for (c, cid) in bound.iter().zip(ids) {
+                    for r in c.rules.iter() {
+                        self.rule_at(f, table, ChainRef::Id(cid), r, None, NLM_F_APPEND, |_| {});
+                    }
+                }
                 // Without NLM_F_APPEND a positioned rule goes before its anchor.
                 let flags = NLM_F_ECHO
                     | if matches!(position, Position::Before(_)) {
