@@ -565,6 +565,16 @@ fn converge_from_older(case: &Case, scratch: &Path) -> Result<(), String> {
     if o.status.code() != Some(0) {
         return Err(format!("diff after: {}", text(&o)));
     }
+    // And back: rules and elements deleted in one transaction too.
+    let old_path = old_file.display().to_string();
+    let o = agent(&["apply", "--netns", &netns_arg(&ns), "-f", &old_path]);
+    if !o.status.success() {
+        return Err(format!("back to the older version: {}", text(&o)));
+    }
+    let o = agent(&["diff", "--netns", &netns_arg(&ns), "-f", &old_path]);
+    if o.status.code() != Some(0) {
+        return Err(format!("diff after going back: {}", text(&o)));
+    }
     Ok(())
 }
 

@@ -75,6 +75,13 @@ pub enum Op {
         table: String,
         chain: Chain,
     },
+    /// Deletes every rule of a chain (`flush chain`): a chain about to go
+    /// first lets go of the sets, objects and chains its rules use.
+    FlushChain {
+        family: Family,
+        table: String,
+        chain: String,
+    },
     DeleteChain {
         family: Family,
         table: String,
@@ -364,6 +371,17 @@ fn apply_op(
             let c = chain_mut(table_mut(v, *family, table)?, &chain.name)?;
             c.policy = chain.policy;
         }
+        Op::FlushChain {
+            family,
+            table,
+            chain,
+        } => {
+            let t = table_mut(v, *family, table)?;
+            let gone: Vec<Rule> = std::mem::take(&mut *chain_mut(t, chain)?.rules).to_vec();
+            for r in &gone {
+                drop_bound(t, r);
+            }
+        }
         Op::DeleteChain {
             family,
             table,
@@ -651,8 +669,9 @@ fn diff_with(
 /// Ops gathered by kind, concatenated in an order the kernel takes in one
 /// pass: nothing used before it exists, nothing deleted while in use.
 ///
-/// Deletes come first, each user before what it uses: rules, elements,
-/// sets, chains, objects and flowtables, tables. Adds follow, what is used
+/// Deletes come first, each user before what it uses: rules (and the rules
+/// of chains about to go), elements, sets, chains, objects and flowtables,
+/// tables. Adds follow, what is used
 /// before its users: tables, objects and flowtables, chains (bound chains
 /// too), sets with their elements (a verdict map's elements name chains, an
 /// object map's name objects), elements added to existing sets, then rules
@@ -864,8 +883,19 @@ impl Builder {
                 name: c.name.clone(),
                 recreate,
             };
+            // A chain going lets go of what its rules use first.
+            let flush = |c: &Chain| Op::FlushChain {
+                family: fam,
+                table: tname(),
+                chain: c.name.clone(),
+            };
             match p {
-                Pair::Gone(c) => self.del_chains.push(delete(c, None)),
+                Pair::Gone(c) => {
+                    if !c.rules.is_empty() {
+                        self.del_rules.push(flush(c));
+                    }
+                    self.del_chains.push(delete(c, None));
+                }
                 Pair::New(w) => self.add_chain_with_rules(want, &sides.want, w),
                 Pair::Both(c, w) if chain_header_eq(c, w, true) => kept.push((c, w)),
                 Pair::Both(c, w) if chain_header_eq(c, w, false) => {
@@ -880,6 +910,9 @@ impl Builder {
                 Pair::Both(c, w) => {
                     deps.chains.insert(&w.name);
                     let why = "its hook, type, flags or comment changed";
+                    if !c.rules.is_empty() {
+                        self.del_rules.push(flush(c));
+                    }
                     self.del_chains.push(delete(c, Some(why.into())));
                     self.add_chain_with_rules(want, &sides.want, w);
                 }
@@ -1011,6 +1044,12 @@ impl Builder {
             .filter(|(_, n)| !have.contains(n.as_ref()))
             .map(|(e, _)| e.clone())
             .collect();
+        let mut removed = removed;
+        if want.is_interval() {
+            // The kernel finds an interval's end only after its start (as
+            // nft sends them); a dump lists an interval tree from the top.
+            sort_intervals(&mut removed);
+        }
         let delete = |elements: Vec<Element>, recreate: Option<String>| Op::DeleteElements {
             family: t.family,
             table: t.name.clone(),
@@ -1023,9 +1062,16 @@ impl Builder {
         }
         if !gone_forced.is_empty() {
             let why = deps.element(&gone_forced[0]).unwrap_or_default();
+            if want.is_interval() {
+                sort_intervals(&mut gone_forced);
+            }
             self.del_elems.push(delete(gone_forced, Some(why)));
         }
-        let added: Vec<Element> = added.into_iter().chain(new_forced).collect();
+        let resort = want.is_interval() && !new_forced.is_empty();
+        let mut added: Vec<Element> = added.into_iter().chain(new_forced).collect();
+        if resort {
+            sort_intervals(&mut added);
+        }
         if !added.is_empty() {
             self.add_elems.push(Op::AddElements {
                 family: t.family,
@@ -1108,6 +1154,13 @@ impl Builder {
             anchor = Some(Position::AfterAdded(id));
         }
     }
+}
+
+/// Interval elements in key order, an interval's end before a start at the
+/// same key (where one interval ends, the next may begin).
+fn sort_intervals(elements: &mut [Element]) {
+    let is_start = |e: &Element| e.flags.unwrap_or(0) & crate::sys::NFT_SET_ELEM_INTERVAL_END == 0;
+    elements.sort_by(|a, b| (a.key.as_ref(), is_start(a)).cmp(&(b.key.as_ref(), is_start(b))));
 }
 
 /// Why an existing set must be recreated to become the desired one, if it
@@ -1447,6 +1500,11 @@ impl OpLine<'_> {
                     policy_name(chain.policy)
                 )
             }
+            Op::FlushChain {
+                family,
+                table,
+                chain,
+            } => write!(f, "- flush chain {} {table} {chain}", fam(family)),
             Op::DeleteChain {
                 family,
                 table,

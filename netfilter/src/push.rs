@@ -492,6 +492,14 @@ impl Encoder {
                     codec::chain::encode(w, table, chain)
                 });
             }
+            Op::FlushChain {
+                family,
+                table,
+                chain,
+            } => self.add(NFT_MSG_DELRULE, 0, (*family).into(), |w| {
+                w.put_str(NFTA_RULE_TABLE, table);
+                w.put_str(NFTA_RULE_CHAIN, chain);
+            }),
             Op::DeleteChain {
                 family,
                 table,

@@ -420,3 +420,39 @@ fn pulling_some_tables_of_a_namespace_gives_each_of_their_objects_once() {
     };
     assert_eq!(names(&got), names(&value));
 }
+
+/// `docker network rm`, then `docker network create` again: the bridge's
+/// chains go while verdict map elements still jump to them until the same
+/// transaction deletes those, and come back before the elements that jump
+/// to them. Each is one transaction the kernel takes.
+#[test]
+fn a_docker_network_goes_and_comes_back_in_one_transaction_each() {
+    let (_, text) = real_world_rulesets()
+        .into_iter()
+        .find(|(n, _)| n == "docker-nftables.nft")
+        .expect("docker-nftables.nft");
+    let full = compile(&text).unwrap();
+    let bridge = "br-5d2f9a6c1e01";
+    let mut removed = full.clone();
+    for t in &mut removed.tables {
+        t.chains.retain(|c| !c.name.contains(bridge));
+        for s in &mut t.sets {
+            s.elements.retain(|e| match &e.data {
+                Some(Data::Verdict(v)) => !v.chain().is_some_and(|c| c.contains(bridge)),
+                _ => true,
+            });
+        }
+    }
+    let ns = TestNetns::new();
+    let mut agent = reconciler(&ns);
+    agent.reconcile(&full).unwrap();
+    for (want, what) in [(&removed, "network rm"), (&full, "network create")] {
+        let out = agent
+            .reconcile(want)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!((out.attempts, out.conflicts), (1, 0), "{what}");
+        assert!(!out.patch.is_empty(), "{what}");
+        let (left, _) = reconciler(&ns).plan(want, false).unwrap();
+        assert!(left.is_empty(), "{what}: still to do:\n{left}");
+    }
+}
