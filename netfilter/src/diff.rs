@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::setref::jump_target;
 use crate::expr::{Data, Expr};
 use crate::model::{Chain, Element, Family, Flowtable, Object, Rule, Rules, Ruleset, Set, Table};
+use crate::object::ObjectData;
 use ends::{common_ends, common_ends_all};
 pub(crate) use eq::is_binding;
 use eq::{
@@ -120,6 +121,14 @@ pub enum Op {
         recreate: Option<String>,
     },
     AddObject {
+        family: Family,
+        table: String,
+        object: Object,
+    },
+    /// Changes an object's parameters in place, keeping its state (the
+    /// kernel updates quotas and synproxy objects so; a quota keeps what it
+    /// has used).
+    UpdateObject {
         family: Family,
         table: String,
         object: Object,
@@ -430,6 +439,25 @@ fn apply_op(
             table,
             object,
         } => table_mut(v, *family, table)?.objects.push(object.clone()),
+        Op::UpdateObject {
+            family,
+            table,
+            object,
+        } => {
+            let t = table_mut(v, *family, table)?;
+            if let Some(o) = t
+                .objects
+                .iter_mut()
+                .find(|o| o.name == object.name && o.obj_type == object.obj_type)
+            {
+                // The parameters change; the state (a quota's use) stays.
+                let mut data = object.data.clone();
+                if let (ObjectData::Quota(new), ObjectData::Quota(old)) = (&mut data, &o.data) {
+                    new.consumed = old.consumed;
+                }
+                o.data = data;
+            }
+        }
         Op::DeleteObject {
             family,
             table,
@@ -842,6 +870,15 @@ impl Builder {
                 Pair::Gone(c) => self.del_objects.push(delete(c, None)),
                 Pair::New(o) => self.add_object(want, o),
                 Pair::Both(c, o) if object_eq(c, o) => {}
+                Pair::Both(c, o) if updates_in_place(c, o) => {
+                    let mut object = o.clone();
+                    object.handle = None;
+                    self.add_objects.push(Op::UpdateObject {
+                        family: fam,
+                        table: tname(),
+                        object,
+                    });
+                }
                 Pair::Both(c, o) => {
                     deps.objects.insert(&o.name);
                     let why = "its parameters changed (the kernel cannot change them in place)";
@@ -1154,6 +1191,17 @@ impl Builder {
             anchor = Some(Position::AfterAdded(id));
         }
     }
+}
+
+/// Whether the kernel changes object `cur` into `want` in place (measured:
+/// a `NEWOBJ` for an existing quota or synproxy object updates it, a quota
+/// keeping what it used; other types ignore it).
+fn updates_in_place(cur: &Object, want: &Object) -> bool {
+    use crate::sys::{NFT_OBJECT_QUOTA, NFT_OBJECT_SYNPROXY};
+    matches!(want.obj_type, NFT_OBJECT_QUOTA | NFT_OBJECT_SYNPROXY)
+        && cur.obj_type == want.obj_type
+        && cur.userdata == want.userdata
+        && cur.unknown == want.unknown
 }
 
 /// Interval elements in key order, an interval's end before a start at the
@@ -1562,6 +1610,16 @@ impl OpLine<'_> {
                 table,
                 object,
             } => write!(f, "+ add object {} {table} {}", fam(family), object.name),
+            Op::UpdateObject {
+                family,
+                table,
+                object,
+            } => write!(
+                f,
+                "~ update object {} {table} {} (in place: its state is kept)",
+                fam(family),
+                object.name
+            ),
             Op::DeleteObject {
                 family,
                 table,

@@ -550,6 +550,11 @@ impl Encoder {
                 family,
                 table,
                 object,
+            }
+            | Op::UpdateObject {
+                family,
+                table,
+                object,
             } => {
                 self.add(NFT_MSG_NEWOBJ, NLM_F_CREATE, (*family).into(), |w| {
                     codec::object::encode(w, table, object)

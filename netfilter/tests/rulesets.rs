@@ -383,6 +383,32 @@ fn counters_and_a_dynamic_sets_elements_survive_reapply_foreign_commits_and_edit
     assert_eq!(after, before, "the edit kept every counter and the set");
     assert_eq!(before.rule_counters[1].0, filled.rule_counters[1].0 + 3);
     assert!(server.ruleset().contains("tcp dport 22 drop"));
+
+    // A bigger quota: changed in place, what it used is kept.
+    let used = |ns: &TestNetns| {
+        pulled(ns).tables[0]
+            .objects
+            .iter()
+            .find_map(|o| match &o.data {
+                linx_netfilter::object::ObjectData::Quota(q) => q.consumed,
+                _ => None,
+            })
+            .unwrap_or(0)
+    };
+    let before = used(&server);
+    assert!(before > 0, "the quota counted the datagrams");
+    let mut bigger = edited.clone();
+    for o in &mut bigger.tables[0].objects {
+        if let linx_netfilter::object::ObjectData::Quota(q) = &mut o.data {
+            q.bytes = Some(200 << 20);
+        }
+    }
+    let out = agent.reconcile(&bigger).unwrap();
+    assert_eq!(out.patch.len(), 1, "{}", out.patch);
+    assert_eq!(out.patch.recreated(), 0, "{}", out.patch);
+    assert_eq!(used(&server), before);
+    assert!(server.ruleset().contains("over 200 mbytes"));
+    assert_eq!(state(&server).rule_counters, after.rule_counters);
 }
 
 #[test]

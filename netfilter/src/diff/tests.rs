@@ -845,17 +845,35 @@ fn objects_are_named_by_name_and_type_and_their_state_is_no_change() {
     let mut want = ruleset(vec![]);
     want.tables[0].objects = vec![counter_object("user1", 0), quota];
     assert!(diff(&cur, &want).is_empty(), "{}", diff(&cur, &want));
-    // A quota of a new size is recreated, and the patch says so.
+    // A quota of a new size is updated in place (it keeps what it used).
     let mut bigger = want.clone();
     if let ObjectData::Quota(q) = &mut bigger.tables[0].objects[1].data {
         q.bytes = Some(2000);
     }
     let p = diff(&cur, &bigger);
+    assert_eq!(p.len(), 1, "{p}");
+    assert!(matches!(&p.ops[0], Op::UpdateObject { .. }), "{p}");
+    assert_eq!(p.recreated(), 0);
+    // A limit of a new rate is recreated, and the patch says so.
+    let limit = |rate: u64| Object {
+        name: "l".into(),
+        obj_type: NFT_OBJECT_LIMIT,
+        data: ObjectData::Limit(crate::expr::limit::Limit {
+            rate: Some(rate),
+            unit: Some(1),
+            ..Default::default()
+        }),
+        ..counter_object("l", 0)
+    };
+    cur.tables[0].objects.push(limit(10));
+    let mut faster = want.clone();
+    faster.tables[0].objects.push(limit(20));
+    let p = diff(&cur, &faster);
     assert_eq!(p.len(), 2, "{p}");
     assert!(matches!(
         &p.ops[0],
         Op::DeleteObject {
-            obj_type: NFT_OBJECT_QUOTA,
+            obj_type: NFT_OBJECT_LIMIT,
             recreate: Some(_),
             ..
         }
