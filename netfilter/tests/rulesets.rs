@@ -18,6 +18,15 @@ use linx_netfilter::sys::NFT_CHAIN_BINDING;
 use linx_netfilter::testing::{real_world_rulesets, TestNetns};
 use linx_netfilter::{Rule, Ruleset, Socket, Userdata};
 
+/// The text of one of the real-world rulesets.
+fn ruleset_text(name: &str) -> String {
+    real_world_rulesets()
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, text)| text)
+        .unwrap_or_else(|| panic!("no ruleset {name}"))
+}
+
 fn pulled(ns: &TestNetns) -> Ruleset {
     pull(&mut Socket::open(&ns.netns()).unwrap(), &Selector::All)
         .unwrap()
@@ -413,10 +422,7 @@ fn counters_and_a_dynamic_sets_elements_survive_reapply_foreign_commits_and_edit
 
 #[test]
 fn pulling_some_tables_of_a_namespace_gives_each_of_their_objects_once() {
-    let (_, text) = real_world_rulesets()
-        .into_iter()
-        .find(|(n, _)| n == "cilium-iptables-nft.nft")
-        .expect("cilium-iptables-nft.nft");
+    let text = ruleset_text("cilium-iptables-nft.nft");
     let ns = TestNetns::new();
     ns.load(&text);
     ns.load("table ip other {\n set s {\n type ipv4_addr\n }\n chain INPUT {\n }\n}\n");
@@ -453,10 +459,7 @@ fn pulling_some_tables_of_a_namespace_gives_each_of_their_objects_once() {
 /// to them. Each is one transaction the kernel takes.
 #[test]
 fn a_docker_network_goes_and_comes_back_in_one_transaction_each() {
-    let (_, text) = real_world_rulesets()
-        .into_iter()
-        .find(|(n, _)| n == "docker-nftables.nft")
-        .expect("docker-nftables.nft");
+    let text = ruleset_text("docker-nftables.nft");
     let full = compile(&text).unwrap();
     let bridge = "br-5d2f9a6c1e01";
     let mut removed = full.clone();

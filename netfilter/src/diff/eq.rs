@@ -164,6 +164,14 @@ fn without_chain(e: &Expr) -> Expr {
 /// Anonymous sets equal: same definition, same elements in any order;
 /// names, handles and nft's listing hints (userdata, size) aside.
 fn anonymous_set_eq(a: &Set, b: &Set) -> bool {
+    same_kind(a, b) && elements_eq(a, b)
+}
+
+/// What makes two sets the same kind of set (named or anonymous): flags,
+/// key and data types, policy, timeouts, the expressions given to every
+/// element (their state aside). Field by field, so a million-element set
+/// is never cloned.
+fn same_kind(a: &Set, b: &Set) -> bool {
     a.flags == b.flags
         && a.key_type == b.key_type
         && a.key_len == b.key_len
@@ -173,9 +181,12 @@ fn anonymous_set_eq(a: &Set, b: &Set) -> bool {
         && a.policy == b.policy
         && a.timeout == b.timeout
         && a.gc_interval == b.gc_interval
-        && a.exprs == b.exprs
+        && a.exprs.len() == b.exprs.len()
+        && a.exprs
+            .iter()
+            .zip(&b.exprs)
+            .all(|(x, y)| stateless(x) == stateless(y))
         && a.unknown == b.unknown
-        && elements_eq(a, b)
 }
 
 /// Two sets' elements equal as sets: in order when they are (cheap), else
@@ -322,26 +333,9 @@ fn chain_user_flags(c: &Chain) -> u32 {
 }
 
 /// Set definitions equal: everything but elements and kernel-only facts
-/// (handle). Field by field, so a million-element set is never cloned.
+/// (handle, an empty description).
 pub(super) fn set_definition_eq(a: &Set, b: &Set) -> bool {
-    a.name == b.name
-        && a.flags == b.flags
-        && a.key_type == b.key_type
-        && a.key_len == b.key_len
-        && a.data_type == b.data_type
-        && a.data_len == b.data_len
-        && a.obj_type == b.obj_type
-        && a.policy == b.policy
-        && desc(a) == desc(b)
-        && a.timeout == b.timeout
-        && a.gc_interval == b.gc_interval
-        && a.userdata == b.userdata
-        && a.exprs.len() == b.exprs.len()
-        && a.exprs
-            .iter()
-            .zip(&b.exprs)
-            .all(|(x, y)| stateless(x) == stateless(y))
-        && a.unknown == b.unknown
+    a.name == b.name && same_kind(a, b) && desc(a) == desc(b) && a.userdata == b.userdata
 }
 
 /// Whether the datapath writes this set (`flags dynamic`): its contents

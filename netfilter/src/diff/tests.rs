@@ -202,8 +202,15 @@ fn op_kind(op: &Op) -> &'static str {
         Op::DeleteElements { .. } => "delete element",
         Op::DeleteTable { .. } => "delete table",
         Op::AddTable { .. } => "add table",
+        Op::AddObject { .. } => "add object",
+        Op::DeleteObject { .. } => "delete object",
         _ => "other",
     }
+}
+
+/// The kinds of a patch's operations, in order.
+fn kinds(p: &Patch) -> Vec<&'static str> {
+    p.ops.iter().map(op_kind).collect()
 }
 
 fn ip_set(name: &str, n: u32) -> Set {
@@ -898,24 +905,24 @@ fn what_the_datapath_put_in_a_dynamic_set_is_no_change() {
     assert!(diff(&cur, &want).is_empty(), "{}", diff(&cur, &want));
 }
 
+/// A counter expression that counted `packets`.
+fn counted(packets: u64) -> Expr {
+    counter::Counter {
+        packets: Some(packets),
+        bytes: Some(packets * 100),
+        ..Default::default()
+    }
+    .into()
+}
+
 #[test]
 fn elements_carry_their_sets_expressions_without_it_being_a_change() {
     let mut set = ip_set("s", 2);
-    set.exprs = vec![counter::Counter {
-        packets: Some(0),
-        bytes: Some(0),
-        ..Default::default()
-    }
-    .into()];
+    set.exprs = vec![counted(0)];
     let mut cur = ruleset(vec![]);
     let mut held = set.clone();
     for e in &mut held.elements {
-        e.exprs = vec![counter::Counter {
-            packets: Some(5),
-            bytes: Some(500),
-            ..Default::default()
-        }
-        .into()];
+        e.exprs = vec![counted(5)];
         e.expiration = Some(10);
     }
     cur.tables[0].sets.push(held);
@@ -934,12 +941,8 @@ fn a_constant_set_whose_elements_change_is_recreated_with_its_rules() {
     s.elements.pop();
     want.tables[0].sets.push(s);
     let p = diff(&cur, &want);
-    let kinds: Vec<&str> = p.ops.iter().map(op_kind).collect();
-    assert_eq!(
-        kinds,
-        ["delete rule", "delete set", "add set", "add rule"],
-        "{p}"
-    );
+    let kinds = kinds(&p);
+    assert_eq!(kinds, ["delete rule", "delete set", "add set", "add rule"]);
     assert!(
         p.to_string()
             .contains("it refers to set @s, which is recreated"),
@@ -965,14 +968,7 @@ fn a_patch_creates_objects_chains_sets_elements_then_rules_and_deletes_in_revers
     want.tables[0].sets.push(vmap_to("target"));
     want.tables[0].objects.push(counter_object("n", 0));
     let p = diff(&ruleset(vec![]), &want);
-    let kinds: Vec<&str> = p
-        .ops
-        .iter()
-        .map(|o| match o {
-            Op::AddObject { .. } => "add object",
-            o => op_kind(o),
-        })
-        .collect();
+    let kinds: Vec<&str> = p.ops.iter().map(op_kind).collect();
     // The map's element jumps to a chain: the chain exists before it.
     assert_eq!(
         kinds,
@@ -988,14 +984,7 @@ fn a_patch_creates_objects_chains_sets_elements_then_rules_and_deletes_in_revers
     // Back to nothing: the chain's rules let go of the map before it goes,
     // the map of the chain it jumps to before that, the object last.
     let back = diff(&applied(&ruleset(vec![]), &p), &ruleset(vec![]));
-    let kinds: Vec<&str> = back
-        .ops
-        .iter()
-        .map(|o| match o {
-            Op::DeleteObject { .. } => "delete object",
-            o => op_kind(o),
-        })
-        .collect();
+    let kinds: Vec<&str> = back.ops.iter().map(op_kind).collect();
     assert_eq!(
         kinds,
         [
