@@ -180,6 +180,16 @@ fn dump_elements(
         for m in dump.iter() {
             codec::element::decode_into(&m?, &mut s.elements)?;
         }
+        if !s.is_interval() {
+            // A hash set dumps in an order seeded per set (so two loads of
+            // one file differ): sorted by key, a pull is the same every
+            // time. Interval sets keep the kernel's order (a tree's, or for
+            // concatenated ranges the order they were added in).
+            s.elements.sort_unstable_by(|a, b| {
+                (a.flags.unwrap_or(0) & NFT_SET_ELEM_CATCHALL, &a.key)
+                    .cmp(&(b.flags.unwrap_or(0) & NFT_SET_ELEM_CATCHALL, &b.key))
+            });
+        }
         let Some(expected) = expected.filter(|_| !s.is_interval()) else {
             return Ok(());
         };
