@@ -533,7 +533,10 @@ fn converge_from_older(case: &Case, scratch: &Path) -> Result<(), String> {
     let file = case.path.display().to_string();
     let o = agent(&["apply", "--netns", &netns_arg(&ns), "-f", &file]);
     let out = String::from_utf8_lossy(&o.stdout);
-    let summary = out.lines().last().unwrap_or("");
+    let summary = out
+        .lines()
+        .find(|l| l.starts_with("applied ") || l.starts_with("nothing to do"))
+        .unwrap_or("");
     let changed = old != value;
     let one = if changed {
         summary.contains("in one transaction") && !summary.contains("conflict")
