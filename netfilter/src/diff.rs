@@ -232,9 +232,9 @@ impl Patch {
         value: &mut Ruleset,
         handles: &HashMap<u32, u64>,
     ) -> Result<(), ApplyError> {
-        let mut at = Cursor::default();
+        let mut hint = 0;
         for op in &self.ops {
-            apply_op(value, op, handles, &mut at)?;
+            apply_op(value, op, handles, &mut hint)?;
         }
         Ok(())
     }
@@ -293,12 +293,6 @@ fn find_rule(rules: &[Rule], h: u64, hint: usize) -> Option<usize> {
     }
 }
 
-/// Where applying a patch is: the index of the rule an op last touched.
-#[derive(Default)]
-struct Cursor {
-    hint: usize,
-}
-
 /// Adds the chains an added rule binds to its table, each under a name no
 /// chain there has (see [`Patch::apply_to`]), and points the rule and the
 /// chains' rules at those names.
@@ -354,12 +348,12 @@ fn drop_bound(t: &mut Table, rule: &Rule) {
     }
 }
 
-/// Applies one op.
+/// Applies one op; `hint` is the index of the rule an op last touched.
 fn apply_op(
     v: &mut Ruleset,
     op: &Op,
     handles: &HashMap<u32, u64>,
-    at: &mut Cursor,
+    hint: &mut usize,
 ) -> Result<(), ApplyError> {
     match op {
         Op::AddTable { table } => v.tables.push(table.clone()),
@@ -491,9 +485,9 @@ fn apply_op(
         } => {
             let t = table_mut(v, *family, table)?;
             let rules = &mut chain_mut(t, chain)?.rules;
-            if let Some(i) = find_rule(rules, *handle, at.hint) {
+            if let Some(i) = find_rule(rules, *handle, *hint) {
                 let gone = rules.remove(i);
-                at.hint = i;
+                *hint = i;
                 drop_bound(t, &gone);
             }
         }
@@ -513,8 +507,8 @@ fn apply_op(
             }
             let c = chain_mut(t, chain)?;
             let new_handle = handles.get(id).copied();
-            let hint = at.hint;
-            let at_handle = |h: u64| find_rule(&c.rules, h, hint);
+            let at = *hint;
+            let at_handle = |h: u64| find_rule(&c.rules, h, at);
             let index = match position {
                 Position::Append => c.rules.len(),
                 Position::After(h) => {
@@ -535,7 +529,7 @@ fn apply_op(
             };
             r.handle = new_handle;
             c.rules.insert(index, r);
-            at.hint = index;
+            *hint = index;
         }
     }
     Ok(())
