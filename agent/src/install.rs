@@ -159,13 +159,7 @@ impl InstallArgs {
 
 /// Runs the installer until SIGTERM (or once).
 pub fn main(args: InstallArgs) -> Result<(), InstallError> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "linx_agent=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    crate::run::init_logging();
     if args.uninstall {
         return args.uninstall_now();
     }

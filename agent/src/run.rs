@@ -117,9 +117,9 @@ impl From<RunArgs> for RunConfig {
     }
 }
 
-/// Logs to stderr (`RUST_LOG`, default `linx_agent=info`), starts a Tokio
-/// runtime and runs the agent until SIGTERM.
-pub fn main(args: RunArgs) -> Result<(), RunError> {
+/// Logs to stderr (`RUST_LOG`, default `linx_agent=info`); the agent's
+/// commands that run long share it.
+pub(crate) fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -127,6 +127,11 @@ pub fn main(args: RunArgs) -> Result<(), RunError> {
         )
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Logs to stderr, starts a Tokio runtime and runs the agent until SIGTERM.
+pub fn main(args: RunArgs) -> Result<(), RunError> {
+    init_logging();
     let rt = tokio::runtime::Runtime::new().map_err(RunError::Runtime)?;
     rt.block_on(run(args.into()))
 }
