@@ -98,6 +98,17 @@ impl NodeController {
     /// Must be called inside a Tokio runtime. Returns the revision stamped
     /// on the values that changed (reports name the revision they reached).
     pub fn apply(&mut self, targets: impl IntoIterator<Item = Target>) -> u64 {
+        self.apply_learned(targets, tokio::time::Instant::now())
+    }
+
+    /// [`apply`](Self::apply), the changes having been learned at `learned`
+    /// (e.g. when the watch event arrived): pods programmed because of
+    /// them count their program latency from then.
+    pub fn apply_learned(
+        &mut self,
+        targets: impl IntoIterator<Item = Target>,
+        learned: tokio::time::Instant,
+    ) -> u64 {
         self.revision += 1;
         let revision = self.revision;
         let mut seen = std::collections::HashSet::new();
@@ -112,6 +123,7 @@ impl NodeController {
                         revision,
                         value: desired.clone(),
                         hold,
+                        learned,
                     };
                     true
                 });
@@ -123,6 +135,7 @@ impl NodeController {
                     revision,
                     value: desired,
                     hold,
+                    learned,
                 },
             );
         }

@@ -115,20 +115,38 @@ pub fn pod_uid(n: u32) -> String {
     )
 }
 
-/// How many of this process's descriptors refer to the namespace with this
-/// inode (held netns files and sockets' namespaces are not counted: only
-/// nsfs files, `net:[INODE]`).
+/// How many of this process's descriptors hold the namespace with this
+/// inode: its nsfs files (`net:[INODE]`) and the sockets living in it.
 pub fn open_netns_fds(inode: u64) -> usize {
+    use std::os::fd::{AsFd, FromRawFd, OwnedFd};
     let want = format!("net:[{inode}]");
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| {
-            d.flatten()
-                .filter(|e| {
-                    std::fs::read_link(e.path())
-                        .map(|l| l.to_string_lossy() == want)
-                        .unwrap_or(false)
-                })
-                .count()
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return 0;
+    };
+    dir.flatten()
+        .filter(|e| {
+            let Ok(link) = std::fs::read_link(e.path()) else {
+                return false;
+            };
+            let link = link.to_string_lossy();
+            if link == want {
+                return true;
+            }
+            let Some(fd) = link
+                .starts_with("socket:")
+                .then(|| e.file_name().to_str()?.parse::<i32>().ok())
+                .flatten()
+            else {
+                return false;
+            };
+            // SAFETY: SIOCGSKNS on one of our descriptors returns a new one
+            // (or fails); the new one is owned and closed here.
+            let ns = unsafe { libc::ioctl(fd, libc::SIOCGSKNS) };
+            if ns < 0 {
+                return false;
+            }
+            let ns = unsafe { OwnedFd::from_raw_fd(ns) };
+            nix::sys::stat::fstat(ns.as_fd()).is_ok_and(|st| st.st_ino == inode)
         })
-        .unwrap_or(0)
+        .count()
 }
