@@ -143,6 +143,17 @@ impl NodeController {
     /// Must be called inside a Tokio runtime. Returns the revision stamped
     /// on the values that changed (reports name the revision they reached).
     pub fn apply(&mut self, targets: impl IntoIterator<Item = Target>) -> u64 {
+        self.apply_learned(targets, tokio::time::Instant::now())
+    }
+
+    /// [`apply`](Self::apply), the changes having been learned at `learned`
+    /// (e.g. when the watch event arrived): pods programmed because of
+    /// them count their program latency from then.
+    pub fn apply_learned(
+        &mut self,
+        targets: impl IntoIterator<Item = Target>,
+        learned: tokio::time::Instant,
+    ) -> u64 {
         let shared = &self.handle.shared;
         let mut inner = self.handle.lock();
         let revision = inner.next_revision();
@@ -158,6 +169,7 @@ impl NodeController {
                     d.revision = revision;
                     d.value = desired.clone();
                     d.hold = hold;
+                    d.learned = learned;
                     true
                 });
                 continue;
@@ -166,6 +178,7 @@ impl NodeController {
                 revision,
                 value: desired,
                 hold,
+                learned,
                 sandbox: None,
             };
             inner.spawn(shared, pod, desired);
@@ -239,6 +252,8 @@ impl NodeHandle {
                 if !(same(&d.value, &desired) && d.hold == hold) {
                     (d.revision, d.value, d.hold, bumped) = (next, desired, hold, true);
                 }
+                // The new sandbox is programmed because of this call.
+                d.learned = tokio::time::Instant::now();
                 d.sandbox = Some(sandbox);
                 revision = d.revision;
             });
@@ -253,6 +268,7 @@ impl NodeHandle {
             revision,
             value: desired,
             hold,
+            learned: tokio::time::Instant::now(),
             sandbox: Some(sandbox),
         };
         inner.spawn(&self.shared, pod, desired);

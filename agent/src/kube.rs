@@ -25,7 +25,9 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::Client;
 use linx_cni::protocol::PodRef;
 use linx_cni::record::StartRecord;
-use linx_crds::report::{AGENT_FIELD_MANAGER, MAX_FAILURES, MAX_MESSAGE_LEN, MAX_UNPROTECTED};
+use linx_crds::report::{
+    ProgramLatency, AGENT_FIELD_MANAGER, MAX_FAILURES, MAX_MESSAGE_LEN, MAX_UNPROTECTED,
+};
 use linx_crds::{
     FirewallNodeReport, FirewallRuleset, PodFailure, PodStarts, RulesetReport, UnprotectedPod,
 };
@@ -123,6 +125,7 @@ pub fn node_report(
 ) -> FirewallNodeReport {
     let mut entries: BTreeMap<(String, String), RulesetReport> = BTreeMap::new();
     let mut failures: BTreeMap<(String, String), Vec<PodFailure>> = BTreeMap::new();
+    let mut latencies: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
     for pod in snap.pods.iter().filter(|p| !p.host_network) {
         let current = reports
             .get(&pod.uid)
@@ -148,7 +151,13 @@ pub fn node_report(
                 // (the operator reports why; the entry names what is
                 // enforced instead).
                 (_, Err(_)) => {}
-                (Some(PodState::Applied), Ok(_)) => e.applied_pods += 1,
+                (Some(PodState::Applied), Ok(_)) => {
+                    e.applied_pods += 1;
+                    if let Some(l) = current.and_then(|r| r.program_latency) {
+                        let ms = i64::try_from(l.as_millis()).unwrap_or(i64::MAX);
+                        latencies.entry(key).or_default().push(ms);
+                    }
+                }
                 (Some(PodState::Failed), Ok(_)) => {
                     e.failed_pods += 1;
                     let message = current.and_then(|r| r.error.clone()).unwrap_or_default();
@@ -160,6 +169,11 @@ pub fn node_report(
                 }
                 _ => {}
             }
+        }
+    }
+    for (key, mut l) in latencies {
+        if let Some(e) = entries.get_mut(&key) {
+            e.program_latency = ProgramLatency::of(&mut l);
         }
     }
     for (key, mut f) in failures {
@@ -319,6 +333,8 @@ pub async fn run(
             e = events.next() => match e { Some(e) => e, None => break },
             _ = &mut shutdown => break,
         };
+        // The program-latency clock of what this event changes starts now.
+        let learned = tokio::time::Instant::now();
         match (source, change) {
             (_, Change::None) => continue,
             (Source::Pods, Change::Changed) => pods_ready = true,
@@ -340,7 +356,7 @@ pub async fn run(
         let pods = pods_of(&pod_store);
         let t: Vec<Target> = targets(&pods, &*policy);
         info!(pods = t.len(), "desired state changed");
-        node.apply(t);
+        node.apply_learned(t, learned);
         let revisions = pods
             .iter()
             .filter_map(|p| Some((p.uid.clone(), node.revision_of(&p.uid)?)))

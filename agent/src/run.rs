@@ -132,6 +132,11 @@ pub(crate) fn init_logging() {
 /// Logs to stderr, starts a Tokio runtime and runs the agent until SIGTERM.
 pub fn main(args: RunArgs) -> Result<(), RunError> {
     init_logging();
+    match raise_open_files_limit() {
+        Ok((from, to)) if from != to => info!(from, to, "raised the soft limit on open files"),
+        Ok(_) => {}
+        Err(e) => error!(error = %e, "could not raise the soft limit on open files"),
+    }
     let rt = tokio::runtime::Runtime::new().map_err(RunError::Runtime)?;
     rt.block_on(run(args.into()))
 }
@@ -153,6 +158,30 @@ pub enum RunError {
     Kube(#[from] crate::kube::KubeError),
     #[error("linx-cni endpoint: {0}")]
     Cni(#[from] crate::cni::EndpointError),
+}
+
+/// Raises this process's soft limit on open files to its hard limit, as
+/// Go's runtime does: containerd 2.x starts containers with a soft limit of
+/// 1,024, and the agent holds two descriptors per pod. Returns the soft
+/// limit before and after.
+pub fn raise_open_files_limit() -> std::io::Result<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid pointer to an rlimit, for the duration of the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let before = lim.rlim_cur;
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok((before, lim.rlim_cur))
 }
 
 /// Runs until SIGTERM or SIGINT; tables are left as they are on exit (a

@@ -115,12 +115,14 @@ pub fn pod_uid(n: u32) -> String {
     )
 }
 
-/// How many of this process's descriptors are the namespace with this
-/// inode: opened from `/proc/PID/ns/net` (`net:[INODE]`) or from a bind
-/// mount such as `/run/netns/NAME`, or received from another process.
-/// Sockets living in the namespace are not counted.
+/// How many of this process's descriptors hold the namespace with this
+/// inode: its nsfs files (opened from `/proc/PID/ns/net`, shown as
+/// `net:[INODE]`, or from a bind mount such as `/run/netns/NAME`, or
+/// received from another process) and the sockets living in it.
 pub fn open_netns_fds(inode: u64) -> usize {
+    use std::os::fd::{AsFd, FromRawFd, OwnedFd};
     use std::os::unix::fs::MetadataExt;
+    let want = format!("net:[{inode}]");
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return 0;
     };
@@ -130,11 +132,24 @@ pub fn open_netns_fds(inode: u64) -> usize {
                 return false;
             };
             let link = link.to_string_lossy();
-            if link.starts_with("socket:") || link.starts_with("anon_inode:") {
+            if link == want {
+                return true;
+            }
+            if !link.starts_with("socket:") {
+                return !link.starts_with("anon_inode:")
+                    && std::fs::metadata(e.path()).is_ok_and(|m| m.ino() == inode);
+            }
+            let Some(fd) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                return false;
+            };
+            // SAFETY: SIOCGSKNS on one of our descriptors returns a new one
+            // (or fails); the new one is owned and closed here.
+            let ns = unsafe { libc::ioctl(fd, libc::SIOCGSKNS) };
+            if ns < 0 {
                 return false;
             }
-            link == format!("net:[{inode}]")
-                || std::fs::metadata(e.path()).is_ok_and(|m| m.ino() == inode)
+            let ns = unsafe { OwnedFd::from_raw_fd(ns) };
+            nix::sys::stat::fstat(ns.as_fd()).is_ok_and(|st| st.st_ino == inode)
         })
         .count()
 }

@@ -17,6 +17,7 @@ use linx_agent::resolve::{NetnsResolver, PodNetns, Resolution, ResolveError};
 use linx_agent::{Pod, PodReport, PodState};
 use linx_cni::protocol::PodRef;
 use linx_cni::record::StartRecord;
+use linx_crds::report::ProgramLatency;
 use linx_crds::{
     FirewallNodeReport, FirewallRuleset, PodFailure, PodStarts, RulesetReport, UnprotectedPod,
 };
@@ -96,17 +97,22 @@ fn report_counts_pods_at_their_current_revision() {
         pods: pods.clone(),
         policy: Arc::new(policy),
     };
+    let programmed = |mut r: PodReport, ms: u64| {
+        r.program_latency = Some(std::time::Duration::from_millis(ms));
+        r
+    };
     let reports: BTreeMap<String, PodReport> = [
-        report(&pods[0], 2, PodState::Applied, None),
+        programmed(report(&pods[0], 2, PodState::Applied, None), 40),
         report(
             &pods[1],
             2,
             PodState::Failed,
             Some("netlink: EPERM adding rule"),
         ),
-        // Applied, but an older desired value: pending, not applied.
-        report(&pods[2], 1, PodState::Applied, None),
-        report(&pods[3], 2, PodState::Applied, None),
+        // Applied, but an older desired value: pending, not applied (and
+        // its latency, about that older value, not counted).
+        programmed(report(&pods[2], 1, PodState::Applied, None), 900),
+        programmed(report(&pods[3], 2, PodState::Applied, None), 10),
     ]
     .into_iter()
     .map(|r| (r.uid.clone(), r))
@@ -135,6 +141,10 @@ fn report_counts_pods_at_their_current_revision() {
                 enforced_generation: None,
                 message: None,
                 failures: vec![failure.clone()],
+                program_latency: Some(ProgramLatency {
+                    p50_millis: 10,
+                    p99_millis: 40
+                }),
             },
             RulesetReport {
                 namespace: "web".into(),
@@ -147,6 +157,10 @@ fn report_counts_pods_at_their_current_revision() {
                 enforced_generation: None,
                 message: None,
                 failures: vec![failure],
+                program_latency: Some(ProgramLatency {
+                    p50_millis: 40,
+                    p99_millis: 40
+                }),
             },
         ]
     );
@@ -239,6 +253,10 @@ async fn report_is_written_by_forced_server_side_apply() {
                 pod: "web-1".into(),
                 message: "EPERM".into(),
             }],
+            program_latency: Some(ProgramLatency {
+                p50_millis: 12,
+                p99_millis: 340,
+            }),
         }],
     )
     .owned_by_node("node-uid");
@@ -266,7 +284,8 @@ async fn report_is_written_by_forced_server_side_apply() {
             "spec": {"nodeName": "node-a", "rulesets": [
                 {"namespace": "web", "name": "base", "uid": "uid-base", "generation": 3,
                  "matchedPods": 2, "appliedPods": 1, "failedPods": 1,
-                 "failures": [{"node": "node-a", "pod": "web-1", "message": "EPERM"}]}]}
+                 "failures": [{"node": "node-a", "pod": "web-1", "message": "EPERM"}],
+                 "programLatency": {"p50Millis": 12, "p99Millis": 340}}]}
         })
     );
     reply(send, &body);

@@ -134,6 +134,48 @@ pub struct RulesetReport {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_FAILURES))]
     pub failures: Vec<PodFailure>,
+    /// How long programming took for the applied pods: for each, from the
+    /// agent learning of the last change to its desired rules (this
+    /// ruleset's generation, another ruleset selecting it, its labels, the
+    /// pod itself) to the kernel commit in the pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program_latency: Option<ProgramLatency>,
+}
+
+/// Percentiles of program latency over the pods of one entry, in
+/// milliseconds (the agent's `linx_program_latency_seconds` histogram
+/// holds every sample).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgramLatency {
+    /// Median.
+    #[schemars(range(min = 0))]
+    pub p50_millis: i64,
+    /// 99th percentile (nearest rank).
+    #[schemars(range(min = 0))]
+    pub p99_millis: i64,
+}
+
+impl ProgramLatency {
+    /// The percentiles of `millis` (any order); `None` when empty.
+    ///
+    /// ```
+    /// use linx_crds::report::ProgramLatency;
+    /// let l = ProgramLatency::of(&mut [30, 10, 20]).unwrap();
+    /// assert_eq!((l.p50_millis, l.p99_millis), (20, 30));
+    /// ```
+    pub fn of(millis: &mut [i64]) -> Option<Self> {
+        if millis.is_empty() {
+            return None;
+        }
+        millis.sort_unstable();
+        // Nearest rank: the smallest value with at least p% at or below it.
+        let rank = |p: usize| millis[(millis.len() * p).div_ceil(100).max(1) - 1];
+        Some(ProgramLatency {
+            p50_millis: rank(50),
+            p99_millis: rank(99),
+        })
+    }
 }
 
 /// Why applying failed in one pod.

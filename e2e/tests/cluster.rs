@@ -604,6 +604,24 @@ fn flow(kubeconfig: &Path, node: Option<String>) {
                 .ok_or(format!("{g} {s} {reason}: {msg}"))
         })
         .await;
+        // The edit's time to program, as the node report gives it.
+        eventually_async("web generation 3's program latency reported", || async {
+            let r = reports.get(&node_name).await.map_err(|e| e.to_string())?;
+            let e = r
+                .spec
+                .rulesets
+                .iter()
+                .find(|e| e.namespace == ns_a && e.name == "web")
+                .ok_or("no entry")?;
+            let l = e.program_latency.ok_or(format!("no latency: {e:?}"))?;
+            (e.generation == 3
+                && e.applied_pods == 1
+                && l.p50_millis == l.p99_millis
+                && (0..30_000).contains(&l.p99_millis))
+            .then_some(())
+            .ok_or(format!("{e:?}"))
+        })
+        .await;
         assert_eq!(b_web.table("inet", "linx"), own_text);
 
         // A pod created through the plugin path: the chain's ADD returns
