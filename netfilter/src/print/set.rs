@@ -203,16 +203,20 @@ pub fn anon_elements(d: &Decompiler<'_>, set: &Set, key: &Reg) -> String {
 pub fn elements(d: &Decompiler<'_>, set: &Set, layout: &KeyLayout, sep: &str) -> Vec<String> {
     let opts = d.opts;
     let mut out = Vec::new();
+    // nft's order: statements, timeout, expires (not with `-s`), comment.
     let with_data = |e: &Element, mut s: String| {
-        if let Some(t) = e.timeout {
-            s += &format!(" timeout {}", value::time_ms(t));
-        }
-        if let Some(c) = e.userdata.as_ref().and_then(|u| u.comment(0)) {
-            s += &format!(" comment \"{c}\"");
-        }
         let x = super::stmt::inline_exprs(&e.exprs, opts);
         if !x.is_empty() {
             s += &format!(" {x}");
+        }
+        if let Some(t) = e.timeout {
+            s += &format!(" timeout {}", value::time_ms(t));
+        }
+        if let Some(t) = e.expiration.filter(|_| !opts.stateless) {
+            s += &format!(" expires {}", value::time_ms(t));
+        }
+        if let Some(c) = e.userdata.as_ref().and_then(|u| u.comment(0)) {
+            s += &format!(" comment \"{c}\"");
         }
         if let Some(dat) = &e.data {
             s += &format!(" : {}", data_text(d, set, dat));

@@ -21,11 +21,12 @@ fn vt(d: &'static Datatype) -> ValueType {
     }
 }
 
-/// Byte quantities as nft writes them (`25 mbytes`).
+/// Byte quantities as nft writes them (`25 mbytes`): nft 1.0.6 lists at
+/// most mbytes (`4096 mbytes`) and refuses `gbytes` when reading.
 pub fn bytes_unit(n: u64) -> String {
     let mut v = n;
     let mut unit = "bytes";
-    for u in ["kbytes", "mbytes", "gbytes"] {
+    for u in ["kbytes", "mbytes"] {
         if v >= 1024 && v % 1024 == 0 {
             v /= 1024;
             unit = u;

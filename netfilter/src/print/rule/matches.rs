@@ -114,6 +114,15 @@ impl<'a> Decompiler<'a> {
                 } else if m & x == 0 && (m | x) == full {
                     r.text = format!("{} | {}", r.text, value::number(x, r.vt, self.opts));
                     r.binop = true;
+                } else if m & x == 0 && !zero_xor {
+                    // Bits cleared then set: `x & m | v`, as nft lists it.
+                    r.text = format!(
+                        "{} & {} | {}",
+                        r.text,
+                        value::number(m, r.vt, self.opts),
+                        value::number(x, r.vt, self.opts)
+                    );
+                    r.binop = true;
                 } else if !zero_xor {
                     r.text = format!(
                         "({} & {}) ^ {}",
@@ -404,6 +413,18 @@ impl<'a> Decompiler<'a> {
                 tmp.shift = 0;
                 tmp.len = c.len() as u32;
                 self.fmt(&tmp, c)
+            }
+            // A mask not yet taken by a comparison belongs to the value
+            // (`meta mark set meta mark & 0xfff0ffff`).
+            (None, _) if r.mask.is_some() && !r.binop => {
+                let mask = r.mask.as_deref().unwrap_or(&[]);
+                let m = match r.vt.dtype.format {
+                    Format::Ipv4 | Format::Ipv6 | Format::Lladdr => {
+                        value::format(mask, r.vt, self.opts)
+                    }
+                    _ => value::number(int_of(mask, r.vt.byteorder), r.vt, self.opts),
+                };
+                format!("{} & {m}", r.text)
             }
             _ => r.text,
         }

@@ -1135,7 +1135,7 @@ impl RuleCx<'_> {
                 let set = self
                     .table
                     .set(name)
-                    .ok_or_else(|| Diagnostic::new(*s, format!("unknown set @{name}")))?;
+                    .ok_or_else(|| crate::syntax::script::unknown_set(self.table, name, *s))?;
                 let want: u32 = lens
                     .iter()
                     .map(|l| {
@@ -1147,13 +1147,26 @@ impl RuleCx<'_> {
                     })
                     .sum::<usize>() as u32;
                 if set.key_len != want {
-                    return err(*s, format!("type mismatch: set @{name} has {}-byte keys, expression is {want} bytes", set.key_len));
+                    let expr_ty = dts.iter().map(|d| d.name).collect::<Vec<_>>().join(" . ");
+                    let set_ty = crate::print::ruleset::type_names(
+                        set.key_type,
+                        crate::print::ruleset::field_count(set),
+                    );
+                    return err(
+                        *s,
+                        format!("datatype mismatch: the expression is {expr_ty}, set @{name} holds {set_ty}"),
+                    );
                 }
                 // A map's keys can be looked up as a set's.
                 name.clone()
             }
             ast::Expr::Set(elems, _) => self.anon_set(elems, dts, lens, None)?,
-            _ => return err(right.span(), "expected a set"),
+            _ => {
+                return err(
+                    right.span(),
+                    "expected a set: use concatenations with sets and maps, not singleton values",
+                )
+            }
         };
         self.swap_for_interval(&name, dts, lens, REG1);
         self.exprs.push(emit::lookup(&name, REG1, None, flags));
@@ -1199,7 +1212,10 @@ impl RuleCx<'_> {
         };
         let concat = dts.len() > 1;
         let is_map = data.is_some();
-        let name = if is_map { "__map%d" } else { "__set%d" }.to_string();
+        // Numbered here so each of a rule's anonymous sets has its own
+        // name (push sends them as `__set%d` for the kernel to number).
+        let stem = if is_map { "__map" } else { "__set" };
+        let name = format!("{stem}{}", *self.set_counter);
         let mut flags = NFT_SET_ANONYMOUS | NFT_SET_CONSTANT;
         if interval {
             flags |= NFT_SET_INTERVAL;
@@ -1607,7 +1623,8 @@ impl RuleCx<'_> {
         s.obj_type = Some(obj_type);
         s.data_type = None;
         s.data_len = None;
-        s.name = "__objmap%d".into();
+        let number = s.name.trim_start_matches(|c: char| !c.is_ascii_digit());
+        s.name = format!("__objmap{number}");
         Some(s.name.clone())
     }
     /// Loads a map key (a selector or concatenation) into register 1.

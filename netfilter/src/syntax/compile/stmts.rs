@@ -894,8 +894,15 @@ fn nat_map(
         super::sets::MapData::Concat(dts, lens)
     };
     cx.map_lookup_data(key, map, md, NFT_REG_1, span)?;
-    // The key may be the transport match (`tcp dport map { ... }`).
-    if port && cx.l4().is_none() {
+    // The key may be the transport match (`tcp dport map { ... }`), or
+    // name the protocol itself (`meta l4proto . th dport map @m`).
+    let keyed_by_protocol = match key {
+        ast::Expr::Concat(parts, _) => parts
+            .iter()
+            .any(|p| matches!(p, ast::Expr::Sel(path, _) if path == &["meta", "l4proto"])),
+        _ => false,
+    };
+    if port && cx.l4().is_none() && !keyed_by_protocol {
         return err(
             span,
             "transport protocol mapping is only valid after transport protocol match",
@@ -969,7 +976,7 @@ pub fn dynset(
     let s = cx
         .table()
         .set(set)
-        .ok_or_else(|| Diagnostic::new(span, format!("unknown set @{set}")))?
+        .ok_or_else(|| crate::syntax::script::unknown_set(cx.table(), set, span))?
         .clone();
     // Key and value dependencies come before the key is loaded.
     let flat = |e: Option<&ast::Expr>| match e {
