@@ -338,7 +338,47 @@ add rule ip kube-proxy endpoint-AAAA-ns/svc/udp/p__10.0.0.1/9090 meta l4proto ud
 "#,
         Same,
     ),
+    (
+        "meters",
+        "table inet t {\n\tchain c {\n\t\ttcp dport 22 meter m { ip saddr limit rate 10/second } accept\n\t\tmeter n size 100 { ip saddr . tcp dport timeout 10s counter }\n\t\tmeter o { meta mark counter }\n\t}\n}\n",
+        Same,
+    ),
+    (
+        "a header option makes the protocol match a dependency",
+        "table inet t {\n\tchain c {\n\t\tip protocol tcp tcp option maxseg size 1-535\n\t\tip protocol tcp tcp dport 22\n\t}\n}\ntable netdev n {\n\tchain c {\n\t\tmeta protocol ip ip protocol tcp tcp flags syn / fin,syn,rst,ack tcp option maxseg size 1-535 drop\n\t}\n}\n",
+        Same,
+    ),
+    (
+        "masks kept in set statements",
+        "table ip t {\n\tchain c {\n\t\tmeta mark set meta mark & 0xfff0ffff\n\t\tmeta mark set meta mark & 0xfffffcff | 0x00000c00\n\t}\n}\n",
+        Same,
+    ),
+    (
+        "ct timeout objects",
+        "table ip t {\n\tct timeout a {\n\t\tprotocol tcp\n\t\tl3proto ip\n\t\tpolicy = { established : 600, close : 10, syn_sent : 5 }\n\t}\n\tct timeout b {\n\t\tprotocol udp\n\t\tl3proto ip\n\t\tpolicy = { unreplied : 5, replied : 10 }\n\t}\n}\n",
+        Same,
+    ),
+    (
+        "elements per line by type, table heads",
+        "table ip t {\n\tcomment \"c\"\n\tset a {\n\t\ttype mark\n\t\telements = { 1, 2, 3, 4, 5, 6, 7 }\n\t}\n\tset b {\n\t\ttype ipv4_addr\n\t\telements = { 1.1.1.1, 1.1.1.2, 1.1.1.3 }\n\t}\n\tset c {\n\t\ttype ether_type\n\t\telements = { ip, ip6, arp }\n\t}\n\tmap d {\n\t\ttype mark : classid\n\t\telements = { 1 : 1:1, 2 : 1:2, 3 : 1:3 }\n\t}\n\tset e {\n\t\ttype ct_state\n\t\telements = { new, established, related }\n\t}\n}\ntable ip u {\n\tflags dormant\n\tcomment \"d\"\n\tchain c {\n\t}\n}\n",
+        Same,
+    ),
     // ---- refusals that match nft's -------------------------------------------
+    (
+        "quoted names",
+        "table ip t {\n\tchain \"c d\" {\n\t}\n}\n",
+        Refused("without quotes"),
+    ),
+    (
+        "ct addresses need a family",
+        "table inet t {\n\tchain c {\n\t\tct original saddr 1.2.3.4\n\t}\n}\n",
+        Refused("cannot determine ip protocol version"),
+    ),
+    (
+        "last is newer than nft 1.0.6",
+        "table ip t {\n\tchain c {\n\t\tcounter last\n\t}\n}\n",
+        Refused("last"),
+    ),
     (
         "a misspelt verdict",
         "table ip t {\n\tchain c {\n\t\ttcp dport 9999 acept\n\t}\n}\n",

@@ -748,6 +748,11 @@ fn dynset(d: &mut Decompiler<'_>, ds: &crate::expr::dynset::Dynset) -> String {
         );
         inner += &format!(" : {v}");
     }
+    // A set of the rule's own that it fills: nft's `meter`.
+    if let Some(s) = set.filter(|s| s.is_anonymous() && d.rule_owns(&s.name)) {
+        let size = s.desc.as_ref().and_then(|d| d.size).unwrap_or(0);
+        return format!("meter {name} size {size} {{ {inner} }}");
+    }
     format!("{op} @{name} {{ {inner} }}")
 }
 
@@ -789,7 +794,9 @@ fn exthdr_expr(d: &mut Decompiler<'_>, x: &crate::expr::exthdr::Exthdr) {
     match op {
         exthdr::ExthdrOp::Ipv6 => d.use_header(Layer::Network, &crate::proto::header::IP6),
         exthdr::ExthdrOp::Ipv4 => d.use_header(Layer::Network, &crate::proto::header::IP),
-        exthdr::ExthdrOp::TcpOpt => d.use_header(Layer::Transport, &crate::proto::header::TCP),
+        exthdr::ExthdrOp::TcpOpt => {
+            d.use_header_option(Layer::Transport, &crate::proto::header::TCP)
+        }
         exthdr::ExthdrOp::Sctp => d.use_header(Layer::Transport, &crate::proto::header::SCTP),
         exthdr::ExthdrOp::Dccp => d.use_header(Layer::Transport, &crate::proto::header::DCCP),
     }

@@ -134,22 +134,34 @@ impl Parser {
             _ => self.unexpected(&[what]),
         }
     }
-    /// A name: a word or a quoted string.
+    /// A name of a table, chain, set or object: a bare word (nft 1.0.6
+    /// refuses quoted names there).
     fn name(&mut self, what: &str) -> R<(String, Span)> {
+        if let Some(Token {
+            tok: Tok::Str(w),
+            span,
+        }) = self.peek()
+        {
+            return Err(Diagnostic::new(
+                *span,
+                format!("unexpected quoted string, expecting {what}"),
+            )
+            .help(format!("nft takes names bare: write {w} without quotes")));
+        }
+        self.word(what)
+    }
+    /// A string: quoted, or a bare word.
+    fn string(&mut self, what: &str) -> R<String> {
         match self.peek() {
             Some(Token {
-                tok: Tok::Str(w),
-                span,
+                tok: Tok::Str(w), ..
             }) => {
-                let r = (w.clone(), *span);
+                let w = w.clone();
                 self.pos += 1;
-                Ok(r)
+                Ok(w)
             }
-            _ => self.word(what),
+            _ => self.word(what).map(|(s, _)| s),
         }
-    }
-    fn string(&mut self, what: &str) -> R<String> {
-        self.name(what).map(|(s, _)| s)
     }
     fn number(&mut self, what: &str) -> R<u64> {
         let (w, span) = self.word(what)?;

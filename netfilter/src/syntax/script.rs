@@ -197,14 +197,16 @@ fn apply(st: &mut State, cmd: &Command) -> R<()> {
                 Some(c) => {
                     match (&c.hook, &chain.hook) {
                         (_, None) => {}
-                        (None, Some(_)) => return Err(Diagnostic::new(
-                            decl.span,
-                            format!(
+                        (None, Some(_)) => {
+                            return Err(Diagnostic::new(
+                                decl.span,
+                                format!(
                                 "chain {} exists as a regular chain: it cannot become a base chain",
                                 chain.name
                             ),
-                        )
-                        .help("declare it as a base chain where it is first declared")),
+                            )
+                            .help("declare it as a base chain where it is first declared"))
+                        }
                         (Some(old), Some(new)) => {
                             if old.num != new.num
                                 || old.priority != new.priority

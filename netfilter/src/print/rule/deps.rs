@@ -332,6 +332,7 @@ impl<'a> Decompiler<'a> {
                 let explicit = matches!(r.text.as_str(), "ip protocol" | "ip6 nexthdr")
                     && matches!(self.family, Family::Inet | Family::Bridge | Family::Netdev);
                 self.dep[layer as usize] = (!explicit).then_some(idx);
+                self.explicit_dep[layer as usize] = explicit.then_some(idx);
                 // A new network protocol resets the transport context.
                 if layer == Layer::Network && changed {
                     self.ctx[Layer::Transport as usize] = None;
@@ -345,6 +346,21 @@ impl<'a> Decompiler<'a> {
     /// Marks the dependency for `layer` as elided if `h` is what it set.
     pub fn use_header(&mut self, layer: Layer, h: &Header) {
         self.used(layer, h);
+    }
+
+    /// A header option of `h` (`tcp option maxseg`): even an explicit
+    /// match of its protocol is left out, as nft lists it.
+    pub fn use_header_option(&mut self, layer: Layer, h: &Header) {
+        self.used(layer, h);
+        let li = layer as usize;
+        if self.ctx[li].is_some_and(|c| std::ptr::eq(c, h)) {
+            // What that match needed stays out too (`meta protocol ip`).
+            if let Some(d) = self.explicit_dep[li].take() {
+                if let Some(s) = self.stmts.get_mut(d) {
+                    s.elided = true;
+                }
+            }
+        }
     }
 
     /// The protocol header in context at `layer`.

@@ -458,6 +458,32 @@ impl RuleCx<'_> {
                 _ => err(h.span(), "expected jhash"),
             },
             ast::Expr::Sel(path, span) => {
+                // `ct original saddr` names no address family: nft takes it
+                // from the table or a match before, else refuses.
+                if path.len() == 3
+                    && path[0] == "ct"
+                    && matches!(path[2].as_str(), "saddr" | "daddr")
+                    && self.l3.is_none()
+                {
+                    return err(
+                        *span,
+                        format!("cannot determine ip protocol version, use \"ct {} ip {}\" or \"ct {} ip6 {}\" instead", path[1], path[2], path[1], path[2]),
+                    );
+                }
+                if path.len() == 3
+                    && path[0] == "ct"
+                    && matches!(path[2].as_str(), "proto-src" | "proto-dst")
+                    && self.l4.is_none()
+                    && !self.l4_any
+                {
+                    return err(
+                        *span,
+                        format!(
+                            "ct {} needs the transport protocol matched first (`meta l4proto tcp`)",
+                            path[2]
+                        ),
+                    );
+                }
                 let f = self.resolve(path, *span)?;
                 self.dependency(f.proto, *span)?;
                 let f = self.in_vlan(f);
@@ -1645,6 +1671,40 @@ impl RuleCx<'_> {
                 Ok((vec![ld.dt], vec![ld.len]))
             }
         }
+    }
+    /// Loads a meter's key into register 1 and adds the meter's own set
+    /// to the rule (see [`super::stmts::meter`]).
+    pub(super) fn meter_set(
+        &mut self,
+        name: &str,
+        key: &ast::Expr,
+        size: u32,
+        timeout: bool,
+    ) -> R<()> {
+        let (dts, lens) = self.load_key(key)?;
+        self.anon_key.clear();
+        self.anon_shift = 0;
+        let layout = KeyLayout {
+            dts: &dts,
+            lens: &lens,
+            shift: 0,
+        };
+        let mut flags = NFT_SET_ANONYMOUS | NFT_SET_EVAL;
+        if timeout {
+            flags |= NFT_SET_TIMEOUT;
+        }
+        let mut s = Set::new(name, layout.type_id(), layout.len() as u32);
+        s.flags = flags;
+        // nft records a byte order (none: mixed) for concatenated keys only.
+        if dts.len() > 1 {
+            s.userdata = Some(Userdata(crate::expr::Bytes::from(vec![0u8, 4, 0, 0, 0, 0])));
+        }
+        s.desc = Some(crate::model::SetDesc {
+            size: Some(size),
+            ..Default::default()
+        });
+        self.sets.push(s);
+        Ok(())
     }
     /// Loads the selector keying a set statement into register 1, masked
     /// (and shifted down) as for lookups in named sets.
