@@ -274,16 +274,7 @@ impl Parser {
                     return self.table_block(op, out);
                 }
                 let (family, table) = self.family_and_name()?;
-                out.push(Command {
-                    op,
-                    family,
-                    table,
-                    object: Object::Table {
-                        flags: vec![],
-                        comment: None,
-                    },
-                    span,
-                });
+                out.push(table_command(op, family, table, span));
                 self.end_of_command()
             }
             "chain" => {
@@ -469,16 +460,7 @@ impl Parser {
         let (family, table) = self.family_and_name()?;
         // `table inet x` alone: the table, more commands follow.
         if op == Op::Add && self.at_separator() && !self.peek().is_some_and(|t| t.is_punct("}")) {
-            out.push(Command {
-                op,
-                family,
-                table,
-                object: Object::Table {
-                    flags: vec![],
-                    comment: None,
-                },
-                span,
-            });
+            out.push(table_command(op, family, table, span));
             return Ok(());
         }
         self.expect_punct("{")?;
@@ -1676,6 +1658,20 @@ impl Parser {
                 _ => return Ok(()),
             }
         }
+    }
+}
+
+/// `OP table FAMILY NAME` with no flags or comment.
+fn table_command(op: Op, family: String, table: String, span: Span) -> Command {
+    Command {
+        op,
+        family,
+        table,
+        object: Object::Table {
+            flags: vec![],
+            comment: None,
+        },
+        span,
     }
 }
 

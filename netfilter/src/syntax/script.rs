@@ -491,11 +491,9 @@ fn remove(st: &mut State, fam: Family, cmd: &Command) -> R<()> {
         AObj::Chain(decl) => {
             let name = &decl.name;
             if t.chain(name).is_none() {
-                return if must || cmd.op == Op::Flush {
-                    Err(unknown_chain(t, name, decl.span))
-                } else {
-                    Ok(())
-                };
+                return absent(must || cmd.op == Op::Flush, || {
+                    unknown_chain(t, name, decl.span)
+                });
             }
             if cmd.op == Op::Flush {
                 t.chains
@@ -513,11 +511,9 @@ fn remove(st: &mut State, fam: Family, cmd: &Command) -> R<()> {
         AObj::Set(decl) => {
             let name = &decl.name;
             if t.set(name).is_none() {
-                return if must || cmd.op == Op::Flush {
-                    Err(unknown_set(t, name, decl.span))
-                } else {
-                    Ok(())
-                };
+                return absent(must || cmd.op == Op::Flush, || {
+                    unknown_set(t, name, decl.span)
+                });
             }
             if cmd.op == Op::Flush {
                 t.sets
@@ -558,20 +554,11 @@ fn remove(st: &mut State, fam: Family, cmd: &Command) -> R<()> {
                 .iter()
                 .position(|o| o.name == decl.name && object_kind(o.obj_type) == decl.kind);
             let Some(pos) = pos else {
-                return if must {
-                    Err(Diagnostic::new(
-                        decl.span,
-                        format!(
-                            "no {} {} in table {} {}",
-                            decl.kind,
-                            decl.name,
-                            fam.name(),
-                            cmd.table
-                        ),
-                    ))
-                } else {
-                    Ok(())
-                };
+                return absent(must, || {
+                    let (kind, name) = (&decl.kind, &decl.name);
+                    let what = format!("no {kind} {name} in table {} {}", fam.name(), cmd.table);
+                    Diagnostic::new(decl.span, what)
+                });
             };
             if let Some(user) = object_user(t, &decl.name) {
                 return Err(in_use(
@@ -585,6 +572,15 @@ fn remove(st: &mut State, fam: Family, cmd: &Command) -> R<()> {
         }
         AObj::Rule { .. } => Err(handle_refusal("handle", span)),
         AObj::Table { .. } | AObj::Ruleset => Ok(()),
+    }
+}
+
+/// What is absent is an error for `delete` and `flush`, not `destroy`.
+fn absent(must: bool, error: impl FnOnce() -> Diagnostic) -> R<()> {
+    if must {
+        Err(error())
+    } else {
+        Ok(())
     }
 }
 

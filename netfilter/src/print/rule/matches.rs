@@ -114,22 +114,17 @@ impl<'a> Decompiler<'a> {
                 } else if m & x == 0 && (m | x) == full {
                     r.text = format!("{} | {}", r.text, value::number(x, r.vt, self.opts));
                     r.binop = true;
-                } else if m & x == 0 && !zero_xor {
-                    // Bits cleared then set: `x & m | v`, as nft lists it.
-                    r.text = format!(
-                        "{} & {} | {}",
-                        r.text,
-                        value::number(m, r.vt, self.opts),
-                        value::number(x, r.vt, self.opts)
-                    );
-                    r.binop = true;
                 } else if !zero_xor {
-                    r.text = format!(
-                        "({} & {}) ^ {}",
-                        r.text,
+                    let (ms, xs) = (
                         value::number(m, r.vt, self.opts),
-                        value::number(x, r.vt, self.opts)
+                        value::number(x, r.vt, self.opts),
                     );
+                    // Bits cleared then set are `x & m | v`, as nft lists them.
+                    r.text = if m & x == 0 {
+                        format!("{} & {ms} | {xs}", r.text)
+                    } else {
+                        format!("({} & {ms}) ^ {xs}", r.text)
+                    };
                     r.binop = true;
                 }
                 self.set_reg(dreg, r);

@@ -470,20 +470,6 @@ impl RuleCx<'_> {
                         format!("cannot determine ip protocol version, use \"ct {} ip {}\" or \"ct {} ip6 {}\" instead", path[1], path[2], path[1], path[2]),
                     );
                 }
-                if path.len() == 3
-                    && path[0] == "ct"
-                    && matches!(path[2].as_str(), "proto-src" | "proto-dst")
-                    && self.l4.is_none()
-                    && !self.l4_any
-                {
-                    return err(
-                        *span,
-                        format!(
-                            "ct {} needs the transport protocol matched first (`meta l4proto tcp`)",
-                            path[2]
-                        ),
-                    );
-                }
                 let f = self.resolve(path, *span)?;
                 self.dependency(f.proto, *span)?;
                 let f = self.in_vlan(f);
