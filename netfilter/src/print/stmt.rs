@@ -175,8 +175,9 @@ pub(super) fn statement(d: &mut Decompiler<'_>, _rest: &[Expr], e: &Expr) -> usi
                 NFT_RT_XFRM => ("rt ipsec".to_string(), &dt::BOOLEAN, 1),
                 k => (format!("rt {k}"), &dt::INTEGER, 4),
             };
+            // The route's MSS is a host-order u16 (measured: 1500 is dc 05).
             let bo = if key == NFT_RT_TCPMSS {
-                ByteOrder::Big
+                ByteOrder::Host
             } else {
                 dtype.byteorder
             };

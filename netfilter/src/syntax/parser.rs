@@ -1383,6 +1383,13 @@ impl Parser {
             if head == "ct" && path.len() > 1 && matches!(w, "original" | "reply") {
                 break;
             }
+            // `arp saddr ip`, but `arp ptype ip` compares with `ip`.
+            if head == "arp"
+                && matches!(w, "ip" | "ether")
+                && !matches!(path.last().map(String::as_str), Some("saddr" | "daddr"))
+            {
+                break;
+            }
             let takes_num = matches!(w, "mod" | "offset" | "level" | "spnum");
             path.push(w.to_owned());
             span = span.to(self.here());

@@ -246,8 +246,9 @@ impl RuleCx<'_> {
                 };
                 // After a match on the Ethernet header (not in bridges), or
                 // within VLAN headers, the type is read from the packet.
+                // (nft reads it from the packet for ARP in bridges too.)
                 let ether_known = if self.family == Family::Bridge {
-                    from_packet
+                    from_packet || want == NFPROTO_ARP
                 } else {
                     self.ll_proto.is_some()
                 };

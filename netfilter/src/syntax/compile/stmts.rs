@@ -937,7 +937,8 @@ fn nat_bounds(
 /// `1.2.3.4:80`, `[::1]:80`, `:80`, `1.2.3.4`, or a non-constant expression.
 fn split_addr_port(e: &ast::Expr, v6: bool) -> (Option<ast::Expr>, Option<ast::Expr>) {
     if let ast::Expr::Word(w, s) = e {
-        if let Some(p) = w.strip_prefix(':') {
+        // `:80` is a port alone; `::1` an address.
+        if let Some(p) = w.strip_prefix(':').filter(|p| !p.starts_with(':')) {
             return (None, Some(ast::Expr::Word(p.to_owned(), *s)));
         }
         if v6 {
