@@ -78,10 +78,33 @@ pub(super) struct State {
     pub(super) rs: Ruleset,
     /// Element layouts of named sets, by (family, table, set).
     layouts: HashMap<(Family, String, String), sets::SetLayout>,
+    chains: ChainIndex,
     /// Anonymous sets made so far.
     n: u32,
     /// Bound (anonymous) chains made so far.
     bound: u32,
+}
+
+/// Chain positions by name, per table: a script of thousands of chains
+/// (kube-proxy's) finds each in constant time. Chains are only appended
+/// between deletions, which drop a table's index.
+#[derive(Default)]
+struct ChainIndex(HashMap<(Family, String), HashMap<String, usize>>);
+
+impl ChainIndex {
+    fn of(&mut self, t: &Table) -> &HashMap<String, usize> {
+        let m = self.0.entry((t.family, t.name.clone())).or_default();
+        for (i, c) in t.chains.iter().enumerate().skip(m.len()) {
+            m.insert(c.name.clone(), i);
+        }
+        m
+    }
+    fn position(&mut self, t: &Table, chain: &str) -> Option<usize> {
+        self.of(t).get(chain).copied()
+    }
+    fn forget(&mut self, fam: Family, table: &str) {
+        self.0.remove(&(fam, table.to_owned()));
+    }
 }
 
 /// Evaluates `commands` in order; every command's error is collected.
@@ -137,6 +160,7 @@ fn apply(st: &mut State, cmd: &Command) -> R<()> {
             }
             st.layouts
                 .retain(|(f, t, _), _| st.rs.tables.iter().any(|x| x.family == *f && x.name == *t));
+            st.chains = ChainIndex::default();
         }
         return Ok(());
     }
@@ -148,6 +172,7 @@ fn apply(st: &mut State, cmd: &Command) -> R<()> {
     let State {
         rs,
         layouts,
+        chains,
         n,
         bound,
     } = st;
@@ -190,7 +215,8 @@ fn apply(st: &mut State, cmd: &Command) -> R<()> {
         AObj::Chain(decl) => {
             let chain = compile::chain(fam, decl)?;
             let t = table_mut(rs, fam, &cmd.table, span)?;
-            match t.chains.iter_mut().find(|c| c.name == chain.name) {
+            let at = chains.position(t, &chain.name);
+            match at.map(|i| &mut t.chains[i]) {
                 Some(_) if cmd.op == Op::Create => {
                     Err(exists_error(decl.span, &format!("chain {}", chain.name)))
                 }
@@ -235,18 +261,14 @@ fn apply(st: &mut State, cmd: &Command) -> R<()> {
             rule,
         } => {
             let t = table_mut(rs, fam, &cmd.table, span)?;
-            if t.chain(chain).is_none() {
+            let Some(ci) = chains.position(t, chain) else {
                 return Err(unknown_chain(t, chain, span));
-            }
+            };
             let rule = compile::bind_chains(fam, t, rule, n, bound)?;
             let r = compile::rule::compile_rule_ast(fam, t, &rule, n)?;
-            check_jumps(t, &r, span)?;
+            check_jumps(t, chains.of(t), &r, span)?;
             compile::dynamic_sets(t, &r);
-            let c = t
-                .chains
-                .iter_mut()
-                .find(|c| &c.name == chain)
-                .expect("checked above");
+            let c = &mut t.chains[ci];
             let at = match (cmd.op, position) {
                 (Op::Insert, None) => 0,
                 (_, None) => c.rules.len(),
@@ -311,12 +333,13 @@ fn apply(st: &mut State, cmd: &Command) -> R<()> {
             add_elements(t, layouts, fam, &cmd.table, set, elements, cmd.op, span)?;
             // (A table block may map to chains it declares further down.)
             let s = t.set(set).expect("elements were just added");
+            let known = chains.of(t);
             for d in s.elements.iter().filter_map(|e| e.data.as_ref()) {
                 if let Some(c) = match d {
                     Data::Verdict(v) => v.chain(),
                     _ => None,
                 } {
-                    if t.chain(c).is_none() {
+                    if !known.contains_key(c) {
                         return Err(unknown_chain(t, c, span));
                     }
                 }
@@ -351,7 +374,12 @@ fn apply(st: &mut State, cmd: &Command) -> R<()> {
 
 /// Every chain a rule jumps to exists already (the kernel checks each
 /// message in order, so a chain declared later does not count).
-fn check_jumps(t: &Table, r: &crate::model::Rule, span: Span) -> R<()> {
+fn check_jumps(
+    t: &Table,
+    known: &HashMap<String, usize>,
+    r: &crate::model::Rule,
+    span: Span,
+) -> R<()> {
     let direct = r.exprs.iter().filter_map(|e| match e {
         Expr::Immediate(i) => i.data.as_ref(),
         _ => None,
@@ -364,7 +392,7 @@ fn check_jumps(t: &Table, r: &crate::model::Rule, span: Span) -> R<()> {
     for d in direct.chain(mapped) {
         if let Data::Verdict(v) = d {
             if let Some(c) = v.chain() {
-                if t.chain(c).is_none() {
+                if !known.contains_key(c) {
                     return Err(unknown_chain(t, c, span));
                 }
             }
@@ -482,6 +510,7 @@ fn remove(st: &mut State, fam: Family, cmd: &Command) -> R<()> {
         st.rs
             .tables
             .retain(|t| !(t.family == fam && t.name == cmd.table));
+        st.chains.forget(fam, &cmd.table);
         st.layouts
             .retain(|(f, t, _), _| !(*f == fam && *t == cmd.table));
         return Ok(());
@@ -506,6 +535,7 @@ fn remove(st: &mut State, fam: Family, cmd: &Command) -> R<()> {
                 return Err(in_use(decl.span, &format!("chain {name}"), &user));
             }
             t.chains.retain(|c| c.name != *name);
+            st.chains.forget(fam, &cmd.table);
             Ok(())
         }
         AObj::Set(decl) => {
