@@ -18,15 +18,16 @@ pub struct Diagnostic {
     pub len: usize,
     pub message: String,
     /// What the parser would have accepted here (may be empty).
-    pub expected: Vec<String>,
+    pub expected: Box<[String]>,
     /// How to fix it (`did you mean 'accept'?`, what to write instead).
-    pub help: Option<String>,
+    pub help: Option<Box<str>>,
     /// The file the position is in: `None` for the text given to
     /// [`compile`](super::compile), a path for files read through
     /// [`compile_file`](super::compile_file) or `include`.
-    pub file: Option<String>,
-    /// The source line, for display.
-    pub source_line: String,
+    pub file: Option<Box<str>>,
+    /// The source line, for display. (Text fields are boxed: a compile
+    /// error travels in every `Result` of the compiler, so it stays small.)
+    pub source_line: Box<str>,
     /// Which of the script's files `line` is in ([`Span::file`]), until
     /// `file` and `source_line` are filled from it.
     pub(crate) source_id: u32,
@@ -67,10 +68,10 @@ impl Diagnostic {
             column: span.column,
             len: span.len.max(1),
             message: message.into(),
-            expected: Vec::new(),
+            expected: Box::default(),
             help: None,
             file: None,
-            source_line: String::new(),
+            source_line: Box::default(),
             source_id: span.file,
         }
     }
@@ -80,7 +81,7 @@ impl Diagnostic {
     }
     /// Adds how to fix it.
     pub fn help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.help = Some(help.into().into_boxed_str());
         self
     }
     /// Adds `did you mean 'x'?` when `word` is a near miss of one of
@@ -98,7 +99,7 @@ impl Diagnostic {
                 .lines()
                 .nth(self.line.saturating_sub(1))
                 .unwrap_or("")
-                .to_owned();
+                .into();
         }
         self
     }
@@ -126,7 +127,7 @@ pub fn quote(line: &str, column: usize, len: usize) -> (String, usize, usize) {
         .map(|c| if c == '\t' { ' ' } else { c })
         .collect();
     let at = column.saturating_sub(1).min(chars.len());
-    let len = len.max(1).min(QUOTE_WIDTH / 2);
+    let len = len.clamp(1, QUOTE_WIDTH / 2);
     if chars.len() <= QUOTE_WIDTH {
         return (chars.iter().collect(), at, len);
     }

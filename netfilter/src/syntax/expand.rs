@@ -43,7 +43,7 @@ impl Sources {
     pub fn locate(&self, mut d: Diagnostic) -> Diagnostic {
         if let Some(f) = self.files.get(d.source_id as usize) {
             if d.file.is_none() {
-                d.file = f.name.clone();
+                d.file = f.name.as_deref().map(Box::from);
             }
             d = d.with_source(&f.text);
         }

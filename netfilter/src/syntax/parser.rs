@@ -1002,9 +1002,9 @@ impl Parser {
             Some(Token {
                 tok: Tok::Word(n),
                 span: nspan,
-            }) if !vocab.is_empty()
-                && !vocab.contains(&n.as_str())
-                && !(w == "srh" && n.starts_with("sid[")) =>
+            }) if !(vocab.is_empty()
+                || vocab.contains(&n.as_str())
+                || w == "srh" && n.starts_with("sid[")) =>
             {
                 let d = Diagnostic::new(*nspan, format!("unknown {w} expression '{n}'"));
                 Err(match super::suggest::closest(n, vocab.iter().copied()) {
