@@ -29,16 +29,8 @@ enum Expect {
     Ours(&'static str),
     /// nft 1.0.6 refuses; we accept on purpose (documented in `syntax::script`).
     Lenient,
-    /// Like `Same`, but the diff still finds operations, for the reason
-    /// given (a gap being closed elsewhere); printing is checked all the
-    /// same. Fails once the diff finds nothing: make it `Same` then.
-    Pending(&'static str),
 }
 use Expect::*;
-
-/// Why cases with anonymous sets, maps or bound chains still differ.
-const ANONYMOUS_SETS: &str =
-    "anonymous sets, maps and bound chains compared by content (issue #13, engine side)";
 
 const CASES: &[(&str, &str, Expect)] = &[
     // ---- define / $var ------------------------------------------------
@@ -66,7 +58,7 @@ table inet f {
 	}
 }
 "#,
-        Pending(ANONYMOUS_SETS),
+        Same,
     ),
     (
         "define: concatenations and redefine/undefine",
@@ -273,7 +265,7 @@ add rule ip kube-proxy endpoint-AAAA-ns/svc/udp/p__10.0.0.1/9090 meta l4proto ud
 	}
 }
 "#,
-        Pending(ANONYMOUS_SETS),
+        Same,
     ),
     (
         "nat: inet tables name the family",
@@ -344,7 +336,7 @@ add rule ip kube-proxy endpoint-AAAA-ns/svc/udp/p__10.0.0.1/9090 meta l4proto ud
 	}
 }
 "#,
-        Pending(ANONYMOUS_SETS),
+        Same,
     ),
     (
         "meters",
@@ -359,12 +351,12 @@ add rule ip kube-proxy endpoint-AAAA-ns/svc/udp/p__10.0.0.1/9090 meta l4proto ud
     (
         "masks kept in set statements",
         "table ip t {\n\tchain c {\n\t\tmeta mark set meta mark & 0xfff0ffff\n\t\tmeta mark set meta mark & 0xfffffcff | 0x00000c00\n\t}\n}\n",
-        Pending("nft folds `& m | x` into one bitwise (issue #13, engine side)"),
+        Same,
     ),
     (
         "ct timeout objects",
         "table ip t {\n\tct timeout a {\n\t\tprotocol tcp\n\t\tl3proto ip\n\t\tpolicy = { established : 600, close : 10, syn_sent : 5 }\n\t}\n\tct timeout b {\n\t\tprotocol udp\n\t\tl3proto ip\n\t\tpolicy = { unreplied : 5, replied : 10 }\n\t}\n}\n",
-        Pending("ct timeout states the kernel fills with defaults (issue #13, engine side)"),
+        Same,
     ),
     (
         "elements per line by type, table heads",
@@ -512,17 +504,11 @@ fn check(name: &str, script: &str, expect: &Expect, dir: &Path) -> Result<(), St
     let ours = compile_source(Some(&file.display().to_string()), script, &includes);
     let (ns, theirs) = nft_load(&file, dir);
     match (expect, &ours, &theirs) {
-        (Same | Pending(_), Ok(rs), Ok(())) => {
+        (Same, Ok(rs), Ok(())) => {
             let p = pulled(&ns);
             let patch = diff(&p, rs);
-            match (expect, patch.is_empty()) {
-                (Same, false) => {
-                    return Err(format!("differs from nft's value:\n{}", patch.render(rs)))
-                }
-                (Pending(_), true) => {
-                    return Err("the diff finds nothing now: make it a Same case".into())
-                }
-                _ => {}
+            if !patch.is_empty() {
+                return Err(format!("differs from nft's value:\n{}", patch.render(rs)));
             }
             let listed = ns.ruleset();
             let printed = print::ruleset(&p, &Default::default());
@@ -544,8 +530,8 @@ fn check(name: &str, script: &str, expect: &Expect, dir: &Path) -> Result<(), St
             }
             Ok(())
         }
-        (Same | Pending(_), Err(d), _) => Err(format!("we refuse:\n{d}")),
-        (Same | Pending(_), _, Err(e)) => Err(format!("nft refuses:\n{e}")),
+        (Same, Err(d), _) => Err(format!("we refuse:\n{d}")),
+        (Same, _, Err(e)) => Err(format!("nft refuses:\n{e}")),
         (Refused(want), Err(d), Err(_)) => {
             let text = d.to_string();
             if text.contains(want) {
@@ -582,25 +568,20 @@ fn scripts_mean_what_they_mean_to_nft() {
     let dir = scratch_dir("cases");
     let only = std::env::var("LINX_CASE").ok();
     let mut failures = Vec::new();
-    let (mut n, mut pending) = (0, Vec::new());
+    let mut n = 0;
     for (name, script, expect) in CASES {
         if only.as_deref().is_some_and(|o| !name.contains(o)) {
             continue;
         }
         n += 1;
-        if let Pending(why) = expect {
-            pending.push(format!("  {name}: {why}"));
-        }
         if let Err(e) = check(name, script, expect, &dir) {
             failures.push(format!("== {name}\n{e}"));
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
     println!(
-        "language: {}/{n} scripts as nft reads them; {} still differ under the diff's equality:\n{}",
-        n - failures.len(),
-        pending.len(),
-        pending.join("\n")
+        "language: {}/{n} scripts as nft reads them",
+        n - failures.len()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
