@@ -350,7 +350,7 @@ add rule ip kube-proxy endpoint-AAAA-ns/svc/udp/p__10.0.0.1/9090 meta l4proto ud
     ),
     (
         "masks kept in set statements",
-        "table ip t {\n\tchain c {\n\t\tmeta mark set meta mark & 0xfff0ffff\n\t\tmeta mark set meta mark & 0xfffffcff | 0x00000c00\n\t}\n}\n",
+        "table ip t {\n\tchain c {\n\t\tmeta mark set meta mark & 0xfff0ffff\n\t\tmeta mark set meta mark & 0xfffffcff | 0x00000c00\n\t\tmeta mark set meta mark & 0xfffff0ff | 0x00000c00\n\t\tmeta mark set meta mark & 0x0000ffff | 0x00ff0000\n\t}\n}\n",
         Same,
     ),
     (

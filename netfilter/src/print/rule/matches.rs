@@ -115,11 +115,15 @@ impl<'a> Decompiler<'a> {
                     r.text = format!("{} | {}", r.text, value::number(x, r.vt, self.opts));
                     r.binop = true;
                 } else if !zero_xor {
+                    // Bits cleared then set are `x & m | v`, as nft lists
+                    // them: the kernel's mask also clears the bits set
+                    // (`& 0xfffffcff | 0xc00` loads as mask 0xfffff0ff),
+                    // and nft lists the mask with them put back.
+                    let shown = if m & x == 0 { m | x } else { m };
                     let (ms, xs) = (
-                        value::number(m, r.vt, self.opts),
+                        value::number(shown, r.vt, self.opts),
                         value::number(x, r.vt, self.opts),
                     );
-                    // Bits cleared then set are `x & m | v`, as nft lists them.
                     r.text = if m & x == 0 {
                         format!("{} & {ms} | {xs}", r.text)
                     } else {
