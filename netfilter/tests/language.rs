@@ -349,6 +349,11 @@ add rule ip kube-proxy endpoint-AAAA-ns/svc/udp/p__10.0.0.1/9090 meta l4proto ud
         Same,
     ),
     (
+        "flag sets list by first flag, as nft lists them",
+        "table ip t {\n\tset s {\n\t\ttype tcp_flag\n\t\telements = { fin | ack, fin | ack | urg, fin | psh | ack, fin | psh | ack | urg, syn, syn | ack, ack, ack | urg }\n\t}\n\tchain c {\n\t\ttcp flags { fin | ack, fin | ack | urg, syn, syn | ack, ack, ack | urg } accept\n\t\ttcp flags & (fin | syn | rst | ack | urg) == { fin | ack | urg, fin | ack, fin, syn | ack, syn, rst | ack, rst, ack | urg, ack }\n\t}\n}\n",
+        Same,
+    ),
+    (
         "masks kept in set statements",
         "table ip t {\n\tchain c {\n\t\tmeta mark set meta mark & 0xfff0ffff\n\t\tmeta mark set meta mark & 0xfffffcff | 0x00000c00\n\t\tmeta mark set meta mark & 0xfffff0ff | 0x00000c00\n\t\tmeta mark set meta mark & 0x0000ffff | 0x00ff0000\n\t}\n}\n",
         Same,
@@ -525,8 +530,12 @@ fn check(name: &str, script: &str, expect: &Expect, dir: &Path) -> Result<(), St
             again
                 .nft_load(&printed)
                 .map_err(|e| format!("our printing does not load in nft: {e}"))?;
-            if again.ruleset() != listed {
-                return Err("our printing loads to another listing".into());
+            // Our printing is nft's listing (checked above), and nft does
+            // not always reload its listing to the same text (flag sets
+            // list elements with one first flag in the reverse of the
+            // kernel's insertion order): then the value must be the same.
+            if again.ruleset() != listed && !diff(&pulled(&again), &p).is_empty() {
+                return Err("our printing loads to another listing and value".into());
             }
             Ok(())
         }

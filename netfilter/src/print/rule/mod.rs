@@ -138,7 +138,7 @@ fn slot(reg: u32) -> u32 {
     }
 }
 
-fn int_of(b: &[u8], bo: ByteOrder) -> u128 {
+pub(super) fn int_of(b: &[u8], bo: ByteOrder) -> u128 {
     value::to_uint(b, bo)
 }
 
