@@ -255,6 +255,13 @@ impl<'a> Decompiler<'a> {
         if self.ctx[li].is_some_and(|c| std::ptr::eq(c, h)) {
             if let Some(d) = self.dep[li].take() {
                 self.elide(d);
+                // `ether type ip` left out goes with the `meta iiftype
+                // ether` that guarded it (netdev: nft lists `ip saddr x`).
+                if layer == Layer::Network && self.stmts[d].text.starts_with("ether type") {
+                    if let Some(i) = self.iiftype {
+                        self.stmts[i].elided = true;
+                    }
+                }
             }
         }
         // vlan fields live at the link layer: an `ether type vlan` match is their dependency.
