@@ -75,7 +75,11 @@ impl<'a> Decompiler<'a> {
             return self.field_reg(h, f, len, 0);
         }
         if let Some((h, f)) = self.resolve_field(layer, boff, blen) {
-            self.used(layer, h);
+            // `vlan type` alone keeps its `ether type 8021q` in nft's
+            // listing; any other vlan field leaves it out.
+            if !(h.name == "vlan" && f.name == "type") {
+                self.used(layer, h);
+            }
             return self.field_reg(h, f, len, 0);
         }
         // A load of a field's leading bytes: nft's shortcut for a prefix.
