@@ -354,6 +354,11 @@ add rule ip kube-proxy endpoint-AAAA-ns/svc/udp/p__10.0.0.1/9090 meta l4proto ud
         Same,
     ),
     (
+        "a set's own statements are not repeated by an update",
+        "table ip t {\n\tset a {\n\t\ttype ipv4_addr\n\t\tflags dynamic\n\t\tcounter\n\t}\n\tset b {\n\t\ttype ipv4_addr\n\t\tflags dynamic\n\t}\n\tchain c {\n\t\tupdate @a { ip saddr counter }\n\t\tupdate @b { ip saddr counter }\n\t\tupdate @a { ip saddr }\n\t}\n}\n",
+        Same,
+    ),
+    (
         "masks kept in set statements",
         "table ip t {\n\tchain c {\n\t\tmeta mark set meta mark & 0xfff0ffff\n\t\tmeta mark set meta mark & 0xfffffcff | 0x00000c00\n\t\tmeta mark set meta mark & 0xfffff0ff | 0x00000c00\n\t\tmeta mark set meta mark & 0x0000ffff | 0x00ff0000\n\t}\n}\n",
         Same,
