@@ -1141,7 +1141,11 @@ fn emit_dynset(
     }
     // A set that declares its statements (`counter`) applies them itself:
     // nft sends a dynset repeating them without (the kernel refuses others).
-    if cx.table().set(set).is_some_and(|s| !s.exprs.is_empty() && s.exprs == exprs) {
+    if cx
+        .table()
+        .set(set)
+        .is_some_and(|s| !s.exprs.is_empty() && s.exprs == exprs)
+    {
         exprs.clear();
     }
     cx.push(emit::raw("dynset", |w| {
