@@ -8,7 +8,7 @@ use std::str::FromStr;
 use clap::{Parser, Subcommand, ValueEnum};
 use linx_netfilter::pull::{pull, Selector};
 use linx_netfilter::reconcile::{Mode, Options, Reconciler};
-use linx_netfilter::syntax::compile;
+use linx_netfilter::syntax::{compile, compile_source, Includes};
 use linx_netfilter::{Family, Netns, Ruleset, Socket};
 
 #[derive(Debug, Parser)]
@@ -313,7 +313,9 @@ pub fn load_desired(file: &Path) -> Result<Ruleset, CliError> {
     })?;
     let is_nft = file.extension().is_some_and(|e| e == "nft");
     if is_nft {
-        return compile(&text).map_err(|d| syntax_error(path, &d));
+        // `include` resolves as `nft -f` resolves it (no `-I`).
+        return compile_source(Some(&path), &text, &Includes::nft_default())
+            .map_err(|d| syntax_error(path, &d));
     }
     if let Some(resource) = firewall_ruleset(&text) {
         let fr = resource.map_err(|message| CliError::Parse {

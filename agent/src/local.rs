@@ -77,12 +77,18 @@ pub fn load(path: &Path) -> Result<Vec<Target>, LocalError> {
                 if let Some(v) = compiled.get(&p) {
                     Some(v.clone())
                 } else {
-                    let v = Arc::new(linx_netfilter::syntax::compile(&read(&p)?).map_err(|d| {
-                        LocalError::Compile {
+                    let name = p.display().to_string();
+                    let v = Arc::new(
+                        linx_netfilter::syntax::compile_source(
+                            Some(&name),
+                            &read(&p)?,
+                            &linx_netfilter::syntax::Includes::nft_default(),
+                        )
+                        .map_err(|d| LocalError::Compile {
                             path: p.clone(),
                             message: d.to_string(),
-                        }
-                    })?);
+                        })?,
+                    );
                     compiled.insert(p, v.clone());
                     Some(v)
                 }

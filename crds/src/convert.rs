@@ -22,13 +22,7 @@ mod compiler {
 
     fn errors(d: Diagnostics) -> Errors {
         d.0.into_iter()
-            .map(|d| {
-                let mut msg = d.message;
-                if !d.expected.is_empty() {
-                    msg.push_str(&format!(" (expected {})", d.expected.join(", ")));
-                }
-                (d.line as u32, d.column as u32, msg)
-            })
+            .map(|d| (d.line as u32, d.column as u32, d.summary()))
             .collect()
     }
 
