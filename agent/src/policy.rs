@@ -156,12 +156,14 @@ impl RulesetPolicy {
     }
 }
 
-/// `r` compiled. What it has in common with the generation enforced before
+/// `r` compiled by the one verdict the operator and the admission webhook
+/// also use (`linx_crds::compile`): a resource they refuse is applied by
+/// no agent. What it has in common with the generation enforced before
 /// is made the same allocations (`diff::share_unchanged`): the pods'
 /// reconcilers, holding that generation as their baseline, then diff only
 /// what the edit changed.
 fn compile(r: &FirewallRuleset, before: Option<&Enforced>) -> Result<Arc<Ruleset>, String> {
-    linx_crds::convert::to_ruleset(&r.spec)
+    linx_crds::compile(&r.spec)
         .map(|mut v| {
             if let Some(before) = before {
                 share_unchanged(&mut v, &before.value);
@@ -343,7 +345,7 @@ mod tests {
         let v2 = RulesetPolicy::next(&v1, &[edited.clone()]);
         let web = pod("shop", &[("app", "web")]);
         let (d1, d2) = (v1.desired(&web).unwrap(), v2.desired(&web).unwrap());
-        let fresh = linx_crds::convert::to_ruleset(&edited.spec).unwrap();
+        let fresh = linx_crds::compile(&edited.spec).unwrap();
         assert_eq!(d2, fresh, "the same value as a fresh compile");
         let (c1, c2) = (&d1.tables[0].chains, &d2.tables[0].chains);
         assert!(c2[0].rules.same(&c1[0].rules), "chain x untouched");

@@ -486,6 +486,22 @@ impl ObjectType {
             ObjectType::Synproxy => "synproxy",
         }
     }
+
+    /// The type for the kernel's `NFT_OBJECT_*` number, if it is one of these.
+    pub fn from_kernel(ty: u32) -> Option<ObjectType> {
+        use linx_netfilter::sys::*;
+        Some(match ty {
+            NFT_OBJECT_COUNTER => ObjectType::Counter,
+            NFT_OBJECT_QUOTA => ObjectType::Quota,
+            NFT_OBJECT_LIMIT => ObjectType::Limit,
+            NFT_OBJECT_CT_HELPER => ObjectType::CtHelper,
+            NFT_OBJECT_CT_TIMEOUT => ObjectType::CtTimeout,
+            NFT_OBJECT_CT_EXPECT => ObjectType::CtExpectation,
+            NFT_OBJECT_SECMARK => ObjectType::Secmark,
+            NFT_OBJECT_SYNPROXY => ObjectType::Synproxy,
+            _ => return None,
+        })
+    }
 }
 
 /// A named stateful object, used in rules by name (`counter name "web"`).
