@@ -72,6 +72,12 @@ pub(crate) const NAME_PATTERN: &str = r"^[A-Za-z_][A-Za-z0-9_.\-]*$";
     status = "FirewallRulesetStatus",
     doc = "Desired nf_tables rules for the pods a label selector picks in this namespace.",
     printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Valid, and every selected pod runs the current generation"
+    ),
+    printcolumn(
         name = "Valid",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Valid\")].status",
