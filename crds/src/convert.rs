@@ -542,13 +542,34 @@ pub fn to_ruleset(spec: &FirewallRulesetSpec) -> Result<Ruleset, Vec<Diagnostic>
             Err(locate(spec, &rs, problems))
         };
     }
-    let rs = structured(spec.tables.as_deref().unwrap_or_default())?;
-    let problems = references::check(&rs);
-    if problems.is_empty() {
-        Ok(rs)
-    } else {
-        Err(locate(spec, &rs, problems))
+    let (rs, mut diags) = structured(spec.tables.as_deref().unwrap_or_default());
+    let Some(rs) = rs else { return Err(diags) };
+    // References are checked even when some rules failed (those hold an
+    // empty placeholder), so every error is reported at once.
+    diags.extend(locate(spec, &rs, references::check(&rs)));
+    if diags.is_empty() {
+        return Ok(rs);
     }
+    diags.sort_by_cached_key(|d| natural_key(&d.field));
+    Err(diags)
+}
+
+/// A field path ordered as the spec lists it (`rules[2]` before `rules[10]`).
+fn natural_key(field: &str) -> Vec<Result<u64, String>> {
+    let mut key = Vec::new();
+    let mut rest = field;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits > 0 {
+            key.push(Ok(rest[..digits].parse().unwrap_or(u64::MAX)));
+            rest = &rest[digits..];
+        } else {
+            let text = rest.len() - rest.trim_start_matches(|c: char| !c.is_ascii_digit()).len();
+            key.push(Err(rest[..text].to_string()));
+            rest = &rest[text..];
+        }
+    }
+    key
 }
 
 /// Problems found on `rs` (compiled from `spec`) as diagnostics naming
@@ -651,14 +672,18 @@ fn structured_problem(rs: &Ruleset, tables: &[TableSpec], p: references::Problem
 
 /// Structured tables compiled: declarations first (tables, chains, sets,
 /// maps, objects), then each rule on its own, so a rule's error carries
-/// the rule's own line:column and every rule's error is found.
-fn structured(tables: &[TableSpec]) -> Result<Ruleset, Vec<Diagnostic>> {
+/// the rule's own line:column and every rule's error is found. A rule that
+/// fails leaves an empty rule in its place (rule indices stay the spec's);
+/// no value at all when the declarations fail.
+fn structured(tables: &[TableSpec]) -> (Option<Ruleset>, Vec<Diagnostic>) {
     let decls = render(tables, false);
-    let mut rs = compiler::compile(&decls.text).map_err(|errs| {
-        errs.into_iter()
-            .map(|(l, c, m)| decls.diagnostic(l, c, m))
-            .collect::<Vec<_>>()
-    })?;
+    let mut rs = match compiler::compile(&decls.text) {
+        Ok(rs) => rs,
+        Err(errs) => {
+            let d = errs.into_iter().map(|(l, c, m)| decls.diagnostic(l, c, m));
+            return (None, d.collect());
+        }
+    };
     let mut diags = Vec::new();
     for (ti, t) in tables.iter().enumerate() {
         let fam = family(t.family);
@@ -679,13 +704,16 @@ fn structured(tables: &[TableSpec]) -> Result<Ruleset, Vec<Diagnostic>> {
                 let snapshot: &Table = &rs.tables[table];
                 match compiler::compile_rule(fam, snapshot, rule) {
                     Ok(r) => rules.push(r),
-                    Err(errs) => diags.extend(errs.into_iter().map(|(l, col, m)| {
+                    Err(errs) => {
+                        rules.push(Rule::new(Vec::new()));
+                        diags.extend(errs.into_iter().map(|(l, col, m)| {
                         Diagnostic::new(format!("spec.tables[{ti}].chains[{ci}].rules[{ri}]"), m)
                             .table(format!("{} {}", t.family, t.name))
                             .chain(c.name.clone())
                             .item(format!("rule {ri}"))
                             .at(l, col)
-                    })),
+                        }))
+                    }
                 }
             }
             if let Some(chain) = rs.tables[table]
@@ -697,9 +725,5 @@ fn structured(tables: &[TableSpec]) -> Result<Ruleset, Vec<Diagnostic>> {
             }
         }
     }
-    if diags.is_empty() {
-        Ok(rs)
-    } else {
-        Err(diags)
-    }
+    (Some(rs), diags)
 }
