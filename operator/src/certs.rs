@@ -47,16 +47,33 @@ use tracing::{info, warn};
 use crate::Metrics;
 
 const DAY: i64 = 86_400;
-/// How long a CA is valid.
-pub const CA_LIFETIME: i64 = 5 * 365 * DAY;
-/// A CA is replaced when less than this is left.
-pub const CA_RENEW_BEFORE: i64 = 365 * DAY;
-/// How long a serving certificate is valid.
-pub const CERT_LIFETIME: i64 = 90 * DAY;
-/// A serving certificate is replaced when less than this is left.
-pub const CERT_RENEW_BEFORE: i64 = 30 * DAY;
-/// Validity starts this long before issuance (clocks differ).
-const BACKDATE: i64 = 300;
+
+/// How long certificates live and when they are replaced (seconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// How long a CA is valid.
+    pub ca: i64,
+    /// A CA is replaced when less than this is left.
+    pub ca_renew_before: i64,
+    /// How long a serving certificate is valid.
+    pub cert: i64,
+    /// A serving certificate is replaced when less than this is left.
+    pub cert_renew_before: i64,
+    /// Validity starts this long before issuance (clocks differ).
+    pub backdate: i64,
+}
+
+impl Lifetimes {
+    /// CA 5 years (renewed with a year left), certificate 90 days
+    /// (renewed with 30 days left), valid from 5 minutes before issuance.
+    pub const DEFAULT: Lifetimes = Lifetimes {
+        ca: 5 * 365 * DAY,
+        ca_renew_before: 365 * DAY,
+        cert: 90 * DAY,
+        cert_renew_before: 30 * DAY,
+        backdate: 300,
+    };
+}
 
 const ANN: &str = "netfilter.linx.dev/";
 
@@ -109,6 +126,7 @@ pub fn plan(
     names: &[String],
     now: i64,
     bundle_published: bool,
+    life: &Lifetimes,
 ) -> Option<Step> {
     let Some(m) = current else {
         return Some(Step::Create);
@@ -116,10 +134,10 @@ pub fn plan(
     if m.ca_not_after <= now {
         return Some(Step::Create);
     }
-    if m.ca_not_after - now < CA_RENEW_BEFORE && m.previous_ca.is_none() {
+    if m.ca_not_after - now < life.ca_renew_before && m.previous_ca.is_none() {
         return Some(Step::RotateCa);
     }
-    let stale = m.cert_not_after - now < CERT_RENEW_BEFORE || m.names != names;
+    let stale = m.cert_not_after - now < life.cert_renew_before || m.names != names;
     let new_ca = m.cert_issuer != m.ca_name;
     // A certificate from a CA clients do not trust yet would be refused.
     if (stale || new_ca) && (!new_ca || bundle_published) {
@@ -135,7 +153,7 @@ fn at(unix: i64) -> time::OffsetDateTime {
     time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
-fn ca_params(name: &str, now: i64, not_after: i64) -> CertificateParams {
+fn ca_params(name: &str, not_before: i64, not_after: i64) -> CertificateParams {
     let mut p = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, name);
@@ -146,7 +164,7 @@ fn ca_params(name: &str, now: i64, not_after: i64) -> CertificateParams {
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    p.not_before = at(now - BACKDATE);
+    p.not_before = at(not_before);
     p.not_after = at(not_after);
     p
 }
@@ -161,11 +179,11 @@ fn e(err: impl std::fmt::Display) -> CertError {
 }
 
 /// A new CA valid from `now`: `(pem, key pem, name, not_after)`.
-fn new_ca(now: i64) -> Result<(String, String, String, i64), CertError> {
-    let not_after = now + CA_LIFETIME;
+fn new_ca(now: i64, life: &Lifetimes) -> Result<(String, String, String, i64), CertError> {
+    let not_after = now + life.ca;
     let name = format!("linx-operator webhook CA {not_after}");
     let key = KeyPair::generate().map_err(e)?;
-    let cert = ca_params(&name, now, not_after)
+    let cert = ca_params(&name, now - life.backdate, not_after)
         .self_signed(&key)
         .map_err(e)?;
     Ok((cert.pem(), key.serialize_pem(), name, not_after))
@@ -178,10 +196,11 @@ impl Material {
         step: Step,
         names: &[String],
         now: i64,
+        life: &Lifetimes,
     ) -> Result<Material, CertError> {
         let mut m = match (step, current) {
             (Step::Create, _) | (_, None) => {
-                let (ca_pem, ca_key_pem, ca_name, ca_not_after) = new_ca(now)?;
+                let (ca_pem, ca_key_pem, ca_name, ca_not_after) = new_ca(now, life)?;
                 Material {
                     cert_pem: String::new(),
                     key_pem: String::new(),
@@ -198,9 +217,9 @@ impl Material {
             (_, Some(m)) => m.clone(),
         };
         match step {
-            Step::Create | Step::Reissue => m.issue(names, now)?,
+            Step::Create | Step::Reissue => m.issue(names, now, life)?,
             Step::RotateCa => {
-                let (ca_pem, ca_key_pem, ca_name, ca_not_after) = new_ca(now)?;
+                let (ca_pem, ca_key_pem, ca_name, ca_not_after) = new_ca(now, life)?;
                 m.previous_ca = Some((std::mem::take(&mut m.ca_pem), m.ca_not_after));
                 m.ca_pem = ca_pem;
                 m.ca_key_pem = ca_key_pem;
@@ -213,9 +232,11 @@ impl Material {
     }
 
     /// A serving certificate for `names` from the signing CA.
-    fn issue(&mut self, names: &[String], now: i64) -> Result<(), CertError> {
+    fn issue(&mut self, names: &[String], now: i64, life: &Lifetimes) -> Result<(), CertError> {
         let ca_key = KeyPair::from_pem(&self.ca_key_pem).map_err(e)?;
-        let issuer = Issuer::new(ca_params(&self.ca_name, now, self.ca_not_after), ca_key);
+        // Only the name, key usages and key matter to the issuer.
+        let params = ca_params(&self.ca_name, now, self.ca_not_after);
+        let issuer = Issuer::new(params, ca_key);
         let key = KeyPair::generate().map_err(e)?;
         let mut p = CertificateParams::new(names.to_vec()).map_err(e)?;
         let mut dn = DistinguishedName::new();
@@ -227,8 +248,8 @@ impl Material {
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         p.use_authority_key_identifier_extension = true;
-        let not_after = (now + CERT_LIFETIME).min(self.ca_not_after);
-        p.not_before = at(now - BACKDATE);
+        let not_after = (now + life.cert).min(self.ca_not_after);
+        p.not_before = at(now - life.backdate);
         p.not_after = at(not_after);
         let cert = p.signed_by(&key, &issuer).map_err(e)?;
         self.cert_pem = cert.pem();
@@ -436,6 +457,7 @@ pub struct CertManager {
     pub configurations: Api<ValidatingWebhookConfiguration>,
     pub config: CertConfig,
     pub namespace: String,
+    pub lifetimes: Lifetimes,
 }
 
 /// Writing the Secret or the webhook configuration failed.
@@ -474,10 +496,12 @@ impl CertManager {
             })
         };
         let names = &self.config.names;
-        let material = match plan(current.as_ref(), names, now, current.as_ref().is_some_and(published)) {
+        let life = &self.lifetimes;
+        let is_published = current.as_ref().is_some_and(published);
+        let material = match plan(current.as_ref(), names, now, is_published, life) {
             None => current.expect("plan has a step when nothing is stored"),
             Some(step) => {
-                let m = Material::apply(current.as_ref(), step, names, now)?;
+                let m = Material::apply(current.as_ref(), step, names, now, life)?;
                 let mut s = m.to_secret(name, &self.namespace);
                 let pp = PostParams::default();
                 match stored {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{Api, Client};
-use linx_operator::certs::{watch_secret, CertConfig, CertManager, CertStore};
+use linx_operator::certs::{watch_secret, CertConfig, CertManager, CertStore, Lifetimes};
 use linx_operator::leader::{run_as_leader, LeaseConfig};
 use linx_operator::webhook::Webhook;
 use linx_operator::{controller, http, Metrics};
@@ -125,6 +125,7 @@ async fn main() -> anyhow_free::Result {
                     names,
                 },
                 namespace: ns.clone(),
+                lifetimes: Lifetimes::DEFAULT,
             });
         }
     }
