@@ -642,8 +642,10 @@ fn structured_problem(rs: &Ruleset, tables: &[TableSpec], p: references::Problem
         .chain(chain),
         Place::Rule { chain, index } => {
             match spec.chains.iter().position(|c| c.name == chain) {
-                Some(ci) => Diagnostic::new(format!("{field}.chains[{ci}].rules[{index}]"), p.message)
-                    .item(format!("rule {index}")),
+                Some(ci) => {
+                    Diagnostic::new(format!("{field}.chains[{ci}].rules[{index}]"), p.message)
+                        .item(format!("rule {index}"))
+                }
                 // A chain the compiler made (bound to a rule's `jump { ... }`).
                 None => Diagnostic::new(field, p.message),
             }
@@ -707,7 +709,10 @@ fn structured(tables: &[TableSpec]) -> (Option<Ruleset>, Vec<Diagnostic>) {
                     Err(errs) => {
                         rules.push(Rule::new(Vec::new()));
                         diags.extend(errs.into_iter().map(|(l, col, m)| {
-                        Diagnostic::new(format!("spec.tables[{ti}].chains[{ci}].rules[{ri}]"), m)
+                            Diagnostic::new(
+                                format!("spec.tables[{ti}].chains[{ci}].rules[{ri}]"),
+                                m,
+                            )
                             .table(format!("{} {}", t.family, t.name))
                             .chain(c.name.clone())
                             .item(format!("rule {ri}"))

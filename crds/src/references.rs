@@ -39,7 +39,12 @@ pub struct Problem {
 pub fn check(rs: &Ruleset) -> Vec<Problem> {
     let mut out = Vec::new();
     for (ti, t) in rs.tables.iter().enumerate() {
-        TableRefs { ti, t, out: &mut out }.run();
+        TableRefs {
+            ti,
+            t,
+            out: &mut out,
+        }
+        .run();
     }
     out
 }
@@ -154,8 +159,7 @@ impl<'a> TableRefs<'a, '_> {
                 // Anonymous verdict maps of the rule: their targets are checked here.
                 for s in &r.sets {
                     for (_, v) in map_verdicts(s) {
-                        if let Some(msg) = target(v).and_then(|(kw, to)| target_error(t, kw, to))
-                        {
+                        if let Some(msg) = target(v).and_then(|(kw, to)| target_error(t, kw, to)) {
                             self.problem(place(), msg);
                         }
                     }
@@ -261,4 +265,3 @@ fn path_between<'a>(
     }
     None
 }
-

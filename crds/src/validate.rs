@@ -109,7 +109,13 @@ pub fn check_structure(spec: &FirewallRulesetSpec) -> Vec<Diagnostic> {
             "give exactly one of spec.tables and spec.nft",
         )),
         (Some(tables), None) => check_tables(tables, &mut out),
-        (None, Some(nft)) => check_len("spec.nft", "characters", nft.len(), limits::NFT_LEN, &mut out),
+        (None, Some(nft)) => check_len(
+            "spec.nft",
+            "characters",
+            nft.len(),
+            limits::NFT_LEN,
+            &mut out,
+        ),
     }
     out
 }

@@ -76,7 +76,11 @@ fn every_real_world_file_is_valid_as_spec_nft() {
             invalid.push(format!("{}: {}", f.display(), errs.join("; ")));
         }
     }
-    println!("{} real-world files, {} invalid", files.len(), invalid.len());
+    println!(
+        "{} real-world files, {} invalid",
+        files.len(),
+        invalid.len()
+    );
     assert!(invalid.is_empty(), "{}", invalid.join("\n"));
 }
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod admission;
 pub mod apiserver;
 
 /// A workspace binary: the path in `env` if set, else built here (once per

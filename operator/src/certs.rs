@@ -407,7 +407,12 @@ impl ResolvesServerCert for CertStore {
 
 /// Loads the Secret's certificate into `store` whenever it changes
 /// (every replica runs this). Returns when the watch ends.
-pub async fn watch_secret(secrets: Api<Secret>, name: String, store: Arc<CertStore>, metrics: Metrics) {
+pub async fn watch_secret(
+    secrets: Api<Secret>,
+    name: String,
+    store: Arc<CertStore>,
+    metrics: Metrics,
+) {
     let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut events = std::pin::pin!(watcher::watcher(secrets, cfg).default_backoff());
     while let Some(ev) = events.next().await {
@@ -484,7 +489,11 @@ impl CertManager {
         let current = stored.as_ref().and_then(Material::from_secret);
         let vwc_name = &self.config.webhook_configuration;
         let vwc_err = |err| CertManagerError::Configuration(vwc_name.clone(), err);
-        let mut vwc = self.configurations.get_opt(vwc_name).await.map_err(vwc_err)?;
+        let mut vwc = self
+            .configurations
+            .get_opt(vwc_name)
+            .await
+            .map_err(vwc_err)?;
         let published = |m: &Material| {
             let want = ByteString(m.bundle().into_bytes());
             vwc.as_ref().is_some_and(|v| {
@@ -508,7 +517,10 @@ impl CertManager {
                     // Compare-and-swap: another writer in between makes this fail, and the next pass re-plans.
                     Some(old) => {
                         s.metadata.resource_version = old.metadata.resource_version;
-                        self.secrets.replace(name, &pp, &s).await.map_err(secret_err)?;
+                        self.secrets
+                            .replace(name, &pp, &s)
+                            .await
+                            .map_err(secret_err)?;
                     }
                     None => {
                         self.secrets.create(&pp, &s).await.map_err(secret_err)?;
@@ -534,15 +546,35 @@ impl CertManager {
         Ok(material)
     }
 
-    /// Keeps certificates and `caBundle` current until the task is dropped.
+    /// Keeps certificates and `caBundle` current until the task is dropped:
+    /// a pass every [`CHECK_EVERY`], and at once when the webhook
+    /// configuration changes (created, or its `caBundle` overwritten).
     pub async fn run(self, metrics: Metrics) {
+        let cfg = watcher::Config::default().fields(&format!(
+            "metadata.name={}",
+            self.config.webhook_configuration
+        ));
+        let mut changes =
+            std::pin::pin!(watcher::watcher(self.configurations.clone(), cfg).default_backoff());
         loop {
             let now = jiff::Timestamp::now().as_second();
             if let Err(err) = self.step(now).await {
                 warn!(error = %err, "webhook certificates");
                 metrics.error_label("certificates");
             }
-            tokio::time::sleep(CHECK_EVERY).await;
+            let wake = tokio::time::sleep(CHECK_EVERY);
+            tokio::pin!(wake);
+            loop {
+                tokio::select! {
+                    _ = &mut wake => break,
+                    ev = changes.next() => match ev {
+                        Some(Ok(watcher::Event::Apply(_) | watcher::Event::InitDone)) => break,
+                        Some(_) => continue,
+                        // The stream ended: fall back to the timer.
+                        None => { (&mut wake).await; break }
+                    },
+                }
+            }
         }
     }
 }

@@ -32,7 +32,7 @@ pub fn operator_cluster_rules() -> Value {
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
         {"apiGroups": ["admissionregistration.k8s.io"], "resources": ["validatingwebhookconfigurations"],
-         "resourceNames": [OPERATOR], "verbs": ["get", "update"]}
+         "resourceNames": [OPERATOR], "verbs": ["get", "list", "watch", "update"]}
     ])
 }
 

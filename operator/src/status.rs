@@ -263,7 +263,11 @@ fn kstatus(o: &Observed<'_>) -> (Cond, Cond, Cond) {
     };
     if let Some((reason, msg)) = stalled {
         return (
-            ("False", reason, format!("generation {g} is not in force: {msg}")),
+            (
+                "False",
+                reason,
+                format!("generation {g} is not in force: {msg}"),
+            ),
             not("Stalled", "not progressing: see the Stalled condition"),
             ("True", reason, msg),
         );

@@ -82,12 +82,11 @@ impl Webhook {
         let Some(obj) = &req.object else {
             return response.deny("the request carries no object");
         };
-        let fr: FirewallRuleset = match serde_json::to_value(obj)
-            .and_then(serde_json::from_value::<FirewallRuleset>)
-        {
-            Ok(fr) => fr,
-            Err(e) => return response.deny(format!("not a FirewallRuleset: {e}")),
-        };
+        let fr: FirewallRuleset =
+            match serde_json::to_value(obj).and_then(serde_json::from_value::<FirewallRuleset>) {
+                Ok(fr) => fr,
+                Err(e) => return response.deny(format!("not a FirewallRuleset: {e}")),
+            };
         let v = validate(&fr.spec);
         if !v.is_valid() {
             return deny(response, &fr, &v);

@@ -82,7 +82,12 @@ async fn every_bad_resource_is_refused_with_its_exact_message() {
     assert!(files.len() >= 50, "{}", files.len());
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
-        let expect = text.lines().next().unwrap().strip_prefix("# expect: ").unwrap();
+        let expect = text
+            .lines()
+            .next()
+            .unwrap()
+            .strip_prefix("# expect: ")
+            .unwrap();
         let obj: Value = serde_yaml::from_str(&text).unwrap();
         for dry_run in [false, true] {
             let r = answer(&w, review("CREATE", obj.clone(), dry_run)).await;
@@ -97,7 +102,14 @@ async fn every_bad_resource_is_refused_with_its_exact_message() {
             let head = lines.next().unwrap();
             assert_eq!(lines.next(), Some(expect), "{}", f.display());
             let causes = status["details"]["causes"].as_array().unwrap();
-            assert_eq!(head, if causes.len() == 1 { "1 error:".to_string() } else { format!("{} errors:", causes.len()) });
+            assert_eq!(
+                head,
+                if causes.len() == 1 {
+                    "1 error:".to_string()
+                } else {
+                    format!("{} errors:", causes.len())
+                }
+            );
             assert_eq!(causes[0]["message"], expect);
             assert!(
                 expect.contains(causes[0]["field"].as_str().unwrap()),
@@ -265,7 +277,15 @@ async fn malformed_reviews_are_a_clear_400() {
     };
     assert_eq!(respond(&get, &routes).await.code, 405);
     let w = webhook(None);
-    let r = answer(&w, review("CREATE", resource("x", json!({"tables": "not a list"})), false)).await;
+    let r = answer(
+        &w,
+        review(
+            "CREATE",
+            resource("x", json!({"tables": "not a list"})),
+            false,
+        ),
+    )
+    .await;
     assert_eq!(r["allowed"], false);
     assert!(
         r["status"]["message"]

@@ -84,7 +84,10 @@ fn api(objects: Arc<Mutex<Objects>>) -> Client {
                 (Method::PUT, SECRET_PATH) => {
                     let v: Value = serde_json::from_slice(&body).unwrap();
                     let current = o.secret.as_ref().unwrap()["metadata"]["resourceVersion"].clone();
-                    assert_eq!(v["metadata"]["resourceVersion"], current, "compare-and-swap");
+                    assert_eq!(
+                        v["metadata"]["resourceVersion"], current,
+                        "compare-and-swap"
+                    );
                     let v = stored(&mut o, v);
                     o.secret = Some(v.clone());
                     ok(&v)
@@ -122,22 +125,28 @@ fn reload(store: &CertStore, objects: &Mutex<Objects>) -> Material {
     let v = objects.lock().unwrap().secret.clone().unwrap();
     let s: Secret = serde_json::from_value(v).unwrap();
     let data = s.data.as_ref().unwrap();
-    store
-        .load(&data["tls.crt"].0, &data["tls.key"].0)
-        .unwrap();
+    store.load(&data["tls.crt"].0, &data["tls.key"].0).unwrap();
     Material::from_secret(&s).unwrap()
 }
 
 /// The caBundle the configuration publishes (PEM).
 fn published(objects: &Mutex<Objects>) -> Vec<u8> {
     let v = objects.lock().unwrap().vwc.clone();
-    let b64 = v["webhooks"][0]["clientConfig"]["caBundle"].as_str().unwrap().to_string();
+    let b64 = v["webhooks"][0]["clientConfig"]["caBundle"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let vwc: k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration =
         serde_json::from_value(json!({"metadata": {"name": "x"},
             "webhooks": [{"name": "w", "admissionReviewVersions": ["v1"], "sideEffects": "None",
                           "clientConfig": {"caBundle": b64}}]}))
         .unwrap();
-    vwc.webhooks.unwrap()[0].client_config.ca_bundle.clone().unwrap().0
+    vwc.webhooks.unwrap()[0]
+        .client_config
+        .ca_bundle
+        .clone()
+        .unwrap()
+        .0
 }
 
 fn take_log(objects: &Mutex<Objects>) -> Vec<String> {
@@ -248,21 +257,31 @@ async fn certificates_are_created_stored_reloaded_and_rotated() {
 
     // Nothing due: reads only.
     assert_eq!(m.step(t + 60).await.unwrap(), first);
-    assert_eq!(take_log(&objects), [format!("GET {SECRET_PATH}"), format!("GET {VWC_PATH}")]);
+    assert_eq!(
+        take_log(&objects),
+        [format!("GET {SECRET_PATH}"), format!("GET {VWC_PATH}")]
+    );
 
     // 2. The certificate nears its end: a new one from the same CA; the
     // bundle stays; the running server serves it from the next handshake.
     let second = m.step(t + 900).await.unwrap();
     assert_eq!(
         take_log(&objects),
-        [format!("GET {SECRET_PATH}"), format!("GET {VWC_PATH}"), format!("PUT {SECRET_PATH}")]
+        [
+            format!("GET {SECRET_PATH}"),
+            format!("GET {VWC_PATH}"),
+            format!("PUT {SECRET_PATH}")
+        ]
     );
     assert_eq!(second.ca_pem, first.ca_pem);
     assert_ne!(second.cert_pem, first.cert_pem);
     reload(&store, &objects);
     assert_eq!(published(&objects), bundle1);
     let cert2 = admit_over_tls(addr, &bundle1).await.unwrap();
-    assert_ne!(cert2, cert1, "the new certificate is served without restart");
+    assert_ne!(
+        cert2, cert1,
+        "the new certificate is served without restart"
+    );
 
     // 3. The CA nears its end: a new CA joins the bundle first, the
     // certificate in use stays (issued by the old CA, still trusted).
@@ -316,13 +335,22 @@ fn plan_never_issues_from_a_ca_clients_do_not_trust_yet() {
     assert_eq!(plan(Some(&m), &names, 1_000_000, false, &life), None);
     // Names changed: a new certificate (the CA is already trusted).
     let more = vec!["a.b.svc".to_string(), "10.0.0.1".to_string()];
-    assert_eq!(plan(Some(&m), &more, 1_000_000, false, &life), Some(Step::Reissue));
+    assert_eq!(
+        plan(Some(&m), &more, 1_000_000, false, &life),
+        Some(Step::Reissue)
+    );
     // A rotated CA: no certificate from it until the bundle is published.
     let later = m.ca_not_after - 100 * 86_400;
-    assert_eq!(plan(Some(&m), &names, later, true, &life), Some(Step::RotateCa));
+    assert_eq!(
+        plan(Some(&m), &names, later, true, &life),
+        Some(Step::RotateCa)
+    );
     let rotated = Material::apply(Some(&m), Step::RotateCa, &names, later, &life).unwrap();
     assert_eq!(plan(Some(&rotated), &names, later, false, &life), None);
-    assert_eq!(plan(Some(&rotated), &names, later, true, &life), Some(Step::Reissue));
+    assert_eq!(
+        plan(Some(&rotated), &names, later, true, &life),
+        Some(Step::Reissue)
+    );
     // A Secret not ours: made anew.
     assert_eq!(plan(None, &names, later, true, &life), Some(Step::Create));
     let s = rotated.to_secret("s", "ns");

@@ -128,8 +128,18 @@ async fn expect_pods(handle: &mut Handle, pods: Value) {
 fn ready(message: &str) -> [Value; 3] {
     [
         cond("Ready", "True", "Ready", message),
-        cond("Reconciling", "False", "Ready", "every selected pod runs the current generation"),
-        cond("Stalled", "False", "Ready", "nothing blocks the current generation"),
+        cond(
+            "Reconciling",
+            "False",
+            "Ready",
+            "every selected pod runs the current generation",
+        ),
+        cond(
+            "Stalled",
+            "False",
+            "Ready",
+            "nothing blocks the current generation",
+        ),
     ]
 }
 
@@ -184,8 +194,18 @@ async fn invalid_resource_names_the_bad_rule_and_warns() {
             json!([
                 cond("Valid", "False", "Invalid", message),
                 cond("Conflicted", "False", "NoConflict", NO_CONFLICT),
-                cond("Ready", "False", "Invalid", &format!("generation 3 is not in force: {message}")),
-                cond("Reconciling", "False", "Stalled", "not progressing: see the Stalled condition"),
+                cond(
+                    "Ready",
+                    "False",
+                    "Invalid",
+                    &format!("generation 3 is not in force: {message}")
+                ),
+                cond(
+                    "Reconciling",
+                    "False",
+                    "Stalled",
+                    "not progressing: see the Stalled condition"
+                ),
                 cond("Stalled", "True", "Invalid", message),
             ])
         );
@@ -425,7 +445,11 @@ async fn selected_pods_without_reports_are_reconciling() {
     let server = tokio::spawn(async move {
         expect_pods(
             &mut handle,
-            json!([pod("a", true, "Running"), pod("b", false, "Succeeded"), pod("c", false, "Pending")]),
+            json!([
+                pod("a", true, "Running"),
+                pod("b", false, "Succeeded"),
+                pod("c", false, "Pending")
+            ]),
         )
         .await;
         let (_, body) = expect(&mut handle, Method::PATCH, STATUS_PATH, reply).await;
@@ -435,7 +459,12 @@ async fn selected_pods_without_reports_are_reconciling() {
             [
                 cond("Ready", "False", "WaitingForAgents", waiting),
                 cond("Reconciling", "True", "WaitingForAgents", waiting),
-                cond("Stalled", "False", "Progressing", "agents are applying the current generation"),
+                cond(
+                    "Stalled",
+                    "False",
+                    "Progressing",
+                    "agents are applying the current generation"
+                ),
             ]
         );
         expect_no_more(&mut handle).await;
@@ -448,7 +477,11 @@ async fn selected_pods_without_reports_are_reconciling() {
     let ctx = context(client, vec![], vec![obj.clone()]);
     let reply = serde_json::to_value(&obj).unwrap();
     let server = tokio::spawn(async move {
-        expect_pods(&mut handle, json!([pod("a", true, "Running"), pod("b", false, "Failed")])).await;
+        expect_pods(
+            &mut handle,
+            json!([pod("a", true, "Running"), pod("b", false, "Failed")]),
+        )
+        .await;
         let (_, body) = expect(&mut handle, Method::PATCH, STATUS_PATH, reply).await;
         assert_eq!(body["status"]["conditions"][2], ready(NO_POD)[0]);
         expect_no_more(&mut handle).await;

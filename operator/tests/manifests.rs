@@ -89,13 +89,18 @@ fn deploy_manifests_are_valid_kubernetes_objects() {
                         );
                     }
                     // No cluster-wide access to Secrets.
-                    assert!(!rule.resources.unwrap_or_default().iter().any(|r| r == "secrets"));
+                    assert!(!rule
+                        .resources
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|r| r == "secrets"));
                 }
             }
             "Role" => {
                 // Secrets: only the webhook's, in the operator's namespace
                 // (create cannot be limited by name: a new name is unknown).
-                let r: k8s_openapi::api::rbac::v1::Role = serde_json::from_value(o.clone()).unwrap();
+                let r: k8s_openapi::api::rbac::v1::Role =
+                    serde_json::from_value(o.clone()).unwrap();
                 assert_eq!(r.metadata.namespace.as_deref(), Some(NAMESPACE));
                 for rule in r.rules.unwrap() {
                     if rule.resources.as_deref() == Some(&["secrets".to_string()][..]) {
@@ -116,7 +121,11 @@ fn deploy_manifests_are_valid_kubernetes_objects() {
                 let e = &sel.match_expressions.as_ref().unwrap()[0];
                 assert_eq!(
                     (e.key.as_str(), e.operator.as_str(), e.values.as_deref()),
-                    ("kubernetes.io/metadata.name", "NotIn", Some(&[NAMESPACE.to_string()][..]))
+                    (
+                        "kubernetes.io/metadata.name",
+                        "NotIn",
+                        Some(&[NAMESPACE.to_string()][..])
+                    )
                 );
                 let svc = w.client_config.service.as_ref().unwrap();
                 assert_eq!(svc.path.as_deref(), Some(linx_operator::webhook::PATH));
@@ -296,7 +305,10 @@ fn helm_chart_switches_to_cert_manager_and_fail() {
         cert["spec"]["dnsNames"][0],
         format!("linx-operator.{NAMESPACE}.svc")
     );
-    assert_eq!(find("Issuer")["spec"], serde_json::json!({"selfSigned": {}}));
+    assert_eq!(
+        find("Issuer")["spec"],
+        serde_json::json!({"selfSigned": {}})
+    );
     let vwc = find("ValidatingWebhookConfiguration");
     assert_eq!(
         vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
@@ -304,8 +316,17 @@ fn helm_chart_switches_to_cert_manager_and_fail() {
     );
     assert_eq!(vwc["webhooks"][0]["failurePolicy"], "Fail");
     let args = &find("Deployment")["spec"]["template"]["spec"]["containers"][0]["args"];
-    let args: Vec<&str> = args.as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
-    assert!(args.windows(2).any(|w| w == ["--webhook-certs", "external"]), "{args:?}");
+    let args: Vec<&str> = args
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        args.windows(2)
+            .any(|w| w == ["--webhook-certs", "external"]),
+        "{args:?}"
+    );
 }
 
 #[test]
