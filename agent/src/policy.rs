@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use linx_crds::conflict::{resolve, Claim};
-use linx_crds::{Family as CrdFamily, FirewallRuleset};
+use linx_crds::FirewallRuleset;
 use linx_netfilter::diff::share_unchanged;
 use linx_netfilter::{Family, Ruleset};
 use tracing::warn;
@@ -195,7 +195,9 @@ impl Policy for RulesetPolicy {
                 tables: v
                     .tables
                     .iter()
-                    .filter_map(|t| Some((crd_family(t.family)?, t.name.clone())))
+                    .filter_map(|t| {
+                        Some((linx_crds::convert::crd_family(t.family)?, t.name.clone()))
+                    })
                     .collect(),
             })
             .collect();
@@ -203,7 +205,8 @@ impl Policy for RulesetPolicy {
         let mut out = Ruleset::default();
         for (c, v) in chosen {
             for t in &v.tables {
-                let ok = crd_family(t.family).is_none_or(|f| res.may_apply(&c.name, f, &t.name));
+                let ok = linx_crds::convert::crd_family(t.family)
+                    .is_none_or(|f| res.may_apply(&c.name, f, &t.name));
                 if ok {
                     out.tables.push(t.clone());
                 }
@@ -215,19 +218,6 @@ impl Policy for RulesetPolicy {
     fn holds(&self, pod: &Pod) -> bool {
         self.selecting(pod).any(Compiled::holds)
     }
-}
-
-fn crd_family(f: Family) -> Option<CrdFamily> {
-    [
-        CrdFamily::Inet,
-        CrdFamily::Ip,
-        CrdFamily::Ip6,
-        CrdFamily::Arp,
-        CrdFamily::Bridge,
-        CrdFamily::Netdev,
-    ]
-    .into_iter()
-    .find(|c| c.as_str() == f.name())
 }
 
 /// Whether a label selector matches labels (Kubernetes semantics; an empty

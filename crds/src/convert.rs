@@ -55,16 +55,7 @@ mod compiler {
 
 /// The spec family of an engine family.
 pub fn crd_family(f: linx_netfilter::Family) -> Option<Family> {
-    [
-        Family::Inet,
-        Family::Ip,
-        Family::Ip6,
-        Family::Arp,
-        Family::Bridge,
-        Family::Netdev,
-    ]
-    .into_iter()
-    .find(|c| c.as_str() == f.name())
+    Family::ALL.into_iter().find(|c| c.as_str() == f.name())
 }
 
 /// Where the tables and rules an nft script leaves came from: the script's

@@ -33,8 +33,9 @@ pub mod limits {
     pub const NAME_LEN: usize = 64;
     /// Characters of a comment (nft keeps at most 128 bytes of userdata).
     pub const COMMENT_LEN: usize = 128;
-    /// Characters of a whole `nft` text block.
-    pub const NFT_LEN: usize = 262_144;
+    /// Characters of a whole `nft` text block: 1 MiB, a 10,000-rule file
+    /// of long rules (the API server stores objects up to 1.5 MiB).
+    pub const NFT_LEN: usize = 1_048_576;
     /// Characters of a set/map type or typeof expression.
     pub const TYPE_LEN: usize = 256;
     /// Set/map flags.
@@ -168,6 +169,16 @@ pub enum Family {
 }
 
 impl Family {
+    /// Every family a table can have.
+    pub const ALL: [Family; 6] = [
+        Family::Inet,
+        Family::Ip,
+        Family::Ip6,
+        Family::Arp,
+        Family::Bridge,
+        Family::Netdev,
+    ];
+
     /// nft's name of the family.
     pub fn as_str(self) -> &'static str {
         match self {

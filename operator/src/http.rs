@@ -212,6 +212,7 @@ pub async fn serve(listener: TcpListener, routes: Arc<Routes>) {
         let Ok((sock, _)) = listener.accept().await else {
             continue;
         };
+        let _ = sock.set_nodelay(true);
         tokio::spawn(connection(sock, routes.clone()));
     }
 }
@@ -227,6 +228,8 @@ pub async fn serve_tls(
         let Ok((sock, peer)) = listener.accept().await else {
             continue;
         };
+        // Answers are written whole: no reason to wait for an ACK (Nagle).
+        let _ = sock.set_nodelay(true);
         let acceptor = acceptor.clone();
         let routes = routes.clone();
         tokio::spawn(async move {

@@ -331,28 +331,7 @@ fn helm_chart_switches_to_cert_manager_and_fail() {
 
 #[test]
 fn helm_chart_with_default_values_renders_the_deploy_objects() {
-    let chart = root().join("helm/linx");
-    let values: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(chart.join("values.yaml")).unwrap()).unwrap();
-    let meta: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(chart.join("Chart.yaml")).unwrap()).unwrap();
-    let scope = serde_json::json!({
-        "Values": values,
-        "Release": {"Namespace": NAMESPACE, "Name": "linx", "Service": "Helm"},
-        "Chart": {"Name": meta["name"], "Version": meta["version"], "AppVersion": meta["appVersion"]},
-    });
-    let mut rendered = Vec::new();
-    let mut templates: Vec<PathBuf> = std::fs::read_dir(chart.join("templates"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    templates.sort();
-    for t in templates
-        .iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-    {
-        rendered.extend(docs(&render(&std::fs::read_to_string(t).unwrap(), &scope)));
-    }
+    let mut rendered = render_chart(|_| {});
     let key = |v: &Value| {
         format!(
             "{}/{}",
