@@ -63,6 +63,11 @@ pub enum Command {
     },
     /// Keep every pod of this node reconciled until SIGTERM.
     Run(crate::run::RunArgs),
+    /// Trace packets matching an nft expression: each packet's path
+    /// through the chains, one step per line, and the verdict.
+    Trace(crate::observe::TraceArgs),
+    /// Print the packets a `log group N` rule sends, one per line.
+    Log(crate::observe::LogArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -125,6 +130,8 @@ pub enum CliError {
     Encode(String),
     #[error(transparent)]
     Run(#[from] crate::run::RunError),
+    #[error("{0}")]
+    Trace(String),
 }
 
 /// A ruleset as YAML. (Through a JSON value: serde_yaml cannot write an
@@ -159,6 +166,8 @@ pub fn run(cli: Cli) -> Result<Done, CliError> {
             crate::run::main(args)?;
             Ok(Done::ok(String::new()))
         }
+        Command::Trace(args) => crate::observe::trace(args),
+        Command::Log(args) => crate::observe::log(args),
         Command::Pull {
             netns,
             tables,

@@ -52,6 +52,37 @@ impl TestNetns {
         Netns::Path(self.path())
     }
 
+    /// Joins this namespace and `peer` with a veth pair, `veth0` here
+    /// (`addr`/24) and `veth1` there (`peer_addr`/24), both up, loopback
+    /// up on both sides: real packets between two test namespaces.
+    pub fn link(&self, peer: &TestNetns, addr: std::net::Ipv4Addr, peer_addr: std::net::Ipv4Addr) {
+        let ip = |ns: &str, args: &str| {
+            let out = Command::new("ip")
+                .args(["-n", ns])
+                .args(args.split_whitespace())
+                .output()
+                .expect("run ip (iproute2)");
+            assert!(
+                out.status.success(),
+                "ip -n {ns} {args}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        ip(
+            &self.name,
+            &format!(
+                "link add veth0 type veth peer name veth1 netns {}",
+                peer.name
+            ),
+        );
+        ip(&self.name, &format!("addr add {addr}/24 dev veth0"));
+        ip(&peer.name, &format!("addr add {peer_addr}/24 dev veth1"));
+        for (ns, dev) in [(&self.name, "veth0"), (&peer.name, "veth1")] {
+            ip(ns, &format!("link set {dev} up"));
+            ip(ns, "link set lo up");
+        }
+    }
+
     /// Runs `nft ARGS` inside the namespace; `Err(stderr)` when it fails.
     pub fn nft(&self, args: &[&str]) -> Result<String, String> {
         self.nft_with_input(args, None)
@@ -76,6 +107,46 @@ impl TestNetns {
     pub fn ruleset(&self) -> String {
         self.nft(&["list", "ruleset"])
             .unwrap_or_else(|e| panic!("nft list ruleset: {e}"))
+    }
+
+    /// `nft -s list ruleset`: the listing without counter values, which
+    /// packets move.
+    pub fn ruleset_stateless(&self) -> String {
+        self.nft(&["-s", "list", "ruleset"])
+            .unwrap_or_else(|e| panic!("nft -s list ruleset: {e}"))
+    }
+
+    /// The handle `nft -a` shows for the rule listed as `rule`.
+    pub fn handle_of(&self, rule: &str) -> u64 {
+        let listing = self.nft(&["-a", "list", "ruleset"]).unwrap();
+        let line = listing
+            .lines()
+            .find(|l| l.trim().starts_with(&format!("{rule} # handle ")))
+            .unwrap_or_else(|| panic!("{rule:?} not in {listing}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    /// `nft ARGS` running in the namespace (e.g. `monitor trace`), its
+    /// stdout piped, until the caller kills it.
+    pub fn spawn_nft(&self, args: &[&str]) -> std::process::Child {
+        Command::new("nsenter")
+            .arg(format!("--net={}", self.path().display()))
+            .arg("nft")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nsenter nft")
+    }
+
+    /// One TCP connection attempt from inside this namespace (a SYN, and
+    /// whatever answer comes within `timeout`).
+    pub fn connect(&self, to: std::net::SocketAddr, timeout: std::time::Duration) {
+        self.netns()
+            .run_in(|| {
+                let _ = std::net::TcpStream::connect_timeout(&to, timeout);
+            })
+            .expect("enter the test namespace");
     }
 
     fn nft_with_input(&self, args: &[&str], input: Option<&str>) -> Result<String, String> {
@@ -221,4 +292,56 @@ pub fn unshared(v: &Ruleset) -> Ruleset {
             .collect();
     }
     out
+}
+
+/// A small deterministic generator (xorshift64*) for mutation tests, so
+/// failures reproduce.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+}
+
+/// What the `nflog` fuzz target does with its input: every message of the
+/// buffer through the NFLOG decoder and the header parser.
+pub fn fuzz_nflog(buf: &[u8]) {
+    for m in crate::netlink::Msgs::new(buf) {
+        let Ok(m) = m else { break };
+        if let Ok(Some(p)) = crate::nflog::LoggedPacket::decode(&m) {
+            let _ = (p.to_string(), p.data(), p.hook_name());
+        }
+    }
+}
+
+/// What the `trace` fuzz target does with its input: every message of the
+/// buffer through the trace decoder, the header parser and the path
+/// assembler (with and without a session table).
+pub fn fuzz_trace(buf: &[u8]) {
+    use crate::trace::{Assembler, TraceEvent};
+    use std::time::{Duration, Instant};
+    let now = Instant::now();
+    let mut own = Assembler::new(Some((crate::Family::Inet, "t".into())), Duration::ZERO);
+    let mut all = Assembler::new(None, Duration::ZERO);
+    for m in crate::netlink::Msgs::new(buf) {
+        let Ok(m) = m else { break };
+        if let Ok(Some(e)) = TraceEvent::decode(&m) {
+            let _ = e.headers().to_string();
+            own.push(&e, now);
+            all.push(&e, now);
+        }
+    }
+    for a in [&mut own, &mut all] {
+        a.flush();
+        while let Some(p) = a.pop() {
+            let _ = (p.to_string(), p.summary());
+        }
+    }
 }

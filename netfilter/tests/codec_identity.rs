@@ -95,6 +95,9 @@ fn count_names(e: &Expr, seen: &mut BTreeMap<String, usize>) {
 
 #[test]
 fn every_accepted_conformance_rule_roundtrips_byte_exact() {
+    if common::corpus::require().is_none() {
+        return;
+    }
     let groups = group(read_rows());
     assert!(!groups.is_empty(), "no accepted rows in rules.tsv");
     let tally = Arc::new(Mutex::new(Tally::default()));

@@ -1,5 +1,5 @@
 //! Bad input never panics the nft front end: every corpus rule line and
-//! dump, and many deterministic mutations of them (truncations, spliced
+//! dump (when the corpus is present), every golden input and example, and many deterministic mutations of them (truncations, spliced
 //! tokens, swapped and duplicated bytes), go through `parse` and
 //! `compile`/`compile_rule`, which must return, not panic. The same inputs
 //! seed the cargo-fuzz targets in `netfilter/fuzz/`.
@@ -9,22 +9,8 @@ mod common;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use linx_netfilter::syntax::{compile, compile_rule, parse};
+use linx_netfilter::testing::Rng;
 use linx_netfilter::{Family, Table};
-
-/// A small deterministic generator (xorshift64*), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// Pieces spliced into inputs: tokens that steer the parser into its
 /// rarer paths, and values at the edges of their types.
@@ -125,9 +111,29 @@ fn mutate(src: &str, rng: &mut Rng) -> String {
     s.into_iter().collect()
 }
 
-fn rule_lines() -> Vec<(Family, String)> {
+/// `.nft` files of a folder of this repository.
+fn repo_files(dir: &str) -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .expect("read folder")
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "nft"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| std::fs::read_to_string(p).expect("read file"))
+        .collect()
+}
+
+/// Rule lines: the corpus's (when present) and the golden inputs', with
+/// their family.
+fn rule_lines(with_corpus: bool) -> Vec<(Family, String)> {
     let mut out = Vec::new();
-    for name in ["rules.tsv", "rules_fail.tsv"] {
+    for name in ["rules.tsv", "rules_fail.tsv"]
+        .iter()
+        .filter(|_| with_corpus)
+    {
         let text = std::fs::read_to_string(format!("{}/{name}", common::corpus::corpus()))
             .expect("corpus");
         for l in text.lines().skip(1) {
@@ -139,19 +145,41 @@ fn rule_lines() -> Vec<(Family, String)> {
             out.push((fam, f[4].to_owned()));
         }
     }
+    for file in repo_files("tests/golden") {
+        let mut fam = Family::Inet;
+        for line in file.lines() {
+            if let Some(rest) = line.strip_prefix("table ") {
+                let name = rest.split(' ').next().unwrap_or("");
+                fam = Family::from_name(name).unwrap_or(fam);
+            } else if let Some(rule) = line.strip_prefix("\t\t") {
+                out.push((fam, rule.trim().to_owned()));
+            }
+        }
+    }
     out.sort();
     out.dedup();
     out
 }
 
-fn dumps() -> Vec<String> {
-    let text =
-        std::fs::read_to_string(format!("{}/dumps.tsv", common::corpus::corpus())).expect("corpus");
-    text.lines()
-        .skip(1)
-        .filter_map(|l| l.split('\t').next())
-        .filter_map(|f| std::fs::read_to_string(format!("{}/{f}", common::corpus::corpus())).ok())
-        .collect()
+/// Whole files: the corpus's dumps (when present), the golden inputs and
+/// the examples.
+fn dumps(with_corpus: bool) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    if with_corpus {
+        let text = std::fs::read_to_string(format!("{}/dumps.tsv", common::corpus::corpus()))
+            .expect("corpus");
+        out.extend(
+            text.lines()
+                .skip(1)
+                .filter_map(|l| l.split('\t').next())
+                .filter_map(|f| {
+                    std::fs::read_to_string(format!("{}/{f}", common::corpus::corpus())).ok()
+                }),
+        );
+    }
+    out.extend(repo_files("tests/golden"));
+    out.extend(repo_files("../examples"));
+    out
 }
 
 /// Runs `f` on `input`; a panic becomes an error naming the input.
@@ -173,7 +201,9 @@ fn corpus_and_mutations_never_panic() {
     std::panic::set_hook(Box::new(|_| {}));
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut failures = Vec::new();
-    let lines = rule_lines();
+    // Without the corpus, the golden inputs and examples alone.
+    let with_corpus = common::corpus::optional().is_some();
+    let lines = rule_lines(with_corpus);
     let mut runs = 0;
     for (fam, line) in &lines {
         let table = Table::new(*fam, "t");
@@ -191,7 +221,7 @@ fn corpus_and_mutations_never_panic() {
             }
         }
     }
-    for d in dumps() {
+    for d in dumps(with_corpus) {
         for i in 0..12 {
             let input = if i == 0 {
                 d.clone()
@@ -209,7 +239,8 @@ fn corpus_and_mutations_never_panic() {
     }
     let _ = std::panic::take_hook();
     println!("{runs} inputs, {} panics", failures.len());
-    assert!(runs > 20_000, "only {runs} inputs");
+    let floor = if with_corpus { 20_000 } else { 5_000 };
+    assert!(runs > floor, "only {runs} inputs");
     assert!(
         failures.is_empty(),
         "{} inputs panicked; first ones:\n{}",

@@ -62,9 +62,20 @@ struct Args {
     webhook_host: Vec<String>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow_free::Result {
+// Arguments first, with no runtime, logger or client yet: `--version` and
+// `--help` return at once, and a bad flag fails before anything starts.
+fn main() {
     let args = Args::parse();
+    let done = tokio::runtime::Runtime::new()
+        .map_err(Into::into)
+        .and_then(|rt| rt.block_on(run(args)));
+    if let Err(e) = done {
+        eprintln!("linx-operator: error: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> anyhow_free::Result {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,kube=warn".into());
     tracing_subscriber::fmt().with_env_filter(filter).init();

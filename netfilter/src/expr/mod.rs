@@ -42,6 +42,9 @@ macro_rules! expressions {
         }
 
         impl Expr {
+            /// The kernel's names of every expression this code knows.
+            pub const NAMES: &'static [&'static str] = &[ $( $name ),+ ];
+
             /// The kernel's name for this expression (`payload`, `cmp`, ...).
             pub fn name(&self) -> &str {
                 match self {

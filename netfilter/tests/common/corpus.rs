@@ -1,6 +1,21 @@
-//! The nftables conformance corpus (`rules.tsv`): accepted rows, grouped
-//! per .t file, and the nft script that sets up their tables, chains,
-//! sets and objects.
+//! The nftables conformance corpus (`rules.tsv`, `rules_fail.tsv`,
+//! `dumps.tsv` and the dumps): accepted rows, grouped per .t file, and the
+//! nft script that sets up their tables, chains, sets and objects.
+//!
+//! The corpus is GPL test data kept outside this repository: it is found
+//! at `$LINX_CONFORMANCE`, else at `shared/conformance` beside the
+//! repository (as CI lays it out). A clone without it still passes
+//! `cargo test`: every test that needs it starts with
+//!
+//! ```ignore
+//! if common::corpus::require().is_none() {
+//!     return; // printed why
+//! }
+//! ```
+//!
+//! which, when the corpus is absent, prints one `skipped` line naming the
+//! test and the reason ([`optional`] for a test that has inputs of its own
+//! too). The other functions here expect it present.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -9,17 +24,53 @@ use std::sync::{Arc, Mutex};
 
 use linx_netfilter::testing::TestNetns;
 
-/// The conformance corpus: `$LINX_CONFORMANCE`, else `shared/conformance`
-/// beside the repository (as CI lays it out), else `/work/shared/conformance`.
-pub fn conformance_dir() -> PathBuf {
+/// Where the corpus is, if it is anywhere. `$LINX_CONFORMANCE` set to a
+/// folder without the corpus is an error, not a reason to skip.
+fn locate() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("LINX_CONFORMANCE") {
-        return PathBuf::from(dir);
+        let dir = PathBuf::from(dir);
+        assert!(
+            dir.join("rules.tsv").exists(),
+            "LINX_CONFORMANCE={} holds no rules.tsv",
+            dir.display()
+        );
+        return Some(dir);
     }
     let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance");
-    if beside.join("rules.tsv").exists() {
-        return beside;
+    beside.join("rules.tsv").exists().then_some(beside)
+}
+
+const ABSENT: &str = "needs nftables' conformance corpus, absent here \
+     (set LINX_CONFORMANCE, or put it at ../shared/conformance beside the repository)";
+
+/// The corpus folder, or `None` after printing that the calling test
+/// skips because the corpus is absent.
+pub fn require() -> Option<PathBuf> {
+    let found = locate();
+    if found.is_none() {
+        super::skip(ABSENT);
     }
-    PathBuf::from("/work/shared/conformance")
+    found
+}
+
+/// Like [`require`], for a test that also checks inputs of its own: when
+/// the corpus is absent it says that only the corpus part is skipped.
+pub fn optional() -> Option<PathBuf> {
+    let found = locate();
+    if found.is_none() {
+        let thread = std::thread::current();
+        super::say(&format!(
+            "{}: corpus part skipped: {ABSENT}",
+            thread.name().unwrap_or("a test")
+        ));
+    }
+    found
+}
+
+/// The corpus folder; call [`require`] first.
+pub fn conformance_dir() -> PathBuf {
+    locate()
+        .expect("the conformance corpus is absent: start the test with common::corpus::require()")
 }
 
 /// [`conformance_dir`] as a string, for building paths.

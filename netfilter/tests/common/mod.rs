@@ -3,12 +3,15 @@
 
 #![allow(dead_code)]
 
+pub mod bytecode;
 pub mod corpus;
+pub mod listing;
 pub mod report;
 pub mod values;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use linx_netfilter::expr::{decode_list, encode_list, Expr};
 use linx_netfilter::netlink::{Attrs, Writer};
@@ -16,6 +19,22 @@ use linx_netfilter::object::ObjectData;
 use linx_netfilter::sys::*;
 use linx_netfilter::testing::TestNetns;
 use linx_netfilter::Socket;
+
+/// One line on the terminal even though `cargo test` captures a passing
+/// test's output (the capture takes `print!`/`eprint!`, not writes to the
+/// process's stderr): for what a reader of a green run must still see.
+pub fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Says that the calling test skips, and why.
+pub fn skip(reason: &str) {
+    let thread = std::thread::current();
+    say(&format!(
+        "skipped {}: {reason}",
+        thread.name().unwrap_or("a test")
+    ));
+}
 
 pub fn family_name(n: u8) -> &'static str {
     match n as u32 {
