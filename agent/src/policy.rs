@@ -19,7 +19,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use linx_crds::conflict::{resolve, Claim};
 use linx_crds::FirewallRuleset;
 use linx_netfilter::diff::share_unchanged;
-use linx_netfilter::{Family, Ruleset};
+use linx_netfilter::Ruleset;
 use tracing::warn;
 
 use crate::desired::Policy;

@@ -149,7 +149,15 @@ fn health_of_what_the_operator_writes() {
         other: "base".into(),
         owned: false,
     }];
-    let cases: Vec<(&Validation, Aggregate, Vec<TableConflict>, Option<bool>, &str)> = vec![
+    /// Validation, reports, conflicts, whether pods are selected, health.
+    type Case<'a> = (
+        &'a Validation,
+        Aggregate,
+        Vec<TableConflict>,
+        Option<bool>,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
         (&valid, agg(2, 2, 0, 0), vec![], None, "Healthy: all 2 selected pods run generation 7"),
         (&valid, Aggregate::default(), vec![], Some(false), "Healthy: no pod selected; generation 7 is valid"),
         (&valid, Aggregate::default(), vec![], Some(true), "Progressing: no agent has reported generation 7 yet"),
