@@ -63,6 +63,9 @@ pub enum Command {
     },
     /// Keep every pod of this node reconciled until SIGTERM.
     Run(crate::run::RunArgs),
+    /// Chain linx-cni into the node's CNI configuration and keep it there
+    /// (the DaemonSet's sidecar); see docs/cni.md.
+    InstallCni(crate::install::InstallArgs),
     /// Trace packets matching an nft expression: each packet's path
     /// through the chains, one step per line, and the verdict.
     Trace(crate::observe::TraceArgs),
@@ -130,6 +133,8 @@ pub enum CliError {
     Encode(String),
     #[error(transparent)]
     Run(#[from] crate::run::RunError),
+    #[error(transparent)]
+    Install(#[from] crate::install::InstallError),
     #[error("{0}")]
     Trace(String),
 }
@@ -164,6 +169,10 @@ pub fn run(cli: Cli) -> Result<Done, CliError> {
     match cli.command {
         Command::Run(args) => {
             crate::run::main(args)?;
+            Ok(Done::ok(String::new()))
+        }
+        Command::InstallCni(args) => {
+            crate::install::main(args)?;
             Ok(Done::ok(String::new()))
         }
         Command::Trace(args) => crate::observe::trace(args),

@@ -9,22 +9,30 @@
 //! When the API server is unreachable the watchers retry with backoff and
 //! nothing is applied: every worker keeps enforcing the last desired value.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::{Node, Pod as KubePod};
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod as KubePod};
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Client;
-use linx_crds::report::{AGENT_FIELD_MANAGER, MAX_FAILURES, MAX_MESSAGE_LEN};
-use linx_crds::{FirewallNodeReport, FirewallRuleset, PodFailure, RulesetReport};
+use linx_cni::protocol::PodRef;
+use linx_cni::record::StartRecord;
+use linx_crds::report::{AGENT_FIELD_MANAGER, MAX_FAILURES, MAX_MESSAGE_LEN, MAX_UNPROTECTED};
+use linx_crds::{
+    FirewallNodeReport, FirewallRuleset, PodFailure, PodStarts, RulesetReport, UnprotectedPod,
+};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::cni::{Listener, Lookup};
 use crate::controller::NodeController;
 use crate::desired::{targets, Target};
 use crate::pod::Pod;
@@ -38,6 +46,12 @@ pub struct KubeOptions {
     pub node: String,
     /// At most one report write per this interval.
     pub report_interval: Duration,
+    /// Where `linx-cni` keeps its start records, when the agent serves it:
+    /// the report then says how pods started (see `docs/cni.md`).
+    pub cni_state_dir: Option<PathBuf>,
+    /// Set the `netfilter.linx.dev/firewall` condition of pods that
+    /// declare it as a readiness gate (see [`crate::readiness`]).
+    pub readiness_gate: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,11 +112,14 @@ pub fn pods_of(store: &Store<KubePod>) -> Vec<Pod> {
 
 /// This node's report: one entry per FirewallRuleset selecting at least
 /// one (non-host-network) pod. A pod counts as applied or failed only when
-/// its worker's report is about the pod's current desired revision.
+/// its worker's report is about the pod's current desired revision. With
+/// `starts` (the start records of `linx-cni`, when the agent serves it),
+/// also how the selected pods started.
 pub fn node_report(
     node: &str,
     snap: &Snapshot,
     reports: &BTreeMap<String, PodReport>,
+    starts: Option<&[StartRecord]>,
 ) -> FirewallNodeReport {
     let mut entries: BTreeMap<(String, String), RulesetReport> = BTreeMap::new();
     let mut failures: BTreeMap<(String, String), Vec<PodFailure>> = BTreeMap::new();
@@ -152,7 +169,61 @@ pub fn node_report(
             e.failures = f;
         }
     }
-    FirewallNodeReport::for_node(node, entries.into_values().collect())
+    let mut report = FirewallNodeReport::for_node(node, entries.into_values().collect());
+    report.spec.pod_starts = starts.map(|r| pod_starts(snap, reports, r));
+    report
+}
+
+/// Whether a pod's worker says its firewall equals its current desired value.
+fn is_applied(snap: &Snapshot, reports: &BTreeMap<String, PodReport>, uid: &str) -> bool {
+    reports.get(uid).is_some_and(|r| {
+        r.state == PodState::Applied && snap.revisions.get(uid) == Some(&r.revision)
+    })
+}
+
+/// How the selected pods started, from `linx-cni`'s records (matched by
+/// pod UID, or by name when the runtime passed no UID; the latest record
+/// of a pod wins).
+fn pod_starts(
+    snap: &Snapshot,
+    reports: &BTreeMap<String, PodReport>,
+    records: &[StartRecord],
+) -> PodStarts {
+    let mut by_uid: HashMap<&str, &StartRecord> = HashMap::new();
+    let mut by_name: HashMap<(&str, &str), &StartRecord> = HashMap::new();
+    let mut sorted: Vec<&StartRecord> = records.iter().collect();
+    sorted.sort_by_key(|r| r.at);
+    for r in sorted {
+        match &r.pod.uid {
+            Some(uid) => by_uid.insert(uid, r),
+            None => by_name.insert((&r.pod.namespace, &r.pod.name), r),
+        };
+    }
+    let mut out = PodStarts::default();
+    for pod in snap.pods.iter().filter(|p| !p.host_network) {
+        if snap.policy.selecting(pod).next().is_none() {
+            continue;
+        }
+        let rec = by_uid
+            .get(pod.uid.as_str())
+            .or_else(|| by_name.get(&(pod.namespace.as_str(), pod.name.as_str())));
+        match rec {
+            None => out.unobserved += 1,
+            Some(r) if r.protected => out.protected += 1,
+            Some(r) => {
+                out.unprotected_count += 1;
+                out.unprotected.push(UnprotectedPod {
+                    namespace: pod.namespace.clone(),
+                    name: pod.name.clone(),
+                    enforced: is_applied(snap, reports, &pod.uid),
+                    reason: truncate(r.reason.clone().unwrap_or_default(), MAX_MESSAGE_LEN),
+                });
+            }
+        }
+    }
+    out.unprotected.sort();
+    out.unprotected.truncate(MAX_UNPROTECTED);
+    out
 }
 
 fn truncate(mut s: String, max: usize) -> String {
@@ -188,6 +259,7 @@ pub async fn run(
     client: Client,
     opts: KubeOptions,
     mut node: NodeController,
+    cni: Option<Listener>,
     shutdown: impl Future<Output = ()>,
 ) {
     let pods_api: Api<KubePod> = Api::all(client.clone());
@@ -197,7 +269,7 @@ pub async fn run(
     let pod_cfg = watcher::Config::default().fields(&format!("spec.nodeName={}", opts.node));
     let pods = changes(reflector::reflector(
         pod_writer,
-        watcher(pods_api, pod_cfg).default_backoff(),
+        watcher(pods_api.clone(), pod_cfg).default_backoff(),
     ))
     .map(|c| (Source::Pods, c));
     let rulesets = changes(reflector::reflector(
@@ -208,9 +280,32 @@ pub async fn run(
     let mut events = std::pin::pin!(futures::stream::select(pods, rulesets));
 
     let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
+    // The policy once both lists are complete, for linx-cni's requests.
+    let (policy_tx, policy_rx) = watch::channel(None);
+    let endpoint = cni.and_then(|listener| {
+        let lookup = Arc::new(KubeLookup {
+            store: pod_store.clone(),
+            api: pods_api,
+            policy: policy_rx,
+            node: opts.node.clone(),
+        });
+        listener
+            .serve(node.handle(), lookup)
+            .map_err(|e| warn!(error = %e, "linx-cni endpoint not served"))
+            .ok()
+    });
+    let readiness = opts.readiness_gate.then(|| {
+        tokio::spawn(crate::readiness::run(
+            client.clone(),
+            pod_store.clone(),
+            node.reports(),
+            snap_rx.clone(),
+        ))
+    });
     let reporter = tokio::spawn(report_loop(
         Api::all(client.clone()),
-        Api::all(client),
+        Api::all(client.clone()),
+        Recorder::new(client, AGENT_FIELD_MANAGER.into()),
         opts.clone(),
         node.reports(),
         snap_rx,
@@ -255,8 +350,12 @@ pub async fn run(
             policy: policy.clone(),
             revisions,
         }));
+        policy_tx.send_replace(Some(policy.clone()));
     }
     reporter.abort();
+    for task in endpoint.into_iter().chain(readiness) {
+        task.abort();
+    }
     info!("stopping: tables are left in place");
     node.shutdown().await;
 }
@@ -296,15 +395,19 @@ fn changes<K>(
 /// Writes the node's report whenever it changes, at most once per
 /// `report_interval`. The Node's UID (for the owner reference) is read
 /// before the first write; failures are retried at the next interval.
+/// With `linx-cni` served, its start records are read again each interval
+/// and each pod that started unprotected gets a Warning Event, once.
 async fn report_loop(
     reports_api: Api<FirewallNodeReport>,
     nodes: Api<Node>,
+    recorder: Recorder,
     opts: KubeOptions,
     reports: Arc<Reports>,
     mut snap: watch::Receiver<Arc<Snapshot>>,
 ) {
     let mut node_uid: Option<String> = None;
     let mut written: Option<FirewallNodeReport> = None;
+    let mut told: HashSet<String> = HashSet::new();
     // Nothing is reported until the first full view.
     if snap.changed().await.is_err() {
         return;
@@ -312,7 +415,14 @@ async fn report_loop(
     loop {
         let seen = reports.snapshot();
         let current = snap.borrow_and_update().clone();
-        let report = node_report(&opts.node, &current, &seen);
+        let starts = opts
+            .cni_state_dir
+            .as_deref()
+            .map(linx_cni::record::read_all);
+        if let Some(records) = &starts {
+            announce_unprotected(&recorder, &current, records, &mut told).await;
+        }
+        let report = node_report(&opts.node, &current, &seen, starts.as_deref());
         let mut failed = false;
         if written.as_ref().map(|w| &w.spec) != Some(&report.spec) {
             match write_once(&reports_api, &nodes, &opts.node, &mut node_uid, report).await {
@@ -327,11 +437,120 @@ async fn report_loop(
         if failed {
             continue;
         }
-        let stale = reports.wait_for(Duration::from_secs(3600), |r| *r != seen);
+        // Start records change without telling us: look again each
+        // interval when there are any to read.
+        let idle = if opts.cni_state_dir.is_some() {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(3600)
+        };
+        let stale = reports.wait_for(idle, |r| *r != seen);
         tokio::select! {
             _ = stale => {}
             r = snap.changed() => if r.is_err() { return },
         }
+    }
+}
+
+/// A Warning Event on each pod (of the current view) that `linx-cni` let
+/// start without its firewall, once per sandbox and agent run.
+async fn announce_unprotected(
+    recorder: &Recorder,
+    snap: &Snapshot,
+    records: &[StartRecord],
+    told: &mut HashSet<String>,
+) {
+    for r in records.iter().filter(|r| !r.protected) {
+        if told.contains(&r.container_id) {
+            continue;
+        }
+        let Some(pod) = snap.pods.iter().find(|p| match &r.pod.uid {
+            Some(uid) => &p.uid == uid,
+            None => p.namespace == r.pod.namespace && p.name == r.pod.name,
+        }) else {
+            continue; // not in the view (yet): next time
+        };
+        told.insert(r.container_id.clone());
+        let reference = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            namespace: Some(pod.namespace.clone()),
+            name: Some(pod.name.clone()),
+            uid: Some(pod.uid.clone()),
+            ..Default::default()
+        };
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "StartedUnprotected".into(),
+            note: Some(truncate(
+                format!(
+                    "the pod's containers started before its firewall was in (linx-cni failOpen): {}",
+                    r.reason.as_deref().unwrap_or("no reason recorded")
+                ),
+                MAX_MESSAGE_LEN,
+            )),
+            action: "Admit".into(),
+            secondary: None,
+        };
+        if let Err(e) = recorder.publish(&event, &reference).await {
+            warn!(pod = %pod, error = %e, "event not published");
+        }
+    }
+}
+
+/// Resolves pods for `linx-cni`'s requests: this node's watch cache, or one
+/// GET when the Pod is not there yet (the runtime can be ahead of the
+/// watch), under the policy of the last complete view.
+struct KubeLookup {
+    store: Store<KubePod>,
+    api: Api<KubePod>,
+    policy: watch::Receiver<Option<Arc<RulesetPolicy>>>,
+    node: String,
+}
+
+impl Lookup for KubeLookup {
+    fn target<'a>(&'a self, pod: &'a PodRef) -> BoxFuture<'a, Result<Target, String>> {
+        Box::pin(async move {
+            let mut rx = self.policy.clone();
+            let policy = rx
+                .wait_for(Option::is_some)
+                .await
+                .map_err(|_| "the agent is stopping".to_string())?
+                .clone()
+                .expect("waited for it");
+            let uid_ok = |p: &KubePod| pod.uid.is_none() || p.metadata.uid == pod.uid;
+            let key = ObjectRef::new(&pod.name).within(&pod.namespace);
+            let cached = self.store.get(&key).filter(|p| uid_ok(p));
+            let kube_pod = match cached {
+                Some(p) => p,
+                None => {
+                    let api: Api<KubePod> =
+                        Api::namespaced(self.api.clone().into_client(), &pod.namespace);
+                    let p = api
+                        .get(&pod.name)
+                        .await
+                        .map_err(|e| format!("pod {pod}: reading it from the API server: {e}"))?;
+                    if !uid_ok(&p) {
+                        return Err(format!(
+                            "pod {pod}: the API server has UID {:?}, the sandbox is for {:?}",
+                            p.metadata.uid, pod.uid
+                        ));
+                    }
+                    Arc::new(p)
+                }
+            };
+            let on = kube_pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
+            if on != Some(self.node.as_str()) {
+                return Err(format!(
+                    "pod {pod}: bound to node {on:?}, this is {}",
+                    self.node
+                ));
+            }
+            let p = pod_from(&kube_pod).ok_or_else(|| format!("pod {pod}: terminated"))?;
+            Ok(targets(std::slice::from_ref(&p), &*policy)
+                .pop()
+                .expect("one target per pod"))
+        })
     }
 }
 

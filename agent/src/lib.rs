@@ -6,17 +6,23 @@
 //! - [`controller`]: one worker per pod ([`worker`]), bounded concurrency.
 //! - [`report`]: per-pod outcomes; [`metrics`]: Prometheus metrics, [`serve`]d.
 //! - [`local`]: pods and values from a file; [`run`]: `linx-agent run`.
+//! - [`cni`]: the local endpoint for the `linx-cni` plugin; [`install`]:
+//!   chaining the plugin into the node's CNI configuration;
+//!   [`readiness`]: the optional pod readiness gate.
 //! - [`observe`]: `linx-agent trace` and `linx-agent log`.
 
 pub mod cli;
+pub mod cni;
 pub mod controller;
 pub mod desired;
+pub mod install;
 pub mod kube;
 pub mod local;
 pub mod metrics;
 pub mod observe;
 pub mod pod;
 pub mod policy;
+pub mod readiness;
 pub mod report;
 pub mod resolve;
 pub mod run;

@@ -47,6 +47,10 @@ pub struct PodReport {
     /// Reconciles caused by another writer changing a table we own.
     pub repairs: u64,
     pub error: Option<String>,
+    /// The sandbox (container ID) whose namespace, handed over by
+    /// `linx-cni`, this report is about; `None` when the namespace was
+    /// found through a process of the pod.
+    pub sandbox: Option<String>,
     pub updated: SystemTime,
 }
 
@@ -64,6 +68,7 @@ impl PodReport {
             reconciles: 0,
             repairs: 0,
             error: None,
+            sandbox: None,
             updated: SystemTime::now(),
         }
     }

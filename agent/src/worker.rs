@@ -18,7 +18,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use linx_netfilter::events::{Event, EventStream, Events};
 use linx_netfilter::reconcile::{Outcome, Reconciler};
-use linx_netfilter::{Family, Ruleset, Socket};
+use linx_netfilter::{Family, Netns, Ruleset, Socket};
 use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 use tracing::{debug, info, info_span, warn};
@@ -27,7 +27,7 @@ use crate::controller::Options;
 use crate::metrics::{self, Metrics, ReconcileLabels, Trigger};
 use crate::pod::Pod;
 use crate::report::{PodReport, PodState, Reports};
-use crate::resolve::{NetnsResolver, PodNetns, Resolution};
+use crate::resolve::{NetnsResolver, PodNetns, Resolution, Sandbox};
 
 /// What the controller shares with every worker.
 pub(crate) struct Shared {
@@ -45,6 +45,31 @@ pub(crate) struct Desired {
     pub value: Option<Arc<Ruleset>>,
     /// Keep managed tables the value does not name (see `Policy::holds`).
     pub hold: bool,
+    /// The pod's sandbox namespace from `linx-cni`, when it handed one
+    /// over: used instead of finding a process of the pod.
+    pub sandbox: Option<Arc<Sandbox>>,
+}
+
+/// The namespace a worker holds, and how it was found.
+enum Held {
+    Process(PodNetns),
+    Sandbox(Arc<Sandbox>),
+}
+
+impl Held {
+    fn netns(&self) -> &Netns {
+        match self {
+            Held::Process(p) => &p.netns,
+            Held::Sandbox(s) => &s.netns,
+        }
+    }
+
+    fn sandbox_id(&self) -> Option<String> {
+        match self {
+            Held::Process(_) => None,
+            Held::Sandbox(s) => Some(s.container_id.clone()),
+        }
+    }
 }
 
 /// How a worker's hold on a namespace ended.
@@ -54,6 +79,9 @@ enum End {
     Stopped,
     /// The namespace is no longer the pod's, or unusable: resolve again.
     Lost,
+    /// Another namespace was handed over (or the sandbox released): take
+    /// it at once.
+    Replaced,
 }
 
 /// How many of our own commit generations to remember (events for a
@@ -82,28 +110,49 @@ pub(crate) async fn run(pod: Pod, mut desired: watch::Receiver<Desired>, shared:
         return;
     }
     loop {
-        let resolved = {
-            let _permit = w.shared.permits.acquire().await;
-            let (resolver, pod) = (w.shared.resolver.clone(), w.pod.clone());
-            tokio::task::spawn_blocking(move || resolver.resolve(&pod)).await
+        let sandbox = desired.borrow().sandbox.clone();
+        let resolved = match sandbox {
+            Some(s) => Ok(Ok(Some(Held::Sandbox(s)))),
+            None => {
+                let _permit = w.shared.permits.acquire().await;
+                let (resolver, pod) = (w.shared.resolver.clone(), w.pod.clone());
+                tokio::task::spawn_blocking(move || resolver.resolve(&pod))
+                    .await
+                    .map(|r| {
+                        r.map(|r| match r {
+                            Resolution::Found(p) => Some(Held::Process(p)),
+                            Resolution::NotRunning => None,
+                            Resolution::HostNetwork => {
+                                w.report(desired.borrow().revision, |r| {
+                                    r.state = PodState::Skipped("hostNetwork".into())
+                                });
+                                None
+                            }
+                        })
+                    })
+            }
         };
         let revision = desired.borrow().revision;
         match resolved {
-            Ok(Ok(Resolution::Found(held))) => {
+            Ok(Ok(Some(held))) => {
                 w.shared.metrics.pods_managed.inc();
                 let end = w.attached(held, &mut desired).await;
                 w.shared.metrics.pods_managed.dec();
-                if end == End::Stopped {
-                    return;
+                match end {
+                    End::Stopped => return,
+                    End::Replaced => continue,
+                    End::Lost => {}
                 }
             }
-            Ok(Ok(Resolution::NotRunning)) => w.report(revision, |r| {
-                r.state = PodState::NotRunning;
-                r.error = None;
-            }),
-            Ok(Ok(Resolution::HostNetwork)) => w.report(revision, |r| {
-                r.state = PodState::Skipped("hostNetwork".into())
-            }),
+            Ok(Ok(None)) => {
+                if !w.pod.host_network {
+                    w.report(revision, |r| {
+                        r.state = PodState::NotRunning;
+                        r.error = None;
+                        r.sandbox = None;
+                    })
+                }
+            }
             Ok(Err(e)) => w.failed(revision, e.to_string()),
             Err(e) => w.failed(revision, format!("resolver task failed: {e}")),
         }
@@ -156,12 +205,22 @@ impl Worker {
     /// Keeps the held namespace reconciled until the pod goes or the
     /// namespace stops being the pod's. Every descriptor of it (the held
     /// file, the reconciler's and the event socket) is closed on return.
-    async fn attached(&self, held: PodNetns, desired: &mut watch::Receiver<Desired>) -> End {
+    async fn attached(&self, held: Held, desired: &mut watch::Receiver<Desired>) -> End {
         let opts = &self.shared.opts;
         let revision = desired.borrow().revision;
+        // Reports from now on are about this namespace; a sandbox's waits
+        // for its first reconcile there.
+        let sandbox = held.sandbox_id();
+        self.report(revision, |r| {
+            if sandbox.is_some() {
+                r.state = PodState::Pending;
+                r.error = None;
+            }
+            r.sandbox = sandbox;
+        });
         let opened = {
             let _permit = self.shared.permits.acquire().await;
-            let (netns, ropts) = (held.netns.clone(), opts.reconcile.clone());
+            let (netns, ropts) = (held.netns().clone(), opts.reconcile.clone());
             tokio::task::spawn_blocking(move || {
                 let mut rec = Reconciler::new(Socket::open(&netns)?, ropts);
                 // After a restart: converge from our marked tables, never flush.
@@ -189,7 +248,14 @@ impl Worker {
                 return End::Lost;
             }
         };
-        info!(pod = %self.pod, pid = held.pid, adopted, "holding the pod's network namespace");
+        match &held {
+            Held::Process(p) => {
+                info!(pod = %self.pod, pid = p.pid, adopted, "holding the pod's network namespace")
+            }
+            Held::Sandbox(s) => {
+                info!(pod = %self.pod, sandbox = %s.container_id, adopted, "holding the sandbox's network namespace")
+            }
+        }
         let mut st = State {
             rec: Some(rec),
             owned: BTreeSet::new(),
@@ -209,8 +275,8 @@ impl Worker {
         let mut trigger = Some(Trigger::Start);
         loop {
             if let Some(t) = trigger.take() {
-                if !self.shared.resolver.still_valid(&held) {
-                    return self.let_go(&held, desired);
+                if let Some(end) = self.check_held(&held, desired) {
+                    return end;
                 }
                 if let Err(e) = self.reconcile(&mut st, t, desired).await {
                     self.failed(desired.borrow().revision, e);
@@ -238,8 +304,8 @@ impl Worker {
                 },
                 _ = resync.tick() => trigger = Some(Trigger::Periodic),
                 _ = liveness.tick() => {
-                    if !self.shared.resolver.still_valid(&held) {
-                        return self.let_go(&held, desired);
+                    if let Some(end) = self.check_held(&held, desired) {
+                        return end;
                     }
                 }
                 _ = sleep_until(st.retry_at), if st.retry_at.is_some() => {
@@ -247,6 +313,22 @@ impl Worker {
                     trigger = Some(Trigger::Retry);
                 }
             }
+        }
+    }
+
+    /// Whether the held namespace is still the one to use: a sandbox
+    /// handed over replaces one found by process, and a sandbox stays
+    /// until released or replaced; one found by process stays while its
+    /// process lives.
+    fn check_held(&self, held: &Held, desired: &watch::Receiver<Desired>) -> Option<End> {
+        let current = desired.borrow().sandbox.clone();
+        match (held, current) {
+            (Held::Process(_), Some(_)) => Some(End::Replaced),
+            (Held::Process(p), None) => {
+                (!self.shared.resolver.still_valid(p)).then(|| self.let_go(p, desired))
+            }
+            (Held::Sandbox(s), Some(c)) if Arc::ptr_eq(s, &c) => None,
+            (Held::Sandbox(_), _) => Some(End::Replaced),
         }
     }
 
@@ -391,8 +473,8 @@ fn owned_tables(rec: &Reconciler) -> BTreeSet<(Family, String)> {
     rec.managed().cloned().collect()
 }
 
-async fn resubscribe(held: &PodNetns) -> Option<EventStream> {
-    let netns = held.netns.clone();
+async fn resubscribe(held: &Held) -> Option<EventStream> {
+    let netns = held.netns().clone();
     let ev = tokio::task::spawn_blocking(move || Events::subscribe(&netns))
         .await
         .ok()?

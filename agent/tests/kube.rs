@@ -15,7 +15,11 @@ use linx_agent::metrics::Metrics;
 use linx_agent::policy::RulesetPolicy;
 use linx_agent::resolve::{NetnsResolver, PodNetns, Resolution, ResolveError};
 use linx_agent::{Pod, PodReport, PodState};
-use linx_crds::{FirewallNodeReport, FirewallRuleset, PodFailure, RulesetReport};
+use linx_cni::protocol::PodRef;
+use linx_cni::record::StartRecord;
+use linx_crds::{
+    FirewallNodeReport, FirewallRuleset, PodFailure, PodStarts, RulesetReport, UnprotectedPod,
+};
 use serde_json::{json, Value};
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
@@ -107,7 +111,11 @@ fn report_counts_pods_at_their_current_revision() {
     .into_iter()
     .map(|r| (r.uid.clone(), r))
     .collect();
-    let got = node_report("node-a", &snap, &reports);
+    let got = node_report("node-a", &snap, &reports, None);
+    assert_eq!(
+        got.spec.pod_starts, None,
+        "without linx-cni nothing is said of starts"
+    );
     let failure = PodFailure {
         node: "node-a".into(),
         pod: "web-1".into(),
@@ -143,6 +151,46 @@ fn report_counts_pods_at_their_current_revision() {
         ]
     );
     assert_eq!(got.metadata.name.as_deref(), Some("node-a"));
+
+    // With linx-cni's start records: web-0 protected from its start;
+    // web-1 (recorded by name: no UID from the runtime) and db-0 admitted
+    // unprotected, db-0 caught up since; web-2 started before linx-cni.
+    let rec = |p: &Pod, uid: bool, protected: bool, at: u64| StartRecord {
+        pod: PodRef {
+            namespace: p.namespace.clone(),
+            name: p.name.clone(),
+            uid: uid.then(|| p.uid.clone()),
+        },
+        container_id: format!("c-{}-{at}", p.uid),
+        protected,
+        reason: (!protected).then(|| "the node agent is not reachable".into()),
+        at,
+    };
+    let gone = pod("u9", "gone-0", "web");
+    let records = vec![
+        rec(&pods[0], true, true, 1),
+        rec(&pods[1], false, false, 1),
+        rec(&pods[3], true, true, 1),
+        rec(&pods[3], true, false, 2), // the later sandbox wins
+        rec(&pods[4], true, false, 1), // host network: not counted
+        rec(&gone, true, false, 1),    // not on the node any more
+    ];
+    let got = node_report("node-a", &snap, &reports, Some(&records));
+    let unprotected = |p: &Pod, enforced: bool| UnprotectedPod {
+        namespace: p.namespace.clone(),
+        name: p.name.clone(),
+        enforced,
+        reason: "the node agent is not reachable".into(),
+    };
+    assert_eq!(
+        got.spec.pod_starts,
+        Some(PodStarts {
+            protected: 1,
+            unobserved: 1,
+            unprotected_count: 2,
+            unprotected: vec![unprotected(&pods[3], true), unprotected(&pods[1], false)],
+        })
+    );
 }
 
 /// Receives one request within 5 s.
@@ -259,8 +307,10 @@ fn start_adapter() -> Adapter {
     let opts = KubeOptions {
         node: "node-a".into(),
         report_interval: Duration::from_millis(50),
+        cni_state_dir: None,
+        readiness_gate: false,
     };
-    let agent = tokio::spawn(linx_agent::kube::run(client, opts, node, async {
+    let agent = tokio::spawn(linx_agent::kube::run(client, opts, node, None, async {
         let _ = stop_rx.await;
     }));
     let pod_json = json!({"metadata": {"name": "web-0", "namespace": "web", "uid": "u1",
@@ -398,7 +448,7 @@ fn report_names_the_generation_enforced_when_the_current_one_is_invalid() {
             report(&pods[0], 1, PodState::Applied, None),
         )]
         .into();
-        node_report("node-a", &snap, &reports).spec.rulesets[0].clone()
+        node_report("node-a", &snap, &reports, None).spec.rulesets[0].clone()
     };
     let e = entry(v1);
     assert_eq!((e.generation, e.applied_pods), (1, 1));

@@ -23,7 +23,10 @@ pub mod resource;
 pub mod validate;
 
 pub use diagnostic::Diagnostic;
-pub use report::{FirewallNodeReport, FirewallNodeReportSpec, PodFailure, RulesetReport};
+pub use report::{
+    FirewallNodeReport, FirewallNodeReportSpec, PodFailure, PodStarts, RulesetReport,
+    UnprotectedPod,
+};
 pub use resource::{
     ChainSpec, ChainType, Family, FirewallRuleset, FirewallRulesetSpec, FirewallRulesetStatus,
     Hook, MapElement, MapSpec, ObjectSpec, ObjectType, Policy, SetFlag, SetSpec, TableConflict,

@@ -20,6 +20,8 @@ pub const MAX_RULESETS_PER_REPORT: usize = 1024;
 pub const MAX_FAILURES: usize = 5;
 /// Characters of an error message.
 pub const MAX_MESSAGE_LEN: usize = 1024;
+/// Unprotected pods one report lists; the count stays exact.
+pub const MAX_UNPROTECTED: usize = 100;
 
 /// How the FirewallRulesets selecting pods on one node are applied there.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -51,6 +53,50 @@ pub struct FirewallNodeReportSpec {
     #[schemars(length(max = MAX_RULESETS_PER_REPORT))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["namespace", "name"]))]
     pub rulesets: Vec<RulesetReport>,
+    /// How the node's selected pods started, when the agent serves
+    /// `linx-cni` (see `docs/cni.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_starts: Option<PodStarts>,
+}
+
+/// How the pods of a node that some FirewallRuleset selects started:
+/// whether their firewall was in their namespace before their first
+/// container ran.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodStarts {
+    /// Pods whose firewall `linx-cni` had the agent enforce before their
+    /// sandbox was handed back to the runtime: protected from their first
+    /// packet.
+    pub protected: i32,
+    /// Pods whose start `linx-cni` did not see (started before it was
+    /// installed, or in an excluded namespace): protected since the agent
+    /// found them, not from their start.
+    pub unobserved: i32,
+    /// Pods that `linx-cni` let start without their firewall (`failOpen`:
+    /// the agent could not enforce it in time), as long as they run.
+    pub unprotected_count: i32,
+    /// Some of them (at most 100), by namespace and name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_UNPROTECTED))]
+    pub unprotected: Vec<UnprotectedPod>,
+}
+
+/// A pod that started without its firewall.
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct UnprotectedPod {
+    #[schemars(length(max = 63))]
+    pub namespace: String,
+    #[schemars(length(max = 253))]
+    pub name: String,
+    /// Whether its firewall is in now (the agent has caught up since).
+    pub enforced: bool,
+    /// Why it was not in at start, as `linx-cni` saw it.
+    #[schemars(length(max = MAX_MESSAGE_LEN))]
+    pub reason: String,
 }
 
 /// The state of one FirewallRuleset on one node.
@@ -125,6 +171,7 @@ impl FirewallNodeReport {
             FirewallNodeReportSpec {
                 node_name: node.to_string(),
                 rulesets,
+                pod_starts: None,
             },
         )
     }

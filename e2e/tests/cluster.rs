@@ -10,6 +10,13 @@
 //!   agent could pick the kubelet's sandbox rather than the test's process.
 //!   The machine running the test plays the node: the agent runs here and
 //!   finds the pods' processes in this machine's `/proc`.
+//! * Part of the flow is a pod created through the plugin path: the
+//!   runtime's CNI chain (`testing::CniChain`: Debian's `bridge` +
+//!   `host-local`, then `linx-cni`) run for it against the agent, its
+//!   firewall in its sandbox when `ADD` returns, its readiness gate set,
+//!   then kept as every pod; and a pod that `linx-cni` admitted while the
+//!   agent was unreachable (`failOpen`), reported unprotected with an Event
+//!   and protected once the agent finds it.
 //! * `cluster_flow_on_fake_apiserver` runs the same flow against
 //!   `linx_e2e::apiserver::FakeApiServer` (always). That checks our flow
 //!   (requests, watches, status and report writes), not a real API
@@ -50,10 +57,11 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Config};
-use linx_agent::testing::FakePod;
+use linx_agent::testing::{binary, cni_args, CniChain, FakePod};
+use linx_cni::conflist::Settings;
 use linx_crds::{FirewallNodeReport, FirewallRuleset};
 use linx_e2e::apiserver::FakeApiServer;
-use linx_e2e::{binary, free_addr};
+use linx_e2e::free_addr;
 use linx_netfilter::testing::{masked_listing, TestNetns};
 use serde_json::{json, Value};
 
@@ -101,6 +109,13 @@ fn cluster_flow_on_fake_apiserver() {
             .all(|r| r.contains("fieldSelector=spec.nodeName=linx-e2e-")),
         "{pod_lists:#?}"
     );
+    // The readiness gate: one status patch, of the plugin-path pod only.
+    let gate: Vec<&String> = reqs
+        .iter()
+        .filter(|r| r.starts_with("PATCH ") && r.contains("/pods/") && r.contains("/status"))
+        .collect();
+    assert_eq!(gate.len(), 1, "{gate:#?}");
+    assert!(gate[0].contains("/pods/web-1/status"), "{gate:#?}");
 }
 
 /// A scratch directory, removed on drop (also when the test fails).
@@ -593,6 +608,17 @@ fn flow(kubeconfig: &Path, node: Option<String>, real_cluster: bool) {
     let (a_web, a_db, b_web, c_rw) = (&pods[0], &pods[1], &pods[2], &pods[3]);
     let dir = Scratch::new(&id);
     let agent_report = dir.0.join("pods.json");
+    // The runtime's CNI chain on this "node": bridge + host-local, then
+    // linx-cni talking to the agent below.
+    let chain = CniChain::new(
+        71,
+        Some(Settings {
+            timeout_seconds: 20,
+            exclude_namespaces: vec![],
+            ..Settings::default()
+        }),
+    );
+    let (cni_socket, cni_state) = (chain.socket(), chain.state_dir());
     // The webhook: by URL, at an address the API server reaches.
     let host = if real_cluster {
         let kc = Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
@@ -660,6 +686,11 @@ fn flow(kubeconfig: &Path, node: Option<String>, real_cluster: bool) {
             // The test's own namespace plays the node's.
             "--host-netns",
             "/proc/self/ns/net",
+            "--cni-socket",
+            cni_socket.to_str().unwrap(),
+            "--cni-state-dir",
+            cni_state.to_str().unwrap(),
+            "--readiness-gate",
         ],
         kubeconfig,
     );
@@ -819,6 +850,145 @@ fn flow(kubeconfig: &Path, node: Option<String>, real_cluster: bool) {
         })
         .await;
         assert_eq!(b_web.table("inet", "linx"), own_text);
+
+        // A pod created through the plugin path: the chain's ADD returns
+        // only once its firewall is in its sandbox's namespace.
+        let pods_a: Api<Pod> = Api::namespaced(c.clone(), &ns_a);
+        let gated: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-1", "labels": {"app": "web"}},
+            "spec": {"nodeName": node_name,
+                     "readinessGates": [{"conditionType": "netfilter.linx.dev/firewall"}],
+                     "containers": [{"name": "c", "image": "linx.invalid/not-pulled:0"}]},
+        }))
+        .unwrap();
+        let made = pods_a.create(&PostParams::default(), &gated).await.unwrap();
+        cleanup
+            .objects
+            .push((pr.clone(), ns_a.clone(), "web-1".into()));
+        let uid = made.metadata.uid.expect("a UID");
+        let sandbox = TestNetns::new();
+        let cid = format!("e2e{}", uid.replace('-', ""));
+        let cni_pod = linx_agent::Pod {
+            uid: uid.clone(),
+            namespace: ns_a.clone(),
+            name: "web-1".into(),
+            ..Default::default()
+        };
+        let args = cni_args(&cni_pod, &cid);
+        let outs = chain.add(&sandbox.path(), &cid, &args);
+        let got = (
+            sandbox
+                .nft(&["list", "table", "inet", "linx"])
+                .unwrap_or_default(),
+            sandbox
+                .nft(&["list", "table", "ip", "base"])
+                .unwrap_or_default(),
+        );
+        assert!(
+            outs.iter().all(|o| o.ok()),
+            "{:?}",
+            outs.iter().map(|o| &o.stderr).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            got,
+            (web3_text.clone(), base_text.clone()),
+            "firewall in when ADD returned"
+        );
+        assert_eq!(outs[1].json(), outs[0].json(), "prevResult passed through");
+        eventually_async("web-1's readiness gate set", || async {
+            let p = pods_a.get("web-1").await.map_err(|e| e.to_string())?;
+            let conds = p.status.and_then(|s| s.conditions).unwrap_or_default();
+            conds
+                .iter()
+                .any(|c| c.type_ == "netfilter.linx.dev/firewall" && c.status == "True")
+                .then_some(())
+                .ok_or(format!("{conds:?}"))
+        })
+        .await;
+
+        // A pod that linx-cni admitted while the agent was unreachable
+        // (failOpen): reported unprotected with an Event, then protected.
+        let late = create_pod(&c, &ns_a, "web-2", "web", &node_name).await;
+        let late_uid = pods_a.get("web-2").await.unwrap().metadata.uid.unwrap();
+        cleanup
+            .objects
+            .push((pr.clone(), ns_a.clone(), "web-2".into()));
+        let late_cid = format!("e2e{}", late_uid.replace('-', ""));
+        let late_pod = linx_agent::Pod {
+            uid: late_uid,
+            namespace: ns_a.clone(),
+            name: "web-2".into(),
+            ..Default::default()
+        };
+        let away = json!({"cniVersion": "1.0.0", "name": "linx-e2e", "type": "linx-cni",
+            "agentSocket": dir.0.join("nobody.sock"), "stateDir": cni_state,
+            "failurePolicy": "failOpen", "timeoutSeconds": 2});
+        let out = chain.exec(
+            "linx-cni",
+            "ADD",
+            &late.netns.path(),
+            &late_cid,
+            &cni_args(&late_pod, &late_cid),
+            &away.to_string(),
+        );
+        assert!(out.ok(), "{}", out.stderr);
+        eventually_async("web-2 protected by the normal path", || async {
+            let got = late.table("inet", "linx");
+            (got == web3_text).then_some(()).ok_or(got)
+        })
+        .await;
+        let reports: Api<FirewallNodeReport> = Api::all(c.clone());
+        eventually_async("the node report says how pods started", || async {
+            let r = reports.get(&node_name).await.map_err(|e| e.to_string())?;
+            let s = r.spec.pod_starts.clone().ok_or("no podStarts")?;
+            let late = s.unprotected.first().ok_or(format!("{s:?}"))?;
+            // web-1 from its start; web-2 admitted unprotected, enforced
+            // since; the three pods made before through the normal path.
+            ((s.protected, s.unobserved, s.unprotected_count) == (1, 3, 1)
+                && late.name == "web-2"
+                && late.enforced
+                && late.reason.contains("not reachable"))
+            .then_some(())
+            .ok_or(format!("{s:?}"))
+        })
+        .await;
+        let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(c.clone(), &ns_a);
+        eventually_async("a StartedUnprotected Event on web-2", || async {
+            let l = events
+                .list(&Default::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            l.items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some("StartedUnprotected")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("web-2")
+                })
+                .then_some(())
+                .ok_or(format!("{} events", l.items.len()))
+        })
+        .await;
+
+        // The plugin-path pod is then kept as every pod: an edit reaches
+        // its sandbox; DEL lets it go.
+        apply_ruleset(
+            &c,
+            &ns_a,
+            "web",
+            json!({"matchLabels": {"app": "web"}}),
+            WEB,
+        )
+        .await;
+        eventually_async("web generation 4 in web-1's sandbox", || async {
+            let got = sandbox
+                .nft(&["list", "table", "inet", "linx"])
+                .unwrap_or_default();
+            (got == web_text).then_some(()).ok_or(got)
+        })
+        .await;
+        assert!(chain.del(&sandbox.path(), &cid, &args).ok());
+        drop(late);
     });
 
     // --- The admission webhook ---

@@ -19,6 +19,8 @@ pub const WEBHOOK_SECRET: &str = "linx-operator-webhook-tls";
 pub const WEBHOOK_TIMEOUT_SECONDS: i32 = 5;
 pub const AGENT_IMAGE: &str = "linx/linx-agent:0.1.0";
 pub const AGENT_METRICS_PORT: i32 = 9464;
+/// Where the agent serves `linx-cni` on the node (see `docs/cni.md`).
+pub const AGENT_SOCKET: &str = "/run/linx/agent.sock";
 
 /// What the operator may do cluster-wide: read rulesets and reports, write
 /// ruleset status (server-side apply = patch), publish events, list pods
@@ -76,14 +78,25 @@ pub fn webhook_configuration() -> Value {
 }
 
 /// What a node agent may do: read pods and rulesets, read its node (for
-/// the report's owner reference), and write reports. Which report — only
-/// its own node's — is enforced by the admission policy below.
+/// the report's owner reference), write reports, and publish Events (a pod
+/// that `linx-cni` let start unprotected). Which report — only its own
+/// node's — is enforced by the admission policy below. (With the chart's
+/// `cni.readinessGate`, also `patch` on `pods/status`.)
 pub fn agent_cluster_rules() -> Value {
     json!([
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]},
         {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallrulesets"], "verbs": ["get", "list", "watch"]},
-        {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallnodereports"], "verbs": ["get", "create", "patch"]}
+        {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallnodereports"], "verbs": ["get", "create", "patch"]},
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]}
+    ])
+}
+
+/// What the agent's `install-cni` sidecar may do in its namespace: read
+/// its own DaemonSet, to tell an uninstall from a restart on SIGTERM.
+pub fn agent_install_rules() -> Value {
+    json!([
+        {"apiGroups": ["apps"], "resources": ["daemonsets"], "resourceNames": [AGENT], "verbs": ["get"]}
     ])
 }
 
@@ -136,26 +149,59 @@ pub fn operator_pod_spec() -> Value {
 /// (SYS_PTRACE: the processes may run as other users; SYS_ADMIN: setns)
 /// and changes their firewalls (NET_ADMIN). It stays out of the node's
 /// network namespace (no hostNetwork; the node's namespace is never touched).
+///
+/// `install-cni`, a native sidecar (an init container that keeps running),
+/// chains `linx-cni` into the node's CNI configuration before the agent
+/// starts and keeps it there; the agent serves the plugin on a socket in
+/// the node's `/run/linx`, where the plugin also keeps its start records.
 pub fn agent_pod_spec() -> Value {
+    let restricted = |caps: Value| {
+        json!({"runAsUser": 0, "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+               "capabilities": caps})
+    };
+    let host_dir = |name: &str, path: &str| json!({"name": name, "hostPath": {"path": path, "type": "DirectoryOrCreate"}});
     json!({
         "serviceAccountName": AGENT,
         "hostPID": true,
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "tolerations": [{"operator": "Exists"}],
+        "initContainers": [{
+            "name": "install-cni",
+            "image": AGENT_IMAGE,
+            "imagePullPolicy": "IfNotPresent",
+            "restartPolicy": "Always",
+            "args": ["install-cni", "--failure-policy", "failClosed", "--timeout-secs", "10",
+                     "--exclude-namespace", "kube-system"],
+            "env": [
+                {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                {"name": "RUST_LOG", "value": "linx_agent=info,kube=warn"}
+            ],
+            "volumeMounts": [
+                {"name": "cni-conf", "mountPath": "/host/etc/cni/net.d"},
+                {"name": "cni-bin", "mountPath": "/host/opt/cni/bin"}
+            ],
+            "resources": {"requests": {"cpu": "5m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+            "securityContext": restricted(json!({"drop": ["ALL"]}))
+        }],
         "containers": [{
             "name": "agent",
             "image": AGENT_IMAGE,
             "imagePullPolicy": "IfNotPresent",
-            "args": ["run", "--metrics-addr", format!("0.0.0.0:{AGENT_METRICS_PORT}")],
+            "args": ["run", "--metrics-addr", format!("0.0.0.0:{AGENT_METRICS_PORT}"), "--cni-socket", AGENT_SOCKET],
             "env": [
                 {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
                 {"name": "RUST_LOG", "value": "linx_agent=info,kube=warn"}
             ],
             "ports": [{"name": "metrics", "containerPort": AGENT_METRICS_PORT}],
+            "volumeMounts": [{"name": "run-linx", "mountPath": "/run/linx"}],
             "resources": {"requests": {"cpu": "20m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
-            "securityContext": {"runAsUser": 0, "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
-                                "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"]}}
-        }]
+            "securityContext": restricted(json!({"drop": ["ALL"], "add": ["NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"]}))
+        }],
+        "volumes": [
+            host_dir("cni-conf", "/etc/cni/net.d"),
+            host_dir("cni-bin", "/opt/cni/bin"),
+            host_dir("run-linx", "/run/linx")
+        ]
     })
 }
 
@@ -197,6 +243,9 @@ pub fn objects() -> Vec<Value> {
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
                "metadata": meta(AGENT, "agent", false), "rules": agent_cluster_rules()}),
         binding("ClusterRoleBinding", "ClusterRole", AGENT, "agent", false),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+               "metadata": meta(AGENT, "agent", true), "rules": agent_install_rules()}),
+        binding("RoleBinding", "Role", AGENT, "agent", true),
         json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
                "metadata": meta("linx-agent-own-report", "agent", false),
                "spec": {"failurePolicy": "Fail",
