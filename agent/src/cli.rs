@@ -323,18 +323,9 @@ pub fn load_desired(file: &Path) -> Result<Ruleset, CliError> {
             message,
         })?;
         // Without a cluster the pod selector has nothing to select: the
-        // resource's tables are applied to the namespace given.
-        let valid = linx_crds::validate(&fr.spec);
-        if !valid.is_valid() {
-            let diagnostics = valid
-                .diagnostics
-                .iter()
-                .map(|d| format!("{path}: {d}"))
-                .collect::<Vec<_>>()
-                .join("\n");
-            return Err(CliError::Syntax { path, diagnostics });
-        }
-        return linx_crds::convert::to_ruleset(&fr.spec).map_err(|errs| {
+        // resource's tables are applied to the namespace given, under the
+        // same verdict as in a cluster.
+        return linx_crds::compile(&fr.spec).map_err(|errs| {
             let diagnostics = errs
                 .iter()
                 .map(|d| format!("{path}: {d}"))

@@ -17,9 +17,9 @@ use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use linx_crds::conflict::{resolve, Claim};
-use linx_crds::{Family as CrdFamily, FirewallRuleset};
+use linx_crds::FirewallRuleset;
 use linx_netfilter::diff::share_unchanged;
-use linx_netfilter::{Family, Ruleset};
+use linx_netfilter::Ruleset;
 use tracing::warn;
 
 use crate::desired::Policy;
@@ -156,12 +156,14 @@ impl RulesetPolicy {
     }
 }
 
-/// `r` compiled. What it has in common with the generation enforced before
+/// `r` compiled by the one verdict the operator and the admission webhook
+/// also use (`linx_crds::compile`): a resource they refuse is applied by
+/// no agent. What it has in common with the generation enforced before
 /// is made the same allocations (`diff::share_unchanged`): the pods'
 /// reconcilers, holding that generation as their baseline, then diff only
 /// what the edit changed.
 fn compile(r: &FirewallRuleset, before: Option<&Enforced>) -> Result<Arc<Ruleset>, String> {
-    linx_crds::convert::to_ruleset(&r.spec)
+    linx_crds::compile(&r.spec)
         .map(|mut v| {
             if let Some(before) = before {
                 share_unchanged(&mut v, &before.value);
@@ -193,7 +195,9 @@ impl Policy for RulesetPolicy {
                 tables: v
                     .tables
                     .iter()
-                    .filter_map(|t| Some((crd_family(t.family)?, t.name.clone())))
+                    .filter_map(|t| {
+                        Some((linx_crds::convert::crd_family(t.family)?, t.name.clone()))
+                    })
                     .collect(),
             })
             .collect();
@@ -201,7 +205,8 @@ impl Policy for RulesetPolicy {
         let mut out = Ruleset::default();
         for (c, v) in chosen {
             for t in &v.tables {
-                let ok = crd_family(t.family).is_none_or(|f| res.may_apply(&c.name, f, &t.name));
+                let ok = linx_crds::convert::crd_family(t.family)
+                    .is_none_or(|f| res.may_apply(&c.name, f, &t.name));
                 if ok {
                     out.tables.push(t.clone());
                 }
@@ -213,19 +218,6 @@ impl Policy for RulesetPolicy {
     fn holds(&self, pod: &Pod) -> bool {
         self.selecting(pod).any(Compiled::holds)
     }
-}
-
-fn crd_family(f: Family) -> Option<CrdFamily> {
-    [
-        CrdFamily::Inet,
-        CrdFamily::Ip,
-        CrdFamily::Ip6,
-        CrdFamily::Arp,
-        CrdFamily::Bridge,
-        CrdFamily::Netdev,
-    ]
-    .into_iter()
-    .find(|c| c.as_str() == f.name())
 }
 
 /// Whether a label selector matches labels (Kubernetes semantics; an empty
@@ -343,7 +335,7 @@ mod tests {
         let v2 = RulesetPolicy::next(&v1, &[edited.clone()]);
         let web = pod("shop", &[("app", "web")]);
         let (d1, d2) = (v1.desired(&web).unwrap(), v2.desired(&web).unwrap());
-        let fresh = linx_crds::convert::to_ruleset(&edited.spec).unwrap();
+        let fresh = linx_crds::compile(&edited.spec).unwrap();
         assert_eq!(d2, fresh, "the same value as a fresh compile");
         let (c1, c2) = (&d1.tables[0].chains, &d2.tables[0].chains);
         assert!(c2[0].rules.same(&c1[0].rules), "chain x untouched");

@@ -2,8 +2,9 @@
 //!
 //! The `FirewallRuleset` custom resource (group `netfilter.linx.dev`,
 //! version `v1alpha1`), the per-node `FirewallNodeReport` agents write, and
-//! everything that can be decided about a ruleset without a kernel:
-//! validation ([`validate()`]), table ownership between resources
+//! everything that can be decided about a ruleset without a kernel: the
+//! one verdict on validity and the value agents apply ([`compile()`],
+//! [`validate()`] with warnings), table ownership between resources
 //! ([`conflict`]), and conversion into `linx_netfilter` values ([`convert`]).
 //!
 //! ```
@@ -15,9 +16,10 @@
 pub mod conflict;
 pub mod convert;
 pub mod diagnostic;
+pub mod lint;
+pub mod references;
 pub mod report;
 pub mod resource;
-pub mod scan;
 pub mod validate;
 
 pub use diagnostic::Diagnostic;
@@ -30,7 +32,7 @@ pub use resource::{
     Hook, MapElement, MapSpec, ObjectSpec, ObjectType, Policy, SetFlag, SetSpec, TableConflict,
     TableSpec,
 };
-pub use validate::{validate, Validation};
+pub use validate::{compile, validate, Validation};
 
 /// The CRDs as one multi-document YAML file, as `crdgen` writes it.
 pub fn crds_yaml() -> String {

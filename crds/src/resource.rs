@@ -33,8 +33,9 @@ pub mod limits {
     pub const NAME_LEN: usize = 64;
     /// Characters of a comment (nft keeps at most 128 bytes of userdata).
     pub const COMMENT_LEN: usize = 128;
-    /// Characters of a whole `nft` text block.
-    pub const NFT_LEN: usize = 262_144;
+    /// Characters of a whole `nft` text block: 1 MiB, a 10,000-rule file
+    /// of long rules (the API server stores objects up to 1.5 MiB).
+    pub const NFT_LEN: usize = 1_048_576;
     /// Characters of a set/map type or typeof expression.
     pub const TYPE_LEN: usize = 256;
     /// Set/map flags.
@@ -71,6 +72,12 @@ pub(crate) const NAME_PATTERN: &str = r"^[A-Za-z_][A-Za-z0-9_.\-]*$";
     namespaced,
     status = "FirewallRulesetStatus",
     doc = "Desired nf_tables rules for the pods a label selector picks in this namespace.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Valid, and every selected pod runs the current generation"
+    ),
     printcolumn(
         name = "Valid",
         type_ = "string",
@@ -162,6 +169,16 @@ pub enum Family {
 }
 
 impl Family {
+    /// Every family a table can have.
+    pub const ALL: [Family; 6] = [
+        Family::Inet,
+        Family::Ip,
+        Family::Ip6,
+        Family::Arp,
+        Family::Bridge,
+        Family::Netdev,
+    ];
+
     /// nft's name of the family.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -485,6 +502,22 @@ impl ObjectType {
             ObjectType::Secmark => "secmark",
             ObjectType::Synproxy => "synproxy",
         }
+    }
+
+    /// The type for the kernel's `NFT_OBJECT_*` number, if it is one of these.
+    pub fn from_kernel(ty: u32) -> Option<ObjectType> {
+        use linx_netfilter::sys::*;
+        Some(match ty {
+            NFT_OBJECT_COUNTER => ObjectType::Counter,
+            NFT_OBJECT_QUOTA => ObjectType::Quota,
+            NFT_OBJECT_LIMIT => ObjectType::Limit,
+            NFT_OBJECT_CT_HELPER => ObjectType::CtHelper,
+            NFT_OBJECT_CT_TIMEOUT => ObjectType::CtTimeout,
+            NFT_OBJECT_CT_EXPECT => ObjectType::CtExpectation,
+            NFT_OBJECT_SECMARK => ObjectType::Secmark,
+            NFT_OBJECT_SYNPROXY => ObjectType::Synproxy,
+            _ => return None,
+        })
     }
 }
 

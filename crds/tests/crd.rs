@@ -248,7 +248,10 @@ fn printer_columns_and_subresources() {
         .flatten()
         .map(|c| c.name.as_str())
         .collect();
-    assert_eq!(cols, ["Valid", "Matched", "Applied", "Failed", "Age"]);
+    assert_eq!(
+        cols,
+        ["Ready", "Valid", "Matched", "Applied", "Failed", "Age"]
+    );
     assert!(v.subresources.as_ref().unwrap().status.is_some());
     assert_eq!(crd.spec.scope, "Namespaced");
     assert_eq!(FirewallNodeReport::crd().spec.scope, "Cluster");

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+mod admission;
 pub mod apiserver;
 
 /// Polls `f` every 20 ms until it holds; panics after `timeout`.

@@ -93,12 +93,27 @@ pub async fn reconcile(obj: Arc<FirewallRuleset>, ctx: Arc<Context>) -> Result<A
         generation,
     );
     let conflicts = conflicts_of(&obj, &ctx.rulesets.state());
+    // Without any report, whether there is anything to wait for: a
+    // resource selecting no pod is Ready as soon as it is valid.
+    let selects_pods = if validation.is_valid() && !agg.reported() {
+        let found = crate::webhook::selects_any_pod(&ctx.client, &ns, &obj.spec.pod_selector)
+            .await
+            .map_err(|source| Error::ListPods {
+                namespace: ns.clone(),
+                object: format!("{ns}/{name}"),
+                source,
+            })?;
+        Some(found)
+    } else {
+        None
+    };
     let observed = Observed {
         generation,
         current: obj.status.as_ref(),
         validation: &validation,
         reports: &agg,
         conflicts,
+        selects_pods,
     };
     let (status, changes) = desired(&observed, &(ctx.clock)());
 

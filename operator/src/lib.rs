@@ -2,10 +2,14 @@
 //!
 //! Watches FirewallRulesets, validates each without a kernel, folds the
 //! node agents' `FirewallNodeReport`s into their status, and reports table
-//! conflicts. Pure parts ([`status`], [`aggregate`], [`leader::decide`])
-//! are separate from the one writer ([`controller::reconcile`]).
+//! conflicts. Serves the validating admission webhook ([`webhook`], over
+//! [`http`] with TLS from [`certs`]) on every replica. Pure parts
+//! ([`status`], [`aggregate`], [`leader::decide`], [`certs::plan`]) are
+//! separate from the writers ([`controller::reconcile`],
+//! [`certs::CertManager`]), which run on the leader only.
 
 pub mod aggregate;
+pub mod certs;
 pub mod controller;
 pub mod error;
 pub mod http;
@@ -13,6 +17,7 @@ pub mod leader;
 pub mod manifests;
 pub mod metrics;
 pub mod status;
+pub mod webhook;
 
 pub use controller::{reconcile, Context};
 pub use error::{Error, Result};

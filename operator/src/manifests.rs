@@ -11,29 +11,70 @@ pub const OPERATOR: &str = "linx-operator";
 pub const AGENT: &str = "linx-agent";
 pub const IMAGE: &str = "linx/linx-operator:0.1.0";
 pub const METRICS_PORT: i32 = 8080;
+/// The webhook's HTTPS port in the pod; the Service exposes it on 443.
+pub const WEBHOOK_PORT: i32 = 8443;
+/// The Secret with the webhook's certificates.
+pub const WEBHOOK_SECRET: &str = "linx-operator-webhook-tls";
+/// Seconds the API server waits for the webhook (the maximum is 30).
+pub const WEBHOOK_TIMEOUT_SECONDS: i32 = 5;
 pub const AGENT_IMAGE: &str = "linx/linx-agent:0.1.0";
 pub const AGENT_METRICS_PORT: i32 = 9464;
 /// Where the agent serves `linx-cni` on the node (see `docs/cni.md`).
 pub const AGENT_SOCKET: &str = "/run/linx/agent.sock";
 
 /// What the operator may do cluster-wide: read rulesets and reports, write
-/// ruleset status (server-side apply = patch), publish events.
+/// ruleset status (server-side apply = patch), publish events, list pods
+/// (does a selector match any: admission warnings, `Ready` without
+/// reports), and keep its own webhook configuration's `caBundle`.
 pub fn operator_cluster_rules() -> Value {
     json!([
         {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallrulesets", "firewallnodereports"],
          "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallrulesets/status"], "verbs": ["patch"]},
-        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]}
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+        {"apiGroups": ["admissionregistration.k8s.io"], "resources": ["validatingwebhookconfigurations"],
+         "resourceNames": [OPERATOR], "verbs": ["get", "list", "watch", "update"]}
     ])
 }
 
-/// What the operator may do in its own namespace: hold its Lease.
+/// What the operator may do in its own namespace: hold its Lease, and
+/// keep the webhook's certificates in their Secret (no other Secret).
 pub fn operator_lease_rules() -> Value {
     json!([
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [OPERATOR],
-         "verbs": ["get", "update"]}
+         "verbs": ["get", "update"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [WEBHOOK_SECRET],
+         "verbs": ["get", "list", "watch", "update"]}
     ])
+}
+
+/// The validating webhook: FirewallRuleset creates and updates, outside
+/// the operator's own namespace; `Ignore` when unreachable (the operator
+/// and agents re-validate), a bounded wait. `caBundle` is filled by the
+/// operator (or cert-manager's CA injector).
+pub fn webhook_configuration() -> Value {
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": meta(OPERATOR, "operator", false),
+        "webhooks": [{
+            "name": crate::webhook::NAME,
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Ignore",
+            "timeoutSeconds": WEBHOOK_TIMEOUT_SECONDS,
+            "matchPolicy": "Equivalent",
+            "clientConfig": {"service": {"name": OPERATOR, "namespace": NAMESPACE,
+                                         "path": crate::webhook::PATH, "port": 443}},
+            "rules": [{"apiGroups": ["netfilter.linx.dev"], "apiVersions": ["*"],
+                       "operations": ["CREATE", "UPDATE"], "resources": ["firewallrulesets"],
+                       "scope": "Namespaced"}],
+            "namespaceSelector": {"matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [NAMESPACE]}]}
+        }]
+    })
 }
 
 /// What a node agent may do: read pods and rulesets, read its node (for
@@ -84,13 +125,16 @@ pub fn operator_pod_spec() -> Value {
             "name": "operator",
             "image": IMAGE,
             "imagePullPolicy": "IfNotPresent",
-            "args": ["--metrics-addr", format!("0.0.0.0:{METRICS_PORT}"), "--lease-name", OPERATOR],
+            "args": ["--metrics-addr", format!("0.0.0.0:{METRICS_PORT}"), "--lease-name", OPERATOR,
+                     "--webhook-addr", format!("0.0.0.0:{WEBHOOK_PORT}"), "--webhook-secret", WEBHOOK_SECRET,
+                     "--webhook-configuration", OPERATOR, "--webhook-service", OPERATOR],
             "env": [
                 {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                 {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
                 {"name": "RUST_LOG", "value": "info,kube=warn"}
             ],
-            "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
+            "ports": [{"name": "metrics", "containerPort": METRICS_PORT},
+                      {"name": "webhook", "containerPort": WEBHOOK_PORT}],
             "livenessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 10},
             "readinessProbe": {"httpGet": {"path": "/readyz", "port": "metrics"}, "periodSeconds": 5},
             "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
@@ -192,7 +236,9 @@ pub fn objects() -> Vec<Value> {
                         "template": {"metadata": {"labels": labels("operator")}, "spec": operator_pod_spec()}}}),
         json!({"apiVersion": "v1", "kind": "Service", "metadata": meta(OPERATOR, "operator", true),
                "spec": {"selector": labels("operator"),
-                        "ports": [{"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"}]}}),
+                        "ports": [{"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"},
+                                  {"name": "webhook", "port": 443, "targetPort": "webhook"}]}}),
+        webhook_configuration(),
         sa(AGENT, "agent"),
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
                "metadata": meta(AGENT, "agent", false), "rules": agent_cluster_rules()}),
