@@ -45,20 +45,7 @@ fn real_world() -> Vec<PathBuf> {
 /// Real-world files the engine's compiler does not read yet (language
 /// gaps, the nft language side of #13): refused with the compiler's own
 /// message, as by every agent. Remove an entry when the compiler reads it.
-const PENDING_LANGUAGE: &[(&str, &str)] = &[
-    (
-        "fedora-nftables-conf.nft",
-        "spec.nft, 53:37: unexpected '.' (expected expression)",
-    ),
-    (
-        "nat-gateway.nft",
-        "spec.nft, 19:31: unexpected '.' (expected expression)",
-    ),
-    (
-        "wireguard-gateway.nft",
-        "spec.nft, 6:22: unexpected end of line (expected {)",
-    ),
-];
+const PENDING_LANGUAGE: &[(&str, &str)] = &[];
 
 /// The corpus beside the repository, if present.
 fn conformance() -> Option<PathBuf> {

@@ -90,7 +90,6 @@ fn cluster_flow() {
 }
 
 #[test]
-#[ignore = "after merging cni: the webhook steps wait for web Ready while web-1/web-2 (plugin-path pods whose sandboxes are gone) are still in the API, so 1 of 3 pods runs the generation; fix: delete those pods after their DEL"]
 fn cluster_flow_on_fake_apiserver() {
     let server = FakeApiServer::start().expect("start the fake API server");
     let dir = Scratch::new("fake");
@@ -1008,6 +1007,12 @@ fn flow(kubeconfig: &Path, node: Option<String>, real_cluster: bool) {
         .await;
         assert!(chain.del(&sandbox.path(), &cid, &args).ok());
         drop(late);
+        // Their sandboxes are gone: so are the pods, as a kubelet would
+        // have it (later steps wait for every pod `web` selects).
+        let dp = DeleteParams::default().grace_period(0);
+        for name in ["web-1", "web-2"] {
+            pods_a.delete(name, &dp).await.unwrap();
+        }
     });
 
     // --- The admission webhook ---
@@ -1028,6 +1033,7 @@ fn flow(kubeconfig: &Path, node: Option<String>, real_cluster: bool) {
             err.starts_with("admission webhook \"validate.netfilter.linx.dev\" denied the request: 1 error:\nspec.nft, 4:16: "),
             "{err}"
         );
+        assert!(err.contains("did you mean 'accept'?"), "{err}");
         assert!(rulesets.get_opt("typo").await.unwrap().is_none());
         // --dry-run=server: refused the same way; a valid one passes; neither is stored.
         let dry = try_apply(&c, &ns_a, "typo", web_sel.clone(), TYPO, true)

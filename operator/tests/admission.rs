@@ -135,8 +135,8 @@ async fn every_error_is_listed() {
     assert_eq!(
         r["status"]["message"],
         "3 errors:\n\
-         table inet fw, chain input, rule 1, 1:14: expected a value after this expression (spec.tables[0].chains[0].rules[1])\n\
-         table inet fw, chain input, rule 3, 1:11: could not parse '99999' as inet_service (spec.tables[0].chains[0].rules[3])\n\
+         table inet fw, chain input, rule 1, 1:14: unknown statement 'acept'; did you mean 'accept'? (spec.tables[0].chains[0].rules[1])\n\
+         table inet fw, chain input, rule 3, 1:11: value '99999' out of range for inet_service (16 bits) (spec.tables[0].chains[0].rules[3])\n\
          table inet fw, chain input, rule 4: jump to unknown chain \"nowhere\" (spec.tables[0].chains[0].rules[4])"
     );
     let fields: Vec<&str> = r["status"]["details"]["causes"]
