@@ -2,11 +2,14 @@
 //! its firewall equal to the FirewallRulesets that select it.
 //!
 //! - [`pod`]: what the agent knows of a pod; [`resolve`]: its namespace.
-//! - [`desired`]: the pluggable policy computing each pod's ruleset.
+//! - [`desired`]: the pluggable policy computing each pod's ruleset;
+//!   [`policy`]: the one from FirewallRulesets, with the set elements
+//!   [`addresses`] assembles from FirewallAddressSets.
 //! - [`controller`]: one worker per pod ([`worker`]), bounded concurrency.
 //! - [`report`]: per-pod outcomes; [`metrics`]: Prometheus metrics, [`serve`]d.
 //! - [`local`]: pods and values from a file; [`run`]: `linx-agent run`.
 
+pub mod addresses;
 pub mod cli;
 pub mod controller;
 pub mod desired;

@@ -53,8 +53,9 @@ impl Validation {
 pub fn validate(spec: &FirewallRulesetSpec) -> Validation {
     let mut out = check_structure(spec);
     if out.is_empty() {
-        if let Err(d) = crate::convert::to_ruleset(spec) {
-            out.extend(d);
+        match crate::convert::to_ruleset(spec) {
+            Err(d) => out.extend(d),
+            Ok(value) => out.extend(crate::source::check(spec, &value)),
         }
     }
     Validation { diagnostics: out }
@@ -63,7 +64,7 @@ pub fn validate(spec: &FirewallRulesetSpec) -> Validation {
 /// The checks that need no compiler: structure, references, text shape.
 pub fn check_structure(spec: &FirewallRulesetSpec) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    check_selector(&spec.pod_selector, &mut out);
+    check_selector("spec.podSelector", &spec.pod_selector, &mut out);
     match (&spec.tables, &spec.nft) {
         (Some(_), Some(_)) | (None, None) => out.push(Diagnostic::new(
             "spec",
@@ -75,9 +76,10 @@ pub fn check_structure(spec: &FirewallRulesetSpec) -> Vec<Diagnostic> {
     out
 }
 
-fn check_selector(sel: &LabelSelector, out: &mut Vec<Diagnostic>) {
+/// Checks a label selector's expressions; `at` is its field path.
+pub(crate) fn check_selector(at: &str, sel: &LabelSelector, out: &mut Vec<Diagnostic>) {
     for (i, e) in sel.match_expressions.iter().flatten().enumerate() {
-        let field = format!("spec.podSelector.matchExpressions[{i}]");
+        let field = format!("{at}.matchExpressions[{i}]");
         let n = e.values.as_ref().map_or(0, Vec::len);
         match e.operator.as_str() {
             "In" | "NotIn" if n == 0 => out.push(Diagnostic::new(

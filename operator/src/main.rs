@@ -6,7 +6,7 @@ use clap::Parser;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{Api, Client};
 use linx_operator::leader::{run_as_leader, LeaseConfig};
-use linx_operator::{controller, http, Metrics};
+use linx_operator::{controller, http, publish, Metrics};
 use prometheus_client::registry::Registry;
 use tracing::{error, info};
 
@@ -64,7 +64,17 @@ async fn run(args: Args) -> anyhow_free::Result {
         leases,
         cfg,
         &metrics,
-        controller::run(client, metrics.clone()),
+        // Status and published address sets: both written by the leader
+        // only; the publisher stops with the controller (on a signal).
+        {
+            let (client, metrics) = (client.clone(), metrics.clone());
+            async move {
+                tokio::select! {
+                    _ = controller::run(client.clone(), metrics) => {}
+                    _ = publish::run(client) => {}
+                }
+            }
+        },
     )
     .await
     {

@@ -217,6 +217,7 @@ pub fn desired(o: &Observed<'_>, now: &Time) -> (FirewallRulesetStatus, Vec<Chan
             .take(MAX_STATUS_FAILURES)
             .cloned()
             .collect(),
+        ..Default::default()
     };
     (status, changes)
 }

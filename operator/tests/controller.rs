@@ -57,6 +57,7 @@ fn context(
         metrics: Metrics::default(),
         reports: store(reports),
         rulesets: store(rulesets),
+        address_sets: store(Vec::new()),
         clock: fixed_clock,
     })
 }
