@@ -15,11 +15,16 @@ pub const AGENT_IMAGE: &str = "linx/linx-agent:0.1.0";
 pub const AGENT_METRICS_PORT: i32 = 9464;
 
 /// What the operator may do cluster-wide: read rulesets and reports, write
-/// ruleset status (server-side apply = patch), publish events.
+/// ruleset status (server-side apply = patch), publish events; read pods,
+/// namespaces and services and publish what set sources resolve to
+/// (address sets: written, and deleted when stale).
 pub fn operator_cluster_rules() -> Value {
     json!([
         {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallrulesets", "firewallnodereports"],
          "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["pods", "namespaces", "services"], "verbs": ["list", "watch"]},
+        {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewalladdresssets"],
+         "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
         {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallrulesets/status"], "verbs": ["patch"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]}
     ])
@@ -34,14 +39,14 @@ pub fn operator_lease_rules() -> Value {
     ])
 }
 
-/// What a node agent may do: read pods and rulesets, read its node (for
-/// the report's owner reference), and write reports. Which report — only
-/// its own node's — is enforced by the admission policy below.
+/// What a node agent may do: read pods, rulesets and address sets, read
+/// its node (for the report's owner reference), and write reports. Which
+/// report — only its own node's — is enforced by the admission policy below.
 pub fn agent_cluster_rules() -> Value {
     json!([
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]},
-        {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallrulesets"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallrulesets", "firewalladdresssets"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallnodereports"], "verbs": ["get", "create", "patch"]}
     ])
 }

@@ -553,3 +553,100 @@ async fn write(client: &Client, w: &Write) -> Result<(), kube::Error> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(i: usize) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": format!("api-{i}"), "namespace": "shop", "labels": {"app": "api"}},
+            "status": {"podIPs": [{"ip": format!("10.1.{}.{}", i / 250, i % 250)}]}
+        }))
+        .unwrap()
+    }
+
+    fn ruleset() -> FirewallRuleset {
+        serde_json::from_value(json!({
+            "apiVersion": "netfilter.linx.dev/v1alpha1", "kind": "FirewallRuleset",
+            "metadata": {"name": "db", "namespace": "shop", "uid": "u1", "generation": 1},
+            "spec": {"tables": [{"name": "fw", "family": "inet", "sets": [{"name": "api",
+                "type": "ipv4_addr", "source": {"pods": [{"podSelector": {"matchLabels": {"app": "api"}}}]}}]}]}
+        }))
+        .unwrap()
+    }
+
+    fn kinds(w: &[Write]) -> Vec<String> {
+        w.iter()
+            .map(|w| match w {
+                Write::Apply(o) => format!("apply {}/{}", o.spec.chunk, o.spec.chunks),
+                Write::Delete { name, .. } => format!("delete {}", &name[name.len() - 1..]),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_list_is_split_written_once_and_shrunk_new_chunks_first() {
+        let mut p = Publisher::default();
+        p.index
+            .replace_pods((0..2500).filter_map(|i| PodEntry::of(&pod(i))));
+        p.replace_rulesets(&[ruleset()]);
+        p.replace_published(&[]);
+        let w = p.plan();
+        assert_eq!(
+            kinds(&w),
+            ["apply 0/4", "apply 1/4", "apply 2/4", "apply 3/4"]
+        );
+        let total: usize = w
+            .iter()
+            .map(|w| match w {
+                Write::Apply(o) => o.spec.elements.len(),
+                Write::Delete { .. } => 0,
+            })
+            .sum();
+        assert_eq!(total, 2500);
+        w.iter().for_each(|w| p.written(w));
+        assert_eq!(p.plan(), vec![], "nothing changed, nothing written");
+        // One pod's IP changes: one chunk or two (old and new element's) move.
+        let mut moved = pod(7);
+        moved.status.as_mut().unwrap().pod_ips =
+            Some(vec![
+                serde_json::from_value(json!({"ip": "10.9.9.9"})).unwrap()
+            ]);
+        p.index.pod(&moved, false);
+        let w = p.plan();
+        assert!((1..=2).contains(&w.len()), "{:?}", kinds(&w));
+        w.iter().for_each(|w| p.written(w));
+        // Shrunk to ten pods: the new single chunk first, then the stale ones.
+        p.index
+            .replace_pods((0..10).filter_map(|i| PodEntry::of(&pod(i))));
+        let w = p.plan();
+        assert_eq!(kinds(&w), ["apply 0/1", "delete 1", "delete 2", "delete 3"]);
+        // Someone else deletes a chunk: it is written again.
+        w.iter().for_each(|w| p.written(w));
+        let Write::Apply(chunk) = &w[0] else {
+            unreachable!()
+        };
+        p.seen(chunk, true);
+        assert_eq!(kinds(&p.plan()), ["apply 0/1"]);
+    }
+
+    #[test]
+    fn an_invalid_generation_keeps_what_is_published() {
+        let mut p = Publisher::default();
+        p.index
+            .replace_pods((0..3).filter_map(|i| PodEntry::of(&pod(i))));
+        p.replace_rulesets(&[ruleset()]);
+        p.replace_published(&[]);
+        let w = p.plan();
+        w.iter().for_each(|w| p.written(w));
+        let mut broken = ruleset();
+        broken.metadata.generation = Some(2);
+        broken.spec.tables.as_mut().unwrap()[0].sets[0].set_type = Some("inet_service".into());
+        p.ruleset(&broken, false);
+        p.index
+            .replace_pods((0..5).filter_map(|i| PodEntry::of(&pod(i))));
+        assert_eq!(p.plan(), vec![], "nothing written or deleted while invalid");
+    }
+}
