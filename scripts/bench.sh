@@ -14,3 +14,6 @@ echo
 echo "## Agent: pods x rules"
 if [ "$quick" = quick ]; then agent="50 50"; else agent=""; fi
 cargo bench -q -p linx-agent --bench converge -- $agent
+echo
+echo "## Tracing and NFLOG"
+cargo bench -q -p linx-netfilter --features testing --bench observe -- $quick

@@ -63,6 +63,11 @@ pub enum Command {
     },
     /// Keep every pod of this node reconciled until SIGTERM.
     Run(crate::run::RunArgs),
+    /// Trace packets matching an nft expression: each packet's path
+    /// through the chains, one step per line, and the verdict.
+    Trace(crate::observe::TraceArgs),
+    /// Print the packets a `log group N` rule sends, one per line.
+    Log(crate::observe::LogArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -125,6 +130,8 @@ pub enum CliError {
     Encode(String),
     #[error(transparent)]
     Run(#[from] crate::run::RunError),
+    #[error("{0}")]
+    Trace(String),
 }
 
 /// A ruleset as YAML. (Through a JSON value: serde_yaml cannot write an
@@ -159,6 +166,8 @@ pub fn run(cli: Cli) -> Result<Done, CliError> {
             crate::run::main(args)?;
             Ok(Done::ok(String::new()))
         }
+        Command::Trace(args) => crate::observe::trace(args),
+        Command::Log(args) => crate::observe::log(args),
         Command::Pull {
             netns,
             tables,
@@ -221,9 +230,10 @@ pub fn run(cli: Cli) -> Result<Done, CliError> {
                     ""
                 };
                 return Ok(Done::ok(format!(
-                    "{}dry run: {} operation(s) against generation {generation}{verdict}; nothing applied\n",
+                    "{}dry run: {} operation(s) against generation {generation}{verdict}; nothing applied\n{}",
                     patch.render(&desired),
-                    patch.len()
+                    patch.len(),
+                    recreated(&patch)
                 )));
             }
             let out = r.reconcile(&desired).map_err(err)?;
@@ -241,7 +251,9 @@ pub fn run(cli: Cli) -> Result<Done, CliError> {
                     if out.conflicts > 0 { format!(", after {} generation conflict(s)", out.conflicts) } else { String::new() }
                 )
             };
-            Ok(Done::ok(out.patch.render(&desired) + &summary))
+            Ok(Done::ok(
+                out.patch.render(&desired) + &summary + &recreated(&out.patch),
+            ))
         }
         Command::Diff { netns, file, adopt } => {
             let desired = load_desired(&file)?;
@@ -263,6 +275,16 @@ pub fn run(cli: Cli) -> Result<Done, CliError> {
                 stdout: patch.render(&desired),
             })
         }
+    }
+}
+
+/// A line saying what a patch recreates (and so resets), if anything.
+fn recreated(patch: &linx_netfilter::diff::Patch) -> String {
+    match patch.recreated() {
+        0 => String::new(),
+        n => format!(
+            "{n} deletion(s) above recreate what the kernel cannot change in place: their counters, quotas and set contents start over\n"
+        ),
     }
 }
 

@@ -8,6 +8,7 @@
 //! - [`controller`]: one worker per pod ([`worker`]), bounded concurrency.
 //! - [`report`]: per-pod outcomes; [`metrics`]: Prometheus metrics, [`serve`]d.
 //! - [`local`]: pods and values from a file; [`run`]: `linx-agent run`.
+//! - [`observe`]: `linx-agent trace` and `linx-agent log`.
 
 pub mod addresses;
 pub mod cli;
@@ -16,6 +17,7 @@ pub mod desired;
 pub mod kube;
 pub mod local;
 pub mod metrics;
+pub mod observe;
 pub mod pod;
 pub mod policy;
 pub mod report;

@@ -5,14 +5,9 @@
 //! too slowly) the stream yields [`Event::Resync`]: the consumer must pull
 //! again instead of trusting a gap.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
-
-use crate::error::{DecodeError, Error, Result};
+use crate::error::{DecodeError, Result};
 use crate::model::Family;
+use crate::netlink::stream::{receive, Feed, Received, Stream};
 use crate::netlink::{Attrs, Msg, Socket};
 use crate::netns::Netns;
 use crate::sys::*;
@@ -210,106 +205,44 @@ impl Events {
         })
     }
 
-    /// Reads whatever is queued without blocking; `Ok(false)` when nothing was.
-    fn fill(&mut self, block: bool) -> Result<bool> {
-        let pending = &mut self.pending;
-        let mut bad = None;
-        let got = {
-            let mut f = |m: Msg<'_>| match Event::decode(&m) {
-                Ok(Some(e)) => pending.push_back(e),
-                Ok(None) => {}
-                Err(e) => bad = Some(e),
-            };
-            let r = if block {
-                self.sock.recv_messages(&mut f).map(|_| true)
-            } else {
-                self.sock.try_recv_messages(&mut f)
-            };
-            match r {
-                Err(Error::Overflow { .. }) => {
-                    pending.push_back(Event::Resync);
-                    true
-                }
-                other => other?,
-            }
-        };
-        if let Some(e) = bad {
-            return Err(e.into());
-        }
-        Ok(got)
-    }
-
     /// Blocks for the next event.
     pub fn next_blocking(&mut self) -> Result<Event> {
-        loop {
-            if let Some(e) = self.pending.pop_front() {
-                return Ok(e);
-            }
-            self.fill(true)?;
-        }
+        Feed::next_blocking(self)
     }
 
     /// The next event if one is queued, without blocking.
     pub fn try_next(&mut self) -> Result<Option<Event>> {
-        if self.pending.is_empty() {
-            self.fill(false)?;
-        }
-        Ok(self.pending.pop_front())
+        Feed::try_next(self)
     }
 
     /// An async `Stream` of events (needs a Tokio runtime).
     pub fn into_stream(self) -> Result<EventStream> {
-        // SAFETY: the descriptor belongs to `self.sock`, which moves into the
-        // same `EventStream` and is dropped after the registration (field order).
-        let fd = unsafe {
-            AsyncFd::register_with_interest(FdWrap(self.sock.as_raw_fd()), Interest::READABLE)
-        }
-        .map_err(|e| Error::Io {
-            op: "register event socket",
-            source: e.into_parts().1,
-        })?;
-        Ok(EventStream { events: self, fd })
+        Stream::new(self)
     }
 }
 
-struct FdWrap(std::os::fd::RawFd);
-impl std::os::fd::AsRawFd for FdWrap {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.0
+impl Feed for Events {
+    type Item = Event;
+
+    fn fill(&mut self, block: bool) -> Result<bool> {
+        let pending = &mut self.pending;
+        let r = receive(&mut self.sock, block, Event::decode, |e| {
+            pending.push_back(e)
+        })?;
+        if r == Received::Overflow {
+            pending.push_back(Event::Resync);
+        }
+        Ok(r != Received::Nothing)
+    }
+
+    fn pop(&mut self) -> Option<Event> {
+        self.pending.pop_front()
+    }
+
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.sock.as_raw_fd()
     }
 }
 
 /// Async stream of [`Event`]s; see [`Events::into_stream`].
-pub struct EventStream {
-    // Field order: the reactor registration goes before the socket closes.
-    fd: AsyncFd<FdWrap>,
-    events: Events,
-}
-
-impl futures_core::Stream for EventStream {
-    type Item = Result<Event>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        loop {
-            if let Some(e) = this.events.pending.pop_front() {
-                return Poll::Ready(Some(Ok(e)));
-            }
-            let mut guard = match this.fd.poll_read_ready(cx) {
-                Poll::Ready(Ok(g)) => g,
-                Poll::Ready(Err(source)) => {
-                    return Poll::Ready(Some(Err(Error::Io {
-                        op: "poll events",
-                        source,
-                    })))
-                }
-                Poll::Pending => return Poll::Pending,
-            };
-            match this.events.fill(false) {
-                Ok(true) => {}
-                Ok(false) => guard.clear_ready(),
-                Err(e) => return Poll::Ready(Some(Err(e))),
-            }
-        }
-    }
-}
+pub type EventStream = Stream<Events>;

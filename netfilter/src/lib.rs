@@ -17,10 +17,13 @@ pub mod diff;
 pub mod error;
 pub mod events;
 pub mod expr;
+pub mod interfaces;
 pub mod model;
 pub mod netlink;
 pub mod netns;
+pub mod nflog;
 pub mod object;
+pub mod packet;
 pub mod print;
 pub mod proto;
 pub mod pull;
@@ -30,6 +33,7 @@ pub mod syntax;
 pub mod sys;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod trace;
 
 pub use error::{BatchFailure, DecodeError, Error, MessageFailure, Result};
 pub use model::{

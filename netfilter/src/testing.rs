@@ -52,6 +52,37 @@ impl TestNetns {
         Netns::Path(self.path())
     }
 
+    /// Joins this namespace and `peer` with a veth pair, `veth0` here
+    /// (`addr`/24) and `veth1` there (`peer_addr`/24), both up, loopback
+    /// up on both sides: real packets between two test namespaces.
+    pub fn link(&self, peer: &TestNetns, addr: std::net::Ipv4Addr, peer_addr: std::net::Ipv4Addr) {
+        let ip = |ns: &str, args: &str| {
+            let out = Command::new("ip")
+                .args(["-n", ns])
+                .args(args.split_whitespace())
+                .output()
+                .expect("run ip (iproute2)");
+            assert!(
+                out.status.success(),
+                "ip -n {ns} {args}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        ip(
+            &self.name,
+            &format!(
+                "link add veth0 type veth peer name veth1 netns {}",
+                peer.name
+            ),
+        );
+        ip(&self.name, &format!("addr add {addr}/24 dev veth0"));
+        ip(&peer.name, &format!("addr add {peer_addr}/24 dev veth1"));
+        for (ns, dev) in [(&self.name, "veth0"), (&peer.name, "veth1")] {
+            ip(ns, &format!("link set {dev} up"));
+            ip(ns, "link set lo up");
+        }
+    }
+
     /// Runs `nft ARGS` inside the namespace; `Err(stderr)` when it fails.
     pub fn nft(&self, args: &[&str]) -> Result<String, String> {
         self.nft_with_input(args, None)
@@ -76,6 +107,46 @@ impl TestNetns {
     pub fn ruleset(&self) -> String {
         self.nft(&["list", "ruleset"])
             .unwrap_or_else(|e| panic!("nft list ruleset: {e}"))
+    }
+
+    /// `nft -s list ruleset`: the listing without counter values, which
+    /// packets move.
+    pub fn ruleset_stateless(&self) -> String {
+        self.nft(&["-s", "list", "ruleset"])
+            .unwrap_or_else(|e| panic!("nft -s list ruleset: {e}"))
+    }
+
+    /// The handle `nft -a` shows for the rule listed as `rule`.
+    pub fn handle_of(&self, rule: &str) -> u64 {
+        let listing = self.nft(&["-a", "list", "ruleset"]).unwrap();
+        let line = listing
+            .lines()
+            .find(|l| l.trim().starts_with(&format!("{rule} # handle ")))
+            .unwrap_or_else(|| panic!("{rule:?} not in {listing}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    /// `nft ARGS` running in the namespace (e.g. `monitor trace`), its
+    /// stdout piped, until the caller kills it.
+    pub fn spawn_nft(&self, args: &[&str]) -> std::process::Child {
+        Command::new("nsenter")
+            .arg(format!("--net={}", self.path().display()))
+            .arg("nft")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nsenter nft")
+    }
+
+    /// One TCP connection attempt from inside this namespace (a SYN, and
+    /// whatever answer comes within `timeout`).
+    pub fn connect(&self, to: std::net::SocketAddr, timeout: std::time::Duration) {
+        self.netns()
+            .run_in(|| {
+                let _ = std::net::TcpStream::connect_timeout(&to, timeout);
+            })
+            .expect("enter the test namespace");
     }
 
     fn nft_with_input(&self, args: &[&str], input: Option<&str>) -> Result<String, String> {
@@ -205,6 +276,142 @@ pub fn synthetic_interval_set(n: usize) -> String {
     s
 }
 
+/// An `nft list ruleset` listing with what two namespaces holding the same
+/// ruleset may differ in blanked: counter values, quota consumption, `last`
+/// use, element expiry (each becomes `N`).
+pub fn masked_listing(listing: &str) -> String {
+    let mut out = String::with_capacity(listing.len());
+    for line in listing.lines() {
+        let mut prev = "";
+        let words: Vec<String> = line
+            .split(' ')
+            .map(|w| {
+                let numeric = w.starts_with(|c: char| c.is_ascii_digit());
+                let masked = match prev {
+                    "packets" | "bytes" | "used" if numeric => true,
+                    "expires" => true,
+                    _ => false,
+                };
+                prev = w;
+                if masked {
+                    let tail: String = w.chars().rev().take_while(|c| *c == ',').collect();
+                    format!("N{tail}")
+                } else {
+                    w.to_owned()
+                }
+            })
+            .collect();
+        out.push_str(&words.join(" "));
+        out.push('\n');
+    }
+    out
+}
+
+/// The real-world rulesets of `netfilter/tests/rulesets/` — whole files,
+/// each shaped like a published system's ruleset (its header says which) —
+/// by file name and text, sorted, followed by [`generated_acl`]'s 5,000
+/// rules as `generated-acl-5000.nft`.
+pub fn real_world_rulesets() -> Vec<(String, String)> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/rulesets");
+    let mut out: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {dir}: {e}"))
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            (p.extension()? == "nft").then_some(p)
+        })
+        .map(|p| {
+            let text =
+                std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
+            let name = p
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            (name, text)
+        })
+        .collect();
+    out.sort();
+    out.push(("generated-acl-5000.nft".into(), generated_acl(5000)));
+    out
+}
+
+/// An access list of `rules` rules as a firewall manager generates it from
+/// an inventory (deterministic: a fixed-seed generator): zones dispatched by
+/// interface through a verdict map, per-zone chains of
+/// `ip saddr NET ip daddr HOST PROTO dport PORTS ACTION comment "ACL-n"` —
+/// single ports and anonymous port sets, some logged, some rejected — and
+/// named sets of shared services.
+pub fn generated_acl(rules: usize) -> String {
+    use std::fmt::Write as _;
+    const ZONES: [&str; 8] = [
+        "dmz", "office", "lab", "voice", "guest", "mgmt", "backup", "iot",
+    ];
+    let mut seed: u64 = 0x5eed_0013;
+    let mut next = move |n: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    let mut s = String::with_capacity(rules * 110);
+    s.push_str("# A generated access list (linx_netfilter::testing::generated_acl).\n");
+    s.push_str("table inet acl {\n");
+    for (name, a, b) in [("dns_servers", 53, 53), ("ntp_servers", 123, 123)] {
+        let _ = write!(
+            s,
+            "\tset {name} {{\n\t\ttype ipv4_addr\n\t\telements = {{ 10.255.0.{a}, 10.255.1.{b} }}\n\t}}\n\n"
+        );
+    }
+    s.push_str("\tchain forward {\n\t\ttype filter hook forward priority filter; policy drop;\n");
+    s.push_str("\t\tct state established,related accept\n\t\tct state invalid drop\n");
+    s.push_str("\t\tip daddr @dns_servers udp dport 53 accept\n");
+    s.push_str("\t\tip daddr @ntp_servers udp dport 123 accept\n");
+    let vmap: Vec<String> = ZONES
+        .iter()
+        .enumerate()
+        .map(|(i, z)| format!("\"vlan{}\" : jump zone_{z}", 100 + i))
+        .collect();
+    let _ = writeln!(s, "\t\tiifname vmap {{ {} }}", vmap.join(", "));
+    s.push_str("\t\tlog prefix \"acl drop: \" counter drop\n\t}\n");
+    let per_zone = rules.div_ceil(ZONES.len());
+    let mut n = 0;
+    for (zi, z) in ZONES.iter().enumerate() {
+        let _ = write!(s, "\n\tchain zone_{z} {{\n");
+        for _ in 0..per_zone {
+            if n == rules {
+                break;
+            }
+            n += 1;
+            let src = format!("10.{}.{}.0/24", 10 + zi, next(256));
+            let dst = format!("10.{}.{}.{}", 100 + next(20), next(256), 1 + next(254));
+            let proto = if next(5) == 0 { "udp" } else { "tcp" };
+            let ports = match next(4) {
+                0 => format!(
+                    "{{ {}, {}, {} }}",
+                    1 + next(1024),
+                    1025 + next(8000),
+                    9025 + next(50000)
+                ),
+                1 => format!("{}-{}", 1024 + next(1000) * 10, 11024 + next(1000) * 10),
+                _ => format!("{}", 1 + next(65535)),
+            };
+            let action = match next(10) {
+                0 => "log prefix \"acl: \" accept",
+                1 => "reject with icmpx admin-prohibited",
+                2 => "counter drop",
+                _ => "accept",
+            };
+            let _ = writeln!(
+                s,
+                "\t\tip saddr {src} ip daddr {dst} {proto} dport {ports} {action} comment \"ACL-{n:05}\""
+            );
+        }
+        s.push_str("\t}\n");
+    }
+    s.push_str("}\n");
+    s
+}
+
 /// The same value in allocations of its own, sharing no rule list and no
 /// expressions with `v` (as two pulls of one ruleset give): what a diff
 /// must compare rule by rule.
@@ -221,4 +428,56 @@ pub fn unshared(v: &Ruleset) -> Ruleset {
             .collect();
     }
     out
+}
+
+/// A small deterministic generator (xorshift64*) for mutation tests, so
+/// failures reproduce.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+}
+
+/// What the `nflog` fuzz target does with its input: every message of the
+/// buffer through the NFLOG decoder and the header parser.
+pub fn fuzz_nflog(buf: &[u8]) {
+    for m in crate::netlink::Msgs::new(buf) {
+        let Ok(m) = m else { break };
+        if let Ok(Some(p)) = crate::nflog::LoggedPacket::decode(&m) {
+            let _ = (p.to_string(), p.data(), p.hook_name());
+        }
+    }
+}
+
+/// What the `trace` fuzz target does with its input: every message of the
+/// buffer through the trace decoder, the header parser and the path
+/// assembler (with and without a session table).
+pub fn fuzz_trace(buf: &[u8]) {
+    use crate::trace::{Assembler, TraceEvent};
+    use std::time::{Duration, Instant};
+    let now = Instant::now();
+    let mut own = Assembler::new(Some((crate::Family::Inet, "t".into())), Duration::ZERO);
+    let mut all = Assembler::new(None, Duration::ZERO);
+    for m in crate::netlink::Msgs::new(buf) {
+        let Ok(m) = m else { break };
+        if let Ok(Some(e)) = TraceEvent::decode(&m) {
+            let _ = e.headers().to_string();
+            own.push(&e, now);
+            all.push(&e, now);
+        }
+    }
+    for a in [&mut own, &mut all] {
+        a.flush();
+        while let Some(p) = a.pop() {
+            let _ = (p.to_string(), p.summary());
+        }
+    }
 }

@@ -9,22 +9,8 @@ mod common;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use linx_netfilter::syntax::{compile, compile_rule, parse};
+use linx_netfilter::testing::Rng;
 use linx_netfilter::{Family, Table};
-
-/// A small deterministic generator (xorshift64*), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// Pieces spliced into inputs: tokens that steer the parser into its
 /// rarer paths, and values at the edges of their types.

@@ -5,6 +5,7 @@ mod batch;
 pub mod describe;
 pub mod msg;
 mod socket;
+pub mod stream;
 
 pub use attr::{Attr, Attrs, Writer};
 pub use batch::Batch;

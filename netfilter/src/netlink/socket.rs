@@ -197,22 +197,21 @@ impl Socket {
     /// to the acknowledgement, NLMSG_DONE, or the single reply.
     fn request(
         &mut self,
-        msg: u32,
+        ty: u16,
         flags: u16,
-        family: u8,
+        (family, res_id): (u8, u16),
         attrs: impl FnOnce(&mut Writer),
         op: &'static str,
     ) -> Result<(Dump, bool)> {
         let seq = self.next_seq(1);
         let mut w = Writer::with_capacity(128);
         let start = w.begin_msg(
-            nft_msg_type(msg),
+            ty,
             sys::NLM_F_REQUEST | sys::NLM_F_ACK | flags,
             seq,
-            0,
-            0,
+            family,
+            res_id,
         );
-        w.bytes_mut()[start + 16] = family;
         attrs(&mut w);
         w.end_msg(start);
         self.send(&[IoSlice::new(w.as_bytes())], op)?;
@@ -284,7 +283,13 @@ impl Socket {
     /// discarded and redone, so the result is one consistent snapshot.
     pub fn dump(&mut self, msg: u32, family: u8, attrs: impl Fn(&mut Writer)) -> Result<Dump> {
         for _ in 0..DUMP_ATTEMPTS {
-            let (d, interrupted) = self.request(msg, sys::NLM_F_DUMP, family, &attrs, "dump")?;
+            let (d, interrupted) = self.request(
+                nft_msg_type(msg),
+                sys::NLM_F_DUMP,
+                (family, 0),
+                &attrs,
+                "dump",
+            )?;
             if !interrupted {
                 return Ok(d);
             }
@@ -297,8 +302,23 @@ impl Socket {
 
     /// A non-dump GET (one object), returning its reply messages.
     pub fn get(&mut self, msg: u32, family: u8, attrs: impl FnOnce(&mut Writer)) -> Result<Dump> {
-        self.request(msg, 0, family, attrs, describe_get(msg))
+        self.request(nft_msg_type(msg), 0, (family, 0), attrs, describe_get(msg))
             .map(|(d, _)| d)
+    }
+
+    /// Sends one request of another nfnetlink subsystem (`ty` is the whole
+    /// message type, e.g. NFLOG's `NFULNL_MSG_CONFIG`; `res_id` is that
+    /// subsystem's resource, e.g. the log group) and waits for its
+    /// acknowledgement.
+    pub fn configure(
+        &mut self,
+        ty: u16,
+        family: u8,
+        res_id: u16,
+        attrs: impl FnOnce(&mut Writer),
+        op: &'static str,
+    ) -> Result<()> {
+        self.request(ty, 0, (family, res_id), attrs, op).map(|_| ())
     }
 
     /// The ruleset's current generation (`NFT_MSG_GETGEN`): one round trip.

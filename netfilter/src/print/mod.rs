@@ -12,7 +12,8 @@ mod set;
 mod stmt;
 pub mod value;
 
-pub use ruleset::{chain_header, priority_text, set_body};
+pub use rule::verdict;
+pub use ruleset::{chain_header, hook_name, priority_text, set_body};
 
 use crate::model::{Family, Rule, Ruleset, Table};
 

@@ -70,7 +70,8 @@ fn table(out: &mut String, t: &Table, opts: &PrintOptions) {
     out.push_str("}\n");
 }
 
-fn hook_name(family: Family, num: u32) -> String {
+/// nft's name for hook `num` of `family` (`input`, `ingress`), or the number.
+pub fn hook_name(family: Family, num: u32) -> String {
     let n = match family {
         Family::Netdev => match num {
             0 => "ingress",
