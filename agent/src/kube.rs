@@ -296,6 +296,8 @@ pub async fn run(
     node.shutdown().await;
 }
 
+// One event at a time passes through: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Input {
     Pods(Change),
     Rulesets(Change),

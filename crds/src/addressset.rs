@@ -30,6 +30,7 @@ pub const MAX_CHUNKS: u32 = 1024;
 pub const RULESET_LABEL: &str = "netfilter.linx.dev/ruleset";
 
 /// Part of the elements a FirewallRuleset's set resolved to.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "netfilter.linx.dev",

@@ -347,6 +347,8 @@ pub fn address_set_status<'a>(
 }
 
 /// One input of the publisher.
+// One event at a time passes through: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Input {
     Pod(watcher::Event<Pod>),
     Namespace(watcher::Event<Namespace>),

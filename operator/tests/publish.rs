@@ -426,10 +426,7 @@ async fn published_lists_follow_pods_namespaces_and_services() {
     let api_write = m
         .writes
         .iter()
-        .find_map(|w| match w {
-            Written::Apply { body, .. } if body["spec"]["set"] == "api" => Some(w),
-            _ => None,
-        })
+        .find(|w| matches!(w, Written::Apply { body, .. } if body["spec"]["set"] == "api"))
         .unwrap();
     let Written::Apply { path, body } = api_write else {
         unreachable!()
@@ -547,5 +544,7 @@ async fn published_lists_follow_pods_namespaces_and_services() {
         .iter()
         .rev()
         .take(6)
-        .all(|w| matches!(w, Written::Delete { .. })));
+        .all(|w| matches!(w, Written::Delete { path }
+            if path.starts_with("/apis/netfilter.linx.dev/v1alpha1/namespaces/")
+                && path.contains("/firewalladdresssets/"))));
 }
