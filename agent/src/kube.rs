@@ -1,7 +1,9 @@
 //! The Kubernetes adapter: the pods of this node (field selector
-//! `spec.nodeName=<node>`) and every FirewallRuleset, watched into
-//! reflector stores; on each change the targets are recomputed under
-//! [`RulesetPolicy`] and given to the [`NodeController`]. The node's
+//! `spec.nodeName=<node>`), every FirewallRuleset and every
+//! FirewallAddressSet (the elements the operator resolved for sets with a
+//! source; never the cluster's pods), watched into stores; on each change
+//! the targets are recomputed under [`RulesetPolicy`] and given to the
+//! [`NodeController`]. The node's
 //! `FirewallNodeReport` is written from the controller's reports by
 //! server-side apply, coalesced (at most one write per interval, only when
 //! its content changed).
@@ -16,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod as KubePod};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -29,11 +31,13 @@ use linx_crds::report::{
     ProgramLatency, AGENT_FIELD_MANAGER, MAX_FAILURES, MAX_MESSAGE_LEN, MAX_UNPROTECTED,
 };
 use linx_crds::{
-    FirewallNodeReport, FirewallRuleset, PodFailure, PodStarts, RulesetReport, UnprotectedPod,
+    FirewallAddressSet, FirewallNodeReport, FirewallRuleset, PodFailure, PodStarts, RulesetReport,
+    UnprotectedPod,
 };
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
+use crate::addresses::AddressChunks;
 use crate::cni::{Listener, Lookup};
 use crate::controller::NodeController;
 use crate::desired::{targets, Target};
@@ -285,13 +289,22 @@ pub async fn run(
         pod_writer,
         watcher(pods_api.clone(), pod_cfg).default_backoff(),
     ))
-    .map(|c| (Source::Pods, c));
+    .map(Input::Pods);
     let rulesets = changes(reflector::reflector(
         rs_writer,
         watcher(rulesets_api, watcher::Config::default()).default_backoff(),
     ))
-    .map(|c| (Source::Rulesets, c));
-    let mut events = std::pin::pin!(futures::stream::select(pods, rulesets));
+    .map(Input::Rulesets);
+    // The elements resolved for sets with a source: the agent's only view
+    // of pods beyond its node.
+    let addresses_api: Api<FirewallAddressSet> = Api::all(client.clone());
+    let addresses = watcher(addresses_api, watcher::Config::default())
+        .default_backoff()
+        .map(Input::AddressSets);
+    let mut events = std::pin::pin!(futures::stream::select(
+        futures::stream::select(pods, rulesets),
+        addresses
+    ));
 
     let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
     // The policy once both lists are complete, for linx-cni's requests.
@@ -326,36 +339,57 @@ pub async fn run(
     ));
 
     let mut policy = Arc::new(RulesetPolicy::default());
+    let mut chunks = AddressChunks::default();
     let (mut pods_ready, mut rulesets_ready) = (false, false);
     tokio::pin!(shutdown);
     loop {
-        let (source, change) = tokio::select! {
+        let input = tokio::select! {
             e = events.next() => match e { Some(e) => e, None => break },
             _ = &mut shutdown => break,
         };
-        // The program-latency clock of what this event changes starts now.
+        // The program-latency clock of what these inputs change starts now.
         let learned = tokio::time::Instant::now();
-        match (source, change) {
-            (_, Change::None) => continue,
-            (Source::Pods, Change::Changed) => pods_ready = true,
-            (Source::Rulesets, Change::Changed) => {
-                rulesets_ready = true;
-                // The previous policy remembers each resource's last
-                // valid generation.
-                policy = Arc::new(RulesetPolicy::next(
-                    &policy,
-                    rs_store.state().iter().map(|r| &**r),
-                ));
+        // The previous policy remembers each resource's last valid
+        // generation, and what it compiled: every ruleset event is seen
+        // by it (an intermediate valid generation is remembered), while
+        // address set changes received together make one recompile.
+        let next = |policy: &Arc<RulesetPolicy>, chunks: &AddressChunks| {
+            Arc::new(RulesetPolicy::next_with(
+                policy,
+                rs_store.state().iter().map(|r| &**r),
+                chunks.book(),
+            ))
+        };
+        let mut input = Some(input);
+        let mut addresses_changed = false;
+        while let Some(i) = input.take() {
+            match i {
+                Input::Pods(Change::Changed) => pods_ready = true,
+                Input::Rulesets(Change::Changed) => {
+                    rulesets_ready = true;
+                    policy = next(&policy, &chunks);
+                    addresses_changed = false;
+                }
+                Input::AddressSets(Ok(e)) => addresses_changed |= chunks.apply(e),
+                Input::AddressSets(Err(e)) => {
+                    warn!(error = %e, "watch failed: keeping the last desired state");
+                }
+                Input::Pods(Change::None) | Input::Rulesets(Change::None) => {}
             }
+            // Everything already received goes into the same snapshot.
+            input = events.next().now_or_never().flatten();
         }
-        // Until both lists are complete a partial view would remove
-        // tables that should stay: keep the last desired state.
-        if !(pods_ready && rulesets_ready) {
+        if addresses_changed {
+            policy = next(&policy, &chunks);
+        }
+        // Until every list is complete a partial view would remove tables
+        // (or elements) that should stay: keep the last desired state.
+        if !(pods_ready && rulesets_ready && chunks.ready) {
             continue;
         }
         let pods = pods_of(&pod_store);
         let t: Vec<Target> = targets(&pods, &*policy);
-        info!(pods = t.len(), "desired state changed");
+        debug!(pods = t.len(), "desired state changed");
         node.apply_learned(t, learned);
         let revisions = pods
             .iter()
@@ -376,10 +410,12 @@ pub async fn run(
     node.shutdown().await;
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Source {
-    Pods,
-    Rulesets,
+// One event at a time passes through: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Input {
+    Pods(Change),
+    Rulesets(Change),
+    AddressSets(Result<watcher::Event<FirewallAddressSet>, watcher::Error>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,7 +2,9 @@
 //! its firewall equal to the FirewallRulesets that select it.
 //!
 //! - [`pod`]: what the agent knows of a pod; [`resolve`]: its namespace.
-//! - [`desired`]: the pluggable policy computing each pod's ruleset.
+//! - [`desired`]: the pluggable policy computing each pod's ruleset;
+//!   [`policy`]: the one from FirewallRulesets, with the set elements
+//!   [`addresses`] assembles from FirewallAddressSets.
 //! - [`controller`]: one worker per pod ([`worker`]), bounded concurrency.
 //! - [`report`]: per-pod outcomes; [`metrics`]: Prometheus metrics, [`serve`]d.
 //! - [`local`]: pods and values from a file; [`run`]: `linx-agent run`.
@@ -11,6 +13,7 @@
 //!   [`readiness`]: the optional pod readiness gate.
 //! - [`observe`]: `linx-agent trace` and `linx-agent log`.
 
+pub mod addresses;
 pub mod cli;
 pub mod cni;
 pub mod controller;

@@ -11,13 +11,20 @@
 //! known (the agent started while the resource was invalid) the pods it
 //! selects are *held*: no table the agent manages there is removed, so
 //! what the previous agent put in the kernel stays (see `docs/agent.md`).
+//!
+//! Sets with a source get the elements the operator resolved for them
+//! (an [`AddressBook`] built from `FirewallAddressSet`s) beside their
+//! static ones: [`RulesetPolicy::next_with`] compiles a resource again
+//! when its elements change, sharing everything else with the value
+//! enforced before, so each pod's reconciler sends the element delta.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use linx_crds::conflict::{resolve, Claim};
-use linx_crds::FirewallRuleset;
+use linx_crds::source::Resolved;
+use linx_crds::{FirewallRuleset, FirewallRulesetSpec};
 use linx_netfilter::diff::share_unchanged;
 use linx_netfilter::Ruleset;
 use tracing::warn;
@@ -25,7 +32,8 @@ use tracing::warn;
 use crate::desired::Policy;
 use crate::pod::Pod;
 
-/// One FirewallRuleset, compiled once.
+/// One FirewallRuleset, compiled once per generation and once per change
+/// of its resolved set elements.
 #[derive(Clone, Debug)]
 pub struct Compiled {
     pub name: String,
@@ -34,11 +42,16 @@ pub struct Compiled {
     pub generation: i64,
     created: Option<Time>,
     selector: LabelSelector,
-    /// The current generation compiled, or why it does not compile.
+    /// The current generation compiled with its resolved elements, or why
+    /// it does not compile.
     pub value: Result<Arc<Ruleset>, String>,
     /// The generation enforced on the pods: the current one when it
     /// compiles, else the last one that did (if known).
     pub enforced: Option<Enforced>,
+    /// The current generation without resolved elements.
+    base: Result<Arc<Ruleset>, String>,
+    /// The elements of its sourced sets `value` was made with.
+    resolved: Arc<Resolved>,
 }
 
 /// A generation of a resource that compiled, as enforced.
@@ -47,6 +60,9 @@ pub struct Enforced {
     pub generation: i64,
     pub selector: LabelSelector,
     pub value: Arc<Ruleset>,
+    /// What `value` is made of, to add other resolved elements to it.
+    spec: Arc<FirewallRulesetSpec>,
+    base: Arc<Ruleset>,
 }
 
 impl Compiled {
@@ -80,11 +96,24 @@ impl Compiled {
     }
 }
 
+/// The resolved elements of every FirewallRuleset's sourced sets, from
+/// the `FirewallAddressSet`s the operator publishes: by the ruleset's
+/// namespace and UID (so a list is only ever used by the ruleset it was
+/// made for, in its own namespace).
+pub type AddressBook = BTreeMap<(String, String), Arc<Resolved>>;
+
 /// The FirewallRulesets known, by namespace.
 #[derive(Clone, Debug, Default)]
 pub struct RulesetPolicy {
     by_namespace: BTreeMap<String, Vec<Compiled>>,
+    /// Desired values already combined, shared by every pod they fit.
+    combined: Arc<Mutex<Combined>>,
 }
+
+/// Combined values by the allocations of the enforced values they were
+/// made from (which the entry keeps alive, so an address is never reused
+/// for another value while the entry exists).
+type Combined = HashMap<Vec<usize>, (Vec<Arc<Ruleset>>, Arc<Ruleset>)>;
 
 impl RulesetPolicy {
     /// Compiles each resource once, with no memory of earlier generations.
@@ -98,12 +127,24 @@ impl RulesetPolicy {
         prev: &RulesetPolicy,
         rulesets: impl IntoIterator<Item = &'a FirewallRuleset>,
     ) -> Self {
+        Self::next_with(prev, rulesets, &AddressBook::default())
+    }
+
+    /// [`RulesetPolicy::next`] with the resolved elements of sourced sets.
+    /// Only resources whose generation or elements changed are compiled;
+    /// the others keep their values (the same allocations).
+    pub fn next_with<'a>(
+        prev: &RulesetPolicy,
+        rulesets: impl IntoIterator<Item = &'a FirewallRuleset>,
+        book: &AddressBook,
+    ) -> Self {
         let before: HashMap<&str, &Compiled> = prev
             .by_namespace
             .values()
             .flatten()
             .map(|c| (c.uid.as_str(), c))
             .collect();
+        let none = Arc::new(Resolved::new());
         let mut by_namespace: BTreeMap<String, Vec<Compiled>> = BTreeMap::new();
         for r in rulesets {
             let m = &r.metadata;
@@ -112,21 +153,44 @@ impl RulesetPolicy {
             };
             let uid = m.uid.clone().unwrap_or_default();
             let generation = m.generation.unwrap_or(0);
+            let resolved = book
+                .get(&(ns.clone(), uid.clone()))
+                .cloned()
+                .unwrap_or_else(|| none.clone());
             let old = before.get(uid.as_str()).filter(|_| !uid.is_empty());
+            let old_enforced = old.and_then(|c| c.enforced.as_ref());
             // Same generation as before: no need to compile it again (nor
-            // to warn again about it).
+            // to warn again about it); same elements too: nothing to do.
             let known = old.filter(|c| c.generation == generation);
-            let value = match known {
-                Some(c) => c.value.clone(),
-                None => compile(r, old.and_then(|c| c.enforced.as_ref())),
+            let same_elements = |c: &&&Compiled| same_resolved(&c.resolved, &resolved);
+            let base = match known {
+                Some(c) => c.base.clone(),
+                None => compile(r, old_enforced),
             };
-            let enforced = match &value {
-                Ok(v) => Some(Enforced {
+            let value = match known.filter(same_elements) {
+                Some(c) => c.value.clone(),
+                None => base.clone().and_then(|b| {
+                    with_resolved(&r.spec, &b, &resolved, old_enforced.map(|e| &e.value))
+                }),
+            };
+            let enforced = match (&value, &base) {
+                (Ok(v), Ok(b)) => Some(Enforced {
                     generation,
                     selector: r.spec.pod_selector.clone(),
                     value: v.clone(),
+                    spec: Arc::new(r.spec.clone()),
+                    base: b.clone(),
                 }),
-                Err(_) => old.and_then(|c| c.enforced.clone()),
+                _ => old_enforced.map(|e| {
+                    if old.is_some_and(|c| same_resolved(&c.resolved, &resolved)) {
+                        return e.clone();
+                    }
+                    // The last valid generation with the new elements.
+                    match with_resolved(&e.spec, &e.base, &resolved, Some(&e.value)) {
+                        Ok(value) => Enforced { value, ..e.clone() },
+                        Err(_) => e.clone(),
+                    }
+                }),
             };
             let c = Compiled {
                 name,
@@ -136,13 +200,26 @@ impl RulesetPolicy {
                 selector: r.spec.pod_selector.clone(),
                 value,
                 enforced,
+                base,
+                resolved,
             };
             if let Some(note) = c.note().filter(|_| known.is_none()) {
                 warn!(ruleset = %format!("{ns}/{}", c.name), "{note}");
             }
             by_namespace.entry(ns).or_default().push(c);
         }
-        RulesetPolicy { by_namespace }
+        // Combined values whose parts are all still enforced stay shared.
+        let live: std::collections::HashSet<usize> = by_namespace
+            .values()
+            .flatten()
+            .filter_map(|c| c.enforced.as_ref().map(|e| Arc::as_ptr(&e.value) as usize))
+            .collect();
+        let mut combined = lock(&prev.combined).clone();
+        combined.retain(|key, _| key.iter().all(|p| live.contains(p)));
+        RulesetPolicy {
+            by_namespace,
+            combined: Arc::new(Mutex::new(combined)),
+        }
     }
 
     /// The resources of the pod's namespace that select it (by the selector
@@ -154,39 +231,9 @@ impl RulesetPolicy {
             .flatten()
             .filter(|c| selects(c.effective_selector(), &pod.labels))
     }
-}
 
-/// `r` compiled by the one verdict the operator and the admission webhook
-/// also use (`linx_crds::compile`): a resource they refuse is applied by
-/// no agent. What it has in common with the generation enforced before
-/// is made the same allocations (`diff::share_unchanged`): the pods'
-/// reconcilers, holding that generation as their baseline, then diff only
-/// what the edit changed.
-fn compile(r: &FirewallRuleset, before: Option<&Enforced>) -> Result<Arc<Ruleset>, String> {
-    linx_crds::compile(&r.spec)
-        .map(|mut v| {
-            if let Some(before) = before {
-                share_unchanged(&mut v, &before.value);
-            }
-            Arc::new(v)
-        })
-        .map_err(|d| {
-            d.iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-}
-
-impl Policy for RulesetPolicy {
-    fn desired(&self, pod: &Pod) -> Option<Ruleset> {
-        let chosen: Vec<(&Compiled, &Arc<Ruleset>)> = self
-            .selecting(pod)
-            .filter_map(|c| c.enforced.as_ref().map(|e| (c, &e.value)))
-            .collect();
-        if chosen.is_empty() {
-            return None;
-        }
+    /// The tables of `chosen` combined per the conflict rule.
+    fn combine(chosen: &[(&Compiled, &Arc<Ruleset>)]) -> Ruleset {
         let claims: Vec<Claim> = chosen
             .iter()
             .map(|(c, v)| Claim {
@@ -212,7 +259,91 @@ impl Policy for RulesetPolicy {
                 }
             }
         }
-        Some(out)
+        out
+    }
+
+    fn chosen<'a>(&'a self, pod: &'a Pod) -> Vec<(&'a Compiled, &'a Arc<Ruleset>)> {
+        self.selecting(pod)
+            .filter_map(|c| c.enforced.as_ref().map(|e| (c, &e.value)))
+            .collect()
+    }
+}
+
+fn lock(m: &Mutex<Combined>) -> std::sync::MutexGuard<'_, Combined> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn same_resolved(a: &Arc<Resolved>, b: &Arc<Resolved>) -> bool {
+    Arc::ptr_eq(a, b) || a == b
+}
+
+/// `r` compiled without resolved elements, by the one verdict the operator
+/// and the admission webhook also use (`linx_crds::compile`): a resource
+/// they refuse is applied by no agent. What it has in common with the
+/// generation enforced before is made the same allocations
+/// (`diff::share_unchanged`): the pods' reconcilers, holding that
+/// generation as their baseline, then diff only what the edit changed.
+fn compile(r: &FirewallRuleset, before: Option<&Enforced>) -> Result<Arc<Ruleset>, String> {
+    linx_crds::compile(&r.spec)
+        .map(|mut v| {
+            if let Some(before) = before {
+                share_unchanged(&mut v, &before.value);
+            }
+            Arc::new(v)
+        })
+        .map_err(|d| joined(&d))
+}
+
+/// `base` (`spec` compiled) with the `resolved` elements of its sourced
+/// sets, compiled by the same compiler; `base` itself when there are none.
+/// Shares what it kept with `before` (the value enforced so far), so a
+/// pod's reconciler compares only the sets whose elements changed.
+fn with_resolved(
+    spec: &FirewallRulesetSpec,
+    base: &Arc<Ruleset>,
+    resolved: &Resolved,
+    before: Option<&Arc<Ruleset>>,
+) -> Result<Arc<Ruleset>, String> {
+    if resolved.values().all(|l| l.is_empty()) {
+        return Ok(base.clone());
+    }
+    let with = linx_crds::source::with_elements(spec, base, resolved);
+    let mut v = linx_crds::convert::to_ruleset(&with)
+        .map_err(|d| format!("with the elements its sources resolved to: {}", joined(&d)))?;
+    share_unchanged(&mut v, before.unwrap_or(base));
+    Ok(Arc::new(v))
+}
+
+fn joined(d: &[linx_crds::Diagnostic]) -> String {
+    d.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Policy for RulesetPolicy {
+    fn desired(&self, pod: &Pod) -> Option<Ruleset> {
+        self.desired_shared(pod).map(|v| (*v).clone())
+    }
+
+    /// Pods selected by the same resources share one value: computed once,
+    /// compared by pointer when handed to their workers.
+    fn desired_shared(&self, pod: &Pod) -> Option<Arc<Ruleset>> {
+        let chosen = self.chosen(pod);
+        if chosen.is_empty() {
+            return None;
+        }
+        let key: Vec<usize> = chosen
+            .iter()
+            .map(|(_, v)| Arc::as_ptr(v) as usize)
+            .collect();
+        if let Some((_, v)) = lock(&self.combined).get(&key) {
+            return Some(v.clone());
+        }
+        let value = Arc::new(Self::combine(&chosen));
+        let parts = chosen.iter().map(|(_, v)| Arc::clone(v)).collect();
+        lock(&self.combined).insert(key, (parts, value.clone()));
+        Some(value)
     }
 
     fn holds(&self, pod: &Pod) -> bool {
@@ -220,26 +351,7 @@ impl Policy for RulesetPolicy {
     }
 }
 
-/// Whether a label selector matches labels (Kubernetes semantics; an empty
-/// selector matches everything; an unknown operator matches nothing).
-pub fn selects(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let by_labels = sel
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    by_labels
-        && sel.match_expressions.iter().flatten().all(|e| {
-            let values = e.values.as_deref().unwrap_or_default();
-            match e.operator.as_str() {
-                "In" => labels.get(&e.key).is_some_and(|v| values.contains(v)),
-                "NotIn" => labels.get(&e.key).is_none_or(|v| !values.contains(v)),
-                "Exists" => labels.contains_key(&e.key),
-                "DoesNotExist" => !labels.contains_key(&e.key),
-                _ => false,
-            }
-        })
-}
+pub use linx_crds::selector::selects;
 
 #[cfg(test)]
 mod tests {

@@ -431,3 +431,77 @@ impl Drop for CniChain {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Runs `f` on a throwaway thread that entered `ns` (sockets it makes stay
+/// there); the calling thread never moves.
+pub fn in_netns<T: Send>(ns: &TestNetns, f: impl FnOnce() -> T + Send) -> T {
+    let path = ns.path();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let file = std::fs::File::open(&path).expect("open the test namespace");
+            nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .expect("enter the test namespace");
+            f()
+        })
+        .join()
+        .expect("thread in the test namespace")
+    })
+}
+
+/// Runs `ip ARGS`, panicking with its output when it fails.
+pub fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("run ip (iproute2)");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A veth pair between two test namespaces, `a_addr` (CIDR) on `a`'s end
+/// named `a_dev` and `b_addr` on `b`'s; loopback up on both. The pair goes
+/// with the namespaces.
+pub fn veth(a: &TestNetns, a_dev: &str, a_addr: &str, b: &TestNetns, b_dev: &str, b_addr: &str) {
+    ip(&[
+        "link",
+        "add",
+        a_dev,
+        "netns",
+        a.name(),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b_dev,
+        "netns",
+        b.name(),
+    ]);
+    for (ns, dev, addr) in [(a, a_dev, a_addr), (b, b_dev, b_addr)] {
+        ip(&["-n", ns.name(), "addr", "add", addr, "dev", dev]);
+        ip(&["-n", ns.name(), "link", "set", dev, "up"]);
+        ip(&["-n", ns.name(), "link", "set", "lo", "up"]);
+    }
+}
+
+/// A TCP listener on `addr` inside `ns`, accepting (and dropping)
+/// connections on its own thread until the process ends.
+pub fn listen(ns: &TestNetns, addr: &str) {
+    let addr: std::net::SocketAddr = addr.parse().expect("a socket address");
+    let l = in_netns(ns, move || {
+        std::net::TcpListener::bind(addr).expect("bind in the namespace")
+    });
+    std::thread::spawn(move || for _ in l.incoming() {});
+}
+
+/// Whether a TCP connection from inside `ns` to `to` is accepted within
+/// `timeout` (a firewall that drops the SYN makes it time out).
+pub fn connects(ns: &TestNetns, to: &str, timeout: Duration) -> bool {
+    let to: std::net::SocketAddr = to.parse().expect("a socket address");
+    in_netns(ns, move || {
+        std::net::TcpStream::connect_timeout(&to, timeout).is_ok()
+    })
+}

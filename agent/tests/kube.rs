@@ -304,6 +304,16 @@ impl NetnsResolver for NoProcess {
     }
 }
 
+const ADDRESS_SETS_PATH: &str = "/apis/netfilter.linx.dev/v1alpha1/firewalladdresssets";
+
+fn address_sets_list() -> Value {
+    list(
+        "FirewallAddressSetList",
+        "netfilter.linx.dev/v1alpha1",
+        vec![],
+    )
+}
+
 fn list(kind: &str, api_version: &str, items: Vec<Value>) -> Value {
     json!({"apiVersion": api_version, "kind": kind, "metadata": {"resourceVersion": "10"},
            "items": items})
@@ -389,6 +399,13 @@ async fn run_watches_this_nodes_pods_and_reports_what_selects_them() {
                             vec![rs.clone()],
                         ),
                     );
+                }
+            }
+            (Method::GET, ADDRESS_SETS_PATH) => {
+                if watch {
+                    held.push(send);
+                } else {
+                    reply(send, &address_sets_list());
                 }
             }
             (Method::GET, "/api/v1/nodes/node-a") => reply(
@@ -560,6 +577,7 @@ async fn run_keeps_the_last_valid_generation_across_watch_events() {
                 send.send_response(Response::builder().body(Body::from(ev)).unwrap());
             }
             (Method::GET, _, true) => held.push(send),
+            (Method::GET, ADDRESS_SETS_PATH, false) => reply(send, &address_sets_list()),
             (Method::GET, "/api/v1/nodes/node-a", false) => reply(
                 send,
                 &json!({"apiVersion": "v1", "kind": "Node",

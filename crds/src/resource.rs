@@ -46,6 +46,10 @@ pub mod limits {
     pub const DEVICE_LEN: usize = 15;
     /// Characters of a named object's definition.
     pub const DEFINITION_LEN: usize = 512;
+    /// Pod, service or namespace selectors of one set's source, each.
+    pub const SOURCE_PEERS: usize = 16;
+    /// Entries of `spec.sources`.
+    pub const SOURCES: usize = 64;
 }
 
 /// nft identifier: what `nft` accepts unquoted for table, chain, set and object names.
@@ -114,6 +118,10 @@ pub(crate) const NAME_PATTERN: &str = r"^[A-Za-z_][A-Za-z0-9_.\-]*$";
     {
         "rule": "has(self.tables) != has(self.nft)",
         "message": "give exactly one of spec.tables and spec.nft"
+    },
+    {
+        "rule": "!has(self.sources) || has(self.nft)",
+        "message": "spec.sources names sets of spec.nft; with spec.tables give each set its own source"
     }
 ]))]
 pub struct FirewallRulesetSpec {
@@ -134,6 +142,12 @@ pub struct FirewallRulesetSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = limits::NFT_LEN))]
     pub nft: Option<String>,
+
+    /// With `nft`: sets and maps of that text whose elements come from the
+    /// cluster (pods, services, namespaces), named by family, table and set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = limits::SOURCES))]
+    pub sources: Vec<crate::source::NamedSource>,
 }
 
 /// Address family of a table.
@@ -416,6 +430,10 @@ pub struct SetSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = limits::ELEMENTS), inner(length(min = 1, max = limits::ELEMENT_LEN)))]
     pub elements: Vec<String>,
+    /// Elements from the cluster, beside `elements`: the addresses of the
+    /// pods, services and namespaces it selects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::source::SetSource>,
 }
 
 /// A named map; a verdict map when `valueType` is `verdict`.
@@ -461,6 +479,10 @@ pub struct MapSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = limits::ELEMENTS))]
     pub elements: Vec<MapElement>,
+    /// Keys from the cluster, beside `elements`, each mapped to the
+    /// source's `value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::source::SetSource>,
 }
 
 /// One element of a map.
@@ -577,6 +599,25 @@ pub struct FirewallRulesetStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 10))]
     pub failures: Vec<crate::report::PodFailure>,
+    /// The sets and maps with a source, and how many elements each resolved
+    /// to (as published for agents in FirewallAddressSets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 512))]
+    pub address_sets: Vec<AddressSetStatus>,
+}
+
+/// How many elements a set's source resolved to.
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AddressSetStatus {
+    /// `family name` of the set's table.
+    pub table: String,
+    /// The set or map.
+    pub set: String,
+    /// Elements resolved from the cluster (static ones not counted).
+    pub elements: i32,
 }
 
 /// A table claimed by two resources.

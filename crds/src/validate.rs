@@ -66,7 +66,13 @@ pub fn compile(spec: &FirewallRulesetSpec) -> Result<Ruleset, Vec<Diagnostic>> {
     if !structure.is_empty() {
         return Err(structure);
     }
-    crate::convert::to_ruleset(spec)
+    let value = crate::convert::to_ruleset(spec)?;
+    // Sources are checked against the compiled sets' types.
+    let sources = crate::source::check(spec, &value);
+    if !sources.is_empty() {
+        return Err(sources);
+    }
+    Ok(value)
 }
 
 /// [`compile`]'s verdict, with warnings when the spec is valid.
@@ -102,7 +108,7 @@ pub fn validate(spec: &FirewallRulesetSpec) -> Validation {
 /// The checks that need no compiler: what the fields alone decide.
 pub fn check_structure(spec: &FirewallRulesetSpec) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    check_selector(&spec.pod_selector, &mut out);
+    check_selector("spec.podSelector", &spec.pod_selector, &mut out);
     match (&spec.tables, &spec.nft) {
         (Some(_), Some(_)) | (None, None) => out.push(Diagnostic::new(
             "spec",
@@ -120,9 +126,10 @@ pub fn check_structure(spec: &FirewallRulesetSpec) -> Vec<Diagnostic> {
     out
 }
 
-fn check_selector(sel: &LabelSelector, out: &mut Vec<Diagnostic>) {
+/// Checks a label selector's expressions; `at` is its field path.
+pub(crate) fn check_selector(at: &str, sel: &LabelSelector, out: &mut Vec<Diagnostic>) {
     for (i, e) in sel.match_expressions.iter().flatten().enumerate() {
-        let field = format!("spec.podSelector.matchExpressions[{i}]");
+        let field = format!("{at}.matchExpressions[{i}]");
         let n = e.values.as_ref().map_or(0, Vec::len);
         match e.operator.as_str() {
             "In" | "NotIn" if n == 0 => out.push(Diagnostic::new(

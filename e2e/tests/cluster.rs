@@ -21,6 +21,12 @@
 //!   `linx_e2e::apiserver::FakeApiServer` (always). That checks our flow
 //!   (requests, watches, status and report writes), not a real API
 //!   server's semantics (see that module's doc).
+//! * `selectors_flow` (cluster) and `selectors_flow_on_fake_apiserver`:
+//!   a set fed by a pod selector across namespaces, with real TCP
+//!   connections over veth pairs between the pods' namespaces; the pods'
+//!   `status.podIPs` are written through the status subresource, so these
+//!   always bind pods to a Node object of their own (a kubelet would
+//!   overwrite the status).
 //!
 //! After the basic flow, the admission webhook: the test registers a
 //! ValidatingWebhookConfiguration of its own by `clientConfig.url` (the
@@ -57,7 +63,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Config};
-use linx_agent::testing::{binary, cni_args, CniChain, FakePod};
+use linx_agent::testing::{binary, cni_args, connects, listen, veth, CniChain, FakePod};
 use linx_cni::conflist::Settings;
 use linx_crds::{FirewallNodeReport, FirewallRuleset};
 use linx_e2e::apiserver::FakeApiServer;
@@ -96,19 +102,7 @@ fn cluster_flow_on_fake_apiserver() {
     let kubeconfig = dir.0.join("kubeconfig");
     server.write_kubeconfig(&kubeconfig).unwrap();
     flow(&kubeconfig, None, false);
-    // What the components asked: the agent only its node's pods.
-    let reqs = server.requests();
-    let pod_lists: Vec<&String> = reqs
-        .iter()
-        .filter(|r| r.starts_with("GET /api/v1/pods?"))
-        .collect();
-    assert!(!pod_lists.is_empty());
-    assert!(
-        pod_lists
-            .iter()
-            .all(|r| r.contains("fieldSelector=spec.nodeName=linx-e2e-")),
-        "{pod_lists:#?}"
-    );
+    let reqs = assert_pod_requests(&server);
     // The readiness gate: one status patch, of the plugin-path pod only.
     let gate: Vec<&String> = reqs
         .iter()
@@ -116,6 +110,27 @@ fn cluster_flow_on_fake_apiserver() {
         .collect();
     assert_eq!(gate.len(), 1, "{gate:#?}");
     assert!(gate[0].contains("/pods/web-1/status"), "{gate:#?}");
+}
+
+/// What the components asked of pods: the agent only its node's, the
+/// operator (which resolves set sources) all but host-network ones.
+fn assert_pod_requests(server: &FakeApiServer) -> Vec<String> {
+    let reqs = server.requests();
+    let pod_lists: Vec<&String> = reqs
+        .iter()
+        .filter(|r| r.starts_with("GET /api/v1/pods?"))
+        .collect();
+    assert!(pod_lists
+        .iter()
+        .any(|r| r.contains("fieldSelector=spec.nodeName=linx-e2e-")));
+    assert!(
+        pod_lists.iter().all(|r| {
+            r.contains("fieldSelector=spec.nodeName=linx-e2e-")
+                || r.contains("fieldSelector=spec.hostNetwork!=true")
+        }),
+        "{pod_lists:#?}"
+    );
+    reqs
 }
 
 /// A scratch directory, removed on drop (also when the test fails).
@@ -1160,6 +1175,312 @@ fn flow(kubeconfig: &Path, node: Option<String>, real_cluster: bool) {
             "{} real-world files: {} admitted, valid and applied exactly; refused, waiting for the compiler: {pending:?}",
             files.len(),
             files.len() - pending.len()
+        );
+    });
+    drop(_agent);
+    drop(_operator);
+    drop(cleanup);
+    drop(pods);
+    assert_eq!(
+        linx_netfilter::testing::host_ruleset(),
+        host_before,
+        "host namespace untouched"
+    );
+}
+
+#[test]
+fn selectors_flow() {
+    let Some(kubeconfig) = std::env::var_os("LINX_E2E_KUBECONFIG") else {
+        eprintln!("skipped: LINX_E2E_KUBECONFIG is not set (no cluster to test against)");
+        return;
+    };
+    sources_flow(Path::new(&kubeconfig));
+}
+
+#[test]
+fn selectors_flow_on_fake_apiserver() {
+    let server = FakeApiServer::start().expect("start the fake API server");
+    let dir = Scratch::new("fake-selectors");
+    let kubeconfig = dir.0.join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    sources_flow(&kubeconfig);
+    assert_pod_requests(&server);
+}
+
+/// The database's firewall: port 5432 only from the addresses in `@api`.
+const DB: &str = "table inet linx {\n\tset api {\n\t\ttype ipv4_addr\n\t}\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t\tct state established,related accept\n\t\tip saddr @api tcp dport 5432 counter accept\n\t}\n}\n";
+/// A ruleset of the app namespace naming the database's pods as addresses.
+const SNEAKY: &str = "table inet sneaky {\n\tset db {\n\t\ttype ipv4_addr\n\t}\n\tchain output {\n\t\ttype filter hook output priority filter; policy accept;\n\t\tip daddr @db counter\n\t}\n}\n";
+
+async fn apply_sourced(
+    c: &Client,
+    ns: &str,
+    name: &str,
+    selector: Value,
+    nft: &str,
+    sources: Value,
+) {
+    let api: Api<FirewallRuleset> = Api::namespaced(c.clone(), ns);
+    let v = json!({
+        "apiVersion": "netfilter.linx.dev/v1alpha1", "kind": "FirewallRuleset",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"podSelector": selector, "nft": nft, "sources": sources},
+    });
+    api.patch(
+        name,
+        &PatchParams::apply("linx-e2e").force(),
+        &Patch::Apply(&v),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("applying FirewallRuleset {ns}/{name}: {e}"));
+}
+
+/// Sets the pod's address as a CNI plugin and the kubelet would.
+async fn set_pod_ip(c: &Client, ns: &str, name: &str, ip: &str) {
+    let pods: Api<Pod> = Api::namespaced(c.clone(), ns);
+    let status = json!({"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]}});
+    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap_or_else(|e| panic!("status of pod {ns}/{name}: {e}"));
+}
+
+fn sources_flow(kubeconfig: &Path) {
+    let host_before = linx_netfilter::testing::host_ruleset();
+    let operator_bin = binary("linx-operator", "linx-operator", "LINX_OPERATOR_BIN");
+    let agent_bin = binary("linx-agent", "linx-agent", "LINX_AGENT_BIN");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let id = suffix();
+    let (ns_db, ns_app) = (format!("linx-e2e-{id}-db"), format!("linx-e2e-{id}-app"));
+    let team = format!("e2e-{id}");
+    let node_name = format!("linx-e2e-{id}");
+    let mut cleanup = Cleanup {
+        kubeconfig: kubeconfig.to_owned(),
+        namespaces: vec![ns_db.clone(), ns_app.clone()],
+        node: Some(node_name.clone()),
+        report: node_name.clone(),
+        objects: Vec::new(),
+        webhook: None,
+    };
+    let c = rt.block_on(client(kubeconfig));
+    rt.block_on(async {
+        install(&c).await;
+        for ns in [&ns_db, &ns_app] {
+            let n: Namespace = serde_json::from_value(
+                json!({"metadata": {"name": ns, "labels": {"linx.dev/team": team}}}),
+            )
+            .unwrap();
+            Api::<Namespace>::all(c.clone())
+                .create(&PostParams::default(), &n)
+                .await
+                .unwrap();
+        }
+        let n: Node = serde_json::from_value(json!({"metadata": {"name": node_name,
+            "labels": {"linx.dev/e2e": "true"}}}))
+        .unwrap();
+        Api::<Node>::all(c.clone())
+            .create(&PostParams::default(), &n)
+            .await
+            .unwrap();
+        eventually_async("the FirewallRuleset API", || async {
+            Api::<FirewallRuleset>::namespaced(c.clone(), &ns_db)
+                .list(&Default::default())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .await;
+    });
+    let pods = rt.block_on(async {
+        vec![
+            create_pod(&c, &ns_db, "db-0", "db", &node_name).await,
+            create_pod(&c, &ns_db, "web-0", "web", &node_name).await,
+            create_pod(&c, &ns_app, "api-0", "api", &node_name).await,
+            create_pod(&c, &ns_app, "other-0", "web", &node_name).await,
+        ]
+    });
+    let pr = ApiResource::erase::<Pod>(&());
+    for p in &pods {
+        cleanup
+            .objects
+            .push((pr.clone(), p.namespace.clone(), p.name.clone()));
+    }
+    let (db, web, api, other) = (&pods[0], &pods[1], &pods[2], &pods[3]);
+    // The database reaches each client over its own link.
+    veth(
+        &db.netns,
+        "to-api",
+        "10.77.1.1/24",
+        &api.netns,
+        "eth0",
+        "10.77.1.2/24",
+    );
+    veth(
+        &db.netns,
+        "to-other",
+        "10.77.2.1/24",
+        &other.netns,
+        "eth0",
+        "10.77.2.2/24",
+    );
+    listen(&db.netns, "0.0.0.0:5432");
+    let refused = Duration::from_millis(500);
+    let (from_api, from_other) = ("10.77.1.1:5432", "10.77.2.1:5432");
+    assert!(
+        connects(&api.netns, from_api, WAIT),
+        "no firewall yet: open"
+    );
+
+    let _operator = Proc::start(
+        &operator_bin,
+        &[
+            "--metrics-addr",
+            &free_addr(),
+            "--lease-namespace",
+            &ns_db,
+            "--identity",
+            &format!("linx-e2e-{id}"),
+            // This flow is about set sources: no webhook (the cluster flow has one).
+            "--webhook-addr",
+            "",
+        ],
+        kubeconfig,
+    );
+    let _agent = Proc::start(
+        &agent_bin,
+        &[
+            "run",
+            "--node-name",
+            &node_name,
+            "--report-interval-secs",
+            "1",
+            "--metrics-addr",
+            &free_addr(),
+            "--proc-root",
+            "/proc",
+            "--host-netns",
+            "/proc/self/ns/net",
+        ],
+        kubeconfig,
+    );
+    let rs = ruleset_resource();
+    let api_peer = json!([{"family": "inet", "table": "linx", "set": "api", "source": {"pods": [
+        {"podSelector": {"matchLabels": {"app": "api"}},
+         "namespaceSelector": {"matchLabels": {"linx.dev/team": team}}}]}}]);
+    let set_has = |p: &TestPod, set: &str, table: &str, ip: &str| {
+        p.netns
+            .nft(&["list", "set", "inet", table, set])
+            .is_ok_and(|l| {
+                l.contains(&format!("elements = {{ {ip}")) || l.contains(&format!(", {ip}"))
+            })
+    };
+    let rules = |p: &TestPod| {
+        p.netns
+            .nft(&["-a", "list", "chain", "inet", "linx", "input"])
+            .unwrap_or_default()
+    };
+    rt.block_on(async {
+        for (p, ip) in [
+            (db, "10.77.1.1"),
+            (web, "10.77.3.1"),
+            (api, "10.77.1.2"),
+            (other, "10.77.2.2"),
+        ] {
+            set_pod_ip(&c, &p.namespace, &p.name, ip).await;
+        }
+        apply_sourced(
+            &c,
+            &ns_db,
+            "db",
+            json!({"matchLabels": {"app": "db"}}),
+            DB,
+            api_peer.clone(),
+        )
+        .await;
+        // A ruleset of the app namespace naming the database's pods: only
+        // addresses in its own pods' sets, no hold on the database's pod.
+        let db_peer = json!([{"family": "inet", "table": "sneaky", "set": "db", "source": {"pods": [
+            {"podSelector": {"matchLabels": {"app": "db"}},
+             "namespaceSelector": {"matchLabels": {"linx.dev/team": team}}}]}}]);
+        apply_sourced(&c, &ns_app, "sneaky", json!({}), SNEAKY, db_peer).await;
+        cleanup
+            .objects
+            .push((rs.clone(), ns_db.clone(), "db".into()));
+        cleanup
+            .objects
+            .push((rs.clone(), ns_app.clone(), "sneaky".into()));
+
+        eventually_async("the api pod's address in the database's set", || async {
+            set_has(db, "api", "linx", "10.77.1.2")
+                .then_some(())
+                .ok_or(db.netns.ruleset())
+        })
+        .await;
+        eventually_async("the database's address in the app pods' sets", || async {
+            (set_has(api, "db", "sneaky", "10.77.1.1")
+                && set_has(other, "db", "sneaky", "10.77.1.1"))
+            .then_some(())
+            .ok_or(api.netns.ruleset())
+        })
+        .await;
+        let db_tables = db.netns.nft(&["list", "tables"]).unwrap();
+        assert_eq!(
+            db_tables, "table inet linx\n",
+            "only its own namespace's ruleset"
+        );
+        assert_eq!(
+            web.netns.ruleset(),
+            "",
+            "a pod nothing selects is not touched"
+        );
+        assert!(!set_has(db, "api", "linx", "10.77.2.2"));
+        assert!(
+            connects(&api.netns, from_api, WAIT),
+            "from an app=api pod: allowed"
+        );
+        assert!(
+            !connects(&other.netns, from_other, refused),
+            "from another pod: refused"
+        );
+        eventually_async("the set's count in the status", || async {
+            let r = Api::<FirewallRuleset>::namespaced(c.clone(), &ns_db)
+                .get("db")
+                .await
+                .map_err(|e| e.to_string())?;
+            let sets = r.status.map(|s| s.address_sets).unwrap_or_default();
+            (sets.len() == 1
+                && sets[0].table == "inet linx"
+                && sets[0].set == "api"
+                && sets[0].elements == 1)
+                .then_some(())
+                .ok_or(format!("{sets:?}"))
+        })
+        .await;
+
+        // Relabelled: allowed, by an element added, no rule touched.
+        let before = rules(db);
+        assert!(before.contains("counter packets"), "{before}");
+        let pods_api: Api<Pod> = Api::namespaced(c.clone(), &ns_app);
+        let relabel = json!({"metadata": {"labels": {"app": "api"}}});
+        let t = std::time::Instant::now();
+        pods_api
+            .patch("other-0", &PatchParams::default(), &Patch::Merge(&relabel))
+            .await
+            .unwrap();
+        eventually_async("the relabelled pod's address in the set", || async {
+            set_has(db, "api", "linx", "10.77.2.2")
+                .then_some(())
+                .ok_or(db.netns.ruleset())
+        })
+        .await;
+        eprintln!("relabel to kernel: {:?}", t.elapsed());
+        assert_eq!(
+            rules(db),
+            before,
+            "handles and counters unchanged: an element delta only"
+        );
+        assert!(
+            connects(&other.netns, from_other, WAIT),
+            "relabelled: allowed"
         );
     });
     drop(_agent);

@@ -10,7 +10,7 @@ use kube::{Api, Client};
 use linx_operator::certs::{watch_secret, CertConfig, CertManager, CertStore, Lifetimes};
 use linx_operator::leader::{run_as_leader, LeaseConfig};
 use linx_operator::webhook::Webhook;
-use linx_operator::{controller, http, Metrics};
+use linx_operator::{controller, http, publish, Metrics};
 use prometheus_client::registry::Registry;
 use tracing::{error, info};
 
@@ -155,9 +155,12 @@ async fn run(args: Args) -> anyhow_free::Result {
                 None => std::future::pending().await,
             }
         };
-        // The controller ends on shutdown signals; the certificate writer never does.
+        // Status and published address sets are written by the leader
+        // only. The controller ends on shutdown signals, and the publisher
+        // with it; the certificate writer never does.
         tokio::select! {
-            _ = controller::run(client, metrics.clone()) => {}
+            _ = controller::run(client.clone(), metrics.clone()) => {}
+            _ = publish::run(client) => {}
             _ = certs => {}
         }
     };

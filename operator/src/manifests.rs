@@ -23,16 +23,20 @@ pub const AGENT_METRICS_PORT: i32 = 9464;
 pub const AGENT_SOCKET: &str = "/run/linx/agent.sock";
 
 /// What the operator may do cluster-wide: read rulesets and reports, write
-/// ruleset status (server-side apply = patch), publish events, list pods
-/// (does a selector match any: admission warnings, `Ready` without
-/// reports), and keep its own webhook configuration's `caBundle`.
+/// ruleset status (server-side apply = patch), publish events, keep its
+/// own webhook configuration's `caBundle`; read pods (does a selector match
+/// any: admission warnings, `Ready` without reports), namespaces and
+/// services, and publish what set sources resolve to (address sets:
+/// written, and deleted when stale).
 pub fn operator_cluster_rules() -> Value {
     json!([
         {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallrulesets", "firewallnodereports"],
          "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["pods", "namespaces", "services"], "verbs": ["list", "watch"]},
+        {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewalladdresssets"],
+         "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
         {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallrulesets/status"], "verbs": ["patch"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
         {"apiGroups": ["admissionregistration.k8s.io"], "resources": ["validatingwebhookconfigurations"],
          "resourceNames": [OPERATOR], "verbs": ["get", "list", "watch", "update"]}
     ])
@@ -77,7 +81,7 @@ pub fn webhook_configuration() -> Value {
     })
 }
 
-/// What a node agent may do: read pods and rulesets, read its node (for
+/// What a node agent may do: read pods, rulesets and address sets, read its node (for
 /// the report's owner reference), write reports, and publish Events (a pod
 /// that `linx-cni` let start unprotected). Which report — only its own
 /// node's — is enforced by the admission policy below. (With the chart's
@@ -86,7 +90,7 @@ pub fn agent_cluster_rules() -> Value {
     json!([
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]},
-        {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallrulesets"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallrulesets", "firewalladdresssets"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallnodereports"], "verbs": ["get", "create", "patch"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]}
     ])

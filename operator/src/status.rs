@@ -236,6 +236,7 @@ pub fn desired(o: &Observed<'_>, now: &Time) -> (FirewallRulesetStatus, Vec<Chan
             .take(MAX_STATUS_FAILURES)
             .cloned()
             .collect(),
+        ..Default::default()
     };
     (status, changes)
 }

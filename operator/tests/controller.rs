@@ -12,7 +12,9 @@ use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource};
-use linx_crds::{FirewallNodeReport, FirewallRuleset, PodFailure, RulesetReport};
+use linx_crds::{
+    FirewallAddressSet, FirewallNodeReport, FirewallRuleset, PodFailure, RulesetReport,
+};
 use linx_operator::{reconcile, Context, Metrics};
 use serde_json::{json, Value};
 
@@ -57,6 +59,7 @@ fn context(
         metrics: Metrics::default(),
         reports: store(reports),
         rulesets: store(rulesets),
+        address_sets: store(Vec::new()),
         clock: fixed_clock,
     })
 }
@@ -169,6 +172,51 @@ async fn valid_resource_gets_its_status_by_server_side_apply() {
                     "matchedPods": 0, "appliedPods": 0, "failedPods": 0,
                 }
             })
+        );
+        expect_no_more(&mut handle).await;
+    });
+    reconcile(Arc::new(obj), ctx).await.unwrap();
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn the_status_counts_what_each_source_resolved_to() {
+    let (client, mut handle) = mock();
+    let mut spec = valid_spec();
+    spec["tables"][0]["sets"] = json!([
+        {"name": "api", "type": "ipv4_addr", "source": {"pods": [{"podSelector": {"matchLabels": {"app": "api"}}}]}},
+        {"name": "dns", "type": "ipv4_addr . inet_service", "source": {"services": [{"name": "dns"}]}},
+    ]);
+    let obj = ruleset("fw", "2025-01-01T00:00:00Z", spec);
+    let chunk = |set: &str, uid: &str, ns: &str, chunk: u32, chunks: u32, elements: &[&str]| {
+        serde_json::from_value::<FirewallAddressSet>(json!({
+            "apiVersion": "netfilter.linx.dev/v1alpha1", "kind": "FirewallAddressSet",
+            "metadata": {"name": format!("fw-{set}-{chunk}"), "namespace": ns},
+            "spec": {"ruleset": "fw", "rulesetUid": uid, "family": "inet", "table": "fw",
+                     "set": set, "chunk": chunk, "chunks": chunks, "elements": elements}
+        }))
+        .unwrap()
+    };
+    let published = vec![
+        chunk("api", "uid-fw", "web", 0, 2, &["10.0.0.1", "10.0.0.3"]),
+        chunk("api", "uid-fw", "web", 1, 2, &["10.0.0.2"]),
+        // Another ruleset's (a deleted one of the same name): not counted.
+        chunk("dns", "uid-old", "web", 0, 1, &["10.96.0.10 . 53"]),
+    ];
+    let ctx = Arc::new(Context {
+        address_sets: store(published),
+        ..Arc::try_unwrap(context(client, vec![], vec![obj.clone()]))
+            .ok()
+            .unwrap()
+    });
+    let reply = serde_json::to_value(&obj).unwrap();
+    let server = tokio::spawn(async move {
+        expect_pods(&mut handle, json!([])).await;
+        let (_, body) = expect(&mut handle, Method::PATCH, STATUS_PATH, reply).await;
+        assert_eq!(
+            body["status"]["addressSets"],
+            json!([{"table": "inet fw", "set": "api", "elements": 3},
+                   {"table": "inet fw", "set": "dns", "elements": 0}])
         );
         expect_no_more(&mut handle).await;
     });
@@ -504,6 +552,7 @@ async fn nothing_is_written_before_the_reports_are_listed() {
         metrics: Metrics::default(),
         reports,
         rulesets: store(vec![obj.clone()]),
+        address_sets: store(Vec::new()),
         clock: fixed_clock,
     });
     let server = tokio::spawn(async move { expect_no_more(&mut handle).await });

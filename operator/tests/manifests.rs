@@ -61,12 +61,17 @@ fn deploy_manifests_are_valid_kubernetes_objects() {
             }
             "ClusterRole" => {
                 let r: ClusterRole = serde_json::from_value(o.clone()).unwrap();
-                // Least privilege: nothing may delete, and only reports and status are written.
+                // Least privilege: only stale address sets are deleted, and
+                // only reports, status and address sets are written.
                 for rule in r.rules.unwrap() {
+                    let res = rule.resources.clone().unwrap_or_default();
                     assert!(!rule
                         .verbs
                         .iter()
-                        .any(|v| v == "delete" || v == "*" || v == "deletecollection"));
+                        .any(|v| v == "*" || v == "deletecollection"));
+                    if rule.verbs.iter().any(|v| v == "delete") {
+                        assert_eq!(res, ["firewalladdresssets"]);
+                    }
                     if rule
                         .verbs
                         .iter()
@@ -82,6 +87,7 @@ fn deploy_manifests_are_valid_kubernetes_objects() {
                                 || res.iter().all(|r| [
                                     "firewallnodereports",
                                     "firewallrulesets/status",
+                                    "firewalladdresssets",
                                     "events"
                                 ]
                                 .contains(&r.as_str())),
