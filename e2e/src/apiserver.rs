@@ -572,7 +572,11 @@ fn create(st: &mut State, t: &Target, mut obj: Value) -> Response {
         return status(409, "AlreadyExists", format!("\"{name}\" already exists"));
     }
     st.uids += 1;
-    let uid = format!("{:08x}-0000-4000-8000-{:012x}", std::process::id(), st.uids);
+    // Unique across every fake server of the process too: tests running
+    // side by side start pods in kubelet-style cgroups named by UID.
+    static SERVERS_UIDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SERVERS_UIDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    let uid = format!("{:08x}-0000-4000-8000-{n:012x}", std::process::id());
     meta.insert("uid".into(), json!(uid));
     meta.insert("generation".into(), json!(1));
     meta.insert("creationTimestamp".into(), json!(now()));
