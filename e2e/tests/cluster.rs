@@ -1067,7 +1067,12 @@ fn flow(kubeconfig: &Path, node: Option<String>, real_cluster: bool) {
         assert_eq!(a_web.table("inet", "linx"), web_text, "Ready once the pod runs it");
         if real_cluster {
             let (ok, out) = kubectl(kubeconfig, &["apply", "-f", "-"], &ruleset_yaml(&ns_a, "typo", "web", TYPO));
-            assert!(!ok && out.contains("denied the request") && out.contains("4:16"), "{out}");
+            assert!(
+                !ok && out.contains("denied the request")
+                    && out.contains("4:16")
+                    && out.contains("did you mean 'accept'?"),
+                "{out}"
+            );
             let (ok, out) = kubectl(
                 kubeconfig,
                 &["apply", "--dry-run=server", "-f", "-"],
