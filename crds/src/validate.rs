@@ -671,40 +671,72 @@ fn check_len_msg(errs: &mut Vec<String>, what: &str, n: usize, max: usize) {
     }
 }
 
-/// Standard priority names by family, with the hook each is limited to.
+/// A standard priority name's value on a base chain of `family` on `hook`:
+/// nft's own names, from the engine's vocabulary (one table for this
+/// check, the compiler and the printer).
 fn standard_priority(family: Family, hook: Hook, name: &str) -> Result<i32, String> {
-    use Hook::*;
-    let table: &[(&str, i32, Option<Hook>)] = match family {
-        Family::Ip | Family::Ip6 | Family::Inet => &[
-            ("raw", -300, None),
-            ("mangle", -150, None),
-            ("dstnat", -100, Some(Prerouting)),
-            ("filter", 0, None),
-            ("security", 50, None),
-            ("srcnat", 100, Some(Postrouting)),
-        ],
-        Family::Bridge => &[
-            ("dstnat", -300, Some(Prerouting)),
-            ("filter", -200, None),
-            ("out", 100, Some(Output)),
-            ("srcnat", 300, Some(Postrouting)),
-        ],
-        Family::Arp | Family::Netdev => &[("filter", 0, None)],
-    };
-    match table.iter().find(|(n, _, _)| *n == name) {
-        None => {
-            let names: Vec<&str> = table.iter().map(|(n, _, _)| *n).collect();
-            Err(format!(
-                "unknown priority {name:?} in the {family} family ({})",
-                names.join(", ")
-            ))
-        }
-        Some((_, _, Some(only))) if *only != hook => Err(format!(
+    use linx_netfilter::syntax::vocab::priority_names;
+    let engine = crate::convert::family(family);
+    if let Some((_, v)) = priority_names(engine, hook_number(family, hook))
+        .iter()
+        .find(|(n, _)| *n == name)
+    {
+        return Ok(*v);
+    }
+    // Where else in this family the name is valid, for the message.
+    let hooks = [
+        Hook::Prerouting,
+        Hook::Input,
+        Hook::Forward,
+        Hook::Output,
+        Hook::Postrouting,
+    ];
+    let valid_on: Vec<&str> = hooks
+        .iter()
+        .filter(|h| {
+            priority_names(engine, hook_number(family, **h))
+                .iter()
+                .any(|(n, _)| *n == name)
+        })
+        .map(|h| h.as_str())
+        .collect();
+    if !valid_on.is_empty() {
+        return Err(format!(
             "priority {name} is only valid for {} chains, not {}",
-            only.as_str(),
+            valid_on.join(", "),
             hook.as_str()
-        )),
-        Some((_, v, _)) => Ok(*v),
+        ));
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for h in hooks {
+        for (n, _) in priority_names(engine, hook_number(family, h)) {
+            if !names.contains(n) {
+                names.push(n);
+            }
+        }
+    }
+    Err(format!(
+        "unknown priority {name:?} in the {family} family ({})",
+        names.join(", ")
+    ))
+}
+
+/// The kernel's number of `hook` in `family` (`NF_INET_*`, `NF_ARP_*`,
+/// `NF_NETDEV_*`, `NF_BR_*`).
+fn hook_number(family: Family, hook: Hook) -> u32 {
+    match (family, hook) {
+        (Family::Netdev, Hook::Ingress) => 0,
+        (Family::Netdev, Hook::Egress) => 1,
+        (Family::Arp, Hook::Input) => 0,
+        (Family::Arp, Hook::Output) => 1,
+        (Family::Arp, _) => 2,
+        (_, Hook::Prerouting) => 0,
+        (_, Hook::Input) => 1,
+        (_, Hook::Forward) => 2,
+        (_, Hook::Output) => 3,
+        (_, Hook::Postrouting) => 4,
+        (_, Hook::Ingress) => 5,
+        (_, Hook::Egress) => 6,
     }
 }
 
