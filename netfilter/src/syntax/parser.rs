@@ -242,11 +242,7 @@ impl Parser {
         let (obj, ospan) = self.word("object")?;
         match obj.as_str() {
             "ruleset" => {
-                if let Some(f) = self
-                    .peek_word()
-                    .filter(|w| FAMILIES.contains(w))
-                    .map(str::to_owned)
-                {
+                if let Some(f) = self.peek_word().filter(|w| is_family(w)).map(str::to_owned) {
                     self.pos += 1;
                     out.push(Command {
                         op,
@@ -442,7 +438,7 @@ impl Parser {
     /// `[family] name`
     fn family_and_name(&mut self) -> R<(String, String)> {
         let first = self.name("table name")?;
-        if FAMILIES.contains(&first.0.as_str())
+        if is_family(&first.0)
             && self
                 .peek()
                 .is_some_and(|t| matches!(t.tok, Tok::Word(_) | Tok::Str(_)))

@@ -126,7 +126,7 @@ pub fn evaluate(commands: &[Command]) -> Result<Ruleset, Vec<Diagnostic>> {
 fn family(name: &str, span: Span) -> R<Family> {
     Family::from_name(name).ok_or_else(|| {
         Diagnostic::new(span, format!("unknown family '{name}'"))
-            .suggest(name, super::vocab::FAMILIES.iter().copied())
+            .suggest(name, Family::ALL.iter().map(|f| f.name()))
     })
 }
 

@@ -1,9 +1,12 @@
-//! The words of the nft language: families, commands, statement
-//! keywords and the selectors (`tcp dport`, `ct original saddr`) with the
-//! words each may be followed by. The parser reads with them; diagnostics
-//! suggest from them.
+//! The words of the nft language: commands, statement keywords and the
+//! selectors (`tcp dport`, `ct original saddr`) with the words each may be
+//! followed by. The parser reads with them; diagnostics suggest from them.
+//! (Family names are [`crate::model::Family`]'s own.)
 
-pub const FAMILIES: &[&str] = &["ip", "ip6", "inet", "arp", "bridge", "netdev"];
+/// Whether `word` names an address family.
+pub fn is_family(word: &str) -> bool {
+    crate::model::Family::from_name(word).is_some()
+}
 
 /// Words that begin a keyword statement.
 pub const STMT_KEYWORDS: &[&str] = &[
