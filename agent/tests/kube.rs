@@ -127,6 +127,7 @@ fn report_counts_pods_at_their_current_revision() {
                 enforced_generation: None,
                 message: None,
                 failures: vec![failure.clone()],
+                ..Default::default()
             },
             RulesetReport {
                 namespace: "web".into(),
@@ -139,6 +140,7 @@ fn report_counts_pods_at_their_current_revision() {
                 enforced_generation: None,
                 message: None,
                 failures: vec![failure],
+                ..Default::default()
             },
         ]
     );
@@ -191,6 +193,7 @@ async fn report_is_written_by_forced_server_side_apply() {
                 pod: "web-1".into(),
                 message: "EPERM".into(),
             }],
+            ..Default::default()
         }],
     )
     .owned_by_node("node-uid");

@@ -199,6 +199,7 @@ fn report(
                 enforced_generation: None,
                 message: None,
                 failures,
+                ..Default::default()
             },
             // Same name, earlier incarnation: never counted.
             RulesetReport {
@@ -212,6 +213,7 @@ fn report(
                 enforced_generation: None,
                 message: None,
                 failures: vec![],
+                ..Default::default()
             },
         ],
     )
