@@ -80,11 +80,30 @@ impl NodeController {
                 reports: Arc::new(Reports::default()),
                 metrics,
                 opts,
+                drops: None,
             }),
             workers: HashMap::new(),
             stopping: Vec::new(),
             revision: 0,
         }
+    }
+
+    /// Reads each pod's NFLOG group into `drops` while its rules log to
+    /// the agent. Call before the first [`NodeController::apply`].
+    pub fn read_drops(&mut self, drops: Arc<crate::drops::Drops>) {
+        Arc::get_mut(&mut self.shared)
+            .expect("read_drops before any worker starts")
+            .drops = Some(drops);
+    }
+
+    /// Where the pods' NFLOG groups are read to, if anywhere.
+    pub fn drops(&self) -> Option<Arc<crate::drops::Drops>> {
+        self.shared.drops.clone()
+    }
+
+    /// The resolver of pods' namespaces.
+    pub fn resolver(&self) -> Arc<dyn NetnsResolver> {
+        self.shared.resolver.clone()
     }
 
     /// Per-pod outcomes.

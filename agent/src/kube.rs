@@ -20,13 +20,14 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Client;
-use linx_crds::report::{AGENT_FIELD_MANAGER, MAX_FAILURES, MAX_MESSAGE_LEN};
-use linx_crds::{FirewallNodeReport, FirewallRuleset, PodFailure, RulesetReport};
+use linx_crds::report::{AGENT_FIELD_MANAGER, MAX_FAILURES, MAX_MESSAGE_LEN, MAX_PODS};
+use linx_crds::{FirewallNodeReport, FirewallRuleset, PodFailure, PodRuleset, RulesetReport};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::controller::NodeController;
 use crate::desired::{targets, Target};
+use crate::drops::{Drops, PodRules};
 use crate::pod::Pod;
 use crate::policy::RulesetPolicy;
 use crate::report::{PodReport, PodState, Reports};
@@ -104,6 +105,18 @@ pub fn node_report(
     snap: &Snapshot,
     reports: &BTreeMap<String, PodReport>,
 ) -> FirewallNodeReport {
+    node_report_with(node, snap, reports, None)
+}
+
+/// [`node_report`], with each entry's pods and, from `drops`, the
+/// would-be drops of the generation enforced.
+pub fn node_report_with(
+    node: &str,
+    snap: &Snapshot,
+    reports: &BTreeMap<String, PodReport>,
+    drops: Option<&Drops>,
+) -> FirewallNodeReport {
+    let mut pods: BTreeMap<(String, String), Vec<(String, PodRuleset)>> = BTreeMap::new();
     let mut entries: BTreeMap<(String, String), RulesetReport> = BTreeMap::new();
     let mut failures: BTreeMap<(String, String), Vec<PodFailure>> = BTreeMap::new();
     for pod in snap.pods.iter().filter(|p| !p.host_network) {
@@ -126,6 +139,20 @@ pub fn node_report(
                 ..Default::default()
             });
             e.matched_pods += 1;
+            let state = current.map_or(PodState::Pending, |r| r.state.clone());
+            pods.entry(key.clone()).or_default().push((
+                pod.uid.clone(),
+                PodRuleset {
+                    pod: pod.name.clone(),
+                    state: state.name().to_owned(),
+                    applied_generation: c
+                        .enforced
+                        .as_ref()
+                        .filter(|_| state == PodState::Applied)
+                        .map(|e| e.generation),
+                    would_drop: 0,
+                },
+            ));
             match (current.map(|r| &r.state), &c.value) {
                 // The current generation does not compile: never applied
                 // (the operator reports why; the entry names what is
@@ -151,6 +178,27 @@ pub fn node_report(
         if let Some(e) = entries.get_mut(&key) {
             e.failures = f;
         }
+    }
+    for (key, mut list) in pods {
+        let Some(e) = entries.get_mut(&key) else {
+            continue;
+        };
+        let enforced = snap
+            .policy
+            .find(&key.0, &key.1)
+            .and_then(|c| c.enforced.as_ref().map(|x| x.generation));
+        let counts = drops
+            .and_then(|d| d.counts(&e.uid))
+            .filter(|c| Some(c.generation) == enforced);
+        if let Some(c) = &counts {
+            e.would_drop_total = c.would_drop_total;
+            e.would_drop = c.top();
+            for (uid, p) in &mut list {
+                p.would_drop = c.pods.get(uid).copied().unwrap_or(0);
+            }
+        }
+        list.sort_by(|a, b| a.1.pod.cmp(&b.1.pod));
+        e.pods = list.into_iter().take(MAX_PODS).map(|(_, p)| p).collect();
     }
     FirewallNodeReport::for_node(node, entries.into_values().collect())
 }
@@ -208,15 +256,29 @@ pub async fn run(
     let mut events = std::pin::pin!(futures::stream::select(pods, rulesets));
 
     let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
+    let drops = node.drops();
     let reporter = tokio::spawn(report_loop(
         Api::all(client.clone()),
-        Api::all(client),
+        Api::all(client.clone()),
         opts.clone(),
         node.reports(),
+        snap_rx.clone(),
+        drops.clone(),
+    ));
+    let traces = tokio::spawn(crate::traces::run(
+        client,
+        crate::traces::TraceOptions {
+            node: opts.node.clone(),
+            concurrency: crate::traces::CONCURRENCY,
+        },
+        node.resolver(),
         snap_rx,
     ));
 
-    let mut policy = Arc::new(RulesetPolicy::default());
+    let mut policy = Arc::new(match &drops {
+        Some(d) => RulesetPolicy::with_group(d.group()),
+        None => RulesetPolicy::default(),
+    });
     let (mut pods_ready, mut rulesets_ready) = (false, false);
     tokio::pin!(shutdown);
     loop {
@@ -250,6 +312,9 @@ pub async fn run(
             .iter()
             .filter_map(|p| Some((p.uid.clone(), node.revision_of(&p.uid)?)))
             .collect();
+        if let Some(d) = &drops {
+            d.set_pods(pods.iter().map(|p| (p.clone(), PodRules::of(&policy, p))));
+        }
         snap_tx.send_replace(Arc::new(Snapshot {
             pods,
             policy: policy.clone(),
@@ -257,6 +322,7 @@ pub async fn run(
         }));
     }
     reporter.abort();
+    traces.abort();
     info!("stopping: tables are left in place");
     node.shutdown().await;
 }
@@ -302,7 +368,9 @@ async fn report_loop(
     opts: KubeOptions,
     reports: Arc<Reports>,
     mut snap: watch::Receiver<Arc<Snapshot>>,
+    drops: Option<Arc<Drops>>,
 ) {
+    let mut counted = drops.as_ref().map(|d| d.changes());
     let mut node_uid: Option<String> = None;
     let mut written: Option<FirewallNodeReport> = None;
     // Nothing is reported until the first full view.
@@ -312,7 +380,10 @@ async fn report_loop(
     loop {
         let seen = reports.snapshot();
         let current = snap.borrow_and_update().clone();
-        let report = node_report(&opts.node, &current, &seen);
+        if let Some(c) = &mut counted {
+            c.borrow_and_update();
+        }
+        let report = node_report_with(&opts.node, &current, &seen, drops.as_deref());
         let mut failed = false;
         if written.as_ref().map(|w| &w.spec) != Some(&report.spec) {
             match write_once(&reports_api, &nodes, &opts.node, &mut node_uid, report).await {
@@ -328,9 +399,16 @@ async fn report_loop(
             continue;
         }
         let stale = reports.wait_for(Duration::from_secs(3600), |r| *r != seen);
+        let counts = async {
+            match &mut counted {
+                Some(c) => c.changed().await.ok(),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = stale => {}
             r = snap.changed() => if r.is_err() { return },
+            _ = counts => {}
         }
     }
 }

@@ -7,10 +7,13 @@
 //! - [`report`]: per-pod outcomes; [`metrics`]: Prometheus metrics, [`serve`]d.
 //! - [`local`]: pods and values from a file; [`run`]: `linx-agent run`.
 //! - [`observe`]: `linx-agent trace` and `linx-agent log`.
+//! - [`traces`]: FirewallTraces of this node's pods; [`drops`]: the pods'
+//!   NFLOG groups (Audit, drop logs) as counts, metrics and JSON lines.
 
 pub mod cli;
 pub mod controller;
 pub mod desired;
+pub mod drops;
 pub mod kube;
 pub mod local;
 pub mod metrics;
@@ -23,6 +26,7 @@ pub mod run;
 pub mod serve;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod traces;
 mod worker;
 
 pub use controller::{NodeController, Options};

@@ -17,9 +17,11 @@ use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use linx_crds::conflict::{resolve, Claim};
+use linx_crds::instrument::{instrument, Instrumentation, Tags};
+use linx_crds::origin::Origins;
 use linx_crds::{Family as CrdFamily, FirewallRuleset};
 use linx_netfilter::diff::share_unchanged;
-use linx_netfilter::{Family, Ruleset};
+use linx_netfilter::{Family, Ruleset, Table};
 use tracing::warn;
 
 use crate::desired::Policy;
@@ -36,6 +38,8 @@ pub struct Compiled {
     selector: LabelSelector,
     /// The current generation compiled, or why it does not compile.
     pub value: Result<Arc<Ruleset>, String>,
+    /// Where the current generation's rules come from (when it compiles).
+    rules: Option<Arc<RuleMap>>,
     /// The generation enforced on the pods: the current one when it
     /// compiles, else the last one that did (if known).
     pub enforced: Option<Enforced>,
@@ -47,6 +51,26 @@ pub struct Enforced {
     pub generation: i64,
     pub selector: LabelSelector,
     pub value: Arc<Ruleset>,
+    /// Where each of its rules comes from, and its NFLOG tags.
+    pub rules: Arc<RuleMap>,
+}
+
+/// What maps a rule of a pod's kernel back to the resource: each rule's
+/// line:column (or field), and the tags of the rules that log to the agent.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RuleMap {
+    pub origins: Origins,
+    pub tags: Tags,
+    /// `logging.drops`: would-be drops are logged as lines too.
+    pub log_drops: bool,
+}
+
+/// A table a pod gets, with the resource (and generation) it comes from.
+#[derive(Clone, Copy, Debug)]
+pub struct Owner<'a> {
+    pub compiled: &'a Compiled,
+    pub enforced: &'a Enforced,
+    pub table: &'a Table,
 }
 
 impl Compiled {
@@ -81,12 +105,37 @@ impl Compiled {
 }
 
 /// The FirewallRulesets known, by namespace.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RulesetPolicy {
     by_namespace: BTreeMap<String, Vec<Compiled>>,
+    /// The agent's NFLOG group, which Audit and drop logs log to.
+    group: u16,
+}
+
+/// The NFLOG group the agent reads in each pod, unless told otherwise.
+pub const DEFAULT_NFLOG_GROUP: u16 = 0x4c58;
+
+impl Default for RulesetPolicy {
+    fn default() -> Self {
+        Self::with_group(DEFAULT_NFLOG_GROUP)
+    }
 }
 
 impl RulesetPolicy {
+    /// An empty policy whose resources log to NFLOG group `group` (their
+    /// successors made by [`RulesetPolicy::next`] keep it).
+    pub fn with_group(group: u16) -> Self {
+        RulesetPolicy {
+            by_namespace: BTreeMap::new(),
+            group,
+        }
+    }
+
+    /// The NFLOG group Audit and drop logs log to.
+    pub fn group(&self) -> u16 {
+        self.group
+    }
+
     /// Compiles each resource once, with no memory of earlier generations.
     pub fn new<'a>(rulesets: impl IntoIterator<Item = &'a FirewallRuleset>) -> Self {
         Self::next(&RulesetPolicy::default(), rulesets)
@@ -116,17 +165,21 @@ impl RulesetPolicy {
             // Same generation as before: no need to compile it again (nor
             // to warn again about it).
             let known = old.filter(|c| c.generation == generation);
-            let value = match known {
-                Some(c) => c.value.clone(),
-                None => compile(r, old.and_then(|c| c.enforced.as_ref())),
+            let (value, rules) = match known {
+                Some(c) => (c.value.clone(), c.rules.clone()),
+                None => match compile(r, old.and_then(|c| c.enforced.as_ref()), prev.group) {
+                    Ok((v, m)) => (Ok(v), Some(m)),
+                    Err(e) => (Err(e), None),
+                },
             };
-            let enforced = match &value {
-                Ok(v) => Some(Enforced {
+            let enforced = match (&value, &rules) {
+                (Ok(v), Some(m)) => Some(Enforced {
                     generation,
                     selector: r.spec.pod_selector.clone(),
                     value: v.clone(),
+                    rules: m.clone(),
                 }),
-                Err(_) => old.and_then(|c| c.enforced.clone()),
+                _ => old.and_then(|c| c.enforced.clone()),
             };
             let c = Compiled {
                 name,
@@ -135,6 +188,7 @@ impl RulesetPolicy {
                 created: m.creation_timestamp.clone(),
                 selector: r.spec.pod_selector.clone(),
                 value,
+                rules,
                 enforced,
             };
             if let Some(note) = c.note().filter(|_| known.is_none()) {
@@ -142,7 +196,18 @@ impl RulesetPolicy {
             }
             by_namespace.entry(ns).or_default().push(c);
         }
-        RulesetPolicy { by_namespace }
+        RulesetPolicy {
+            by_namespace,
+            group: prev.group,
+        }
+    }
+
+    /// The resource `namespace/name`.
+    pub fn find(&self, namespace: &str, name: &str) -> Option<&Compiled> {
+        self.by_namespace
+            .get(namespace)?
+            .iter()
+            .find(|c| c.name == name)
     }
 
     /// The resources of the pod's namespace that select it (by the selector
@@ -156,41 +221,54 @@ impl RulesetPolicy {
     }
 }
 
-/// `r` compiled. What it has in common with the generation enforced before
-/// is made the same allocations (`diff::share_unchanged`): the pods'
-/// reconcilers, holding that generation as their baseline, then diff only
-/// what the edit changed.
-fn compile(r: &FirewallRuleset, before: Option<&Enforced>) -> Result<Arc<Ruleset>, String> {
-    linx_crds::convert::to_ruleset(&r.spec)
-        .map(|mut v| {
-            if let Some(before) = before {
-                share_unchanged(&mut v, &before.value);
-            }
-            Arc::new(v)
-        })
-        .map_err(|d| {
-            d.iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
+/// `r` compiled and instrumented (Audit, drop logs, own `log`s: see
+/// `linx_crds::instrument`), with where its rules come from. What it has
+/// in common with the generation enforced before is made the same
+/// allocations (`diff::share_unchanged`): the pods' reconcilers, holding
+/// that generation as their baseline, then diff only what the edit changed.
+fn compile(
+    r: &FirewallRuleset,
+    before: Option<&Enforced>,
+    group: u16,
+) -> Result<(Arc<Ruleset>, Arc<RuleMap>), String> {
+    let mut v = linx_crds::convert::to_ruleset(&r.spec).map_err(|d| {
+        d.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    let mut origins = Origins::of(&r.spec, &v);
+    let tags = instrument(&mut v, &Instrumentation::of(&r.spec, group), &mut origins)?;
+    if let Some(before) = before {
+        share_unchanged(&mut v, &before.value);
+    }
+    let rules = RuleMap {
+        origins,
+        tags,
+        log_drops: r.spec.log_drops(),
+    };
+    Ok((Arc::new(v), Arc::new(rules)))
 }
 
-impl Policy for RulesetPolicy {
-    fn desired(&self, pod: &Pod) -> Option<Ruleset> {
-        let chosen: Vec<(&Compiled, &Arc<Ruleset>)> = self
+impl RulesetPolicy {
+    /// The tables `pod` gets and the resource each comes from: the
+    /// enforced generations of the resources selecting it, each table to
+    /// its owner per `linx_crds::conflict`.
+    pub fn owners<'a>(&'a self, pod: &'a Pod) -> Vec<Owner<'a>> {
+        let chosen: Vec<(&Compiled, &Enforced)> = self
             .selecting(pod)
-            .filter_map(|c| c.enforced.as_ref().map(|e| (c, &e.value)))
+            .filter_map(|c| c.enforced.as_ref().map(|e| (c, e)))
             .collect();
         if chosen.is_empty() {
-            return None;
+            return Vec::new();
         }
         let claims: Vec<Claim> = chosen
             .iter()
-            .map(|(c, v)| Claim {
+            .map(|(c, e)| Claim {
                 name: c.name.clone(),
                 created: c.created.clone(),
-                tables: v
+                tables: e
+                    .value
                     .tables
                     .iter()
                     .filter_map(|t| Some((crd_family(t.family)?, t.name.clone())))
@@ -198,16 +276,31 @@ impl Policy for RulesetPolicy {
             })
             .collect();
         let res = resolve(&claims);
-        let mut out = Ruleset::default();
-        for (c, v) in chosen {
-            for t in &v.tables {
+        let mut out = Vec::new();
+        for (c, e) in chosen {
+            for t in &e.value.tables {
                 let ok = crd_family(t.family).is_none_or(|f| res.may_apply(&c.name, f, &t.name));
                 if ok {
-                    out.tables.push(t.clone());
+                    out.push(Owner {
+                        compiled: c,
+                        enforced: e,
+                        table: t,
+                    });
                 }
             }
         }
-        Some(out)
+        out
+    }
+}
+
+impl Policy for RulesetPolicy {
+    fn desired(&self, pod: &Pod) -> Option<Ruleset> {
+        if !self.selecting(pod).any(|c| c.enforced.is_some()) {
+            return None;
+        }
+        Some(Ruleset {
+            tables: self.owners(pod).iter().map(|o| o.table.clone()).collect(),
+        })
     }
 
     fn holds(&self, pod: &Pod) -> bool {

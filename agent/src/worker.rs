@@ -36,6 +36,8 @@ pub(crate) struct Shared {
     pub reports: Arc<Reports>,
     pub metrics: Metrics,
     pub opts: Options,
+    /// Reads the pods' NFLOG groups when their rules log to the agent.
+    pub drops: Option<Arc<crate::drops::Drops>>,
 }
 
 /// A desired value and the revision it was set at.
@@ -207,6 +209,8 @@ impl Worker {
         // pod whose sandbox died is let go without waiting for a reconcile.
         let mut liveness = tokio::time::interval_at(Instant::now() + opts.retry, opts.retry);
         let mut trigger = Some(Trigger::Start);
+        // Ends with this hold on the namespace.
+        let mut drop_log = crate::drops::Reader::default();
         loop {
             if let Some(t) = trigger.take() {
                 if !self.shared.resolver.still_valid(&held) {
@@ -215,6 +219,12 @@ impl Worker {
                 if let Err(e) = self.reconcile(&mut st, t, desired).await {
                     self.failed(desired.borrow().revision, e);
                     return End::Lost;
+                }
+                if let Some(drops) = &self.shared.drops {
+                    let value = desired.borrow().value.clone();
+                    drop_log
+                        .ensure(drops, &held.netns, &self.pod, value.as_ref())
+                        .await;
                 }
             }
             tokio::select! {

@@ -205,6 +205,29 @@ impl FirewallTraceStatus {
     pub fn current(&self) -> Option<&Condition> {
         self.conditions.iter().find(|c| c.status == "True")
     }
+
+    /// Enters `phase`: its condition `True` with `reason` and `message`,
+    /// the others `False`; a finished phase sets the completion time.
+    pub fn enter(&mut self, phase: TracePhase, reason: &str, message: String, now: &Time) {
+        self.phase = Some(phase);
+        self.conditions = CONDITIONS
+            .iter()
+            .map(|ty| {
+                let on = *ty == phase.as_str();
+                Condition {
+                    type_: (*ty).to_owned(),
+                    status: if on { "True" } else { "False" }.to_owned(),
+                    reason: if on { reason } else { phase.as_str() }.to_owned(),
+                    message: if on { message.clone() } else { String::new() },
+                    observed_generation: None,
+                    last_transition_time: now.clone(),
+                }
+            })
+            .collect();
+        if phase.is_finished() {
+            self.completion_time = Some(now.clone());
+        }
+    }
 }
 
 /// One packet's path.

@@ -13,6 +13,7 @@ pub mod leader;
 pub mod manifests;
 pub mod metrics;
 pub mod status;
+pub mod traces;
 
 pub use controller::{reconcile, Context};
 pub use error::{Error, Result};

@@ -217,6 +217,8 @@ pub fn desired(o: &Observed<'_>, now: &Time) -> (FirewallRulesetStatus, Vec<Chan
             .take(MAX_STATUS_FAILURES)
             .cloned()
             .collect(),
+        would_drop_total: r.would_drop_total,
+        would_drop: r.would_drop.clone(),
     };
     (status, changes)
 }
@@ -355,6 +357,7 @@ mod tests {
             applied: 3,
             failed: 0,
             failures: vec![],
+            ..Default::default()
         };
         let o = Observed {
             generation: 4,
@@ -408,6 +411,7 @@ mod tests {
                 pod: "web-0".into(),
                 message: "EPERM".into(),
             }],
+            ..Default::default()
         };
         let o = Observed {
             generation: 1,

@@ -61,12 +61,20 @@ fn deploy_manifests_are_valid_kubernetes_objects() {
             }
             "ClusterRole" => {
                 let r: ClusterRole = serde_json::from_value(o.clone()).unwrap();
-                // Least privilege: nothing may delete, and only reports and status are written.
+                // Least privilege: only traces may be deleted (finished
+                // ones by the operator, their own by users), and only
+                // reports, status and traces are written.
                 for rule in r.rules.unwrap() {
                     assert!(!rule
                         .verbs
                         .iter()
-                        .any(|v| v == "delete" || v == "*" || v == "deletecollection"));
+                        .any(|v| v == "*" || v == "deletecollection"));
+                    if rule.verbs.iter().any(|v| v == "delete") {
+                        assert_eq!(
+                            rule.resources.as_deref(),
+                            Some(&["firewalltraces".to_string()][..])
+                        );
+                    }
                     if rule
                         .verbs
                         .iter()
@@ -77,7 +85,9 @@ fn deploy_manifests_are_valid_kubernetes_objects() {
                             res.iter().all(|r| [
                                 "firewallnodereports",
                                 "firewallrulesets/status",
-                                "events"
+                                "events",
+                                "firewalltraces",
+                                "firewalltraces/status"
                             ]
                             .contains(&r.as_str())),
                             "{res:?}"
