@@ -230,9 +230,10 @@ pub fn run(cli: Cli) -> Result<Done, CliError> {
                     ""
                 };
                 return Ok(Done::ok(format!(
-                    "{}dry run: {} operation(s) against generation {generation}{verdict}; nothing applied\n",
+                    "{}dry run: {} operation(s) against generation {generation}{verdict}; nothing applied\n{}",
                     patch.render(&desired),
-                    patch.len()
+                    patch.len(),
+                    recreated(&patch)
                 )));
             }
             let out = r.reconcile(&desired).map_err(err)?;
@@ -250,7 +251,9 @@ pub fn run(cli: Cli) -> Result<Done, CliError> {
                     if out.conflicts > 0 { format!(", after {} generation conflict(s)", out.conflicts) } else { String::new() }
                 )
             };
-            Ok(Done::ok(out.patch.render(&desired) + &summary))
+            Ok(Done::ok(
+                out.patch.render(&desired) + &summary + &recreated(&out.patch),
+            ))
         }
         Command::Diff { netns, file, adopt } => {
             let desired = load_desired(&file)?;
@@ -272,6 +275,16 @@ pub fn run(cli: Cli) -> Result<Done, CliError> {
                 stdout: patch.render(&desired),
             })
         }
+    }
+}
+
+/// A line saying what a patch recreates (and so resets), if anything.
+fn recreated(patch: &linx_netfilter::diff::Patch) -> String {
+    match patch.recreated() {
+        0 => String::new(),
+        n => format!(
+            "{n} deletion(s) above recreate what the kernel cannot change in place: their counters, quotas and set contents start over\n"
+        ),
     }
 }
 

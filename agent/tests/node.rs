@@ -519,3 +519,138 @@ async fn an_invalid_edit_keeps_the_last_valid_generation_and_a_restart_holds_its
     assert_eq!(p.ns.ruleset(), FOREIGN);
     node.shutdown().await;
 }
+
+/// The value of a metric line `name{…} V` (summed over label sets that
+/// contain `with`) in the agent's Prometheus text.
+fn metric(registry: &prometheus_client::registry::Registry, name: &str, with: &str) -> f64 {
+    linx_agent::metrics::encode(registry)
+        .lines()
+        .filter(|l| l.starts_with(name) && l.contains(with))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Issue #13's steady state: pods given the real-world rulesets (compiled,
+/// as the agent compiles a FirewallRuleset's `spec.nft`). After another
+/// writer's commit in each pod's namespace, and after an agent restart, the
+/// reconciles of the unchanged rulesets send no batch — counted here and
+/// in the agent's metrics — and no rule is recreated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_real_world_rulesets_send_no_batch_after_a_foreign_commit_or_a_restart() {
+    let values: Vec<Arc<Ruleset>> = linx_netfilter::testing::real_world_rulesets()
+        .into_iter()
+        .filter_map(|(_, text)| linx_netfilter::syntax::compile(&text).ok())
+        .map(Arc::new)
+        .collect();
+    assert!(
+        values.len() >= 25,
+        "{} real-world rulesets compile",
+        values.len()
+    );
+    let pods: Vec<TestPod> = values.iter().map(|_| test_pod()).collect();
+    let start = |registry: &mut prometheus_client::registry::Registry| {
+        let metrics = linx_agent::metrics::Metrics::register(registry);
+        let mut node = NodeController::new(
+            Arc::new(resolver()),
+            Options {
+                resync: Duration::from_millis(300),
+                ..opts()
+            },
+            metrics,
+        );
+        let rev = node.apply(pods.iter().zip(&values).map(|(p, v)| target(p, Some(v))));
+        (node, rev)
+    };
+    let changed = r#"result="Changed""#;
+    let handles = |ns: &TestNetns| {
+        linx_netfilter::testing::masked_listing(&ns.nft(&["-a", "list", "ruleset"]).unwrap())
+    };
+
+    let mut registry = prometheus_client::registry::Registry::default();
+    let (node, rev) = start(&mut registry);
+    let want: Vec<(&TestPod, u64)> = pods.iter().map(|p| (p, rev)).collect();
+    converged(&node, &want, Duration::from_secs(60)).await;
+    let pushed = metric(&registry, "linx_agent_reconciles_total", changed);
+    let batches = metric(&registry, "linx_agent_patch_operations_count", "");
+    assert_eq!(pushed as usize, pods.len(), "one batch per pod to apply");
+    let before: Vec<String> = pods.iter().map(|p| handles(&p.ns)).collect();
+
+    // Another writer commits in every pod's namespace (a CNI plugin's
+    // table): the periodic reconcile finds the generation moved, pulls, and
+    // has nothing to do.
+    let seen: Vec<u64> = pods.iter().map(|p| report(&node, p).reconciles).collect();
+    for p in &pods {
+        p.ns.load("table ip cni-foreign {\n\tchain post {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\tmasquerade\n\t}\n}\n");
+    }
+    let reports = node.reports();
+    let again = reports
+        .wait_for(Duration::from_secs(30), |r| {
+            pods.iter().zip(&seen).all(|(p, n)| {
+                r.get(&p.pod.uid)
+                    .is_some_and(|r| r.reconciles >= n + 2 && r.state == PodState::Applied)
+            })
+        })
+        .await;
+    assert!(again, "every pod reconciled after the foreign commit");
+    assert_eq!(
+        metric(&registry, "linx_agent_reconciles_total", changed),
+        pushed,
+        "a reconcile after a foreign commit sent a batch:\n{}",
+        linx_agent::metrics::encode(&registry)
+    );
+    assert_eq!(
+        metric(&registry, "linx_agent_patch_operations_count", ""),
+        batches
+    );
+    assert!(
+        metric(
+            &registry,
+            "linx_agent_reconciles_total",
+            r#"result="Unchanged""#
+        ) >= pods.len() as f64
+    );
+    for (p, b) in pods.iter().zip(&before) {
+        assert_eq!(report(&node, p).patch_ops, 0);
+        assert_eq!(&handles(&p.ns).replace(&foreign_listing(&p.ns), ""), b);
+    }
+    node.shutdown().await;
+
+    // A new agent (a DaemonSet rollout): it adopts its tables, pulls, and
+    // has nothing to do.
+    let mut registry = prometheus_client::registry::Registry::default();
+    let (node, rev) = start(&mut registry);
+    let want: Vec<(&TestPod, u64)> = pods.iter().map(|p| (p, rev)).collect();
+    converged(&node, &want, Duration::from_secs(60)).await;
+    assert_eq!(
+        metric(&registry, "linx_agent_reconciles_total", changed),
+        0.0,
+        "after a restart a reconcile sent a batch:\n{}",
+        linx_agent::metrics::encode(&registry)
+    );
+    assert_eq!(
+        metric(&registry, "linx_agent_patch_operations_count", ""),
+        0.0
+    );
+    for (p, b) in pods.iter().zip(&before) {
+        assert_eq!(report(&node, p).patch_ops, 0);
+        assert_eq!(&handles(&p.ns).replace(&foreign_listing(&p.ns), ""), b);
+    }
+    println!(
+        "{} real-world rulesets: no batch after a foreign commit, none after a restart",
+        pods.len()
+    );
+    node.shutdown().await;
+}
+
+/// The foreign table's part of `nft -a list ruleset` (masked).
+fn foreign_listing(ns: &TestNetns) -> String {
+    let all = linx_netfilter::testing::masked_listing(&ns.nft(&["-a", "list", "ruleset"]).unwrap());
+    match all.find("table ip cni-foreign") {
+        Some(i) => {
+            let rest = &all[i..];
+            let end = rest.find("\n}\n").map(|e| e + 3).unwrap_or(rest.len());
+            rest[..end].to_owned()
+        }
+        None => String::new(),
+    }
+}

@@ -1,27 +1,38 @@
 //! Diff: the minimal patch that turns one ruleset value into another.
 //!
-//! Objects are matched by identity (family, table, name) and compared by
-//! value, ignoring kernel-assigned handles and runtime state (counters,
-//! quota usage, element expiry). Rules are matched by content with a
-//! shortest-edit-script (Myers) per chain after trimming the common prefix
-//! and suffix, so untouched rules keep their handles and counters. Set
-//! elements are diffed as a delta. What the kernel cannot change in place
-//! is recreated, together with the rules that reference it, in the same
-//! transaction — so there is never a moment without protection.
+//! Objects are matched by identity (family, table, name, and type for named
+//! objects) and compared under the one equality of [`eq`]'s contract:
+//! kernel-assigned handles and numbering, runtime state (counters, quota
+//! usage, element expiry, what the datapath put in dynamic sets) and the
+//! order of set elements are never a change. Rules are matched by content
+//! with a shortest-edit-script (Myers) per chain after trimming the common
+//! prefix and suffix, so untouched rules keep their handles and counters.
+//! Set elements are diffed as a delta. What the kernel cannot change in
+//! place is recreated, together with what refers to it (rules, map
+//! elements), in the same transaction — so there is never a moment without
+//! protection — and the patch says so on each delete it makes for that
+//! (`recreate`). Two values are equal exactly when [`diff`] finds nothing
+//! ([`equal`]).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::hash::{BuildHasher, Hash};
+use std::hash::Hash;
 
 use rustc_hash::FxHashSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::codec::setref::jump_target;
 use crate::expr::{Data, Expr};
 use crate::model::{Chain, Element, Family, Flowtable, Object, Rule, Rules, Ruleset, Set, Table};
 use crate::object::ObjectData;
 use ends::{common_ends, common_ends_all};
+pub(crate) use eq::is_binding;
+use eq::{
+    bound_chains, chain_header_eq, elements_eq, flowtable_eq, is_dynamic, normalized_element,
+    object_eq, rule_eq, rule_hash, set_definition_eq, verdict_chain, Bound, Sides,
+};
 
 /// Where an added rule goes in its chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +61,10 @@ pub enum Op {
     DeleteTable {
         family: Family,
         name: String,
+        /// Why, when the table is added back in the same patch (what it
+        /// held is lost).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recreate: Option<String>,
     },
     AddChain {
         family: Family,
@@ -61,10 +76,20 @@ pub enum Op {
         table: String,
         chain: Chain,
     },
+    /// Deletes every rule of a chain (`flush chain`): a chain about to go
+    /// first lets go of the sets, objects and chains its rules use.
+    FlushChain {
+        family: Family,
+        table: String,
+        chain: String,
+    },
     DeleteChain {
         family: Family,
         table: String,
         name: String,
+        /// Why, when the chain is added back in the same patch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recreate: Option<String>,
     },
     AddSet {
         family: Family,
@@ -75,6 +100,10 @@ pub enum Op {
         family: Family,
         table: String,
         name: String,
+        /// Why, when the set is added back in the same patch (its elements,
+        /// and their counters and timeouts, start over).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recreate: Option<String>,
     },
     AddElements {
         family: Family,
@@ -87,8 +116,19 @@ pub enum Op {
         table: String,
         set: String,
         elements: Vec<Element>,
+        /// Why, when the elements are added back in the same patch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recreate: Option<String>,
     },
     AddObject {
+        family: Family,
+        table: String,
+        object: Object,
+    },
+    /// Changes an object's parameters in place, keeping its state (the
+    /// kernel updates quotas and synproxy objects so; a quota keeps what it
+    /// has used).
+    UpdateObject {
         family: Family,
         table: String,
         object: Object,
@@ -98,6 +138,10 @@ pub enum Op {
         table: String,
         name: String,
         obj_type: u32,
+        /// Why, when the object is added back in the same patch (its
+        /// counter or quota state starts over).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recreate: Option<String>,
     },
     AddFlowtable {
         family: Family,
@@ -108,9 +152,14 @@ pub enum Op {
         family: Family,
         table: String,
         name: String,
+        /// Why, when the flowtable is added back in the same patch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recreate: Option<String>,
     },
     /// `id` is this rule's batch-local id (`NFTA_RULE_ID`), so later
-    /// additions can be positioned after it.
+    /// additions can be positioned after it. `bound`: the chains the rule
+    /// binds (`jump { … }`, and those their rules bind, innermost first),
+    /// with their rules — created with it, gone with it.
     AddRule {
         family: Family,
         table: String,
@@ -118,13 +167,36 @@ pub enum Op {
         rule: Rule,
         position: Position,
         id: u32,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        bound: Vec<Chain>,
     },
     DeleteRule {
         family: Family,
         table: String,
         chain: String,
         handle: u64,
+        /// Why, when the same rule is added back in the same patch (its
+        /// counters start over).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recreate: Option<String>,
     },
+}
+
+impl Op {
+    /// Why this operation deletes something the same patch adds back,
+    /// losing the kernel state it held; `None` for every other operation.
+    pub fn recreate(&self) -> Option<&str> {
+        match self {
+            Op::DeleteTable { recreate, .. }
+            | Op::DeleteChain { recreate, .. }
+            | Op::DeleteSet { recreate, .. }
+            | Op::DeleteElements { recreate, .. }
+            | Op::DeleteObject { recreate, .. }
+            | Op::DeleteFlowtable { recreate, .. }
+            | Op::DeleteRule { recreate, .. } => recreate.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// An ordered list of operations the kernel accepts in one transaction:
@@ -141,12 +213,20 @@ impl Patch {
     pub fn len(&self) -> usize {
         self.ops.len()
     }
+    /// Operations that delete something to add it back (see [`Op::recreate`]).
+    pub fn recreated(&self) -> usize {
+        self.ops.iter().filter(|o| o.recreate().is_some()).count()
+    }
 
     /// Applies the patch to a value in memory, as the kernel applies it.
     /// `handles` gives the kernel handle of each added rule (by its
     /// batch-local id, from the commit's echo); without one a rule keeps no
     /// handle. Used to keep the kernel's state known after a push without
     /// pulling it again.
+    ///
+    /// A chain bound to an added rule keeps the name the desired value gave
+    /// it (the kernel numbers it itself; bound chains' names are no part of
+    /// equality), made unique in its table if another chain has it.
     pub fn apply_to(
         &self,
         value: &mut Ruleset,
@@ -213,6 +293,61 @@ fn find_rule(rules: &[Rule], h: u64, hint: usize) -> Option<usize> {
     }
 }
 
+/// Adds the chains an added rule binds to its table, each under a name no
+/// chain there has (see [`Patch::apply_to`]), and points the rule and the
+/// chains' rules at those names.
+fn add_bound(t: &mut Table, bound: &[Chain], rule: &mut Rule) {
+    let mut renamed: HashMap<&str, String> = HashMap::new();
+    let repoint = |r: &mut Rule, renamed: &HashMap<&str, String>| {
+        for e in r.exprs.iter_mut() {
+            if let Expr::Immediate(i) = e {
+                if let Some(Data::Verdict(v)) = &mut i.data {
+                    if let Some(c) = v.chain_mut() {
+                        if let Some(n) = renamed.get(c.as_str()) {
+                            c.clone_from(n);
+                        }
+                    }
+                }
+            }
+        }
+    };
+    for c in bound {
+        let name = if t.chains.iter().any(|x| x.name == c.name) {
+            (1..)
+                .map(|k| format!("{}~{k}", c.name))
+                .find(|n| t.chains.iter().all(|x| &x.name != n))
+                .expect("a free name")
+        } else {
+            c.name.clone()
+        };
+        let mut c2 = c.clone();
+        c2.name.clone_from(&name);
+        for r in c2.rules.iter_mut() {
+            repoint(r, &renamed);
+        }
+        renamed.insert(&c.name, name);
+        t.chains.push(c2);
+    }
+    repoint(rule, &renamed);
+}
+
+/// Removes the chains `rule` binds, and theirs: the kernel deletes a bound
+/// chain with the rule binding it.
+fn drop_bound(t: &mut Table, rule: &Rule) {
+    for target in rule.exprs.iter().filter_map(jump_target) {
+        if let Some(i) = t
+            .chains
+            .iter()
+            .position(|c| c.name == target && is_binding(c))
+        {
+            let c = t.chains.remove(i);
+            for r in c.rules.iter() {
+                drop_bound(t, r);
+            }
+        }
+    }
+}
+
 /// Applies one op; `hint` is the index of the rule an op last touched.
 fn apply_op(
     v: &mut Ruleset,
@@ -223,7 +358,7 @@ fn apply_op(
     match op {
         Op::AddTable { table } => v.tables.push(table.clone()),
         Op::UpdateTable { table } => table_mut(v, table.family, &table.name)?.flags = table.flags,
-        Op::DeleteTable { family, name } => v
+        Op::DeleteTable { family, name, .. } => v
             .tables
             .retain(|t| !(t.family == *family && &t.name == name)),
         Op::AddChain {
@@ -239,10 +374,22 @@ fn apply_op(
             let c = chain_mut(table_mut(v, *family, table)?, &chain.name)?;
             c.policy = chain.policy;
         }
+        Op::FlushChain {
+            family,
+            table,
+            chain,
+        } => {
+            let t = table_mut(v, *family, table)?;
+            let gone: Vec<Rule> = std::mem::take(&mut *chain_mut(t, chain)?.rules).to_vec();
+            for r in &gone {
+                drop_bound(t, r);
+            }
+        }
         Op::DeleteChain {
             family,
             table,
             name,
+            ..
         } => table_mut(v, *family, table)?
             .chains
             .retain(|c| &c.name != name),
@@ -251,6 +398,7 @@ fn apply_op(
             family,
             table,
             name,
+            ..
         } => table_mut(v, *family, table)?
             .sets
             .retain(|s| &s.name != name),
@@ -267,25 +415,52 @@ fn apply_op(
             table,
             set,
             elements,
+            ..
         } => {
             let s = set_mut(table_mut(v, *family, table)?, set)?;
-            let gone: HashSet<Cow<'_, Element>> = elements.iter().map(normalized_element).collect();
-            s.elements
-                .retain(|e| !gone.contains(&normalized_element(e)));
+            let norm = |e| normalized_element(&s.exprs, e);
+            let gone: HashSet<Cow<'_, Element>> = elements.iter().map(norm).collect();
+            let keep: Vec<bool> = s
+                .elements
+                .iter()
+                .map(|e| !gone.contains(&norm(e)))
+                .collect();
+            let mut keep = keep.into_iter();
+            s.elements.retain(|_| keep.next().unwrap_or(true));
         }
         Op::AddObject {
             family,
             table,
             object,
         } => table_mut(v, *family, table)?.objects.push(object.clone()),
+        Op::UpdateObject {
+            family,
+            table,
+            object,
+        } => {
+            let t = table_mut(v, *family, table)?;
+            if let Some(o) = t
+                .objects
+                .iter_mut()
+                .find(|o| o.name == object.name && o.obj_type == object.obj_type)
+            {
+                // The parameters change; the state (a quota's use) stays.
+                let mut data = object.data.clone();
+                if let (ObjectData::Quota(new), ObjectData::Quota(old)) = (&mut data, &o.data) {
+                    new.consumed = old.consumed;
+                }
+                o.data = data;
+            }
+        }
         Op::DeleteObject {
             family,
             table,
             name,
+            obj_type,
             ..
         } => table_mut(v, *family, table)?
             .objects
-            .retain(|o| &o.name != name),
+            .retain(|o| !(&o.name == name && o.obj_type == *obj_type)),
         Op::AddFlowtable {
             family,
             table,
@@ -297,6 +472,7 @@ fn apply_op(
             family,
             table,
             name,
+            ..
         } => table_mut(v, *family, table)?
             .flowtables
             .retain(|f| &f.name != name),
@@ -305,11 +481,14 @@ fn apply_op(
             table,
             chain,
             handle,
+            ..
         } => {
-            let rules = &mut chain_mut(table_mut(v, *family, table)?, chain)?.rules;
+            let t = table_mut(v, *family, table)?;
+            let rules = &mut chain_mut(t, chain)?.rules;
             if let Some(i) = find_rule(rules, *handle, *hint) {
-                rules.remove(i);
+                let gone = rules.remove(i);
                 *hint = i;
+                drop_bound(t, &gone);
             }
         }
         Op::AddRule {
@@ -319,32 +498,47 @@ fn apply_op(
             rule,
             position,
             id,
+            bound,
         } => {
-            let c = chain_mut(table_mut(v, *family, table)?, chain)?;
+            let t = table_mut(v, *family, table)?;
+            let mut r = rule.clone();
+            if !bound.is_empty() {
+                add_bound(t, bound, &mut r);
+            }
+            let c = chain_mut(t, chain)?;
             let new_handle = handles.get(id).copied();
-            let at = |h: u64| find_rule(&c.rules, h, *hint);
+            let at = *hint;
+            let at_handle = |h: u64| find_rule(&c.rules, h, at);
             let index = match position {
                 Position::Append => c.rules.len(),
                 Position::After(h) => {
-                    at(*h).ok_or_else(|| ApplyError(format!("no rule handle {h} in {chain}")))? + 1
+                    at_handle(*h)
+                        .ok_or_else(|| ApplyError(format!("no rule handle {h} in {chain}")))?
+                        + 1
                 }
-                Position::Before(h) => {
-                    at(*h).ok_or_else(|| ApplyError(format!("no rule handle {h} in {chain}")))?
-                }
+                Position::Before(h) => at_handle(*h)
+                    .ok_or_else(|| ApplyError(format!("no rule handle {h} in {chain}")))?,
                 Position::AfterAdded(prev) => {
                     let h = handles
                         .get(prev)
                         .ok_or_else(|| ApplyError(format!("no handle for added rule {prev}")))?;
-                    at(*h).ok_or_else(|| ApplyError(format!("no rule handle {h} in {chain}")))? + 1
+                    at_handle(*h)
+                        .ok_or_else(|| ApplyError(format!("no rule handle {h} in {chain}")))?
+                        + 1
                 }
             };
-            let mut r = rule.clone();
             r.handle = new_handle;
             c.rules.insert(index, r);
             *hint = index;
         }
     }
     Ok(())
+}
+
+/// Whether two values hold the same configuration: [`diff`] finds nothing
+/// to do between them (see [`eq`] for what never counts as a change).
+pub fn equal(a: &Ruleset, b: &Ruleset) -> bool {
+    diff(a, b).is_empty()
 }
 
 /// Computes the patch that turns `current` into `desired`. Tables present
@@ -481,6 +675,7 @@ fn diff_with(
             b.del_tables.push(Op::DeleteTable {
                 family: t.family,
                 name: t.name.clone(),
+                recreate: None,
             });
         }
     }
@@ -493,17 +688,29 @@ fn diff_with(
     b.finish()
 }
 
-/// Ops gathered by kind, concatenated in an order the kernel accepts.
+/// Ops gathered by kind, concatenated in an order the kernel takes in one
+/// pass: nothing used before it exists, nothing deleted while in use.
+///
+/// Deletes come first, each user before what it uses: rules (and the rules
+/// of chains about to go), elements, sets, chains, objects and flowtables,
+/// tables. Adds follow, what is used
+/// before its users: tables, objects and flowtables, chains (bound chains
+/// too), sets with their elements (a verdict map's elements name chains, an
+/// object map's name objects), elements added to existing sets, then rules
+/// — a chain bound to a rule gets its rules before the rule binding it (the
+/// kernel refuses rules in a chain already bound).
 #[derive(Default)]
 struct Builder {
     del_rules: Vec<Op>,
     del_elems: Vec<Op>,
+    del_sets: Vec<Op>,
     del_chains: Vec<Op>,
     del_objects: Vec<Op>,
     del_tables: Vec<Op>,
     add_tables: Vec<Op>,
-    add_chains: Vec<Op>,
     add_objects: Vec<Op>,
+    add_chains: Vec<Op>,
+    add_sets: Vec<Op>,
     add_elems: Vec<Op>,
     add_rules: Vec<Op>,
     next_rule_id: u32,
@@ -516,12 +723,14 @@ impl Builder {
         for part in [
             self.del_rules,
             self.del_elems,
+            self.del_sets,
             self.del_chains,
             self.del_objects,
             self.del_tables,
             self.add_tables,
-            self.add_chains,
             self.add_objects,
+            self.add_chains,
+            self.add_sets,
             self.add_elems,
             self.add_rules,
         ] {
@@ -530,7 +739,19 @@ impl Builder {
         Patch { ops }
     }
 
-    fn add_rule(&mut self, t: &Table, chain: &str, rule: &Rule, position: Position) -> u32 {
+    /// Adds a rule, with the chains it binds (`jump { … }`): one operation.
+    fn add_rule(
+        &mut self,
+        t: &Table,
+        bound: &Bound<'_>,
+        chain: &str,
+        rule: &Rule,
+        position: Position,
+    ) -> u32 {
+        let mut chains = Vec::new();
+        if !bound.is_empty() {
+            bound_by(rule, bound, &mut chains);
+        }
         self.next_rule_id += 1;
         let id = self.next_rule_id;
         self.add_rules.push(Op::AddRule {
@@ -540,25 +761,26 @@ impl Builder {
             rule: without_handle(rule),
             position,
             id,
+            bound: chains,
         });
         id
     }
 
-    fn add_chain_with_rules(&mut self, t: &Table, c: &Chain) {
+    fn add_chain_with_rules(&mut self, t: &Table, bound: &Bound<'_>, c: &Chain) {
         self.add_chains.push(Op::AddChain {
             family: t.family,
             table: t.name.clone(),
             chain: chain_header(c),
         });
         for r in &c.rules {
-            self.add_rule(t, &c.name, r, Position::Append);
+            self.add_rule(t, bound, &c.name, r, Position::Append);
         }
     }
 
     fn add_set(&mut self, t: &Table, s: &Set) {
         let mut set = s.clone();
         set.handle = None;
-        self.add_objects.push(Op::AddSet {
+        self.add_sets.push(Op::AddSet {
             family: t.family,
             table: t.name.clone(),
             set,
@@ -589,17 +811,18 @@ impl Builder {
         self.add_tables.push(Op::AddTable {
             table: table_header(t),
         });
-        for s in &t.sets {
-            self.add_set(t, s);
-        }
         for o in &t.objects {
             self.add_object(t, o);
         }
         for f in &t.flowtables {
             self.add_flowtable(t, f);
         }
-        for c in &t.chains {
-            self.add_chain_with_rules(t, c);
+        let bound = bound_chains(t);
+        for c in t.chains.iter().filter(|c| !is_binding(c)) {
+            self.add_chain_with_rules(t, &bound, c);
+        }
+        for s in &t.sets {
+            self.add_set(t, s);
         }
     }
 
@@ -610,6 +833,7 @@ impl Builder {
             self.del_tables.push(Op::DeleteTable {
                 family: cur.family,
                 name: cur.name.clone(),
+                recreate: Some("its comment changed (the kernel keeps a table's first)".into()),
             });
             self.add_whole_table(want);
             return;
@@ -621,78 +845,89 @@ impl Builder {
         }
         let fam = want.family;
         let tname = || want.name.clone();
-        // Things recreated here force the rules that reference them to be
-        // deleted first and added back after.
-        let mut recreated_sets: HashSet<&str> = HashSet::new();
-        let mut recreated_objects: HashSet<&str> = HashSet::new();
-        let mut recreated_chains: HashSet<&str> = HashSet::new();
+        let sides = Sides::of(cur, want);
+        // Things recreated here force what refers to them (rules, and map
+        // elements naming chains or objects) out first and back after.
+        let mut deps = Dependents::default();
 
-        for p in pair_by_name(&cur.sets, &want.sets, |s| &s.name) {
-            match p {
-                Pair::Gone(c) => self.del_objects.push(Op::DeleteSet {
-                    family: fam,
-                    table: tname(),
-                    name: c.name.clone(),
-                }),
-                Pair::New(s) => self.add_set(want, s),
-                Pair::Both(c, s) if set_definition_eq(c, s) => self.elements(want, c, s),
-                Pair::Both(c, s) => {
-                    recreated_sets.insert(&s.name);
-                    self.del_objects.push(Op::DeleteSet {
-                        family: fam,
-                        table: tname(),
-                        name: c.name.clone(),
-                    });
-                    self.add_set(want, s);
-                }
-            }
-        }
-        for p in pair_by_name(&cur.objects, &want.objects, |o| &o.name) {
-            let delete = |c: &Object| Op::DeleteObject {
+        for p in pair_by(&cur.objects, &want.objects, |o| {
+            (o.name.as_str(), o.obj_type)
+        }) {
+            let delete = |c: &Object, recreate| Op::DeleteObject {
                 family: fam,
                 table: tname(),
                 name: c.name.clone(),
                 obj_type: c.obj_type,
+                recreate,
             };
             match p {
-                Pair::Gone(c) => self.del_objects.push(delete(c)),
+                Pair::Gone(c) => self.del_objects.push(delete(c, None)),
                 Pair::New(o) => self.add_object(want, o),
                 Pair::Both(c, o) if object_eq(c, o) => {}
+                Pair::Both(c, o) if updates_in_place(c, o) => {
+                    let mut object = o.clone();
+                    object.handle = None;
+                    self.add_objects.push(Op::UpdateObject {
+                        family: fam,
+                        table: tname(),
+                        object,
+                    });
+                }
                 Pair::Both(c, o) => {
-                    recreated_objects.insert(&o.name);
-                    self.del_objects.push(delete(c));
+                    deps.objects.insert(&o.name);
+                    let why = "its parameters changed (the kernel cannot change them in place)";
+                    self.del_objects.push(delete(c, Some(why.into())));
                     self.add_object(want, o);
                 }
             }
         }
-        for p in pair_by_name(&cur.flowtables, &want.flowtables, |f| &f.name) {
-            let delete = |c: &Flowtable| Op::DeleteFlowtable {
+        for p in pair_by(&cur.flowtables, &want.flowtables, |f| f.name.as_str()) {
+            let delete = |c: &Flowtable, recreate| Op::DeleteFlowtable {
                 family: fam,
                 table: tname(),
                 name: c.name.clone(),
+                recreate,
             };
             match p {
-                Pair::Gone(c) => self.del_objects.push(delete(c)),
+                Pair::Gone(c) => self.del_objects.push(delete(c, None)),
                 Pair::New(f) => self.add_flowtable(want, f),
                 Pair::Both(c, f) if flowtable_eq(c, f) => {}
                 Pair::Both(c, f) => {
-                    self.del_objects.push(delete(c));
+                    let why = "its hook or flags changed";
+                    self.del_objects.push(delete(c, Some(why.into())));
                     self.add_flowtable(want, f);
                 }
             }
         }
-        // Decide chain fates first: a recreated chain makes rules jumping
-        // to it dependents, wherever they are.
+        // Chain fates next: a recreated chain makes rules and map elements
+        // jumping to it dependents, wherever they are. Bound chains are part
+        // of the rules binding them.
         let mut kept: Vec<(&Chain, &Chain)> = Vec::new();
-        for p in pair_by_name(&cur.chains, &want.chains, |c| &c.name) {
-            let delete = |c: &Chain| Op::DeleteChain {
+        fn unbound(t: &Table) -> Vec<&Chain> {
+            t.chains.iter().filter(|c| !is_binding(c)).collect()
+        }
+        let (cur_chains, want_chains) = (unbound(cur), unbound(want));
+        for p in pair_by(&cur_chains, &want_chains, |c| c.name.as_str()) {
+            let delete = |c: &Chain, recreate| Op::DeleteChain {
                 family: fam,
                 table: tname(),
                 name: c.name.clone(),
+                recreate,
+            };
+            // A chain going lets go of what its rules use first.
+            let flush = |c: &Chain| Op::FlushChain {
+                family: fam,
+                table: tname(),
+                chain: c.name.clone(),
             };
             match p {
-                Pair::Gone(c) => self.del_chains.push(delete(c)),
-                Pair::New(w) => self.add_chain_with_rules(want, w),
+                Pair::Gone(c) => {
+                    if !c.rules.is_empty() {
+                        self.del_rules.push(flush(c));
+                    }
+                    self.del_chains.push(delete(c, None));
+                }
+                Pair::New(w) => self.add_chain_with_rules(want, &sides.want, w),
                 Pair::Both(c, w) if chain_header_eq(c, w, true) => kept.push((c, w)),
                 Pair::Both(c, w) if chain_header_eq(c, w, false) => {
                     // Only the policy differs: the kernel updates it in place.
@@ -704,25 +939,47 @@ impl Builder {
                     kept.push((c, w));
                 }
                 Pair::Both(c, w) => {
-                    recreated_chains.insert(&w.name);
-                    self.del_chains.push(delete(c));
-                    self.add_chain_with_rules(want, w);
+                    deps.chains.insert(&w.name);
+                    let why = "its hook, type, flags or comment changed";
+                    if !c.rules.is_empty() {
+                        self.del_rules.push(flush(c));
+                    }
+                    self.del_chains.push(delete(c, Some(why.into())));
+                    self.add_chain_with_rules(want, &sides.want, w);
                 }
             }
         }
-        let deps = Dependents {
-            sets: &recreated_sets,
-            objects: &recreated_objects,
-            chains: &recreated_chains,
-        };
+        for p in pair_by(&cur.sets, &want.sets, |s| s.name.as_str()) {
+            match p {
+                Pair::Gone(c) => self.del_sets.push(Op::DeleteSet {
+                    family: fam,
+                    table: tname(),
+                    name: c.name.clone(),
+                    recreate: None,
+                }),
+                Pair::New(s) => self.add_set(want, s),
+                Pair::Both(c, s) => match set_change(c, s) {
+                    None => self.elements(want, c, s, &deps),
+                    Some(why) => {
+                        deps.sets.insert(&s.name);
+                        self.del_sets.push(Op::DeleteSet {
+                            family: fam,
+                            table: tname(),
+                            name: c.name.clone(),
+                            recreate: Some(why),
+                        });
+                        self.add_set(want, s);
+                    }
+                },
+            }
+        }
         // Rule lists still shared with the current value, or with the
         // baseline it equals, are unchanged — unless something they may
-        // reference is recreated, which forces their rules out and back.
-        let nothing_recreated = recreated_sets.is_empty()
-            && recreated_objects.is_empty()
-            && recreated_chains.is_empty();
+        // reference is recreated, which forces their rules out and back, or
+        // they bind chains (compared through the rules binding them).
+        let shortcuts = deps.is_empty() && sides.plain();
         let unchanged = |c: &Chain, w: &Chain| {
-            nothing_recreated
+            shortcuts
                 && c.rules.len() == w.rules.len()
                 && (c.rules.same(&w.rules)
                     || base
@@ -739,7 +996,7 @@ impl Builder {
             .map(|(c, w)| {
                 let b = base.and_then(|b| b.get(&w.name));
                 match b {
-                    Some(b) if nothing_recreated && b.len() == c.rules.len() => {
+                    Some(b) if shortcuts && b.len() == c.rules.len() => {
                         common_ends(b.len(), w.rules.len(), |i, j| {
                             same_allocation(&b[i], &w.rules[j])
                         })
@@ -758,24 +1015,52 @@ impl Builder {
         let ends = common_ends_all(&lens, self.parallel_min, |k, i, j| {
             let (c, w) = kept[k];
             let skip = shared_ends[k].0;
-            same_rule(&deps, &c.rules[skip + i], &w.rules[skip + j])
+            let want = &w.rules[skip + j];
+            !deps.touches(want, &sides.want) && rule_eq(&sides, &c.rules[skip + i], want)
         });
         for (((c, w), ends), shared) in kept.into_iter().zip(ends).zip(shared_ends) {
             let ends = (shared.0 + ends.0, shared.1 + ends.1);
-            self.rules(want, c, w, &deps, ends);
+            self.rules(want, c, w, &sides, &deps, ends);
         }
     }
 
-    fn elements(&mut self, t: &Table, cur: &Set, want: &Set) {
+    fn elements(&mut self, t: &Table, cur: &Set, want: &Set, deps: &Dependents<'_>) {
+        if is_dynamic(want) {
+            // What the datapath put there is state (see `eq`).
+            return;
+        }
+        // Elements naming a recreated chain or object go out and back.
+        let forced = |e: &Element| deps.element(e).is_some();
+        let any_forced = !deps.chains.is_empty() || !deps.objects.is_empty();
+        let (mut gone_forced, mut new_forced) = (Vec::new(), Vec::new());
+        let (a, b): (Cow<'_, [Element]>, Cow<'_, [Element]>) =
+            if any_forced && want.elements.iter().any(forced) {
+                let split = |v: &[Element], out: &mut Vec<Element>| -> Vec<Element> {
+                    let (hit, rest): (Vec<Element>, Vec<Element>) =
+                        v.iter().cloned().partition(|e| forced(e));
+                    out.extend(hit);
+                    rest
+                };
+                (
+                    Cow::Owned(split(&cur.elements, &mut gone_forced)),
+                    Cow::Owned(split(&want.elements, &mut new_forced)),
+                )
+            } else {
+                (
+                    Cow::Borrowed(&cur.elements[..]),
+                    Cow::Borrowed(&want.elements[..]),
+                )
+            };
         // Element lists usually agree but for a few elements: walk the
         // common prefix and suffix in order, and hash only what is between.
-        let (a, b) = (&cur.elements[..], &want.elements[..]);
-        let same =
-            |x: &Element, y: &Element| x == y || normalized_element(x) == normalized_element(y);
-        let (pre, suf) = common_ends(a.len(), b.len(), |i, j| same(&a[i], &b[j]));
+        let norm_cur = |e| normalized_element(&cur.exprs, e);
+        let norm_want = |e| normalized_element(&want.exprs, e);
+        let (pre, suf) = common_ends(a.len(), b.len(), |i, j| {
+            a[i] == b[j] || norm_cur(&a[i]) == norm_want(&b[j])
+        });
         let (a, b) = (&a[pre..a.len() - suf], &b[pre..b.len() - suf]);
-        let norm_cur: Vec<Cow<'_, Element>> = a.iter().map(normalized_element).collect();
-        let norm_want: Vec<Cow<'_, Element>> = b.iter().map(normalized_element).collect();
+        let norm_cur: Vec<Cow<'_, Element>> = a.iter().map(norm_cur).collect();
+        let norm_want: Vec<Cow<'_, Element>> = b.iter().map(norm_want).collect();
         let have: FxHashSet<&Element> = norm_cur.iter().map(|e| e.as_ref()).collect();
         let wanted: FxHashSet<&Element> = norm_want.iter().map(|e| e.as_ref()).collect();
         let removed: Vec<Element> = a
@@ -790,13 +1075,33 @@ impl Builder {
             .filter(|(_, n)| !have.contains(n.as_ref()))
             .map(|(e, _)| e.clone())
             .collect();
+        let mut removed = removed;
+        if want.is_interval() {
+            // The kernel finds an interval's end only after its start (as
+            // nft sends them); a dump lists an interval tree from the top.
+            sort_intervals(&mut removed);
+        }
+        let delete = |elements: Vec<Element>, recreate: Option<String>| Op::DeleteElements {
+            family: t.family,
+            table: t.name.clone(),
+            set: want.name.clone(),
+            elements,
+            recreate,
+        };
         if !removed.is_empty() {
-            self.del_elems.push(Op::DeleteElements {
-                family: t.family,
-                table: t.name.clone(),
-                set: want.name.clone(),
-                elements: removed,
-            });
+            self.del_elems.push(delete(removed, None));
+        }
+        if !gone_forced.is_empty() {
+            let why = deps.element(&gone_forced[0]).unwrap_or_default();
+            if want.is_interval() {
+                sort_intervals(&mut gone_forced);
+            }
+            self.del_elems.push(delete(gone_forced, Some(why)));
+        }
+        let resort = want.is_interval() && !new_forced.is_empty();
+        let mut added: Vec<Element> = added.into_iter().chain(new_forced).collect();
+        if resort {
+            sort_intervals(&mut added);
         }
         if !added.is_empty() {
             self.add_elems.push(Op::AddElements {
@@ -808,13 +1113,13 @@ impl Builder {
         }
     }
 
-    /// The rule ops of a kept chain, given the common ends of its rules
-    /// (see [`same_rule`]).
+    /// The rule ops of a kept chain, given the common ends of its rules.
     fn rules(
         &mut self,
         t: &Table,
         cur: &Chain,
         want: &Chain,
+        sides: &Sides<'_>,
         deps: &Dependents<'_>,
         (pre, suf): (usize, usize),
     ) {
@@ -827,16 +1132,13 @@ impl Builder {
         let mut kept_cur = vec![false; wa.len()];
         let mut match_of_want: Vec<Option<usize>> = vec![None; wb.len()];
         if !wa.is_empty() && !wb.is_empty() {
-            let cur_n: Vec<Cow<'_, Rule>> = wa.iter().map(normalized_rule).collect();
-            let want_n: Vec<Cow<'_, Rule>> = wb.iter().map(normalized_rule).collect();
-            let hasher = rustc_hash::FxBuildHasher;
-            let cur_h: Vec<u64> = cur_n.iter().map(|r| hasher.hash_one(RuleKey(r))).collect();
-            let want_h: Vec<u64> = want_n.iter().map(|r| hasher.hash_one(RuleKey(r))).collect();
-            let forced: Vec<bool> = wb.iter().map(|r| deps.touches(r)).collect();
+            let cur_h: Vec<u64> = wa.iter().map(|r| rule_hash(&sides.cur, r)).collect();
+            let want_h: Vec<u64> = wb.iter().map(|r| rule_hash(&sides.want, r)).collect();
+            let forced: Vec<bool> = wb.iter().map(|r| deps.touches(r, &sides.want)).collect();
             // A hash only rules a pair out; equal hashes are always checked
             // by full comparison (a collision must not hide a change).
             let eq = |i: usize, j: usize| {
-                cur_h[i] == want_h[j] && !forced[j] && RuleKey(&cur_n[i]) == RuleKey(&want_n[j])
+                cur_h[i] == want_h[j] && !forced[j] && rule_eq(sides, &wa[i], &wb[j])
             };
             for (i, j) in lcs(wa.len(), wb.len(), eq) {
                 kept_cur[i] = true;
@@ -850,6 +1152,7 @@ impl Builder {
                     table: t.name.clone(),
                     chain: cur.name.clone(),
                     handle,
+                    recreate: deps.reason(r, &sides.cur),
                 });
             }
         }
@@ -878,17 +1181,40 @@ impl Builder {
                     .map(Position::Before)
                     .unwrap_or(Position::Append),
             };
-            let id = self.add_rule(t, &want.name, r, position);
+            let id = self.add_rule(t, &sides.want, &want.name, r, position);
             anchor = Some(Position::AfterAdded(id));
         }
     }
 }
 
-/// Whether a current rule stays as a desired one. A rule referencing
-/// something recreated never does: it must be deleted before its
-/// dependency and added back after.
-fn same_rule(deps: &Dependents<'_>, cur: &Rule, want: &Rule) -> bool {
-    !deps.touches(want) && rule_eq(cur, want)
+/// Whether the kernel changes object `cur` into `want` in place (measured:
+/// a `NEWOBJ` for an existing quota or synproxy object updates it, a quota
+/// keeping what it used; other types ignore it).
+fn updates_in_place(cur: &Object, want: &Object) -> bool {
+    use crate::sys::{NFT_OBJECT_QUOTA, NFT_OBJECT_SYNPROXY};
+    matches!(want.obj_type, NFT_OBJECT_QUOTA | NFT_OBJECT_SYNPROXY)
+        && cur.obj_type == want.obj_type
+        && cur.userdata == want.userdata
+        && cur.unknown == want.unknown
+}
+
+/// Interval elements in key order, an interval's end before a start at the
+/// same key (where one interval ends, the next may begin).
+fn sort_intervals(elements: &mut [Element]) {
+    let is_start = |e: &Element| e.flags.unwrap_or(0) & crate::sys::NFT_SET_ELEM_INTERVAL_END == 0;
+    elements.sort_by(|a, b| (a.key.as_ref(), is_start(a)).cmp(&(b.key.as_ref(), is_start(b))));
+}
+
+/// Why an existing set must be recreated to become the desired one, if it
+/// must: the kernel changes neither a set's definition nor, once a rule
+/// binds it, a constant set's elements.
+fn set_change(cur: &Set, want: &Set) -> Option<String> {
+    if !set_definition_eq(cur, want) {
+        return Some("its definition changed (the kernel cannot change it in place)".into());
+    }
+    let constant = want.flags & crate::sys::NFT_SET_CONSTANT != 0;
+    (constant && !is_dynamic(want) && !elements_eq(cur, want))
+        .then(|| "its elements changed and it is constant".into())
 }
 
 /// An item of the current or desired value, matched with its namesake.
@@ -901,60 +1227,87 @@ enum Pair<'a, T> {
     Both(&'a T, &'a T),
 }
 
-/// Pairs items by name: first every current item not desired, then every
-/// desired item with its current namesake, in desired order.
-fn pair_by_name<'a, T>(
+/// Pairs items by identity: first every current item not desired, then
+/// every desired item with its current namesake, in desired order.
+fn pair_by<'a, T, K: Eq + Hash>(
     cur: &'a [T],
     want: &'a [T],
-    name: impl Fn(&T) -> &String,
+    key: impl Fn(&'a T) -> K,
 ) -> Vec<Pair<'a, T>> {
-    let current: HashMap<&str, &T> = cur.iter().map(|c| (name(c).as_str(), c)).collect();
-    let wanted: HashSet<&str> = want.iter().map(|w| name(w).as_str()).collect();
+    let current: HashMap<K, &T> = cur.iter().map(|c| (key(c), c)).collect();
+    let wanted: HashSet<K> = want.iter().map(&key).collect();
     let mut out: Vec<Pair<'a, T>> = cur
         .iter()
-        .filter(|c| !wanted.contains(name(c).as_str()))
+        .filter(|c| !wanted.contains(&key(c)))
         .map(Pair::Gone)
         .collect();
     out.extend(want.iter().map(|w| {
         current
-            .get(name(w).as_str())
+            .get(&key(w))
             .map_or(Pair::New(w), |c| Pair::Both(c, w))
     }));
     out
 }
 
+/// What a patch recreates, by name; what refers to it is recreated too.
+#[derive(Default)]
 struct Dependents<'a> {
-    sets: &'a HashSet<&'a str>,
-    objects: &'a HashSet<&'a str>,
-    chains: &'a HashSet<&'a str>,
+    sets: HashSet<&'a str>,
+    objects: HashSet<&'a str>,
+    chains: HashSet<&'a str>,
 }
 
 impl Dependents<'_> {
-    fn touches(&self, rule: &Rule) -> bool {
-        if self.sets.is_empty() && self.objects.is_empty() && self.chains.is_empty() {
-            return false;
+    fn is_empty(&self) -> bool {
+        self.sets.is_empty() && self.objects.is_empty() && self.chains.is_empty()
+    }
+
+    /// Whether a rule refers to something recreated (through the chains it
+    /// binds too).
+    fn touches(&self, rule: &Rule, bound: &Bound<'_>) -> bool {
+        !self.is_empty() && self.reason(rule, bound).is_some()
+    }
+
+    /// What recreated thing a rule refers to, said as the patch says it.
+    fn reason(&self, rule: &Rule, bound: &Bound<'_>) -> Option<String> {
+        if self.is_empty() {
+            return None;
         }
-        let jumps_to_recreated = |d: &Option<Data>| match d {
-            Some(Data::Verdict(v)) => v.chain().is_some_and(|c| self.chains.contains(c)),
-            _ => false,
-        };
-        let mut hit = rule
-            .exprs
-            .iter()
-            .any(|e| matches!(e, Expr::Immediate(i) if jumps_to_recreated(&i.data)));
-        for s in &rule.sets {
-            for el in &s.elements {
-                hit |= jumps_to_recreated(&el.data);
-                hit |= el
-                    .objref
-                    .as_deref()
-                    .is_some_and(|o| self.objects.contains(o));
+        for e in rule.exprs.iter() {
+            if let Expr::Immediate(i) = e {
+                if let Some(c) = verdict_chain(&i.data).filter(|c| self.chains.contains(c)) {
+                    return Some(format!("it jumps to chain {c}, which is recreated"));
+                }
+            }
+            if let Some(n) = e.set_name() {
+                if self.sets.contains(n) {
+                    return Some(format!("it refers to set @{n}, which is recreated"));
+                }
+                if self.objects.contains(n) {
+                    return Some(format!("it refers to object {n}, which is recreated"));
+                }
+            }
+            if let Some(b) = jump_target(e).and_then(|n| bound.get(n)) {
+                if let Some(why) = b.rules.iter().find_map(|r| self.reason(r, bound)) {
+                    return Some(why);
+                }
             }
         }
-        hit || rule.exprs.iter().any(|e| {
-            e.set_name()
-                .is_some_and(|n| self.sets.contains(n) || self.objects.contains(n))
-        })
+        rule.sets
+            .iter()
+            .flat_map(|s| &s.elements)
+            .find_map(|el| self.element(el))
+    }
+
+    /// What recreated chain or object an element names.
+    fn element(&self, el: &Element) -> Option<String> {
+        if let Some(c) = verdict_chain(&el.data).filter(|c| self.chains.contains(c)) {
+            return Some(format!("it jumps to chain {c}, which is recreated"));
+        }
+        el.objref
+            .as_deref()
+            .filter(|o| self.objects.contains(o))
+            .map(|o| format!("it refers to object {o}, which is recreated"))
     }
 }
 
@@ -1077,151 +1430,19 @@ fn chain_header(c: &Chain) -> Chain {
     }
 }
 
-/// Chain headers equal; with `strict` false the policy may differ (the
-/// kernel updates a base chain's policy in place).
-fn chain_header_eq(a: &Chain, b: &Chain, strict: bool) -> bool {
-    a.hook == b.hook
-        && a.chain_type == b.chain_type
-        && (!strict || a.policy == b.policy)
-        && chain_user_flags(a) == chain_user_flags(b)
-        && a.userdata == b.userdata
-        && a.unknown == b.unknown
-}
-
-/// A chain's flags as a writer sets them: the kernel adds `NFT_CHAIN_BASE`
-/// itself to every chain with a hook (compared separately), so a desired
-/// base chain built without it is the same chain.
-fn chain_user_flags(c: &Chain) -> u32 {
-    c.flags.unwrap_or(0) & !crate::sys::NFT_CHAIN_BASE
-}
-
-/// Set definitions equal: everything but elements and kernel-only facts
-/// (handle, use count). Field by field, so a million-element
-/// set is never cloned.
-fn set_definition_eq(a: &Set, b: &Set) -> bool {
-    a.name == b.name
-        && a.flags == b.flags
-        && a.key_type == b.key_type
-        && a.key_len == b.key_len
-        && a.data_type == b.data_type
-        && a.data_len == b.data_len
-        && a.obj_type == b.obj_type
-        && a.policy == b.policy
-        && desc(a) == desc(b)
-        && a.timeout == b.timeout
-        && a.gc_interval == b.gc_interval
-        && a.userdata == b.userdata
-        && a.exprs == b.exprs
-        && a.unknown == b.unknown
-}
-
-/// A set's description; an empty one (the kernel dumps an empty nest for
-/// sets created without one) is no description.
-fn desc(s: &Set) -> Option<&crate::model::SetDesc> {
-    s.desc
-        .as_ref()
-        .filter(|d| d.size.is_some() || !d.concat.is_empty() || !d.unknown.is_empty())
-}
-
-fn object_eq(a: &Object, b: &Object) -> bool {
-    a.obj_type == b.obj_type
-        && a.userdata == b.userdata
-        && a.unknown == b.unknown
-        && object_data_without_state(&a.data) == object_data_without_state(&b.data)
-}
-
-/// An object's parameters without its runtime state (counter values, quota use).
-fn object_data_without_state(d: &ObjectData) -> ObjectData {
-    let mut d = d.clone();
-    d.clear_state();
-    d
-}
-
-fn flowtable_eq(a: &Flowtable, b: &Flowtable) -> bool {
-    a.hook == b.hook && a.flags == b.flags && a.unknown == b.unknown
-}
-
-/// A rule as compared: its content without handle, runtime state, or the
-/// kernel's `__set%d` numbering of its anonymous sets (named by position).
-/// Borrowed unless the rule has anonymous sets (rare): runtime state is
-/// skipped when hashing and comparing instead (see [`RuleKey`]).
-fn normalized_rule(r: &Rule) -> Cow<'_, Rule> {
-    if r.sets.is_empty() {
-        return Cow::Borrowed(r);
-    }
-    let mut n = r.clone();
-    let anon: HashMap<String, usize> = n
-        .sets
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.name.clone(), i))
-        .collect();
-    for e in &mut n.exprs {
-        if let Some((name, id)) = e.set_refs_mut() {
-            if let Some(i) = name.as_deref().and_then(|s| anon.get(s)) {
-                *name = Some(format!("anonymous#{i}"));
-                *id = None;
+/// The chains `rule` binds, and those their rules bind, innermost first,
+/// with their rules (handles dropped).
+fn bound_by(rule: &Rule, bound: &Bound<'_>, out: &mut Vec<Chain>) {
+    for target in rule.exprs.iter().filter_map(jump_target) {
+        if let Some(c) = bound.get(target) {
+            for r in c.rules.iter() {
+                bound_by(r, bound, out);
             }
+            let mut c = (*c).clone();
+            c.handle = None;
+            c.rules = c.rules.iter().map(without_handle).collect();
+            out.push(c);
         }
-    }
-    for (i, s) in n.sets.iter_mut().enumerate() {
-        s.name = format!("anonymous#{i}");
-        s.handle = None;
-        // nft's hints for listing (key byte order, size) do not change what
-        // the set matches; anonymous sets compare by content.
-        s.userdata = None;
-        s.desc = None;
-        for el in &mut s.elements {
-            *el = normalized_element(el).into_owned();
-        }
-    }
-    Cow::Owned(n)
-}
-
-/// An expression without its runtime state: borrowed unless it has some
-/// (counters and the like are small and own no heap data).
-fn stateless(e: &Expr) -> Cow<'_, Expr> {
-    // Expressions whose attributes include runtime state.
-    if matches!(
-        e,
-        Expr::Counter(_) | Expr::Quota(_) | Expr::Last(_) | Expr::Dynset(_) | Expr::Inner(_)
-    ) {
-        let mut c = e.clone();
-        c.clear_state();
-        Cow::Owned(c)
-    } else {
-        Cow::Borrowed(e)
-    }
-}
-
-/// What a rule does, for hashing and comparing: its expressions without
-/// runtime state, its userdata, anonymous sets and unknown attributes —
-/// not its handle.
-struct RuleKey<'a>(&'a Rule);
-
-impl Hash for RuleKey<'_> {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        let r = self.0;
-        r.exprs.len().hash(h);
-        for e in &r.exprs {
-            stateless(e).hash(h);
-        }
-        (&r.userdata, &r.sets, &r.unknown).hash(h);
-    }
-}
-
-impl PartialEq for RuleKey<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        let (a, b) = (self.0, other.0);
-        a.exprs.len() == b.exprs.len()
-            && a.userdata == b.userdata
-            && a.unknown == b.unknown
-            && a.sets == b.sets
-            && (a.exprs.same(&b.exprs)
-                || a.exprs
-                    .iter()
-                    .zip(&b.exprs)
-                    .all(|(x, y)| x == y || stateless(x) == stateless(y)))
     }
 }
 
@@ -1229,25 +1450,6 @@ impl PartialEq for RuleKey<'_> {
 /// and whose other parts are equal: equal, without reading an expression.
 fn same_allocation(a: &Rule, b: &Rule) -> bool {
     a.exprs.same(&b.exprs) && a.userdata == b.userdata && a.sets == b.sets && a.unknown == b.unknown
-}
-
-/// Rules equal as compared (see [`RuleKey`]). Equal as they are implies
-/// equal normalized (normalizing is a function of the content), so the
-/// anonymous sets' clone is paid only when they differ as they are.
-fn rule_eq(a: &Rule, b: &Rule) -> bool {
-    RuleKey(a) == RuleKey(b)
-        || ((!a.sets.is_empty() || !b.sets.is_empty())
-            && RuleKey(&normalized_rule(a)) == RuleKey(&normalized_rule(b)))
-}
-
-fn normalized_element(e: &Element) -> Cow<'_, Element> {
-    if e.expiration.is_none() && e.exprs.is_empty() {
-        return Cow::Borrowed(e);
-    }
-    let mut n = e.clone();
-    n.expiration = None;
-    n.exprs.iter_mut().for_each(Expr::clear_state);
-    Cow::Owned(n)
 }
 
 impl Patch {
@@ -1297,6 +1499,16 @@ struct OpLine<'a> {
 
 impl fmt::Display for OpLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.operation(f)?;
+        match self.op.recreate() {
+            Some(why) => write!(f, " (recreated: {why})"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl OpLine<'_> {
+    fn operation(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let fam = |fam: &Family| fam.name();
         match self.op {
             Op::AddTable { table } => {
@@ -1309,7 +1521,9 @@ impl fmt::Display for OpLine<'_> {
                 table.name,
                 table.flags
             ),
-            Op::DeleteTable { family, name } => write!(f, "- delete table {} {name}", fam(family)),
+            Op::DeleteTable { family, name, .. } => {
+                write!(f, "- delete table {} {name}", fam(family))
+            }
             Op::AddChain {
                 family,
                 table,
@@ -1328,10 +1542,16 @@ impl fmt::Display for OpLine<'_> {
                     policy_name(chain.policy)
                 )
             }
+            Op::FlushChain {
+                family,
+                table,
+                chain,
+            } => write!(f, "- flush chain {} {table} {chain}", fam(family)),
             Op::DeleteChain {
                 family,
                 table,
                 name,
+                ..
             } => write!(f, "- delete chain {} {table} {name}", fam(family)),
             Op::AddSet { family, table, set } => {
                 write!(
@@ -1350,6 +1570,7 @@ impl fmt::Display for OpLine<'_> {
                 family,
                 table,
                 name,
+                ..
             } => write!(f, "- delete set {} {table} {name}", fam(family)),
             Op::AddElements {
                 family,
@@ -1369,6 +1590,7 @@ impl fmt::Display for OpLine<'_> {
                 table,
                 set,
                 elements,
+                ..
             } => {
                 write!(
                     f,
@@ -1382,6 +1604,16 @@ impl fmt::Display for OpLine<'_> {
                 table,
                 object,
             } => write!(f, "+ add object {} {table} {}", fam(family), object.name),
+            Op::UpdateObject {
+                family,
+                table,
+                object,
+            } => write!(
+                f,
+                "~ update object {} {table} {} (in place: its state is kept)",
+                fam(family),
+                object.name
+            ),
             Op::DeleteObject {
                 family,
                 table,
@@ -1402,6 +1634,7 @@ impl fmt::Display for OpLine<'_> {
                 family,
                 table,
                 name,
+                ..
             } => write!(f, "- delete flowtable {} {table} {name}", fam(family)),
             Op::AddRule {
                 family,
@@ -1445,6 +1678,7 @@ impl fmt::Display for OpLine<'_> {
                 table,
                 chain,
                 handle,
+                ..
             } => write!(
                 f,
                 "- delete rule {} {table} {chain} handle {handle}",
@@ -1462,5 +1696,6 @@ fn policy_name(p: Option<u32>) -> &'static str {
 }
 
 mod ends;
+pub mod eq;
 #[cfg(test)]
 mod tests;

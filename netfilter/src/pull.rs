@@ -100,7 +100,10 @@ fn pull_once(sock: &mut Socket, which: &Selector) -> Result<Ruleset> {
 
     let mut counts = Counts::new();
     // Chains, sets, objects, flowtables: one dump each for the whole
-    // ruleset, or one per selected table (the kernel filters by table).
+    // ruleset, or one per selected table. The kernel does not filter every
+    // kind of dump by table (measured: a chain dump naming one table lists
+    // the family's chains of every table), so what it sends for another
+    // table is dropped here.
     let dumps = [
         (NFT_MSG_GETCHAIN, NFTA_CHAIN_TABLE),
         (NFT_MSG_GETSET, NFTA_SET_TABLE),
@@ -122,7 +125,8 @@ fn pull_once(sock: &mut Socket, which: &Selector) -> Result<Ruleset> {
                     w.put_str(table_attr, t);
                 }
             })?;
-            place(&mut rs, &index, &dump, &mut counts)?;
+            let only = table.as_deref().map(|t| (family, t));
+            place(&mut rs, &index, &dump, only, &mut counts)?;
         }
     }
 
@@ -173,6 +177,9 @@ fn dump_elements(
             w.put_str(NFTA_SET_ELEM_LIST_TABLE, table);
             w.put_str(NFTA_SET_ELEM_LIST_SET, &s.name);
         })?;
+        // Elements stay in the kernel's order: nft lists some sets in it
+        // (tcp flags, say), so a value pushed elsewhere keeps its listing.
+        // Comparisons never depend on it (see `diff::eq`).
         for m in dump.iter() {
             codec::element::decode_into(&m?, &mut s.elements)?;
         }
@@ -208,13 +215,25 @@ fn dump_elements(
 /// The kernel's element count per set: (family, table, set) → count.
 type Counts = HashMap<(u8, String, String), u32>;
 
-/// Files each decoded chain, set, object or flowtable under its table.
-fn place(rs: &mut Ruleset, index: &Index, dump: &Dump, counts: &mut Counts) -> Result<()> {
+/// Files each decoded chain, set, object or flowtable under its table; with
+/// `only` = (family, table), only those of that table.
+fn place(
+    rs: &mut Ruleset,
+    index: &Index,
+    dump: &Dump,
+    only: Option<(u8, &str)>,
+    counts: &mut Counts,
+) -> Result<()> {
     for m in dump.iter() {
         let m: Msg<'_> = m?;
         let Some(kind) = m.nft_msg() else { continue };
         let (family, _) = m.nfgen()?;
-        let find = |name: &str| index.get(&(family, name.to_owned())).copied();
+        let find = |name: &str| {
+            if only.is_some_and(|(f, t)| f != family || t != name) {
+                return None;
+            }
+            index.get(&(family, name.to_owned())).copied()
+        };
         match kind {
             NFT_MSG_NEWCHAIN => {
                 let d = codec::chain::decode(&m)?;

@@ -21,9 +21,12 @@
 //! Kernel-only facts in the value (handles, use counts, owner port id,
 //! element expiry) are never sent.
 
-use crate::codec::{self, element::Target, setref};
+use std::collections::HashMap;
+
+use crate::codec::{self, element::Target, rule::ChainRef, setref};
 use crate::diff::{Op, Patch, Position};
 use crate::error::{Error, Result};
+use crate::expr::{Data, Expr, OtherVerdict};
 use crate::model::{Chain, Rule, Ruleset, Set, Table};
 use crate::netlink::{Batch, Dump, Msg, Socket};
 use crate::sys::*;
@@ -129,6 +132,8 @@ pub fn encode(rs: &Ruleset, opts: &PushOptions) -> Encoded {
             NLM_F_EXCL
         },
         next_set_id: 0,
+        next_chain_id: 0,
+        bound: HashMap::new(),
     };
     for t in &rs.tables {
         e.table(t, opts.existing);
@@ -144,12 +149,16 @@ pub fn encode(rs: &Ruleset, opts: &PushOptions) -> Encoded {
 }
 
 /// Encodes a patch as one batch, in the patch's order (which the kernel
-/// accepts: see [`crate::diff`]).
+/// accepts: see [`crate::diff`]). A chain bound to a rule is sent as nft
+/// sends it: unnamed, with a batch-local id its rules and the rule binding
+/// it use.
 pub fn encode_patch(patch: &Patch) -> Encoded {
     let mut e = Encoder {
         out: Encoded::default(),
         excl: 0,
         next_set_id: 0,
+        next_chain_id: 0,
+        bound: HashMap::new(),
     };
     for op in &patch.ops {
         e.op(op);
@@ -191,11 +200,12 @@ pub fn push_patch(
     })
 }
 
-/// The kernel echoes added rules in batch order: pairs them with the
-/// patch's `AddRule` operations to learn each one's handle. Every pair must
-/// name the same table and chain and the counts must agree; otherwise no
-/// handle is trusted (an off-by-one pairing would later delete the wrong
-/// rule), and the caller pulls instead.
+/// The kernel echoes added rules in batch order (those asking for it: not
+/// the rules of chains bound with them): pairs them with the patch's
+/// `AddRule` operations to learn each one's handle. Every pair must name the
+/// same table and chain and the counts must agree; otherwise no handle is
+/// trusted (an off-by-one pairing would later delete the wrong rule), and
+/// the caller pulls instead.
 fn echoed_handles(patch: &Patch, echoes: &Dump) -> std::collections::HashMap<u32, u64> {
     let added: Vec<(&str, &str, u32)> = patch
         .ops
@@ -234,6 +244,9 @@ struct Encoder {
     out: Encoded,
     excl: u16,
     next_set_id: u32,
+    next_chain_id: u32,
+    /// Chains bound in this batch: (table, name) → batch-local id.
+    bound: HashMap<(String, String), u32>,
 }
 
 impl Encoder {
@@ -378,7 +391,7 @@ impl Encoder {
         self.rule_at(
             t.family.into(),
             &t.name,
-            &t.chains[ci].name,
+            ChainRef::Name(&t.chains[ci].name),
             r,
             origin,
             NLM_F_APPEND,
@@ -388,13 +401,14 @@ impl Encoder {
 
     /// A rule preceded by its anonymous sets: each is created under a name
     /// template and a batch-local id, and the rule's references re-pointed
-    /// at that id. `place` writes position attributes after the rule's own.
+    /// at that id (and its jumps to chains bound in this batch at theirs).
+    /// `place` writes position attributes after the rule's own.
     #[allow(clippy::too_many_arguments)]
     fn rule_at(
         &mut self,
         f: u8,
         table: &str,
-        chain: &str,
+        chain: ChainRef<'_>,
         r: &Rule,
         origin: Option<(u32, u32, u32)>,
         flags: u16,
@@ -402,8 +416,31 @@ impl Encoder {
     ) {
         let mut anon_rule;
         let mut rule = r;
-        if !r.sets.is_empty() {
+        let binds = |e: &Expr| {
+            setref::jump_target(e)
+                .and_then(|c| self.bound.get(&(table.to_owned(), c.to_owned())))
+                .copied()
+        };
+        if !self.bound.is_empty() && r.exprs.iter().any(|e| binds(e).is_some()) {
             anon_rule = r.clone();
+            for e in anon_rule.exprs.iter_mut() {
+                if let Some(id) = binds(e) {
+                    if let Expr::Immediate(i) = e {
+                        if let Some(Data::Verdict(v)) = &mut i.data {
+                            *v = crate::expr::Verdict::Other(Box::new(OtherVerdict {
+                                code: v.code(),
+                                chain: None,
+                                chain_id: Some(id),
+                                unknown: Vec::new(),
+                            }));
+                        }
+                    }
+                }
+            }
+            rule = &anon_rule;
+        }
+        if !r.sets.is_empty() {
+            anon_rule = rule.clone();
             for s in &r.sets {
                 let id = self.set_id();
                 let template = setref::anonymous_template(&s.name);
@@ -420,7 +457,7 @@ impl Encoder {
             rule = &anon_rule;
         }
         self.add(NFT_MSG_NEWRULE, NLM_F_CREATE | flags, f, |w| {
-            codec::rule::encode(w, table, chain, rule);
+            codec::rule::encode_in(w, table, chain, rule);
             place(w);
         });
         self.out.origins.resize(self.out.batch.len(), origin);
@@ -436,7 +473,7 @@ impl Encoder {
                     codec::table::encode(w, table)
                 });
             }
-            Op::DeleteTable { family, name } => {
+            Op::DeleteTable { family, name, .. } => {
                 self.add(NFT_MSG_DELTABLE, 0, (*family).into(), |w| {
                     w.put_str(NFTA_TABLE_NAME, name)
                 });
@@ -455,10 +492,19 @@ impl Encoder {
                     codec::chain::encode(w, table, chain)
                 });
             }
+            Op::FlushChain {
+                family,
+                table,
+                chain,
+            } => self.add(NFT_MSG_DELRULE, 0, (*family).into(), |w| {
+                w.put_str(NFTA_RULE_TABLE, table);
+                w.put_str(NFTA_RULE_CHAIN, chain);
+            }),
             Op::DeleteChain {
                 family,
                 table,
                 name,
+                ..
             } => self.add(NFT_MSG_DELCHAIN, 0, (*family).into(), |w| {
                 w.put_str(NFTA_CHAIN_TABLE, table);
                 w.put_str(NFTA_CHAIN_NAME, name);
@@ -468,6 +514,7 @@ impl Encoder {
                 family,
                 table,
                 name,
+                ..
             } => self.add(NFT_MSG_DELSET, 0, (*family).into(), |w| {
                 w.put_str(NFTA_SET_TABLE, table);
                 w.put_str(NFTA_SET_NAME, name);
@@ -483,6 +530,7 @@ impl Encoder {
                 table,
                 set,
                 elements,
+                ..
             } => {
                 let msg = if matches!(op, Op::AddElements { .. }) {
                     NFT_MSG_NEWSETELEM
@@ -502,6 +550,11 @@ impl Encoder {
                 family,
                 table,
                 object,
+            }
+            | Op::UpdateObject {
+                family,
+                table,
+                object,
             } => {
                 self.add(NFT_MSG_NEWOBJ, NLM_F_CREATE, (*family).into(), |w| {
                     codec::object::encode(w, table, object)
@@ -512,6 +565,7 @@ impl Encoder {
                 table,
                 name,
                 obj_type,
+                ..
             } => self.add(NFT_MSG_DELOBJ, 0, (*family).into(), |w| {
                 w.put_str(NFTA_OBJ_TABLE, table);
                 w.put_str(NFTA_OBJ_NAME, name);
@@ -528,6 +582,7 @@ impl Encoder {
                 family,
                 table,
                 name,
+                ..
             } => self.add(NFT_MSG_DELFLOWTABLE, 0, (*family).into(), |w| {
                 w.put_str(NFTA_FLOWTABLE_TABLE, table);
                 w.put_str(NFTA_FLOWTABLE_NAME, name);
@@ -537,6 +592,7 @@ impl Encoder {
                 table,
                 chain,
                 handle,
+                ..
             } => self.add(NFT_MSG_DELRULE, 0, (*family).into(), |w| {
                 w.put_str(NFTA_RULE_TABLE, table);
                 w.put_str(NFTA_RULE_CHAIN, chain);
@@ -549,7 +605,26 @@ impl Encoder {
                 rule,
                 position,
                 id,
+                bound,
             } => {
+                // The chains it binds first, unnamed, then their rules
+                // (innermost first), as nft sends them.
+                let f: u8 = (*family).into();
+                let mut ids = Vec::with_capacity(bound.len());
+                for c in bound {
+                    self.next_chain_id += 1;
+                    let cid = self.next_chain_id;
+                    self.bound.insert((table.clone(), c.name.clone()), cid);
+                    self.add(NFT_MSG_NEWCHAIN, NLM_F_CREATE, f, |w| {
+                        codec::chain::encode_bound(w, table, c, cid)
+                    });
+                    ids.push(cid);
+                }
+                for (c, cid) in bound.iter().zip(ids) {
+                    for r in c.rules.iter() {
+                        self.rule_at(f, table, ChainRef::Id(cid), r, None, NLM_F_APPEND, |_| {});
+                    }
+                }
                 // Without NLM_F_APPEND a positioned rule goes before its anchor.
                 let flags = NLM_F_ECHO
                     | if matches!(position, Position::Before(_)) {
@@ -557,7 +632,11 @@ impl Encoder {
                     } else {
                         NLM_F_APPEND
                     };
-                self.rule_at((*family).into(), table, chain, rule, None, flags, |w| {
+                let into = match self.bound.get(&(table.clone(), chain.clone())) {
+                    Some(id) => ChainRef::Id(*id),
+                    None => ChainRef::Name(chain),
+                };
+                self.rule_at((*family).into(), table, into, rule, None, flags, |w| {
                     match position {
                         Position::Append => {}
                         Position::After(h) | Position::Before(h) => {

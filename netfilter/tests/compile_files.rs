@@ -91,8 +91,8 @@ fn check(file: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The first difference between what nft put in A and what we compiled
-/// (in comparable form), to see why listings differ.
+/// What differs between what nft put in A and what we compiled, as the
+/// patch the diff finds, to see why listings differ.
 fn value_diff(a: &TestNetns, rs: &Ruleset) -> String {
     let Ok(mut sa) = Socket::open(&a.netns()) else {
         return String::new();
@@ -100,10 +100,7 @@ fn value_diff(a: &TestNetns, rs: &Ruleset) -> String {
     let Ok(pulled) = pull(&mut sa, &Selector::All) else {
         return String::new();
     };
-    let (mut want, mut got) = (pulled.ruleset, rs.clone());
-    common::values::canonical(&mut want);
-    common::values::canonical(&mut got);
-    common::values::first_difference(&want, &got)
+    common::values::difference(&pulled.ruleset, rs)
         .map(|d| format!("\nnft's value and ours {d}"))
         .unwrap_or_default()
 }

@@ -50,3 +50,14 @@ pub fn encode(w: &mut Writer, table: &str, c: &Chain) {
     put_userdata(w, NFTA_CHAIN_USERDATA, &c.userdata);
     put_unknown(w, &c.unknown);
 }
+
+/// Writes what nft sends to create chain `c` bound to a rule of the same
+/// batch (`jump { … }`): no name (the kernel numbers it `__chain%d`), the
+/// batch-local id the rules in it and the rule binding it refer to.
+pub fn encode_bound(w: &mut Writer, table: &str, c: &Chain, id: u32) {
+    w.put_str(NFTA_CHAIN_TABLE, table);
+    w.put_u32_be(NFTA_CHAIN_ID, id);
+    put(w, NFTA_CHAIN_FLAGS, &c.flags);
+    put_userdata(w, NFTA_CHAIN_USERDATA, &c.userdata);
+    put_unknown(w, &c.unknown);
+}

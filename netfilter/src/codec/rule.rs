@@ -38,8 +38,25 @@ pub fn decode<'a>(msg: &Msg<'a>) -> Result<Decoded<'a, Rule>, DecodeError> {
 /// Writes the attributes nft sends to append rule `r` to `table` `chain`.
 /// The rule's anonymous sets are not included (see `codec::set`).
 pub fn encode(w: &mut Writer, table: &str, chain: &str, r: &Rule) {
+    encode_in(w, table, ChainRef::Name(chain), r);
+}
+
+/// The chain a rule goes into: by name, or by the batch-local id of a chain
+/// created unnamed in the same batch (a bound chain, see
+/// [`super::chain::encode_bound`]).
+#[derive(Clone, Copy, Debug)]
+pub enum ChainRef<'a> {
+    Name(&'a str),
+    Id(u32),
+}
+
+/// [`encode`] into a chain named or created in the same batch.
+pub fn encode_in(w: &mut Writer, table: &str, chain: ChainRef<'_>, r: &Rule) {
     w.put_str(NFTA_RULE_TABLE, table);
-    w.put_str(NFTA_RULE_CHAIN, chain);
+    match chain {
+        ChainRef::Name(name) => w.put_str(NFTA_RULE_CHAIN, name),
+        ChainRef::Id(id) => w.put_u32_be(NFTA_RULE_CHAIN_ID, id),
+    }
     w.nest(NFTA_RULE_EXPRESSIONS, |w| quirks::encode_list(&r.exprs, w));
     put_userdata(w, NFTA_RULE_USERDATA, &r.userdata);
     put_unknown(w, &r.unknown);

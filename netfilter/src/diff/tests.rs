@@ -1,6 +1,7 @@
 use super::*;
 use crate::expr::{cmp, counter, immediate, lookup, meta, Verdict};
 use crate::model::{Hook, Userdata};
+use crate::object::ObjectData;
 use crate::sys::*;
 use crate::testing::unshared;
 
@@ -159,7 +160,11 @@ fn chain_policy_changes_in_place_but_a_hook_change_recreates() {
     want.hook.as_mut().unwrap().priority = 10;
     let p = diff(&cur, &ruleset(vec![want]));
     let kinds: Vec<&str> = p.ops.iter().map(op_kind).collect();
-    assert_eq!(kinds, ["delete chain", "add chain", "add rule"], "{p}");
+    assert_eq!(
+        kinds,
+        ["flush chain", "delete chain", "add chain", "add rule"],
+        "{p}"
+    );
 }
 
 /// The kernel reports `NFT_CHAIN_BASE` on every base chain; a desired value
@@ -186,6 +191,7 @@ fn the_kernel_set_base_chain_flag_does_not_make_chains_differ() {
 
 fn op_kind(op: &Op) -> &'static str {
     match op {
+        Op::FlushChain { .. } => "flush chain",
         Op::DeleteChain { .. } => "delete chain",
         Op::AddChain { .. } => "add chain",
         Op::AddRule { .. } => "add rule",
@@ -196,8 +202,15 @@ fn op_kind(op: &Op) -> &'static str {
         Op::DeleteElements { .. } => "delete element",
         Op::DeleteTable { .. } => "delete table",
         Op::AddTable { .. } => "add table",
+        Op::AddObject { .. } => "add object",
+        Op::DeleteObject { .. } => "delete object",
         _ => "other",
     }
+}
+
+/// The kinds of a patch's operations, in order.
+fn kinds(p: &Patch) -> Vec<&'static str> {
+    p.ops.iter().map(op_kind).collect()
 }
 
 fn ip_set(name: &str, n: u32) -> Set {
@@ -302,7 +315,8 @@ fn tables_not_desired_are_deleted() {
         p.ops,
         vec![Op::DeleteTable {
             family: Family::Inet,
-            name: "fw".into()
+            name: "fw".into(),
+            recreate: None,
         }]
     );
 }
@@ -750,4 +764,335 @@ fn a_rule_is_found_by_handle_from_any_hint() {
         let want = rules.iter().position(|r| r.handle == Some(h));
         assert_eq!(find_rule(&rules, h, hint), want, "n {n} h {h} hint {hint}");
     }
+}
+
+/// A rule whose anonymous set (named `name`) holds `keys`, in that order.
+fn anonymous(name: &str, keys: &[u32]) -> Rule {
+    let mut r = lookup_rule(name);
+    let mut s = ip_set(name, 0);
+    s.flags = NFT_SET_ANONYMOUS | NFT_SET_CONSTANT;
+    s.elements = keys
+        .iter()
+        .map(|k| Element {
+            key: Some(k.to_be_bytes().to_vec().into()),
+            ..Default::default()
+        })
+        .collect();
+    r.sets.push(s);
+    r
+}
+
+#[test]
+fn anonymous_sets_compare_as_sets_whatever_order_the_kernel_dumps() {
+    // The kernel dumps a hash set in an order seeded per set: a pull after
+    // nft loads `{ 1, 2, 3 }` may hold them in any order.
+    let cur = ruleset(vec![with_handles(chain(
+        "c",
+        vec![anonymous("__set4", &[3, 1, 2]), mark_rule(1)],
+    ))]);
+    let want = ruleset(vec![chain(
+        "c",
+        vec![anonymous("__set0", &[1, 2, 3]), mark_rule(1)],
+    )]);
+    assert!(diff(&cur, &want).is_empty(), "{}", diff(&cur, &want));
+    assert!(equal(&cur, &want));
+    let fewer = ruleset(vec![chain(
+        "c",
+        vec![anonymous("__set0", &[1, 2]), mark_rule(1)],
+    )]);
+    assert_eq!(diff(&cur, &fewer).len(), 2);
+}
+
+#[test]
+fn two_anonymous_sets_of_one_rule_are_told_apart() {
+    let mut two = anonymous("__set0", &[1, 2]);
+    let b = anonymous("__set1", &[7, 8]);
+    two.exprs.extend(b.exprs.iter().cloned());
+    two.sets.extend(b.sets);
+    let cur = ruleset(vec![with_handles(chain("c", vec![two.clone()]))]);
+    let mut swapped = two.clone();
+    swapped.sets[0].elements.swap(0, 1);
+    swapped.sets[1].elements = anonymous("x", &[8, 9]).sets[0].elements.clone();
+    let want = ruleset(vec![chain("c", vec![swapped])]);
+    assert_eq!(diff(&cur, &want).len(), 2, "the second set changed");
+    assert!(diff(&cur, &ruleset(vec![chain("c", vec![two])])).is_empty());
+}
+
+fn counter_object(name: &str, packets: u64) -> Object {
+    Object {
+        name: name.into(),
+        obj_type: NFT_OBJECT_COUNTER,
+        data: ObjectData::Counter(counter::Counter {
+            packets: Some(packets),
+            bytes: Some(packets * 100),
+            ..Default::default()
+        }),
+        userdata: None,
+        handle: None,
+        use_count: None,
+        unknown: vec![],
+    }
+}
+
+#[test]
+fn objects_are_named_by_name_and_type_and_their_state_is_no_change() {
+    let quota = Object {
+        name: "user1".into(),
+        obj_type: NFT_OBJECT_QUOTA,
+        data: ObjectData::Quota(crate::expr::quota::Quota {
+            bytes: Some(1000),
+            flags: Some(1),
+            consumed: Some(0),
+            ..Default::default()
+        }),
+        ..counter_object("user1", 0)
+    };
+    let mut cur = ruleset(vec![]);
+    cur.tables[0].objects = vec![counter_object("user1", 12), quota.clone()];
+    let mut want = ruleset(vec![]);
+    want.tables[0].objects = vec![counter_object("user1", 0), quota];
+    assert!(diff(&cur, &want).is_empty(), "{}", diff(&cur, &want));
+    // A quota of a new size is updated in place (it keeps what it used).
+    let mut bigger = want.clone();
+    if let ObjectData::Quota(q) = &mut bigger.tables[0].objects[1].data {
+        q.bytes = Some(2000);
+    }
+    let p = diff(&cur, &bigger);
+    assert_eq!(p.len(), 1, "{p}");
+    assert!(matches!(&p.ops[0], Op::UpdateObject { .. }), "{p}");
+    assert_eq!(p.recreated(), 0);
+    // A limit of a new rate is recreated, and the patch says so.
+    let limit = |rate: u64| Object {
+        name: "l".into(),
+        obj_type: NFT_OBJECT_LIMIT,
+        data: ObjectData::Limit(crate::expr::limit::Limit {
+            rate: Some(rate),
+            unit: Some(1),
+            ..Default::default()
+        }),
+        ..counter_object("l", 0)
+    };
+    cur.tables[0].objects.push(limit(10));
+    let mut faster = want.clone();
+    faster.tables[0].objects.push(limit(20));
+    let p = diff(&cur, &faster);
+    assert_eq!(p.len(), 2, "{p}");
+    assert!(matches!(
+        &p.ops[0],
+        Op::DeleteObject {
+            obj_type: NFT_OBJECT_LIMIT,
+            recreate: Some(_),
+            ..
+        }
+    ));
+    assert_eq!(p.recreated(), 1);
+    assert!(p.to_string().contains("(recreated: "), "{p}");
+}
+
+#[test]
+fn what_the_datapath_put_in_a_dynamic_set_is_no_change() {
+    let mut dynamic = ip_set("seen", 0);
+    dynamic.flags = NFT_SET_EVAL | NFT_SET_TIMEOUT;
+    let mut cur = ruleset(vec![]);
+    let mut filled = dynamic.clone();
+    filled.elements = ip_set("seen", 3).elements;
+    for e in &mut filled.elements {
+        e.expiration = Some(1234);
+    }
+    cur.tables[0].sets.push(filled);
+    let mut want = ruleset(vec![]);
+    want.tables[0].sets.push(dynamic);
+    assert!(diff(&cur, &want).is_empty(), "{}", diff(&cur, &want));
+}
+
+/// A counter expression that counted `packets`.
+fn counted(packets: u64) -> Expr {
+    counter::Counter {
+        packets: Some(packets),
+        bytes: Some(packets * 100),
+        ..Default::default()
+    }
+    .into()
+}
+
+#[test]
+fn elements_carry_their_sets_expressions_without_it_being_a_change() {
+    let mut set = ip_set("s", 2);
+    set.exprs = vec![counted(0)];
+    let mut cur = ruleset(vec![]);
+    let mut held = set.clone();
+    for e in &mut held.elements {
+        e.exprs = vec![counted(5)];
+        e.expiration = Some(10);
+    }
+    cur.tables[0].sets.push(held);
+    let mut want = ruleset(vec![]);
+    want.tables[0].sets.push(set);
+    assert!(diff(&cur, &want).is_empty(), "{}", diff(&cur, &want));
+}
+
+#[test]
+fn a_constant_set_whose_elements_change_is_recreated_with_its_rules() {
+    let mut s = ip_set("s", 3);
+    s.flags = NFT_SET_CONSTANT;
+    let mut cur = ruleset(vec![with_handles(chain("c", vec![lookup_rule("s")]))]);
+    cur.tables[0].sets.push(s.clone());
+    let mut want = ruleset(vec![chain("c", vec![lookup_rule("s")])]);
+    s.elements.pop();
+    want.tables[0].sets.push(s);
+    let p = diff(&cur, &want);
+    let kinds = kinds(&p);
+    assert_eq!(kinds, ["delete rule", "delete set", "add set", "add rule"]);
+    assert!(
+        p.to_string()
+            .contains("it refers to set @s, which is recreated"),
+        "{p}"
+    );
+}
+
+/// A verdict map `m` sending mark 1 to `chain`.
+fn vmap_to(chain: &str) -> Set {
+    let mut m = ip_set("m", 1);
+    m.flags = NFT_SET_MAP;
+    m.data_type = Some(NFT_DATA_VERDICT);
+    m.elements[0].data = Some(Data::Verdict(Verdict::Jump(chain.into())));
+    m
+}
+
+#[test]
+fn a_patch_creates_objects_chains_sets_elements_then_rules_and_deletes_in_reverse() {
+    let mut want = ruleset(vec![
+        chain("c", vec![lookup_rule("m")]),
+        chain("target", vec![]),
+    ]);
+    want.tables[0].sets.push(vmap_to("target"));
+    want.tables[0].objects.push(counter_object("n", 0));
+    let p = diff(&ruleset(vec![]), &want);
+    let kinds: Vec<&str> = p.ops.iter().map(op_kind).collect();
+    // The map's element jumps to a chain: the chain exists before it.
+    assert_eq!(
+        kinds,
+        [
+            "add object",
+            "add chain",
+            "add chain",
+            "add set",
+            "add rule"
+        ],
+        "{p}"
+    );
+    // Back to nothing: the chain's rules let go of the map before it goes,
+    // the map of the chain it jumps to before that, the object last.
+    let back = diff(&applied(&ruleset(vec![]), &p), &ruleset(vec![]));
+    let kinds: Vec<&str> = back.ops.iter().map(op_kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            "flush chain",
+            "delete set",
+            "delete chain",
+            "delete chain",
+            "delete object"
+        ],
+        "{back}"
+    );
+    // Recreating the chain the map jumps to takes the element out and back.
+    let mut cur = applied(&ruleset(vec![]), &p);
+    for c in &mut cur.tables[0].chains {
+        c.handle = Some(1);
+    }
+    let mut moved = want.clone();
+    moved.tables[0].chains[1].hook = Some(Hook {
+        num: NF_INET_LOCAL_IN,
+        priority: 0,
+        devices: vec![],
+        device_list: false,
+    });
+    moved.tables[0].chains[1].chain_type = Some("filter".into());
+    let p = diff(&cur, &moved);
+    let kinds: Vec<&str> = p.ops.iter().map(op_kind).collect();
+    assert_eq!(
+        kinds,
+        ["delete element", "delete chain", "add chain", "add element"],
+        "{p}"
+    );
+}
+
+/// A rule jumping to bound chain `name` (`jump { … }`), and that chain.
+fn binding(name: &str, inner: Vec<Rule>) -> (Rule, Chain) {
+    let mut c = chain(name, inner);
+    c.flags = Some(NFT_CHAIN_BINDING);
+    (jump_rule(name), c)
+}
+
+#[test]
+fn bound_chains_compare_through_their_rules_and_travel_with_the_rule_binding_them() {
+    // The kernel numbered the bound chain itself; the compiled value did too.
+    let (r, b) = binding("__chain75", vec![mark_rule(1)]);
+    let cur = ruleset(vec![with_handles(chain("c", vec![r, mark_rule(9)])), b]);
+    let (r, b) = binding("__chain0", vec![mark_rule(1)]);
+    let want = ruleset(vec![chain("c", vec![r, mark_rule(9)]), b]);
+    assert!(diff(&cur, &want).is_empty(), "{}", diff(&cur, &want));
+    // A rule inside the bound chain changes: the binding rule is replaced,
+    // its chain with it, in two operations.
+    let (r, b) = binding("__chain0", vec![mark_rule(2)]);
+    let edited = ruleset(vec![chain("c", vec![r, mark_rule(9)]), b]);
+    let p = diff(&cur, &edited);
+    assert_eq!(p.len(), 2, "{p}");
+    let Op::AddRule { bound, .. } = &p.ops[1] else {
+        panic!("{p}")
+    };
+    assert_eq!(bound.len(), 1);
+    assert_eq!(bound[0].rules.len(), 1);
+    // Applied to the value, the old bound chain goes, the new one comes.
+    let got = applied(&cur, &p);
+    let names: Vec<&str> = got.tables[0]
+        .chains
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(names, ["c", "__chain0"]);
+    assert!(diff(&got, &edited).is_empty());
+}
+
+#[test]
+fn hook_devices_compare_as_a_set() {
+    let base = |devices: &[&str], list: bool| {
+        let mut c = chain("in", vec![]);
+        c.hook = Some(Hook {
+            num: 0,
+            priority: -500,
+            devices: devices.iter().map(|d| d.to_string()).collect(),
+            device_list: list,
+        });
+        c.chain_type = Some("filter".into());
+        let mut v = ruleset(vec![c]);
+        v.tables[0].family = Family::Netdev;
+        v
+    };
+    assert!(diff(&base(&["b", "a"], true), &base(&["a", "b"], false)).is_empty());
+    assert!(!diff(&base(&["a"], false), &base(&["a", "b"], false)).is_empty());
+}
+
+#[test]
+fn interval_elements_are_deleted_start_then_end_whatever_order_the_kernel_dumped() {
+    let el = |k: u32, end: bool| Element {
+        key: Some(k.to_be_bytes().to_vec().into()),
+        flags: end.then_some(NFT_SET_ELEM_INTERVAL_END),
+        ..Default::default()
+    };
+    let mut set = Set::new("s", 7, 4);
+    set.flags = NFT_SET_INTERVAL;
+    // As dumped: from the top of the tree down.
+    set.elements = vec![el(40, true), el(30, false), el(20, true), el(10, false)];
+    let mut cur = ruleset(vec![]);
+    cur.tables[0].sets.push(set.clone());
+    let mut want = ruleset(vec![]);
+    set.elements = vec![el(10, false), el(20, true)];
+    want.tables[0].sets.push(set);
+    let p = diff(&cur, &want);
+    let Some(Op::DeleteElements { elements, .. }) = p.ops.first() else {
+        panic!("{p}")
+    };
+    assert_eq!(elements, &vec![el(30, false), el(40, true)]);
 }

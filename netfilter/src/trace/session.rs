@@ -206,6 +206,7 @@ impl Session {
             ops: vec![Op::DeleteTable {
                 family: self.table.0,
                 name: self.table.1.clone(),
+                recreate: None,
             }],
         };
         push_patch(&mut self.owner, &patch, None)?;

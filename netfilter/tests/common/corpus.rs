@@ -362,34 +362,9 @@ pub fn loadable_dumps() -> Vec<String> {
 }
 
 /// Blanks what two namespaces holding the same ruleset may differ in, in
-/// an `nft list ruleset` listing: counter values, quota consumption,
-/// element expiry.
+/// an `nft list ruleset` listing (see `testing::masked_listing`).
 pub fn mask_listing(listing: &str) -> String {
-    let mut out = String::with_capacity(listing.len());
-    for line in listing.lines() {
-        let mut prev = "";
-        let words: Vec<String> = line
-            .split(' ')
-            .map(|w| {
-                let numeric = w.starts_with(|c: char| c.is_ascii_digit());
-                let masked = match prev {
-                    "packets" | "bytes" | "used" if numeric => true,
-                    "expires" => true,
-                    _ => false,
-                };
-                prev = w;
-                if masked {
-                    let tail: String = w.chars().rev().take_while(|c| *c == ',').collect();
-                    format!("N{tail}")
-                } else {
-                    w.to_owned()
-                }
-            })
-            .collect();
-        out.push_str(&words.join(" "));
-        out.push('\n');
-    }
-    out
+    linx_netfilter::testing::masked_listing(listing)
 }
 
 /// Runs `check` on every file on four threads (the work is mostly

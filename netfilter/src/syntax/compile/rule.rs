@@ -310,6 +310,11 @@ impl RuleCx<'_> {
             }
             Proto::Th => Ok(()),
             Proto::L4(n, l3) => {
+                // A protocol matched already (`meta l4proto ipv6-icmp icmpv6
+                // type …`) needs no dependency at all, as in nft.
+                if self.l4 == Some(n) {
+                    return Ok(());
+                }
                 // nft adds the network protocol only when none is known:
                 // `icmp type` in an ip6 table just tests the protocol number.
                 if let Some(l3) = l3.filter(|_| self.l3.is_none()) {
@@ -479,11 +484,31 @@ impl RuleCx<'_> {
                     }
                     _ => {
                         let v = self.value_bytes(r, &left.dt, len)?;
-                        let (mask, xor) = match op {
+                        let (mut mask, mut xor) = match op {
                             BinOp::And => (v, vec![0; len]),
                             BinOp::Or => (v.iter().map(|x| !x).collect(), v),
                             _ => (vec![0xff; len], v),
                         };
+                        // nft folds a chain of these on one value into one
+                        // bitwise: `(x & m1) ^ k1`, then `& m2 ^ k2`, is
+                        // `x & (m1 & m2) ^ ((k1 & m2) ^ k2)`.
+                        let chained = matches!(
+                            &**l,
+                            ast::Expr::Binop(BinOp::And | BinOp::Or | BinOp::Xor, ..)
+                        );
+                        if let Some(Expr::Bitwise(b)) = self.exprs.last().filter(|_| chained) {
+                            use crate::expr::Data;
+                            if let (Some(Data::Value(m1)), Some(Data::Value(k1))) =
+                                (&b.mask, &b.xor)
+                            {
+                                if m1.0.len() == len && k1.0.len() == len {
+                                    let (m1, k1) = (m1.0.to_vec(), k1.0.to_vec());
+                                    xor = (0..len).map(|i| (k1[i] & mask[i]) ^ xor[i]).collect();
+                                    mask = (0..len).map(|i| m1[i] & mask[i]).collect();
+                                    self.exprs.pop();
+                                }
+                            }
+                        }
                         self.exprs.push(emit::bitwise(reg, reg, &mask, &xor));
                     }
                 }
@@ -940,10 +965,13 @@ impl RuleCx<'_> {
                         } else if let Some(l) = last {
                             self.exprs.push(l);
                         }
-                    } else if n != len && !(dt.be && matches!(self.exprs.last(), Some(Expr::Ct(_))))
+                    } else if n != len
+                        && !(dt.be
+                            && matches!(self.exprs.last(), Some(Expr::Ct(_) | Expr::Xfrm(_))))
                     {
-                        // Network-order ct addresses compare their first
-                        // bytes only; anything else is masked.
+                        // Network-order ct and ipsec (xfrm) addresses
+                        // compare their first bytes only; anything else is
+                        // masked.
                         let mask = values::prefix_mask_ordered(len, plen, dt.be);
                         self.exprs
                             .push(emit::bitwise(REG1, REG1, &mask, &vec![0; len]));
@@ -1170,7 +1198,7 @@ impl RuleCx<'_> {
     ) -> R<String> {
         let shift = std::mem::take(&mut self.anon_shift);
         let key = KeyLayout { dts, lens, shift };
-        let (elements, interval) = build_elements(self.table, elems, &key, data, None)?;
+        let (elements, interval) = build_elements(self.table, elems, &key, data, None, false)?;
         let anon_key = std::mem::take(&mut self.anon_key);
         // A masked field (`vlan id`) keys the set through a bitwise
         // expression, which nft does not record.
@@ -1199,7 +1227,13 @@ impl RuleCx<'_> {
         };
         let concat = dts.len() > 1;
         let is_map = data.is_some();
-        let name = if is_map { "__map%d" } else { "__set%d" }.to_string();
+        // Numbered as the kernel would (push sends `__set%d` and lets it
+        // pick): a rule with two anonymous sets must name each apart.
+        let name = format!(
+            "{}{}",
+            if is_map { "__map" } else { "__set" },
+            *self.set_counter
+        );
         let mut flags = NFT_SET_ANONYMOUS | NFT_SET_CONSTANT;
         if interval {
             flags |= NFT_SET_INTERVAL;
@@ -1607,7 +1641,8 @@ impl RuleCx<'_> {
         s.obj_type = Some(obj_type);
         s.data_type = None;
         s.data_len = None;
-        s.name = "__objmap%d".into();
+        let number = s.name.trim_start_matches(|c: char| !c.is_ascii_digit());
+        s.name = format!("__objmap{number}");
         Some(s.name.clone())
     }
     /// Loads a map key (a selector or concatenation) into register 1.

@@ -133,12 +133,15 @@ type Keyed<'e> = (Vec<u8>, Option<Vec<u8>>, &'e Elem);
 /// Encodes `elems` for a set with key `key`. `interval` is the set's
 /// declared flag (named sets) or `None` to infer it (anonymous sets).
 /// Returns the elements and whether the set is an interval set.
+/// `auto_merge`: the set is declared with `auto-merge`, and nft merges its
+/// adjacent intervals as it does an anonymous set's.
 pub fn build_elements(
     table: &Table,
     elems: &[Elem],
     key: &KeyLayout<'_>,
     data: Option<&MapData>,
     interval: Option<bool>,
+    auto_merge: bool,
 ) -> R<(Vec<Element>, bool)> {
     let concat = key.concat();
     let mut keys: Vec<Keyed<'_>> = Vec::with_capacity(elems.len());
@@ -220,8 +223,8 @@ pub fn build_elements(
             }
         } else {
             // Overlapping ranges of a set become one, as nft merges them;
-            // in an anonymous set, adjacent ones too.
-            let anonymous = interval.is_none();
+            // in an anonymous or auto-merged set, adjacent ones too.
+            let anonymous = interval.is_none() || auto_merge;
             let mut merged: Vec<(Vec<u8>, Vec<u8>, &Elem)> = Vec::with_capacity(ivs.len());
             for iv in ivs {
                 match merged.last_mut() {
@@ -814,6 +817,7 @@ pub fn named_set(fam: Family, t: &Table, d: &ast::SetDecl) -> R<(Set, SetLayout)
         &layout,
         md.as_ref(),
         Some(flags & NFT_SET_INTERVAL != 0),
+        d.auto_merge,
     )?;
     let exprs = if d.counter {
         vec![emit::counter(0, 0)]
@@ -869,7 +873,18 @@ pub fn add_elements(t: &Table, s: &mut Set, layout: &mut SetLayout, elems: &[Ele
     } else {
         elems
     };
-    let (els, _) = build_elements(t, todo, &key, layout.data.as_ref(), Some(interval))?;
+    let auto_merge = s.userdata.as_ref().is_some_and(|u| {
+        u.tlvs()
+            .any(|(ty, v)| ty == ud::MERGE_ELEMENTS && v.iter().any(|b| *b != 0))
+    });
+    let (els, _) = build_elements(
+        t,
+        todo,
+        &key,
+        layout.data.as_ref(),
+        Some(interval),
+        auto_merge,
+    )?;
     if whole {
         s.elements = els;
     } else {
