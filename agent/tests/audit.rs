@@ -111,7 +111,10 @@ fn audit_passes_logs_and_counts_then_enforce_is_one_minimal_patch() {
     rec.reconcile(&desired).unwrap();
     // The fixed point: the kernel holds what nft makes of the value's
     // listing, and nothing is left to do.
-    assert_eq!(server.ruleset_stateless(), nft_listing(&stateless(&desired)));
+    assert_eq!(
+        server.ruleset_stateless(),
+        nft_listing(&stateless(&desired))
+    );
     assert!(rec.reconcile(&desired).unwrap().patch.is_empty());
     assert!(server
         .ruleset_stateless()
@@ -138,23 +141,29 @@ fn audit_passes_logs_and_counts_then_enforce_is_one_minimal_patch() {
     let mut buf = [0u8; 64];
     let (n, _) = listener.recv_from(&mut buf).expect("Audit lets it through");
     assert_eq!(&buf[..n], b"would drop");
-    let packet = loop {
-        match log.next_timeout(Duration::from_secs(5)).unwrap() {
-            Some(LogItem::Packet(p)) => break p,
-            Some(LogItem::Lost(n)) => panic!("lost {n}"),
-            None => panic!("nothing logged"),
-        }
+    let packet = match log.next_timeout(Duration::from_secs(5)).unwrap() {
+        Some(LogItem::Packet(p)) => p,
+        Some(LogItem::Lost(n)) => panic!("lost {n}"),
+        None => panic!("nothing logged"),
     };
     let prefix = packet.prefix.clone().unwrap();
     let rules = PodRules::of(&audit, &pod());
-    let tag = rules.rulesets[0].rules.tags.get(&prefix).expect("a known tag");
+    let tag = rules.rulesets[0]
+        .rules
+        .tags
+        .get(&prefix)
+        .expect("a known tag");
     assert_eq!(
         (
             tag.kind,
             tag.rule.to_string(),
             tag.source.as_ref().unwrap().to_string()
         ),
-        (LogKind::Audit, "inet linx input #3".to_owned(), "7:3".to_owned())
+        (
+            LogKind::Audit,
+            "inet linx input #3".to_owned(),
+            "7:3".to_owned()
+        )
     );
 
     // The agent's accounting of the same packet: one would-be drop of
@@ -202,7 +211,14 @@ fn audit_passes_logs_and_counts_then_enforce_is_one_minimal_patch() {
     sorted.sort();
     assert_eq!(
         sorted,
-        ["add rule", "add rule", "delete rule", "delete rule", "delete rule", "update chain"],
+        [
+            "add rule",
+            "add rule",
+            "delete rule",
+            "delete rule",
+            "delete rule",
+            "update chain"
+        ],
         "{kinds:?}"
     );
     assert_eq!(server.ruleset_stateless(), nft_listing(WEB));
@@ -222,7 +238,10 @@ fn drop_logs_give_one_line_per_packet_within_the_rate_and_count_the_rest() {
     let desired = policy.desired(&pod()).unwrap();
     let mut rec = Reconciler::new(Socket::open(&server.netns()).unwrap(), Options::default());
     rec.reconcile(&desired).unwrap();
-    assert_eq!(server.ruleset_stateless(), nft_listing(&stateless(&desired)));
+    assert_eq!(
+        server.ruleset_stateless(),
+        nft_listing(&stateless(&desired))
+    );
     let mut log = Nflog::bind(&server.netns(), &LogConfig::group(GROUP)).unwrap();
 
     const N: usize = 40;

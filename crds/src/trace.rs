@@ -42,6 +42,8 @@ pub mod defaults {
 /// packet's path through the pod's firewall, rule by rule, with where each
 /// rule is written. Creating one needs the `create` verb on
 /// `firewalltraces` in the pod's namespace (ClusterRole `linx-tracer`).
+// `type_ = "string"` repeats across printcolumns by design.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "netfilter.linx.dev",

@@ -153,9 +153,8 @@ pub async fn run(cli: Cli) -> Result<i32, Error> {
 async fn client(kubeconfig: Option<&std::path::Path>) -> Result<Client, Error> {
     let cfg = match kubeconfig {
         Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| {
-                Error::Usage(format!("reading kubeconfig {}: {e}", path.display()))
-            })?;
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| Error::Usage(format!("reading kubeconfig {}: {e}", path.display())))?;
             kube::Config::from_custom_kubeconfig(kc, &Default::default())
                 .await
                 .map_err(|e| Error::Usage(format!("kubeconfig {}: {e}", path.display())))?
@@ -245,10 +244,7 @@ async fn follow(
         match st.phase {
             Some(TracePhase::Completed) => {
                 if st.packets.is_empty() {
-                    eprintln!(
-                        "no packet of pod {} matched within {timeout} s",
-                        t.spec.pod
-                    );
+                    eprintln!("no packet of pod {} matched within {timeout} s", t.spec.pod);
                 }
                 return Ok(0);
             }
@@ -374,8 +370,7 @@ pub fn status_text(r: &FirewallRuleset, reports: Result<&[FirewallNodeReport], &
                             rep.spec.node_name.clone(),
                             p.pod.clone(),
                             p.state.clone(),
-                            p.applied_generation
-                                .map_or("-".into(), |g| g.to_string()),
+                            p.applied_generation.map_or("-".into(), |g| g.to_string()),
                             p.would_drop.to_string(),
                         ]);
                     }
@@ -474,7 +469,12 @@ pub fn selector_query(s: &LabelSelector) -> Option<String> {
 }
 
 /// Whether `selector` picks pod `ns/name`, as the API server decides it.
-async fn selects(c: &Client, ns: &str, name: &str, selector: &LabelSelector) -> Result<bool, Error> {
+async fn selects(
+    c: &Client,
+    ns: &str,
+    name: &str,
+    selector: &LabelSelector,
+) -> Result<bool, Error> {
     let Some(q) = selector_query(selector) else {
         return Ok(false);
     };
@@ -542,7 +542,9 @@ pub fn explain_text(
         return out;
     }
     if selecting.is_empty() {
-        out.push_str("no FirewallRuleset of its namespace selects it: Linx leaves its firewall empty\n");
+        out.push_str(
+            "no FirewallRuleset of its namespace selects it: Linx leaves its firewall empty\n",
+        );
         return out;
     }
     let claims: Vec<Claim> = selecting
@@ -618,10 +620,7 @@ mod tests {
                                  {"key": "canary", "operator": "DoesNotExist"}]
         }))
         .unwrap();
-        assert_eq!(
-            selector_query(&s).unwrap(),
-            "app=web,tier in (a,b),!canary"
-        );
+        assert_eq!(selector_query(&s).unwrap(), "app=web,tier in (a,b),!canary");
         assert_eq!(selector_query(&LabelSelector::default()).unwrap(), "");
     }
 
