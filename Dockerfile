@@ -23,7 +23,7 @@ ARG RUST=rust:1.95-bookworm
 # Where the binaries come from: `build` (compiled here) or `prebuilt`.
 ARG BINARIES=build
 # The binaries of each image; adding one to an image is one edit here.
-ARG AGENT_BINARIES="linx-agent"
+ARG AGENT_BINARIES="linx-agent linx-cni"
 ARG OPERATOR_BINARIES="linx-operator"
 
 # --- build: release profile (no debug info), locked dependencies, stripped ---

@@ -17,3 +17,7 @@ cargo bench -q -p linx-agent --bench converge -- $agent
 echo
 echo "## Tracing and NFLOG"
 cargo bench -q -p linx-netfilter --features testing --bench observe -- $quick
+echo
+echo "## linx-cni: ADD latency (the real chain, with and without linx-cni)"
+if [ "$quick" = quick ]; then cni="20 200 20"; else cni=""; fi
+cargo bench -q -p linx-agent --bench cni_add -- $cni

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use clap::{Parser, Subcommand, ValueEnum};
 use linx_netfilter::pull::{pull, Selector};
 use linx_netfilter::reconcile::{Mode, Options, Reconciler};
-use linx_netfilter::syntax::compile;
+use linx_netfilter::syntax::{compile, compile_source, Includes};
 use linx_netfilter::{Family, Netns, Ruleset, Socket};
 
 #[derive(Debug, Parser)]
@@ -63,6 +63,9 @@ pub enum Command {
     },
     /// Keep every pod of this node reconciled until SIGTERM.
     Run(crate::run::RunArgs),
+    /// Chain linx-cni into the node's CNI configuration and keep it there
+    /// (the DaemonSet's sidecar); see docs/cni.md.
+    InstallCni(crate::install::InstallArgs),
     /// Trace packets matching an nft expression: each packet's path
     /// through the chains, one step per line, and the verdict.
     Trace(crate::observe::TraceArgs),
@@ -130,6 +133,8 @@ pub enum CliError {
     Encode(String),
     #[error(transparent)]
     Run(#[from] crate::run::RunError),
+    #[error(transparent)]
+    Install(#[from] crate::install::InstallError),
     #[error("{0}")]
     Trace(String),
 }
@@ -164,6 +169,10 @@ pub fn run(cli: Cli) -> Result<Done, CliError> {
     match cli.command {
         Command::Run(args) => {
             crate::run::main(args)?;
+            Ok(Done::ok(String::new()))
+        }
+        Command::InstallCni(args) => {
+            crate::install::main(args)?;
             Ok(Done::ok(String::new()))
         }
         Command::Trace(args) => crate::observe::trace(args),
@@ -304,7 +313,9 @@ pub fn load_desired(file: &Path) -> Result<Ruleset, CliError> {
     })?;
     let is_nft = file.extension().is_some_and(|e| e == "nft");
     if is_nft {
-        return compile(&text).map_err(|d| syntax_error(path, &d));
+        // `include` resolves as `nft -f` resolves it (no `-I`).
+        return compile_source(Some(&path), &text, &Includes::nft_default())
+            .map_err(|d| syntax_error(path, &d));
     }
     if let Some(resource) = firewall_ruleset(&text) {
         let fr = resource.map_err(|message| CliError::Parse {
@@ -312,18 +323,9 @@ pub fn load_desired(file: &Path) -> Result<Ruleset, CliError> {
             message,
         })?;
         // Without a cluster the pod selector has nothing to select: the
-        // resource's tables are applied to the namespace given.
-        let valid = linx_crds::validate(&fr.spec);
-        if !valid.is_valid() {
-            let diagnostics = valid
-                .diagnostics
-                .iter()
-                .map(|d| format!("{path}: {d}"))
-                .collect::<Vec<_>>()
-                .join("\n");
-            return Err(CliError::Syntax { path, diagnostics });
-        }
-        return linx_crds::convert::to_ruleset(&fr.spec).map_err(|errs| {
+        // resource's tables are applied to the namespace given, under the
+        // same verdict as in a cluster.
+        return linx_crds::compile(&fr.spec).map_err(|errs| {
             let diagnostics = errs
                 .iter()
                 .map(|d| format!("{path}: {d}"))

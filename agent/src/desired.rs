@@ -12,6 +12,11 @@ use crate::pod::Pod;
 /// the tables the agent made there are removed.
 pub trait Policy: Send + Sync {
     fn desired(&self, pod: &Pod) -> Option<Ruleset>;
+    /// [`Policy::desired`], shared: a policy that hands the same value to
+    /// many pods returns the same allocation (workers compare by pointer).
+    fn desired_shared(&self, pod: &Pod) -> Option<Arc<Ruleset>> {
+        self.desired(pod).map(Arc::new)
+    }
     /// Whether the tables the agent manages in the pod but `desired` does
     /// not name must be kept as they are rather than removed (a source of
     /// the pod's rules is unknown: removing could drop rules meant to stay).
@@ -66,7 +71,7 @@ pub fn targets(pods: &[Pod], policy: &dyn Policy) -> Vec<Target> {
             }
             Target {
                 pod: p.clone(),
-                desired: policy.desired(p).map(Arc::new),
+                desired: policy.desired_shared(p),
                 hold: policy.holds(p),
             }
         })

@@ -2,24 +2,33 @@
 //! its firewall equal to the FirewallRulesets that select it.
 //!
 //! - [`pod`]: what the agent knows of a pod; [`resolve`]: its namespace.
-//! - [`desired`]: the pluggable policy computing each pod's ruleset.
+//! - [`desired`]: the pluggable policy computing each pod's ruleset;
+//!   [`policy`]: the one from FirewallRulesets, with the set elements
+//!   [`addresses`] assembles from FirewallAddressSets.
 //! - [`controller`]: one worker per pod ([`worker`]), bounded concurrency.
 //! - [`report`]: per-pod outcomes; [`metrics`]: Prometheus metrics, [`serve`]d.
 //! - [`local`]: pods and values from a file; [`run`]: `linx-agent run`.
+//! - [`cni`]: the local endpoint for the `linx-cni` plugin; [`install`]:
+//!   chaining the plugin into the node's CNI configuration;
+//!   [`readiness`]: the optional pod readiness gate.
 //! - [`observe`]: `linx-agent trace` and `linx-agent log`.
 //! - [`traces`]: FirewallTraces of this node's pods; [`drops`]: the pods'
 //!   NFLOG groups (Audit, drop logs) as counts, metrics and JSON lines.
 
+pub mod addresses;
 pub mod cli;
+pub mod cni;
 pub mod controller;
 pub mod desired;
 pub mod drops;
+pub mod install;
 pub mod kube;
 pub mod local;
 pub mod metrics;
 pub mod observe;
 pub mod pod;
 pub mod policy;
+pub mod readiness;
 pub mod report;
 pub mod resolve;
 pub mod run;

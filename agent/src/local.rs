@@ -14,7 +14,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+use linx_cni::protocol::PodRef;
 
 use linx_netfilter::Ruleset;
 use serde::Deserialize;
@@ -74,12 +77,18 @@ pub fn load(path: &Path) -> Result<Vec<Target>, LocalError> {
                 if let Some(v) = compiled.get(&p) {
                     Some(v.clone())
                 } else {
-                    let v = Arc::new(linx_netfilter::syntax::compile(&read(&p)?).map_err(|d| {
-                        LocalError::Compile {
+                    let name = p.display().to_string();
+                    let v = Arc::new(
+                        linx_netfilter::syntax::compile_source(
+                            Some(&name),
+                            &read(&p)?,
+                            &linx_netfilter::syntax::Includes::nft_default(),
+                        )
+                        .map_err(|d| LocalError::Compile {
                             path: p.clone(),
                             message: d.to_string(),
-                        }
-                    })?);
+                        })?,
+                    );
                     compiled.insert(p, v.clone());
                     Some(v)
                 }
@@ -102,4 +111,71 @@ fn read(path: &Path) -> Result<String, LocalError> {
         path: path.to_owned(),
         source,
     })
+}
+
+/// Pods for `linx-cni` requests from the pods file: the targets last
+/// loaded, and the file read again when a pod is not among them (the
+/// local counterpart of one GET to the API server). A pod the file does
+/// not list is selected by nothing.
+pub struct LocalLookup {
+    path: PathBuf,
+    last: Mutex<Vec<Target>>,
+}
+
+impl LocalLookup {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        LocalLookup {
+            path: path.into(),
+            last: Mutex::default(),
+        }
+    }
+
+    /// The targets the run loop last applied.
+    pub fn set(&self, targets: Vec<Target>) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = targets;
+    }
+
+    fn find(&self, pod: &PodRef) -> Option<Target> {
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        find(&last, pod).cloned()
+    }
+}
+
+/// The target for `pod` among `targets`: by UID when given, else by name.
+fn find<'a>(targets: &'a [Target], pod: &PodRef) -> Option<&'a Target> {
+    targets.iter().find(|t| match &pod.uid {
+        Some(uid) => &t.pod.uid == uid,
+        None => t.pod.namespace == pod.namespace && t.pod.name == pod.name,
+    })
+}
+
+impl crate::cni::Lookup for LocalLookup {
+    fn target<'a>(&'a self, pod: &'a PodRef) -> BoxFuture<'a, Result<Target, String>> {
+        Box::pin(async move {
+            if let Some(t) = self.find(pod) {
+                return Ok(t);
+            }
+            let path = self.path.clone();
+            let loaded = tokio::task::spawn_blocking(move || load(&path))
+                .await
+                .map_err(|e| format!("reading the pods file: {e}"))?
+                .map_err(|e| e.to_string())?;
+            if let Some(t) = find(&loaded, pod) {
+                return Ok(t.clone());
+            }
+            // Not in the file: selected by nothing.
+            Ok(Target::new(
+                Pod {
+                    uid: pod
+                        .uid
+                        .clone()
+                        .unwrap_or_else(|| format!("{}/{}", pod.namespace, pod.name)),
+                    namespace: pod.namespace.clone(),
+                    name: pod.name.clone(),
+                    ..Default::default()
+                },
+                None,
+            ))
+        })
+    }
 }

@@ -11,23 +11,31 @@
 //! known (the agent started while the resource was invalid) the pods it
 //! selects are *held*: no table the agent manages there is removed, so
 //! what the previous agent put in the kernel stays (see `docs/agent.md`).
+//!
+//! Sets with a source get the elements the operator resolved for them
+//! (an [`AddressBook`] built from `FirewallAddressSet`s) beside their
+//! static ones: [`RulesetPolicy::next_with`] compiles a resource again
+//! when its elements change, sharing everything else with the value
+//! enforced before, so each pod's reconciler sends the element delta.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use linx_crds::conflict::{resolve, Claim};
 use linx_crds::instrument::{instrument, Instrumentation, Tags};
 use linx_crds::origin::Origins;
-use linx_crds::{Family as CrdFamily, FirewallRuleset};
+use linx_crds::source::Resolved;
+use linx_crds::{FirewallRuleset, FirewallRulesetSpec};
 use linx_netfilter::diff::share_unchanged;
-use linx_netfilter::{Family, Ruleset, Table};
+use linx_netfilter::{Ruleset, Table};
 use tracing::warn;
 
 use crate::desired::Policy;
 use crate::pod::Pod;
 
-/// One FirewallRuleset, compiled once.
+/// One FirewallRuleset, compiled once per generation and once per change
+/// of its resolved set elements.
 #[derive(Clone, Debug)]
 pub struct Compiled {
     pub name: String,
@@ -36,13 +44,18 @@ pub struct Compiled {
     pub generation: i64,
     created: Option<Time>,
     selector: LabelSelector,
-    /// The current generation compiled, or why it does not compile.
+    /// The current generation compiled with its resolved elements and
+    /// instrumented (Audit, drop logs), or why it does not compile.
     pub value: Result<Arc<Ruleset>, String>,
     /// Where the current generation's rules come from (when it compiles).
     rules: Option<Arc<RuleMap>>,
     /// The generation enforced on the pods: the current one when it
     /// compiles, else the last one that did (if known).
     pub enforced: Option<Enforced>,
+    /// The current generation without resolved elements.
+    base: Result<Arc<Ruleset>, String>,
+    /// The elements of its sourced sets `value` was made with.
+    resolved: Arc<Resolved>,
 }
 
 /// A generation of a resource that compiled, as enforced.
@@ -53,6 +66,9 @@ pub struct Enforced {
     pub value: Arc<Ruleset>,
     /// Where each of its rules comes from, and its NFLOG tags.
     pub rules: Arc<RuleMap>,
+    /// What `value` is made of, to add other resolved elements to it.
+    spec: Arc<FirewallRulesetSpec>,
+    base: Arc<Ruleset>,
 }
 
 /// What maps a rule of a pod's kernel back to the resource: each rule's
@@ -104,10 +120,18 @@ impl Compiled {
     }
 }
 
+/// The resolved elements of every FirewallRuleset's sourced sets, from
+/// the `FirewallAddressSet`s the operator publishes: by the ruleset's
+/// namespace and UID (so a list is only ever used by the ruleset it was
+/// made for, in its own namespace).
+pub type AddressBook = BTreeMap<(String, String), Arc<Resolved>>;
+
 /// The FirewallRulesets known, by namespace.
 #[derive(Clone, Debug)]
 pub struct RulesetPolicy {
     by_namespace: BTreeMap<String, Vec<Compiled>>,
+    /// Desired values already combined, shared by every pod they fit.
+    combined: Arc<Mutex<Combined>>,
     /// The agent's NFLOG group, which Audit and drop logs log to.
     group: u16,
 }
@@ -121,12 +145,18 @@ impl Default for RulesetPolicy {
     }
 }
 
+/// Combined values by the allocations of the enforced values they were
+/// made from (which the entry keeps alive, so an address is never reused
+/// for another value while the entry exists).
+type Combined = HashMap<Vec<usize>, (Vec<Arc<Ruleset>>, Arc<Ruleset>)>;
+
 impl RulesetPolicy {
     /// An empty policy whose resources log to NFLOG group `group` (their
     /// successors made by [`RulesetPolicy::next`] keep it).
     pub fn with_group(group: u16) -> Self {
         RulesetPolicy {
             by_namespace: BTreeMap::new(),
+            combined: Arc::default(),
             group,
         }
     }
@@ -147,12 +177,24 @@ impl RulesetPolicy {
         prev: &RulesetPolicy,
         rulesets: impl IntoIterator<Item = &'a FirewallRuleset>,
     ) -> Self {
+        Self::next_with(prev, rulesets, &AddressBook::default())
+    }
+
+    /// [`RulesetPolicy::next`] with the resolved elements of sourced sets.
+    /// Only resources whose generation or elements changed are compiled;
+    /// the others keep their values (the same allocations).
+    pub fn next_with<'a>(
+        prev: &RulesetPolicy,
+        rulesets: impl IntoIterator<Item = &'a FirewallRuleset>,
+        book: &AddressBook,
+    ) -> Self {
         let before: HashMap<&str, &Compiled> = prev
             .by_namespace
             .values()
             .flatten()
             .map(|c| (c.uid.as_str(), c))
             .collect();
+        let none = Arc::new(Resolved::new());
         let mut by_namespace: BTreeMap<String, Vec<Compiled>> = BTreeMap::new();
         for r in rulesets {
             let m = &r.metadata;
@@ -161,25 +203,58 @@ impl RulesetPolicy {
             };
             let uid = m.uid.clone().unwrap_or_default();
             let generation = m.generation.unwrap_or(0);
+            let resolved = book
+                .get(&(ns.clone(), uid.clone()))
+                .cloned()
+                .unwrap_or_else(|| none.clone());
             let old = before.get(uid.as_str()).filter(|_| !uid.is_empty());
+            let old_enforced = old.and_then(|c| c.enforced.as_ref());
             // Same generation as before: no need to compile it again (nor
-            // to warn again about it).
+            // to warn again about it); same elements too: nothing to do.
             let known = old.filter(|c| c.generation == generation);
-            let (value, rules) = match known {
+            let same_elements = |c: &&&Compiled| same_resolved(&c.resolved, &resolved);
+            let base = match known {
+                Some(c) => c.base.clone(),
+                None => compile(r, old_enforced),
+            };
+            let (value, rules) = match known.filter(same_elements) {
                 Some(c) => (c.value.clone(), c.rules.clone()),
-                None => match compile(r, old.and_then(|c| c.enforced.as_ref()), prev.group) {
+                None => match base.clone().and_then(|b| {
+                    finish(
+                        &r.spec,
+                        &b,
+                        &resolved,
+                        old_enforced.map(|e| &e.value),
+                        prev.group,
+                    )
+                }) {
                     Ok((v, m)) => (Ok(v), Some(m)),
                     Err(e) => (Err(e), None),
                 },
             };
-            let enforced = match (&value, &rules) {
-                (Ok(v), Some(m)) => Some(Enforced {
+            let enforced = match (&value, &rules, &base) {
+                (Ok(v), Some(m), Ok(b)) => Some(Enforced {
                     generation,
                     selector: r.spec.pod_selector.clone(),
                     value: v.clone(),
                     rules: m.clone(),
+                    spec: Arc::new(r.spec.clone()),
+                    base: b.clone(),
                 }),
-                _ => old.and_then(|c| c.enforced.clone()),
+                _ => old_enforced.map(|e| {
+                    if old.is_some_and(|c| same_resolved(&c.resolved, &resolved)) {
+                        return e.clone();
+                    }
+                    // The last valid generation with the new elements.
+                    match finish(&e.spec, &e.base, &resolved, Some(&e.value), prev.group) {
+                        Ok((value, rules)) => Enforced {
+                            value,
+                            rules,
+                            ..e.clone()
+                        },
+                        Err(_) => e.clone(),
+                    }
+                }),
             };
             let c = Compiled {
                 name,
@@ -190,14 +265,25 @@ impl RulesetPolicy {
                 value,
                 rules,
                 enforced,
+                base,
+                resolved,
             };
             if let Some(note) = c.note().filter(|_| known.is_none()) {
                 warn!(ruleset = %format!("{ns}/{}", c.name), "{note}");
             }
             by_namespace.entry(ns).or_default().push(c);
         }
+        // Combined values whose parts are all still enforced stay shared.
+        let live: std::collections::HashSet<usize> = by_namespace
+            .values()
+            .flatten()
+            .filter_map(|c| c.enforced.as_ref().map(|e| Arc::as_ptr(&e.value) as usize))
+            .collect();
+        let mut combined = lock(&prev.combined).clone();
+        combined.retain(|key, _| key.iter().all(|p| live.contains(p)));
         RulesetPolicy {
             by_namespace,
+            combined: Arc::new(Mutex::new(combined)),
             group: prev.group,
         }
     }
@@ -219,49 +305,16 @@ impl RulesetPolicy {
             .flatten()
             .filter(|c| selects(c.effective_selector(), &pod.labels))
     }
-}
 
-/// `r` compiled and instrumented (Audit, drop logs, own `log`s: see
-/// `linx_crds::instrument`), with where its rules come from. What it has
-/// in common with the generation enforced before is made the same
-/// allocations (`diff::share_unchanged`): the pods' reconcilers, holding
-/// that generation as their baseline, then diff only what the edit changed.
-fn compile(
-    r: &FirewallRuleset,
-    before: Option<&Enforced>,
-    group: u16,
-) -> Result<(Arc<Ruleset>, Arc<RuleMap>), String> {
-    let mut v = linx_crds::convert::to_ruleset(&r.spec).map_err(|d| {
-        d.iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("; ")
-    })?;
-    let mut origins = Origins::of(&r.spec, &v);
-    let tags = instrument(&mut v, &Instrumentation::of(&r.spec, group), &mut origins)?;
-    if let Some(before) = before {
-        share_unchanged(&mut v, &before.value);
-    }
-    let rules = RuleMap {
-        origins,
-        tags,
-        log_drops: r.spec.log_drops(),
-    };
-    Ok((Arc::new(v), Arc::new(rules)))
-}
-
-impl RulesetPolicy {
     /// The tables `pod` gets and the resource each comes from: the
     /// enforced generations of the resources selecting it, each table to
     /// its owner per `linx_crds::conflict`.
     pub fn owners<'a>(&'a self, pod: &'a Pod) -> Vec<Owner<'a>> {
-        let chosen: Vec<(&Compiled, &Enforced)> = self
-            .selecting(pod)
-            .filter_map(|c| c.enforced.as_ref().map(|e| (c, e)))
-            .collect();
-        if chosen.is_empty() {
-            return Vec::new();
-        }
+        Self::owned(&self.chosen(pod))
+    }
+
+    /// The tables of `chosen`, each to its owner per the conflict rule.
+    fn owned<'a>(chosen: &[(&'a Compiled, &'a Enforced)]) -> Vec<Owner<'a>> {
         let claims: Vec<Claim> = chosen
             .iter()
             .map(|(c, e)| Claim {
@@ -271,15 +324,18 @@ impl RulesetPolicy {
                     .value
                     .tables
                     .iter()
-                    .filter_map(|t| Some((crd_family(t.family)?, t.name.clone())))
+                    .filter_map(|t| {
+                        Some((linx_crds::convert::crd_family(t.family)?, t.name.clone()))
+                    })
                     .collect(),
             })
             .collect();
         let res = resolve(&claims);
         let mut out = Vec::new();
-        for (c, e) in chosen {
+        for &(c, e) in chosen {
             for t in &e.value.tables {
-                let ok = crd_family(t.family).is_none_or(|f| res.may_apply(&c.name, f, &t.name));
+                let ok = linx_crds::convert::crd_family(t.family)
+                    .is_none_or(|f| res.may_apply(&c.name, f, &t.name));
                 if ok {
                     out.push(Owner {
                         compiled: c,
@@ -291,16 +347,104 @@ impl RulesetPolicy {
         }
         out
     }
+
+    fn chosen<'a>(&'a self, pod: &'a Pod) -> Vec<(&'a Compiled, &'a Enforced)> {
+        self.selecting(pod)
+            .filter_map(|c| c.enforced.as_ref().map(|e| (c, e)))
+            .collect()
+    }
+}
+
+fn lock(m: &Mutex<Combined>) -> std::sync::MutexGuard<'_, Combined> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn same_resolved(a: &Arc<Resolved>, b: &Arc<Resolved>) -> bool {
+    Arc::ptr_eq(a, b) || a == b
+}
+
+/// `r` compiled without resolved elements, by the one verdict the operator
+/// and the admission webhook also use (`linx_crds::compile`): a resource
+/// they refuse is applied by no agent. What it has in common with the
+/// generation enforced before is made the same allocations
+/// (`diff::share_unchanged`): the pods' reconcilers, holding that
+/// generation as their baseline, then diff only what the edit changed.
+fn compile(r: &FirewallRuleset, before: Option<&Enforced>) -> Result<Arc<Ruleset>, String> {
+    linx_crds::compile(&r.spec)
+        .map(|mut v| {
+            if let Some(before) = before {
+                share_unchanged(&mut v, &before.value);
+            }
+            Arc::new(v)
+        })
+        .map_err(|d| joined(&d))
+}
+
+/// `base` (`spec` compiled) with the `resolved` elements of its sourced
+/// sets, compiled by the same compiler, then instrumented (Audit, drop
+/// logs, own `log`s: see `linx_crds::instrument`), with where its rules
+/// come from. Shares what it kept with `before` (the value enforced so
+/// far), so a pod's reconciler compares only what changed.
+fn finish(
+    spec: &FirewallRulesetSpec,
+    base: &Arc<Ruleset>,
+    resolved: &Resolved,
+    before: Option<&Arc<Ruleset>>,
+    group: u16,
+) -> Result<(Arc<Ruleset>, Arc<RuleMap>), String> {
+    let mut v = if resolved.values().all(|l| l.is_empty()) {
+        (**base).clone()
+    } else {
+        let with = linx_crds::source::with_elements(spec, base, resolved);
+        linx_crds::convert::to_ruleset(&with)
+            .map_err(|d| format!("with the elements its sources resolved to: {}", joined(&d)))?
+    };
+    let mut origins = Origins::of(spec, &v);
+    let tags = instrument(&mut v, &Instrumentation::of(spec, group), &mut origins)?;
+    share_unchanged(&mut v, before.unwrap_or(base));
+    let rules = RuleMap {
+        origins,
+        tags,
+        log_drops: spec.log_drops(),
+    };
+    Ok((Arc::new(v), Arc::new(rules)))
+}
+
+fn joined(d: &[linx_crds::Diagnostic]) -> String {
+    d.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl Policy for RulesetPolicy {
     fn desired(&self, pod: &Pod) -> Option<Ruleset> {
-        if !self.selecting(pod).any(|c| c.enforced.is_some()) {
+        self.desired_shared(pod).map(|v| (*v).clone())
+    }
+
+    /// Pods selected by the same resources share one value: computed once,
+    /// compared by pointer when handed to their workers.
+    fn desired_shared(&self, pod: &Pod) -> Option<Arc<Ruleset>> {
+        let chosen = self.chosen(pod);
+        if chosen.is_empty() {
             return None;
         }
-        Some(Ruleset {
-            tables: self.owners(pod).iter().map(|o| o.table.clone()).collect(),
-        })
+        let key: Vec<usize> = chosen
+            .iter()
+            .map(|(_, e)| Arc::as_ptr(&e.value) as usize)
+            .collect();
+        if let Some((_, v)) = lock(&self.combined).get(&key) {
+            return Some(v.clone());
+        }
+        let value = Arc::new(Ruleset {
+            tables: Self::owned(&chosen)
+                .iter()
+                .map(|o| o.table.clone())
+                .collect(),
+        });
+        let parts = chosen.iter().map(|(_, e)| Arc::clone(&e.value)).collect();
+        lock(&self.combined).insert(key, (parts, value.clone()));
+        Some(value)
     }
 
     fn holds(&self, pod: &Pod) -> bool {
@@ -308,39 +452,7 @@ impl Policy for RulesetPolicy {
     }
 }
 
-fn crd_family(f: Family) -> Option<CrdFamily> {
-    [
-        CrdFamily::Inet,
-        CrdFamily::Ip,
-        CrdFamily::Ip6,
-        CrdFamily::Arp,
-        CrdFamily::Bridge,
-        CrdFamily::Netdev,
-    ]
-    .into_iter()
-    .find(|c| c.as_str() == f.name())
-}
-
-/// Whether a label selector matches labels (Kubernetes semantics; an empty
-/// selector matches everything; an unknown operator matches nothing).
-pub fn selects(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let by_labels = sel
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    by_labels
-        && sel.match_expressions.iter().flatten().all(|e| {
-            let values = e.values.as_deref().unwrap_or_default();
-            match e.operator.as_str() {
-                "In" => labels.get(&e.key).is_some_and(|v| values.contains(v)),
-                "NotIn" => labels.get(&e.key).is_none_or(|v| !values.contains(v)),
-                "Exists" => labels.contains_key(&e.key),
-                "DoesNotExist" => !labels.contains_key(&e.key),
-                _ => false,
-            }
-        })
-}
+pub use linx_crds::selector::selects;
 
 #[cfg(test)]
 mod tests {
@@ -436,7 +548,7 @@ mod tests {
         let v2 = RulesetPolicy::next(&v1, &[edited.clone()]);
         let web = pod("shop", &[("app", "web")]);
         let (d1, d2) = (v1.desired(&web).unwrap(), v2.desired(&web).unwrap());
-        let fresh = linx_crds::convert::to_ruleset(&edited.spec).unwrap();
+        let fresh = linx_crds::compile(&edited.spec).unwrap();
         assert_eq!(d2, fresh, "the same value as a fresh compile");
         let (c1, c2) = (&d1.tables[0].chains, &d2.tables[0].chains);
         assert!(c2[0].rules.same(&c1[0].rules), "chain x untouched");

@@ -59,7 +59,15 @@ pub struct PodReport {
     pub reconciles: u64,
     /// Reconciles caused by another writer changing a table we own.
     pub repairs: u64,
+    /// From learning of the last change made to this pod's desired value
+    /// to its commit in the pod (`linx_program_latency_seconds`).
+    #[serde(with = "seconds")]
+    pub program_latency: Option<Duration>,
     pub error: Option<String>,
+    /// The sandbox (container ID) whose namespace, handed over by
+    /// `linx-cni`, this report is about; `None` when the namespace was
+    /// found through a process of the pod.
+    pub sandbox: Option<String>,
     pub updated: SystemTime,
 }
 
@@ -76,7 +84,9 @@ impl PodReport {
             attempts: 0,
             reconciles: 0,
             repairs: 0,
+            program_latency: None,
             error: None,
+            sandbox: None,
             updated: SystemTime::now(),
         }
     }
@@ -152,5 +162,18 @@ impl Reports {
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, PodReport>> {
         // A panicking reader cannot leave a report half-written: recover.
         self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// An optional duration as fractional seconds.
+mod seconds {
+    pub fn serialize<S: serde::Serializer>(
+        d: &Option<std::time::Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
     }
 }

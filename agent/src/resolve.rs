@@ -31,6 +31,20 @@ pub struct PodNetns {
     pub inode: (u64, u64),
 }
 
+/// A pod's sandbox namespace, handed over by `linx-cni` at `ADD` (the
+/// descriptor the plugin opened from `CNI_NETNS`): held for as long as
+/// the sandbox lives, until its `DEL`. No process is involved, so nothing
+/// can be reused under it.
+#[derive(Debug)]
+pub struct Sandbox {
+    /// The sandbox's container ID (`CNI_CONTAINERID`).
+    pub container_id: String,
+    /// The namespace, held open.
+    pub netns: Netns,
+    /// Device and inode of the namespace.
+    pub inode: (u64, u64),
+}
+
 /// The outcome of resolving one pod.
 #[derive(Clone, Debug)]
 pub enum Resolution {

@@ -9,7 +9,9 @@ use std::time::Duration;
 use prometheus_client::registry::Registry;
 use tracing::{error, info};
 
+use crate::cni::EndpointOptions;
 use crate::controller::{NodeController, Options};
+use crate::local::LocalLookup;
 use crate::metrics::Metrics;
 use crate::resolve::CgroupResolver;
 
@@ -36,6 +38,14 @@ pub struct RunConfig {
     pub nflog_group: u16,
     /// JSON drop-log lines per second per pod (0: no limit).
     pub drop_log_rate: u32,
+    /// Serve `linx-cni` on this socket (see `docs/cni.md`).
+    pub cni_socket: Option<PathBuf>,
+    /// Where `linx-cni` keeps its start records.
+    pub cni_state_dir: PathBuf,
+    /// The longest a `linx-cni` ADD may take in the agent.
+    pub cni_max_wait: Duration,
+    /// Set the `netfilter.linx.dev/firewall` readiness gate condition.
+    pub readiness_gate: bool,
 }
 
 /// `linx-agent run` arguments.
@@ -79,6 +89,20 @@ pub struct RunArgs {
     /// counted (`{"suppressed": N}` lines). 0: no limit.
     #[arg(long, default_value_t = 100)]
     pub drop_log_rate: u32,
+    /// Serve linx-cni on this Unix socket (e.g. /run/linx/agent.sock).
+    #[arg(long)]
+    pub cni_socket: Option<PathBuf>,
+    /// Where linx-cni keeps its start records (read for the node report).
+    #[arg(long, default_value = linx_cni::record::DEFAULT_STATE_DIR)]
+    pub cni_state_dir: PathBuf,
+    /// The longest a linx-cni ADD may take here, in seconds (the plugin's
+    /// own timeout is usually shorter).
+    #[arg(long, default_value_t = 60)]
+    pub cni_max_wait_secs: u64,
+    /// Set the netfilter.linx.dev/firewall condition of pods that declare
+    /// it as a readiness gate, once their firewall is in.
+    #[arg(long)]
+    pub readiness_gate: bool,
 }
 
 impl From<RunArgs> for RunConfig {
@@ -99,13 +123,17 @@ impl From<RunArgs> for RunConfig {
             host_netns: a.host_netns,
             nflog_group: a.nflog_group,
             drop_log_rate: a.drop_log_rate,
+            cni_socket: a.cni_socket,
+            cni_state_dir: a.cni_state_dir,
+            cni_max_wait: Duration::from_secs(a.cni_max_wait_secs.clamp(1, 600)),
+            readiness_gate: a.readiness_gate,
         }
     }
 }
 
-/// Logs to stderr (`RUST_LOG`, default `linx_agent=info`), starts a Tokio
-/// runtime and runs the agent until SIGTERM.
-pub fn main(args: RunArgs) -> Result<(), RunError> {
+/// Logs to stderr (`RUST_LOG`, default `linx_agent=info`); the agent's
+/// commands that run long share it.
+pub(crate) fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -113,6 +141,16 @@ pub fn main(args: RunArgs) -> Result<(), RunError> {
         )
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Logs to stderr, starts a Tokio runtime and runs the agent until SIGTERM.
+pub fn main(args: RunArgs) -> Result<(), RunError> {
+    init_logging();
+    match raise_open_files_limit() {
+        Ok((from, to)) if from != to => info!(from, to, "raised the soft limit on open files"),
+        Ok(_) => {}
+        Err(e) => error!(error = %e, "could not raise the soft limit on open files"),
+    }
     let rt = tokio::runtime::Runtime::new().map_err(RunError::Runtime)?;
     rt.block_on(run(args.into()))
 }
@@ -132,6 +170,32 @@ pub enum RunError {
     NoNodeName,
     #[error(transparent)]
     Kube(#[from] crate::kube::KubeError),
+    #[error("linx-cni endpoint: {0}")]
+    Cni(#[from] crate::cni::EndpointError),
+}
+
+/// Raises this process's soft limit on open files to its hard limit, as
+/// Go's runtime does: containerd 2.x starts containers with a soft limit of
+/// 1,024, and the agent holds two descriptors per pod. Returns the soft
+/// limit before and after.
+pub fn raise_open_files_limit() -> std::io::Result<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid pointer to an rlimit, for the duration of the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let before = lim.rlim_cur;
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok((before, lim.rlim_cur))
 }
 
 /// Runs until SIGTERM or SIGINT; tables are left as they are on exit (a
@@ -154,6 +218,16 @@ pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
     if let Some(path) = cfg.report.clone() {
         tokio::spawn(write_reports(node.reports(), path));
     }
+    // Bound before anything else: a socket that cannot be served is an
+    // error at start, not a node where no pod starts (failClosed).
+    let cni = match &cfg.cni_socket {
+        Some(socket) => Some(crate::cni::listen(EndpointOptions {
+            socket: socket.clone(),
+            max_wait: cfg.cni_max_wait,
+            host_netns: cfg.host_netns.clone(),
+        })?),
+        None => None,
+    };
     let Some(local) = cfg.local.clone() else {
         let node_name = cfg.node_name.clone().ok_or(RunError::NoNodeName)?;
         let drops = Arc::new(crate::drops::Drops::new(
@@ -170,9 +244,16 @@ pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
         let opts = crate::kube::KubeOptions {
             node: node_name,
             report_interval: cfg.report_interval,
+            cni_state_dir: cni.as_ref().map(|_| cfg.cni_state_dir.clone()),
+            readiness_gate: cfg.readiness_gate,
         };
-        crate::kube::run(client, opts, node, stop_signal()).await;
+        crate::kube::run(client, opts, node, cni, stop_signal()).await;
         return Ok(());
+    };
+    let lookup = Arc::new(LocalLookup::new(&local));
+    let endpoint = match cni {
+        Some(listener) => Some(listener.serve(node.handle(), lookup.clone())?),
+        None => None,
     };
     let stop = stop_signal();
     tokio::pin!(stop);
@@ -198,12 +279,16 @@ pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
         match crate::local::load(&local) {
             Ok(targets) => {
                 info!(pods = targets.len(), "pods file changed");
+                lookup.set(targets.clone());
                 node.apply(targets);
             }
             Err(e) => error!(error = %e, "keeping the last desired state"),
         }
     }
     info!("stopping: tables are left in place");
+    if let Some(e) = endpoint {
+        e.abort();
+    }
     node.shutdown().await;
     Ok(())
 }

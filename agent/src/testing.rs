@@ -115,20 +115,393 @@ pub fn pod_uid(n: u32) -> String {
     )
 }
 
-/// How many of this process's descriptors refer to the namespace with this
-/// inode (held netns files and sockets' namespaces are not counted: only
-/// nsfs files, `net:[INODE]`).
+/// How many of this process's descriptors hold the namespace with this
+/// inode: its nsfs files (opened from `/proc/PID/ns/net`, shown as
+/// `net:[INODE]`, or from a bind mount such as `/run/netns/NAME`, or
+/// received from another process) and the sockets living in it.
 pub fn open_netns_fds(inode: u64) -> usize {
+    use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+    use std::os::unix::fs::MetadataExt;
     let want = format!("net:[{inode}]");
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| {
-            d.flatten()
-                .filter(|e| {
-                    std::fs::read_link(e.path())
-                        .map(|l| l.to_string_lossy() == want)
-                        .unwrap_or(false)
-                })
-                .count()
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return 0;
+    };
+    dir.flatten()
+        .filter(|e| {
+            let Ok(link) = std::fs::read_link(e.path()) else {
+                return false;
+            };
+            let link = link.to_string_lossy();
+            if link == want {
+                return true;
+            }
+            if !link.starts_with("socket:") {
+                return !link.starts_with("anon_inode:")
+                    && std::fs::metadata(e.path()).is_ok_and(|m| m.ino() == inode);
+            }
+            let Some(fd) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                return false;
+            };
+            // SAFETY: SIOCGSKNS on one of our descriptors returns a new one
+            // (or fails); the new one is owned and closed here.
+            let ns = unsafe { libc::ioctl(fd, libc::SIOCGSKNS) };
+            if ns < 0 {
+                return false;
+            }
+            let ns = unsafe { OwnedFd::from_raw_fd(ns) };
+            nix::sys::stat::fstat(ns.as_fd()).is_ok_and(|st| st.st_ino == inode)
         })
-        .unwrap_or(0)
+        .count()
+}
+
+/// A workspace binary: the path in the environment variable `env` if set,
+/// else built here with the running test's profile (cheap when fresh:
+/// cargo finds it up to date).
+pub fn binary(package: &str, bin: &str, env: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env) {
+        return p.into();
+    }
+    // target/PROFILE/deps/TEST-HASH → target/PROFILE/BIN
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut dir = exe.parent().expect("target dir");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("target/PROFILE");
+    }
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(["build", "-q", "-p", package, "--bin", bin]);
+    match dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => {}
+        Some(profile) => {
+            cmd.args(["--profile", profile]);
+        }
+    }
+    let st = cmd.status().expect("run cargo build");
+    assert!(st.success(), "building {bin} failed");
+    dir.join(bin)
+}
+
+/// The `linx-cni` binary (`LINX_CNI_BIN`, else built).
+pub fn cni_binary() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| binary("linx-cni", "linx-cni", "LINX_CNI_BIN"))
+        .clone()
+}
+
+/// Where Debian's `containernetworking-plugins` puts the plugins.
+pub const CNI_PLUGINS: &str = "/usr/lib/cni";
+
+/// A CNI plugin chain run as a container runtime runs it (libcni's
+/// order, environment and stdin: `cniVersion` and `name` of the list in
+/// each plugin's configuration, `prevResult` chained on `ADD`, reverse
+/// order on `DEL`), every plugin inside a throwaway "node" namespace so
+/// that the bridge, the veth ends and the IPAM state never touch the
+/// host. The chain is Debian's `bridge` + `host-local`, optionally
+/// followed by `linx-cni` talking to an agent at [`CniChain::socket`].
+pub struct CniChain {
+    /// The node's namespace: the bridge lives here, and a listener here
+    /// is a peer of every pod.
+    pub node: TestNetns,
+    /// Temporary directory: plugin path, IPAM data, start records, socket.
+    pub dir: PathBuf,
+    pub list: serde_json::Value,
+    /// The results of each sandbox's `ADD`, for `CHECK` and `DEL`.
+    results: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
+}
+
+/// What one plugin or chain invocation printed and exited with.
+#[derive(Clone, Debug)]
+pub struct CniOutput {
+    pub status: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl CniOutput {
+    pub fn ok(&self) -> bool {
+        self.status == 0
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.stdout).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// The pod a sandbox is for, as `CNI_ARGS` names it.
+pub fn cni_args(pod: &crate::Pod, container_id: &str) -> String {
+    format!(
+        "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={container_id};K8S_POD_UID={}",
+        pod.namespace, pod.name, pod.uid
+    )
+}
+
+impl CniChain {
+    /// A chain on subnet `10.<octet>.0.0/16`: `bridge` + `host-local`,
+    /// then `linx-cni` with `linx` (its settings) unless `None`.
+    pub fn new(octet: u8, linx: Option<linx_cni::conflist::Settings>) -> CniChain {
+        let node = TestNetns::new();
+        let dir = std::env::temp_dir().join(format!("linx-cni-chain-{}", node.name()));
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).expect("create the chain's directory");
+        for p in ["bridge", "host-local", "ptp", "loopback"] {
+            std::os::unix::fs::symlink(format!("{CNI_PLUGINS}/{p}"), bin.join(p))
+                .expect("link a CNI plugin");
+        }
+        std::os::unix::fs::symlink(cni_binary(), bin.join("linx-cni")).expect("link linx-cni");
+        let mut plugins = vec![serde_json::json!({
+            "type": "bridge",
+            "bridge": "linx-br0",
+            "isGateway": true,
+            "ipMasq": false,
+            "ipam": {
+                "type": "host-local",
+                "subnet": format!("10.{octet}.0.0/16"),
+                "dataDir": dir.join("ipam"),
+            }
+        })];
+        if let Some(mut s) = linx {
+            s.agent_socket = dir.join("agent.sock");
+            s.state_dir = dir.join("state");
+            plugins.push(s.entry());
+        }
+        let list = serde_json::json!({
+            "cniVersion": "1.0.0",
+            "name": format!("linx-test-{octet}"),
+            "plugins": plugins,
+        });
+        CniChain {
+            node,
+            dir,
+            list,
+            results: Default::default(),
+        }
+    }
+
+    /// Where `linx-cni` expects the agent.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("agent.sock")
+    }
+
+    /// Where `linx-cni` keeps its start records.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    /// The gateway address (the bridge's, in the node namespace).
+    pub fn gateway(&self) -> String {
+        let subnet = self.list["plugins"][0]["ipam"]["subnet"]
+            .as_str()
+            .expect("subnet");
+        subnet.replace(".0.0/16", ".0.1")
+    }
+
+    /// Runs one plugin of the list (its configuration completed as libcni
+    /// does) with the spec's environment.
+    pub fn plugin(
+        &self,
+        index: usize,
+        command: &str,
+        netns: &std::path::Path,
+        container_id: &str,
+        args: &str,
+        prev: Option<&[u8]>,
+    ) -> CniOutput {
+        let mut conf = self.list["plugins"][index].clone();
+        conf["cniVersion"] = self.list["cniVersion"].clone();
+        conf["name"] = self.list["name"].clone();
+        if let Some(p) = prev {
+            conf["prevResult"] = serde_json::from_slice(p).expect("previous result is JSON");
+        }
+        let ty = conf["type"].as_str().expect("plugin type").to_owned();
+        self.exec(&ty, command, netns, container_id, args, &conf.to_string())
+    }
+
+    /// Runs the plugin binary `ty` in the node namespace.
+    pub fn exec(
+        &self,
+        ty: &str,
+        command: &str,
+        netns: &std::path::Path,
+        container_id: &str,
+        args: &str,
+        stdin: &str,
+    ) -> CniOutput {
+        use std::io::Write as _;
+        let bin = self.dir.join("bin");
+        let mut child = Command::new("nsenter")
+            .arg(format!("--net={}", self.node.path().display()))
+            .arg(bin.join(ty))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", container_id)
+            .env("CNI_NETNS", netns)
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_ARGS", args)
+            .env("CNI_PATH", &bin)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run a CNI plugin");
+        let mut input = child.stdin.take().expect("stdin");
+        input
+            .write_all(stdin.as_bytes())
+            .expect("write the configuration");
+        drop(input);
+        let out = child.wait_with_output().expect("wait for a CNI plugin");
+        CniOutput {
+            status: out.status.code().unwrap_or(-1),
+            stdout: out.stdout,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `ADD` through the whole list; stops at the first failure. On
+    /// success `outputs` holds each plugin's output, the last being the
+    /// chain's result.
+    pub fn add(&self, netns: &std::path::Path, container_id: &str, args: &str) -> Vec<CniOutput> {
+        let n = self.list["plugins"].as_array().map_or(0, Vec::len);
+        let mut outs: Vec<CniOutput> = Vec::with_capacity(n);
+        for i in 0..n {
+            let prev = outs.last().map(|o| o.stdout.clone());
+            let out = self.plugin(i, "ADD", netns, container_id, args, prev.as_deref());
+            let ok = out.ok();
+            outs.push(out);
+            if !ok {
+                return outs;
+            }
+        }
+        if let Some(last) = outs.last() {
+            self.results
+                .lock()
+                .unwrap()
+                .insert(container_id.to_owned(), last.stdout.clone());
+        }
+        outs
+    }
+
+    /// The chain's result of a sandbox's last successful `ADD`.
+    pub fn add_result(&self, container_id: &str) -> Option<Vec<u8>> {
+        self.results.lock().unwrap().get(container_id).cloned()
+    }
+
+    /// `CHECK` through the list, in order, with the `ADD` result.
+    pub fn check(&self, netns: &std::path::Path, container_id: &str, args: &str) -> CniOutput {
+        self.along(false, "CHECK", netns, container_id, args)
+    }
+
+    /// `DEL` through the list, in reverse, with the `ADD` result if any.
+    pub fn del(&self, netns: &std::path::Path, container_id: &str, args: &str) -> CniOutput {
+        let out = self.along(true, "DEL", netns, container_id, args);
+        self.results.lock().unwrap().remove(container_id);
+        out
+    }
+
+    fn along(
+        &self,
+        reverse: bool,
+        command: &str,
+        netns: &std::path::Path,
+        container_id: &str,
+        args: &str,
+    ) -> CniOutput {
+        let prev = self.results.lock().unwrap().get(container_id).cloned();
+        let n = self.list["plugins"].as_array().map_or(0, Vec::len);
+        let order: Vec<usize> = if reverse {
+            (0..n).rev().collect()
+        } else {
+            (0..n).collect()
+        };
+        let mut last = CniOutput {
+            status: 0,
+            stdout: Vec::new(),
+            stderr: String::new(),
+        };
+        for i in order {
+            last = self.plugin(i, command, netns, container_id, args, prev.as_deref());
+            if !last.ok() {
+                break;
+            }
+        }
+        last
+    }
+}
+
+impl Drop for CniChain {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs `f` on a throwaway thread that entered `ns` (sockets it makes stay
+/// there); the calling thread never moves.
+pub fn in_netns<T: Send>(ns: &TestNetns, f: impl FnOnce() -> T + Send) -> T {
+    let path = ns.path();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let file = std::fs::File::open(&path).expect("open the test namespace");
+            nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .expect("enter the test namespace");
+            f()
+        })
+        .join()
+        .expect("thread in the test namespace")
+    })
+}
+
+/// Runs `ip ARGS`, panicking with its output when it fails.
+pub fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("run ip (iproute2)");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A veth pair between two test namespaces, `a_addr` (CIDR) on `a`'s end
+/// named `a_dev` and `b_addr` on `b`'s; loopback up on both. The pair goes
+/// with the namespaces.
+pub fn veth(a: &TestNetns, a_dev: &str, a_addr: &str, b: &TestNetns, b_dev: &str, b_addr: &str) {
+    ip(&[
+        "link",
+        "add",
+        a_dev,
+        "netns",
+        a.name(),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b_dev,
+        "netns",
+        b.name(),
+    ]);
+    for (ns, dev, addr) in [(a, a_dev, a_addr), (b, b_dev, b_addr)] {
+        ip(&["-n", ns.name(), "addr", "add", addr, "dev", dev]);
+        ip(&["-n", ns.name(), "link", "set", dev, "up"]);
+        ip(&["-n", ns.name(), "link", "set", "lo", "up"]);
+    }
+}
+
+/// A TCP listener on `addr` inside `ns`, accepting (and dropping)
+/// connections on its own thread until the process ends.
+pub fn listen(ns: &TestNetns, addr: &str) {
+    let addr: std::net::SocketAddr = addr.parse().expect("a socket address");
+    let l = in_netns(ns, move || {
+        std::net::TcpListener::bind(addr).expect("bind in the namespace")
+    });
+    std::thread::spawn(move || for _ in l.incoming() {});
+}
+
+/// Whether a TCP connection from inside `ns` to `to` is accepted within
+/// `timeout` (a firewall that drops the SYN makes it time out).
+pub fn connects(ns: &TestNetns, to: &str, timeout: Duration) -> bool {
+    let to: std::net::SocketAddr = to.parse().expect("a socket address");
+    in_netns(ns, move || {
+        std::net::TcpStream::connect_timeout(&to, timeout).is_ok()
+    })
 }

@@ -15,7 +15,13 @@ use linx_agent::metrics::Metrics;
 use linx_agent::policy::RulesetPolicy;
 use linx_agent::resolve::{NetnsResolver, PodNetns, Resolution, ResolveError};
 use linx_agent::{Pod, PodReport, PodState};
-use linx_crds::{FirewallNodeReport, FirewallRuleset, PodFailure, RulesetReport};
+use linx_cni::protocol::PodRef;
+use linx_cni::record::StartRecord;
+use linx_crds::report::ProgramLatency;
+use linx_crds::{
+    FirewallNodeReport, FirewallRuleset, PodFailure, PodRuleset, PodStarts, RulesetReport,
+    UnprotectedPod,
+};
 use serde_json::{json, Value};
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
@@ -92,22 +98,31 @@ fn report_counts_pods_at_their_current_revision() {
         pods: pods.clone(),
         policy: Arc::new(policy),
     };
+    let programmed = |mut r: PodReport, ms: u64| {
+        r.program_latency = Some(std::time::Duration::from_millis(ms));
+        r
+    };
     let reports: BTreeMap<String, PodReport> = [
-        report(&pods[0], 2, PodState::Applied, None),
+        programmed(report(&pods[0], 2, PodState::Applied, None), 40),
         report(
             &pods[1],
             2,
             PodState::Failed,
             Some("netlink: EPERM adding rule"),
         ),
-        // Applied, but an older desired value: pending, not applied.
-        report(&pods[2], 1, PodState::Applied, None),
-        report(&pods[3], 2, PodState::Applied, None),
+        // Applied, but an older desired value: pending, not applied (and
+        // its latency, about that older value, not counted).
+        programmed(report(&pods[2], 1, PodState::Applied, None), 900),
+        programmed(report(&pods[3], 2, PodState::Applied, None), 10),
     ]
     .into_iter()
     .map(|r| (r.uid.clone(), r))
     .collect();
-    let got = node_report("node-a", &snap, &reports);
+    let got = node_report("node-a", &snap, &reports, None);
+    assert_eq!(
+        got.spec.pod_starts, None,
+        "without linx-cni nothing is said of starts"
+    );
     let failure = PodFailure {
         node: "node-a".into(),
         pod: "web-1".into(),
@@ -127,6 +142,17 @@ fn report_counts_pods_at_their_current_revision() {
                 enforced_generation: None,
                 message: None,
                 failures: vec![failure.clone()],
+                program_latency: Some(ProgramLatency {
+                    p50_millis: 10,
+                    p99_millis: 40
+                }),
+                pods: vec![
+                    pod_entry("db-0", "Applied", Some(3)),
+                    pod_entry("web-0", "Applied", Some(3)),
+                    pod_entry("web-1", "Failed", None),
+                    // Applied at an older revision: not yet this one.
+                    pod_entry("web-2", "Pending", None),
+                ],
                 ..Default::default()
             },
             RulesetReport {
@@ -140,11 +166,69 @@ fn report_counts_pods_at_their_current_revision() {
                 enforced_generation: None,
                 message: None,
                 failures: vec![failure],
+                program_latency: Some(ProgramLatency {
+                    p50_millis: 40,
+                    p99_millis: 40
+                }),
+                pods: vec![
+                    pod_entry("web-0", "Applied", Some(7)),
+                    pod_entry("web-1", "Failed", None),
+                    pod_entry("web-2", "Pending", None),
+                ],
                 ..Default::default()
             },
         ]
     );
     assert_eq!(got.metadata.name.as_deref(), Some("node-a"));
+
+    // With linx-cni's start records: web-0 protected from its start;
+    // web-1 (recorded by name: no UID from the runtime) and db-0 admitted
+    // unprotected, db-0 caught up since; web-2 started before linx-cni.
+    let rec = |p: &Pod, uid: bool, protected: bool, at: u64| StartRecord {
+        pod: PodRef {
+            namespace: p.namespace.clone(),
+            name: p.name.clone(),
+            uid: uid.then(|| p.uid.clone()),
+        },
+        container_id: format!("c-{}-{at}", p.uid),
+        protected,
+        reason: (!protected).then(|| "the node agent is not reachable".into()),
+        at,
+    };
+    let gone = pod("u9", "gone-0", "web");
+    let records = vec![
+        rec(&pods[0], true, true, 1),
+        rec(&pods[1], false, false, 1),
+        rec(&pods[3], true, true, 1),
+        rec(&pods[3], true, false, 2), // the later sandbox wins
+        rec(&pods[4], true, false, 1), // host network: not counted
+        rec(&gone, true, false, 1),    // not on the node any more
+    ];
+    let got = node_report("node-a", &snap, &reports, Some(&records));
+    let unprotected = |p: &Pod, enforced: bool| UnprotectedPod {
+        namespace: p.namespace.clone(),
+        name: p.name.clone(),
+        enforced,
+        reason: "the node agent is not reachable".into(),
+    };
+    assert_eq!(
+        got.spec.pod_starts,
+        Some(PodStarts {
+            protected: 1,
+            unobserved: 1,
+            unprotected_count: 2,
+            unprotected: vec![unprotected(&pods[3], true), unprotected(&pods[1], false)],
+        })
+    );
+}
+
+fn pod_entry(pod: &str, state: &str, applied_generation: Option<i64>) -> PodRuleset {
+    PodRuleset {
+        pod: pod.into(),
+        state: state.into(),
+        applied_generation,
+        would_drop: 0,
+    }
 }
 
 /// Receives one request within 5 s.
@@ -193,6 +277,10 @@ async fn report_is_written_by_forced_server_side_apply() {
                 pod: "web-1".into(),
                 message: "EPERM".into(),
             }],
+            program_latency: Some(ProgramLatency {
+                p50_millis: 12,
+                p99_millis: 340,
+            }),
             ..Default::default()
         }],
     )
@@ -221,7 +309,8 @@ async fn report_is_written_by_forced_server_side_apply() {
             "spec": {"nodeName": "node-a", "rulesets": [
                 {"namespace": "web", "name": "base", "uid": "uid-base", "generation": 3,
                  "matchedPods": 2, "appliedPods": 1, "failedPods": 1,
-                 "failures": [{"node": "node-a", "pod": "web-1", "message": "EPERM"}]}]}
+                 "failures": [{"node": "node-a", "pod": "web-1", "message": "EPERM"}],
+                 "programLatency": {"p50Millis": 12, "p99Millis": 340}}]}
         })
     );
     reply(send, &body);
@@ -238,6 +327,23 @@ impl NetnsResolver for NoProcess {
     fn still_valid(&self, _: &PodNetns) -> bool {
         false
     }
+}
+
+const ADDRESS_SETS_PATH: &str = "/apis/netfilter.linx.dev/v1alpha1/firewalladdresssets";
+
+/// The agent also runs its node's FirewallTraces: none here.
+const TRACES_PATH: &str = "/apis/netfilter.linx.dev/v1alpha1/firewalltraces";
+
+fn traces_list() -> Value {
+    list("FirewallTraceList", "netfilter.linx.dev/v1alpha1", vec![])
+}
+
+fn address_sets_list() -> Value {
+    list(
+        "FirewallAddressSetList",
+        "netfilter.linx.dev/v1alpha1",
+        vec![],
+    )
 }
 
 fn list(kind: &str, api_version: &str, items: Vec<Value>) -> Value {
@@ -262,8 +368,10 @@ fn start_adapter() -> Adapter {
     let opts = KubeOptions {
         node: "node-a".into(),
         report_interval: Duration::from_millis(50),
+        cni_state_dir: None,
+        readiness_gate: false,
     };
-    let agent = tokio::spawn(linx_agent::kube::run(client, opts, node, async {
+    let agent = tokio::spawn(linx_agent::kube::run(client, opts, node, None, async {
         let _ = stop_rx.await;
     }));
     let pod_json = json!({"metadata": {"name": "web-0", "namespace": "web", "uid": "u1",
@@ -325,6 +433,20 @@ async fn run_watches_this_nodes_pods_and_reports_what_selects_them() {
                     );
                 }
             }
+            (Method::GET, ADDRESS_SETS_PATH) => {
+                if watch {
+                    held.push(send);
+                } else {
+                    reply(send, &address_sets_list());
+                }
+            }
+            (Method::GET, TRACES_PATH) => {
+                if watch {
+                    held.push(send);
+                } else {
+                    reply(send, &traces_list());
+                }
+            }
             (Method::GET, "/api/v1/nodes/node-a") => reply(
                 send,
                 &json!({"apiVersion": "v1", "kind": "Node",
@@ -350,7 +472,8 @@ async fn run_watches_this_nodes_pods_and_reports_what_selects_them() {
         patch["spec"],
         json!({"nodeName": "node-a", "rulesets": [
             {"namespace": "web", "name": "base", "uid": "uid-base", "generation": 3,
-             "matchedPods": 1, "appliedPods": 0, "failedPods": 0}]})
+             "matchedPods": 1, "appliedPods": 0, "failedPods": 0,
+             "pods": [{"pod": "web-0", "state": "Pending"}]}]})
     );
     assert_eq!(
         patch["metadata"]["ownerReferences"][0]["uid"],
@@ -364,13 +487,28 @@ async fn run_watches_this_nodes_pods_and_reports_what_selects_them() {
                 .is_some_and(|p| p.state == PodState::NotRunning))
             .await
     );
-    // Its state changed (Pending → NotRunning) but not the report's
-    // content: no second write.
-    if let Ok(Some((req, _))) =
+    // Its state changed (Pending → NotRunning): the report lists each
+    // pod's state, so it is written once more with that, and nothing else
+    // is asked (but the traces' watch, which may start late).
+    let mut second = None;
+    while let Ok(Some((req, send))) =
         tokio::time::timeout(Duration::from_millis(300), handle.next_request()).await
     {
-        panic!("unexpected request {} {}", req.method(), req.uri());
+        let watch = req.uri().query().unwrap_or_default().contains("watch=true");
+        match (req.method().clone(), req.uri().path()) {
+            (Method::GET, TRACES_PATH) if watch => held.push(send),
+            (Method::PATCH, REPORT_PATH) if second.is_none() => {
+                let body = json_body(req).await;
+                reply(send, &body);
+                second = Some(body);
+            }
+            (m, _) => panic!("unexpected request {m} {}", req.uri()),
+        }
     }
+    assert_eq!(
+        second.expect("the report with the pod's new state")["spec"]["rulesets"][0]["pods"],
+        json!([{"pod": "web-0", "state": "NotRunning"}])
+    );
     stop_tx.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(5), agent)
         .await
@@ -401,7 +539,7 @@ fn report_names_the_generation_enforced_when_the_current_one_is_invalid() {
             report(&pods[0], 1, PodState::Applied, None),
         )]
         .into();
-        node_report("node-a", &snap, &reports).spec.rulesets[0].clone()
+        node_report("node-a", &snap, &reports, None).spec.rulesets[0].clone()
     };
     let e = entry(v1);
     assert_eq!((e.generation, e.applied_pods), (1, 1));
@@ -494,6 +632,8 @@ async fn run_keeps_the_last_valid_generation_across_watch_events() {
                 send.send_response(Response::builder().body(Body::from(ev)).unwrap());
             }
             (Method::GET, _, true) => held.push(send),
+            (Method::GET, ADDRESS_SETS_PATH, false) => reply(send, &address_sets_list()),
+            (Method::GET, TRACES_PATH, false) => reply(send, &traces_list()),
             (Method::GET, "/api/v1/nodes/node-a", false) => reply(
                 send,
                 &json!({"apiVersion": "v1", "kind": "Node",

@@ -520,6 +520,63 @@ async fn an_invalid_edit_keeps_the_last_valid_generation_and_a_restart_holds_its
     node.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn program_latency_counts_from_when_the_change_was_learned() {
+    let p = test_pod();
+    let (a, _) = value_of(&fw_script(&[80]));
+    let (b, b_text) = value_of(&fw_script(&[80, 443]));
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = linx_agent::metrics::Metrics::register(&mut registry);
+    let mut node = NodeController::new(Arc::new(resolver()), opts(), metrics);
+    let r1 = node.apply([target(&p, Some(&a))]);
+    converged(&node, &[(&p, r1)], Duration::from_secs(10)).await;
+    let first = report(&node, &p)
+        .program_latency
+        .expect("a new pod's latency");
+    // An edit learned two seconds before it reaches the controller (say,
+    // a watch event that waited behind a slow list): the clock runs from
+    // the learning, through the commit.
+    let learned = tokio::time::Instant::now() - Duration::from_secs(2);
+    let start = Instant::now();
+    let r2 = node.apply_learned([target(&p, Some(&b))], learned);
+    converged(&node, &[(&p, r2)], Duration::from_secs(10)).await;
+    let took = start.elapsed();
+    let l = report(&node, &p)
+        .program_latency
+        .expect("the edit's latency");
+    assert!(
+        l >= Duration::from_secs(2) && l <= Duration::from_secs(2) + took,
+        "{l:?} (the edit took {took:?})"
+    );
+    assert_eq!(p.ns.ruleset(), b_text);
+    // A reconcile that programs no change (a resync) adds no sample.
+    node.apply([target(&p, Some(&b))]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let text = linx_agent::metrics::encode(&registry);
+    assert!(
+        text.contains("linx_program_latency_seconds_count 2\n"),
+        "{text}"
+    );
+    let sum: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("linx_program_latency_seconds_sum "))
+        .and_then(|v| v.parse().ok())
+        .expect("a sum");
+    assert!(
+        (sum - (first + l).as_secs_f64()).abs() < 1e-3,
+        "{sum} vs {first:?} + {l:?}"
+    );
+    // The process's own resources are exported beside.
+    for name in [
+        "process_open_fds ",
+        "process_threads ",
+        "process_resident_memory_bytes ",
+    ] {
+        assert!(text.contains(name), "{name} missing: {text}");
+    }
+    node.shutdown().await;
+}
+
 /// The value of a metric line `name{…} V` (summed over label sets that
 /// contain `with`) in the agent's Prometheus text.
 fn metric(registry: &prometheus_client::registry::Registry, name: &str, with: &str) -> f64 {

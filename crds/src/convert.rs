@@ -2,19 +2,27 @@
 //!
 //! Structured tables are rendered to nft text one declaration per line
 //! ([`render`]), so that a compiler error's line maps back to the spec field
-//! it came from. The nft compiler (`linx_netfilter::syntax`) is called from
-//! the [`compiler`] module below and nowhere else.
+//! it came from. `spec.nft` is compiled as written; [`NftOrigins`] maps its
+//! rules back to their lines. The nft compiler (`linx_netfilter::syntax`)
+//! is called from the [`compiler`] module below and nowhere else.
 
+use std::collections::HashMap;
+
+use linx_netfilter::syntax::ast::{Object as AstObject, Op};
+use linx_netfilter::syntax::Span;
 use linx_netfilter::{Rule, Ruleset, Table};
 
 use crate::diagnostic::Diagnostic;
+use crate::references::{self, Place};
 use crate::resource::{
     limits, ChainSpec, Family, FirewallRulesetSpec, MapSpec, ObjectSpec, Policy, SetSpec, TableSpec,
 };
 
-/// The only calls into the nft compiler (`linx_netfilter::syntax`).
+/// The only calls into the nft compiler (`linx_netfilter::syntax`): a
+/// script (what it leaves in an empty namespace), one rule in a table's
+/// context, and the parse that [`NftOrigins`] reads.
 mod compiler {
-    use linx_netfilter::syntax::Diagnostics;
+    use linx_netfilter::syntax::{ast::Script, Diagnostics};
     use linx_netfilter::{Family, Rule, Ruleset, Table};
 
     /// `(line, column, message)` of each compiler diagnostic.
@@ -22,13 +30,7 @@ mod compiler {
 
     fn errors(d: Diagnostics) -> Errors {
         d.0.into_iter()
-            .map(|d| {
-                let mut msg = d.message;
-                if !d.expected.is_empty() {
-                    msg.push_str(&format!(" (expected {})", d.expected.join(", ")));
-                }
-                (d.line as u32, d.column as u32, msg)
-            })
+            .map(|d| (d.line as u32, d.column as u32, d.summary()))
             .collect()
     }
 
@@ -38,6 +40,136 @@ mod compiler {
 
     pub(super) fn compile_rule(family: Family, table: &Table, rule: &str) -> Result<Rule, Errors> {
         linx_netfilter::syntax::compile_rule(family, table, rule).map_err(errors)
+    }
+
+    pub(super) fn parse(src: &str) -> Option<Script> {
+        linx_netfilter::syntax::parse(src).ok()
+    }
+}
+
+/// The spec family of an engine family.
+pub fn crd_family(f: linx_netfilter::Family) -> Option<Family> {
+    Family::ALL.into_iter().find(|c| c.as_str() == f.name())
+}
+
+/// Where the tables and rules an nft script leaves came from: the script's
+/// commands replayed in order for what they add and remove (tables, chains,
+/// rules; `flush ruleset`, `delete table`, `flush chain` ...), so the rule
+/// `i` of a compiled chain is named by its line and column. A test checks
+/// it against the compiler's own result on every good file and the corpus.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NftOrigins {
+    tables: Vec<TableOrigin>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct TableOrigin {
+    family: linx_netfilter::Family,
+    name: String,
+    /// Chains in declaration order, each with its rules' starts.
+    chains: Vec<(String, Vec<Span>)>,
+}
+
+impl NftOrigins {
+    /// The origins of `src`; `None` when it does not parse.
+    pub fn of(src: &str) -> Option<NftOrigins> {
+        let script = compiler::parse(src)?;
+        let mut o = NftOrigins::default();
+        for cmd in &script.commands {
+            if let AstObject::Ruleset = cmd.object {
+                if cmd.op == Op::Flush {
+                    o.tables.clear();
+                }
+                continue;
+            }
+            let Some(family) = linx_netfilter::Family::from_name(&cmd.family) else {
+                continue;
+            };
+            let ti = o
+                .tables
+                .iter()
+                .position(|t| t.family == family && t.name == cmd.table);
+            let removes = matches!(cmd.op, Op::Delete | Op::Destroy);
+            let flushes = cmd.op == Op::Flush;
+            match (&cmd.object, ti) {
+                (AstObject::Table { .. }, Some(ti)) if removes => {
+                    o.tables.remove(ti);
+                }
+                (AstObject::Table { .. }, Some(ti)) if flushes => {
+                    o.tables[ti].chains.iter_mut().for_each(|c| c.1.clear());
+                }
+                (AstObject::Table { .. }, None) if !removes && !flushes => {
+                    o.tables.push(TableOrigin {
+                        family,
+                        name: cmd.table.clone(),
+                        chains: Vec::new(),
+                    })
+                }
+                (AstObject::Chain(d), Some(ti)) => {
+                    let chains = &mut o.tables[ti].chains;
+                    let ci = chains.iter().position(|c| c.0 == d.name);
+                    match ci {
+                        Some(ci) if removes => {
+                            chains.remove(ci);
+                        }
+                        Some(ci) if flushes => chains[ci].1.clear(),
+                        None if !removes && !flushes => chains.push((d.name.clone(), Vec::new())),
+                        _ => {}
+                    }
+                }
+                (AstObject::Rule { chain, .. }, Some(ti)) if !removes => {
+                    if let Some(c) = o.tables[ti].chains.iter_mut().find(|c| &c.0 == chain) {
+                        if cmd.op == Op::Insert {
+                            c.1.insert(0, cmd.span);
+                        } else {
+                            c.1.push(cmd.span);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Some(o)
+    }
+
+    /// The tables the script leaves, sorted.
+    pub fn tables(&self) -> Vec<(Family, String)> {
+        let mut v: Vec<(Family, String)> = self
+            .tables
+            .iter()
+            .filter_map(|t| Some((crd_family(t.family)?, t.name.clone())))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Where rule `index` of `chain` in table `family name` starts.
+    pub fn rule(
+        &self,
+        family: linx_netfilter::Family,
+        table: &str,
+        chain: &str,
+        index: usize,
+    ) -> Option<Span> {
+        let t = self
+            .tables
+            .iter()
+            .find(|t| t.family == family && t.name == table)?;
+        let (_, rules) = t.chains.iter().find(|c| c.0 == chain)?;
+        rules.get(index).copied()
+    }
+
+    /// Rules per chain, `(family, table, chain) -> count`, as the replay
+    /// found them (for the test that holds this to the compiler).
+    pub fn rule_counts(&self) -> HashMap<(linx_netfilter::Family, String, String), usize> {
+        let mut m = HashMap::new();
+        for t in &self.tables {
+            for (c, rules) in &t.chains {
+                m.insert((t.family, t.name.clone(), c.clone()), rules.len());
+            }
+        }
+        m
     }
 }
 
@@ -373,24 +505,172 @@ fn render_chain(r: &mut Rendered, family: Family, c: &ChainSpec, o: &Origin, wit
 
 /// The spec as the engine's values: what an agent pushes into each pod.
 /// Needs the compiler; every error is named by field, table, chain, rule
-/// and line:column.
+/// and line:column. Callers decide validity with [`crate::compile`], which
+/// checks the structure first.
 pub fn to_ruleset(spec: &FirewallRulesetSpec) -> Result<Ruleset, Vec<Diagnostic>> {
     if let Some(src) = &spec.nft {
-        return compiler::compile(src).map_err(|errs| {
+        let rs = compiler::compile(src).map_err(|errs| {
             errs.into_iter()
                 .map(|(l, c, m)| Diagnostic::new("spec.nft", m).at(l, c))
-                .collect()
-        });
+                .collect::<Vec<_>>()
+        })?;
+        if rs.tables.is_empty() {
+            return Err(vec![Diagnostic::new(
+                "spec.nft",
+                "the text leaves no table: declare the tables this resource owns (e.g. table inet fw { ... })",
+            )]);
+        }
+        let problems = references::check(&rs);
+        return if problems.is_empty() {
+            Ok(rs)
+        } else {
+            Err(locate(spec, &rs, problems))
+        };
     }
-    let tables = spec.tables.as_deref().unwrap_or_default();
-    // Declarations first (tables, chains, sets, maps, objects), then each
-    // rule on its own, so a rule's error carries the rule's own line:column.
+    let (rs, mut diags) = structured(spec.tables.as_deref().unwrap_or_default());
+    let Some(rs) = rs else { return Err(diags) };
+    // References are checked even when some rules failed (those hold an
+    // empty placeholder), so every error is reported at once.
+    diags.extend(locate(spec, &rs, references::check(&rs)));
+    if diags.is_empty() {
+        return Ok(rs);
+    }
+    diags.sort_by_cached_key(|d| natural_key(&d.field));
+    Err(diags)
+}
+
+/// A field path ordered as the spec lists it (`rules[2]` before `rules[10]`).
+fn natural_key(field: &str) -> Vec<Result<u64, String>> {
+    let mut key = Vec::new();
+    let mut rest = field;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits > 0 {
+            key.push(Ok(rest[..digits].parse().unwrap_or(u64::MAX)));
+            rest = &rest[digits..];
+        } else {
+            let text = rest.len() - rest.trim_start_matches(|c: char| !c.is_ascii_digit()).len();
+            key.push(Err(rest[..text].to_string()));
+            rest = &rest[text..];
+        }
+    }
+    key
+}
+
+/// Problems found on `rs` (compiled from `spec`) as diagnostics naming
+/// the spec field, table, chain and item, and for `spec.nft` the line.
+pub(crate) fn locate(
+    spec: &FirewallRulesetSpec,
+    rs: &Ruleset,
+    problems: Vec<references::Problem>,
+) -> Vec<Diagnostic> {
+    if problems.is_empty() {
+        return Vec::new();
+    }
+    match (&spec.nft, &spec.tables) {
+        (Some(src), _) => {
+            let origins = NftOrigins::of(src).unwrap_or_default();
+            problems
+                .into_iter()
+                .map(|p| nft_problem(rs, &origins, p))
+                .collect()
+        }
+        (None, tables) => {
+            let tables = tables.as_deref().unwrap_or_default();
+            problems
+                .into_iter()
+                .map(|p| structured_problem(rs, tables, p))
+                .collect()
+        }
+    }
+}
+
+fn label(t: &Table) -> String {
+    format!("{} {}", t.family.name(), t.name)
+}
+
+/// A reference problem in `spec.nft`, at the line of the rule it is in.
+fn nft_problem(rs: &Ruleset, origins: &NftOrigins, p: references::Problem) -> Diagnostic {
+    let t = &rs.tables[p.table];
+    let d = Diagnostic::new("spec.nft", p.message).table(label(t));
+    match p.place {
+        Place::Rule { chain, index } => {
+            let at = origins.rule(t.family, &t.name, &chain, index);
+            let d = d.chain(chain).item(format!("rule {index}"));
+            match at {
+                Some(s) => d.at(s.line as u32, s.column as u32),
+                None => d,
+            }
+        }
+        Place::Element { set, .. } => d.item(format!("map {set}")),
+        Place::Chain { chain } => d.chain(chain),
+    }
+}
+
+/// A reference problem of structured tables, named by its spec field.
+fn structured_problem(rs: &Ruleset, tables: &[TableSpec], p: references::Problem) -> Diagnostic {
+    let t = &rs.tables[p.table];
+    let ti = tables
+        .iter()
+        .position(|x| family(x.family) == t.family && x.name == t.name);
+    let Some(ti) = ti else {
+        return Diagnostic::new("spec.tables", p.message).table(label(t));
+    };
+    let spec = &tables[ti];
+    let field = format!("spec.tables[{ti}]");
+    match p.place {
+        Place::Chain { chain } => match spec.chains.iter().position(|c| c.name == chain) {
+            Some(ci) => Diagnostic::new(format!("{field}.chains[{ci}]"), p.message),
+            None => Diagnostic::new(field, p.message),
+        }
+        .table(label(t))
+        .chain(chain),
+        Place::Rule { chain, index } => {
+            match spec.chains.iter().position(|c| c.name == chain) {
+                Some(ci) => {
+                    Diagnostic::new(format!("{field}.chains[{ci}].rules[{index}]"), p.message)
+                        .item(format!("rule {index}"))
+                }
+                // A chain the compiler made (bound to a rule's `jump { ... }`).
+                None => Diagnostic::new(field, p.message),
+            }
+            .table(label(t))
+            .chain(chain)
+        }
+        Place::Element { set, index } => {
+            let (kind, list) = match spec.maps.iter().position(|m| m.name == set) {
+                Some(mi) => ("map", format!("maps[{mi}]")),
+                None => match spec.sets.iter().position(|s| s.name == set) {
+                    Some(si) => ("set", format!("sets[{si}]")),
+                    None => ("set", String::new()),
+                },
+            };
+            let f = if list.is_empty() {
+                field
+            } else {
+                format!("{field}.{list}.elements[{index}].value")
+            };
+            Diagnostic::new(f, p.message)
+                .table(label(t))
+                .item(format!("{kind} {set}"))
+        }
+    }
+}
+
+/// Structured tables compiled: declarations first (tables, chains, sets,
+/// maps, objects), then each rule on its own, so a rule's error carries
+/// the rule's own line:column and every rule's error is found. A rule that
+/// fails leaves an empty rule in its place (rule indices stay the spec's);
+/// no value at all when the declarations fail.
+fn structured(tables: &[TableSpec]) -> (Option<Ruleset>, Vec<Diagnostic>) {
     let decls = render(tables, false);
-    let mut rs = compiler::compile(&decls.text).map_err(|errs| {
-        errs.into_iter()
-            .map(|(l, c, m)| decls.diagnostic(l, c, m))
-            .collect::<Vec<_>>()
-    })?;
+    let mut rs = match compiler::compile(&decls.text) {
+        Ok(rs) => rs,
+        Err(errs) => {
+            let d = errs.into_iter().map(|(l, c, m)| decls.diagnostic(l, c, m));
+            return (None, d.collect());
+        }
+    };
     let mut diags = Vec::new();
     for (ti, t) in tables.iter().enumerate() {
         let fam = family(t.family);
@@ -411,13 +691,19 @@ pub fn to_ruleset(spec: &FirewallRulesetSpec) -> Result<Ruleset, Vec<Diagnostic>
                 let snapshot: &Table = &rs.tables[table];
                 match compiler::compile_rule(fam, snapshot, rule) {
                     Ok(r) => rules.push(r),
-                    Err(errs) => diags.extend(errs.into_iter().map(|(l, col, m)| {
-                        Diagnostic::new(format!("spec.tables[{ti}].chains[{ci}].rules[{ri}]"), m)
+                    Err(errs) => {
+                        rules.push(Rule::new(Vec::new()));
+                        diags.extend(errs.into_iter().map(|(l, col, m)| {
+                            Diagnostic::new(
+                                format!("spec.tables[{ti}].chains[{ci}].rules[{ri}]"),
+                                m,
+                            )
                             .table(format!("{} {}", t.family, t.name))
                             .chain(c.name.clone())
                             .item(format!("rule {ri}"))
                             .at(l, col)
-                    })),
+                        }))
+                    }
                 }
             }
             if let Some(chain) = rs.tables[table]
@@ -429,9 +715,5 @@ pub fn to_ruleset(spec: &FirewallRulesetSpec) -> Result<Ruleset, Vec<Diagnostic>
             }
         }
     }
-    if diags.is_empty() {
-        Ok(rs)
-    } else {
-        Err(diags)
-    }
+    (Some(rs), diags)
 }

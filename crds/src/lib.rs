@@ -2,12 +2,14 @@
 //!
 //! The `FirewallRuleset` custom resource (group `netfilter.linx.dev`,
 //! version `v1alpha1`), the per-node `FirewallNodeReport` agents write, and
-//! everything that can be decided about a ruleset without a kernel:
-//! validation ([`validate()`]), table ownership between resources
+//! everything that can be decided about a ruleset without a kernel: the
+//! one verdict on validity and the value agents apply ([`compile()`],
+//! [`validate()`] with warnings), table ownership between resources
 //! ([`conflict`]), and conversion into `linx_netfilter` values ([`convert`]),
 //! with where each rule came from ([`origin`]) and what Audit and drop
-//! logging make of it ([`instrument`]); and the `FirewallTrace` resource
-//! ([`trace`]).
+//! logging make of it ([`instrument`]); set elements from the cluster
+//! ([`source`]) and the `FirewallAddressSet`s the operator publishes them in
+//! ([`addressset`]); and the `FirewallTrace` resource ([`trace`]).
 //!
 //! ```
 //! use kube::CustomResourceExt;
@@ -15,28 +17,34 @@
 //! assert_eq!(crd.metadata.name.as_deref(), Some("firewallrulesets.netfilter.linx.dev"));
 //! ```
 
+pub mod addressset;
 pub mod conflict;
 pub mod convert;
 pub mod diagnostic;
 pub mod instrument;
+pub mod lint;
 pub mod origin;
+pub mod references;
 pub mod report;
 pub mod resource;
-pub mod scan;
+pub mod selector;
+pub mod source;
 pub mod trace;
 pub mod validate;
 
+pub use addressset::{FirewallAddressSet, FirewallAddressSetSpec};
 pub use diagnostic::Diagnostic;
 pub use report::{
-    FirewallNodeReport, FirewallNodeReportSpec, PodFailure, PodRuleset, RuleCount, RulesetReport,
+    FirewallNodeReport, FirewallNodeReportSpec, PodFailure, PodRuleset, PodStarts, RuleCount,
+    RulesetReport, UnprotectedPod,
 };
 pub use resource::{
-    ChainSpec, ChainType, Enforcement, Family, FirewallRuleset, FirewallRulesetSpec,
-    FirewallRulesetStatus, Hook, Logging, MapElement, MapSpec, ObjectSpec, ObjectType, Policy,
-    SetFlag, SetSpec, TableConflict, TableSpec,
+    AddressSetStatus, ChainSpec, ChainType, Enforcement, Family, FirewallRuleset,
+    FirewallRulesetSpec, FirewallRulesetStatus, Hook, Logging, MapElement, MapSpec, ObjectSpec,
+    ObjectType, Policy, SetFlag, SetSpec, TableConflict, TableSpec,
 };
 pub use trace::{FirewallTrace, FirewallTraceSpec, FirewallTraceStatus, TracePhase};
-pub use validate::{validate, Validation};
+pub use validate::{compile, validate, Validation};
 
 /// The CRDs as one multi-document YAML file, as `crdgen` writes it.
 pub fn crds_yaml() -> String {
@@ -46,6 +54,7 @@ pub fn crds_yaml() -> String {
     for crd in [
         FirewallRuleset::crd(),
         FirewallNodeReport::crd(),
+        FirewallAddressSet::crd(),
         FirewallTrace::crd(),
     ] {
         out.push_str("---\n");

@@ -24,6 +24,8 @@ pub const MAX_MESSAGE_LEN: usize = 1024;
 pub const MAX_RULE_COUNTS: usize = 10;
 /// Pods listed per ruleset entry; the counts stay exact.
 pub const MAX_PODS: usize = 100;
+/// Unprotected pods one report lists; the count stays exact.
+pub const MAX_UNPROTECTED: usize = 100;
 
 /// How the FirewallRulesets selecting pods on one node are applied there.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -55,6 +57,50 @@ pub struct FirewallNodeReportSpec {
     #[schemars(length(max = MAX_RULESETS_PER_REPORT))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["namespace", "name"]))]
     pub rulesets: Vec<RulesetReport>,
+    /// How the node's selected pods started, when the agent serves
+    /// `linx-cni` (see `docs/cni.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_starts: Option<PodStarts>,
+}
+
+/// How the pods of a node that some FirewallRuleset selects started:
+/// whether their firewall was in their namespace before their first
+/// container ran.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodStarts {
+    /// Pods whose firewall `linx-cni` had the agent enforce before their
+    /// sandbox was handed back to the runtime: protected from their first
+    /// packet.
+    pub protected: i32,
+    /// Pods whose start `linx-cni` did not see (started before it was
+    /// installed, or in an excluded namespace): protected since the agent
+    /// found them, not from their start.
+    pub unobserved: i32,
+    /// Pods that `linx-cni` let start without their firewall (`failOpen`:
+    /// the agent could not enforce it in time), as long as they run.
+    pub unprotected_count: i32,
+    /// Some of them (at most 100), by namespace and name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_UNPROTECTED))]
+    pub unprotected: Vec<UnprotectedPod>,
+}
+
+/// A pod that started without its firewall.
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct UnprotectedPod {
+    #[schemars(length(max = 63))]
+    pub namespace: String,
+    #[schemars(length(max = 253))]
+    pub name: String,
+    /// Whether its firewall is in now (the agent has caught up since).
+    pub enforced: bool,
+    /// Why it was not in at start, as `linx-cni` saw it.
+    #[schemars(length(max = MAX_MESSAGE_LEN))]
+    pub reason: String,
 }
 
 /// The state of one FirewallRuleset on one node.
@@ -104,6 +150,48 @@ pub struct RulesetReport {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_PODS))]
     pub pods: Vec<PodRuleset>,
+    /// How long programming took for the applied pods: for each, from the
+    /// agent learning of the last change to its desired rules (this
+    /// ruleset's generation, another ruleset selecting it, its labels, the
+    /// pod itself) to the kernel commit in the pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program_latency: Option<ProgramLatency>,
+}
+
+/// Percentiles of program latency over the pods of one entry, in
+/// milliseconds (the agent's `linx_program_latency_seconds` histogram
+/// holds every sample).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgramLatency {
+    /// Median.
+    #[schemars(range(min = 0))]
+    pub p50_millis: i64,
+    /// 99th percentile (nearest rank).
+    #[schemars(range(min = 0))]
+    pub p99_millis: i64,
+}
+
+impl ProgramLatency {
+    /// The percentiles of `millis` (any order); `None` when empty.
+    ///
+    /// ```
+    /// use linx_crds::report::ProgramLatency;
+    /// let l = ProgramLatency::of(&mut [30, 10, 20]).unwrap();
+    /// assert_eq!((l.p50_millis, l.p99_millis), (20, 30));
+    /// ```
+    pub fn of(millis: &mut [i64]) -> Option<Self> {
+        if millis.is_empty() {
+            return None;
+        }
+        millis.sort_unstable();
+        // Nearest rank: the smallest value with at least p% at or below it.
+        let rank = |p: usize| millis[(millis.len() * p).div_ceil(100).max(1) - 1];
+        Some(ProgramLatency {
+            p50_millis: rank(50),
+            p99_millis: rank(99),
+        })
+    }
 }
 
 /// Packets counted for one rule of a FirewallRuleset.
@@ -180,6 +268,7 @@ impl FirewallNodeReport {
             FirewallNodeReportSpec {
                 node_name: node.to_string(),
                 rulesets,
+                pod_starts: None,
             },
         )
     }

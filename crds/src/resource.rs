@@ -33,8 +33,9 @@ pub mod limits {
     pub const NAME_LEN: usize = 64;
     /// Characters of a comment (nft keeps at most 128 bytes of userdata).
     pub const COMMENT_LEN: usize = 128;
-    /// Characters of a whole `nft` text block.
-    pub const NFT_LEN: usize = 262_144;
+    /// Characters of a whole `nft` text block: 1 MiB, a 10,000-rule file
+    /// of long rules (the API server stores objects up to 1.5 MiB).
+    pub const NFT_LEN: usize = 1_048_576;
     /// Characters of a set/map type or typeof expression.
     pub const TYPE_LEN: usize = 256;
     /// Set/map flags.
@@ -45,6 +46,10 @@ pub mod limits {
     pub const DEVICE_LEN: usize = 15;
     /// Characters of a named object's definition.
     pub const DEFINITION_LEN: usize = 512;
+    /// Pod, service or namespace selectors of one set's source, each.
+    pub const SOURCE_PEERS: usize = 16;
+    /// Entries of `spec.sources`.
+    pub const SOURCES: usize = 64;
 }
 
 /// nft identifier: what `nft` accepts unquoted for table, chain, set and object names.
@@ -71,6 +76,12 @@ pub(crate) const NAME_PATTERN: &str = r"^[A-Za-z_][A-Za-z0-9_.\-]*$";
     namespaced,
     status = "FirewallRulesetStatus",
     doc = "Desired nf_tables rules for the pods a label selector picks in this namespace.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Valid, and every selected pod runs the current generation"
+    ),
     printcolumn(
         name = "Valid",
         type_ = "string",
@@ -107,6 +118,10 @@ pub(crate) const NAME_PATTERN: &str = r"^[A-Za-z_][A-Za-z0-9_.\-]*$";
     {
         "rule": "has(self.tables) != has(self.nft)",
         "message": "give exactly one of spec.tables and spec.nft"
+    },
+    {
+        "rule": "!has(self.sources) || has(self.nft)",
+        "message": "spec.sources names sets of spec.nft; with spec.tables give each set its own source"
     }
 ]))]
 pub struct FirewallRulesetSpec {
@@ -140,6 +155,12 @@ pub struct FirewallRulesetSpec {
     /// line each (see `docs/audit.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logging: Option<Logging>,
+
+    /// With `nft`: sets and maps of that text whose elements come from the
+    /// cluster (pods, services, namespaces), named by family, table and set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = limits::SOURCES))]
+    pub sources: Vec<crate::source::NamedSource>,
 }
 
 /// Whether a resource's drops act or are only counted.
@@ -208,6 +229,16 @@ pub enum Family {
 }
 
 impl Family {
+    /// Every family a table can have.
+    pub const ALL: [Family; 6] = [
+        Family::Inet,
+        Family::Ip,
+        Family::Ip6,
+        Family::Arp,
+        Family::Bridge,
+        Family::Netdev,
+    ];
+
     /// nft's name of the family.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -445,6 +476,10 @@ pub struct SetSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = limits::ELEMENTS), inner(length(min = 1, max = limits::ELEMENT_LEN)))]
     pub elements: Vec<String>,
+    /// Elements from the cluster, beside `elements`: the addresses of the
+    /// pods, services and namespaces it selects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::source::SetSource>,
 }
 
 /// A named map; a verdict map when `valueType` is `verdict`.
@@ -490,6 +525,10 @@ pub struct MapSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = limits::ELEMENTS))]
     pub elements: Vec<MapElement>,
+    /// Keys from the cluster, beside `elements`, each mapped to the
+    /// source's `value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::source::SetSource>,
 }
 
 /// One element of a map.
@@ -531,6 +570,22 @@ impl ObjectType {
             ObjectType::Secmark => "secmark",
             ObjectType::Synproxy => "synproxy",
         }
+    }
+
+    /// The type for the kernel's `NFT_OBJECT_*` number, if it is one of these.
+    pub fn from_kernel(ty: u32) -> Option<ObjectType> {
+        use linx_netfilter::sys::*;
+        Some(match ty {
+            NFT_OBJECT_COUNTER => ObjectType::Counter,
+            NFT_OBJECT_QUOTA => ObjectType::Quota,
+            NFT_OBJECT_LIMIT => ObjectType::Limit,
+            NFT_OBJECT_CT_HELPER => ObjectType::CtHelper,
+            NFT_OBJECT_CT_TIMEOUT => ObjectType::CtTimeout,
+            NFT_OBJECT_CT_EXPECT => ObjectType::CtExpectation,
+            NFT_OBJECT_SECMARK => ObjectType::Secmark,
+            NFT_OBJECT_SYNPROXY => ObjectType::Synproxy,
+            _ => return None,
+        })
     }
 }
 
@@ -599,6 +654,25 @@ pub struct FirewallRulesetStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = crate::report::MAX_RULE_COUNTS))]
     pub would_drop: Vec<crate::report::RuleCount>,
+    /// The sets and maps with a source, and how many elements each resolved
+    /// to (as published for agents in FirewallAddressSets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 512))]
+    pub address_sets: Vec<AddressSetStatus>,
+}
+
+/// How many elements a set's source resolved to.
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AddressSetStatus {
+    /// `family name` of the set's table.
+    pub table: String,
+    /// The set or map.
+    pub set: String,
+    /// Elements resolved from the cluster (static ones not counted).
+    pub elements: i32,
 }
 
 /// A table claimed by two resources.

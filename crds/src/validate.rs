@@ -1,29 +1,42 @@
-//! Validation of a FirewallRuleset spec without a kernel.
+//! The one verdict on a FirewallRuleset spec: [`compile`] decides whether
+//! it is valid and, when it is, gives the value every agent pushes. The
+//! operator, the admission webhook and the agent all call it, so they
+//! cannot disagree.
 //!
-//! Checks what the structure alone decides (sizes, names, hooks, chain
-//! types, priorities, policies, devices, set types and flags, map values),
-//! what the references decide (jump/goto targets, `@set` names, named
-//! objects, jump loops, duplicates), and the text's shape (balanced braces
-//! and strings). Then, when all that passed, the nft compiler
-//! (through [`crate::convert::to_ruleset`]) checks syntax and types.
+//! Two layers, in order:
+//!
+//! 1. **Structure** ([`check_structure`]): what the fields alone decide —
+//!    sizes, names, hooks per family, chain types, priorities, policies,
+//!    devices, set flags, one element per list entry, duplicates. No nft
+//!    text is read here.
+//! 2. **The engine's compiler** ([`crate::convert::to_ruleset`]): nft syntax
+//!    and types of every rule, set, map and object, on exactly the text the
+//!    agent compiles; then what the kernel would refuse about references
+//!    ([`crate::references`]: jump targets, loops, named objects). Errors
+//!    are mapped back to the spec field they came from.
+//!
+//! [`validate`] adds warnings ([`crate::lint`]) to the verdict: valid
+//! things that are almost surely wrong.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use linx_netfilter::Ruleset;
 
 use crate::diagnostic::Diagnostic;
 use crate::resource::{
     limits, ChainSpec, ChainType, Family, FirewallRulesetSpec, Hook, MapSpec, ObjectSpec,
     ObjectType, SetFlag, SetSpec, TableSpec,
 };
-use crate::scan::{scan, Token, TokenKind};
 
 /// The outcome of validating one spec.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Validation {
-    /// Every finding, in spec order.
+    /// Every error, in spec order; empty when the spec is valid.
     pub diagnostics: Vec<Diagnostic>,
+    /// Valid but almost surely wrong (only computed for a valid spec).
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Validation {
@@ -32,8 +45,37 @@ impl Validation {
     }
 }
 
-/// Validates `spec` fully: structure, references, then the nft syntax and
-/// types of every rule, set, map and object (by compiling it).
+/// The spec as the engine's value, or every error that makes it invalid:
+/// structure first, then (when the structure is sound) the compiler and
+/// the reference checks. What this accepts is what agents apply.
+///
+/// ```
+/// use linx_crds::{compile, FirewallRulesetSpec};
+/// let spec: FirewallRulesetSpec = serde_yaml::from_str(r#"
+/// nft: |
+///   flush ruleset
+///   table inet fw {
+///     chain input { type filter hook input priority 0; counter reject with tcp reset; }
+///   }
+/// "#).unwrap();
+/// let value = compile(&spec).unwrap();
+/// assert_eq!(value.tables[0].name, "fw");
+/// ```
+pub fn compile(spec: &FirewallRulesetSpec) -> Result<Ruleset, Vec<Diagnostic>> {
+    let structure = check_structure(spec);
+    if !structure.is_empty() {
+        return Err(structure);
+    }
+    let value = crate::convert::to_ruleset(spec)?;
+    // Sources are checked against the compiled sets' types.
+    let sources = crate::source::check(spec, &value);
+    if !sources.is_empty() {
+        return Err(sources);
+    }
+    Ok(value)
+}
+
+/// [`compile`]'s verdict, with warnings when the spec is valid.
 ///
 /// ```
 /// use linx_crds::{validate, FirewallRulesetSpec};
@@ -51,33 +93,43 @@ impl Validation {
 /// assert_eq!(v.diagnostics[0].message, "jump to unknown chain \"nowhere\"");
 /// ```
 pub fn validate(spec: &FirewallRulesetSpec) -> Validation {
-    let mut out = check_structure(spec);
-    if out.is_empty() {
-        if let Err(d) = crate::convert::to_ruleset(spec) {
-            out.extend(d);
-        }
+    match compile(spec) {
+        Ok(value) => Validation {
+            diagnostics: Vec::new(),
+            warnings: crate::lint::warnings(spec, &value),
+        },
+        Err(diagnostics) => Validation {
+            diagnostics,
+            warnings: Vec::new(),
+        },
     }
-    Validation { diagnostics: out }
 }
 
-/// The checks that need no compiler: structure, references, text shape.
+/// The checks that need no compiler: what the fields alone decide.
 pub fn check_structure(spec: &FirewallRulesetSpec) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    check_selector(&spec.pod_selector, &mut out);
+    check_selector("spec.podSelector", &spec.pod_selector, &mut out);
     match (&spec.tables, &spec.nft) {
         (Some(_), Some(_)) | (None, None) => out.push(Diagnostic::new(
             "spec",
             "give exactly one of spec.tables and spec.nft",
         )),
         (Some(tables), None) => check_tables(tables, &mut out),
-        (None, Some(nft)) => check_nft(nft, &mut out),
+        (None, Some(nft)) => check_len(
+            "spec.nft",
+            "characters",
+            nft.len(),
+            limits::NFT_LEN,
+            &mut out,
+        ),
     }
     out
 }
 
-fn check_selector(sel: &LabelSelector, out: &mut Vec<Diagnostic>) {
+/// Checks a label selector's expressions; `at` is its field path.
+pub(crate) fn check_selector(at: &str, sel: &LabelSelector, out: &mut Vec<Diagnostic>) {
     for (i, e) in sel.match_expressions.iter().flatten().enumerate() {
-        let field = format!("spec.podSelector.matchExpressions[{i}]");
+        let field = format!("{at}.matchExpressions[{i}]");
         let n = e.values.as_ref().map_or(0, Vec::len);
         match e.operator.as_str() {
             "In" | "NotIn" if n == 0 => out.push(Diagnostic::new(
@@ -172,8 +224,6 @@ struct TableCheck<'a, 'o> {
     field: String,
     label: String,
     out: &'o mut Vec<Diagnostic>,
-    /// Jump/goto edges between chains, for loop detection.
-    edges: BTreeMap<&'a str, Vec<(&'a str, String, usize)>>,
 }
 
 impl<'a, 'o> TableCheck<'a, 'o> {
@@ -184,7 +234,6 @@ impl<'a, 'o> TableCheck<'a, 'o> {
             field,
             label,
             out,
-            edges: BTreeMap::new(),
         }
     }
 
@@ -278,7 +327,6 @@ impl<'a, 'o> TableCheck<'a, 'o> {
         for (oi, o) in t.objects.iter().enumerate() {
             self.object(oi, o);
         }
-        self.loops();
     }
 
     fn chain(&mut self, ci: usize, c: &'a ChainSpec) {
@@ -339,72 +387,8 @@ impl<'a, 'o> TableCheck<'a, 'o> {
             }
             if rule.trim().is_empty() {
                 self.push(at(Diagnostic::new(&rfield, "empty rule")));
-                continue;
-            }
-            match scan(rule) {
-                Err(e) => self.push(at(Diagnostic::new(&rfield, e.message).at(e.line, e.column))),
-                Ok(tokens) => {
-                    if let Some(t) = tokens
-                        .iter()
-                        .find(|t| t.kind == TokenKind::Punct && (t.text == ";" || t.text == "\n"))
-                    {
-                        let msg = "one rule per entry: split the statements into separate rules";
-                        self.push(at(Diagnostic::new(&rfield, msg).at(t.line, t.column)));
-                        continue;
-                    }
-                    for (msg, t) in self.references(&tokens) {
-                        self.push(at(Diagnostic::new(&rfield, msg).at(t.line, t.column)));
-                    }
-                    for (target, _) in jump_targets(&tokens) {
-                        self.edges
-                            .entry(&c.name)
-                            .or_default()
-                            .push((target, rfield.clone(), ri));
-                    }
-                }
             }
         }
-    }
-
-    /// Errors for names in a rule's or map value's tokens that refer to
-    /// nothing declared in this table.
-    fn references<'t>(&self, tokens: &'t [Token<'t>]) -> Vec<(String, &'t Token<'t>)> {
-        let mut errs = Vec::new();
-        for (target, t) in jump_targets(tokens) {
-            match self.t.chains.iter().find(|c| c.name == target) {
-                None => errs.push((format!("{} to unknown chain {target:?}", t.text), t)),
-                Some(c) if c.hook.is_some() => errs.push((
-                    format!(
-                        "{} to base chain {target:?}: only regular chains can be jumped to",
-                        t.text
-                    ),
-                    t,
-                )),
-                Some(_) => {}
-            }
-        }
-        for t in tokens.iter().filter(|t| t.kind == TokenKind::SetRef) {
-            if !self.t.sets.iter().any(|s| s.name == t.text)
-                && !self.t.maps.iter().any(|m| m.name == t.text)
-            {
-                errs.push((format!("unknown set or map @{}", t.text), t));
-            }
-        }
-        for (ty, name, t) in object_refs(tokens) {
-            match self.t.objects.iter().find(|o| o.name == name) {
-                None => errs.push((format!("unknown {} object {name:?}", ty.as_str()), t)),
-                Some(o) if o.object_type != ty => errs.push((
-                    format!(
-                        "object {name:?} is a {}, not a {}",
-                        o.object_type.as_str(),
-                        ty.as_str()
-                    ),
-                    t,
-                )),
-                Some(_) => {}
-            }
-        }
-        errs
     }
 
     fn set_common(
@@ -433,9 +417,7 @@ impl<'a, 'o> TableCheck<'a, 'o> {
             self.push(at(Diagnostic::new(format!("{field}.flags"), msg)));
         }
         if let Some(to) = timeout {
-            if !is_duration(to) {
-                let msg =
-                    format!("invalid timeout {to:?}: use nft durations like 30s, 5m, 1h30m, 2d");
+            if let Some(msg) = one_line_error("timeout", to) {
                 self.push(at(Diagnostic::new(format!("{field}.timeout"), msg)));
             }
         }
@@ -463,15 +445,13 @@ impl<'a, 'o> TableCheck<'a, 'o> {
         let at = |d: Diagnostic| d.item(item.clone());
         match (&s.set_type, &s.type_of) {
             (Some(ty), None) => {
-                if let Err(msg) = check_type(ty, false) {
+                if let Some(msg) = one_line_error("type", ty) {
                     self.push(at(Diagnostic::new(format!("{field}.type"), msg)));
                 }
             }
             (None, Some(e)) => {
-                if let Err(e) = scan(e) {
-                    self.push(at(
-                        Diagnostic::new(format!("{field}.typeof"), e.message).at(e.line, e.column)
-                    ));
+                if let Some(msg) = one_line_error("typeof", e) {
+                    self.push(at(Diagnostic::new(format!("{field}.typeof"), msg)));
                 }
             }
             _ => self.push(at(Diagnostic::new(
@@ -489,7 +469,7 @@ impl<'a, 'o> TableCheck<'a, 'o> {
             s.elements.len(),
         );
         for (ei, e) in s.elements.iter().enumerate() {
-            if let Some(msg) = element_error(e) {
+            if let Some(msg) = element_error(e, true) {
                 self.push(at(Diagnostic::new(format!("{field}.elements[{ei}]"), msg)));
             }
         }
@@ -502,16 +482,17 @@ impl<'a, 'o> TableCheck<'a, 'o> {
             return;
         }
         let at = |d: Diagnostic| d.item(item.clone());
-        match (&m.key_type, &m.key_typeof) {
-            (Some(ty), None) => {
-                if let Err(msg) = check_type(ty, false) {
-                    self.push(at(Diagnostic::new(format!("{field}.type"), msg)));
-                }
-                if let Err(msg) = check_type(&m.value_type, true) {
-                    self.push(at(Diagnostic::new(format!("{field}.valueType"), msg)));
-                }
+        for (f, text) in [
+            ("type", m.key_type.as_deref()),
+            ("typeof", m.key_typeof.as_deref()),
+            ("valueType", Some(m.value_type.as_str())),
+        ] {
+            if let Some(msg) = text.and_then(|t| one_line_error(f, t)) {
+                self.push(at(Diagnostic::new(format!("{field}.{f}"), msg)));
             }
-            (None, Some(_)) => {}
+        }
+        match (&m.key_type, &m.key_typeof) {
+            (Some(_), None) | (None, Some(_)) => {}
             _ => self.push(at(Diagnostic::new(
                 &field,
                 "give exactly one of type and typeof",
@@ -526,39 +507,20 @@ impl<'a, 'o> TableCheck<'a, 'o> {
             m.size,
             m.elements.len(),
         );
-        let verdict = m.value_type.trim() == "verdict";
         let mut keys = BTreeMap::new();
         for (ei, e) in m.elements.iter().enumerate() {
             let efield = format!("{field}.elements[{ei}]");
-            if let Some(msg) = element_error(&e.key) {
+            if let Some(msg) = element_error(&e.key, true) {
                 self.push(at(Diagnostic::new(format!("{efield}.key"), msg)));
             }
             if let Some(prev) = keys.insert(e.key.trim(), ei) {
                 let msg = format!("duplicate key {:?} (also elements[{prev}])", e.key);
                 self.push(at(Diagnostic::new(format!("{efield}.key"), msg)));
             }
-            if verdict {
-                match scan(&e.value) {
-                    Err(err) => {
-                        self.push(at(Diagnostic::new(format!("{efield}.value"), err.message)
-                            .at(err.line, err.column)))
-                    }
-                    Ok(tokens) => {
-                        if let Some(msg) = verdict_error(&tokens) {
-                            self.push(at(Diagnostic::new(format!("{efield}.value"), msg)));
-                        }
-                        for (msg, t) in self.references(&tokens) {
-                            self.push(at(Diagnostic::new(format!("{efield}.value"), msg)
-                                .at(t.line, t.column)));
-                        }
-                    }
-                }
-            } else if let Some(msg) = element_error(&e.value) {
+            if let Some(msg) = element_error(&e.value, false) {
                 self.push(at(Diagnostic::new(format!("{efield}.value"), msg)));
             }
         }
-        // Jumps from a verdict map count from every chain that uses the map;
-        // they are followed in `loops` through the chains' `@map` references.
     }
 
     fn object(&mut self, oi: usize, o: &ObjectSpec) {
@@ -574,247 +536,35 @@ impl<'a, 'o> TableCheck<'a, 'o> {
                 self.push(at(Diagnostic::new(&field, msg)));
             }
             Some(def) => {
-                if let Err(e) = scan(def) {
-                    self.push(at(Diagnostic::new(
-                        format!("{field}.definition"),
-                        e.message,
-                    )
-                    .at(e.line, e.column)));
-                } else if let Some(msg) = object_definition_error(o.object_type, def) {
+                if let Some(i) = def.find(['{', '}']) {
+                    let msg = format!(
+                        "unexpected {:?} at column {}: a definition is the body of one object",
+                        &def[i..i + 1],
+                        def[..i].chars().count() + 1
+                    );
                     self.push(at(Diagnostic::new(format!("{field}.definition"), msg)));
                 }
             }
             None => {}
         }
     }
-
-    /// Chains reachable from themselves through jump/goto (directly or via
-    /// verdict maps) make the kernel refuse the whole table (ELOOP).
-    fn loops(&mut self) {
-        let t = self.t;
-        // Edges through verdict maps: a rule naming @map jumps wherever the map does.
-        let mut map_targets: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for m in &t.maps {
-            for e in &m.elements {
-                if let Ok(tokens) = scan(&e.value) {
-                    for (target, _) in jump_targets(&tokens) {
-                        if let Some(c) = t.chains.iter().find(|c| c.name == target) {
-                            map_targets.entry(&m.name).or_default().push(&c.name);
-                        }
-                    }
-                }
-            }
-        }
-        for (ci, c) in t.chains.iter().enumerate() {
-            for (ri, rule) in c.rules.iter().enumerate() {
-                if let Ok(tokens) = scan(rule) {
-                    for r in tokens.iter().filter(|t| t.kind == TokenKind::SetRef) {
-                        for target in map_targets.get(r.text).into_iter().flatten() {
-                            let rf = format!("{}.chains[{ci}].rules[{ri}]", self.field);
-                            self.edges
-                                .entry(&c.name)
-                                .or_default()
-                                .push((target, rf, ri));
-                        }
-                    }
-                }
-            }
-        }
-        // Report each cycle once, at the first rule (in spec order) closing it.
-        let mut reported = BTreeSet::new();
-        for c in &t.chains {
-            let Some(edges) = self.edges.get(c.name.as_str()) else {
-                continue;
-            };
-            for (target, field, ri) in edges {
-                if let Some(path) = path_between(&self.edges, target, &c.name) {
-                    let mut cycle: Vec<&str> = path.clone();
-                    cycle.sort_unstable();
-                    cycle.dedup();
-                    if !reported.insert(cycle) {
-                        continue;
-                    }
-                    let mut shown = vec![c.name.as_str()];
-                    shown.extend(path);
-                    let msg = format!("jump loop: {}", shown.join(" -> "));
-                    let d = Diagnostic::new(field.clone(), msg)
-                        .chain(c.name.clone())
-                        .item(format!("rule {ri}"));
-                    self.out.push(d.table(self.label.clone()));
-                }
-            }
-        }
-    }
 }
 
-/// Chains from `from` to `to` following edges (inclusive), if any.
-fn path_between<'a>(
-    edges: &BTreeMap<&'a str, Vec<(&'a str, String, usize)>>,
-    from: &'a str,
-    to: &str,
-) -> Option<Vec<&'a str>> {
-    let mut prev: BTreeMap<&str, &str> = BTreeMap::new();
-    let mut queue = std::collections::VecDeque::from([from]);
-    let mut seen = BTreeSet::from([from]);
-    while let Some(n) = queue.pop_front() {
-        if n == to {
-            let mut path = vec![n];
-            let mut cur = n;
-            while let Some(p) = prev.get(cur) {
-                path.push(p);
-                cur = p;
-            }
-            path.reverse();
-            return Some(path);
-        }
-        for (next, _, _) in edges.get(n).into_iter().flatten() {
-            if seen.insert(next) {
-                prev.insert(next, n);
-                queue.push_back(next);
-            }
-        }
-    }
-    None
+/// Fields rendered into one declaration line may not end it early: each
+/// is compiled as part of the line the spec field names.
+fn one_line_error(what: &str, text: &str) -> Option<String> {
+    let i = text.find(['{', '}', ';', '\n'])?;
+    Some(format!(
+        "unexpected {:?} at column {} of the {what}: give one {what}, without braces or separators",
+        &text[i..i + 1],
+        text[..i].chars().count() + 1
+    ))
 }
 
-/// `jump X` / `goto X` pairs in tokens.
-fn jump_targets<'s, 't>(tokens: &'t [Token<'s>]) -> impl Iterator<Item = (&'s str, &'t Token<'s>)> {
-    tokens
-        .windows(2)
-        .filter(|w| w[0].is("jump") || w[0].is("goto"))
-        .filter(|w| w[1].is_name())
-        .map(|w| (w[1].text, &w[0]))
-}
-
-/// Named-object references: `counter name X`, `quota name X`,
-/// `limit name X`, `ct helper set X`, `ct timeout set X`,
-/// `ct expectation set X`, `synproxy name X`, `meta secmark set X`.
-fn object_refs<'t>(tokens: &'t [Token<'t>]) -> Vec<(ObjectType, &'t str, &'t Token<'t>)> {
-    let mut out = Vec::new();
-    for (i, t) in tokens.iter().enumerate() {
-        let next = |k: usize| tokens.get(i + k);
-        let named = |k: usize, kw: &str| {
-            next(k).is_some_and(|t| t.is(kw)) && next(k + 1).is_some_and(|t| t.is_name())
-        };
-        let ty = match t.text {
-            "counter" if t.kind == TokenKind::Word && named(1, "name") => {
-                Some((ObjectType::Counter, 2))
-            }
-            "quota" if t.kind == TokenKind::Word && named(1, "name") => {
-                Some((ObjectType::Quota, 2))
-            }
-            "limit" if t.kind == TokenKind::Word && named(1, "name") => {
-                Some((ObjectType::Limit, 2))
-            }
-            "synproxy" if t.kind == TokenKind::Word && named(1, "name") => {
-                Some((ObjectType::Synproxy, 2))
-            }
-            "ct" if t.kind == TokenKind::Word => match next(1).map(|t| t.text) {
-                Some("helper") if named(2, "set") => Some((ObjectType::CtHelper, 3)),
-                Some("timeout") if named(2, "set") => Some((ObjectType::CtTimeout, 3)),
-                Some("expectation") if named(2, "set") => Some((ObjectType::CtExpectation, 3)),
-                _ => None,
-            },
-            "secmark"
-                if t.kind == TokenKind::Word
-                    && i > 0
-                    && tokens[i - 1].is("meta")
-                    && named(1, "set") =>
-            {
-                Some((ObjectType::Secmark, 2))
-            }
-            _ => None,
-        };
-        if let Some((ty, k)) = ty {
-            let name_tok = &tokens[i + k];
-            out.push((ty, name_tok.text, t));
-        }
-    }
-    out
-}
-
-/// Data types nft knows for set keys and map values.
-const DATA_TYPES: &[&str] = &[
-    "ipv4_addr",
-    "ipv6_addr",
-    "ether_addr",
-    "inet_proto",
-    "inet_service",
-    "mark",
-    "ifname",
-    "iface_index",
-    "iface_type",
-    "ct_state",
-    "ct_status",
-    "ct_dir",
-    "ct_label",
-    "ct_event",
-    "tcp_flag",
-    "icmp_type",
-    "icmp_code",
-    "icmpv6_type",
-    "icmpv6_code",
-    "icmpx_code",
-    "dscp",
-    "ecn",
-    "pkttype",
-    "arp_op",
-    "ether_type",
-    "nf_proto",
-    "realm",
-    "classid",
-    "uid",
-    "gid",
-    "time",
-    "day",
-    "hour",
-    "boolean",
-    "devgroup",
-    "cgroupsv2",
-    "integer",
-    "string",
-    "ip_option",
-    "ipsec",
-    "fib_addrtype",
-    "bitmask",
-    "tcp_option",
-    "sctp_chunk",
-    "vlan_id",
-    "8021q_pcp",
-    "ipv6_exthdr",
-    "mh_type",
-    "igmp_type",
-    "queue",
-    "secmark",
-    "dccp_pkttype",
-    "frag_off",
-    "ttl",
-    "hoplimit",
-];
-
-/// Checks a `type` expression: data types joined with ` . `; `verdict`
-/// only as a map value.
-fn check_type(ty: &str, is_value: bool) -> Result<(), String> {
-    let ty = ty.trim();
-    if is_value && ty == "verdict" {
-        return Ok(());
-    }
-    for part in ty.split(" . ").map(str::trim) {
-        if part == "verdict" {
-            return Err("verdict is only a map value type".into());
-        }
-        if !DATA_TYPES.contains(&part) {
-            return Err(format!(
-                "unknown data type {part:?} in {ty:?} (e.g. ipv4_addr, ipv6_addr, inet_service, inet_proto, ifname, mark; concatenate with \" . \")"
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// One set element or map key/value: no braces, commas or colons at the
-/// top level (one element per list entry), balanced text.
-fn element_error(e: &str) -> Option<String> {
+/// One set element or map key/value per list entry: not empty, bounded,
+/// and nothing that would end the element (`,` between elements, braces,
+/// separators) — so an error's element index names the entry it is in.
+fn element_error(e: &str, key: bool) -> Option<String> {
     if e.trim().is_empty() {
         return Some("empty element".into());
     }
@@ -825,86 +575,17 @@ fn element_error(e: &str) -> Option<String> {
             limits::ELEMENT_LEN
         ));
     }
-    match scan(e) {
-        Err(err) => Some(format!("{} at {}:{}", err.message, err.line, err.column)),
-        Ok(tokens) => tokens
-            .iter()
-            .find(|t| t.kind == TokenKind::Punct && matches!(t.text, "," | "{" | "}" | ";" | "\n"))
-            .map(|t| {
-                format!(
-                    "one element per entry: unexpected {:?} at column {}",
-                    t.text, t.column
-                )
-            }),
-    }
-}
-
-/// A verdict map value: accept, drop, continue, return, jump X, goto X.
-fn verdict_error(tokens: &[Token<'_>]) -> Option<String> {
-    match tokens {
-        [t] if ["accept", "drop", "continue", "return"]
-            .iter()
-            .any(|v| t.is(v)) =>
-        {
-            None
-        }
-        [t, n] if (t.is("jump") || t.is("goto")) && n.is_name() => None,
-        _ => Some(
-            "verdict map value must be accept, drop, continue, return, jump CHAIN or goto CHAIN"
-                .into(),
-        ),
-    }
-}
-
-/// Light shape checks of named object bodies (the compiler checks the rest).
-fn object_definition_error(ty: ObjectType, def: &str) -> Option<String> {
-    let words: Vec<&str> = def.split_whitespace().collect();
-    let first = *words.first()?;
-    let ok = match ty {
-        ObjectType::Counter => words
-            .chunks(2)
-            .all(|w| matches!(w, ["packets" | "bytes", n] if n.parse::<u64>().is_ok())),
-        ObjectType::Quota => matches!(first, "over" | "until") || first.parse::<u64>().is_ok(),
-        ObjectType::Limit => first == "rate",
-        ObjectType::CtHelper | ObjectType::CtTimeout | ObjectType::CtExpectation => [
-            "type", "protocol", "l3proto", "policy", "dport", "timeout", "size",
-        ]
-        .contains(&first),
-        ObjectType::Secmark | ObjectType::Synproxy => true,
+    let stops: &[char] = if key {
+        &[',', '{', '}', ';', '\n']
+    } else {
+        &['{', '}', ';', '\n']
     };
-    (!ok).then(|| match ty {
-        ObjectType::Counter => {
-            format!("counter definition must be \"packets N bytes N\", got {def:?}")
-        }
-        ObjectType::Quota => {
-            format!("quota definition must start with over, until or a number, got {def:?}")
-        }
-        ObjectType::Limit => format!("limit definition must start with rate, got {def:?}"),
-        _ => format!("{} definition cannot start with {first:?}", ty.as_str()),
-    })
-}
-
-/// nft durations: one or more `<number><unit>` with units d, h, m, s, ms.
-fn is_duration(s: &str) -> bool {
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return false;
-    }
-    while !rest.is_empty() {
-        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-        if digits == 0 {
-            return false;
-        }
-        rest = &rest[digits..];
-        let unit = ["ms", "d", "h", "m", "s"]
-            .into_iter()
-            .find(|u| rest.starts_with(u));
-        match unit {
-            Some(u) => rest = &rest[u.len()..],
-            None => return false,
-        }
-    }
-    true
+    let i = e.find(stops)?;
+    Some(format!(
+        "one element per entry: unexpected {:?} at column {}",
+        &e[i..i + 1],
+        e[..i].chars().count() + 1
+    ))
 }
 
 /// Errors of a base chain's family/hook/type/devices combination, as the
@@ -1056,89 +737,16 @@ pub fn priority_value(family: Family, hook: Hook, p: &IntOrString) -> Result<i32
     i32::try_from(base as i64 + offset).map_err(|_| format!("priority {s:?} is out of range"))
 }
 
-/// Light checks of a whole `nft` text block: size, balanced text, and at
-/// least one table declaration. The compiler checks the rest.
-fn check_nft(src: &str, out: &mut Vec<Diagnostic>) {
-    if src.len() > limits::NFT_LEN {
-        let msg = format!(
-            "{} characters, at most {} allowed",
-            src.len(),
-            limits::NFT_LEN
-        );
-        out.push(Diagnostic::new("spec.nft", msg));
-        return;
-    }
-    match scan(src) {
-        Err(e) => out.push(Diagnostic::new("spec.nft", e.message).at(e.line, e.column)),
-        Ok(tokens) => {
-            if nft_tables(&tokens).is_empty() {
-                out.push(Diagnostic::new(
-                    "spec.nft",
-                    "no table declared (e.g. table inet fw { ... })",
-                ));
-            }
-            for t in &tokens {
-                if t.kind == TokenKind::Word
-                    && matches!(t.text, "flush" | "delete" | "destroy" | "reset" | "rename")
-                {
-                    let msg = format!(
-                        "{:?} is not allowed: declare the desired tables only",
-                        t.text
-                    );
-                    out.push(Diagnostic::new("spec.nft", msg).at(t.line, t.column));
-                }
-            }
-        }
-    }
-}
-
-/// `(family, name)` of each `table [family] name` declaration in nft text.
-pub fn nft_tables(tokens: &[Token<'_>]) -> Vec<(Family, String)> {
-    let family = |s: &str| match s {
-        "inet" => Some(Family::Inet),
-        "ip" => Some(Family::Ip),
-        "ip6" => Some(Family::Ip6),
-        "arp" => Some(Family::Arp),
-        "bridge" => Some(Family::Bridge),
-        "netdev" => Some(Family::Netdev),
-        _ => None,
-    };
-    let mut out = Vec::new();
-    let mut depth = 0;
-    for (i, t) in tokens.iter().enumerate() {
-        match t.text {
-            "{" if t.kind == TokenKind::Punct => depth += 1,
-            "}" if t.kind == TokenKind::Punct => depth -= 1,
-            "table" if depth == 0 && t.kind == TokenKind::Word => {
-                let (fam, name) = match (tokens.get(i + 1), tokens.get(i + 2)) {
-                    (Some(f), Some(n)) if n.is_name() && family(f.text).is_some() => {
-                        (family(f.text), n.text)
-                    }
-                    // nft's default family is ip.
-                    (Some(n), _) if n.is_name() => (Some(Family::Ip), n.text),
-                    _ => continue,
-                };
-                if let Some(f) = fam {
-                    out.push((f, name.to_string()));
-                }
-            }
-            _ => {}
-        }
-    }
-    out.sort();
-    out.dedup();
-    out
-}
-
-/// The tables a spec declares (structured or in its nft text).
+/// The tables a spec declares (structured, or what its nft text leaves;
+/// none when the text does not parse).
 pub fn declared_tables(spec: &FirewallRulesetSpec) -> Vec<(Family, String)> {
     if let Some(tables) = &spec.tables {
         return tables.iter().map(|t| (t.family, t.name.clone())).collect();
     }
     spec.nft
         .as_deref()
-        .and_then(|s| scan(s).ok())
-        .map(|t| nft_tables(&t))
+        .and_then(crate::convert::NftOrigins::of)
+        .map(|o| o.tables())
         .unwrap_or_default()
 }
 
@@ -1169,26 +777,16 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
-        for ok in ["30s", "1h30m", "2d", "500ms"] {
-            assert!(is_duration(ok), "{ok}");
-        }
-        for bad in ["", "30", "s", "1x", "1h 30m"] {
-            assert!(!is_duration(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn finds_tables_in_nft_text() {
-        let src = "table inet a {\n chain c { jump d; }\n}\ntable b { }\nadd table ip6 c\n";
-        let tokens = scan(src).unwrap();
+    fn finds_what_nft_text_leaves() {
+        let spec = |nft: &str| FirewallRulesetSpec {
+            nft: Some(nft.into()),
+            ..Default::default()
+        };
+        let src = "flush ruleset\ntable inet a {\n chain c { jump d; }\n chain d { }\n}\ntable b { }\nadd table ip6 c\ndelete table ip b\n";
         assert_eq!(
-            nft_tables(&tokens),
-            vec![
-                (Family::Inet, "a".into()),
-                (Family::Ip, "b".into()),
-                (Family::Ip6, "c".into())
-            ]
+            declared_tables(&spec(src)),
+            vec![(Family::Inet, "a".into()), (Family::Ip6, "c".into())]
         );
+        assert_eq!(declared_tables(&spec("table inet a {")), vec![]);
     }
 }

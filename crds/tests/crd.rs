@@ -8,7 +8,7 @@ use std::path::Path;
 
 use kube::core::cel::{compile_schema, estimate_rule_cost, Validator, WarningKind};
 use kube::CustomResourceExt;
-use linx_crds::{FirewallNodeReport, FirewallRuleset};
+use linx_crds::{FirewallAddressSet, FirewallNodeReport, FirewallRuleset};
 use serde_json::{json, Value};
 
 fn root() -> &'static Path {
@@ -62,7 +62,8 @@ fn spec_fields_are_described_and_bounded() {
     let mut problems = Vec::new();
     walk("spec", spec, &mut |path, node| {
         // Label selector internals come from Kubernetes' own types.
-        if path.starts_with("spec.podSelector.") {
+        let selector = ["Selector.", ".selector.", ".namespaces[]."];
+        if selector.iter().any(|s| path.contains(s)) {
             return;
         }
         if node.get("description").is_none() && !path.ends_with("[]") {
@@ -208,6 +209,20 @@ fn cel_rejects_what_the_structure_forbids() {
             json!({"tables": [{"name": "fw", "family": "inet", "objects": [{"name": "q", "type": "quota"}]}]}),
             "only counters may omit the definition",
         ),
+        (
+            json!({"tables": [{"name": "fw", "family": "inet", "sets": [{"name": "s", "type": "ipv4_addr", "source": {}}]}]}),
+            "a source selects pods, services or namespaces",
+        ),
+        (
+            json!({"tables": [{"name": "fw", "family": "inet", "sets": [{"name": "s", "type": "ipv4_addr",
+                   "source": {"services": [{"name": "db", "selector": {}}]}}]}]}),
+            "give exactly one of name and selector",
+        ),
+        (
+            json!({"tables": [{"name": "fw", "family": "inet"}],
+                   "sources": [{"family": "inet", "table": "fw", "set": "s", "source": {"namespaces": [{}]}}]}),
+            "spec.sources names sets of spec.nft",
+        ),
     ];
     for (spec, msg) in bad {
         let errs = check(spec.clone()).expect_err(&spec.to_string());
@@ -248,7 +263,10 @@ fn printer_columns_and_subresources() {
         .flatten()
         .map(|c| c.name.as_str())
         .collect();
-    assert_eq!(cols, ["Valid", "Matched", "Applied", "Failed", "Age"]);
+    assert_eq!(
+        cols,
+        ["Ready", "Valid", "Matched", "Applied", "Failed", "Age"]
+    );
     assert!(v.subresources.as_ref().unwrap().status.is_some());
     assert_eq!(crd.spec.scope, "Namespaced");
     assert_eq!(FirewallNodeReport::crd().spec.scope, "Cluster");
@@ -282,4 +300,22 @@ fn examples_are_valid_resources() {
         seen.push(kind);
     }
     assert!(seen.iter().any(|k| k == "FirewallTrace"), "{seen:?}");
+}
+
+#[test]
+fn an_address_set_chunk_is_within_its_count() {
+    let s = schema(&FirewallAddressSet::crd());
+    let obj = |chunk: u32, chunks: u32| {
+        json!({"apiVersion": "netfilter.linx.dev/v1alpha1", "kind": "FirewallAddressSet",
+        "metadata": {"name": "db-0", "namespace": "shop"},
+        "spec": {"ruleset": "db", "rulesetUid": "u", "family": "inet", "table": "fw",
+                 "set": "api", "chunk": chunk, "chunks": chunks, "elements": ["10.0.0.1"]}})
+    };
+    assert!(Validator::new().validate(&s, &obj(1, 2), None).is_ok());
+    let errs = Validator::new().validate(&s, &obj(2, 2), None).unwrap_err();
+    assert!(
+        errs.iter()
+            .any(|e| e.to_string().contains("chunk counts from 0 to chunks - 1")),
+        "{errs:?}"
+    );
 }

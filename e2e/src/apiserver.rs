@@ -9,6 +9,10 @@
 //! strategic merge is a JSON merge too; a watch replays every event after
 //! the requested resourceVersion (never `410 Gone`); lists are never paged.
 //!
+//! Admission: ValidatingWebhookConfigurations stored in it are called
+//! (by `clientConfig.url`, over verified HTTPS: see [`crate::admission`]),
+//! and `dryRun` writes are admitted and answered but not stored.
+//!
 //! What it does: `/api/v1/...` and `/apis/GROUP/VERSION/...`, namespaced
 //! and cluster-scoped, any resource name; GET (one, list, `watch=true`
 //! streaming, `labelSelector` with `=`, `==`, `!=`, `key`, `!key`,
@@ -125,7 +129,7 @@ struct WatchEvent {
 }
 
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
     rv: u64,
     uids: u64,
     objects: BTreeMap<Key, Value>,
@@ -242,10 +246,39 @@ async fn serve_conn(sock: TcpStream, store: Arc<Store>) {
             let _ = serve_watch(&mut w, &store, &req).await;
             return;
         }
-        let resp = handle(&store, &req);
+        let (resp, warnings) = match preview(&store, &req) {
+            None => (handle(&store, &req), Vec::new()),
+            Some(Err(resp)) => (resp, Vec::new()),
+            Some(Ok(p)) => {
+                let attempt = crate::admission::Attempt {
+                    collection: &p.collection,
+                    namespace: &p.namespace,
+                    name: &p.name,
+                    operation: p.operation,
+                    object: &p.result.body,
+                    old_object: p.old.as_ref(),
+                    dry_run: p.dry_run,
+                };
+                match crate::admission::admit(p.configurations.clone(), &attempt).await {
+                    crate::admission::Verdict::Refused { code, status } => {
+                        (Response { code, body: status }, Vec::new())
+                    }
+                    crate::admission::Verdict::Allowed { warnings } if p.dry_run => {
+                        (p.result, warnings)
+                    }
+                    crate::admission::Verdict::Allowed { warnings } => {
+                        (handle(&store, &req), warnings)
+                    }
+                }
+            }
+        };
         let body = serde_json::to_vec(&resp.body).unwrap_or_default();
+        let warning_headers: String = warnings
+            .iter()
+            .map(|w| format!("Warning: 299 - {:?}\r\n", w))
+            .collect();
         let head = format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\n{warning_headers}Content-Length: {}\r\n\r\n",
             resp.code,
             reason_phrase(resp.code),
             body.len()
@@ -367,6 +400,91 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+const WEBHOOK_CONFIGURATIONS: &str =
+    "apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations";
+
+/// A write to admit before it is stored: what it would store, computed on
+/// a copy of the object it touches.
+struct Preview {
+    collection: String,
+    namespace: String,
+    name: String,
+    operation: &'static str,
+    result: Response,
+    old: Option<Value>,
+    dry_run: bool,
+    configurations: Vec<Value>,
+}
+
+/// `None`: an ordinary request. `Some(Err)`: the write fails anyway.
+fn preview(store: &Store, req: &Request) -> Option<Result<Preview, Response>> {
+    let t = parse_path(&req.path)?;
+    if t.status || !matches!(req.method.as_str(), "POST" | "PUT" | "PATCH") {
+        return None;
+    }
+    let dry_run = req.query.contains_key("dryRun");
+    let st = store.lock();
+    let configurations: Vec<Value> = st
+        .objects
+        .iter()
+        .filter(|((c, _, _), _)| c == WEBHOOK_CONFIGURATIONS)
+        .map(|(_, v)| v.clone())
+        .collect();
+    if configurations.is_empty() && !dry_run {
+        return None;
+    }
+    let name = match &t.name {
+        Some(n) => n.clone(),
+        None => body_json(req).ok()?["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let old = st.objects.get(&key(&t, &name)).cloned();
+    let mut scratch = State {
+        rv: st.rv,
+        uids: st.uids,
+        ..Default::default()
+    };
+    if let Some(o) = &old {
+        scratch.objects.insert(key(&t, &name), o.clone());
+    }
+    drop(st);
+    let result = write(&mut scratch, &t, req);
+    if result.code >= 400 {
+        return Some(Err(result));
+    }
+    Some(Ok(Preview {
+        collection: t.collection.clone(),
+        namespace: t.namespace.clone(),
+        name,
+        operation: if old.is_some() { "UPDATE" } else { "CREATE" },
+        result,
+        old,
+        dry_run,
+        configurations,
+    }))
+}
+
+/// POST, PUT or PATCH applied to `st`.
+fn write(st: &mut State, t: &Target, req: &Request) -> Response {
+    match (req.method.as_str(), &t.name) {
+        ("POST", None) => match body_json(req) {
+            Ok(obj) => create(st, t, obj),
+            Err(e) => e,
+        },
+        ("PUT", Some(name)) => match body_json(req) {
+            Ok(obj) => replace(st, t, name, obj),
+            Err(e) => e,
+        },
+        ("PATCH", Some(name)) => match body_json(req) {
+            Ok(patch) => patch_object(st, t, name, &req.content_type, patch),
+            Err(e) => e,
+        },
+        (m, _) => status(405, "MethodNotAllowed", format!("{m} {}", req.path)),
+    }
+}
+
 fn handle(store: &Store, req: &Request) -> Response {
     let Some(t) = parse_path(&req.path) else {
         return status(404, "NotFound", format!("no route for {}", req.path));
@@ -378,18 +496,7 @@ fn handle(store: &Store, req: &Request) -> Response {
             Some(o) => ok(o.clone()),
             None => not_found(&t, name),
         },
-        ("POST", None) => match body_json(req) {
-            Ok(obj) => create(&mut st, &t, obj),
-            Err(e) => e,
-        },
-        ("PUT", Some(name)) => match body_json(req) {
-            Ok(obj) => replace(&mut st, &t, name, obj),
-            Err(e) => e,
-        },
-        ("PATCH", Some(name)) => match body_json(req) {
-            Ok(patch) => patch_object(&mut st, &t, name, &req.content_type, patch),
-            Err(e) => e,
-        },
+        ("POST", None) | ("PUT", Some(_)) | ("PATCH", Some(_)) => write(&mut st, &t, req),
         ("DELETE", Some(name)) => match st.objects.remove(&key(&t, name)) {
             Some(o) => {
                 record(&mut st, &t, "DELETED", o.clone());

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use linx_agent::testing::binary;
 use linx_agent::testing::{pod_uid, FakePod};
-use linx_e2e::{binary, eventually, free_addr};
+use linx_e2e::{eventually, free_addr};
 use linx_netfilter::testing::TestNetns;
 
 fn agent_bin() -> PathBuf {

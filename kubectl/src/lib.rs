@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use linx_crds::conflict::{resolve, Claim};
@@ -446,49 +445,6 @@ fn table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) -> String {
     out
 }
 
-/// A label selector as the API server's `labelSelector` parameter; `None`
-/// when it can select nothing (an operator Kubernetes does not know).
-pub fn selector_query(s: &LabelSelector) -> Option<String> {
-    let mut terms: Vec<String> = s
-        .match_labels
-        .iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    for e in s.match_expressions.iter().flatten() {
-        let values = e.values.clone().unwrap_or_default().join(",");
-        terms.push(match e.operator.as_str() {
-            "In" => format!("{} in ({values})", e.key),
-            "NotIn" => format!("{} notin ({values})", e.key),
-            "Exists" => e.key.clone(),
-            "DoesNotExist" => format!("!{}", e.key),
-            _ => return None,
-        });
-    }
-    Some(terms.join(","))
-}
-
-/// Whether `selector` picks pod `ns/name`, as the API server decides it.
-async fn selects(
-    c: &Client,
-    ns: &str,
-    name: &str,
-    selector: &LabelSelector,
-) -> Result<bool, Error> {
-    let Some(q) = selector_query(selector) else {
-        return Ok(false);
-    };
-    let mut lp = ListParams::default().fields(&format!("metadata.name={name}"));
-    if !q.is_empty() {
-        lp = lp.labels(&q);
-    }
-    let l = Api::<Pod>::namespaced(c.clone(), ns)
-        .list(&lp)
-        .await
-        .map_err(kube_err(format!("matching pod {ns}/{name}")))?;
-    Ok(!l.items.is_empty())
-}
-
 /// `kubectl linx explain`.
 pub async fn explain(c: &Client, ns: &str, name: &str) -> Result<i32, Error> {
     let pod = Api::<Pod>::namespaced(c.clone(), ns)
@@ -500,12 +456,14 @@ pub async fn explain(c: &Client, ns: &str, name: &str) -> Result<i32, Error> {
         .list(&ListParams::default())
         .await
         .map_err(kube_err(format!("listing FirewallRulesets in {ns}")))?;
-    let mut selecting = Vec::new();
-    for r in all.items {
-        if selects(c, ns, name, &r.spec.pod_selector).await? {
-            selecting.push(r);
-        }
-    }
+    // The agents' own reading of selectors: what is enforced is explained.
+    let no_labels = Default::default();
+    let labels = pod.metadata.labels.as_ref().unwrap_or(&no_labels);
+    let selecting: Vec<FirewallRuleset> = all
+        .items
+        .into_iter()
+        .filter(|r| linx_crds::selector::selects(&r.spec.pod_selector, labels))
+        .collect();
     let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
     let report = match &node {
         Some(n) => match Api::<FirewallNodeReport>::all(c.clone()).get_opt(n).await {
@@ -610,18 +568,6 @@ mod tests {
         assert_eq!(target("pod/web-0", &["pod"]).unwrap(), "web-0");
         assert_eq!(target("web-0", &["pod"]).unwrap(), "web-0");
         assert!(target("svc/web", &["pod"]).is_err());
-    }
-
-    #[test]
-    fn selectors_become_queries() {
-        let s: LabelSelector = serde_json::from_value(serde_json::json!({
-            "matchLabels": {"app": "web"},
-            "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]},
-                                 {"key": "canary", "operator": "DoesNotExist"}]
-        }))
-        .unwrap();
-        assert_eq!(selector_query(&s).unwrap(), "app=web,tier in (a,b),!canary");
-        assert_eq!(selector_query(&LabelSelector::default()).unwrap(), "");
     }
 
     #[test]

@@ -56,14 +56,29 @@ const ATTEMPTS: u32 = 24;
 /// Consistency: the generation is read before and after all dumps; if it
 /// moved, the whole pull is redone, so the value is one generation's state.
 pub fn pull(sock: &mut Socket, which: &Selector) -> Result<Pulled> {
+    pull_judged(sock, which, |_, _| Ok(false))
+}
+
+/// [`pull`], but when the generation moved from `before` to `after`
+/// during the dumps, `unchanged(before, after)` may vouch that the
+/// selected tables did not change meanwhile (every commit between touched
+/// other tables: see [`crate::events::Journal`]); the value is then the
+/// state at `after`, without pulling again. A busy writer in another table
+/// would otherwise starve a long pull.
+pub fn pull_judged(
+    sock: &mut Socket,
+    which: &Selector,
+    mut unchanged: impl FnMut(u32, u32) -> Result<bool>,
+) -> Result<Pulled> {
     let mut jitter = (std::process::id() as u64) | 1;
     for attempt in 0..ATTEMPTS {
         let before = sock.generation()?.id;
         let ruleset = pull_once(sock, which)?;
-        if sock.generation()?.id == before {
+        let after = sock.generation()?.id;
+        if after == before || unchanged(before, after)? {
             return Ok(Pulled {
                 ruleset,
-                generation: before,
+                generation: after,
             });
         }
         jitter = jitter

@@ -190,8 +190,35 @@ pub fn push_patch(
             ..Default::default()
         });
     }
-    let mut enc = encode_patch(patch);
-    let (generation, echoes) = sock.commit_with_echo(&mut enc.batch, generation)?;
+    push_encoded_patch(sock, patch, &mut encode_patch(patch), generation, |_, _| {
+        Ok(None)
+    })
+}
+
+/// Pushes `enc`, the encoding of `patch` ([`encode_patch`]), like
+/// [`push_patch`]; but when the kernel refuses it because the generation
+/// moved, `rebase` is asked (with the socket and the generation the batch
+/// was guarded with) for a generation at which the *same encoded batch* is
+/// still right — because only other tables changed — and it is sent again
+/// there, without encoding anything anew. `None` gives up with
+/// [`Error::GenerationMismatch`].
+pub fn push_encoded_patch(
+    sock: &mut Socket,
+    patch: &Patch,
+    enc: &mut Encoded,
+    generation: Option<u32>,
+    mut rebase: impl FnMut(&mut Socket, u32) -> Result<Option<u32>>,
+) -> Result<PatchPushed> {
+    let mut generation = generation;
+    let (generation, echoes) = loop {
+        match sock.commit_with_echo(&mut enc.batch, generation) {
+            Err(Error::GenerationMismatch { expected }) => match rebase(sock, expected)? {
+                Some(at) => generation = Some(at),
+                None => return Err(Error::GenerationMismatch { expected }),
+            },
+            other => break other?,
+        }
+    };
     let handles = echoed_handles(patch, &echoes);
     Ok(PatchPushed {
         generation,

@@ -430,6 +430,89 @@ pub fn unshared(v: &Ruleset) -> Ruleset {
     out
 }
 
+/// Another writer in a namespace: commits a new chain to its own table
+/// (`ip neighbour`) every `every`, unguarded, as `nft add chain` in a loop
+/// would, until stopped. Every chain it made must survive whatever Linx
+/// does beside it.
+pub struct BusyNeighbour {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Held by the writer around each commit; held by a test to pause it.
+    turn: std::sync::Arc<std::sync::Mutex<()>>,
+    thread: Option<std::thread::JoinHandle<u32>>,
+}
+
+/// The neighbour's table.
+pub const NEIGHBOUR_TABLE: &str = "neighbour";
+
+impl BusyNeighbour {
+    /// Creates its table, then starts committing.
+    pub fn start(ns: &TestNetns, every: std::time::Duration) -> BusyNeighbour {
+        use crate::sys::*;
+        ns.load(&format!("table ip {NEIGHBOUR_TABLE} {{\n}}\n"));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut sock = crate::Socket::open(&ns.netns()).expect("neighbour socket");
+        let flag = stop.clone();
+        let turn = std::sync::Arc::new(std::sync::Mutex::new(()));
+        let my_turn = turn.clone();
+        let thread = std::thread::spawn(move || {
+            let mut written = 0u32;
+            while !flag.load(Ordering::Relaxed) {
+                let _turn = my_turn.lock().unwrap_or_else(|p| p.into_inner());
+                let mut batch = crate::Batch::new();
+                let name = format!("c{written}");
+                batch.add(NFT_MSG_NEWCHAIN, NLM_F_CREATE, NFPROTO_IPV4 as u8, |w| {
+                    w.put_str(NFTA_CHAIN_TABLE, NEIGHBOUR_TABLE);
+                    w.put_str(NFTA_CHAIN_NAME, &name);
+                });
+                sock.commit(&mut batch, None).expect("neighbour commit");
+                written += 1;
+                drop(_turn);
+                std::thread::sleep(every);
+            }
+            written
+        });
+        BusyNeighbour {
+            stop,
+            turn,
+            thread: Some(thread),
+        }
+    }
+
+    /// Pauses the writer while the guard lives (e.g. while `nft list` runs:
+    /// nft's own listing restarts whenever the generation moves, so it
+    /// starves beside a busy writer).
+    pub fn pause(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.turn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops; how many commits it made.
+    pub fn stop(mut self) -> u32 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .map(|t| t.join().expect("neighbour thread"))
+            .unwrap_or(0)
+    }
+
+    /// How many of its chains `nft list table` shows in `ns`.
+    pub fn chains_kept(ns: &TestNetns) -> usize {
+        ns.nft(&["list", "table", "ip", NEIGHBOUR_TABLE])
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.trim_start().starts_with("chain c"))
+            .count()
+    }
+}
+
+impl Drop for BusyNeighbour {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A small deterministic generator (xorshift64*) for mutation tests, so
 /// failures reproduce.
 pub struct Rng(pub u64);

@@ -396,7 +396,11 @@ fn failing_rules_are_refused() {
 fn diagnostics_point_at_the_problem() {
     let t = Table::new(Family::Inet, "t");
     let e = compile_rule(Family::Inet, &t, "ip saddr @blocked drop").unwrap_err();
-    assert_eq!(e.0[0].message, "unknown set @blocked");
+    assert_eq!(e.0[0].message, "no set @blocked in table inet t");
+    assert_eq!(
+        e.0[0].help.as_deref(),
+        Some("the table has no sets: declare it first")
+    );
     assert_eq!((e.0[0].line, e.0[0].column), (1, 10));
     let shown = e.to_string();
     assert!(
@@ -404,6 +408,9 @@ fn diagnostics_point_at_the_problem() {
         "{shown}"
     );
     let e = compile_rule(Family::Inet, &t, "tcp dport 10.0.0.1").unwrap_err();
-    assert_eq!(e.0[0].message, "type mismatch: inet_service vs ipv4_addr");
+    assert_eq!(
+        e.0[0].message,
+        "datatype mismatch: expected inet_service, '10.0.0.1' is ipv4_addr"
+    );
     let _ = Attrs::new(&[]);
 }

@@ -15,7 +15,7 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, Resource, ResourceExt};
 use linx_crds::conflict::{resolve, selectors_may_overlap, Claim};
 use linx_crds::validate::declared_tables;
-use linx_crds::{validate, FirewallNodeReport, FirewallRuleset, TableConflict};
+use linx_crds::{validate, FirewallAddressSet, FirewallNodeReport, FirewallRuleset, TableConflict};
 use serde_json::json;
 use tracing::{info, instrument, warn};
 
@@ -38,6 +38,8 @@ pub struct Context {
     pub reports: Store<FirewallNodeReport>,
     /// All FirewallRulesets (the controller's own cache), for conflicts.
     pub rulesets: Store<FirewallRuleset>,
+    /// All published FirewallAddressSets, for the element counts.
+    pub address_sets: Store<FirewallAddressSet>,
     /// The time written into conditions; fixed in tests.
     pub clock: fn() -> Time,
 }
@@ -78,9 +80,12 @@ pub async fn reconcile(obj: Arc<FirewallRuleset>, ctx: Arc<Context>) -> Result<A
     let generation = obj.metadata.generation.unwrap_or(0);
     let uid = obj.uid().unwrap_or_default();
 
-    // Until the first list of reports has arrived, counts would read as
-    // zero and flap: come back shortly. (A dropped writer also answers.)
-    if ctx.reports.wait_until_ready().now_or_never().is_none() {
+    // Until the first lists of reports and address sets have arrived,
+    // counts would read as zero and flap: come back shortly. (A dropped
+    // writer also answers.)
+    if ctx.reports.wait_until_ready().now_or_never().is_none()
+        || ctx.address_sets.wait_until_ready().now_or_never().is_none()
+    {
         return Ok(Action::requeue(Duration::from_secs(2)));
     }
     let validation = validate(&obj.spec);
@@ -93,14 +98,37 @@ pub async fn reconcile(obj: Arc<FirewallRuleset>, ctx: Arc<Context>) -> Result<A
         generation,
     );
     let conflicts = conflicts_of(&obj, &ctx.rulesets.state());
+    // Without any report, whether there is anything to wait for: a
+    // resource selecting no pod is Ready as soon as it is valid.
+    let selects_pods = if validation.is_valid() && !agg.reported() {
+        let found = crate::webhook::selects_any_pod(&ctx.client, &ns, &obj.spec.pod_selector)
+            .await
+            .map_err(|source| Error::ListPods {
+                namespace: ns.clone(),
+                object: format!("{ns}/{name}"),
+                source,
+            })?;
+        Some(found)
+    } else {
+        None
+    };
     let observed = Observed {
         generation,
         current: obj.status.as_ref(),
         validation: &validation,
         reports: &agg,
         conflicts,
+        selects_pods,
     };
-    let (status, changes) = desired(&observed, &(ctx.clock)());
+    let (mut status, changes) = desired(&observed, &(ctx.clock)());
+    status.address_sets = crate::publish::address_set_status(
+        &obj,
+        ctx.address_sets
+            .state()
+            .iter()
+            .filter(|a| a.namespace().as_deref() == Some(ns.as_str()))
+            .map(|a| a.as_ref()),
+    );
 
     if obj.status.as_ref() != Some(&status) {
         let api: Api<FirewallRuleset> = Api::namespaced(ctx.client.clone(), &ns);
@@ -188,6 +216,16 @@ pub async fn run(client: Client, metrics: Metrics) {
         .default_backoff()
         .reflect(writer)
         .touched_objects();
+    // Published address sets: their counts go into the status of the
+    // ruleset they belong to.
+    let (address_store, address_writer) = reflector::store();
+    let address_stream = watcher(
+        Api::<FirewallAddressSet>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(address_writer)
+    .touched_objects();
     let peer_stream = watcher(rulesets.clone(), watcher::Config::default())
         .default_backoff()
         .touched_objects();
@@ -200,6 +238,7 @@ pub async fn run(client: Client, metrics: Metrics) {
         metrics,
         reports: report_store,
         rulesets: store,
+        address_sets: address_store,
         clock: now,
     });
     let controller = controller
@@ -210,6 +249,10 @@ pub async fn run(client: Client, metrics: Metrics) {
                 .iter()
                 .map(|e| ObjectRef::new(&e.name).within(&e.namespace))
                 .collect::<Vec<_>>()
+        })
+        .watches_stream(address_stream, |a: FirewallAddressSet| {
+            a.namespace()
+                .map(|ns| ObjectRef::new(&a.spec.ruleset).within(&ns))
         })
         .watches_stream(peer_stream, move |r: FirewallRuleset| {
             peers(&peer_store, &r)

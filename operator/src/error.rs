@@ -15,6 +15,13 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    #[error("listing the pods of namespace {namespace} selected by {object}: {source}")]
+    ListPods {
+        namespace: String,
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("FirewallRuleset {0} has no namespace")]
     MissingNamespace(String),
     #[error(
@@ -35,6 +42,7 @@ impl Error {
         match self {
             Error::WriteStatus { .. } => "write_status",
             Error::PublishEvent { .. } => "publish_event",
+            Error::ListPods { .. } => "list_pods",
             Error::MissingNamespace(_) => "missing_namespace",
             Error::Lease { .. } => "lease",
             Error::LostLease(_) => "lost_lease",

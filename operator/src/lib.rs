@@ -2,18 +2,28 @@
 //!
 //! Watches FirewallRulesets, validates each without a kernel, folds the
 //! node agents' `FirewallNodeReport`s into their status, and reports table
-//! conflicts. Pure parts ([`status`], [`aggregate`], [`leader::decide`])
-//! are separate from the one writer ([`controller::reconcile`]).
+//! conflicts. Serves the validating admission webhook ([`webhook`], over
+//! [`http`] with TLS from [`certs`]) on every replica. Resolves the
+//! sources of sets (pods, services, namespaces) in one [`index`] and
+//! publishes them as `FirewallAddressSet`s ([`publish`]). Pure parts
+//! ([`status`], [`aggregate`], [`index`], [`publish::Publisher`],
+//! [`leader::decide`], [`certs::plan`]) are separate from the writers
+//! ([`controller::reconcile`], [`publish::run`], [`certs::CertManager`]),
+//! which run on the leader only.
 
 pub mod aggregate;
+pub mod certs;
 pub mod controller;
 pub mod error;
 pub mod http;
+pub mod index;
 pub mod leader;
 pub mod manifests;
 pub mod metrics;
+pub mod publish;
 pub mod status;
 pub mod traces;
+pub mod webhook;
 
 pub use controller::{reconcile, Context};
 pub use error::{Error, Result};

@@ -11,44 +11,102 @@ pub const OPERATOR: &str = "linx-operator";
 pub const AGENT: &str = "linx-agent";
 pub const IMAGE: &str = "linx/linx-operator:0.1.0";
 pub const METRICS_PORT: i32 = 8080;
+/// The webhook's HTTPS port in the pod; the Service exposes it on 443.
+pub const WEBHOOK_PORT: i32 = 8443;
+/// The Secret with the webhook's certificates.
+pub const WEBHOOK_SECRET: &str = "linx-operator-webhook-tls";
+/// Seconds the API server waits for the webhook (the maximum is 30).
+pub const WEBHOOK_TIMEOUT_SECONDS: i32 = 5;
 pub const AGENT_IMAGE: &str = "linx/linx-agent:0.1.0";
 pub const AGENT_METRICS_PORT: i32 = 9464;
+/// Where the agent serves `linx-cni` on the node (see `docs/cni.md`).
+pub const AGENT_SOCKET: &str = "/run/linx/agent.sock";
 
 /// What the operator may do cluster-wide: read rulesets and reports, write
-/// ruleset status (server-side apply = patch), publish events.
+/// ruleset status (server-side apply = patch), publish events, keep its
+/// own webhook configuration's `caBundle`; read pods (does a selector match
+/// any: admission warnings, `Ready` without reports), namespaces and
+/// services, and publish what set sources resolve to (address sets:
+/// written, and deleted when stale).
 pub fn operator_cluster_rules() -> Value {
     json!([
         {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallrulesets", "firewallnodereports"],
          "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["pods", "namespaces", "services"], "verbs": ["list", "watch"]},
+        {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewalladdresssets"],
+         "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
         {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallrulesets/status"], "verbs": ["patch"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+        {"apiGroups": ["admissionregistration.k8s.io"], "resources": ["validatingwebhookconfigurations"],
+         "resourceNames": [OPERATOR], "verbs": ["get", "list", "watch", "update"]},
         // Finished traces are deleted after their TTL; lost ones failed.
         {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewalltraces"], "verbs": ["get", "list", "watch", "delete"]},
         {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewalltraces/status"], "verbs": ["patch"]}
     ])
 }
 
-/// What the operator may do in its own namespace: hold its Lease.
+/// What the operator may do in its own namespace: hold its Lease, and
+/// keep the webhook's certificates in their Secret (no other Secret).
 pub fn operator_lease_rules() -> Value {
     json!([
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [OPERATOR],
-         "verbs": ["get", "update"]}
+         "verbs": ["get", "update"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [WEBHOOK_SECRET],
+         "verbs": ["get", "list", "watch", "update"]}
     ])
 }
 
-/// What a node agent may do: read pods and rulesets, read its node (for
-/// the report's owner reference), and write reports. Which report — only
-/// its own node's — is enforced by the admission policy below.
+/// The validating webhook: FirewallRuleset creates and updates, outside
+/// the operator's own namespace; `Ignore` when unreachable (the operator
+/// and agents re-validate), a bounded wait. `caBundle` is filled by the
+/// operator (or cert-manager's CA injector).
+pub fn webhook_configuration() -> Value {
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": meta(OPERATOR, "operator", false),
+        "webhooks": [{
+            "name": crate::webhook::NAME,
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Ignore",
+            "timeoutSeconds": WEBHOOK_TIMEOUT_SECONDS,
+            "matchPolicy": "Equivalent",
+            "clientConfig": {"service": {"name": OPERATOR, "namespace": NAMESPACE,
+                                         "path": crate::webhook::PATH, "port": 443}},
+            "rules": [{"apiGroups": ["netfilter.linx.dev"], "apiVersions": ["*"],
+                       "operations": ["CREATE", "UPDATE"], "resources": ["firewallrulesets"],
+                       "scope": "Namespaced"}],
+            "namespaceSelector": {"matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [NAMESPACE]}]}
+        }]
+    })
+}
+
+/// What a node agent may do: read pods, rulesets and address sets, read its node (for
+/// the report's owner reference), write reports, and publish Events (a pod
+/// that `linx-cni` let start unprotected). Which report — only its own
+/// node's — is enforced by the admission policy below. (With the chart's
+/// `cni.readinessGate`, also `patch` on `pods/status`.)
 pub fn agent_cluster_rules() -> Value {
     json!([
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]},
-        {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallrulesets"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallrulesets", "firewalladdresssets"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallnodereports"], "verbs": ["get", "create", "patch"]},
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
         // Traces of the node's pods: run them and write their status.
         {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewalltraces"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewalltraces/status"], "verbs": ["patch"]}
+    ])
+}
+
+/// What the agent's `install-cni` sidecar may do in its namespace: read
+/// its own DaemonSet, to tell an uninstall from a restart on SIGTERM.
+pub fn agent_install_rules() -> Value {
+    json!([
+        {"apiGroups": ["apps"], "resources": ["daemonsets"], "resourceNames": [AGENT], "verbs": ["get"]}
     ])
 }
 
@@ -99,13 +157,16 @@ pub fn operator_pod_spec() -> Value {
             "name": "operator",
             "image": IMAGE,
             "imagePullPolicy": "IfNotPresent",
-            "args": ["--metrics-addr", format!("0.0.0.0:{METRICS_PORT}"), "--lease-name", OPERATOR],
+            "args": ["--metrics-addr", format!("0.0.0.0:{METRICS_PORT}"), "--lease-name", OPERATOR,
+                     "--webhook-addr", format!("0.0.0.0:{WEBHOOK_PORT}"), "--webhook-secret", WEBHOOK_SECRET,
+                     "--webhook-configuration", OPERATOR, "--webhook-service", OPERATOR],
             "env": [
                 {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                 {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
                 {"name": "RUST_LOG", "value": "info,kube=warn"}
             ],
-            "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
+            "ports": [{"name": "metrics", "containerPort": METRICS_PORT},
+                      {"name": "webhook", "containerPort": WEBHOOK_PORT}],
             "livenessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 10},
             "readinessProbe": {"httpGet": {"path": "/readyz", "port": "metrics"}, "periodSeconds": 5},
             "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
@@ -120,26 +181,59 @@ pub fn operator_pod_spec() -> Value {
 /// (SYS_PTRACE: the processes may run as other users; SYS_ADMIN: setns)
 /// and changes their firewalls (NET_ADMIN). It stays out of the node's
 /// network namespace (no hostNetwork; the node's namespace is never touched).
+///
+/// `install-cni`, a native sidecar (an init container that keeps running),
+/// chains `linx-cni` into the node's CNI configuration before the agent
+/// starts and keeps it there; the agent serves the plugin on a socket in
+/// the node's `/run/linx`, where the plugin also keeps its start records.
 pub fn agent_pod_spec() -> Value {
+    let restricted = |caps: Value| {
+        json!({"runAsUser": 0, "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+               "capabilities": caps})
+    };
+    let host_dir = |name: &str, path: &str| json!({"name": name, "hostPath": {"path": path, "type": "DirectoryOrCreate"}});
     json!({
         "serviceAccountName": AGENT,
         "hostPID": true,
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "tolerations": [{"operator": "Exists"}],
+        "initContainers": [{
+            "name": "install-cni",
+            "image": AGENT_IMAGE,
+            "imagePullPolicy": "IfNotPresent",
+            "restartPolicy": "Always",
+            "args": ["install-cni", "--failure-policy", "failClosed", "--timeout-secs", "10",
+                     "--exclude-namespace", "kube-system"],
+            "env": [
+                {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                {"name": "RUST_LOG", "value": "linx_agent=info,kube=warn"}
+            ],
+            "volumeMounts": [
+                {"name": "cni-conf", "mountPath": "/host/etc/cni/net.d"},
+                {"name": "cni-bin", "mountPath": "/host/opt/cni/bin"}
+            ],
+            "resources": {"requests": {"cpu": "5m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+            "securityContext": restricted(json!({"drop": ["ALL"]}))
+        }],
         "containers": [{
             "name": "agent",
             "image": AGENT_IMAGE,
             "imagePullPolicy": "IfNotPresent",
-            "args": ["run", "--metrics-addr", format!("0.0.0.0:{AGENT_METRICS_PORT}")],
+            "args": ["run", "--metrics-addr", format!("0.0.0.0:{AGENT_METRICS_PORT}"), "--cni-socket", AGENT_SOCKET],
             "env": [
                 {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
                 {"name": "RUST_LOG", "value": "linx_agent=info,kube=warn"}
             ],
             "ports": [{"name": "metrics", "containerPort": AGENT_METRICS_PORT}],
+            "volumeMounts": [{"name": "run-linx", "mountPath": "/run/linx"}],
             "resources": {"requests": {"cpu": "20m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
-            "securityContext": {"runAsUser": 0, "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
-                                "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"]}}
-        }]
+            "securityContext": restricted(json!({"drop": ["ALL"], "add": ["NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"]}))
+        }],
+        "volumes": [
+            host_dir("cni-conf", "/etc/cni/net.d"),
+            host_dir("cni-bin", "/opt/cni/bin"),
+            host_dir("run-linx", "/run/linx")
+        ]
     })
 }
 
@@ -174,11 +268,16 @@ pub fn objects() -> Vec<Value> {
                         "template": {"metadata": {"labels": labels("operator")}, "spec": operator_pod_spec()}}}),
         json!({"apiVersion": "v1", "kind": "Service", "metadata": meta(OPERATOR, "operator", true),
                "spec": {"selector": labels("operator"),
-                        "ports": [{"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"}]}}),
+                        "ports": [{"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"},
+                                  {"name": "webhook", "port": 443, "targetPort": "webhook"}]}}),
+        webhook_configuration(),
         sa(AGENT, "agent"),
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
                "metadata": meta(AGENT, "agent", false), "rules": agent_cluster_rules()}),
         binding("ClusterRoleBinding", "ClusterRole", AGENT, "agent", false),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+               "metadata": meta(AGENT, "agent", true), "rules": agent_install_rules()}),
+        binding("RoleBinding", "Role", AGENT, "agent", true),
         json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
                "metadata": meta("linx-agent-own-report", "agent", false),
                "spec": {"failurePolicy": "Fail",

@@ -1,5 +1,6 @@
 //! Prometheus metrics: reconciles, errors by kind, reconcile durations,
-//! status writes, and whether this replica leads. Labels are few and fixed.
+//! status writes, whether this replica leads, admission reviews and their
+//! latency, and the serving certificate's expiry. Labels are few and fixed.
 
 use std::time::Duration;
 
@@ -15,6 +16,12 @@ pub struct ErrorLabels {
     pub error: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerdictLabels {
+    /// `allowed`, `denied` or `malformed`.
+    pub verdict: String,
+}
+
 /// The operator's metrics, registered under the `linx_operator` prefix.
 #[derive(Clone)]
 pub struct Metrics {
@@ -23,6 +30,10 @@ pub struct Metrics {
     pub duration: Histogram,
     pub status_writes: Counter,
     pub leader: Gauge,
+    pub admissions: Family<VerdictLabels, Counter>,
+    pub admission_duration: Histogram,
+    /// Unix time the serving certificate in use expires (0: none loaded).
+    pub cert_expiry: Gauge,
 }
 
 impl Default for Metrics {
@@ -33,6 +44,9 @@ impl Default for Metrics {
             duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             status_writes: Counter::default(),
             leader: Gauge::default(),
+            admissions: Family::default(),
+            admission_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            cert_expiry: Gauge::default(),
         }
     }
 }
@@ -66,7 +80,32 @@ impl Metrics {
             "1 while this replica holds the leader lease",
             self.leader.clone(),
         );
+        r.register(
+            "admission_reviews",
+            "Admission reviews answered, by verdict",
+            self.admissions.clone(),
+        );
+        r.register(
+            "admission_duration_seconds",
+            "Time to answer one admission review",
+            self.admission_duration.clone(),
+        );
+        r.register(
+            "webhook_certificate_expiry_seconds",
+            "Unix time the serving certificate in use expires",
+            self.cert_expiry.clone(),
+        );
         self
+    }
+
+    /// One admission review answered with `verdict` in `took`.
+    pub fn admission(&self, verdict: &str, took: Duration) {
+        self.admissions
+            .get_or_create(&VerdictLabels {
+                verdict: verdict.to_string(),
+            })
+            .inc();
+        self.admission_duration.observe(took.as_secs_f64());
     }
 
     pub fn observe(&self, took: Duration) {
@@ -75,9 +114,14 @@ impl Metrics {
     }
 
     pub fn error(&self, e: &crate::Error) {
+        self.error_label(e.metric_label());
+    }
+
+    /// Counts an error of a kind outside [`crate::Error`] (`certificates`).
+    pub fn error_label(&self, label: &str) {
         self.errors
             .get_or_create(&ErrorLabels {
-                error: e.metric_label().to_string(),
+                error: label.to_string(),
             })
             .inc();
     }

@@ -1,6 +1,14 @@
 //! The status a FirewallRuleset should have, computed from its validation,
 //! the agents' reports and the table conflicts — a pure function, so every
 //! case is tested without an API server.
+//!
+//! Beside our own conditions (`Valid`, `Applied`, `Conflicted`) the status
+//! carries kstatus' (the convention Flux, cli-utils and `kubectl wait`
+//! habits read): `Ready` (valid, no table lost, every selected pod runs
+//! the current generation), `Reconciling` (agents still converging) and
+//! `Stalled` (invalid, an apply failed, or a table is lost to an older
+//! resource: nothing improves without an edit). All three are always
+//! present, with `observedGeneration`.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::runtime::events::EventType;
@@ -21,6 +29,9 @@ pub const UNSUPPORTED_SUFFIX: &str = "not supported yet";
 pub const VALID: &str = "Valid";
 pub const APPLIED: &str = "Applied";
 pub const CONFLICTED: &str = "Conflicted";
+pub const READY: &str = "Ready";
+pub const RECONCILING: &str = "Reconciling";
+pub const STALLED: &str = "Stalled";
 
 /// A change users care about, published as a Kubernetes Event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +48,10 @@ pub struct Observed<'a> {
     pub validation: &'a Validation,
     pub reports: &'a Aggregate,
     pub conflicts: Vec<TableConflict>,
+    /// Whether some pod (not on the host's network) matches the selector;
+    /// asked only when no agent has reported on the resource (`None`:
+    /// not asked or unknown).
+    pub selects_pods: Option<bool>,
 }
 
 fn truncate(mut s: String) -> String {
@@ -203,6 +218,10 @@ pub fn desired(o: &Observed<'_>, now: &Time) -> (FirewallRulesetStatus, Vec<Chan
         add(APPLIED, c);
     }
     add(CONFLICTED, conflicted_condition(&o.conflicts));
+    let (ready, reconciling, stalled) = kstatus(o);
+    add(READY, ready);
+    add(RECONCILING, reconciling);
+    add(STALLED, stalled);
     let r = o.reports;
     let status = FirewallRulesetStatus {
         observed_generation: Some(o.generation),
@@ -219,8 +238,71 @@ pub fn desired(o: &Observed<'_>, now: &Time) -> (FirewallRulesetStatus, Vec<Chan
             .collect(),
         would_drop_total: r.would_drop_total,
         would_drop: r.would_drop.clone(),
+        ..Default::default()
     };
     (status, changes)
+}
+
+type Cond = (&'static str, &'static str, String);
+
+/// kstatus' `Ready`, `Reconciling` and `Stalled`, from what the other
+/// conditions say.
+fn kstatus(o: &Observed<'_>) -> (Cond, Cond, Cond) {
+    let g = o.generation;
+    let not = |reason: &'static str, msg: &str| ("False", reason, msg.to_string());
+    let lost: Vec<&TableConflict> = o.conflicts.iter().filter(|c| !c.owned).collect();
+    let stalled = if !o.validation.is_valid() {
+        let (_, reason, msg) = valid_condition(o.validation);
+        Some((reason, msg))
+    } else if let Some(("False", "ApplyFailed", msg)) =
+        applied_condition(o).as_ref().map(|(s, r, m)| (*s, *r, m))
+    {
+        Some(("ApplyFailed", msg.clone()))
+    } else if !lost.is_empty() {
+        let (_, _, msg) = conflicted_condition(&o.conflicts);
+        Some(("TableLost", msg))
+    } else {
+        None
+    };
+    if let Some((reason, msg)) = stalled {
+        return (
+            (
+                "False",
+                reason,
+                format!("generation {g} is not in force: {msg}"),
+            ),
+            not("Stalled", "not progressing: see the Stalled condition"),
+            ("True", reason, msg),
+        );
+    }
+    let r = o.reports;
+    let progress = if r.reported() {
+        match applied_condition(o) {
+            Some(("True", _, msg)) => Ok(msg),
+            Some((_, _, msg)) => Err(("AgentsApplying", msg)),
+            None => Err(("AgentsApplying", String::new())),
+        }
+    } else {
+        match o.selects_pods {
+            Some(false) => Ok(format!("no pod selected; generation {g} is valid")),
+            _ => Err((
+                "WaitingForAgents",
+                format!("no agent has reported generation {g} yet"),
+            )),
+        }
+    };
+    match progress {
+        Ok(msg) => (
+            ("True", "Ready", msg),
+            not("Ready", "every selected pod runs the current generation"),
+            not("Ready", "nothing blocks the current generation"),
+        ),
+        Err((reason, msg)) => (
+            ("False", reason, msg.clone()),
+            ("True", reason, msg),
+            not("Progressing", "agents are applying the current generation"),
+        ),
+    }
 }
 
 /// Which condition changes become events: problems when they appear or
@@ -271,6 +353,7 @@ mod tests {
     }
     fn valid() -> Validation {
         Validation {
+            warnings: vec![],
             diagnostics: vec![],
         }
     }
@@ -281,6 +364,7 @@ mod tests {
     #[test]
     fn invalid_spec_names_first_errors_and_warns_once() {
         let v = Validation {
+            warnings: vec![],
             diagnostics: (0..5)
                 .map(|i| {
                     Diagnostic::new(format!("spec.tables[0].chains[0].rules[{i}]"), "bad")
@@ -296,6 +380,7 @@ mod tests {
             validation: &v,
             reports: &agg,
             conflicts: vec![],
+            selects_pods: None,
         };
         let (s, changes) = desired(&o, &t(10));
         let c = cond(&s, VALID);
@@ -323,6 +408,7 @@ mod tests {
     #[test]
     fn features_the_compiler_lacks_are_unsupported_not_invalid() {
         let v = Validation {
+            warnings: vec![],
             diagnostics: vec![Diagnostic::new(
                 "spec.tables[0].sets[0]",
                 "elements of named sets are not supported yet",
@@ -337,6 +423,7 @@ mod tests {
             validation: &v,
             reports: &agg,
             conflicts: vec![],
+            selects_pods: None,
         };
         let (s, changes) = desired(&o, &t(1));
         assert_eq!(cond(&s, VALID).reason, "Unsupported");
@@ -365,6 +452,7 @@ mod tests {
             validation: &v,
             reports: &agg,
             conflicts: vec![],
+            selects_pods: None,
         };
         let (s, _) = desired(&o, &t(1));
         assert_eq!(cond(&s, APPLIED).status, "Unknown");
@@ -380,6 +468,7 @@ mod tests {
             validation: &v,
             reports: &agg,
             conflicts: vec![],
+            selects_pods: None,
         };
         let (s2, changes) = desired(&o, &t(2));
         assert_eq!(
@@ -419,6 +508,7 @@ mod tests {
             validation: &v,
             reports: &agg,
             conflicts: vec![],
+            selects_pods: None,
         };
         let (s, changes) = desired(&o, &t(1));
         assert_eq!(
@@ -444,6 +534,7 @@ mod tests {
             validation: &v,
             reports: &agg,
             conflicts,
+            selects_pods: None,
         };
         let (s, changes) = desired(&o, &t(1));
         let c = cond(&s, CONFLICTED);

@@ -12,7 +12,9 @@ use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource};
-use linx_crds::{FirewallNodeReport, FirewallRuleset, PodFailure, RulesetReport};
+use linx_crds::{
+    FirewallAddressSet, FirewallNodeReport, FirewallRuleset, PodFailure, RulesetReport,
+};
 use linx_operator::{reconcile, Context, Metrics};
 use serde_json::{json, Value};
 
@@ -57,6 +59,7 @@ fn context(
         metrics: Metrics::default(),
         reports: store(reports),
         rulesets: store(rulesets),
+        address_sets: store(Vec::new()),
         clock: fixed_clock,
     })
 }
@@ -113,6 +116,35 @@ fn valid_spec() -> Value {
 
 const VALID_MSG: &str = "structure, references and nft syntax are valid";
 const NO_CONFLICT: &str = "no other FirewallRuleset claims these tables";
+const PODS_PATH: &str = "/api/v1/namespaces/web/pods";
+const NO_POD: &str = "no pod selected; generation 3 is valid";
+
+/// Answers the one pod list a valid resource without reports asks for
+/// (does its selector match any pod?) with `pods`.
+async fn expect_pods(handle: &mut Handle, pods: Value) {
+    let list = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": pods});
+    let (query, _) = expect(handle, Method::GET, PODS_PATH, list).await;
+    assert_eq!(query, "&labelSelector=app%3Dweb&limit=100");
+}
+
+/// kstatus' conditions of a resource that is Ready with `message`.
+fn ready(message: &str) -> [Value; 3] {
+    [
+        cond("Ready", "True", "Ready", message),
+        cond(
+            "Reconciling",
+            "False",
+            "Ready",
+            "every selected pod runs the current generation",
+        ),
+        cond(
+            "Stalled",
+            "False",
+            "Ready",
+            "nothing blocks the current generation",
+        ),
+    ]
+}
 
 #[tokio::test]
 async fn valid_resource_gets_its_status_by_server_side_apply() {
@@ -121,8 +153,10 @@ async fn valid_resource_gets_its_status_by_server_side_apply() {
     let ctx = context(client, vec![], vec![obj.clone()]);
     let reply = serde_json::to_value(&obj).unwrap();
     let server = tokio::spawn(async move {
+        expect_pods(&mut handle, json!([])).await;
         let (query, body) = expect(&mut handle, Method::PATCH, STATUS_PATH, reply).await;
         assert_eq!(query, "&force=true&fieldManager=linx-operator");
+        let [r, rc, st] = ready(NO_POD);
         assert_eq!(
             body,
             json!({
@@ -133,10 +167,56 @@ async fn valid_resource_gets_its_status_by_server_side_apply() {
                     "conditions": [
                         cond("Valid", "True", "Valid", VALID_MSG),
                         cond("Conflicted", "False", "NoConflict", NO_CONFLICT),
+                        r, rc, st,
                     ],
                     "matchedPods": 0, "appliedPods": 0, "failedPods": 0,
                 }
             })
+        );
+        expect_no_more(&mut handle).await;
+    });
+    reconcile(Arc::new(obj), ctx).await.unwrap();
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn the_status_counts_what_each_source_resolved_to() {
+    let (client, mut handle) = mock();
+    let mut spec = valid_spec();
+    spec["tables"][0]["sets"] = json!([
+        {"name": "api", "type": "ipv4_addr", "source": {"pods": [{"podSelector": {"matchLabels": {"app": "api"}}}]}},
+        {"name": "dns", "type": "ipv4_addr . inet_service", "source": {"services": [{"name": "dns"}]}},
+    ]);
+    let obj = ruleset("fw", "2025-01-01T00:00:00Z", spec);
+    let chunk = |set: &str, uid: &str, ns: &str, chunk: u32, chunks: u32, elements: &[&str]| {
+        serde_json::from_value::<FirewallAddressSet>(json!({
+            "apiVersion": "netfilter.linx.dev/v1alpha1", "kind": "FirewallAddressSet",
+            "metadata": {"name": format!("fw-{set}-{chunk}"), "namespace": ns},
+            "spec": {"ruleset": "fw", "rulesetUid": uid, "family": "inet", "table": "fw",
+                     "set": set, "chunk": chunk, "chunks": chunks, "elements": elements}
+        }))
+        .unwrap()
+    };
+    let published = vec![
+        chunk("api", "uid-fw", "web", 0, 2, &["10.0.0.1", "10.0.0.3"]),
+        chunk("api", "uid-fw", "web", 1, 2, &["10.0.0.2"]),
+        // Another ruleset's (a deleted one of the same name): not counted.
+        chunk("dns", "uid-old", "web", 0, 1, &["10.96.0.10 . 53"]),
+    ];
+    let ctx = Arc::new(Context {
+        address_sets: store(published),
+        ..Arc::try_unwrap(context(client, vec![], vec![obj.clone()]))
+            .ok()
+            .unwrap()
+    });
+    let reply = serde_json::to_value(&obj).unwrap();
+    let server = tokio::spawn(async move {
+        expect_pods(&mut handle, json!([])).await;
+        let (_, body) = expect(&mut handle, Method::PATCH, STATUS_PATH, reply).await;
+        assert_eq!(
+            body["status"]["addressSets"],
+            json!([{"table": "inet fw", "set": "api", "elements": 3},
+                   {"table": "inet fw", "set": "dns", "elements": 0}])
         );
         expect_no_more(&mut handle).await;
     });
@@ -153,14 +233,28 @@ async fn invalid_resource_names_the_bad_rule_and_warns() {
     let obj = ruleset("fw", "2025-01-01T00:00:00Z", spec);
     let ctx = context(client, vec![], vec![obj.clone()]);
     let reply = serde_json::to_value(&obj).unwrap();
-    let message = "table inet fw, chain input, rule 1, 1:14: jump to unknown chain \"sshd\" (spec.tables[0].chains[0].rules[1])";
+    let message = "table inet fw, chain input, rule 1: jump to unknown chain \"sshd\" (spec.tables[0].chains[0].rules[1])";
     let server = tokio::spawn(async move {
+        // Invalid: no pod list, nothing to wait for.
         let (_, body) = expect(&mut handle, Method::PATCH, STATUS_PATH, reply).await;
         assert_eq!(
             body["status"]["conditions"],
             json!([
                 cond("Valid", "False", "Invalid", message),
-                cond("Conflicted", "False", "NoConflict", NO_CONFLICT)
+                cond("Conflicted", "False", "NoConflict", NO_CONFLICT),
+                cond(
+                    "Ready",
+                    "False",
+                    "Invalid",
+                    &format!("generation 3 is not in force: {message}")
+                ),
+                cond(
+                    "Reconciling",
+                    "False",
+                    "Stalled",
+                    "not progressing: see the Stalled condition"
+                ),
+                cond("Stalled", "True", "Invalid", message),
             ])
         );
         let (_, event) = expect(&mut handle, Method::POST, EVENTS_PATH, json!({})).await;
@@ -295,6 +389,10 @@ async fn all_pods_applied_sets_applied_true() {
                 "all 3 selected pods run generation 3"
             )
         );
+        assert_eq!(
+            body["status"]["conditions"].as_array().unwrap()[3..],
+            ready("all 3 selected pods run generation 3")
+        );
         let (_, event) = expect(&mut handle, Method::POST, EVENTS_PATH, json!({})).await;
         assert_eq!(
             (&event["type"], &event["reason"]),
@@ -310,16 +408,26 @@ async fn all_pods_applied_sets_applied_true() {
 async fn unchanged_status_is_not_written() {
     let (client, mut handle) = mock();
     let mut obj = ruleset("fw", "2025-01-01T00:00:00Z", valid_spec());
+    let conditions: Vec<Value> = [
+        cond("Valid", "True", "Valid", VALID_MSG),
+        cond("Conflicted", "False", "NoConflict", NO_CONFLICT),
+    ]
+    .into_iter()
+    .chain(ready(NO_POD))
+    .collect();
     obj.status = Some(
         serde_json::from_value(json!({
             "observedGeneration": 3,
-            "conditions": [cond("Valid", "True", "Valid", VALID_MSG), cond("Conflicted", "False", "NoConflict", NO_CONFLICT)],
+            "conditions": conditions,
             "matchedPods": 0, "appliedPods": 0, "failedPods": 0,
         }))
         .unwrap(),
     );
     let ctx = context(client, vec![], vec![obj.clone()]);
-    let server = tokio::spawn(async move { expect_no_more(&mut handle).await });
+    let server = tokio::spawn(async move {
+        expect_pods(&mut handle, json!([])).await;
+        expect_no_more(&mut handle).await
+    });
     reconcile(Arc::new(obj), ctx).await.unwrap();
     server.await.unwrap();
 }
@@ -336,7 +444,17 @@ async fn table_conflict_is_reported_on_the_younger_resource() {
     let ctx = context(client, vec![], vec![older, obj.clone()]);
     let reply = serde_json::to_value(&obj).unwrap();
     let server = tokio::spawn(async move {
+        expect_pods(&mut handle, json!([])).await;
         let (_, body) = expect(&mut handle, Method::PATCH, STATUS_PATH, reply).await;
+        assert_eq!(
+            body["status"]["conditions"][4],
+            cond(
+                "Stalled",
+                "True",
+                "TableLost",
+                "table inet fw is owned by aaa-base (older); not applied from this resource"
+            )
+        );
         assert_eq!(
             body["status"]["conditions"][1],
             cond(
@@ -361,6 +479,67 @@ async fn table_conflict_is_reported_on_the_younger_resource() {
     server.await.unwrap();
 }
 
+/// Pods selected but no agent has reported: Reconciling, not Ready (what
+/// `kubectl wait --for=condition=Ready` waits through). Host-network pods
+/// and finished pods are never acted on, so they do not count.
+#[tokio::test]
+async fn selected_pods_without_reports_are_reconciling() {
+    let (client, mut handle) = mock();
+    let obj = ruleset("fw", "2025-01-01T00:00:00Z", valid_spec());
+    let ctx = context(client.clone(), vec![], vec![obj.clone()]);
+    let reply = serde_json::to_value(&obj).unwrap();
+    let pod = |name: &str, host: bool, phase: &str| {
+        json!({"metadata": {"name": name, "namespace": "web"},
+               "spec": {"hostNetwork": host, "containers": []}, "status": {"phase": phase}})
+    };
+    let server = tokio::spawn(async move {
+        expect_pods(
+            &mut handle,
+            json!([
+                pod("a", true, "Running"),
+                pod("b", false, "Succeeded"),
+                pod("c", false, "Pending")
+            ]),
+        )
+        .await;
+        let (_, body) = expect(&mut handle, Method::PATCH, STATUS_PATH, reply).await;
+        let waiting = "no agent has reported generation 3 yet";
+        assert_eq!(
+            body["status"]["conditions"].as_array().unwrap()[2..],
+            [
+                cond("Ready", "False", "WaitingForAgents", waiting),
+                cond("Reconciling", "True", "WaitingForAgents", waiting),
+                cond(
+                    "Stalled",
+                    "False",
+                    "Progressing",
+                    "agents are applying the current generation"
+                ),
+            ]
+        );
+        expect_no_more(&mut handle).await;
+    });
+    reconcile(Arc::new(obj), ctx).await.unwrap();
+    server.await.unwrap();
+    // Only host-network and finished pods: nothing to wait for.
+    let (client, mut handle) = mock();
+    let obj = ruleset("fw", "2025-01-01T00:00:00Z", valid_spec());
+    let ctx = context(client, vec![], vec![obj.clone()]);
+    let reply = serde_json::to_value(&obj).unwrap();
+    let server = tokio::spawn(async move {
+        expect_pods(
+            &mut handle,
+            json!([pod("a", true, "Running"), pod("b", false, "Failed")]),
+        )
+        .await;
+        let (_, body) = expect(&mut handle, Method::PATCH, STATUS_PATH, reply).await;
+        assert_eq!(body["status"]["conditions"][2], ready(NO_POD)[0]);
+        expect_no_more(&mut handle).await;
+    });
+    reconcile(Arc::new(obj), ctx).await.unwrap();
+    server.await.unwrap();
+}
+
 #[tokio::test]
 async fn nothing_is_written_before_the_reports_are_listed() {
     let (client, mut handle) = mock();
@@ -373,6 +552,7 @@ async fn nothing_is_written_before_the_reports_are_listed() {
         metrics: Metrics::default(),
         reports,
         rulesets: store(vec![obj.clone()]),
+        address_sets: store(Vec::new()),
         clock: fixed_clock,
     });
     let server = tokio::spawn(async move { expect_no_more(&mut handle).await });

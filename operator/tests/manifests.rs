@@ -61,18 +61,20 @@ fn deploy_manifests_are_valid_kubernetes_objects() {
             }
             "ClusterRole" => {
                 let r: ClusterRole = serde_json::from_value(o.clone()).unwrap();
-                // Least privilege: only traces may be deleted (finished
-                // ones by the operator, their own by users), and only
-                // reports, status and traces are written.
+                // Least privilege: only traces (finished ones by the
+                // operator, their own by users) and stale address sets may
+                // be deleted, and only reports, status, traces and address
+                // sets are written.
                 for rule in r.rules.unwrap() {
+                    let res = rule.resources.clone().unwrap_or_default();
                     assert!(!rule
                         .verbs
                         .iter()
                         .any(|v| v == "*" || v == "deletecollection"));
                     if rule.verbs.iter().any(|v| v == "delete") {
-                        assert_eq!(
-                            rule.resources.as_deref(),
-                            Some(&["firewalltraces".to_string()][..])
+                        assert!(
+                            res == ["firewalltraces"] || res == ["firewalladdresssets"],
+                            "{res:?}"
                         );
                     }
                     if rule
@@ -80,20 +82,66 @@ fn deploy_manifests_are_valid_kubernetes_objects() {
                         .iter()
                         .any(|v| v == "create" || v == "patch" || v == "update")
                     {
-                        let res = rule.resources.unwrap_or_default();
+                        let res = rule.resources.clone().unwrap_or_default();
+                        // The webhook configuration: only the operator's own, by name.
+                        let own_webhook = res == ["validatingwebhookconfigurations"]
+                            && rule.resource_names.as_deref()
+                                == Some(&[manifests::OPERATOR.to_string()][..]);
                         assert!(
-                            res.iter().all(|r| [
-                                "firewallnodereports",
-                                "firewallrulesets/status",
-                                "events",
-                                "firewalltraces",
-                                "firewalltraces/status"
-                            ]
-                            .contains(&r.as_str())),
+                            own_webhook
+                                || res.iter().all(|r| [
+                                    "firewallnodereports",
+                                    "firewallrulesets/status",
+                                    "firewalladdresssets",
+                                    "events",
+                                    "firewalltraces",
+                                    "firewalltraces/status"
+                                ]
+                                .contains(&r.as_str())),
                             "{res:?}"
                         );
                     }
+                    // No cluster-wide access to Secrets.
+                    assert!(!rule
+                        .resources
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|r| r == "secrets"));
                 }
+            }
+            "Role" => {
+                // Secrets: only the webhook's, in the operator's namespace
+                // (create cannot be limited by name: a new name is unknown).
+                let r: k8s_openapi::api::rbac::v1::Role =
+                    serde_json::from_value(o.clone()).unwrap();
+                assert_eq!(r.metadata.namespace.as_deref(), Some(NAMESPACE));
+                for rule in r.rules.unwrap() {
+                    if rule.resources.as_deref() == Some(&["secrets".to_string()][..]) {
+                        let named = rule.resource_names.as_deref()
+                            == Some(&[manifests::WEBHOOK_SECRET.to_string()][..]);
+                        assert!(named || rule.verbs == ["create"], "{rule:?}");
+                    }
+                }
+            }
+            "ValidatingWebhookConfiguration" => {
+                use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+                let v: ValidatingWebhookConfiguration = serde_json::from_value(o.clone()).unwrap();
+                let w = &v.webhooks.unwrap()[0];
+                assert_eq!(w.failure_policy.as_deref(), Some("Ignore"));
+                assert_eq!(w.side_effects, "None");
+                assert!(w.timeout_seconds.is_some_and(|t| (1..=10).contains(&t)));
+                let sel = w.namespace_selector.as_ref().unwrap();
+                let e = &sel.match_expressions.as_ref().unwrap()[0];
+                assert_eq!(
+                    (e.key.as_str(), e.operator.as_str(), e.values.as_deref()),
+                    (
+                        "kubernetes.io/metadata.name",
+                        "NotIn",
+                        Some(&[NAMESPACE.to_string()][..])
+                    )
+                );
+                let svc = w.client_config.service.as_ref().unwrap();
+                assert_eq!(svc.path.as_deref(), Some(linx_operator::webhook::PATH));
             }
             _ => {}
         }
@@ -226,11 +274,12 @@ fn docs(yaml: &str) -> Vec<Value> {
         .collect()
 }
 
-#[test]
-fn helm_chart_with_default_values_renders_the_deploy_objects() {
+/// Every object the chart renders with `values` (changed by `edit`).
+fn render_chart(edit: impl FnOnce(&mut Value)) -> Vec<Value> {
     let chart = root().join("helm/linx");
-    let values: Value =
+    let mut values: Value =
         serde_yaml::from_str(&std::fs::read_to_string(chart.join("values.yaml")).unwrap()).unwrap();
+    edit(&mut values);
     let meta: Value =
         serde_yaml::from_str(&std::fs::read_to_string(chart.join("Chart.yaml")).unwrap()).unwrap();
     let scope = serde_json::json!({
@@ -250,6 +299,52 @@ fn helm_chart_with_default_values_renders_the_deploy_objects() {
     {
         rendered.extend(docs(&render(&std::fs::read_to_string(t).unwrap(), &scope)));
     }
+    rendered
+}
+
+/// With cert-manager: its Issuer and Certificate write the same Secret,
+/// its CA injector fills `caBundle`, the operator only reads; and the
+/// failure policy is a value.
+#[test]
+fn helm_chart_switches_to_cert_manager_and_fail() {
+    let objs = render_chart(|v| {
+        v["webhook"]["certManager"]["enabled"] = true.into();
+        v["webhook"]["failurePolicy"] = "Fail".into();
+    });
+    let find = |kind: &str| objs.iter().find(|o| o["kind"] == kind).unwrap();
+    let cert = find("Certificate");
+    assert_eq!(cert["spec"]["secretName"], manifests::WEBHOOK_SECRET);
+    assert_eq!(
+        cert["spec"]["dnsNames"][0],
+        format!("linx-operator.{NAMESPACE}.svc")
+    );
+    assert_eq!(
+        find("Issuer")["spec"],
+        serde_json::json!({"selfSigned": {}})
+    );
+    let vwc = find("ValidatingWebhookConfiguration");
+    assert_eq!(
+        vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+        format!("{NAMESPACE}/linx-operator-webhook")
+    );
+    assert_eq!(vwc["webhooks"][0]["failurePolicy"], "Fail");
+    let args = &find("Deployment")["spec"]["template"]["spec"]["containers"][0]["args"];
+    let args: Vec<&str> = args
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        args.windows(2)
+            .any(|w| w == ["--webhook-certs", "external"]),
+        "{args:?}"
+    );
+}
+
+#[test]
+fn helm_chart_with_default_values_renders_the_deploy_objects() {
+    let mut rendered = render_chart(|_| {});
     let key = |v: &Value| {
         format!(
             "{}/{}",

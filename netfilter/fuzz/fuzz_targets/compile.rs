@@ -1,5 +1,6 @@
 //! `syntax::compile` on arbitrary scripts, and `compile_rule` on arbitrary
-//! rule lines in every family: must return, never panic.
+//! rule lines in every family: must return, never panic, and their
+//! diagnostics must print.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -13,7 +14,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(src) = std::str::from_utf8(rest) else {
         return;
     };
-    let _ = compile(src);
+    // Diagnostics are printed too: quoting a position must never fail.
+    if let Err(d) = compile(src) {
+        let _ = d.to_string();
+    }
     let fam = Family::ALL[first as usize % Family::ALL.len()];
-    let _ = compile_rule(fam, &Table::new(fam, "t"), src);
+    if let Err(d) = compile_rule(fam, &Table::new(fam, "t"), src) {
+        let _ = d.to_string();
+    }
 });

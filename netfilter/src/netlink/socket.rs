@@ -1,7 +1,8 @@
 //! A NETLINK_NETFILTER socket bound to one network namespace.
 
 use std::io::{self, IoSlice};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
 
 use nix::sys::socket::{setsockopt, sockopt};
 
@@ -28,7 +29,10 @@ const ERESTART: i32 = 85;
 /// A netlink socket speaking nf_tables inside one network namespace.
 pub struct Socket {
     sock: netlink_sys::Socket,
-    netns: Netns,
+    /// The namespace as the caller named it, for messages only: a socket
+    /// opened from a held descriptor does not keep that descriptor open
+    /// (the socket itself pins its namespace; see [`Socket::netns`]).
+    netns_name: String,
     seq: u32,
     rbuf: Vec<u8>,
     rcvbuf: usize,
@@ -88,7 +92,7 @@ impl Socket {
         })?;
         let mut s = Socket {
             sock,
-            netns: netns.clone(),
+            netns_name: netns.to_string(),
             seq: 0,
             rbuf: Vec::with_capacity(RECV_CHUNK),
             rcvbuf: 0,
@@ -102,9 +106,25 @@ impl Socket {
         Ok(s)
     }
 
-    /// The namespace this socket lives in.
-    pub fn netns(&self) -> &Netns {
-        &self.netns
+    /// The namespace this socket lives in, opened anew from the socket
+    /// (`SIOCGSKNS`): e.g. to open another socket beside it without having
+    /// kept a descriptor of the namespace.
+    pub fn netns(&self) -> Result<Netns> {
+        // SAFETY: SIOCGSKNS takes no argument and returns a new descriptor.
+        let fd = unsafe { libc::ioctl(self.sock.as_raw_fd(), libc::SIOCGSKNS) };
+        if fd < 0 {
+            return Err(Error::Netns {
+                netns: self.netns_name.clone(),
+                source: io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: the kernel just gave us this descriptor; nothing else owns it.
+        Ok(Netns::Fd(Arc::new(unsafe { OwnedFd::from_raw_fd(fd) })))
+    }
+
+    /// The namespace as it was named when the socket was opened.
+    pub fn netns_name(&self) -> &str {
+        &self.netns_name
     }
 
     /// The socket's netlink port id (the kernel's owner id for owned tables).
@@ -468,6 +488,11 @@ impl Socket {
             return Err(Error::Batch(BatchFailure(failures)));
         }
         Ok(())
+    }
+
+    /// Grows the receive buffer to at least `bytes` (never shrinks it).
+    pub fn grow_receive_buffer(&mut self, bytes: usize) -> Result<()> {
+        self.ensure_buffers(bytes, 0)
     }
 
     /// Sets the receive buffer to exactly `bytes` (may shrink it).

@@ -7,7 +7,7 @@
 //! (protocol numbers instead of names).
 
 mod rule;
-mod ruleset;
+pub(crate) mod ruleset;
 mod set;
 mod stmt;
 pub mod value;

@@ -28,9 +28,6 @@ fn table(out: &mut String, t: &Table, opts: &PrintOptions) {
     let _ = writeln!(out, "table {} {} {{", t.family.name(), t.name);
     let mut blocks: Vec<String> = Vec::new();
     let mut head = String::new();
-    if let Some(c) = t.comment() {
-        let _ = writeln!(head, "\tcomment \"{c}\"");
-    }
     let mut flags = Vec::new();
     if t.flags & NFT_TABLE_F_DORMANT != 0 {
         flags.push("dormant");
@@ -44,6 +41,11 @@ fn table(out: &mut String, t: &Table, opts: &PrintOptions) {
     if !flags.is_empty() {
         let _ = writeln!(head, "\tflags {}", flags.join(","));
     }
+    // nft 1.0.6 separates the head from the blocks only when it has flags.
+    let blank_after_head = !flags.is_empty();
+    if let Some(c) = t.comment() {
+        let _ = writeln!(head, "\tcomment \"{c}\"");
+    }
     // nft lists objects, then sets and maps, then chains.
     for o in &t.objects {
         blocks.push(object(o, opts));
@@ -52,7 +54,7 @@ fn table(out: &mut String, t: &Table, opts: &PrintOptions) {
         blocks.push(named_set(t, s, opts));
     }
     for f in &t.flowtables {
-        blocks.push(flowtable(t.family, f));
+        blocks.push(flowtable(f));
     }
     // Bound chains print inside the rule that jumps to them.
     for c in t
@@ -63,7 +65,7 @@ fn table(out: &mut String, t: &Table, opts: &PrintOptions) {
         blocks.push(chain(t, c, opts));
     }
     out.push_str(&head);
-    if !head.is_empty() && !blocks.is_empty() {
+    if blank_after_head && !blocks.is_empty() {
         out.push('\n');
     }
     out.push_str(&blocks.join("\n"));
@@ -100,27 +102,13 @@ pub fn hook_name(family: Family, num: u32) -> String {
     }
 }
 
-/// nft's text for a base chain priority (`filter`, `mangle - 5`, `-11`).
-pub fn priority_text(family: Family, prio: i32) -> String {
-    let names: &[(&str, i32)] = match family {
-        Family::Bridge => &[
-            ("dstnat", -300),
-            ("filter", -200),
-            ("out", 100),
-            ("srcnat", 300),
-        ],
-        Family::Arp | Family::Netdev => &[("filter", 0)],
-        _ => &[
-            ("raw", -300),
-            ("mangle", -150),
-            ("dstnat", -100),
-            ("filter", 0),
-            ("security", 50),
-            ("srcnat", 100),
-        ],
-    };
-    for (n, v) in names {
-        let d = prio - v;
+/// nft's text for a base chain priority on hook number `hook` (`filter`,
+/// `mangle - 5`, `-11`): the name of a value within 10 when that name is
+/// valid on this hook ([`crate::syntax::vocab::priority_names`]), else
+/// the number.
+pub fn priority_text(family: Family, hook: u32, prio: i32) -> String {
+    for (n, v) in crate::syntax::vocab::priority_names(family, hook) {
+        let d = prio.saturating_sub(*v);
         if d == 0 {
             return n.to_string();
         }
@@ -142,14 +130,14 @@ fn device_list(devs: &[String]) -> String {
 }
 
 /// A flowtable block (unverified against nft: this kernel has none).
-fn flowtable(family: Family, f: &crate::model::Flowtable) -> String {
+fn flowtable(f: &crate::model::Flowtable) -> String {
     let mut s = format!("\tflowtable {} {{\n", f.name);
     if let Some(h) = &f.hook {
         let _ = writeln!(
             s,
             "\t\thook {} priority {}",
             hook_name(Family::Netdev, h.num),
-            priority_text(family, h.priority)
+            priority_text(Family::Netdev, h.num, h.priority)
         );
         if !h.devices.is_empty() {
             let _ = writeln!(s, "\t\tdevices = {}", device_list(&h.devices));
@@ -179,7 +167,7 @@ pub fn chain_header(family: Family, c: &Chain) -> Option<String> {
             let _ = write!(s, " devices = {}", device_list(ds));
         }
     }
-    let _ = write!(s, " priority {};", priority_text(family, h.priority));
+    let _ = write!(s, " priority {};", priority_text(family, h.num, h.priority));
     if let Some(p) = c.policy {
         let _ = write!(
             s,
@@ -263,13 +251,15 @@ fn typeof_text(e: &TypeofExpr) -> String {
     }
 }
 
-fn type_names(id: u32, n: usize) -> String {
+/// `ipv4_addr . inet_service` for a (concatenated) datatype id of `n` parts.
+pub(crate) fn type_names(id: u32, n: usize) -> String {
     dt::split_concat(id, n)
         .map(|ts| ts.iter().map(|t| t.name).collect::<Vec<_>>().join(" . "))
         .unwrap_or_else(|| format!("{id}"))
 }
 
-fn field_count(s: &Set) -> usize {
+/// How many fields a set's key has.
+pub(crate) fn field_count(s: &Set) -> usize {
     match s.desc.as_ref().map(|d| d.concat.len()) {
         Some(n) if n > 1 => n,
         _ => dt::concat_len(s.key_type),
@@ -363,9 +353,9 @@ fn set_flags(s: &Set) -> Vec<&'static str> {
     if s.flags & NFT_SET_INTERVAL != 0 {
         f.push("interval");
     }
-    // A default timeout implies the flag; nft then shows only the value
-    // (except on dynamic sets).
-    if s.flags & NFT_SET_TIMEOUT != 0 && (s.timeout.is_none() || s.flags & NFT_SET_EVAL != 0) {
+    // A default timeout implies the flag: nft then lists no flags line
+    // when it would hold only `timeout` (measured with nft 1.0.6).
+    if s.flags & NFT_SET_TIMEOUT != 0 && (s.timeout.is_none() || !f.is_empty()) {
         f.push("timeout");
     }
     f
@@ -419,6 +409,9 @@ pub fn set_body(t: &Table, s: &Set, opts: &PrintOptions) -> Vec<String> {
         Some(d) => lines.push(format!("{kw} {ktext} : {d}")),
         None => lines.push(format!("{kw} {ktext}")),
     }
+    if s.policy == Some(NFT_SET_POL_MEMORY) {
+        lines.push("policy memory".into());
+    }
     if let Some(size) = s.desc.as_ref().and_then(|d| d.size) {
         // Constant sets get a size from nft itself; it is not listed.
         if s.flags & NFT_SET_CONSTANT == 0 && size != 0 {
@@ -429,15 +422,15 @@ pub fn set_body(t: &Table, s: &Set, opts: &PrintOptions) -> Vec<String> {
     if !flags.is_empty() {
         lines.push(format!("flags {}", flags.join(",")));
     }
-    if udata::get(ud, udata::MERGE_ELEMENTS).is_some() {
-        lines.push("auto-merge".into());
-    }
     if !s.exprs.is_empty() {
         let stateless = PrintOptions {
             stateless: true,
             ..*opts
         };
         lines.push(super::stmt::inline_exprs(&s.exprs, &stateless));
+    }
+    if udata::get(ud, udata::MERGE_ELEMENTS).is_some() {
+        lines.push("auto-merge".into());
     }
     if let Some(to) = s.timeout {
         lines.push(format!("timeout {}", value::time_ms(to)));
@@ -464,12 +457,16 @@ pub fn set_body(t: &Table, s: &Set, opts: &PrintOptions) -> Vec<String> {
 
 /// How many elements nft puts on one line of a named set's listing.
 fn per_line(layout: &KeyLayout) -> usize {
-    if layout.0.len() > 1 {
-        return 1;
-    }
-    match layout.0[0].1 {
-        0..=2 => 5,
-        3..=4 => 2,
+    // By the key's datatype, as nft 1.0.6 lists them (measured type by
+    // type); concatenations and every other type get one per line.
+    match layout.0.as_slice() {
+        [(vt, _, _)] => match vt.dtype.name {
+            "integer" | "nf_proto" | "arp_op" | "inet_proto" | "inet_service" | "tcp_flag"
+            | "dccp_pkttype" | "mark" | "iface_index" | "classid" | "uid" | "gid" | "ct_dir"
+            | "bitmask" => 5,
+            "ipv4_addr" | "ct_state" | "ct_status" | "pkttype" => 2,
+            _ => 1,
+        },
         _ => 1,
     }
 }
@@ -598,6 +595,28 @@ fn object(o: &crate::model::Object, opts: &PrintOptions) -> String {
             "limit",
             vec![limit(l).trim_start_matches("limit ").to_string()],
         ),
+        ObjectData::CtTimeout(to) => {
+            let l4 = to.l4proto.unwrap_or(0);
+            let states = crate::syntax::compile::objects::timeout_states(l4);
+            // nft lists only the states whose timeout is not the default.
+            let policy: Vec<String> = to
+                .policy
+                .iter()
+                .flat_map(|p| p.0.iter())
+                .filter_map(|(ty, secs)| {
+                    let (name, default) = states.get((*ty as usize).checked_sub(1)?)?;
+                    (secs != default).then(|| format!("{name} : {secs}"))
+                })
+                .collect();
+            (
+                "ct timeout",
+                vec![
+                    format!("protocol {}", l4_name(l4)),
+                    format!("l3proto {}", l3_name(to.l3proto.unwrap_or(0))),
+                    format!("policy = {{ {} }}", policy.join(", ")),
+                ],
+            )
+        }
         _ => ("object", vec![]),
     };
     let mut out = format!("\t{kind} {} {{\n", o.name);

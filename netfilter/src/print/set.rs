@@ -203,16 +203,20 @@ pub fn anon_elements(d: &Decompiler<'_>, set: &Set, key: &Reg) -> String {
 pub fn elements(d: &Decompiler<'_>, set: &Set, layout: &KeyLayout, sep: &str) -> Vec<String> {
     let opts = d.opts;
     let mut out = Vec::new();
+    // nft's order: statements, timeout, expires (not with `-s`), comment.
     let with_data = |e: &Element, mut s: String| {
-        if let Some(t) = e.timeout {
-            s += &format!(" timeout {}", value::time_ms(t));
-        }
-        if let Some(c) = e.userdata.as_ref().and_then(|u| u.comment(0)) {
-            s += &format!(" comment \"{c}\"");
-        }
         let x = super::stmt::inline_exprs(&e.exprs, opts);
         if !x.is_empty() {
             s += &format!(" {x}");
+        }
+        if let Some(t) = e.timeout {
+            s += &format!(" timeout {}", value::time_ms(t));
+        }
+        if let Some(t) = e.expiration.filter(|_| !opts.stateless) {
+            s += &format!(" expires {}", value::time_ms(t));
+        }
+        if let Some(c) = e.userdata.as_ref().and_then(|u| u.comment(0)) {
+            s += &format!(" comment \"{c}\"");
         }
         if let Some(dat) = &e.data {
             s += &format!(" : {}", data_text(d, set, dat));
@@ -240,7 +244,21 @@ pub fn elements(d: &Decompiler<'_>, set: &Set, layout: &KeyLayout, sep: &str) ->
             };
             (catchall, k)
         };
-        if !set.elements.iter().any(|e| e.key_end.is_some()) {
+        let flags = layout.0.len() == 1 && layout.0[0].0.dtype.format == Format::Bitmask;
+        if flags {
+            // Flag sets (`tcp flags`) list as nft lists them: by their
+            // first flag, and elements with the same first flag in the
+            // reverse of the kernel's order (measured: the kernel dumps
+            // 0x11, 0x31, 0x19, 0x39; nft lists 0x39, 0x19, 0x31, 0x11).
+            let first = |e: &Element| {
+                let catchall = e.flags.unwrap_or(0) & NFT_SET_ELEM_CATCHALL != 0;
+                let k = e.key.as_ref().map(|k| k.0.as_slice()).unwrap_or(&[]);
+                let v = super::rule::int_of(k, layout.0[0].0.byteorder);
+                (catchall, v & v.wrapping_neg())
+            };
+            elems.reverse();
+            elems.sort_by_key(|e| first(e));
+        } else if !set.elements.iter().any(|e| e.key_end.is_some()) {
             elems.sort_by_cached_key(|e| sort_key(e));
         }
         for e in elems {

@@ -21,11 +21,12 @@ fn vt(d: &'static Datatype) -> ValueType {
     }
 }
 
-/// Byte quantities as nft writes them (`25 mbytes`).
+/// Byte quantities as nft writes them (`25 mbytes`): nft 1.0.6 lists at
+/// most mbytes (`4096 mbytes`) and refuses `gbytes` when reading.
 pub fn bytes_unit(n: u64) -> String {
     let mut v = n;
     let mut unit = "bytes";
-    for u in ["kbytes", "mbytes", "gbytes"] {
+    for u in ["kbytes", "mbytes"] {
         if v >= 1024 && v % 1024 == 0 {
             v /= 1024;
             unit = u;
@@ -174,8 +175,9 @@ pub(super) fn statement(d: &mut Decompiler<'_>, _rest: &[Expr], e: &Expr) -> usi
                 NFT_RT_XFRM => ("rt ipsec".to_string(), &dt::BOOLEAN, 1),
                 k => (format!("rt {k}"), &dt::INTEGER, 4),
             };
+            // The route's MSS is a host-order u16 (measured: 1500 is dc 05).
             let bo = if key == NFT_RT_TCPMSS {
-                ByteOrder::Big
+                ByteOrder::Host
             } else {
                 dtype.byteorder
             };
@@ -747,6 +749,11 @@ fn dynset(d: &mut Decompiler<'_>, ds: &crate::expr::dynset::Dynset) -> String {
         );
         inner += &format!(" : {v}");
     }
+    // A set of the rule's own that it fills: nft's `meter`.
+    if let Some(s) = set.filter(|s| s.is_anonymous() && d.rule_owns(&s.name)) {
+        let size = s.desc.as_ref().and_then(|d| d.size).unwrap_or(0);
+        return format!("meter {name} size {size} {{ {inner} }}");
+    }
     format!("{op} @{name} {{ {inner} }}")
 }
 
@@ -788,7 +795,9 @@ fn exthdr_expr(d: &mut Decompiler<'_>, x: &crate::expr::exthdr::Exthdr) {
     match op {
         exthdr::ExthdrOp::Ipv6 => d.use_header(Layer::Network, &crate::proto::header::IP6),
         exthdr::ExthdrOp::Ipv4 => d.use_header(Layer::Network, &crate::proto::header::IP),
-        exthdr::ExthdrOp::TcpOpt => d.use_header(Layer::Transport, &crate::proto::header::TCP),
+        exthdr::ExthdrOp::TcpOpt => {
+            d.use_header_option(Layer::Transport, &crate::proto::header::TCP)
+        }
         exthdr::ExthdrOp::Sctp => d.use_header(Layer::Transport, &crate::proto::header::SCTP),
         exthdr::ExthdrOp::Dccp => d.use_header(Layer::Transport, &crate::proto::header::DCCP),
     }

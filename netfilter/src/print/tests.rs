@@ -79,11 +79,18 @@ fn ruleset_layout_matches_nft() {
 
 #[test]
 fn priorities_print_by_name_within_ten() {
-    assert_eq!(priority_text(Family::Ip, -150), "mangle");
-    assert_eq!(priority_text(Family::Inet, 10), "filter + 10");
-    assert_eq!(priority_text(Family::Ip6, 40), "security - 10");
-    assert_eq!(priority_text(Family::Ip, -11), "-11");
-    assert_eq!(priority_text(Family::Bridge, -200), "filter");
+    assert_eq!(priority_text(Family::Ip, 1, -150), "mangle");
+    assert_eq!(priority_text(Family::Inet, 1, 10), "filter + 10");
+    assert_eq!(priority_text(Family::Ip6, 1, 40), "security - 10");
+    assert_eq!(priority_text(Family::Ip, 1, -11), "-11");
+    assert_eq!(priority_text(Family::Bridge, 1, -200), "filter");
+    // Names valid on one hook only (measured with nft 1.0.6).
+    assert_eq!(priority_text(Family::Ip, 0, -100), "dstnat");
+    assert_eq!(priority_text(Family::Ip, 3, -100), "-100");
+    assert_eq!(priority_text(Family::Ip, 4, 105), "srcnat + 5");
+    assert_eq!(priority_text(Family::Ip, 1, 100), "100");
+    assert_eq!(priority_text(Family::Bridge, 3, 110), "out + 10");
+    assert_eq!(priority_text(Family::Arp, 0, -300), "-300");
 }
 
 fn set(

@@ -145,7 +145,7 @@ datatypes! {
     MARK = 19, "mark", 32, Host, HexPadded, &[];
     IFACE_INDEX = 20, "iface_index", 32, Host, Ifindex, &[];
     ARPHRD = 21, "iface_type", 16, Host, Decimal, ARPHRD_SYMS;
-    REALM = 22, "realm", 32, Host, HexPadded, REALM_SYMS;
+    REALM = 22, "realm", 32, Host, Decimal, REALM_SYMS;
     TC_HANDLE = 23, "classid", 32, Host, TcHandle, &[];
     UID = 24, "uid", 32, Host, Decimal, &[];
     GID = 25, "gid", 32, Host, Decimal, &[];
@@ -256,6 +256,43 @@ pub static INET_PROTO_SYMS: &[Symbol] = &[
     s("mobility-header", 135),
     s("udplite", 136),
     s("dccp", 33),
+    // The rest of Debian's /etc/protocols (netbase), which nft 1.0.6 lists
+    // by name (`hbh nexthdr xns-idp`).
+    s("ggp", 3),
+    s("st", 5),
+    s("egp", 8),
+    s("igp", 9),
+    s("pup", 12),
+    s("hmp", 20),
+    s("xns-idp", 22),
+    s("rdp", 27),
+    s("iso-tp4", 29),
+    s("xtp", 36),
+    s("ddp", 37),
+    s("idpr-cmtp", 38),
+    s("idrp", 45),
+    s("rsvp", 46),
+    s("skip", 57),
+    s("rspf", 73),
+    s("vmtp", 81),
+    s("eigrp", 88),
+    s("ospf", 89),
+    s("ax.25", 93),
+    s("ipip", 94),
+    s("etherip", 97),
+    s("encap", 98),
+    s("pim", 103),
+    s("vrrp", 112),
+    s("l2tp", 115),
+    s("isis", 124),
+    s("fc", 133),
+    s("mpls-in-ip", 137),
+    s("manet", 138),
+    s("hip", 139),
+    s("shim6", 140),
+    s("wesp", 141),
+    s("rohc", 142),
+    s("ethernet", 143),
 ];
 pub static ICMP_TYPE_SYMS: &[Symbol] = &[
     s("echo-reply", 0),

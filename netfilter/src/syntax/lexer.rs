@@ -64,6 +64,11 @@ const PUNCTS: &[&str] = &[
 /// Splits `src` into tokens. Comments (`#` to end of line) are dropped and
 /// a backslash before a newline joins lines.
 pub fn lex(src: &str) -> Result<Vec<Token>, Diagnostic> {
+    lex_file(src, 0)
+}
+
+/// [`lex`] for the script's file number `file` (see [`Span::file`]).
+pub fn lex_file(src: &str, file: u32) -> Result<Vec<Token>, Diagnostic> {
     let chars: Vec<char> = src.chars().collect();
     let mut out = Vec::new();
     let (mut i, mut line, mut col) = (0usize, 1usize, 1usize);
@@ -73,6 +78,7 @@ pub fn lex(src: &str) -> Result<Vec<Token>, Diagnostic> {
             line,
             column: col,
             len: 1,
+            file,
         };
         if c == '\n' {
             out.push(Token {
@@ -187,6 +193,7 @@ pub fn lex(src: &str) -> Result<Vec<Token>, Diagnostic> {
                         line,
                         column: col + n,
                         len: 1,
+                        file,
                     },
                 });
             }

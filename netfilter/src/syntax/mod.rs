@@ -1,15 +1,64 @@
 //! The nft language: lexer, parser, and compiler to kernel expressions.
+//!
+//! The one entry point for a whole file is [`compile_source`] (and
+//! [`compile`], the same for a text that may not `include`): it reads the
+//! script as nft 1.0.6 does — `include`s spliced in ([`include`]), `define`d
+//! variables expanded ([`expand`]) — parses its commands ([`parser`]) and
+//! evaluates them in order into the ruleset the script leaves in an empty
+//! namespace ([`script`]). The agent's CLI, the agent's resources and the
+//! operator's validation all call it, so they agree on what is valid.
+//!
+//! ```
+//! let rs = linx_netfilter::syntax::compile(
+//!     "flush ruleset\ntable inet fw {\n chain input {\n  type filter hook input priority 0; policy drop;\n  tcp dport 22 accept\n }\n}\n",
+//! )?;
+//! assert_eq!(rs.tables[0].chains[0].rules.len(), 1);
+//! # Ok::<(), linx_netfilter::syntax::Diagnostics>(())
+//! ```
 
 pub mod ast;
 pub mod compile;
 pub mod diag;
+pub mod expand;
+pub mod include;
 pub mod lexer;
 pub mod parser;
+pub mod script;
+pub mod suggest;
+pub mod vocab;
 
-pub use compile::{compile, compile_rule};
+pub use compile::compile_rule;
 pub use diag::{Diagnostic, Diagnostics, Span};
+pub use include::Includes;
 
-/// Parses an nft script into commands.
+use crate::model::Ruleset;
+use expand::Sources;
+
+/// Parses an nft script into commands (no `include`).
 pub fn parse(src: &str) -> Result<ast::Script, Diagnostics> {
     parser::parse_script(src).map_err(|d| Diagnostics::one(d).with_source(src))
+}
+
+/// Compiles a script that stands alone (an `include` is an error): the
+/// ruleset it leaves in an empty namespace.
+pub fn compile(src: &str) -> Result<Ruleset, Diagnostics> {
+    compile_source(None, src, &Includes::Refuse)
+}
+
+/// Compiles the script `text` (read from the file `name`, if any), with
+/// `include`s read as `includes` allows: the ruleset it leaves in an empty
+/// namespace. Every diagnostic names its file (when it has one), line and
+/// column.
+pub fn compile_source(
+    name: Option<&str>,
+    text: &str,
+    includes: &Includes,
+) -> Result<Ruleset, Diagnostics> {
+    let mut sources = Sources::new(name.map(str::to_owned), text);
+    let script = lexer::lex(text)
+        .and_then(|toks| expand::expand(toks, &mut sources, includes))
+        .and_then(parser::parse_tokens)
+        .map_err(|d| Diagnostics::one(sources.locate(d)))?;
+    script::evaluate(&script.commands)
+        .map_err(|ds| Diagnostics(ds.into_iter().map(|d| sources.locate(d)).collect()))
 }

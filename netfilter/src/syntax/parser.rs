@@ -2,352 +2,21 @@
 //! commands produce the same commands; `define`d variables are expanded
 //! as tokens before parsing.
 
-use std::collections::HashMap;
-
 use super::ast::*;
 use super::diag::{Diagnostic, Span};
+use super::expand::{expand, Sources};
+use super::include::Includes;
 use super::lexer::{lex, Tok, Token};
+use super::vocab::*;
 
-pub const FAMILIES: &[&str] = &["ip", "ip6", "inet", "arp", "bridge", "netdev"];
-
-/// Words that begin a keyword statement.
-const STMT_KEYWORDS: &[&str] = &[
-    "accept",
-    "drop",
-    "continue",
-    "return",
-    "jump",
-    "goto",
-    "counter",
-    "log",
-    "limit",
-    "quota",
-    "reject",
-    "snat",
-    "dnat",
-    "masquerade",
-    "redirect",
-    "notrack",
-    "queue",
-    "dup",
-    "fwd",
-    "tproxy",
-    "synproxy",
-    "comment",
-    "meter",
-];
-
-/// Words that begin a selector, and the words that may follow them.
-fn selector_vocab(head: &str) -> Option<&'static [&'static str]> {
-    const IP: &[&str] = &[
-        "version",
-        "hdrlength",
-        "dscp",
-        "ecn",
-        "length",
-        "id",
-        "frag-off",
-        "ttl",
-        "protocol",
-        "checksum",
-        "saddr",
-        "daddr",
-        "option",
-        "lsrr",
-        "ssrr",
-        "rr",
-        "ra",
-        "type",
-        "ptr",
-        "value",
-        "addr",
-    ];
-    const IP6: &[&str] = &[
-        "version",
-        "dscp",
-        "ecn",
-        "flowlabel",
-        "length",
-        "nexthdr",
-        "hoplimit",
-        "saddr",
-        "daddr",
-    ];
-    const TCP: &[&str] = &[
-        "sport",
-        "dport",
-        "sequence",
-        "ackseq",
-        "doff",
-        "reserved",
-        "flags",
-        "window",
-        "checksum",
-        "urgptr",
-        "option",
-        "eol",
-        "nop",
-        "maxseg",
-        "mss",
-        "window",
-        "sack-perm",
-        "sack-permitted",
-        "sack",
-        "sack0",
-        "sack1",
-        "sack2",
-        "sack3",
-        "timestamp",
-        "fastopen",
-        "md5sig",
-        "mptcp",
-        "kind",
-        "length",
-        "size",
-        "count",
-        "left",
-        "right",
-        "tsval",
-        "tsecr",
-        "subtype",
-    ];
-    const ICMP: &[&str] = &[
-        "type",
-        "code",
-        "checksum",
-        "id",
-        "sequence",
-        "gateway",
-        "mtu",
-        "parameter-problem",
-        "packet-too-big",
-        "max-delay",
-        "taddr",
-        "daddr",
-    ];
-    Some(match head {
-        "ether" => &["saddr", "daddr", "type"],
-        "vlan" => &["id", "cfi", "dei", "pcp", "type"],
-        "arp" => &[
-            "htype",
-            "ptype",
-            "hlen",
-            "plen",
-            "operation",
-            "saddr",
-            "daddr",
-            "ip",
-            "ether",
-        ],
-        "ip" => IP,
-        "ip6" => IP6,
-        "icmp" | "icmpv6" => ICMP,
-        "igmp" => &["type", "mrt", "checksum", "group"],
-        "tcp" => TCP,
-        "udp" | "udplite" => &["sport", "dport", "length", "csumcov", "checksum"],
-        "sctp" => &[
-            "sport",
-            "dport",
-            "vtag",
-            "checksum",
-            "chunk",
-            "data",
-            "init",
-            "init-ack",
-            "sack",
-            "heartbeat",
-            "heartbeat-ack",
-            "abort",
-            "shutdown",
-            "shutdown-ack",
-            "error",
-            "cookie-echo",
-            "cookie-ack",
-            "ecne",
-            "cwr",
-            "shutdown-complete",
-            "asconf-ack",
-            "forward-tsn",
-            "asconf",
-            "type",
-            "flags",
-            "length",
-            "tsn",
-            "stream",
-            "ssn",
-            "ppid",
-            "init-tag",
-            "a-rwnd",
-            "num-outbound-streams",
-            "num-inbound-streams",
-            "initial-tsn",
-            "cum-tsn-ack",
-            "num-gap-ack-blocks",
-            "num-dup-tsns",
-            "lowest-tsn",
-            "seqno",
-            "new-cum-tsn",
-        ],
-        "dccp" => &["sport", "dport", "type"],
-        "ah" => &["nexthdr", "hdrlength", "reserved", "spi", "sequence"],
-        "esp" => &["spi", "sequence"],
-        "comp" => &["nexthdr", "flags", "cpi"],
-        "th" => &["sport", "dport"],
-        "hbh" | "dst" => &["nexthdr", "hdrlength"],
-        "frag" => &[
-            "nexthdr",
-            "reserved",
-            "frag-off",
-            "reserved2",
-            "more-fragments",
-            "id",
-        ],
-        "rt" | "rt0" | "rt2" | "srh" => &[
-            "nexthdr",
-            "hdrlength",
-            "type",
-            "seg-left",
-            "addr",
-            "reserved",
-            "last-entry",
-            "flags",
-            "tag",
-            "sid",
-            "classid",
-            "nexthop",
-            "mtu",
-            "ipsec",
-            "ip",
-            "ip6",
-            "mark",
-        ],
-        "mh" => &["nexthdr", "hdrlength", "type", "reserved", "checksum"],
-        "exthdr" => &["hbh", "rt", "frag", "dst", "mh"],
-        "meta" => META_KEYS,
-        "ct" => &[
-            "original",
-            "reply",
-            "state",
-            "direction",
-            "status",
-            "mark",
-            "expiration",
-            "helper",
-            "l3proto",
-            "protocol",
-            "saddr",
-            "daddr",
-            "proto-src",
-            "proto-dst",
-            "bytes",
-            "packets",
-            "avgpkt",
-            "zone",
-            "label",
-            "event",
-            "id",
-            "ip",
-            "ip6",
-            "count",
-            "secmark",
-            "timeout",
-            "expectation",
-        ],
-        "numgen" => &["inc", "random", "mod", "offset"],
-        "symhash" => &["mod", "offset"],
-        "socket" => &["transparent", "mark", "wildcard", "cgroupv2", "level"],
-        "osf" => &["ttl", "loose", "skip", "name", "version"],
-        "fib" => &[
-            "saddr", "daddr", "mark", "iif", "oif", "oifname", "type", "check",
-        ],
-        "ipsec" => &[
-            "in", "out", "spnum", "reqid", "spi", "ip", "ip6", "saddr", "daddr",
-        ],
-        "gre" | "gretap" | "geneve" | "vxlan" => &[
-            "flags", "version", "protocol", "vni", "type", "ip", "ip6", "tcp", "udp",
-        ],
-        _ if META_SHORT.contains(&head) => &[],
-        _ => return None,
-    })
+/// Parses a whole nft script (no `include`: see [`super::compile_source`]).
+pub fn parse_script(src: &str) -> Result<Script, Diagnostic> {
+    let mut sources = Sources::new(None, src);
+    parse_tokens(expand(lex(src)?, &mut sources, &Includes::Refuse)?)
 }
 
-pub const META_KEYS: &[&str] = &[
-    "length",
-    "protocol",
-    "priority",
-    "mark",
-    "iif",
-    "oif",
-    "iifname",
-    "oifname",
-    "iiftype",
-    "oiftype",
-    "skuid",
-    "skgid",
-    "nftrace",
-    "rtclassid",
-    "secmark",
-    "nfproto",
-    "l4proto",
-    "ibriport",
-    "obriport",
-    "ibrname",
-    "obrname",
-    "pkttype",
-    "cpu",
-    "iifgroup",
-    "oifgroup",
-    "cgroup",
-    "random",
-    "secpath",
-    "ipsec",
-    "iifkind",
-    "oifkind",
-    "ibrpvid",
-    "ibrvproto",
-    "time",
-    "day",
-    "hour",
-    "sdif",
-    "sdifname",
-    "broute",
-];
-
-/// Meta keys usable without `meta`.
-pub const META_SHORT: &[&str] = &[
-    "mark",
-    "iif",
-    "oif",
-    "iifname",
-    "oifname",
-    "iiftype",
-    "oiftype",
-    "skuid",
-    "skgid",
-    "nftrace",
-    "rtclassid",
-    "ibriport",
-    "obriport",
-    "ibrname",
-    "obrname",
-    "pkttype",
-    "cpu",
-    "iifgroup",
-    "oifgroup",
-    "cgroup",
-    "ipsec",
-    "iifkind",
-    "oifkind",
-    "time",
-    "day",
-    "hour",
-    "priority",
-    "random",
-];
-
-/// Parses a whole nft script.
-pub fn parse_script(src: &str) -> Result<Script, Diagnostic> {
-    let toks = expand_defines(lex(src)?)?;
+/// Parses a script's tokens, includes and variables already expanded.
+pub fn parse_tokens(toks: Vec<Token>) -> Result<Script, Diagnostic> {
     let mut p = Parser { toks, pos: 0 };
     let mut script = Script::default();
     loop {
@@ -362,7 +31,8 @@ pub fn parse_script(src: &str) -> Result<Script, Diagnostic> {
 
 /// Parses one rule's statements (no `add rule` prefix).
 pub fn parse_rule(src: &str) -> Result<RuleAst, Diagnostic> {
-    let toks = expand_defines(lex(src)?)?;
+    let mut sources = Sources::new(None, src);
+    let toks = expand(lex(src)?, &mut sources, &Includes::Refuse)?;
     let mut p = Parser { toks, pos: 0 };
     while p.peek().is_some_and(|t| t.tok == Tok::Newline) {
         p.pos += 1;
@@ -376,83 +46,6 @@ pub fn parse_rule(src: &str) -> Result<RuleAst, Diagnostic> {
         ));
     }
     Ok(rule)
-}
-
-/// Replaces `$name` by the tokens of `define name = ...`.
-fn expand_defines(toks: Vec<Token>) -> Result<Vec<Token>, Diagnostic> {
-    let mut defs: HashMap<String, Vec<Token>> = HashMap::new();
-    let mut out = Vec::with_capacity(toks.len());
-    let mut i = 0;
-    let at_stmt_start = |out: &Vec<Token>| {
-        out.last()
-            .is_none_or(|t: &Token| t.tok == Tok::Newline || t.is_punct(";") || t.is_punct("{"))
-    };
-    while i < toks.len() {
-        let t = &toks[i];
-        let kw = t.word().unwrap_or("");
-        if matches!(kw, "define" | "redefine" | "undefine") && at_stmt_start(&out) {
-            let name = match toks.get(i + 1).map(|t| &t.tok) {
-                Some(Tok::Word(n)) => n.clone(),
-                _ => {
-                    return Err(Diagnostic::new(
-                        t.span,
-                        "expected a variable name after define",
-                    ))
-                }
-            };
-            i += 2;
-            if kw == "undefine" {
-                defs.remove(&name);
-                continue;
-            }
-            if !toks.get(i).is_some_and(|t| t.is_punct("=")) {
-                return Err(Diagnostic::new(t.span, "expected '=' in define").expected(&["="]));
-            }
-            i += 1;
-            let mut value = Vec::new();
-            let mut depth = 0i32;
-            while let Some(t) = toks.get(i) {
-                if depth == 0 && (t.tok == Tok::Newline || t.is_punct(";")) {
-                    break;
-                }
-                if t.is_punct("{") {
-                    depth += 1;
-                } else if t.is_punct("}") {
-                    depth -= 1;
-                }
-                match &t.tok {
-                    Tok::Var(v) => value.extend(lookup(&defs, v, t.span)?.iter().cloned()),
-                    Tok::Newline => {}
-                    _ => value.push(t.clone()),
-                }
-                i += 1;
-            }
-            if value.is_empty() {
-                return Err(Diagnostic::new(
-                    t.span,
-                    format!("empty definition of ${name}"),
-                ));
-            }
-            defs.insert(name, value);
-            continue;
-        }
-        if let Tok::Var(v) = &t.tok {
-            out.extend(lookup(&defs, v, t.span)?.iter().cloned());
-        } else {
-            out.push(t.clone());
-        }
-        i += 1;
-    }
-    Ok(out)
-}
-
-fn lookup<'a>(
-    defs: &'a HashMap<String, Vec<Token>>,
-    name: &str,
-    span: Span,
-) -> Result<&'a Vec<Token>, Diagnostic> {
-    defs.get(name)
-        .ok_or_else(|| Diagnostic::new(span, format!("undefined variable ${name}")))
 }
 
 struct Parser {
@@ -489,6 +82,7 @@ impl Parser {
                 line: 1,
                 column: 1,
                 len: 1,
+                file: 0,
             })
     }
     fn unexpected<T>(&self, expected: &[&str]) -> R<T> {
@@ -540,22 +134,34 @@ impl Parser {
             _ => self.unexpected(&[what]),
         }
     }
-    /// A name: a word or a quoted string.
+    /// A name of a table, chain, set or object: a bare word (nft 1.0.6
+    /// refuses quoted names there).
     fn name(&mut self, what: &str) -> R<(String, Span)> {
+        if let Some(Token {
+            tok: Tok::Str(w),
+            span,
+        }) = self.peek()
+        {
+            return Err(Diagnostic::new(
+                *span,
+                format!("unexpected quoted string, expecting {what}"),
+            )
+            .help(format!("nft takes names bare: write {w} without quotes")));
+        }
+        self.word(what)
+    }
+    /// A string: quoted, or a bare word.
+    fn string(&mut self, what: &str) -> R<String> {
         match self.peek() {
             Some(Token {
-                tok: Tok::Str(w),
-                span,
+                tok: Tok::Str(w), ..
             }) => {
-                let r = (w.clone(), *span);
+                let w = w.clone();
                 self.pos += 1;
-                Ok(r)
+                Ok(w)
             }
-            _ => self.word(what),
+            _ => self.word(what).map(|(s, _)| s),
         }
-    }
-    fn string(&mut self, what: &str) -> R<String> {
-        self.name(what).map(|(s, _)| s)
     }
     fn number(&mut self, what: &str) -> R<u64> {
         let (w, span) = self.word(what)?;
@@ -615,19 +221,22 @@ impl Parser {
                 self.pos -= 1;
                 return self.table_block(Op::Add, out);
             }
-            "include" => {
-                return Err(Diagnostic::new(
-                    span,
-                    "include is not supported: inline the file",
-                ))
+            // `chain inet t c`, `set ...`: `add` may be left out.
+            "chain" | "rule" | "set" | "map" | "element" | "counter" | "quota" | "limit"
+            | "secmark" | "synproxy" | "ct" | "flowtable" => {
+                self.pos -= 1;
+                Op::Add
             }
             _ => {
-                return Err(
-                    Diagnostic::new(span, format!("unknown command '{w}'")).expected(&[
+                if let Some(d) = super::script::refusal(&w, span) {
+                    return Err(d);
+                }
+                return Err(Diagnostic::new(span, format!("unknown command '{w}'"))
+                    .expected(&[
                         "table", "add", "create", "insert", "replace", "delete", "destroy",
-                        "flush", "define",
-                    ]),
-                )
+                        "flush", "define", "include",
+                    ])
+                    .suggest(&w, COMMANDS.iter().copied()));
             }
         };
         let (obj, ospan) = self.word("object")?;
@@ -665,20 +274,12 @@ impl Parser {
                     return self.table_block(op, out);
                 }
                 let (family, table) = self.family_and_name()?;
-                out.push(Command {
-                    op,
-                    family,
-                    table,
-                    object: Object::Table {
-                        flags: vec![],
-                        comment: None,
-                    },
-                    span,
-                });
+                out.push(table_command(op, family, table, span));
                 self.end_of_command()
             }
             "chain" => {
                 let (family, table) = self.family_and_name()?;
+                self.refuse_handle()?;
                 let (name, nspan) = self.name("chain name")?;
                 let mut decl = ChainDecl {
                     name,
@@ -720,18 +321,18 @@ impl Parser {
                     .filter(|w| matches!(*w, "handle" | "position" | "index"))
                 {
                     let k = k.to_owned();
+                    let kspan = self.here();
                     self.pos += 1;
-                    position = Some((k, self.number("a number")?));
-                }
-                let rule = if matches!(op, Op::Delete | Op::Destroy) {
-                    RuleAst {
-                        stmts: vec![],
-                        comment: None,
-                        span,
+                    let n = self.number("a number")?;
+                    if k != "index" {
+                        return Err(super::script::handle_refusal(&k, kspan));
                     }
-                } else {
-                    self.rule()?
-                };
+                    position = Some((k, n));
+                }
+                if matches!(op, Op::Delete | Op::Destroy | Op::Replace) {
+                    return Err(super::script::handle_refusal("handle", self.here()));
+                }
+                let rule = self.rule()?;
                 out.push(Command {
                     op,
                     family,
@@ -747,6 +348,7 @@ impl Parser {
             }
             "set" | "map" => {
                 let (family, table) = self.family_and_name()?;
+                self.refuse_handle()?;
                 let (name, nspan) = self.name("set name")?;
                 let mut decl = SetDecl {
                     name,
@@ -790,6 +392,7 @@ impl Parser {
                     obj.clone()
                 };
                 let (family, table) = self.family_and_name()?;
+                self.refuse_handle()?;
                 let (name, nspan) = self.name("object name")?;
                 let mut decl = ObjDecl {
                     kind,
@@ -824,6 +427,18 @@ impl Parser {
         }
     }
 
+    /// `delete chain inet t handle 5`: handles are the kernel's.
+    fn refuse_handle(&self) -> R<()> {
+        let number_next = self
+            .peek_at(1)
+            .and_then(|t| t.word())
+            .is_some_and(|w| parse_u64(w).is_some());
+        if self.peek_word() == Some("handle") && number_next {
+            return Err(super::script::handle_refusal("handle", self.here()));
+        }
+        Ok(())
+    }
+
     /// `[family] name`
     fn family_and_name(&mut self) -> R<(String, String)> {
         let first = self.name("table name")?;
@@ -843,6 +458,11 @@ impl Parser {
         let span = self.here();
         self.word("table")?;
         let (family, table) = self.family_and_name()?;
+        // `table inet x` alone: the table, more commands follow.
+        if op == Op::Add && self.at_separator() && !self.peek().is_some_and(|t| t.is_punct("}")) {
+            out.push(table_command(op, family, table, span));
+            return Ok(());
+        }
         self.expect_punct("{")?;
         let idx = out.len();
         out.push(Command {
@@ -1285,6 +905,7 @@ impl Parser {
                 span: span.to(self.prev_span()),
             });
         }
+        self.known_statement_start()?;
         let left = self.expr()?;
         if let Expr::Sel(path, _) = &left {
             if path == &["ct", "count"] {
@@ -1357,6 +978,45 @@ impl Parser {
             right,
             span: span.to(self.prev_span()),
         })
+    }
+
+    /// A statement that is not a keyword statement starts with a selector
+    /// (`tcp dport`, `iifname`): anything else is a misspelling, named
+    /// with the closest word valid here.
+    fn known_statement_start(&self) -> R<()> {
+        let Some(Token {
+            tok: Tok::Word(w),
+            span,
+        }) = self.peek()
+        else {
+            return Ok(());
+        };
+        let Some(vocab) = selector_vocab(w) else {
+            if w == "jhash" {
+                return Ok(());
+            }
+            return Err(Diagnostic::new(*span, format!("unknown statement '{w}'"))
+                .suggest(w, statement_starts()));
+        };
+        match self.peek_at(1) {
+            Some(Token {
+                tok: Tok::Word(n),
+                span: nspan,
+            }) if !(vocab.is_empty()
+                || vocab.contains(&n.as_str())
+                || w == "srh" && n.starts_with("sid[")) =>
+            {
+                let d = Diagnostic::new(*nspan, format!("unknown {w} expression '{n}'"));
+                Err(match super::suggest::closest(n, vocab.iter().copied()) {
+                    Some(s) => d.help(format!("did you mean '{s}'?")),
+                    None if vocab.len() <= 12 => {
+                        d.help(format!("after '{w}': {}", vocab.join(", ")))
+                    }
+                    None => d,
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// `jump { rules }`: an anonymous chain bound to this rule.
@@ -1463,6 +1123,16 @@ impl Parser {
         loop {
             if self.at_separator() {
                 break;
+            }
+            // `dnat ip addr . port to …`: the map's values are an address
+            // and a port, as nft infers without the words (same bytecode).
+            if matches!(name.as_str(), "snat" | "dnat")
+                && self.peek_word() == Some("addr")
+                && self.peek_at(1).is_some_and(|t| t.is_punct("."))
+                && self.peek_at(2).is_some_and(|t| t.is_word("port"))
+            {
+                self.pos += 3;
+                continue;
             }
             let t = match self.peek() {
                 Some(t) => t.clone(),
@@ -1711,6 +1381,13 @@ impl Parser {
             }
             // `ct direction original`: a direction only right after `ct`.
             if head == "ct" && path.len() > 1 && matches!(w, "original" | "reply") {
+                break;
+            }
+            // `arp saddr ip`, but `arp ptype ip` compares with `ip`.
+            if head == "arp"
+                && matches!(w, "ip" | "ether")
+                && !matches!(path.last().map(String::as_str), Some("saddr" | "daddr"))
+            {
                 break;
             }
             let takes_num = matches!(w, "mod" | "offset" | "level" | "spnum");
@@ -1991,6 +1668,20 @@ impl Parser {
     }
 }
 
+/// `OP table FAMILY NAME` with no flags or comment.
+fn table_command(op: Op, family: String, table: String, span: Span) -> Command {
+    Command {
+        op,
+        family,
+        table,
+        object: Object::Table {
+            flags: vec![],
+            comment: None,
+        },
+        span,
+    }
+}
+
 /// Stateful statements sets and elements carry besides `counter`.
 fn is_set_stmt(w: &str, next: Option<&Token>) -> bool {
     matches!(w, "limit" | "quota" | "last")
@@ -2136,6 +1827,6 @@ mod tests {
         assert!(parse_script("add rule ip t c tcp dport $nope")
             .unwrap_err()
             .message
-            .contains("undefined"));
+            .contains("unknown identifier 'nope'"));
     }
 }

@@ -75,7 +75,11 @@ impl<'a> Decompiler<'a> {
             return self.field_reg(h, f, len, 0);
         }
         if let Some((h, f)) = self.resolve_field(layer, boff, blen) {
-            self.used(layer, h);
+            // `vlan type` alone keeps its `ether type 8021q` in nft's
+            // listing; any other vlan field leaves it out.
+            if !(h.name == "vlan" && f.name == "type") {
+                self.used(layer, h);
+            }
             return self.field_reg(h, f, len, 0);
         }
         // A load of a field's leading bytes: nft's shortcut for a prefix.
@@ -255,6 +259,13 @@ impl<'a> Decompiler<'a> {
         if self.ctx[li].is_some_and(|c| std::ptr::eq(c, h)) {
             if let Some(d) = self.dep[li].take() {
                 self.elide(d);
+                // `ether type ip` left out goes with the `meta iiftype
+                // ether` that guarded it (netdev: nft lists `ip saddr x`).
+                if layer == Layer::Network && self.stmts[d].text.starts_with("ether type") {
+                    if let Some(i) = self.iiftype {
+                        self.stmts[i].elided = true;
+                    }
+                }
             }
         }
         // vlan fields live at the link layer: an `ether type vlan` match is their dependency.
@@ -332,6 +343,7 @@ impl<'a> Decompiler<'a> {
                 let explicit = matches!(r.text.as_str(), "ip protocol" | "ip6 nexthdr")
                     && matches!(self.family, Family::Inet | Family::Bridge | Family::Netdev);
                 self.dep[layer as usize] = (!explicit).then_some(idx);
+                self.explicit_dep[layer as usize] = explicit.then_some(idx);
                 // A new network protocol resets the transport context.
                 if layer == Layer::Network && changed {
                     self.ctx[Layer::Transport as usize] = None;
@@ -345,6 +357,21 @@ impl<'a> Decompiler<'a> {
     /// Marks the dependency for `layer` as elided if `h` is what it set.
     pub fn use_header(&mut self, layer: Layer, h: &Header) {
         self.used(layer, h);
+    }
+
+    /// A header option of `h` (`tcp option maxseg`): even an explicit
+    /// match of its protocol is left out, as nft lists it.
+    pub fn use_header_option(&mut self, layer: Layer, h: &Header) {
+        self.used(layer, h);
+        let li = layer as usize;
+        if self.ctx[li].is_some_and(|c| std::ptr::eq(c, h)) {
+            // What that match needed stays out too (`meta protocol ip`).
+            if let Some(d) = self.explicit_dep[li].take() {
+                if let Some(s) = self.stmts.get_mut(d) {
+                    s.elided = true;
+                }
+            }
+        }
     }
 
     /// The protocol header in context at `layer`.

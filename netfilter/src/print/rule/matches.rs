@@ -115,12 +115,20 @@ impl<'a> Decompiler<'a> {
                     r.text = format!("{} | {}", r.text, value::number(x, r.vt, self.opts));
                     r.binop = true;
                 } else if !zero_xor {
-                    r.text = format!(
-                        "({} & {}) ^ {}",
-                        r.text,
-                        value::number(m, r.vt, self.opts),
-                        value::number(x, r.vt, self.opts)
+                    // Bits cleared then set are `x & m | v`, as nft lists
+                    // them: the kernel's mask also clears the bits set
+                    // (`& 0xfffffcff | 0xc00` loads as mask 0xfffff0ff),
+                    // and nft lists the mask with them put back.
+                    let shown = if m & x == 0 { m | x } else { m };
+                    let (ms, xs) = (
+                        value::number(shown, r.vt, self.opts),
+                        value::number(x, r.vt, self.opts),
                     );
+                    r.text = if m & x == 0 {
+                        format!("{} & {ms} | {xs}", r.text)
+                    } else {
+                        format!("({} & {ms}) ^ {xs}", r.text)
+                    };
                     r.binop = true;
                 }
                 self.set_reg(dreg, r);
@@ -404,6 +412,18 @@ impl<'a> Decompiler<'a> {
                 tmp.shift = 0;
                 tmp.len = c.len() as u32;
                 self.fmt(&tmp, c)
+            }
+            // A mask not yet taken by a comparison belongs to the value
+            // (`meta mark set meta mark & 0xfff0ffff`).
+            (None, _) if r.mask.is_some() && !r.binop => {
+                let mask = r.mask.as_deref().unwrap_or(&[]);
+                let m = match r.vt.dtype.format {
+                    Format::Ipv4 | Format::Ipv6 | Format::Lladdr => {
+                        value::format(mask, r.vt, self.opts)
+                    }
+                    _ => value::number(int_of(mask, r.vt.byteorder), r.vt, self.opts),
+                };
+                format!("{} & {m}", r.text)
             }
             _ => r.text,
         }

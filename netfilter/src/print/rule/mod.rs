@@ -114,6 +114,10 @@ pub(super) struct Decompiler<'a> {
     stmts: Vec<Stmt>,
     ctx: [Option<&'static Header>; 3],
     dep: [Option<usize>; 3],
+    /// An explicit protocol match per layer (`ip protocol tcp` in an inet
+    /// table): kept in listings, except before a header option of that
+    /// protocol (`tcp option …`), which nft lists alone.
+    explicit_dep: [Option<usize>; 3],
     /// Last `icmp type X` / `icmpv6 type X` match: (type, statement).
     icmp_type: Option<(u8, usize)>,
     /// The `meta iiftype ether` match, implied by any link-layer field.
@@ -134,7 +138,7 @@ fn slot(reg: u32) -> u32 {
     }
 }
 
-fn int_of(b: &[u8], bo: ByteOrder) -> u128 {
+pub(super) fn int_of(b: &[u8], bo: ByteOrder) -> u128 {
     value::to_uint(b, bo)
 }
 
@@ -163,6 +167,7 @@ impl<'a> Decompiler<'a> {
             stmts: Vec::new(),
             ctx,
             dep: [None; 3],
+            explicit_dep: [None; 3],
             icmp_type: None,
             iiftype: None,
             pending_elides: Vec::new(),
@@ -281,6 +286,11 @@ impl<'a> Decompiler<'a> {
         let mut c = Reg::new(text, &dt::INVALID, ByteOrder::Big, total);
         c.parts = parts;
         Some(c)
+    }
+
+    /// Whether the rule carries the set `name` (an anonymous set).
+    pub fn rule_owns(&self, name: &str) -> bool {
+        self.rule.sets.iter().any(|s| s.name == name)
     }
 
     /// The set a lookup names (anonymous ones carried by the rule).

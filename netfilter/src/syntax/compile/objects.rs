@@ -223,23 +223,26 @@ fn helper(fam: Family, stmts: &[Vec<(String, Span)>], span: Span) -> R<CtHelper>
     Ok(h)
 }
 
-/// Conntrack states of a protocol, in kernel attribute order (type - 1).
-fn timeout_states(l4: u8) -> &'static [&'static str] {
+/// Conntrack states of a protocol, in kernel attribute order (type - 1),
+/// with the kernel's default timeout in seconds (measured: what a new
+/// timeout object holds for the states it does not set; nft lists only
+/// the states set to something else).
+pub(crate) fn timeout_states(l4: u8) -> &'static [(&'static str, u32)] {
     match l4 {
         6 => &[
-            "syn_sent",
-            "syn_recv",
-            "established",
-            "fin_wait",
-            "close_wait",
-            "last_ack",
-            "time_wait",
-            "close",
-            "syn_sent2",
-            "retrans",
-            "unack",
+            ("syn_sent", 120),
+            ("syn_recv", 60),
+            ("established", 432000),
+            ("fin_wait", 120),
+            ("close_wait", 60),
+            ("last_ack", 30),
+            ("time_wait", 120),
+            ("close", 10),
+            ("syn_sent2", 120),
+            ("retrans", 300),
+            ("unack", 300),
         ],
-        17 => &["unreplied", "replied"],
+        17 => &[("unreplied", 30), ("replied", 120)],
         _ => &[],
     }
 }
@@ -273,10 +276,10 @@ fn timeout(fam: Family, stmts: &[Vec<(String, Span)>], span: Span) -> R<CtTimeou
         if colon != ":" {
             return err(*cs, "expected ':'");
         }
-        let i = states
-            .iter()
-            .position(|x| x == st)
-            .ok_or_else(|| Diagnostic::new(*ss, format!("unknown state '{st}'")))?;
+        let i = states.iter().position(|(x, _)| x == st).ok_or_else(|| {
+            Diagnostic::new(*ss, format!("invalid state '{st}' for this protocol"))
+                .suggest(st, states.iter().map(|(n, _)| *n))
+        })?;
         let secs = types::parse_duration_ms(&v.0)
             .map(|ms| ms / 1000)
             .ok_or_else(|| Diagnostic::new(v.1, format!("invalid timeout '{}'", v.0)))?;

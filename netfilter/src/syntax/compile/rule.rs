@@ -246,8 +246,9 @@ impl RuleCx<'_> {
                 };
                 // After a match on the Ethernet header (not in bridges), or
                 // within VLAN headers, the type is read from the packet.
+                // (nft reads it from the packet for ARP in bridges too.)
                 let ether_known = if self.family == Family::Bridge {
-                    from_packet
+                    from_packet || want == NFPROTO_ARP
                 } else {
                     self.ll_proto.is_some()
                 };
@@ -463,6 +464,18 @@ impl RuleCx<'_> {
                 _ => err(h.span(), "expected jhash"),
             },
             ast::Expr::Sel(path, span) => {
+                // `ct original saddr` names no address family: nft takes it
+                // from the table or a match before, else refuses.
+                if path.len() == 3
+                    && path[0] == "ct"
+                    && matches!(path[2].as_str(), "saddr" | "daddr")
+                    && self.l3.is_none()
+                {
+                    return err(
+                        *span,
+                        format!("cannot determine ip protocol version, use \"ct {} ip {}\" or \"ct {} ip6 {}\" instead", path[1], path[2], path[1], path[2]),
+                    );
+                }
                 let f = self.resolve(path, *span)?;
                 self.dependency(f.proto, *span)?;
                 let f = self.in_vlan(f);
@@ -1163,7 +1176,7 @@ impl RuleCx<'_> {
                 let set = self
                     .table
                     .set(name)
-                    .ok_or_else(|| Diagnostic::new(*s, format!("unknown set @{name}")))?;
+                    .ok_or_else(|| crate::syntax::script::unknown_set(self.table, name, *s))?;
                 let want: u32 = lens
                     .iter()
                     .map(|l| {
@@ -1175,13 +1188,26 @@ impl RuleCx<'_> {
                     })
                     .sum::<usize>() as u32;
                 if set.key_len != want {
-                    return err(*s, format!("type mismatch: set @{name} has {}-byte keys, expression is {want} bytes", set.key_len));
+                    let expr_ty = dts.iter().map(|d| d.name).collect::<Vec<_>>().join(" . ");
+                    let set_ty = crate::print::ruleset::type_names(
+                        set.key_type,
+                        crate::print::ruleset::field_count(set),
+                    );
+                    return err(
+                        *s,
+                        format!("datatype mismatch: the expression is {expr_ty}, set @{name} holds {set_ty}"),
+                    );
                 }
                 // A map's keys can be looked up as a set's.
                 name.clone()
             }
             ast::Expr::Set(elems, _) => self.anon_set(elems, dts, lens, None)?,
-            _ => return err(right.span(), "expected a set"),
+            _ => {
+                return err(
+                    right.span(),
+                    "expected a set: use concatenations with sets and maps, not singleton values",
+                )
+            }
         };
         self.swap_for_interval(&name, dts, lens, REG1);
         self.exprs.push(emit::lookup(&name, REG1, None, flags));
@@ -1663,6 +1689,40 @@ impl RuleCx<'_> {
                 Ok((vec![ld.dt], vec![ld.len]))
             }
         }
+    }
+    /// Loads a meter's key into register 1 and adds the meter's own set
+    /// to the rule (see [`super::stmts::meter`]).
+    pub(super) fn meter_set(
+        &mut self,
+        name: &str,
+        key: &ast::Expr,
+        size: u32,
+        timeout: bool,
+    ) -> R<()> {
+        let (dts, lens) = self.load_key(key)?;
+        self.anon_key.clear();
+        self.anon_shift = 0;
+        let layout = KeyLayout {
+            dts: &dts,
+            lens: &lens,
+            shift: 0,
+        };
+        let mut flags = NFT_SET_ANONYMOUS | NFT_SET_EVAL;
+        if timeout {
+            flags |= NFT_SET_TIMEOUT;
+        }
+        let mut s = Set::new(name, layout.type_id(), layout.len() as u32);
+        s.flags = flags;
+        // nft records a byte order (none: mixed) for concatenated keys only.
+        if dts.len() > 1 {
+            s.userdata = Some(Userdata(crate::expr::Bytes::from(vec![0u8, 4, 0, 0, 0, 0])));
+        }
+        s.desc = Some(crate::model::SetDesc {
+            size: Some(size),
+            ..Default::default()
+        });
+        self.sets.push(s);
+        Ok(())
     }
     /// Loads the selector keying a set statement into register 1, masked
     /// (and shifted down) as for lookups in named sets.

@@ -110,6 +110,7 @@ pub fn keyword(cx: &mut RuleCx<'_>, name: &str, args: &[Arg], span: Span) -> R<(
         "quota" => quota(cx, &words, span),
         "reject" => reject(cx, &words, span),
         "snat" | "dnat" | "masquerade" | "redirect" => nat(cx, name, args, span),
+        "meter" => meter(cx, args, span),
         "ct count" => {
             let over = words.first().is_some_and(|w| w.0 == "over");
             let n = num(words.last(), span, "a count")?;
@@ -894,8 +895,15 @@ fn nat_map(
         super::sets::MapData::Concat(dts, lens)
     };
     cx.map_lookup_data(key, map, md, NFT_REG_1, span)?;
-    // The key may be the transport match (`tcp dport map { ... }`).
-    if port && cx.l4().is_none() {
+    // The key may be the transport match (`tcp dport map { ... }`), or
+    // name the protocol itself (`meta l4proto . th dport map @m`).
+    let keyed_by_protocol = match key {
+        ast::Expr::Concat(parts, _) => parts
+            .iter()
+            .any(|p| matches!(p, ast::Expr::Sel(path, _) if path == &["meta", "l4proto"])),
+        _ => false,
+    };
+    if port && cx.l4().is_none() && !keyed_by_protocol {
         return err(
             span,
             "transport protocol mapping is only valid after transport protocol match",
@@ -929,7 +937,8 @@ fn nat_bounds(
 /// `1.2.3.4:80`, `[::1]:80`, `:80`, `1.2.3.4`, or a non-constant expression.
 fn split_addr_port(e: &ast::Expr, v6: bool) -> (Option<ast::Expr>, Option<ast::Expr>) {
     if let ast::Expr::Word(w, s) = e {
-        if let Some(p) = w.strip_prefix(':') {
+        // `:80` is a port alone; `::1` an address.
+        if let Some(p) = w.strip_prefix(':').filter(|p| !p.starts_with(':')) {
             return (None, Some(ast::Expr::Word(p.to_owned(), *s)));
         }
         if v6 {
@@ -969,7 +978,7 @@ pub fn dynset(
     let s = cx
         .table()
         .set(set)
-        .ok_or_else(|| Diagnostic::new(span, format!("unknown set @{set}")))?
+        .ok_or_else(|| crate::syntax::script::unknown_set(cx.table(), set, span))?
         .clone();
     // Key and value dependencies come before the key is loaded.
     let flat = |e: Option<&ast::Expr>| match e {
@@ -1038,6 +1047,77 @@ pub fn dynset(
             Some(first)
         }
     };
+    let op = match op {
+        "add" => NFT_DYNSET_OP_ADD,
+        "update" => NFT_DYNSET_OP_UPDATE,
+        _ => NFT_DYNSET_OP_DELETE,
+    };
+    emit_dynset(cx, op, set, data_reg, stmts)
+}
+
+/// `meter NAME [size N] { KEY [timeout T] STMT… }`: nft's older form of
+/// `add @NAME { … }` on a set of its own, bound to the rule (anonymous,
+/// dynamic, 65535 elements unless sized), which nft lists as a meter.
+pub fn meter(cx: &mut RuleCx<'_>, args: &[Arg], span: Span) -> R<()> {
+    let mut name = None;
+    let mut size = None;
+    let mut elem = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a {
+            Arg::Word(w, s) if w == "size" => {
+                let n = match it.next() {
+                    Some(Arg::Word(n, _)) => super::super::parser::parse_u64(n),
+                    _ => None,
+                };
+                size = Some(n.ok_or_else(|| Diagnostic::new(*s, "expected a size"))?);
+            }
+            Arg::Word(w, _) if name.is_none() => name = Some(w.clone()),
+            Arg::Expr(ast::Expr::Set(elems, s)) => match elems.as_slice() {
+                [e] => elem = Some(e),
+                _ => return err(*s, "a meter takes one key and its statements"),
+            },
+            other => return err(other.span(), "unexpected argument of meter"),
+        }
+    }
+    let (Some(name), Some(elem)) = (name, elem) else {
+        return err(span, "expected 'meter NAME { KEY STATEMENT }'");
+    };
+    let size = size.unwrap_or(65535).min(u32::MAX as u64) as u32;
+    cx.meter_set(&name, &elem.key, size, elem.timeout.is_some())?;
+    let mut stmts = Vec::new();
+    if let Some(t) = &elem.timeout {
+        stmts.push(Stmt::Keyword {
+            name: "timeout".into(),
+            args: vec![Arg::Word(t.clone(), elem.span)],
+            span: elem.span,
+        });
+    }
+    if elem.counter.is_some() {
+        stmts.push(Stmt::Keyword {
+            name: "counter".into(),
+            args: Vec::new(),
+            span: elem.span,
+        });
+    }
+    stmts.extend(elem.stmts.iter().cloned());
+    // nft refreshes an element's timeout on each packet (`update`).
+    let op = if elem.timeout.is_some() {
+        NFT_DYNSET_OP_UPDATE
+    } else {
+        NFT_DYNSET_OP_ADD
+    };
+    emit_dynset(cx, op, &name, None, &stmts)
+}
+
+/// The dynset expression: a set operation with the key in register 1.
+fn emit_dynset(
+    cx: &mut RuleCx<'_>,
+    op: u32,
+    set: &str,
+    data_reg: Option<u32>,
+    stmts: &[Stmt],
+) -> R<()> {
     let mut timeout = None;
     let mut exprs = Vec::new();
     for st in stmts {
@@ -1059,11 +1139,15 @@ pub fn dynset(
             }
         }
     }
-    let op = match op {
-        "add" => NFT_DYNSET_OP_ADD,
-        "update" => NFT_DYNSET_OP_UPDATE,
-        _ => NFT_DYNSET_OP_DELETE,
-    };
+    // A set that declares its statements (`counter`) applies them itself:
+    // nft sends a dynset repeating them without (the kernel refuses others).
+    if cx
+        .table()
+        .set(set)
+        .is_some_and(|s| !s.exprs.is_empty() && s.exprs == exprs)
+    {
+        exprs.clear();
+    }
     cx.push(emit::raw("dynset", |w| {
         w.put_u32_be(NFTA_DYNSET_SREG_KEY, NFT_REG_1);
         w.put_str(NFTA_DYNSET_SET_NAME, set);

@@ -211,6 +211,8 @@ fn range(a: Vec<u8>, b: Vec<u8>, dt: &Dtype, span: crate::syntax::diag::Span) ->
     Ok(Val::Range(a, b))
 }
 
+/// A value that is not of the type expected: names both types when the
+/// value's own type is recognisable, else suggests the closest symbol.
 fn mismatch(w: &str, dt: &Dtype, span: crate::syntax::diag::Span) -> Diagnostic {
     let what = if parse_ipv4(w).is_some() {
         Some("ipv4_addr")
@@ -220,10 +222,25 @@ fn mismatch(w: &str, dt: &Dtype, span: crate::syntax::diag::Span) -> Diagnostic 
         None
     };
     match what {
-        Some(t) if t != dt.name => {
-            Diagnostic::new(span, format!("type mismatch: {} vs {t}", dt.name))
+        Some(t) if t != dt.name => Diagnostic::new(
+            span,
+            format!("datatype mismatch: expected {}, '{w}' is {t}", dt.name),
+        ),
+        _ => {
+            let out_of_range = parse_u64(w).is_some() && dt.kind == Kind::Int;
+            let d = if out_of_range {
+                Diagnostic::new(
+                    span,
+                    format!(
+                        "value '{w}' out of range for {} ({} bits)",
+                        dt.name, dt.bits
+                    ),
+                )
+            } else {
+                Diagnostic::new(span, format!("could not parse '{w}' as {}", dt.name))
+            };
+            d.suggest(w, dt.syms.iter().map(|s| s.name))
         }
-        _ => Diagnostic::new(span, format!("could not parse '{w}' as {}", dt.name)),
     }
 }
 
