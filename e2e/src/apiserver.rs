@@ -571,7 +571,11 @@ fn create(st: &mut State, t: &Target, mut obj: Value) -> Response {
     if st.objects.contains_key(&k) {
         return status(409, "AlreadyExists", format!("\"{name}\" already exists"));
     }
-    st.uids += 1;
+    // Unique in the process, not only in this server: fake servers of
+    // tests running at once would otherwise hand out the same pod UIDs,
+    // and each test's agent would find the other's pods by cgroup.
+    static UIDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    st.uids = UIDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
     let uid = format!("{:08x}-0000-4000-8000-{:012x}", std::process::id(), st.uids);
     meta.insert("uid".into(), json!(uid));
     meta.insert("generation".into(), json!(1));
