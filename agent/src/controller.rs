@@ -120,10 +120,29 @@ impl NodeController {
                     reports: Arc::new(Reports::default()),
                     metrics,
                     opts,
+                    drops: None,
                 }),
                 inner: Arc::default(),
             },
         }
+    }
+
+    /// Reads each pod's NFLOG group into `drops` while its rules log to
+    /// the agent. Call before the first [`NodeController::apply`].
+    pub fn read_drops(&mut self, drops: Arc<crate::drops::Drops>) {
+        Arc::get_mut(&mut self.handle.shared)
+            .expect("read_drops before any worker starts or handle is taken")
+            .drops = Some(drops);
+    }
+
+    /// Where the pods' NFLOG groups are read to, if anywhere.
+    pub fn drops(&self) -> Option<Arc<crate::drops::Drops>> {
+        self.handle.shared.drops.clone()
+    }
+
+    /// The resolver of pods' namespaces.
+    pub fn resolver(&self) -> Arc<dyn NetnsResolver> {
+        self.handle.shared.resolver.clone()
     }
 
     /// Per-pod outcomes.

@@ -28,11 +28,11 @@ use kube::Client;
 use linx_cni::protocol::PodRef;
 use linx_cni::record::StartRecord;
 use linx_crds::report::{
-    ProgramLatency, AGENT_FIELD_MANAGER, MAX_FAILURES, MAX_MESSAGE_LEN, MAX_UNPROTECTED,
+    ProgramLatency, AGENT_FIELD_MANAGER, MAX_FAILURES, MAX_MESSAGE_LEN, MAX_PODS, MAX_UNPROTECTED,
 };
 use linx_crds::{
-    FirewallAddressSet, FirewallNodeReport, FirewallRuleset, PodFailure, PodStarts, RulesetReport,
-    UnprotectedPod,
+    FirewallAddressSet, FirewallNodeReport, FirewallRuleset, PodFailure, PodRuleset, PodStarts,
+    RulesetReport, UnprotectedPod,
 };
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
@@ -41,6 +41,7 @@ use crate::addresses::AddressChunks;
 use crate::cni::{Listener, Lookup};
 use crate::controller::NodeController;
 use crate::desired::{targets, Target};
+use crate::drops::{Drops, PodRules};
 use crate::pod::Pod;
 use crate::policy::RulesetPolicy;
 use crate::report::{PodReport, PodState, Reports};
@@ -127,6 +128,19 @@ pub fn node_report(
     reports: &BTreeMap<String, PodReport>,
     starts: Option<&[StartRecord]>,
 ) -> FirewallNodeReport {
+    node_report_with(node, snap, reports, starts, None)
+}
+
+/// [`node_report`], with each entry's pods and, from `drops`, the
+/// would-be drops of the generation enforced.
+pub fn node_report_with(
+    node: &str,
+    snap: &Snapshot,
+    reports: &BTreeMap<String, PodReport>,
+    starts: Option<&[StartRecord]>,
+    drops: Option<&Drops>,
+) -> FirewallNodeReport {
+    let mut pods: BTreeMap<(String, String), Vec<(String, PodRuleset)>> = BTreeMap::new();
     let mut entries: BTreeMap<(String, String), RulesetReport> = BTreeMap::new();
     let mut failures: BTreeMap<(String, String), Vec<PodFailure>> = BTreeMap::new();
     let mut latencies: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
@@ -150,6 +164,20 @@ pub fn node_report(
                 ..Default::default()
             });
             e.matched_pods += 1;
+            let state = current.map_or(PodState::Pending, |r| r.state.clone());
+            pods.entry(key.clone()).or_default().push((
+                pod.uid.clone(),
+                PodRuleset {
+                    pod: pod.name.clone(),
+                    state: state.name().to_owned(),
+                    applied_generation: c
+                        .enforced
+                        .as_ref()
+                        .filter(|_| state == PodState::Applied)
+                        .map(|e| e.generation),
+                    would_drop: 0,
+                },
+            ));
             match (current.map(|r| &r.state), &c.value) {
                 // The current generation does not compile: never applied
                 // (the operator reports why; the entry names what is
@@ -186,6 +214,27 @@ pub fn node_report(
         if let Some(e) = entries.get_mut(&key) {
             e.failures = f;
         }
+    }
+    for (key, mut list) in pods {
+        let Some(e) = entries.get_mut(&key) else {
+            continue;
+        };
+        let enforced = snap
+            .policy
+            .find(&key.0, &key.1)
+            .and_then(|c| c.enforced.as_ref().map(|x| x.generation));
+        let counts = drops
+            .and_then(|d| d.counts(&e.uid))
+            .filter(|c| Some(c.generation) == enforced);
+        if let Some(c) = &counts {
+            e.would_drop_total = c.would_drop_total;
+            e.would_drop = c.top();
+            for (uid, p) in &mut list {
+                p.would_drop = c.pods.get(uid).copied().unwrap_or(0);
+            }
+        }
+        list.sort_by(|a, b| a.1.pod.cmp(&b.1.pod));
+        e.pods = list.into_iter().take(MAX_PODS).map(|(_, p)| p).collect();
     }
     let mut report = FirewallNodeReport::for_node(node, entries.into_values().collect());
     report.spec.pod_starts = starts.map(|r| pod_starts(snap, reports, r));
@@ -307,6 +356,7 @@ pub async fn run(
     ));
 
     let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
+    let drops = node.drops();
     // The policy once both lists are complete, for linx-cni's requests.
     let (policy_tx, policy_rx) = watch::channel(None);
     let endpoint = cni.and_then(|listener| {
@@ -332,13 +382,26 @@ pub async fn run(
     let reporter = tokio::spawn(report_loop(
         Api::all(client.clone()),
         Api::all(client.clone()),
-        Recorder::new(client, AGENT_FIELD_MANAGER.into()),
+        Recorder::new(client.clone(), AGENT_FIELD_MANAGER.into()),
         opts.clone(),
         node.reports(),
+        snap_rx.clone(),
+        drops.clone(),
+    ));
+    let traces = tokio::spawn(crate::traces::run(
+        client,
+        crate::traces::TraceOptions {
+            node: opts.node.clone(),
+            concurrency: crate::traces::CONCURRENCY,
+        },
+        node.resolver(),
         snap_rx,
     ));
 
-    let mut policy = Arc::new(RulesetPolicy::default());
+    let mut policy = Arc::new(match &drops {
+        Some(d) => RulesetPolicy::with_group(d.group()),
+        None => RulesetPolicy::default(),
+    });
     let mut chunks = AddressChunks::default();
     let (mut pods_ready, mut rulesets_ready) = (false, false);
     tokio::pin!(shutdown);
@@ -395,6 +458,9 @@ pub async fn run(
             .iter()
             .filter_map(|p| Some((p.uid.clone(), node.revision_of(&p.uid)?)))
             .collect();
+        if let Some(d) = &drops {
+            d.set_pods(pods.iter().map(|p| (p.clone(), PodRules::of(&policy, p))));
+        }
         snap_tx.send_replace(Arc::new(Snapshot {
             pods,
             policy: policy.clone(),
@@ -403,6 +469,7 @@ pub async fn run(
         policy_tx.send_replace(Some(policy.clone()));
     }
     reporter.abort();
+    traces.abort();
     for task in endpoint.into_iter().chain(readiness) {
         task.abort();
     }
@@ -456,7 +523,9 @@ async fn report_loop(
     opts: KubeOptions,
     reports: Arc<Reports>,
     mut snap: watch::Receiver<Arc<Snapshot>>,
+    drops: Option<Arc<Drops>>,
 ) {
+    let mut counted = drops.as_ref().map(|d| d.changes());
     let mut node_uid: Option<String> = None;
     let mut written: Option<FirewallNodeReport> = None;
     let mut told: HashSet<String> = HashSet::new();
@@ -467,6 +536,9 @@ async fn report_loop(
     loop {
         let seen = reports.snapshot();
         let current = snap.borrow_and_update().clone();
+        if let Some(c) = &mut counted {
+            c.borrow_and_update();
+        }
         let starts = opts
             .cni_state_dir
             .as_deref()
@@ -474,7 +546,13 @@ async fn report_loop(
         if let Some(records) = &starts {
             announce_unprotected(&recorder, &current, records, &mut told).await;
         }
-        let report = node_report(&opts.node, &current, &seen, starts.as_deref());
+        let report = node_report_with(
+            &opts.node,
+            &current,
+            &seen,
+            starts.as_deref(),
+            drops.as_deref(),
+        );
         let mut failed = false;
         if written.as_ref().map(|w| &w.spec) != Some(&report.spec) {
             match write_once(&reports_api, &nodes, &opts.node, &mut node_uid, report).await {
@@ -497,9 +575,16 @@ async fn report_loop(
             Duration::from_secs(3600)
         };
         let stale = reports.wait_for(idle, |r| *r != seen);
+        let counts = async {
+            match &mut counted {
+                Some(c) => c.changed().await.ok(),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = stale => {}
             r = snap.changed() => if r.is_err() { return },
+            _ = counts => {}
         }
     }
 }

@@ -12,12 +12,15 @@
 //!   chaining the plugin into the node's CNI configuration;
 //!   [`readiness`]: the optional pod readiness gate.
 //! - [`observe`]: `linx-agent trace` and `linx-agent log`.
+//! - [`traces`]: FirewallTraces of this node's pods; [`drops`]: the pods'
+//!   NFLOG groups (Audit, drop logs) as counts, metrics and JSON lines.
 
 pub mod addresses;
 pub mod cli;
 pub mod cni;
 pub mod controller;
 pub mod desired;
+pub mod drops;
 pub mod install;
 pub mod kube;
 pub mod local;
@@ -32,6 +35,7 @@ pub mod run;
 pub mod serve;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod traces;
 mod worker;
 
 pub use controller::{NodeController, Options};

@@ -23,10 +23,12 @@ use std::sync::{Arc, Mutex};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use linx_crds::conflict::{resolve, Claim};
+use linx_crds::instrument::{instrument, Instrumentation, Tags};
+use linx_crds::origin::Origins;
 use linx_crds::source::Resolved;
 use linx_crds::{FirewallRuleset, FirewallRulesetSpec};
 use linx_netfilter::diff::share_unchanged;
-use linx_netfilter::Ruleset;
+use linx_netfilter::{Ruleset, Table};
 use tracing::warn;
 
 use crate::desired::Policy;
@@ -42,9 +44,11 @@ pub struct Compiled {
     pub generation: i64,
     created: Option<Time>,
     selector: LabelSelector,
-    /// The current generation compiled with its resolved elements, or why
-    /// it does not compile.
+    /// The current generation compiled with its resolved elements and
+    /// instrumented (Audit, drop logs), or why it does not compile.
     pub value: Result<Arc<Ruleset>, String>,
+    /// Where the current generation's rules come from (when it compiles).
+    rules: Option<Arc<RuleMap>>,
     /// The generation enforced on the pods: the current one when it
     /// compiles, else the last one that did (if known).
     pub enforced: Option<Enforced>,
@@ -60,9 +64,29 @@ pub struct Enforced {
     pub generation: i64,
     pub selector: LabelSelector,
     pub value: Arc<Ruleset>,
+    /// Where each of its rules comes from, and its NFLOG tags.
+    pub rules: Arc<RuleMap>,
     /// What `value` is made of, to add other resolved elements to it.
     spec: Arc<FirewallRulesetSpec>,
     base: Arc<Ruleset>,
+}
+
+/// What maps a rule of a pod's kernel back to the resource: each rule's
+/// line:column (or field), and the tags of the rules that log to the agent.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RuleMap {
+    pub origins: Origins,
+    pub tags: Tags,
+    /// `logging.drops`: would-be drops are logged as lines too.
+    pub log_drops: bool,
+}
+
+/// A table a pod gets, with the resource (and generation) it comes from.
+#[derive(Clone, Copy, Debug)]
+pub struct Owner<'a> {
+    pub compiled: &'a Compiled,
+    pub enforced: &'a Enforced,
+    pub table: &'a Table,
 }
 
 impl Compiled {
@@ -103,11 +127,22 @@ impl Compiled {
 pub type AddressBook = BTreeMap<(String, String), Arc<Resolved>>;
 
 /// The FirewallRulesets known, by namespace.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RulesetPolicy {
     by_namespace: BTreeMap<String, Vec<Compiled>>,
     /// Desired values already combined, shared by every pod they fit.
     combined: Arc<Mutex<Combined>>,
+    /// The agent's NFLOG group, which Audit and drop logs log to.
+    group: u16,
+}
+
+/// The NFLOG group the agent reads in each pod, unless told otherwise.
+pub const DEFAULT_NFLOG_GROUP: u16 = 0x4c58;
+
+impl Default for RulesetPolicy {
+    fn default() -> Self {
+        Self::with_group(DEFAULT_NFLOG_GROUP)
+    }
 }
 
 /// Combined values by the allocations of the enforced values they were
@@ -116,6 +151,21 @@ pub struct RulesetPolicy {
 type Combined = HashMap<Vec<usize>, (Vec<Arc<Ruleset>>, Arc<Ruleset>)>;
 
 impl RulesetPolicy {
+    /// An empty policy whose resources log to NFLOG group `group` (their
+    /// successors made by [`RulesetPolicy::next`] keep it).
+    pub fn with_group(group: u16) -> Self {
+        RulesetPolicy {
+            by_namespace: BTreeMap::new(),
+            combined: Arc::default(),
+            group,
+        }
+    }
+
+    /// The NFLOG group Audit and drop logs log to.
+    pub fn group(&self) -> u16 {
+        self.group
+    }
+
     /// Compiles each resource once, with no memory of earlier generations.
     pub fn new<'a>(rulesets: impl IntoIterator<Item = &'a FirewallRuleset>) -> Self {
         Self::next(&RulesetPolicy::default(), rulesets)
@@ -167,17 +217,27 @@ impl RulesetPolicy {
                 Some(c) => c.base.clone(),
                 None => compile(r, old_enforced),
             };
-            let value = match known.filter(same_elements) {
-                Some(c) => c.value.clone(),
-                None => base.clone().and_then(|b| {
-                    with_resolved(&r.spec, &b, &resolved, old_enforced.map(|e| &e.value))
-                }),
+            let (value, rules) = match known.filter(same_elements) {
+                Some(c) => (c.value.clone(), c.rules.clone()),
+                None => match base.clone().and_then(|b| {
+                    finish(
+                        &r.spec,
+                        &b,
+                        &resolved,
+                        old_enforced.map(|e| &e.value),
+                        prev.group,
+                    )
+                }) {
+                    Ok((v, m)) => (Ok(v), Some(m)),
+                    Err(e) => (Err(e), None),
+                },
             };
-            let enforced = match (&value, &base) {
-                (Ok(v), Ok(b)) => Some(Enforced {
+            let enforced = match (&value, &rules, &base) {
+                (Ok(v), Some(m), Ok(b)) => Some(Enforced {
                     generation,
                     selector: r.spec.pod_selector.clone(),
                     value: v.clone(),
+                    rules: m.clone(),
                     spec: Arc::new(r.spec.clone()),
                     base: b.clone(),
                 }),
@@ -186,8 +246,12 @@ impl RulesetPolicy {
                         return e.clone();
                     }
                     // The last valid generation with the new elements.
-                    match with_resolved(&e.spec, &e.base, &resolved, Some(&e.value)) {
-                        Ok(value) => Enforced { value, ..e.clone() },
+                    match finish(&e.spec, &e.base, &resolved, Some(&e.value), prev.group) {
+                        Ok((value, rules)) => Enforced {
+                            value,
+                            rules,
+                            ..e.clone()
+                        },
                         Err(_) => e.clone(),
                     }
                 }),
@@ -199,6 +263,7 @@ impl RulesetPolicy {
                 created: m.creation_timestamp.clone(),
                 selector: r.spec.pod_selector.clone(),
                 value,
+                rules,
                 enforced,
                 base,
                 resolved,
@@ -219,7 +284,16 @@ impl RulesetPolicy {
         RulesetPolicy {
             by_namespace,
             combined: Arc::new(Mutex::new(combined)),
+            group: prev.group,
         }
+    }
+
+    /// The resource `namespace/name`.
+    pub fn find(&self, namespace: &str, name: &str) -> Option<&Compiled> {
+        self.by_namespace
+            .get(namespace)?
+            .iter()
+            .find(|c| c.name == name)
     }
 
     /// The resources of the pod's namespace that select it (by the selector
@@ -232,14 +306,22 @@ impl RulesetPolicy {
             .filter(|c| selects(c.effective_selector(), &pod.labels))
     }
 
-    /// The tables of `chosen` combined per the conflict rule.
-    fn combine(chosen: &[(&Compiled, &Arc<Ruleset>)]) -> Ruleset {
+    /// The tables `pod` gets and the resource each comes from: the
+    /// enforced generations of the resources selecting it, each table to
+    /// its owner per `linx_crds::conflict`.
+    pub fn owners<'a>(&'a self, pod: &'a Pod) -> Vec<Owner<'a>> {
+        Self::owned(&self.chosen(pod))
+    }
+
+    /// The tables of `chosen`, each to its owner per the conflict rule.
+    fn owned<'a>(chosen: &[(&'a Compiled, &'a Enforced)]) -> Vec<Owner<'a>> {
         let claims: Vec<Claim> = chosen
             .iter()
-            .map(|(c, v)| Claim {
+            .map(|(c, e)| Claim {
                 name: c.name.clone(),
                 created: c.created.clone(),
-                tables: v
+                tables: e
+                    .value
                     .tables
                     .iter()
                     .filter_map(|t| {
@@ -249,22 +331,26 @@ impl RulesetPolicy {
             })
             .collect();
         let res = resolve(&claims);
-        let mut out = Ruleset::default();
-        for (c, v) in chosen {
-            for t in &v.tables {
+        let mut out = Vec::new();
+        for &(c, e) in chosen {
+            for t in &e.value.tables {
                 let ok = linx_crds::convert::crd_family(t.family)
                     .is_none_or(|f| res.may_apply(&c.name, f, &t.name));
                 if ok {
-                    out.tables.push(t.clone());
+                    out.push(Owner {
+                        compiled: c,
+                        enforced: e,
+                        table: t,
+                    });
                 }
             }
         }
         out
     }
 
-    fn chosen<'a>(&'a self, pod: &'a Pod) -> Vec<(&'a Compiled, &'a Arc<Ruleset>)> {
+    fn chosen<'a>(&'a self, pod: &'a Pod) -> Vec<(&'a Compiled, &'a Enforced)> {
         self.selecting(pod)
-            .filter_map(|c| c.enforced.as_ref().map(|e| (c, &e.value)))
+            .filter_map(|c| c.enforced.as_ref().map(|e| (c, e)))
             .collect()
     }
 }
@@ -295,23 +381,33 @@ fn compile(r: &FirewallRuleset, before: Option<&Enforced>) -> Result<Arc<Ruleset
 }
 
 /// `base` (`spec` compiled) with the `resolved` elements of its sourced
-/// sets, compiled by the same compiler; `base` itself when there are none.
-/// Shares what it kept with `before` (the value enforced so far), so a
-/// pod's reconciler compares only the sets whose elements changed.
-fn with_resolved(
+/// sets, compiled by the same compiler, then instrumented (Audit, drop
+/// logs, own `log`s: see `linx_crds::instrument`), with where its rules
+/// come from. Shares what it kept with `before` (the value enforced so
+/// far), so a pod's reconciler compares only what changed.
+fn finish(
     spec: &FirewallRulesetSpec,
     base: &Arc<Ruleset>,
     resolved: &Resolved,
     before: Option<&Arc<Ruleset>>,
-) -> Result<Arc<Ruleset>, String> {
-    if resolved.values().all(|l| l.is_empty()) {
-        return Ok(base.clone());
-    }
-    let with = linx_crds::source::with_elements(spec, base, resolved);
-    let mut v = linx_crds::convert::to_ruleset(&with)
-        .map_err(|d| format!("with the elements its sources resolved to: {}", joined(&d)))?;
+    group: u16,
+) -> Result<(Arc<Ruleset>, Arc<RuleMap>), String> {
+    let mut v = if resolved.values().all(|l| l.is_empty()) {
+        (**base).clone()
+    } else {
+        let with = linx_crds::source::with_elements(spec, base, resolved);
+        linx_crds::convert::to_ruleset(&with)
+            .map_err(|d| format!("with the elements its sources resolved to: {}", joined(&d)))?
+    };
+    let mut origins = Origins::of(spec, &v);
+    let tags = instrument(&mut v, &Instrumentation::of(spec, group), &mut origins)?;
     share_unchanged(&mut v, before.unwrap_or(base));
-    Ok(Arc::new(v))
+    let rules = RuleMap {
+        origins,
+        tags,
+        log_drops: spec.log_drops(),
+    };
+    Ok((Arc::new(v), Arc::new(rules)))
 }
 
 fn joined(d: &[linx_crds::Diagnostic]) -> String {
@@ -335,13 +431,18 @@ impl Policy for RulesetPolicy {
         }
         let key: Vec<usize> = chosen
             .iter()
-            .map(|(_, v)| Arc::as_ptr(v) as usize)
+            .map(|(_, e)| Arc::as_ptr(&e.value) as usize)
             .collect();
         if let Some((_, v)) = lock(&self.combined).get(&key) {
             return Some(v.clone());
         }
-        let value = Arc::new(Self::combine(&chosen));
-        let parts = chosen.iter().map(|(_, v)| Arc::clone(v)).collect();
+        let value = Arc::new(Ruleset {
+            tables: Self::owned(&chosen)
+                .iter()
+                .map(|o| o.table.clone())
+                .collect(),
+        });
+        let parts = chosen.iter().map(|(_, e)| Arc::clone(&e.value)).collect();
         lock(&self.combined).insert(key, (parts, value.clone()));
         Some(value)
     }

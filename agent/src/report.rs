@@ -25,6 +25,19 @@ pub enum PodState {
     Failed,
 }
 
+impl PodState {
+    /// The state's name, as reports and node reports write it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PodState::Pending => "Pending",
+            PodState::Applied => "Applied",
+            PodState::Skipped(_) => "Skipped",
+            PodState::NotRunning => "NotRunning",
+            PodState::Failed => "Failed",
+        }
+    }
+}
+
 /// What the agent last did in one pod.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]

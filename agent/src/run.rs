@@ -34,6 +34,10 @@ pub struct RunConfig {
     /// The proc tree and the namespace to treat as the host's.
     pub proc_root: PathBuf,
     pub host_netns: PathBuf,
+    /// The NFLOG group Audit and drop logs log to in each pod.
+    pub nflog_group: u16,
+    /// JSON drop-log lines per second per pod (0: no limit).
+    pub drop_log_rate: u32,
     /// Serve `linx-cni` on this socket (see `docs/cni.md`).
     pub cni_socket: Option<PathBuf>,
     /// Where `linx-cni` keeps its start records.
@@ -77,6 +81,14 @@ pub struct RunArgs {
     /// The namespace never touched (the node's). Needs hostPID.
     #[arg(long, default_value = "/proc/1/ns/net")]
     pub host_netns: PathBuf,
+    /// The NFLOG group that Audit rules and drop logs log to, read by the
+    /// agent in each pod whose rules use it.
+    #[arg(long, default_value_t = crate::policy::DEFAULT_NFLOG_GROUP)]
+    pub nflog_group: u16,
+    /// Drop-log JSON lines per second per pod; what is held back is
+    /// counted (`{"suppressed": N}` lines). 0: no limit.
+    #[arg(long, default_value_t = 100)]
+    pub drop_log_rate: u32,
     /// Serve linx-cni on this Unix socket (e.g. /run/linx/agent.sock).
     #[arg(long)]
     pub cni_socket: Option<PathBuf>,
@@ -109,6 +121,8 @@ impl From<RunArgs> for RunConfig {
             report: a.report,
             proc_root: a.proc_root,
             host_netns: a.host_netns,
+            nflog_group: a.nflog_group,
+            drop_log_rate: a.drop_log_rate,
             cni_socket: a.cni_socket,
             cni_state_dir: a.cni_state_dir,
             cni_max_wait: Duration::from_secs(a.cni_max_wait_secs.clamp(1, 600)),
@@ -193,6 +207,7 @@ pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
     )?);
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
+    let drop_metrics = crate::drops::DropMetrics::register(&mut registry);
     if let Some(addr) = cfg.metrics_addr {
         let l = tokio::net::TcpListener::bind(addr)
             .await
@@ -215,6 +230,16 @@ pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
     };
     let Some(local) = cfg.local.clone() else {
         let node_name = cfg.node_name.clone().ok_or(RunError::NoNodeName)?;
+        let drops = Arc::new(crate::drops::Drops::new(
+            crate::drops::DropConfig {
+                group: cfg.nflog_group,
+                rate: cfg.drop_log_rate,
+                node: node_name.clone(),
+            },
+            drop_metrics,
+        ));
+        node.read_drops(drops.clone());
+        let _ticks = AbortOnDrop(tokio::spawn(drops.run_ticks()));
         let client = crate::kube::client().await?;
         let opts = crate::kube::KubeOptions {
             node: node_name,
@@ -266,6 +291,15 @@ pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
     }
     node.shutdown().await;
     Ok(())
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Completes on SIGTERM or SIGINT.

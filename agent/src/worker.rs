@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     pub reports: Arc<Reports>,
     pub metrics: Metrics,
     pub opts: Options,
+    /// Reads the pods' NFLOG groups when their rules log to the agent.
+    pub drops: Option<Arc<crate::drops::Drops>>,
 }
 
 /// A desired value and the revision it was set at.
@@ -72,6 +74,17 @@ enum Held {
 }
 
 impl Held {
+    /// The namespace to open further sockets in (the drop-log reader): a
+    /// sandbox's held descriptor, or a process's pid (its namespace file
+    /// is closed once the reconciler's sockets are open; callers check the
+    /// pid is still the pod's first, see `check_held`).
+    fn netns(&self) -> &Netns {
+        match self {
+            Held::Process(p) => &p.netns,
+            Held::Sandbox(s) => &s.netns,
+        }
+    }
+
     fn sandbox_id(&self) -> Option<String> {
         match self {
             Held::Process(_) => None,
@@ -322,6 +335,8 @@ impl Worker {
         // pod whose sandbox died is let go without waiting for a reconcile.
         let mut liveness = tokio::time::interval_at(Instant::now() + opts.retry, opts.retry);
         let mut trigger = Some(Trigger::Start);
+        // Ends with this hold on the namespace.
+        let mut drop_log = crate::drops::Reader::default();
         loop {
             if let Some(t) = trigger.take() {
                 if let Some(end) = self.check_held(&held, desired) {
@@ -330,6 +345,12 @@ impl Worker {
                 if let Err(e) = self.reconcile(&mut st, t, desired).await {
                     self.failed(desired.borrow().revision, e);
                     return End::Lost;
+                }
+                if let Some(drops) = &self.shared.drops {
+                    let value = desired.borrow().value.clone();
+                    drop_log
+                        .ensure(drops, held.netns(), &self.pod, value.as_ref())
+                        .await;
                 }
             }
             tokio::select! {

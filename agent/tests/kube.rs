@@ -19,7 +19,8 @@ use linx_cni::protocol::PodRef;
 use linx_cni::record::StartRecord;
 use linx_crds::report::ProgramLatency;
 use linx_crds::{
-    FirewallNodeReport, FirewallRuleset, PodFailure, PodStarts, RulesetReport, UnprotectedPod,
+    FirewallNodeReport, FirewallRuleset, PodFailure, PodRuleset, PodStarts, RulesetReport,
+    UnprotectedPod,
 };
 use serde_json::{json, Value};
 
@@ -145,6 +146,14 @@ fn report_counts_pods_at_their_current_revision() {
                     p50_millis: 10,
                     p99_millis: 40
                 }),
+                pods: vec![
+                    pod_entry("db-0", "Applied", Some(3)),
+                    pod_entry("web-0", "Applied", Some(3)),
+                    pod_entry("web-1", "Failed", None),
+                    // Applied at an older revision: not yet this one.
+                    pod_entry("web-2", "Pending", None),
+                ],
+                ..Default::default()
             },
             RulesetReport {
                 namespace: "web".into(),
@@ -161,6 +170,12 @@ fn report_counts_pods_at_their_current_revision() {
                     p50_millis: 40,
                     p99_millis: 40
                 }),
+                pods: vec![
+                    pod_entry("web-0", "Applied", Some(7)),
+                    pod_entry("web-1", "Failed", None),
+                    pod_entry("web-2", "Pending", None),
+                ],
+                ..Default::default()
             },
         ]
     );
@@ -205,6 +220,15 @@ fn report_counts_pods_at_their_current_revision() {
             unprotected: vec![unprotected(&pods[3], true), unprotected(&pods[1], false)],
         })
     );
+}
+
+fn pod_entry(pod: &str, state: &str, applied_generation: Option<i64>) -> PodRuleset {
+    PodRuleset {
+        pod: pod.into(),
+        state: state.into(),
+        applied_generation,
+        would_drop: 0,
+    }
 }
 
 /// Receives one request within 5 s.
@@ -257,6 +281,7 @@ async fn report_is_written_by_forced_server_side_apply() {
                 p50_millis: 12,
                 p99_millis: 340,
             }),
+            ..Default::default()
         }],
     )
     .owned_by_node("node-uid");
@@ -305,6 +330,13 @@ impl NetnsResolver for NoProcess {
 }
 
 const ADDRESS_SETS_PATH: &str = "/apis/netfilter.linx.dev/v1alpha1/firewalladdresssets";
+
+/// The agent also runs its node's FirewallTraces: none here.
+const TRACES_PATH: &str = "/apis/netfilter.linx.dev/v1alpha1/firewalltraces";
+
+fn traces_list() -> Value {
+    list("FirewallTraceList", "netfilter.linx.dev/v1alpha1", vec![])
+}
 
 fn address_sets_list() -> Value {
     list(
@@ -408,6 +440,13 @@ async fn run_watches_this_nodes_pods_and_reports_what_selects_them() {
                     reply(send, &address_sets_list());
                 }
             }
+            (Method::GET, TRACES_PATH) => {
+                if watch {
+                    held.push(send);
+                } else {
+                    reply(send, &traces_list());
+                }
+            }
             (Method::GET, "/api/v1/nodes/node-a") => reply(
                 send,
                 &json!({"apiVersion": "v1", "kind": "Node",
@@ -433,7 +472,8 @@ async fn run_watches_this_nodes_pods_and_reports_what_selects_them() {
         patch["spec"],
         json!({"nodeName": "node-a", "rulesets": [
             {"namespace": "web", "name": "base", "uid": "uid-base", "generation": 3,
-             "matchedPods": 1, "appliedPods": 0, "failedPods": 0}]})
+             "matchedPods": 1, "appliedPods": 0, "failedPods": 0,
+             "pods": [{"pod": "web-0", "state": "Pending"}]}]})
     );
     assert_eq!(
         patch["metadata"]["ownerReferences"][0]["uid"],
@@ -447,13 +487,28 @@ async fn run_watches_this_nodes_pods_and_reports_what_selects_them() {
                 .is_some_and(|p| p.state == PodState::NotRunning))
             .await
     );
-    // Its state changed (Pending → NotRunning) but not the report's
-    // content: no second write.
-    if let Ok(Some((req, _))) =
+    // Its state changed (Pending → NotRunning): the report lists each
+    // pod's state, so it is written once more with that, and nothing else
+    // is asked (but the traces' watch, which may start late).
+    let mut second = None;
+    while let Ok(Some((req, send))) =
         tokio::time::timeout(Duration::from_millis(300), handle.next_request()).await
     {
-        panic!("unexpected request {} {}", req.method(), req.uri());
+        let watch = req.uri().query().unwrap_or_default().contains("watch=true");
+        match (req.method().clone(), req.uri().path()) {
+            (Method::GET, TRACES_PATH) if watch => held.push(send),
+            (Method::PATCH, REPORT_PATH) if second.is_none() => {
+                let body = json_body(req).await;
+                reply(send, &body);
+                second = Some(body);
+            }
+            (m, _) => panic!("unexpected request {m} {}", req.uri()),
+        }
     }
+    assert_eq!(
+        second.expect("the report with the pod's new state")["spec"]["rulesets"][0]["pods"],
+        json!([{"pod": "web-0", "state": "NotRunning"}])
+    );
     stop_tx.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(5), agent)
         .await
@@ -578,6 +633,7 @@ async fn run_keeps_the_last_valid_generation_across_watch_events() {
             }
             (Method::GET, _, true) => held.push(send),
             (Method::GET, ADDRESS_SETS_PATH, false) => reply(send, &address_sets_list()),
+            (Method::GET, TRACES_PATH, false) => reply(send, &traces_list()),
             (Method::GET, "/api/v1/nodes/node-a", false) => reply(
                 send,
                 &json!({"apiVersion": "v1", "kind": "Node",

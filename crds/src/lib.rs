@@ -5,9 +5,11 @@
 //! everything that can be decided about a ruleset without a kernel: the
 //! one verdict on validity and the value agents apply ([`compile()`],
 //! [`validate()`] with warnings), table ownership between resources
-//! ([`conflict`]), and conversion into `linx_netfilter` values ([`convert`]);
-//! set elements from the cluster ([`source`]) and the
-//! `FirewallAddressSet`s the operator publishes them in ([`addressset`]).
+//! ([`conflict`]), and conversion into `linx_netfilter` values ([`convert`]),
+//! with where each rule came from ([`origin`]) and what Audit and drop
+//! logging make of it ([`instrument`]); set elements from the cluster
+//! ([`source`]) and the `FirewallAddressSet`s the operator publishes them in
+//! ([`addressset`]); and the `FirewallTrace` resource ([`trace`]).
 //!
 //! ```
 //! use kube::CustomResourceExt;
@@ -19,25 +21,29 @@ pub mod addressset;
 pub mod conflict;
 pub mod convert;
 pub mod diagnostic;
+pub mod instrument;
 pub mod lint;
+pub mod origin;
 pub mod references;
 pub mod report;
 pub mod resource;
 pub mod selector;
 pub mod source;
+pub mod trace;
 pub mod validate;
 
 pub use addressset::{FirewallAddressSet, FirewallAddressSetSpec};
 pub use diagnostic::Diagnostic;
 pub use report::{
-    FirewallNodeReport, FirewallNodeReportSpec, PodFailure, PodStarts, RulesetReport,
-    UnprotectedPod,
+    FirewallNodeReport, FirewallNodeReportSpec, PodFailure, PodRuleset, PodStarts, RuleCount,
+    RulesetReport, UnprotectedPod,
 };
 pub use resource::{
-    AddressSetStatus, ChainSpec, ChainType, Family, FirewallRuleset, FirewallRulesetSpec,
-    FirewallRulesetStatus, Hook, MapElement, MapSpec, ObjectSpec, ObjectType, Policy, SetFlag,
-    SetSpec, TableConflict, TableSpec,
+    AddressSetStatus, ChainSpec, ChainType, Enforcement, Family, FirewallRuleset,
+    FirewallRulesetSpec, FirewallRulesetStatus, Hook, Logging, MapElement, MapSpec, ObjectSpec,
+    ObjectType, Policy, SetFlag, SetSpec, TableConflict, TableSpec,
 };
+pub use trace::{FirewallTrace, FirewallTraceSpec, FirewallTraceStatus, TracePhase};
 pub use validate::{compile, validate, Validation};
 
 /// The CRDs as one multi-document YAML file, as `crdgen` writes it.
@@ -49,6 +55,7 @@ pub fn crds_yaml() -> String {
         FirewallRuleset::crd(),
         FirewallNodeReport::crd(),
         FirewallAddressSet::crd(),
+        FirewallTrace::crd(),
     ] {
         out.push_str("---\n");
         out.push_str(&serde_yaml::to_string(&crd).expect("a CRD serializes to YAML"));

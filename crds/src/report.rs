@@ -20,6 +20,10 @@ pub const MAX_RULESETS_PER_REPORT: usize = 1024;
 pub const MAX_FAILURES: usize = 5;
 /// Characters of an error message.
 pub const MAX_MESSAGE_LEN: usize = 1024;
+/// Rules listed with their would-be drops (the most first); totals stay exact.
+pub const MAX_RULE_COUNTS: usize = 10;
+/// Pods listed per ruleset entry; the counts stay exact.
+pub const MAX_PODS: usize = 100;
 /// Unprotected pods one report lists; the count stays exact.
 pub const MAX_UNPROTECTED: usize = 100;
 
@@ -134,6 +138,18 @@ pub struct RulesetReport {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_FAILURES))]
     pub failures: Vec<PodFailure>,
+    /// In `Audit` mode: packets the enforced generation would have
+    /// dropped on this node since the agent enforces it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub would_drop_total: u64,
+    /// The rules that would have dropped the most on this node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_RULE_COUNTS))]
+    pub would_drop: Vec<RuleCount>,
+    /// Each selected pod (at most 100, by name): what is applied there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_PODS))]
+    pub pods: Vec<PodRuleset>,
     /// How long programming took for the applied pods: for each, from the
     /// agent learning of the last change to its desired rules (this
     /// ruleset's generation, another ruleset selecting it, its labels, the
@@ -176,6 +192,45 @@ impl ProgramLatency {
             p99_millis: rank(99),
         })
     }
+}
+
+/// Packets counted for one rule of a FirewallRuleset.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleCount {
+    /// The rule in the pod's kernel: `inet fw input #2` (index in its
+    /// chain, 0 first) or `inet fw input policy`.
+    #[schemars(length(max = 256))]
+    pub rule: String,
+    /// Where it comes from in the resource: `line:column` of `spec.nft`,
+    /// or the field (`spec.tables[0].chains[1].rules[2]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub source: Option<String>,
+    pub count: u64,
+}
+
+/// One pod selected by a FirewallRuleset, as its node's agent sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodRuleset {
+    /// Pod name (the ruleset's namespace).
+    #[schemars(length(max = 253))]
+    pub pod: String,
+    /// `Applied`, `Pending`, `Failed`, `NotRunning` or `Skipped`.
+    #[schemars(length(max = 32))]
+    pub state: String,
+    /// The ruleset generation the pod's kernel holds, when applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_generation: Option<i64>,
+    /// In `Audit` mode: packets of this pod the ruleset would have dropped.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub would_drop: u64,
+}
+
+/// For `skip_serializing_if`.
+pub fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Why applying failed in one pod.

@@ -143,11 +143,57 @@ pub struct FirewallRulesetSpec {
     #[schemars(length(min = 1, max = limits::NFT_LEN))]
     pub nft: Option<String>,
 
+    /// `Enforce` (the default): `drop` and `reject` verdicts and `policy
+    /// drop` act. `Audit`: each of them instead logs the packet to the node
+    /// agent (NFLOG) with the rule's identity, counts it, and accepts it;
+    /// the status shows the rules that would have dropped. Switching back
+    /// is one edit (see `docs/audit.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforcement: Option<Enforcement>,
+
+    /// What the node agent logs about this resource's packets, one JSON
+    /// line each (see `docs/audit.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<Logging>,
+
     /// With `nft`: sets and maps of that text whose elements come from the
     /// cluster (pods, services, namespaces), named by family, table and set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = limits::SOURCES))]
     pub sources: Vec<crate::source::NamedSource>,
+}
+
+/// Whether a resource's drops act or are only counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Enforcement {
+    /// Drops and rejects act.
+    #[default]
+    Enforce,
+    /// Drops and rejects are logged, counted and accepted.
+    Audit,
+}
+
+/// What the node agent logs about a resource's packets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Logging {
+    /// One JSON line per dropped (or, in Audit, would-be dropped) packet:
+    /// pod, FirewallRuleset, rule and its source position, verdict,
+    /// addresses and ports. Rate-limited per pod by the agent.
+    #[serde(default)]
+    pub drops: bool,
+}
+
+impl FirewallRulesetSpec {
+    /// Whether the resource is in `Audit` mode.
+    pub fn audit(&self) -> bool {
+        self.enforcement == Some(Enforcement::Audit)
+    }
+
+    /// Whether drops are logged.
+    pub fn log_drops(&self) -> bool {
+        self.logging.is_some_and(|l| l.drops)
+    }
 }
 
 /// Address family of a table.
@@ -599,6 +645,15 @@ pub struct FirewallRulesetStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 10))]
     pub failures: Vec<crate::report::PodFailure>,
+    /// In `Audit` mode: packets the enforced generation would have
+    /// dropped, summed over nodes.
+    #[serde(default, skip_serializing_if = "crate::report::is_zero")]
+    pub would_drop_total: u64,
+    /// The rules that would have dropped the most (at most 10), summed
+    /// over nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::report::MAX_RULE_COUNTS))]
+    pub would_drop: Vec<crate::report::RuleCount>,
     /// The sets and maps with a source, and how many elements each resolved
     /// to (as published for agents in FirewallAddressSets).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -272,6 +272,36 @@ fn printer_columns_and_subresources() {
     assert_eq!(FirewallNodeReport::crd().spec.scope, "Cluster");
 }
 
+/// Every resource in `examples/*.yaml` is well-formed and valid: rulesets
+/// pass `validate`, traces' matches the engine's compiler.
+#[test]
+fn examples_are_valid_resources() {
+    let mut seen = Vec::new();
+    for e in std::fs::read_dir(root().join("examples")).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_none_or(|x| x != "yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let v: Value = serde_yaml::from_str(&text).unwrap();
+        let kind = v["kind"].as_str().unwrap_or_default().to_owned();
+        match kind.as_str() {
+            "FirewallRuleset" => {
+                let r: FirewallRuleset = serde_json::from_value(v).unwrap();
+                let out = linx_crds::validate(&r.spec);
+                assert!(out.is_valid(), "{}: {:?}", path.display(), out.diagnostics);
+            }
+            "FirewallTrace" => {
+                let t: linx_crds::FirewallTrace = serde_json::from_value(v).unwrap();
+                t.spec.check_match().unwrap();
+            }
+            other => panic!("{}: unexpected kind {other}", path.display()),
+        }
+        seen.push(kind);
+    }
+    assert!(seen.iter().any(|k| k == "FirewallTrace"), "{seen:?}");
+}
+
 #[test]
 fn an_address_set_chunk_is_within_its_count() {
     let s = schema(&FirewallAddressSet::crd());

@@ -571,12 +571,12 @@ fn create(st: &mut State, t: &Target, mut obj: Value) -> Response {
     if st.objects.contains_key(&k) {
         return status(409, "AlreadyExists", format!("\"{name}\" already exists"));
     }
-    st.uids += 1;
-    // Unique across every fake server of the process too: tests running
-    // side by side start pods in kubelet-style cgroups named by UID.
-    static SERVERS_UIDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = SERVERS_UIDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-    let uid = format!("{:08x}-0000-4000-8000-{n:012x}", std::process::id());
+    // Unique in the process, not only in this server: fake servers of
+    // tests running at once would otherwise hand out the same pod UIDs,
+    // and each test's agent would find the other's pods by cgroup.
+    static UIDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    st.uids = UIDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    let uid = format!("{:08x}-0000-4000-8000-{:012x}", std::process::id(), st.uids);
     meta.insert("uid".into(), json!(uid));
     meta.insert("generation".into(), json!(1));
     meta.insert("creationTimestamp".into(), json!(now()));

@@ -1,6 +1,9 @@
 //! Folding node agents' reports into per-ruleset counts (the pure index).
 
-use linx_crds::{FirewallNodeReport, PodFailure};
+use std::collections::BTreeMap;
+
+use linx_crds::report::MAX_RULE_COUNTS;
+use linx_crds::{FirewallNodeReport, PodFailure, RuleCount};
 
 use crate::status::MAX_STATUS_FAILURES;
 
@@ -16,6 +19,10 @@ pub struct Aggregate {
     pub failed: i32,
     /// Up to [`MAX_STATUS_FAILURES`] failures, sorted by node then pod.
     pub failures: Vec<PodFailure>,
+    /// Would-be drops (Audit) of the current generation, summed.
+    pub would_drop_total: u64,
+    /// The rules that would have dropped the most, summed over nodes.
+    pub would_drop: Vec<RuleCount>,
 }
 
 impl Aggregate {
@@ -39,6 +46,7 @@ pub fn aggregate<'a>(
     generation: i64,
 ) -> Aggregate {
     let mut agg = Aggregate::default();
+    let mut by_rule: BTreeMap<(String, Option<String>), u64> = BTreeMap::new();
     for report in reports {
         let node = &report.spec.node_name;
         for e in report
@@ -59,8 +67,28 @@ pub fn aggregate<'a>(
                 node: node.clone(),
                 ..f.clone()
             }));
+            agg.would_drop_total = agg.would_drop_total.saturating_add(e.would_drop_total);
+            for r in &e.would_drop {
+                let n = by_rule
+                    .entry((r.rule.clone(), r.source.clone()))
+                    .or_default();
+                *n = n.saturating_add(r.count);
+            }
         }
     }
+    // Each node lists only its own top rules: a rule's sum counts the
+    // nodes listing it (a lower bound); the total is exact.
+    let mut rules: Vec<RuleCount> = by_rule
+        .into_iter()
+        .map(|((rule, source), count)| RuleCount {
+            rule,
+            source,
+            count,
+        })
+        .collect();
+    rules.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.rule.cmp(&b.rule)));
+    rules.truncate(MAX_RULE_COUNTS);
+    agg.would_drop = rules;
     agg.failures.sort();
     agg.failures.truncate(MAX_STATUS_FAILURES);
     agg

@@ -205,6 +205,8 @@ fn peers(
 
 /// Runs the controller until shutdown.
 pub async fn run(client: Client, metrics: Metrics) {
+    // FirewallTraces' TTL and lost traces, beside the rulesets.
+    let traces = crate::traces::run(client.clone());
     let rulesets: Api<FirewallRuleset> = Api::all(client.clone());
     let reports: Api<FirewallNodeReport> = Api::all(client.clone());
     let (report_store, writer) = reflector::store();
@@ -239,7 +241,7 @@ pub async fn run(client: Client, metrics: Metrics) {
         address_sets: address_store,
         clock: now,
     });
-    controller
+    let controller = controller
         .watches_stream(report_stream, |report: FirewallNodeReport| {
             report
                 .spec
@@ -261,6 +263,9 @@ pub async fn run(client: Client, metrics: Metrics) {
             if let Err(e) = res {
                 warn!(error = %e, "controller");
             }
-        })
-        .await;
+        });
+    tokio::select! {
+        _ = controller => {}
+        _ = traces => {}
+    }
 }

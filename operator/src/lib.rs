@@ -22,6 +22,7 @@ pub mod manifests;
 pub mod metrics;
 pub mod publish;
 pub mod status;
+pub mod traces;
 pub mod webhook;
 
 pub use controller::{reconcile, Context};

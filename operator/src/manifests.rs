@@ -38,7 +38,10 @@ pub fn operator_cluster_rules() -> Value {
         {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallrulesets/status"], "verbs": ["patch"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
         {"apiGroups": ["admissionregistration.k8s.io"], "resources": ["validatingwebhookconfigurations"],
-         "resourceNames": [OPERATOR], "verbs": ["get", "list", "watch", "update"]}
+         "resourceNames": [OPERATOR], "verbs": ["get", "list", "watch", "update"]},
+        // Finished traces are deleted after their TTL; lost ones failed.
+        {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewalltraces"], "verbs": ["get", "list", "watch", "delete"]},
+        {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewalltraces/status"], "verbs": ["patch"]}
     ])
 }
 
@@ -92,7 +95,10 @@ pub fn agent_cluster_rules() -> Value {
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]},
         {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallrulesets", "firewalladdresssets"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallnodereports"], "verbs": ["get", "create", "patch"]},
-        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]}
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+        // Traces of the node's pods: run them and write their status.
+        {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewalltraces"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewalltraces/status"], "verbs": ["patch"]}
     ])
 }
 
@@ -101,6 +107,28 @@ pub fn agent_cluster_rules() -> Value {
 pub fn agent_install_rules() -> Value {
     json!([
         {"apiGroups": ["apps"], "resources": ["daemonsets"], "resourceNames": [AGENT], "verbs": ["get"]}
+    ])
+}
+
+/// ClusterRole `linx-tracer`, for users: bound in a namespace (RoleBinding),
+/// it lets them trace that namespace's pods (`kubectl linx trace`). A trace
+/// shows packets' addresses and ports, so tracing is a permission of its
+/// own, not implied by rights on FirewallRulesets.
+pub const TRACER: &str = "linx-tracer";
+pub fn tracer_rules() -> Value {
+    json!([
+        {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewalltraces"],
+         "verbs": ["create", "get", "list", "watch", "delete"]}
+    ])
+}
+
+/// ClusterRole `linx-report-reader`, for users: bound cluster-wide, it lets
+/// `kubectl linx status` and `explain` show each pod's state from the
+/// node reports.
+pub const REPORT_READER: &str = "linx-report-reader";
+pub fn report_reader_rules() -> Value {
+    json!([
+        {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallnodereports"], "verbs": ["get", "list", "watch"]}
     ])
 }
 
@@ -262,6 +290,10 @@ pub fn objects() -> Vec<Value> {
         json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
                "metadata": meta("linx-agent-own-report", "agent", false),
                "spec": {"policyName": "linx-agent-own-report", "validationActions": ["Deny"]}}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+               "metadata": meta(TRACER, "users", false), "rules": tracer_rules()}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+               "metadata": meta(REPORT_READER, "users", false), "rules": report_reader_rules()}),
         json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": meta(AGENT, "agent", true),
                "spec": {"selector": {"matchLabels": labels("agent")},
                         "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},

@@ -236,6 +236,8 @@ pub fn desired(o: &Observed<'_>, now: &Time) -> (FirewallRulesetStatus, Vec<Chan
             .take(MAX_STATUS_FAILURES)
             .cloned()
             .collect(),
+        would_drop_total: r.would_drop_total,
+        would_drop: r.would_drop.clone(),
         ..Default::default()
     };
     (status, changes)
@@ -442,6 +444,7 @@ mod tests {
             applied: 3,
             failed: 0,
             failures: vec![],
+            ..Default::default()
         };
         let o = Observed {
             generation: 4,
@@ -497,6 +500,7 @@ mod tests {
                 pod: "web-0".into(),
                 message: "EPERM".into(),
             }],
+            ..Default::default()
         };
         let o = Observed {
             generation: 1,

@@ -143,6 +143,7 @@ fn health_of_what_the_operator_writes() {
             })
             .into_iter()
             .collect(),
+        ..Default::default()
     };
     let lost = vec![TableConflict {
         table: "inet fw".into(),

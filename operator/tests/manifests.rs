@@ -61,8 +61,10 @@ fn deploy_manifests_are_valid_kubernetes_objects() {
             }
             "ClusterRole" => {
                 let r: ClusterRole = serde_json::from_value(o.clone()).unwrap();
-                // Least privilege: only stale address sets are deleted, and
-                // only reports, status and address sets are written.
+                // Least privilege: only traces (finished ones by the
+                // operator, their own by users) and stale address sets may
+                // be deleted, and only reports, status, traces and address
+                // sets are written.
                 for rule in r.rules.unwrap() {
                     let res = rule.resources.clone().unwrap_or_default();
                     assert!(!rule
@@ -70,7 +72,10 @@ fn deploy_manifests_are_valid_kubernetes_objects() {
                         .iter()
                         .any(|v| v == "*" || v == "deletecollection"));
                     if rule.verbs.iter().any(|v| v == "delete") {
-                        assert_eq!(res, ["firewalladdresssets"]);
+                        assert!(
+                            res == ["firewalltraces"] || res == ["firewalladdresssets"],
+                            "{res:?}"
+                        );
                     }
                     if rule
                         .verbs
@@ -88,7 +93,9 @@ fn deploy_manifests_are_valid_kubernetes_objects() {
                                     "firewallnodereports",
                                     "firewallrulesets/status",
                                     "firewalladdresssets",
-                                    "events"
+                                    "events",
+                                    "firewalltraces",
+                                    "firewalltraces/status"
                                 ]
                                 .contains(&r.as_str())),
                             "{res:?}"

@@ -16,4 +16,4 @@ pub mod session;
 
 pub use event::{TraceEvent, TraceItem, TraceKind, Tracer};
 pub use path::{Assembler, PacketPath, Step};
-pub use session::{Next, Session, SessionConfig, TraceError};
+pub use session::{check_match, Next, Session, SessionConfig, TraceError};

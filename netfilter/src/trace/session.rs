@@ -269,6 +269,18 @@ impl Drop for Session {
     }
 }
 
+/// Checks `matching` as [`Session::start`] does, without a namespace: an
+/// nft match the compiler accepts and that holds no statement.
+///
+/// ```
+/// use linx_netfilter::trace::check_match;
+/// assert!(check_match("tcp dport { 22, 80 }").is_ok());
+/// assert!(check_match("tcp dport 22 accept").is_err());
+/// ```
+pub fn check_match(matching: &str) -> Result<(), TraceError> {
+    marking_table("linx-trace-check", matching).map(drop)
+}
+
 /// The session's table: `matching` then `meta nftrace set 1`, in a chain
 /// at the earliest priority of prerouting and of output.
 fn marking_table(name: &str, matching: &str) -> Result<Table, TraceError> {
