@@ -36,18 +36,7 @@ const AGENT: &str = env!("CARGO_BIN_EXE_linx-agent");
 /// file, and every step before that one must pass; once one passes, this
 /// test says so and fails until it is taken off the list. Nothing else is
 /// excluded.
-const PENDING_LANGUAGE: &[(&str, &str, &str)] = &[
-    (
-        "dumps/optimizations/dumps/bitmask.nft",
-        PULL,
-        "nft itself does not reload its own listing of this flag set to the same listing (it lists elements with one first flag in the reverse of the kernel's insertion order); ours prints as nft lists",
-    ),
-    (
-        "dumps/sets/dumps/0055tcpflags_0.nft",
-        PULL,
-        "nft itself does not reload its own listing of this flag set to the same listing (it lists elements with one first flag in the reverse of the kernel's insertion order); ours prints as nft lists",
-    ),
-];
+const PENDING_LANGUAGE: &[(&str, &str, &str)] = &[];
 
 /// Step names, as failures start.
 const APPLY: &str = "apply";

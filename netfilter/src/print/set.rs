@@ -246,17 +246,18 @@ pub fn elements(d: &Decompiler<'_>, set: &Set, layout: &KeyLayout, sep: &str) ->
         };
         let flags = layout.0.len() == 1 && layout.0[0].0.dtype.format == Format::Bitmask;
         if flags {
-            // Flag sets (`tcp flags`) list as nft lists them: by their
-            // first flag, and elements with the same first flag in the
-            // reverse of the kernel's order (measured: the kernel dumps
-            // 0x11, 0x31, 0x19, 0x39; nft lists 0x39, 0x19, 0x31, 0x11).
+            // Flag sets (`tcp flags`, `ct state`) by their first flag, as
+            // nft lists them; elements with one first flag in the kernel's
+            // order. nft lists those in the reverse of the kernel's order,
+            // which is no fixed point: reloading its listing reverses them
+            // in the kernel and the next listing differs (measured with nft
+            // 1.0.6). The kernel's order reloads to the same listing.
             let first = |e: &Element| {
                 let catchall = e.flags.unwrap_or(0) & NFT_SET_ELEM_CATCHALL != 0;
                 let k = e.key.as_ref().map(|k| k.0.as_slice()).unwrap_or(&[]);
                 let v = super::rule::int_of(k, layout.0[0].0.byteorder);
                 (catchall, v & v.wrapping_neg())
             };
-            elems.reverse();
             elems.sort_by_key(|e| first(e));
         } else if !set.elements.iter().any(|e| e.key_end.is_some()) {
             elems.sort_by_cached_key(|e| sort_key(e));
