@@ -12,10 +12,12 @@
 //! * **Drop logs** (`logging.drops`, Enforce). `log prefix "<tag>" group
 //!   <G>` before each `drop`/`reject`, and a last rule `log prefix "<tag>"
 //!   group <G>` in each `policy drop` chain: the packet is still dropped.
-//! * **A rule's own `log` statement** without a `group` goes to the agent
-//!   too (in a pod's namespace the kernel log is off by default): its
-//!   prefix becomes the tag and the written prefix is kept in the tag.
-//!   A `log group N` the user chose is left alone.
+//! * **A rule's own `log` statement** without a `group`, when the
+//!   resource asks for Audit or drop logs, goes to the agent too (in a
+//!   pod's namespace the kernel log is off by default): its prefix becomes
+//!   the tag and the written prefix is kept in the tag. Otherwise, and for
+//!   a `log group N` the user chose, it is left alone: a file is applied
+//!   exactly as written unless the resource asks for more.
 //!
 //! A tag is `linx:<kind>:<family>:<table>:<chain>:<rule>` (chain and rule
 //! by index; `p` for the policy rule), or a hash of it when that would be
@@ -193,7 +195,9 @@ fn instrument_chain(
         let mut drop_logged = false;
         for e in exprs.iter_mut() {
             let Expr::Log(l) = e else { continue };
-            if l.group.is_some() {
+            // Only when the resource asks for logs at the agent: otherwise
+            // the file is applied exactly as written.
+            if l.group.is_some() || !(how.audit || how.log_drops) {
                 continue;
             }
             let kind = if ends.is_some() && how.log_drops && !how.audit && !drop_logged {
@@ -529,7 +533,7 @@ mod tests {
     }
 
     #[test]
-    fn enforce_without_logging_changes_only_own_logs() {
+    fn enforce_without_logging_changes_nothing() {
         let how = Instrumentation {
             group: 7,
             audit: false,
@@ -537,11 +541,9 @@ mod tests {
         };
         let (rs, tags, _) = instrumented(how);
         let plain = crate::convert::to_ruleset(&spec(WEB)).unwrap();
-        let (a, b) = (listing(&rs), listing(&plain));
-        assert_eq!(a.len(), b.len());
-        let differ: Vec<usize> = (0..a.len()).filter(|i| a[*i] != b[*i]).collect();
-        assert_eq!(differ, [3], "{a:?}");
-        assert_eq!(tags.len(), 1);
+        // The rule's own `log` stays as written: the file is applied exactly.
+        assert_eq!(listing(&rs), listing(&plain));
+        assert!(tags.is_empty());
     }
 
     #[test]
