@@ -17,7 +17,7 @@ use linx_crds::addressset::assemble;
 use linx_crds::source::Resolved;
 use linx_crds::{FirewallAddressSet, FirewallAddressSetSpec};
 
-use crate::policy::AddressBook;
+use crate::rulesets::AddressBook;
 
 type Group = (String, String);
 

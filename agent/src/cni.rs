@@ -269,7 +269,7 @@ impl Endpoint {
             Ok(t) => t,
             Err(message) => return Response::Failed { message },
         };
-        if target.pod.host_network {
+        if target.pod.never_touched().is_some() {
             return Response::Unselected; // never touched (and never chained)
         }
         let uid = target.pod.uid.clone();

@@ -66,7 +66,7 @@ impl Target {
 pub fn targets(pods: &[Pod], policy: &dyn Policy) -> Vec<Target> {
     pods.iter()
         .map(|p| {
-            if p.host_network {
+            if p.never_touched().is_some() {
                 return Target::new(p.clone(), None);
             }
             Target {

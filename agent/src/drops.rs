@@ -46,7 +46,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::pod::Pod;
-use crate::policy::{RuleMap, RulesetPolicy};
+use crate::rulesets::{RuleMap, RulesetPolicy};
 
 /// Rules of one resource that get a label of their own.
 pub const MAX_RULE_LABELS: usize = 32;

@@ -211,7 +211,7 @@ async fn should_uninstall(args: &InstallArgs) -> bool {
         OnExit::Never => return false,
         OnExit::Auto => {}
     }
-    let client = match crate::kube::client().await {
+    let client = match crate::cluster::client().await {
         Ok(c) => c,
         Err(e) => {
             warn!(error = %e, "cannot tell an uninstall from a restart: staying chained");

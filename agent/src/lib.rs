@@ -2,9 +2,11 @@
 //! its firewall equal to the FirewallRulesets that select it.
 //!
 //! - [`pod`]: what the agent knows of a pod; [`resolve`]: its namespace.
-//! - [`desired`]: the pluggable policy computing each pod's ruleset;
-//!   [`policy`]: the one from FirewallRulesets, with the set elements
+//! - [`desired`]: the pluggable [`Policy`] computing each pod's ruleset;
+//!   [`rulesets`]: the one from FirewallRulesets, with the set elements
 //!   [`addresses`] assembles from FirewallAddressSets.
+//! - [`cluster`]: the Kubernetes adapter (this node's pods, rulesets,
+//!   address sets; the node report; events).
 //! - [`controller`]: one worker per pod ([`worker`]), bounded concurrency.
 //! - [`report`]: per-pod outcomes; [`metrics`]: Prometheus metrics, [`serve`]d.
 //! - [`local`]: pods and values from a file; [`run`]: `linx-agent run`.
@@ -17,20 +19,20 @@
 
 pub mod addresses;
 pub mod cli;
+pub mod cluster;
 pub mod cni;
 pub mod controller;
 pub mod desired;
 pub mod drops;
 pub mod install;
-pub mod kube;
 pub mod local;
 pub mod metrics;
 pub mod observe;
 pub mod pod;
-pub mod policy;
 pub mod readiness;
 pub mod report;
 pub mod resolve;
+pub mod rulesets;
 pub mod run;
 pub mod serve;
 #[cfg(feature = "testing")]

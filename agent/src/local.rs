@@ -101,7 +101,8 @@ pub fn load(path: &Path) -> Result<Vec<Target>, LocalError> {
             labels: e.labels,
             host_network: e.host_network,
         };
-        out.push(Target::new(pod, desired.filter(|_| !e.host_network)));
+        let desired = desired.filter(|_| pod.never_touched().is_none());
+        out.push(Target::new(pod, desired));
     }
     Ok(out)
 }

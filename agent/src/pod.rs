@@ -14,6 +14,16 @@ pub struct Pod {
     pub host_network: bool,
 }
 
+impl Pod {
+    /// Why Linx must never enter this pod's network namespace, if so: the
+    /// one decision that the policy, the worker, the resolver, the CNI
+    /// endpoint and traces all consult (each refuses on its own, so that no
+    /// single path can be the one that forgets).
+    pub fn never_touched(&self) -> Option<&'static str> {
+        self.host_network.then_some("hostNetwork")
+    }
+}
+
 impl fmt::Display for Pod {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.namespace, self.name)

@@ -21,7 +21,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::kube::Snapshot;
+use crate::cluster::Snapshot;
 use crate::report::{PodState, Reports};
 
 /// The condition type of the gate.

@@ -129,7 +129,7 @@ impl CgroupResolver {
 
 impl NetnsResolver for CgroupResolver {
     fn resolve(&self, pod: &Pod) -> Result<Resolution, ResolveError> {
-        if pod.host_network {
+        if pod.never_touched().is_some() {
             return Ok(Resolution::HostNetwork);
         }
         for pid in self.candidates(&pod.uid)? {

@@ -19,7 +19,7 @@ use crate::resolve::CgroupResolver;
 #[derive(Clone, Debug)]
 pub struct RunConfig {
     /// The pods file (see [`crate::local`]), polled for changes; `None`:
-    /// pods and FirewallRulesets from the API server ([`crate::kube`]).
+    /// pods and FirewallRulesets from the API server ([`crate::cluster`]).
     pub local: Option<PathBuf>,
     /// This node's name (needed without `local`).
     pub node_name: Option<String>,
@@ -83,7 +83,7 @@ pub struct RunArgs {
     pub host_netns: PathBuf,
     /// The NFLOG group that Audit rules and drop logs log to, read by the
     /// agent in each pod whose rules use it.
-    #[arg(long, default_value_t = crate::policy::DEFAULT_NFLOG_GROUP)]
+    #[arg(long, default_value_t = crate::rulesets::DEFAULT_NFLOG_GROUP)]
     pub nflog_group: u16,
     /// Drop-log JSON lines per second per pod; what is held back is
     /// counted (`{"suppressed": N}` lines). 0: no limit.
@@ -169,7 +169,7 @@ pub enum RunError {
     #[error("the node name is needed without --local (--node-name or NODE_NAME)")]
     NoNodeName,
     #[error(transparent)]
-    Kube(#[from] crate::kube::KubeError),
+    Kube(#[from] crate::cluster::KubeError),
     #[error("linx-cni endpoint: {0}")]
     Cni(#[from] crate::cni::EndpointError),
 }
@@ -240,14 +240,14 @@ pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
         ));
         node.read_drops(drops.clone());
         let _ticks = AbortOnDrop(tokio::spawn(drops.run_ticks()));
-        let client = crate::kube::client().await?;
-        let opts = crate::kube::KubeOptions {
+        let client = crate::cluster::client().await?;
+        let opts = crate::cluster::KubeOptions {
             node: node_name,
             report_interval: cfg.report_interval,
             cni_state_dir: cni.as_ref().map(|_| cfg.cni_state_dir.clone()),
             readiness_gate: cfg.readiness_gate,
         };
-        crate::kube::run(client, opts, node, cni, stop_signal()).await;
+        crate::cluster::run(client, opts, node, cni, stop_signal()).await;
         return Ok(());
     };
     let lookup = Arc::new(LocalLookup::new(&local));

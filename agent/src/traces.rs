@@ -33,10 +33,10 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::kube::Snapshot;
+use crate::cluster::Snapshot;
 use crate::pod::Pod;
-use crate::policy::RulesetPolicy;
 use crate::resolve::{NetnsResolver, Resolution};
+use crate::rulesets::RulesetPolicy;
 
 /// Traces running at once on one node, unless told otherwise; more wait.
 pub const CONCURRENCY: usize = 32;
@@ -92,7 +92,7 @@ pub fn decide(t: &FirewallTrace, pods: &[Pod], running: bool) -> Decision {
             "the agent restarted while tracing; create the trace again".into(),
         );
     }
-    if pod.host_network {
+    if pod.never_touched().is_some() {
         return fail(
             reasons::HOST_NETWORK,
             format!(

@@ -121,11 +121,11 @@ pub(crate) async fn run(pod: Pod, mut desired: watch::Receiver<Desired>, shared:
         programmed: AtomicU64::new(0),
     };
     w.report(desired.borrow().revision, |r| r.state = PodState::Pending);
-    if w.pod.host_network {
-        info!(pod = %w.pod, "hostNetwork pod: skipped, never touched");
+    if let Some(why) = w.pod.never_touched() {
+        info!(pod = %w.pod, "{why} pod: skipped, never touched");
         w.shared.metrics.pods_skipped.inc();
         w.report(desired.borrow().revision, |r| {
-            r.state = PodState::Skipped("hostNetwork".into())
+            r.state = PodState::Skipped(why.into())
         });
         while desired.changed().await.is_ok() {}
         w.shared.metrics.pods_skipped.dec();
@@ -149,7 +149,9 @@ pub(crate) async fn run(pod: Pod, mut desired: watch::Receiver<Desired>, shared:
                             Resolution::NotRunning => None,
                             Resolution::HostNetwork => {
                                 w.report(desired.borrow().revision, |r| {
-                                    r.state = PodState::Skipped("hostNetwork".into())
+                                    r.state = PodState::Skipped(
+                                        w.pod.never_touched().unwrap_or("hostNetwork").into(),
+                                    )
                                 });
                                 None
                             }
@@ -171,7 +173,7 @@ pub(crate) async fn run(pod: Pod, mut desired: watch::Receiver<Desired>, shared:
                 }
             }
             Ok(Ok(None)) => {
-                if !w.pod.host_network {
+                if w.pod.never_touched().is_none() {
                     not_running_since.get_or_insert_with(Instant::now);
                     w.report(revision, |r| {
                         r.state = PodState::NotRunning;

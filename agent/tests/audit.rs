@@ -12,7 +12,7 @@ use std::time::Duration;
 use linx_agent::desired::Policy;
 use linx_agent::drops::{DropConfig, DropMetrics, Drops, PodRules};
 use linx_agent::pod::Pod;
-use linx_agent::policy::RulesetPolicy;
+use linx_agent::rulesets::RulesetPolicy;
 use linx_crds::instrument::LogKind;
 use linx_crds::{FirewallRuleset, FirewallRulesetSpec};
 use linx_netfilter::diff::Op;

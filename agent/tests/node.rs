@@ -394,7 +394,7 @@ const TYPO: &str = "table inet linx {\n\tchain input {\n\t\ttype filter hook inp
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_edit_keeps_the_last_valid_generation_and_a_restart_holds_its_tables() {
     use linx_agent::desired::targets;
-    use linx_agent::policy::RulesetPolicy;
+    use linx_agent::rulesets::RulesetPolicy;
     let p = test_pod();
     p.ns.load(FOREIGN);
     let pods = [p.pod.clone()];

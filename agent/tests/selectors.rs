@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use linx_agent::desired::targets;
-use linx_agent::policy::{AddressBook, RulesetPolicy};
+use linx_agent::rulesets::{AddressBook, RulesetPolicy};
 use linx_agent::testing::{in_netns, ip, pod_uid, resolver, FakePod};
 use linx_agent::{NodeController, Options, Pod, PodState};
 use linx_crds::source::SetRef;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod as KubePod;
 use linx_agent::desired::targets;
-use linx_agent::policy::{AddressBook, RulesetPolicy};
+use linx_agent::rulesets::{AddressBook, RulesetPolicy};
 use linx_agent::testing::{pod_uid, resolver, FakePod};
 use linx_agent::{NodeController, Options, Pod, PodState};
 use linx_crds::addressset::assemble;

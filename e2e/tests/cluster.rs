@@ -428,7 +428,7 @@ fn agent_applies(nft: &str) -> String {
         serde_json::from_value(json!({ "nft": nft })).unwrap();
     let mut v = linx_crds::compile(&spec).unwrap();
     let mut origins = linx_crds::origin::Origins::of(&spec, &v);
-    let how = Instrumentation::of(&spec, linx_agent::policy::DEFAULT_NFLOG_GROUP);
+    let how = Instrumentation::of(&spec, linx_agent::rulesets::DEFAULT_NFLOG_GROUP);
     let tags = instrument(&mut v, &how, &mut origins).unwrap();
     if tags.is_empty() {
         return nft.to_owned();

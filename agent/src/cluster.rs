@@ -43,8 +43,8 @@ use crate::controller::NodeController;
 use crate::desired::{targets, Target};
 use crate::drops::{Drops, PodRules};
 use crate::pod::Pod;
-use crate::policy::RulesetPolicy;
 use crate::report::{PodReport, PodState, Reports};
+use crate::rulesets::RulesetPolicy;
 
 /// Settings of the adapter.
 #[derive(Clone, Debug)]
@@ -144,7 +144,7 @@ pub fn node_report_with(
     let mut entries: BTreeMap<(String, String), RulesetReport> = BTreeMap::new();
     let mut failures: BTreeMap<(String, String), Vec<PodFailure>> = BTreeMap::new();
     let mut latencies: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
-    for pod in snap.pods.iter().filter(|p| !p.host_network) {
+    for pod in snap.pods.iter().filter(|p| p.never_touched().is_none()) {
         let current = reports
             .get(&pod.uid)
             .filter(|r| snap.revisions.get(&pod.uid) == Some(&r.revision));
@@ -267,7 +267,7 @@ fn pod_starts(
         };
     }
     let mut out = PodStarts::default();
-    for pod in snap.pods.iter().filter(|p| !p.host_network) {
+    for pod in snap.pods.iter().filter(|p| p.never_touched().is_none()) {
         if snap.policy.selecting(pod).next().is_none() {
             continue;
         }

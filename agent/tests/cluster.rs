@@ -9,11 +9,11 @@ use std::time::Duration;
 use http::{Method, Request, Response};
 use kube::client::Body;
 use kube::{Api, Client};
+use linx_agent::cluster::{node_report, write_report, KubeOptions, Snapshot};
 use linx_agent::controller::{NodeController, Options};
-use linx_agent::kube::{node_report, write_report, KubeOptions, Snapshot};
 use linx_agent::metrics::Metrics;
-use linx_agent::policy::RulesetPolicy;
 use linx_agent::resolve::{NetnsResolver, PodNetns, Resolution, ResolveError};
+use linx_agent::rulesets::RulesetPolicy;
 use linx_agent::{Pod, PodReport, PodState};
 use linx_cni::protocol::PodRef;
 use linx_cni::record::StartRecord;
@@ -371,7 +371,7 @@ fn start_adapter() -> Adapter {
         cni_state_dir: None,
         readiness_gate: false,
     };
-    let agent = tokio::spawn(linx_agent::kube::run(client, opts, node, None, async {
+    let agent = tokio::spawn(linx_agent::cluster::run(client, opts, node, None, async {
         let _ = stop_rx.await;
     }));
     let pod_json = json!({"metadata": {"name": "web-0", "namespace": "web", "uid": "u1",
