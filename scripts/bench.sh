@@ -21,3 +21,11 @@ echo
 echo "## linx-cni: ADD latency (the real chain, with and without linx-cni)"
 if [ "$quick" = quick ]; then cni="20 200 20"; else cni=""; fi
 cargo bench -q -p linx-agent --bench cni_add -- $cni
+echo
+echo "## Sets fed by a pod selector (full size: -- 1000 5000 100 50)"
+if [ "$quick" = quick ]; then sel="50 1000 100 10"; else sel=""; fi
+cargo bench -q -p linx-e2e --bench selectors -- $sel
+echo
+echo "## Fleet scale through the fake API server (full size: -- 100,1000 100 50 20 50)"
+if [ "$quick" = quick ]; then scale="50 10 10 2 50"; else scale=""; fi
+cargo bench -q -p linx-e2e --bench scale -- $scale

@@ -718,7 +718,17 @@ async fn write_once(
     Ok(report)
 }
 
-/// A client from the in-cluster configuration or `KUBECONFIG`.
+/// A client from the in-cluster configuration or `KUBECONFIG`, naming
+/// itself `linx-agent/VERSION`: the API server's audit log and
+/// priority-and-fairness (and the benchmarks) tell its requests apart
+/// from the operator's.
 pub async fn client() -> Result<Client, KubeError> {
-    Client::try_default().await.map_err(KubeError::Config)
+    let mut cfg = kube::Config::infer()
+        .await
+        .map_err(|e| KubeError::Config(kube::Error::InferConfig(e)))?;
+    cfg.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(concat!("linx-agent/", env!("CARGO_PKG_VERSION"))),
+    ));
+    Client::try_from(cfg).map_err(KubeError::Config)
 }

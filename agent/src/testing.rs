@@ -89,13 +89,195 @@ impl Drop for FakePod {
     fn drop(&mut self) {
         self.stop();
         for d in self.dirs.iter().rev() {
-            for _ in 0..50 {
-                if std::fs::remove_dir(d).is_ok() || !d.exists() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            remove_cgroup(d);
         }
+    }
+}
+
+/// Many fake pods, made cheaply for benchmarks at 1,000 pods: each pod is
+/// one `sleep` process that entered a network namespace of its own and
+/// its pod cgroup before it ran (`unshare(CLONE_NEWNET)` and a write of
+/// itself to `cgroup.procs` between fork and exec), so a pod costs one
+/// fork and two `mkdir`s: no `ip netns add` bind mount, no `nsenter`
+/// process, no window where the resolver could see it half made. Its
+/// namespace lives as long as its process; nothing to delete after.
+/// Pods are started on several threads at once.
+pub struct PodFarm {
+    top: PathBuf,
+    pods: Vec<FarmPod>,
+}
+
+/// One pod of a [`PodFarm`]; killed and its cgroup removed on drop.
+pub struct FarmPod {
+    pub uid: String,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl PodFarm {
+    /// An empty farm (its cgroups under `CGROUP_ROOT/linx-farm-PID-N`).
+    pub fn new() -> PodFarm {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let top = PathBuf::from(CGROUP_ROOT).join(format!("linx-farm-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(top.join("kubepods/burstable")).expect("create the farm's cgroup");
+        PodFarm {
+            top,
+            pods: Vec::new(),
+        }
+    }
+
+    /// Starts a pod for each UID, on up to 8 threads; returns their indices.
+    pub fn start(&mut self, uids: &[String]) -> std::ops::Range<usize> {
+        let first = self.pods.len();
+        let parent = self.top.join("kubepods/burstable");
+        let per = uids.len().div_ceil(8).max(1);
+        let made: Vec<FarmPod> = std::thread::scope(|s| {
+            let handles: Vec<_> = uids
+                .chunks(per)
+                .map(|chunk| {
+                    let parent = &parent;
+                    s.spawn(move || {
+                        chunk
+                            .iter()
+                            .map(|u| FarmPod::start(parent, u))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("farm thread"))
+                .collect()
+        });
+        self.pods.extend(made);
+        first..self.pods.len()
+    }
+
+    pub fn pods(&self) -> &[FarmPod] {
+        &self.pods
+    }
+
+    /// Removes the pod of `uid` (its process killed, its cgroup removed).
+    pub fn stop(&mut self, uid: &str) -> bool {
+        match self.pods.iter().position(|p| p.uid == uid) {
+            Some(i) => {
+                self.pods.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Default for PodFarm {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for PodFarm {
+    fn drop(&mut self) {
+        // Kill them all first, then wait: the cgroups empty in parallel.
+        for p in &mut self.pods {
+            let _ = p.child.kill();
+        }
+        self.pods.clear();
+        for d in [
+            self.top.join("kubepods/burstable"),
+            self.top.join("kubepods"),
+            self.top.clone(),
+        ] {
+            remove_cgroup(&d);
+        }
+    }
+}
+
+impl FarmPod {
+    fn start(parent: &std::path::Path, uid: &str) -> FarmPod {
+        use std::os::unix::process::CommandExt;
+        let dir = parent.join(format!("pod{uid}"));
+        std::fs::create_dir_all(dir.join("c0")).expect("create the pod's cgroup");
+        let procs = std::ffi::CString::new(
+            dir.join("c0/cgroup.procs")
+                .into_os_string()
+                .into_encoded_bytes(),
+        )
+        .expect("a path without NUL");
+        let mut cmd = Command::new("sleep");
+        cmd.arg("86400").stdin(Stdio::null());
+        // SAFETY: between fork and exec only async-signal-safe calls
+        // (unshare, open, write, close) on data prepared before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::unshare(libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // "0": the writing process itself.
+                let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
+                libc::close(fd);
+                if ok {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let child = cmd.spawn().expect("start a farm pod");
+        FarmPod {
+            uid: uid.to_string(),
+            child,
+            dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The pod's namespace, by its process (`/proc/PID/ns/net`).
+    pub fn netns_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/ns/net", self.pid()))
+    }
+
+    /// `nft ARGS` inside the pod's namespace; `Err(stderr)` when it fails.
+    pub fn nft(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new("nsenter")
+            .arg(format!("--net={}", self.netns_path().display()))
+            .arg("nft")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("run nsenter nft: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+}
+
+impl Drop for FarmPod {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        remove_cgroup(&self.dir.join("c0"));
+        remove_cgroup(&self.dir);
+    }
+}
+
+/// Removes a cgroup directory, waiting a little for its last process to
+/// be gone (a killed process leaves its cgroup shortly after `wait`).
+fn remove_cgroup(d: &std::path::Path) {
+    for _ in 0..50 {
+        if std::fs::remove_dir(d).is_ok() || !d.exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use linx_agent::pod::Pod;
 use linx_agent::resolve::{CgroupResolver, NetnsResolver, Resolution};
-use linx_agent::testing::{pod_uid, resolver, FakePod};
+use linx_agent::testing::{pod_uid, resolver, FakePod, PodFarm};
 use linx_netfilter::sys::*;
 use linx_netfilter::testing::TestNetns;
 use linx_netfilter::{Batch, Socket};
@@ -68,6 +68,45 @@ fn finds_a_pod_by_its_systemd_path() {
         panic!("pod not found")
     };
     assert_socket_lives_in(&found, &ns);
+}
+
+/// Pods of a farm (benchmarks' cheap pods): each found by its cgroup, in
+/// a namespace of its own, and one index scan serves them all.
+#[test]
+fn farm_pods_are_found_each_in_its_own_namespace() {
+    let uids: Vec<String> = (10..14).map(uid).collect();
+    let mut farm = PodFarm::new();
+    farm.start(&uids);
+    let r = resolver();
+    let mut inodes = Vec::new();
+    for (i, u) in uids.iter().enumerate() {
+        let Resolution::Found(found) = resolve_eventually(&r, &pod(u)) else {
+            panic!("farm pod {u} not found")
+        };
+        assert_eq!(found.pid, farm.pods()[i].pid());
+        let mut sock = Socket::open(&found.netns).unwrap();
+        let mut b = Batch::new();
+        b.add(NFT_MSG_NEWTABLE, NLM_F_CREATE, NFPROTO_INET as u8, |w| {
+            w.put_str(NFTA_TABLE_NAME, &format!("farm{i}"))
+        });
+        sock.commit(&mut b, None).unwrap();
+        inodes.push(found.inode);
+    }
+    for (i, p) in farm.pods().iter().enumerate() {
+        assert_eq!(
+            p.nft(&["list", "tables"]).unwrap(),
+            format!("table inet farm{i}\n")
+        );
+    }
+    inodes.sort();
+    inodes.dedup();
+    assert_eq!(inodes.len(), uids.len(), "one namespace per pod");
+    // A pod removed is not running any more.
+    assert!(farm.stop(&uids[0]));
+    assert!(matches!(
+        r.resolve(&pod(&uids[0])).unwrap(),
+        Resolution::NotRunning
+    ));
 }
 
 #[test]

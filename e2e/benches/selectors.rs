@@ -1,8 +1,9 @@
 //! Sets fed by a pod selector, end to end without an API server: the
 //! operator's publisher (index of CLUSTER pods, default 5,000, all
 //! `app=api`) resolves the set of one FirewallRuleset selecting PODS pods
-//! on this node (default 1,000, real namespaces); pod IPs change at RATE
-//! per second (default 100) in rounds of 100 ms; each round's published
+//! on this node (default 200; the size is 1,000: processes in
+//! network namespaces of their own, `testing::PodFarm`); pod IPs change at
+//! RATE per second (default 100) in rounds of 100 ms (default 20 rounds); each round's published
 //! chunks are assembled as an agent does, compiled by the agent's policy
 //! and reconciled into every pod's kernel. Prints, per round, the time
 //! from the pod events to every kernel updated (p50/p99), the operations
@@ -10,7 +11,8 @@
 //! and nft doing the same delta in one namespace for comparison.
 //!
 //! `cargo bench -p linx-e2e --bench selectors [-- PODS CLUSTER RATE ROUNDS]`
-//! (root: makes namespaces and cgroups, removed at the end).
+//! (root: makes namespaces and cgroups, removed at the end); the issue's
+//! size: `-- 1000 5000 100 50`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,8 +20,9 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod as KubePod;
 use linx_agent::desired::targets;
+use linx_agent::metrics::ProcessStats;
 use linx_agent::rulesets::{AddressBook, RulesetPolicy};
-use linx_agent::testing::{pod_uid, resolver, FakePod};
+use linx_agent::testing::{pod_uid, resolver, PodFarm};
 use linx_agent::{NodeController, Options, Pod, PodState};
 use linx_crds::addressset::assemble;
 use linx_crds::{FirewallAddressSetSpec, FirewallRuleset};
@@ -103,31 +106,33 @@ fn main() {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
-    let pods_n = args.first().copied().unwrap_or(1000);
+    let pods_n = args.first().copied().unwrap_or(200);
     let cluster = args.get(1).copied().unwrap_or(5000);
     let rate = args.get(2).copied().unwrap_or(100);
-    let rounds = args.get(3).copied().unwrap_or(50);
+    let rounds = args.get(3).copied().unwrap_or(20);
     let per_round = (rate / 10).max(1);
     let rt = tokio::runtime::Runtime::new().unwrap();
 
-    eprintln!("setting up {pods_n} namespaces...");
-    let fixtures: Vec<(TestNetns, FakePod, Pod)> = (0..pods_n)
-        .map(|i| {
-            let ns = TestNetns::new();
-            let uid = pod_uid(200_000 + i as u32);
-            let fake = FakePod::start(&uid, false, Some(&ns));
-            let pod = Pod {
-                namespace: "bench".into(),
-                name: format!("db-{i}"),
-                labels: [("app".to_string(), "db".to_string())].into(),
-                uid,
-                ..Default::default()
-            };
-            (ns, fake, pod)
+    let (from, to) = linx_agent::run::raise_open_files_limit().expect("raise RLIMIT_NOFILE");
+    eprintln!("soft limit on open files: {from} -> {to}");
+    let t = Instant::now();
+    let uids: Vec<String> = (0..pods_n).map(|i| pod_uid(200_000 + i as u32)).collect();
+    let mut farm = PodFarm::new();
+    farm.start(&uids);
+    let setup = t.elapsed();
+    eprintln!("{pods_n} pods made in {setup:?}");
+    let pods: Vec<Pod> = uids
+        .iter()
+        .enumerate()
+        .map(|(i, uid)| Pod {
+            namespace: "bench".into(),
+            name: format!("db-{i}"),
+            labels: [("app".to_string(), "db".to_string())].into(),
+            uid: uid.clone(),
+            ..Default::default()
         })
         .collect();
-    let pods: Vec<Pod> = fixtures.iter().map(|f| f.2.clone()).collect();
-    let uids: Vec<String> = pods.iter().map(|p| p.uid.clone()).collect();
+    let before = ProcessStats::read();
 
     let rs = [ruleset()];
     let mut publisher = Publisher::default();
@@ -148,7 +153,7 @@ fn main() {
     let first_publish = t.elapsed();
     let n_chunks = chunks.len();
 
-    let (start, latencies, mut plans, writes, ops, late) = rt.block_on(async {
+    let (start, latencies, mut plans, writes, ops, late, held) = rt.block_on(async {
         let mut node = NodeController::new(
             Arc::new(resolver()),
             Options::default(),
@@ -159,6 +164,7 @@ fn main() {
         let rev = node.apply(targets(&pods, &policy));
         wait_applied(&node, &uids, rev).await;
         let start = t.elapsed();
+        let held = ProcessStats::read();
         let (mut latencies, mut plans, mut writes, mut ops) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut late = 0;
@@ -190,12 +196,11 @@ fn main() {
             ops.push(node.reports().get(&uids[0]).map_or(0, |r| r.patch_ops));
         }
         node.shutdown().await;
-        (start, latencies, plans, writes, ops, late)
+        (start, latencies, plans, writes, ops, late, held)
     });
 
     // Sanity: a pod's kernel holds the final list (nft's own listing).
-    let listing = fixtures[pods_n / 2]
-        .0
+    let listing = farm.pods()[pods_n / 2]
         .nft(&["list", "set", "inet", "linx", "api"])
         .unwrap();
     let want = assemble(chunks.values()).into_values().next().unwrap();
@@ -254,6 +259,10 @@ fn main() {
     println!("| measure | value |");
     println!("| --- | ---: |");
     println!(
+        "| {pods_n} pods made (processes in namespaces and cgroups) | {:.1} s |",
+        setup.as_secs_f64()
+    );
+    println!(
         "| first resolution and publish ({cluster} pods) | {:.1} ms |",
         first_publish.as_secs_f64() * 1e3
     );
@@ -288,5 +297,16 @@ fn main() {
         "| nft -f of the same delta × {pods_n} pods (sequential estimate) | {:.0} ms |",
         pct(&nft_times, 0.5).as_secs_f64() * 1e3 * pods_n as f64
     );
-    drop(fixtures);
+    println!(
+        "| process RSS: before / converged | {} / {} MiB |",
+        before.rss_bytes >> 20,
+        held.rss_bytes >> 20
+    );
+    println!(
+        "| open fds / threads, converged | {} / {} |",
+        held.open_fds, held.threads
+    );
+    let t = Instant::now();
+    drop(farm);
+    eprintln!("{pods_n} pods removed in {:?}", t.elapsed());
 }

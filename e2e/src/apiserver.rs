@@ -102,6 +102,17 @@ impl FakeApiServer {
     pub fn requests(&self) -> Vec<String> {
         self.store.lock().requests.clone()
     }
+
+    /// [`requests`](Self::requests), each with the `User-Agent` it came
+    /// with (empty if none): who asked what.
+    pub fn requests_by(&self) -> Vec<(String, String)> {
+        let st = self.store.lock();
+        st.agents
+            .iter()
+            .cloned()
+            .zip(st.requests.iter().cloned())
+            .collect()
+    }
 }
 
 impl Drop for FakeApiServer {
@@ -135,6 +146,8 @@ pub(crate) struct State {
     objects: BTreeMap<Key, Value>,
     log: Vec<WatchEvent>,
     requests: Vec<String>,
+    /// The `User-Agent` of each of `requests`.
+    agents: Vec<String>,
 }
 
 struct Store {
@@ -204,6 +217,7 @@ struct Request {
     path: String,
     query: BTreeMap<String, String>,
     content_type: String,
+    user_agent: String,
     body: Vec<u8>,
 }
 
@@ -235,7 +249,11 @@ async fn serve_conn(sock: TcpStream, store: Arc<Store>) {
     let mut r = BufReader::new(r);
     while let Ok(Some(req)) = read_request(&mut r).await {
         let line = format!("{} {}?{}", req.method, req.path, query_string(&req.query));
-        store.lock().requests.push(line);
+        {
+            let mut st = store.lock();
+            st.requests.push(line);
+            st.agents.push(req.user_agent.clone());
+        }
         if req.method == "GET"
             && req
                 .query
@@ -322,6 +340,7 @@ async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
     };
     let (method, target) = (method.to_string(), target.to_string());
     let (mut length, mut chunked, mut content_type) = (0usize, false, String::new());
+    let mut user_agent = String::new();
     loop {
         let mut h = String::new();
         if r.read_line(&mut h).await? == 0 {
@@ -337,6 +356,7 @@ async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
                 "content-length" => length = v.parse().unwrap_or(0),
                 "transfer-encoding" => chunked = v.eq_ignore_ascii_case("chunked"),
                 "content-type" => content_type = v.to_string(),
+                "user-agent" => user_agent = v.to_string(),
                 _ => {}
             }
         }
@@ -373,6 +393,7 @@ async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
         path: path.to_string(),
         query,
         content_type,
+        user_agent,
         body,
     }))
 }
@@ -805,9 +826,12 @@ async fn serve_watch<W: tokio::io::AsyncWrite + Unpin>(
     loop {
         let events: Vec<WatchEvent> = {
             let st = store.lock();
-            st.log
+            // The log is in resourceVersion order: skip what was sent
+            // without walking it (thousands of events at 1,000 pods).
+            let first = st.log.partition_point(|e| e.rv <= from);
+            st.log[first..]
                 .iter()
-                .filter(|e| e.rv > from && in_scope(&t, &e.collection, &e.namespace))
+                .filter(|e| in_scope(&t, &e.collection, &e.namespace))
                 .cloned()
                 .collect()
         };

@@ -83,7 +83,13 @@ async fn run(args: Args) -> anyhow_free::Result {
     let mut registry = Registry::default();
     let metrics = Metrics::default().register(&mut registry);
     let registry = Arc::new(registry);
-    let client = Client::try_default().await?;
+    // Named, so audit logs (and the benchmarks) tell it from the agents.
+    let mut cfg = kube::Config::infer().await?;
+    cfg.headers.push((
+        ::http::header::USER_AGENT,
+        ::http::HeaderValue::from_static(concat!("linx-operator/", env!("CARGO_PKG_VERSION"))),
+    ));
+    let client = Client::try_from(cfg)?;
     let ns = args.lease_namespace.clone();
 
     let webhook_on = !args.webhook_addr.is_empty();
