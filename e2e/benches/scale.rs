@@ -36,7 +36,7 @@ use linx_agent::metrics::ProcessStats;
 use linx_agent::testing::{binary, PodFarm};
 use linx_crds::{FirewallNodeReport, FirewallRuleset};
 use linx_e2e::apiserver::FakeApiServer;
-use linx_e2e::free_addr;
+use linx_e2e::{free_addr, scrape};
 use serde_json::json;
 
 const NODE: &str = "scale-node";
@@ -92,18 +92,6 @@ fn nft(ruleset: usize, rules: usize, edited: bool) -> String {
 
 fn namespace(group: usize) -> String {
     format!("scale-{}", group % NAMESPACES)
-}
-
-/// The agent's metrics (Prometheus text).
-fn scrape(addr: &str) -> String {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return String::new();
-    };
-    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
 }
 
 /// Sum of the samples of `name` whose labels contain every one of `labels`.

@@ -71,7 +71,7 @@ use linx_crds::{
     FirewallNodeReport, FirewallRuleset, FirewallTrace, FirewallTraceStatus, TracePhase,
 };
 use linx_e2e::apiserver::FakeApiServer;
-use linx_e2e::{eventually, free_addr};
+use linx_e2e::{eventually, free_addr, scrape};
 use linx_netfilter::testing::{masked_listing, TestNetns};
 use serde_json::{json, Value};
 
@@ -1589,18 +1589,6 @@ fn start_agent(bin: &Path, node: &str, metrics: &str, stdout: &Path, kubeconfig:
         .spawn()
         .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
     Proc(child)
-}
-
-/// The agent's metrics (Prometheus text).
-fn scrape(addr: &str) -> String {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return String::new();
-    };
-    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
 }
 
 /// The value of the sample whose line starts with `series`.
