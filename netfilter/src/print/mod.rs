@@ -3,9 +3,12 @@
 //! [`rule`] turns one rule's expressions back into nft statements (as
 //! `nft list chain` shows them inside a chain), and [`ruleset`] prints a
 //! whole ruleset exactly as `nft list ruleset` does, tabs and all.
+//! A diff's [`Patch`](crate::diff::Patch) renders here too (`render`,
+//! `Display`), one line per operation.
 //! [`PrintOptions`] mirrors `nft -s` (no counter values) and `nft -p`
 //! (protocol numbers instead of names).
 
+mod patch;
 mod rule;
 pub(crate) mod ruleset;
 mod set;

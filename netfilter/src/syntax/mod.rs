@@ -23,6 +23,7 @@ pub mod expand;
 pub mod include;
 pub mod lexer;
 pub mod parser;
+pub mod refuse;
 pub mod script;
 pub mod suggest;
 pub mod vocab;

@@ -228,7 +228,7 @@ impl Parser {
                 Op::Add
             }
             _ => {
-                if let Some(d) = super::script::refusal(&w, span) {
+                if let Some(d) = super::refuse::refusal(&w, span) {
                     return Err(d);
                 }
                 return Err(Diagnostic::new(span, format!("unknown command '{w}'"))
@@ -321,12 +321,12 @@ impl Parser {
                     self.pos += 1;
                     let n = self.number("a number")?;
                     if k != "index" {
-                        return Err(super::script::handle_refusal(&k, kspan));
+                        return Err(super::refuse::handle_refusal(&k, kspan));
                     }
                     position = Some((k, n));
                 }
                 if matches!(op, Op::Delete | Op::Destroy | Op::Replace) {
-                    return Err(super::script::handle_refusal("handle", self.here()));
+                    return Err(super::refuse::handle_refusal("handle", self.here()));
                 }
                 let rule = self.rule()?;
                 out.push(Command {
@@ -430,7 +430,7 @@ impl Parser {
             .and_then(|t| t.word())
             .is_some_and(|w| parse_u64(w).is_some());
         if self.peek_word() == Some("handle") && number_next {
-            return Err(super::script::handle_refusal("handle", self.here()));
+            return Err(super::refuse::handle_refusal("handle", self.here()));
         }
         Ok(())
     }

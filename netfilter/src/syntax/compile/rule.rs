@@ -1176,7 +1176,7 @@ impl RuleCx<'_> {
                 let set = self
                     .table
                     .set(name)
-                    .ok_or_else(|| crate::syntax::script::unknown_set(self.table, name, *s))?;
+                    .ok_or_else(|| crate::syntax::refuse::unknown_set(self.table, name, *s))?;
                 let want: u32 = lens
                     .iter()
                     .map(|l| {
@@ -1189,10 +1189,8 @@ impl RuleCx<'_> {
                     .sum::<usize>() as u32;
                 if set.key_len != want {
                     let expr_ty = dts.iter().map(|d| d.name).collect::<Vec<_>>().join(" . ");
-                    let set_ty = crate::print::ruleset::type_names(
-                        set.key_type,
-                        crate::print::ruleset::field_count(set),
-                    );
+                    let set_ty =
+                        crate::proto::datatype::type_names(set.key_type, set.field_count());
                     return err(
                         *s,
                         format!("datatype mismatch: the expression is {expr_ty}, set @{name} holds {set_ty}"),

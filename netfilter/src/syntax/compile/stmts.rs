@@ -978,7 +978,7 @@ pub fn dynset(
     let s = cx
         .table()
         .set(set)
-        .ok_or_else(|| crate::syntax::script::unknown_set(cx.table(), set, span))?
+        .ok_or_else(|| crate::syntax::refuse::unknown_set(cx.table(), set, span))?
         .clone();
     // Key and value dependencies come before the key is loaded.
     let flat = |e: Option<&ast::Expr>| match e {
