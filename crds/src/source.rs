@@ -17,11 +17,11 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::diagnostic::Diagnostic;
+use crate::resource::{Family, FirewallRulesetSpec, MapElement};
 use linx_netfilter::proto::datatype::{self, INET_PROTO, INET_SERVICE, IPV4_ADDR, IPV6_ADDR};
 use linx_netfilter::sys::{NFT_SET_CONSTANT, NFT_SET_EVAL, NFT_SET_INTERVAL, NFT_SET_TIMEOUT};
 use linx_netfilter::{Ruleset, Set};
-use crate::diagnostic::Diagnostic;
-use crate::resource::{Family, FirewallRulesetSpec, MapElement};
 
 pub use crate::resource::{NamedSource, PodPeer, ServicePeer, SetSource};
 

@@ -305,7 +305,9 @@ impl Reconciler {
         let mut out = Outcome::default();
         let current = self.current(desired, &mut out)?;
         self.check_ownership(&current.state, desired)?;
-        let patch = self.patch(&current, desired);
+        let mut patch = self.patch(&current, desired);
+        // Named as a push would name them, so the plan shows what it sends.
+        push::name_patch(&mut patch, &current.state);
         let generation = current.generation;
         // Planning changes nothing: what was known stays known.
         self.known = Some(Known {
@@ -315,7 +317,7 @@ impl Reconciler {
             baseline: current.baseline,
         });
         if validate && !patch.is_empty() {
-            let mut enc = push::encode_patch(&patch);
+            let mut enc = push::encode_named_patch(&patch);
             self.sock.check(&mut enc.batch, Some(generation))?;
         }
         Ok((patch, generation))
@@ -431,7 +433,7 @@ impl Reconciler {
     fn push_patch(&mut self, current: Current, desired: &Ruleset, out: &mut Outcome) -> Result<()> {
         let generation = current.generation;
         let ours = self.concerned(desired);
-        let patch = self.patch(&current, desired);
+        let mut patch = self.patch(&current, desired);
         out.generation = generation;
         if patch.is_empty() {
             // The state equals `desired` now: later changes to it are
@@ -445,7 +447,8 @@ impl Reconciler {
             return Ok(());
         }
         let (journal, max) = (&mut self.journal, self.opts.max_attempts);
-        let mut enc = push::encode_patch(&patch);
+        push::name_patch(&mut patch, &current.state);
+        let mut enc = push::encode_named_patch(&patch);
         if let Some(j) = journal {
             j.expect_events(enc.batch.len());
         }

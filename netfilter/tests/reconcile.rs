@@ -339,11 +339,16 @@ fn a_restarted_reconciler_adopts_only_marked_tables() {
     let mut both = value_of(&chain_script(&["tcp dport 2 accept".into()]));
     let other = "table ip other {\n chain c {\n  udp dport 53 accept\n }\n}\n";
     both.tables.extend(value_of(other).tables);
-    reconciler(&ns, Options::default()).reconcile(&both).unwrap();
+    reconciler(&ns, Options::default())
+        .reconcile(&both)
+        .unwrap();
     let mut again = reconciler(&ns, Options::default());
     assert_eq!(again.adopt_marked().unwrap(), 2);
     let managed: std::collections::BTreeSet<(Family, String)> = again.managed().cloned().collect();
-    let want = [(Family::Inet, "fw".to_owned()), (Family::Ip, "other".to_owned())];
+    let want = [
+        (Family::Inet, "fw".to_owned()),
+        (Family::Ip, "other".to_owned()),
+    ];
     assert_eq!(managed, want.into_iter().collect());
     again.reconcile(&Ruleset::default()).unwrap();
     let listed = ns.ruleset();
