@@ -23,13 +23,12 @@ pub mod expand;
 pub mod include;
 pub mod lexer;
 pub mod parser;
-pub mod refuse;
 pub mod script;
 pub mod suggest;
 pub mod vocab;
 
 pub use compile::compile_rule;
-pub use diag::{Diagnostic, Diagnostics, Span};
+pub use diag::{Diagnostic, Diagnostics, Result, Span};
 pub use include::Includes;
 
 use crate::model::Ruleset;

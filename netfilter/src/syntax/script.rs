@@ -11,7 +11,7 @@
 //! what exists, deleting a chain, set or object still referenced, changing
 //! a base chain's hook or a set's type.
 //!
-//! Refused because they have no declarative meaning ([`refusal`](super::refuse::refusal)):
+//! Refused because they have no declarative meaning ([`refusal`]):
 //! commands that only read or watch (`list`, `monitor`, `describe`,
 //! `export`, `import`), `reset` (zeroes counters and quotas: a reconcile
 //! keeps kernel state unless it must not), `rename` (nft renames only
@@ -28,9 +28,11 @@
 use std::collections::HashMap;
 
 use super::ast::{self, Command, Object as AObj, Op};
-use super::compile::{self, sets, R};
+use super::compile::sets::{self, unknown_set};
+use super::compile::{self, objects, rule};
 use super::diag::{Diagnostic, Span};
-use super::refuse::{handle_refusal, unknown_set};
+use super::parser::handle_refusal;
+use super::Result as R;
 use crate::expr::{Data, Expr};
 use crate::model::{Family, Ruleset, Set, Table, Userdata, UDATA_COMMENT};
 use crate::sys::*;
@@ -228,7 +230,7 @@ fn apply(st: &mut State, cmd: &Command) -> R<()> {
                 return Err(unknown_chain(t, chain, span));
             };
             let rule = compile::bind_chains(fam, t, rule, n, bound)?;
-            let r = compile::rule::compile_rule_ast(fam, t, &rule, n)?;
+            let r = rule::compile_rule_ast(fam, t, &rule, n)?;
             check_jumps(t, chains.of(t), &r, span)?;
             compile::dynamic_sets(t, &r);
             let c = &mut t.chains[ci];
@@ -311,7 +313,7 @@ fn apply(st: &mut State, cmd: &Command) -> R<()> {
         }
         AObj::Obj(decl) => {
             let t = table_mut(rs, fam, &cmd.table, span)?;
-            let o = compile::objects::object(fam, t, decl)?;
+            let o = objects::object(fam, decl)?;
             match t
                 .objects
                 .iter_mut()
