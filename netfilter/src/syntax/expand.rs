@@ -95,7 +95,8 @@ pub fn expand(
             .is_none_or(|t: &Token| t.tok == Tok::Newline || t.is_punct(";") || t.is_punct("{"))
     };
     while let Some(frame) = frames.last_mut() {
-        let Some(t) = frame.toks.get(frame.pos).cloned() else {
+        // Each token is read once: moved out, not copied.
+        let Some(t) = frame.toks.get_mut(frame.pos).map(std::mem::take) else {
             frames.pop();
             // The end of an included file ends its last statement.
             if !frames.is_empty() {
@@ -130,7 +131,7 @@ pub fn expand(
             let Some(Token {
                 tok: Tok::Str(name),
                 span: nspan,
-            }) = frame.toks.get(frame.pos).cloned()
+            }) = frame.toks.get_mut(frame.pos).map(std::mem::take)
             else {
                 return Err(
                     Diagnostic::new(t.span, "expected a quoted file name after include")

@@ -4,7 +4,7 @@
 
 use super::diag::{Diagnostic, Span};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Tok {
     /// A bare word: keyword, name, number, address, range, prefix...
     Word(String),
@@ -17,10 +17,12 @@ pub enum Tok {
     /// Punctuation: `{ } ( ) ; , . : = == != < > <= >= & | ^ << >> ! + - / *`
     Punct(&'static str),
     /// End of a line (a statement separator).
+    #[default]
     Newline,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// (`Default`: a placeholder left where a token was moved out.)
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Token {
     pub tok: Tok,
     pub span: Span,
