@@ -83,6 +83,15 @@ pub fn expand(
     sources: &mut Sources,
     includes: &Includes,
 ) -> Result<Vec<Token>, Diagnostic> {
+    // A script with no variables, definitions or includes is its tokens.
+    let plain = |t: &Token| match &t.tok {
+        Tok::Var(_) => false,
+        Tok::Word(w) => !matches!(w.as_str(), "define" | "redefine" | "undefine" | "include"),
+        _ => true,
+    };
+    if main.iter().all(plain) {
+        return Ok(main);
+    }
     let mut out: Vec<Token> = Vec::with_capacity(main.len());
     let mut scopes = Scopes(vec![HashMap::new()]);
     let mut frames = vec![Frame {
