@@ -7,6 +7,9 @@ quick=${1:-}
 echo "## Reconcile (diff, known state, one change, interval sets)"
 cargo bench -q -p linx-netfilter --bench reconcile -- $quick
 echo
+echo "## Compiling nft text"
+cargo bench -q -p linx-netfilter --features testing --bench compile -- $quick
+echo
 echo "## Pull and whole push"
 if [ "$quick" = quick ]; then sizes="1000 10000"; else sizes=""; fi
 cargo bench -q -p linx-netfilter --features testing --bench pull_push -- $sizes
@@ -21,3 +24,6 @@ echo
 echo "## linx-cni: ADD latency (the real chain, with and without linx-cni)"
 if [ "$quick" = quick ]; then cni="20 200 20"; else cni=""; fi
 cargo bench -q -p linx-agent --bench cni_add -- $cni
+echo
+echo "## The cold path: linx-agent apply -f from a fresh process vs nft -f"
+cargo bench -q -p linx-agent --bench cold_path -- $quick

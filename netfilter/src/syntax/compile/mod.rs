@@ -1,23 +1,40 @@
 //! Compiler from parsed nft text to ruleset values: tables, chains,
 //! sets and rules as the kernel will hold them.
 
+// Layers, each using only those below it (no import circle):
+// `types`, `values`, `emit`, `fields`, `merge` (values and expressions);
+// `plain` (statements from their words), `sets`, `objects`;
+// `cx` (a rule's context), `anon` (its anonymous sets), `deps`
+// (protocol dependencies), `load` (selectors into registers), `lookup`
+// (sets and maps), then `relational`, `nat`, `dynset`, `stmts` (the
+// statements); `rule` (one rule), then this module (chains).
+mod anon;
+mod cx;
+mod deps;
+mod dynset;
 mod emit;
 pub mod fields;
+mod load;
+mod lookup;
 mod merge;
+mod nat;
 pub(crate) mod objects;
+mod plain;
+mod relational;
 pub(super) mod rule;
 pub(super) mod sets;
 mod stmts;
 pub mod types;
 mod values;
 
+use std::borrow::Cow;
+
 use super::ast;
 use super::diag::{Diagnostic, Diagnostics, Span};
 use super::parser;
+use super::Result as R;
 use crate::model::{Chain, Family, Hook, Rule, Table, Userdata, UDATA_COMMENT};
 use crate::sys::*;
-
-pub(super) type R<T> = Result<T, Diagnostic>;
 
 /// Compiles one rule in the context of `table` (its sets, chains, objects).
 pub fn compile_rule(family: Family, table: &Table, rule: &str) -> Result<Rule, Diagnostics> {
@@ -52,13 +69,21 @@ pub(super) fn dynamic_sets(t: &mut Table, r: &Rule) {
 /// Moves the rules of each `jump { ... }` / `goto { ... }` of `rule` into
 /// a new chain bound to it (flag `binding`, named `__chainN` as the
 /// kernel names them), and returns the rule with plain verdicts to them.
-pub(super) fn bind_chains(
+pub(super) fn bind_chains<'r>(
     fam: Family,
     t: &mut Table,
-    rule: &ast::RuleAst,
+    rule: &'r ast::RuleAst,
     n: &mut u32,
     bound: &mut u32,
-) -> R<ast::RuleAst> {
+) -> R<Cow<'r, ast::RuleAst>> {
+    // Most rules bind none: no copy of those.
+    if !rule
+        .stmts
+        .iter()
+        .any(|s| matches!(s, ast::Stmt::Bound { .. }))
+    {
+        return Ok(Cow::Borrowed(rule));
+    }
     let mut out = rule.clone();
     for s in &mut out.stmts {
         let ast::Stmt::Bound { goto, rules, span } = s else {
@@ -92,7 +117,7 @@ pub(super) fn bind_chains(
         };
         *s = ast::Stmt::Verdict(v, *span);
     }
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 fn hook_num(fam: Family, hook: &str, span: Span) -> R<u32> {

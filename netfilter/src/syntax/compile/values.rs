@@ -1,6 +1,9 @@
 //! Written values → register bytes for a given datatype: numbers,
 //! symbolic names, addresses, strings, flag lists, ranges and prefixes.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use super::types::*;
 use crate::model::Table;
 use crate::syntax::ast::{BinOp, Expr};
@@ -13,7 +16,7 @@ pub enum Val {
     Prefix(Vec<u8>, u32),
 }
 
-type R<T> = Result<T, Diagnostic>;
+use crate::syntax::Result as R;
 
 pub fn value(e: &Expr, dt: &Dtype, len: usize, t: &Table) -> R<Val> {
     value_shifted(e, dt, len, 0, t)
@@ -247,7 +250,7 @@ fn mismatch(w: &str, dt: &Dtype, span: crate::syntax::diag::Span) -> Diagnostic 
 /// The mask of a `plen`-bit prefix of a `len`-byte value: its most
 /// significant bits, which host order stores last.
 pub fn prefix_mask_ordered(len: usize, plen: u32, be: bool) -> Vec<u8> {
-    let mut m = super::rule::prefix_mask(len, plen);
+    let mut m = prefix_mask(len, plen);
     if !be {
         m.reverse();
     }
@@ -261,7 +264,7 @@ fn mask_ordered(v: &[u8], plen: u32, be: bool) -> Vec<u8> {
 
 /// First and last value of a prefix.
 pub fn prefix_range(v: &[u8], plen: u32) -> (Vec<u8>, Vec<u8>) {
-    let m = super::rule::prefix_mask(v.len(), plen);
+    let m = prefix_mask(v.len(), plen);
     let lo = v.iter().zip(&m).map(|(a, b)| a & b).collect();
     let hi = v.iter().zip(&m).map(|(a, b)| (a & b) | !b).collect();
     (lo, hi)
@@ -361,24 +364,44 @@ fn protocol(w: &str) -> Option<u8> {
     if w == "icmpv6" {
         return Some(58);
     }
-    db_lookup("/etc/protocols", w)?.try_into().ok()
+    static PROTOCOLS: OnceLock<HashMap<String, u64>> = OnceLock::new();
+    db(&PROTOCOLS, "/etc/protocols")
+        .get(w)?
+        .to_owned()
+        .try_into()
+        .ok()
 }
 
 /// A port by service name, from the system's services table.
 fn service(w: &str) -> Option<u16> {
-    db_lookup("/etc/services", w)?.try_into().ok()
+    static SERVICES: OnceLock<HashMap<String, u64>> = OnceLock::new();
+    db(&SERVICES, "/etc/services")
+        .get(w)?
+        .to_owned()
+        .try_into()
+        .ok()
 }
 
-/// The number of `w` in a `/etc/protocols`-style table: `name number[/proto]
-/// aliases... # comment` per line.
-fn db_lookup(path: &str, w: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines().find_map(|l| {
-        let l = l.split('#').next().unwrap_or("");
-        let mut it = l.split_whitespace();
-        let (name, num) = (it.next()?, it.next()?);
-        let hit = name == w || it.any(|a| a == w);
-        hit.then(|| parse_u64(num.split('/').next().unwrap_or(num)))?
+/// A `/etc/protocols`-style table (`name number[/proto] aliases... #
+/// comment` per line) by name and alias, read once per process: the first
+/// line naming a word gives its number.
+fn db<'a>(cell: &'a OnceLock<HashMap<String, u64>>, path: &str) -> &'a HashMap<String, u64> {
+    cell.get_or_init(|| {
+        let mut out = HashMap::new();
+        for l in std::fs::read_to_string(path).unwrap_or_default().lines() {
+            let l = l.split('#').next().unwrap_or("");
+            let mut it = l.split_whitespace();
+            let (Some(name), Some(num)) = (it.next(), it.next()) else {
+                continue;
+            };
+            let Some(n) = parse_u64(num.split('/').next().unwrap_or(num)) else {
+                continue;
+            };
+            for w in std::iter::once(name).chain(it) {
+                out.entry(w.to_owned()).or_insert(n);
+            }
+        }
+        out
     })
 }
 
@@ -450,4 +473,32 @@ fn classid(w: &str) -> Option<u32> {
         u32::from_str_radix(b, 16).ok()?
     };
     Some((a << 16) | (b & 0xffff))
+}
+
+/// The next value (as big-endian bytes), `None` past the largest.
+pub(super) fn incr(v: &[u8]) -> Option<Vec<u8>> {
+    let mut out = v.to_vec();
+    for i in (0..out.len()).rev() {
+        if out[i] == 0xff {
+            out[i] = 0;
+        } else {
+            out[i] += 1;
+            return Some(out);
+        }
+    }
+    None
+}
+
+/// The mask of a `plen`-bit prefix of a `len`-byte network-order value.
+pub(super) fn prefix_mask(len: usize, plen: u32) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            let bits = (plen as i64 - (i as i64) * 8).clamp(0, 8) as u32;
+            if bits == 0 {
+                0
+            } else {
+                0xffu8 << (8 - bits)
+            }
+        })
+        .collect()
 }
