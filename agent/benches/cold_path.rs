@@ -203,13 +203,7 @@ fn main() {
 
     let mut phases = Vec::new();
     for &n in &sizes {
-        let runs = if quick {
-            3
-        } else if n >= 100_000 {
-            3
-        } else {
-            5
-        };
+        let runs = if quick || n >= 100_000 { 3 } else { 5 };
         let text = realistic_ruleset(n);
         // One rule's verdict changed, near the middle.
         let i = (n / 2) / 20 * 20 + 4;
