@@ -4,7 +4,9 @@
 //! dynset statements — must equal what the codec decodes from the
 //! expression's own encoding, over the golden inputs, the real-world
 //! rulesets, our examples and (when present) the conformance corpus's
-//! dumps. That the encoding is nft's is checked by `golden` (bytecode) and
+//! dumps. That each is built with the attributes the kernel dumps is
+//! checked by `syntax::compile::emit`'s unit test (against the old
+//! encode-and-decode construction), `golden` (bytecode) and
 //! `compile_conformance` (the value pulled after nft loads each rule).
 
 use linx_netfilter::expr::Expr;
