@@ -314,10 +314,12 @@ impl Reconciler {
         let mut out = Outcome::default();
         let current = self.current(desired, &mut out)?;
         self.check_ownership(&current.state, desired)?;
-        let patch = match self.opts.mode {
+        let mut patch = match self.opts.mode {
             Mode::Reconcile => self.decorate(current.diff(desired)),
             Mode::Replace => replace_patch(&current.state, &self.marked(desired)),
         };
+        // Named as a push would name them, so the plan shows what it sends.
+        push::name_patch(&mut patch, &current.state);
         let generation = current.generation;
         // Planning changes nothing: what was known stays known.
         self.known = Some(Known {
@@ -327,7 +329,7 @@ impl Reconciler {
             baseline: current.baseline,
         });
         if validate && !patch.is_empty() {
-            let mut enc = push::encode_patch(&patch);
+            let mut enc = push::encode_named_patch(&patch);
             self.sock.check(&mut enc.batch, Some(generation))?;
         }
         Ok((patch, generation))
@@ -447,9 +449,10 @@ impl Reconciler {
             });
             return Ok(());
         }
-        let patch = self.decorate(patch);
+        let mut patch = self.decorate(patch);
         let (journal, max) = (&mut self.journal, self.opts.max_attempts);
-        let mut enc = push::encode_patch(&patch);
+        push::name_patch(&mut patch, &current.state);
+        let mut enc = push::encode_named_patch(&patch);
         if let Some(j) = journal {
             j.expect_events(enc.batch.len());
         }

@@ -255,6 +255,69 @@ fn synthetic_rule(s: &mut String, i: usize) {
     );
 }
 
+/// An nft script of `rules` rules in the mix a real host firewall has, for
+/// the compiler's and the cold path's benchmarks (#20): table `inet
+/// realistic`, a base chain `input` dispatching by `iifname` to 10 chains
+/// `c0`..`c9` that share the rules; every rule counts and carries a
+/// comment; a quarter match IPv6 prefixes, a quarter address and port
+/// ranges, a quarter an interface; one in 20 (5%) an anonymous port set
+/// `tcp dport { 80, 443, P }`. Rule `i` is the same line at every size.
+pub fn realistic_ruleset(rules: usize) -> String {
+    use std::fmt::Write as _;
+    let chains = 10;
+    let per_chain = rules.div_ceil(chains).max(1);
+    let mut s = String::with_capacity(rules * 90 + 1024);
+    s.push_str("table inet realistic {\n\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n");
+    s.push_str("\t\tct state established,related accept\n");
+    for c in 0..chains {
+        let _ = writeln!(s, "\t\tiifname \"eth{c}\" jump c{c}");
+    }
+    s.push_str("\t}\n");
+    for c in 0..chains {
+        let _ = writeln!(s, "\tchain c{c} {{");
+        for i in c * per_chain..((c + 1) * per_chain).min(rules) {
+            s.push_str("\t\t");
+            realistic_rule(&mut s, i);
+            s.push('\n');
+        }
+        s.push_str("\t}\n");
+    }
+    s.push_str("}\n");
+    s
+}
+
+/// Rule `i` of [`realistic_ruleset`], without indentation or newline.
+fn realistic_rule(s: &mut String, i: usize) {
+    use std::fmt::Write as _;
+    let (a, b, c) = (i >> 16 & 255, i >> 8 & 255, i & 255);
+    let port = 1024 + i % 60000;
+    let _ = match i % 4 {
+        0 if i % 20 == 0 => write!(
+            s,
+            "ip saddr 10.{a}.{b}.{c} tcp dport {{ 80, 443, {port} }} counter accept comment \"web {i}\""
+        ),
+        0 => write!(
+            s,
+            "ip saddr 10.{a}.{b}.0/24 tcp dport {port} counter accept comment \"svc {i}\""
+        ),
+        1 => write!(
+            s,
+            "ip6 saddr 2001:db8:{a:x}:{:x}::/64 tcp dport {port} counter accept comment \"v6 {i}\"",
+            b << 8 | c
+        ),
+        2 => write!(
+            s,
+            "ip daddr 172.16.{b}.{c}-172.16.{b}.255 udp dport {port}-{} counter drop comment \"range {i}\"",
+            port + 100
+        ),
+        _ => write!(
+            s,
+            "iifname \"veth{}\" ip saddr 192.168.{b}.{c} tcp dport {port} counter reject comment \"if {i}\"",
+            i % 64
+        ),
+    };
+}
+
 /// An nft script with one interval set of `n` distinct /32 ranges
 /// (`10.0.0.0/32`, `10.0.0.2/32`, ...: every other address, so none merge).
 pub fn synthetic_interval_set(n: usize) -> String {

@@ -6,31 +6,33 @@
 //! [`PrintOptions`] mirrors `nft -s` (no counter values) and `nft -p`
 //! (protocol numbers instead of names).
 
+// Layers, each using only those below it (no import circle): `options`,
+// `value`, `stateful`, `regs`; `decompiler` (one rule's state), `deps`
+// (protocol context), `set`, `matches`, `stmt`, `rule` (a whole rule);
+// `ruleset` (the listing).
+mod decompiler;
+mod deps;
+mod matches;
+mod options;
+mod regs;
 mod rule;
 pub(crate) mod ruleset;
 mod set;
+mod stateful;
 mod stmt;
 pub mod value;
 
-pub use rule::verdict;
+pub use options::PrintOptions;
+pub use regs::verdict;
 pub use ruleset::{chain_header, hook_name, priority_text, set_body};
 
 use crate::model::{Family, Rule, Ruleset, Table};
-
-/// Listing switches, as nft's command-line flags.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PrintOptions {
-    /// `-s`: omit stateful values (counter packets/bytes, quota usage).
-    pub stateless: bool,
-    /// `-p`: print layer 4 protocols numerically (`ip protocol 6`).
-    pub numeric_protocol: bool,
-}
 
 /// One rule as nft lists it inside its chain (without indentation or
 /// newline). `table` supplies named sets; anonymous sets come from
 /// `rule.sets`.
 pub fn rule(family: Family, table: &Table, rule: &Rule, opts: &PrintOptions) -> String {
-    rule::Decompiler::new(family, table, rule, opts).run()
+    decompiler::Decompiler::new(family, table, rule, opts).run()
 }
 
 /// The whole ruleset as `nft list ruleset` prints it.

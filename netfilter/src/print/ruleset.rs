@@ -10,11 +10,12 @@ use crate::proto::udata::{self, TypeofExpr};
 use crate::proto::ByteOrder;
 use crate::sys::*;
 
-use super::rule::Decompiler;
-use super::set::{elements, KeyLayout};
-use super::stmt::{bytes_unit, limit};
+use super::decompiler::Decompiler;
+use super::options::PrintOptions;
+use super::regs::KeyLayout;
+use super::set::elements;
+use super::stateful::{bytes_unit, limit};
 use super::value::{self, ValueType};
-use super::PrintOptions;
 
 pub(super) fn ruleset(rs: &Ruleset, opts: &PrintOptions) -> String {
     let mut out = String::new();
@@ -427,7 +428,7 @@ pub fn set_body(t: &Table, s: &Set, opts: &PrintOptions) -> Vec<String> {
             stateless: true,
             ..*opts
         };
-        lines.push(super::stmt::inline_exprs(&s.exprs, &stateless));
+        lines.push(super::stateful::inline_exprs(&s.exprs, &stateless));
     }
     if udata::get(ud, udata::MERGE_ELEMENTS).is_some() {
         lines.push("auto-merge".into());
@@ -597,7 +598,7 @@ fn object(o: &crate::model::Object, opts: &PrintOptions) -> String {
         ),
         ObjectData::CtTimeout(to) => {
             let l4 = to.l4proto.unwrap_or(0);
-            let states = crate::syntax::compile::objects::timeout_states(l4);
+            let states = crate::proto::keys::ct_timeout_states(l4);
             // nft lists only the states whose timeout is not the default.
             let policy: Vec<String> = to
                 .policy

@@ -6,30 +6,10 @@ use crate::model::{Element, Set};
 use crate::proto::{ByteOrder, Format};
 use crate::sys::*;
 
-use super::rule::{verdict, Decompiler, Reg};
+use super::decompiler::Decompiler;
+use super::options::PrintOptions;
+use super::regs::{int_of, verdict, KeyLayout, Reg};
 use super::value::{self, ValueType};
-use super::PrintOptions;
-
-/// How a key splits into fields: (type, byte length, right shift) each,
-/// every field padded to a multiple of 4 bytes in the key.
-#[derive(Clone, Debug)]
-pub struct KeyLayout(pub Vec<(ValueType, u32, u32)>);
-
-impl KeyLayout {
-    fn fields<'b>(&self, b: &'b [u8]) -> Vec<&'b [u8]> {
-        if self.0.len() == 1 {
-            return vec![b];
-        }
-        let mut out = Vec::with_capacity(self.0.len());
-        let mut at = 0usize;
-        for (_, len, _) in &self.0 {
-            let end = (at + *len as usize).min(b.len());
-            out.push(&b[at.min(b.len())..end]);
-            at += len.next_multiple_of(4) as usize;
-        }
-        out
-    }
-}
 
 fn fmt_field(
     vt: ValueType,
@@ -205,7 +185,7 @@ pub fn elements(d: &Decompiler<'_>, set: &Set, layout: &KeyLayout, sep: &str) ->
     let mut out = Vec::new();
     // nft's order: statements, timeout, expires (not with `-s`), comment.
     let with_data = |e: &Element, mut s: String| {
-        let x = super::stmt::inline_exprs(&e.exprs, opts);
+        let x = super::stateful::inline_exprs(&e.exprs, opts);
         if !x.is_empty() {
             s += &format!(" {x}");
         }
@@ -255,7 +235,7 @@ pub fn elements(d: &Decompiler<'_>, set: &Set, layout: &KeyLayout, sep: &str) ->
             let first = |e: &Element| {
                 let catchall = e.flags.unwrap_or(0) & NFT_SET_ELEM_CATCHALL != 0;
                 let k = e.key.as_ref().map(|k| k.0.as_slice()).unwrap_or(&[]);
-                let v = super::rule::int_of(k, layout.0[0].0.byteorder);
+                let v = int_of(k, layout.0[0].0.byteorder);
                 (catchall, v & v.wrapping_neg())
             };
             elems.sort_by_key(|e| first(e));

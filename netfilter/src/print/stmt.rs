@@ -9,42 +9,17 @@ use crate::proto::datatype::{self as dt, Datatype};
 use crate::proto::{exthdr, ByteOrder};
 use crate::sys::*;
 
-use super::rule::{Decompiler, Layer, Reg};
+use super::decompiler::Decompiler;
+use super::options::PrintOptions;
+use super::regs::{exthdr_field, Layer, Reg};
+use super::stateful::{bytes_unit, inline_exprs, limit};
 use super::value::{self, ValueType};
-use super::PrintOptions;
 
 fn vt(d: &'static Datatype) -> ValueType {
     ValueType {
         dtype: d,
         byteorder: d.byteorder,
         bits: d.bits,
-    }
-}
-
-/// Byte quantities as nft writes them (`25 mbytes`): nft 1.0.6 lists at
-/// most mbytes (`4096 mbytes`) and refuses `gbytes` when reading.
-pub fn bytes_unit(n: u64) -> String {
-    let mut v = n;
-    let mut unit = "bytes";
-    for u in ["kbytes", "mbytes"] {
-        if v >= 1024 && v % 1024 == 0 {
-            v /= 1024;
-            unit = u;
-        } else {
-            break;
-        }
-    }
-    format!("{v} {unit}")
-}
-
-fn time_unit(secs: u64) -> &'static str {
-    match secs {
-        1 => "second",
-        60 => "minute",
-        3600 => "hour",
-        86400 => "day",
-        604800 => "week",
-        _ => "second",
     }
 }
 
@@ -395,41 +370,6 @@ pub(super) fn statement(d: &mut Decompiler<'_>, _rest: &[Expr], e: &Expr) -> usi
     1
 }
 
-/// Stateful expressions attached to sets, elements and dynset updates,
-/// as one line (`limit rate 1/second counter packets 0 bytes 0`).
-pub fn inline_exprs<'e>(exprs: impl IntoIterator<Item = &'e Expr>, opts: &PrintOptions) -> String {
-    let mut out = Vec::new();
-    for e in exprs {
-        out.push(match e {
-            Expr::Counter(c) if !opts.stateless => format!(
-                "counter packets {} bytes {}",
-                c.packets.unwrap_or(0),
-                c.bytes.unwrap_or(0)
-            ),
-            Expr::Counter(_) => "counter".to_string(),
-            Expr::Limit(l) => limit(l),
-            Expr::Quota(q) => {
-                let over = if q.flags.unwrap_or(0) & 1 != 0 {
-                    "over "
-                } else {
-                    ""
-                };
-                format!("quota {over}{}", bytes_unit(q.bytes.unwrap_or(0)))
-            }
-            Expr::Connlimit(c) => {
-                let over = if c.flags.unwrap_or(0) & 1 != 0 {
-                    "over "
-                } else {
-                    ""
-                };
-                format!("ct count {over}{}", c.count.unwrap_or(0))
-            }
-            other => other.name().to_string(),
-        });
-    }
-    out.join(" ")
-}
-
 /// An `NFT_XFRM_KEY_*`: nft's name, datatype, byte order, length.
 pub fn xfrm_key(key: u32) -> (&'static str, &'static Datatype, ByteOrder, u32) {
     match key {
@@ -440,36 +380,6 @@ pub fn xfrm_key(key: u32) -> (&'static str, &'static Datatype, ByteOrder, u32) {
         5 => ("reqid", &dt::INTEGER, ByteOrder::Host, 4),
         6 => ("spi", &dt::INTEGER, ByteOrder::Big, 4),
         _ => ("?", &dt::INTEGER, ByteOrder::Host, 4),
-    }
-}
-
-/// A limit expression or object as nft writes it.
-pub fn limit(l: &crate::expr::limit::Limit) -> String {
-    limit_text(
-        l.rate.unwrap_or(0),
-        l.unit.unwrap_or(1),
-        l.burst.unwrap_or(0),
-        matches!(l.limit_type, Some(crate::expr::limit::LimitType::Bytes)),
-        l.flags.unwrap_or(0) & 1 != 0,
-    )
-}
-
-/// `limit rate [over] N/unit [burst B packets]` or its byte form.
-pub fn limit_text(rate: u64, unit: u64, burst: u32, bytes: bool, over: bool) -> String {
-    let over = if over { "over " } else { "" };
-    let u = time_unit(unit);
-    if bytes {
-        let mut s = format!("limit rate {over}{}/{u}", bytes_unit(rate));
-        if burst != 0 {
-            s += &format!(" burst {}", bytes_unit(burst as u64));
-        }
-        s
-    } else {
-        let mut s = format!("limit rate {over}{rate}/{u}");
-        if burst != 5 && burst != 0 {
-            s += &format!(" burst {burst} packets");
-        }
-        s
     }
 }
 
@@ -819,7 +729,7 @@ fn exthdr_expr(d: &mut Decompiler<'_>, x: &crate::expr::exthdr::Exthdr) {
         let mut r = Reg::new(name, &dt::BOOLEAN, ByteOrder::Host, 1);
         r.vt.bits = 8;
         r
-    } else if let Some((h, f)) = super::rule::exthdr_field(op, ty, off, len) {
+    } else if let Some((h, f)) = exthdr_field(op, ty, off, len) {
         let mut r = Reg::new(
             format!("{} {}", named(h), f.name),
             f.dtype,

@@ -130,6 +130,30 @@ pub fn ct_dir_name(dir: u8) -> Option<&'static str> {
     dt::CT_DIR.symbol(dir as u64)
 }
 
+/// Conntrack states of a protocol, in kernel attribute order (type - 1),
+/// with the kernel's default timeout in seconds (measured: what a new
+/// timeout object holds for the states it does not set; nft lists only
+/// the states set to something else).
+pub fn ct_timeout_states(l4: u8) -> &'static [(&'static str, u32)] {
+    match l4 {
+        6 => &[
+            ("syn_sent", 120),
+            ("syn_recv", 60),
+            ("established", 432000),
+            ("fin_wait", 120),
+            ("close_wait", 60),
+            ("last_ack", 30),
+            ("time_wait", 120),
+            ("close", 10),
+            ("syn_sent2", 120),
+            ("retrans", 300),
+            ("unack", 300),
+        ],
+        17 => &[("unreplied", 30), ("replied", 120)],
+        _ => &[],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

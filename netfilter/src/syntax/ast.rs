@@ -290,6 +290,21 @@ pub enum Stmt {
     },
 }
 
+impl Stmt {
+    /// Where the statement is written.
+    pub fn span(&self) -> Span {
+        match self {
+            Stmt::Verdict(_, span)
+            | Stmt::Match { span, .. }
+            | Stmt::Vmap { span, .. }
+            | Stmt::Assign { span, .. }
+            | Stmt::Keyword { span, .. }
+            | Stmt::Bound { span, .. }
+            | Stmt::SetOp { span, .. } => *span,
+        }
+    }
+}
+
 /// One argument of a keyword statement: a plain word, or an expression
 /// (after `to`, `map`, ...).
 #[derive(Clone, Debug, PartialEq)]

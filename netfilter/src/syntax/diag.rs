@@ -8,6 +8,15 @@
 
 use std::fmt;
 
+/// What the parser and compiler return: a value, or the one problem that
+/// stopped them.
+pub type Result<T, E = Diagnostic> = std::result::Result<T, E>;
+
+/// An error at `span` saying `msg`.
+pub(crate) fn err<T>(span: Span, msg: impl Into<String>) -> Result<T> {
+    Err(Diagnostic::new(span, msg))
+}
+
 /// One problem in nft source text. `line` and `column` are 1-based
 /// (columns count characters); `len` is the number of characters
 /// underlined.

@@ -28,7 +28,7 @@ pub mod suggest;
 pub mod vocab;
 
 pub use compile::compile_rule;
-pub use diag::{Diagnostic, Diagnostics, Span};
+pub use diag::{Diagnostic, Diagnostics, Result, Span};
 pub use include::Includes;
 
 use crate::model::Ruleset;

@@ -28,49 +28,14 @@
 use std::collections::HashMap;
 
 use super::ast::{self, Command, Object as AObj, Op};
-use super::compile::{self, sets, R};
+use super::compile::sets::{self, unknown_set};
+use super::compile::{self, objects, rule};
 use super::diag::{Diagnostic, Span};
+use super::parser::handle_refusal;
+use super::Result as R;
 use crate::expr::{Data, Expr};
 use crate::model::{Family, Ruleset, Set, Table, Userdata, UDATA_COMMENT};
 use crate::sys::*;
-
-/// Why a command word that nft knows has no place in a desired state,
-/// and what to write instead; `None` for other words.
-pub fn refusal(word: &str, span: Span) -> Option<Diagnostic> {
-    let (why, help) = match word {
-        "list" | "monitor" | "describe" | "export" | "import" => (
-            format!("`{word}` reads or watches the ruleset; it declares nothing"),
-            "a file given to Linx declares the desired ruleset: remove this command \
-             (`linx-agent pull` lists what a namespace holds)"
-                .to_owned(),
-        ),
-        "reset" => (
-            "`reset` zeroes counters and quotas in the kernel; it declares nothing".to_owned(),
-            "remove it: an apply keeps counters and quotas of unchanged rules, and a \
-             changed rule or object starts from the values the file gives"
-                .to_owned(),
-        ),
-        "rename" => (
-            "`rename` applies only to a chain the kernel already holds".to_owned(),
-            "declare the chain under its new name".to_owned(),
-        ),
-        _ => return None,
-    };
-    Some(Diagnostic::new(span, why).help(help))
-}
-
-/// `handle N` / `position N` (and `delete rule`, `replace rule`, which
-/// need a handle): handles are the kernel's.
-pub fn handle_refusal(kind: &str, span: Span) -> Diagnostic {
-    Diagnostic::new(
-        span,
-        format!("rule and object handles are chosen by the kernel: a file cannot name one (`{kind}`)"),
-    )
-    .help(
-        "write the rules in the order wanted (`insert rule`/`add rule … index N` count the file's own rules); \
-         to remove rules, leave them out or `flush chain` and declare the rest",
-    )
-}
 
 /// The ruleset being built, and what is needed to add to it later.
 #[derive(Default)]
@@ -265,7 +230,7 @@ fn apply(st: &mut State, cmd: &Command) -> R<()> {
                 return Err(unknown_chain(t, chain, span));
             };
             let rule = compile::bind_chains(fam, t, rule, n, bound)?;
-            let r = compile::rule::compile_rule_ast(fam, t, &rule, n)?;
+            let r = rule::compile_rule_ast(fam, t, &rule, n)?;
             check_jumps(t, chains.of(t), &r, span)?;
             compile::dynamic_sets(t, &r);
             let c = &mut t.chains[ci];
@@ -348,7 +313,7 @@ fn apply(st: &mut State, cmd: &Command) -> R<()> {
         }
         AObj::Obj(decl) => {
             let t = table_mut(rs, fam, &cmd.table, span)?;
-            let o = compile::objects::object(fam, t, decl)?;
+            let o = objects::object(fam, decl)?;
             match t
                 .objects
                 .iter_mut()
@@ -456,32 +421,6 @@ fn add_elements(
         *x = s;
     }
     Ok(())
-}
-
-/// `unknown set`, naming the sets there are.
-pub fn unknown_set(t: &Table, set: &str, span: Span) -> Diagnostic {
-    let named: Vec<&str> = t
-        .sets
-        .iter()
-        .filter(|s| !s.is_anonymous())
-        .map(|s| s.name.as_str())
-        .collect();
-    let d = Diagnostic::new(
-        span,
-        format!("no set @{set} in table {} {}", t.family.name(), t.name),
-    );
-    match super::suggest::closest(set, named.iter().copied()) {
-        Some(s) => d.help(format!("did you mean @{s}?")),
-        None if named.is_empty() => d.help("the table has no sets: declare it first"),
-        None => d.help(format!(
-            "the table's sets are {}",
-            named
-                .iter()
-                .map(|n| format!("@{n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-    }
 }
 
 /// `delete`, `destroy` (no error when absent) and `flush`.

@@ -4,6 +4,7 @@
 
 use crate::expr::{Bytes, Expr, Verdict};
 use crate::netlink::{Attrs, Writer};
+use crate::syntax::ast;
 use crate::sys::*;
 
 /// One expression from its name and a writer of its data attributes.
@@ -181,4 +182,16 @@ pub fn counter(packets: u64, bytes: u64) -> Expr {
 /// Bytes as a `Bytes` value (for set elements).
 pub fn b(v: &[u8]) -> Bytes {
     Bytes::from(v)
+}
+
+/// A written verdict as the kernel's.
+pub fn verdict_of(v: &ast::Verdict) -> Verdict {
+    match v {
+        ast::Verdict::Accept => Verdict::Accept,
+        ast::Verdict::Drop => Verdict::Drop,
+        ast::Verdict::Continue => Verdict::Continue,
+        ast::Verdict::Return => Verdict::Return,
+        ast::Verdict::Jump(c) => Verdict::Jump(c.clone()),
+        ast::Verdict::Goto(c) => Verdict::Goto(c.clone()),
+    }
 }

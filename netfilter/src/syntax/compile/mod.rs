@@ -1,10 +1,26 @@
 //! Compiler from parsed nft text to ruleset values: tables, chains,
 //! sets and rules as the kernel will hold them.
 
+// Layers, each using only those below it (no import circle):
+// `types`, `values`, `emit`, `fields`, `merge` (values and expressions);
+// `plain` (statements from their words), `sets`, `objects`;
+// `cx` (a rule's context), `anon` (its anonymous sets), `deps`
+// (protocol dependencies), `load` (selectors into registers), `lookup`
+// (sets and maps), then `relational`, `nat`, `dynset`, `stmts` (the
+// statements); `rule` (one rule), then this module (chains).
+mod anon;
+mod cx;
+mod deps;
+mod dynset;
 mod emit;
 pub mod fields;
+mod load;
+mod lookup;
 mod merge;
+mod nat;
 pub(crate) mod objects;
+mod plain;
+mod relational;
 pub(super) mod rule;
 pub(super) mod sets;
 mod stmts;
@@ -14,10 +30,9 @@ mod values;
 use super::ast;
 use super::diag::{Diagnostic, Diagnostics, Span};
 use super::parser;
+use super::Result as R;
 use crate::model::{Chain, Family, Hook, Rule, Table, Userdata, UDATA_COMMENT};
 use crate::sys::*;
-
-pub(super) type R<T> = Result<T, Diagnostic>;
 
 /// Compiles one rule in the context of `table` (its sets, chains, objects).
 pub fn compile_rule(family: Family, table: &Table, rule: &str) -> Result<Rule, Diagnostics> {

@@ -1,29 +1,19 @@
 //! Named stateful objects: counter, quota, limit, synproxy, secmark and
 //! the conntrack helper, timeout and expectation objects.
 
-use super::rule;
+use super::plain::{self, synproxy};
 use super::types::{self, INET_PROTO, INET_SERVICE};
 use super::values::word;
-use crate::expr::synproxy::Synproxy;
 use crate::expr::Expr;
-use crate::model::{Family, Object, Table, Userdata, UDATA_COMMENT};
+use crate::model::{Family, Object, Userdata, UDATA_COMMENT};
 use crate::object::{CtExpect, CtHelper, CtTimeout, ObjectData, Secmark, TimeoutPolicy};
-use crate::syntax::ast::{self, Arg, ObjDecl, Stmt};
+use crate::syntax::ast::{Arg, ObjDecl};
 use crate::syntax::diag::{Diagnostic, Span};
 use crate::syntax::lexer::Tok;
 use crate::sys::*;
 
-type R<T> = Result<T, Diagnostic>;
-
-// `NF_SYNPROXY_OPT_*` (linux/netfilter/nf_synproxy.h).
-const NF_SYNPROXY_OPT_MSS: u32 = 0x01;
-const NF_SYNPROXY_OPT_WSCALE: u32 = 0x02;
-const NF_SYNPROXY_OPT_SACK_PERM: u32 = 0x04;
-const NF_SYNPROXY_OPT_TIMESTAMP: u32 = 0x08;
-
-fn err<T>(span: Span, msg: impl Into<String>) -> R<T> {
-    Err(Diagnostic::new(span, msg))
-}
+use crate::syntax::diag::err;
+use crate::syntax::Result as R;
 
 /// The object's arguments split into statements (at `;` and line ends),
 /// each a list of words and strings with their spans; `{ } : , =` are
@@ -66,12 +56,12 @@ fn statements(d: &ObjDecl) -> Vec<Vec<(String, Span)>> {
 }
 
 /// An object as declared (`counter x { packets 1 bytes 2 }`, `quota q 25 mbytes`).
-pub fn object(fam: Family, t: &Table, d: &ObjDecl) -> R<Object> {
+pub fn object(fam: Family, d: &ObjDecl) -> R<Object> {
     let stmts = statements(d);
     let words: Vec<(String, Span)> = stmts.iter().flatten().cloned().collect();
     let (obj_type, data) = match d.kind.as_str() {
         "counter" | "quota" | "limit" => {
-            let e = as_statement(fam, t, &d.kind, &words, d.span)?;
+            let e = as_statement(&d.kind, &words, d.span)?;
             match e {
                 Expr::Counter(c) => (NFT_OBJECT_COUNTER, ObjectData::Counter(c)),
                 Expr::Quota(q) => (NFT_OBJECT_QUOTA, ObjectData::Quota(q)),
@@ -119,31 +109,14 @@ pub fn object(fam: Family, t: &Table, d: &ObjDecl) -> R<Object> {
 }
 
 /// Counter, quota and limit objects take the arguments of the statement.
-fn as_statement(
-    fam: Family,
-    t: &Table,
-    kind: &str,
-    words: &[(String, Span)],
-    span: Span,
-) -> R<Expr> {
-    let args = words
+fn as_statement(kind: &str, words: &[(String, Span)], span: Span) -> R<Expr> {
+    let args: Vec<Arg> = words
         .iter()
         .map(|(w, s)| Arg::Word(w.clone(), *s))
         .collect();
-    let ast = ast::RuleAst {
-        stmts: vec![Stmt::Keyword {
-            name: kind.to_owned(),
-            args,
-            span,
-        }],
-        comment: None,
-        span,
-    };
-    let mut n = 0;
-    let mut r = rule::compile_rule_ast(fam, t, &ast, &mut n)?;
-    match r.exprs.len() {
-        1 => Ok(r.exprs.remove(0)),
-        _ => err(span, format!("invalid {kind} object")),
+    match plain::keyword(kind, &args, span)? {
+        Some(e) => Ok(e),
+        None => err(span, format!("invalid {kind} object")),
     }
 }
 
@@ -151,29 +124,6 @@ fn num(w: Option<&(String, Span)>, span: Span, what: &str) -> R<u64> {
     let (w, s) = w.ok_or_else(|| Diagnostic::new(span, format!("expected {what}")))?;
     crate::syntax::parser::parse_u64(w)
         .ok_or_else(|| Diagnostic::new(*s, format!("expected {what}, not '{w}'")))
-}
-
-pub(super) fn synproxy(words: &[(String, Span)]) -> R<Synproxy> {
-    let mut sp = Synproxy::default();
-    let mut flags = 0;
-    let mut it = words.iter();
-    while let Some((w, s)) = it.next() {
-        match w.as_str() {
-            "mss" => {
-                sp.mss = Some(num(it.next(), *s, "an MSS")?.min(u16::MAX as u64) as u16);
-                flags |= NF_SYNPROXY_OPT_MSS;
-            }
-            "wscale" => {
-                sp.wscale = Some(num(it.next(), *s, "a window scale")?.min(u8::MAX as u64) as u8);
-                flags |= NF_SYNPROXY_OPT_WSCALE;
-            }
-            "timestamp" => flags |= NF_SYNPROXY_OPT_TIMESTAMP,
-            "sack-perm" => flags |= NF_SYNPROXY_OPT_SACK_PERM,
-            _ => return err(*s, format!("unexpected '{w}' in synproxy")),
-        }
-    }
-    sp.flags = Some(flags);
-    Ok(sp)
 }
 
 /// `l3proto ip|ip6|inet`, defaulting to the table's family.
@@ -223,30 +173,6 @@ fn helper(fam: Family, stmts: &[Vec<(String, Span)>], span: Span) -> R<CtHelper>
     Ok(h)
 }
 
-/// Conntrack states of a protocol, in kernel attribute order (type - 1),
-/// with the kernel's default timeout in seconds (measured: what a new
-/// timeout object holds for the states it does not set; nft lists only
-/// the states set to something else).
-pub(crate) fn timeout_states(l4: u8) -> &'static [(&'static str, u32)] {
-    match l4 {
-        6 => &[
-            ("syn_sent", 120),
-            ("syn_recv", 60),
-            ("established", 432000),
-            ("fin_wait", 120),
-            ("close_wait", 60),
-            ("last_ack", 30),
-            ("time_wait", 120),
-            ("close", 10),
-            ("syn_sent2", 120),
-            ("retrans", 300),
-            ("unack", 300),
-        ],
-        17 => &[("unreplied", 30), ("replied", 120)],
-        _ => &[],
-    }
-}
-
 fn timeout(fam: Family, stmts: &[Vec<(String, Span)>], span: Span) -> R<CtTimeout> {
     let mut to = CtTimeout::default();
     let mut policy = Vec::new();
@@ -262,7 +188,7 @@ fn timeout(fam: Family, stmts: &[Vec<(String, Span)>], span: Span) -> R<CtTimeou
     let l4 = to
         .l4proto
         .ok_or_else(|| Diagnostic::new(span, "ct timeout needs a protocol"))?;
-    let states = timeout_states(l4);
+    let states = crate::proto::keys::ct_timeout_states(l4);
     let mut entries = Vec::new();
     // `= { state : secs , ... }`
     let toks: Vec<&(String, Span)> = policy

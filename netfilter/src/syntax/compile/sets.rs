@@ -4,9 +4,8 @@
 
 use super::emit::{self, b};
 use super::fields::{self, Load, L3};
-use super::rule::{incr, verdict};
 use super::types::{self, Dtype, Kind};
-use super::values::{self, Val};
+use super::values::{self, incr, Val};
 use crate::expr::Data;
 use crate::model::{Element, Family, Set, SetDesc, Table, Userdata, UDATA_COMMENT};
 use crate::proto::udata as ud;
@@ -14,11 +13,8 @@ use crate::syntax::ast::{self, Elem, KeySpec};
 use crate::syntax::diag::{Diagnostic, Span};
 use crate::sys::*;
 
-type R<T> = Result<T, Diagnostic>;
-
-fn err<T>(span: Span, msg: impl Into<String>) -> R<T> {
-    Err(Diagnostic::new(span, msg))
-}
+use crate::syntax::diag::err;
+use crate::syntax::Result as R;
 
 /// What a map's elements map to.
 #[derive(Clone, Debug)]
@@ -371,7 +367,7 @@ fn element(
         };
         match (md, d) {
             (MapData::Verdict, ast::Expr::Verdict(v, _)) => {
-                e.data = Some(Data::Verdict(verdict(v)))
+                e.data = Some(Data::Verdict(emit::verdict_of(v)))
             }
             (MapData::Verdict, other) => return err(other.span(), "expected a verdict"),
             (MapData::Value(dt, len), v) => {
@@ -409,7 +405,7 @@ fn element(
     if let Some((p, bytes)) = el.counter {
         e.exprs.push(emit::counter(p, bytes));
     }
-    e.exprs.extend(super::stmts::set_stmts(table, &el.stmts)?);
+    e.exprs.extend(super::plain::stateful(&el.stmts)?);
     if let Some(c) = &el.comment {
         e.userdata = Some(Userdata::with_comment(UDATA_COMMENT, c));
     }
@@ -822,7 +818,7 @@ pub fn named_set(fam: Family, t: &Table, d: &ast::SetDecl) -> R<(Set, SetLayout)
     let exprs = if d.counter {
         vec![emit::counter(0, 0)]
     } else {
-        super::stmts::set_stmts(t, &d.stmts)?
+        super::plain::stateful(&d.stmts)?
     };
     // Several statements per element are announced by a set flag.
     if exprs.len() > 1 {
@@ -899,4 +895,30 @@ pub fn add_elements(t: &Table, s: &mut Set, layout: &mut SetLayout, elems: &[Ele
         );
     }
     Ok(())
+}
+
+/// `unknown set`, naming the sets there are.
+pub fn unknown_set(t: &Table, set: &str, span: Span) -> Diagnostic {
+    let named: Vec<&str> = t
+        .sets
+        .iter()
+        .filter(|s| !s.is_anonymous())
+        .map(|s| s.name.as_str())
+        .collect();
+    let d = Diagnostic::new(
+        span,
+        format!("no set @{set} in table {} {}", t.family.name(), t.name),
+    );
+    match crate::syntax::suggest::closest(set, named.iter().copied()) {
+        Some(s) => d.help(format!("did you mean @{s}?")),
+        None if named.is_empty() => d.help("the table has no sets: declare it first"),
+        None => d.help(format!(
+            "the table's sets are {}",
+            named
+                .iter()
+                .map(|n| format!("@{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
 }

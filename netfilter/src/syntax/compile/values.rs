@@ -13,7 +13,7 @@ pub enum Val {
     Prefix(Vec<u8>, u32),
 }
 
-type R<T> = Result<T, Diagnostic>;
+use crate::syntax::Result as R;
 
 pub fn value(e: &Expr, dt: &Dtype, len: usize, t: &Table) -> R<Val> {
     value_shifted(e, dt, len, 0, t)
@@ -247,7 +247,7 @@ fn mismatch(w: &str, dt: &Dtype, span: crate::syntax::diag::Span) -> Diagnostic 
 /// The mask of a `plen`-bit prefix of a `len`-byte value: its most
 /// significant bits, which host order stores last.
 pub fn prefix_mask_ordered(len: usize, plen: u32, be: bool) -> Vec<u8> {
-    let mut m = super::rule::prefix_mask(len, plen);
+    let mut m = prefix_mask(len, plen);
     if !be {
         m.reverse();
     }
@@ -261,7 +261,7 @@ fn mask_ordered(v: &[u8], plen: u32, be: bool) -> Vec<u8> {
 
 /// First and last value of a prefix.
 pub fn prefix_range(v: &[u8], plen: u32) -> (Vec<u8>, Vec<u8>) {
-    let m = super::rule::prefix_mask(v.len(), plen);
+    let m = prefix_mask(v.len(), plen);
     let lo = v.iter().zip(&m).map(|(a, b)| a & b).collect();
     let hi = v.iter().zip(&m).map(|(a, b)| (a & b) | !b).collect();
     (lo, hi)
@@ -450,4 +450,32 @@ fn classid(w: &str) -> Option<u32> {
         u32::from_str_radix(b, 16).ok()?
     };
     Some((a << 16) | (b & 0xffff))
+}
+
+/// The next value (as big-endian bytes), `None` past the largest.
+pub(super) fn incr(v: &[u8]) -> Option<Vec<u8>> {
+    let mut out = v.to_vec();
+    for i in (0..out.len()).rev() {
+        if out[i] == 0xff {
+            out[i] = 0;
+        } else {
+            out[i] += 1;
+            return Some(out);
+        }
+    }
+    None
+}
+
+/// The mask of a `plen`-bit prefix of a `len`-byte network-order value.
+pub(super) fn prefix_mask(len: usize, plen: u32) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            let bits = (plen as i64 - (i as i64) * 8).clamp(0, 8) as u32;
+            if bits == 0 {
+                0
+            } else {
+                0xffu8 << (8 - bits)
+            }
+        })
+        .collect()
 }

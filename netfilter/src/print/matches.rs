@@ -7,9 +7,12 @@ use crate::expr::Data;
 use crate::proto::datatype as dt;
 use crate::proto::{exthdr, ByteOrder, Format};
 
-use super::super::set as pset;
-use super::super::value::{self, ValueType};
-use super::*;
+use crate::sys::*;
+
+use super::decompiler::Decompiler;
+use super::regs::{int_of, layer_of, mask_bits, raw_text, Reg};
+use super::set as pset;
+use super::value::{self, ValueType};
 
 impl<'a> Decompiler<'a> {
     pub(super) fn bitwise(&mut self, b: &crate::expr::bitwise::Bitwise) {

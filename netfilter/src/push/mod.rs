@@ -12,16 +12,26 @@
 //!
 //! Message order (what the kernel accepts): per table `NEWTABLE`; then per
 //! table its chains, objects, flowtables, named sets each followed by its
-//! elements; then the rules, each preceded by its anonymous sets (sent as
-//! `__set%d` with a batch-local `NFTA_SET_ID` the rule's expressions refer
-//! to, their elements right after) and by the rules of any binding chain it
-//! jumps to. Named sets get their elements before any rule binds them:
-//! the kernel refuses new elements in a bound constant set.
+//! elements; then the rules, each preceded by its anonymous sets (with a
+//! batch-local `NFTA_SET_ID` the rule's expressions refer to, their
+//! elements right after) and by the rules of any binding chain it jumps to.
+//! Named sets get their elements before any rule binds them: the kernel
+//! refuses new elements in a bound constant set.
+//!
+//! Anonymous sets are named by the push when it knows the table's sets (a
+//! table it creates, a patch over a known or pulled state: see [`names`]),
+//! sparing the kernel a scan of the table per set; otherwise (`Merge` into
+//! a table of unknown contents, [`encode_patch`]) they are sent as nft sends
+//! them, `__set%d`, for the kernel to number.
 //!
 //! Kernel-only facts in the value (handles, use counts, owner port id,
 //! element expiry) are never sent.
 
+mod names;
+
 use std::collections::HashMap;
+
+pub use names::{name_patch, AnonNames};
 
 use crate::codec::{self, element::Target, rule::ChainRef, setref};
 use crate::diff::{Op, Patch, Position};
@@ -124,17 +134,25 @@ fn describe_rule(rs: &Ruleset, t: usize, c: usize, r: usize, object: &str) -> St
 
 /// Builds the batch for `rs` without sending it.
 pub fn encode(rs: &Ruleset, opts: &PushOptions) -> Encoded {
-    let mut e = Encoder {
-        out: Encoded::default(),
-        excl: if opts.existing == Existing::Merge {
+    // Every table is created by the batch unless merging: its sets are the
+    // value's named ones.
+    let naming = if opts.existing == Existing::Merge {
+        Naming::Kernel
+    } else {
+        let mut names = AnonNames::new();
+        for t in &rs.tables {
+            names.take_all(t, false);
+        }
+        Naming::Ours(names)
+    };
+    let mut e = Encoder::new(
+        if opts.existing == Existing::Merge {
             0
         } else {
             NLM_F_EXCL
         },
-        next_set_id: 0,
-        next_chain_id: 0,
-        bound: HashMap::new(),
-    };
+        naming,
+    );
     for t in &rs.tables {
         e.table(t, opts.existing);
     }
@@ -151,15 +169,21 @@ pub fn encode(rs: &Ruleset, opts: &PushOptions) -> Encoded {
 /// Encodes a patch as one batch, in the patch's order (which the kernel
 /// accepts: see [`crate::diff`]). A chain bound to a rule is sent as nft
 /// sends it: unnamed, with a batch-local id its rules and the rule binding
-/// it use.
+/// it use. Anonymous sets are sent as `__set%d`, for the kernel to number:
+/// when the state the patch applies to is known, [`name_patch`] then
+/// [`encode_named_patch`] spare the kernel that.
 pub fn encode_patch(patch: &Patch) -> Encoded {
-    let mut e = Encoder {
-        out: Encoded::default(),
-        excl: 0,
-        next_set_id: 0,
-        next_chain_id: 0,
-        bound: HashMap::new(),
-    };
+    encode_ops(patch, Naming::Kernel)
+}
+
+/// [`encode_patch`] for a patch whose anonymous sets [`name_patch`] named:
+/// they are sent under those names.
+pub fn encode_named_patch(patch: &Patch) -> Encoded {
+    encode_ops(patch, Naming::Given)
+}
+
+fn encode_ops(patch: &Patch, naming: Naming) -> Encoded {
+    let mut e = Encoder::new(0, naming);
     for op in &patch.ops {
         e.op(op);
     }
@@ -267,9 +291,20 @@ fn echoed_handles(patch: &Patch, echoes: &Dump) -> std::collections::HashMap<u32
     handles
 }
 
+/// Who names the anonymous sets of a batch.
+enum Naming {
+    /// The kernel: sent as `__set%d` / `__map%d`.
+    Kernel,
+    /// The value: names already chosen ([`name_patch`]).
+    Given,
+    /// The encoder, around the names taken so far.
+    Ours(AnonNames),
+}
+
 struct Encoder {
     out: Encoded,
     excl: u16,
+    naming: Naming,
     next_set_id: u32,
     next_chain_id: u32,
     /// Chains bound in this batch: (table, name) → batch-local id.
@@ -277,6 +312,17 @@ struct Encoder {
 }
 
 impl Encoder {
+    fn new(excl: u16, naming: Naming) -> Self {
+        Encoder {
+            out: Encoded::default(),
+            excl,
+            naming,
+            next_set_id: 0,
+            next_chain_id: 0,
+            bound: HashMap::new(),
+        }
+    }
+
     fn add(
         &mut self,
         msg: u32,
@@ -331,7 +377,9 @@ impl Encoder {
         s.flowtables += t.flowtables.len();
     }
 
-    /// A set and its elements; `anon` = (name template, set id).
+    /// A set and its elements; `anon` = (name, set id) of an anonymous one:
+    /// a name template, or a name of ours, which must be new (`NLM_F_EXCL`:
+    /// a clash fails instead of filling the existing set).
     fn set(
         &mut self,
         family: u8,
@@ -346,8 +394,12 @@ impl Encoder {
             Some((n, id)) => (n, id),
             None => (s.name.as_str(), self.set_id()),
         };
-        let flags = if anon.is_some() {
-            NLM_F_CREATE
+        let flags = if let Some((name, _)) = anon {
+            if name.contains('%') {
+                NLM_F_CREATE
+            } else {
+                NLM_F_CREATE | NLM_F_EXCL
+            }
         } else {
             NLM_F_CREATE | self.excl
         };
@@ -426,9 +478,10 @@ impl Encoder {
         );
     }
 
-    /// A rule preceded by its anonymous sets: each is created under a name
-    /// template and a batch-local id, and the rule's references re-pointed
-    /// at that id (and its jumps to chains bound in this batch at theirs).
+    /// A rule preceded by its anonymous sets: each is created under its
+    /// name (see [`Naming`]) and a batch-local id, and the rule's references
+    /// re-pointed at both (and its jumps to chains bound in this batch at
+    /// theirs).
     /// `place` writes position attributes after the rule's own.
     #[allow(clippy::too_many_arguments)]
     fn rule_at(
@@ -468,18 +521,26 @@ impl Encoder {
         }
         if !r.sets.is_empty() {
             anon_rule = rule.clone();
+            // (name in the value, name sent, id); re-pointed in one pass,
+            // since a name sent may be another set's name in the value.
+            let mut sent = Vec::with_capacity(r.sets.len());
             for s in &r.sets {
                 let id = self.set_id();
-                let template = setref::anonymous_template(&s.name);
-                self.set(f, table, s, Some((&template, id)), origin);
-                for e in &mut anon_rule.exprs {
-                    setref::for_each_set_ref(e, |name, set_id| {
-                        if *name == s.name {
-                            name.clone_from(&template);
-                            *set_id = Some(id);
-                        }
-                    });
-                }
+                let name = match &mut self.naming {
+                    Naming::Kernel => setref::anonymous_template(&s.name),
+                    Naming::Given => s.name.clone(),
+                    Naming::Ours(names) => names.name(f, table, s),
+                };
+                self.set(f, table, s, Some((&name, id)), origin);
+                sent.push((s.name.as_str(), name, id));
+            }
+            for e in anon_rule.exprs.iter_mut() {
+                setref::for_each_set_ref(e, |name, set_id| {
+                    if let Some((_, to, id)) = sent.iter().find(|(from, ..)| from == name) {
+                        name.clone_from(to);
+                        *set_id = Some(*id);
+                    }
+                });
             }
             rule = &anon_rule;
         }

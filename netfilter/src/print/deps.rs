@@ -6,7 +6,12 @@ use crate::expr::payload::PayloadBase;
 use crate::proto::datatype as dt;
 use crate::proto::{header, keys, ByteOrder, Format, Header};
 
-use super::*;
+use crate::model::Family;
+use crate::sys::*;
+
+use super::decompiler::Decompiler;
+use super::regs::{int_of, layer_of, mask_bits, raw_text, Layer, Reg};
+use super::value::{self};
 
 impl<'a> Decompiler<'a> {
     pub(super) fn meta_reg(&mut self, key: u32) -> Reg {
