@@ -7,12 +7,12 @@
 //! memory from `/proc`, and which of its descriptors live in a namespace.
 //! Everything is removed on drop, also when a test fails.
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
+pub use linx_agent::testing::netns_fds_of;
 use linx_agent::testing::{binary, pod_uid, FakePod};
 use linx_netfilter::testing::TestNetns;
 use serde_json::{json, Value};
@@ -78,7 +78,12 @@ impl LocalNode {
     /// polled every 50 ms, reports written, the node's namespace named.
     pub fn agent_command(&self) -> Command {
         let pods = self.dir.join("pods.json");
-        self.command(&["--local".as_ref(), pods.as_os_str(), "--poll-ms".as_ref(), "50".as_ref()])
+        self.command(&[
+            "--local".as_ref(),
+            pods.as_os_str(),
+            "--poll-ms".as_ref(),
+            "50".as_ref(),
+        ])
     }
 
     /// `linx-agent run` on this node against the API server of
@@ -299,53 +304,6 @@ pub fn usage(pid: u32) -> Usage {
         threads: field("Threads:") as usize,
         rss_kib: field("VmRSS:"),
     }
-}
-
-/// How many of `pid`'s descriptors hold the namespace with this inode:
-/// its nsfs files and the sockets living there (each socket copied here
-/// with `pidfd_getfd` and asked its namespace with `SIOCGSKNS`).
-pub fn netns_fds_of(pid: u32, inode: u64) -> usize {
-    let want = format!("net:[{inode}]");
-    // SAFETY: pidfd_open returns a new descriptor or fails; owned here.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) };
-    if pidfd < 0 {
-        return 0;
-    }
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return 0;
-    };
-    dir.flatten()
-        .filter(|e| {
-            let Ok(link) = std::fs::read_link(e.path()) else {
-                return false;
-            };
-            let link = link.to_string_lossy();
-            if link == want {
-                return true;
-            }
-            if !link.starts_with("socket:") {
-                return false;
-            }
-            let Some(fd) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
-                return false;
-            };
-            // SAFETY: a copy of the target's descriptor, owned here.
-            let copy =
-                unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
-            if copy < 0 {
-                return false;
-            }
-            let copy = unsafe { OwnedFd::from_raw_fd(copy as i32) };
-            // SAFETY: SIOCGSKNS returns a new descriptor (or fails), owned here.
-            let ns = unsafe { libc::ioctl(copy.as_raw_fd(), libc::SIOCGSKNS) };
-            if ns < 0 {
-                return false;
-            }
-            let ns = unsafe { OwnedFd::from_raw_fd(ns) };
-            nix::sys::stat::fstat(ns.as_fd()).is_ok_and(|st| st.st_ino == inode)
-        })
-        .count()
 }
 
 /// The inode of a test namespace (for [`netns_fds_of`]).

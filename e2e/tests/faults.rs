@@ -1,5 +1,5 @@
 //! Faults a node meets, each against the built `linx-agent` fed by a pods
-//! file (no API server; those are in `apiserver_faults.rs`), each ending on
+//! file (no API server), each ending on
 //! the kernels' state as `nft` lists it in the pods' namespaces. What each
 //! guarantees: docs/faults.md. The tests run one at a time (they load the
 //! machine); the long ones take their counts from the environment so CI
@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use linx_agent::testing::{in_netns, ip, FakePod};
 use linx_e2e::eventually;
 use linx_e2e::node::{
-    bystander, entry, first_difference, generation, inode, linx_listing, netns_fds_of, next_pod_uid, Agent,
-    LocalNode, NodePod,
+    bystander, entry, first_difference, generation, inode, linx_listing, netns_fds_of,
+    next_pod_uid, Agent, LocalNode, NodePod,
 };
 use linx_netfilter::testing::{host_ruleset, Rng, TestNetns};
 use serde_json::Value;
@@ -147,7 +147,10 @@ fn sigkill_mid_push_leaves_each_pod_old_or_new_and_a_restart_converges_without_f
     let names: Vec<&str> = pods.iter().map(|p| p.name.as_str()).collect();
     let foreign = {
         pods.iter().for_each(|p| p.ns.load(FOREIGN));
-        pods[0].ns.nft(&["-a", "list", "table", "ip", "mesh"]).unwrap()
+        pods[0]
+            .ns
+            .nft(&["-a", "list", "table", "ip", "mesh"])
+            .unwrap()
     };
     let set = |v: usize| {
         let file = format!("v{v}.nft");
@@ -280,9 +283,11 @@ fn a_namespace_vanishing_mid_push_is_let_go_and_the_others_converge() {
         node.report("victim")
             .is_some_and(|v| state(&v) == "NotRunning")
     });
-    eventually("no descriptor of the agent in the vanished namespace", WAIT, || {
-        netns_fds_of(agent.pid(), victim_inode) == 0
-    });
+    eventually(
+        "no descriptor of the agent in the vanished namespace",
+        WAIT,
+        || netns_fds_of(agent.pid(), victim_inode) == 0,
+    );
     // Settled: whatever the agent did there, it is one of the two.
     let listing = keeper.listing();
     assert!(
@@ -412,7 +417,10 @@ fn the_nodes_namespace_is_never_entered() {
     let host_before = host_ruleset();
     let node = LocalNode::new();
     node.host.load(FOREIGN);
-    let before = (generation(&node.host), node.host.nft(&["-a", "list", "ruleset"]));
+    let before = (
+        generation(&node.host),
+        node.host.nft(&["-a", "list", "ruleset"]),
+    );
     let scripts = [firewall(10, 0), firewall(10, 1)];
     node.write_ruleset("v0.nft", &scripts[0]);
     node.write_ruleset("v1.nft", &scripts[1]);
@@ -430,7 +438,10 @@ fn the_nodes_namespace_is_never_entered() {
     };
     let untouched_host = || {
         assert_eq!(
-            (generation(&node.host), node.host.nft(&["-a", "list", "ruleset"])),
+            (
+                generation(&node.host),
+                node.host.nft(&["-a", "list", "ruleset"])
+            ),
             before,
             "the node's namespace changed"
         );
@@ -563,7 +574,11 @@ fn a_thousand_pods_under_a_soft_limit_of_1024_open_files() {
         );
         applied(&node, &names, 0)
     });
-    eprintln!("{n} pods programmed in {:?}: {:?}", t.elapsed(), agent.usage());
+    eprintln!(
+        "{n} pods programmed in {:?}: {:?}",
+        t.elapsed(),
+        agent.usage()
+    );
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", agent.pid())).unwrap();
     let soft: u64 = limits
         .lines()
