@@ -7,6 +7,9 @@ quick=${1:-}
 echo "## Reconcile (diff, known state, one change, interval sets)"
 cargo bench -q -p linx-netfilter --bench reconcile -- $quick
 echo
+echo "## Compiling nft text"
+cargo bench -q -p linx-netfilter --features testing --bench compile -- $quick
+echo
 echo "## Pull and whole push"
 if [ "$quick" = quick ]; then sizes="1000 10000"; else sizes=""; fi
 cargo bench -q -p linx-netfilter --features testing --bench pull_push -- $sizes

@@ -11,6 +11,8 @@ use linx_netfilter::reconcile::{Mode, Options, Reconciler};
 use linx_netfilter::syntax::{compile, compile_source, Includes};
 use linx_netfilter::{Family, Netns, Ruleset, Socket};
 
+pub use crate::outcome::{CliError, Done};
+
 #[derive(Debug, Parser)]
 #[command(name = "linx-agent", version, about = "Linx node agent")]
 pub struct Cli {
@@ -108,37 +110,6 @@ impl FromStr for TableName {
     }
 }
 
-/// Errors of the CLI: what failed, and on what.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    #[error("{netns}: {source}")]
-    Netfilter {
-        netns: String,
-        #[source]
-        source: linx_netfilter::Error,
-    },
-    #[error("{path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: not a ruleset value: {message}")]
-    Parse { path: String, message: String },
-    /// Diagnostics, each line `FILE:LINE:COLUMN: message` with the source
-    /// line and a caret under it.
-    #[error("{diagnostics}")]
-    Syntax { path: String, diagnostics: String },
-    #[error("encoding the value: {0}")]
-    Encode(String),
-    #[error(transparent)]
-    Run(#[from] crate::run::RunError),
-    #[error(transparent)]
-    Install(#[from] crate::install::InstallError),
-    #[error("{0}")]
-    Trace(String),
-}
-
 /// A ruleset as YAML. (Through a JSON value: serde_yaml cannot write an
 /// enum nested in an enum, such as a verdict inside data, directly.)
 pub fn to_yaml(rs: &Ruleset) -> Result<String, CliError> {
@@ -150,18 +121,6 @@ pub fn to_yaml(rs: &Ruleset) -> Result<String, CliError> {
 pub fn from_text(text: &str) -> Result<Ruleset, String> {
     let v: serde_json::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
     serde_json::from_value(v).map_err(|e| e.to_string())
-}
-
-/// What a command printed, and the process exit status.
-pub struct Done {
-    pub stdout: String,
-    pub status: i32,
-}
-
-impl Done {
-    fn ok(stdout: String) -> Self {
-        Done { stdout, status: 0 }
-    }
 }
 
 /// Runs one command.

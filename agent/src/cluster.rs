@@ -45,6 +45,7 @@ use crate::drops::{Drops, PodRules};
 use crate::pod::Pod;
 use crate::report::{PodReport, PodState, Reports};
 use crate::rulesets::RulesetPolicy;
+use crate::snapshot::Snapshot;
 
 /// Settings of the adapter.
 #[derive(Clone, Debug)]
@@ -77,16 +78,6 @@ pub enum KubeError {
         #[source]
         source: kube::Error,
     },
-}
-
-/// The pods and policy last given to the controller, with each pod's
-/// desired revision: what the report is computed from.
-#[derive(Clone, Debug, Default)]
-pub struct Snapshot {
-    pub pods: Vec<Pod>,
-    pub policy: Arc<RulesetPolicy>,
-    /// Pod UID → revision of its current desired value.
-    pub revisions: HashMap<String, u64>,
 }
 
 /// What the agent needs of a Pod object; `None` without a UID, name or

@@ -9,9 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use linx_netfilter::reconcile;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
@@ -20,32 +18,9 @@ use crate::metrics::Metrics;
 use crate::pod::Pod;
 use crate::report::Reports;
 use crate::resolve::{NetnsResolver, Sandbox};
+/// The node controller's options live with the workers that read them.
+pub use crate::worker::Options;
 use crate::worker::{self, Desired, Shared};
-
-/// Options of the node controller.
-#[derive(Clone, Debug)]
-pub struct Options {
-    /// Engine calls (resolve, open, reconcile) running at once across pods.
-    pub concurrency: usize,
-    /// The slow periodic reconcile, a backstop for missed events.
-    pub resync: Duration,
-    /// Wait before resolving a pod again that is not running, and the base
-    /// of the backoff after a failed reconcile.
-    pub retry: Duration,
-    /// How each pod's namespace is reconciled.
-    pub reconcile: reconcile::Options,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            concurrency: 8,
-            resync: Duration::from_secs(300),
-            retry: Duration::from_secs(2),
-            reconcile: reconcile::Options::default(),
-        }
-    }
-}
 
 struct WorkerHandle {
     tx: watch::Sender<Desired>,

@@ -6,14 +6,15 @@
 //!   [`rulesets`]: the one from FirewallRulesets, with the set elements
 //!   [`addresses`] assembles from FirewallAddressSets.
 //! - [`cluster`]: the Kubernetes adapter (this node's pods, rulesets,
-//!   address sets; the node report; events).
+//!   address sets; the node report; events), handing on a [`snapshot`].
 //! - [`controller`]: one worker per pod ([`worker`]), bounded concurrency.
 //! - [`report`]: per-pod outcomes; [`metrics`]: Prometheus metrics, [`serve`]d.
 //! - [`local`]: pods and values from a file; [`run`]: `linx-agent run`.
 //! - [`cni`]: the local endpoint for the `linx-cni` plugin; [`install`]:
 //!   chaining the plugin into the node's CNI configuration;
 //!   [`readiness`]: the optional pod readiness gate.
-//! - [`observe`]: `linx-agent trace` and `linx-agent log`.
+//! - [`cli`]: the `linx-agent` commands, ending in an [`outcome`];
+//!   [`observe`]: `linx-agent trace` and `linx-agent log`.
 //! - [`traces`]: FirewallTraces of this node's pods; [`drops`]: the pods'
 //!   NFLOG groups (Audit, drop logs) as counts, metrics and JSON lines.
 
@@ -28,6 +29,7 @@ pub mod install;
 pub mod local;
 pub mod metrics;
 pub mod observe;
+pub mod outcome;
 pub mod pod;
 pub mod readiness;
 pub mod report;
@@ -35,6 +37,7 @@ pub mod resolve;
 pub mod rulesets;
 pub mod run;
 pub mod serve;
+pub mod snapshot;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod traces;

@@ -18,7 +18,7 @@ use linx_netfilter::nflog::{LogConfig, LogItem, Nflog};
 use linx_netfilter::trace::{Next, Session, SessionConfig, TraceError};
 use linx_netfilter::Netns;
 
-use crate::cli::{CliError, Done};
+use crate::outcome::{CliError, Done};
 
 /// How results are printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

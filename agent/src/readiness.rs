@@ -21,8 +21,8 @@ use serde_json::json;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::cluster::Snapshot;
 use crate::report::{PodState, Reports};
+use crate::snapshot::Snapshot;
 
 /// The condition type of the gate.
 pub const CONDITION: &str = "netfilter.linx.dev/firewall";

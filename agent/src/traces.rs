@@ -33,10 +33,10 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::cluster::Snapshot;
 use crate::pod::Pod;
 use crate::resolve::{NetnsResolver, Resolution};
 use crate::rulesets::RulesetPolicy;
+use crate::snapshot::Snapshot;
 
 /// Traces running at once on one node, unless told otherwise; more wait.
 pub const CONCURRENCY: usize = 32;

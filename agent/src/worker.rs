@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use linx_netfilter::events::Event;
-use linx_netfilter::reconcile::{Outcome, Reconciler};
+use linx_netfilter::reconcile::{self, Outcome, Reconciler};
 use linx_netfilter::{Family, Netns, Ruleset, Socket};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -35,11 +35,35 @@ use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 use tracing::{debug, info, info_span, warn};
 
-use crate::controller::Options;
 use crate::metrics::{self, Metrics, ReconcileLabels, Trigger};
 use crate::pod::Pod;
 use crate::report::{PodReport, PodState, Reports};
 use crate::resolve::{NetnsResolver, PodNetns, Resolution, Sandbox};
+
+/// Options of the node controller.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Engine calls (resolve, open, reconcile) running at once across pods.
+    pub concurrency: usize,
+    /// The slow periodic reconcile, a backstop for missed events.
+    pub resync: Duration,
+    /// Wait before resolving a pod again that is not running, and the base
+    /// of the backoff after a failed reconcile.
+    pub retry: Duration,
+    /// How each pod's namespace is reconciled.
+    pub reconcile: reconcile::Options,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            concurrency: 8,
+            resync: Duration::from_secs(300),
+            retry: Duration::from_secs(2),
+            reconcile: reconcile::Options::default(),
+        }
+    }
+}
 
 /// What the controller shares with every worker.
 pub(crate) struct Shared {

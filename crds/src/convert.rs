@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use linx_netfilter::syntax::ast::{Object as AstObject, Op};
 use linx_netfilter::syntax::Span;
 use linx_netfilter::{Rule, Ruleset, Table};
@@ -15,7 +16,8 @@ use linx_netfilter::{Rule, Ruleset, Table};
 use crate::diagnostic::Diagnostic;
 use crate::references::{self, Place};
 use crate::resource::{
-    limits, ChainSpec, Family, FirewallRulesetSpec, MapSpec, ObjectSpec, Policy, SetSpec, TableSpec,
+    limits, ChainSpec, Family, FirewallRulesetSpec, Hook, MapSpec, ObjectSpec, Policy, SetSpec,
+    TableSpec,
 };
 
 /// The only calls into the nft compiler (`linx_netfilter::syntax`): a
@@ -467,8 +469,9 @@ fn render_chain(r: &mut Rendered, family: Family, c: &ChainSpec, o: &Origin, wit
         }
         let prio = match &c.priority {
             None => "0".to_string(),
-            Some(p) => crate::validate::priority_value(family, hook, p)
-                .map_or_else(|_| "0".into(), |v| v.to_string()),
+            Some(p) => {
+                priority_value(family, hook, p).map_or_else(|_| "0".into(), |v| v.to_string())
+            }
         };
         line.push_str(&format!(" priority {prio};"));
         if let Some(p) = c.policy {
@@ -716,4 +719,129 @@ fn structured(tables: &[TableSpec]) -> (Option<Ruleset>, Vec<Diagnostic>) {
         }
     }
     (Some(rs), diags)
+}
+
+/// A standard priority name's value on a base chain of `family` on `hook`:
+/// nft's own names, from the engine's vocabulary (one table for this
+/// check, the compiler and the printer).
+fn standard_priority(family: Family, hook: Hook, name: &str) -> Result<i32, String> {
+    use linx_netfilter::syntax::vocab::priority_names;
+    let engine = self::family(family);
+    if let Some((_, v)) = priority_names(engine, hook_number(family, hook))
+        .iter()
+        .find(|(n, _)| *n == name)
+    {
+        return Ok(*v);
+    }
+    // Where else in this family the name is valid, for the message.
+    let hooks = [
+        Hook::Prerouting,
+        Hook::Input,
+        Hook::Forward,
+        Hook::Output,
+        Hook::Postrouting,
+    ];
+    let valid_on: Vec<&str> = hooks
+        .iter()
+        .filter(|h| {
+            priority_names(engine, hook_number(family, **h))
+                .iter()
+                .any(|(n, _)| *n == name)
+        })
+        .map(|h| h.as_str())
+        .collect();
+    if !valid_on.is_empty() {
+        return Err(format!(
+            "priority {name} is only valid for {} chains, not {}",
+            valid_on.join(", "),
+            hook.as_str()
+        ));
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for h in hooks {
+        for (n, _) in priority_names(engine, hook_number(family, h)) {
+            if !names.contains(n) {
+                names.push(n);
+            }
+        }
+    }
+    Err(format!(
+        "unknown priority {name:?} in the {family} family ({})",
+        names.join(", ")
+    ))
+}
+
+/// The kernel's number of `hook` in `family` (`NF_INET_*`, `NF_ARP_*`,
+/// `NF_NETDEV_*`, `NF_BR_*`).
+fn hook_number(family: Family, hook: Hook) -> u32 {
+    match (family, hook) {
+        (Family::Netdev, Hook::Ingress) => 0,
+        (Family::Netdev, Hook::Egress) => 1,
+        (Family::Arp, Hook::Input) => 0,
+        (Family::Arp, Hook::Output) => 1,
+        (Family::Arp, _) => 2,
+        (_, Hook::Prerouting) => 0,
+        (_, Hook::Input) => 1,
+        (_, Hook::Forward) => 2,
+        (_, Hook::Output) => 3,
+        (_, Hook::Postrouting) => 4,
+        (_, Hook::Ingress) => 5,
+        (_, Hook::Egress) => 6,
+    }
+}
+
+/// The numeric value of a chain priority: a number, or a standard name
+/// with an optional `+ N` / `- N` offset.
+pub fn priority_value(family: Family, hook: Hook, p: &IntOrString) -> Result<i32, String> {
+    let s = match p {
+        IntOrString::Int(v) => return Ok(*v),
+        IntOrString::String(s) => s.trim(),
+    };
+    if let Ok(v) = s.parse::<i32>() {
+        return Ok(v);
+    }
+    let (name, offset) = match s.find(['+', '-']) {
+        None => (s, 0i64),
+        Some(i) => {
+            let sign = if &s[i..i + 1] == "-" { -1 } else { 1 };
+            let n = s[i + 1..].trim();
+            match n.parse::<i64>() {
+                Ok(n) if n >= 0 => (s[..i].trim(), sign * n),
+                _ => {
+                    return Err(format!(
+                        "invalid priority {s:?}: expected NAME, NAME + N or NAME - N"
+                    ))
+                }
+            }
+        }
+    };
+    let base = standard_priority(family, hook, name)?;
+    i32::try_from(base as i64 + offset).map_err(|_| format!("priority {s:?} is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn priorities() {
+        let p = |s: &str| priority_value(Family::Inet, Hook::Input, &IntOrString::String(s.into()));
+        assert_eq!(p("filter"), Ok(0));
+        assert_eq!(p("raw + 5"), Ok(-295));
+        assert_eq!(p("mangle-1"), Ok(-151));
+        assert_eq!(p("-7"), Ok(-7));
+        assert_eq!(
+            p("dstnat"),
+            Err("priority dstnat is only valid for prerouting chains, not input".into())
+        );
+        assert!(p("filter + x").is_err());
+        assert_eq!(
+            priority_value(
+                Family::Bridge,
+                Hook::Input,
+                &IntOrString::String("filter".into())
+            ),
+            Ok(-200)
+        );
+    }
 }

@@ -160,7 +160,7 @@ pub struct FirewallRulesetSpec {
     /// cluster (pods, services, namespaces), named by family, table and set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = limits::SOURCES))]
-    pub sources: Vec<crate::source::NamedSource>,
+    pub sources: Vec<NamedSource>,
 }
 
 /// Whether a resource's drops act or are only counted.
@@ -479,7 +479,7 @@ pub struct SetSpec {
     /// Elements from the cluster, beside `elements`: the addresses of the
     /// pods, services and namespaces it selects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<crate::source::SetSource>,
+    pub source: Option<SetSource>,
 }
 
 /// A named map; a verdict map when `valueType` is `verdict`.
@@ -528,7 +528,89 @@ pub struct MapSpec {
     /// Keys from the cluster, beside `elements`, each mapped to the
     /// source's `value`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<crate::source::SetSource>,
+    pub source: Option<SetSource>,
+}
+
+/// Where a set's or map's elements come from besides its static
+/// `elements`: the addresses of the pods, services and namespaces it
+/// selects, kept equal to the cluster by the operator. Every entry adds to
+/// the set (a union).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.pods) || has(self.services) || has(self.namespaces)",
+     "message": "a source selects pods, services or namespaces"}
+]))]
+pub struct SetSource {
+    /// Pods, as NetworkPolicy peers select them: their IPs (`status.podIPs`)
+    /// of the set's family.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = limits::SOURCE_PEERS))]
+    pub pods: Vec<PodPeer>,
+    /// Services: their ClusterIPs; with ports when the set's type is
+    /// `ipv4_addr . inet_service` (or with `inet_proto` between them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = limits::SOURCE_PEERS))]
+    pub services: Vec<ServicePeer>,
+    /// Every pod of the namespaces each selector picks (`{}`: every
+    /// namespace).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = limits::SOURCE_PEERS))]
+    pub namespaces: Vec<LabelSelector>,
+    /// Maps only: the value every resolved key maps to, in nft syntax
+    /// (`accept`, `jump from_api`, `0x1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = limits::ELEMENT_LEN))]
+    pub value: Option<String>,
+}
+
+/// Pods picked as a NetworkPolicy peer picks them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodPeer {
+    /// Pods by label (`{}`: every pod).
+    #[serde(default)]
+    pub pod_selector: LabelSelector,
+    /// The namespaces to look in, by label (`{}`: every namespace). Absent:
+    /// the FirewallRuleset's own namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+}
+
+/// Services by name or by label.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.name) != has(self.selector)", "message": "give exactly one of name and selector"}
+]))]
+pub struct ServicePeer {
+    /// A Service's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub name: Option<String>,
+    /// Services by label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+    /// The namespaces to look in, by label. Absent: the FirewallRuleset's
+    /// own namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+}
+
+/// A source for a set or map declared in `spec.nft` text.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamedSource {
+    /// Family of the set's table.
+    pub family: Family,
+    /// The set's table.
+    #[schemars(length(min = 1, max = limits::NAME_LEN), regex(pattern = NAME_PATTERN))]
+    pub table: String,
+    /// The set or map.
+    #[schemars(length(min = 1, max = limits::NAME_LEN), regex(pattern = NAME_PATTERN))]
+    pub set: String,
+    /// Where its elements come from.
+    pub source: SetSource,
 }
 
 /// One element of a map.

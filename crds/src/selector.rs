@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
+use crate::diagnostic::Diagnostic;
+
 /// Whether a label selector matches labels (Kubernetes semantics; an empty
 /// selector matches everything; an unknown operator matches nothing).
 ///
@@ -32,4 +34,27 @@ pub fn selects(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
                 _ => false,
             }
         })
+}
+
+/// Checks a label selector's expressions; `at` is its field path.
+pub(crate) fn check_selector(at: &str, sel: &LabelSelector, out: &mut Vec<Diagnostic>) {
+    for (i, e) in sel.match_expressions.iter().flatten().enumerate() {
+        let field = format!("{at}.matchExpressions[{i}]");
+        let n = e.values.as_ref().map_or(0, Vec::len);
+        match e.operator.as_str() {
+            "In" | "NotIn" if n == 0 => out.push(Diagnostic::new(
+                field,
+                format!("operator {} needs values", e.operator),
+            )),
+            "Exists" | "DoesNotExist" if n > 0 => out.push(Diagnostic::new(
+                field,
+                format!("operator {} takes no values", e.operator),
+            )),
+            "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+            op => out.push(Diagnostic::new(
+                field,
+                format!("unknown operator {op:?} (In, NotIn, Exists, DoesNotExist)"),
+            )),
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! Set and map elements that come from the cluster: the pods, services and
 //! namespaces a set's `source` selects (see `docs/selectors.md`).
 //!
-//! * The resource's types: [`SetSource`] with its [`PodPeer`]s and
+//! * The resource's types (declared with the others in `resource`):
+//!   [`SetSource`] with its [`PodPeer`]s and
 //!   [`ServicePeer`]s, on a set or map of `spec.tables`, or named by a
 //!   [`NamedSource`] in `spec.sources` when the tables are `spec.nft` text.
 //! * Which sets of a spec have a source ([`sources_of`]) and what their
@@ -16,97 +17,13 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use crate::diagnostic::Diagnostic;
+use crate::resource::{Family, FirewallRulesetSpec, MapElement};
 use linx_netfilter::proto::datatype::{self, INET_PROTO, INET_SERVICE, IPV4_ADDR, IPV6_ADDR};
 use linx_netfilter::sys::{NFT_SET_CONSTANT, NFT_SET_EVAL, NFT_SET_INTERVAL, NFT_SET_TIMEOUT};
 use linx_netfilter::{Ruleset, Set};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
-use crate::diagnostic::Diagnostic;
-use crate::resource::{limits, Family, FirewallRulesetSpec, MapElement, NAME_PATTERN};
-
-/// Where a set's or map's elements come from besides its static
-/// `elements`: the addresses of the pods, services and namespaces it
-/// selects, kept equal to the cluster by the operator. Every entry adds to
-/// the set (a union).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "has(self.pods) || has(self.services) || has(self.namespaces)",
-     "message": "a source selects pods, services or namespaces"}
-]))]
-pub struct SetSource {
-    /// Pods, as NetworkPolicy peers select them: their IPs (`status.podIPs`)
-    /// of the set's family.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = limits::SOURCE_PEERS))]
-    pub pods: Vec<PodPeer>,
-    /// Services: their ClusterIPs; with ports when the set's type is
-    /// `ipv4_addr . inet_service` (or with `inet_proto` between them).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = limits::SOURCE_PEERS))]
-    pub services: Vec<ServicePeer>,
-    /// Every pod of the namespaces each selector picks (`{}`: every
-    /// namespace).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = limits::SOURCE_PEERS))]
-    pub namespaces: Vec<LabelSelector>,
-    /// Maps only: the value every resolved key maps to, in nft syntax
-    /// (`accept`, `jump from_api`, `0x1`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = limits::ELEMENT_LEN))]
-    pub value: Option<String>,
-}
-
-/// Pods picked as a NetworkPolicy peer picks them.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PodPeer {
-    /// Pods by label (`{}`: every pod).
-    #[serde(default)]
-    pub pod_selector: LabelSelector,
-    /// The namespaces to look in, by label (`{}`: every namespace). Absent:
-    /// the FirewallRuleset's own namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace_selector: Option<LabelSelector>,
-}
-
-/// Services by name or by label.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "has(self.name) != has(self.selector)", "message": "give exactly one of name and selector"}
-]))]
-pub struct ServicePeer {
-    /// A Service's name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63))]
-    pub name: Option<String>,
-    /// Services by label.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub selector: Option<LabelSelector>,
-    /// The namespaces to look in, by label. Absent: the FirewallRuleset's
-    /// own namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace_selector: Option<LabelSelector>,
-}
-
-/// A source for a set or map declared in `spec.nft` text.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct NamedSource {
-    /// Family of the set's table.
-    pub family: Family,
-    /// The set's table.
-    #[schemars(length(min = 1, max = limits::NAME_LEN), regex(pattern = NAME_PATTERN))]
-    pub table: String,
-    /// The set or map.
-    #[schemars(length(min = 1, max = limits::NAME_LEN), regex(pattern = NAME_PATTERN))]
-    pub set: String,
-    /// Where its elements come from.
-    pub source: SetSource,
-}
+pub use crate::resource::{NamedSource, PodPeer, ServicePeer, SetSource};
 
 /// A named set or map of one table.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -359,7 +276,7 @@ pub fn check(spec: &FirewallRulesetSpec, value: &Ruleset) -> Vec<Diagnostic> {
 }
 
 fn check_peers(s: &Sourced<'_>, out: &mut Vec<Diagnostic>) {
-    use crate::validate::check_selector;
+    use crate::selector::check_selector;
     for (i, p) in s.source.pods.iter().enumerate() {
         let f = format!("{}.pods[{i}]", s.field);
         check_selector(&format!("{f}.podSelector"), &p.pod_selector, out);

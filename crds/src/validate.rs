@@ -20,15 +20,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use linx_netfilter::Ruleset;
 
+use crate::convert::priority_value;
 use crate::diagnostic::Diagnostic;
 use crate::resource::{
     limits, ChainSpec, ChainType, Family, FirewallRulesetSpec, Hook, MapSpec, ObjectSpec,
     ObjectType, SetFlag, SetSpec, TableSpec,
 };
+use crate::selector::check_selector;
 
 /// The outcome of validating one spec.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -124,29 +124,6 @@ pub fn check_structure(spec: &FirewallRulesetSpec) -> Vec<Diagnostic> {
         ),
     }
     out
-}
-
-/// Checks a label selector's expressions; `at` is its field path.
-pub(crate) fn check_selector(at: &str, sel: &LabelSelector, out: &mut Vec<Diagnostic>) {
-    for (i, e) in sel.match_expressions.iter().flatten().enumerate() {
-        let field = format!("{at}.matchExpressions[{i}]");
-        let n = e.values.as_ref().map_or(0, Vec::len);
-        match e.operator.as_str() {
-            "In" | "NotIn" if n == 0 => out.push(Diagnostic::new(
-                field,
-                format!("operator {} needs values", e.operator),
-            )),
-            "Exists" | "DoesNotExist" if n > 0 => out.push(Diagnostic::new(
-                field,
-                format!("operator {} takes no values", e.operator),
-            )),
-            "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
-            op => out.push(Diagnostic::new(
-                field,
-                format!("unknown operator {op:?} (In, NotIn, Exists, DoesNotExist)"),
-            )),
-        }
-    }
 }
 
 fn check_name(field: &str, what: &str, name: &str, out: &mut Vec<Diagnostic>) -> bool {
@@ -671,104 +648,6 @@ fn check_len_msg(errs: &mut Vec<String>, what: &str, n: usize, max: usize) {
     }
 }
 
-/// A standard priority name's value on a base chain of `family` on `hook`:
-/// nft's own names, from the engine's vocabulary (one table for this
-/// check, the compiler and the printer).
-fn standard_priority(family: Family, hook: Hook, name: &str) -> Result<i32, String> {
-    use linx_netfilter::syntax::vocab::priority_names;
-    let engine = crate::convert::family(family);
-    if let Some((_, v)) = priority_names(engine, hook_number(family, hook))
-        .iter()
-        .find(|(n, _)| *n == name)
-    {
-        return Ok(*v);
-    }
-    // Where else in this family the name is valid, for the message.
-    let hooks = [
-        Hook::Prerouting,
-        Hook::Input,
-        Hook::Forward,
-        Hook::Output,
-        Hook::Postrouting,
-    ];
-    let valid_on: Vec<&str> = hooks
-        .iter()
-        .filter(|h| {
-            priority_names(engine, hook_number(family, **h))
-                .iter()
-                .any(|(n, _)| *n == name)
-        })
-        .map(|h| h.as_str())
-        .collect();
-    if !valid_on.is_empty() {
-        return Err(format!(
-            "priority {name} is only valid for {} chains, not {}",
-            valid_on.join(", "),
-            hook.as_str()
-        ));
-    }
-    let mut names: Vec<&str> = Vec::new();
-    for h in hooks {
-        for (n, _) in priority_names(engine, hook_number(family, h)) {
-            if !names.contains(n) {
-                names.push(n);
-            }
-        }
-    }
-    Err(format!(
-        "unknown priority {name:?} in the {family} family ({})",
-        names.join(", ")
-    ))
-}
-
-/// The kernel's number of `hook` in `family` (`NF_INET_*`, `NF_ARP_*`,
-/// `NF_NETDEV_*`, `NF_BR_*`).
-fn hook_number(family: Family, hook: Hook) -> u32 {
-    match (family, hook) {
-        (Family::Netdev, Hook::Ingress) => 0,
-        (Family::Netdev, Hook::Egress) => 1,
-        (Family::Arp, Hook::Input) => 0,
-        (Family::Arp, Hook::Output) => 1,
-        (Family::Arp, _) => 2,
-        (_, Hook::Prerouting) => 0,
-        (_, Hook::Input) => 1,
-        (_, Hook::Forward) => 2,
-        (_, Hook::Output) => 3,
-        (_, Hook::Postrouting) => 4,
-        (_, Hook::Ingress) => 5,
-        (_, Hook::Egress) => 6,
-    }
-}
-
-/// The numeric value of a chain priority: a number, or a standard name
-/// with an optional `+ N` / `- N` offset.
-pub fn priority_value(family: Family, hook: Hook, p: &IntOrString) -> Result<i32, String> {
-    let s = match p {
-        IntOrString::Int(v) => return Ok(*v),
-        IntOrString::String(s) => s.trim(),
-    };
-    if let Ok(v) = s.parse::<i32>() {
-        return Ok(v);
-    }
-    let (name, offset) = match s.find(['+', '-']) {
-        None => (s, 0i64),
-        Some(i) => {
-            let sign = if &s[i..i + 1] == "-" { -1 } else { 1 };
-            let n = s[i + 1..].trim();
-            match n.parse::<i64>() {
-                Ok(n) if n >= 0 => (s[..i].trim(), sign * n),
-                _ => {
-                    return Err(format!(
-                        "invalid priority {s:?}: expected NAME, NAME + N or NAME - N"
-                    ))
-                }
-            }
-        }
-    };
-    let base = standard_priority(family, hook, name)?;
-    i32::try_from(base as i64 + offset).map_err(|_| format!("priority {s:?} is out of range"))
-}
-
 /// The tables a spec declares (structured, or what its nft text leaves;
 /// none when the text does not parse).
 pub fn declared_tables(spec: &FirewallRulesetSpec) -> Vec<(Family, String)> {
@@ -785,28 +664,6 @@ pub fn declared_tables(spec: &FirewallRulesetSpec) -> Vec<(Family, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn priorities() {
-        let p = |s: &str| priority_value(Family::Inet, Hook::Input, &IntOrString::String(s.into()));
-        assert_eq!(p("filter"), Ok(0));
-        assert_eq!(p("raw + 5"), Ok(-295));
-        assert_eq!(p("mangle-1"), Ok(-151));
-        assert_eq!(p("-7"), Ok(-7));
-        assert_eq!(
-            p("dstnat"),
-            Err("priority dstnat is only valid for prerouting chains, not input".into())
-        );
-        assert!(p("filter + x").is_err());
-        assert_eq!(
-            priority_value(
-                Family::Bridge,
-                Hook::Input,
-                &IntOrString::String("filter".into())
-            ),
-            Ok(-200)
-        );
-    }
 
     #[test]
     fn finds_what_nft_text_leaves() {

@@ -1,19 +1,15 @@
 //! The built `linx-agent` binary against namespaces this test creates, fed
-//! by a pods file (no Kubernetes). The cluster flow is in `cluster.rs`.
+//! by a pods file (no Kubernetes). The cluster flows: `cluster.rs`,
+//! `selectors.rs`, `observe.rs`.
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use linx_agent::testing::binary;
 use linx_agent::testing::{pod_uid, FakePod};
-use linx_e2e::{eventually, free_addr};
+use linx_e2e::cluster::agent_bin;
+use linx_e2e::{eventually, free_addr, scrape};
 use linx_netfilter::testing::TestNetns;
-
-fn agent_bin() -> PathBuf {
-    binary("linx-agent", "linx-agent", "LINX_AGENT_BIN")
-}
 
 struct Agent(Child);
 
@@ -62,15 +58,6 @@ fn reports(dir: &Path) -> Vec<serde_json::Value> {
 
 fn report_of(dir: &Path, name: &str) -> Option<serde_json::Value> {
     reports(dir).into_iter().find(|r| r["name"] == name)
-}
-
-fn scrape(addr: &str) -> String {
-    let mut s = std::net::TcpStream::connect(addr).expect("metrics endpoint");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }
 
 // (No anonymous sets here: `syntax::compile` leaves out the set userdata

@@ -139,10 +139,16 @@ pub enum Error {
     Contention { attempts: u32 },
     /// A patch did not fit the state it was applied to in memory.
     #[error(transparent)]
-    Apply(#[from] crate::diff::ApplyError),
+    Apply(#[from] ApplyError),
     /// The kernel sent something this code cannot decode.
     #[error("malformed netlink data: {0}")]
     Decode(#[from] DecodeError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A patch that does not fit the value it is applied to
+/// ([`Patch::apply_to`](crate::diff::Patch::apply_to)).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("patch does not apply: {0}")]
+pub struct ApplyError(pub String);

@@ -35,7 +35,7 @@ pub mod sys;
 pub mod testing;
 pub mod trace;
 
-pub use error::{BatchFailure, DecodeError, Error, MessageFailure, Result};
+pub use error::{ApplyError, BatchFailure, DecodeError, Error, MessageFailure, Result};
 pub use model::{
     Chain, Element, Exprs, Family, Flowtable, Hook, Object, Rule, Rules, Ruleset, Set, SharedVec,
     Table, Userdata,

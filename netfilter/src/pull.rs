@@ -95,17 +95,27 @@ pub fn pull_judged(
 /// Tables by (family, name) → index in the ruleset.
 type Index = HashMap<(u8, String), usize>;
 
-fn pull_once(sock: &mut Socket, which: &Selector) -> Result<Ruleset> {
-    let mut rs = Ruleset::default();
+/// The selected tables themselves, without what they hold (one dump): to
+/// find tables by what the table says (its userdata, its flags) without
+/// pulling their contents. Not tied to a generation.
+pub fn tables(sock: &mut Socket, which: &Selector) -> Result<Vec<Table>> {
+    let mut out = Vec::new();
     for m in sock
         .dump(NFT_MSG_GETTABLE, NFPROTO_UNSPEC as u8, |_| {})?
         .iter()
     {
         let t = codec::table::decode(&m?)?;
         if which.wants(t.family, &t.name) {
-            rs.tables.push(t);
+            out.push(t);
         }
     }
+    Ok(out)
+}
+
+fn pull_once(sock: &mut Socket, which: &Selector) -> Result<Ruleset> {
+    let mut rs = Ruleset {
+        tables: tables(sock, which)?,
+    };
     let index: Index = rs
         .tables
         .iter()

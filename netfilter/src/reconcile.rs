@@ -41,15 +41,14 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::codec;
 use crate::diff::{diff, diff_from, Baseline, Op, Patch};
 use crate::error::{Error, Result};
 use crate::events::{generation_after, Event, Journal, Since, TableId};
 use crate::expr::Bytes;
 use crate::model::{Family, Ruleset, Table, Userdata};
 use crate::netlink::Socket;
-use crate::pull::{pull_judged, Selector};
-use crate::push::{self, Existing, PushOptions};
+use crate::pull::{self, pull_judged, Selector};
+use crate::push;
 use crate::sys::*;
 
 /// Userdata TLV type of the ownership marker. nft uses types 0..=1 for
@@ -232,12 +231,7 @@ impl Reconciler {
     /// (after a restart: converge from what is there, never flush first).
     pub fn adopt_marked(&mut self) -> Result<usize> {
         let before = self.managed.len();
-        for m in self
-            .sock
-            .dump(NFT_MSG_GETTABLE, NFPROTO_UNSPEC as u8, |_| {})?
-            .iter()
-        {
-            let t = codec::table::decode(&m?)?;
+        for t in pull::tables(&mut self.sock, &Selector::All)? {
             if is_marked(&t) {
                 self.managed.insert((t.family, t.name));
             }
@@ -282,10 +276,7 @@ impl Reconciler {
                 desired
             };
             self.check_ownership(&current.state, desired)?;
-            let result = match self.opts.mode {
-                Mode::Reconcile => self.push_patch(current, desired, &mut out),
-                Mode::Replace => self.push_replace(current, desired, &mut out),
-            };
+            let result = self.push_patch(current, desired, &mut out);
             match result {
                 Ok(()) => {
                     self.managed = table_ids(desired).collect();
@@ -314,10 +305,7 @@ impl Reconciler {
         let mut out = Outcome::default();
         let current = self.current(desired, &mut out)?;
         self.check_ownership(&current.state, desired)?;
-        let mut patch = match self.opts.mode {
-            Mode::Reconcile => self.decorate(current.diff(desired)),
-            Mode::Replace => replace_patch(&current.state, &self.marked(desired)),
-        };
+        let mut patch = self.patch(&current, desired);
         // Named as a push would name them, so the plan shows what it sends.
         push::name_patch(&mut patch, &current.state);
         let generation = current.generation;
@@ -433,10 +421,19 @@ impl Reconciler {
         Ok(())
     }
 
+    /// What to push, decorated: the minimal patch, or (replace mode) every
+    /// current table deleted and every desired one created.
+    fn patch(&self, current: &Current, desired: &Ruleset) -> Patch {
+        match self.opts.mode {
+            Mode::Reconcile => self.decorate(current.diff(desired)),
+            Mode::Replace => replace_patch(&current.state, &self.marked(desired)),
+        }
+    }
+
     fn push_patch(&mut self, current: Current, desired: &Ruleset, out: &mut Outcome) -> Result<()> {
         let generation = current.generation;
         let ours = self.concerned(desired);
-        let patch = current.diff(desired);
+        let mut patch = self.patch(&current, desired);
         out.generation = generation;
         if patch.is_empty() {
             // The state equals `desired` now: later changes to it are
@@ -449,7 +446,6 @@ impl Reconciler {
             });
             return Ok(());
         }
-        let mut patch = self.decorate(patch);
         let (journal, max) = (&mut self.journal, self.opts.max_attempts);
         push::name_patch(&mut patch, &current.state);
         let mut enc = push::encode_named_patch(&patch);
@@ -490,57 +486,6 @@ impl Reconciler {
         Ok(())
     }
 
-    fn push_replace(
-        &mut self,
-        current: Current,
-        desired: &Ruleset,
-        out: &mut Outcome,
-    ) -> Result<()> {
-        let (current, mut generation) = (&current.state, current.generation);
-        let ours = self.concerned(desired);
-        let desired = self.marked(desired);
-        let opts = PushOptions {
-            generation: Some(generation),
-            existing: Existing::Replace,
-        };
-        let mut enc = push::encode(&desired, &opts);
-        // Managed tables no longer desired go in the same transaction.
-        for t in &current.tables {
-            if !desired
-                .tables
-                .iter()
-                .any(|d| d.family == t.family && d.name == t.name)
-            {
-                enc.batch.add(NFT_MSG_DELTABLE, 0, t.family.into(), |w| {
-                    w.put_str(NFTA_TABLE_NAME, &t.name)
-                });
-            }
-        }
-        if let Some(j) = &mut self.journal {
-            j.expect_events(enc.batch.len());
-        }
-        generation = freshen(&mut self.sock, &mut self.journal, generation, &ours, out)?;
-        loop {
-            match self.sock.commit(&mut enc.batch, Some(generation)) {
-                Err(Error::GenerationMismatch { expected }) => {
-                    let (sock, max) = (&mut self.sock, self.opts.max_attempts);
-                    match rebase_target(sock, &mut self.journal, expected, &ours, out, max)? {
-                        Some(at) => generation = at,
-                        None => return Err(Error::GenerationMismatch { expected }),
-                    }
-                }
-                other => {
-                    other?;
-                    break;
-                }
-            }
-        }
-        out.patch = replace_patch(current, &desired);
-        out.generation = generation.wrapping_add(1).max(1);
-        out.messages = enc.batch.len();
-        Ok(()) // new handles unknown: the next reconcile pulls
-    }
-
     /// The tables a reconcile toward `desired` concerns: a commit touching
     /// any of them since the patch was computed makes the patch stale.
     fn concerned(&self, desired: &Ruleset) -> BTreeSet<TableId> {
@@ -564,7 +509,7 @@ impl Reconciler {
         patch
     }
 
-    /// `desired` decorated whole (replace mode only: it pushes values).
+    /// `desired` decorated whole (replace mode: every table is created anew).
     fn marked(&self, desired: &Ruleset) -> Ruleset {
         let mut d = desired.clone();
         for t in &mut d.tables {

@@ -329,6 +329,35 @@ fn a_foreign_table_of_the_same_name_is_refused_unless_adopted() {
     assert!(fresh.ruleset().contains("tcp dport 2 accept"));
 }
 
+/// After a restart: a new reconciler takes over exactly the tables Linx
+/// marked (read with `pull::tables`), never a foreign one, so a desired
+/// value without them deletes them and leaves the foreign table alone.
+#[test]
+fn a_restarted_reconciler_adopts_only_marked_tables() {
+    let ns = TestNetns::new();
+    ns.load("table ip foreign {\n chain x {\n  accept\n }\n}\n");
+    let mut both = value_of(&chain_script(&["tcp dport 2 accept".into()]));
+    let other = "table ip other {\n chain c {\n  udp dport 53 accept\n }\n}\n";
+    both.tables.extend(value_of(other).tables);
+    reconciler(&ns, Options::default())
+        .reconcile(&both)
+        .unwrap();
+    let mut again = reconciler(&ns, Options::default());
+    assert_eq!(again.adopt_marked().unwrap(), 2);
+    let managed: std::collections::BTreeSet<(Family, String)> = again.managed().cloned().collect();
+    let want = [
+        (Family::Inet, "fw".to_owned()),
+        (Family::Ip, "other".to_owned()),
+    ];
+    assert_eq!(managed, want.into_iter().collect());
+    again.reconcile(&Ruleset::default()).unwrap();
+    let listed = ns.ruleset();
+    assert!(
+        listed.contains("table ip foreign") && !listed.contains("fw") && !listed.contains("other"),
+        "{listed}"
+    );
+}
+
 #[test]
 fn two_hundred_reconciles_against_a_concurrent_writer() {
     let ns = TestNetns::new();

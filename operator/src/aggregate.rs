@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use linx_crds::report::MAX_RULE_COUNTS;
 use linx_crds::{FirewallNodeReport, PodFailure, RuleCount};
 
-use crate::status::MAX_STATUS_FAILURES;
+/// Failures kept per ruleset, and so copied into its status.
+pub const MAX_STATUS_FAILURES: usize = 10;
 
 /// What all agents together say about one FirewallRuleset generation.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -13,18 +13,15 @@ use kube::runtime::events::{Event, Recorder};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, Resource, ResourceExt};
-use linx_crds::conflict::{resolve, selectors_may_overlap, Claim};
 use linx_crds::validate::declared_tables;
-use linx_crds::{validate, FirewallAddressSet, FirewallNodeReport, FirewallRuleset, TableConflict};
+use linx_crds::{validate, FirewallAddressSet, FirewallNodeReport, FirewallRuleset};
 use serde_json::json;
 use tracing::{info, instrument, warn};
 
 use crate::aggregate::aggregate;
-use crate::status::{desired, Observed};
-use crate::{Error, Metrics, Result};
+use crate::status::{conflicts_of, desired, Observed};
+use crate::{Error, Metrics, Result, FIELD_MANAGER};
 
-/// Field manager of the operator's status writes.
-pub const FIELD_MANAGER: &str = "linx-operator";
 /// Re-check every ruleset this often even without events (reports of
 /// vanished nodes, missed watch events).
 pub const RESYNC: Duration = Duration::from_secs(300);
@@ -47,26 +44,6 @@ pub struct Context {
 /// Current time for conditions.
 pub fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
-}
-
-/// Conflicts of `obj` with the rulesets of its namespace whose selectors
-/// can pick a common pod.
-pub fn conflicts_of(obj: &FirewallRuleset, all: &[Arc<FirewallRuleset>]) -> Vec<TableConflict> {
-    let ns = obj.namespace();
-    let name = obj.name_any();
-    let claim = |r: &FirewallRuleset| Claim {
-        name: r.name_any(),
-        created: r.metadata.creation_timestamp.clone(),
-        tables: declared_tables(&r.spec),
-    };
-    let mut claims = vec![claim(obj)];
-    claims.extend(
-        all.iter()
-            .filter(|r| r.namespace() == ns && r.name_any() != name)
-            .filter(|r| selectors_may_overlap(&obj.spec.pod_selector, &r.spec.pod_selector))
-            .map(|r| claim(r)),
-    );
-    resolve(&claims).conflicts.remove(&name).unwrap_or_default()
 }
 
 /// One reconciliation of one FirewallRuleset.

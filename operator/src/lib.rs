@@ -26,5 +26,9 @@ pub mod traces;
 pub mod webhook;
 
 pub use controller::{reconcile, Context};
+
+/// Field manager of the operator's writes (status, address sets) and the
+/// reporter of its events.
+pub const FIELD_MANAGER: &str = "linx-operator";
 pub use error::{Error, Result};
 pub use metrics::Metrics;

@@ -34,8 +34,8 @@ use linx_crds::source::{check, sources_of, KeyKind, SetRef, SetSource};
 use linx_crds::{AddressSetStatus, FirewallAddressSet, FirewallAddressSetSpec, FirewallRuleset};
 use tracing::{debug, info, warn};
 
-use crate::controller::FIELD_MANAGER;
 use crate::index::{Index, PodEntry, ServiceEntry};
+use crate::FIELD_MANAGER;
 
 /// A set with a source, of a valid FirewallRuleset generation.
 #[derive(Clone, Debug, PartialEq)]

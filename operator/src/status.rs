@@ -10,14 +10,17 @@
 //! resource: nothing improves without an edit). All three are always
 //! present, with `observedGeneration`.
 
+use std::sync::Arc;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::runtime::events::EventType;
-use linx_crds::{FirewallRulesetStatus, TableConflict, Validation};
+use kube::ResourceExt;
+use linx_crds::conflict::{resolve, selectors_may_overlap, Claim};
+use linx_crds::validate::declared_tables;
+use linx_crds::{FirewallRuleset, FirewallRulesetStatus, TableConflict, Validation};
 
-use crate::aggregate::Aggregate;
+use crate::aggregate::{Aggregate, MAX_STATUS_FAILURES};
 
-/// Failures copied into the status.
-pub const MAX_STATUS_FAILURES: usize = 10;
 /// Diagnostics named in the `Valid` condition's message.
 pub const MAX_MESSAGE_ERRORS: usize = 3;
 /// Length of a condition message (the API allows 32768; keep it readable).
@@ -341,6 +344,26 @@ fn event_for(
         (CONFLICTED, "False") if transitioned && !first => normal("ConflictResolved"),
         _ => None,
     }
+}
+
+/// Conflicts of `obj` with the rulesets of its namespace whose selectors
+/// can pick a common pod.
+pub fn conflicts_of(obj: &FirewallRuleset, all: &[Arc<FirewallRuleset>]) -> Vec<TableConflict> {
+    let ns = obj.namespace();
+    let name = obj.name_any();
+    let claim = |r: &FirewallRuleset| Claim {
+        name: r.name_any(),
+        created: r.metadata.creation_timestamp.clone(),
+        tables: declared_tables(&r.spec),
+    };
+    let mut claims = vec![claim(obj)];
+    claims.extend(
+        all.iter()
+            .filter(|r| r.namespace() == ns && r.name_any() != name)
+            .filter(|r| selectors_may_overlap(&obj.spec.pod_selector, &r.spec.pod_selector))
+            .map(|r| claim(r)),
+    );
+    resolve(&claims).conflicts.remove(&name).unwrap_or_default()
 }
 
 #[cfg(test)]

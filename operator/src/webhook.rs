@@ -22,7 +22,7 @@ use kube::{Client, ResourceExt};
 use linx_crds::{validate, Diagnostic, FirewallRuleset, Validation};
 use tracing::{debug, warn};
 
-use crate::controller::conflicts_of;
+use crate::status::conflicts_of;
 use crate::Metrics;
 
 /// Where the API server posts AdmissionReviews (the webhook

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use super::eq::{is_binding, normalized_element};
 use super::{Op, Patch, Position};
 use crate::codec::setref::jump_target;
+use crate::error::ApplyError;
 use crate::expr::{Data, Expr};
 use crate::model::{Chain, Element, Family, Rule, Ruleset, Set, Table};
 use crate::object::ObjectData;
@@ -32,11 +33,6 @@ impl Patch {
         Ok(())
     }
 }
-
-/// A patch that does not fit the value it is applied to.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("patch does not apply: {0}")]
-pub struct ApplyError(pub String);
 
 fn table_mut<'a>(
     v: &'a mut Ruleset,

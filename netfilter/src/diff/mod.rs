@@ -19,7 +19,6 @@ mod build;
 mod ends;
 pub mod eq;
 mod patch;
-mod render;
 mod script;
 #[cfg(test)]
 mod tests;
@@ -27,7 +26,6 @@ mod tests;
 use std::collections::HashMap;
 
 use crate::model::{Family, Rules, Ruleset, Table};
-pub use apply::ApplyError;
 use build::{diff_with, PARALLEL_MIN};
 use ends::common_ends;
 pub use patch::{Op, Patch, Position};

@@ -171,6 +171,7 @@ impl Op {
 
 /// An ordered list of operations the kernel accepts in one transaction:
 /// nothing deleted while still referenced, nothing used before it exists.
+/// Its text (`render`, `Display`) is the printer's: `crate::print::patch`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Patch {
     pub ops: Vec<Op>,

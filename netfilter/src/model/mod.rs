@@ -38,7 +38,7 @@ impl Family {
 
     /// nft's name for the family.
     pub fn name(self) -> &'static str {
-        crate::netlink::describe::family_name(self.into())
+        family_name(self.into())
     }
 
     /// The family nft calls `name`.
@@ -373,6 +373,13 @@ impl Set {
     }
     pub fn is_interval(&self) -> bool {
         self.flags & NFT_SET_INTERVAL != 0
+    }
+    /// How many fields the key has (a concatenation's parts, else 1).
+    pub fn field_count(&self) -> usize {
+        match self.desc.as_ref().map(|d| d.concat.len()) {
+            Some(n) if n > 1 => n,
+            _ => crate::proto::datatype::concat_len(self.key_type),
+        }
     }
 }
 

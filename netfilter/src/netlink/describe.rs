@@ -55,20 +55,6 @@ pub fn op_name(msg: &Msg<'_>) -> &'static str {
     }
 }
 
-/// The family's nft name.
-pub fn family_name(family: u8) -> &'static str {
-    match family as u32 {
-        NFPROTO_UNSPEC => "unspec",
-        NFPROTO_INET => "inet",
-        NFPROTO_IPV4 => "ip",
-        NFPROTO_ARP => "arp",
-        NFPROTO_NETDEV => "netdev",
-        NFPROTO_BRIDGE => "bridge",
-        NFPROTO_IPV6 => "ip6",
-        _ => "family?",
-    }
-}
-
 /// `FAMILY TABLE [CHAIN|@SET|OBJECT] [handle N]` for an nf_tables request.
 pub fn object_name(msg: &Msg<'_>) -> String {
     let Some(m) = msg.nft_msg() else {

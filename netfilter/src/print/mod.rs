@@ -3,17 +3,20 @@
 //! [`rule`] turns one rule's expressions back into nft statements (as
 //! `nft list chain` shows them inside a chain), and [`ruleset`] prints a
 //! whole ruleset exactly as `nft list ruleset` does, tabs and all.
+//! A diff's [`Patch`](crate::diff::Patch) renders here too (`render`,
+//! `Display`), one line per operation.
 //! [`PrintOptions`] mirrors `nft -s` (no counter values) and `nft -p`
 //! (protocol numbers instead of names).
 
 // Layers, each using only those below it (no import circle): `options`,
 // `value`, `stateful`, `regs`; `decompiler` (one rule's state), `deps`
 // (protocol context), `set`, `matches`, `stmt`, `rule` (a whole rule);
-// `ruleset` (the listing).
+// `ruleset` (the listing); `patch` (a diff's patch, rules as `rule`).
 mod decompiler;
 mod deps;
 mod matches;
 mod options;
+mod patch;
 mod regs;
 mod rule;
 pub(crate) mod ruleset;

@@ -252,24 +252,9 @@ fn typeof_text(e: &TypeofExpr) -> String {
     }
 }
 
-/// `ipv4_addr . inet_service` for a (concatenated) datatype id of `n` parts.
-pub(crate) fn type_names(id: u32, n: usize) -> String {
-    dt::split_concat(id, n)
-        .map(|ts| ts.iter().map(|t| t.name).collect::<Vec<_>>().join(" . "))
-        .unwrap_or_else(|| format!("{id}"))
-}
-
-/// How many fields a set's key has.
-pub(crate) fn field_count(s: &Set) -> usize {
-    match s.desc.as_ref().map(|d| d.concat.len()) {
-        Some(n) if n > 1 => n,
-        _ => dt::concat_len(s.key_type),
-    }
-}
-
 /// Key layout of a named set from its declared types and lengths.
 fn layout(s: &Set) -> KeyLayout {
-    let n = field_count(s);
+    let n = s.field_count();
     let mut types = dt::split_concat(s.key_type, n).unwrap_or_else(|| vec![&dt::INTEGER; n]);
     // Raw payload members of a `typeof` print in hex.
     let ud = s
@@ -383,7 +368,7 @@ pub fn set_body(t: &Table, s: &Set, opts: &PrintOptions) -> Vec<String> {
         Some(match (&data_typeof, s.data_type) {
             (_, Some(NFT_DATA_VERDICT)) => "verdict".into(),
             (Some(d), _) if key.is_some() => format!("{interval}{}", typeof_text(d)),
-            (_, Some(id)) => format!("{interval}{}", type_names(id, dt::concat_len(id))),
+            (_, Some(id)) => format!("{interval}{}", dt::type_names(id, dt::concat_len(id))),
             _ => "?".into(),
         })
     } else if s.flags & NFT_SET_OBJECT != 0 {
@@ -405,7 +390,7 @@ pub fn set_body(t: &Table, s: &Set, opts: &PrintOptions) -> Vec<String> {
         None
     };
     let kw = if key.is_some() { "typeof" } else { "type" };
-    let ktext = key.unwrap_or_else(|| type_names(s.key_type, field_count(s)));
+    let ktext = key.unwrap_or_else(|| dt::type_names(s.key_type, s.field_count()));
     match data {
         Some(d) => lines.push(format!("{kw} {ktext} : {d}")),
         None => lines.push(format!("{kw} {ktext}")),

@@ -211,6 +211,13 @@ pub fn concat_len(key_type: u32) -> usize {
         + 1
 }
 
+/// `ipv4_addr . inet_service` for a (concatenated) datatype id of `n` parts.
+pub fn type_names(id: u32, n: usize) -> String {
+    split_concat(id, n)
+        .map(|ts| ts.iter().map(|t| t.name).collect::<Vec<_>>().join(" . "))
+        .unwrap_or_else(|| format!("{id}"))
+}
+
 /// The `key_type` of a concatenation of `types`.
 pub fn concat_id(types: &[&Datatype]) -> u32 {
     types.iter().fold(0, |acc, t| (acc << TYPE_BITS) | t.id)

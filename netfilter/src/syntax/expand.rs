@@ -83,6 +83,15 @@ pub fn expand(
     sources: &mut Sources,
     includes: &Includes,
 ) -> Result<Vec<Token>, Diagnostic> {
+    // A script with no variables, definitions or includes is its tokens.
+    let plain = |t: &Token| match &t.tok {
+        Tok::Var(_) => false,
+        Tok::Word(w) => !matches!(w.as_str(), "define" | "redefine" | "undefine" | "include"),
+        _ => true,
+    };
+    if main.iter().all(plain) {
+        return Ok(main);
+    }
     let mut out: Vec<Token> = Vec::with_capacity(main.len());
     let mut scopes = Scopes(vec![HashMap::new()]);
     let mut frames = vec![Frame {
@@ -95,7 +104,8 @@ pub fn expand(
             .is_none_or(|t: &Token| t.tok == Tok::Newline || t.is_punct(";") || t.is_punct("{"))
     };
     while let Some(frame) = frames.last_mut() {
-        let Some(t) = frame.toks.get(frame.pos).cloned() else {
+        // Each token is read once: moved out, not copied.
+        let Some(t) = frame.toks.get_mut(frame.pos).map(std::mem::take) else {
             frames.pop();
             // The end of an included file ends its last statement.
             if !frames.is_empty() {
@@ -130,7 +140,7 @@ pub fn expand(
             let Some(Token {
                 tok: Tok::Str(name),
                 span: nspan,
-            }) = frame.toks.get(frame.pos).cloned()
+            }) = frame.toks.get_mut(frame.pos).map(std::mem::take)
             else {
                 return Err(
                     Diagnostic::new(t.span, "expected a quoted file name after include")

@@ -4,7 +4,7 @@
 
 use super::diag::{Diagnostic, Span};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Tok {
     /// A bare word: keyword, name, number, address, range, prefix...
     Word(String),
@@ -17,10 +17,12 @@ pub enum Tok {
     /// Punctuation: `{ } ( ) ; , . : = == != < > <= >= & | ^ << >> ! + - / *`
     Punct(&'static str),
     /// End of a line (a statement separator).
+    #[default]
     Newline,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// (`Default`: a placeholder left where a token was moved out.)
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Token {
     pub tok: Tok,
     pub span: Span,
@@ -70,7 +72,8 @@ pub fn lex(src: &str) -> Result<Vec<Token>, Diagnostic> {
 /// [`lex`] for the script's file number `file` (see [`Span::file`]).
 pub fn lex_file(src: &str, file: u32) -> Result<Vec<Token>, Diagnostic> {
     let chars: Vec<char> = src.chars().collect();
-    let mut out = Vec::new();
+    // About one token per 5 characters in rulesets.
+    let mut out = Vec::with_capacity(src.len() / 5);
     let (mut i, mut line, mut col) = (0usize, 1usize, 1usize);
     while i < chars.len() {
         let c = chars[i];
@@ -175,13 +178,15 @@ pub fn lex_file(src: &str, file: u32) -> Result<Vec<Token>, Diagnostic> {
                 j += 1;
             }
             // `22:` before a space is a key followed by a map colon, but `1234::` is an address.
-            let mut w: String = chars[i..j].iter().collect();
+            let mut w = String::with_capacity(j - i);
+            w.extend(&chars[i..j]);
+            let mut n = j - i;
             let mut split_colon = false;
-            if w.len() > 1 && w.ends_with(':') && !w.ends_with("::") {
+            if n > 1 && w.ends_with(':') && !w.ends_with("::") {
                 w.pop();
+                n -= 1;
                 split_colon = true;
             }
-            let n = w.chars().count();
             out.push(Token {
                 tok: Tok::Word(w),
                 span: Span { len: n, ..start },

@@ -27,6 +27,8 @@
 
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
+
 use super::ast::{self, Command, Object as AObj, Op};
 use super::compile::sets::{self, unknown_set};
 use super::compile::{self, objects, rule};
@@ -54,11 +56,24 @@ pub(super) struct State {
 /// (kube-proxy's) finds each in constant time. Chains are only appended
 /// between deletions, which drop a table's index.
 #[derive(Default)]
-struct ChainIndex(HashMap<(Family, String), HashMap<String, usize>>);
+struct ChainIndex(Vec<(Family, String, FxHashMap<String, usize>)>);
 
 impl ChainIndex {
-    fn of(&mut self, t: &Table) -> &HashMap<String, usize> {
-        let m = self.0.entry((t.family, t.name.clone())).or_default();
+    fn of(&mut self, t: &Table) -> &FxHashMap<String, usize> {
+        // A few tables: found by comparison, without a key to allocate.
+        let at = match self
+            .0
+            .iter()
+            .position(|(f, n, _)| *f == t.family && *n == t.name)
+        {
+            Some(at) => at,
+            None => {
+                self.0
+                    .push((t.family, t.name.clone(), FxHashMap::default()));
+                self.0.len() - 1
+            }
+        };
+        let m = &mut self.0[at].2;
         for (i, c) in t.chains.iter().enumerate().skip(m.len()) {
             m.insert(c.name.clone(), i);
         }
@@ -68,7 +83,7 @@ impl ChainIndex {
         self.of(t).get(chain).copied()
     }
     fn forget(&mut self, fam: Family, table: &str) {
-        self.0.remove(&(fam, table.to_owned()));
+        self.0.retain(|(f, n, _)| !(*f == fam && n == table));
     }
 }
 
@@ -341,7 +356,7 @@ fn apply(st: &mut State, cmd: &Command) -> R<()> {
 /// message in order, so a chain declared later does not count).
 fn check_jumps(
     t: &Table,
-    known: &HashMap<String, usize>,
+    known: &FxHashMap<String, usize>,
     r: &crate::model::Rule,
     span: Span,
 ) -> R<()> {

@@ -98,3 +98,19 @@ pub const NFT_PAYLOAD_TUN_HEADER: u32 = 4;
 pub const NFTA_SET_TYPE: u16 = 19;
 /// The number of elements in the set (kernel's; never sent).
 pub const NFTA_SET_COUNT: u16 = 20;
+
+/// nft's name for an `NFPROTO_*` family: the one table of family names,
+/// read by [`model::Family`](crate::model::Family) and by error texts
+/// (which name families the kernel reports, known or not).
+pub fn family_name(family: u8) -> &'static str {
+    match family as u32 {
+        NFPROTO_UNSPEC => "unspec",
+        NFPROTO_INET => "inet",
+        NFPROTO_IPV4 => "ip",
+        NFPROTO_ARP => "arp",
+        NFPROTO_NETDEV => "netdev",
+        NFPROTO_BRIDGE => "bridge",
+        NFPROTO_IPV6 => "ip6",
+        _ => "family?",
+    }
+}

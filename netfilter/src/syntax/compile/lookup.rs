@@ -47,10 +47,8 @@ impl RuleCx<'_> {
                     .sum::<usize>() as u32;
                 if set.key_len != want {
                     let expr_ty = dts.iter().map(|d| d.name).collect::<Vec<_>>().join(" . ");
-                    let set_ty = crate::print::ruleset::type_names(
-                        set.key_type,
-                        crate::print::ruleset::field_count(set),
-                    );
+                    let set_ty =
+                        crate::proto::datatype::type_names(set.key_type, set.field_count());
                     return err(
                         *s,
                         format!("datatype mismatch: the expression is {expr_ty}, set @{name} holds {set_ty}"),

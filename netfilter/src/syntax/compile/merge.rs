@@ -17,6 +17,14 @@ struct Unit {
     op: CmpOp,
 }
 
+/// The base and operator of a unit, without building it.
+fn unit_head(load: &Expr, cmp: &Expr) -> Option<(PayloadBase, CmpOp)> {
+    match (load, cmp) {
+        (Expr::Payload(_), Expr::Cmp(_)) => unit(load, cmp).map(|u| (u.base, u.op)),
+        _ => None,
+    }
+}
+
 fn unit(load: &Expr, cmp: &Expr) -> Option<Unit> {
     let (Expr::Payload(p), Expr::Cmp(c)) = (load, cmp) else {
         return None;
@@ -43,6 +51,15 @@ fn unit(load: &Expr, cmp: &Expr) -> Option<Unit> {
 
 /// Merges runs of adjacent-field equality tests in `exprs`, in place.
 pub fn merge_payloads(exprs: &mut Vec<Expr>) {
+    // Most rules have no two such tests in a row: left as they are.
+    let mergeable = |j: usize| {
+        exprs.get(j..j + 4).is_some_and(|w| {
+            matches!((unit_head(&w[0], &w[1]), unit_head(&w[2], &w[3])), (Some(a), Some(b)) if a == b)
+        })
+    };
+    if !(0..exprs.len()).any(mergeable) {
+        return;
+    }
     let mut out: Vec<Expr> = Vec::with_capacity(exprs.len());
     let mut i = 0;
     while i < exprs.len() {

@@ -27,6 +27,8 @@ mod stmts;
 pub mod types;
 mod values;
 
+use std::borrow::Cow;
+
 use super::ast;
 use super::diag::{Diagnostic, Diagnostics, Span};
 use super::parser;
@@ -67,13 +69,21 @@ pub(super) fn dynamic_sets(t: &mut Table, r: &Rule) {
 /// Moves the rules of each `jump { ... }` / `goto { ... }` of `rule` into
 /// a new chain bound to it (flag `binding`, named `__chainN` as the
 /// kernel names them), and returns the rule with plain verdicts to them.
-pub(super) fn bind_chains(
+pub(super) fn bind_chains<'r>(
     fam: Family,
     t: &mut Table,
-    rule: &ast::RuleAst,
+    rule: &'r ast::RuleAst,
     n: &mut u32,
     bound: &mut u32,
-) -> R<ast::RuleAst> {
+) -> R<Cow<'r, ast::RuleAst>> {
+    // Most rules bind none: no copy of those.
+    if !rule
+        .stmts
+        .iter()
+        .any(|s| matches!(s, ast::Stmt::Bound { .. }))
+    {
+        return Ok(Cow::Borrowed(rule));
+    }
     let mut out = rule.clone();
     for s in &mut out.stmts {
         let ast::Stmt::Bound { goto, rules, span } = s else {
@@ -107,7 +117,7 @@ pub(super) fn bind_chains(
         };
         *s = ast::Stmt::Verdict(v, *span);
     }
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 fn hook_num(fam: Family, hook: &str, span: Span) -> R<u32> {

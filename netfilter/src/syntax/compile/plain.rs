@@ -4,6 +4,11 @@
 //! statements and object declarations all compile these here.
 
 use super::emit;
+use crate::expr::connlimit::Connlimit;
+use crate::expr::limit::Limit;
+use crate::expr::log::Log;
+use crate::expr::objref::Objref;
+use crate::expr::quota::Quota;
 use crate::expr::synproxy::Synproxy;
 use crate::expr::Expr;
 use crate::syntax::ast::{self, Arg, Stmt};
@@ -81,13 +86,13 @@ pub(super) fn keyword(name: &str, args: &[Arg], span: Span) -> R<Option<Expr>> {
         "ct count" => {
             let over = words.first().is_some_and(|w| w.0 == "over");
             let n = num(words.last(), span, "a count")? as u32;
-            emit::raw("connlimit", |w| {
-                w.put_u32_be(NFTA_CONNLIMIT_COUNT, n);
+            Connlimit {
+                count: Some(n),
                 // The kernel keeps (and dumps) flags only when inverted.
-                if over {
-                    w.put_u32_be(NFTA_CONNLIMIT_FLAGS, 1);
-                }
-            })
+                flags: over.then_some(1),
+                ..Default::default()
+            }
+            .into()
         }
         "synproxy" if words.first().is_some_and(|w| w.0 == "name") => {
             let n = words
@@ -166,10 +171,12 @@ pub(super) fn object_type(statement: &str) -> Option<u32> {
 
 /// A reference to the named object `name` of type `ty`.
 pub(super) fn objref(ty: u32, name: &str) -> Expr {
-    emit::raw("objref", |w| {
-        w.put_u32_be(NFTA_OBJREF_IMM_TYPE, ty);
-        w.put_str(NFTA_OBJREF_IMM_NAME, name);
-    })
+    Objref {
+        imm_name: Some(name.to_owned()),
+        imm_type: Some(ty),
+        ..Default::default()
+    }
+    .into()
 }
 
 /// `log [prefix P] [group G [snaplen N] [queue-threshold Q]] [level L] [flags F]`.
@@ -255,25 +262,19 @@ fn log(words: &[(String, Span)], span: Span) -> R<Expr> {
     if level == Some(8) && (prefix.is_some() || flags != 0) {
         return err(span, "log level audit takes no prefix or flags");
     }
-    Ok(emit::raw("log", |w| {
-        if let Some(p) = &prefix {
-            w.put_str(NFTA_LOG_PREFIX, p);
-        }
-        if let Some(g) = group {
-            w.put_u16_be(NFTA_LOG_GROUP, g as u16);
-            if let Some(s) = snaplen {
-                w.put_u32_be(NFTA_LOG_SNAPLEN, s as u32);
-            }
-            if let Some(q) = qthr {
-                w.put_u16_be(NFTA_LOG_QTHRESHOLD, q as u16);
-            }
-        } else {
-            w.put_u32_be(NFTA_LOG_LEVEL, level.unwrap_or(4));
-            if flags != 0 {
-                w.put_u32_be(NFTA_LOG_FLAGS, flags);
-            }
-        }
-    }))
+    let mut log = Log {
+        prefix,
+        ..Default::default()
+    };
+    if let Some(g) = group {
+        log.group = Some(g as u16);
+        log.snaplen = snaplen.map(|s| s as u32);
+        log.qthreshold = qthr.map(|q| q as u16);
+    } else {
+        log.level = Some(level.unwrap_or(4));
+        log.flags = (flags != 0).then_some(flags);
+    }
+    Ok(log.into())
 }
 
 fn unit_secs(u: &str) -> Option<u64> {
@@ -373,20 +374,20 @@ fn limit(words: &[(String, Span)], span: Span) -> R<Expr> {
     }
     let rate = rate.ok_or_else(|| Diagnostic::new(span, "expected a rate"))?;
     let burst = burst.unwrap_or(if bytes { 0 } else { 5 });
-    Ok(emit::raw("limit", |w| {
-        w.put_u64_be(NFTA_LIMIT_RATE, rate);
-        w.put_u64_be(NFTA_LIMIT_UNIT, unit);
-        w.put_u32_be(NFTA_LIMIT_BURST, burst as u32);
-        w.put_u32_be(
-            NFTA_LIMIT_TYPE,
-            if bytes {
-                NFT_LIMIT_PKT_BYTES
-            } else {
-                NFT_LIMIT_PKTS
-            },
-        );
-        w.put_u32_be(NFTA_LIMIT_FLAGS, over as u32);
-    }))
+    let limit_type = if bytes {
+        NFT_LIMIT_PKT_BYTES
+    } else {
+        NFT_LIMIT_PKTS
+    };
+    Ok(Limit {
+        rate: Some(rate),
+        unit: Some(unit),
+        burst: Some(burst as u32),
+        limit_type: Some(limit_type.into()),
+        flags: Some(over as u32),
+        ..Default::default()
+    }
+    .into())
 }
 
 /// `quota [over|until] N unit [used N unit]`.
@@ -428,11 +429,13 @@ fn quota(words: &[(String, Span)], span: Span) -> R<Expr> {
         i += 1;
     }
     let bytes = bytes.ok_or_else(|| Diagnostic::new(span, "expected a quota size"))?;
-    Ok(emit::raw("quota", |w| {
-        w.put_u64_be(NFTA_QUOTA_BYTES, bytes);
-        w.put_u64_be(NFTA_QUOTA_CONSUMED, used);
-        w.put_u32_be(NFTA_QUOTA_FLAGS, over as u32);
-    }))
+    Ok(Quota {
+        bytes: Some(bytes),
+        consumed: Some(used),
+        flags: Some(over as u32),
+        ..Default::default()
+    }
+    .into())
 }
 
 // `NF_LOG_*` (linux/netfilter/nf_log.h), not in the generated set.

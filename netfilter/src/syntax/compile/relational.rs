@@ -126,11 +126,20 @@ impl RuleCx<'_> {
                 _ => {}
             }
         }
+        // The key of an anonymous set the right side may make (copied only
+        // then: most matches compare with a value).
+        self.anon_key.clear();
+        if matches!(
+            right,
+            ast::Expr::Set(..) | ast::Expr::SetRef(..) | ast::Expr::List(..)
+        ) || matches!(left, ast::Expr::Concat(..))
+        {
+            self.anon_key = match left {
+                ast::Expr::Concat(parts, _) => parts.clone(),
+                e => vec![e.clone()],
+            };
+        }
         // Concatenations load into consecutive registers.
-        self.anon_key = match left {
-            ast::Expr::Concat(parts, _) => parts.clone(),
-            e => vec![e.clone()],
-        };
         if let ast::Expr::Concat(parts, _) = left {
             let (dts, lens) = self.load_concat(parts)?;
             return self.lookup_match(right, &dts, &lens, op, span);

@@ -10,6 +10,7 @@ use super::lookup::object_ref;
 use super::nat::{nat, split_addr_port};
 use super::plain::{self, arg_words};
 use super::types::*;
+use crate::expr::reject::Reject;
 use crate::model::Family;
 use crate::syntax::ast::{self, Arg};
 use crate::syntax::diag::err;
@@ -271,12 +272,14 @@ fn reject(cx: &mut RuleCx<'_>, words: &[(String, Span)], span: Span) -> R<()> {
     };
     let added = cx.exprs.len() - start;
     cx.exprs.rotate_right(added);
-    cx.push(emit::raw("reject", |w| {
-        w.put_u32_be(NFTA_REJECT_TYPE, ty);
-        // A TCP reset has no code.
-        if ty != NFT_REJECT_TCP_RST {
-            w.put_u8(NFTA_REJECT_ICMP_CODE, code);
+    cx.push(
+        Reject {
+            reject_type: Some(ty.into()),
+            // A TCP reset has no code.
+            icmp_code: (ty != NFT_REJECT_TCP_RST).then_some(code),
+            ..Default::default()
         }
-    }));
+        .into(),
+    );
     Ok(())
 }

@@ -1,6 +1,9 @@
 //! Written values → register bytes for a given datatype: numbers,
 //! symbolic names, addresses, strings, flag lists, ranges and prefixes.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use super::types::*;
 use crate::model::Table;
 use crate::syntax::ast::{BinOp, Expr};
@@ -361,24 +364,44 @@ fn protocol(w: &str) -> Option<u8> {
     if w == "icmpv6" {
         return Some(58);
     }
-    db_lookup("/etc/protocols", w)?.try_into().ok()
+    static PROTOCOLS: OnceLock<HashMap<String, u64>> = OnceLock::new();
+    db(&PROTOCOLS, "/etc/protocols")
+        .get(w)?
+        .to_owned()
+        .try_into()
+        .ok()
 }
 
 /// A port by service name, from the system's services table.
 fn service(w: &str) -> Option<u16> {
-    db_lookup("/etc/services", w)?.try_into().ok()
+    static SERVICES: OnceLock<HashMap<String, u64>> = OnceLock::new();
+    db(&SERVICES, "/etc/services")
+        .get(w)?
+        .to_owned()
+        .try_into()
+        .ok()
 }
 
-/// The number of `w` in a `/etc/protocols`-style table: `name number[/proto]
-/// aliases... # comment` per line.
-fn db_lookup(path: &str, w: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines().find_map(|l| {
-        let l = l.split('#').next().unwrap_or("");
-        let mut it = l.split_whitespace();
-        let (name, num) = (it.next()?, it.next()?);
-        let hit = name == w || it.any(|a| a == w);
-        hit.then(|| parse_u64(num.split('/').next().unwrap_or(num)))?
+/// A `/etc/protocols`-style table (`name number[/proto] aliases... #
+/// comment` per line) by name and alias, read once per process: the first
+/// line naming a word gives its number.
+fn db<'a>(cell: &'a OnceLock<HashMap<String, u64>>, path: &str) -> &'a HashMap<String, u64> {
+    cell.get_or_init(|| {
+        let mut out = HashMap::new();
+        for l in std::fs::read_to_string(path).unwrap_or_default().lines() {
+            let l = l.split('#').next().unwrap_or("");
+            let mut it = l.split_whitespace();
+            let (Some(name), Some(num)) = (it.next(), it.next()) else {
+                continue;
+            };
+            let Some(n) = parse_u64(num.split('/').next().unwrap_or(num)) else {
+                continue;
+            };
+            for w in std::iter::once(name).chain(it) {
+                out.entry(w.to_owned()).or_insert(n);
+            }
+        }
+        out
     })
 }
 

@@ -126,12 +126,12 @@ impl Parser {
                 op: Op::Add,
                 family: family.clone(),
                 table: table.clone(),
+                span: rule.span,
                 object: Object::Rule {
                     chain: decl.name.clone(),
                     position: None,
-                    rule: rule.clone(),
+                    rule,
                 },
-                span: rule.span,
             });
         }
         self.end_of_command()

@@ -1,8 +1,11 @@
-//! A patch as text: one line per operation in nft syntax.
+//! A patch as text: one line per operation in nft syntax. Here, not in
+//! `diff`, because an added rule prints as nft lists it: the diff computes,
+//! the printer renders.
 
 use std::fmt;
 
-use super::{Op, Patch, Position};
+use super::PrintOptions;
+use crate::diff::{Op, Patch, Position};
 use crate::model::{Family, Ruleset, Table};
 
 impl Patch {
@@ -218,12 +221,7 @@ impl OpLine<'_> {
                         &empty
                     }
                 };
-                let text = crate::print::rule(
-                    *family,
-                    context,
-                    rule,
-                    &crate::print::PrintOptions::default(),
-                );
+                let text = super::rule(*family, context, rule, &PrintOptions::default());
                 write!(f, " {text}")
             }
             Op::DeleteRule {
