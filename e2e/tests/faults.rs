@@ -221,8 +221,10 @@ fn sigkill_mid_push_leaves_each_pod_old_or_new_and_a_restart_converges_without_f
         current = next;
     }
     eprintln!("push window {window:?}; pods at the new ruleset when killed, per round: {tally:?}");
+    // With the default 20 random points some land half-way through the
+    // pods (a few rounds of a smaller count may all miss).
     assert!(
-        tally.iter().any(|n| 0 < *n && *n < pods_n),
+        rounds < 20 || tally.iter().any(|n| 0 < *n && *n < pods_n),
         "no kill landed while the change was half-way through the pods: {tally:?}"
     );
     agent.stop();
