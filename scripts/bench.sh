@@ -24,3 +24,6 @@ echo
 echo "## linx-cni: ADD latency (the real chain, with and without linx-cni)"
 if [ "$quick" = quick ]; then cni="20 200 20"; else cni=""; fi
 cargo bench -q -p linx-agent --bench cni_add -- $cni
+echo
+echo "## The cold path: linx-agent apply -f from a fresh process vs nft -f"
+cargo bench -q -p linx-agent --bench cold_path -- $quick

@@ -6,6 +6,7 @@ use crate::expr::{Data, Expr, Verdict};
 
 /// Calls `f(name, set_id)` for the set reference of `e`, if it has one
 /// by name; changes made by `f` stay in the expression.
+#[cfg_attr(not(feature = "kernel"), allow(dead_code))] // used by the kernel's side only
 pub(crate) fn for_each_set_ref(e: &mut Expr, mut f: impl FnMut(&mut String, &mut Option<u32>)) {
     if let Some((Some(name), id)) = e.set_refs_mut() {
         f(name, id);
@@ -25,6 +26,7 @@ pub(crate) fn jump_target(e: &Expr) -> Option<&str> {
 
 /// The name nft gives an anonymous set it creates, for the kernel to
 /// number: `__set12` becomes `__set%d`, `__map3` becomes `__map%d`.
+#[cfg_attr(not(feature = "kernel"), allow(dead_code))] // used by the kernel's side only
 pub(crate) fn anonymous_template(name: &str) -> String {
     let stem = name.trim_end_matches(|c: char| c.is_ascii_digit());
     if stem.len() == name.len() || name.contains('%') {

@@ -163,6 +163,7 @@ impl Writer {
     pub fn into_bytes(self) -> Vec<u8> {
         self.buf
     }
+    #[cfg_attr(not(feature = "kernel"), allow(dead_code))] // used by the kernel's side only
     pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
         &mut self.buf
     }

@@ -71,6 +71,7 @@ impl Batch {
     }
 
     /// Numbers the messages `first`, `first + 1`, ...
+    #[cfg_attr(not(feature = "kernel"), allow(dead_code))] // used by the kernel's side only
     pub(crate) fn stamp_sequence(&mut self, first: u32) {
         let bytes = self.w.bytes_mut();
         for (i, &start) in self.starts.iter().enumerate() {

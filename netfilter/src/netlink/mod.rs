@@ -4,10 +4,13 @@ pub mod attr;
 mod batch;
 pub mod describe;
 pub mod msg;
+#[cfg(feature = "kernel")]
 mod socket;
+#[cfg(feature = "kernel")]
 pub mod stream;
 
 pub use attr::{Attr, Attrs, Writer};
 pub use batch::Batch;
 pub use msg::{KernelError, Msg, Msgs};
+#[cfg(feature = "kernel")]
 pub use socket::{Dump, Generation, Socket};

@@ -26,20 +26,17 @@
 use std::time::{Duration, Instant};
 
 use super::event::{TraceItem, Tracer};
+use super::marking::{marking_table, TraceError};
 use super::path::{Assembler, PacketPath};
 use crate::diff::{Op, Patch};
-use crate::error::Error;
-use crate::expr::Expr;
 use crate::interfaces::Interfaces;
-use crate::model::{Chain, Family, Hook, Rule, Ruleset, Table};
+use crate::model::{Family, Ruleset};
 use crate::netlink::stream::Feed;
 use crate::netlink::Socket;
 use crate::netns::Netns;
 use crate::print::PrintOptions;
 use crate::pull::{pull, Selector};
 use crate::push::{push, push_patch, PushOptions};
-use crate::syntax::{compile_rule, Diagnostics};
-use crate::sys::*;
 
 /// What to trace, and for how long.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,19 +68,6 @@ impl SessionConfig {
     }
 }
 
-/// Why a session could not start or went wrong.
-#[derive(Debug, thiserror::Error)]
-pub enum TraceError {
-    /// The match is not valid nft.
-    #[error("--match: {0}")]
-    Match(Diagnostics),
-    /// The match holds a statement, not only matches.
-    #[error("--match {matching:?}: holds a statement (kernel expression `{statement}`); only matches are allowed")]
-    NotAMatch { matching: String, statement: String },
-    #[error(transparent)]
-    Netfilter(#[from] Error),
-}
-
 /// What [`Session::next`] found.
 #[derive(Debug)]
 pub enum Next {
@@ -107,9 +91,6 @@ pub struct Session {
     emitted: usize,
     removed: bool,
 }
-
-/// The earliest priority a hook has.
-const FIRST: i32 = i32::MIN;
 
 impl Session {
     /// Starts tracing inside `netns`.
@@ -266,127 +247,5 @@ impl Drop for Session {
         // Closing the owner socket deletes the table too; deleting it first
         // makes the removal synchronous.
         let _ = self.remove();
-    }
-}
-
-/// Checks `matching` as [`Session::start`] does, without a namespace: an
-/// nft match the compiler accepts and that holds no statement.
-///
-/// ```
-/// use linx_netfilter::trace::check_match;
-/// assert!(check_match("tcp dport { 22, 80 }").is_ok());
-/// assert!(check_match("tcp dport 22 accept").is_err());
-/// ```
-pub fn check_match(matching: &str) -> Result<(), TraceError> {
-    marking_table("linx-trace-check", matching).map(drop)
-}
-
-/// The session's table: `matching` then `meta nftrace set 1`, in a chain
-/// at the earliest priority of prerouting and of output.
-fn marking_table(name: &str, matching: &str) -> Result<Table, TraceError> {
-    let mut table = Table::new(Family::Inet, name);
-    table.flags = NFT_TABLE_F_OWNER;
-    let set =
-        compile_rule(Family::Inet, &table, "meta nftrace set 1").map_err(TraceError::Match)?;
-    for (chain, hook) in [
-        ("prerouting", NF_INET_PRE_ROUTING),
-        ("output", NF_INET_LOCAL_OUT),
-    ] {
-        let mut rule = if matching.trim().is_empty() {
-            Rule::new(Vec::new())
-        } else {
-            compile_rule(Family::Inet, &table, matching).map_err(TraceError::Match)?
-        };
-        if let Some(e) = rule.exprs.iter().find(|e| !is_match(e)) {
-            return Err(TraceError::NotAMatch {
-                matching: matching.to_owned(),
-                statement: e.name().to_owned(),
-            });
-        }
-        let mut exprs = rule.exprs.to_vec();
-        exprs.extend(set.exprs.iter().cloned());
-        rule.exprs = exprs.into();
-        let mut c = Chain::new(chain);
-        c.hook = Some(Hook {
-            num: hook,
-            priority: FIRST,
-            devices: Vec::new(),
-            device_list: false,
-        });
-        c.chain_type = Some("filter".into());
-        c.policy = Some(NF_ACCEPT);
-        c.rules = vec![rule].into();
-        table.chains.push(c);
-    }
-    Ok(table)
-}
-
-/// Whether an expression only matches (reads the packet and compares),
-/// as opposed to a statement (a verdict, a counter, a set, a log, ...).
-fn is_match(e: &Expr) -> bool {
-    match e {
-        Expr::Payload(p) => p.sreg.is_none(),
-        Expr::Meta(m) => m.sreg.is_none(),
-        Expr::Ct(c) => c.sreg.is_none(),
-        Expr::Exthdr(x) => x.sreg.is_none(),
-        // A verdict map writes the verdict register (0).
-        Expr::Lookup(l) => l.dreg != Some(0),
-        Expr::Cmp(_)
-        | Expr::Bitwise(_)
-        | Expr::Byteorder(_)
-        | Expr::Range(_)
-        | Expr::Fib(_)
-        | Expr::Rt(_)
-        | Expr::Socket(_)
-        | Expr::Osf(_)
-        | Expr::Hash(_)
-        | Expr::Numgen(_)
-        | Expr::Xfrm(_)
-        | Expr::Inner(_) => true,
-        _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_marking_rule_is_the_match_then_nftrace() {
-        let t = marking_table("linx-trace-1", "tcp dport { 22, 80 }").unwrap();
-        assert_eq!(t.flags, NFT_TABLE_F_OWNER);
-        let text: Vec<String> = t
-            .chains
-            .iter()
-            .map(|c| crate::print::rule(t.family, &t, &c.rules[0], &PrintOptions::default()))
-            .collect();
-        assert_eq!(
-            text,
-            [
-                "tcp dport { 22, 80 } meta nftrace set 1",
-                "tcp dport { 22, 80 } meta nftrace set 1"
-            ]
-        );
-        assert_eq!(t.chains[0].hook.as_ref().unwrap().priority, i32::MIN);
-    }
-
-    #[test]
-    fn statements_and_bad_text_are_refused() {
-        for (m, bad) in [
-            ("tcp dport 22 accept", "immediate"),
-            ("counter", "counter"),
-            ("tcp dport vmap { 22 : drop }", "lookup"),
-            ("meta mark set 1", "immediate"),
-        ] {
-            match marking_table("t", m) {
-                Err(TraceError::NotAMatch { statement, .. }) => assert_eq!(statement, bad, "{m}"),
-                other => panic!("{m}: {other:?}"),
-            }
-        }
-        assert!(matches!(
-            marking_table("t", "tcp dport"),
-            Err(TraceError::Match(_))
-        ));
-        assert!(marking_table("t", "").is_ok());
     }
 }
