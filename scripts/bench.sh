@@ -25,6 +25,9 @@ echo "## linx-cni: ADD latency (the real chain, with and without linx-cni)"
 if [ "$quick" = quick ]; then cni="20 200 20"; else cni=""; fi
 cargo bench -q -p linx-agent --bench cni_add -- $cni
 echo
+echo "## The cold path: linx-agent apply -f from a fresh process vs nft -f"
+cargo bench -q -p linx-agent --bench cold_path -- $quick
+echo
 echo "## Sets fed by a pod selector (full size: -- 1000 5000 100 50)"
 if [ "$quick" = quick ]; then sel="50 1000 100 10"; else sel=""; fi
 cargo bench -q -p linx-e2e --bench selectors -- $sel

@@ -298,14 +298,28 @@ pub fn pod_uid(n: u32) -> String {
 }
 
 /// How many of this process's descriptors hold the namespace with this
+/// inode (see [`netns_fds_of`]).
+pub fn open_netns_fds(inode: u64) -> usize {
+    netns_fds_of(std::process::id(), inode)
+}
+
+/// How many of process `pid`'s descriptors hold the namespace with this
 /// inode: its nsfs files (opened from `/proc/PID/ns/net`, shown as
 /// `net:[INODE]`, or from a bind mount such as `/run/netns/NAME`, or
-/// received from another process) and the sockets living in it.
-pub fn open_netns_fds(inode: u64) -> usize {
-    use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+/// received from another process) and the sockets living in it (each
+/// copied here with `pidfd_getfd` and asked its namespace with
+/// `SIOCGSKNS`).
+pub fn netns_fds_of(pid: u32, inode: u64) -> usize {
+    use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::fs::MetadataExt;
     let want = format!("net:[{inode}]");
-    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+    // SAFETY: pidfd_open returns a new descriptor or fails; owned here.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) };
+    if pidfd < 0 {
+        return 0;
+    }
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
         return 0;
     };
     dir.flatten()
@@ -324,9 +338,14 @@ pub fn open_netns_fds(inode: u64) -> usize {
             let Some(fd) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
                 return false;
             };
-            // SAFETY: SIOCGSKNS on one of our descriptors returns a new one
-            // (or fails); the new one is owned and closed here.
-            let ns = unsafe { libc::ioctl(fd, libc::SIOCGSKNS) };
+            // SAFETY: a copy of the process's descriptor, owned here.
+            let copy = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+            if copy < 0 {
+                return false;
+            }
+            let copy = unsafe { OwnedFd::from_raw_fd(copy as i32) };
+            // SAFETY: SIOCGSKNS returns a new descriptor (or fails), owned here.
+            let ns = unsafe { libc::ioctl(copy.as_raw_fd(), libc::SIOCGSKNS) };
             if ns < 0 {
                 return false;
             }

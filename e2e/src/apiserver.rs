@@ -7,7 +7,14 @@
 //! schema validation, defaulting, CEL rules, garbage collection or
 //! managed fields; server-side apply is a JSON merge of the fields given,
 //! strategic merge is a JSON merge too; a watch replays every event after
-//! the requested resourceVersion (never `410 Gone`); lists are never paged.
+//! the requested resourceVersion; lists are never paged.
+//!
+//! Faults, for tests: [`FakeApiServer::set_down`] makes it go away (open
+//! connections and watches cut, new ones closed at once) and come back
+//! with the same objects; [`FakeApiServer::compact`] forgets the events
+//! so far, as etcd's compaction does, so a watch from an older
+//! resourceVersion gets `410 Gone` (an `ERROR` event with status
+//! `Expired`, as a real API server sends) and must list again.
 //!
 //! Admission: ValidatingWebhookConfigurations stored in it are called
 //! (by `clientConfig.url`, over verified HTTPS: see [`crate::admission`]),
@@ -113,6 +120,21 @@ impl FakeApiServer {
             .zip(st.requests.iter().cloned())
             .collect()
     }
+
+    /// Goes away (`true`: every open connection, watches included, is cut
+    /// and new ones are closed unanswered) or comes back with its objects.
+    pub fn set_down(&self, down: bool) {
+        self.store.down.send_replace(down);
+    }
+
+    /// Forgets the events so far: a watch from an older resourceVersion
+    /// gets `410 Gone`. Returns the resourceVersion compacted to.
+    pub fn compact(&self) -> u64 {
+        let mut st = self.store.lock();
+        st.compacted = st.rv;
+        st.log.clear();
+        st.rv
+    }
 }
 
 impl Drop for FakeApiServer {
@@ -143,6 +165,8 @@ struct WatchEvent {
 pub(crate) struct State {
     rv: u64,
     uids: u64,
+    /// Watches from a resourceVersion below this get `410 Gone`.
+    compacted: u64,
     objects: BTreeMap<Key, Value>,
     log: Vec<WatchEvent>,
     requests: Vec<String>,
@@ -154,6 +178,8 @@ struct Store {
     state: Mutex<State>,
     /// The latest resourceVersion, for watchers to wake on.
     latest: watch::Sender<u64>,
+    /// Whether the server is "away" (see [`FakeApiServer::set_down`]).
+    down: watch::Sender<bool>,
 }
 
 impl Default for Store {
@@ -161,6 +187,7 @@ impl Default for Store {
         Store {
             state: Mutex::default(),
             latest: watch::Sender::new(0),
+            down: watch::Sender::new(false),
         }
     }
 }
@@ -240,7 +267,17 @@ fn ok(body: Value) -> Response {
 
 async fn accept_loop(listener: TcpListener, store: Arc<Store>) {
     while let Ok((sock, _)) = listener.accept().await {
-        tokio::spawn(serve_conn(sock, store.clone()));
+        if *store.down.borrow() {
+            continue; // closed unanswered
+        }
+        let s = store.clone();
+        tokio::spawn(async move {
+            let mut down = s.down.subscribe();
+            tokio::select! {
+                _ = serve_conn(sock, s.clone()) => {}
+                _ = down.wait_for(|d| *d) => {} // cut
+            }
+        });
     }
 }
 
@@ -816,6 +853,15 @@ async fn serve_watch<W: tokio::io::AsyncWrite + Unpin>(
         .get("resourceVersion")
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| store.lock().rv);
+    let compacted = store.lock().compacted;
+    // "0" is "from any point" on a real server, never too old.
+    if from != 0 && from < compacted {
+        let message = format!("too old resource version: {from} ({compacted})");
+        let gone = json!({"type": "ERROR", "object": status(410, "Expired", message).body});
+        write_chunk(w, &gone).await?;
+        w.write_all(b"0\r\n\r\n").await?;
+        return w.flush().await;
+    }
     let timeout = req
         .query
         .get("timeoutSeconds")
@@ -824,29 +870,24 @@ async fn serve_watch<W: tokio::io::AsyncWrite + Unpin>(
     let until = tokio::time::Instant::now() + Duration::from_secs(timeout);
     let mut latest = store.latest.subscribe();
     loop {
+        // Read and advance under one lock: no event falls between.
         let events: Vec<WatchEvent> = {
             let st = store.lock();
             // The log is in resourceVersion order: skip what was sent
             // without walking it (thousands of events at 1,000 pods).
             let first = st.log.partition_point(|e| e.rv <= from);
-            st.log[first..]
+            let events = st.log[first..]
                 .iter()
                 .filter(|e| in_scope(&t, &e.collection, &e.namespace))
                 .cloned()
-                .collect()
+                .collect();
+            from = st.rv.max(from);
+            events
         };
-        from = store.lock().rv.max(from);
         for e in events {
-            if !selected(&e.object, &req.query) {
-                continue;
+            if selected(&e.object, &req.query) {
+                write_chunk(w, &json!({"type": e.kind, "object": e.object})).await?;
             }
-            let mut line = serde_json::to_vec(&json!({"type": e.kind, "object": e.object}))
-                .unwrap_or_default();
-            line.push(b'\n');
-            w.write_all(format!("{:x}\r\n", line.len()).as_bytes())
-                .await?;
-            w.write_all(&line).await?;
-            w.write_all(b"\r\n").await?;
         }
         w.flush().await?;
         tokio::select! {
@@ -856,6 +897,16 @@ async fn serve_watch<W: tokio::io::AsyncWrite + Unpin>(
     }
     w.write_all(b"0\r\n\r\n").await?;
     w.flush().await
+}
+
+/// One watch event as a line in its own chunk.
+async fn write_chunk<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, event: &Value) -> io::Result<()> {
+    let mut line = serde_json::to_vec(event).unwrap_or_default();
+    line.push(b'\n');
+    w.write_all(format!("{:x}\r\n", line.len()).as_bytes())
+        .await?;
+    w.write_all(&line).await?;
+    w.write_all(b"\r\n").await
 }
 
 #[cfg(test)]

@@ -1,13 +1,15 @@
 //! End-to-end tests of the built binaries; see `tests/` (binaries are
 //! found or built by `linx_agent::testing::binary`). [`apiserver`]: a
 //! fake Kubernetes API server the cluster flows can run against;
-//! [`cluster`]: the setup those flows share.
+//! [`cluster`]: the setup those flows share; [`node`]: a node without
+//! Kubernetes (the agent fed by a pods file) for fault tests.
 
 use std::time::{Duration, Instant};
 
 mod admission;
 pub mod apiserver;
 pub mod cluster;
+pub mod node;
 
 /// Polls `f` every 20 ms until it holds; panics after `timeout`.
 pub fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {

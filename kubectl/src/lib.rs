@@ -14,6 +14,7 @@
 //! in a pod is the agents' to tell. When no agent answers, it says why it
 //! thinks so (no agent pod on the node, one not running, no node report).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -21,10 +22,15 @@ use clap::{Parser, Subcommand};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, ResourceExt};
+use linx_crds::addressset::assemble;
 use linx_crds::conflict::{resolve, Claim};
+use linx_crds::source::SetRef;
 use linx_crds::trace::TracePhase;
 use linx_crds::validate::declared_tables;
-use linx_crds::{FirewallNodeReport, FirewallRuleset, FirewallTrace, FirewallTraceSpec};
+use linx_crds::{
+    FirewallAddressSet, FirewallAddressSetSpec, FirewallNodeReport, FirewallRuleset, FirewallTrace,
+    FirewallTraceSpec,
+};
 
 /// How long `trace` waits for an agent to take the trace before looking
 /// for a reason.
@@ -447,6 +453,12 @@ fn table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) -> String {
 
 /// `kubectl linx explain`.
 pub async fn explain(c: &Client, ns: &str, name: &str) -> Result<i32, Error> {
+    print!("{}", explain_report(c, ns, name).await?);
+    Ok(0)
+}
+
+/// What `kubectl linx explain` prints, from the API server's answers.
+pub async fn explain_report(c: &Client, ns: &str, name: &str) -> Result<String, Error> {
     let pod = Api::<Pod>::namespaced(c.clone(), ns)
         .get_opt(name)
         .await
@@ -476,8 +488,139 @@ pub async fn explain(c: &Client, ns: &str, name: &str) -> Result<i32, Error> {
         },
         None => Ok(None),
     };
-    print!("{}", explain_text(&pod, &selecting, report));
-    Ok(0)
+    let ips = pod_ips(&pod);
+    let mut sets = AddressSets::default();
+    if !ips.is_empty() && !host_network(&pod) {
+        sets = address_sets(c, ns).await?;
+        sets.keep_live(c, &ips).await?;
+    }
+    Ok(explain_text(&pod, &selecting, report, &sets))
+}
+
+fn denied(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 403)
+}
+
+/// The FirewallAddressSets a reader may see: every namespace's, or (when
+/// cluster-wide reading is not granted) those of `ns`, with a note.
+async fn address_sets(c: &Client, ns: &str) -> Result<AddressSets, Error> {
+    let lp = ListParams::default();
+    match Api::<FirewallAddressSet>::all(c.clone()).list(&lp).await {
+        Ok(l) => return Ok(AddressSets::of(&l.items, vec![])),
+        Err(e) if !denied(&e) => return Err(kube_err("listing FirewallAddressSets")(e)),
+        Err(_) => {}
+    }
+    match Api::<FirewallAddressSet>::namespaced(c.clone(), ns)
+        .list(&lp)
+        .await
+    {
+        Ok(l) => Ok(AddressSets::of(&l.items, vec![format!(
+            "address sets of other namespaces are not readable with your rights (ClusterRole linx-report-reader): only those of {ns} were searched"
+        )])),
+        Err(e) if denied(&e) => Ok(AddressSets::of(&[], vec![
+            "address sets are not readable with your rights (ClusterRole linx-report-reader)".to_owned(),
+        ])),
+        Err(e) => Err(kube_err(format!("listing FirewallAddressSets in {ns}"))(e)),
+    }
+}
+
+/// The FirewallRuleset a published list was made for.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ListOwner {
+    pub namespace: String,
+    pub ruleset: String,
+    pub uid: String,
+}
+
+/// The lists that selectors' sets resolved to, as agents assemble them
+/// from the operator's chunks, and what could not be read.
+#[derive(Debug, Default)]
+pub struct AddressSets {
+    pub lists: BTreeMap<(ListOwner, SetRef), Vec<String>>,
+    pub notes: Vec<String>,
+}
+
+impl AddressSets {
+    pub fn of(chunks: &[FirewallAddressSet], notes: Vec<String>) -> AddressSets {
+        let mut by_owner: BTreeMap<ListOwner, Vec<&FirewallAddressSetSpec>> = BTreeMap::new();
+        for c in chunks {
+            let owner = ListOwner {
+                namespace: c.namespace().unwrap_or_default(),
+                ruleset: c.spec.ruleset.clone(),
+                uid: c.spec.ruleset_uid.clone(),
+            };
+            by_owner.entry(owner).or_default().push(&c.spec);
+        }
+        let mut lists = BTreeMap::new();
+        for (owner, parts) in by_owner {
+            for (set, list) in assemble(parts) {
+                lists.insert((owner.clone(), set), list);
+            }
+        }
+        AddressSets { lists, notes }
+    }
+
+    /// Keeps, of the lists holding one of `ips`, those an agent uses: made
+    /// for the FirewallRuleset of that name and UID that exists now (a
+    /// list left from a deleted resource, or one naming a UID that is not
+    /// the resource's, is ignored by agents too).
+    pub async fn keep_live(&mut self, c: &Client, ips: &[String]) -> Result<(), Error> {
+        let owners: std::collections::BTreeSet<ListOwner> =
+            self.holding(ips).map(|((o, _), _)| o.clone()).collect();
+        for o in owners {
+            let api = Api::<FirewallRuleset>::namespaced(c.clone(), &o.namespace);
+            let live = match api.get_opt(&o.ruleset).await {
+                Ok(r) => r.is_some_and(|r| r.uid().as_deref() == Some(o.uid.as_str())),
+                Err(e) if denied(&e) => {
+                    self.notes.push(format!(
+                        "FirewallRuleset {}/{} is not readable with your rights: its sets are shown as published",
+                        o.namespace, o.ruleset
+                    ));
+                    true
+                }
+                Err(e) => {
+                    let what = format!("reading FirewallRuleset {}/{}", o.namespace, o.ruleset);
+                    return Err(kube_err(what)(e));
+                }
+            };
+            if !live {
+                self.lists.retain(|(owner, _), _| *owner != o);
+            }
+        }
+        Ok(())
+    }
+
+    /// Each set holding one of `ips` (an element's first part: `10.0.0.7`
+    /// or `10.0.0.7 . 5432`), with the element.
+    pub fn holding<'a>(
+        &'a self,
+        ips: &'a [String],
+    ) -> impl Iterator<Item = (&'a (ListOwner, SetRef), &'a str)> + 'a {
+        self.lists.iter().flat_map(move |(at, list)| {
+            list.iter()
+                .filter(|e| {
+                    ips.iter()
+                        .any(|ip| e.split(" . ").next() == Some(ip.as_str()))
+                })
+                .map(move |e| (at, e.as_str()))
+        })
+    }
+}
+
+fn host_network(pod: &Pod) -> bool {
+    pod.spec.as_ref().and_then(|s| s.host_network) == Some(true)
+}
+
+/// The pod's addresses (`status.podIPs`, else `status.podIP`).
+fn pod_ips(pod: &Pod) -> Vec<String> {
+    let Some(st) = pod.status.as_ref() else {
+        return Vec::new();
+    };
+    let mut ips: Vec<String> = st.pod_ips.iter().flatten().map(|p| p.ip.clone()).collect();
+    if ips.is_empty() {
+        ips.extend(st.pod_ip.clone());
+    }
+    ips
 }
 
 /// The text of `kubectl linx explain`.
@@ -485,6 +628,7 @@ pub fn explain_text(
     pod: &Pod,
     selecting: &[FirewallRuleset],
     report: Result<Option<FirewallNodeReport>, String>,
+    sets: &AddressSets,
 ) -> String {
     let ns = pod.namespace().unwrap_or_default();
     let name = pod.name_any();
@@ -493,9 +637,9 @@ pub fn explain_text(
         "pod {ns}/{name} on node {}\n",
         spec.node_name.as_deref().unwrap_or("(none yet)")
     );
-    if spec.host_network == Some(true) {
+    if host_network(pod) {
         out.push_str(
-            "  hostNetwork: it shares its node's network namespace; Linx never touches it\n",
+            "  hostNetwork: it shares its node's network namespace; Linx never touches it, and no selector puts its address in a set\n",
         );
         return out;
     }
@@ -503,8 +647,22 @@ pub fn explain_text(
         out.push_str(
             "no FirewallRuleset of its namespace selects it: Linx leaves its firewall empty\n",
         );
-        return out;
+    } else {
+        out.push_str(&selected_text(&ns, &name, &spec, selecting, report));
     }
+    out.push_str(&membership_text(&pod_ips(pod), sets));
+    out
+}
+
+/// Which rulesets own which tables in the pod, and what the agent says.
+fn selected_text(
+    ns: &str,
+    name: &str,
+    spec: &k8s_openapi::api::core::v1::PodSpec,
+    selecting: &[FirewallRuleset],
+    report: Result<Option<FirewallNodeReport>, String>,
+) -> String {
+    let mut out = String::new();
     let claims: Vec<Claim> = selecting
         .iter()
         .map(|r| Claim {
@@ -554,6 +712,46 @@ pub fn explain_text(
                 out.push_str("  nothing about this pod yet\n");
             }
         }
+    }
+    out
+}
+
+/// The sets (fed by selectors) holding the pod's addresses.
+fn membership_text(ips: &[String], sets: &AddressSets) -> String {
+    let mut out = String::new();
+    for note in &sets.notes {
+        out.push_str(&format!("{note}\n"));
+    }
+    if ips.is_empty() {
+        out.push_str("no address yet: in no set fed by a selector\n");
+        return out;
+    }
+    let (what, verb) = if ips.len() == 1 {
+        ("its address", "is")
+    } else {
+        ("its addresses", "are")
+    };
+    let list = ips.join(", ");
+    let mut rows: Vec<String> = sets
+        .holding(ips)
+        .map(|((owner, set), element)| {
+            let shown = if ips.iter().any(|ip| ip == element) {
+                String::new()
+            } else {
+                format!(" as {element}")
+            };
+            let (ns, ruleset) = (&owner.namespace, &owner.ruleset);
+            format!("  set {set} of FirewallRuleset {ns}/{ruleset}{shown}\n")
+        })
+        .collect();
+    rows.dedup();
+    if rows.is_empty() {
+        out.push_str(&format!(
+            "{what} {list} {verb} in no set fed by a selector (FirewallAddressSet)\n"
+        ));
+    } else {
+        out.push_str(&format!("{what} {list} {verb} in:\n"));
+        out.extend(rows);
     }
     out
 }

@@ -64,6 +64,15 @@ fn compiled(src: &str) -> Ruleset {
     compile(src).unwrap_or_else(|d| panic!("{d}"))
 }
 
+/// `src` compiled, the set of its first chain's last rule named `name`.
+fn last_set_named(src: &str, name: &str) -> Ruleset {
+    let mut rs = compiled(src);
+    if let Some(r) = rs.tables[0].chains[0].rules.iter_mut().last() {
+        rename(r, &[name]);
+    }
+    rs
+}
+
 /// `nft list ruleset` after nft itself loads `src` into a fresh namespace.
 fn nft_listing(src: &str) -> String {
     let ns = TestNetns::new();
@@ -191,10 +200,7 @@ fn a_reconcile_names_around_the_kernels_sets_and_keeps_the_fixed_point() {
         "\t}\n}",
         "\t\tudp dport { 53, 5353 } accept\n\t\tip daddr { 10.1.1.1, 10.1.1.2 } accept comment \"d\"\n\t}\n}",
     );
-    let mut second = compiled(&src);
-    let rules = &mut second.tables[0].chains[0].rules;
-    let n = rules.len();
-    rename(&mut rules[n - 1], &[&nfts]);
+    let second = last_set_named(&src, &nfts);
     let out = r.reconcile(&second).unwrap();
     assert_eq!(out.pulls, 1);
     let added: Vec<&Rule> = out
@@ -232,10 +238,7 @@ fn a_reconcile_names_around_the_kernels_sets_and_keeps_the_fixed_point() {
         "comment \"d\"\n",
         "comment \"d\"\n\t\tip daddr { 10.2.2.1, 10.2.2.2 } accept comment \"e\"\n",
     );
-    let mut third = compiled(&src3);
-    let rules = &mut third.tables[0].chains[0].rules;
-    let n = rules.len();
-    rename(&mut rules[n - 1], &[&ours]);
+    let third = last_set_named(&src3, &ours);
     let out = r.reconcile(&third).unwrap();
     assert_eq!(out.pulls, 0, "the known state was current");
     let sets = kernel_sets(&mut sock);

@@ -124,11 +124,14 @@ pub fn tracer_rules() -> Value {
 
 /// ClusterRole `linx-report-reader`, for users: bound cluster-wide, it lets
 /// `kubectl linx status` and `explain` show each pod's state from the
-/// node reports.
+/// node reports, and `explain` find the sets of any namespace that hold a
+/// pod's address (the published lists, checked against the live
+/// FirewallRuleset they were made for).
 pub const REPORT_READER: &str = "linx-report-reader";
 pub fn report_reader_rules() -> Value {
     json!([
-        {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallnodereports"], "verbs": ["get", "list", "watch"]}
+        {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallnodereports", "firewalladdresssets"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["netfilter.linx.dev"], "resources": ["firewallrulesets"], "verbs": ["get"]}
     ])
 }
 

@@ -278,17 +278,31 @@ fn echoed_handles(patch: &Patch, echoes: &Dump) -> std::collections::HashMap<u32
         return handles;
     }
     for ((table, chain, id), m) in added.into_iter().zip(&echoed) {
-        match codec::rule::decode(m) {
-            Ok(d) if d.table == table && d.parent == Some(chain) => match d.value.handle {
-                Some(h) => {
-                    handles.insert(id, h);
-                }
-                None => return std::collections::HashMap::new(),
-            },
+        match placed(m) {
+            Some((t, c, h)) if t == table && c == chain => {
+                handles.insert(id, h);
+            }
             _ => return std::collections::HashMap::new(),
         }
     }
     handles
+}
+
+/// The table, chain and handle of an echoed rule; its expressions are not
+/// decoded (a whole push echoes every rule it adds).
+fn placed<'a>(m: &Msg<'a>) -> Option<(&'a str, &'a str, u64)> {
+    let (_, attrs) = m.nfgen().ok()?;
+    let (mut table, mut chain, mut handle) = (None, None, None);
+    for a in attrs {
+        let a = a.ok()?;
+        match a.kind() {
+            NFTA_RULE_TABLE => table = Some(a.str().ok()?),
+            NFTA_RULE_CHAIN => chain = Some(a.str().ok()?),
+            NFTA_RULE_HANDLE => handle = Some(a.u64_be().ok()?),
+            _ => {}
+        }
+    }
+    Some((table?, chain?, handle?))
 }
 
 /// Who names the anonymous sets of a batch.

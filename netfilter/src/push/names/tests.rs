@@ -20,6 +20,20 @@ fn refs(r: &Rule) -> Vec<String> {
         .collect()
 }
 
+/// Table `inet t`: a named set `set`, a chain `c` of two rules with an
+/// anonymous set each.
+fn two_rules_beside(set: &str) -> Ruleset {
+    compiled(&format!(
+        "table inet t {{
+            set {set} {{ type inet_service; }}
+            chain c {{
+                tcp dport {{ 1, 2 }} accept
+                udp dport {{ 3, 4 }} accept
+            }}
+        }}"
+    ))
+}
+
 fn set_names(r: &Rule) -> Vec<&str> {
     r.sets.iter().map(|s| s.name.as_str()).collect()
 }
@@ -50,16 +64,7 @@ fn add_rule(table: &str, rule: Rule) -> Op {
 fn a_patch_keeps_free_names_and_numbers_the_rest_above_the_table() {
     // The kernel's state: anonymous sets __set0 and __set4, a named set
     // whose name ends in 9.
-    let state = compiled(
-        "table inet t {
-            set ports9 { type inet_service; }
-            chain c {
-                tcp dport { 1, 2 } accept
-                udp dport { 3, 4 } accept
-            }
-        }",
-    );
-    let mut state = state;
+    let mut state = two_rules_beside("ports9");
     {
         let rules = &mut state.tables[0].chains[0].rules;
         let mut names = ["__set0", "__set4"].into_iter();
@@ -152,15 +157,7 @@ fn sent(batch: &crate::netlink::Batch) -> (Vec<(String, u16)>, Vec<String>) {
 
 #[test]
 fn a_whole_push_names_sets_unless_merging_into_a_table_of_unknown_sets() {
-    let mut rs = compiled(
-        "table inet t {
-            set __set1 { type inet_service; }
-            chain c {
-                tcp dport { 1, 2 } accept
-                udp dport { 3, 4 } accept
-            }
-        }",
-    );
+    let mut rs = two_rules_beside("__set1");
     // Two rules naming their sets alike (values built rule by rule do).
     for r in rs.tables[0].chains[0].rules.iter_mut() {
         rename(r, |_| "__set0".to_owned());
