@@ -325,6 +325,12 @@ fn run(pods_n: usize, rulesets: usize, rules: usize, churn: u64, rate: u64) -> F
             "1",
             "--metrics-addr",
             &metrics,
+            // As the e2e: pid 1's namespace may not be readable here; this
+            // process's is the host's.
+            "--proc-root",
+            "/proc",
+            "--host-netns",
+            "/proc/self/ns/net",
         ],
         &kubeconfig,
         &dir.join("agent.log"),
