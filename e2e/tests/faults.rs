@@ -315,8 +315,22 @@ fn a_namespace_vanishing_mid_push_is_let_go_and_the_others_converge() {
 struct Keeper(Child);
 
 impl Keeper {
-    /// `nft -s list table inet linx` in its namespace ("" without one).
+    /// `nft -s list table inet linx` in its namespace ("" without one),
+    /// taken when two listings in a row agree: a dump that overlaps the
+    /// agent's commit can repeat rules (the kernel restarts it), which is
+    /// the listing's tearing, not the namespace's state.
     fn listing(&mut self) -> String {
+        let mut last = self.listing_once();
+        loop {
+            let next = self.listing_once();
+            if next == last {
+                return next;
+            }
+            last = next;
+        }
+    }
+
+    fn listing_once(&mut self) -> String {
         let out = std::process::Command::new("nsenter")
             .arg(format!("--net=/proc/{}/ns/net", self.0.id()))
             .args(["nft", "-s", "list", "table", "inet", "linx"])
