@@ -321,13 +321,15 @@ impl Keeper {
     /// the listing's tearing, not the namespace's state.
     fn listing(&mut self) -> String {
         let mut last = self.listing_once();
-        loop {
+        // Bounded: a namespace that never settles is asserted on as listed.
+        for _ in 0..50 {
             let next = self.listing_once();
             if next == last {
-                return next;
+                break;
             }
             last = next;
         }
+        last
     }
 
     fn listing_once(&mut self) -> String {
