@@ -372,9 +372,11 @@ fn two_hundred_reconciles_against_a_concurrent_writer() {
         "tcp dport 443 accept".into(),
     ]));
     let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let path = ns.netns();
     let writer = {
         let stop = stop.clone();
+        let written = written.clone();
         std::thread::spawn(move || {
             // Commits as fast as it can in a foreign table: adds a rule, deletes the oldest.
             let mut sock = Socket::open(&path).unwrap();
@@ -420,6 +422,7 @@ fn two_hundred_reconciles_against_a_concurrent_writer() {
                     sock.commit(&mut del, None).unwrap();
                 }
                 commits += 1;
+                written.store(commits, Ordering::Relaxed);
                 // A busy writer, not a livelock: hundreds of commits a second.
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
@@ -435,7 +438,11 @@ fn two_hundred_reconciles_against_a_concurrent_writer() {
     );
     let mut conflicts = 0;
     let mut check = Socket::open(&ns.netns()).unwrap();
-    for i in 0..200 {
+    // At least 200 reconciles, and on until the writer has really interleaved with them: how
+    // often two threads meet depends on the machine's scheduler, so the loop waits for the
+    // conflicts it needs (bounded) instead of hoping 200 rounds bring them.
+    let mut i = 0;
+    while i < 200 || ((conflicts == 0 || written.load(Ordering::Relaxed) < 20) && i < 20_000) {
         let want = if i % 2 == 0 { &a } else { &b };
         let out = r
             .reconcile(want)
@@ -451,10 +458,13 @@ fn two_hundred_reconciles_against_a_concurrent_writer() {
             linx_netfilter::diff::diff(&got, &mark_all(want.clone())).is_empty(),
             "reconcile {i} did not converge"
         );
+        i += 1;
     }
     stop.store(true, Ordering::Relaxed);
     let (commits, live) = writer.join().unwrap();
-    println!("writer commits: {commits}, generation conflicts retried: {conflicts}");
+    println!(
+        "reconciles: {i}, writer commits: {commits}, generation conflicts retried: {conflicts}"
+    );
     assert!(
         commits >= 20,
         "the writer must really have been writing ({commits})"
