@@ -358,7 +358,14 @@ pub fn netns_fds_of(pid: u32, inode: u64) -> usize {
 /// A workspace binary: the path in the environment variable `env` if set,
 /// else built here with the running test's profile (cheap when fresh:
 /// cargo finds it up to date).
-pub fn binary(package: &str, bin: &str, env: &str) -> PathBuf {
+///
+/// Always the whole workspace, never `-p PACKAGE`: one package alone
+/// resolves other features of the shared crates than the workspace does,
+/// so building the agent, then the operator, then running the next test
+/// binary rebuilt the engine each time (minutes per e2e test in CI). In
+/// the dev profile `--all-targets` resolves exactly as `cargo test
+/// --workspace` does, so after that command this build is a no-op.
+pub fn binary(bin: &str, env: &str) -> PathBuf {
     if let Some(p) = std::env::var_os(env) {
         return p.into();
     }
@@ -369,11 +376,13 @@ pub fn binary(package: &str, bin: &str, env: &str) -> PathBuf {
         dir = dir.parent().expect("target/PROFILE");
     }
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args(["build", "-q", "-p", package, "--bin", bin]);
+    cmd.args(["build", "-q", "--workspace"]);
     match dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => {}
+        Some("debug") | None => {
+            cmd.arg("--all-targets");
+        }
         Some(profile) => {
-            cmd.args(["--profile", profile]);
+            cmd.args(["--bins", "--profile", profile]);
         }
     }
     let st = cmd.status().expect("run cargo build");
@@ -384,7 +393,7 @@ pub fn binary(package: &str, bin: &str, env: &str) -> PathBuf {
 /// The `linx-cni` binary (`LINX_CNI_BIN`, else built).
 pub fn cni_binary() -> PathBuf {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| binary("linx-cni", "linx-cni", "LINX_CNI_BIN"))
+    BIN.get_or_init(|| binary("linx-cni", "LINX_CNI_BIN"))
         .clone()
 }
 

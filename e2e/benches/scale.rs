@@ -251,8 +251,8 @@ fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 fn run(pods_n: usize, rulesets: usize, rules: usize, churn: u64, rate: u64) -> Figures {
-    let agent_bin = binary("linx-agent", "linx-agent", "LINX_AGENT_BIN");
-    let operator_bin = binary("linx-operator", "linx-operator", "LINX_OPERATOR_BIN");
+    let agent_bin = binary("linx-agent", "LINX_AGENT_BIN");
+    let operator_bin = binary("linx-operator", "LINX_OPERATOR_BIN");
     let dir = std::env::temp_dir().join(format!("linx-scale-{}-{pods_n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

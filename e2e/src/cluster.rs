@@ -111,15 +111,15 @@ pub async fn client(kubeconfig: &Path) -> Client {
 }
 
 pub fn operator_bin() -> PathBuf {
-    binary("linx-operator", "linx-operator", "LINX_OPERATOR_BIN")
+    binary("linx-operator", "LINX_OPERATOR_BIN")
 }
 
 pub fn agent_bin() -> PathBuf {
-    binary("linx-agent", "linx-agent", "LINX_AGENT_BIN")
+    binary("linx-agent", "LINX_AGENT_BIN")
 }
 
 pub fn kubectl_bin() -> PathBuf {
-    binary("kubectl-linx", "kubectl-linx", "LINX_KUBECTL_BIN")
+    binary("kubectl-linx", "LINX_KUBECTL_BIN")
 }
 
 /// A process of ours (operator or agent), killed (SIGKILL) on drop.

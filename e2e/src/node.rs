@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 /// The `linx-agent` binary (`LINX_AGENT_BIN`, else built once).
 pub fn agent_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| binary("linx-agent", "linx-agent", "LINX_AGENT_BIN"))
+    BIN.get_or_init(|| binary("linx-agent", "LINX_AGENT_BIN"))
         .clone()
 }
 
