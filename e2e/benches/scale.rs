@@ -36,7 +36,7 @@ use linx_agent::metrics::ProcessStats;
 use linx_agent::testing::{binary, PodFarm};
 use linx_crds::{FirewallNodeReport, FirewallRuleset};
 use linx_e2e::apiserver::FakeApiServer;
-use linx_e2e::{free_addr, scrape};
+use linx_e2e::{free_addr, peak_rss_kib, scrape};
 use serde_json::json;
 
 const NODE: &str = "scale-node";
@@ -237,17 +237,6 @@ struct Figures {
     by_agent: Asked,
     by_operator: Asked,
     requests: Vec<String>,
-}
-
-fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn run(pods_n: usize, rulesets: usize, rules: usize, churn: u64, rate: u64) -> Figures {
