@@ -28,7 +28,8 @@ use kube::Client;
 use linx_cni::protocol::PodRef;
 use linx_cni::record::StartRecord;
 use linx_crds::report::{
-    ProgramLatency, AGENT_FIELD_MANAGER, MAX_FAILURES, MAX_MESSAGE_LEN, MAX_PODS, MAX_UNPROTECTED,
+    ProgramLatency, AGENT_FIELD_MANAGER, MAX_FAILURES, MAX_MESSAGE_LEN, MAX_PODS, MAX_REPORT_BYTES,
+    MAX_UNPROTECTED,
 };
 use linx_crds::{
     FirewallAddressSet, FirewallNodeReport, FirewallRuleset, PodFailure, PodRuleset, PodStarts,
@@ -229,6 +230,11 @@ pub fn node_report_with(
     }
     let mut report = FirewallNodeReport::for_node(node, entries.into_values().collect());
     report.spec.pod_starts = starts.map(|r| pod_starts(snap, reports, r));
+    // The per-field caps bound each part; this bounds the whole object.
+    report.spec.fit(MAX_REPORT_BYTES);
+    if let Some(t) = &report.spec.truncated {
+        warn!(cut = ?t, "node report over {MAX_REPORT_BYTES} bytes: cut");
+    }
     report
 }
 

@@ -36,7 +36,7 @@ pub use addressset::{FirewallAddressSet, FirewallAddressSetSpec};
 pub use diagnostic::Diagnostic;
 pub use report::{
     FirewallNodeReport, FirewallNodeReportSpec, PodFailure, PodRuleset, PodStarts, RuleCount,
-    RulesetReport, UnprotectedPod,
+    RulesetReport, Truncation, UnprotectedPod,
 };
 pub use resource::{
     AddressSetStatus, ChainSpec, ChainType, Enforcement, Family, FirewallRuleset,

@@ -26,6 +26,13 @@ pub const MAX_RULE_COUNTS: usize = 10;
 pub const MAX_PODS: usize = 100;
 /// Unprotected pods one report lists; the count stays exact.
 pub const MAX_UNPROTECTED: usize = 100;
+/// Bytes of a report's spec as JSON, at most: the API server stores
+/// objects up to 1.5 MiB (etcd's default request limit), and a report's
+/// `managedFields` (one server-side-apply manager; a key per entry) and
+/// metadata take well under the remaining 0.5 MiB at 1,024 entries. The
+/// per-field caps alone allow far more (1,024 entries of 100 pods each):
+/// [`FirewallNodeReportSpec::fit`] cuts examples, then entries, to stay under.
+pub const MAX_REPORT_BYTES: usize = 1 << 20;
 
 /// How the FirewallRulesets selecting pods on one node are applied there.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -61,6 +68,28 @@ pub struct FirewallNodeReportSpec {
     /// `linx-cni` (see `docs/cni.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_starts: Option<PodStarts>,
+    /// Set when the report was cut to stay under its size cap (1 MiB of
+    /// JSON): what was left out. The counts of the entries kept stay exact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<Truncation>,
+}
+
+/// What [`FirewallNodeReportSpec::fit`] left out of a report, in the order
+/// it cuts: per-pod lists, then failures, would-be-drop rules and
+/// messages, then unprotected pods listed, then whole entries (the last by
+/// namespace and name).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Truncation {
+    /// Entries whose `pods` list was left out.
+    pub pod_lists: i32,
+    /// Entries whose `failures`, `wouldDrop` and `message` were left out.
+    pub details: i32,
+    /// Pods left out of `podStarts.unprotected` (`unprotectedCount` stays exact).
+    pub unprotected: i32,
+    /// Entries left out whole: this node's pods are not counted for those
+    /// rulesets.
+    pub rulesets: i32,
 }
 
 /// How the pods of a node that some FirewallRuleset selects started:
@@ -269,6 +298,7 @@ impl FirewallNodeReport {
                 node_name: node.to_string(),
                 rulesets,
                 pod_starts: None,
+                truncated: None,
             },
         )
     }
@@ -292,5 +322,254 @@ impl FirewallNodeReport {
             ..Default::default()
         }]);
         self
+    }
+}
+
+/// Bytes of `v` as JSON.
+fn json_len<T: Serialize>(v: &T) -> usize {
+    serde_json::to_vec(v).map_or(0, |b| b.len())
+}
+
+impl FirewallNodeReportSpec {
+    /// Cuts the report until its JSON takes at most `max` bytes, and says
+    /// what it cut in `truncated` (`None` when nothing was). Examples go
+    /// first, from the largest entries: per-pod lists, then failures,
+    /// would-be-drop rules and messages, then unprotected pods listed;
+    /// counts stay exact. Only if that is not enough, whole entries go,
+    /// the last first. Sizes are measured once per entry (a report of
+    /// 1,024 entries is not serialized again per cut).
+    ///
+    /// ```
+    /// use linx_crds::report::{FirewallNodeReportSpec, PodRuleset, RulesetReport};
+    /// let pods = vec![PodRuleset { pod: "p".repeat(200), state: "Applied".into(), ..Default::default() }; 100];
+    /// let entry = RulesetReport { namespace: "web".into(), name: "fw".into(), matched_pods: 100, pods, ..Default::default() };
+    /// let mut spec = FirewallNodeReportSpec { node_name: "n1".into(), rulesets: vec![entry; 4], ..Default::default() };
+    /// spec.fit(40_000);
+    /// assert!(serde_json::to_vec(&spec).unwrap().len() <= 40_000);
+    /// assert_eq!(spec.truncated.unwrap().pod_lists, 3);
+    /// assert!(spec.rulesets.iter().all(|e| e.matched_pods == 100));
+    /// ```
+    pub fn fit(&mut self, max: usize) {
+        self.truncated = None;
+        let mut entries = std::mem::take(&mut self.rulesets);
+        // An upper bound of the size: what is not an entry (with the
+        // largest marker there could be), each entry, a comma each.
+        let worst = Truncation {
+            pod_lists: i32::MAX,
+            details: i32::MAX,
+            unprotected: i32::MAX,
+            rulesets: i32::MAX,
+        };
+        let mut rest = self.clone();
+        rest.truncated = Some(worst);
+        let fixed = json_len(&rest) + r#","rulesets":[]"#.len();
+        let mut sizes: Vec<usize> = entries.iter().map(|e| json_len(e) + 1).collect();
+        let mut total = fixed + sizes.iter().sum::<usize>();
+        let mut cut = Truncation::default();
+        if total > max {
+            // Largest entries first, the same order each time.
+            let mut order: Vec<usize> = (0..entries.len()).collect();
+            order.sort_by_key(|&i| (std::cmp::Reverse(sizes[i]), i));
+            let strip_pods = |e: &mut RulesetReport| !std::mem::take(&mut e.pods).is_empty();
+            let strip_details = |e: &mut RulesetReport| {
+                let had = !e.failures.is_empty() || !e.would_drop.is_empty() || e.message.is_some();
+                e.failures.clear();
+                e.would_drop.clear();
+                e.message = None;
+                had
+            };
+            for (strip, count) in [
+                (
+                    &strip_pods as &dyn Fn(&mut RulesetReport) -> bool,
+                    &mut cut.pod_lists,
+                ),
+                (&strip_details, &mut cut.details),
+            ] {
+                for &i in &order {
+                    if total <= max {
+                        break;
+                    }
+                    if strip(&mut entries[i]) {
+                        let size = json_len(&entries[i]) + 1;
+                        total -= sizes[i] - size;
+                        sizes[i] = size;
+                        *count += 1;
+                    }
+                }
+            }
+        }
+        if let Some(starts) = self.pod_starts.as_mut() {
+            while total > max {
+                let Some(p) = starts.unprotected.pop() else {
+                    break;
+                };
+                total -= json_len(&p);
+                cut.unprotected += 1;
+            }
+        }
+        while total > max {
+            if entries.pop().is_none() {
+                break;
+            }
+            total -= sizes.pop().unwrap_or(0);
+            cut.rulesets += 1;
+        }
+        self.rulesets = entries;
+        if cut != Truncation::default() {
+            self.truncated = Some(cut);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An entry at its per-field caps: names at their maximum length,
+    /// `MAX_PODS` pods, `MAX_FAILURES` failures, a message.
+    fn full_entry(i: usize) -> RulesetReport {
+        let long = |c: char, n: usize| c.to_string().repeat(n);
+        RulesetReport {
+            namespace: format!("{i:03}{}", long('n', 60)),
+            name: long('r', 253),
+            uid: long('u', 36),
+            generation: 7,
+            matched_pods: 1000,
+            applied_pods: 990,
+            failed_pods: 10,
+            message: Some(long('m', MAX_MESSAGE_LEN)),
+            failures: vec![
+                PodFailure {
+                    node: long('x', 253),
+                    pod: long('p', 253),
+                    message: long('e', MAX_MESSAGE_LEN),
+                };
+                MAX_FAILURES
+            ],
+            pods: vec![
+                PodRuleset {
+                    pod: long('p', 253),
+                    state: "Applied".into(),
+                    applied_generation: Some(7),
+                    would_drop: 0,
+                };
+                MAX_PODS
+            ],
+            ..Default::default()
+        }
+    }
+
+    fn spec(entries: usize, unprotected: usize) -> FirewallNodeReportSpec {
+        FirewallNodeReportSpec {
+            node_name: "n".repeat(253),
+            rulesets: (0..entries).map(full_entry).collect(),
+            pod_starts: Some(PodStarts {
+                unprotected_count: unprotected as i32,
+                unprotected: vec![
+                    UnprotectedPod {
+                        namespace: "n".repeat(63),
+                        name: "p".repeat(253),
+                        enforced: false,
+                        reason: "e".repeat(MAX_MESSAGE_LEN),
+                    };
+                    unprotected
+                ],
+                ..Default::default()
+            }),
+            truncated: None,
+        }
+    }
+
+    fn counts(s: &FirewallNodeReportSpec) -> Vec<(i32, i32, i32)> {
+        s.rulesets
+            .iter()
+            .map(|e| (e.matched_pods, e.applied_pods, e.failed_pods))
+            .collect()
+    }
+
+    #[test]
+    fn a_report_under_its_cap_is_left_as_it_is() {
+        let mut s = spec(2, 3);
+        let before = s.clone();
+        s.fit(MAX_REPORT_BYTES);
+        assert_eq!(s, before);
+    }
+
+    #[test]
+    fn every_field_at_its_cap_would_exceed_the_total_and_is_cut_to_it() {
+        // 1,024 entries at their per-field caps: about 40 MB uncut.
+        let mut s = spec(MAX_RULESETS_PER_REPORT, MAX_UNPROTECTED);
+        assert!(json_len(&s) > 30 * MAX_REPORT_BYTES, "{}", json_len(&s));
+        let exact = counts(&s);
+        s.fit(MAX_REPORT_BYTES);
+        let size = json_len(&s);
+        assert!(size <= MAX_REPORT_BYTES, "{size}");
+        // Examples went, every count stayed.
+        assert_eq!(counts(&s), exact);
+        let t = s.truncated.expect("marked");
+        assert_eq!(t.pod_lists, MAX_RULESETS_PER_REPORT as i32);
+        assert!(t.details > 0 && t.rulesets == 0, "{t:?}");
+        assert_eq!(s.pod_starts.as_ref().unwrap().unprotected_count, 100);
+    }
+
+    #[test]
+    fn cuts_go_in_order_and_the_marker_counts_them() {
+        let without_pods = {
+            let mut e = full_entry(0);
+            e.pods.clear();
+            json_len(&e) + 1
+        };
+        let bare = {
+            let mut e = full_entry(0);
+            e.pods.clear();
+            e.failures.clear();
+            e.message = None;
+            json_len(&e) + 1
+        };
+        // What is not an entry, the marker and some slack: far less than
+        // an entry's details.
+        let rest = json_len(&spec(0, 2)) + 200 + 1_000;
+        assert!(without_pods - bare > 4_000);
+        // Room for one pod list less.
+        let mut s = spec(4, 2);
+        s.fit(json_len(&s) - 1);
+        let t = s.truncated.unwrap();
+        assert_eq!(
+            (t.pod_lists, t.details, t.unprotected, t.rulesets),
+            (1, 0, 0, 0)
+        );
+        // Room for two entries' details: every pod list goes, then two
+        // entries' details; the unprotected pods stay.
+        let mut s = spec(4, 2);
+        s.fit(rest + 2 * without_pods + 2 * bare);
+        let t = s.truncated.unwrap();
+        assert_eq!(
+            (t.pod_lists, t.details, t.unprotected, t.rulesets),
+            (4, 2, 0, 0)
+        );
+        assert_eq!(s.pod_starts.as_ref().unwrap().unprotected.len(), 2);
+        // Too small for the entries themselves: the last ones go whole.
+        let mut s = spec(4, 2);
+        s.fit(json_len(&spec(0, 0)) + 2 * bare);
+        let t = s.truncated.unwrap();
+        assert_eq!((t.pod_lists, t.details, t.unprotected), (4, 4, 2));
+        assert!(t.rulesets >= 2, "{t:?}");
+        assert_eq!(s.rulesets.len(), 4 - t.rulesets as usize);
+        assert_eq!(s.rulesets[0].namespace, full_entry(0).namespace);
+    }
+
+    #[test]
+    fn the_cut_report_never_exceeds_any_cap() {
+        let full = spec(16, 20);
+        for max in (0..json_len(&full)).step_by(997) {
+            let mut s = full.clone();
+            s.fit(max);
+            let size = json_len(&s);
+            assert!(size <= max || s.rulesets.is_empty(), "{size} > {max}");
+            // Fitting again changes nothing but the marker.
+            let mut again = s.clone();
+            again.fit(max);
+            assert_eq!(again.rulesets, s.rulesets);
+        }
     }
 }

@@ -135,6 +135,28 @@ fn web() -> Value {
     )
 }
 
+/// `explain pod/api-0` of namespace `app`, running against the mock.
+fn explain_api_0() -> (
+    tokio::task::JoinHandle<Result<String, kubectl_linx::Error>>,
+    Handle,
+) {
+    let (client, handle) = mock();
+    let explained =
+        tokio::spawn(async move { kubectl_linx::explain_report(&client, "app", "api-0").await });
+    (explained, handle)
+}
+
+/// Answers the cluster-wide list of address sets.
+async fn answer_cluster_address_sets(handle: &mut Handle, status: StatusCode, body: Value) {
+    answer(
+        handle,
+        &format!("{LINX}/firewalladdresssets?"),
+        status,
+        body,
+    )
+    .await;
+}
+
 /// The requests up to the address sets: the pod, its namespace's
 /// rulesets (`mesh` selects every pod, `web` another app), its node's report.
 async fn serve_pod_rulesets_report(handle: &mut Handle) {
@@ -172,13 +194,10 @@ the agent on node node-a reports:
 
 #[tokio::test]
 async fn explain_names_the_sets_holding_the_pods_address() {
-    let (client, mut handle) = mock();
-    let explained =
-        tokio::spawn(async move { kubectl_linx::explain_report(&client, "app", "api-0").await });
+    let (explained, mut handle) = explain_api_0();
     serve_pod_rulesets_report(&mut handle).await;
-    answer(
+    answer_cluster_address_sets(
         &mut handle,
-        &format!("{LINX}/firewalladdresssets?"),
         StatusCode::OK,
         list("FirewallAddressSet", address_sets()),
     )
@@ -205,17 +224,9 @@ async fn explain_names_the_sets_holding_the_pods_address() {
 /// pod's namespace are searched, and the text says so.
 #[tokio::test]
 async fn explain_without_cluster_wide_rights_searches_the_pods_namespace() {
-    let (client, mut handle) = mock();
-    let explained =
-        tokio::spawn(async move { kubectl_linx::explain_report(&client, "app", "api-0").await });
+    let (explained, mut handle) = explain_api_0();
     serve_pod_rulesets_report(&mut handle).await;
-    answer(
-        &mut handle,
-        &format!("{LINX}/firewalladdresssets?"),
-        StatusCode::FORBIDDEN,
-        forbidden(),
-    )
-    .await;
+    answer_cluster_address_sets(&mut handle, StatusCode::FORBIDDEN, forbidden()).await;
     let in_app: Vec<Value> = address_sets()
         .into_iter()
         .filter(|s| s["metadata"]["namespace"] == "app")
@@ -243,9 +254,7 @@ its address 10.77.1.2 is in:
 /// A pod with no address yet: no set is looked up.
 #[tokio::test]
 async fn explain_of_a_pod_without_an_address() {
-    let (client, mut handle) = mock();
-    let explained =
-        tokio::spawn(async move { kubectl_linx::explain_report(&client, "app", "api-0").await });
+    let (explained, mut handle) = explain_api_0();
     let mut p = pod();
     p["status"] = json!({});
     answer(

@@ -173,18 +173,9 @@ impl RuleCx<'_> {
         let dt = f.dt;
         match &f.load {
             Load::Payload { base, off, len } => {
-                let start = off / 8;
-                let end = (off + len).div_ceil(8);
-                let nbytes = (end - start) as usize;
+                let (start, nbytes, mask) = bit_window(*off, *len);
                 self.exprs
                     .push(emit::payload(reg, *base, start, nbytes as u32));
-                let mask = if off % 8 != 0 || len % 8 != 0 {
-                    let shift = end * 8 - (off + len);
-                    let m: u128 = ((1u128 << len) - 1) << shift;
-                    Some((types::int_bytes(m, nbytes, true).unwrap_or_default(), shift))
-                } else {
-                    None
-                };
                 Ok(Loaded {
                     dt,
                     len: nbytes,
@@ -198,9 +189,7 @@ impl RuleCx<'_> {
                 len,
                 flags,
             } => {
-                let start = off / 8;
-                let end = (off + len).div_ceil(8);
-                let nbytes = (end - start) as usize;
+                let (start, nbytes, mask) = bit_window(*off, *len);
                 self.exprs.push(emit::raw("exthdr", |w| {
                     w.put_u32_be(NFTA_EXTHDR_DREG, reg);
                     w.put_u8(NFTA_EXTHDR_TYPE, *ty);
@@ -209,13 +198,6 @@ impl RuleCx<'_> {
                     w.put_u32_be(NFTA_EXTHDR_FLAGS, *flags);
                     w.put_u32_be(NFTA_EXTHDR_OP, *op);
                 }));
-                let mask = if off % 8 != 0 || len % 8 != 0 {
-                    let shift = end * 8 - (off + len);
-                    let m: u128 = ((1u128 << len) - 1) << shift;
-                    Some((types::int_bytes(m, nbytes, true).unwrap_or_default(), shift))
-                } else {
-                    None
-                };
                 Ok(Loaded {
                     dt,
                     len: nbytes,
@@ -405,4 +387,21 @@ impl RuleCx<'_> {
         ));
         ld.dt.bytes().clamp(1, ld.len)
     }
+}
+
+/// The whole bytes a field of `len` bits at bit `off` spans: the first
+/// byte, how many, and — when the field does not fill them — the mask
+/// selecting it and the shift bringing it down to bit 0.
+fn bit_window(off: u32, len: u32) -> (u32, usize, Option<(Vec<u8>, u32)>) {
+    let start = off / 8;
+    let end = (off + len).div_ceil(8);
+    let nbytes = (end - start) as usize;
+    let mask = if off % 8 != 0 || len % 8 != 0 {
+        let shift = end * 8 - (off + len);
+        let m: u128 = ((1u128 << len) - 1) << shift;
+        Some((types::int_bytes(m, nbytes, true).unwrap_or_default(), shift))
+    } else {
+        None
+    };
+    (start, nbytes, mask)
 }

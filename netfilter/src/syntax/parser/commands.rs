@@ -217,22 +217,10 @@ impl Parser {
 
     /// `OP counter|quota|limit|secmark|synproxy|ct KIND FAMILY TABLE NAME ...`.
     fn object_command(&mut self, op: Op, obj: &str, span: Span, out: &mut Vec<Command>) -> R<()> {
-        let kind = if obj == "ct" {
-            let (k, _) = self.word("helper, timeout or expectation")?;
-            format!("ct {k}")
-        } else {
-            obj.to_owned()
-        };
+        let kind = self.object_kind(obj)?;
         let (family, table) = self.family_and_name()?;
         self.refuse_handle()?;
-        let (name, nspan) = self.name("object name")?;
-        let mut decl = ObjDecl {
-            kind,
-            name,
-            args: vec![],
-            comment: None,
-            span: nspan,
-        };
+        let mut decl = self.object_decl(kind)?;
         if self.eat_punct("{") {
             self.object_body(&mut decl)?;
         } else {
@@ -360,20 +348,8 @@ impl Parser {
                     out.push(mk(Object::Set(decl)));
                 }
                 "counter" | "quota" | "limit" | "secmark" | "synproxy" | "ct" => {
-                    let kind = if w == "ct" {
-                        let (k, _) = self.word("helper, timeout or expectation")?;
-                        format!("ct {k}")
-                    } else {
-                        w.clone()
-                    };
-                    let (name, nspan) = self.name("object name")?;
-                    let mut decl = ObjDecl {
-                        kind,
-                        name,
-                        args: vec![],
-                        comment: None,
-                        span: nspan,
-                    };
+                    let kind = self.object_kind(&w)?;
+                    let mut decl = self.object_decl(kind)?;
                     self.expect_punct("{")?;
                     self.object_body(&mut decl)?;
                     out.push(mk(Object::Obj(decl)));
@@ -606,6 +582,28 @@ impl Parser {
             }
             Ok(KeySpec::Types(v))
         }
+    }
+
+    /// A stateful object's kind: its word, or `ct helper|timeout|expectation`.
+    fn object_kind(&mut self, word: &str) -> R<String> {
+        Ok(if word == "ct" {
+            let (k, _) = self.word("helper, timeout or expectation")?;
+            format!("ct {k}")
+        } else {
+            word.to_owned()
+        })
+    }
+
+    /// A stateful object's declaration from its name on, body still to come.
+    fn object_decl(&mut self, kind: String) -> R<ObjDecl> {
+        let (name, span) = self.name("object name")?;
+        Ok(ObjDecl {
+            kind,
+            name,
+            args: vec![],
+            comment: None,
+            span,
+        })
     }
 
     pub(super) fn object_body(&mut self, decl: &mut ObjDecl) -> R<()> {
