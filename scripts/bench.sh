@@ -35,3 +35,7 @@ echo
 echo "## Fleet scale through the fake API server (full size: -- 100,1000 100 50 20 50)"
 if [ "$quick" = quick ]; then scale="50 10 10 2 50"; else scale=""; fi
 cargo bench -q -p linx-e2e --bench scale -- $scale
+echo
+echo "## Observability under load: drop logs at 10,000 packets/s and 20 traces at once (more pods: -- 100)"
+if [ "$quick" = quick ]; then obs="20 10000 5"; else obs=""; fi
+cargo bench -q -p linx-e2e --bench observe -- $obs

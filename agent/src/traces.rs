@@ -12,7 +12,7 @@
 //! `Running` was cut short by a restart: it is marked failed, not rerun.
 //! Deleting a trace stops it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +30,6 @@ use linx_crds::FirewallTraceStatus;
 use linx_netfilter::trace::{Next, PacketPath, Session, SessionConfig, TraceError, TraceKind};
 use serde_json::json;
 use tokio::sync::{mpsc, watch, Semaphore};
-use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::pod::Pod;
@@ -106,9 +105,9 @@ pub fn decide(t: &FirewallTrace, pods: &[Pod], running: bool) -> Decision {
     Decision::Start(pod.clone())
 }
 
+/// A trace this agent took; setting the flag stops its session.
 struct Running {
     cancel: Arc<AtomicBool>,
-    task: JoinHandle<()>,
 }
 
 /// Runs until the task is dropped.
@@ -126,6 +125,11 @@ pub async fn run(
         .touched_objects();
     let mut events = std::pin::pin!(events);
     let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    // Traces this agent took, running or finished, until they leave the
+    // store: a finished one whose last write the store has not seen yet
+    // still reads `Running` there, and must not be taken for one a
+    // restart cut short (it was, under load: `Completed` overwritten by
+    // `AgentRestarted`).
     let mut running: HashMap<String, Running> = HashMap::new();
     // Traces are taken once the agent knows its pods.
     if snap.changed().await.is_err() {
@@ -142,7 +146,6 @@ pub async fn run(
             r = snap.changed() => if r.is_err() { return },
             _ = tick.tick() => {}
         }
-        running.retain(|_, r| !r.task.is_finished());
         let current = snap.borrow().clone();
         step(
             &client,
@@ -170,9 +173,10 @@ async fn step(
     running: &mut HashMap<String, Running>,
 ) {
     let traces = store.state();
+    let live: HashSet<String> = traces.iter().filter_map(|t| t.uid()).collect();
     // Deleted traces stop.
     running.retain(|uid, r| {
-        let keep = traces.iter().any(|t| t.uid().as_deref() == Some(uid));
+        let keep = live.contains(uid);
         if !keep {
             r.cancel.store(true, Ordering::SeqCst);
         }
@@ -210,13 +214,13 @@ async fn step(
                     cancel: cancel.clone(),
                 };
                 let permits = permits.clone();
-                let task = tokio::spawn(async move {
+                tokio::spawn(async move {
                     let Ok(_permit) = permits.acquire_owned().await else {
                         return;
                     };
                     job.run().await;
                 });
-                running.insert(uid, Running { cancel, task });
+                running.insert(uid, Running { cancel });
             }
         }
     }

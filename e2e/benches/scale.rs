@@ -21,7 +21,16 @@
 //! `cargo bench -p linx-e2e --bench scale [-- SIZES RULESETS RULES CHURN RATE]`
 //! (root), e.g. `-- 100,1000 100 50 20 50`; by default `100,200 20 20 4 50`.
 //! The agent starts under `ulimit -Sn 1024` (containerd's default) and
-//! raises its own limit.
+//! raises its own limit. The binaries are built as `testing::binary` does
+//! (the whole workspace, whose features differ from `-p linx-e2e`'s, so the
+//! next `cargo bench -p linx-e2e` rebuilds the dependencies): set
+//! `LINX_AGENT_BIN` and `LINX_OPERATOR_BIN` to copies of built ones to skip
+//! that when running it again.
+//!
+//! Churn is offered one pod at a time (API delete, process killed, API
+//! create, process and namespace made): where making a namespace is slower
+//! than 1/RATE s the offered rate is lower than RATE, and the table says
+//! what was offered.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -36,7 +45,7 @@ use linx_agent::metrics::ProcessStats;
 use linx_agent::testing::{binary, PodFarm};
 use linx_crds::{FirewallNodeReport, FirewallRuleset};
 use linx_e2e::apiserver::FakeApiServer;
-use linx_e2e::{free_addr, scrape};
+use linx_e2e::{free_addr, peak_rss_kib, scrape};
 use serde_json::json;
 
 const NODE: &str = "scale-node";
@@ -239,17 +248,6 @@ struct Figures {
     requests: Vec<String>,
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 fn run(pods_n: usize, rulesets: usize, rules: usize, churn: u64, rate: u64) -> Figures {
     let agent_bin = binary("linx-agent", "LINX_AGENT_BIN");
     let operator_bin = binary("linx-operator", "LINX_OPERATOR_BIN");
@@ -264,7 +262,7 @@ fn run(pods_n: usize, rulesets: usize, rules: usize, churn: u64, rate: u64) -> F
 
     // The cluster: a node, namespaces, rulesets, pods (objects, then processes).
     let t = Instant::now();
-    let uids: Vec<String> = rt.block_on(async {
+    let mut uids: Vec<String> = rt.block_on(async {
         let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(c.clone());
         let node = serde_json::from_value(json!({"metadata": {"name": NODE}})).unwrap();
         nodes.create(&PostParams::default(), &node).await.unwrap();
@@ -379,8 +377,10 @@ fn run(pods_n: usize, rulesets: usize, rules: usize, churn: u64, rate: u64) -> F
             if let Ok(r) = reports.get(NODE).await {
                 let done = r.spec.rulesets.len() == rulesets
                     && r.spec.rulesets.iter().all(|e| {
+                        // `enforced_generation` is set only while another
+                        // generation than `generation` is enforced.
                         e.generation == 2
-                            && e.enforced_generation == Some(2)
+                            && e.enforced_generation.is_none()
                             && e.applied_pods == e.matched_pods
                     });
                 if done {
@@ -430,6 +430,8 @@ fn run(pods_n: usize, rulesets: usize, rules: usize, churn: u64, rate: u64) -> F
             oldest += 1;
             let uid = create_pod(&c, next, rulesets).await;
             farm.start(std::slice::from_ref(&uid));
+            // Churn outlasts the first pods: the new ones go next.
+            uids.push(uid);
             next += 1;
         }
     });
@@ -538,8 +540,13 @@ fn main() {
         "edit, linx_program_latency_seconds bucket of p50 / p99",
         &|f| format!("≤ {} / ≤ {} s", f.hist_p50, f.hist_p99),
     );
-    row("churn: pods replaced, seconds", &|f| {
-        format!("{} in {:.1} s", f.churned, f.churn_secs)
+    row("churn offered: pods replaced in (pods/s)", &|f| {
+        format!(
+            "{} in {:.1} s ({:.1}/s)",
+            f.churned,
+            f.churn_secs,
+            f.churned as f64 / f.churn_secs
+        )
     });
     row("churn: new pods programmed per second", &|f| {
         format!("{:.1}", f.churn_programmed_per_sec)

@@ -581,11 +581,25 @@ pub async fn create_trace(
     matching: &str,
     timeout: u32,
 ) {
+    create_trace_of(c, ns, name, pod, matching, 1, timeout).await
+}
+
+/// Creates FirewallTrace `ns/name` of `pod`: `count` packets, `timeout`
+/// seconds.
+pub async fn create_trace_of(
+    c: &Client,
+    ns: &str,
+    name: &str,
+    pod: &str,
+    matching: &str,
+    count: u32,
+    timeout: u32,
+) {
     let api: Api<FirewallTrace> = Api::namespaced(c.clone(), ns);
     let t: FirewallTrace = serde_json::from_value(json!({
         "apiVersion": "netfilter.linx.dev/v1alpha1", "kind": "FirewallTrace",
         "metadata": {"name": name, "namespace": ns},
-        "spec": {"pod": pod, "match": matching, "count": 1, "timeoutSeconds": timeout},
+        "spec": {"pod": pod, "match": matching, "count": count, "timeoutSeconds": timeout},
     }))
     .unwrap();
     api.create(&PostParams::default(), &t)

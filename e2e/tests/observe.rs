@@ -251,6 +251,49 @@ fn observe(kubeconfig: &Path, node: Option<String>) {
     let m = scrape(&metrics);
     assert_eq!(sample(&m, &metric), 1.0, "{metric} in {m}");
 
+    // `kubectl linx status` and `explain` print what docs/audit.md and
+    // docs/trace.md say: the would-be drop per pod and per rule, and the
+    // resource owning the pod's table.
+    let kubectl = |args: &[&str]| -> String {
+        let out = Command::new(&kubectl_bin)
+            .args(["--kubeconfig", kubeconfig.to_str().unwrap(), "-n", &ns_a])
+            .args(args)
+            .output()
+            .expect("run kubectl-linx");
+        let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "kubectl linx {args:?}: {printed}");
+        printed
+    };
+    let words = |l: &str| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    // The node report (per pod) comes a report interval later.
+    let until = std::time::Instant::now() + WAIT;
+    loop {
+        let status = kubectl(&["status", "fwr/web"]);
+        let shown = status.contains("would-be drops: 1\n")
+            && status
+                .lines()
+                .any(|l| words(l) == ["inet", "linx", "input", "#3", "7:3", "1"])
+            && status
+                .lines()
+                .any(|l| l.contains("web-0") && words(l).last().map(String::as_str) == Some("1"));
+        if shown {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "kubectl linx status: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let explained = kubectl(&["explain", "pod/web-0"]);
+    for want in [
+        "FirewallRulesets selecting it:\n  web (generation ".to_owned(),
+        "    table inet linx: owned\n".to_owned(),
+        format!("the agent on node {node_name} reports:\n  web: "),
+    ] {
+        assert!(explained.contains(&want), "{want:?} in {explained}");
+    }
+
     // Enforce again: one edit, one patch of six operations (the policy,
     // the policy's log rule out, the two audited rules back to drop).
     let before = scrape(&metrics);
