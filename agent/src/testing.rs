@@ -376,6 +376,27 @@ pub fn binary(bin: &str, env: &str) -> PathBuf {
         dir = dir.parent().expect("target/PROFILE");
     }
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    // What cargo sets for the running test is not the caller's environment:
+    // a build script that tracks one of these (ring tracks
+    // CARGO_MANIFEST_DIR) would see it change and rebuild itself and all
+    // above it, here and again in the next `cargo test`.
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_BIN_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || matches!(
+                key,
+                "CARGO_CRATE_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+                    | "OUT_DIR"
+            )
+        {
+            cmd.env_remove(key);
+        }
+    }
     cmd.args(["build", "-q", "--workspace"]);
     match dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") | None => {
