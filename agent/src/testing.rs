@@ -246,18 +246,7 @@ impl FarmPod {
 
     /// `nft ARGS` inside the pod's namespace; `Err(stderr)` when it fails.
     pub fn nft(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new("nsenter")
-            .arg(format!("--net={}", self.netns_path().display()))
-            .arg("nft")
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("run nsenter nft: {e}"))?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
+        linx_netfilter::testing::nft_in(&self.netns_path(), args, None)
     }
 }
 

@@ -3,7 +3,7 @@
 //! host namespace's firewall.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -150,31 +150,37 @@ impl TestNetns {
     }
 
     fn nft_with_input(&self, args: &[&str], input: Option<&str>) -> Result<String, String> {
-        let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net={}", self.path().display()))
-            .arg("nft")
-            .args(args);
-        cmd.stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| format!("spawn nsenter nft: {e}"))?;
-        if let Some(text) = input {
-            let mut stdin = child.stdin.take().expect("stdin");
-            let text = text.to_owned();
-            // Feed on a thread: a big script must not deadlock against stdout.
-            std::thread::spawn(move || stdin.write_all(text.as_bytes()));
-        }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| format!("wait nft: {e}"))?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
+        nft_in(&self.path(), args, input)
+    }
+}
+
+/// `nft ARGS` inside the network namespace at `netns` (a bind mount or
+/// `/proc/PID/ns/net`), fed `input` on stdin; `Err(stderr)` when it fails.
+pub fn nft_in(netns: &Path, args: &[&str], input: Option<&str>) -> Result<String, String> {
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net={}", netns.display()))
+        .arg("nft")
+        .args(args);
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| format!("spawn nsenter nft: {e}"))?;
+    if let Some(text) = input {
+        let mut stdin = child.stdin.take().expect("stdin");
+        let text = text.to_owned();
+        // Feed on a thread: a big script must not deadlock against stdout.
+        std::thread::spawn(move || stdin.write_all(text.as_bytes()));
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("wait nft: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
 }
 
