@@ -23,7 +23,7 @@ use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod as KubePod};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::watcher;
 use kube::Client;
 use linx_cni::protocol::PodRef;
 use linx_cni::record::StartRecord;
@@ -31,6 +31,7 @@ use linx_crds::report::{
     ProgramLatency, AGENT_FIELD_MANAGER, MAX_FAILURES, MAX_MESSAGE_LEN, MAX_PODS, MAX_REPORT_BYTES,
     MAX_UNPROTECTED,
 };
+use linx_crds::watch::backoff;
 use linx_crds::{
     FirewallAddressSet, FirewallNodeReport, FirewallRuleset, PodFailure, PodRuleset, PodStarts,
     RulesetReport, UnprotectedPod,
@@ -333,20 +334,19 @@ pub async fn run(
     let pod_cfg = watcher::Config::default().fields(&format!("spec.nodeName={}", opts.node));
     let pods = changes(reflector::reflector(
         pod_writer,
-        watcher(pods_api.clone(), pod_cfg).default_backoff(),
+        backoff(watcher(pods_api.clone(), pod_cfg)),
     ))
     .map(Input::Pods);
     let rulesets = changes(reflector::reflector(
         rs_writer,
-        watcher(rulesets_api, watcher::Config::default()).default_backoff(),
+        backoff(watcher(rulesets_api, watcher::Config::default())),
     ))
     .map(Input::Rulesets);
     // The elements resolved for sets with a source: the agent's only view
     // of pods beyond its node.
     let addresses_api: Api<FirewallAddressSet> = Api::all(client.clone());
-    let addresses = watcher(addresses_api, watcher::Config::default())
-        .default_backoff()
-        .map(Input::AddressSets);
+    let addresses =
+        backoff(watcher(addresses_api, watcher::Config::default())).map(Input::AddressSets);
     let mut events = std::pin::pin!(futures::stream::select(
         futures::stream::select(pods, rulesets),
         addresses

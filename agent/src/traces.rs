@@ -26,6 +26,7 @@ use kube::{Client, ResourceExt};
 use linx_crds::trace::{
     limits, reasons, FirewallTrace, StepKind, TracePhase, TraceStep, TracedPacket,
 };
+use linx_crds::watch::backoff;
 use linx_crds::FirewallTraceStatus;
 use linx_netfilter::trace::{Next, PacketPath, Session, SessionConfig, TraceError, TraceKind};
 use serde_json::json;
@@ -119,8 +120,7 @@ pub async fn run(
 ) {
     let api: Api<FirewallTrace> = Api::all(client.clone());
     let (store, writer) = reflector::store();
-    let events = watcher(api, watcher::Config::default())
-        .default_backoff()
+    let events = backoff(watcher(api, watcher::Config::default()))
         .reflect(writer)
         .touched_objects();
     let mut events = std::pin::pin!(events);

@@ -9,7 +9,8 @@
 //! with where each rule came from ([`origin`]) and what Audit and drop
 //! logging make of it ([`instrument`]); set elements from the cluster
 //! ([`source`]) and the `FirewallAddressSet`s the operator publishes them in
-//! ([`addressset`]); and the `FirewallTrace` resource ([`trace`]).
+//! ([`addressset`]); the `FirewallTrace` resource ([`trace`]); and the
+//! backoff every component's watches take after an error ([`watch`]).
 //!
 //! ```
 //! use kube::CustomResourceExt;
@@ -31,6 +32,7 @@ pub mod selector;
 pub mod source;
 pub mod trace;
 pub mod validate;
+pub mod watch;
 
 pub use addressset::{FirewallAddressSet, FirewallAddressSetSpec};
 pub use diagnostic::Diagnostic;

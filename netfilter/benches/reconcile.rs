@@ -330,7 +330,7 @@ fn interval_case(t: &mut Table, n: usize) {
     let small = TestNetns::new();
     let mut value = load_and_pull(&small, &synthetic_interval_set(2));
     let set = &mut value.tables[0].sets[0];
-    let template: Vec<Element> = set.elements.clone();
+    let template: Vec<Element> = set.elements.to_vec();
     let key_of =
         |e: &Element| u32::from_be_bytes(e.key.as_ref().unwrap().0[..4].try_into().unwrap());
     let base = 10u32 << 24;
@@ -358,7 +358,7 @@ fn interval_case(t: &mut Table, n: usize) {
         elements.push(s);
         elements.push(e);
     }
-    set.elements = elements;
+    set.elements = elements.into();
 
     let ns = TestNetns::new();
     let mut r = Reconciler::new(Socket::open(&ns.netns()).unwrap(), Options::default());

@@ -57,8 +57,8 @@ pub mod trace;
 
 pub use error::{ApplyError, BatchFailure, DecodeError, Error, MessageFailure, Result};
 pub use model::{
-    Chain, Element, Exprs, Family, Flowtable, Hook, Object, Rule, Rules, Ruleset, Set, SharedVec,
-    Table, Userdata,
+    Chain, Element, Elements, Exprs, Family, Flowtable, Hook, Object, Rule, Rules, Ruleset, Set,
+    SharedVec, Table, Userdata,
 };
 pub use netlink::Batch;
 #[cfg(feature = "kernel")]

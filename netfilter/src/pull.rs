@@ -197,7 +197,7 @@ fn dump_elements(
 ) -> Result<()> {
     const ATTEMPTS: u32 = 20;
     for attempt in 1..=ATTEMPTS {
-        s.elements.clear();
+        s.elements = Default::default();
         let dump = sock.dump(NFT_MSG_GETSETELEM, family, |w| {
             w.put_str(NFTA_SET_ELEM_LIST_TABLE, table);
             w.put_str(NFTA_SET_ELEM_LIST_SET, &s.name);

@@ -14,6 +14,9 @@
 //! desired value it made the kernel equal to: chains a later desired value
 //! still shares with it (clones share rule lists until edited) are not
 //! compared again, so a one-rule edit costs its chain, not the ruleset.
+//! The known state's sets hold the desired value's very element lists
+//! ([`Patch::apply_toward`]): one copy for every namespace given a value,
+//! and a changed list's delta is taken once for all of them.
 //!
 //! **Conflicts.** A commit that loses the race is refused whole by the
 //! kernel (`GenerationMismatch`); the reconciler pulls, diffs and pushes
@@ -41,7 +44,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::diff::{diff, diff_from, Baseline, Op, Patch};
+use crate::diff::{diff, diff_from, share_elements, Baseline, Op, Patch};
 use crate::error::{Error, Result};
 use crate::events::{generation_after, Event, Journal, Since, TableId};
 use crate::expr::Bytes;
@@ -443,11 +446,14 @@ impl Reconciler {
         out.generation = generation;
         if patch.is_empty() {
             // The state equals `desired` now: later changes to it are
-            // recognised by what they still share with it.
+            // recognised by what they still share with it (its element
+            // lists too, once the state holds them).
+            let mut state = current.state;
+            share_elements(&mut state, desired);
             self.known = Some(Known {
                 generation,
-                absent: absent_tables(&current.state, desired),
-                state: current.state,
+                absent: absent_tables(&state, desired),
+                state,
                 baseline: Some(Baseline::of(desired)),
             });
             return Ok(());
@@ -481,7 +487,7 @@ impl Reconciler {
             .count();
         if self.opts.remember && pushed.handles.len() == added {
             let mut state = current.state;
-            patch.apply_to(&mut state, &pushed.handles)?;
+            patch.apply_toward(&mut state, &pushed.handles, desired)?;
             for t in &mut state.tables {
                 self.undecorate(t);
             }

@@ -660,3 +660,56 @@ fn a_one_shot_reconcile_asks_no_echo_and_keeps_no_state() {
         assert_eq!(again.pulls, u32::from(!remember));
     }
 }
+
+#[test]
+fn namespaces_given_one_value_hold_its_element_list_and_send_the_delta() {
+    let script = |from: u32| {
+        let elems: Vec<String> = (from..from + 1000)
+            .map(|i| format!("10.9.{}.{}", i >> 8, i & 255))
+            .collect();
+        format!(
+            "table inet fw {{\n set api {{\n  type ipv4_addr\n  elements = {{ {} }}\n }}\n \
+             chain c {{\n  ip saddr @api counter accept\n }}\n}}\n",
+            elems.join(", ")
+        )
+    };
+    let (v1, v2) = (value_of(&script(0)), value_of(&script(20)));
+    let spaces: Vec<TestNetns> = (0..3).map(|_| TestNetns::new()).collect();
+    let mut recs: Vec<Reconciler> = spaces
+        .iter()
+        .map(|ns| reconciler(ns, Options::default()))
+        .collect();
+    for r in &mut recs {
+        r.reconcile(&v1).unwrap();
+    }
+    for (ns, r) in spaces.iter().zip(&mut recs) {
+        let out = r.reconcile(&v2).unwrap();
+        let ops: Vec<(&str, usize)> = out
+            .patch
+            .ops
+            .iter()
+            .map(|o| match o {
+                Op::DeleteElements { elements, .. } => ("delete", elements.len()),
+                Op::AddElements { elements, .. } => ("add", elements.len()),
+                _ => ("other", 0),
+            })
+            .collect();
+        assert_eq!(ops, [("delete", 20), ("add", 20)], "{}", out.patch);
+        assert_eq!(out.pulls, 0);
+        // The kernel holds the new list; nothing is left to do.
+        let mut sock = Socket::open(&ns.netns()).unwrap();
+        let pulled = pull(&mut sock, &Selector::All).unwrap().ruleset;
+        assert!(
+            linx_netfilter::diff::equal(&pulled, &mark_all(v2.clone())),
+            "{}",
+            linx_netfilter::diff::diff(&pulled, &mark_all(v2.clone()))
+        );
+        let again = r.reconcile(&v2).unwrap();
+        assert_eq!((again.messages, again.pulls), (0, 0), "{}", again.patch);
+    }
+    // And back, from the list each known state now holds.
+    for r in &mut recs {
+        let out = r.reconcile(&v1).unwrap();
+        assert_eq!(out.patch.ops.len(), 2, "{}", out.patch);
+    }
+}

@@ -32,7 +32,8 @@ use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use kube::api::{Api, ObjectMeta, PostParams};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::watcher;
+use linx_crds::watch::backoff;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose,
@@ -414,7 +415,7 @@ pub async fn watch_secret(
     metrics: Metrics,
 ) {
     let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut events = std::pin::pin!(watcher::watcher(secrets, cfg).default_backoff());
+    let mut events = std::pin::pin!(backoff(watcher::watcher(secrets, cfg)));
     while let Some(ev) = events.next().await {
         let secret = match ev {
             Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => s,
@@ -555,7 +556,7 @@ impl CertManager {
             self.config.webhook_configuration
         ));
         let mut changes =
-            std::pin::pin!(watcher::watcher(self.configurations.clone(), cfg).default_backoff());
+            std::pin::pin!(backoff(watcher::watcher(self.configurations.clone(), cfg)));
         loop {
             let now = jiff::Timestamp::now().as_second();
             if let Err(err) = self.step(now).await {

@@ -14,6 +14,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, Resource, ResourceExt};
 use linx_crds::validate::declared_tables;
+use linx_crds::watch::{backoff, NoWait};
 use linx_crds::{validate, FirewallAddressSet, FirewallNodeReport, FirewallRuleset};
 use serde_json::json;
 use tracing::{info, instrument, warn};
@@ -189,25 +190,30 @@ pub async fn run(client: Client, metrics: Metrics) {
     let (report_store, writer) = reflector::store();
     // One watch on reports feeds both the store (aggregation) and the
     // trigger: a report change re-checks the rulesets it names.
-    let report_stream = watcher(reports, watcher::Config::default())
-        .default_backoff()
+    let report_stream = backoff(watcher(reports, watcher::Config::default()))
         .reflect(writer)
         .touched_objects();
     // Published address sets: their counts go into the status of the
     // ruleset they belong to.
     let (address_store, address_writer) = reflector::store();
-    let address_stream = watcher(
+    let address_stream = backoff(watcher(
         Api::<FirewallAddressSet>::all(client.clone()),
         watcher::Config::default(),
-    )
-    .default_backoff()
+    ))
     .reflect(address_writer)
     .touched_objects();
-    let peer_stream = watcher(rulesets.clone(), watcher::Config::default())
-        .default_backoff()
-        .touched_objects();
-    let controller = Controller::new(rulesets, watcher::Config::default());
-    let store = controller.store();
+    let peer_stream =
+        backoff(watcher(rulesets.clone(), watcher::Config::default())).touched_objects();
+    // The rulesets themselves, under the same backoff as every other watch;
+    // the controller's own backoff would pause all its triggers on any one
+    // watch's error (minutes after an outage), so it never waits.
+    let (store, main_writer) = reflector::store();
+    let main_stream = backoff(reflector::reflector(
+        main_writer,
+        watcher(rulesets, watcher::Config::default()),
+    ))
+    .applied_objects();
+    let controller = Controller::for_stream(main_stream, store.clone()).trigger_backoff(NoWait);
     let peer_store = store.clone();
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), FIELD_MANAGER.into()),

@@ -27,10 +27,11 @@ use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use linx_crds::addressset::{assemble, object_name, split, RULESET_LABEL};
 use linx_crds::source::{check, sources_of, KeyKind, SetRef, SetSource};
+use linx_crds::watch::backoff;
 use linx_crds::{AddressSetStatus, FirewallAddressSet, FirewallAddressSetSpec, FirewallRuleset};
 use tracing::{debug, info, warn};
 
@@ -441,8 +442,7 @@ where
     F: Fn(watcher::Event<K>) -> Input + Send + 'static,
 {
     let what = std::any::type_name::<K>();
-    watcher(api, cfg)
-        .default_backoff()
+    backoff(watcher(api, cfg))
         .filter_map(move |e| {
             let out = match e {
                 Ok(e) => Some(wrap(e)),

@@ -14,6 +14,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::{reflector, watcher, WatchStreamExt};
 use kube::{Client, ResourceExt};
 use linx_crds::trace::{reasons, FirewallTrace, TracePhase};
+use linx_crds::watch::backoff;
 use serde_json::json;
 use tracing::{info, warn};
 
@@ -91,8 +92,7 @@ pub fn decide(t: &FirewallTrace, now: Timestamp) -> Action {
 pub async fn run(client: Client) {
     let api: Api<FirewallTrace> = Api::all(client.clone());
     let (store, writer) = reflector::store();
-    let events = watcher(api, watcher::Config::default())
-        .default_backoff()
+    let events = backoff(watcher(api, watcher::Config::default()))
         .reflect(writer)
         .touched_objects();
     let mut events = std::pin::pin!(events);

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
-use super::eq::{is_binding, normalized_element};
+use super::eq::{is_binding, is_dynamic, normalized_element};
 use super::{Op, Patch, Position};
 use crate::codec::setref::jump_target;
 use crate::error::ApplyError;
@@ -31,6 +31,62 @@ impl Patch {
             apply_op(value, op, handles, &mut hint)?;
         }
         Ok(())
+    }
+
+    /// [`Patch::apply_to`] for a patch a diff made toward `desired` (and the
+    /// kernel committed): instead of applying its element operations, every
+    /// set the datapath does not write takes `desired`'s list itself. That
+    /// is what applying them gives, under the diff's equality (the patch
+    /// makes the sets equal), without walking the lists; and the result
+    /// shares the list with `desired`, so every namespace given one value
+    /// holds one copy, and the next diff knows it by allocation.
+    pub fn apply_toward(
+        &self,
+        value: &mut Ruleset,
+        handles: &HashMap<u32, u64>,
+        desired: &Ruleset,
+    ) -> Result<(), ApplyError> {
+        let mut hint = 0;
+        for op in &self.ops {
+            let elements_of = match op {
+                Op::AddElements {
+                    family, table, set, ..
+                }
+                | Op::DeleteElements {
+                    family, table, set, ..
+                } => Some((*family, table, set)),
+                _ => None,
+            };
+            let taken = elements_of.is_some_and(|(f, t, s)| static_set(desired, f, t, s).is_some());
+            if !taken {
+                apply_op(value, op, handles, &mut hint)?;
+            }
+        }
+        share_elements(value, desired);
+        Ok(())
+    }
+}
+
+/// The set `table`.`set` of `desired`, unless the datapath writes it.
+fn static_set<'a>(desired: &'a Ruleset, family: Family, table: &str, set: &str) -> Option<&'a Set> {
+    desired
+        .tables
+        .iter()
+        .find(|t| t.family == family && t.name == table)?
+        .set(set)
+        .filter(|s| !is_dynamic(s))
+}
+
+/// Gives every set of `value` that `desired` has (and the datapath does not
+/// write) `desired`'s very element list. For a `value` equal to `desired`:
+/// only where the elements live changes.
+pub fn share_elements(value: &mut Ruleset, desired: &Ruleset) {
+    for t in &mut value.tables {
+        for s in &mut t.sets {
+            if let Some(d) = static_set(desired, t.family, &t.name, &s.name) {
+                s.elements = d.elements.clone();
+            }
+        }
     }
 }
 

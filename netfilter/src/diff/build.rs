@@ -2,17 +2,15 @@
 //! elements, objects and rules to delete, add or recreate, in an order the
 //! kernel takes in one pass.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
+use std::sync::Arc;
 
-use rustc_hash::FxHashSet;
-
+use super::delta;
 use super::ends::{common_ends, common_ends_all};
 use super::eq::{
-    bound_chains, chain_header_eq, elements_eq, flowtable_eq, is_binding, is_dynamic,
-    normalized_element, object_eq, rule_eq, rule_hash, set_definition_eq, verdict_chain, Bound,
-    Sides,
+    bound_chains, chain_header_eq, elements_eq, flowtable_eq, is_binding, is_dynamic, object_eq,
+    rule_eq, rule_hash, set_definition_eq, verdict_chain, Bound, Sides,
 };
 use super::script::lcs;
 use super::{Baseline, Op, Patch, Position};
@@ -409,49 +407,26 @@ impl Builder {
         let forced = |e: &Element| deps.element(e).is_some();
         let any_forced = !deps.chains.is_empty() || !deps.objects.is_empty();
         let (mut gone_forced, mut new_forced) = (Vec::new(), Vec::new());
-        let (a, b): (Cow<'_, [Element]>, Cow<'_, [Element]>) =
-            if any_forced && want.elements.iter().any(forced) {
-                let split = |v: &[Element], out: &mut Vec<Element>| -> Vec<Element> {
-                    let (hit, rest): (Vec<Element>, Vec<Element>) =
-                        v.iter().cloned().partition(|e| forced(e));
-                    out.extend(hit);
-                    rest
-                };
-                (
-                    Cow::Owned(split(&cur.elements, &mut gone_forced)),
-                    Cow::Owned(split(&want.elements, &mut new_forced)),
-                )
-            } else {
-                (
-                    Cow::Borrowed(&cur.elements[..]),
-                    Cow::Borrowed(&want.elements[..]),
-                )
+        let delta = if any_forced && want.elements.iter().any(forced) {
+            let split = |v: &[Element], out: &mut Vec<Element>| -> Vec<Element> {
+                let (hit, rest): (Vec<Element>, Vec<Element>) =
+                    v.iter().cloned().partition(|e| forced(e));
+                out.extend(hit);
+                rest
             };
-        // Element lists usually agree but for a few elements: walk the
-        // common prefix and suffix in order, and hash only what is between.
-        let norm_cur = |e| normalized_element(&cur.exprs, e);
-        let norm_want = |e| normalized_element(&want.exprs, e);
-        let (pre, suf) = common_ends(a.len(), b.len(), |i, j| {
-            a[i] == b[j] || norm_cur(&a[i]) == norm_want(&b[j])
-        });
-        let (a, b) = (&a[pre..a.len() - suf], &b[pre..b.len() - suf]);
-        let norm_cur: Vec<Cow<'_, Element>> = a.iter().map(norm_cur).collect();
-        let norm_want: Vec<Cow<'_, Element>> = b.iter().map(norm_want).collect();
-        let have: FxHashSet<&Element> = norm_cur.iter().map(|e| e.as_ref()).collect();
-        let wanted: FxHashSet<&Element> = norm_want.iter().map(|e| e.as_ref()).collect();
-        let removed: Vec<Element> = a
-            .iter()
-            .zip(&norm_cur)
-            .filter(|(_, n)| !wanted.contains(n.as_ref()))
-            .map(|(e, _)| e.clone())
-            .collect();
-        let added: Vec<Element> = b
-            .iter()
-            .zip(&norm_want)
-            .filter(|(_, n)| !have.contains(n.as_ref()))
-            .map(|(e, _)| e.clone())
-            .collect();
-        let mut removed = removed;
+            let (a, b) = (
+                split(&cur.elements, &mut gone_forced),
+                split(&want.elements, &mut new_forced),
+            );
+            Arc::new(delta::between(&cur.exprs, &a, &want.exprs, &b))
+        } else if cur.elements.same(&want.elements) {
+            // One list (the one pushed last, kept as the known state): no
+            // element to compare. (Same kind of set, so same normalization.)
+            return;
+        } else {
+            delta::of_sets(cur, want)
+        };
+        let (mut removed, added) = (delta.removed.clone(), delta.added.clone());
         if want.is_interval() {
             // The kernel finds an interval's end only after its start (as
             // nft sends them); a dump lists an interval tree from the top.

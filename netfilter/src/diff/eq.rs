@@ -194,6 +194,10 @@ fn same_kind(a: &Set, b: &Set) -> bool {
 /// an element: no two elements of a set share one).
 pub(super) fn elements_eq(sa: &Set, sb: &Set) -> bool {
     let (a, b) = (&sa.elements, &sb.elements);
+    if a.same(b) && same_kind(sa, sb) {
+        // One list, normalized alike.
+        return true;
+    }
     if a.len() != b.len() {
         return false;
     }

@@ -7,7 +7,10 @@
 //! order of set elements are never a change. Rules are matched by content
 //! with a shortest-edit-script (Myers) per chain after trimming the common
 //! prefix and suffix, so untouched rules keep their handles and counters.
-//! Set elements are diffed as a delta. What the kernel cannot change in
+//! Set elements are diffed as a delta: none when both sides hold one list
+//! (shared, see [`Elements`](crate::model::Elements)), else computed once
+//! per pair of shared lists for every namespace making the same change
+//! (`delta`). What the kernel cannot change in
 //! place is recreated, together with what refers to it (rules, map
 //! elements), in the same transaction — so there is never a moment without
 //! protection — and the patch says so on each delete it makes for that
@@ -16,6 +19,7 @@
 
 mod apply;
 mod build;
+mod delta;
 mod ends;
 pub mod eq;
 mod patch;
@@ -26,6 +30,7 @@ mod tests;
 use std::collections::HashMap;
 
 use crate::model::{Family, Rules, Ruleset, Table};
+pub use apply::share_elements;
 use build::{diff_with, PARALLEL_MIN};
 use ends::common_ends;
 pub use patch::{Op, Patch, Position};
@@ -100,8 +105,9 @@ impl Baseline {
 
 /// Makes what `value` has in common with `previous` the very allocations
 /// of `previous`: a chain equal to its namesake takes its rule list, and in
-/// other chains the rules equal at either end take their expressions. Only
-/// where equal data lives changes. For a value built anew (a fresh compile
+/// other chains the rules equal at either end take their expressions; a set
+/// whose elements are its namesake's, in the same order, takes its list.
+/// Only where equal data lives changes. For a value built anew (a fresh compile
 /// of an edited ruleset) whose previous version a reconciler holds as its
 /// baseline: one comparison here, then every [`diff_from`] of it (one per
 /// namespace given it) costs what differs.
@@ -114,6 +120,11 @@ pub fn share_unchanged(value: &mut Ruleset, previous: &Ruleset) {
         else {
             continue;
         };
+        for s in &mut t.sets {
+            if let Some(old) = p.set(&s.name).filter(|old| old.elements == s.elements) {
+                s.elements = old.elements.clone();
+            }
+        }
         let before: HashMap<&str, &Rules> = p
             .chains
             .iter()

@@ -250,6 +250,13 @@ pub type Rules = SharedVec<Rule>;
 /// an unchanged rule by its allocation.
 pub type Exprs = SharedVec<Expr>;
 
+/// A set's elements: shared by clones (see [`SharedVec`]), so every pod
+/// given one compiled value holds one list, a reconciler's known state
+/// keeps the very list it pushed, and a diff tells an unchanged list by its
+/// allocation and takes the delta between two lists it has seen once for
+/// all the namespaces that make the same change.
+pub type Elements = SharedVec<Element>;
+
 /// A rule: expressions evaluated in order.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Rule {
@@ -326,7 +333,7 @@ pub struct Set {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exprs: Vec<Expr>,
     #[serde(default)]
-    pub elements: Vec<Element>,
+    pub elements: Elements,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handle: Option<u64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -350,7 +357,7 @@ impl Set {
             gc_interval: None,
             userdata: None,
             exprs: Vec::new(),
-            elements: Vec::new(),
+            elements: Elements::default(),
             handle: None,
             unknown: Vec::new(),
         }

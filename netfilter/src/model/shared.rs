@@ -19,6 +19,11 @@ impl<T> SharedVec<T> {
     pub fn same(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
+
+    /// Whether another clone holds the items too.
+    pub fn is_shared(&self) -> bool {
+        Arc::strong_count(&self.0) > 1
+    }
 }
 
 impl<T: Clone> SharedVec<T> {

@@ -102,7 +102,7 @@ fn set(
 ) -> crate::model::Set {
     crate::model::Set {
         flags,
-        elements,
+        elements: elements.into(),
         ..crate::model::Set::new(name, key_type, key_len)
     }
 }

@@ -422,7 +422,7 @@ fn add_elements(
     let mut s = t.set(set).ok_or_else(|| unknown_set(t, set, span))?.clone();
     if op == Op::Create {
         let mut fresh = s.clone();
-        fresh.elements.clear();
+        fresh.elements = Default::default();
         let mut probe = layout.clone();
         probe.written.clear();
         sets::add_elements(t, &mut fresh, &mut probe, elements)?;
@@ -503,7 +503,7 @@ fn remove(st: &mut State, fam: Family, cmd: &Command) -> R<()> {
                 t.sets
                     .iter_mut()
                     .filter(|s| s.name == *name)
-                    .for_each(|s| s.elements.clear());
+                    .for_each(|s| s.elements = Default::default());
                 if let Some(l) = st.layouts.get_mut(&(fam, cmd.table.clone(), name.clone())) {
                     l.written.clear();
                 }
@@ -680,7 +680,7 @@ fn delete_elements(
             }
         }
         let written = std::mem::take(&mut layout.written);
-        s.elements.clear();
+        s.elements = Default::default();
         sets::add_elements(t, &mut s, layout, &written)?;
     } else {
         for e in elements {
@@ -711,9 +711,9 @@ fn encode(
     elems: &[ast::Elem],
 ) -> R<Vec<crate::model::Element>> {
     let mut probe = s.clone();
-    probe.elements.clear();
+    probe.elements = Default::default();
     let mut l = layout.clone();
     l.written.clear();
     sets::add_elements(t, &mut probe, &mut l, elems)?;
-    Ok(probe.elements)
+    Ok(probe.elements.into_vec())
 }

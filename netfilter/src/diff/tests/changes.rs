@@ -332,11 +332,11 @@ fn interval_elements_are_deleted_start_then_end_whatever_order_the_kernel_dumped
     let mut set = Set::new("s", 7, 4);
     set.flags = NFT_SET_INTERVAL;
     // As dumped: from the top of the tree down.
-    set.elements = vec![el(40, true), el(30, false), el(20, true), el(10, false)];
+    set.elements = vec![el(40, true), el(30, false), el(20, true), el(10, false)].into();
     let mut cur = ruleset(vec![]);
     cur.tables[0].sets.push(set.clone());
     let mut want = ruleset(vec![]);
-    set.elements = vec![el(10, false), el(20, true)];
+    set.elements = vec![el(10, false), el(20, true)].into();
     want.tables[0].sets.push(set);
     let p = diff(&cur, &want);
     let Some(Op::DeleteElements { elements, .. }) = p.ops.first() else {

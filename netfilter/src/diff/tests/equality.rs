@@ -55,7 +55,8 @@ fn anonymous_sets_compare_by_content_not_by_listing_hints() {
         s.elements = vec![Element {
             key: Some(key.to_be_bytes().to_vec().into()),
             ..Default::default()
-        }];
+        }]
+        .into();
         r.sets.push(s);
         r
     };

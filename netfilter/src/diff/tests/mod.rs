@@ -18,6 +18,7 @@ mod baseline;
 mod changes;
 mod equality;
 mod script;
+mod shared;
 
 pub(super) fn mark_rule(v: u32) -> Rule {
     Rule::new(vec![

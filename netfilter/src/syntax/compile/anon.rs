@@ -85,7 +85,7 @@ impl RuleCx<'_> {
             gc_interval: None,
             userdata: Some(userdata),
             exprs: vec![],
-            elements,
+            elements: elements.into(),
             handle: None,
             unknown: vec![],
         });

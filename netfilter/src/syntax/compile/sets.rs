@@ -838,7 +838,7 @@ pub fn named_set(fam: Family, t: &Table, d: &ast::SetDecl) -> R<(Set, SetLayout)
         gc_interval: ms(&d.gc_interval, "gc-interval")?.map(|v| v.min(u32::MAX as u64) as u32),
         userdata: Some(Userdata(b(&udata))),
         exprs,
-        elements,
+        elements: elements.into(),
         handle: None,
         unknown: vec![],
     };
@@ -882,7 +882,7 @@ pub fn add_elements(t: &Table, s: &mut Set, layout: &mut SetLayout, elems: &[Ele
         auto_merge,
     )?;
     if whole {
-        s.elements = els;
+        s.elements = els.into();
     } else {
         let have: std::collections::HashSet<_> = s
             .elements
