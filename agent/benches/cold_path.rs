@@ -8,8 +8,8 @@
 //!   of the edited file (compile, pull, diff, push) against nft's full
 //!   reload (`delete table` + the edited file, one transaction);
 //! - where Linx's time goes, measured in this process on the same files:
-//!   compile, pull, diff, encode, the kernel's commit; and the children's
-//!   user and system (kernel) time.
+//!   compile, pull, diff, encode, the kernel's commit, printing the patch
+//!   (as `apply` does); and the children's user and system (kernel) time.
 //!
 //! Each figure is the median of RUNS (5; 3 at 100,000 rules) with the
 //! spread (min–max); Linx's and nft's runs alternate, so load on the
@@ -30,6 +30,10 @@ use linx_netfilter::testing::{realistic_ruleset, TestNetns};
 use linx_netfilter::{Family, Socket};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_linx-agent");
+
+// The phases measured in this process use the agent binary's allocator.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// One child's wall time and its user and system CPU time.
 #[derive(Clone, Copy, Debug, Default)]
@@ -285,7 +289,11 @@ fn main() {
         name_patch(&mut patch, &state);
         let mut enc = encode_named_patch(&patch);
         let (_, commit_t) = timed(|| sock.commit(&mut enc.batch, None).unwrap());
+        let render_t = median_of(runs, || timed(|| patch.render(&value)).1);
         let full = compile(&text).unwrap();
+        // `apply` prints what it pushed: for a whole apply, every rule.
+        let whole_patch = diff(&linx_netfilter::Ruleset::default(), &full);
+        let whole_render_t = median_of(runs, || timed(|| whole_patch.render(&full)).1);
         let whole_encode_t = median_of(runs, || timed(|| encode(&full, &PushOptions::default())).1);
         let whole_compile_t = median_of(runs, || timed(|| compile(&text).unwrap()).1);
         let c = TestNetns::new();
@@ -300,6 +308,7 @@ fn main() {
                 ("diff", Duration::ZERO, diff_t),
                 ("encode", whole_encode_t, encode_t),
                 ("commit (kernel)", whole_commit_t, commit_t),
+                ("print the patch", whole_render_t, render_t),
             ],
             patch.len(),
         ));

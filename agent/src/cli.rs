@@ -187,6 +187,8 @@ pub fn run(cli: Cli) -> Result<Done, CliError> {
                 Options {
                     mode,
                     adopt,
+                    // One shot: no state is kept after the push.
+                    remember: false,
                     ..Default::default()
                 },
             );

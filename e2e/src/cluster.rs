@@ -562,6 +562,41 @@ pub async fn wait_ready(c: &Client, ns: &str, name: &str) -> i64 {
     generation
 }
 
+/// Registers the test's webhook by URL for the test's namespaces only
+/// (`failurePolicy: Ignore`), and waits for the operator to fill its
+/// `caBundle`.
+pub async fn register_webhook(c: &Client, name: &str, url: &str, namespaces: &[&str]) {
+    let api: Api<ValidatingWebhookConfiguration> = Api::all(c.clone());
+    let v: ValidatingWebhookConfiguration = serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name, "labels": {"linx.dev/e2e": "true"}},
+        "webhooks": [{
+            "name": "validate.netfilter.linx.dev",
+            "admissionReviewVersions": ["v1"], "sideEffects": "None",
+            "failurePolicy": "Ignore", "timeoutSeconds": 5,
+            "clientConfig": {"url": url},
+            "rules": [{"apiGroups": ["netfilter.linx.dev"], "apiVersions": ["*"],
+                       "operations": ["CREATE", "UPDATE"], "resources": ["firewallrulesets"],
+                       "scope": "Namespaced"}],
+            "namespaceSelector": {"matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": namespaces}]}
+        }]
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &v).await.unwrap();
+    eventually_async("the operator fills caBundle", || async {
+        let v = api.get(name).await.map_err(|e| e.to_string())?;
+        let filled = v.webhooks.iter().flatten().all(|w| {
+            w.client_config
+                .ca_bundle
+                .as_ref()
+                .is_some_and(|b| b.0.starts_with(b"-----BEGIN CERTIFICATE-----"))
+        });
+        filled.then_some(()).ok_or("caBundle empty".into())
+    })
+    .await;
+}
+
 /// What nft lists for table `family name` after loading `script` in a
 /// scratch namespace.
 pub fn listing(script: &str, family: &str, name: &str) -> String {

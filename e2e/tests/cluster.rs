@@ -52,17 +52,15 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::config::Kubeconfig;
-use kube::Client;
 use linx_agent::testing::{cni_args, CniChain};
 use linx_cni::conflist::Settings;
 use linx_crds::{FirewallNodeReport, FirewallRuleset};
 use linx_e2e::cluster::{
     apply_ruleset, assert_pod_requests, condition, eventually_async, listing, on_fake_apiserver,
-    real_cluster, refused, try_apply, wait_ready, Flow, Proc, Scratch,
+    real_cluster, refused, register_webhook, try_apply, wait_ready, Flow, Proc, Scratch,
 };
 use linx_e2e::free_addr;
 use linx_netfilter::testing::{masked_listing, TestNetns};
@@ -179,39 +177,6 @@ fn webhook_host(c_url: &str) -> String {
         .expect("API server address");
     sock.connect(target).unwrap();
     sock.local_addr().unwrap().ip().to_string()
-}
-
-/// Registers the test's webhook by URL for the test's namespaces only.
-async fn register_webhook(c: &Client, name: &str, url: &str, namespaces: &[&str]) {
-    let api: Api<ValidatingWebhookConfiguration> = Api::all(c.clone());
-    let v: ValidatingWebhookConfiguration = serde_json::from_value(json!({
-        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": name, "labels": {"linx.dev/e2e": "true"}},
-        "webhooks": [{
-            "name": "validate.netfilter.linx.dev",
-            "admissionReviewVersions": ["v1"], "sideEffects": "None",
-            "failurePolicy": "Ignore", "timeoutSeconds": 5,
-            "clientConfig": {"url": url},
-            "rules": [{"apiGroups": ["netfilter.linx.dev"], "apiVersions": ["*"],
-                       "operations": ["CREATE", "UPDATE"], "resources": ["firewallrulesets"],
-                       "scope": "Namespaced"}],
-            "namespaceSelector": {"matchExpressions": [
-                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": namespaces}]}
-        }]
-    }))
-    .unwrap();
-    api.create(&PostParams::default(), &v).await.unwrap();
-    eventually_async("the operator fills caBundle", || async {
-        let v = api.get(name).await.map_err(|e| e.to_string())?;
-        let filled = v.webhooks.iter().flatten().all(|w| {
-            w.client_config
-                .ca_bundle
-                .as_ref()
-                .is_some_and(|b| b.0.starts_with(b"-----BEGIN CERTIFICATE-----"))
-        });
-        filled.then_some(()).ok_or("caBundle empty".into())
-    })
-    .await;
 }
 
 /// Every `.nft` file users would paste: `netfilter/tests/rulesets/` (all

@@ -84,6 +84,11 @@ pub struct Options {
     pub max_attempts: u32,
     /// First backoff after a conflict; doubles each time, with jitter.
     pub backoff: Duration,
+    /// Learn the state a push leaves from the kernel's echo of the rules it
+    /// added, so the next reconcile needs no pull (default). A one-shot
+    /// caller (the CLI's `apply`) turns it off: the kernel then builds no
+    /// echo and nothing is kept.
+    pub remember: bool,
 }
 
 impl Default for Options {
@@ -95,6 +100,7 @@ impl Default for Options {
             persist: false,
             max_attempts: 10,
             backoff: Duration::from_millis(2),
+            remember: true,
         }
     }
 }
@@ -454,7 +460,11 @@ impl Reconciler {
         }
         let (journal, max) = (&mut self.journal, self.opts.max_attempts);
         push::name_patch(&mut patch, &current.state);
-        let mut enc = push::encode_named_patch(&patch);
+        let mut enc = if self.opts.remember {
+            push::encode_named_patch(&patch)
+        } else {
+            push::encode_named_patch_without_echo(&patch)
+        };
         if let Some(j) = journal {
             j.expect_events(enc.batch.len());
         }
@@ -475,7 +485,7 @@ impl Reconciler {
             .iter()
             .filter(|o| matches!(o, Op::AddRule { .. }))
             .count();
-        if pushed.handles.len() == added {
+        if self.opts.remember && pushed.handles.len() == added {
             let mut state = current.state;
             patch.apply_toward(&mut state, &pushed.handles, desired)?;
             for t in &mut state.tables {

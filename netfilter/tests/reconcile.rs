@@ -619,6 +619,48 @@ fn reconcile_keeping_updates_named_tables_and_keeps_unnamed_managed_ones() {
     assert!(ns.nft(&["list", "table", "inet", "fw"]).is_err());
 }
 
+/// A one-shot reconcile (`remember: false`, the CLI's `apply`) sends added
+/// rules without asking for their echo and keeps no state: the rules are
+/// in the kernel all the same, and the next reconcile pulls and finds
+/// nothing to do; a remembering one learns the handles and does not pull.
+#[test]
+fn a_one_shot_reconcile_asks_no_echo_and_keeps_no_state() {
+    let rules: Vec<String> = (0..50)
+        .map(|i| format!("tcp dport {} counter accept", 1 + i))
+        .collect();
+    let want = linx_netfilter::syntax::compile(&chain_script(&rules)).unwrap();
+    for remember in [false, true] {
+        let ns = TestNetns::new();
+        let mut r = reconciler(
+            &ns,
+            Options {
+                remember,
+                ..Default::default()
+            },
+        );
+        let first = r.reconcile(&want).unwrap();
+        assert_eq!(first.patch.len(), 52, "{}", first.patch);
+        assert_eq!(handles_and_counters(&ns).len(), 50);
+        let mut patch = first.patch.clone();
+        linx_netfilter::push::name_patch(&mut patch, &Ruleset::default());
+        let sent = if remember {
+            linx_netfilter::push::encode_named_patch(&patch)
+        } else {
+            linx_netfilter::push::encode_named_patch_without_echo(&patch)
+        };
+        let echoing = sent
+            .batch
+            .messages()
+            .map(|m| m.unwrap())
+            .filter(|m| m.nft_msg() == Some(NFT_MSG_NEWRULE) && m.flags & NLM_F_ECHO != 0)
+            .count();
+        assert_eq!(echoing, if remember { 50 } else { 0 });
+        let again = r.reconcile(&want).unwrap();
+        assert!(again.patch.is_empty(), "{}", again.patch);
+        assert_eq!(again.pulls, u32::from(!remember));
+    }
+}
+
 #[test]
 fn namespaces_given_one_value_hold_its_element_list_and_send_the_delta() {
     let script = |from: u32| {

@@ -70,20 +70,24 @@ pub fn lex(src: &str) -> Result<Vec<Token>, Diagnostic> {
 }
 
 /// [`lex`] for the script's file number `file` (see [`Span::file`]).
+///
+/// Scans bytes: everything but strings and comments is ASCII, so a
+/// character is decoded only where a byte is not (columns count characters).
 pub fn lex_file(src: &str, file: u32) -> Result<Vec<Token>, Diagnostic> {
-    let chars: Vec<char> = src.chars().collect();
+    let b = src.as_bytes();
     // About one token per 5 characters in rulesets.
     let mut out = Vec::with_capacity(src.len() / 5);
     let (mut i, mut line, mut col) = (0usize, 1usize, 1usize);
-    while i < chars.len() {
-        let c = chars[i];
+    let word_byte = |c: u8| c.is_ascii() && is_word_char(c as char);
+    while i < b.len() {
+        let c = b[i];
         let start = Span {
             line,
             column: col,
             len: 1,
             file,
         };
-        if c == '\n' {
+        if c == b'\n' {
             out.push(Token {
                 tok: Tok::Newline,
                 span: start,
@@ -93,45 +97,52 @@ pub fn lex_file(src: &str, file: u32) -> Result<Vec<Token>, Diagnostic> {
             col = 1;
             continue;
         }
-        if c == '\\' && chars.get(i + 1) == Some(&'\n') {
+        if c == b'\\' && b.get(i + 1) == Some(&b'\n') {
             i += 2;
             line += 1;
             col = 1;
             continue;
         }
-        if c.is_whitespace() {
+        if c.is_ascii_whitespace() || c == 0x0b {
             i += 1;
             col += 1;
             continue;
         }
-        if c == '#' {
-            while i < chars.len() && chars[i] != '\n' {
+        if c == b'#' {
+            while i < b.len() && b[i] != b'\n' {
                 i += 1;
             }
             continue;
         }
-        if c == '"' {
+        if c == b'"' {
             let mut s = String::new();
             let mut j = i + 1;
+            // Characters of the token, for the column.
+            let mut n = 1;
             loop {
-                match chars.get(j) {
-                    None | Some('\n') => return Err(Diagnostic::new(start, "unterminated string")),
-                    Some('"') => break,
-                    Some('\\') if j + 1 < chars.len() => {
+                let Some(ch) = src[j..].chars().next() else {
+                    return Err(Diagnostic::new(start, "unterminated string"));
+                };
+                n += 1;
+                match ch {
+                    '\n' => return Err(Diagnostic::new(start, "unterminated string")),
+                    '"' => break,
+                    '\\' if j + 1 < b.len() => {
+                        let next = src[j + 1..].chars().next().unwrap_or('\\');
                         // `\*` stays escaped: a literal star, not a wildcard.
-                        if chars[j + 1] == '*' {
+                        if next == '*' {
                             s.push('\\');
                         }
-                        s.push(chars[j + 1]);
-                        j += 2;
+                        s.push(next);
+                        n += 1;
+                        j += 1 + next.len_utf8();
                     }
-                    Some(&ch) => {
+                    ch => {
                         s.push(ch);
-                        j += 1;
+                        j += ch.len_utf8();
                     }
                 }
             }
-            let n = j + 1 - i;
             out.push(Token {
                 tok: Tok::Str(s),
                 span: Span { len: n, ..start },
@@ -140,25 +151,24 @@ pub fn lex_file(src: &str, file: u32) -> Result<Vec<Token>, Diagnostic> {
             col += n;
             continue;
         }
-        if (c == '$' || c == '@')
-            && chars
-                .get(i + 1)
-                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_')
+        if (c == b'$' || c == b'@')
+            && b.get(i + 1)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
         {
             let mut j = i + 1;
-            while j < chars.len()
-                && (chars[j].is_ascii_alphanumeric() || matches!(chars[j], '_' | '-' | '.'))
+            while j < b.len()
+                && (b[j].is_ascii_alphanumeric() || matches!(b[j], b'_' | b'-' | b'.'))
             {
                 j += 1;
             }
             // A trailing '.' belongs to a following concatenation, not the name.
-            while j > i + 2 && chars[j - 1] == '.' {
+            while j > i + 2 && b[j - 1] == b'.' {
                 j -= 1;
             }
-            let name: String = chars[i + 1..j].iter().collect();
+            let name = src[i + 1..j].to_owned();
             let n = j - i;
             out.push(Token {
-                tok: if c == '$' {
+                tok: if c == b'$' {
                     Tok::Var(name)
                 } else {
                     Tok::At(name)
@@ -171,24 +181,23 @@ pub fn lex_file(src: &str, file: u32) -> Result<Vec<Token>, Diagnostic> {
         }
         // A lone '.', ':', '-', '/' or '*' (followed by a space or a
         // delimiter) is an operator; inside a word it is part of the value.
-        let lone = |j: usize| chars.get(j).is_none_or(|n| !is_word_char(*n));
-        if is_word_char(c) && !(matches!(c, '.' | ':' | '-' | '/' | '*') && lone(i + 1)) {
+        let lone = |j: usize| b.get(j).is_none_or(|n| !word_byte(*n));
+        if word_byte(c) && !(matches!(c, b'.' | b':' | b'-' | b'/' | b'*') && lone(i + 1)) {
             let mut j = i;
-            while j < chars.len() && is_word_char(chars[j]) {
+            while j < b.len() && word_byte(b[j]) {
                 j += 1;
             }
             // `22:` before a space is a key followed by a map colon, but `1234::` is an address.
-            let mut w = String::with_capacity(j - i);
-            w.extend(&chars[i..j]);
+            let mut w = &src[i..j];
             let mut n = j - i;
             let mut split_colon = false;
             if n > 1 && w.ends_with(':') && !w.ends_with("::") {
-                w.pop();
+                w = &w[..n - 1];
                 n -= 1;
                 split_colon = true;
             }
             out.push(Token {
-                tok: Tok::Word(w),
+                tok: Tok::Word(w.to_owned()),
                 span: Span { len: n, ..start },
             });
             if split_colon {
@@ -206,8 +215,7 @@ pub fn lex_file(src: &str, file: u32) -> Result<Vec<Token>, Diagnostic> {
             i = j;
             continue;
         }
-        let rest: String = chars[i..(i + 2).min(chars.len())].iter().collect();
-        if let Some(p) = PUNCTS.iter().find(|p| rest.starts_with(**p)) {
+        if let Some(p) = PUNCTS.iter().find(|p| b[i..].starts_with(p.as_bytes())) {
             let n = p.len();
             out.push(Token {
                 tok: Tok::Punct(p),
@@ -217,9 +225,15 @@ pub fn lex_file(src: &str, file: u32) -> Result<Vec<Token>, Diagnostic> {
             col += n;
             continue;
         }
+        let ch = src[i..].chars().next().unwrap_or('?');
+        if ch.is_whitespace() {
+            i += ch.len_utf8();
+            col += 1;
+            continue;
+        }
         return Err(Diagnostic::new(
             start,
-            format!("unexpected character '{c}'"),
+            format!("unexpected character '{ch}'"),
         ));
     }
     Ok(out)
@@ -265,6 +279,19 @@ mod tests {
                 Tok::Var("v".into()),
                 Tok::Str("a b".into())
             ]
+        );
+    }
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        let t = lex("\"é\\\"ü\"\u{a0}x # ß\ny").unwrap();
+        assert_eq!(t[0].tok, Tok::Str("é\"ü".into()));
+        assert_eq!((t[0].span.column, t[0].span.len), (1, 6));
+        assert_eq!(t[1].tok, Tok::Word("x".into()));
+        assert_eq!(t[1].span.column, 8);
+        assert_eq!(
+            (t[3].tok.clone(), t[3].span.line),
+            (Tok::Word("y".into()), 2)
         );
     }
 

@@ -82,9 +82,11 @@ impl Parser {
     }
 
     pub(super) fn primary(&mut self) -> R<Expr> {
-        let Some(t) = self.peek().cloned() else {
+        // Borrowed, not cloned: only the word an arm keeps is copied.
+        let Some(t) = self.peek() else {
             return self.unexpected(&["expression"]);
         };
+        let span = t.span;
         match &t.tok {
             Tok::Punct("(") => {
                 self.pos += 1;
@@ -95,16 +97,17 @@ impl Parser {
             Tok::Punct("{") => self.set_literal(),
             Tok::Punct("*") => {
                 self.pos += 1;
-                Ok(Expr::Wildcard(t.span))
+                Ok(Expr::Wildcard(span))
             }
             Tok::At(name) => {
+                let name = name.clone();
                 self.pos += 1;
                 // Raw payload: `@nh,16,8`
                 if matches!(name.as_str(), "ll" | "nh" | "th" | "ih")
                     && self.peek().is_some_and(|t| t.is_punct(","))
                 {
-                    let mut path = vec!["@".to_owned(), name.clone()];
-                    let mut span = t.span;
+                    let mut path = vec!["@".to_owned(), name];
+                    let mut span = span;
                     while self.eat_punct(",") {
                         let (w, s) = self.word("number")?;
                         span = span.to(s);
@@ -112,11 +115,12 @@ impl Parser {
                     }
                     return Ok(Expr::Sel(path, span));
                 }
-                Ok(Expr::SetRef(name.clone(), t.span))
+                Ok(Expr::SetRef(name, span))
             }
             Tok::Str(s) => {
+                let e = Expr::Str(s.clone(), span);
                 self.pos += 1;
-                Ok(Expr::Str(s.clone(), t.span))
+                Ok(e)
             }
             Tok::Word(w) => {
                 if let Some(vocab) = selector_vocab(w) {
@@ -134,8 +138,9 @@ impl Parser {
                 if w == "jhash" {
                     return self.selector();
                 }
+                let e = Expr::Word(w.clone(), span);
                 self.pos += 1;
-                Ok(Expr::Word(w.clone(), t.span))
+                Ok(e)
             }
             _ => self.unexpected(&["expression"]),
         }
