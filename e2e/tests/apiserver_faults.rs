@@ -2,21 +2,24 @@
 //! (`linx_e2e::apiserver`: it can go away, compact its history so old
 //! resourceVersions answer `410 Gone`, and it logs every request with its
 //! User-Agent): the built `linx-agent` and `linx-operator` while the
-//! server is away and back. It ends on the kernels' state in the pods'
-//! namespaces (nft listings, nf_tables generations) and on the exact
-//! writes the server received. These faults need control of the API server (taking it away,
+//! server is away and back, and two operator replicas when the leader is
+//! killed. Each ends on the kernels' state in the pods' namespaces (nft
+//! listings, nf_tables generations) or on the exact writes the server
+//! received. These faults need control of the API server (taking it away,
 //! compacting it, reading its request log), so they run on the fake only.
 //! What each guarantees: docs/faults.md.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::Api;
 use linx_e2e::apiserver::FakeApiServer;
 use linx_e2e::cluster::{
-    apply_ruleset, listing, operator_bin, wait_ready, Flow, Proc, Scratch, TestPod,
+    apply_ruleset, condition, listing, operator_bin, wait_ready, Flow, Proc, Scratch, TestPod,
 };
 use linx_e2e::node::generation;
-use linx_e2e::{eventually, free_addr};
+use linx_e2e::{eventually, free_addr, sample, scrape};
 
 /// A bound on each wait (not a measure): relisting after the outage takes
 /// the watchers' backoff, at most 8 s (`linx_crds::watch`), and a short
@@ -260,5 +263,145 @@ fn the_api_server_away_and_back_compacted_relists_and_commits_nothing() {
     drop(operator_proc);
     drop(_agent);
     drop(pods);
+    flow.finish();
+}
+
+/// The Lease: holder, acquire and renew times.
+fn lease(flow: &Flow, ns: &str) -> Option<(String, jiff::Timestamp, jiff::Timestamp)> {
+    let api: Api<Lease> = Api::namespaced(flow.client.clone(), ns);
+    let spec = flow.rt.block_on(api.get_opt("linx-operator")).ok()??.spec?;
+    let ts = |t: k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime| {
+        t.0.to_string().parse::<jiff::Timestamp>().ok()
+    };
+    Some((
+        spec.holder_identity?,
+        ts(spec.acquire_time?)?,
+        ts(spec.renew_time?)?,
+    ))
+}
+
+/// Status writes the server received per ruleset, in `names`' order.
+fn status_writes(server: &FakeApiServer, ns: &str, names: &[String]) -> Vec<usize> {
+    let reqs = server.requests();
+    names
+        .iter()
+        .map(|n| {
+            let path = format!("/namespaces/{ns}/firewallrulesets/{n}/status?");
+            reqs.iter()
+                .filter(|r| !r.starts_with("GET ") && r.contains(&path))
+                .count()
+        })
+        .collect()
+}
+
+/// The `Ready` condition's observed generation of each ruleset (0 before).
+fn ready_at(flow: &Flow, ns: &str, names: &[String]) -> Vec<i64> {
+    flow.rt.block_on(async {
+        let mut out = Vec::new();
+        for n in names {
+            out.push(match condition(&flow.client, ns, n, "Ready").await {
+                Ok((g, s, _, _)) if s == "True" => g,
+                _ => 0,
+            });
+        }
+        out
+    })
+}
+
+/// Two operator replicas; the leader killed with SIGKILL just after an
+/// edit (it may or may not have written that edit's status). The other
+/// takes the Lease, never before it expired (checked on the Lease's own
+/// times; how long after the kill is printed: at most the lease duration,
+/// 15 s, and one retry period, 2 s, on an unloaded machine). Status
+/// writes, counted per FirewallRuleset from the server's log, are exact:
+/// the edit made at the kill and one made while nobody leads each end in
+/// one status write, as one edit under a steady leader does (none lost,
+/// whoever wrote it), and the new leader rewrites no status that was
+/// current (no duplicate).
+#[test]
+fn killing_the_leading_operator_hands_over_with_exact_status_writes() {
+    let (server, dir) = fake("leader");
+    let kubeconfig = dir.0.join("kubeconfig");
+    let flow = Flow::start(&kubeconfig, None, &["leader"]);
+    let ns = flow.namespaces[0].clone();
+    let names: Vec<String> = (0..4).map(|i| format!("fw-{i}")).collect();
+    // Each its own table: rulesets declaring one table would conflict,
+    // and all but the oldest would never be Ready.
+    let apply = |name: &str, nft: &str| {
+        let table = format!("inet {}", name.replace('-', "_"));
+        flow.rt.block_on(apply_ruleset(
+            &flow.client,
+            &ns,
+            name,
+            serde_json::json!({"matchLabels": {"app": "none"}}),
+            &nft.replace("inet linx", &table),
+        ))
+    };
+    for n in &names {
+        apply(n, FIREWALL);
+    }
+    let mut a = operator(&kubeconfig, &ns, "replica-a", &free_addr());
+    eventually("replica-a leading", WAIT, || {
+        lease(&flow, &ns).is_some_and(|(h, _, _)| h == "replica-a")
+    });
+    let metrics_b = free_addr();
+    let b = operator(&kubeconfig, &ns, "replica-b", &metrics_b);
+    eventually("every status written by replica-a", WAIT, || {
+        ready_at(&flow, &ns, &names) == [1, 1, 1, 1]
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let first = status_writes(&server, &ns, &names);
+    assert_eq!(first, [1, 1, 1, 1], "one status write per new ruleset");
+    // What one edit costs under a steady leader.
+    apply("fw-1", EDITED);
+    eventually("fw-1's edit in its status", WAIT, || {
+        ready_at(&flow, &ns, &names)[1] == 2
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let per_edit = status_writes(&server, &ns, &names)[1] - first[1];
+    assert_eq!(per_edit, 1, "status writes for one edit");
+    let written = status_writes(&server, &ns, &names);
+
+    // An edit, and the leader killed while it may be working on it.
+    apply("fw-0", EDITED);
+    let _ = a.0.kill();
+    let _ = a.0.wait();
+    let killed = jiff::Timestamp::now();
+    // Dead, it renews no more: this is its last renewal.
+    let (_, _, renewed) = lease(&flow, &ns).expect("a lease");
+    // Nobody leads now: an edit must not be lost.
+    apply("fw-2", EDITED);
+    eventually("replica-b leading", WAIT, || {
+        lease(&flow, &ns).is_some_and(|(h, _, _)| h == "replica-b")
+    });
+    let (_, acquired, _) = lease(&flow, &ns).expect("a lease");
+    let after_renewal = acquired.duration_since(renewed);
+    let after_kill = acquired.duration_since(killed);
+    eprintln!(
+        "handed over {:.1} s after the kill, {:.1} s after the last renewal",
+        after_kill.as_secs_f64(),
+        after_renewal.as_secs_f64()
+    );
+    assert!(
+        after_renewal >= jiff::SignedDuration::from_secs(15),
+        "taken before the lease expired: {after_renewal:?}"
+    );
+    eventually("the edits in fw-0's and fw-2's status", WAIT, || {
+        ready_at(&flow, &ns, &names) == [2, 2, 2, 1]
+    });
+    // replica-b has reconciled every ruleset (its first pass) and more.
+    eventually("replica-b's first pass", WAIT, || {
+        sample(&scrape(&metrics_b), "linx_operator_reconciles_total") >= names.len() as f64
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let mut want = written.clone();
+    want[0] += per_edit;
+    want[2] += per_edit;
+    assert_eq!(
+        status_writes(&server, &ns, &names),
+        want,
+        "status writes per ruleset (before the kill: {written:?})"
+    );
+    drop(b);
     flow.finish();
 }
