@@ -32,8 +32,8 @@ echo "## Sets fed by a pod selector (full size: -- 1000 5000 100 50)"
 if [ "$quick" = quick ]; then sel="50 1000 100 10"; else sel=""; fi
 cargo bench -q -p linx-e2e --bench selectors -- $sel
 echo
-echo "## Fleet scale through the fake API server (full size: -- 100,1000 100 50 20 50)"
-if [ "$quick" = quick ]; then scale="50 10 10 2 50"; else scale=""; fi
+echo "## Fleet scale through the fake API server (full size: -- 1000 100 50 20 50)"
+if [ "$quick" = quick ]; then scale="50 10 10 1 50"; else scale=""; fi
 cargo bench -q -p linx-e2e --bench scale -- $scale
 echo
 echo "## Observability under load: drop logs at 10,000 packets/s and 20 traces at once (more pods: -- 100)"

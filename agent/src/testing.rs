@@ -102,9 +102,19 @@ impl Drop for FakePod {
 /// process, no window where the resolver could see it half made. Its
 /// namespace lives as long as its process; nothing to delete after.
 /// Pods are started on several threads at once.
+///
+/// For churn at a fixed rate, processes can be made ahead
+/// ([`prepare`](PodFarm::prepare): the namespace, the costly part) and
+/// made pods later ([`adopt`](PodFarm::adopt): a `mkdir` and a move into
+/// the pod's cgroup), and pods stopped without waiting for their cgroups
+/// to empty ([`retire`](PodFarm::retire)).
 pub struct PodFarm {
     top: PathBuf,
     pods: Vec<FarmPod>,
+    /// Made by `prepare`, in the farm's `spare` cgroup: no pod's yet.
+    spare: Vec<Child>,
+    /// Stopped by `retire`: killed, cleaned up on drop.
+    retired: Vec<FarmPod>,
 }
 
 /// One pod of a [`PodFarm`]; killed and its cgroup removed on drop.
@@ -124,6 +134,8 @@ impl PodFarm {
         PodFarm {
             top,
             pods: Vec::new(),
+            spare: Vec::new(),
+            retired: Vec::new(),
         }
     }
 
@@ -131,27 +143,53 @@ impl PodFarm {
     pub fn start(&mut self, uids: &[String]) -> std::ops::Range<usize> {
         let first = self.pods.len();
         let parent = self.top.join("kubepods/burstable");
-        let per = uids.len().div_ceil(8).max(1);
-        let made: Vec<FarmPod> = std::thread::scope(|s| {
-            let handles: Vec<_> = uids
-                .chunks(per)
-                .map(|chunk| {
-                    let parent = &parent;
-                    s.spawn(move || {
-                        chunk
-                            .iter()
-                            .map(|u| FarmPod::start(parent, u))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("farm thread"))
-                .collect()
-        });
+        let made = on_threads(uids, |u| FarmPod::start(&parent, u));
         self.pods.extend(made);
         first..self.pods.len()
+    }
+
+    /// Starts `n` processes ahead, each in a network namespace of its own
+    /// but in no pod's cgroup, on up to 8 threads: for [`adopt`](Self::adopt).
+    pub fn prepare(&mut self, n: usize) {
+        let spare = self.top.join("spare");
+        std::fs::create_dir_all(&spare).expect("create the farm's spare cgroup");
+        let made = on_threads(&vec![(); n], |_| spawn_in(&spare));
+        self.spare.extend(made);
+    }
+
+    /// Makes a prepared process the pod of `uid`: its cgroup made and the
+    /// process moved into it. False when none is left.
+    pub fn adopt(&mut self, uid: &str) -> bool {
+        let Some(child) = self.spare.pop() else {
+            return false;
+        };
+        let dir = self
+            .top
+            .join("kubepods/burstable")
+            .join(format!("pod{uid}"));
+        std::fs::create_dir_all(dir.join("c0")).expect("create the pod's cgroup");
+        std::fs::write(dir.join("c0/cgroup.procs"), child.id().to_string())
+            .expect("move a prepared process into its pod's cgroup");
+        self.pods.push(FarmPod {
+            uid: uid.to_string(),
+            child,
+            dir,
+        });
+        true
+    }
+
+    /// Kills the pod of `uid` (its namespace goes with its process) and
+    /// leaves its cgroup's removal to the farm's drop.
+    pub fn retire(&mut self, uid: &str) -> bool {
+        match self.pods.iter().position(|p| p.uid == uid) {
+            Some(i) => {
+                let mut p = self.pods.swap_remove(i);
+                let _ = p.child.kill();
+                self.retired.push(p);
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn pods(&self) -> &[FarmPod] {
@@ -182,8 +220,14 @@ impl Drop for PodFarm {
         for p in &mut self.pods {
             let _ = p.child.kill();
         }
+        for c in &mut self.spare {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         self.pods.clear();
+        self.retired.clear();
         for d in [
+            self.top.join("spare"),
             self.top.join("kubepods/burstable"),
             self.top.join("kubepods"),
             self.top.clone(),
@@ -195,39 +239,9 @@ impl Drop for PodFarm {
 
 impl FarmPod {
     fn start(parent: &std::path::Path, uid: &str) -> FarmPod {
-        use std::os::unix::process::CommandExt;
         let dir = parent.join(format!("pod{uid}"));
         std::fs::create_dir_all(dir.join("c0")).expect("create the pod's cgroup");
-        let procs = std::ffi::CString::new(
-            dir.join("c0/cgroup.procs")
-                .into_os_string()
-                .into_encoded_bytes(),
-        )
-        .expect("a path without NUL");
-        let mut cmd = Command::new("sleep");
-        cmd.arg("86400").stdin(Stdio::null());
-        // SAFETY: between fork and exec only async-signal-safe calls
-        // (unshare, open, write, close) on data prepared before the fork.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::unshare(libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
-                if fd < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // "0": the writing process itself.
-                let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
-                libc::close(fd);
-                if ok {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
-            });
-        }
-        let child = cmd.spawn().expect("start a farm pod");
+        let child = spawn_in(&dir.join("c0"));
         FarmPod {
             uid: uid.to_string(),
             child,
@@ -257,6 +271,61 @@ impl Drop for FarmPod {
         remove_cgroup(&self.dir.join("c0"));
         remove_cgroup(&self.dir);
     }
+}
+
+/// `f` of each of `items`, on up to 8 threads, in order.
+fn on_threads<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let per = items.len().div_ceil(8).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(per)
+            .map(|chunk| {
+                let f = &f;
+                s.spawn(move || chunk.iter().map(f).collect::<Vec<_>>())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("farm thread"))
+            .collect()
+    })
+}
+
+/// A `sleep` in a network namespace of its own, in `cgroup` before it
+/// runs.
+fn spawn_in(cgroup: &std::path::Path) -> Child {
+    use std::os::unix::process::CommandExt;
+    let procs = std::ffi::CString::new(
+        cgroup
+            .join("cgroup.procs")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .expect("a path without NUL");
+    let mut cmd = Command::new("sleep");
+    cmd.arg("86400").stdin(Stdio::null());
+    // SAFETY: between fork and exec only async-signal-safe calls
+    // (unshare, open, write, close) on data prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::unshare(libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // "0": the writing process itself.
+            let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
+            libc::close(fd);
+            if ok {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    cmd.spawn().expect("start a farm pod")
 }
 
 /// Removes a cgroup directory, waiting a little for its last process to
