@@ -239,6 +239,8 @@ impl Socket {
         let mut interrupted = false;
         loop {
             self.recv(false, op)?;
+            // One growth per datagram, not per message.
+            out.buf.reserve(self.rbuf.len());
             for m in Msgs::new(&self.rbuf) {
                 let m = m?;
                 if m.seq != seq {

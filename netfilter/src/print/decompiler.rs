@@ -2,7 +2,7 @@
 //! the statements printed so far and the protocol context. The modules
 //! after it in `print` extend it: `deps`, `matches`, `stmt`, `rule`.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::model::{Family, Rule, Set, Table};
 use crate::proto::datatype as dt;
@@ -28,7 +28,8 @@ pub(super) struct Decompiler<'a> {
     pub(super) opts: &'a PrintOptions,
     /// Tabs before this rule in a listing (for inline bound chains).
     pub(super) depth: usize,
-    pub(super) regs: HashMap<u32, Reg>,
+    /// By register slot (a handful per rule: SipHash was a cost of printing).
+    pub(super) regs: FxHashMap<u32, Reg>,
     pub(super) stmts: Vec<Stmt>,
     pub(super) ctx: [Option<&'static Header>; 3],
     pub(super) dep: [Option<usize>; 3],
@@ -74,7 +75,7 @@ impl<'a> Decompiler<'a> {
             rule,
             opts,
             depth: 2,
-            regs: HashMap::new(),
+            regs: FxHashMap::default(),
             stmts: Vec::new(),
             ctx,
             dep: [None; 3],

@@ -13,16 +13,18 @@ impl Patch {
     /// dport 22 accept`), rules printed in the context of `desired`'s
     /// tables (so lookups into named sets and maps print fully).
     pub fn render(&self, desired: &Ruleset) -> String {
+        use std::fmt::Write as _;
         let mut out = String::new();
         for op in &self.ops {
-            out.push_str(
-                &OpLine {
+            // Written in place: no String per line.
+            let _ = writeln!(
+                out,
+                "{}",
+                OpLine {
                     op,
                     context: Some(desired),
                 }
-                .to_string(),
             );
-            out.push('\n');
         }
         out
     }
