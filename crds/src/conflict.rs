@@ -92,7 +92,12 @@ pub fn resolve(claims: &[Claim]) -> Resolution {
         let owner = names[0];
         for n in &names {
             let entry = res.conflicts.entry(n.to_string()).or_default();
-            for other in names.iter().filter(|o| *o != n) {
+            // The owner names every other claimant; one that lost names the
+            // owner only (the other losers do not hold the table either).
+            let others = names
+                .iter()
+                .filter(|o| *o != n && (*n == owner || **o == owner));
+            for other in others {
                 entry.push(TableConflict {
                     table: format!("{family} {table}"),
                     other: other.to_string(),
@@ -214,8 +219,14 @@ mod tests {
         let r2 = resolve(&[c, b, a]);
         assert_eq!(r1, r2);
         assert_eq!(r1.owners[&(Family::Inet, "fw".into())], "alpha");
-        assert_eq!(r1.conflicts["gamma"].len(), 2);
-        assert!(r1.conflicts["gamma"].iter().all(|c| !c.owned));
+        // The owner names both others; each loser names the owner only.
+        assert_eq!(r1.conflicts["alpha"].len(), 2);
+        assert!(r1.conflicts["alpha"].iter().all(|c| c.owned));
+        for loser in ["beta", "gamma"] {
+            let c = &r1.conflicts[loser];
+            assert_eq!(c.len(), 1, "{loser}: {c:?}");
+            assert_eq!((c[0].other.as_str(), c[0].owned), ("alpha", false));
+        }
     }
 
     #[test]
