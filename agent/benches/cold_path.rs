@@ -31,10 +31,6 @@ use linx_netfilter::{Family, Socket};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_linx-agent");
 
-// The phases measured in this process use the agent binary's allocator.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// One child's wall time and its user and system CPU time.
 #[derive(Clone, Copy, Debug, Default)]
 struct Cost {

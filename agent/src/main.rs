@@ -1,9 +1,8 @@
 use clap::Parser;
 
-// Parsing, compiling and printing allocate many small values: glibc's
-// malloc and free were a third of a cold `apply`'s instructions (#20).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// The system allocator, deliberately: mimalloc cut a cold `apply`'s
+// allocator instructions from 32% to 14%, but the long-running agent at
+// 1,000 pods held 799 MiB instead of 161 MiB (BENCHMARKS.md, #19/#20).
 
 fn main() {
     let cli = linx_agent::cli::Cli::parse();

@@ -15,10 +15,6 @@ use linx_netfilter::syntax::{self, Includes};
 use linx_netfilter::testing::{realistic_ruleset, TestNetns};
 use linx_netfilter::Table;
 
-// As the agent binary that compiles users' files allocates (#20).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Median, minimum and maximum of `n` timed runs of `f`.
 fn spread(n: usize, mut f: impl FnMut() -> Duration) -> (Duration, Duration, Duration) {
     let mut v: Vec<Duration> = (0..n).map(|_| f()).collect();
@@ -41,7 +37,7 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("linx-bench-compile-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     println!(
-        "Compiling nft text: realistic mix (testing::realistic_ruleset), medians of 5 (min–max), under mimalloc as in linx-agent."
+        "Compiling nft text: realistic mix (testing::realistic_ruleset), medians of 5 (min–max)."
     );
     println!("CPU time (user + system) is the figure compared: it holds on a loaded machine; wall time beside it.");
     println!("| rules | Linx CPU | Linx µs/rule | Linx wall | nft -c -f CPU | nft µs/rule | nft wall | Linx/nft |");
