@@ -156,6 +156,22 @@ fn agent_requests_do_not_grow_with_the_clusters_pods_on_fake_apiserver() {
         "the agent asked about the app namespace's pods: {:?}",
         large.other
     );
+    // Over the whole run, watches opened before either phase included: the
+    // agent never lists or watches pods beyond its own node's.
+    let pod_requests: Vec<String> = server
+        .requests_by()
+        .into_iter()
+        .filter(|(agent, r)| agent.starts_with("linx-agent/") && r.contains("/pods"))
+        .map(|(_, r)| r)
+        .collect();
+    assert!(
+        !pod_requests.is_empty(),
+        "the agent never watched its node's pods"
+    );
+    assert!(
+        pod_requests.iter().all(|r| r.contains("spec.nodeName")),
+        "the agent asked for pods beyond its node: {pod_requests:?}"
+    );
     drop(_agent);
     drop(_operator);
     drop(db);
