@@ -17,6 +17,8 @@ use crate::model::{Family, Rule, Ruleset, Set, Table};
 use crate::netlink::{Dump, Msg, Socket, Writer};
 use crate::sys::*;
 
+mod elements;
+
 /// Which tables to pull.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Selector {
@@ -155,16 +157,20 @@ fn pull_once(sock: &mut Socket, which: &Selector) -> Result<Ruleset> {
         }
     }
 
-    // Elements, one dump per set; rules, one dump per chain (the kernel's
-    // dump cost grows with the square of one dump's size).
+    // Elements, one dump per set (see `elements`); rules meanwhile, one
+    // dump per chain (the kernel's dump cost grows with the square of one
+    // dump's size).
+    elements::pull(sock, &mut rs.tables, &counts, dump_rules)?;
     for t in &mut rs.tables {
+        attach_anonymous_sets(t);
+    }
+    Ok(rs)
+}
+
+/// Dumps every chain's rules into it.
+fn dump_rules(sock: &mut Socket, tables: &mut [Table]) -> Result<()> {
+    for t in tables {
         let family: u8 = t.family.into();
-        for s in &mut t.sets {
-            let expected = counts
-                .get(&(family, t.name.clone(), s.name.clone()))
-                .copied();
-            dump_elements(sock, family, &t.name, s, expected)?;
-        }
         for c in &mut t.chains {
             let dump = sock.dump(NFT_MSG_GETRULE, family, |w| {
                 w.put_str(NFTA_RULE_TABLE, &t.name);
@@ -178,61 +184,6 @@ fn pull_once(sock: &mut Socket, which: &Selector) -> Result<Ruleset> {
                 }
             }
         }
-        attach_anonymous_sets(t);
-    }
-    Ok(rs)
-}
-
-/// Dumps a set's elements. A hash set resizes in the background after a
-/// burst of insertions, and a dump meanwhile can skip or repeat elements
-/// without any commit; the kernel's element count (`NFTA_SET_COUNT`, which
-/// counts exactly the non-catch-all elements of non-interval sets) and
-/// distinct keys tell, and the dump is redone until both agree.
-fn dump_elements(
-    sock: &mut Socket,
-    family: u8,
-    table: &str,
-    s: &mut Set,
-    expected: Option<u32>,
-) -> Result<()> {
-    const ATTEMPTS: u32 = 20;
-    for attempt in 1..=ATTEMPTS {
-        s.elements = Default::default();
-        let dump = sock.dump(NFT_MSG_GETSETELEM, family, |w| {
-            w.put_str(NFTA_SET_ELEM_LIST_TABLE, table);
-            w.put_str(NFTA_SET_ELEM_LIST_SET, &s.name);
-        })?;
-        // Elements stay in the kernel's order: nft lists some sets in it
-        // (tcp flags, say), so a value pushed elsewhere keeps its listing.
-        // Comparisons never depend on it (see `diff::eq`).
-        for m in dump.iter() {
-            codec::element::decode_into(&m?, &mut s.elements)?;
-        }
-        let Some(expected) = expected.filter(|_| !s.is_interval()) else {
-            return Ok(());
-        };
-        // Measured: mid-resize, a dump can return exactly the right number
-        // of elements with some repeated in place of others; so the keys
-        // must also be distinct.
-        let mut keys = rustc_hash::FxHashSet::default();
-        let mut counted = 0;
-        let mut distinct = true;
-        for e in s
-            .elements
-            .iter()
-            .filter(|e| e.flags.unwrap_or(0) & NFT_SET_ELEM_CATCHALL == 0)
-        {
-            counted += 1;
-            distinct &= keys.insert((e.key.as_ref(), e.key_end.as_ref()));
-        }
-        let agrees = distinct && counted == expected as usize;
-        if agrees || attempt == ATTEMPTS {
-            if !agrees {
-                tracing::warn!(set = %s.name, counted, expected, distinct, "set dump disagrees with the kernel's element count");
-            }
-            return Ok(());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5 * attempt as u64));
     }
     Ok(())
 }
