@@ -82,7 +82,8 @@ impl<'a> RuleCx<'a> {
         RuleCx {
             family,
             table,
-            exprs: Vec::new(),
+            // Most rules' expressions at once.
+            exprs: Vec::with_capacity(16),
             sets: Vec::new(),
             l3: match family {
                 Family::Ip => Some(NFPROTO_IPV4),

@@ -52,14 +52,9 @@ fn stmt(cx: &mut RuleCx<'_>, s: &Stmt) -> R<()> {
         Stmt::Vmap { left, map, span } => cx.map_lookup(left, map, None, *span),
         Stmt::Assign { left, value, span } => cx.assign(left, value, *span),
         Stmt::Keyword { name, args, span } => super::stmts::keyword(cx, name, args, *span),
-        Stmt::SetOp {
-            op,
-            set,
-            key,
-            data,
-            stmts,
-            span,
-        } => super::dynset::dynset(cx, op, set, key, data.as_ref(), stmts, *span),
+        Stmt::SetOp(o) => {
+            super::dynset::dynset(cx, &o.op, &o.set, &o.key, o.data.as_ref(), &o.stmts, o.span)
+        }
         // Files move these into chains first (see `bind_chains`).
         Stmt::Bound { span, .. } => err(*span, "anonymous chains need a whole file"),
     }
