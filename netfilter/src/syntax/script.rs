@@ -147,22 +147,34 @@ impl Sink for Evaluator {
     /// refers to a set declared below, or is in error) or binds chains
     /// (named as they are made) waits, and leaves the anonymous set count
     /// as it found it.
-    fn early_rule(&mut self, cmd: Command) -> Option<Command> {
-        if let AObj::Rule { rule, .. } = &cmd.object {
-            if rule
-                .stmts
-                .iter()
-                .any(|s| matches!(s, ast::Stmt::Bound { .. }))
-            {
-                return Some(cmd);
-            }
-        }
+    fn early_rule(
+        &mut self,
+        family: &str,
+        table: &str,
+        chain: &str,
+        rule: ast::RuleAst,
+    ) -> Option<ast::RuleAst> {
+        let bound = |s: &ast::Stmt| matches!(s, ast::Stmt::Bound { .. });
+        let Some(fam) = Family::from_name(family).filter(|_| !rule.stmts.iter().any(bound)) else {
+            return Some(rule);
+        };
         let n = self.st.n;
-        match apply(&mut self.st, &cmd, Some(&mut self.jumps)) {
+        let late = Some(&mut self.jumps);
+        match add_rule(
+            &mut self.st,
+            fam,
+            table,
+            chain,
+            Op::Add,
+            None,
+            &rule,
+            rule.span,
+            late,
+        ) {
             Ok(()) => None,
             Err(_) => {
                 self.st.n = n;
-                Some(cmd)
+                Some(rule)
             }
         }
     }
@@ -247,12 +259,22 @@ fn apply(st: &mut State, cmd: &Command, late_jumps: Option<&mut Vec<JumpCheck>>)
         Op::Delete | Op::Destroy | Op::Flush => return remove(st, fam, cmd),
         Op::Add | Op::Create | Op::Insert | Op::Replace => {}
     }
+    if let AObj::Rule {
+        chain,
+        position,
+        rule,
+    } = &cmd.object
+    {
+        let position = position.as_ref().map(|p| p.1);
+        return add_rule(
+            st, fam, &cmd.table, chain, cmd.op, position, rule, span, late_jumps,
+        );
+    }
     let State {
         rs,
         layouts,
         chains,
-        n,
-        bound,
+        ..
     } = st;
     match &cmd.object {
         AObj::Table { flags, comment } => {
@@ -333,66 +355,7 @@ fn apply(st: &mut State, cmd: &Command, late_jumps: Option<&mut Vec<JumpCheck>>)
                 }
             }
         }
-        AObj::Rule {
-            chain,
-            position,
-            rule,
-        } => {
-            let t = table_mut(rs, fam, &cmd.table, span)?;
-            let Some(ci) = chains.position(t, chain) else {
-                return Err(unknown_chain(t, chain, span));
-            };
-            let rule = compile::bind_chains(fam, t, rule, n, bound)?;
-            let r = rule::compile_rule_ast(fam, t, &rule, n)?;
-            let known = chains.of(t);
-            match late_jumps {
-                None => {
-                    if let Some(c) = jump_targets(&r).find(|c| !known.contains_key(*c)) {
-                        return Err(unknown_chain(t, c, span));
-                    }
-                }
-                Some(late) => {
-                    let targets: Vec<String> = jump_targets(&r)
-                        .filter(|c| !known.contains_key(*c))
-                        .map(str::to_owned)
-                        .collect();
-                    if !targets.is_empty() {
-                        late.push(JumpCheck {
-                            family: fam,
-                            table: cmd.table.clone(),
-                            targets,
-                            span,
-                            at: (ci, t.chains[ci].rules.len()),
-                        });
-                    }
-                }
-            }
-            compile::dynamic_sets(t, &r);
-            let c = &mut t.chains[ci];
-            let at = match (cmd.op, position) {
-                (Op::Insert, None) => 0,
-                (_, None) => c.rules.len(),
-                (op, Some((_, i))) => {
-                    let i = *i as usize;
-                    if i >= c.rules.len() {
-                        return Err(Diagnostic::new(
-                            span,
-                            format!(
-                                "chain {chain} has no rule at index {i} (it has {})",
-                                c.rules.len()
-                            ),
-                        ));
-                    }
-                    if op == Op::Insert {
-                        i
-                    } else {
-                        i + 1
-                    }
-                }
-            };
-            c.rules.insert(at, r);
-            Ok(())
-        }
+        AObj::Rule { .. } => unreachable!("rules are added above"),
         AObj::Set(decl) => {
             let t = table_mut(rs, fam, &cmd.table, span)?;
             let (set, layout) = sets::named_set(fam, t, decl)?;
@@ -470,6 +433,82 @@ fn apply(st: &mut State, cmd: &Command, late_jumps: Option<&mut Vec<JumpCheck>>)
         }
         AObj::Ruleset => Ok(()),
     }
+}
+
+/// Adds a rule to `chain` of `table` (see [`apply`] for `late_jumps`).
+#[allow(clippy::too_many_arguments)]
+fn add_rule(
+    st: &mut State,
+    fam: Family,
+    table: &str,
+    chain: &str,
+    op: Op,
+    position: Option<u64>,
+    rule: &ast::RuleAst,
+    span: Span,
+    late_jumps: Option<&mut Vec<JumpCheck>>,
+) -> R<()> {
+    let State {
+        rs,
+        chains,
+        n,
+        bound,
+        ..
+    } = st;
+    let t = table_mut(rs, fam, table, span)?;
+    let Some(ci) = chains.position(t, chain) else {
+        return Err(unknown_chain(t, chain, span));
+    };
+    let rule = compile::bind_chains(fam, t, rule, n, bound)?;
+    let r = rule::compile_rule_ast(fam, t, &rule, n)?;
+    let known = chains.of(t);
+    match late_jumps {
+        None => {
+            if let Some(c) = jump_targets(&r).find(|c| !known.contains_key(*c)) {
+                return Err(unknown_chain(t, c, span));
+            }
+        }
+        Some(late) => {
+            let targets: Vec<String> = jump_targets(&r)
+                .filter(|c| !known.contains_key(*c))
+                .map(str::to_owned)
+                .collect();
+            if !targets.is_empty() {
+                late.push(JumpCheck {
+                    family: fam,
+                    table: table.to_owned(),
+                    targets,
+                    span,
+                    at: (ci, t.chains[ci].rules.len()),
+                });
+            }
+        }
+    }
+    compile::dynamic_sets(t, &r);
+    let c = &mut t.chains[ci];
+    let at = match (op, position) {
+        (Op::Insert, None) => 0,
+        (_, None) => c.rules.len(),
+        (op, Some(i)) => {
+            let i = i as usize;
+            if i >= c.rules.len() {
+                return Err(Diagnostic::new(
+                    span,
+                    format!(
+                        "chain {chain} has no rule at index {i} (it has {})",
+                        c.rules.len()
+                    ),
+                ));
+            }
+            if op == Op::Insert {
+                i
+            } else {
+                i + 1
+            }
+        }
+    };
+    c.rules.insert(at, r);
+    Ok(())
 }
 
 /// The chains a rule jumps or goes to, directly or through its maps. Every

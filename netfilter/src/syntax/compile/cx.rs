@@ -82,8 +82,7 @@ impl<'a> RuleCx<'a> {
         RuleCx {
             family,
             table,
-            // Most rules' expressions at once.
-            exprs: Vec::with_capacity(16),
+            exprs: Vec::new(),
             sets: Vec::new(),
             l3: match family {
                 Family::Ip => Some(NFPROTO_IPV4),

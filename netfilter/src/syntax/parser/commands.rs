@@ -329,17 +329,7 @@ impl Parser {
                     let chain = decl.name.clone();
                     block.declare(mk(Object::Chain(Box::new(decl))));
                     for rule in rules {
-                        block.rule(Command {
-                            op: Op::Add,
-                            family: family.clone(),
-                            table: table.clone(),
-                            span: rule.span,
-                            object: Object::Rule {
-                                chain: chain.clone(),
-                                position: None,
-                                rule,
-                            },
-                        });
+                        block.rule(&family, &table, &chain, rule);
                     }
                 }
                 "set" | "map" => {
@@ -704,15 +694,26 @@ impl Block<'_> {
         self.out.command(cmd);
     }
 
-    fn rule(&mut self, cmd: Command) {
+    /// A rule of `chain`, as `add rule FAMILY TABLE CHAIN …` would add it.
+    fn rule(&mut self, family: &str, table: &str, chain: &str, rule: RuleAst) {
         let waiting = if self.early {
-            self.out.early_rule(cmd)
+            self.out.early_rule(family, table, chain, rule)
         } else {
-            Some(cmd)
+            Some(rule)
         };
-        if let Some(cmd) = waiting {
+        if let Some(rule) = waiting {
             self.early = false;
-            self.rules.push(cmd);
+            self.rules.push(Command {
+                op: Op::Add,
+                family: family.to_owned(),
+                table: table.to_owned(),
+                span: rule.span,
+                object: Object::Rule {
+                    chain: chain.to_owned(),
+                    position: None,
+                    rule,
+                },
+            });
         }
     }
 

@@ -51,11 +51,18 @@ pub(crate) trait Sink {
             self.command(c);
         }
     }
-    /// A rule of a table block before the block's end, when its chain is
-    /// declared: taken (`None`) if it means now what it would at the
-    /// block's end, else handed back to wait.
-    fn early_rule(&mut self, cmd: Command) -> Option<Command> {
-        Some(cmd)
+    /// A rule of a table block before the block's end (an `add` to the
+    /// chain just declared): taken (`None`) if it means now what it would
+    /// at the block's end, else handed back to wait.
+    fn early_rule(
+        &mut self,
+        family: &str,
+        table: &str,
+        chain: &str,
+        rule: RuleAst,
+    ) -> Option<RuleAst> {
+        let _ = (family, table, chain);
+        Some(rule)
     }
     /// A table block's declarations are all sent; its waiting rules follow.
     fn block_end(&mut self) {}

@@ -11,8 +11,9 @@ use crate::syntax::Result as R;
 impl Parser {
     pub(super) fn rule(&mut self) -> R<RuleAst> {
         let span = self.here();
-        // Room for most rules at once (statements are large).
-        let mut stmts = Vec::with_capacity(6);
+        // Room for most rules at once, under 1 KiB: glibc consolidates its
+        // free lists before every larger allocation.
+        let mut stmts = Vec::with_capacity(1000 / std::mem::size_of::<Stmt>());
         let mut comment = None;
         while !self.at_separator() {
             if self.peek_word() == Some("comment") {
