@@ -209,3 +209,44 @@ fn errors_go_to_stderr_with_exit_code_2() {
     let bad = agent(&["pull", "--netns", "pid:1", "--table", "nofamily:x"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// `apply` and `diff` compile the file while another thread pulls the
+/// namespace: a bad file is still reported (before a bad namespace), and
+/// another program's table, pulled with the rest, is left as it was.
+#[test]
+fn apply_compiles_beside_the_pull_and_touches_only_its_tables() {
+    let bad = std::env::temp_dir().join(format!("linx-bad2-{}.nft", std::process::id()));
+    std::fs::write(
+        &bad,
+        "table inet t {\n chain c {\n  tcp dport 22 acept\n }\n}\n",
+    )
+    .unwrap();
+    let out = agent(&[
+        "apply",
+        "--netns",
+        "/run/netns/linx-no-such-namespace",
+        "-f",
+        &bad.display().to_string(),
+    ]);
+    let _ = std::fs::remove_file(&bad);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(":3:16: "), "the file's error first: {err}");
+
+    let ns = TestNetns::new();
+    let foreign =
+        "table ip other {\n\tchain c {\n\t\ttcp dport 9 counter packets 0 bytes 0 drop\n\t}\n}\n";
+    ns.load(foreign);
+    let path = ns.path().display().to_string();
+    let file = example("web-pod.nft");
+    for (cmd, code) in [("diff", 1), ("apply", 0), ("diff", 0)] {
+        let out = agent(&[cmd, "--netns", &path, "-f", &file]);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(ns.nft(&["list", "table", "ip", "other"]).unwrap(), foreign);
+}

@@ -601,7 +601,7 @@ fn nft_problem(rs: &Ruleset, origins: &NftOrigins, p: references::Problem) -> Di
             let at = origins.rule(t.family, &t.name, &chain, index);
             let d = d.chain(chain).item(format!("rule {index}"));
             match at {
-                Some(s) => d.at(s.line as u32, s.column as u32),
+                Some(s) => d.at(s.line, s.column),
                 None => d,
             }
         }

@@ -200,9 +200,9 @@ fn from_script(src: &str) -> (Origins, HashSet<ChainKey>) {
     let Ok(script) = linx_netfilter::syntax::parse(src) else {
         return (o, unplaceable);
     };
-    let at = |line: usize, column: usize| Source {
+    let at = |line: u32, column: u32| Source {
         field: "spec.nft".into(),
-        position: Some((line as u32, column as u32)),
+        position: Some((line, column)),
     };
     for cmd in &script.commands {
         let Some(family) = Family::from_name(&cmd.family) else {
@@ -218,7 +218,7 @@ fn walk(
     unplaceable: &mut HashSet<ChainKey>,
     family: Family,
     cmd: &Command,
-    at: &impl Fn(usize, usize) -> Source,
+    at: &impl Fn(u32, u32) -> Source,
 ) {
     let in_table = |k: &ChainKey| k.0 == family && k.1 == cmd.table;
     match (&cmd.object, cmd.op) {

@@ -142,6 +142,9 @@ struct Known {
     state: Ruleset,
     /// Tables known not to exist at that generation.
     absent: BTreeSet<(Family, String)>,
+    /// `state` holds every table of the namespace (a [`Reconciler::prefetch`]):
+    /// any other table is absent.
+    complete: bool,
     /// The desired value `state` was last made equal to, if it was: the
     /// next diff skips the chains a new desired value still shares with it.
     baseline: Option<Baseline>,
@@ -322,6 +325,7 @@ impl Reconciler {
         self.known = Some(Known {
             generation,
             absent: absent_tables(&current.state, desired),
+            complete: false,
             state: current.state,
             baseline: current.baseline,
         });
@@ -344,9 +348,10 @@ impl Reconciler {
             .chain(self.managed.iter().cloned())
             .collect();
         if let Some(k) = self.known.take() {
-            let covered = tables
-                .iter()
-                .all(|id| k.absent.contains(id) || k.state.tables.iter().any(|t| is(t, id)));
+            let covered = k.complete
+                || tables
+                    .iter()
+                    .all(|id| k.absent.contains(id) || k.state.tables.iter().any(|t| is(t, id)));
             let now = if covered {
                 Some(self.sock.generation()?.id)
             } else {
@@ -379,22 +384,44 @@ impl Reconciler {
             |before, after| Ok(foreign_through(journal, before, after, &tables)?.is_some()),
         )?;
         out.pulls += 1;
-        self.unmarked = pulled
-            .ruleset
+        Ok(Current {
+            generation: pulled.generation,
+            state: self.normalize(pulled.ruleset),
+            baseline: None,
+        })
+    }
+
+    /// A pulled state as `current` keeps it: which tables lack the marker
+    /// is noted, then the decorations are taken off.
+    fn normalize(&mut self, mut state: Ruleset) -> Ruleset {
+        self.unmarked = state
             .tables
             .iter()
             .filter(|t| !is_marked(t))
             .map(|t| (t.family, t.name.clone()))
             .collect();
-        let mut state = pulled.ruleset;
         for t in &mut state.tables {
             self.undecorate(t);
         }
-        Ok(Current {
-            state,
+        state
+    }
+
+    /// Pulls every table of the namespace now and keeps it as the known
+    /// state: the next reconcile or plan, whatever tables its desired value
+    /// names, needs no pull if nothing commits meanwhile (otherwise it
+    /// pulls as usual). For a one-shot caller that pulls on one thread
+    /// while it still compiles the desired value on another.
+    pub fn prefetch(&mut self) -> Result<()> {
+        let pulled = pull::pull(&mut self.sock, &Selector::All)?;
+        let state = self.normalize(pulled.ruleset);
+        self.known = Some(Known {
             generation: pulled.generation,
+            state,
+            absent: BTreeSet::new(),
+            complete: true,
             baseline: None,
-        })
+        });
+        Ok(())
     }
 
     /// `desired` plus the managed tables it does not name, as `current` has them.
@@ -453,6 +480,7 @@ impl Reconciler {
             self.known = Some(Known {
                 generation,
                 absent: absent_tables(&state, desired),
+                complete: false,
                 state,
                 baseline: Some(Baseline::of(desired)),
             });
@@ -495,6 +523,7 @@ impl Reconciler {
                 generation: out.generation,
                 state,
                 absent: BTreeSet::new(),
+                complete: false,
                 baseline: Some(Baseline::of(desired)),
             });
         }

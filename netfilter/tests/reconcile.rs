@@ -713,3 +713,38 @@ fn namespaces_given_one_value_hold_its_element_list_and_send_the_delta() {
         assert_eq!(out.patch.ops.len(), 2, "{}", out.patch);
     }
 }
+
+/// `prefetch` (the CLI pulls while it compiles) holds every table of the
+/// namespace: a reconcile right after pulls nothing, changes only its own
+/// table and leaves a foreign one as it was; after another writer's commit
+/// the prefetched state is stale and the reconcile pulls again, so that
+/// writer's rule is seen and removed.
+#[test]
+fn a_prefetched_state_spares_the_pull_until_another_writer_commits() {
+    let ns = TestNetns::new();
+    ns.load("table ip other {\n chain c {\n  tcp dport 9 drop\n }\n}\n");
+    let rules: Vec<String> = (0..20)
+        .map(|i| format!("tcp dport {} accept", 1 + i))
+        .collect();
+    let want = linx_netfilter::syntax::compile(&chain_script(&rules)).unwrap();
+    let mut r = reconciler(&ns, Options::default());
+    r.prefetch().unwrap();
+    let first = r.reconcile(&want).unwrap();
+    assert_eq!(first.pulls, 0, "the prefetched state served");
+    assert_eq!(first.patch.len(), 22, "{}", first.patch);
+    let other = ns.nft(&["list", "table", "ip", "other"]).unwrap();
+    assert!(other.contains("tcp dport 9 drop"), "{other}");
+
+    let mut r = reconciler(&ns, Options::default());
+    r.prefetch().unwrap();
+    ns.nft(&[
+        "add", "rule", "inet", "fw", "c", "tcp", "dport", "99", "drop",
+    ])
+    .unwrap();
+    let second = r.reconcile(&want).unwrap();
+    assert_eq!(second.pulls, 1, "a commit since the prefetch: pulled again");
+    assert_eq!(second.patch.len(), 1, "{}", second.patch);
+    let listed = ns.nft(&["list", "table", "inet", "fw"]).unwrap();
+    assert!(!listed.contains("dport 99"), "{listed}");
+    assert_eq!(listed.matches("accept").count(), 20, "{listed}");
+}

@@ -39,20 +39,22 @@ pub enum Object {
         flags: Vec<String>,
         comment: Option<String>,
     },
-    Chain(ChainDecl),
+    // Declarations are boxed: a script is mostly rules, and every
+    // command is as large as its largest object.
+    Chain(Box<ChainDecl>),
     Rule {
         chain: String,
         /// `handle N` / `position N` / `index N`, as written.
         position: Option<(String, u64)>,
         rule: RuleAst,
     },
-    Set(SetDecl),
+    Set(Box<SetDecl>),
     /// `add element`, `delete element`: elements of a named set.
     Elements {
         set: String,
         elements: Vec<Elem>,
     },
-    Obj(ObjDecl),
+    Obj(Box<ObjDecl>),
     /// `flush ruleset` / `flush table` and similar whole-scope commands.
     Ruleset,
 }
@@ -278,16 +280,21 @@ pub enum Stmt {
         rules: Vec<RuleAst>,
         span: Span,
     },
-    /// `add @s { key [stmts] }` / `update` / `delete`
-    SetOp {
-        op: String,
-        set: String,
-        key: Expr,
-        /// The value stored, for maps (`{ key : value }`).
-        data: Option<Expr>,
-        stmts: Vec<Stmt>,
-        span: Span,
-    },
+    /// `add @s { key [stmts] }` / `update` / `delete` (boxed: rare and
+    /// the largest statement).
+    SetOp(Box<SetOp>),
+}
+
+/// `add @s { key [stmts] }` / `update` / `delete`
+#[derive(Clone, Debug, PartialEq)]
+pub struct SetOp {
+    pub op: String,
+    pub set: String,
+    pub key: Expr,
+    /// The value stored, for maps (`{ key : value }`).
+    pub data: Option<Expr>,
+    pub stmts: Vec<Stmt>,
+    pub span: Span,
 }
 
 impl Stmt {
@@ -299,8 +306,8 @@ impl Stmt {
             | Stmt::Vmap { span, .. }
             | Stmt::Assign { span, .. }
             | Stmt::Keyword { span, .. }
-            | Stmt::Bound { span, .. }
-            | Stmt::SetOp { span, .. } => *span,
+            | Stmt::Bound { span, .. } => *span,
+            Stmt::SetOp(s) => s.span,
         }
     }
 }

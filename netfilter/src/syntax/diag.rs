@@ -47,9 +47,9 @@ pub struct Diagnostic {
 /// others are `include`d, see [`super::include`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Span {
-    pub line: usize,
-    pub column: usize,
-    pub len: usize,
+    pub line: u32,
+    pub column: u32,
+    pub len: u32,
     pub file: u32,
 }
 
@@ -73,9 +73,9 @@ pub const QUOTE_WIDTH: usize = 100;
 impl Diagnostic {
     pub fn new(span: Span, message: impl Into<String>) -> Self {
         Diagnostic {
-            line: span.line,
-            column: span.column,
-            len: span.len.max(1),
+            line: span.line as usize,
+            column: span.column as usize,
+            len: span.len.max(1) as usize,
             message: message.into(),
             expected: Box::default(),
             help: None,
@@ -226,7 +226,7 @@ mod tests {
         let d = Diagnostic::new(
             Span {
                 line: 1,
-                column: col,
+                column: col as u32,
                 len: 5,
                 file: 0,
             },

@@ -54,6 +54,11 @@ impl Token {
     }
 }
 
+/// A position or length for a [`Span`] (saturating: no file is 4 GiB).
+fn n32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 fn is_word_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '/' | '-' | '*' | '%' | '[' | ']')
 }
@@ -82,8 +87,8 @@ pub fn lex_file(src: &str, file: u32) -> Result<Vec<Token>, Diagnostic> {
     while i < b.len() {
         let c = b[i];
         let start = Span {
-            line,
-            column: col,
+            line: n32(line),
+            column: n32(col),
             len: 1,
             file,
         };
@@ -145,7 +150,10 @@ pub fn lex_file(src: &str, file: u32) -> Result<Vec<Token>, Diagnostic> {
             }
             out.push(Token {
                 tok: Tok::Str(s),
-                span: Span { len: n, ..start },
+                span: Span {
+                    len: n32(n),
+                    ..start
+                },
             });
             i = j + 1;
             col += n;
@@ -173,7 +181,10 @@ pub fn lex_file(src: &str, file: u32) -> Result<Vec<Token>, Diagnostic> {
                 } else {
                     Tok::At(name)
                 },
-                span: Span { len: n, ..start },
+                span: Span {
+                    len: n32(n),
+                    ..start
+                },
             });
             i = j;
             col += n;
@@ -198,14 +209,17 @@ pub fn lex_file(src: &str, file: u32) -> Result<Vec<Token>, Diagnostic> {
             }
             out.push(Token {
                 tok: Tok::Word(w.to_owned()),
-                span: Span { len: n, ..start },
+                span: Span {
+                    len: n32(n),
+                    ..start
+                },
             });
             if split_colon {
                 out.push(Token {
                     tok: Tok::Punct(":"),
                     span: Span {
-                        line,
-                        column: col + n,
+                        line: n32(line),
+                        column: n32(col + n),
                         len: 1,
                         file,
                     },
@@ -219,7 +233,10 @@ pub fn lex_file(src: &str, file: u32) -> Result<Vec<Token>, Diagnostic> {
             let n = p.len();
             out.push(Token {
                 tok: Tok::Punct(p),
-                span: Span { len: n, ..start },
+                span: Span {
+                    len: n32(n),
+                    ..start
+                },
             });
             i += n;
             col += n;

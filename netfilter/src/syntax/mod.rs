@@ -55,10 +55,13 @@ pub fn compile_source(
     includes: &Includes,
 ) -> Result<Ruleset, Diagnostics> {
     let mut sources = Sources::new(name.map(str::to_owned), text);
-    let script = lexer::lex(text)
+    // Each command is evaluated as soon as it is parsed; a parse error
+    // anywhere is the only error reported, as when parsing came first.
+    let mut eval = script::Evaluator::default();
+    lexer::lex(text)
         .and_then(|toks| expand::expand(toks, &mut sources, includes))
-        .and_then(parser::parse_tokens)
+        .and_then(|toks| parser::parse_into(toks, &mut eval))
         .map_err(|d| Diagnostics::one(sources.locate(d)))?;
-    script::evaluate(&script.commands)
+    eval.finish()
         .map_err(|ds| Diagnostics(ds.into_iter().map(|d| sources.locate(d)).collect()))
 }

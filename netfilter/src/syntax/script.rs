@@ -33,7 +33,7 @@ use super::ast::{self, Command, Object as AObj, Op};
 use super::compile::sets::{self, unknown_set};
 use super::compile::{self, objects, rule};
 use super::diag::{Diagnostic, Span};
-use super::parser::handle_refusal;
+use super::parser::{handle_refusal, Sink};
 use super::Result as R;
 use crate::expr::{Data, Expr};
 use crate::model::{Family, Ruleset, Set, Table, Userdata, UDATA_COMMENT};
@@ -89,17 +89,125 @@ impl ChainIndex {
 
 /// Evaluates `commands` in order; every command's error is collected.
 pub fn evaluate(commands: &[Command]) -> Result<Ruleset, Vec<Diagnostic>> {
-    let mut st = State::default();
-    let mut errors = Vec::new();
+    let mut e = Evaluator::default();
     for cmd in commands {
-        if let Err(d) = apply(&mut st, cmd) {
-            errors.push(d);
+        e.apply(cmd);
+    }
+    e.finish()
+}
+
+/// Evaluates commands as the parser completes them ([`Sink`]), so each
+/// rule's syntax tree is dropped right after it is compiled.
+#[derive(Default)]
+pub(super) struct Evaluator {
+    st: State,
+    errors: Vec<Diagnostic>,
+    /// Jumps of rules taken early from a table block, checked at its end
+    /// (a chain declared further down in the block counts).
+    jumps: Vec<JumpCheck>,
+}
+
+/// A rule's jumps to check once its table block's chains are all declared.
+struct JumpCheck {
+    family: Family,
+    table: String,
+    targets: Vec<String>,
+    span: Span,
+    /// Where the rule went (chain, index): a rule in error is taken out,
+    /// as if it had been refused when it came.
+    at: (usize, usize),
+}
+
+impl Evaluator {
+    fn apply(&mut self, cmd: &Command) {
+        if let Err(d) = apply(&mut self.st, cmd, None) {
+            self.errors.push(d);
         }
     }
-    if errors.is_empty() {
-        Ok(st.rs)
-    } else {
-        Err(errors)
+
+    /// The ruleset the script leaves, or every command's error in order.
+    pub(super) fn finish(self) -> Result<Ruleset, Vec<Diagnostic>> {
+        if self.errors.is_empty() {
+            Ok(self.st.rs)
+        } else {
+            Err(self.errors)
+        }
+    }
+}
+
+impl Sink for Evaluator {
+    fn command(&mut self, cmd: Command) {
+        self.apply(&cmd);
+    }
+
+    /// A rule compiles the same before the rest of its block is declared
+    /// when it compiles at all: what it may refer to (sets, maps) keeps the
+    /// type it is first declared with, and a jump to a chain declared
+    /// further down is checked at the block's end. A rule that fails (it
+    /// refers to a set declared below, or is in error) or binds chains
+    /// (named as they are made) waits, and leaves the anonymous set count
+    /// as it found it.
+    fn early_rule(
+        &mut self,
+        family: &str,
+        table: &str,
+        chain: &str,
+        rule: ast::RuleAst,
+    ) -> Option<ast::RuleAst> {
+        let bound = |s: &ast::Stmt| matches!(s, ast::Stmt::Bound { .. });
+        let Some(fam) = Family::from_name(family).filter(|_| !rule.stmts.iter().any(bound)) else {
+            return Some(rule);
+        };
+        let n = self.st.n;
+        let late = Some(&mut self.jumps);
+        match add_rule(
+            &mut self.st,
+            fam,
+            table,
+            chain,
+            Op::Add,
+            None,
+            &rule,
+            rule.span,
+            late,
+        ) {
+            Ok(()) => None,
+            Err(_) => {
+                self.st.n = n;
+                Some(rule)
+            }
+        }
+    }
+
+    fn block_end(&mut self) {
+        let mut refused = Vec::new();
+        for j in std::mem::take(&mut self.jumps) {
+            let Some(t) = self
+                .st
+                .rs
+                .tables
+                .iter()
+                .find(|t| t.family == j.family && t.name == j.table)
+            else {
+                continue;
+            };
+            let known = self.st.chains.of(t);
+            if let Some(c) = j.targets.iter().find(|c| !known.contains_key(*c)) {
+                self.errors.push(unknown_chain(t, c, j.span));
+                refused.push((j.family, j.table, j.at));
+            }
+        }
+        for (fam, table, (c, i)) in refused.into_iter().rev() {
+            if let Some(t) = self
+                .st
+                .rs
+                .tables
+                .iter_mut()
+                .find(|t| t.family == fam && t.name == table)
+            {
+                t.chains[c].rules.remove(i);
+            }
+        }
     }
 }
 
@@ -130,7 +238,9 @@ fn table_mut<'a>(rs: &'a mut Ruleset, fam: Family, name: &str, span: Span) -> R<
         .expect("checked above"))
 }
 
-fn apply(st: &mut State, cmd: &Command) -> R<()> {
+/// Applies one command; `late_jumps`, for a rule taken early from a table
+/// block, receives its jumps to chains not declared yet instead of failing.
+fn apply(st: &mut State, cmd: &Command, late_jumps: Option<&mut Vec<JumpCheck>>) -> R<()> {
     let span = cmd.span;
     if let AObj::Ruleset = cmd.object {
         if cmd.op == Op::Flush {
@@ -149,12 +259,22 @@ fn apply(st: &mut State, cmd: &Command) -> R<()> {
         Op::Delete | Op::Destroy | Op::Flush => return remove(st, fam, cmd),
         Op::Add | Op::Create | Op::Insert | Op::Replace => {}
     }
+    if let AObj::Rule {
+        chain,
+        position,
+        rule,
+    } = &cmd.object
+    {
+        let position = position.as_ref().map(|p| p.1);
+        return add_rule(
+            st, fam, &cmd.table, chain, cmd.op, position, rule, span, late_jumps,
+        );
+    }
     let State {
         rs,
         layouts,
         chains,
-        n,
-        bound,
+        ..
     } = st;
     match &cmd.object {
         AObj::Table { flags, comment } => {
@@ -235,44 +355,7 @@ fn apply(st: &mut State, cmd: &Command) -> R<()> {
                 }
             }
         }
-        AObj::Rule {
-            chain,
-            position,
-            rule,
-        } => {
-            let t = table_mut(rs, fam, &cmd.table, span)?;
-            let Some(ci) = chains.position(t, chain) else {
-                return Err(unknown_chain(t, chain, span));
-            };
-            let rule = compile::bind_chains(fam, t, rule, n, bound)?;
-            let r = rule::compile_rule_ast(fam, t, &rule, n)?;
-            check_jumps(t, chains.of(t), &r, span)?;
-            compile::dynamic_sets(t, &r);
-            let c = &mut t.chains[ci];
-            let at = match (cmd.op, position) {
-                (Op::Insert, None) => 0,
-                (_, None) => c.rules.len(),
-                (op, Some((_, i))) => {
-                    let i = *i as usize;
-                    if i >= c.rules.len() {
-                        return Err(Diagnostic::new(
-                            span,
-                            format!(
-                                "chain {chain} has no rule at index {i} (it has {})",
-                                c.rules.len()
-                            ),
-                        ));
-                    }
-                    if op == Op::Insert {
-                        i
-                    } else {
-                        i + 1
-                    }
-                }
-            };
-            c.rules.insert(at, r);
-            Ok(())
-        }
+        AObj::Rule { .. } => unreachable!("rules are added above"),
         AObj::Set(decl) => {
             let t = table_mut(rs, fam, &cmd.table, span)?;
             let (set, layout) = sets::named_set(fam, t, decl)?;
@@ -352,14 +435,86 @@ fn apply(st: &mut State, cmd: &Command) -> R<()> {
     }
 }
 
-/// Every chain a rule jumps to exists already (the kernel checks each
-/// message in order, so a chain declared later does not count).
-fn check_jumps(
-    t: &Table,
-    known: &FxHashMap<String, usize>,
-    r: &crate::model::Rule,
+/// Adds a rule to `chain` of `table` (see [`apply`] for `late_jumps`).
+#[allow(clippy::too_many_arguments)]
+fn add_rule(
+    st: &mut State,
+    fam: Family,
+    table: &str,
+    chain: &str,
+    op: Op,
+    position: Option<u64>,
+    rule: &ast::RuleAst,
     span: Span,
+    late_jumps: Option<&mut Vec<JumpCheck>>,
 ) -> R<()> {
+    let State {
+        rs,
+        chains,
+        n,
+        bound,
+        ..
+    } = st;
+    let t = table_mut(rs, fam, table, span)?;
+    let Some(ci) = chains.position(t, chain) else {
+        return Err(unknown_chain(t, chain, span));
+    };
+    let rule = compile::bind_chains(fam, t, rule, n, bound)?;
+    let r = rule::compile_rule_ast(fam, t, &rule, n)?;
+    let known = chains.of(t);
+    match late_jumps {
+        None => {
+            if let Some(c) = jump_targets(&r).find(|c| !known.contains_key(*c)) {
+                return Err(unknown_chain(t, c, span));
+            }
+        }
+        Some(late) => {
+            let targets: Vec<String> = jump_targets(&r)
+                .filter(|c| !known.contains_key(*c))
+                .map(str::to_owned)
+                .collect();
+            if !targets.is_empty() {
+                late.push(JumpCheck {
+                    family: fam,
+                    table: table.to_owned(),
+                    targets,
+                    span,
+                    at: (ci, t.chains[ci].rules.len()),
+                });
+            }
+        }
+    }
+    compile::dynamic_sets(t, &r);
+    let c = &mut t.chains[ci];
+    let at = match (op, position) {
+        (Op::Insert, None) => 0,
+        (_, None) => c.rules.len(),
+        (op, Some(i)) => {
+            let i = i as usize;
+            if i >= c.rules.len() {
+                return Err(Diagnostic::new(
+                    span,
+                    format!(
+                        "chain {chain} has no rule at index {i} (it has {})",
+                        c.rules.len()
+                    ),
+                ));
+            }
+            if op == Op::Insert {
+                i
+            } else {
+                i + 1
+            }
+        }
+    };
+    c.rules.insert(at, r);
+    Ok(())
+}
+
+/// The chains a rule jumps or goes to, directly or through its maps. Every
+/// one must exist already (the kernel checks each message in order, so a
+/// chain declared later does not count).
+fn jump_targets(r: &crate::model::Rule) -> impl Iterator<Item = &str> {
     let direct = r.exprs.iter().filter_map(|e| match e {
         Expr::Immediate(i) => i.data.as_ref(),
         _ => None,
@@ -369,16 +524,10 @@ fn check_jumps(
         .iter()
         .flat_map(|s| s.elements.iter())
         .filter_map(|e| e.data.as_ref());
-    for d in direct.chain(mapped) {
-        if let Data::Verdict(v) = d {
-            if let Some(c) = v.chain() {
-                if !known.contains_key(c) {
-                    return Err(unknown_chain(t, c, span));
-                }
-            }
-        }
-    }
-    Ok(())
+    direct.chain(mapped).filter_map(|d| match d {
+        Data::Verdict(v) => v.chain(),
+        _ => None,
+    })
 }
 
 fn exists_error(span: Span, what: &str) -> Diagnostic {

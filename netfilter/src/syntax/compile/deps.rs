@@ -177,7 +177,7 @@ impl RuleCx<'_> {
     /// matched first (`icmp id` → echo request or reply), unless the rule
     /// already matched the type.
     pub(super) fn icmp_type_dependency(&mut self, path: &[String], span: Span) -> R<()> {
-        let p: Vec<&str> = path.iter().map(String::as_str).collect();
+        let p = super::fields::words(path);
         let (proto, types): (&str, &[u8]) = match p.as_slice() {
             ["icmp", "id" | "sequence"] => ("icmp", &[0, 8]),
             ["icmp", "gateway"] => ("icmp", &[5]),
@@ -228,7 +228,7 @@ impl RuleCx<'_> {
 
     /// Records protocol context established by an explicit equality match.
     pub(super) fn learn(&mut self, path: &[String], val: &[u8]) {
-        let p: Vec<&str> = path.iter().map(String::as_str).collect();
+        let p = super::fields::words(path);
         match p.as_slice() {
             ["icmp" | "icmpv6", "type"] if val.len() == 1 => self.icmp_type = Some(val[0]),
             ["meta", "l4proto"] | ["ip", "protocol"] | ["ip6", "nexthdr"] if val.len() == 1 => {

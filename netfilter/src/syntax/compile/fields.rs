@@ -100,6 +100,11 @@ const LL: u32 = NFT_PAYLOAD_LL_HEADER;
 const NH: u32 = NFT_PAYLOAD_NETWORK_HEADER;
 const TH: u32 = NFT_PAYLOAD_TRANSPORT_HEADER;
 
+/// A selector's words, borrowed (on the stack: selectors are short).
+pub(super) fn words(path: &[String]) -> smallvec::SmallVec<[&str; 8]> {
+    path.iter().map(String::as_str).collect()
+}
+
 /// Headers nft 1.0.6 can match (tunnel headers need a newer nft).
 const HEADERS: &[&str] = &[
     "ether", "vlan", "arp", "ip", "ip6", "icmp", "icmpv6", "igmp", "tcp", "udp", "udplite", "sctp",
@@ -109,14 +114,15 @@ const HEADERS: &[&str] = &[
 /// A header field from the shared table `crate::proto::header`, with the
 /// protocol it needs matched first.
 fn header_field(h: &str, rest: &[&str]) -> Option<Field> {
-    let name = match (h, rest) {
-        ("arp", ["saddr"]) => "saddr ip".to_owned(),
-        ("arp", ["daddr"]) => "daddr ip".to_owned(),
-        ("icmpv6", ["parameter-problem"]) => "param-problem".to_owned(),
-        ("icmpv6", ["packet-too-big"]) => "mtu".to_owned(),
+    let name: std::borrow::Cow<str> = match (h, rest) {
+        ("arp", ["saddr"]) => "saddr ip".into(),
+        ("arp", ["daddr"]) => "daddr ip".into(),
+        ("icmpv6", ["parameter-problem"]) => "param-problem".into(),
+        ("icmpv6", ["packet-too-big"]) => "mtu".into(),
         // Neighbour discovery addresses are newer than nft 1.0.6.
         ("icmpv6", ["taddr" | "daddr"]) => return None,
-        _ => rest.join(" "),
+        (_, [one]) => (*one).into(),
+        _ => rest.join(" ").into(),
     };
     let (hdr, f) = header::field(h, &name)?;
     let proto = match h {
@@ -142,7 +148,7 @@ fn header_field(h: &str, rest: &[&str]) -> Option<Field> {
 
 /// Resolves a selector path in a table of `family` (for `ct saddr`).
 pub fn field(path: &[String], family_l3: Option<L3>) -> Option<Field> {
-    let w: Vec<&str> = path.iter().map(String::as_str).collect();
+    let w = words(path);
     Some(match w.as_slice() {
         [h, rest @ ..]
             if HEADERS.contains(h)

@@ -17,15 +17,37 @@ struct Unit {
     op: CmpOp,
 }
 
-/// The base and operator of a unit, without building it.
-fn unit_head(load: &Expr, cmp: &Expr) -> Option<(PayloadBase, CmpOp)> {
-    match (load, cmp) {
-        (Expr::Payload(_), Expr::Cmp(_)) => unit(load, cmp).map(|u| (u.base, u.op)),
-        _ => None,
+/// A unit as it stands in the rule: borrowed, for the tests that decide
+/// whether anything merges (most rules: nothing).
+#[derive(Clone, Copy)]
+struct UnitRef<'a> {
+    base: PayloadBase,
+    off: u32,
+    value: &'a [u8],
+    op: CmpOp,
+}
+
+impl UnitRef<'_> {
+    fn owned(self) -> Unit {
+        Unit {
+            base: self.base,
+            off: self.off,
+            value: self.value.to_vec(),
+            op: self.op,
+        }
     }
 }
 
+/// The base and operator of a unit, without building it.
+fn unit_head(load: &Expr, cmp: &Expr) -> Option<(PayloadBase, CmpOp)> {
+    unit_ref(load, cmp).map(|u| (u.base, u.op))
+}
+
 fn unit(load: &Expr, cmp: &Expr) -> Option<Unit> {
+    unit_ref(load, cmp).map(UnitRef::owned)
+}
+
+fn unit_ref<'a>(load: &Expr, cmp: &'a Expr) -> Option<UnitRef<'a>> {
     let (Expr::Payload(p), Expr::Cmp(c)) = (load, cmp) else {
         return None;
     };
@@ -41,10 +63,10 @@ fn unit(load: &Expr, cmp: &Expr) -> Option<Unit> {
         && c.sreg == Some(dreg)
         && dreg == 1
         && v.0.len() == len as usize)
-        .then(|| Unit {
+        .then(|| UnitRef {
             base,
             off,
-            value: v.to_vec(),
+            value: &v.0[..],
             op: c.op.unwrap_or(CmpOp::Eq),
         })
 }
@@ -127,19 +149,20 @@ pub fn merge_first_pair(exprs: &mut Vec<Expr>) {
 
 /// [`merge_first_pair`] for the matches on one header.
 fn merge_first_pair_of(exprs: &mut Vec<Expr>, base: PayloadBase) {
-    let mut units: Vec<(usize, Unit)> = Vec::with_capacity(2);
+    let mut units: [Option<(usize, UnitRef)>; 2] = [None, None];
+    let mut found = 0;
     let mut i = 0;
-    while i + 1 < exprs.len() && units.len() < 2 {
-        match unit(&exprs[i], &exprs[i + 1]).filter(|u| u.base == base) {
+    while i + 1 < exprs.len() && found < 2 {
+        match unit_ref(&exprs[i], &exprs[i + 1]).filter(|u| u.base == base) {
             Some(u) => {
-                units.push((i, u));
+                units[found] = Some((i, u));
+                found += 1;
                 i += 2;
             }
             None => i += 1,
         }
     }
-    let mut units = units.into_iter();
-    let (Some((ia, a)), Some((ib, b))) = (units.next(), units.next()) else {
+    let [Some((ia, a)), Some((ib, b))] = units else {
         return;
     };
     // Consecutive matches are `merge_payloads`' job; only equalities
@@ -156,8 +179,8 @@ fn merge_first_pair_of(exprs: &mut Vec<Expr>, base: PayloadBase) {
     if lo.off + lo.value.len() as u32 != hi.off || lo.value.len() + hi.value.len() > 16 {
         return;
     }
-    let mut merged = lo;
-    merged.value.extend(hi.value);
+    let mut merged = lo.owned();
+    merged.value.extend_from_slice(hi.value);
     let (load, cmp) = unit_exprs(merged);
     let other = if slot == ia { ib } else { ia };
     exprs[slot] = load;
@@ -184,7 +207,7 @@ fn unit_exprs(m: Unit) -> (Expr, Expr) {
 }
 
 /// Fields naming the next header's protocol.
-fn is_protocol_key(u: &Unit) -> bool {
+fn is_protocol_key(u: &UnitRef) -> bool {
     matches!(
         (u.base, u.off, u.value.len()),
         (PayloadBase::LinkLayer, 12 | 16 | 20, 2) | (PayloadBase::Network, 9 | 6, 1)

@@ -84,7 +84,7 @@ impl RuleCx<'_> {
             }
         }
         if let ast::Expr::Sel(path, _) = left {
-            let p: Vec<&str> = path.iter().map(String::as_str).collect();
+            let p = super::fields::words(path);
             match p.as_slice() {
                 ["meta", "l4proto"] | ["ip", "protocol"] | ["ip6", "nexthdr"] => {
                     self.l4_any = true;
@@ -290,7 +290,7 @@ impl RuleCx<'_> {
             return err(left.span(), "cannot assign to this expression");
         };
         // `ct helper set "ftp"`: a reference to a named object.
-        let p: Vec<&str> = path.iter().map(String::as_str).collect();
+        let p = super::fields::words(path);
         let obj = match p.as_slice() {
             ["ct", "helper"] => Some(NFT_OBJECT_CT_HELPER),
             ["ct", "timeout"] => Some(NFT_OBJECT_CT_TIMEOUT),
@@ -392,7 +392,7 @@ impl RuleCx<'_> {
 }
 
 fn payload_csum(base: u32, path: &[String]) -> Option<(u32, u32)> {
-    let p: Vec<&str> = path.iter().map(String::as_str).collect();
+    let p = super::fields::words(path);
     match (base, p.first().copied()) {
         (NFT_PAYLOAD_NETWORK_HEADER, Some("ip")) => Some((NFT_PAYLOAD_CSUM_INET, 10)),
         (NFT_PAYLOAD_TRANSPORT_HEADER, Some("tcp")) => Some((NFT_PAYLOAD_CSUM_INET, 16)),

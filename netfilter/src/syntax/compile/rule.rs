@@ -1,12 +1,22 @@
 //! One rule's statements → kernel expressions: each statement to the
 //! module that compiles it, then nft's merges of adjacent payload matches.
 
+use std::cell::Cell;
+
 use super::cx::RuleCx;
 use super::emit;
+use crate::expr::Expr;
 use crate::model::{Family, Rule, Table, Userdata, UDATA_COMMENT};
 use crate::syntax::ast::{self, RelOp, Stmt};
 use crate::syntax::diag::err;
 use crate::syntax::Result as R;
+
+thread_local! {
+    /// The expressions of the rule being compiled: one buffer, reused, so
+    /// a rule's list is allocated once at its size. (A buffer growing per
+    /// rule past 1 KiB made glibc consolidate its free lists every time.)
+    static EXPRS: Cell<Vec<Expr>> = const { Cell::new(Vec::new()) };
+}
 
 pub fn compile_rule_ast(
     family: Family,
@@ -15,6 +25,7 @@ pub fn compile_rule_ast(
     set_counter: &mut u32,
 ) -> R<Rule> {
     let mut cx = RuleCx::new(family, table, set_counter);
+    cx.exprs = EXPRS.take();
     let mut terminal = false;
     for (i, s) in rule.stmts.iter().enumerate() {
         if terminal {
@@ -28,7 +39,8 @@ pub fn compile_rule_ast(
     }
     super::merge::merge_first_pair(&mut cx.exprs);
     super::merge::merge_payloads(&mut cx.exprs);
-    let mut r = Rule::new(cx.exprs);
+    let mut r = Rule::new(cx.exprs.drain(..).collect());
+    EXPRS.set(cx.exprs);
     r.sets = cx.sets;
     if let Some(c) = &rule.comment {
         r.userdata = Some(Userdata::with_comment(UDATA_COMMENT, c));
@@ -52,14 +64,9 @@ fn stmt(cx: &mut RuleCx<'_>, s: &Stmt) -> R<()> {
         Stmt::Vmap { left, map, span } => cx.map_lookup(left, map, None, *span),
         Stmt::Assign { left, value, span } => cx.assign(left, value, *span),
         Stmt::Keyword { name, args, span } => super::stmts::keyword(cx, name, args, *span),
-        Stmt::SetOp {
-            op,
-            set,
-            key,
-            data,
-            stmts,
-            span,
-        } => super::dynset::dynset(cx, op, set, key, data.as_ref(), stmts, *span),
+        Stmt::SetOp(o) => {
+            super::dynset::dynset(cx, &o.op, &o.set, &o.key, o.data.as_ref(), &o.stmts, o.span)
+        }
         // Files move these into chains first (see `bind_chains`).
         Stmt::Bound { span, .. } => err(*span, "anonymous chains need a whole file"),
     }

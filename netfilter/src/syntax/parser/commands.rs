@@ -3,7 +3,7 @@
 //! blocks, and the declarations inside them.
 
 use super::stmts::{counter_stmt, is_set_stmt};
-use super::{parse_i64, parse_u64, Parser};
+use super::{parse_i64, parse_u64, Parser, Sink};
 use crate::syntax::ast::*;
 use crate::syntax::diag::{Diagnostic, Span};
 use crate::syntax::lexer::Tok;
@@ -11,7 +11,7 @@ use crate::syntax::vocab::*;
 use crate::syntax::Result as R;
 
 impl Parser {
-    pub(super) fn command(&mut self, out: &mut Vec<Command>) -> R<()> {
+    pub(super) fn command(&mut self, out: &mut dyn Sink) -> R<()> {
         let (w, span) = self.word("command")?;
         let op = match w.as_str() {
             "add" => Op::Add,
@@ -65,10 +65,10 @@ impl Parser {
     }
 
     /// `OP ruleset [FAMILY]`.
-    fn ruleset_command(&mut self, op: Op, span: Span, out: &mut Vec<Command>) -> R<()> {
+    fn ruleset_command(&mut self, op: Op, span: Span, out: &mut dyn Sink) -> R<()> {
         if let Some(f) = self.peek_word().filter(|w| is_family(w)).map(str::to_owned) {
             self.pos += 1;
-            out.push(Command {
+            out.command(Command {
                 op,
                 family: f,
                 table: String::new(),
@@ -76,7 +76,7 @@ impl Parser {
                 span,
             });
         } else {
-            out.push(Command {
+            out.command(Command {
                 op,
                 family: String::new(),
                 table: String::new(),
@@ -88,7 +88,7 @@ impl Parser {
     }
 
     /// `OP table FAMILY NAME [{ ... }]`.
-    fn table_command(&mut self, op: Op, span: Span, out: &mut Vec<Command>) -> R<()> {
+    fn table_command(&mut self, op: Op, span: Span, out: &mut dyn Sink) -> R<()> {
         if self.peek_at(1).is_some_and(|t| t.is_punct("{"))
             || self.peek_at(2).is_some_and(|t| t.is_punct("{"))
         {
@@ -96,12 +96,12 @@ impl Parser {
             return self.table_block(op, out);
         }
         let (family, table) = self.family_and_name()?;
-        out.push(plain_table(op, family, table, span));
+        out.command(plain_table(op, family, table, span));
         self.end_of_command()
     }
 
     /// `OP chain FAMILY TABLE NAME [{ ... }]`, the rules of its block after it.
-    fn chain_command(&mut self, op: Op, span: Span, out: &mut Vec<Command>) -> R<()> {
+    fn chain_command(&mut self, op: Op, span: Span, out: &mut dyn Sink) -> R<()> {
         let (family, table) = self.family_and_name()?;
         self.refuse_handle()?;
         let (name, nspan) = self.name("chain name")?;
@@ -114,21 +114,22 @@ impl Parser {
         if self.eat_punct("{") {
             self.chain_body(&mut decl, &mut rules)?;
         }
-        out.push(Command {
+        let chain = decl.name.clone();
+        out.command(Command {
             op,
             family: family.clone(),
             table: table.clone(),
-            object: Object::Chain(decl.clone()),
+            object: Object::Chain(Box::new(decl)),
             span,
         });
         for rule in rules {
-            out.push(Command {
+            out.command(Command {
                 op: Op::Add,
                 family: family.clone(),
                 table: table.clone(),
                 span: rule.span,
                 object: Object::Rule {
-                    chain: decl.name.clone(),
+                    chain: chain.clone(),
                     position: None,
                     rule,
                 },
@@ -138,7 +139,7 @@ impl Parser {
     }
 
     /// `OP rule FAMILY TABLE CHAIN [index N] STATEMENTS`.
-    fn rule_command(&mut self, op: Op, span: Span, out: &mut Vec<Command>) -> R<()> {
+    fn rule_command(&mut self, op: Op, span: Span, out: &mut dyn Sink) -> R<()> {
         let (family, table) = self.family_and_name()?;
         let (chain, _) = self.name("chain name")?;
         let mut position = None;
@@ -159,7 +160,7 @@ impl Parser {
             return Err(handle_refusal("handle", self.here()));
         }
         let rule = self.rule()?;
-        out.push(Command {
+        out.command(Command {
             op,
             family,
             table,
@@ -174,7 +175,7 @@ impl Parser {
     }
 
     /// `OP set|map FAMILY TABLE NAME [{ ... }]`.
-    fn set_command(&mut self, op: Op, is_map: bool, span: Span, out: &mut Vec<Command>) -> R<()> {
+    fn set_command(&mut self, op: Op, is_map: bool, span: Span, out: &mut dyn Sink) -> R<()> {
         let (family, table) = self.family_and_name()?;
         self.refuse_handle()?;
         let (name, nspan) = self.name("set name")?;
@@ -187,25 +188,25 @@ impl Parser {
         if self.eat_punct("{") {
             self.set_body(&mut decl)?;
         }
-        out.push(Command {
+        out.command(Command {
             op,
             family,
             table,
-            object: Object::Set(decl),
+            object: Object::Set(Box::new(decl)),
             span,
         });
         self.end_of_command()
     }
 
     /// `OP element FAMILY TABLE SET { ... }`.
-    fn element_command(&mut self, op: Op, span: Span, out: &mut Vec<Command>) -> R<()> {
+    fn element_command(&mut self, op: Op, span: Span, out: &mut dyn Sink) -> R<()> {
         let (family, table) = self.family_and_name()?;
         let (set, _) = self.name("set name")?;
         let elements = match self.set_literal()? {
             Expr::Set(e, _) => e,
             _ => vec![],
         };
-        out.push(Command {
+        out.command(Command {
             op,
             family,
             table,
@@ -216,7 +217,7 @@ impl Parser {
     }
 
     /// `OP counter|quota|limit|secmark|synproxy|ct KIND FAMILY TABLE NAME ...`.
-    fn object_command(&mut self, op: Op, obj: &str, span: Span, out: &mut Vec<Command>) -> R<()> {
+    fn object_command(&mut self, op: Op, obj: &str, span: Span, out: &mut dyn Sink) -> R<()> {
         let kind = self.object_kind(obj)?;
         let (family, table) = self.family_and_name()?;
         self.refuse_handle()?;
@@ -228,11 +229,11 @@ impl Parser {
                 decl.args.extend(self.next());
             }
         }
-        out.push(Command {
+        out.command(Command {
             op,
             family,
             table,
-            object: Object::Obj(decl),
+            object: Object::Obj(Box::new(decl)),
             span,
         });
         self.end_of_command()
@@ -265,28 +266,34 @@ impl Parser {
         }
     }
 
-    pub(super) fn table_block(&mut self, op: Op, out: &mut Vec<Command>) -> R<()> {
+    pub(super) fn table_block(&mut self, op: Op, out: &mut dyn Sink) -> R<()> {
         let span = self.here();
         self.word("table")?;
         let (family, table) = self.family_and_name()?;
         // `table inet x` alone: the table, more commands follow.
         if op == Op::Add && self.at_separator() && !self.peek().is_some_and(|t| t.is_punct("}")) {
-            out.push(plain_table(op, family, table, span));
+            out.command(plain_table(op, family, table, span));
             return Ok(());
         }
         self.expect_punct("{")?;
-        let idx = out.len();
-        out.push(Command {
-            op,
-            family: family.clone(),
-            table: table.clone(),
-            object: Object::Table {
-                flags: vec![],
-                comment: None,
-            },
-            span,
-        });
-        let mut pending_rules = Vec::new();
+        let stream = !self.late_table_attributes();
+        let mut block = Block {
+            out,
+            head: Some(Command {
+                op,
+                family: family.clone(),
+                table: table.clone(),
+                object: Object::Table {
+                    flags: vec![],
+                    comment: None,
+                },
+                span,
+            }),
+            held: Vec::new(),
+            stream,
+            early: stream,
+            rules: Vec::new(),
+        };
         while self.next_block_item()? {
             let (w, wspan) = self.word("table item")?;
             let mk = |object| Command {
@@ -299,13 +306,13 @@ impl Parser {
             match w.as_str() {
                 "flags" => {
                     let flags = self.word_list()?;
-                    if let Object::Table { flags: f, .. } = &mut out[idx].object {
+                    if let Some(Object::Table { flags: f, .. }) = block.head_object() {
                         f.extend(flags);
                     }
                 }
                 "comment" => {
                     let c = self.string("comment")?;
-                    if let Object::Table { comment, .. } = &mut out[idx].object {
+                    if let Some(Object::Table { comment, .. }) = block.head_object() {
                         *comment = Some(c);
                     }
                 }
@@ -320,19 +327,9 @@ impl Parser {
                     let mut rules = Vec::new();
                     self.chain_body(&mut decl, &mut rules)?;
                     let chain = decl.name.clone();
-                    out.push(mk(Object::Chain(decl)));
+                    block.declare(mk(Object::Chain(Box::new(decl))));
                     for rule in rules {
-                        pending_rules.push(Command {
-                            op: Op::Add,
-                            family: family.clone(),
-                            table: table.clone(),
-                            span: rule.span,
-                            object: Object::Rule {
-                                chain: chain.clone(),
-                                position: None,
-                                rule,
-                            },
-                        });
+                        block.rule(&family, &table, &chain, rule);
                     }
                 }
                 "set" | "map" => {
@@ -345,14 +342,14 @@ impl Parser {
                     };
                     self.expect_punct("{")?;
                     self.set_body(&mut decl)?;
-                    out.push(mk(Object::Set(decl)));
+                    block.declare(mk(Object::Set(Box::new(decl))));
                 }
                 "counter" | "quota" | "limit" | "secmark" | "synproxy" | "ct" => {
                     let kind = self.object_kind(&w)?;
                     let mut decl = self.object_decl(kind)?;
                     self.expect_punct("{")?;
                     self.object_body(&mut decl)?;
-                    out.push(mk(Object::Obj(decl)));
+                    block.declare(mk(Object::Obj(Box::new(decl))));
                 }
                 "flowtable" => return Err(Diagnostic::new(wspan, "flowtables are not supported")),
                 _ => {
@@ -364,9 +361,41 @@ impl Parser {
                 }
             }
         }
-        // Rules come after every chain and set of the block, as they may refer to them.
-        out.extend(pending_rules);
+        block.end();
         Ok(())
+    }
+
+    /// Whether the table block that starts here (after its `{`) sets the
+    /// table's flags or comment after declaring something: then its
+    /// commands wait for its end, the table's coming first. (Any item
+    /// starting with those words counts: a wrong guess only waits.)
+    fn late_table_attributes(&self) -> bool {
+        let (mut depth, mut item_start, mut declared) = (0usize, true, false);
+        for t in &self.toks[self.pos..] {
+            match &t.tok {
+                Tok::Punct("{") => depth += 1,
+                Tok::Punct("}") if depth == 0 => return false,
+                Tok::Punct("}") => {
+                    depth -= 1;
+                    item_start = depth == 0;
+                    continue;
+                }
+                Tok::Newline | Tok::Punct(";") if depth == 0 => {
+                    item_start = true;
+                    continue;
+                }
+                Tok::Word(w) if depth == 0 && item_start => {
+                    if w != "flags" && w != "comment" {
+                        declared = true;
+                    } else if declared {
+                        return true;
+                    }
+                }
+                _ => {}
+            }
+            item_start = false;
+        }
+        false
     }
 
     /// `a, b, c` words.
@@ -628,6 +657,77 @@ impl Parser {
             }
             decl.args.push(t);
         }
+    }
+}
+
+/// A table block's commands on their way to the sink, in nft's order: the
+/// table, its chains, sets and objects as written, then the rules (which
+/// may refer to what is declared further down). A rule goes at once when
+/// the sink can take it ([`Sink::early_rule`]); once one must wait, all
+/// that follow wait too, so the order the sink sees them in is kept.
+struct Block<'s> {
+    out: &'s mut dyn Sink,
+    /// The table's command, until it is sent.
+    head: Option<Command>,
+    /// Declarations, when they wait for the block's end.
+    held: Vec<Command>,
+    /// Declarations go as they come (none waits for the table's flags).
+    stream: bool,
+    /// Rules go as they come (none has had to wait yet).
+    early: bool,
+    rules: Vec<Command>,
+}
+
+impl Block<'_> {
+    fn head_object(&mut self) -> Option<&mut Object> {
+        self.head.as_mut().map(|c| &mut c.object)
+    }
+
+    fn declare(&mut self, cmd: Command) {
+        if !self.stream {
+            self.held.push(cmd);
+            return;
+        }
+        if let Some(h) = self.head.take() {
+            self.out.command(h);
+        }
+        self.out.command(cmd);
+    }
+
+    /// A rule of `chain`, as `add rule FAMILY TABLE CHAIN …` would add it.
+    fn rule(&mut self, family: &str, table: &str, chain: &str, rule: RuleAst) {
+        let waiting = if self.early {
+            self.out.early_rule(family, table, chain, rule)
+        } else {
+            Some(rule)
+        };
+        if let Some(rule) = waiting {
+            self.early = false;
+            self.rules.push(Command {
+                op: Op::Add,
+                family: family.to_owned(),
+                table: table.to_owned(),
+                span: rule.span,
+                object: Object::Rule {
+                    chain: chain.to_owned(),
+                    position: None,
+                    rule,
+                },
+            });
+        }
+    }
+
+    fn end(self) {
+        let Block {
+            out,
+            head,
+            held,
+            rules,
+            ..
+        } = self;
+        out.commands(&mut head.into_iter().chain(held));
+        out.block_end();
+        out.commands(&mut rules.into_iter());
     }
 }
 

@@ -138,9 +138,8 @@ impl Parser {
                 if w == "jhash" {
                     return self.selector();
                 }
-                let e = Expr::Word(w.clone(), span);
-                self.pos += 1;
-                Ok(e)
+                let (w, span) = self.take_word("expression")?;
+                Ok(Expr::Word(w, span))
             }
             _ => self.unexpected(&["expression"]),
         }
@@ -149,22 +148,20 @@ impl Parser {
     /// A keyword path, e.g. `ct original saddr`, `tcp option maxseg size`,
     /// `numgen inc mod 2 offset 100`, `jhash ip saddr mod 2 seed 0x1`.
     pub(super) fn selector(&mut self) -> R<Expr> {
-        let (head, mut span) = self.word("expression")?;
-        let mut path = vec![head.clone()];
+        let (head, mut span) = self.take_word("expression")?;
         if head == "jhash" {
+            let mut path = vec![head];
             let e = self.concat()?;
-            let mut args = vec![];
             while let Some(k) = self
                 .peek_word()
                 .filter(|w| matches!(*w, "mod" | "seed" | "offset"))
             {
-                args.push(k.to_owned());
+                path.push(k.to_owned());
                 self.pos += 1;
                 let (n, s) = self.word("number")?;
                 span = span.to(s);
-                args.push(n);
+                path.push(n);
             }
-            path.extend(args);
             return Ok(Expr::Map(
                 Box::new(Expr::Sel(path, span)),
                 Box::new(e),
@@ -172,34 +169,54 @@ impl Parser {
             ));
         }
         let vocab = selector_vocab(&head).unwrap_or(&[]);
-        while let Some(w) = self.peek_word().map(str::to_owned) {
-            let w = w.as_str();
-            let srh_sid = head == "srh" && w.starts_with("sid[") && w.ends_with(']');
-            if !vocab.contains(&w) && !srh_sid {
-                break;
-            }
+        // The head's rules, read before it moves into the path.
+        let (ct, arp, tcp, icmp, fib, osf, srh) = (
+            head == "ct",
+            head == "arp",
+            head == "tcp",
+            matches!(head.as_str(), "icmp" | "icmpv6"),
+            head == "fib",
+            head == "osf",
+            head == "srh",
+        );
+        let mut path = Vec::with_capacity(2);
+        path.push(head);
+        while let Some(w) = self.peek_word() {
+            // The vocabulary's own word (`srh sid[N]` aside), to decide
+            // without holding the token.
+            let w: &'static str = match vocab.iter().copied().find(|v| *v == w) {
+                Some(v) => v,
+                None if srh && w.starts_with("sid[") && w.ends_with(']') => "sid[]",
+                None => break,
+            };
             // `ct direction original`: a direction only right after `ct`.
-            if head == "ct" && path.len() > 1 && matches!(w, "original" | "reply") {
+            if ct && path.len() > 1 && matches!(w, "original" | "reply") {
                 break;
             }
             // `arp saddr ip`, but `arp ptype ip` compares with `ip`.
-            if head == "arp"
+            if arp
                 && matches!(w, "ip" | "ether")
                 && !matches!(path.last().map(String::as_str), Some("saddr" | "daddr"))
             {
                 break;
             }
-            let takes_num = matches!(w, "mod" | "offset" | "level" | "spnum");
-            path.push(w.to_owned());
-            span = span.to(self.here());
-            self.pos += 1;
-            if takes_num || (head == "osf" && w == "ttl") {
+            let takes_num =
+                matches!(w, "mod" | "offset" | "level" | "spnum") || (osf && w == "ttl");
+            let (option, ip, direction) = (
+                w == "option",
+                matches!(w, "ip" | "ip6"),
+                matches!(w, "original" | "reply"),
+            );
+            let (word, wspan) = self.take_word("expression")?;
+            span = span.to(wspan);
+            path.push(word);
+            if takes_num {
                 let (n, s) = self.word("number")?;
                 span = span.to(s);
                 path.push(n);
             }
             // `tcp option 6`, `tcp option @255,8,8`: options by number.
-            if head == "tcp" && w == "option" {
+            if tcp && option {
                 if let Some(raw) = self.tcp_option_number()? {
                     span = span.to(self.prev_span());
                     path.extend(raw);
@@ -207,11 +224,11 @@ impl Parser {
                 }
             }
             // ICMP field names double as type names (`parameter-problem`).
-            if matches!(head.as_str(), "icmp" | "icmpv6") {
+            if icmp {
                 break;
             }
             // `ct original ip saddr`: `ip` takes one field.
-            if head == "ct" && matches!(w, "ip" | "ip6") {
+            if ct && ip {
                 let (n, s) = self.word("saddr or daddr")?;
                 span = span.to(s);
                 path.push(n);
@@ -219,12 +236,12 @@ impl Parser {
             }
             // One key after the direction: `ct original proto-dst timeout 1m`
             // leaves `timeout` to the element.
-            if head == "ct" && !matches!(w, "original" | "reply") {
+            if ct && !direction {
                 break;
             }
         }
         // `ip option ra type`/`tcp option sack0 left` are already covered; `fib saddr . iif oif`.
-        if head == "fib" {
+        if fib {
             while self.eat_punct(".") {
                 let (n, s) = self.word("fib flag")?;
                 span = span.to(s);

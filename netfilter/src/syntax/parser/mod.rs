@@ -23,16 +23,55 @@ pub fn parse_script(src: &str) -> Result<Script, Diagnostic> {
 
 /// Parses a script's tokens, includes and variables already expanded.
 pub fn parse_tokens(toks: Vec<Token>) -> Result<Script, Diagnostic> {
-    let mut p = Parser { toks, pos: 0 };
     let mut script = Script::default();
+    parse_into(toks, &mut script.commands)?;
+    Ok(script)
+}
+
+/// Parses a script's tokens, handing each command to `out` as soon as it
+/// is complete (what was sent before an error is the caller's to drop).
+pub(crate) fn parse_into(toks: Vec<Token>, out: &mut dyn Sink) -> Result<(), Diagnostic> {
+    let mut p = Parser { toks, pos: 0 };
     loop {
         p.skip_separators();
         if p.at_end() {
-            break;
+            return Ok(());
         }
-        p.command(&mut script.commands)?;
+        p.command(out)?;
     }
-    Ok(script)
+}
+
+/// Where the parser sends each command once it is complete: a list, or
+/// the evaluator, which then compiles a rule while its words are hot and
+/// drops its syntax tree at once.
+pub(crate) trait Sink {
+    fn command(&mut self, cmd: Command);
+    fn commands(&mut self, cmds: &mut dyn Iterator<Item = Command>) {
+        for c in cmds {
+            self.command(c);
+        }
+    }
+    /// A rule of a table block before the block's end (an `add` to the
+    /// chain just declared): taken (`None`) if it means now what it would
+    /// at the block's end, else handed back to wait.
+    fn early_rule(
+        &mut self,
+        family: &str,
+        table: &str,
+        chain: &str,
+        rule: RuleAst,
+    ) -> Option<RuleAst> {
+        let _ = (family, table, chain);
+        Some(rule)
+    }
+    /// A table block's declarations are all sent; its waiting rules follow.
+    fn block_end(&mut self) {}
+}
+
+impl Sink for Vec<Command> {
+    fn command(&mut self, cmd: Command) {
+        self.push(cmd);
+    }
 }
 
 /// Parses one rule's statements (no `add rule` prefix).
@@ -138,6 +177,34 @@ impl Parser {
                 Ok(r)
             }
             _ => self.unexpected(&[what]),
+        }
+    }
+    /// [`Self::word`], moving the word out of its token instead of copying
+    /// it: only where the parser never reads that token again.
+    pub(super) fn take_word(&mut self, what: &str) -> R<(String, Span)> {
+        match self.toks.get_mut(self.pos) {
+            Some(Token {
+                tok: Tok::Word(w),
+                span,
+            }) => {
+                let r = (std::mem::take(w), *span);
+                self.pos += 1;
+                Ok(r)
+            }
+            _ => self.unexpected(&[what]),
+        }
+    }
+    /// [`Self::string`], moving it out of its token (see [`Self::take_word`]).
+    pub(super) fn take_string(&mut self, what: &str) -> R<String> {
+        match self.toks.get_mut(self.pos) {
+            Some(Token {
+                tok: Tok::Str(w), ..
+            }) => {
+                let w = std::mem::take(w);
+                self.pos += 1;
+                Ok(w)
+            }
+            _ => self.take_word(what).map(|(s, _)| s),
         }
     }
     /// A name of a table, chain, set or object: a bare word (nft 1.0.6

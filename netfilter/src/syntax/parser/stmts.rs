@@ -11,12 +11,14 @@ use crate::syntax::Result as R;
 impl Parser {
     pub(super) fn rule(&mut self) -> R<RuleAst> {
         let span = self.here();
-        let mut stmts = Vec::new();
+        // Room for most rules at once, under 1 KiB: glibc consolidates its
+        // free lists before every larger allocation.
+        let mut stmts = Vec::with_capacity(1000 / std::mem::size_of::<Stmt>());
         let mut comment = None;
         while !self.at_separator() {
             if self.peek_word() == Some("comment") {
                 self.pos += 1;
-                comment = Some(self.string("comment")?);
+                comment = Some(self.take_string("comment")?);
                 continue;
             }
             stmts.push(self.stmt()?);
@@ -33,22 +35,26 @@ impl Parser {
 
     pub(super) fn stmt(&mut self) -> R<Stmt> {
         let span = self.here();
-        if let Some(w) = self.peek_word().map(str::to_owned) {
-            let w = w.as_str();
-            if matches!(w, "jump" | "goto") && self.peek_at(1).is_some_and(|t| t.is_punct("{")) {
-                return self.bound_chain(w == "goto", span);
+        // What the first word starts, decided before it is read (no copy).
+        let start = self.peek_word().map(|w| {
+            (
+                matches!(w, "jump" | "goto").then_some(w == "goto"),
+                STMT_KEYWORDS.contains(&w),
+                matches!(w, "add" | "update" | "delete"),
+            )
+        });
+        if let Some((bound, keyword, set_op)) = start {
+            if let Some(goto) = bound.filter(|_| self.peek_at(1).is_some_and(|t| t.is_punct("{"))) {
+                return self.bound_chain(goto, span);
             }
             if let Some(v) = self.verdict()? {
                 return Ok(Stmt::Verdict(v, span));
             }
-            if STMT_KEYWORDS.contains(&w) {
+            if keyword {
                 return self.keyword_stmt();
             }
-            if matches!(w, "add" | "update" | "delete")
-                && self.peek_at(1).is_some_and(|t| matches!(t.tok, Tok::At(_)))
-            {
-                let op = w.to_owned();
-                self.pos += 1;
+            if set_op && self.peek_at(1).is_some_and(|t| matches!(t.tok, Tok::At(_))) {
+                let (op, _) = self.word("add, update or delete")?;
                 let set = match self.next().map(|t| t.tok) {
                     Some(Tok::At(s)) => s,
                     _ => return self.unexpected(&["@set"]),
@@ -83,14 +89,14 @@ impl Parser {
                     }
                     stmts.push(self.stmt()?);
                 }
-                return Ok(Stmt::SetOp {
+                return Ok(Stmt::SetOp(Box::new(SetOp {
                     op,
                     set,
                     key,
                     data,
                     stmts,
                     span: span.to(self.prev_span()),
-                });
+                })));
             }
         }
         // `reset tcp option NAME|N`: removes an option.
@@ -309,7 +315,7 @@ impl Parser {
 
     /// Keyword statements keep their words; `to`/`map` take expressions.
     pub(super) fn keyword_stmt(&mut self) -> R<Stmt> {
-        let (name, span) = self.word("statement")?;
+        let (name, span) = self.take_word("statement")?;
         let own: &[&str] = match name.as_str() {
             "reject" => &["with", "icmp", "icmpv6", "icmpx", "tcp", "type", "reset"],
             "log" => &["ip", "tcp", "ether", "options", "sequence", "skuid", "all"],
@@ -334,10 +340,11 @@ impl Parser {
                 self.pos += 3;
                 continue;
             }
-            let t = match self.peek() {
-                Some(t) => t.clone(),
-                None => break,
+            // Borrowed: only the word an argument keeps is copied.
+            let Some(t) = self.peek() else {
+                break;
             };
+            let tspan = t.span;
             match &t.tok {
                 Tok::Word(w) => {
                     if w == "comment" {
@@ -366,12 +373,13 @@ impl Parser {
                     {
                         break;
                     }
-                    self.pos += 1;
+                    let (w, _) = self.take_word("a word")?;
                     let is_to =
                         matches!(w.as_str(), "to" | "device") && !matches!(name.as_str(), "queue");
-                    args.push(Arg::Word(w.clone(), t.span));
+                    let (is_name, is_map) = (w == "name", w == "map");
+                    args.push(Arg::Word(w, tspan));
                     // `counter name tcp dport map {...}`: an object map key.
-                    if w == "name"
+                    if is_name
                         && self
                             .peek()
                             .and_then(|t| t.word())
@@ -389,17 +397,18 @@ impl Parser {
                             args.push(Arg::Punct(":", span));
                         }
                     }
-                    if is_to || (w == "map" && name != "limit") {
+                    if is_to || (is_map && name != "limit") {
                         args.push(Arg::Expr(self.expr()?));
                     }
                 }
-                Tok::Str(s) => {
-                    self.pos += 1;
-                    args.push(Arg::Str(s.clone(), t.span));
+                Tok::Str(_) => {
+                    let s = self.take_string("a string")?;
+                    args.push(Arg::Str(s, tspan));
                 }
                 Tok::Punct(p) if matches!(*p, "," | "/" | ":" | "-" | "|") => {
+                    let p = *p;
                     self.pos += 1;
-                    args.push(Arg::Punct(p, t.span));
+                    args.push(Arg::Punct(p, tspan));
                 }
                 Tok::At(_) if name == "meter" => {
                     args.push(Arg::Expr(self.primary()?));
