@@ -97,6 +97,14 @@ const CASES: &[(&str, &str)] = &[
         "define p = 22\ntable inet t {\n chain a { tcp dport $p jump b }\n chain b { }\n}\n",
     ),
     (
+        "a chain's hook and policy after its rules",
+        "table inet t {\n chain a {\n  tcp dport 1 accept\n  type filter hook input priority 0; policy drop;\n  tcp dport 2 drop\n }\n}\n",
+    ),
+    (
+        "a chain's comment after its rules, one line",
+        "table inet t { chain a { tcp dport 1 accept; comment \"late\" } }\n",
+    ),
+    (
         "objects declared below",
         "table inet t {\n chain a { counter name \"c1\" accept }\n counter c1 { }\n}\n",
     ),
@@ -134,6 +142,14 @@ fn hand_written_table_blocks() {
     assert_eq!(rs.tables[0].flags, 1, "dormant");
     let rs = syntax::compile(CASES[12].1).expect("a variable");
     assert_eq!(rs.tables[0].chains[0].rules.len(), 1);
+    let rs = syntax::compile(CASES[13].1).expect("late hook and policy");
+    let a = &rs.tables[0].chains[0];
+    assert_eq!(
+        (a.hook.is_some(), a.policy, a.rules.len()),
+        (true, Some(0), 2)
+    );
+    let rs = syntax::compile(CASES[14].1).expect("late chain comment");
+    assert!(rs.tables[0].chains[0].userdata.is_some());
 }
 
 #[test]

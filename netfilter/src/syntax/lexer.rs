@@ -54,6 +54,16 @@ impl Token {
     }
 }
 
+/// A token that is no chain property: it starts an item of another kind
+/// (see [`Noted::late_properties`]) if it starts one at all.
+fn not_a_property(items: &mut [bool], item_start: &mut bool) {
+    if std::mem::take(item_start) {
+        if let Some(seen) = items.last_mut() {
+            *seen = true;
+        }
+    }
+}
+
 /// A position or length for a [`Span`] (saturating: no file is 4 GiB).
 fn n32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
@@ -90,6 +100,10 @@ pub struct Noted {
     /// table block may set its table's flags or comment after declaring
     /// something (see `parser::commands`).
     pub item_attributes: bool,
+    /// In some block, a line or item starting with `type`, `policy`,
+    /// `devices` or `comment` after one that does not: a chain's
+    /// properties may come after one of its rules.
+    pub late_properties: bool,
 }
 
 /// [`lex_file`], and what it noticed.
@@ -99,6 +113,9 @@ pub struct Noted {
 pub fn lex_noting(src: &str, file: u32) -> Result<(Vec<Token>, Noted), Diagnostic> {
     let b = src.as_bytes();
     let mut noted = Noted::default();
+    // Per open block: whether an item other than a chain property came yet.
+    let mut items: Vec<bool> = Vec::new();
+    let mut item_start = true;
     // About one token per 5 characters in rulesets.
     let mut out: Vec<Token> = Vec::with_capacity(src.len() / 5);
     let (mut i, mut line, mut col) = (0usize, 1usize, 1usize);
@@ -112,6 +129,7 @@ pub fn lex_noting(src: &str, file: u32) -> Result<(Vec<Token>, Noted), Diagnosti
             file,
         };
         if c == b'\n' {
+            item_start = true;
             out.push(Token {
                 tok: Tok::Newline,
                 span: start,
@@ -167,6 +185,7 @@ pub fn lex_noting(src: &str, file: u32) -> Result<(Vec<Token>, Noted), Diagnosti
                     }
                 }
             }
+            not_a_property(&mut items, &mut item_start);
             out.push(Token {
                 tok: Tok::Str(s),
                 span: Span {
@@ -194,6 +213,7 @@ pub fn lex_noting(src: &str, file: u32) -> Result<(Vec<Token>, Noted), Diagnosti
             }
             let name = src[i + 1..j].to_owned();
             noted.expands |= c == b'$';
+            not_a_property(&mut items, &mut item_start);
             let n = j - i;
             out.push(Token {
                 tok: if c == b'$' {
@@ -226,6 +246,12 @@ pub fn lex_noting(src: &str, file: u32) -> Result<(Vec<Token>, Noted), Diagnosti
                 w = &w[..n - 1];
                 n -= 1;
                 split_colon = true;
+            }
+            if item_start && matches!(w, "type" | "policy" | "devices" | "comment") {
+                noted.late_properties |= items.last() == Some(&true);
+                item_start = false;
+            } else {
+                not_a_property(&mut items, &mut item_start);
             }
             match w {
                 "define" | "redefine" | "undefine" | "include" => noted.expands = true,
@@ -260,6 +286,14 @@ pub fn lex_noting(src: &str, file: u32) -> Result<(Vec<Token>, Noted), Diagnosti
         }
         if let Some(p) = PUNCTS.iter().find(|p| b[i..].starts_with(p.as_bytes())) {
             let n = p.len();
+            item_start = matches!(*p, "{" | "}" | ";");
+            match *p {
+                "{" => items.push(false),
+                "}" => {
+                    items.pop();
+                }
+                _ => {}
+            }
             out.push(Token {
                 tok: Tok::Punct(p),
                 span: Span {

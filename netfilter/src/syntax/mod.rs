@@ -61,11 +61,11 @@ pub fn compile_source(
     lexer::lex_noting(text, 0)
         .and_then(|(toks, noted)| {
             if !noted.expands {
-                return parser::parse_into(toks, noted.item_attributes, &mut eval);
+                return parser::parse_into(toks, Some(noted), &mut eval);
             }
             // Included files and variables' values bring words of their own.
             let toks = expand::expand(toks, &mut sources, includes)?;
-            parser::parse_into(toks, true, &mut eval)
+            parser::parse_into(toks, None, &mut eval)
         })
         .map_err(|d| Diagnostics::one(sources.locate(d)))?;
     eval.finish()

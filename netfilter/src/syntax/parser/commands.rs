@@ -324,12 +324,28 @@ impl Parser {
                         ..Default::default()
                     };
                     self.expect_punct("{")?;
-                    let mut rules = Vec::new();
-                    self.chain_body(&mut decl, &mut rules)?;
-                    let chain = decl.name.clone();
-                    block.declare(mk(Object::Chain(Box::new(decl))));
-                    for rule in rules {
-                        block.rule(&family, &table, &chain, rule);
+                    if self.late_properties {
+                        // The chain is declared whole, then its rules.
+                        let mut rules = Vec::new();
+                        self.chain_body(&mut decl, &mut rules)?;
+                        let chain = decl.name.clone();
+                        block.declare(mk(Object::Chain(Box::new(decl))));
+                        for rule in rules {
+                            block.rule(&family, &table, &chain, rule);
+                        }
+                    } else {
+                        // Its properties all come before its first rule:
+                        // declared then, and each rule sent as it is parsed.
+                        let mut declared = false;
+                        self.chain_body_each(&mut decl, &mut |d, rule| {
+                            if !std::mem::replace(&mut declared, true) {
+                                block.declare(mk(Object::Chain(Box::new(d.clone()))));
+                            }
+                            block.rule(&family, &table, &d.name, rule);
+                        })?;
+                        if !declared {
+                            block.declare(mk(Object::Chain(Box::new(decl))));
+                        }
                     }
                 }
                 "set" | "map" => {
@@ -411,6 +427,15 @@ impl Parser {
     }
 
     pub(super) fn chain_body(&mut self, decl: &mut ChainDecl, rules: &mut Vec<RuleAst>) -> R<()> {
+        self.chain_body_each(decl, &mut |_, r| rules.push(r))
+    }
+
+    /// [`Self::chain_body`], handing each rule to `on_rule` as it is parsed.
+    pub(super) fn chain_body_each(
+        &mut self,
+        decl: &mut ChainDecl,
+        on_rule: &mut dyn FnMut(&ChainDecl, RuleAst),
+    ) -> R<()> {
         while self.next_block_item()? {
             match self.peek_word() {
                 Some("type") if self.peek_at(2).is_some_and(|t| t.is_word("hook")) => {
@@ -451,7 +476,10 @@ impl Parser {
                     self.expect_punct("=")?;
                     decl.devices.extend(self.device_list()?);
                 }
-                _ => rules.push(self.rule()?),
+                _ => {
+                    let r = self.rule()?;
+                    on_rule(decl, r);
+                }
             }
         }
         Ok(())

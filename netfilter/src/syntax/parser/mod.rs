@@ -12,7 +12,7 @@ use super::ast::*;
 use super::diag::{Diagnostic, Span};
 use super::expand::{expand, Sources};
 use super::include::Includes;
-use super::lexer::{lex, Tok, Token};
+use super::lexer::{lex, Noted, Tok, Token};
 use super::Result as R;
 
 /// Parses a whole nft script (no `include`: see [`super::compile_source`]).
@@ -24,24 +24,25 @@ pub fn parse_script(src: &str) -> Result<Script, Diagnostic> {
 /// Parses a script's tokens, includes and variables already expanded.
 pub fn parse_tokens(toks: Vec<Token>) -> Result<Script, Diagnostic> {
     let mut script = Script::default();
-    parse_into(toks, true, &mut script.commands)?;
+    parse_into(toks, None, &mut script.commands)?;
     Ok(script)
 }
 
 /// Parses a script's tokens, handing each command to `out` as soon as it
 /// is complete (what was sent before an error is the caller's to drop).
-/// `item_attributes`: whether a table block may set its table's flags or
-/// comment after a declaration ([`super::lexer::Noted`]); when it may, each
-/// block is read ahead to find out.
+/// `noted`: what the lexer noticed in them ([`Noted`]), if they are a
+/// file's tokens as it lexed them; without it, each table block is read
+/// ahead for late table attributes and each chain's rules wait for its end.
 pub(crate) fn parse_into(
     toks: Vec<Token>,
-    item_attributes: bool,
+    noted: Option<Noted>,
     out: &mut dyn Sink,
 ) -> Result<(), Diagnostic> {
     let mut p = Parser {
         toks,
         pos: 0,
-        item_attributes,
+        item_attributes: noted.is_none_or(|n| n.item_attributes),
+        late_properties: noted.is_none_or(|n| n.late_properties),
     };
     loop {
         p.skip_separators();
@@ -93,6 +94,7 @@ pub fn parse_rule(src: &str) -> Result<RuleAst, Diagnostic> {
         toks,
         pos: 0,
         item_attributes: true,
+        late_properties: true,
     };
     while p.peek().is_some_and(|t| t.tok == Tok::Newline) {
         p.pos += 1;
@@ -115,6 +117,8 @@ struct Parser {
     pos: usize,
     /// Whether any `flags` or `comment` starts a line or item.
     item_attributes: bool,
+    /// Whether a chain's properties may come after one of its rules.
+    late_properties: bool,
 }
 
 impl Parser {
