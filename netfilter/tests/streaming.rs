@@ -89,6 +89,14 @@ const CASES: &[(&str, &str)] = &[
         "table inet t {\n chain a { tcp dport vmap { 1 : jump b, 2 : goto c } }\n map m { type inet_service : verdict; elements = { 3 : jump c } }\n chain b { }\n chain c { tcp dport vmap @m }\n}\n",
     ),
     (
+        "flags after a chain on the same line",
+        "table inet t { chain a { tcp dport 1 accept } flags dormant }\n",
+    ),
+    (
+        "a variable, a chain below",
+        "define p = 22\ntable inet t {\n chain a { tcp dport $p jump b }\n chain b { }\n}\n",
+    ),
+    (
         "objects declared below",
         "table inet t {\n chain a { counter name \"c1\" accept }\n counter c1 { }\n}\n",
     ),
@@ -122,6 +130,10 @@ fn hand_written_table_blocks() {
     let rs = syntax::compile(CASES[5].1).expect("late flags");
     assert_eq!(rs.tables[0].flags, 1, "dormant");
     assert!(rs.tables[0].userdata.is_some(), "the late comment");
+    let rs = syntax::compile(CASES[11].1).expect("flags on the same line");
+    assert_eq!(rs.tables[0].flags, 1, "dormant");
+    let rs = syntax::compile(CASES[12].1).expect("a variable");
+    assert_eq!(rs.tables[0].chains[0].rules.len(), 1);
 }
 
 #[test]

@@ -75,13 +75,32 @@ pub fn lex(src: &str) -> Result<Vec<Token>, Diagnostic> {
 }
 
 /// [`lex`] for the script's file number `file` (see [`Span::file`]).
+pub fn lex_file(src: &str, file: u32) -> Result<Vec<Token>, Diagnostic> {
+    lex_noting(src, file).map(|(t, _)| t)
+}
+
+/// What the lexer noticed on its way, so later passes need not read every
+/// token again (a large file's tokens are far bigger than the caches).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Noted {
+    /// A `$variable`, or a word that may start a definition or an include:
+    /// the tokens need [`super::expand`].
+    pub expands: bool,
+    /// `flags` or `comment` as the first word of a line or block item: a
+    /// table block may set its table's flags or comment after declaring
+    /// something (see `parser::commands`).
+    pub item_attributes: bool,
+}
+
+/// [`lex_file`], and what it noticed.
 ///
 /// Scans bytes: everything but strings and comments is ASCII, so a
 /// character is decoded only where a byte is not (columns count characters).
-pub fn lex_file(src: &str, file: u32) -> Result<Vec<Token>, Diagnostic> {
+pub fn lex_noting(src: &str, file: u32) -> Result<(Vec<Token>, Noted), Diagnostic> {
     let b = src.as_bytes();
+    let mut noted = Noted::default();
     // About one token per 5 characters in rulesets.
-    let mut out = Vec::with_capacity(src.len() / 5);
+    let mut out: Vec<Token> = Vec::with_capacity(src.len() / 5);
     let (mut i, mut line, mut col) = (0usize, 1usize, 1usize);
     let word_byte = |c: u8| c.is_ascii() && is_word_char(c as char);
     while i < b.len() {
@@ -174,6 +193,7 @@ pub fn lex_file(src: &str, file: u32) -> Result<Vec<Token>, Diagnostic> {
                 j -= 1;
             }
             let name = src[i + 1..j].to_owned();
+            noted.expands |= c == b'$';
             let n = j - i;
             out.push(Token {
                 tok: if c == b'$' {
@@ -206,6 +226,15 @@ pub fn lex_file(src: &str, file: u32) -> Result<Vec<Token>, Diagnostic> {
                 w = &w[..n - 1];
                 n -= 1;
                 split_colon = true;
+            }
+            match w {
+                "define" | "redefine" | "undefine" | "include" => noted.expands = true,
+                "flags" | "comment" => {
+                    noted.item_attributes |= out.last().is_none_or(|t| {
+                        t.tok == Tok::Newline || matches!(t.tok, Tok::Punct(";" | "{" | "}"))
+                    })
+                }
+                _ => {}
             }
             out.push(Token {
                 tok: Tok::Word(w.to_owned()),
@@ -253,7 +282,7 @@ pub fn lex_file(src: &str, file: u32) -> Result<Vec<Token>, Diagnostic> {
             format!("unexpected character '{ch}'"),
         ));
     }
-    Ok(out)
+    Ok((out, noted))
 }
 
 #[cfg(test)]

@@ -58,9 +58,15 @@ pub fn compile_source(
     // Each command is evaluated as soon as it is parsed; a parse error
     // anywhere is the only error reported, as when parsing came first.
     let mut eval = script::Evaluator::default();
-    lexer::lex(text)
-        .and_then(|toks| expand::expand(toks, &mut sources, includes))
-        .and_then(|toks| parser::parse_into(toks, &mut eval))
+    lexer::lex_noting(text, 0)
+        .and_then(|(toks, noted)| {
+            if !noted.expands {
+                return parser::parse_into(toks, noted.item_attributes, &mut eval);
+            }
+            // Included files and variables' values bring words of their own.
+            let toks = expand::expand(toks, &mut sources, includes)?;
+            parser::parse_into(toks, true, &mut eval)
+        })
         .map_err(|d| Diagnostics::one(sources.locate(d)))?;
     eval.finish()
         .map_err(|ds| Diagnostics(ds.into_iter().map(|d| sources.locate(d)).collect()))

@@ -370,6 +370,9 @@ impl Parser {
     /// commands wait for its end, the table's coming first. (Any item
     /// starting with those words counts: a wrong guess only waits.)
     fn late_table_attributes(&self) -> bool {
+        if !self.item_attributes {
+            return false;
+        }
         let (mut depth, mut item_start, mut declared) = (0usize, true, false);
         for t in &self.toks[self.pos..] {
             match &t.tok {

@@ -24,14 +24,25 @@ pub fn parse_script(src: &str) -> Result<Script, Diagnostic> {
 /// Parses a script's tokens, includes and variables already expanded.
 pub fn parse_tokens(toks: Vec<Token>) -> Result<Script, Diagnostic> {
     let mut script = Script::default();
-    parse_into(toks, &mut script.commands)?;
+    parse_into(toks, true, &mut script.commands)?;
     Ok(script)
 }
 
 /// Parses a script's tokens, handing each command to `out` as soon as it
 /// is complete (what was sent before an error is the caller's to drop).
-pub(crate) fn parse_into(toks: Vec<Token>, out: &mut dyn Sink) -> Result<(), Diagnostic> {
-    let mut p = Parser { toks, pos: 0 };
+/// `item_attributes`: whether a table block may set its table's flags or
+/// comment after a declaration ([`super::lexer::Noted`]); when it may, each
+/// block is read ahead to find out.
+pub(crate) fn parse_into(
+    toks: Vec<Token>,
+    item_attributes: bool,
+    out: &mut dyn Sink,
+) -> Result<(), Diagnostic> {
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        item_attributes,
+    };
     loop {
         p.skip_separators();
         if p.at_end() {
@@ -78,7 +89,11 @@ impl Sink for Vec<Command> {
 pub fn parse_rule(src: &str) -> Result<RuleAst, Diagnostic> {
     let mut sources = Sources::new(None, src);
     let toks = expand(lex(src)?, &mut sources, &Includes::Refuse)?;
-    let mut p = Parser { toks, pos: 0 };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        item_attributes: true,
+    };
     while p.peek().is_some_and(|t| t.tok == Tok::Newline) {
         p.pos += 1;
     }
@@ -98,6 +113,8 @@ pub fn parse_rule(src: &str) -> Result<RuleAst, Diagnostic> {
 struct Parser {
     toks: Vec<Token>,
     pos: usize,
+    /// Whether any `flags` or `comment` starts a line or item.
+    item_attributes: bool,
 }
 
 impl Parser {
