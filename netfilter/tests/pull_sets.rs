@@ -74,6 +74,56 @@ fn pull_on_one_cpu(sock: &mut Socket, which: &Selector) -> Pulled {
     })
 }
 
+/// Drops CAP_SYS_ADMIN (entering a namespace) from the calling thread's
+/// effective capabilities; threads it starts inherit that.
+fn drop_sys_admin() {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const CAP_SYS_ADMIN: u32 = 21;
+    let mut h = Header {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let mut d = [Data::default(); 2];
+    // SAFETY: capget/capset read and write the two structs we pass, for
+    // this thread only (pid 0).
+    unsafe {
+        assert_eq!(libc::syscall(libc::SYS_capget, &mut h, d.as_mut_ptr()), 0);
+        d[0].effective &= !(1 << CAP_SYS_ADMIN);
+        assert_eq!(libc::syscall(libc::SYS_capset, &mut h, d.as_ptr()), 0);
+    }
+}
+
+/// Helpers' sockets are opened by entering the namespace; a reader allowed
+/// to read it but not to enter namespaces still pulls, on its one socket.
+#[test]
+fn many_sets_pull_without_the_right_to_enter_namespaces() {
+    let ns = TestNetns::new();
+    ns.load(&script());
+    let mut sock = Socket::open(&ns.netns()).unwrap();
+    let pulled = pull(&mut sock, &Selector::All).unwrap();
+    let unprivileged = std::thread::scope(|s| {
+        s.spawn(|| {
+            drop_sys_admin();
+            assert!(Socket::open(&ns.netns()).is_err(), "setns is refused");
+            pull(&mut sock, &Selector::All).unwrap()
+        })
+        .join()
+        .unwrap()
+    });
+    assert_eq!(unprivileged, pulled);
+}
+
 #[test]
 fn many_sets_pull_as_compiled_as_listed_and_as_on_one_socket() {
     let script = script();
