@@ -171,26 +171,28 @@ fn nft_files_apply_diff_and_pull_back_as_nft() {
     );
 }
 
-#[test]
-fn a_syntax_error_is_reported_with_its_line_and_nothing_is_applied() {
-    let ns = TestNetns::new();
-    let file = std::env::temp_dir().join(format!("linx-bad-{}.nft", std::process::id()));
+/// `apply` of a file whose line 3 misspells `accept` at column 16, into
+/// `netns`; the output and the file's path (removed by then).
+fn apply_typo(netns: &str, tag: &str) -> (std::process::Output, String) {
+    let file = std::env::temp_dir().join(format!("linx-bad-{tag}-{}.nft", std::process::id()));
     std::fs::write(
         &file,
         "table inet t {\n chain c {\n  tcp dport 22 acept\n }\n}\n",
     )
     .unwrap();
-    let out = agent(&[
-        "apply",
-        "--netns",
-        &ns.path().display().to_string(),
-        "-f",
-        &file.display().to_string(),
-    ]);
+    let path = file.display().to_string();
+    let out = agent(&["apply", "--netns", netns, "-f", &path]);
     let _ = std::fs::remove_file(&file);
+    (out, path)
+}
+
+#[test]
+fn a_syntax_error_is_reported_with_its_line_and_nothing_is_applied() {
+    let ns = TestNetns::new();
+    let (out, file) = apply_typo(&ns.path().display().to_string(), "line");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("{}:3:16: ", file.display())), "{err}");
+    assert!(err.contains(&format!("{file}:3:16: ")), "{err}");
     assert!(
         err.contains("tcp dport 22 acept") && err.contains("^^^^^"),
         "{err}"
@@ -215,23 +217,13 @@ fn errors_go_to_stderr_with_exit_code_2() {
 /// another program's table, pulled with the rest, is left as it was.
 #[test]
 fn apply_compiles_beside_the_pull_and_touches_only_its_tables() {
-    let bad = std::env::temp_dir().join(format!("linx-bad2-{}.nft", std::process::id()));
-    std::fs::write(
-        &bad,
-        "table inet t {\n chain c {\n  tcp dport 22 acept\n }\n}\n",
-    )
-    .unwrap();
-    let out = agent(&[
-        "apply",
-        "--netns",
-        "/run/netns/linx-no-such-namespace",
-        "-f",
-        &bad.display().to_string(),
-    ]);
-    let _ = std::fs::remove_file(&bad);
+    let (out, file) = apply_typo("/run/netns/linx-no-such-namespace", "first");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(":3:16: "), "the file's error first: {err}");
+    assert!(
+        err.contains(&format!("{file}:3:16: ")),
+        "the file's error first: {err}"
+    );
 
     let ns = TestNetns::new();
     let foreign =
