@@ -330,8 +330,7 @@ impl Reconciler {
             baseline: current.baseline,
         });
         if validate && !patch.is_empty() {
-            let mut enc = push::encode_named_patch(&patch);
-            self.sock.check(&mut enc.batch, Some(generation))?;
+            push::check_named_patch(&mut self.sock, &patch, Some(generation))?;
         }
         Ok((patch, generation))
     }

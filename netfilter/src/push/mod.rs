@@ -16,7 +16,10 @@
 //! batch-local `NFTA_SET_ID` the rule's expressions refer to, their
 //! elements right after) and by the rules of any binding chain it jumps to.
 //! Named sets get their elements before any rule binds them: the kernel
-//! refuses new elements in a bound constant set.
+//! refuses new elements in a bound constant set. In a table the batch
+//! creates, the rules with anonymous sets go before the others, which are
+//! placed around them ([`order`]: binding a set costs the kernel a walk of
+//! the transaction so far).
 //!
 //! Anonymous sets are named by the push when it knows the table's sets (a
 //! table it creates, a patch over a known or pulled state: see [`names`]),
@@ -28,6 +31,7 @@
 //! element expiry) are never sent.
 
 mod names;
+mod order;
 
 use std::collections::HashMap;
 
@@ -89,12 +93,36 @@ pub struct Encoded {
     /// Per message: (table index, chain index, rule index) for a rule or
     /// its anonymous sets; `None` for the rest.
     origins: Vec<Option<(u32, u32, u32)>>,
+    /// Per rule asking for an echo, in batch order: its patch operation's
+    /// index (the batch need not follow the patch's order: [`order`]).
+    echo_ops: Vec<u32>,
+    /// How it was encoded, when some rules were sent out of the value's
+    /// order ([`order`]): a refused batch is then encoded again in order
+    /// and resent, so the kernel's errors are those nft would get (a rule
+    /// refused early shifts the handles the others were placed by, and
+    /// each would fail too) and a wrong guess of the handles costs a retry,
+    /// not the push.
+    reordered: bool,
+    /// How a patch was encoded (who names its anonymous sets, whether
+    /// added rules ask for an echo), to encode it again alike.
+    patch: Option<(NamingKind, bool)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NamingKind {
+    Kernel,
+    Given,
 }
 
 /// Pushes `rs` as one transaction; see the module documentation.
 pub fn push(sock: &mut Socket, rs: &Ruleset, opts: &PushOptions) -> Result<Pushed> {
     let mut enc = encode(rs, opts);
-    match sock.commit(&mut enc.batch, opts.generation) {
+    let mut sent = sock.commit(&mut enc.batch, opts.generation);
+    if matches!(sent, Err(Error::Batch(_))) && enc.reordered {
+        enc = encode_in(rs, opts, false);
+        sent = sock.commit(&mut enc.batch, opts.generation);
+    }
+    match sent {
         Ok(_) => Ok(enc.summary),
         Err(Error::Batch(mut failure)) => {
             for f in &mut failure.0 {
@@ -134,6 +162,11 @@ fn describe_rule(rs: &Ruleset, t: usize, c: usize, r: usize, object: &str) -> St
 
 /// Builds the batch for `rs` without sending it.
 pub fn encode(rs: &Ruleset, opts: &PushOptions) -> Encoded {
+    encode_in(rs, opts, true)
+}
+
+/// [`encode`]; `reorder`: may send rules out of the value's order.
+fn encode_in(rs: &Ruleset, opts: &PushOptions, reorder: bool) -> Encoded {
     // Every table is created by the batch unless merging: its sets are the
     // value's named ones.
     let naming = if opts.existing == Existing::Merge {
@@ -159,8 +192,35 @@ pub fn encode(rs: &Ruleset, opts: &PushOptions) -> Encoded {
     for t in &rs.tables {
         e.table_contents(t);
     }
+    // Every table but a merged one is created by the batch (NLM_F_EXCL).
+    let mut fresh = Vec::new();
     for (ti, t) in rs.tables.iter().enumerate() {
-        e.rules(ti, t);
+        if !reorder || opts.existing == Existing::Merge || !order::whole_table(t) {
+            e.rules(ti, t);
+            continue;
+        }
+        let taken = t.chains.len() + t.objects.len() + t.flowtables.len() + t.sets.len();
+        let mut rules = Vec::new();
+        for (ci, c) in t.chains.iter().enumerate() {
+            for (ri, r) in c.rules.iter().enumerate() {
+                rules.push(order::Slot {
+                    chain: &c.name,
+                    rule: r,
+                    origin: Some((ti as u32, ci as u32, ri as u32)),
+                    added: None,
+                });
+            }
+        }
+        fresh.push(order::Fresh {
+            family: t.family.into(),
+            table: &t.name,
+            taken: taken as u64,
+            rules,
+        });
+    }
+    if !fresh.is_empty() {
+        e.fresh_rules(&fresh);
+        e.out.reordered = true;
     }
     e.out.summary.messages = e.out.batch.len();
     e.out
@@ -173,13 +233,13 @@ pub fn encode(rs: &Ruleset, opts: &PushOptions) -> Encoded {
 /// when the state the patch applies to is known, [`name_patch`] then
 /// [`encode_named_patch`] spare the kernel that.
 pub fn encode_patch(patch: &Patch) -> Encoded {
-    encode_ops(patch, Naming::Kernel, true)
+    encode_ops(patch, NamingKind::Kernel, true, true)
 }
 
 /// [`encode_patch`] for a patch whose anonymous sets [`name_patch`] named:
 /// they are sent under those names.
 pub fn encode_named_patch(patch: &Patch) -> Encoded {
-    encode_ops(patch, Naming::Given, true)
+    encode_ops(patch, NamingKind::Given, true, true)
 }
 
 /// [`encode_named_patch`] without asking the kernel to echo added rules:
@@ -187,17 +247,62 @@ pub fn encode_named_patch(patch: &Patch) -> Encoded {
 /// building and reading one echo per rule costs about a sixth of a whole
 /// push's CPU. [`push_encoded_patch`] then learns no handles.
 pub fn encode_named_patch_without_echo(patch: &Patch) -> Encoded {
-    encode_ops(patch, Naming::Given, false)
+    encode_ops(patch, NamingKind::Given, false, true)
 }
 
-fn encode_ops(patch: &Patch, naming: Naming, echo: bool) -> Encoded {
-    let mut e = Encoder::new(0, naming);
+/// `reorder`: may send rules out of the patch's order ([`order`]).
+fn encode_ops(patch: &Patch, naming: NamingKind, echo: bool, reorder: bool) -> Encoded {
+    let mut e = Encoder::new(
+        0,
+        match naming {
+            NamingKind::Kernel => Naming::Kernel,
+            NamingKind::Given => Naming::Given,
+        },
+    );
     e.echo = echo;
-    for op in &patch.ops {
-        e.op(op);
+    let fresh = if reorder {
+        order::fresh_in_patch(&patch.ops)
+    } else {
+        Vec::new()
+    };
+    let fresh_tables: std::collections::HashSet<(u8, &str)> =
+        fresh.iter().map(|t| (t.family, t.table)).collect();
+    let is_fresh = |family: crate::model::Family, table: &str| {
+        !fresh_tables.is_empty() && fresh_tables.contains(&(family.into(), table))
+    };
+    for (i, op) in patch.ops.iter().enumerate() {
+        match op {
+            Op::AddRule { family, table, .. } if is_fresh(*family, table) => {}
+            Op::AddTable { table } if is_fresh(table.family, &table.name) => {
+                let flags = NLM_F_CREATE | NLM_F_EXCL;
+                e.add(NFT_MSG_NEWTABLE, flags, table.family.into(), |w| {
+                    codec::table::encode(w, table)
+                });
+            }
+            _ => e.op(i as u32, op),
+        }
     }
+    if !fresh.is_empty() {
+        e.fresh_rules(&fresh);
+        e.out.reordered = true;
+    }
+    e.out.patch = Some((naming, echo));
     e.out.summary.messages = e.out.batch.len();
     e.out
+}
+
+/// Has the kernel validate `patch` (named by [`name_patch`]) against
+/// `generation` without applying it; a refusal is checked again in the
+/// patch's order, for the errors nft would get (see `Encoded::reordered`).
+pub fn check_named_patch(sock: &mut Socket, patch: &Patch, generation: Option<u32>) -> Result<()> {
+    let mut enc = encode_named_patch(patch);
+    match sock.check(&mut enc.batch, generation) {
+        Err(Error::Batch(_)) if enc.reordered => {
+            let mut enc = encode_ops(patch, NamingKind::Given, true, false);
+            sock.check(&mut enc.batch, generation)
+        }
+        other => other,
+    }
 }
 
 /// What pushing a patch produced.
@@ -249,10 +354,15 @@ pub fn push_encoded_patch(
                 Some(at) => generation = Some(at),
                 None => return Err(Error::GenerationMismatch { expected }),
             },
+            Err(Error::Batch(_)) if enc.reordered && enc.patch.is_some() => {
+                if let Some((naming, echo)) = enc.patch {
+                    *enc = encode_ops(patch, naming, echo, false);
+                }
+            }
             other => break other?,
         }
     };
-    let handles = echoed_handles(patch, &echoes);
+    let handles = echoed_handles(patch, &enc.echo_ops, &echoes);
     Ok(PatchPushed {
         generation,
         handles,
@@ -261,22 +371,28 @@ pub fn push_encoded_patch(
 }
 
 /// The kernel echoes added rules in batch order (those asking for it: not
-/// the rules of chains bound with them): pairs them with the patch's
-/// `AddRule` operations to learn each one's handle. Every pair must name the
-/// same table and chain and the counts must agree; otherwise no handle is
-/// trusted (an off-by-one pairing would later delete the wrong rule), and
-/// the caller pulls instead.
-fn echoed_handles(patch: &Patch, echoes: &Dump) -> std::collections::HashMap<u32, u64> {
-    let added: Vec<(&str, &str, u32)> = patch
-        .ops
+/// the rules of chains bound with them): pairs them with the `AddRule`
+/// operations the encoder sent in that order (`echo_ops`) to learn each
+/// one's handle. Every pair must name the same table and chain and the
+/// counts must agree; otherwise no handle is trusted (an off-by-one pairing
+/// would later delete the wrong rule), and the caller pulls instead.
+fn echoed_handles(
+    patch: &Patch,
+    echo_ops: &[u32],
+    echoes: &Dump,
+) -> std::collections::HashMap<u32, u64> {
+    let added: Vec<(&str, &str, u32)> = echo_ops
         .iter()
-        .filter_map(|o| match o {
+        .filter_map(|&i| match patch.ops.get(i as usize)? {
             Op::AddRule {
                 table, chain, id, ..
             } => Some((table.as_str(), chain.as_str(), *id)),
             _ => None,
         })
         .collect();
+    if added.len() != echo_ops.len() {
+        return std::collections::HashMap::new();
+    }
     let echoed: Vec<Msg<'_>> = echoes
         .iter()
         .filter_map(|m| m.ok())
@@ -578,9 +694,9 @@ impl Encoder {
         self.out.summary.rules += 1;
     }
 
-    /// One patch operation. Added rules ask for an echo (`NLM_F_ECHO`),
+    /// Patch operation `index`. Added rules ask for an echo (`NLM_F_ECHO`),
     /// unless told not to, so the commit tells their handles.
-    fn op(&mut self, op: &Op) {
+    fn op(&mut self, index: u32, op: &Op) {
         match op {
             Op::AddTable { table } | Op::UpdateTable { table } => {
                 self.add(NFT_MSG_NEWTABLE, NLM_F_CREATE, table.family.into(), |w| {
@@ -740,7 +856,12 @@ impl Encoder {
                     }
                 }
                 // Without NLM_F_APPEND a positioned rule goes before its anchor.
-                let echo = if self.echo { NLM_F_ECHO } else { 0 };
+                let echo = if self.echo {
+                    self.out.echo_ops.push(index);
+                    NLM_F_ECHO
+                } else {
+                    0
+                };
                 let flags = echo
                     | if matches!(position, Position::Before(_)) {
                         0
