@@ -201,6 +201,37 @@ fn a_syntax_error_is_reported_with_its_line_and_nothing_is_applied() {
 }
 
 #[test]
+fn a_rule_the_kernel_refuses_is_named_by_its_text_and_nothing_is_applied() {
+    // Compiles, but the kernel has no helper object `ftp`: nft refuses
+    // that rule alone, and so must we (the set-carrying rule went first in
+    // the batch; the resend in the file's order gives the kernel's one error).
+    let ns = TestNetns::new();
+    let file = std::env::temp_dir().join(format!("linx-refused-{}.nft", std::process::id()));
+    std::fs::write(
+        &file,
+        "table inet t {\n chain c {\n  tcp dport 1 accept\n  tcp dport { 2, 3 } ct helper set \"ftp\"\n  tcp dport 4 accept\n }\n}\n",
+    )
+    .unwrap();
+    let netns = ns.path().display().to_string();
+    let out = agent(&[
+        "apply",
+        "--netns",
+        &netns,
+        "-f",
+        &file.display().to_string(),
+    ]);
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("(add rule inet t c tcp dport { 2, 3 } ct helper set \"ftp\"): No such file or directory"),
+        "{err}"
+    );
+    assert!(!err.contains("more failing"), "{err}");
+    assert_eq!(ns.ruleset(), "");
+}
+
+#[test]
 fn errors_go_to_stderr_with_exit_code_2() {
     let out = agent(&["pull", "--netns", "/run/netns/linx-no-such-namespace"]);
     assert_eq!(out.status.code(), Some(2));

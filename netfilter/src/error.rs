@@ -49,6 +49,9 @@ pub struct MessageFailure {
     pub extack: Option<String>,
     /// Byte offset of the offending attribute in that message.
     pub offset: Option<u32>,
+    /// When a patch was pushed: the index of the operation this message
+    /// belongs to (a rule's anonymous sets belong to the rule).
+    pub operation: Option<usize>,
 }
 
 impl fmt::Display for MessageFailure {

@@ -330,7 +330,8 @@ impl Reconciler {
             baseline: current.baseline,
         });
         if validate && !patch.is_empty() {
-            push::check_named_patch(&mut self.sock, &patch, Some(generation))?;
+            push::check_named_patch(&mut self.sock, &patch, Some(generation))
+                .map_err(|e| name_refused_rules(e, &patch, desired))?;
         }
         Ok((patch, generation))
     }
@@ -502,7 +503,8 @@ impl Reconciler {
             &mut enc,
             Some(generation),
             |sock, at| rebase_target(sock, journal, at, &ours, out, max),
-        )?;
+        )
+        .map_err(|e| name_refused_rules(e, &patch, desired))?;
         out.generation = pushed.generation.unwrap_or(generation);
         out.messages = pushed.messages;
         // Every added rule's handle came back in the echo: the new state is
@@ -730,6 +732,43 @@ fn without_marker(u: Option<&Userdata>) -> Vec<u8> {
         }
     }
     out
+}
+
+/// A refused patch's errors naming each refused rule by its text, as the
+/// patch prints it (the kernel's message only names the chain).
+fn name_refused_rules(err: Error, patch: &Patch, desired: &Ruleset) -> Error {
+    let Error::Batch(mut failure) = err else {
+        return err;
+    };
+    for f in &mut failure.0 {
+        let Some(Op::AddRule {
+            family,
+            table,
+            chain,
+            rule,
+            ..
+        }) = f.operation.and_then(|i| patch.ops.get(i))
+        else {
+            continue;
+        };
+        let opts = crate::print::PrintOptions::default();
+        let text = match desired
+            .tables
+            .iter()
+            .find(|t| t.family == *family && t.name == *table)
+        {
+            Some(t) => crate::print::rule(*family, t, rule, &opts),
+            None => crate::print::rule(*family, &Table::new(*family, table.clone()), rule, &opts),
+        };
+        let named = format!("{} {table} {chain} {text}", family.name());
+        f.object = if f.op.ends_with("rule") {
+            named
+        } else {
+            // One of the rule's anonymous sets.
+            format!("{} of the rule {named}", f.object)
+        };
+    }
+    Error::Batch(failure)
 }
 
 /// Whether a table carries Linx's ownership marker.

@@ -247,8 +247,13 @@ fn a_refused_rule_is_the_only_error_as_with_nft() {
         assert_eq!(failure.0.len(), 1, "{text}");
         assert_eq!(failure.0[0].errno, libc::ENOENT, "{text}");
         // Its place in the file's order: the table, the chain, rule 1, the
-        // set and its elements, rule 2.
+        // set and its elements, rule 2; named by its text.
         assert_eq!(failure.0[0].index, 6, "{text}");
+        assert_eq!(failure.0[0].operation, Some(3), "{text}");
+        assert_eq!(
+            failure.0[0].object, "inet t c tcp dport { 2, 3 } ct helper set \"ftp\"",
+            "{text}"
+        );
     }
     assert_eq!(ns.ruleset(), "");
 }

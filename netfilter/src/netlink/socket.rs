@@ -566,5 +566,6 @@ fn failure(batch: &Batch, first: u32, e: KernelError) -> MessageFailure {
         errno: e.errno,
         extack: e.message,
         offset: e.offset,
+        operation: None,
     }
 }

@@ -106,6 +106,30 @@ pub struct Encoded {
     /// How a patch was encoded (who names its anonymous sets, whether
     /// added rules ask for an echo), to encode it again alike.
     patch: Option<(NamingKind, bool)>,
+    /// Per message of a patch's batch: the index of its operation.
+    msg_ops: Vec<u32>,
+}
+
+impl Encoded {
+    /// The patch operation that message `index` (1: the first after
+    /// BATCH_BEGIN, as [`crate::error::MessageFailure`] counts) belongs to.
+    pub fn operation(&self, index: usize) -> Option<usize> {
+        let i = index.checked_sub(1)?;
+        self.msg_ops.get(i).map(|&op| op as usize)
+    }
+
+    /// `err` with each refused message's operation filled in.
+    fn with_operations(&self, err: Error) -> Error {
+        match err {
+            Error::Batch(mut failure) => {
+                for f in &mut failure.0 {
+                    f.operation = self.operation(f.index);
+                }
+                Error::Batch(failure)
+            }
+            e => e,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -281,6 +305,7 @@ fn encode_ops(patch: &Patch, naming: NamingKind, echo: bool, reorder: bool) -> E
             }
             _ => e.op(i as u32, op),
         }
+        e.out.msg_ops.resize(e.out.batch.len(), i as u32);
     }
     if !fresh.is_empty() {
         e.fresh_rules(&fresh);
@@ -296,13 +321,14 @@ fn encode_ops(patch: &Patch, naming: NamingKind, echo: bool, reorder: bool) -> E
 /// patch's order, for the errors nft would get (see `Encoded::reordered`).
 pub fn check_named_patch(sock: &mut Socket, patch: &Patch, generation: Option<u32>) -> Result<()> {
     let mut enc = encode_named_patch(patch);
-    match sock.check(&mut enc.batch, generation) {
+    let checked = match sock.check(&mut enc.batch, generation) {
         Err(Error::Batch(_)) if enc.reordered => {
-            let mut enc = encode_ops(patch, NamingKind::Given, true, false);
+            enc = encode_ops(patch, NamingKind::Given, true, false);
             sock.check(&mut enc.batch, generation)
         }
         other => other,
-    }
+    };
+    checked.map_err(|e| enc.with_operations(e))
 }
 
 /// What pushing a patch produced.
@@ -359,7 +385,7 @@ pub fn push_encoded_patch(
                     *enc = encode_ops(patch, naming, echo, false);
                 }
             }
-            other => break other?,
+            other => break other.map_err(|e| enc.with_operations(e))?,
         }
     };
     let handles = echoed_handles(patch, &enc.echo_ops, &echoes);

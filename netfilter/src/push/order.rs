@@ -224,6 +224,9 @@ impl Encoder {
                 w.put_u32_be(NFTA_RULE_ID, id);
             }
         });
+        if let Some((_, op)) = s.added {
+            self.out.msg_ops.resize(self.out.batch.len(), op);
+        }
     }
 }
 
