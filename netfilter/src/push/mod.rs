@@ -96,16 +96,15 @@ pub struct Encoded {
     /// Per rule asking for an echo, in batch order: its patch operation's
     /// index (the batch need not follow the patch's order: [`order`]).
     echo_ops: Vec<u32>,
-    /// How it was encoded, when some rules were sent out of the value's
-    /// order ([`order`]): a refused batch is then encoded again in order
-    /// and resent, so the kernel's errors are those nft would get (a rule
+    /// Some rules were sent out of the value's order ([`order`]): a
+    /// refused batch is then encoded again in order and resent, so the kernel's errors are those nft would get (a rule
     /// refused early shifts the handles the others were placed by, and
     /// each would fail too) and a wrong guess of the handles costs a retry,
     /// not the push.
     reordered: bool,
     /// How a patch was encoded (who names its anonymous sets, whether
     /// added rules ask for an echo), to encode it again alike.
-    patch: Option<(NamingKind, bool)>,
+    patch_encoding: Option<(NamingKind, bool)>,
     /// Per message of a patch's batch: the index of its operation.
     msg_ops: Vec<u32>,
 }
@@ -311,7 +310,7 @@ fn encode_ops(patch: &Patch, naming: NamingKind, echo: bool, reorder: bool) -> E
         e.fresh_rules(&fresh);
         e.out.reordered = true;
     }
-    e.out.patch = Some((naming, echo));
+    e.out.patch_encoding = Some((naming, echo));
     e.out.summary.messages = e.out.batch.len();
     e.out
 }
@@ -380,8 +379,8 @@ pub fn push_encoded_patch(
                 Some(at) => generation = Some(at),
                 None => return Err(Error::GenerationMismatch { expected }),
             },
-            Err(Error::Batch(_)) if enc.reordered && enc.patch.is_some() => {
-                if let Some((naming, echo)) = enc.patch {
+            Err(Error::Batch(_)) if enc.reordered && enc.patch_encoding.is_some() => {
+                if let Some((naming, echo)) = enc.patch_encoding {
                     *enc = encode_ops(patch, naming, echo, false);
                 }
             }
