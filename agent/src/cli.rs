@@ -192,7 +192,9 @@ pub fn run(cli: Cli) -> Result<Done, CliError> {
                 },
             )?;
             if dry_run {
-                let (patch, generation) = r.plan(&desired, check).map_err(err)?;
+                let (patch, generation) = r
+                    .plan(&desired, check)
+                    .map_err(|e| refused_at(&netns, &file, &desired, e).unwrap_or_else(err))?;
                 let verdict = if check {
                     ", validated by the kernel"
                 } else {
@@ -218,7 +220,8 @@ pub fn run(cli: Cli) -> Result<Done, CliError> {
                     printing.map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e))),
                 )
             });
-            let out = out.map_err(err)?;
+            let out =
+                out.map_err(|e| refused_at(&netns, &file, &desired, e).unwrap_or_else(err))?;
             let printed = match printed {
                 Some(text) if out.patch == planned => text,
                 _ => out.patch.render(&desired),
@@ -351,6 +354,74 @@ pub fn load_desired(file: &Path) -> Result<Ruleset, CliError> {
             Err(_) => Err(CliError::Parse { path, message }),
         },
     }
+}
+
+/// When the kernel refused rules of the nft file `file` (the reconciler
+/// names each by its text), each at its place in the file, as nft shows
+/// it; `Err(e)` unchanged when there is nothing to place.
+fn refused_at(
+    netns: &Netns,
+    file: &Path,
+    desired: &Ruleset,
+    e: linx_netfilter::Error,
+) -> Result<CliError, linx_netfilter::Error> {
+    let linx_netfilter::Error::Batch(failure) = &e else {
+        return Err(e);
+    };
+    if file.extension().is_none_or(|x| x != "nft") {
+        return Err(e);
+    }
+    let path = file.display().to_string();
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return Err(e);
+    };
+    let written =
+        linx_netfilter::syntax::written_rules(Some(&path), &text, &Includes::nft_default());
+    let opts = linx_netfilter::print::PrintOptions::default();
+    let mut located = Vec::new();
+    for f in failure.0.iter().filter(|f| f.op.ends_with("rule")) {
+        let place = written.iter().find(|w| {
+            let Some(t) = desired
+                .tables
+                .iter()
+                .find(|t| t.family == w.family && t.name == w.table)
+            else {
+                return false;
+            };
+            let head = format!("{} {} {} ", w.family.name(), w.table, w.chain);
+            f.object.strip_prefix(&head).is_some_and(|text| {
+                text == linx_netfilter::print::rule(w.family, t, &w.rule, &opts)
+            })
+        });
+        if let Some(w) = place {
+            let mut d = w.at.clone();
+            // The whole rule underlined, to the end of its line.
+            let rest = d.source_line.chars().skip(d.column.saturating_sub(1));
+            d.len = d
+                .len
+                .max(rest.collect::<String>().trim_end().chars().count());
+            d.message = format!(
+                "the kernel refused this rule: {}",
+                std::io::Error::from_raw_os_error(f.errno)
+            );
+            if let Some(x) = &f.extack {
+                d.message.push_str(&format!(" ({x})"));
+            }
+            located.push(d);
+        }
+    }
+    if located.is_empty() {
+        return Err(e);
+    }
+    let located = linx_netfilter::syntax::Diagnostics(located);
+    let CliError::Syntax { diagnostics, .. } = syntax_error(path, &located) else {
+        return Err(e);
+    };
+    Ok(CliError::Refused {
+        netns: netns.to_string(),
+        located: diagnostics,
+        source: e,
+    })
 }
 
 /// A `kind: FirewallRuleset` document, if `text` is one.

@@ -35,6 +35,16 @@ pub enum CliError {
     /// line and a caret under it.
     #[error("{diagnostics}")]
     Syntax { path: String, diagnostics: String },
+    /// The kernel refused rules of an nft file: each at its place
+    /// (`FILE:LINE:COLUMN: the kernel refused this rule: …`, the source
+    /// line, a caret), then the transaction's error.
+    #[error("{located}\n{netns}: {source}")]
+    Refused {
+        netns: String,
+        located: String,
+        #[source]
+        source: linx_netfilter::Error,
+    },
     #[error("encoding the value: {0}")]
     Encode(String),
     #[error(transparent)]

@@ -201,7 +201,7 @@ fn a_syntax_error_is_reported_with_its_line_and_nothing_is_applied() {
 }
 
 #[test]
-fn a_rule_the_kernel_refuses_is_named_by_its_text_and_nothing_is_applied() {
+fn a_rule_the_kernel_refuses_is_shown_at_its_line_and_nothing_is_applied() {
     // Compiles, but the kernel has no helper object `ftp`: nft refuses
     // that rule alone, and so must we (the set-carrying rule went first in
     // the batch; the resend in the file's order gives the kernel's one error).
@@ -213,16 +213,23 @@ fn a_rule_the_kernel_refuses_is_named_by_its_text_and_nothing_is_applied() {
     )
     .unwrap();
     let netns = ns.path().display().to_string();
-    let out = agent(&[
-        "apply",
-        "--netns",
-        &netns,
-        "-f",
-        &file.display().to_string(),
-    ]);
+    let path = file.display().to_string();
+    let out = agent(&["apply", "--netns", &netns, "-f", &path]);
     let _ = std::fs::remove_file(&file);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
+    // At its place in the file, as nft shows it, the whole rule underlined.
+    assert!(
+        err.contains(&format!(
+            "{path}:4:3: the kernel refused this rule: No such file or directory"
+        )),
+        "{err}"
+    );
+    let underlined = format!(
+        "\n  tcp dport {{ 2, 3 }} ct helper set \"ftp\"\n  {}\n",
+        "^".repeat(38)
+    );
+    assert!(err.contains(&underlined), "{err}");
     assert!(
         err.contains("(add rule inet t c tcp dport { 2, 3 } ct helper set \"ftp\"): No such file or directory"),
         "{err}"

@@ -716,3 +716,51 @@ fn a_position_far_along_one_line_prints() {
     let ns = TestNetns::new();
     assert!(ns.nft_load(&script).is_err(), "nft refuses it too");
 }
+
+/// `written_rules` (for pointing at a rule the kernel refused): every rule
+/// a script adds, in order, at its place — in a table block, an `add rule`
+/// and an `insert rule` command alike — and compiled as `compile_source`
+/// compiles it.
+#[test]
+fn written_rules_are_where_the_script_writes_them() {
+    let text = "table inet t {\n\tchain c {\n\t\ttcp dport 1 accept\n\t\ttcp dport { 2, 3 } drop\n\t}\n}\nadd rule inet t c udp dport 5 accept\ninsert rule inet t c udp dport 6 accept\n";
+    let written = linx_netfilter::syntax::written_rules(Some("f.nft"), text, &Includes::Refuse);
+    let places: Vec<(&str, &str, usize, usize, &str)> = written
+        .iter()
+        .map(|w| {
+            (
+                w.table.as_str(),
+                w.chain.as_str(),
+                w.at.line,
+                w.at.column,
+                w.at.file.as_deref().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        places,
+        [
+            ("t", "c", 3, 3, "f.nft"),
+            ("t", "c", 4, 3, "f.nft"),
+            ("t", "c", 7, 1, "f.nft"),
+            ("t", "c", 8, 1, "f.nft"),
+        ]
+    );
+    assert_eq!(written[1].at.source_line.trim(), "tcp dport { 2, 3 } drop");
+    // The rules are the compiled ones: the chain holds them, the inserted
+    // one first.
+    let rs = compile_source(Some("f.nft"), text, &Includes::Refuse).unwrap();
+    let chain = &rs.tables[0].chains[0].rules;
+    let order = [3, 0, 1, 2];
+    for (i, w) in order.iter().map(|&i| &written[i]).enumerate() {
+        assert!(diff_rule_eq(&chain[i], &w.rule), "rule {i}");
+    }
+    // A script that does not parse has none.
+    assert!(
+        linx_netfilter::syntax::written_rules(None, "table inet t {", &Includes::Refuse).is_empty()
+    );
+}
+
+fn diff_rule_eq(a: &linx_netfilter::Rule, b: &linx_netfilter::Rule) -> bool {
+    a.exprs == b.exprs && a.sets.len() == b.sets.len() && a.userdata == b.userdata
+}

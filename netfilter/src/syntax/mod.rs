@@ -54,20 +54,65 @@ pub fn compile_source(
     text: &str,
     includes: &Includes,
 ) -> Result<Ruleset, Diagnostics> {
+    let mut eval = script::Evaluator::default();
+    let sources = evaluate(name, text, includes, &mut eval)?;
+    eval.finish()
+        .map_err(|ds| Diagnostics(ds.into_iter().map(|d| sources.locate(d)).collect()))
+}
+
+/// A rule a script adds, and where it is written.
+#[derive(Clone, Debug)]
+pub struct WrittenRule {
+    pub family: crate::model::Family,
+    pub table: String,
+    pub chain: String,
+    pub rule: crate::model::Rule,
+    /// Its place: file, line, column, the source line (no message).
+    pub at: Diagnostic,
+}
+
+/// Every rule the script adds, in the order it adds them, with its place:
+/// to point at a rule the kernel refused (the compiled value keeps no
+/// positions). Compiles the script again keeping a copy of each rule, so
+/// it is for an error's path, not a hot one; nothing when the script does
+/// not parse.
+pub fn written_rules(name: Option<&str>, text: &str, includes: &Includes) -> Vec<WrittenRule> {
+    let mut eval = script::Evaluator::recording();
+    let Ok(sources) = evaluate(name, text, includes, &mut eval) else {
+        return Vec::new();
+    };
+    eval.written()
+        .into_iter()
+        .map(|w| WrittenRule {
+            family: w.family,
+            table: w.table,
+            chain: w.chain,
+            rule: w.rule,
+            at: sources.locate(Diagnostic::new(w.span, String::new())),
+        })
+        .collect()
+}
+
+/// Reads, expands and parses `text`, handing each command to `eval` as
+/// soon as it is complete; the script's files, to locate diagnostics.
+fn evaluate(
+    name: Option<&str>,
+    text: &str,
+    includes: &Includes,
+    eval: &mut script::Evaluator,
+) -> Result<Sources, Diagnostics> {
     let mut sources = Sources::new(name.map(str::to_owned), text);
     // Each command is evaluated as soon as it is parsed; a parse error
     // anywhere is the only error reported, as when parsing came first.
-    let mut eval = script::Evaluator::default();
     lexer::lex_noting(text, 0)
         .and_then(|(toks, noted)| {
             if !noted.expands {
-                return parser::parse_into(toks, Some(noted), &mut eval);
+                return parser::parse_into(toks, Some(noted), eval);
             }
             // Included files and variables' values bring words of their own.
             let toks = expand::expand(toks, &mut sources, includes)?;
-            parser::parse_into(toks, None, &mut eval)
+            parser::parse_into(toks, None, eval)
         })
         .map_err(|d| Diagnostics::one(sources.locate(d)))?;
-    eval.finish()
-        .map_err(|ds| Diagnostics(ds.into_iter().map(|d| sources.locate(d)).collect()))
+    Ok(sources)
 }

@@ -50,6 +50,18 @@ pub(super) struct State {
     n: u32,
     /// Bound (anonymous) chains made so far.
     bound: u32,
+    /// Every rule added, with where it is written, when asked for
+    /// ([`Evaluator::recording`]).
+    written: Option<Vec<Written>>,
+}
+
+/// A rule as a script adds it, and the place it is written.
+pub(super) struct Written {
+    pub family: Family,
+    pub table: String,
+    pub chain: String,
+    pub rule: crate::model::Rule,
+    pub span: Span,
 }
 
 /// Chain positions by name, per table: a script of thousands of chains
@@ -119,6 +131,19 @@ struct JumpCheck {
 }
 
 impl Evaluator {
+    /// An evaluator that also keeps a copy of every rule added, with its
+    /// place ([`Evaluator::written`]).
+    pub(super) fn recording() -> Self {
+        let mut e = Evaluator::default();
+        e.st.written = Some(Vec::new());
+        e
+    }
+
+    /// The rules added, in the order they were (see [`Evaluator::recording`]).
+    pub(super) fn written(self) -> Vec<Written> {
+        self.st.written.unwrap_or_default()
+    }
+
     fn apply(&mut self, cmd: &Command) {
         if let Err(d) = apply(&mut self.st, cmd, None) {
             self.errors.push(d);
@@ -453,6 +478,7 @@ fn add_rule(
         chains,
         n,
         bound,
+        written,
         ..
     } = st;
     let t = table_mut(rs, fam, table, span)?;
@@ -507,6 +533,15 @@ fn add_rule(
             }
         }
     };
+    if let Some(w) = written {
+        w.push(Written {
+            family: fam,
+            table: table.to_owned(),
+            chain: chain.to_owned(),
+            rule: r.clone(),
+            span,
+        });
+    }
     c.rules.insert(at, r);
     Ok(())
 }
