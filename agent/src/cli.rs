@@ -413,13 +413,9 @@ fn refused_at(
     if located.is_empty() {
         return Err(e);
     }
-    let located = linx_netfilter::syntax::Diagnostics(located);
-    let CliError::Syntax { diagnostics, .. } = syntax_error(path, &located) else {
-        return Err(e);
-    };
     Ok(CliError::Refused {
         netns: netns.to_string(),
-        located: diagnostics,
+        located: in_file(&path, &linx_netfilter::syntax::Diagnostics(located)),
         source: e,
     })
 }
@@ -431,8 +427,16 @@ fn firewall_ruleset(text: &str) -> Option<Result<linx_crds::FirewallRuleset, Str
         .then(|| serde_json::from_value(v).map_err(|e| e.to_string()))
 }
 
-/// Prefixes each diagnostic's `LINE:COLUMN:` with the file, as compilers do.
 fn syntax_error(path: String, d: &linx_netfilter::syntax::Diagnostics) -> CliError {
+    CliError::Syntax {
+        diagnostics: in_file(&path, d),
+        path,
+    }
+}
+
+/// The diagnostics, each `LINE:COLUMN:` prefixed with the file, as
+/// compilers do.
+fn in_file(path: &str, d: &linx_netfilter::syntax::Diagnostics) -> String {
     let mut out = String::new();
     for line in d.to_string().lines() {
         let located = line
@@ -440,14 +444,11 @@ fn syntax_error(path: String, d: &linx_netfilter::syntax::Diagnostics) -> CliErr
             .take(2)
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
         if located {
-            out.push_str(&path);
+            out.push_str(path);
             out.push(':');
         }
         out.push_str(line);
         out.push('\n');
     }
-    CliError::Syntax {
-        path,
-        diagnostics: out.trim_end().to_owned(),
-    }
+    out.trim_end().to_owned()
 }

@@ -153,6 +153,29 @@ pub enum Op {
 }
 
 impl Op {
+    /// The table this operation is about.
+    pub fn table(&self) -> (Family, &str) {
+        match self {
+            Op::AddTable { table } | Op::UpdateTable { table } => (table.family, &table.name),
+            Op::DeleteTable { family, name, .. } => (*family, name),
+            Op::AddChain { family, table, .. }
+            | Op::UpdateChain { family, table, .. }
+            | Op::FlushChain { family, table, .. }
+            | Op::DeleteChain { family, table, .. }
+            | Op::AddSet { family, table, .. }
+            | Op::DeleteSet { family, table, .. }
+            | Op::AddElements { family, table, .. }
+            | Op::DeleteElements { family, table, .. }
+            | Op::AddObject { family, table, .. }
+            | Op::UpdateObject { family, table, .. }
+            | Op::DeleteObject { family, table, .. }
+            | Op::AddFlowtable { family, table, .. }
+            | Op::DeleteFlowtable { family, table, .. }
+            | Op::AddRule { family, table, .. }
+            | Op::DeleteRule { family, table, .. } => (*family, table),
+        }
+    }
+
     /// Why this operation deletes something the same patch adds back,
     /// losing the kernel state it held; `None` for every other operation.
     pub fn recreate(&self) -> Option<&str> {

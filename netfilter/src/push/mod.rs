@@ -38,10 +38,11 @@ use std::collections::HashMap;
 pub use names::{name_patch, AnonNames};
 
 use crate::codec::{self, element::Target, rule::ChainRef, setref};
+use crate::diff::eq::is_binding;
 use crate::diff::{Op, Patch, Position};
 use crate::error::{Error, Result};
 use crate::expr::{Data, Expr, OtherVerdict};
-use crate::model::{Chain, Rule, Ruleset, Set, Table};
+use crate::model::{Rule, Ruleset, Set, Table};
 use crate::netlink::{Batch, Dump, Msg, Socket};
 use crate::sys::*;
 
@@ -115,6 +116,13 @@ impl Encoded {
     pub fn operation(&self, index: usize) -> Option<usize> {
         let i = index.checked_sub(1)?;
         self.msg_ops.get(i).map(|&op| op as usize)
+    }
+
+    /// `patch` encoded again in its own order, when this encoding of it
+    /// was not (see `reordered`): to resend after a refusal.
+    fn in_order(&self, patch: &Patch) -> Option<Encoded> {
+        let (naming, echo) = self.patch_encoding.filter(|_| self.reordered)?;
+        Some(encode_ops(patch, naming, echo, false))
     }
 
     /// `err` with each refused message's operation filled in.
@@ -290,13 +298,14 @@ fn encode_ops(patch: &Patch, naming: NamingKind, echo: bool, reorder: bool) -> E
     };
     let fresh_tables: std::collections::HashSet<(u8, &str)> =
         fresh.iter().map(|t| (t.family, t.table)).collect();
-    let is_fresh = |family: crate::model::Family, table: &str| {
+    let is_fresh = |op: &Op| {
+        let (family, table) = op.table();
         !fresh_tables.is_empty() && fresh_tables.contains(&(family.into(), table))
     };
     for (i, op) in patch.ops.iter().enumerate() {
         match op {
-            Op::AddRule { family, table, .. } if is_fresh(*family, table) => {}
-            Op::AddTable { table } if is_fresh(table.family, &table.name) => {
+            Op::AddRule { .. } if is_fresh(op) => {}
+            Op::AddTable { table } if is_fresh(op) => {
                 let flags = NLM_F_CREATE | NLM_F_EXCL;
                 e.add(NFT_MSG_NEWTABLE, flags, table.family.into(), |w| {
                     codec::table::encode(w, table)
@@ -320,13 +329,11 @@ fn encode_ops(patch: &Patch, naming: NamingKind, echo: bool, reorder: bool) -> E
 /// patch's order, for the errors nft would get (see `Encoded::reordered`).
 pub fn check_named_patch(sock: &mut Socket, patch: &Patch, generation: Option<u32>) -> Result<()> {
     let mut enc = encode_named_patch(patch);
-    let checked = match sock.check(&mut enc.batch, generation) {
-        Err(Error::Batch(_)) if enc.reordered => {
-            enc = encode_ops(patch, NamingKind::Given, true, false);
-            sock.check(&mut enc.batch, generation)
-        }
-        other => other,
-    };
+    let mut checked = sock.check(&mut enc.batch, generation);
+    if let (Err(Error::Batch(_)), Some(again)) = (&checked, enc.in_order(patch)) {
+        enc = again;
+        checked = sock.check(&mut enc.batch, generation);
+    }
     checked.map_err(|e| enc.with_operations(e))
 }
 
@@ -379,12 +386,11 @@ pub fn push_encoded_patch(
                 Some(at) => generation = Some(at),
                 None => return Err(Error::GenerationMismatch { expected }),
             },
-            Err(Error::Batch(_)) if enc.reordered && enc.patch_encoding.is_some() => {
-                if let Some((naming, echo)) = enc.patch_encoding {
-                    *enc = encode_ops(patch, naming, echo, false);
-                }
-            }
-            other => break other.map_err(|e| enc.with_operations(e))?,
+            Err(e @ Error::Batch(_)) => match enc.in_order(patch) {
+                Some(again) => *enc = again,
+                None => return Err(enc.with_operations(e)),
+            },
+            other => break other?,
         }
     };
     let handles = echoed_handles(patch, &enc.echo_ops, &echoes);
@@ -592,8 +598,7 @@ impl Encoder {
     }
 
     fn rules(&mut self, ti: usize, t: &Table) {
-        let binding = |c: &Chain| c.flags.unwrap_or(0) & NFT_CHAIN_BINDING != 0;
-        if !t.chains.iter().any(binding) {
+        if !t.chains.iter().any(is_binding) {
             for (ci, c) in t.chains.iter().enumerate() {
                 for (ri, r) in c.rules.iter().enumerate() {
                     self.rule(ti, t, ci, ri, r);
@@ -604,7 +609,7 @@ impl Encoder {
         // A binding chain's rules go in before the rule that binds it.
         let mut done = vec![false; t.chains.len()];
         for (ci, c) in t.chains.iter().enumerate() {
-            if !binding(c) {
+            if !is_binding(c) {
                 self.chain_rules(ti, t, ci, &mut done);
             }
         }
@@ -623,7 +628,7 @@ impl Encoder {
                 if let Some(bi) = t
                     .chains
                     .iter()
-                    .position(|c| c.name == target && c.flags.unwrap_or(0) & NFT_CHAIN_BINDING != 0)
+                    .position(|c| c.name == target && is_binding(c))
                 {
                     self.chain_rules(ti, t, bi, done);
                 }

@@ -27,6 +27,7 @@ use std::collections::HashMap;
 
 use super::Encoder;
 use crate::codec::rule::ChainRef;
+use crate::diff::eq::is_binding;
 use crate::diff::{Op, Position};
 use crate::model::{Rule, Table};
 use crate::sys::*;
@@ -61,14 +62,10 @@ enum Place {
 /// it with `NLM_F_EXCL`): it has rules with anonymous sets and no binding
 /// chains.
 pub(super) fn whole_table(t: &Table) -> bool {
-    !t.chains.iter().any(|c| is_binding(c.flags))
+    !t.chains.iter().any(is_binding)
         && t.chains
             .iter()
             .any(|c| c.rules.iter().any(|r| !r.sets.is_empty()))
-}
-
-fn is_binding(flags: Option<u32>) -> bool {
-    flags.unwrap_or(0) & NFT_CHAIN_BINDING != 0
 }
 
 /// The tables a patch creates and only adds to, with their `AddRule`s
@@ -86,7 +83,8 @@ pub(super) fn fresh_in_patch(ops: &[Op]) -> Vec<Fresh<'_>> {
     let mut tables: HashMap<(u8, &str), State<'_>> = HashMap::new();
     let mut order: Vec<(u8, &str)> = Vec::new();
     for (i, op) in ops.iter().enumerate() {
-        let key = target(op);
+        let (family, table) = op.table();
+        let key = (family.into(), table);
         let state = tables.entry(key).or_insert(State::New);
         let fresh = match state {
             State::Out => continue,
@@ -109,7 +107,7 @@ pub(super) fn fresh_in_patch(ops: &[Op]) -> Vec<Fresh<'_>> {
             State::Fresh(f) => f,
         };
         match op {
-            Op::AddChain { chain, .. } if !is_binding(chain.flags) => fresh.taken += 1,
+            Op::AddChain { chain, .. } if !is_binding(chain) => fresh.taken += 1,
             Op::AddObject { .. } | Op::AddFlowtable { .. } | Op::AddSet { .. } => fresh.taken += 1,
             Op::AddElements { .. } => {}
             Op::AddRule {
@@ -135,31 +133,6 @@ pub(super) fn fresh_in_patch(ops: &[Op]) -> Vec<Fresh<'_>> {
             _ => None,
         })
         .collect()
-}
-
-/// The family and table an operation is about.
-fn target(op: &Op) -> (u8, &str) {
-    match op {
-        Op::AddTable { table } | Op::UpdateTable { table } => {
-            (table.family.into(), table.name.as_str())
-        }
-        Op::DeleteTable { family, name, .. } => ((*family).into(), name.as_str()),
-        Op::AddChain { family, table, .. }
-        | Op::UpdateChain { family, table, .. }
-        | Op::FlushChain { family, table, .. }
-        | Op::DeleteChain { family, table, .. }
-        | Op::AddSet { family, table, .. }
-        | Op::DeleteSet { family, table, .. }
-        | Op::AddElements { family, table, .. }
-        | Op::DeleteElements { family, table, .. }
-        | Op::AddObject { family, table, .. }
-        | Op::UpdateObject { family, table, .. }
-        | Op::DeleteObject { family, table, .. }
-        | Op::AddFlowtable { family, table, .. }
-        | Op::DeleteFlowtable { family, table, .. }
-        | Op::AddRule { family, table, .. }
-        | Op::DeleteRule { family, table, .. } => ((*family).into(), table.as_str()),
-    }
 }
 
 impl Encoder {
